@@ -1,0 +1,108 @@
+"""The backup CSVs of both LangChain tables, materialized together from one snapshot."""
+
+import dagster as dg
+from pydantic import Field
+
+from pgvector_pipeline.backup import BackupResult, TableBackup
+from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.failures import as_failure
+from pgvector_pipeline.partitions import TASK_DIMENSION, TIMESTAMP_DIMENSION, backup_partitions
+from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.store.files import human_size
+
+BACKUP_GROUP = "vector_backups"
+COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
+EMBEDDING_BACKUP = dg.AssetKey(f"{EMBEDDING_TABLE}_backup")
+ASSET_BY_TABLE = {COLLECTION_TABLE: COLLECTION_BACKUP, EMBEDDING_TABLE: EMBEDDING_BACKUP}
+
+# Lost connections are retried; bad input raises a Failure that bypasses this policy.
+CONNECTION_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+
+
+class BackupConfig(dg.Config):
+    truncate_after_backup: bool = Field(
+        default=False,
+        description=(
+            "After both CSVs and the manifest are written and re-read with matching checksums, truncate "
+            "langchain_pg_embedding in the same transaction (writers are held off from the snapshot on, "
+            "so no row is lost). Never happens if anything failed."
+        ),
+    )
+    create_task_dir: bool = Field(
+        default=False,
+        description="Create {root}/{task_id}/ when it does not exist. Off: a missing task directory is an error.",
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            COLLECTION_BACKUP,
+            description="CSV of langchain_pg_collection (with header), from the same snapshot as the embeddings.",
+            group_name=BACKUP_GROUP,
+            kinds={"postgres", "csv"},
+        ),
+        dg.AssetSpec(
+            EMBEDDING_BACKUP,
+            description="CSV of langchain_pg_embedding (with header), from the same snapshot as the collections.",
+            group_name=BACKUP_GROUP,
+            kinds={"postgres", "csv"},
+        ),
+    ],
+    partitions_def=backup_partitions,
+    retry_policy=CONNECTION_RETRY_POLICY,
+)
+def vector_store_backup(
+    context: dg.AssetExecutionContext,
+    config: BackupConfig,
+    pgvector: PgVectorResource,
+    backup_store: BackupStoreResource,
+):
+    """Stream both tables with COPY ... TO STDOUT inside one REPEATABLE READ transaction into a backup set."""
+    keys = context.partition_key.keys_by_dimension
+    context.log.info(
+        f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {keys[TIMESTAMP_DIMENSION]} "
+        f"of task {keys[TASK_DIMENSION]} under {backup_store.root}."
+    )
+    try:
+        result = pgvector.back_up(
+            backup_store.root_path,
+            keys[TASK_DIMENSION],
+            keys[TIMESTAMP_DIMENSION],
+            truncate_after_backup=config.truncate_after_backup,
+            create_task_dir=config.create_task_dir,
+            log=context.log,
+        )
+    except PipelineError as error:
+        raise as_failure(error) from error
+    for table in result.tables:
+        yield dg.MaterializeResult(asset_key=ASSET_BY_TABLE[table.table], metadata=backup_metadata(result, table))
+
+
+def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
+    metadata = {
+        "dagster/row_count": table.rows,
+        "path": dg.MetadataValue.path(str(table.path)),
+        "size": human_size(table.bytes),
+        "bytes": table.bytes,
+        "sha256": table.sha256,
+        "duration_s": round(table.duration_s, 3),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(c["name"], c["type"]) for c in table.columns]
+        ),
+        "manifest": dg.MetadataValue.path(str(result.manifest_path)),
+        "backup_dir": dg.MetadataValue.path(str(result.directory)),
+        "source": result.source,
+        "pgvector_version": result.pgvector_version,
+        "langchain_layout": result.langchain_layout,
+        "set_duration_s": round(result.duration_s, 3),
+    }
+    if table.table == EMBEDDING_TABLE:
+        metadata["embedding_dimensions"] = dg.MetadataValue.json(result.embedding_dimensions)
+    for stats in result.truncated:
+        if stats.table == table.table:
+            metadata["truncated_rows_before"] = stats.rows_before
+            metadata["truncated_rows_after"] = stats.rows_after
+            metadata["truncate_duration_s"] = round(stats.duration_s, 3)
+    return metadata

@@ -1,0 +1,83 @@
+"""The demo: an embedded PostgreSQL + pgvector server with sample LangChain data, and one backup
+through Dagster. `./run demo` runs this, then serves the Dagster UI on the same instance."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from pgvector_pipeline.embedded import ensure_database, start_embedded_server
+from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, table_oid
+from pgvector_pipeline.postgres.connection import connect
+from pgvector_pipeline.postgres.langchain_schema import create_langchain_tables, insert_sample_store
+from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+
+DEMO_DATABASE = "vectorstore"
+SAMPLE_DIMENSION = 384
+
+
+def seed_sample_store(dsn: str) -> bool:
+    """Create and fill the LangChain tables unless an earlier demo run did; True when it seeded."""
+    conn = connect(dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            if table_oid(cur, "public", COLLECTION_TABLE) is not None:
+                return False
+            create_langchain_tables(cur, "public", dimension=SAMPLE_DIMENSION)
+            insert_sample_store(cur, "public", collections=3, embeddings_per_collection=1000, dimension=SAMPLE_DIMENSION)
+            return True
+    finally:
+        conn.close()
+
+
+def run_demo_backup(state_dir: Path) -> dict[str, str]:
+    """Start or reuse the server, seed it once, back it up through Dagster; returns the environment to serve with."""
+    state_dir = state_dir.resolve()
+    server = start_embedded_server(state_dir / "pgdata")
+    dsn = ensure_database(server, DEMO_DATABASE)
+    seeded = seed_sample_store(dsn)
+    print(f"Embedded PostgreSQL + pgvector: {dsn} ({'seeded sample data' if seeded else 'reusing data'})")
+
+    env = {
+        "PGVECTOR_DSN": dsn,
+        BACKUP_ROOT_ENV: str(state_dir / "backups"),
+        "DAGSTER_HOME": str(state_dir / "dagster_home"),
+    }
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.update(env)
+
+    # Imported after the environment is set: the definitions read the backup root when loaded.
+    from pgvector_pipeline.definitions import defs
+    from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
+    from pgvector_pipeline.partitions import fresh_timestamp, register_backup_partition
+
+    instance = dg.DagsterInstance.get()
+    key = register_backup_partition(instance, GLOBAL_TASK_KEY, fresh_timestamp(instance))
+    result = defs.get_job_def(BACKUP_JOB_NAME).execute_in_process(
+        instance=instance, partition_key=key, run_config=backup_run_config(), raise_on_error=False
+    )
+    if not result.success:
+        raise SystemExit(f"The demo backup run {result.run_id} failed; see the log above.")
+    print(f"Backup run {result.run_id} materialized partition {key}:")
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        print(f"  {metadata['path'].value}  ({metadata['dagster/row_count'].value} rows, {metadata['size'].value})")
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="Server data, backups, Dagster home.")
+    parser.add_argument("--env-file", type=Path, help="Write the environment to serve the UI with to this file.")
+    args = parser.parse_args(argv)
+    env = run_demo_backup(args.state_dir)
+    if args.env_file:
+        args.env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

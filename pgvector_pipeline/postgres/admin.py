@@ -1,0 +1,34 @@
+"""Creating and dropping databases (demo and tests), outside any transaction as PostgreSQL requires."""
+
+from psycopg2 import sql
+
+from pgvector_pipeline.postgres.connection import connect
+
+
+def create_database(admin_dsn: str, name: str, exist_ok: bool = False) -> None:
+    conn = connect(admin_dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() and exist_ok:
+                return
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+
+
+def terminate_backends(admin_dsn: str, application_name: str) -> int:
+    """Kill the server processes of every session with this application_name (fault tests use it)."""
+    conn = connect(admin_dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (application_name,),
+            )
+            return cur.fetchone()[0]
+    finally:
+        conn.close()

@@ -1,0 +1,146 @@
+"""Reading table definitions from the PostgreSQL catalog, by column name, never by position."""
+
+import re
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+COLLECTION_TABLE = "langchain_pg_collection"
+EMBEDDING_TABLE = "langchain_pg_embedding"
+# Restore order: collections first, because embeddings reference them.
+BACKUP_TABLES = (COLLECTION_TABLE, EMBEDDING_TABLE)
+EMBEDDING_COLUMN = "embedding"
+
+_FIXED_DIMENSION = re.compile(r"^(?:\w+\.)?(?:vector|halfvec|sparsevec)\((\d+)\)$")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    not_null: bool
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    name: str
+    columns: tuple[Column, ...]
+    create_table: str
+    # CREATE INDEX statements for indexes that do not back a constraint (GIN, HNSW, IVFFlat, ...).
+    indexes: tuple[str, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def column(self, name: str) -> Column | None:
+        return next((column for column in self.columns if column.name == name), None)
+
+    @property
+    def fixed_embedding_dimension(self) -> int | None:
+        column = self.column(EMBEDDING_COLUMN)
+        match = _FIXED_DIMENSION.match(column.type) if column else None
+        return int(match.group(1)) if match else None
+
+
+def table_oid(cur, schema: str, table: str) -> int | None:
+    cur.execute(
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
+        (schema, table),
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def describe_table(cur, schema: str, table: str) -> TableDescription | None:
+    """The table's columns and the DDL to recreate it, or None when it does not exist.
+
+    Names in the DDL are qualified only where the session's search_path does not see them, so
+    callers set search_path to the table's schema first to get schema-independent DDL.
+    """
+    oid = table_oid(cur, schema, table)
+    if oid is None:
+        return None
+    cur.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "       pg_get_expr(d.adbin, d.adrelid) "
+        "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (oid,),
+    )
+    column_rows = cur.fetchall()
+    # NOT NULL rows (contype 'n', PostgreSQL 18+) are left out: the column definitions carry them, and
+    # older servers reject the constraint syntax. Foreign keys last, for the reader.
+    cur.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s AND contype <> 'n' ORDER BY contype = 'f', conname",
+        (oid,),
+    )
+    constraint_rows = cur.fetchall()
+    cur.execute(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "WHERE i.indrelid = %s AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) "
+        "ORDER BY ic.relname",
+        (oid,),
+    )
+    index_rows = [row[0] for row in cur.fetchall()]
+    # pg_get_indexdef always qualifies the table; drop the schema so the DDL fits any target schema.
+    cur.execute("SELECT ' ON ' || quote_ident(%s) || '.' || quote_ident(%s) || ' USING '", (schema, table))
+    qualified_on = cur.fetchone()[0]
+    unqualified_on = " ON " + sql.Identifier(table).as_string(cur) + " USING "
+    indexes = tuple(definition.replace(qualified_on, unqualified_on, 1) for definition in index_rows)
+
+    definitions = []
+    for name, type_sql, not_null, default in column_rows:
+        parts = [sql.Identifier(name), sql.SQL(type_sql)]
+        if default is not None:
+            parts += [sql.SQL("DEFAULT"), sql.SQL(default)]
+        if not_null:
+            parts.append(sql.SQL("NOT NULL"))
+        definitions.append(sql.SQL(" ").join(parts))
+    for name, definition in constraint_rows:
+        definitions.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(name), sql.SQL(definition)))
+    create_table = sql.SQL("CREATE TABLE {} (\n    {}\n)").format(
+        sql.Identifier(table), sql.SQL(",\n    ").join(definitions)
+    ).as_string(cur)
+
+    columns = tuple(Column(name, type_sql, not_null) for name, type_sql, not_null, _ in column_rows)
+    return TableDescription(table, columns, create_table, indexes)
+
+
+def extension_version(cur, name: str = "vector") -> str | None:
+    cur.execute("SELECT extversion FROM pg_extension WHERE extname = %s", (name,))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def extension_schema(cur, name: str = "vector") -> str | None:
+    cur.execute(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = %s",
+        (name,),
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def server_version(cur) -> str:
+    cur.execute("SHOW server_version")
+    return cur.fetchone()[0]
+
+
+def set_local_search_path(cur, *schemas: str) -> None:
+    """Make `schemas` the search_path for the rest of this transaction only."""
+    path = sql.SQL(", ").join(sql.Identifier(schema) for schema in dict.fromkeys(schemas)).as_string(cur)
+    cur.execute("SELECT set_config('search_path', %s, true)", (path,))
+
+
+def langchain_layout(embedding: TableDescription) -> str:
+    """Which LangChain package wrote the store, told apart by column names."""
+    names = set(embedding.column_names)
+    if {"custom_id", "uuid"} <= names:
+        return "langchain_community"
+    if "id" in names:
+        return "langchain_postgres"
+    return "unknown"

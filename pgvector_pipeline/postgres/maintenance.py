@@ -1,0 +1,58 @@
+"""Counting and truncating the LangChain tables."""
+
+import time
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE
+
+
+@dataclass(frozen=True)
+class TruncateStats:
+    table: str
+    rows_before: int
+    rows_after: int
+    duration_s: float
+
+
+def qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def count_rows(cur, schema: str, table: str) -> int:
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified(schema, table)))
+    return cur.fetchone()[0]
+
+
+def check_truncate_tables(tables: list[str]) -> list[str]:
+    """The tables in a safe order, or a clear error for names we do not manage or an FK-breaking subset."""
+    unknown = [table for table in tables if table not in BACKUP_TABLES]
+    if unknown or not tables:
+        raise InvalidParams(
+            f"Cannot truncate {unknown or 'no tables'}: only {list(BACKUP_TABLES)} can be truncated. "
+            f"Name one or both of them."
+        )
+    if COLLECTION_TABLE in tables and EMBEDDING_TABLE not in tables:
+        raise InvalidParams(
+            f"Truncating {COLLECTION_TABLE} alone would break the foreign key from {EMBEDDING_TABLE}. "
+            f"Truncate both tables together, or only {EMBEDDING_TABLE}."
+        )
+    return [table for table in BACKUP_TABLES if table in tables]
+
+
+def truncate_tables(cur, schema: str, tables: list[str]) -> list[TruncateStats]:
+    """Truncate `tables` in one statement inside the caller's transaction and report counts.
+
+    The exclusive lock is taken before counting so rows_before is exactly what the TRUNCATE removed.
+    """
+    ordered = check_truncate_tables(tables)
+    targets = sql.SQL(", ").join(qualified(schema, table) for table in ordered)
+    started = time.monotonic()
+    cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(targets))
+    before = {table: count_rows(cur, schema, table) for table in ordered}
+    cur.execute(sql.SQL("TRUNCATE {}").format(targets))
+    after = {table: count_rows(cur, schema, table) for table in ordered}
+    duration = time.monotonic() - started
+    return [TruncateStats(table, before[table], after[table], duration) for table in ordered]

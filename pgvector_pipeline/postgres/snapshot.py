@@ -1,0 +1,128 @@
+"""A consistent read of both LangChain tables, streamed out with COPY ... TO STDOUT."""
+
+from typing import Protocol
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from pgvector_pipeline.errors import ResourceNotFound
+from pgvector_pipeline.postgres import catalog
+from pgvector_pipeline.postgres.connection import classify_error
+from pgvector_pipeline.postgres.maintenance import TruncateStats, count_rows, qualified, truncate_tables
+
+
+class CopySink(Protocol):
+    def write(self, data: bytes) -> object: ...
+
+
+class Snapshot:
+    """One REPEATABLE READ transaction: every read through it sees the same committed data.
+
+    Read-only by default. With `lock_for_truncate` the transaction is read-write and takes a SHARE lock
+    on those tables before the snapshot is fixed, so no row can be written between the export and the
+    truncate that follows it in the same transaction (a row written in between would otherwise be lost).
+    """
+
+    def __init__(self, conn: psycopg2.extensions.connection, schema: str, lock_for_truncate: list[str] = ()):
+        self.conn = conn
+        self.schema = schema
+        self.lock_for_truncate = list(lock_for_truncate)
+        self._committed = False
+
+    def __enter__(self) -> "Snapshot":
+        self.conn.set_session(
+            isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ,
+            readonly=not self.lock_for_truncate,
+            autocommit=False,
+        )
+        self.cur = self.conn.cursor()
+        try:
+            if self.lock_for_truncate:
+                for table in self.lock_for_truncate:
+                    self._require_table(table)
+                # Must precede the first query that fixes the REPEATABLE READ snapshot.
+                self.cur.execute(
+                    sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
+                        sql.SQL(", ").join(qualified(self.schema, t) for t in self.lock_for_truncate)
+                    )
+                )
+            ext_schema = catalog.extension_schema(self.cur) or "public"
+            # Schema-independent DDL in the manifest: names resolve relative to the backed-up schema.
+            catalog.set_local_search_path(self.cur, self.schema, ext_schema)
+        except psycopg2.Error as exc:
+            self.conn.rollback()
+            raise classify_error(exc, "starting the backup snapshot", self.conn) from exc
+        except BaseException:
+            self.conn.rollback()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if not self._committed and not self.conn.closed:
+            self.conn.rollback()
+
+    def _require_table(self, table: str) -> None:
+        if catalog.table_oid(self.cur, self.schema, table) is None:
+            raise ResourceNotFound(
+                f"Table {self.schema}.{table} does not exist in this database. Check PGVECTOR_DSN and the "
+                f"schema setting (now '{self.schema}'); LangChain creates it on first use of PGVector."
+            )
+
+    def pgvector_version(self) -> str:
+        version = catalog.extension_version(self.cur)
+        if version is None:
+            raise ResourceNotFound(
+                "The pgvector extension is not installed in this database, so it holds no LangChain vector "
+                "store. Check PGVECTOR_DSN, or run CREATE EXTENSION vector."
+            )
+        return version
+
+    def server_version(self) -> str:
+        return catalog.server_version(self.cur)
+
+    def describe(self, table: str) -> catalog.TableDescription:
+        description = catalog.describe_table(self.cur, self.schema, table)
+        if description is None:
+            self._require_table(table)
+        return description
+
+    def count(self, table: str) -> int:
+        return count_rows(self.cur, self.schema, table)
+
+    def embedding_dimensions(self, description: catalog.TableDescription, rows: int) -> dict[str, int]:
+        """Rows per embedding dimension ('null' for rows without a vector), given the table's row count.
+
+        A fixed-dimension column answers from the catalog; otherwise this scans the column once.
+        """
+        if description.column(catalog.EMBEDDING_COLUMN) is None:
+            return {}
+        fixed = description.fixed_embedding_dimension
+        if fixed is not None:
+            return {str(fixed): rows}
+        self.cur.execute(
+            sql.SQL("SELECT vector_dims({col}), count(*) FROM {table} GROUP BY 1 ORDER BY 1").format(
+                col=sql.Identifier(catalog.EMBEDDING_COLUMN), table=qualified(self.schema, description.name)
+            )
+        )
+        return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}
+
+    def copy_to(self, table: str, columns: list[str], sink: CopySink) -> int:
+        """Stream the table as CSV with a header row into `sink`; returns the rows PostgreSQL sent."""
+        query = sql.SQL("COPY (SELECT {cols} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(self.schema, table)
+        )
+        try:
+            self.cur.copy_expert(query, sink)
+        except psycopg2.Error as exc:
+            raise classify_error(exc, f"exporting {table}", self.conn) from exc
+        return self.cur.rowcount
+
+    def truncate_and_commit(self, tables: list[str]) -> list[TruncateStats]:
+        try:
+            stats = truncate_tables(self.cur, self.schema, tables)
+            self.conn.commit()
+        except psycopg2.Error as exc:
+            raise classify_error(exc, f"truncating {', '.join(tables)}", self.conn) from exc
+        self._committed = True
+        return stats
