@@ -56,7 +56,7 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
 
     instance = dg.DagsterInstance.get()
     key = register_backup_partition(instance, GLOBAL_TASK_KEY, fresh_timestamp(instance))
-    result = defs.get_job_def(BACKUP_JOB_NAME).execute_in_process(
+    result = defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
         instance=instance, partition_key=key, run_config=backup_run_config(), raise_on_error=False
     )
     if not result.success:

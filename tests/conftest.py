@@ -2,7 +2,11 @@
 
 import itertools
 import json
+import os
 from pathlib import Path
+
+# Before the definitions are imported: retry back-off of lost connections in seconds, not minutes.
+os.environ["PGVECTOR_RETRY_DELAY_S"] = "0.1"
 
 import pytest
 

@@ -1,5 +1,7 @@
 """The backup CSVs of both LangChain tables, materialized together from one snapshot."""
 
+import os
+
 import dagster as dg
 from pydantic import Field
 
@@ -17,7 +19,9 @@ EMBEDDING_BACKUP = dg.AssetKey(f"{EMBEDDING_TABLE}_backup")
 ASSET_BY_TABLE = {COLLECTION_TABLE: COLLECTION_BACKUP, EMBEDDING_TABLE: EMBEDDING_BACKUP}
 
 # Lost connections are retried; bad input raises a Failure that bypasses this policy.
-CONNECTION_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+CONNECTION_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=float(os.environ.get("PGVECTOR_RETRY_DELAY_S", "5")), backoff=dg.Backoff.EXPONENTIAL
+)
 
 
 class BackupConfig(dg.Config):

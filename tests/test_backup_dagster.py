@@ -1,0 +1,149 @@
+"""Backups through Dagster: partitions, materialization metadata, truncate, failures, the request path."""
+
+import dagster as dg
+import pytest
+
+from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, REQUEST_JOB_NAME, backup_run_config
+from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
+from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
+from pgvector_pipeline.sensors.backup_requests import backup_request_sensor
+from tests.conftest import execute, query
+
+TS = "20261123_121700"
+DSN_ENV = "PGVECTOR_TEST_TARGET_DSN"
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture
+def sample_db(store_db, monkeypatch):
+    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8))
+    monkeypatch.setenv(DSN_ENV, store_db)
+    return store_db
+
+
+def resources_config(backup_root) -> dict:
+    # The database comes from an environment variable named in run config: no DSN or password in config.
+    return {
+        "resources": {
+            "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
+            "backup_store": {"config": {"root": str(backup_root)}},
+        }
+    }
+
+
+def run_backup(instance, backup_root, task="global", timestamp=TS, **config):
+    key = register_backup_partition(instance, task, timestamp)
+    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
+        instance=instance,
+        partition_key=key,
+        run_config={**backup_run_config(**config), **resources_config(backup_root)},
+        raise_on_error=False,
+    )
+
+
+def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, backup_root):
+    result = run_backup(instance, backup_root)
+
+    assert result.success
+    events = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
+    assert set(events) == {COLLECTION_BACKUP, EMBEDDING_BACKUP}
+    embedding = events[EMBEDDING_BACKUP]
+    assert embedding.partition == "global|" + TS
+    metadata = {k: v.value for k, v in embedding.metadata.items()}
+    path = backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv"
+    assert metadata["path"] == str(path) and path.stat().st_size == metadata["bytes"]
+    assert metadata["dagster/row_count"] == 100
+    assert metadata["size"].endswith(("KB", "MB"))
+    assert len(metadata["sha256"]) == 64
+    assert [c.name for c in metadata["dagster/column_schema"].columns] == ["id", "collection_id", "embedding", "document", "cmetadata"]
+    assert metadata["embedding_dimensions"] == {"8": 100}
+    assert "truncated_rows_before" not in metadata
+    assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
+    stored = instance.get_latest_materialization_event(COLLECTION_BACKUP).asset_materialization
+    assert stored.partition == "global|" + TS and stored.metadata["dagster/row_count"].value == 2
+
+
+def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, tmp_path):
+    (backup_root / "task_7").mkdir()
+    result = run_backup(instance, backup_root, task="task_7", truncate_after_backup=True)
+
+    assert result.success
+    metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}[EMBEDDING_BACKUP]
+    assert metadata["truncated_rows_before"].value == 100 and metadata["truncated_rows_after"].value == 0
+    assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
+    assert (backup_root / "task_7" / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").stat().st_size > 0
+
+
+def test_failure_carries_error_type_and_truncates_nothing(instance, sample_db, backup_root):
+    result = run_backup(instance, backup_root, task="no_such_task", truncate_after_backup=True)
+
+    assert not result.success
+    failure = result.failure_data_for_node("vector_store_backup").user_failure_data
+    assert "does not exist" in failure.description and "create_task_dir" in failure.description
+    assert failure.metadata["error_type"].value == "RESOURCE_NOT_FOUND"
+    assert failure.metadata["can_retry"].value is False
+    assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
+    assert not (backup_root / "no_such_task").exists()
+
+
+def test_unreachable_database_fails_retryable(instance, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    key = register_backup_partition(instance, "global", TS)
+    job = defs.resolve_job_def(BACKUP_JOB_NAME)
+    result = job.execute_in_process(
+        instance=instance, partition_key=key, run_config=resources_config(backup_root), raise_on_error=False
+    )
+
+    assert not result.success
+    failure = result.failure_data_for_node("vector_store_backup").user_failure_data
+    assert failure.metadata["error_type"].value == "DATABASE_ERROR"
+    assert failure.metadata["can_retry"].value is True
+    # The retry policy re-ran the step: one STEP_UP_FOR_RETRY per retry.
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 3
+
+
+def test_request_job_registers_partition_and_sensor_launches_backup(instance, backup_root):
+    (backup_root / "task_42").mkdir()
+    request = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"request_vector_backup": {"config": {"task_id": "task_42", "truncate_after_backup": True}}},
+            "resources": {"backup_store": {"config": {"root": str(backup_root)}}},
+        },
+    )
+    assert request.success
+    timestamps = instance.get_dynamic_partitions(timestamp_partitions.name)
+    assert instance.get_dynamic_partitions(task_partitions.name) == ["task_42"] and len(timestamps) == 1
+
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    result = backup_request_sensor(context)
+
+    [run_request] = result.run_requests
+    assert run_request.partition_key == f"task_42|{timestamps[0]}"
+    assert run_request.run_key == request.run_id
+    assert run_request.run_config["ops"]["vector_store_backup"]["config"]["truncate_after_backup"] is True
+    again = backup_request_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor))
+    assert again.run_requests == []
+
+
+def test_request_job_rejects_bad_task_id(instance, backup_root):
+    result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"request_vector_backup": {"config": {"task_id": "../../etc"}}},
+            "resources": {"backup_store": {"config": {"root": str(backup_root)}}},
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("request_vector_backup").user_failure_data
+    assert "not valid" in failure.description and failure.metadata["error_type"].value == "INVALID_PARAMS"
+    assert instance.get_dynamic_partitions(timestamp_partitions.name) == []
