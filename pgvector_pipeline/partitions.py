@@ -20,6 +20,12 @@ def backup_partition_key(task: str, timestamp: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({TASK_DIMENSION: task_key(task), TIMESTAMP_DIMENSION: validate_timestamp(timestamp)})
 
 
+def backup_set_of(partition_key: str) -> tuple[str, str]:
+    """(task, timestamp) of a partition key; runs launched by tag see a plain string, not a MultiPartitionKey."""
+    keys = backup_partitions.get_partition_key_from_str(str(partition_key)).keys_by_dimension
+    return keys[TASK_DIMENSION], keys[TIMESTAMP_DIMENSION]
+
+
 def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp: str) -> dg.MultiPartitionKey:
     """Add both dimension keys of a set (a no-op for keys that exist) and return its partition key."""
     key = backup_partition_key(task, timestamp)

@@ -8,7 +8,7 @@ from pydantic import Field
 from pgvector_pipeline.backup import BackupResult, TableBackup
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.failures import as_failure
-from pgvector_pipeline.partitions import TASK_DIMENSION, TIMESTAMP_DIMENSION, backup_partitions
+from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.files import human_size
@@ -64,16 +64,16 @@ def vector_store_backup(
     backup_store: BackupStoreResource,
 ):
     """Stream both tables with COPY ... TO STDOUT inside one REPEATABLE READ transaction into a backup set."""
-    keys = context.partition_key.keys_by_dimension
+    task, timestamp = backup_set_of(context.partition_key)
     context.log.info(
-        f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {keys[TIMESTAMP_DIMENSION]} "
-        f"of task {keys[TASK_DIMENSION]} under {backup_store.root}."
+        f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
+        f"of task {task} under {backup_store.root}."
     )
     try:
         result = pgvector.back_up(
             backup_store.root_path,
-            keys[TASK_DIMENSION],
-            keys[TIMESTAMP_DIMENSION],
+            task,
+            timestamp,
             truncate_after_backup=config.truncate_after_backup,
             create_task_dir=config.create_task_dir,
             log=context.log,

@@ -1,0 +1,96 @@
+"""Start backups from another program through the Dagster webserver's GraphQL API.
+
+    client = VectorBackupClient("127.0.0.1", 3000)
+    launched = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
+    client.wait_for_run(launched.run_id)
+"""
+
+import time
+from dataclasses import dataclass
+
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+from gql import Client, gql
+from gql.transport.requests import RequestsHTTPTransport
+
+from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
+from pgvector_pipeline.partitions import TASK_DIMENSION, TIMESTAMP_DIMENSION, backup_partition_key, task_partitions, timestamp_partitions
+from pgvector_pipeline.store.layout import new_timestamp, task_key
+
+LOCATION_NAME = "pgvector_pipeline"
+# The repository name Dagster gives a code location defined with `Definitions`.
+REPOSITORY_NAME = "__repository__"
+
+ADD_DYNAMIC_PARTITION = """
+mutation AddDynamicPartition($repositorySelector: RepositorySelector!, $partitionsDefName: String!, $partitionKey: String!) {
+  addDynamicPartition(repositorySelector: $repositorySelector, partitionsDefName: $partitionsDefName, partitionKey: $partitionKey) {
+    __typename
+    ... on AddDynamicPartitionSuccess { partitionsDefName partitionKey }
+    ... on DuplicateDynamicPartitionError { partitionName }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+_FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@dataclass(frozen=True)
+class LaunchedBackup:
+    run_id: str
+    partition_key: str
+    task: str
+    timestamp: str
+
+
+class VectorBackupClient:
+    def __init__(self, hostname: str = "127.0.0.1", port: int = 3000, location_name: str = LOCATION_NAME):
+        self.location_name = location_name
+        self.dagster = DagsterGraphQLClient(hostname, port_number=port)
+        self._graphql = Client(transport=RequestsHTTPTransport(url=f"http://{hostname}:{port}/graphql", timeout=60))
+
+    def add_dynamic_partition(self, partitions_def_name: str, key: str) -> None:
+        """Register a partition key; one that exists already is fine."""
+        result = self._graphql.execute(
+            gql(ADD_DYNAMIC_PARTITION),
+            variable_values={
+                "repositorySelector": {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME},
+                "partitionsDefName": partitions_def_name,
+                "partitionKey": key,
+            },
+        )["addDynamicPartition"]
+        if result["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
+            raise DagsterGraphQLClientError(f"Adding partition {key!r} to {partitions_def_name} failed: {result}")
+
+    def launch_backup(
+        self,
+        task_id: str | None = None,
+        *,
+        truncate_after_backup: bool = False,
+        create_task_dir: bool = False,
+        timestamp: str | None = None,
+    ) -> LaunchedBackup:
+        """Register the set's partition and launch vector_backup_job for it; task_id None means global."""
+        key = backup_partition_key(task_key(task_id), timestamp or new_timestamp())
+        task, stamp = key.keys_by_dimension[TASK_DIMENSION], key.keys_by_dimension[TIMESTAMP_DIMENSION]
+        self.add_dynamic_partition(task_partitions.name, task)
+        self.add_dynamic_partition(timestamp_partitions.name, stamp)
+        run_id = self.dagster.submit_job_execution(
+            BACKUP_JOB_NAME,
+            repository_location_name=self.location_name,
+            repository_name=REPOSITORY_NAME,
+            run_config=backup_run_config(truncate_after_backup, create_task_dir),
+            tags={"dagster/partition": str(key)},
+        )
+        return LaunchedBackup(run_id=run_id, partition_key=str(key), task=task, timestamp=stamp)
+
+    def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> DagsterRunStatus:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.dagster.get_run_status(run_id)
+            if status in _FINISHED:
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Run {run_id} is still {status.value} after {timeout_s:.0f} s.")
+            time.sleep(poll_s)
