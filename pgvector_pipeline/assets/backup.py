@@ -11,7 +11,7 @@ from pgvector_pipeline.failures import as_failure
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
-from pgvector_pipeline.store.files import human_size
+from pgvector_pipeline.assets.metadata import set_file_metadata
 
 BACKUP_GROUP = "vector_backups"
 COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
@@ -85,23 +85,23 @@ def vector_store_backup(
 
 
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
-    metadata = {
-        "dagster/row_count": table.rows,
-        "path": dg.MetadataValue.path(str(table.path)),
-        "size": human_size(table.bytes),
-        "bytes": table.bytes,
-        "sha256": table.sha256,
-        "duration_s": round(table.duration_s, 3),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(c["name"], c["type"]) for c in table.columns]
-        ),
-        "manifest": dg.MetadataValue.path(str(result.manifest_path)),
-        "backup_dir": dg.MetadataValue.path(str(result.directory)),
-        "source": result.source,
-        "pgvector_version": result.pgvector_version,
-        "langchain_layout": result.langchain_layout,
-        "set_duration_s": round(result.duration_s, 3),
-    }
+    metadata = set_file_metadata(
+        path=table.path,
+        rows=table.rows,
+        size_bytes=table.bytes,
+        sha256=table.sha256,
+        columns=[(c["name"], c["type"]) for c in table.columns],
+        manifest_path=result.manifest_path,
+    )
+    metadata.update(
+        {
+            "duration_s": round(table.duration_s, 3),
+            "source": result.source,
+            "pgvector_version": result.pgvector_version,
+            "langchain_layout": result.langchain_layout,
+            "set_duration_s": round(result.duration_s, 3),
+        }
+    )
     if table.table == EMBEDDING_TABLE:
         metadata["embedding_dimensions"] = dg.MetadataValue.json(result.embedding_dimensions)
     for stats in result.truncated:

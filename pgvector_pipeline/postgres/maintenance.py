@@ -3,10 +3,13 @@
 import time
 from dataclasses import dataclass
 
+import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE, table_oid
+from pgvector_pipeline.postgres.connection import classify_error
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,16 @@ def truncate_tables(cur, schema: str, tables: list[str]) -> list[TruncateStats]:
     after = {table: count_rows(cur, schema, table) for table in ordered}
     duration = time.monotonic() - started
     return [TruncateStats(table, before[table], after[table], duration) for table in ordered]
+
+
+def truncate_store(conn: psycopg2.extensions.connection, schema: str, tables: list[str]) -> list[TruncateStats]:
+    """Truncate `tables` (one statement) in a transaction of its own."""
+    ordered = check_truncate_tables(tables)
+    try:
+        with conn, conn.cursor() as cur:
+            for table in ordered:
+                if table_oid(cur, schema, table) is None:
+                    raise ResourceNotFound(f"Table {schema}.{table} does not exist; nothing to truncate.")
+            return truncate_tables(cur, schema, ordered)
+    except psycopg2.Error as exc:
+        raise classify_error(exc, f"truncating {', '.join(ordered)}", conn) from exc

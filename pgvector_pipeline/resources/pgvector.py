@@ -5,11 +5,15 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.backup import BackupResult, Log, back_up_store
-from pgvector_pipeline.postgres.connection import redact_dsn
+from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
+from pgvector_pipeline.postgres.connection import connect, redact_dsn
+from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_store
+from pgvector_pipeline.restore import RestoreResult, restore_backup_set
+from pgvector_pipeline.store.listing import BackupSetInfo
 
 
 class PgVectorResource(dg.ConfigurableResource):
-    """The PostgreSQL database holding the LangChain PGVector tables: streams backups out with COPY TO."""
+    """The PostgreSQL database holding the LangChain PGVector tables: COPY TO backups, COPY FROM restores."""
 
     dsn: str = Field(
         description=(
@@ -44,3 +48,31 @@ class PgVectorResource(dg.ConfigurableResource):
             create_task_dir=create_task_dir,
             log=log,
         )
+
+    def restore(
+        self,
+        backup_set: BackupSetInfo,
+        *,
+        tables: list[str] = BACKUP_TABLES,
+        truncate_before_restore: bool = False,
+        verify_only: bool = False,
+        create_missing: bool = False,
+        log: Log | logging.Logger | None = None,
+    ) -> RestoreResult:
+        return restore_backup_set(
+            self.dsn,
+            self.db_schema,
+            backup_set,
+            tables=tables,
+            truncate_before_restore=truncate_before_restore,
+            verify_only=verify_only,
+            create_missing=create_missing,
+            log=log,
+        )
+
+    def truncate(self, tables: list[str]) -> list[TruncateStats]:
+        conn = connect(self.dsn)
+        try:
+            return truncate_store(conn, self.db_schema, tables)
+        finally:
+            conn.close()

@@ -1,0 +1,73 @@
+"""Every backup set under the root as one table: global and per task, newest first."""
+
+import dagster as dg
+import pandas as pd
+
+from pgvector_pipeline.assets.backup import BACKUP_GROUP
+from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.store.files import human_size
+from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets
+
+INVENTORY = dg.AssetKey("vector_backup_inventory")
+INVENTORY_COLUMNS = [
+    "task_id", "timestamp", "complete", "has_manifest", "has_log",
+    "collection_rows", "embedding_rows", "collection_bytes", "embedding_bytes", "size", "location",
+]
+# The UI table shows the newest sets; the DataFrame holds them all.
+UI_TABLE_ROWS = 200
+
+
+def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "task_id": s.task,
+                "timestamp": s.timestamp,
+                "complete": s.complete,
+                "has_manifest": s.has_manifest,
+                "has_log": s.has_log,
+                "collection_rows": s.rows(COLLECTION_TABLE),
+                "embedding_rows": s.rows(EMBEDDING_TABLE),
+                "collection_bytes": s.sizes.get(COLLECTION_TABLE),
+                "embedding_bytes": s.sizes.get(EMBEDDING_TABLE),
+                "size": human_size(s.total_bytes),
+                "location": str(s.directory),
+            }
+            for s in sets
+        ],
+        columns=INVENTORY_COLUMNS,
+    )
+
+
+@dg.asset(
+    key=INVENTORY,
+    group_name=BACKUP_GROUP,
+    kinds={"pandas"},
+    description="All backup sets on disk (global and per task), newest first; refreshed by backup_discovery_sensor.",
+)
+def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.DataFrame]:
+    frame = inventory_frame(list_backup_sets(backup_store.root_path))
+    records = [
+        dg.TableRecord({k: (None if pd.isna(v) else v) for k, v in row.items()})
+        for row in frame.head(UI_TABLE_ROWS).astype(object).to_dict("records")
+    ]
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(c, "bool" if c in ("complete", "has_manifest", "has_log") else "int" if c.endswith(("_rows", "_bytes")) else "string")
+            for c in INVENTORY_COLUMNS
+        ]
+    )
+    return dg.Output(
+        frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "complete_sets": int(frame["complete"].sum()),
+            "incomplete_sets": int((~frame["complete"]).sum()),
+            "root": dg.MetadataValue.path(str(backup_store.root_path)),
+            "sets": dg.MetadataValue.table(records=records, schema=schema),
+        },
+    )
+
+
+inventory_job = dg.define_asset_job("vector_inventory_job", selection=[INVENTORY], description="Refresh vector_backup_inventory.")

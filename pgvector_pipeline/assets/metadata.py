@@ -1,0 +1,32 @@
+"""Metadata of one backup CSV, the same whether Dagster wrote the set or found it on disk."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from pgvector_pipeline.store.files import human_size
+
+
+def set_file_metadata(
+    *,
+    path: Path,
+    rows: int | None,
+    size_bytes: int,
+    sha256: str | None,
+    columns: list[tuple[str, str]] | None,
+    manifest_path: Path | None,
+) -> dict:
+    metadata = {
+        "path": dg.MetadataValue.path(str(path)),
+        "size": human_size(size_bytes),
+        "bytes": size_bytes,
+        "backup_dir": dg.MetadataValue.path(str(path.parent)),
+        "manifest": dg.MetadataValue.path(str(manifest_path)) if manifest_path else "none (legacy set)",
+    }
+    if rows is not None:
+        metadata["dagster/row_count"] = rows
+    if sha256:
+        metadata["sha256"] = sha256
+    if columns:
+        metadata["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in columns])
+    return metadata

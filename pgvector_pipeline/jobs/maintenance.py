@@ -1,0 +1,132 @@
+"""Restore and truncate jobs, launchable from the UI, schedules, sensors and GraphQL."""
+
+import dagster as dg
+from pydantic import Field
+
+from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.failures import as_failure
+from pgvector_pipeline.partitions import backup_partitions, backup_set_of
+from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, EMBEDDING_TABLE
+from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.restore import check_restore_tables
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.listing import locate_backup_set
+
+RESTORE_JOB_NAME = "vector_restore_job"
+TRUNCATE_JOB_NAME = "vector_truncate_job"
+
+
+class RestoreConfig(dg.Config):
+    task_id: str = Field(
+        default="",
+        description="Set to restore, for sets Dagster has not seen: its task id ('global' for {root}/vector_bak/). "
+        "Leave empty when launching for a partition.",
+    )
+    timestamp: str = Field(default="", description="Set to restore: its timestamp YYYYMMDD_HHMMSS. Empty: use the partition.")
+    backup_path: str = Field(
+        default="",
+        description="Instead of task_id: the set's directory relative to the backup root (e.g. 'task_7/vector_bak'); "
+        "must stay inside the root.",
+    )
+    tables: list[str] = Field(default=list(BACKUP_TABLES), description="Tables to restore: one or both.")
+    truncate_before_restore: bool = Field(
+        default=False,
+        description="Empty the restored tables first, in the same transaction (both in one TRUNCATE when both are restored).",
+    )
+    verify_only: bool = Field(
+        default=False, description="Check everything and load in a transaction that is rolled back: nothing changes."
+    )
+    create_missing: bool = Field(
+        default=False,
+        description="In an empty database, create the vector extension and the tables and indexes from the set's manifest.",
+    )
+
+
+@dg.op(out=dg.Out(dg.Nothing), description="Verify a backup set, then load it in one transaction: all or nothing.")
+def restore_vector_backup(
+    context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
+):
+    try:
+        if config.timestamp or config.backup_path:
+            task, timestamp = (config.task_id or GLOBAL_TASK_KEY), config.timestamp
+        elif context.has_partition_key:
+            task, timestamp = backup_set_of(context.partition_key)
+        else:
+            task, timestamp = config.task_id, ""
+        backup_set = locate_backup_set(
+            backup_store.root_path, task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
+        )
+        context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.directory} into {pgvector.redacted_dsn}.")
+        result = pgvector.restore(
+            backup_set,
+            tables=check_restore_tables(config.tables),
+            truncate_before_restore=config.truncate_before_restore,
+            verify_only=config.verify_only,
+            create_missing=config.create_missing,
+            log=context.log,
+        )
+    except PipelineError as error:
+        raise as_failure(error) from error
+    metadata = {
+        "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
+        "backup_dir": dg.MetadataValue.path(str(backup_set.directory)),
+        "target": result.target,
+        "verify_only": result.verify_only,
+        "created": ", ".join(result.created) or "nothing",
+        "duration_s": round(result.duration_s, 3),
+        "tables": _stats_table(result.tables, ["rows_before", "rows_restored", "rows_after", "duration_s"]),
+    }
+    for stats in result.tables:
+        metadata[f"{stats.table}.rows_restored"] = stats.rows_restored
+    yield dg.Output(None, metadata=metadata)
+
+
+@dg.job(
+    name=RESTORE_JOB_NAME,
+    partitions_def=backup_partitions,
+    description="Restore a backup set (pick its partition, or name it in config) into the database of the pgvector resource.",
+)
+def restore_job():
+    restore_vector_backup()
+
+
+class TruncateConfig(dg.Config):
+    tables: list[str] = Field(
+        default=[EMBEDDING_TABLE],
+        description="Tables to truncate: langchain_pg_embedding (default), or both tables (one statement).",
+    )
+
+
+@dg.op(out=dg.Out(dg.Nothing), description="Truncate LangChain tables and report rows before and after.")
+def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource):
+    try:
+        stats = pgvector.truncate(config.tables)
+    except PipelineError as error:
+        raise as_failure(error) from error
+    for s in stats:
+        context.log.info(f"Truncated {s.table}: {s.rows_before:,} -> {s.rows_after:,} rows in {s.duration_s:.2f} s.")
+    yield dg.Output(
+        None,
+        metadata={
+            "target": pgvector.redacted_dsn,
+            "tables": _stats_table(stats, ["rows_before", "rows_after", "duration_s"]),
+            **{f"{s.table}.rows_before": s.rows_before for s in stats},
+        },
+    )
+
+
+@dg.job(name=TRUNCATE_JOB_NAME, description="Truncate langchain_pg_embedding (or both tables) without a backup.")
+def truncate_job():
+    truncate_vector_tables()
+
+
+def _stats_table(stats: list, fields: list[str]) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"table": s.table, **{f: round(getattr(s, f), 3) for f in fields}}) for s in stats
+        ],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn("table", "string")]
+            + [dg.TableColumn(f, "float" if f.endswith("_s") else "int") for f in fields]
+        ),
+    )
