@@ -19,18 +19,9 @@ from pgvector_pipeline.store import backup_set
 from pgvector_pipeline.store.files import StreamingFileWriter
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from tests.conftest import execute, insert_collection, insert_embedding, query
+from tests.stores import LANGCHAIN_POSTGRES, TRICKY_DOCUMENTS, TRICKY_METADATA, make_store
 
 TS = "20261123_121700"
-TRICKY_DOCUMENTS = [
-    'commas, "quotes", and more',
-    "line one\nline two\r\nline three with CRLF",
-    "tab\there and backslash \\N not null",
-    "non-ASCII: 東京, Ünïcödé, emoji 🧭",
-    "",
-    None,
-]
-
-
 def csv_bytes_from_copy(dsn: str, table: str, columns: list[str]) -> bytes:
     sink = io.BytesIO()
 
@@ -41,17 +32,9 @@ def csv_bytes_from_copy(dsn: str, table: str, columns: list[str]) -> bytes:
     return sink.getvalue()
 
 
-def fill_tricky(cur) -> None:
-    with_meta = insert_collection(cur, "tricky", {"lang": "zh", "note": "it's \"quoted\""})
-    without_meta = insert_collection(cur, "no metadata", None)
-    for i, document in enumerate(TRICKY_DOCUMENTS):
-        insert_embedding(cur, f"e{i}", with_meta, f"[{i}, 0.5, -1.25]", document, {"source": f"s{i}", "k": "v, w"})
-    insert_embedding(cur, "other-dim", without_meta, "[1,2,3,4,5]", "five dims", {})
-    insert_embedding(cur, "no-vector", without_meta, None, "no embedding", None)
-
-
-def test_round_trip_of_tricky_data_matches_copy_and_manifest(store_db, backup_root):
-    execute(store_db, fill_tricky)
+def test_round_trip_of_tricky_data_matches_copy_and_manifest(empty_db, backup_root):
+    store_db = empty_db
+    make_store(store_db, LANGCHAIN_POSTGRES)
 
     result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
 
@@ -66,7 +49,7 @@ def test_round_trip_of_tricky_data_matches_copy_and_manifest(store_db, backup_ro
     by_id = {row["id"]: row for row in rows}
     for i, document in enumerate(TRICKY_DOCUMENTS):
         assert by_id[f"e{i}"]["document"] == ("" if document is None else document)
-        assert json.loads(by_id[f"e{i}"]["cmetadata"]) == {"source": f"s{i}", "k": "v, w"}
+        assert json.loads(by_id[f"e{i}"]["cmetadata"]) == {**TRICKY_METADATA, "i": i}
     raw = result.table("langchain_pg_embedding").path.read_bytes()
     assert b"line two\r\nline three" in raw  # CRLF inside a document survives byte for byte
     assert b'"",' in raw and b"\ne5," in raw  # '' is quoted, NULL is an empty unquoted field

@@ -1,0 +1,302 @@
+"""Restore against a real server: exact round trips, migration, and all-or-nothing failure behaviour."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pgvector_pipeline import restore as restore_module
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.postgres.admin import terminate_backends
+from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.postgres.connection import APPLICATION_NAME, connect
+from pgvector_pipeline.postgres.langchain_schema import create_langchain_tables, insert_sample_store
+from pgvector_pipeline.postgres.maintenance import truncate_store
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.listing import locate_backup_set
+from tests.conftest import execute, query
+from tests.legacy_format import write_legacy_set
+from tests.stores import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES, TRICKY_METADATA, make_store
+
+TS = "20261123_121700"
+FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "legacy_root"
+
+
+def contents(dsn: str) -> dict[str, list[str]]:
+    """Every row of both tables in PostgreSQL's text form, in a stable order."""
+    return {
+        table: [row[0] for row in query(dsn, f"SELECT t::text FROM {table} t ORDER BY t::text")]
+        for table in (COLLECTION_TABLE, EMBEDDING_TABLE)
+    }
+
+
+def truncate_both(dsn: str) -> None:
+    conn = connect(dsn)
+    try:
+        truncate_store(conn, "public", [COLLECTION_TABLE, EMBEDDING_TABLE])
+    finally:
+        conn.close()
+
+
+def backed_up(dsn: str, root: Path, timestamp: str = TS):
+    back_up_store(dsn, "public", root, GLOBAL_TASK_KEY, timestamp)
+    return locate_backup_set(root, timestamp=timestamp)
+
+
+@pytest.mark.parametrize("layout", [LANGCHAIN_POSTGRES, LANGCHAIN_COMMUNITY])
+def test_backup_truncate_restore_round_trip_is_exact(empty_db, backup_root, layout):
+    make_store(empty_db, layout)
+    original = contents(empty_db)
+    backup_set = backed_up(empty_db, backup_root)
+    truncate_both(empty_db)
+    assert contents(empty_db) == {COLLECTION_TABLE: [], EMBEDDING_TABLE: []}
+
+    result = restore_backup_set(empty_db, "public", backup_set)
+
+    assert contents(empty_db) == original
+    assert [(s.table, s.rows_before, s.rows_restored, s.rows_after) for s in result.tables] == [
+        (COLLECTION_TABLE, 0, len(original[COLLECTION_TABLE]), len(original[COLLECTION_TABLE])),
+        (EMBEDDING_TABLE, 0, len(original[EMBEDDING_TABLE]), len(original[EMBEDDING_TABLE])),
+    ]
+
+
+def test_restore_with_truncate_replaces_current_rows(empty_db, backup_root):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    original = contents(empty_db)
+    backup_set = backed_up(empty_db, backup_root)
+    execute(empty_db, lambda cur: cur.execute("UPDATE langchain_pg_embedding SET document = 'changed'"))
+
+    result = restore_backup_set(empty_db, "public", backup_set, truncate_before_restore=True)
+
+    assert contents(empty_db) == original
+    assert result.tables[1].rows_before == len(original[EMBEDDING_TABLE])
+
+
+def test_partial_restore_of_the_embedding_table(empty_db, backup_root):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    original = contents(empty_db)
+    backup_set = backed_up(empty_db, backup_root)
+    execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding"))
+
+    result = restore_backup_set(empty_db, "public", backup_set, tables=[EMBEDDING_TABLE])
+
+    assert [s.table for s in result.tables] == [EMBEDDING_TABLE]
+    assert contents(empty_db) == original
+
+
+def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(pg_server, empty_db, backup_root):
+    from pgvector_pipeline.embedded import ensure_database
+
+    make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
+    execute(empty_db, lambda cur: cur.execute(
+        "CREATE INDEX embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)"))
+    original = contents(empty_db)
+    backup_set = backed_up(empty_db, backup_root)
+    target = ensure_database(pg_server, "migration_target")
+
+    with pytest.raises(ResourceNotFound, match="create_missing"):
+        restore_backup_set(target, "public", backup_set)
+    result = restore_backup_set(target, "public", backup_set, create_missing=True)
+
+    assert contents(target) == original
+    assert result.created == ["extension vector", COLLECTION_TABLE, EMBEDDING_TABLE]
+    indexes = dict(query(target, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (EMBEDDING_TABLE,)))
+    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["embedding_hnsw"]
+    assert "ix_cmetadata_gin" in indexes and "langchain_pg_embedding_pkey" in indexes
+    assert query(target, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'", (EMBEDDING_TABLE,)) == [("vector(3)",)]
+    nearest = query(target, "SELECT id FROM langchain_pg_embedding ORDER BY embedding <=> '[1,0.5,-1.25]' LIMIT 1")
+    assert nearest == [("e1",)]
+
+
+def test_verify_only_changes_nothing(empty_db, backup_root):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    backup_set = backed_up(empty_db, backup_root)
+    execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding"))
+    before = contents(empty_db)
+
+    result = restore_backup_set(empty_db, "public", backup_set, tables=[EMBEDDING_TABLE], verify_only=True)
+
+    assert result.verify_only and result.tables[0].rows_restored == 8
+    assert contents(empty_db) == before
+
+
+# --- failures: the target is exactly as before, the message says what and where -------------------
+
+
+@pytest.fixture
+def restorable(empty_db, backup_root):
+    """A store, its backup set, and the store's contents (the state every failed restore must keep)."""
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    execute(empty_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=3000, dimension=32))
+    return empty_db, backed_up(empty_db, backup_root), contents(empty_db)
+
+
+def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -> None:
+    """Change a CSV and update its manifest entry, as if the set had been written that way."""
+    import hashlib
+
+    path = backup_set.files[table]
+    data = transform(path.read_bytes())
+    path.write_bytes(data)
+    manifest = json.loads(backup_set.manifest_path.read_text())
+    manifest["tables"][table].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    backup_set.manifest_path.write_text(json.dumps(manifest))
+    backup_set.manifest = manifest
+
+
+def test_duplicate_keys_without_truncate_roll_back(restorable):
+    dsn, backup_set, before = restorable
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(dsn, "public", backup_set)
+    assert "langchain_pg_collection" in failure.value.message and "duplicate key" in failure.value.message
+    assert contents(dsn) == before
+
+
+def test_bad_vector_in_the_last_row_rolls_back_the_truncate_too(restorable):
+    dsn, backup_set, before = restorable
+
+    def break_last_vector(data: bytes) -> bytes:
+        head, last = data.rstrip(b"\n").rsplit(b"\n", 1)
+        fields = last.split(b",", 2)
+        return head + b"\n" + fields[0] + b"," + fields[1] + b',"[1,2,oops]"\n'
+
+    rewrite_csv_keeping_manifest_consistent(backup_set, EMBEDDING_TABLE, break_last_vector)
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+    assert "langchain_pg_embedding" in failure.value.message
+    last_line = backup_set.files[EMBEDDING_TABLE].read_bytes().count(b"\n")  # physical lines, as PostgreSQL counts
+    assert f"line {last_line}, column embedding" in failure.value.message
+    assert contents(dsn) == before
+
+
+def test_checksum_mismatch_is_refused_before_connecting(restorable):
+    dsn, backup_set, before = restorable
+    path = backup_set.files[EMBEDDING_TABLE]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="does not match its manifest"):
+        restore_backup_set("postgresql://nobody@127.0.0.1:1/none", "public", backup_set, truncate_before_restore=True)
+    with pytest.raises(DataError, match="does not match its manifest"):
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+    assert contents(dsn) == before
+
+
+def test_header_with_a_missing_column_is_named(restorable):
+    dsn, backup_set, before = restorable
+    rewrite_csv_keeping_manifest_consistent(
+        backup_set, COLLECTION_TABLE, lambda data: data.replace(b"uuid,name,cmetadata\n", b"uuid,name\n", 1)
+    )
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+    assert "columns only in the table ['cmetadata']" in failure.value.message
+    assert contents(dsn) == before
+
+
+def test_backend_terminated_mid_copy_rolls_back(restorable, admin_dsn, monkeypatch):
+    dsn, backup_set, before = restorable
+    real_open = open
+
+    class TerminatingFile:
+        """The embedding CSV, whose second read kills the loading backend."""
+
+        def __init__(self, path):
+            self._file, self._reads = real_open(path, "rb"), 0
+
+        def read(self, size=-1):
+            self._reads += 1
+            if self._reads == 2:
+                assert terminate_backends(admin_dsn, APPLICATION_NAME) >= 1
+            return self._file.read(size)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._file.close()
+
+    original_load = restore_module._table_load
+
+    def load_with_fault(backup_set, table):
+        load = original_load(backup_set, table)
+        if table != EMBEDDING_TABLE:
+            return load
+        return restore_module.TableLoad(load.table, load.columns, lambda: TerminatingFile(backup_set.files[table]), load.expected_rows)
+
+    monkeypatch.setattr(restore_module, "_table_load", load_with_fault)
+    with pytest.raises(DatabaseError) as failure:
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+    assert failure.value.can_retry and "langchain_pg_embedding" in failure.value.message
+    assert contents(dsn) == before
+
+
+# --- choosing a set safely -----------------------------------------------------------------------
+
+
+def test_paths_task_ids_and_timestamps_are_checked_before_reading(backup_root, tmp_path):
+    outside = tmp_path / "outside" / "vector_bak"
+    outside.mkdir(parents=True)
+    (outside / f"langchain_pg_collection_{TS}.csv").write_text("uuid,name,cmetadata\n")
+    (backup_root / "escape").symlink_to(outside.parent)
+    (backup_root / "vector_bak").mkdir()
+    (backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").symlink_to(outside / f"langchain_pg_collection_{TS}.csv")
+    (backup_root / "vector_bak" / f"langchain_pg_collection_{TS}.csv").write_text("uuid,name,cmetadata\n")
+
+    for backup_path in ["../outside/vector_bak", "vector_bak/../../outside", str(outside), "/etc", "escape/vector_bak", "escape"]:
+        with pytest.raises(InvalidParams):
+            locate_backup_set(backup_root, backup_path=backup_path, timestamp=TS)
+    with pytest.raises(InvalidParams, match="outside the backup root"):
+        locate_backup_set(backup_root, task_id="escape", timestamp=TS)
+    with pytest.raises(InvalidParams, match="outside the backup root"):
+        locate_backup_set(backup_root, timestamp=TS)  # the embedding CSV links out of the root
+    for timestamp in ["2026-11-23", "20261123_256000", "", "../20261123_121700"]:
+        with pytest.raises(InvalidParams):
+            locate_backup_set(backup_root, timestamp=timestamp)
+    for task_id in ["../x", "a/b", "a b", "a|b"]:
+        with pytest.raises(InvalidParams):
+            locate_backup_set(backup_root, task_id=task_id, timestamp=TS)
+    with pytest.raises(ResourceNotFound, match="No backup set"):
+        locate_backup_set(backup_root, task_id="task_1", timestamp=TS)
+
+
+# --- sets made by the old system ----------------------------------------------------------------
+
+
+def test_legacy_set_with_python_repr_json_restores(empty_db, backup_root):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    original = contents(empty_db)
+    write_legacy_set(empty_db, backup_root / "task_old" / "vector_bak", TS)
+    legacy_set = locate_backup_set(backup_root, task_id="task_old", timestamp=TS)
+    assert not legacy_set.has_manifest
+    assert b"'ok': True" in legacy_set.files[EMBEDDING_TABLE].read_bytes()
+
+    restore_backup_set(empty_db, "public", legacy_set, truncate_before_restore=True)
+
+    restored = dict(query(empty_db, "SELECT id, cmetadata FROM langchain_pg_embedding WHERE id LIKE 'e%%'"))
+    assert restored["e2"] == {**TRICKY_METADATA, "i": 2}
+    crlf = query(empty_db, "SELECT document FROM langchain_pg_embedding WHERE id = 'e1'")[0][0]
+    assert crlf == "line one\nline two\r\nline three with CRLF"
+    # The old format cannot tell '' from NULL; everything else comes back exactly.
+    after = contents(empty_db)
+    assert len(after[EMBEDDING_TABLE]) == len(original[EMBEDDING_TABLE])
+    assert [r for r in after[EMBEDDING_TABLE] if r.startswith("(e4,")] != [r for r in original[EMBEDDING_TABLE] if r.startswith("(e4,")]
+    assert [r for r in after[EMBEDDING_TABLE] if not r.startswith("(e4,")] == [r for r in original[EMBEDDING_TABLE] if not r.startswith("(e4,")]
+
+
+def test_shipped_legacy_fixture_restores(store_db):
+    legacy_set = locate_backup_set(FIXTURE_ROOT, task_id="task_legacy", timestamp="20250101_120000")
+    result = restore_backup_set(store_db, "public", legacy_set)
+
+    assert [s.rows_restored for s in result.tables] == [2, 8]
+    metadata = dict(query(store_db, "SELECT id, cmetadata FROM langchain_pg_embedding"))
+    assert metadata["e0"] == {**TRICKY_METADATA, "i": 0}
+    assert query(store_db, "SELECT cmetadata::text FROM langchain_pg_collection WHERE name = 'tricky'")[0][0] == '{"lang": "zh", "note": "it\'s \\"quoted\\""}'
+
+
+def test_legacy_set_cannot_create_missing_tables(empty_db):
+    legacy_set = locate_backup_set(FIXTURE_ROOT, task_id="task_legacy", timestamp="20250101_120000")
+    with pytest.raises(InvalidParams, match="needs the table DDL from a manifest"):
+        restore_backup_set(empty_db, "public", legacy_set, create_missing=True)
