@@ -3,8 +3,10 @@
     client = VectorBackupClient("127.0.0.1", 3000)
     launched = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
     client.wait_for_run(launched.run_id)
+    client.list_backup_sets(task_id="task_20261123", refresh=True)
 """
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -13,9 +15,10 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from gql import Client, gql
 from gql.transport.requests import RequestsHTTPTransport
 
+from pgvector_pipeline.assets.inventory import inventory_job
 from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
 from pgvector_pipeline.partitions import TASK_DIMENSION, TIMESTAMP_DIMENSION, backup_partition_key, task_partitions, timestamp_partitions
-from pgvector_pipeline.store.layout import new_timestamp, task_key
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, new_timestamp, task_key
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -29,6 +32,20 @@ mutation AddDynamicPartition($repositorySelector: RepositorySelector!, $partitio
     ... on DuplicateDynamicPartitionError { partitionName }
     ... on UnauthorizedError { message }
     ... on PythonError { message }
+  }
+}
+"""
+
+LIST_BACKUP_SETS = """
+query BackupSets {
+  assetOrError(assetKey: {path: ["vector_backup_inventory"]}) {
+    __typename
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        timestamp
+        metadataEntries { label ... on TableMetadataEntry { table { records } } }
+      }
+    }
   }
 }
 """
@@ -94,3 +111,25 @@ class VectorBackupClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Run {run_id} is still {status.value} after {timeout_s:.0f} s.")
             time.sleep(poll_s)
+
+    def list_backup_sets(
+        self, *, global_only: bool = False, task_id: str | None = None, refresh: bool = False
+    ) -> list[dict]:
+        """Sets from the latest vector_backup_inventory (newest first); `refresh` re-scans the root first."""
+        if refresh:
+            run_id = self.dagster.submit_job_execution(
+                inventory_job.name, repository_location_name=self.location_name, repository_name=REPOSITORY_NAME
+            )
+            if self.wait_for_run(run_id) != DagsterRunStatus.SUCCESS:
+                raise DagsterGraphQLClientError(f"Refreshing the inventory failed (run {run_id}).")
+        asset = self._graphql.execute(gql(LIST_BACKUP_SETS))["assetOrError"]
+        if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
+            return []
+        entries = asset["assetMaterializations"][0]["metadataEntries"]
+        records = next(e["table"]["records"] for e in entries if e["label"] == "sets")
+        sets = [json.loads(record) for record in records]
+        if global_only:
+            sets = [s for s in sets if s["task_id"] == GLOBAL_TASK_KEY]
+        if task_id:
+            sets = [s for s in sets if s["task_id"] == task_key(task_id)]
+        return sets

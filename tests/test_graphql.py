@@ -77,3 +77,21 @@ def test_backup_launched_through_graphql(webserver, store_db, backup_root):
     refused = client.launch_backup(task_id="task_missing")
     assert client.wait_for_run(refused.run_id, timeout_s=180) == DagsterRunStatus.FAILURE
     assert not (backup_root / "task_missing").exists()
+
+
+def test_sets_listed_through_graphql(webserver, backup_root):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    assert client.list_backup_sets() == []
+    launched = client.launch_backup()
+    assert client.wait_for_run(launched.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
+    (backup_root / "task_2" / "vector_bak").mkdir(parents=True)
+    (backup_root / "task_2" / "vector_bak" / "langchain_pg_embedding_20200101_000000.csv").write_text("id\n")
+
+    sets = client.list_backup_sets(refresh=True)
+
+    assert [(s["task_id"], s["timestamp"], s["complete"], s["embedding_rows"]) for s in sets] == [
+        ("global", launched.timestamp, True, 200),
+        ("task_2", "20200101_000000", False, None),
+    ]
+    assert [s["task_id"] for s in client.list_backup_sets(task_id="task_2")] == ["task_2"]
+    assert [s["task_id"] for s in client.list_backup_sets(global_only=True)] == ["global"]

@@ -14,8 +14,8 @@ INVENTORY_COLUMNS = [
     "task_id", "timestamp", "complete", "has_manifest", "has_log",
     "collection_rows", "embedding_rows", "collection_bytes", "embedding_bytes", "size", "location",
 ]
-# The UI table shows the newest sets; the DataFrame holds them all.
-UI_TABLE_ROWS = 200
+# The metadata table (UI and GraphQL) holds the newest sets; the DataFrame holds them all.
+UI_TABLE_ROWS = 1000
 
 
 def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
@@ -65,6 +65,7 @@ def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.D
             "complete_sets": int(frame["complete"].sum()),
             "incomplete_sets": int((~frame["complete"]).sum()),
             "root": dg.MetadataValue.path(str(backup_store.root_path)),
+            "sets_in_table": len(records),
             "sets": dg.MetadataValue.table(records=records, schema=schema),
         },
     )

@@ -1,0 +1,194 @@
+"""Listing sets on disk, registering unknown ones in Dagster, the inventory, and the restore/truncate jobs."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
+from pgvector_pipeline.assets.inventory import INVENTORY
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.jobs.maintenance import RESTORE_JOB_NAME, TRUNCATE_JOB_NAME
+from pgvector_pipeline.partitions import backup_partition_key, task_partitions, timestamp_partitions
+from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
+from pgvector_pipeline.store.layout import csv_name
+from pgvector_pipeline.store.listing import list_backup_sets
+from tests.conftest import execute, query
+from tests.stores import LANGCHAIN_POSTGRES, make_store
+from tests.test_backup_dagster import DSN_ENV, resources_config, run_backup
+
+LEGACY_FIXTURE = Path(__file__).parent / "fixtures" / "legacy_root" / "task_legacy"
+LEGACY_TS = "20250101_120000"
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def touch_set(directory: Path, timestamp: str, tables=(COLLECTION_TABLE, EMBEDDING_TABLE)) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for table in tables:
+        (directory / csv_name(table, timestamp)).write_text("header\n")
+
+
+def test_listing_complete_incomplete_filters_and_order(backup_root):
+    touch_set(backup_root / "vector_bak", "20260101_000000")
+    touch_set(backup_root / "task_1" / "vector_bak", "20260301_000000")
+    touch_set(backup_root / "manual_2" / "vector_bak", "20260201_000000", tables=(EMBEDDING_TABLE,))
+    touch_set(backup_root / "any_task" / "vector_bak", "20260401_000000")
+    (backup_root / "any_task" / "vector_bak" / "langchain_pg_embedding_20260401_000000.csv.tmp").write_text("partial")
+    (backup_root / "not a task" / "vector_bak").mkdir(parents=True)
+    touch_set(backup_root / "not a task" / "vector_bak", "20260501_000000")
+    (backup_root / "vector_bak" / "notes.txt").write_text("ignored")
+
+    sets = list_backup_sets(backup_root)
+
+    assert [(s.task, s.timestamp, s.complete) for s in sets] == [
+        ("any_task", "20260401_000000", False),  # a .tmp of it is present
+        ("task_1", "20260301_000000", True),
+        ("manual_2", "20260201_000000", False),  # only one CSV
+        ("global", "20260101_000000", True),
+    ]
+    assert [s.task for s in list_backup_sets(backup_root, global_only=True)] == ["global"]
+    assert [s.timestamp for s in list_backup_sets(backup_root, task_id="task_1")] == ["20260301_000000"]
+    assert list_backup_sets(backup_root, task_id="nobody") == []
+
+
+def test_listing_reads_rows_from_manifests(store_db, backup_root, instance, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
+    make_store_rows = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
+    assert run_backup(instance, backup_root).success
+    shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
+
+    new, legacy = list_backup_sets(backup_root)
+
+    assert (new.task, new.has_manifest, new.has_log, new.rows(EMBEDDING_TABLE)) == ("global", True, True, make_store_rows)
+    assert (legacy.task, legacy.has_manifest, legacy.has_log, legacy.rows(EMBEDDING_TABLE)) == ("task_legacy", False, True, None)
+    assert legacy.complete and legacy.sizes[EMBEDDING_TABLE] == (LEGACY_FIXTURE / "vector_bak" / csv_name(EMBEDDING_TABLE, LEGACY_TS)).stat().st_size
+
+
+def test_listing_thousands_of_sets(backup_root):
+    for task in range(20):
+        for n in range(100):
+            touch_set(backup_root / f"task_{task}" / "vector_bak", f"2026{1 + n // 28:02d}{1 + n % 28:02d}_{task:02d}0000")
+    sets = list_backup_sets(backup_root)
+    assert len(sets) == 2000 and all(s.complete for s in sets)
+    assert sets[0].timestamp >= sets[-1].timestamp
+
+
+def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(instance, empty_db, backup_root, monkeypatch):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding, langchain_pg_collection"))
+    monkeypatch.setenv(DSN_ENV, empty_db)
+    shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
+    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+
+    first = backup_discovery_sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
+
+    key = backup_partition_key("task_legacy", LEGACY_TS)
+    assert instance.get_dynamic_partitions(task_partitions.name) == ["task_legacy"]
+    assert instance.get_dynamic_partitions(timestamp_partitions.name) == [LEGACY_TS]
+    assert instance.get_materialized_partitions(EMBEDDING_BACKUP) == {key}
+    event = instance.get_latest_materialization_event(COLLECTION_BACKUP).asset_materialization
+    assert event.partition == str(key) and event.metadata["manifest"].value == "none (legacy set)"
+    assert [r.job_name for r in first.run_requests] == ["vector_inventory_job"]
+
+    second = backup_discovery_sensor(
+        dg.build_sensor_context(instance=instance, definitions=defs, resources=resources, cursor=first.cursor)
+    )
+    assert isinstance(second, dg.SkipReason)
+    assert len(instance.fetch_materializations(EMBEDDING_BACKUP, limit=10).records) == 1
+
+    restored = defs.resolve_job_def(RESTORE_JOB_NAME).execute_in_process(
+        instance=instance, partition_key=key, run_config=resources_config(backup_root)
+    )
+    assert restored.success
+    assert query(empty_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 8
+    output = restored.get_step_success_events()[0]
+    assert output.step_key == "restore_vector_backup"
+
+
+def test_restore_job_by_config_reports_metadata_and_clear_errors(instance, store_db, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
+    shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
+    job = defs.resolve_job_def(RESTORE_JOB_NAME)
+
+    def restore(**config):
+        return job.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"restore_vector_backup": {"config": config}}, **resources_config(backup_root)},
+            raise_on_error=False,
+        )
+
+    result = restore(backup_path="task_legacy/vector_bak", timestamp=LEGACY_TS, tables=[COLLECTION_TABLE, EMBEDDING_TABLE])
+    assert result.success
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = output.event_specific_data.metadata
+    assert metadata["backup_set"].value == f"task_legacy|{LEGACY_TS}"
+    assert metadata[f"{EMBEDDING_TABLE}.rows_restored"].value == 8
+    assert [r.data["rows_after"] for r in metadata["tables"].value.records] == [2, 8]
+    assert "password" not in metadata["target"].value or "***" in metadata["target"].value
+
+    for config, error_type, words in [
+        ({"backup_path": "../elsewhere", "timestamp": LEGACY_TS}, "INVALID_PARAMS", "'..'"),
+        ({"task_id": "task_legacy", "timestamp": "20250101_999999"}, "INVALID_PARAMS", "Timestamp"),
+        ({"task_id": "task_legacy", "timestamp": "20250102_120000"}, "RESOURCE_NOT_FOUND", "No backup set"),
+        ({"task_id": "task_legacy", "timestamp": LEGACY_TS, "tables": ["langchain_pg_foo"]}, "INVALID_PARAMS", "langchain_pg_foo"),
+        ({"task_id": "task_legacy", "timestamp": LEGACY_TS}, "DATA_ERROR", "duplicate key"),
+    ]:
+        failed = restore(**config)
+        assert not failed.success
+        failure = failed.failure_data_for_node("restore_vector_backup").user_failure_data
+        assert failure.metadata["error_type"].value == error_type and words in failure.description, failure.description
+    assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 8
+
+
+def test_truncate_job(instance, store_db, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
+    make_rows = lambda cur: cur.execute(  # noqa: E731
+        "INSERT INTO langchain_pg_collection VALUES (gen_random_uuid(), 'c', null);"
+        "INSERT INTO langchain_pg_embedding (id, collection_id) SELECT 'x', uuid FROM langchain_pg_collection"
+    )
+    execute(store_db, make_rows)
+    job = defs.resolve_job_def(TRUNCATE_JOB_NAME)
+    resources = {"resources": {"pgvector": {"config": {"dsn": {"env": DSN_ENV}}}}}
+
+    def truncate(config):
+        ops = {"ops": {"truncate_vector_tables": {"config": config}}} if config is not None else {}
+        return job.execute_in_process(instance=instance, run_config={**ops, **resources}, raise_on_error=False)
+
+    for tables in (["langchain_pg_nope"], [COLLECTION_TABLE]):
+        failed = truncate({"tables": tables})
+        assert not failed.success
+        description = failed.failure_data_for_node("truncate_vector_tables").user_failure_data.description
+        assert ("langchain_pg_nope" in description) if tables != [COLLECTION_TABLE] else ("foreign key" in description)
+    assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 1
+
+    result = truncate(None)
+    assert result.success
+    assert query(store_db, "SELECT (SELECT count(*) FROM langchain_pg_embedding), (SELECT count(*) FROM langchain_pg_collection)") == [(0, 1)]
+    result = truncate({"tables": [EMBEDDING_TABLE, COLLECTION_TABLE]})
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata[f"{COLLECTION_TABLE}.rows_before"].value == 1
+    assert query(store_db, "SELECT count(*) FROM langchain_pg_collection")[0][0] == 0
+
+
+def test_inventory_asset_lists_every_set(instance, backup_root):
+    touch_set(backup_root / "vector_bak", "20260101_000000")
+    touch_set(backup_root / "task_1" / "vector_bak", "20260301_000000", tables=(COLLECTION_TABLE,))
+    result = defs.resolve_job_def("vector_inventory_job").execute_in_process(
+        instance=instance, run_config={"resources": {"backup_store": {"config": {"root": str(backup_root)}}}}
+    )
+    frame = result.output_for_node("vector_backup_inventory")
+    assert frame[["task_id", "timestamp", "complete"]].values.tolist() == [
+        ["task_1", "20260301_000000", False],
+        ["global", "20260101_000000", True],
+    ]
+    materialization = instance.get_latest_materialization_event(INVENTORY).asset_materialization
+    assert materialization.metadata["complete_sets"].value == 1
+    assert len(materialization.metadata["sets"].value.records) == 2
