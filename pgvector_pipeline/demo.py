@@ -47,6 +47,10 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
         "DAGSTER_HOME": str(state_dir / "dagster_home"),
     }
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    instance_config = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+    if not instance_config.exists():
+        # The demo runs offline: no usage statistics to send.
+        instance_config.write_text("telemetry:\n  enabled: false\n")
     os.environ.update(env)
 
     # Imported after the environment is set: the definitions read the backup root when loaded.

@@ -95,8 +95,8 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
     )
     metadata.update(
         {
-            "duration_s": round(table.duration_s, 3),
-            "source": result.source,
+            "export_duration_s": round(table.duration_s, 3),
+            "source_database": result.source,
             "pgvector_version": result.pgvector_version,
             "langchain_layout": result.langchain_layout,
             "set_duration_s": round(result.duration_s, 3),

@@ -16,17 +16,18 @@ def set_file_metadata(
     columns: list[tuple[str, str]] | None,
     manifest_path: Path | None,
 ) -> dict:
-    metadata = {
-        "path": dg.MetadataValue.path(str(path)),
-        "size": human_size(size_bytes),
-        "bytes": size_bytes,
-        "backup_dir": dg.MetadataValue.path(str(path.parent)),
-        "manifest": dg.MetadataValue.path(str(manifest_path)) if manifest_path else "none (legacy set)",
-    }
-    if rows is not None:
-        metadata["dagster/row_count"] = rows
+    # Insertion order is display order: what a person checks first comes first.
+    metadata = {"dagster/row_count": rows} if rows is not None else {}
+    metadata.update({"size": human_size(size_bytes), "path": dg.MetadataValue.path(str(path))})
     if sha256:
         metadata["sha256"] = sha256
+    metadata.update(
+        {
+            "manifest": dg.MetadataValue.path(str(manifest_path)) if manifest_path else "none (legacy set)",
+            "backup_dir": dg.MetadataValue.path(str(path.parent)),
+            "bytes": size_bytes,
+        }
+    )
     if columns:
         metadata["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in columns])
     return metadata
