@@ -87,6 +87,9 @@ def _check_set_files(backup_set: BackupSetInfo, tables: list[str]) -> None:
             f"Set {backup_set.timestamp} in {backup_set.directory} was never finished (a .tmp file of it is "
             f"present). Restore another set."
         )
+    if backup_set.manifest_error:
+        # Restoring it as a legacy set would skip the checksum verification its manifest promises.
+        raise DataError(f"{backup_set.manifest_error} Restore another set.")
     missing = [t for t in tables if t not in backup_set.files]
     if missing:
         raise ResourceNotFound(

@@ -16,7 +16,7 @@ from pgvector_pipeline.postgres.langchain_schema import create_langchain_tables,
 from pgvector_pipeline.postgres.maintenance import truncate_store
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from tests.conftest import execute, query
 from tests.legacy_format import write_legacy_set
 from tests.stores import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES, TRICKY_METADATA, make_store
@@ -182,6 +182,17 @@ def test_checksum_mismatch_is_refused_before_connecting(restorable):
         restore_backup_set("postgresql://nobody@127.0.0.1:1/none", "public", backup_set, truncate_before_restore=True)
     with pytest.raises(DataError, match="does not match its manifest"):
         restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+    assert contents(dsn) == before
+
+
+def test_damaged_manifest_is_listed_incomplete_and_refused(restorable, backup_root):
+    dsn, backup_set, before = restorable
+    backup_set.manifest_path.write_text('{"format": "pgvector-pipeline-backup/1", "tables": {')
+
+    [listed] = list_backup_sets(backup_root)
+    assert not listed.complete and "cannot be read" in listed.manifest_error
+    with pytest.raises(DataError, match="may be damaged"):
+        restore_backup_set(dsn, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True)
     assert contents(dsn) == before
 
 

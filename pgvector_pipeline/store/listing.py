@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
 from pgvector_pipeline.store.layout import (
     BACKUP_DIR_NAME,
@@ -36,10 +36,11 @@ class BackupSetInfo:
     has_log: bool = False
     interrupted: bool = False  # a .tmp of this timestamp is present: a backup died or is still writing
     manifest: dict | None = None
+    manifest_error: str | None = None  # the manifest exists but cannot be read: the set is damaged
 
     @property
     def complete(self) -> bool:
-        return not self.interrupted and all(table in self.files for table in BACKUP_TABLES)
+        return not self.interrupted and not self.manifest_error and all(t in self.files for t in BACKUP_TABLES)
 
     @property
     def manifest_path(self) -> Path:
@@ -75,7 +76,11 @@ def _scan_directory(task: str, directory: Path) -> list[BackupSetInfo]:
     for info in sets.values():
         info.has_log = has_log
         if info.has_manifest and not info.interrupted:
-            info.manifest = read_manifest(info.manifest_path)
+            try:
+                info.manifest = read_manifest(info.manifest_path)
+            except DataError as error:
+                # One damaged set must not hide the others from the listing.
+                info.manifest_error = error.message
     return [info for info in sets.values() if info.files or info.has_manifest]
 
 
