@@ -111,6 +111,24 @@ def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(p
     assert nearest == [("e1",)]
 
 
+def test_create_missing_builds_indexes_of_tables_it_creates_but_does_not_load(pg_server, empty_db, backup_root):
+    from pgvector_pipeline.embedded import ensure_database
+
+    make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
+    execute(empty_db, lambda cur: cur.execute(
+        "CREATE INDEX embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)"))
+    backup_set = backed_up(empty_db, backup_root)
+    target = ensure_database(pg_server, "collections_only_target")
+
+    result = restore_backup_set(target, "public", backup_set, tables=[COLLECTION_TABLE], create_missing=True)
+
+    assert result.created == ["extension vector", COLLECTION_TABLE, EMBEDDING_TABLE]
+    assert [s.table for s in result.tables] == [COLLECTION_TABLE]
+    indexes = {row[0] for row in query(target, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (EMBEDDING_TABLE,))}
+    assert {"embedding_hnsw", "ix_cmetadata_gin", "langchain_pg_embedding_pkey"} <= indexes
+    assert query(target, "SELECT count(*) FROM langchain_pg_embedding") == [(0,)]
+
+
 def test_verify_only_changes_nothing(empty_db, backup_root):
     make_store(empty_db, LANGCHAIN_POSTGRES)
     backup_set = backed_up(empty_db, backup_root)

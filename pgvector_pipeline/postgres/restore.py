@@ -45,7 +45,7 @@ def restore_tables(
     """COPY each load (collections first) in one transaction and return per-table counts and created objects.
 
     `table_ddl` (table -> CREATE TABLE, index DDL) enables creating a missing extension and tables; indexes
-    of tables created here are built after their data is loaded. Without `commit` everything is checked
+    of tables created here are built after the data is loaded. Without `commit` everything is checked
     and loaded, then rolled back. On any error the transaction is rolled back and the target is unchanged.
     """
     conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED, readonly=False, autocommit=False)
@@ -72,7 +72,8 @@ def restore_tables(
                 stats.append(TableRestoreStats(load.table, before[load.table], restored, after, time.monotonic() - started))
                 log(f"Loaded {restored:,} rows into {load.table} in {time.monotonic() - started:.1f} s.")
             current_table = "the indexes"
-            for table in [l.table for l in loads if l.table in created]:
+            # Every table created here gets its indexes, loaded or not: after the loads, so they build once.
+            for table in [t for t in catalog.BACKUP_TABLES if t in created]:
                 for statement in table_ddl[table][1]:
                     log(f"Building index: {statement}")
                     cur.execute(statement)
