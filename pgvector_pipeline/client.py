@@ -89,7 +89,7 @@ class VectorBackupClient:
         timestamp: str | None = None,
     ) -> LaunchedBackup:
         """Register the set's partition and launch vector_backup_job for it; task_id None means global."""
-        key = backup_partition_key(task_key(task_id), timestamp or new_timestamp())
+        key = backup_partition_key(task_id, timestamp or new_timestamp())
         task, stamp = key.keys_by_dimension[TASK_DIMENSION], key.keys_by_dimension[TIMESTAMP_DIMENSION]
         self.add_dynamic_partition(task_partitions.name, task)
         self.add_dynamic_partition(timestamp_partitions.name, stamp)

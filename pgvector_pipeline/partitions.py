@@ -16,7 +16,8 @@ backup_partitions = dg.MultiPartitionsDefinition(
 )
 
 
-def backup_partition_key(task: str, timestamp: str) -> dg.MultiPartitionKey:
+def backup_partition_key(task: str | None, timestamp: str) -> dg.MultiPartitionKey:
+    """The partition of a set; task None, '' or 'global' is the global directory."""
     return dg.MultiPartitionKey({TASK_DIMENSION: task_key(task), TIMESTAMP_DIMENSION: validate_timestamp(timestamp)})
 
 

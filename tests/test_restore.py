@@ -281,6 +281,13 @@ def test_paths_task_ids_and_timestamps_are_checked_before_reading(backup_root, t
         locate_backup_set(backup_root, task_id="escape", timestamp=TS)
     with pytest.raises(InvalidParams, match="outside the backup root"):
         locate_backup_set(backup_root, timestamp=TS)  # the embedding CSV links out of the root
+    linked_manifest = backup_root / "task_m" / "vector_bak"
+    linked_manifest.mkdir(parents=True)
+    for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
+        (linked_manifest / f"{table}_{TS}.csv").write_text("x\n")
+    (linked_manifest / f"vector_backup_{TS}.json").symlink_to(outside / f"langchain_pg_collection_{TS}.csv")
+    with pytest.raises(InvalidParams, match="outside the backup root"):
+        locate_backup_set(backup_root, task_id="task_m", timestamp=TS)
     for timestamp in ["2026-11-23", "20261123_256000", "", "../20261123_121700"]:
         with pytest.raises(InvalidParams):
             locate_backup_set(backup_root, timestamp=timestamp)

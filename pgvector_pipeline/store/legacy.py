@@ -43,14 +43,12 @@ class JsonRepairingCsvStream:
         self._json_indexes = [(i, name) for i, name in enumerate(header) if name in json_columns]
         self._writer.writerow(header)
         self._pending = bytearray()
-        self.rows = 0
 
     def _fill(self, size: int) -> None:
         while size < 0 or len(self._pending) < size:
             row = next(self._reader, None)
             if row is None:
                 break
-            self.rows += 1
             for index, name in self._json_indexes:
                 if index < len(row):
                     row[index] = _as_json(row[index], name, self._reader.line_num)

@@ -147,20 +147,24 @@ def locate_backup_set(
     root: Path, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
 ) -> BackupSetInfo:
     """The set named by task id (None or 'global' for the global directory) and timestamp, or by a
-    backup_path inside the root and timestamp. Everything is checked before any file is read."""
+    backup_path inside the root and timestamp.
+
+    Task id, timestamp and directory are checked before the directory is scanned; the set's CSVs and
+    manifest must resolve inside the root too, or the set is refused before any row is read."""
     if not timestamp:
         raise InvalidParams("Name the set's timestamp (YYYYMMDD_HHMMSS), or pick a partition of the backup assets.")
     validate_timestamp(timestamp)
+    root_real = Path(root).resolve()
     if backup_path:
         task, directory = resolve_backup_dir(root, backup_path)
     else:
         task = task_key(task_id)
-        directory = _inside_root(Path(root).resolve(), backup_dir(root, task), f"The directory of task {task!r}")
+        directory = _inside_root(root_real, backup_dir(root, task), f"The directory of task {task!r}")
     if directory.is_dir():
         for info in _scan_directory(task, directory):
             if info.timestamp == timestamp:
-                for path in info.files.values():
-                    _inside_root(Path(root).resolve(), path, str(path))
+                for path in [*info.files.values(), *([info.manifest_path] if info.has_manifest else [])]:
+                    _inside_root(root_real, path, str(path))
                 return info
     raise ResourceNotFound(
         f"No backup set with timestamp {timestamp} in {directory}. List the sets (vector_backup_inventory) "
