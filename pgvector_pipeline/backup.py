@@ -1,24 +1,37 @@
 """Back up both LangChain tables from one snapshot into a backup set. Plain Python: the Dagster
-resource calls this, and so can any other tool."""
+resource calls this, and so can any other tool.
+
+    back_up_store           claim the set, read the snapshot, publish the manifest, truncate if asked
+      _export_table         one table: COPY TO STDOUT into the set's .tmp file, counted and hashed
+      _manifest             what the set holds, built from the snapshot's results
+      _truncate_verified    re-read the files, count committed rows, truncate, commit (known outcome)
+"""
 
 import logging
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-import psycopg2
-
-from pgvector_pipeline.errors import DataError, PipelineError
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, EMBEDDING_TABLE, TableDescription, langchain_layout
-from pgvector_pipeline.postgres.connection import classify_error, connect, redact_dsn
-from pgvector_pipeline.postgres.maintenance import TruncateStats
+from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, PipelineError
+from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, EMBEDDING_TABLE, Column, TableDescription, langchain_layout
+from pgvector_pipeline.postgres.connection import connect, redact_dsn
+from pgvector_pipeline.postgres.ddl import UnsafeDDL, checked_create_index, checked_create_table
+from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committed_rows
 from pgvector_pipeline.postgres.snapshot import Snapshot
-from pgvector_pipeline.store.backup_set import BackupSetWriter, remove_stale_tmp_files
-from pgvector_pipeline.store.files import StreamingFileWriter, human_size, sha256_file
-from pgvector_pipeline.store.layout import LOG_FILE_NAME, prepare_backup_dir
-from pgvector_pipeline.store.log import append_log_entry
+from pgvector_pipeline.store.backup_set import BackupSetWriter, InterruptedSet
+from pgvector_pipeline.store.files import (
+    DEFAULT_FILE_MODE,
+    StreamingFileWriter,
+    check_file_mode,
+    human_size,
+    sha256_file,
+    storage_error,
+)
+from pgvector_pipeline.store.layout import LOG_FILE_NAME, prepare_backup_dir, validate_timestamp
+from pgvector_pipeline.store.log import manifest_line, record_in_log
 from pgvector_pipeline.store.manifest import MANIFEST_FORMAT
 
 
@@ -35,7 +48,11 @@ class TableBackup:
     bytes: int
     sha256: str
     duration_s: float
-    columns: list[dict]
+    description: TableDescription
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.description.columns
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,14 @@ class BackupResult:
         return next(t for t in self.tables if t.table == name)
 
 
+@dataclass(frozen=True)
+class _SnapshotContents:
+    tables: list[TableBackup]
+    pgvector_version: str
+    server_version: str
+    embedding_dimensions: dict[str, int]
+
+
 def back_up_store(
     dsn: str,
     schema: str,
@@ -66,72 +91,55 @@ def back_up_store(
     *,
     truncate_after_backup: bool = False,
     create_task_dir: bool = False,
+    file_mode: int = DEFAULT_FILE_MODE,
     log: Log | None = None,
 ) -> BackupResult:
     """Write `{root}/.../vector_bak/*_{timestamp}.csv` and its manifest from one consistent snapshot.
 
     With `truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
-    export, only after both files and the manifest are on disk and re-read with matching checksums.
-    On any failure before that point no file of the set remains; the failure is logged and raised.
+    export, only after both files and the manifest are on disk and re-read with matching checksums,
+    and a new session counts exactly the rows the set holds. On any failure before the manifest is
+    published no file of the set remains; every failure is logged (when the log can be written) and
+    raised as a PipelineError.
     """
     log = log or logging.getLogger(__name__)
+    check_file_mode(file_mode)
+    validate_timestamp(timestamp)
     started = datetime.now().astimezone()
     clock = time.monotonic()
     directory = prepare_backup_dir(root, task, create_task_dir)
-    for leftover in remove_stale_tmp_files(directory):
-        log.warning(f"Removed {leftover.name}, left behind by a backup that did not finish.")
-    set_writer = BackupSetWriter(directory, timestamp)
     source = redact_dsn(dsn)
-    published = False
+
+    def note(headline: str, details: list[str]) -> None:
+        record_in_log(directory, headline, details, file_mode, log.warning)
+
+    def note_interrupted(leftover: InterruptedSet) -> None:
+        log.warning(
+            f"Removed the leftovers of set {leftover.timestamp}, whose backup run ended without finishing it: "
+            f"{', '.join(leftover.files)} ({human_size(leftover.bytes)})."
+        )
+        note(
+            f"backup {leftover.timestamp} INTERRUPTED (found by the backup of {timestamp})",
+            [f"its run ended without finishing; removed {', '.join(leftover.files)} ({human_size(leftover.bytes)})"],
+        )
+
+    lock = [EMBEDDING_TABLE] if truncate_after_backup else []
     try:
-        conn = connect(dsn)
-        try:
-            lock = [EMBEDDING_TABLE] if truncate_after_backup else []
-            with Snapshot(conn, schema, lock_for_truncate=lock) as snap:
-                pgvector_version = snap.pgvector_version()
-                descriptions = {table: snap.describe(table) for table in BACKUP_TABLES}
-                counts = {table: snap.count(table) for table in BACKUP_TABLES}
-                dimensions = snap.embedding_dimensions(descriptions[EMBEDDING_TABLE], counts[EMBEDDING_TABLE])
-                server_version = snap.server_version()
-                tables = [
-                    _export_table(snap, set_writer, descriptions[table], counts[table], log)
-                    for table in BACKUP_TABLES
-                ]
-                layout = langchain_layout(descriptions[EMBEDDING_TABLE])
-                manifest = {
-                    "format": MANIFEST_FORMAT,
-                    "task_id": task,
-                    "timestamp": timestamp,
-                    "started_at": started.isoformat(),
-                    "finished_at": datetime.now().astimezone().isoformat(),
-                    "duration_s": round(time.monotonic() - clock, 3),
-                    "source": {
-                        "dsn": source,
-                        "schema": schema,
-                        "server_version": server_version,
-                        "pgvector_version": pgvector_version,
-                        "langchain_layout": layout,
-                    },
-                    "embedding_dimensions": dimensions,
-                    "tables": {
-                        t.table: _manifest_entry(t, descriptions[t.table]) for t in tables
-                    },
-                }
-                manifest_path = set_writer.commit(manifest)
-                published = True
-                log.info(f"Backup set {timestamp} written to {directory}.")
-                truncated = []
-                if truncate_after_backup:
-                    _verify_on_disk(tables)
-                    truncated = snap.truncate_and_commit([EMBEDDING_TABLE])
-        finally:
-            conn.close()
-    except (PipelineError, psycopg2.Error, OSError) as exc:
-        error = _as_pipeline_error(exc, published)
-        if not published:
-            set_writer.abort()
-        append_log_entry(directory, f"backup {timestamp} FAILED (task {task}, source {source})", [error.message])
-        raise error from exc
+        with (
+            BackupSetWriter(directory, timestamp, file_mode, on_interrupted=note_interrupted) as set_writer,
+            closing(connect(dsn)) as conn,
+            Snapshot(conn, schema, lock_for_truncate=lock) as snap,
+        ):
+            if lock:
+                log.info(f"Holding writers of {EMBEDDING_TABLE} off until the truncate (SHARE lock taken first).")
+            contents = _read_snapshot(snap, set_writer, log)
+            manifest = _manifest(task, timestamp, started, clock, source, schema, contents)
+            manifest_path = set_writer.publish(manifest)
+            log.info(f"Backup set {timestamp} written to {directory}.")
+            truncated = _truncate_verified(snap, dsn, schema, contents.tables, log) if truncate_after_backup else []
+    except PipelineError as error:
+        note(f"backup {timestamp} FAILED (task {task}, source {source})", [error.message])
+        raise
 
     result = BackupResult(
         task=task,
@@ -140,19 +148,52 @@ def back_up_store(
         manifest_path=manifest_path,
         log_path=directory / LOG_FILE_NAME,
         source=source,
-        pgvector_version=pgvector_version,
-        langchain_layout=layout,
-        embedding_dimensions=dimensions,
-        tables=tables,
+        pgvector_version=contents.pgvector_version,
+        langchain_layout=manifest["source"]["langchain_layout"],
+        embedding_dimensions=contents.embedding_dimensions,
+        tables=contents.tables,
         duration_s=time.monotonic() - clock,
         truncated=truncated,
     )
-    append_log_entry(directory, _log_headline(result), _log_details(result))
+    # The set is published (and the truncate committed): a log that cannot be written only warns.
+    note(_log_headline(result), _log_details(result))
     return result
 
 
+def _read_snapshot(snap: Snapshot, set_writer: BackupSetWriter, log: Log) -> _SnapshotContents:
+    pgvector_version = snap.pgvector_version()
+    descriptions = {table: snap.describe(table) for table in BACKUP_TABLES}
+    counts = {table: snap.count(table) for table in BACKUP_TABLES}
+    dimensions = snap.embedding_dimensions(descriptions[EMBEDDING_TABLE], counts[EMBEDDING_TABLE])
+    server_version = snap.server_version()
+    for description in descriptions.values():
+        _warn_if_not_recreatable(description, log)
+    tables: list[TableBackup] = []
+    for table in BACKUP_TABLES:
+        tables.append(_export_table(snap, set_writer, descriptions[table], counts[table], tables, log))
+    return _SnapshotContents(tables, pgvector_version, server_version, dimensions)
+
+
+def _warn_if_not_recreatable(description: TableDescription, log: Log) -> None:
+    """Restore's create_missing executes only DDL its checker accepts: say now if this table's is not."""
+    try:
+        checked_create_table(description.create_table, description.name)
+        for statement in description.indexes:
+            checked_create_index(statement, description.name)
+    except UnsafeDDL as error:
+        log.warning(
+            f"{description.name}: restore with create_missing will not recreate this table from the set "
+            f"(restores into existing tables are not affected). {error.message}"
+        )
+
+
 def _export_table(
-    snap: Snapshot, set_writer: BackupSetWriter, description: TableDescription, expected_rows: int, log: Log
+    snap: Snapshot,
+    set_writer: BackupSetWriter,
+    description: TableDescription,
+    expected_rows: int,
+    done: list[TableBackup],
+    log: Log,
 ) -> TableBackup:
     table = description.name
     log.info(f"Exporting {table}: {expected_rows:,} rows, columns {', '.join(description.column_names)}.")
@@ -164,20 +205,18 @@ def _export_table(
 
     clock = time.monotonic()
     writer = set_writer.open_table(table, progress)
-    rows = snap.copy_to(table, description.column_names, writer)
-    writer.flush_to_disk()
+    try:
+        rows = snap.copy_to(table, description.column_names, writer)
+        writer.flush_to_disk()
+    except OSError as exc:
+        # Estimated from what was written; the partial file goes first, so the free space shown is real.
+        estimate = sum(t.bytes for t in done) + writer.bytes * expected_rows // max(writer.writes - 1, 1)
+        writer.discard()
+        raise storage_error(exc, writer.tmp, f"exporting {table}", estimate) from exc
     _check_counts(table, expected_rows, rows, writer)
     duration = time.monotonic() - clock
     log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} in {duration:.1f} s.")
-    return TableBackup(
-        table=table,
-        path=writer.path,
-        rows=rows,
-        bytes=writer.bytes,
-        sha256=writer.sha256,
-        duration_s=duration,
-        columns=[{"name": c.name, "type": c.type, "not_null": c.not_null} for c in description.columns],
-    )
+    return TableBackup(table, writer.path, rows, writer.bytes, writer.sha256, duration, description)
 
 
 def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: StreamingFileWriter) -> None:
@@ -189,43 +228,70 @@ def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: Stre
         )
 
 
-def _verify_on_disk(tables: list[TableBackup]) -> None:
-    for table in tables:
-        if sha256_file(table.path) != table.sha256:
-            raise DataError(
-                f"{table.path} does not read back with the checksum that was written. The embedding table "
-                f"was NOT truncated. Check the disk holding the backup root."
-            )
-
-
-def _manifest_entry(table: TableBackup, description: TableDescription) -> dict:
+def _manifest(
+    task: str, timestamp: str, started: datetime, clock: float, source: str, schema: str, contents: _SnapshotContents
+) -> dict:
+    embedding = next(t for t in contents.tables if t.table == EMBEDDING_TABLE)
     return {
-        "file": table.path.name,
-        "rows": table.rows,
-        "bytes": table.bytes,
-        "sha256": table.sha256,
-        "duration_s": round(table.duration_s, 3),
-        "columns": table.columns,
-        "create_table": description.create_table,
-        "indexes": list(description.indexes),
+        "format": MANIFEST_FORMAT,
+        "kind": "backup",
+        "task_id": task,
+        "timestamp": timestamp,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now().astimezone().isoformat(),
+        "duration_s": round(time.monotonic() - clock, 3),
+        "source": {
+            "dsn": source,
+            "schema": schema,
+            "server_version": contents.server_version,
+            "pgvector_version": contents.pgvector_version,
+            "langchain_layout": langchain_layout(embedding.description),
+        },
+        "embedding_dimensions": contents.embedding_dimensions,
+        "tables": {
+            t.table: {
+                "file": t.path.name,
+                "rows": t.rows,
+                "bytes": t.bytes,
+                "sha256": t.sha256,
+                "duration_s": round(t.duration_s, 3),
+                "columns": [{"name": c.name, "type": c.type, "not_null": c.not_null} for c in t.columns],
+                "create_table": t.description.create_table,
+                "indexes": list(t.description.indexes),
+            }
+            for t in contents.tables
+        },
     }
 
 
-def _as_pipeline_error(exc: Exception, published: bool) -> PipelineError:
-    if isinstance(exc, PipelineError):
-        error = exc
-    elif isinstance(exc, psycopg2.Error):
-        error = classify_error(exc, "backing up")
-    else:
-        error = DataError(f"Writing the backup files failed: {exc}. Check free space and permissions of the backup root.")
-    if published:
-        return type(error)(
-            f"The backup set was written and verified, but truncating {EMBEDDING_TABLE} failed, so it "
-            f"was left unchanged: {error.message}",
+def _truncate_verified(
+    snap: Snapshot, dsn: str, schema: str, tables: list[TableBackup], log: Log
+) -> list[TruncateStats]:
+    """Truncate the embedding table only if the set on disk holds exactly the rows committed in it."""
+    embedding = next(t for t in tables if t.table == EMBEDDING_TABLE)
+    try:
+        for table in tables:
+            if sha256_file(table.path) != table.sha256:
+                raise DataError(
+                    f"{table.path} does not read back with the checksum that was written. Check the disk "
+                    f"holding the backup root."
+                )
+        # The SHARE lock was taken before the snapshot, so a new session must see exactly the exported rows.
+        committed = count_committed_rows(dsn, schema, EMBEDDING_TABLE)
+        if committed != embedding.rows:
+            raise DataError(
+                f"{EMBEDDING_TABLE} holds {committed} committed rows, but the set holds {embedding.rows}: rows "
+                f"outside the backup would be lost."
+            )
+        return snap.truncate_and_commit([EMBEDDING_TABLE], dsn, log.warning)
+    except CommitOutcomeUnknown as error:
+        raise CommitOutcomeUnknown(f"The backup set was written and verified. {error.message}") from error
+    except PipelineError as error:
+        raise type(error)(
+            f"The backup set was written and verified, but {EMBEDDING_TABLE} was NOT truncated: {error.message}",
             # A retry of the same partition would meet the finished set and refuse to overwrite it.
             can_retry=False,
-        )
-    return error
+        ) from error
 
 
 def _log_headline(result: BackupResult) -> str:
@@ -244,4 +310,4 @@ def _log_details(result: BackupResult) -> list[str]:
         f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s"
         for s in result.truncated
     ]
-    return lines + [f"manifest: {result.manifest_path.name}"]
+    return lines + [manifest_line(result.manifest_path.name)]

@@ -1,6 +1,6 @@
 """Errors the pipeline raises, classified the way the Dagster layer reports them.
 
-Kept free of Dagster so the Postgres and store layers can raise them; `assets/` turns them into a
+Kept free of Dagster so the Postgres and store layers can raise them; `failures.py` turns them into a
 `dagster.Failure` with `error_type` and `can_retry` metadata.
 """
 
@@ -12,6 +12,10 @@ class ErrorType(str, Enum):
     RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
     DATABASE_ERROR = "DATABASE_ERROR"
     DATA_ERROR = "DATA_ERROR"
+    # The backup root could not be written: disk full, permissions, I/O errors.
+    STORAGE_ERROR = "STORAGE_ERROR"
+    # The connection dropped while COMMIT was in flight and the outcome could not be learnt afterwards.
+    COMMIT_OUTCOME_UNKNOWN = "COMMIT_OUTCOME_UNKNOWN"
 
 
 class PipelineError(Exception):
@@ -39,3 +43,13 @@ class DatabaseError(PipelineError):
 
 class DataError(PipelineError):
     error_type = ErrorType.DATA_ERROR
+
+
+class StorageError(PipelineError):
+    error_type = ErrorType.STORAGE_ERROR
+
+
+class CommitOutcomeUnknown(PipelineError):
+    """Never retried: running the work again could apply it twice (or truncate a restored table)."""
+
+    error_type = ErrorType.COMMIT_OUTCOME_UNKNOWN

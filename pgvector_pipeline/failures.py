@@ -1,14 +1,50 @@
-"""Turning pipeline errors into Dagster failures that read well in the UI."""
+"""Turning pipeline errors into Dagster failures that read well in the UI, and retrying only lost connections.
+
+Every op, asset and sensor body runs inside `failures_reported`, so a failure a user can cause shows
+as a `Failure` with `error_type` and `can_retry` metadata and a plain message, never a traceback.
+Retries are requested explicitly (`RetryRequested`) for retryable errors only: no blanket retry
+policy re-runs bad input.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
 from pgvector_pipeline.errors import PipelineError
 
+RETRY_DELAY_ENV = "PGVECTOR_RETRY_DELAY_S"
+DEFAULT_RETRY_DELAY_S = 5.0
+
 
 def as_failure(error: PipelineError) -> dg.Failure:
-    # Only retryable errors (lost connections) go through the retry policy; bad input fails at once.
     return dg.Failure(
         description=error.message,
         metadata={"error_type": error.error_type.value, "can_retry": error.can_retry},
-        allow_retries=error.can_retry,
+        allow_retries=False,
     )
+
+
+def retry_delay_s() -> float:
+    """Base delay of the exponential back-off, read when a retry is due (not at import)."""
+    return float(os.environ.get(RETRY_DELAY_ENV) or DEFAULT_RETRY_DELAY_S)
+
+
+@contextmanager
+def failures_reported(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext | None = None, max_retries: int = 0
+) -> Iterator[None]:
+    """Raise PipelineErrors as Failures; retryable ones are retried up to `max_retries` times first."""
+    try:
+        yield
+    except PipelineError as error:
+        failure = as_failure(error)
+        if context is not None and error.can_retry and context.retry_number < max_retries:
+            delay = retry_delay_s() * 2**context.retry_number
+            context.log.warning(
+                f"{error.message} Retrying in {delay:g} s (attempt {context.retry_number + 2} of {max_retries + 1})."
+            )
+            # When the retries run out, Dagster reports this Failure (the cause) with its metadata.
+            raise dg.RetryRequested(max_retries=max_retries, seconds_to_wait=delay) from failure
+        raise failure from error

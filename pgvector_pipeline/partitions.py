@@ -4,10 +4,12 @@ import time
 
 import dagster as dg
 
-from pgvector_pipeline.store.layout import new_timestamp, task_key, validate_timestamp
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.store.layout import new_timestamp, task_key, validate_task_id, validate_timestamp
 
 TASK_DIMENSION = "task_id"
 TIMESTAMP_DIMENSION = "timestamp"
+MULTI_KEY_SEPARATOR = "|"
 
 task_partitions = dg.DynamicPartitionsDefinition(name="vector_backup_task")
 timestamp_partitions = dg.DynamicPartitionsDefinition(name="vector_backup_timestamp")
@@ -22,9 +24,32 @@ def backup_partition_key(task: str | None, timestamp: str) -> dg.MultiPartitionK
 
 
 def backup_set_of(partition_key: str) -> tuple[str, str]:
-    """(task, timestamp) of a partition key; runs launched by tag see a plain string, not a MultiPartitionKey."""
-    keys = backup_partitions.get_partition_key_from_str(str(partition_key)).keys_by_dimension
-    return keys[TASK_DIMENSION], keys[TIMESTAMP_DIMENSION]
+    """(task, timestamp) of a partition key, both validated; InvalidParams for anything else.
+
+    Runs launched by tag see a plain string, not a MultiPartitionKey, and any string can arrive that way
+    (GraphQL accepts every key), so the key is parsed here rather than trusted.
+    """
+    parts = str(partition_key).split(MULTI_KEY_SEPARATOR)
+    if len(parts) != 2:
+        raise InvalidParams(
+            f"Partition key {str(partition_key)!r:.80} is not 'task_id{MULTI_KEY_SEPARATOR}timestamp' "
+            f"(e.g. 'global{MULTI_KEY_SEPARATOR}20261123_121700')."
+        )
+    # Dagster orders the dimensions of a multi-partition key by name: task_id, then timestamp.
+    return validate_task_id(parts[0]), validate_timestamp(parts[1])
+
+
+def invalid_partition_keys(instance: dg.DagsterInstance) -> dict[str, list[str]]:
+    """Dynamic partition keys that are not a task key or a timestamp (added by hand or over GraphQL)."""
+    checks = {task_partitions.name: validate_task_id, timestamp_partitions.name: validate_timestamp}
+    invalid: dict[str, list[str]] = {}
+    for name, check in checks.items():
+        for key in instance.get_dynamic_partitions(name):
+            try:
+                check(key)
+            except InvalidParams:
+                invalid.setdefault(name, []).append(key)
+    return invalid
 
 
 def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp: str) -> dg.MultiPartitionKey:

@@ -5,6 +5,8 @@ import csv
 import io
 import logging
 import time
+from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +14,16 @@ from pgvector_pipeline.backup import Log
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
 from pgvector_pipeline.postgres.connection import connect, redact_dsn
-from pgvector_pipeline.postgres.restore import TableLoad, TableRestoreStats, restore_tables
+from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
+from pgvector_pipeline.postgres.restore import TableDDL, TableLoad, TableRestoreStats, restore_tables
 from pgvector_pipeline.store.files import sha256_file
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
+from pgvector_pipeline.store.manifest import Manifest
+
+
+# A header names a handful of columns; a longer first line is not a header.
+_MAX_HEADER_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -40,73 +48,102 @@ def restore_backup_set(
     schema: str,
     backup_set: BackupSetInfo,
     *,
-    tables: list[str] = BACKUP_TABLES,
+    tables: Sequence[str] = BACKUP_TABLES,
     truncate_before_restore: bool = False,
     verify_only: bool = False,
     create_missing: bool = False,
+    allow_legacy: bool = False,
     log: Log | None = None,
 ) -> RestoreResult:
-    """Restore `tables` of the set. With `verify_only` the whole load runs and is then rolled back."""
+    """Restore `tables` of the set. With `verify_only` the whole load runs and is then rolled back.
+
+    Sets are verified against their manifest before any row changes. A set without a manifest (made by
+    the old system and not yet adopted) restores only with `allow_legacy`, since nothing can verify it.
+    """
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
     tables = check_restore_tables(list(tables))
-    _check_set_files(backup_set, tables)
-    if backup_set.manifest:
-        _verify_checksums(backup_set, tables, log)
+    _check_set_files(backup_set, tables, allow_legacy)
+    manifest = backup_set.manifest
+    if manifest:
+        _verify_checksums(backup_set, manifest, tables, log)
     else:
         log.warning(
             f"Set {backup_set.timestamp} in {backup_set.directory} has no manifest (made by the old system): "
-            f"no checksums to verify; JSON columns written as Python reprs are converted while loading."
-        )
-    if create_missing and not backup_set.manifest:
-        raise InvalidParams(
-            "create_missing needs the table DDL from a manifest, and this set has none. Create the tables in "
-            "the target first (LangChain creates them on first use), then restore without create_missing."
+            f"no checksums to verify (allowed by allow_legacy); JSON columns written as Python reprs are "
+            f"converted while loading."
         )
     loads = [_table_load(backup_set, table) for table in tables]
-    ddl = (
-        {t: (entry["create_table"], entry["indexes"]) for t, entry in backup_set.manifest["tables"].items()}
-        if create_missing
-        else None
-    )
-    conn = connect(dsn)
-    try:
+    ddl = _checked_ddl(manifest) if create_missing else None
+    with closing(connect(dsn)) as conn:
         stats, created = restore_tables(
-            conn, schema, loads, truncate=truncate_before_restore, table_ddl=ddl, commit=not verify_only, log=log.info
+            conn,
+            dsn,
+            schema,
+            loads,
+            truncate=truncate_before_restore,
+            table_ddl=ddl,
+            commit=not verify_only,
+            log=log.info,
+            warn=log.warning,
         )
-    finally:
-        conn.close()
     outcome = "verified (rolled back, nothing changed)" if verify_only else "restored"
     log.info(f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats))
     return RestoreResult(backup_set, redact_dsn(dsn), stats, created, verify_only, time.monotonic() - clock)
 
 
-def _check_set_files(backup_set: BackupSetInfo, tables: list[str]) -> None:
-    if backup_set.interrupted:
-        raise DataError(
-            f"Set {backup_set.timestamp} in {backup_set.directory} was never finished (a .tmp file of it is "
-            f"present). Restore another set."
+def _checked_ddl(manifest: Manifest | None) -> dict[str, TableDDL]:
+    """The manifest's DDL, each statement confirmed by PostgreSQL's parser (see postgres.ddl)."""
+    if manifest is None or manifest.adopted:
+        raise InvalidParams(
+            "create_missing needs the table DDL from a manifest written with the set, and this set has none "
+            "(made by the old system). Create the tables in the target first (LangChain creates them on "
+            "first use), then restore without create_missing."
         )
-    if backup_set.manifest_error:
-        # Restoring it as a legacy set would skip the checksum verification its manifest promises.
-        raise DataError(f"{backup_set.manifest_error} Restore another set.")
+    return {
+        table: TableDDL(
+            checked_create_table(entry.create_table or "", table),
+            [checked_create_index(statement, table) for statement in entry.indexes],
+        )
+        for table, entry in manifest.tables.items()
+    }
+
+
+def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy: bool) -> None:
+    where = f"Set {backup_set.timestamp} in {backup_set.directory}"
+    if backup_set.problem:
+        raise DataError(f"{where} is damaged: {backup_set.problem} Restore another set.")
+    if backup_set.unfinished:
+        raise DataError(
+            f"{where} was never finished (its lock file or a .tmp file is present: a backup is writing it, "
+            f"or died; the next backup into that directory removes the leftovers). Restore another set."
+        )
     missing = [t for t in tables if t not in backup_set.files]
     if missing:
         raise ResourceNotFound(
-            f"Set {backup_set.timestamp} in {backup_set.directory} has no CSV for {missing}. Restore only the "
-            f"tables it has ({sorted(backup_set.files) or 'none'}) or pick a complete set."
+            f"{where} has no CSV for {missing}. Restore only the tables it has "
+            f"({sorted(backup_set.files) or 'none'}) or pick a complete set."
+        )
+    if backup_set.manifest is None and not allow_legacy:
+        raise DataError(
+            f"{where} has no manifest, so nothing can verify its files (a changed digit, a cut file or an "
+            f"emptied table would load silently). If the old system made it, let backup_discovery_sensor "
+            f"adopt it (it records sizes and checksums), or restore it once with allow_legacy: true. If "
+            f"this tool made it, its manifest was deleted: restore another set."
         )
 
 
-def _verify_checksums(backup_set: BackupSetInfo, tables: list[str], log: Log) -> None:
+def _verify_checksums(backup_set: BackupSetInfo, manifest: Manifest, tables: list[str], log: Log) -> None:
     for table in tables:
-        entry = backup_set.manifest["tables"][table]
+        entry = manifest.tables.get(table)
         path = backup_set.files[table]
+        if entry is None:
+            raise DataError(f"The manifest of set {backup_set.timestamp} does not describe {table}. Restore another set.")
         size = path.stat().st_size
-        if size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        if size != entry.bytes or sha256_file(path) != entry.sha256:
             raise DataError(
-                f"{path.name} does not match its manifest (expected {entry['bytes']} bytes, sha256 "
-                f"{entry['sha256'][:12]}…; found {size} bytes). The file was changed or damaged after the "
+                f"{path.name} does not match its manifest (expected {entry.bytes} bytes, sha256 "
+                f"{entry.sha256[:12]}…; found {size} bytes). The file was changed or damaged after the "
                 f"backup: restore another set."
             )
         log.info(f"{path.name}: size and sha256 match the manifest.")
@@ -114,8 +151,11 @@ def _verify_checksums(backup_set: BackupSetInfo, tables: list[str], log: Log) ->
 
 def _read_header(path: Path) -> list[str]:
     with open(path, "rb") as file:
-        line = file.readline()
-    header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
+        line = file.readline(_MAX_HEADER_BYTES)
+    try:
+        header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"The header line of {path} cannot be read as UTF-8 CSV ({exc}). The file is damaged.") from None
     if not header:
         raise DataError(f"{path} has no CSV header line. The file is empty or damaged.")
     return header
@@ -123,9 +163,10 @@ def _read_header(path: Path) -> list[str]:
 
 def _table_load(backup_set: BackupSetInfo, table: str) -> TableLoad:
     path = backup_set.files[table]
-    if backup_set.manifest:
+    if backup_set.manifest and not backup_set.manifest.adopted:
         return TableLoad(table, _read_header(path), lambda: open(path, "rb"), backup_set.rows(table))
-    return TableLoad(table, _read_header(path), lambda: _LegacyFile(path), None)
+    # Old-system CSVs (adopted or not) may hold JSON as Python reprs.
+    return TableLoad(table, _read_header(path), lambda: _LegacyFile(path), backup_set.rows(table))
 
 
 class _LegacyFile:

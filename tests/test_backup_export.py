@@ -4,8 +4,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import time
 
 import psycopg2
 import pytest
@@ -199,24 +197,16 @@ def test_unreachable_database_is_retryable_and_never_shows_the_password(backup_r
     assert "password=***" in log
 
 
-def test_log_is_appended_and_stale_tmp_files_are_cleaned(store_db, backup_root):
+def test_log_is_appended_and_names_each_manifest(store_db, backup_root):
     directory = backup_root / "vector_bak"
     directory.mkdir()
-    # A run that died mid-commit: its CSVs were published, its manifest never was.
-    for name in ["langchain_pg_collection_20200101_000000.csv", "langchain_pg_embedding_20200101_000000.csv"]:
-        (directory / name).write_text("x\n")
-    stale = [directory / "vector_backup_20200101_000000.json.tmp", directory / "langchain_pg_embedding_20200102_000000.csv.tmp"]
-    for path in stale:
-        path.write_text("partial")
-        os.utime(path, (time.time() - 2 * backup_set.STALE_TMP_AGE_S,) * 2)
-    fresh = directory / "langchain_pg_embedding_20200103_000000.csv.tmp"
-    fresh.write_text("another backup still writing")
+    (directory / LOG_FILE_NAME).write_text("=== Vector Table Backup Log ===\nwritten by the old system\n")
 
     back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, "20261123_000001")
     back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, "20261123_000002")
 
-    names = sorted(p.name for p in directory.iterdir())
-    assert not any("20200101" in n or "20200102" in n for n in names)
-    assert fresh.name in names
     log = (directory / LOG_FILE_NAME).read_text()
+    assert log.startswith("=== Vector Table Backup Log ===\nwritten by the old system\n")
     assert log.count(" OK (task global") == 2
+    assert "    manifest: vector_backup_20261123_000001.json\n" in log
+    assert "    manifest: vector_backup_20261123_000002.json\n" in log

@@ -1,5 +1,6 @@
 """Listing sets on disk, registering unknown ones in Dagster, the inventory, and the restore/truncate jobs."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.jobs.maintenance import RESTORE_JOB_NAME, TRUNCATE_JOB_NAME
 from pgvector_pipeline.partitions import backup_partition_key, task_partitions, timestamp_partitions
 from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.postgres.connection import redact_dsn
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.store.layout import csv_name
@@ -95,7 +97,11 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(inst
     assert instance.get_dynamic_partitions(timestamp_partitions.name) == [LEGACY_TS]
     assert instance.get_materialized_partitions(EMBEDDING_BACKUP) == {key}
     event = instance.get_latest_materialization_event(COLLECTION_BACKUP).asset_materialization
-    assert event.partition == str(key) and event.metadata["manifest"].value == "none (legacy set)"
+    adopted = backup_root / "task_legacy" / "vector_bak" / f"vector_backup_{LEGACY_TS}.json"
+    assert event.partition == str(key) and event.metadata["manifest"].value == str(adopted)
+    assert event.metadata["origin"].value.startswith("old system's set, adopted")
+    assert json.loads(adopted.read_text())["kind"] == "adopted"
+    assert event.metadata["dagster/row_count"].value == 2
     assert [r.job_name for r in first.run_requests] == ["vector_inventory_job"]
 
     second = backup_discovery_sensor(
@@ -125,21 +131,24 @@ def test_restore_job_by_config_reports_metadata_and_clear_errors(instance, store
             raise_on_error=False,
         )
 
-    result = restore(backup_path="task_legacy/vector_bak", timestamp=LEGACY_TS, tables=[COLLECTION_TABLE, EMBEDDING_TABLE])
+    result = restore(
+        backup_path="task_legacy/vector_bak", timestamp=LEGACY_TS, tables=[COLLECTION_TABLE, EMBEDDING_TABLE], allow_legacy=True
+    )
     assert result.success
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = output.event_specific_data.metadata
     assert metadata["backup_set"].value == f"task_legacy|{LEGACY_TS}"
     assert metadata[f"{EMBEDDING_TABLE}.rows_restored"].value == 8
     assert [r.data["rows_after"] for r in metadata["tables"].value.records] == [2, 8]
-    assert "password" not in metadata["target"].value or "***" in metadata["target"].value
+    assert metadata["target"].value == redact_dsn(store_db)
 
     for config, error_type, words in [
         ({"backup_path": "../elsewhere", "timestamp": LEGACY_TS}, "INVALID_PARAMS", "'..'"),
         ({"task_id": "task_legacy", "timestamp": "20250101_999999"}, "INVALID_PARAMS", "Timestamp"),
         ({"task_id": "task_legacy", "timestamp": "20250102_120000"}, "RESOURCE_NOT_FOUND", "No backup set"),
         ({"task_id": "task_legacy", "timestamp": LEGACY_TS, "tables": ["langchain_pg_foo"]}, "INVALID_PARAMS", "langchain_pg_foo"),
-        ({"task_id": "task_legacy", "timestamp": LEGACY_TS}, "DATA_ERROR", "duplicate key"),
+        ({"task_id": "task_legacy", "timestamp": LEGACY_TS}, "DATA_ERROR", "has no manifest"),
+        ({"task_id": "task_legacy", "timestamp": LEGACY_TS, "allow_legacy": True}, "DATA_ERROR", "duplicate key"),
     ]:
         failed = restore(**config)
         assert not failed.success

@@ -11,12 +11,13 @@ from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.admin import terminate_backends
 from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.postgres.connection import APPLICATION_NAME, connect
+from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.langchain_schema import create_langchain_tables, insert_sample_store
 from pgvector_pipeline.postgres.maintenance import truncate_store
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from pgvector_pipeline.store.manifest import read_manifest
 from tests.conftest import execute, query
 from tests.legacy_format import write_legacy_set
 from tests.stores import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES, TRICKY_METADATA, make_store
@@ -34,11 +35,7 @@ def contents(dsn: str) -> dict[str, list[str]]:
 
 
 def truncate_both(dsn: str) -> None:
-    conn = connect(dsn)
-    try:
-        truncate_store(conn, "public", [COLLECTION_TABLE, EMBEDDING_TABLE])
-    finally:
-        conn.close()
+    truncate_store(dsn, "public", [COLLECTION_TABLE, EMBEDDING_TABLE], warn=print)
 
 
 def backed_up(dsn: str, root: Path, timestamp: str = TS):
@@ -162,7 +159,7 @@ def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -
     manifest = json.loads(backup_set.manifest_path.read_text())
     manifest["tables"][table].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     backup_set.manifest_path.write_text(json.dumps(manifest))
-    backup_set.manifest = manifest
+    backup_set.manifest = read_manifest(backup_set.manifest_path, backup_set.timestamp)
 
 
 def test_duplicate_keys_without_truncate_roll_back(restorable):
@@ -208,8 +205,8 @@ def test_damaged_manifest_is_listed_incomplete_and_refused(restorable, backup_ro
     backup_set.manifest_path.write_text('{"format": "pgvector-pipeline-backup/1", "tables": {')
 
     [listed] = list_backup_sets(backup_root)
-    assert not listed.complete and "cannot be read" in listed.manifest_error
-    with pytest.raises(DataError, match="may be damaged"):
+    assert not listed.complete and listed.status == "damaged" and "cannot be read" in listed.problem
+    with pytest.raises(DataError, match="is damaged"):
         restore_backup_set(dsn, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True)
     assert contents(dsn) == before
 
@@ -309,7 +306,7 @@ def test_legacy_set_with_python_repr_json_restores(empty_db, backup_root):
     assert not legacy_set.has_manifest
     assert b"'ok': True" in legacy_set.files[EMBEDDING_TABLE].read_bytes()
 
-    restore_backup_set(empty_db, "public", legacy_set, truncate_before_restore=True)
+    restore_backup_set(empty_db, "public", legacy_set, truncate_before_restore=True, allow_legacy=True)
 
     restored = dict(query(empty_db, "SELECT id, cmetadata FROM langchain_pg_embedding WHERE id LIKE 'e%%'"))
     assert restored["e2"] == {**TRICKY_METADATA, "i": 2}
@@ -324,7 +321,7 @@ def test_legacy_set_with_python_repr_json_restores(empty_db, backup_root):
 
 def test_shipped_legacy_fixture_restores(store_db):
     legacy_set = locate_backup_set(FIXTURE_ROOT, task_id="task_legacy", timestamp="20250101_120000")
-    result = restore_backup_set(store_db, "public", legacy_set)
+    result = restore_backup_set(store_db, "public", legacy_set, allow_legacy=True)
 
     assert [s.rows_restored for s in result.tables] == [2, 8]
     metadata = dict(query(store_db, "SELECT id, cmetadata FROM langchain_pg_embedding"))
@@ -335,4 +332,4 @@ def test_shipped_legacy_fixture_restores(store_db):
 def test_legacy_set_cannot_create_missing_tables(empty_db):
     legacy_set = locate_backup_set(FIXTURE_ROOT, task_id="task_legacy", timestamp="20250101_120000")
     with pytest.raises(InvalidParams, match="needs the table DDL from a manifest"):
-        restore_backup_set(empty_db, "public", legacy_set, create_missing=True)
+        restore_backup_set(empty_db, "public", legacy_set, create_missing=True, allow_legacy=True)

@@ -1,13 +1,10 @@
 """The backup CSVs of both LangChain tables, materialized together from one snapshot."""
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.backup import BackupResult, TableBackup
-from pgvector_pipeline.errors import PipelineError
-from pgvector_pipeline.failures import as_failure
+from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
@@ -18,10 +15,8 @@ COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
 EMBEDDING_BACKUP = dg.AssetKey(f"{EMBEDDING_TABLE}_backup")
 ASSET_BY_TABLE = {COLLECTION_TABLE: COLLECTION_BACKUP, EMBEDDING_TABLE: EMBEDDING_BACKUP}
 
-# Lost connections are retried; bad input raises a Failure that bypasses this policy.
-CONNECTION_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=3, delay=float(os.environ.get("PGVECTOR_RETRY_DELAY_S", "5")), backoff=dg.Backoff.EXPONENTIAL
-)
+# Lost connections and server restarts are retried (exponential back-off, see failures.py); nothing else.
+CONNECTION_RETRIES = 3
 
 
 class BackupConfig(dg.Config):
@@ -55,7 +50,6 @@ class BackupConfig(dg.Config):
         ),
     ],
     partitions_def=backup_partitions,
-    retry_policy=CONNECTION_RETRY_POLICY,
 )
 def vector_store_backup(
     context: dg.AssetExecutionContext,
@@ -64,22 +58,21 @@ def vector_store_backup(
     backup_store: BackupStoreResource,
 ):
     """Stream both tables with COPY ... TO STDOUT inside one REPEATABLE READ transaction into a backup set."""
-    task, timestamp = backup_set_of(context.partition_key)
-    context.log.info(
-        f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
-        f"of task {task} under {backup_store.root}."
-    )
-    try:
+    with failures_reported(context, max_retries=CONNECTION_RETRIES):
+        task, timestamp = backup_set_of(context.partition_key)
+        context.log.info(
+            f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
+            f"of task {task} under {backup_store.root}."
+        )
         result = pgvector.back_up(
             backup_store.root_path,
             task,
             timestamp,
             truncate_after_backup=config.truncate_after_backup,
             create_task_dir=config.create_task_dir,
+            file_mode=backup_store.mode,
             log=context.log,
         )
-    except PipelineError as error:
-        raise as_failure(error) from error
     for table in result.tables:
         yield dg.MaterializeResult(asset_key=ASSET_BY_TABLE[table.table], metadata=backup_metadata(result, table))
 
@@ -90,7 +83,7 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
         rows=table.rows,
         size_bytes=table.bytes,
         sha256=table.sha256,
-        columns=[(c["name"], c["type"]) for c in table.columns],
+        columns=[(c.name, c.type) for c in table.columns],
         manifest_path=result.manifest_path,
     )
     metadata.update(

@@ -11,7 +11,7 @@ from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets
 
 INVENTORY = dg.AssetKey("vector_backup_inventory")
 INVENTORY_COLUMNS = [
-    "task_id", "timestamp", "complete", "has_manifest", "has_log",
+    "task_id", "timestamp", "status", "complete", "has_manifest", "has_log",
     "collection_rows", "embedding_rows", "collection_bytes", "embedding_bytes", "size", "location",
 ]
 # The metadata table (UI and GraphQL) holds the newest sets; the DataFrame holds them all.
@@ -24,6 +24,7 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
             {
                 "task_id": s.task,
                 "timestamp": s.timestamp,
+                "status": s.status,
                 "complete": s.complete,
                 "has_manifest": s.has_manifest,
                 "has_log": s.has_log,
@@ -44,7 +45,11 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
     key=INVENTORY,
     group_name=BACKUP_GROUP,
     kinds={"pandas"},
-    description="All backup sets on disk (global and per task), newest first; refreshed by backup_discovery_sensor.",
+    description=(
+        "All backup sets on disk (global and per task), newest first, with their status: complete, legacy "
+        "(old system, not adopted yet), unfinished (being written, or its run died), incomplete, damaged. "
+        "Refreshed by backup_discovery_sensor."
+    ),
 )
 def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.DataFrame]:
     frame = inventory_frame(list_backup_sets(backup_store.root_path))

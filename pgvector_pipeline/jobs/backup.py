@@ -4,8 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP, vector_store_backup
-from pgvector_pipeline.errors import PipelineError
-from pgvector_pipeline.failures import as_failure
+from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, fresh_timestamp, register_backup_partition
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import check_task_dir, task_key
@@ -53,11 +52,9 @@ class BackupRequestConfig(dg.Config):
 def request_vector_backup(
     context: dg.OpExecutionContext, config: BackupRequestConfig, backup_store: BackupStoreResource
 ) -> None:
-    try:
+    with failures_reported():
         task = task_key(config.task_id.strip())
         directory = check_task_dir(backup_store.root_path, task, config.create_task_dir)
-    except PipelineError as error:
-        raise as_failure(error) from error
     timestamp = fresh_timestamp(context.instance)
     key = register_backup_partition(context.instance, task, timestamp)
     context.instance.add_run_tags(

@@ -3,8 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.errors import PipelineError
-from pgvector_pipeline.failures import as_failure
+from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
@@ -40,13 +39,20 @@ class RestoreConfig(dg.Config):
         default=False,
         description="In an empty database, create the vector extension and the tables and indexes from the set's manifest.",
     )
+    allow_legacy: bool = Field(
+        default=False,
+        description=(
+            "Restore a set that has no manifest (made by the old system and not yet adopted by "
+            "backup_discovery_sensor). Nothing can verify such a set: a changed or cut file loads as it is."
+        ),
+    )
 
 
 @dg.op(out=dg.Out(dg.Nothing), description="Verify a backup set, then load it in one transaction: all or nothing.")
 def restore_vector_backup(
     context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
 ):
-    try:
+    with failures_reported():
         if config.timestamp or config.backup_path:
             task, timestamp = (config.task_id or GLOBAL_TASK_KEY), config.timestamp
         elif context.has_partition_key:
@@ -63,10 +69,9 @@ def restore_vector_backup(
             truncate_before_restore=config.truncate_before_restore,
             verify_only=config.verify_only,
             create_missing=config.create_missing,
+            allow_legacy=config.allow_legacy,
             log=context.log,
         )
-    except PipelineError as error:
-        raise as_failure(error) from error
     metadata = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
         "backup_dir": dg.MetadataValue.path(str(backup_set.directory)),
@@ -99,10 +104,8 @@ class TruncateConfig(dg.Config):
 
 @dg.op(out=dg.Out(dg.Nothing), description="Truncate LangChain tables and report rows before and after.")
 def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource):
-    try:
-        stats = pgvector.truncate(config.tables)
-    except PipelineError as error:
-        raise as_failure(error) from error
+    with failures_reported():
+        stats = pgvector.truncate(config.tables, context.log)
     for s in stats:
         context.log.info(f"Truncated {s.table}: {s.rows_before:,} -> {s.rows_after:,} rows in {s.duration_s:.2f} s.")
     yield dg.Output(

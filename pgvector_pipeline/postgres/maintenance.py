@@ -1,6 +1,8 @@
 """Counting and truncating the LangChain tables."""
 
 import time
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 import psycopg2
@@ -9,7 +11,8 @@ from psycopg2 import sql
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE, table_oid
-from pgvector_pipeline.postgres.connection import classify_error
+from pgvector_pipeline.postgres.commit import commit_confirmed
+from pgvector_pipeline.postgres.connection import classify_error, connect
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,33 @@ def truncate_tables(cur, schema: str, tables: list[str]) -> list[TruncateStats]:
     return [TruncateStats(table, before[table], after[table], duration) for table in ordered]
 
 
-def truncate_store(conn: psycopg2.extensions.connection, schema: str, tables: list[str]) -> list[TruncateStats]:
+def count_committed_rows(dsn: str, schema: str, table: str) -> int:
+    """Rows of `table` as a new READ COMMITTED session sees them now (outside any caller's snapshot)."""
+    with closing(connect(dsn)) as conn:
+        try:
+            with conn, conn.cursor() as cur:
+                return count_rows(cur, schema, table)
+        except psycopg2.Error as exc:
+            raise classify_error(exc, f"counting the rows of {table}", conn) from exc
+
+
+def truncate_store(dsn: str, schema: str, tables: list[str], warn: Callable[[str], None]) -> list[TruncateStats]:
     """Truncate `tables` (one statement) in a transaction of its own."""
     ordered = check_truncate_tables(tables)
-    try:
-        with conn, conn.cursor() as cur:
-            for table in ordered:
-                if table_oid(cur, schema, table) is None:
-                    raise ResourceNotFound(f"Table {schema}.{table} does not exist; nothing to truncate.")
-            return truncate_tables(cur, schema, ordered)
-    except psycopg2.Error as exc:
-        raise classify_error(exc, f"truncating {', '.join(ordered)}", conn) from exc
+    with closing(connect(dsn)) as conn:
+        try:
+            with conn.cursor() as cur:
+                for table in ordered:
+                    if table_oid(cur, schema, table) is None:
+                        raise ResourceNotFound(f"Table {schema}.{table} does not exist; nothing to truncate.")
+                stats = truncate_tables(cur, schema, ordered)
+        except psycopg2.Error as exc:
+            raise classify_error(exc, f"truncating {', '.join(ordered)}", conn) from exc
+        commit_confirmed(
+            conn,
+            dsn,
+            f"the truncate of {', '.join(ordered)}",
+            if_unknown=f"Count the rows of {', '.join(ordered)}: 0 means the truncate was committed.",
+            warn=warn,
+        )
+        return stats

@@ -11,6 +11,7 @@ from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, ResourceNotFound
 from pgvector_pipeline.postgres import catalog
+from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error
 from pgvector_pipeline.postgres.maintenance import count_rows, qualified, truncate_tables
 
@@ -24,6 +25,14 @@ class TableLoad:
 
 
 @dataclass(frozen=True)
+class TableDDL:
+    """Checked statements (see postgres.ddl) that recreate one table and its indexes."""
+
+    create_table: str
+    indexes: list[str]
+
+
+@dataclass(frozen=True)
 class TableRestoreStats:
     table: str
     rows_before: int
@@ -34,19 +43,22 @@ class TableRestoreStats:
 
 def restore_tables(
     conn: psycopg2.extensions.connection,
+    dsn: str,
     schema: str,
     loads: list[TableLoad],
     *,
     truncate: bool,
-    table_ddl: dict[str, tuple[str, list[str]]] | None,
+    table_ddl: dict[str, TableDDL] | None,
     commit: bool,
     log: Callable[[str], None],
+    warn: Callable[[str], None],
 ) -> tuple[list[TableRestoreStats], list[str]]:
     """COPY each load (collections first) in one transaction and return per-table counts and created objects.
 
-    `table_ddl` (table -> CREATE TABLE, index DDL) enables creating a missing extension and tables; indexes
-    of tables created here are built after the data is loaded. Without `commit` everything is checked
-    and loaded, then rolled back. On any error the transaction is rolled back and the target is unchanged.
+    `table_ddl` enables creating a missing extension and tables; indexes of tables created here are
+    built after the data is loaded. Every statement is executed alone (one statement per execute).
+    Without `commit` everything is checked and loaded, then rolled back. On any error the transaction
+    is rolled back and the target is unchanged; a COMMIT whose connection drops is looked up (`dsn`).
     """
     conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED, readonly=False, autocommit=False)
     current_table = "the target tables"
@@ -74,20 +86,28 @@ def restore_tables(
             current_table = "the indexes"
             # Every table created here gets its indexes, loaded or not: after the loads, so they build once.
             for table in [t for t in catalog.BACKUP_TABLES if t in created]:
-                for statement in table_ddl[table][1]:
+                for statement in table_ddl[table].indexes:
                     log(f"Building index: {statement}")
                     cur.execute(statement)
-        if commit:
-            conn.commit()
-        else:
-            conn.rollback()
-        return stats, created
     except psycopg2.Error as exc:
         _rollback(conn)
         raise classify_error(exc, f"restoring {current_table}", conn) from exc
     except BaseException:
         _rollback(conn)
         raise
+    if not commit:
+        conn.rollback()
+        return stats, created
+    restored = ", ".join(load.table for load in loads)
+    commit_confirmed(
+        conn,
+        dsn,
+        f"the restore of {restored}",
+        if_unknown=f"Compare the row counts of {restored} with the set's manifest: equal counts mean the "
+        f"restore was committed.",
+        warn=warn,
+    )
+    return stats, created
 
 
 def _rollback(conn) -> None:
@@ -120,7 +140,7 @@ def _ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl) 
                 )
             continue
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        cur.execute(table_ddl[table][0])
+        cur.execute(table_ddl[table].create_table)
         created.append(table)
     return created
 

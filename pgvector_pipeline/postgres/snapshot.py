@@ -1,13 +1,16 @@
 """A consistent read of both LangChain tables, streamed out with COPY ... TO STDOUT."""
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import ResourceNotFound
 from pgvector_pipeline.postgres import catalog
+from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error
 from pgvector_pipeline.postgres.maintenance import TruncateStats, count_rows, qualified, truncate_tables
 
@@ -19,12 +22,14 @@ class CopySink(Protocol):
 class Snapshot:
     """One REPEATABLE READ transaction: every read through it sees the same committed data.
 
-    Read-only by default. With `lock_for_truncate` the transaction is read-write and takes a SHARE lock
-    on those tables before the snapshot is fixed, so no row can be written between the export and the
-    truncate that follows it in the same transaction (a row written in between would otherwise be lost).
+    Read-only by default. With `lock_for_truncate` the transaction is read-write and its very first
+    statement is a SHARE lock on those tables: the snapshot is fixed by the first statement that takes
+    one (any SELECT, catalog queries included), and LOCK TABLE takes none, so every row committed
+    before the lock was granted is in the snapshot and no row can be written between the export and
+    the truncate that follows it in the same transaction.
     """
 
-    def __init__(self, conn: psycopg2.extensions.connection, schema: str, lock_for_truncate: list[str] = ()):
+    def __init__(self, conn: psycopg2.extensions.connection, schema: str, lock_for_truncate: Sequence[str] = ()):
         self.conn = conn
         self.schema = schema
         self.lock_for_truncate = list(lock_for_truncate)
@@ -39,9 +44,6 @@ class Snapshot:
         self.cur = self.conn.cursor()
         try:
             if self.lock_for_truncate:
-                for table in self.lock_for_truncate:
-                    self._require_table(table)
-                # Must precede the first query that fixes the REPEATABLE READ snapshot.
                 self.cur.execute(
                     sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
                         sql.SQL(", ").join(qualified(self.schema, t) for t in self.lock_for_truncate)
@@ -50,6 +52,13 @@ class Snapshot:
             ext_schema = catalog.extension_schema(self.cur) or "public"
             # Schema-independent DDL in the manifest: names resolve relative to the backed-up schema.
             catalog.set_local_search_path(self.cur, self.schema, ext_schema)
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName) as exc:
+            self.conn.rollback()
+            raise ResourceNotFound(
+                f"Cannot lock {', '.join(self.lock_for_truncate)} in schema {self.schema!r} for the truncate "
+                f"after the backup: {str(exc).strip()}. Check PGVECTOR_DSN and the schema setting; LangChain "
+                f"creates the tables on first use of PGVector."
+            ) from exc
         except psycopg2.Error as exc:
             self.conn.rollback()
             raise classify_error(exc, "starting the backup snapshot", self.conn) from exc
@@ -118,11 +127,19 @@ class Snapshot:
             raise classify_error(exc, f"exporting {table}", self.conn) from exc
         return self.cur.rowcount
 
-    def truncate_and_commit(self, tables: list[str]) -> list[TruncateStats]:
+    def truncate_and_commit(self, tables: list[str], dsn: str, warn: Callable[[str], None]) -> list[TruncateStats]:
+        """Truncate `tables` in this transaction and commit; the outcome of a lost COMMIT is looked up."""
         try:
             stats = truncate_tables(self.cur, self.schema, tables)
-            self.conn.commit()
         except psycopg2.Error as exc:
             raise classify_error(exc, f"truncating {', '.join(tables)}", self.conn) from exc
+        commit_confirmed(
+            self.conn,
+            dsn,
+            f"the truncate of {', '.join(tables)} after the backup",
+            if_unknown=f"The backup set is complete. Count the rows of {', '.join(tables)}: 0 means the "
+            f"truncate was committed.",
+            warn=warn,
+        )
         self._committed = True
         return stats

@@ -4,6 +4,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.store.files import ALLOWED_FILE_MODES, DEFAULT_FILE_MODE, check_file_mode
+
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
 
 
@@ -15,7 +18,24 @@ class BackupStoreResource(dg.ConfigurableResource):
     """Where backup sets live: {root}/vector_bak/ and {root}/{task_id}/vector_bak/."""
 
     root: str = Field(description=f"Backup root directory (from {BACKUP_ROOT_ENV} by default).")
+    file_mode: str = Field(
+        default=f"{DEFAULT_FILE_MODE:04o}",
+        description=(
+            "Permissions of the CSVs, manifests and logs written: "
+            + " or ".join(f"'{mode:04o}'" for mode in ALLOWED_FILE_MODES)
+            + " (owner only by default: a backup holds the whole vector store)."
+        ),
+    )
 
     @property
     def root_path(self) -> Path:
         return Path(self.root)
+
+    @property
+    def mode(self) -> int:
+        """The file mode as a number; InvalidParams for anything but the allowed modes."""
+        try:
+            mode = int(self.file_mode, 8)
+        except ValueError:
+            raise InvalidParams(f"file_mode {self.file_mode!r:.40} is not an octal mode such as '0600'.") from None
+        return check_file_mode(mode)

@@ -1,15 +1,31 @@
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.backup import BackupResult, Log, back_up_store
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.failures import as_failure
 from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
-from pgvector_pipeline.postgres.connection import connect, redact_dsn
+from pgvector_pipeline.postgres.connection import dsn_password, redact_dsn
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_store
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
+from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.listing import BackupSetInfo
+
+
+def literal_dsns_with_password(run_config: dict) -> list[str]:
+    """Resource keys whose run config holds a DSN literal that carries a password (not {env: VAR})."""
+    resources = run_config.get("resources") or {}
+    return sorted(
+        key
+        for key, entry in resources.items()
+        if isinstance(entry, dict)
+        and isinstance(dsn := (entry.get("config") or {}).get("dsn"), str)
+        and dsn_password(dsn)
+    )
 
 
 class PgVectorResource(dg.ConfigurableResource):
@@ -19,10 +35,23 @@ class PgVectorResource(dg.ConfigurableResource):
         description=(
             "libpq connection string or URI of the database, normally from the PGVECTOR_DSN environment "
             "variable. To target another database in one run, set {env: OTHER_VAR}; keep passwords in "
-            "environment variables or ~/.pgpass, never in run config."
+            "environment variables or ~/.pgpass: a run whose config holds a DSN with a password is refused."
         )
     )
     db_schema: str = Field(default="public", description="Schema holding langchain_pg_collection and langchain_pg_embedding.")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.run
+        offending = literal_dsns_with_password(run.run_config) if run else []
+        if offending:
+            raise as_failure(
+                InvalidParams(
+                    f"The run config of resource {', '.join(offending)} holds a DSN with a password in plain text, "
+                    f"which Dagster stores and shows with the run. Nothing was done. Give the DSN as "
+                    f"{{env: SOME_VAR}} (the variable holds the DSN) and keep the password in PGPASSWORD or "
+                    f"~/.pgpass; then delete this run from the Dagster UI so the password is not kept."
+                )
+            )
 
     @property
     def redacted_dsn(self) -> str:
@@ -36,6 +65,7 @@ class PgVectorResource(dg.ConfigurableResource):
         *,
         truncate_after_backup: bool = False,
         create_task_dir: bool = False,
+        file_mode: int = DEFAULT_FILE_MODE,
         log: Log | logging.Logger | None = None,
     ) -> BackupResult:
         return back_up_store(
@@ -46,6 +76,7 @@ class PgVectorResource(dg.ConfigurableResource):
             timestamp,
             truncate_after_backup=truncate_after_backup,
             create_task_dir=create_task_dir,
+            file_mode=file_mode,
             log=log,
         )
 
@@ -53,10 +84,11 @@ class PgVectorResource(dg.ConfigurableResource):
         self,
         backup_set: BackupSetInfo,
         *,
-        tables: list[str] = BACKUP_TABLES,
+        tables: Sequence[str] = BACKUP_TABLES,
         truncate_before_restore: bool = False,
         verify_only: bool = False,
         create_missing: bool = False,
+        allow_legacy: bool = False,
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         return restore_backup_set(
@@ -67,12 +99,9 @@ class PgVectorResource(dg.ConfigurableResource):
             truncate_before_restore=truncate_before_restore,
             verify_only=verify_only,
             create_missing=create_missing,
+            allow_legacy=allow_legacy,
             log=log,
         )
 
-    def truncate(self, tables: list[str]) -> list[TruncateStats]:
-        conn = connect(self.dsn)
-        try:
-            return truncate_store(conn, self.db_schema, tables)
-        finally:
-            conn.close()
+    def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:
+        return truncate_store(self.dsn, self.db_schema, tables, warn=log.warning)

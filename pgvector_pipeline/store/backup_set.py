@@ -1,75 +1,207 @@
-"""Writing one backup set so that it either exists whole, with its manifest, or not at all."""
+"""Writing one backup set so that it either exists whole, with its manifest, or not at all.
 
-import time
-from collections.abc import Callable
+A writer owns its set through an exclusive `flock` on `vector_backup_{ts}.lock`, held from the claim
+until the set is published or removed. The kernel drops the lock when the process dies, however it
+dies, so the next run into the directory can tell a dead writer's leftovers (lock free) from a live
+writer's files (lock held) at once, without guessing from file ages.
+"""
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.store.files import StreamingFileWriter, fsync_dir, tmp_path, write_json_atomic
-from pgvector_pipeline.store.layout import TMP_SUFFIX, csv_name, manifest_name, validate_timestamp
+from pgvector_pipeline.store.files import (
+    DEFAULT_FILE_MODE,
+    StreamingFileWriter,
+    fsync_dir,
+    remove_quietly,
+    storage_error,
+    tmp_path,
+    write_json_durably,
+)
+from pgvector_pipeline.store.layout import csv_name, lock_name, manifest_name, parse_set_file_name, validate_timestamp
 
-# A .tmp file untouched this long belongs to a run that died; a live export writes continuously.
-STALE_TMP_AGE_S = 3600.0
+
+class SetLock:
+    """The exclusive lock on one set's lock file; `None` from `try_acquire` means a live run holds it."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def try_acquire(cls, directory: Path, timestamp: str, mode: int) -> "SetLock | None":
+        path = Path(directory) / lock_name(timestamp)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            # The previous owner unlinks the file before closing it: a lock on an unlinked file is void.
+            try:
+                current = os.stat(path)
+                mine = os.fstat(fd)
+                if (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+                    os.fchmod(fd, mode)
+                    return cls(path, fd)
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def release(self) -> None:
+        """Remove the lock file, then drop the lock (in that order: nobody may lock a file that is going away)."""
+        remove_quietly(self.path)
+        os.close(self._fd)
+
+
+@dataclass(frozen=True)
+class InterruptedSet:
+    """Leftovers of a run that ended without finishing its set, removed by a later run."""
+
+    timestamp: str
+    files: list[str]
+    bytes: int
+
+
+def _set_files(directory: Path, timestamp: str) -> list[Path]:
+    with os.scandir(directory) as entries:
+        return [
+            Path(entry.path)
+            for entry in entries
+            if (parsed := parse_set_file_name(entry.name)) and parsed.timestamp == timestamp
+        ]
+
+
+def remove_interrupted_sets(directory: Path, mode: int = DEFAULT_FILE_MODE) -> list[InterruptedSet]:
+    """Delete the files of every set in `directory` whose writer is gone; never those of a live writer.
+
+    A set of ours is unfinished while its lock file or a .tmp of it exists. Each candidate is cleaned
+    under its own lock, so a writer that is alive (holds the lock) is skipped. Without a lock file (sets
+    of older versions) the published CSVs go only when a manifest .tmp shows the commit had begun:
+    CSVs alone are a legacy set and stay.
+    """
+    candidates: dict[str, set[str]] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            parsed = parse_set_file_name(entry.name)
+            if parsed and (parsed.tmp or parsed.kind == "lock"):
+                candidates.setdefault(parsed.timestamp, set()).add(entry.name)
+    removed = []
+    for timestamp, markers in sorted(candidates.items()):
+        lock = SetLock.try_acquire(directory, timestamp, mode)
+        if lock is None:
+            continue  # a live run is writing it
+        try:
+            files = [p for p in _set_files(directory, timestamp) if p != lock.path]
+            published = (Path(directory) / manifest_name(timestamp)) in files
+            ours = lock_name(timestamp) in markers or tmp_path(Path(manifest_name(timestamp))).name in markers
+            doomed = [p for p in files if p.name.endswith(".tmp") or (ours and not published)]
+            freed = sum(remove_quietly(p) for p in doomed)
+        finally:
+            lock.release()
+        if doomed:
+            removed.append(InterruptedSet(timestamp, sorted(p.name for p in doomed), freed))
+    if removed:
+        fsync_dir(directory)
+    return removed
 
 
 class BackupSetWriter:
     """The files of one set (one timestamp in one vector_bak directory) while they are being written.
 
-    CSVs stream into .tmp files. `commit` first writes the manifest as .tmp, which marks the set as
-    mid-commit, then publishes the CSVs, then the manifest. A crash at any point leaves a .tmp behind,
-    and a set with a .tmp is never listed as complete; `remove_stale_tmp_files` clears such leftovers.
+    A context manager: entering removes dead writers' leftovers in the directory and claims the set
+    (refused while another run writes it, or once it exists); CSVs stream into .tmp files; `publish`
+    writes the manifest as .tmp, renames the CSVs, then the manifest. Leaving without `publish` removes
+    every file of the set; leaving always releases the claim. Write failures become StorageError.
     """
 
-    def __init__(self, directory: Path, timestamp: str):
+    def __init__(
+        self,
+        directory: Path,
+        timestamp: str,
+        mode: int = DEFAULT_FILE_MODE,
+        on_interrupted: Callable[[InterruptedSet], None] | None = None,
+    ):
         self.directory = Path(directory)
         self.timestamp = validate_timestamp(timestamp)
+        self.mode = mode
         self.manifest_path = self.directory / manifest_name(timestamp)
-        existing = [p.name for p in self.directory.glob(f"*_{timestamp}.*")]
-        if existing:
-            raise InvalidParams(
-                f"A backup set with timestamp {timestamp} already exists in {self.directory} "
-                f"({', '.join(sorted(existing))}). Backups never overwrite: request a new backup."
-            )
         self.writers: dict[str, StreamingFileWriter] = {}
+        self.published = False
+        self._on_interrupted = on_interrupted
+        self._lock: SetLock | None = None
+
+    def __enter__(self) -> "BackupSetWriter":
+        try:
+            for interrupted in remove_interrupted_sets(self.directory, self.mode):
+                if self._on_interrupted:
+                    self._on_interrupted(interrupted)
+            self._lock = SetLock.try_acquire(self.directory, self.timestamp, self.mode)
+        except OSError as exc:
+            raise storage_error(exc, self.directory / lock_name(self.timestamp), "claiming the backup set") from exc
+        if self._lock is None:
+            raise InvalidParams(
+                f"Another run is writing set {self.timestamp} in {self.directory} right now. Each start gets "
+                f"its own set: request a new backup (a new timestamp) instead of repeating this one."
+            )
+        existing = sorted(p.name for p in _set_files(self.directory, self.timestamp) if p != self._lock.path)
+        if existing:
+            self._lock.release()
+            raise InvalidParams(
+                f"A backup set with timestamp {self.timestamp} already exists in {self.directory} "
+                f"({', '.join(existing)}). Backups never overwrite: request a new backup."
+            )
+        return self
 
     def open_table(self, table: str, progress: Callable[[int, int], None] | None = None) -> StreamingFileWriter:
-        writer = StreamingFileWriter(self.directory / csv_name(table, self.timestamp), progress)
+        path = self.directory / csv_name(table, self.timestamp)
+        try:
+            writer = StreamingFileWriter(path, self.mode, progress)
+        except OSError as exc:
+            raise storage_error(exc, tmp_path(path), f"creating the file of {table}") from exc
         self.writers[table] = writer
         return writer
 
-    def commit(self, manifest: dict) -> Path:
-        write_json_atomic(tmp_path(self.manifest_path), manifest)
-        for writer in self.writers.values():
-            writer.publish()
-        fsync_dir(self.directory)
-        tmp_path(self.manifest_path).replace(self.manifest_path)
-        fsync_dir(self.directory)
+    def publish(self, manifest: dict) -> Path:
+        """Make the set visible: manifest .tmp, CSVs renamed, manifest renamed, each step durable."""
+        manifest_tmp = tmp_path(self.manifest_path)
+        try:
+            write_json_durably(manifest_tmp, manifest, self.mode)
+            for writer in self.writers.values():
+                writer.publish()
+            fsync_dir(self.directory)
+            manifest_tmp.replace(self.manifest_path)
+            self.published = True
+            fsync_dir(self.directory)
+        except OSError as exc:
+            raise storage_error(exc, self.manifest_path, "publishing the backup set") from exc
         return self.manifest_path
 
-    def abort(self) -> None:
-        """Remove everything this set wrote; used when anything failed before the manifest was published."""
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._lock is not None
+        try:
+            if not self.published:
+                self._remove_files()
+        finally:
+            self._lock.release()
+
+    def _remove_files(self) -> None:
+        """Remove everything of this set: used when anything failed before the manifest was published."""
         for writer in self.writers.values():
             writer.discard()
-        if not self.manifest_path.exists():
-            for writer in self.writers.values():
-                writer.path.unlink(missing_ok=True)
-            tmp_path(self.manifest_path).unlink(missing_ok=True)
-        fsync_dir(self.directory)
+        for path in self._own_files():
+            remove_quietly(path)
+        try:
+            fsync_dir(self.directory)
+        except OSError:
+            pass  # the files are unlinked; a lost directory fsync only risks their names reappearing
 
-
-def remove_stale_tmp_files(directory: Path, max_age_s: float = STALE_TMP_AGE_S) -> list[Path]:
-    """Delete leftovers of runs that died: old .tmp files, and the CSVs of a set whose commit never finished."""
-    removed = []
-    now = time.time()
-    for tmp in sorted(Path(directory).glob(f"*{TMP_SUFFIX}")):
-        if now - tmp.stat().st_mtime < max_age_s:
-            continue
-        stem = tmp.name[: -len(TMP_SUFFIX)]
-        if stem.startswith("vector_backup_") and stem.endswith(".json"):
-            timestamp = stem[len("vector_backup_") : -len(".json")]
-            for orphan in directory.glob(f"*_{timestamp}.csv"):
-                orphan.unlink()
-                removed.append(orphan)
-        tmp.unlink()
-        removed.append(tmp)
-    return removed
+    def _own_files(self) -> Iterator[Path]:
+        yield tmp_path(self.manifest_path)
+        for writer in self.writers.values():
+            yield writer.path

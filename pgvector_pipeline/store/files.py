@@ -1,5 +1,9 @@
-"""Crash-safe file writing: stream into NAME.tmp, fsync, rename, fsync the directory."""
+"""Crash-safe file writing: stream into NAME.tmp, fsync, rename, fsync the directory.
 
+Files are created with an explicit mode (0600 by default): backups hold the whole vector store.
+"""
+
+import errno
 import hashlib
 import json
 import os
@@ -7,14 +11,33 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pgvector_pipeline.store.layout import TMP_SUFFIX
+from pgvector_pipeline.errors import InvalidParams, StorageError
+from pgvector_pipeline.store.layout import tmp_name
 
+DEFAULT_FILE_MODE = 0o600
+ALLOWED_FILE_MODES = (0o600, 0o640)
 _PROGRESS_INTERVAL_S = 5.0
 _READ_CHUNK = 1 << 20
 
 
+def check_file_mode(mode: int) -> int:
+    if mode not in ALLOWED_FILE_MODES:
+        raise InvalidParams(
+            f"File mode {mode:#o} is not allowed for backup files: use 0600 (owner only, the default) or "
+            f"0640 (owner and group)."
+        )
+    return mode
+
+
 def tmp_path(path: Path) -> Path:
-    return path.with_name(path.name + TMP_SUFFIX)
+    return path.with_name(tmp_name(path.name))
+
+
+def create_exclusive(path: Path, mode: int) -> int:
+    """A new file opened for writing with exactly `mode` (the umask cannot widen or narrow it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    os.fchmod(fd, mode)
+    return fd
 
 
 def fsync_dir(directory: Path) -> None:
@@ -25,17 +48,67 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def remove_quietly(path: Path) -> int:
+    """Delete `path` if it is there; returns the bytes freed. Cleanup must never raise over the real error."""
+    try:
+        size = path.lstat().st_size
+        path.unlink()
+        return size
+    except OSError:
+        return 0
+
+
+def mount_point(path: Path) -> Path:
+    path = Path(path).resolve()
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def free_bytes(directory: Path) -> tuple[int, int]:
+    """(free for unprivileged writers, total) bytes of the file system holding `directory`."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize
+
+
+def storage_error(exc: OSError, path: Path, doing: str, set_bytes_estimate: int | None = None) -> StorageError:
+    """A clear error for a failed write into the backup root; for a full disk, says how much is missing."""
+    directory = Path(path).parent
+    try:
+        disk = mount_point(directory)
+        free, total = free_bytes(directory)
+    except OSError:
+        return StorageError(f"Cannot write {path} while {doing}: {exc.strerror or exc}. Check the backup root.")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        needs = ""
+        if set_bytes_estimate is not None:
+            needs = (
+                f"; the set needs about {human_size(set_bytes_estimate)} in all (estimated from what was "
+                f"written), about {human_size(max(set_bytes_estimate - free, 0))} more than is free"
+            )
+        return StorageError(
+            f"The disk holding {directory} (file system at {disk}) is full: writing {path.name} failed while "
+            f"{doing}. {human_size(free)} of {human_size(total)} are free now that the partial files are "
+            f"removed{needs}. Free space there or point the backup root at a larger disk, then start a new "
+            f"backup."
+        )
+    return StorageError(
+        f"Cannot write {path} while {doing}: {exc.strerror or exc}. Check the permissions and the disk "
+        f"holding the backup root (file system at {disk}, {human_size(free)} free)."
+    )
+
+
 class StreamingFileWriter:
-    """A COPY sink that writes to PATH.tmp while hashing and counting, and publishes PATH only on `finish`.
+    """A COPY sink that writes to PATH.tmp while hashing and counting; `publish` renames it to PATH.
 
     psycopg2 calls `write` once per CSV line for COPY TO, so `writes` counts the header plus the rows
     independently of what the server reports.
     """
 
-    def __init__(self, path: Path, progress: Callable[[int, int], None] | None = None):
+    def __init__(self, path: Path, mode: int, progress: Callable[[int, int], None] | None = None):
         self.path = Path(path)
         self.tmp = tmp_path(self.path)
-        self._file = open(self.tmp, "xb", buffering=_READ_CHUNK)
+        self._file = os.fdopen(create_exclusive(self.tmp, mode), "wb", buffering=_READ_CHUNK)
         self._hash = hashlib.sha256()
         self.bytes = 0
         self.writes = 0
@@ -64,21 +137,26 @@ class StreamingFileWriter:
     def publish(self) -> None:
         os.replace(self.tmp, self.path)
 
-    def discard(self) -> None:
-        if not self._file.closed:
+    def discard(self) -> int:
+        """Close (a full disk makes the final flush fail: ignored) and delete the .tmp; returns bytes freed."""
+        try:
             self._file.close()
-        self.tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the buffer could not be flushed; the file descriptor is closed all the same
+        return remove_quietly(self.tmp)
 
 
-def write_json_atomic(path: Path, document: dict) -> None:
-    tmp = tmp_path(path)
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(document, file, indent=2, sort_keys=False)
-        file.write("\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+def write_json_durably(path: Path, document: dict, mode: int) -> None:
+    """Create `path` (it must not exist) holding `document`, fsynced; nothing stays there on error."""
+    try:
+        with os.fdopen(create_exclusive(path, mode), "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=2)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        remove_quietly(path)
+        raise
 
 
 def sha256_file(path: Path) -> str:
@@ -91,8 +169,8 @@ def sha256_file(path: Path) -> str:
 
 def human_size(num_bytes: int) -> str:
     size = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    raise AssertionError("unreachable")
+    return f"{size:.1f} TB"

@@ -5,14 +5,22 @@
         langchain_pg_collection_YYYYMMDD_HHMMSS.csv
         langchain_pg_embedding_YYYYMMDD_HHMMSS.csv
         vector_backup_YYYYMMDD_HHMMSS.json      manifest (absent in sets made by the old system)
+        vector_backup_YYYYMMDD_HHMMSS.lock      held (flock) by the run writing that set; gone once it ends
+        *.tmp                                   files of a set still being written
         vector_backup_log.txt
+
+Every name, pattern and path rule of the store lives here. Patterns are matched whole (`fullmatch`)
+and with ASCII classes only: `$` would accept a trailing newline and `\\d` non-ASCII digits.
 """
 
+import os
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
 
 BACKUP_DIR_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"
@@ -20,16 +28,28 @@ TMP_SUFFIX = ".tmp"
 # The task key of sets in {root}/vector_bak/. It is a valid task id too, so it is reserved.
 GLOBAL_TASK_KEY = "global"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+# Task ids become directory names and partition keys: keep them well below NAME_MAX (255).
+TASK_ID_MAX_LENGTH = 128
 
-TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
-TIMESTAMP_PATTERN = re.compile(r"^\d{8}_\d{6}$")
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,%d}" % TASK_ID_MAX_LENGTH)
+TIMESTAMP_PATTERN = re.compile(r"[0-9]{8}_[0-9]{6}")
+_TS = TIMESTAMP_PATTERN.pattern
+_TMP = re.escape(TMP_SUFFIX)
+_CSV_FILE = re.compile(rf"(?P<table>{'|'.join(BACKUP_TABLES)})_(?P<timestamp>{_TS})\.csv(?P<tmp>{_TMP})?")
+_SET_META_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|lock)(?P<tmp>{_TMP})?")
+
+
+def _shown(value: object) -> str:
+    """A user value for an error message: repr, cut short (a 10,000-character id helps nobody)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"… ({len(text)} characters)"
 
 
 def validate_task_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not TASK_ID_PATTERN.match(task_id):
+    if not isinstance(task_id, str) or not TASK_ID_PATTERN.fullmatch(task_id):
         raise InvalidParams(
-            f"Task id {task_id!r} is not valid: use only letters, digits and underscores "
-            f"(pattern ^[A-Za-z0-9_]+$), for example 'task_20261123_120000'."
+            f"Task id {_shown(task_id)} is not valid: use 1 to {TASK_ID_MAX_LENGTH} letters, digits and "
+            f"underscores (pattern ^[A-Za-z0-9_]+$), for example 'task_20261123_120000'."
         )
     return task_id
 
@@ -42,8 +62,8 @@ def task_key(task_id: str | None) -> str:
 
 
 def validate_timestamp(timestamp: str) -> str:
-    if not isinstance(timestamp, str) or not TIMESTAMP_PATTERN.match(timestamp):
-        raise InvalidParams(f"Timestamp {timestamp!r} is not valid: use YYYYMMDD_HHMMSS, e.g. 20261123_121700.")
+    if not isinstance(timestamp, str) or not TIMESTAMP_PATTERN.fullmatch(timestamp):
+        raise InvalidParams(f"Timestamp {_shown(timestamp)} is not valid: use YYYYMMDD_HHMMSS, e.g. 20261123_121700.")
     try:
         datetime.strptime(timestamp, TIMESTAMP_FORMAT)
     except ValueError as exc:
@@ -56,6 +76,42 @@ def new_timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
 
 
+def csv_name(table: str, timestamp: str) -> str:
+    return f"{table}_{timestamp}.csv"
+
+
+def manifest_name(timestamp: str) -> str:
+    return f"vector_backup_{timestamp}.json"
+
+
+def lock_name(timestamp: str) -> str:
+    return f"vector_backup_{timestamp}.lock"
+
+
+def tmp_name(name: str) -> str:
+    return name + TMP_SUFFIX
+
+
+@dataclass(frozen=True)
+class SetFileName:
+    """What a file name in a vector_bak directory says: which set, which part, finished or not."""
+
+    timestamp: str
+    kind: str  # "csv", "manifest" or "lock"
+    table: str | None  # for kind "csv"
+    tmp: bool
+
+
+def parse_set_file_name(name: str) -> SetFileName | None:
+    """The set file a directory entry is, or None for anything else (the log, notes, foreign files)."""
+    if match := _CSV_FILE.fullmatch(name):
+        return SetFileName(match["timestamp"], "csv", match["table"], bool(match["tmp"]))
+    if match := _SET_META_FILE.fullmatch(name):
+        kind = "manifest" if match["ext"] == "json" else "lock"
+        return SetFileName(match["timestamp"], kind, None, bool(match["tmp"]))
+    return None
+
+
 def backup_dir(root: Path, task: str) -> Path:
     """The vector_bak directory of a task key (GLOBAL_TASK_KEY for the global one)."""
     if task == GLOBAL_TASK_KEY:
@@ -63,9 +119,28 @@ def backup_dir(root: Path, task: str) -> Path:
     return Path(root) / validate_task_id(task) / BACKUP_DIR_NAME
 
 
+def inside_root(root: Path, path: Path, what: str) -> Path:
+    """`path` with symlinks resolved, refused unless it stays inside the (resolved) backup root.
+
+    The one path rule of the store: backups, listings and restores all apply it.
+    """
+    try:
+        root_real = Path(root).resolve()
+        real = Path(path).resolve()
+    except (OSError, ValueError) as exc:
+        raise InvalidParams(f"{what} cannot be used as a path: {exc}.") from None
+    if real != root_real and root_real not in real.parents:
+        raise InvalidParams(
+            f"{what} resolves to {real}, outside the backup root {root_real}. Only directories and files "
+            f"inside the backup root are read or written; remove the symbolic link that leads out of it."
+        )
+    return real
+
+
 def check_task_dir(root: Path, task: str, create_task_dir: bool) -> Path:
     """The vector_bak directory of `task`; a task's own directory must exist unless it may be created."""
     directory = backup_dir(root, task)
+    inside_root(root, directory, f"The backup directory of task {task!r}")
     if task != GLOBAL_TASK_KEY and not directory.parent.is_dir() and not create_task_dir:
         raise ResourceNotFound(
             f"Task directory {directory.parent} does not exist. Check the task id {task!r}, or set "
@@ -75,15 +150,20 @@ def check_task_dir(root: Path, task: str, create_task_dir: bool) -> Path:
 
 
 def prepare_backup_dir(root: Path, task: str, create_task_dir: bool) -> Path:
-    """Create the vector_bak directory to write into (see check_task_dir)."""
+    """Create the vector_bak directory to write into (see check_task_dir); it must resolve inside the root."""
     directory = check_task_dir(root, task, create_task_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParams(
+            f"Cannot create the backup directory {directory}: {exc.strerror}. Check the backup root "
+            f"{root} and its permissions."
+        ) from None
+    # Checked again once it exists: a symlink created in between must not lead the writes out.
+    inside_root(root, directory, f"The backup directory of task {task!r}")
     return directory
 
 
-def csv_name(table: str, timestamp: str) -> str:
-    return f"{table}_{timestamp}.csv"
-
-
-def manifest_name(timestamp: str) -> str:
-    return f"vector_backup_{timestamp}.json"
+def is_regular_file(entry: os.DirEntry) -> bool:
+    """Set files are regular files: a symlink could lead a read or a delete out of the root."""
+    return entry.is_file(follow_symlinks=False)

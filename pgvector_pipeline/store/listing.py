@@ -1,7 +1,6 @@
 """Finding backup sets on disk: listing with filters, and resolving one set safely inside the root."""
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,17 +11,21 @@ from pgvector_pipeline.store.layout import (
     GLOBAL_TASK_KEY,
     LOG_FILE_NAME,
     TASK_ID_PATTERN,
-    TMP_SUFFIX,
     backup_dir,
+    inside_root,
     manifest_name,
+    parse_set_file_name,
     task_key,
     validate_timestamp,
 )
-from pgvector_pipeline.store.manifest import read_manifest
+from pgvector_pipeline.store.log import logged_manifest_timestamps
+from pgvector_pipeline.store.manifest import Manifest, read_manifest
 
-_CSV_NAME = re.compile(r"^(?P<table>%s)_(?P<ts>\d{8}_\d{6})\.csv$" % "|".join(BACKUP_TABLES))
-_MANIFEST_NAME = re.compile(r"^vector_backup_(?P<ts>\d{8}_\d{6})\.json$")
-_TMP_TIMESTAMP = re.compile(r"_(?P<ts>\d{8}_\d{6})\.(?:csv|json)%s$" % re.escape(TMP_SUFFIX))
+STATUS_COMPLETE = "complete"
+STATUS_LEGACY = "legacy"  # both CSVs, no manifest, and the log does not name one: made by the old system
+STATUS_UNFINISHED = "unfinished"  # being written now, or its writer died (the next backup there cleans it)
+STATUS_INCOMPLETE = "incomplete"  # a table's CSV is missing
+STATUS_DAMAGED = "damaged"  # manifest unreadable, invalid or deleted, or a file leads out of the root
 
 
 @dataclass
@@ -30,31 +33,43 @@ class BackupSetInfo:
     task: str
     timestamp: str
     directory: Path
-    files: dict[str, Path] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # published CSVs by table
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each table's CSV (or its .tmp if unfinished)
     has_manifest: bool = False
     has_log: bool = False
-    interrupted: bool = False  # a .tmp of this timestamp is present: a backup died or is still writing
-    manifest: dict | None = None
-    manifest_error: str | None = None  # the manifest exists but cannot be read: the set is damaged
+    unfinished: bool = False
+    manifest: Manifest | None = None
+    problem: str | None = None  # why the set is damaged
+
+    @property
+    def status(self) -> str:
+        if self.problem:
+            return STATUS_DAMAGED
+        if self.unfinished:
+            return STATUS_UNFINISHED
+        if not all(t in self.files for t in BACKUP_TABLES):
+            return STATUS_INCOMPLETE
+        return STATUS_COMPLETE if self.manifest else STATUS_LEGACY
 
     @property
     def complete(self) -> bool:
-        return not self.interrupted and not self.manifest_error and all(t in self.files for t in BACKUP_TABLES)
+        """Both tables of the same timestamp, nothing damaged or unfinished (legacy sets included)."""
+        return self.status in (STATUS_COMPLETE, STATUS_LEGACY)
 
     @property
     def manifest_path(self) -> Path:
         return self.directory / manifest_name(self.timestamp)
 
     def rows(self, table: str) -> int | None:
-        return self.manifest["tables"][table]["rows"] if self.manifest and table in self.manifest["tables"] else None
+        entry = self.manifest.tables.get(table) if self.manifest else None
+        return entry.rows if entry else None
 
     @property
     def total_bytes(self) -> int:
         return sum(self.sizes.values())
 
 
-def _scan_directory(task: str, directory: Path) -> list[BackupSetInfo]:
+def _scan_directory(root: Path, task: str, directory: Path) -> list[BackupSetInfo]:
     sets: dict[str, BackupSetInfo] = {}
     has_log = False
 
@@ -65,23 +80,43 @@ def _scan_directory(task: str, directory: Path) -> list[BackupSetInfo]:
         for item in entries:
             if item.name == LOG_FILE_NAME:
                 has_log = True
-            elif match := _CSV_NAME.match(item.name):
-                info = entry(match["ts"])
-                info.files[match["table"]] = Path(item.path)
-                info.sizes[match["table"]] = item.stat().st_size
-            elif match := _MANIFEST_NAME.match(item.name):
-                entry(match["ts"]).has_manifest = True
-            elif match := _TMP_TIMESTAMP.search(item.name):
-                entry(match["ts"]).interrupted = True
+                continue
+            parsed = parse_set_file_name(item.name)
+            if parsed is None:
+                continue
+            info = entry(parsed.timestamp)
+            if item.is_symlink():
+                try:
+                    inside_root(root, Path(item.path), item.name)
+                except InvalidParams as error:
+                    info.problem = error.message
+            if parsed.tmp or parsed.kind == "lock":
+                info.unfinished = True
+                if parsed.kind == "csv":
+                    info.sizes.setdefault(parsed.table, item.stat().st_size)
+            elif parsed.kind == "csv":
+                info.files[parsed.table] = Path(item.path)
+                info.sizes[parsed.table] = item.stat().st_size
+            else:
+                info.has_manifest = True
+    logged = logged_manifest_timestamps(directory) if has_log else set()
     for info in sets.values():
         info.has_log = has_log
-        if info.has_manifest and not info.interrupted:
+        if info.problem or info.unfinished:
+            continue
+        if info.has_manifest:
             try:
-                info.manifest = read_manifest(info.manifest_path)
+                info.manifest = read_manifest(info.manifest_path, info.timestamp)
             except DataError as error:
                 # One damaged set must not hide the others from the listing.
-                info.manifest_error = error.message
-    return [info for info in sets.values() if info.files or info.has_manifest]
+                info.problem = error.message
+        elif info.timestamp in logged:
+            info.problem = (
+                f"The log {directory / LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "
+                f"manifest {manifest_name(info.timestamp)}, and that manifest is gone: without it the CSVs cannot "
+                f"be verified, so the set is treated as damaged."
+            )
+    return list(sets.values())
 
 
 def _backup_dirs(root: Path, global_only: bool, task_id: str | None) -> list[tuple[str, Path]]:
@@ -92,7 +127,7 @@ def _backup_dirs(root: Path, global_only: bool, task_id: str | None) -> list[tup
         with os.scandir(root) as entries:
             for item in entries:
                 # The global key is reserved for {root}/vector_bak; a {root}/global/ directory is not a task.
-                if item.is_dir() and TASK_ID_PATTERN.match(item.name) and item.name != GLOBAL_TASK_KEY:
+                if item.is_dir() and TASK_ID_PATTERN.fullmatch(item.name) and item.name != GLOBAL_TASK_KEY:
                     dirs.append((item.name, Path(item.path) / BACKUP_DIR_NAME))
     return dirs
 
@@ -100,12 +135,18 @@ def _backup_dirs(root: Path, global_only: bool, task_id: str | None) -> list[tup
 def list_backup_sets(root: Path, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:
     """Every set under the root (global `vector_bak/` and `<task_id>/vector_bak/`), newest first.
 
-    Complete and incomplete sets alike; `complete` tells them apart. Only manifests are read.
+    Sets of every status (`status`, `complete`); unfinished ones with the size written so far. Only
+    manifests and logs are read. Directories that lead out of the root are left out.
     """
     found = []
     for task, directory in _backup_dirs(Path(root), global_only, task_id):
-        if directory.is_dir():
-            found.extend(_scan_directory(task, directory))
+        if not directory.is_dir():
+            continue
+        try:
+            inside_root(root, directory, f"The backup directory of task {task!r}")
+        except InvalidParams:
+            continue
+        found.extend(_scan_directory(Path(root), task, directory))
     return sorted(found, key=lambda s: (s.timestamp, s.task), reverse=True)
 
 
@@ -116,31 +157,20 @@ def resolve_backup_dir(root: Path, backup_path: str) -> tuple[str, Path]:
     directory. `..` is refused outright; symlinks are resolved before the containment check.
     """
     if not backup_path or ".." in Path(backup_path).parts:
-        raise InvalidParams(f"backup_path {backup_path!r} is not allowed: give a path inside the backup root without '..'.")
+        raise InvalidParams(f"backup_path {backup_path!r:.80} is not allowed: give a path inside the backup root without '..'.")
     root_real = Path(root).resolve()
     candidate = Path(backup_path) if Path(backup_path).is_absolute() else Path(root) / backup_path
-    real = _inside_root(root_real, candidate, f"backup_path {backup_path!r}")
+    real = inside_root(root, candidate, f"backup_path {backup_path!r:.80}")
     if real.name != BACKUP_DIR_NAME:
         real = real / BACKUP_DIR_NAME
     relative = real.relative_to(root_real).parts
     if relative == (BACKUP_DIR_NAME,):
         return GLOBAL_TASK_KEY, real
-    if len(relative) == 2 and TASK_ID_PATTERN.match(relative[0]):
+    if len(relative) == 2 and TASK_ID_PATTERN.fullmatch(relative[0]):
         return relative[0], real
     raise InvalidParams(
-        f"backup_path {backup_path!r} is not a backup directory: use 'vector_bak' or '<task_id>/vector_bak'."
+        f"backup_path {backup_path!r:.80} is not a backup directory: use 'vector_bak' or '<task_id>/vector_bak'."
     )
-
-
-def _inside_root(root_real: Path, path: Path, what: str) -> Path:
-    """`path` with symlinks resolved, refused unless it stays inside the (resolved) backup root."""
-    real = path.resolve()
-    if real != root_real and root_real not in real.parents:
-        raise InvalidParams(
-            f"{what} resolves to {real}, outside the backup root {root_real}. Only sets inside the backup "
-            f"root can be restored."
-        )
-    return real
 
 
 def locate_backup_set(
@@ -154,17 +184,16 @@ def locate_backup_set(
     if not timestamp:
         raise InvalidParams("Name the set's timestamp (YYYYMMDD_HHMMSS), or pick a partition of the backup assets.")
     validate_timestamp(timestamp)
-    root_real = Path(root).resolve()
     if backup_path:
         task, directory = resolve_backup_dir(root, backup_path)
     else:
         task = task_key(task_id)
-        directory = _inside_root(root_real, backup_dir(root, task), f"The directory of task {task!r}")
+        directory = inside_root(root, backup_dir(root, task), f"The directory of task {task!r}")
     if directory.is_dir():
-        for info in _scan_directory(task, directory):
+        for info in _scan_directory(Path(root), task, directory):
             if info.timestamp == timestamp:
                 for path in [*info.files.values(), *([info.manifest_path] if info.has_manifest else [])]:
-                    _inside_root(root_real, path, str(path))
+                    inside_root(root, path, str(path))
                 return info
     raise ResourceNotFound(
         f"No backup set with timestamp {timestamp} in {directory}. List the sets (vector_backup_inventory) "

@@ -1,18 +1,65 @@
-"""The human-readable vector_backup_log.txt, appended to (never overwritten) once per backup."""
+"""The human-readable vector_backup_log.txt, appended to (never overwritten) once per backup or error.
+
+The log is a report, not the record: a set is defined by its files and manifest. So a log that cannot
+be written (disk full, permissions) is a warning, never a reason to fail or to hide the real error.
+"""
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from pgvector_pipeline.store.layout import LOG_FILE_NAME
+from pgvector_pipeline.store.layout import LOG_FILE_NAME, parse_set_file_name
+
+# The detail line of a successful backup that names its manifest; a manifest the log names must exist.
+_MANIFEST_LINE_PREFIX = "manifest: "
+# A log is read only to find those lines; a log larger than this is read up to here.
+_MAX_LOG_READ = 64 << 20
 
 
-def append_log_entry(directory: Path, headline: str, details: list[str]) -> Path:
+def manifest_line(manifest_file_name: str) -> str:
+    return _MANIFEST_LINE_PREFIX + manifest_file_name
+
+
+def logged_manifest_timestamps(directory: Path) -> set[str]:
+    """Timestamps of the sets whose manifest the directory's log says this tool published."""
+    found = set()
+    try:
+        with open(Path(directory) / LOG_FILE_NAME, "rb") as file:
+            for raw in file.read(_MAX_LOG_READ).splitlines():
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith(_MANIFEST_LINE_PREFIX):
+                    parsed = parse_set_file_name(line[len(_MANIFEST_LINE_PREFIX) :])
+                    if parsed and parsed.kind == "manifest" and not parsed.tmp:
+                        found.add(parsed.timestamp)
+    except OSError:
+        pass  # no log, or unreadable: nothing it could name
+    return found
+
+
+def append_log_entry(directory: Path, headline: str, details: list[str], mode: int) -> Path:
+    """Append one entry and fsync; a new log file gets `mode`. Raises OSError."""
     path = Path(directory) / LOG_FILE_NAME
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
     entry = f"[{stamp}] {headline}\n" + "".join(f"    {line}\n" for line in details)
-    with open(path, "a", encoding="utf-8") as file:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "a", encoding="utf-8") as file:
         file.write(entry)
         file.flush()
         os.fsync(file.fileno())
     return path
+
+
+def record_in_log(
+    directory: Path, headline: str, details: list[str], mode: int, warn: Callable[[str], None]
+) -> bool:
+    """Append an entry; on failure warn (with the entry, so it is not lost) and return False."""
+    try:
+        append_log_entry(directory, headline, details, mode)
+        return True
+    except OSError as exc:
+        warn(
+            f"Could not append to {Path(directory) / LOG_FILE_NAME} ({exc.strerror or exc}); the entry was: "
+            f"{headline}" + "".join(f"; {line}" for line in details)
+        )
+        return False

@@ -1,18 +1,120 @@
-"""The per-set JSON manifest: what a set holds and how to verify and recreate it."""
+"""The per-set JSON manifest: what a set holds and how to verify and recreate it.
 
-import json
+A manifest is an untrusted file (anyone who can write the backup root can edit it), so reading one
+yields a typed, validated `Manifest` or a DataError: strict types, no unknown fields, names that match
+the set. No other module looks into the JSON. Its DDL is text until restore needs it: then
+`postgres.ddl` checks it with PostgreSQL's parser (a set whose table has a part restore will not
+recreate stays restorable into existing tables).
+
+Two kinds: "backup" (written by this tool when it wrote the set) and "adopted" (written when a set of
+the old system was first found: sizes and checksums as found then, no DDL, JSON columns possibly in
+Python repr form).
+"""
+
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
+from pgvector_pipeline.store.layout import TASK_ID_PATTERN, TIMESTAMP_PATTERN, GLOBAL_TASK_KEY, csv_name
 
 MANIFEST_FORMAT = "pgvector-pipeline-backup/1"
+KIND_BACKUP = "backup"
+KIND_ADOPTED = "adopted"
+# Real manifests are a few KB; a huge one is an attack on memory, not a manifest.
+MAX_MANIFEST_BYTES = 4 << 20
+
+TableName = Literal[BACKUP_TABLES]  # type: ignore[valid-type]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Count = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(ge=0)]
 
 
-def read_manifest(path: Path) -> dict:
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class ManifestColumn(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    type: Annotated[str, Field(min_length=1, max_length=200)]
+    not_null: bool
+
+
+class ManifestTable(_Strict):
+    file: str
+    rows: Count
+    bytes: Count
+    sha256: Sha256
+    duration_s: Seconds | None = None
+    columns: list[ManifestColumn]
+    # Absent in adopted sets. Untrusted SQL text: only postgres.ddl's checked re-prints are executed.
+    create_table: str | None = None
+    indexes: list[str] = []
+
+
+class ManifestSource(_Strict):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+    dsn: str
+    db_schema: str = Field(alias="schema")
+    server_version: str
+    pgvector_version: str
+    langchain_layout: str
+
+
+class Manifest(_Strict):
+    format: Literal[MANIFEST_FORMAT]  # type: ignore[valid-type]
+    kind: Literal[KIND_BACKUP, KIND_ADOPTED] = KIND_BACKUP  # type: ignore[valid-type]
+    task_id: str
+    timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: Seconds | None = None
+    source: ManifestSource | None = None
+    embedding_dimensions: dict[str, Count] = {}
+    tables: dict[TableName, ManifestTable]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Manifest":
+        if self.task_id != GLOBAL_TASK_KEY and not TASK_ID_PATTERN.fullmatch(self.task_id):
+            raise ValueError(f"task_id {self.task_id!r} is not a task id")
+        for table, entry in self.tables.items():
+            if entry.file != csv_name(table, self.timestamp):
+                raise ValueError(f"tables.{table}.file {entry.file!r} is not {csv_name(table, self.timestamp)!r}")
+            if self.kind == KIND_BACKUP and entry.create_table is None:
+                raise ValueError(f"tables.{table}.create_table is missing")
+            if self.kind == KIND_ADOPTED and (entry.create_table is not None or entry.indexes):
+                raise ValueError(f"tables.{table}: an adopted set carries no DDL")
+        return self
+
+    @property
+    def adopted(self) -> bool:
+        return self.kind == KIND_ADOPTED
+
+    def to_json_dict(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def read_manifest(path: Path, timestamp: str) -> Manifest:
+    """The validated manifest of the set `timestamp`, or DataError saying what is wrong with the file."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"Manifest {path} cannot be read ({exc}). The set may be damaged.") from exc
-    if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
-        raise DataError(f"{path} is not a manifest this version understands (expected format {MANIFEST_FORMAT}).")
-    return document
+        with open(path, "rb") as file:
+            data = file.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"Manifest {path} cannot be read ({exc.strerror or exc}). The set may be damaged.") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise DataError(f"Manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool wrote.")
+    try:
+        manifest = Manifest.model_validate_json(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'document'}: {error['msg']}" for error in exc.errors()[:5]
+        )
+        raise DataError(
+            f"Manifest {path} cannot be read as a manifest of format {MANIFEST_FORMAT} ({problems}). The set may "
+            f"be damaged or changed: restore another set."
+        ) from None
+    if manifest.timestamp != timestamp:
+        raise DataError(f"Manifest {path} describes set {manifest.timestamp}, not {timestamp}. The set may be damaged.")
+    return manifest

@@ -1,0 +1,164 @@
+"""Checking DDL that comes from a manifest (an untrusted file) before restore executes it.
+
+PostgreSQL's own parser (through pglast) must find exactly one CREATE TABLE or CREATE INDEX of the
+expected table, built only from parts a LangChain table has: columns, NOT NULL, constant defaults,
+primary/unique keys, the foreign key to the collection table, and plain column or cast expressions
+in indexes. Anything else (a second statement, a function call, a subquery, another table) is refused.
+What is executed is the statement re-printed from the checked parse tree, never the file's text.
+"""
+
+from pglast import ast, parse_sql
+from pglast.enums import ConstrType
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+
+from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE
+
+# Index access methods of PostgreSQL and pgvector.
+INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hnsw", "ivfflat"})
+# Operators allowed in index expressions and partial-index predicates (jsonb, comparison).
+SAFE_OPERATORS = frozenset({"=", "<>", "<", ">", "<=", ">=", "->", "->>", "#>", "#>>", "@>", "<@", "?", "?|", "?&"})
+# Functions a column default may call: they take no arguments and read nothing.
+SAFE_DEFAULT_FUNCTIONS = frozenset({"now", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "statement_timestamp"})
+_COLUMN_CONSTRAINTS = {ConstrType.CONSTR_NULL, ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_DEFAULT,
+                       ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE}
+_TABLE_CONSTRAINTS = {ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_FOREIGN}
+
+
+class UnsafeDDL(DataError):
+    pass
+
+
+def checked_create_table(statement: str, table: str) -> str:
+    """The CREATE TABLE of `table` (unqualified), re-printed from its checked parse tree."""
+    stmt = _single_statement(statement, ast.CreateStmt, f"CREATE TABLE {table}")
+    _check_relation(stmt.relation, table, statement)
+    for attribute in ("inhRelations", "partbound", "partspec", "ofTypename", "options", "tablespacename", "accessMethod"):
+        if getattr(stmt, attribute, None):
+            _refuse(statement, f"it uses {attribute}, which a LangChain table never has")
+    if stmt.relation.relpersistence != "p":
+        _refuse(statement, "it creates a temporary or unlogged table")
+    for element in stmt.tableElts or ():
+        if isinstance(element, ast.ColumnDef):
+            _check_column(element, statement)
+        elif isinstance(element, ast.Constraint) and element.contype in _TABLE_CONSTRAINTS:
+            _check_constraint(element, statement)
+        else:
+            _refuse(statement, f"it holds a {type(element).__name__} element")
+    return RawStream()(stmt)
+
+
+def checked_create_index(statement: str, table: str) -> str:
+    """A CREATE INDEX on `table` (unqualified), re-printed from its checked parse tree."""
+    stmt = _single_statement(statement, ast.IndexStmt, f"CREATE INDEX on {table}")
+    _check_relation(stmt.relation, table, statement)
+    if stmt.concurrent:
+        _refuse(statement, "CONCURRENTLY cannot run inside the restore transaction")
+    if not stmt.idxname:
+        _refuse(statement, "the index has no name")
+    if stmt.accessMethod not in INDEX_METHODS:
+        _refuse(statement, f"index method {stmt.accessMethod!r} is not one of {sorted(INDEX_METHODS)}")
+    if stmt.tableSpace:
+        _refuse(statement, "it names a tablespace, which the target may not have")
+    for param in (*(stmt.indexParams or ()), *(stmt.indexIncludingParams or ())):
+        if param.expr is not None:
+            _check_expression(param.expr, statement)
+    for option in stmt.options or ():
+        _check_option(option, statement)
+    if stmt.whereClause is not None:
+        _check_expression(stmt.whereClause, statement)
+    return RawStream()(stmt)
+
+
+def _single_statement(statement: str, expected: type, what: str):
+    if not isinstance(statement, str):
+        raise UnsafeDDL(f"The manifest's DDL for {what} is not text.")
+    try:
+        parsed = parse_sql(statement)
+    except ParseError as exc:
+        raise UnsafeDDL(f"The manifest's DDL for {what} is not valid SQL ({exc}). The manifest is damaged.") from None
+    if len(parsed) != 1:
+        _refuse(statement, f"it holds {len(parsed)} statements instead of one")
+    stmt = parsed[0].stmt
+    if not isinstance(stmt, expected):
+        _refuse(statement, f"it is a {type(stmt).__name__}, not {what}")
+    return stmt
+
+
+def _check_relation(relation: ast.RangeVar, table: str, statement: str) -> None:
+    if relation.schemaname or relation.catalogname or relation.relname != table:
+        _refuse(statement, f"it names table {relation.relname!r} (schema {relation.schemaname!r}) instead of {table!r}")
+
+
+def _check_column(column: ast.ColumnDef, statement: str) -> None:
+    if column.typeName is None or column.typeName.setof or column.typeName.pct_type:
+        _refuse(statement, f"column {column.colname!r} has no plain type")
+    for typmod in column.typeName.typmods or ():
+        if not isinstance(typmod, ast.A_Const):
+            _refuse(statement, f"column {column.colname!r} has a computed type modifier")
+    for attribute in ("raw_default", "cooked_default", "identity", "identitySequence", "generated", "fdwoptions", "compression", "storage_name"):
+        if getattr(column, attribute, None) not in (None, "", "\x00", ()):
+            _refuse(statement, f"column {column.colname!r} uses {attribute}")
+    for constraint in column.constraints or ():
+        if constraint.contype not in _COLUMN_CONSTRAINTS:
+            _refuse(statement, f"column {column.colname!r} has a {constraint.contype.name} constraint")
+        if constraint.contype == ConstrType.CONSTR_DEFAULT:
+            _check_default(constraint.raw_expr, column.colname, statement)
+        _check_constraint(constraint, statement)
+
+
+def _check_constraint(constraint: ast.Constraint, statement: str) -> None:
+    if constraint.indexspace or constraint.options:
+        _refuse(statement, "a constraint names a tablespace or storage options")
+    if constraint.contype == ConstrType.CONSTR_FOREIGN:
+        _check_relation(constraint.pktable, COLLECTION_TABLE, statement)
+
+
+def _check_default(expression, column: str, statement: str) -> None:
+    if isinstance(expression, ast.TypeCast):
+        expression = expression.arg
+    if isinstance(expression, (ast.A_Const, ast.SQLValueFunction)):
+        return
+    if isinstance(expression, ast.FuncCall) and not expression.args:
+        names = [name.sval for name in expression.funcname]
+        if names[-1] in SAFE_DEFAULT_FUNCTIONS and names[:-1] in ([], ["pg_catalog"], ["public"]):
+            return
+    _refuse(statement, f"the default of column {column!r} is an expression restore does not execute")
+
+
+def _check_expression(expression, statement: str) -> None:
+    """Column references, constants, casts and allowed operators only: nothing that calls a function."""
+    if isinstance(expression, (ast.ColumnRef, ast.A_Const)):
+        return
+    if isinstance(expression, ast.TypeCast):
+        return _check_expression(expression.arg, statement)
+    if isinstance(expression, ast.NullTest):
+        return _check_expression(expression.arg, statement)
+    if isinstance(expression, ast.BoolExpr):
+        for argument in expression.args:
+            _check_expression(argument, statement)
+        return
+    if isinstance(expression, ast.A_Expr):
+        names = [name.sval for name in expression.name]
+        if len(names) == 1 and names[0] in SAFE_OPERATORS:
+            for side in (expression.lexpr, expression.rexpr):
+                if side is not None:
+                    _check_expression(side, statement)
+            return
+        _refuse(statement, f"it uses operator {'.'.join(names)!r}")
+    _refuse(statement, f"it holds a {type(expression).__name__} expression")
+
+
+def _check_option(option: ast.DefElem, statement: str) -> None:
+    if option.defnamespace or not isinstance(option.arg, (ast.String, ast.Integer, ast.Float, ast.Boolean, type(None))):
+        _refuse(statement, f"storage option {option.defname!r} is not a plain value")
+
+
+def _refuse(statement: str, why: str):
+    shown = statement if len(statement) <= 300 else statement[:300] + "…"
+    raise UnsafeDDL(
+        f"The manifest's DDL was refused because {why}: {shown!r}. Restore executes only one CREATE TABLE "
+        f"or CREATE INDEX of the LangChain table itself. The manifest was changed or damaged: restore "
+        f"another set, or create the tables yourself and restore without create_missing."
+    )
