@@ -139,7 +139,7 @@ def classify_error(
     because running the same thing again would fail the same way. COMMITs go through
     `commit.commit_confirmed`, which learns the outcome instead of assuming one.
     """
-    detail = str(exc).strip()
+    detail = str(exc).strip().rstrip(".")
     if connection_lost(exc, conn):
         return DatabaseError(
             f"The database connection failed while {doing}: {detail}. Nothing was committed; "

@@ -67,8 +67,9 @@ def truncate_tables(cur, schema: str, tables: list[str]) -> list[TruncateStats]:
 def count_committed_rows(dsn: str, schema: str, table: str) -> int:
     """Rows of `table` as a new READ COMMITTED session sees them now (outside any caller's snapshot)."""
     with closing(connect(dsn)) as conn:
+        conn.autocommit = True  # a single read: nothing to commit
         try:
-            with conn, conn.cursor() as cur:
+            with conn.cursor() as cur:
                 return count_rows(cur, schema, table)
         except psycopg2.Error as exc:
             raise classify_error(exc, f"counting the rows of {table}", conn) from exc

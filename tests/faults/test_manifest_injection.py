@@ -1,0 +1,102 @@
+"""A manifest is untrusted input: SQL smuggled into its DDL never runs, odd fields are DATA_ERROR."""
+
+import json
+
+import pytest
+
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.postgres.catalog import EMBEDDING_TABLE
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from tests.conftest import query
+from tests.stores import LANGCHAIN_POSTGRES, make_store
+
+TS = "20261124_150000"
+
+
+@pytest.fixture
+def backed_up(empty_db, backup_root):
+    make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
+    back_up_store(empty_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    return locate_backup_set(backup_root, timestamp=TS)
+
+
+def edit_manifest(backup_set, change) -> None:
+    document = json.loads(backup_set.manifest_path.read_text())
+    change(document)
+    backup_set.manifest_path.write_text(json.dumps(document))
+
+
+def objects_in(dsn: str) -> list[tuple]:
+    return query(
+        dsn,
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1, 2",
+    ) + query(dsn, "SELECT 'schema', nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%%' AND nspname <> 'information_schema' ORDER BY 2")
+
+
+SMUGGLED = [
+    ("create_table", "; COMMIT; CREATE SCHEMA pwned; CREATE TABLE public.pwned(x int)"),
+    ("create_table", " PARTITION BY RANGE (id)"),
+    ("indexes", "; COMMIT; DROP TABLE langchain_pg_collection CASCADE"),
+]
+
+
+@pytest.mark.parametrize("field, suffix", SMUGGLED)
+def test_sql_smuggled_into_manifest_ddl_never_runs(backed_up, backup_root, pg_server, field, suffix):
+    from pgvector_pipeline.embedded import ensure_database
+
+    def smuggle(document):
+        entry = document["tables"][EMBEDDING_TABLE]
+        if field == "indexes":
+            entry["indexes"][0] += suffix
+        else:
+            entry["create_table"] += suffix
+
+    edit_manifest(backed_up, smuggle)
+    target = ensure_database(pg_server, f"injection_target_{abs(hash(suffix)) % 10_000}")
+    before = objects_in(target)
+    backup_set = locate_backup_set(backup_root, timestamp=TS)
+
+    for verify_only in (True, False):
+        with pytest.raises(DataError, match="The manifest's DDL was refused because"):
+            restore_backup_set(target, "public", backup_set, create_missing=True, verify_only=verify_only)
+
+    assert objects_in(target) == before
+    assert query(target, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'") == [(0,)]
+
+
+ODD_MANIFESTS = [
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(rows="8"), "rows"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].pop("sha256"), "sha256"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(sha256="abc"), "sha256"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(file="../../../etc/passwd"), "file"),
+    (lambda d: d["tables"].update(langchain_pg_other=d["tables"][EMBEDDING_TABLE]), "langchain_pg_other"),
+    (lambda d: d.update(tables=[]), "tables"),
+    (lambda d: d.update(timestamp="20261124_150001"), "20261124_150001"),
+    (lambda d: d.update(surprise=True), "surprise"),
+    (lambda d: d.update(format="pgvector-pipeline-backup/9"), "format"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(rows=-1), "rows"),
+]
+
+
+@pytest.mark.parametrize("change, named", ODD_MANIFESTS)
+def test_odd_manifest_fields_are_data_errors(backed_up, backup_root, empty_db, change, named):
+    edit_manifest(backed_up, change)
+    before = query(empty_db, "SELECT count(*) FROM langchain_pg_embedding")
+
+    [listed] = list_backup_sets(backup_root)
+    assert listed.status == "damaged" and named in listed.problem
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(empty_db, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True)
+    assert "is damaged" in failure.value.message and named in failure.value.message
+    assert query(empty_db, "SELECT count(*) FROM langchain_pg_embedding") == before
+
+
+@pytest.mark.parametrize("content", [b"[]", b"null", b"\xff\xfe", b"{" * 100_000, b" " * (5 << 20)])
+def test_manifests_that_are_not_json_objects_are_data_errors(backed_up, backup_root, content):
+    backed_up.manifest_path.write_bytes(content)
+    [listed] = list_backup_sets(backup_root)
+    assert listed.status == "damaged" and str(backed_up.manifest_path) in listed.problem

@@ -1,0 +1,98 @@
+"""Sets whose manifest was deleted, or whose files changed after adoption, are never restored silently."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.postgres.catalog import EMBEDDING_TABLE
+from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.adopt import adopt_legacy_set
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
+from pgvector_pipeline.store.listing import locate_backup_set
+from tests.conftest import execute, query
+
+TS = "20261124_130000"
+LEGACY_FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_root" / "task_legacy"
+LEGACY_TS = "20250101_120000"
+
+
+def contents(dsn: str) -> list[tuple]:
+    return query(dsn, "SELECT t::text FROM langchain_pg_embedding t ORDER BY 1")
+
+
+def flip_a_digit(data: bytes) -> bytes:
+    position = data.index(b"0.", len(data) // 2) + 2
+    digit = data[position : position + 1]
+    return data[:position] + (b"1" if digit != b"1" else b"2") + data[position + 1 :]
+
+
+def cut_after_three_quarters(data: bytes) -> bytes:
+    lines = data.split(b"\n")
+    return b"\n".join(lines[: len(lines) * 3 // 4]) + b"\n"
+
+
+def header_only(data: bytes) -> bytes:
+    return data.split(b"\n", 1)[0] + b"\n"
+
+
+def swap_header_names(data: bytes) -> bytes:
+    header, rest = data.split(b"\n", 1)
+    return header.replace(b"id,", b"@@,").replace(b"document", b"id").replace(b"@@,", b"document,") + b"\n" + rest
+
+
+@pytest.fixture
+def backed_up(store_db, backup_root):
+    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=1000, dimension=8))
+    result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    return store_db, result
+
+
+@pytest.mark.parametrize("tamper", [flip_a_digit, cut_after_three_quarters, header_only, swap_header_names])
+def test_set_whose_manifest_was_deleted_is_refused(backed_up, backup_root, tamper):
+    dsn, result = backed_up
+    path = result.table(EMBEDDING_TABLE).path
+    path.write_bytes(tamper(path.read_bytes()))
+    result.manifest_path.unlink()
+    before = contents(dsn)
+
+    backup_set = locate_backup_set(backup_root, timestamp=TS)
+
+    assert backup_set.status == "damaged" and not backup_set.complete
+    for allow_legacy in (False, True):
+        with pytest.raises(DataError) as failure:
+            restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, allow_legacy=allow_legacy)
+        assert f"records that this tool wrote set {TS} with manifest vector_backup_{TS}.json, and that manifest is gone" in failure.value.message
+    assert contents(dsn) == before
+
+
+def test_set_without_manifest_or_log_needs_allow_legacy(backed_up, backup_root):
+    dsn, result = backed_up
+    result.manifest_path.unlink()
+    (result.directory / LOG_FILE_NAME).unlink()
+    backup_set = locate_backup_set(backup_root, timestamp=TS)
+    assert backup_set.status == "legacy"
+
+    with pytest.raises(DataError, match="has no manifest, so nothing can verify its files"):
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+    restored = restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, allow_legacy=True)
+    assert [s.rows_restored for s in restored.tables] == [1, 1000]
+
+
+def test_adopted_set_catches_damage_done_after_adoption(store_db, backup_root):
+    shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
+    legacy = locate_backup_set(backup_root, task_id="task_legacy", timestamp=LEGACY_TS)
+    manifest = adopt_legacy_set(legacy)
+    assert manifest.adopted and manifest.tables[EMBEDDING_TABLE].rows == 8
+    adopted = locate_backup_set(backup_root, task_id="task_legacy", timestamp=LEGACY_TS)
+    assert adopted.status == "complete"
+
+    path = adopted.files[EMBEDDING_TABLE]
+    path.write_bytes(re.sub(rb"custom|tricky", b"XXXXXX", path.read_bytes()) + b"e9,,,,\n")
+    with pytest.raises(DataError, match="does not match its manifest"):
+        restore_backup_set(store_db, "public", adopted)
+    assert contents(store_db) == []
