@@ -4,62 +4,20 @@ The test instance sets `run_coordinator: DefaultRunCoordinator` in its dagster.y
 launch at once without a dagster-daemon.
 """
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-import requests
 from dagster import DagsterRunStatus
 
 from pgvector_pipeline.client import VectorBackupClient
 from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from tests.conftest import execute, query
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.webserver import running_webserver
 
 
 @pytest.fixture
 def webserver(store_db, backup_root, tmp_path):
     execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8))
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        "telemetry:\n  enabled: false\n"
-    )
-    port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PGVECTOR_DSN": store_db, "PGVECTOR_BACKUP_ROOT": str(backup_root)}
-    log = open(tmp_path / "webserver.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("dagster-webserver did not start:\n" + (tmp_path / "webserver.log").read_text())
-            time.sleep(0.5)
+    with running_webserver(tmp_path, {"PGVECTOR_DSN": store_db, "PGVECTOR_BACKUP_ROOT": str(backup_root)}) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_backup_launched_through_graphql(webserver, store_db, backup_root):

@@ -83,13 +83,16 @@ def connect(dsn: str) -> psycopg2.extensions.connection:
         return psycopg2.connect(dsn, application_name=APPLICATION_NAME, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg2.ProgrammingError as exc:
         detail = _without_quoted_tokens(redact_secrets(str(exc).strip(), dsn))
-        raise InvalidParams(
+        error: PipelineError = InvalidParams(
             f"The connection string is not valid ({detail}). Check PGVECTOR_DSN: a URI needs '%' written as "
             f"'%25', and key=value pairs need '=' (tokens of the DSN are not repeated here, as they may hold "
             f"the password)."
-        ) from None
+        )
     except psycopg2.OperationalError as exc:
-        raise classify_connect_error(exc, dsn) from None
+        error = classify_connect_error(exc, dsn)
+    # Raised outside the handler: the driver's exception, whose text may hold the password, is neither
+    # the cause nor the context of what Dagster records.
+    raise error
 
 
 def classify_connect_error(exc: psycopg2.Error, dsn: str) -> PipelineError:

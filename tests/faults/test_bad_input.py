@@ -1,0 +1,144 @@
+"""Input a user (or another program) can get wrong: every key matched whole, every failure a Failure with
+error_type and a plain message, and only lost connections retried."""
+
+import dagster as dg
+import pytest
+
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, REQUEST_JOB_NAME, backup_run_config
+from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, validate_task_id, validate_timestamp
+from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+
+TS = "20261124_170000"
+DSN_ENV = "PGVECTOR_BAD_INPUT_DSN"
+BAD_TASK_IDS = ["task_nl\n", "x" * 10_000, "a\x00b", "tâche", "task１", "", "a|b", "a,b", "../x", "a b", "a/b"]
+BAD_TIMESTAMPS = ["20261124_170000\n", "２０２６1124_170000", "20261124_1700000", "2026-11-24", "\x0020261124_170000"]
+BAD_PARTITION_KEYS = [
+    "a|b|" + TS,
+    "../x|" + TS,
+    "x" * 10_000 + "|" + TS,
+    "a\x00|" + TS,
+    "'; DROP TABLE langchain_pg_embedding; --|" + TS,
+    "global|" + TS + "\n",
+    "global",
+]
+
+
+@pytest.mark.parametrize("task_id", BAD_TASK_IDS)
+def test_bad_task_ids_are_refused_before_anything_is_written(task_id, store_db, backup_root):
+    with pytest.raises(InvalidParams, match="is not valid"):
+        back_up_store(store_db, "public", backup_root, task_id, TS, create_task_dir=True)
+    assert list(backup_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("task_id", BAD_TASK_IDS)
+def test_task_ids_are_matched_whole(task_id):
+    with pytest.raises(InvalidParams) as failure:
+        validate_task_id(task_id)
+    assert len(failure.value.message) < 300  # a 10,000-character id is cut short in the message
+
+
+@pytest.mark.parametrize("timestamp", BAD_TIMESTAMPS)
+def test_timestamps_are_matched_whole(timestamp):
+    with pytest.raises(InvalidParams):
+        validate_timestamp(timestamp)
+
+
+def test_directories_and_files_with_odd_names_are_not_listed(backup_root):
+    for name in ["task_nl\n", "task１"]:
+        (backup_root / name / "vector_bak").mkdir(parents=True)
+        (backup_root / name / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").write_text("id\n")
+    (backup_root / "vector_bak").mkdir()
+    (backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv\n").write_text("id\n")
+    (backup_root / "vector_bak" / "langchain_pg_embedding_２０２６1124_170000.csv").write_text("id\n")
+    assert list_backup_sets(backup_root) == []
+
+
+@pytest.mark.parametrize("backup_path", ["x" * 10_000, "task\x00/vector_bak", "/" + "a/" * 3000])
+def test_bad_backup_paths_are_invalid_params(backup_path, backup_root):
+    with pytest.raises(InvalidParams):
+        locate_backup_set(backup_root, backup_path=backup_path, timestamp=TS)
+
+
+def run_backup_job(instance, backup_root, **execute):
+    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
+        instance=instance,
+        run_config={
+            **backup_run_config(),
+            "resources": {
+                "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
+                "backup_store": {"config": {"root": str(backup_root)}},
+            },
+        },
+        raise_on_error=False,
+        **execute,
+    )
+
+
+def assert_failed_once(result, error_type: str, words: str) -> None:
+    assert not result.success
+    failure = result.failure_data_for_node("vector_store_backup").user_failure_data
+    assert failure.metadata["error_type"].value == error_type and failure.metadata["can_retry"].value is False
+    assert words in failure.description, failure.description
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+@pytest.mark.parametrize("partition_key", BAD_PARTITION_KEYS)
+def test_runs_for_bad_partition_keys_fail_fast(partition_key, store_db, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
+    with dg.instance_for_test() as instance:
+        result = run_backup_job(instance, backup_root, tags={"dagster/partition": partition_key})
+    assert_failed_once(result, "INVALID_PARAMS", "is not valid" if partition_key.count("|") == 1 else "is not 'task_id|timestamp'")
+    assert list(backup_root.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "dsn_of, error_type, words",
+    [
+        (lambda dsn: dsn.replace("/test_", "/no_such_db_"), "RESOURCE_NOT_FOUND", "does not exist"),
+        (lambda dsn: dsn.replace("postgres:@", "no_such_role:@"), "RESOURCE_NOT_FOUND", "does not exist"),
+    ],
+)
+def test_refused_connections_are_not_retried(dsn_of, error_type, words, store_db, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, dsn_of(store_db))
+    with dg.instance_for_test() as instance:
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, TS)
+        result = run_backup_job(instance, backup_root, partition_key=key)
+    assert_failed_once(result, error_type, words)
+
+
+def test_request_job_refuses_a_huge_task_id_plainly(backup_root):
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+            instance=instance,
+            run_config={
+                "ops": {"request_vector_backup": {"config": {"task_id": "t" * 10_000}}},
+                "resources": {"backup_store": {"config": {"root": str(backup_root)}}},
+            },
+            raise_on_error=False,
+        )
+        failure = result.failure_data_for_node("request_vector_backup").user_failure_data
+        assert failure.metadata["error_type"].value == "INVALID_PARAMS" and "10002 characters" in failure.description
+        assert instance.get_dynamic_partitions(timestamp_partitions.name) == []
+
+
+def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(task_partitions.name, ["task_ok", "../x", "a\x00", "x" * 10_000, "DROP TABLE x"])
+        instance.add_dynamic_partitions(timestamp_partitions.name, [TS, "2026", TS + "\n"])
+        context = dg.build_sensor_context(
+            instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource(root=str(backup_root))}
+        )
+        result = backup_discovery_sensor(context)
+
+    deletions = {(r.partitions_def_name, tuple(r.partition_keys)) for r in result.dynamic_partitions_requests}
+    assert deletions == {
+        (task_partitions.name, ("../x", "a\x00", "x" * 10_000, "DROP TABLE x")),
+        (timestamp_partitions.name, ("2026", TS + "\n")),
+    }
+    assert all(isinstance(r, dg.DeleteDynamicPartitionsRequest) for r in result.dynamic_partitions_requests)

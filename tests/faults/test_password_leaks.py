@@ -1,0 +1,120 @@
+"""Passwords never reach a message, a log, an event, a manifest or metadata, even in malformed DSNs."""
+
+import pathlib
+
+import dagster as dg
+import pytest
+
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
+from pgvector_pipeline.partitions import register_backup_partition
+from pgvector_pipeline.postgres.connection import connect
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+
+PASSWORD = "S3cretPw"
+DSN_ENV = "PGVECTOR_LEAK_DSN"
+MALFORMED_DSNS = [
+    f"postgresql://writer:{PASSWORD}%zz@127.0.0.1/vectors",  # libpq quotes the bad percent token
+    f"host=127.0.0.1 user=writer password{PASSWORD} dbname=vectors",  # libpq quotes the token missing '='
+    f"host=127.0.0.1 password='{PASSWORD} dbname=vectors",  # unterminated quote
+    f"postgresql://writer:{PASSWORD}@127.0.0.1:1/vectors?connect_timeout=2",  # valid, but nothing listens
+    f"postgresql://writer:{PASSWORD}@127.0.0.1/vectors?sslmode=sometimes",  # bad option value
+    f"postgresql://writer:{PASSWORD}@127.0.0.1/vectors?no_such_option={PASSWORD}",
+]
+
+
+def files_holding(directory: pathlib.Path, secret: str) -> list[str]:
+    return [str(p) for p in directory.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("dsn", MALFORMED_DSNS)
+def test_connection_errors_never_carry_the_password(dsn):
+    with pytest.raises(Exception) as failure:
+        connect(dsn)
+    chain, error = [], failure.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert all(PASSWORD not in text for text in chain), chain
+    assert "connection string" in str(failure.value) or "Cannot connect" in str(failure.value)
+
+
+@pytest.mark.parametrize("dsn", MALFORMED_DSNS[:3])
+def test_malformed_dsn_is_refused_as_invalid_params(dsn):
+    with pytest.raises(InvalidParams, match="The connection string is not valid"):
+        connect(dsn)
+
+
+@pytest.mark.parametrize("dsn", MALFORMED_DSNS)
+def test_no_output_of_a_failed_backup_run_holds_the_password(dsn, backup_root, tmp_path, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, dsn)
+    monkeypatch.setenv("PGVECTOR_RETRY_DELAY_S", "0")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, "20261124_160000")
+        result = defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
+            instance=instance,
+            partition_key=key,
+            run_config={
+                **backup_run_config(),
+                "resources": {
+                    "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
+                    "backup_store": {"config": {"root": str(backup_root)}},
+                },
+            },
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = result.failure_data_for_node("vector_store_backup")
+        assert failure.user_failure_data.metadata["error_type"].value in ("INVALID_PARAMS", "DATABASE_ERROR")
+        records = instance.get_records_for_run(result.run_id).records
+        serialized = "".join(dg.serialize_value(record.event_log_entry) for record in records)
+        assert PASSWORD not in serialized
+    assert (backup_root / "vector_bak" / "vector_backup_log.txt").read_text().count("FAILED") >= 1
+    assert files_holding(home, PASSWORD) == []
+    assert files_holding(backup_root, PASSWORD) == []
+
+
+def test_literal_dsn_with_password_in_run_config_is_refused(store_db, backup_root):
+    literal = store_db.replace("postgres:@", f"postgres:{PASSWORD}@")
+    with dg.instance_for_test() as instance:
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, "20261124_160001")
+        result = defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
+            instance=instance,
+            partition_key=key,
+            run_config={
+                **backup_run_config(),
+                "resources": {
+                    "pgvector": {"config": {"dsn": literal}},
+                    "backup_store": {"config": {"root": str(backup_root)}},
+                },
+            },
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    text = str(failure.event_specific_data.error)
+    assert "holds a DSN with a password in plain text" in text and "{env: SOME_VAR}" in text
+    assert not (backup_root / "vector_bak").exists()
+
+
+def test_a_run_launched_over_graphql_leaks_the_password_nowhere(backup_root, tmp_path):
+    from dagster import DagsterRunStatus
+
+    from pgvector_pipeline.client import VectorBackupClient
+    from tests.webserver import running_webserver
+
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"PGVECTOR_DSN": MALFORMED_DSNS[0], "PGVECTOR_BACKUP_ROOT": str(backup_root)}
+    with running_webserver(work, env) as port:
+        client = VectorBackupClient("127.0.0.1", port)
+        launched = client.launch_backup()
+        assert client.wait_for_run(launched.run_id, timeout_s=180) == DagsterRunStatus.FAILURE
+    compute_logs = [p for p in (work / "dagster_home").rglob("*") if p.suffix in (".err", ".out", ".complete")]
+    assert compute_logs, "the run in its own process should have left compute logs"
+    assert "The connection string is not valid" in (backup_root / "vector_bak" / "vector_backup_log.txt").read_text()
+    assert files_holding(work, PASSWORD) == []
+    assert files_holding(backup_root, PASSWORD) == []

@@ -1,0 +1,75 @@
+"""Backups and listings never follow a symlink out of the root; backup files are not world-readable."""
+
+import os
+import stat
+
+import pytest
+
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.listing import list_backup_sets
+
+TS = "20261124_180000"
+
+
+@pytest.fixture
+def outside(tmp_path):
+    directory = tmp_path / "outside"
+    (directory / "vector_bak").mkdir(parents=True)
+    return directory
+
+
+def files_under(directory) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("link", ["task_dir", "vector_bak", "global"])
+def test_backup_never_writes_through_a_symlink_out_of_the_root(link, store_db, backup_root, outside):
+    if link == "task_dir":
+        (backup_root / "task_out").symlink_to(outside)
+        task = "task_out"
+    elif link == "vector_bak":
+        (backup_root / "task_out").mkdir()
+        (backup_root / "task_out" / "vector_bak").symlink_to(outside / "vector_bak")
+        task = "task_out"
+    else:
+        (backup_root / "vector_bak").symlink_to(outside / "vector_bak")
+        task = GLOBAL_TASK_KEY
+    with pytest.raises(InvalidParams, match="outside the backup root"):
+        back_up_store(store_db, "public", backup_root, task, TS)
+    assert files_under(outside) == []
+
+
+def test_listing_skips_directories_and_files_that_lead_out(backup_root, outside):
+    (outside / "vector_bak" / f"langchain_pg_collection_{TS}.csv").write_text("uuid,name,cmetadata\n")
+    (outside / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").write_text("id\n")
+    (backup_root / "task_out").symlink_to(outside)
+    (backup_root / "vector_bak").mkdir()
+    (backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").symlink_to(outside / "vector_bak" / f"langchain_pg_embedding_{TS}.csv")
+    (backup_root / "vector_bak" / f"langchain_pg_collection_{TS}.csv").write_text("uuid,name,cmetadata\n")
+
+    sets = list_backup_sets(backup_root)
+
+    assert [(s.task, s.status) for s in sets] == [(GLOBAL_TASK_KEY, "damaged")]
+    assert "outside the backup root" in sets[0].problem
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_backup_files_get_the_configured_mode(mode, store_db, backup_root):
+    old_umask = os.umask(0)  # the mode must not depend on the umask either way
+    try:
+        result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, file_mode=mode)
+    finally:
+        os.umask(old_umask)
+    written = [t.path for t in result.tables] + [result.manifest_path, result.log_path]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: mode for p in written}
+
+
+def test_file_mode_setting_is_checked(backup_root):
+    assert BackupStoreResource(root=str(backup_root)).mode == 0o600
+    assert BackupStoreResource(root=str(backup_root), file_mode="0640").mode == 0o640
+    for bad in ["0666", "0644", "rw-r--r--", "600x"]:
+        with pytest.raises(InvalidParams, match="0600"):
+            BackupStoreResource(root=str(backup_root), file_mode=bad).mode
