@@ -32,7 +32,7 @@ from pgvector_pipeline.store.files import (
 )
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, prepare_backup_dir, validate_timestamp
 from pgvector_pipeline.store.log import manifest_line, record_in_log
-from pgvector_pipeline.store.manifest import MANIFEST_FORMAT
+from pgvector_pipeline.store.manifest import MANIFEST_FORMAT, Manifest
 
 
 class Log(Protocol):
@@ -232,7 +232,7 @@ def _manifest(
     task: str, timestamp: str, started: datetime, clock: float, source: str, schema: str, contents: _SnapshotContents
 ) -> dict:
     embedding = next(t for t in contents.tables if t.table == EMBEDDING_TABLE)
-    return {
+    document = {
         "format": MANIFEST_FORMAT,
         "kind": "backup",
         "task_id": task,
@@ -262,6 +262,9 @@ def _manifest(
             for t in contents.tables
         },
     }
+    # Written only if it reads back: a manifest this tool cannot read would make its own set "damaged".
+    Manifest.model_validate(document)
+    return document
 
 
 def _truncate_verified(

@@ -5,13 +5,12 @@ import hashlib
 import io
 import json
 
-import psycopg2
 import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DatabaseError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.admin import terminate_backends
-from pgvector_pipeline.postgres.connection import APPLICATION_NAME, connect
+from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.langchain_schema import LANGCHAIN_COMMUNITY, create_langchain_tables, insert_sample_store
 from pgvector_pipeline.store import backup_set
 from pgvector_pipeline.store.files import StreamingFileWriter

@@ -1,7 +1,6 @@
 """Restore against a real server: exact round trips, migration, and all-or-nothing failure behaviour."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams, Re
 from pgvector_pipeline.postgres.admin import terminate_backends
 from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
-from pgvector_pipeline.postgres.langchain_schema import create_langchain_tables, insert_sample_store
+from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.postgres.maintenance import truncate_store
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY

@@ -13,7 +13,6 @@ Every name, pattern and path rule of the store lives here. Patterns are matched 
 and with ASCII classes only: `$` would accept a trailing newline and `\\d` non-ASCII digits.
 """
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,8 +161,3 @@ def prepare_backup_dir(root: Path, task: str, create_task_dir: bool) -> Path:
     # Checked again once it exists: a symlink created in between must not lead the writes out.
     inside_root(root, directory, f"The backup directory of task {task!r}")
     return directory
-
-
-def is_regular_file(entry: os.DirEntry) -> bool:
-    """Set files are regular files: a symlink could lead a read or a delete out of the root."""
-    return entry.is_file(follow_symlinks=False)

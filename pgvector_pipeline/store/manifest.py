@@ -92,9 +92,6 @@ class Manifest(_Strict):
     def adopted(self) -> bool:
         return self.kind == KIND_ADOPTED
 
-    def to_json_dict(self) -> dict:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
 
 def read_manifest(path: Path, timestamp: str) -> Manifest:
     """The validated manifest of the set `timestamp`, or DataError saying what is wrong with the file."""

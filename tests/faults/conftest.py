@@ -40,3 +40,23 @@ class RecordingLog:
 
     def warning(self, msg: str) -> None:
         self.warnings.append(msg)
+
+
+def run_backup_job(instance, backup_root, dsn, *, partition_key=None, tags=None, **backup_config):
+    """vector_backup_job in process; `dsn` is the resource's dsn config ({"env": VAR}, or a literal)."""
+    from pgvector_pipeline.definitions import defs
+    from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
+
+    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        tags=tags,
+        run_config={
+            **backup_run_config(**backup_config),
+            "resources": {
+                "pgvector": {"config": {"dsn": dsn}},
+                "backup_store": {"config": {"root": str(backup_root)}},
+            },
+        },
+        raise_on_error=False,
+    )

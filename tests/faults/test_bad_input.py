@@ -7,12 +7,13 @@ import pytest
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, REQUEST_JOB_NAME, backup_run_config
+from pgvector_pipeline.jobs.backup import REQUEST_JOB_NAME
 from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, validate_task_id, validate_timestamp
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from tests.faults.conftest import run_backup_job
 
 TS = "20261124_170000"
 DSN_ENV = "PGVECTOR_BAD_INPUT_DSN"
@@ -65,21 +66,6 @@ def test_bad_backup_paths_are_invalid_params(backup_path, backup_root):
         locate_backup_set(backup_root, backup_path=backup_path, timestamp=TS)
 
 
-def run_backup_job(instance, backup_root, **execute):
-    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
-        instance=instance,
-        run_config={
-            **backup_run_config(),
-            "resources": {
-                "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
-                "backup_store": {"config": {"root": str(backup_root)}},
-            },
-        },
-        raise_on_error=False,
-        **execute,
-    )
-
-
 def assert_failed_once(result, error_type: str, words: str) -> None:
     assert not result.success
     failure = result.failure_data_for_node("vector_store_backup").user_failure_data
@@ -92,7 +78,7 @@ def assert_failed_once(result, error_type: str, words: str) -> None:
 def test_runs_for_bad_partition_keys_fail_fast(partition_key, store_db, backup_root, monkeypatch):
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
-        result = run_backup_job(instance, backup_root, tags={"dagster/partition": partition_key})
+        result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, tags={"dagster/partition": partition_key})
     assert_failed_once(result, "INVALID_PARAMS", "is not valid" if partition_key.count("|") == 1 else "is not 'task_id|timestamp'")
     assert list(backup_root.iterdir()) == []
 
@@ -108,7 +94,7 @@ def test_refused_connections_are_not_retried(dsn_of, error_type, words, store_db
     monkeypatch.setenv(DSN_ENV, dsn_of(store_db))
     with dg.instance_for_test() as instance:
         key = register_backup_partition(instance, GLOBAL_TASK_KEY, TS)
-        result = run_backup_job(instance, backup_root, partition_key=key)
+        result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, partition_key=key)
     assert_failed_once(result, error_type, words)
 
 

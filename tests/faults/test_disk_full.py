@@ -6,13 +6,11 @@ import dagster as dg
 import pytest
 
 from pgvector_pipeline.backup import back_up_store
-from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from tests.conftest import execute, query
-from tests.faults.conftest import RecordingLog
+from tests.faults.conftest import RecordingLog, run_backup_job
 
 TS = "20261124_120000"
 DSN_ENV = "PGVECTOR_FAULT_DSN"
@@ -39,18 +37,7 @@ def test_disk_full_mid_copy_fails_once_clearly_and_leaves_nothing(small_disk, st
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
         key = register_backup_partition(instance, GLOBAL_TASK_KEY, TS)
-        result = defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
-            instance=instance,
-            partition_key=key,
-            run_config={
-                **backup_run_config(truncate_after_backup=True),
-                "resources": {
-                    "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
-                    "backup_store": {"config": {"root": str(small_disk)}},
-                },
-            },
-            raise_on_error=False,
-        )
+        result = run_backup_job(instance, small_disk, {"env": DSN_ENV}, partition_key=key, truncate_after_backup=True)
 
     assert not result.success
     failure = result.failure_data_for_node("vector_store_backup").user_failure_data

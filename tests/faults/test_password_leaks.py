@@ -5,12 +5,11 @@ import pathlib
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from tests.faults.conftest import run_backup_job
 
 PASSWORD = "S3cretPw"
 DSN_ENV = "PGVECTOR_LEAK_DSN"
@@ -54,18 +53,7 @@ def test_no_output_of_a_failed_backup_run_holds_the_password(dsn, backup_root, t
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         key = register_backup_partition(instance, GLOBAL_TASK_KEY, "20261124_160000")
-        result = defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
-            instance=instance,
-            partition_key=key,
-            run_config={
-                **backup_run_config(),
-                "resources": {
-                    "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
-                    "backup_store": {"config": {"root": str(backup_root)}},
-                },
-            },
-            raise_on_error=False,
-        )
+        result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, partition_key=key)
         assert not result.success
         failure = result.failure_data_for_node("vector_store_backup")
         assert failure.user_failure_data.metadata["error_type"].value in ("INVALID_PARAMS", "DATABASE_ERROR")
@@ -81,18 +69,7 @@ def test_literal_dsn_with_password_in_run_config_is_refused(store_db, backup_roo
     literal = store_db.replace("postgres:@", f"postgres:{PASSWORD}@")
     with dg.instance_for_test() as instance:
         key = register_backup_partition(instance, GLOBAL_TASK_KEY, "20261124_160001")
-        result = defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
-            instance=instance,
-            partition_key=key,
-            run_config={
-                **backup_run_config(),
-                "resources": {
-                    "pgvector": {"config": {"dsn": literal}},
-                    "backup_store": {"config": {"root": str(backup_root)}},
-                },
-            },
-            raise_on_error=False,
-        )
+        result = run_backup_job(instance, backup_root, literal, partition_key=key)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
     text = str(failure.event_specific_data.error)
