@@ -15,7 +15,7 @@ from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
 from pgvector_pipeline.postgres.connection import connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
-from pgvector_pipeline.postgres.restore import TableDDL, TableLoad, TableRestoreStats, restore_tables
+from pgvector_pipeline.postgres.restore import RestoreOptions, TableDDL, TableLoad, TableRestoreStats, restore_tables
 from pgvector_pipeline.store.files import sha256_file
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -53,6 +53,7 @@ def restore_backup_set(
     verify_only: bool = False,
     create_missing: bool = False,
     allow_legacy: bool = False,
+    fill_extra_columns: bool = False,
     log: Log | None = None,
 ) -> RestoreResult:
     """Restore `tables` of the set. With `verify_only` the whole load runs and is then rolled back.
@@ -74,19 +75,14 @@ def restore_backup_set(
             f"converted while loading."
         )
     loads = [_table_load(backup_set, table) for table in tables]
-    ddl = _checked_ddl(manifest) if create_missing else None
+    options = RestoreOptions(
+        truncate=truncate_before_restore,
+        table_ddl=_checked_ddl(manifest) if create_missing else None,
+        fill_extra_columns=fill_extra_columns,
+        commit=not verify_only,
+    )
     with closing(connect(dsn)) as conn:
-        stats, created = restore_tables(
-            conn,
-            dsn,
-            schema,
-            loads,
-            truncate=truncate_before_restore,
-            table_ddl=ddl,
-            commit=not verify_only,
-            log=log.info,
-            warn=log.warning,
-        )
+        stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
     outcome = "verified (rolled back, nothing changed)" if verify_only else "restored"
     log.info(f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats))
     return RestoreResult(backup_set, redact_dsn(dsn), stats, created, verify_only, time.monotonic() - clock)
@@ -165,8 +161,8 @@ def _table_load(backup_set: BackupSetInfo, table: str) -> TableLoad:
     path = backup_set.files[table]
     if backup_set.manifest and not backup_set.manifest.adopted:
         return TableLoad(table, _read_header(path), lambda: open(path, "rb"), backup_set.rows(table))
-    # Old-system CSVs (adopted or not) may hold JSON as Python reprs.
-    return TableLoad(table, _read_header(path), lambda: _LegacyFile(path), backup_set.rows(table))
+    # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
+    return TableLoad(table, _read_header(path), lambda: _LegacyFile(path), backup_set.rows(table), legacy_empty_fields=True)
 
 
 class _LegacyFile:

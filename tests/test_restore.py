@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pgvector_pipeline import restore as restore_module
 from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.admin import terminate_backends
 from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
@@ -311,11 +313,11 @@ def test_legacy_set_with_python_repr_json_restores(empty_db, backup_root):
     assert restored["e2"] == {**TRICKY_METADATA, "i": 2}
     crlf = query(empty_db, "SELECT document FROM langchain_pg_embedding WHERE id = 'e1'")[0][0]
     assert crlf == "line one\nline two\r\nline three with CRLF"
-    # The old format cannot tell '' from NULL; everything else comes back exactly.
-    after = contents(empty_db)
-    assert len(after[EMBEDDING_TABLE]) == len(original[EMBEDDING_TABLE])
-    assert [r for r in after[EMBEDDING_TABLE] if r.startswith("(e4,")] != [r for r in original[EMBEDDING_TABLE] if r.startswith("(e4,")]
-    assert [r for r in after[EMBEDDING_TABLE] if not r.startswith("(e4,")] == [r for r in original[EMBEDDING_TABLE] if not r.startswith("(e4,")]
+    # The old format cannot tell '' from NULL: documents load as '' (LangChain never writes NULL ones).
+    after = dict(query(empty_db, "SELECT id, document FROM langchain_pg_embedding"))
+    assert after["e4"] == "" and after["e5"] == ""
+    execute(empty_db, lambda cur: cur.execute("UPDATE langchain_pg_embedding SET document = NULL WHERE id = 'e5'"))
+    assert contents(empty_db) == original
 
 
 def test_shipped_legacy_fixture_restores(store_db):
@@ -332,3 +334,54 @@ def test_legacy_set_cannot_create_missing_tables(empty_db):
     legacy_set = locate_backup_set(FIXTURE_ROOT, task_id="task_legacy", timestamp="20250101_120000")
     with pytest.raises(InvalidParams, match="needs the table DDL from a manifest"):
         restore_backup_set(empty_db, "public", legacy_set, create_missing=True, allow_legacy=True)
+
+
+# --- a target that grew a column since the backup ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("note text", None), ("tenant text NOT NULL DEFAULT 'x'", "x")],
+)
+def test_target_with_an_extra_column_is_refused_with_a_way_forward_then_filled(
+    empty_db, backup_root, monkeypatch, column, value
+):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    original = contents(empty_db)
+    backup_set = backed_up(empty_db, backup_root)
+    name = column.split()[0]
+    execute(empty_db, lambda cur: cur.execute(f"ALTER TABLE langchain_pg_embedding ADD COLUMN {column}"))
+    before = contents(empty_db)
+
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(empty_db, "public", backup_set, truncate_before_restore=True)
+    assert f"columns only in the table ['{name}']" in failure.value.message
+    assert "set fill_extra_columns: true" in failure.value.message and "Nothing was changed" in failure.value.message
+    assert contents(empty_db) == before
+
+    monkeypatch.setenv("PGVECTOR_EXTRA_COLUMN_DSN", empty_db)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("vector_restore_job").execute_in_process(
+            instance=instance,
+            run_config={
+                "ops": {"restore_vector_backup": {"config": {
+                    "timestamp": TS, "truncate_before_restore": True, "fill_extra_columns": True}}},
+                "resources": {
+                    "pgvector": {"config": {"dsn": {"env": "PGVECTOR_EXTRA_COLUMN_DSN"}}},
+                    "backup_store": {"config": {"root": str(backup_root)}},
+                },
+            },
+        )
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata[f"{EMBEDDING_TABLE}.filled_columns"].value == name
+    assert query(empty_db, f"SELECT DISTINCT {name} FROM langchain_pg_embedding") == [(value,)]
+    execute(empty_db, lambda cur: cur.execute(f"ALTER TABLE langchain_pg_embedding DROP COLUMN {name}"))
+    assert contents(empty_db) == original
+
+
+def test_an_extra_not_null_column_without_default_cannot_be_filled(empty_db, backup_root):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    backup_set = backed_up(empty_db, backup_root)
+    execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding; ALTER TABLE langchain_pg_embedding ADD COLUMN must text NOT NULL"))
+    with pytest.raises(DataError, match="must cannot be filled: give it a default"):
+        restore_backup_set(empty_db, "public", backup_set, tables=[EMBEDDING_TABLE], fill_extra_columns=True)

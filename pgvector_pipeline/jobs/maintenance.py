@@ -46,6 +46,13 @@ class RestoreConfig(dg.Config):
             "backup_discovery_sensor). Nothing can verify such a set: a changed or cut file loads as it is."
         ),
     )
+    fill_extra_columns: bool = Field(
+        default=False,
+        description=(
+            "Load into target tables that have columns the set lacks (e.g. a column added since the backup), "
+            "when each of them is nullable or has a default: they get NULL or the default."
+        ),
+    )
 
 
 @dg.op(out=dg.Out(dg.Nothing), description="Verify a backup set, then load it in one transaction: all or nothing.")
@@ -70,6 +77,7 @@ def restore_vector_backup(
             verify_only=config.verify_only,
             create_missing=config.create_missing,
             allow_legacy=config.allow_legacy,
+            fill_extra_columns=config.fill_extra_columns,
             log=context.log,
         )
     metadata = {
@@ -83,6 +91,8 @@ def restore_vector_backup(
     }
     for stats in result.tables:
         metadata[f"{stats.table}.rows_restored"] = stats.rows_restored
+        if stats.filled_columns:
+            metadata[f"{stats.table}.filled_columns"] = ", ".join(stats.filled_columns)
     yield dg.Output(None, metadata=metadata)
 
 

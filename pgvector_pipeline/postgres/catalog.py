@@ -10,8 +10,11 @@ EMBEDDING_TABLE = "langchain_pg_embedding"
 # Restore order: collections first, because embeddings reference them.
 BACKUP_TABLES = (COLLECTION_TABLE, EMBEDDING_TABLE)
 EMBEDDING_COLUMN = "embedding"
+# LangChain always writes a document (possibly ''), never NULL.
+DOCUMENT_COLUMN = "document"
+_TEXT_TYPES = re.compile(r"(?:text|character varying|character|varchar|char)(?:\([0-9]+\))?")
 
-_FIXED_DIMENSION = re.compile(r"^(?:\w+\.)?(?:vector|halfvec|sparsevec)\((\d+)\)$")
+_FIXED_DIMENSION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsevec)\(([0-9]+)\)")
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,11 @@ class Column:
     name: str
     type: str
     not_null: bool
+    has_default: bool = False
+
+    @property
+    def is_text(self) -> bool:
+        return bool(_TEXT_TYPES.fullmatch(self.type))
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ class TableDescription:
     @property
     def fixed_embedding_dimension(self) -> int | None:
         column = self.column(EMBEDDING_COLUMN)
-        match = _FIXED_DIMENSION.match(column.type) if column else None
+        match = _FIXED_DIMENSION.fullmatch(column.type) if column else None
         return int(match.group(1)) if match else None
 
 
@@ -105,7 +113,9 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
         sql.Identifier(table), sql.SQL(",\n    ").join(definitions)
     ).as_string(cur)
 
-    columns = tuple(Column(name, type_sql, not_null) for name, type_sql, not_null, _ in column_rows)
+    columns = tuple(
+        Column(name, type_sql, not_null, default is not None) for name, type_sql, not_null, default in column_rows
+    )
     return TableDescription(table, columns, create_table, indexes)
 
 

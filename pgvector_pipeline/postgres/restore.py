@@ -1,4 +1,9 @@
-"""Loading backup CSVs into the LangChain tables in one transaction: all rows or none."""
+"""Loading backup CSVs into the LangChain tables in one transaction: all rows or none.
+
+    restore_tables          one transaction: create what is missing, check headers, truncate, COPY, count
+      _target_columns       the header against the target table: what loads, what is filled, what refuses
+      _copy_in              COPY table (header columns) FROM STDIN, with the empty-field rule of the set
+"""
 
 import time
 from collections.abc import Callable
@@ -21,7 +26,9 @@ class TableLoad:
     table: str
     columns: list[str]  # the CSV header, in file order
     open_csv: Callable[[], BinaryIO]
-    expected_rows: int | None  # from the manifest; None for legacy sets
+    expected_rows: int | None  # from the manifest; None for sets without one
+    # Sets of the old system wrote '' and NULL alike as an empty field (see `legacy_not_null_columns`).
+    legacy_empty_fields: bool = False
 
 
 @dataclass(frozen=True)
@@ -33,12 +40,40 @@ class TableDDL:
 
 
 @dataclass(frozen=True)
+class RestoreOptions:
+    truncate: bool = False
+    # Table -> DDL: create a missing extension and tables (indexes built after the load).
+    table_ddl: dict[str, TableDDL] | None = None
+    # Load into a target with columns the set lacks, when each is nullable or has a default.
+    fill_extra_columns: bool = False
+    # False: everything is checked and loaded, then rolled back.
+    commit: bool = True
+
+
+@dataclass(frozen=True)
 class TableRestoreStats:
     table: str
     rows_before: int
     rows_restored: int
     rows_after: int
     duration_s: float
+    filled_columns: tuple[str, ...] = ()  # target columns the set lacks, left to NULL or their default
+
+
+def legacy_not_null_columns(target: catalog.TableDescription, file_columns: list[str]) -> list[str]:
+    """Columns whose empty fields load as '' (not NULL) from an old-system CSV.
+
+    That writer made '' and NULL both an empty field. LangChain never writes a NULL document, and a
+    NOT NULL text column cannot have held NULL, so for those an empty field was ''; every other column
+    reads an empty field as NULL.
+    """
+    return [
+        column.name
+        for column in target.columns
+        if column.name in file_columns
+        and column.is_text
+        and (column.name == catalog.DOCUMENT_COLUMN or column.not_null)
+    ]
 
 
 def restore_tables(
@@ -46,64 +81,65 @@ def restore_tables(
     dsn: str,
     schema: str,
     loads: list[TableLoad],
+    options: RestoreOptions,
     *,
-    truncate: bool,
-    table_ddl: dict[str, TableDDL] | None,
-    commit: bool,
     log: Callable[[str], None],
     warn: Callable[[str], None],
 ) -> tuple[list[TableRestoreStats], list[str]]:
     """COPY each load (collections first) in one transaction and return per-table counts and created objects.
 
-    `table_ddl` enables creating a missing extension and tables; indexes of tables created here are
-    built after the data is loaded. Every statement is executed alone (one statement per execute).
-    Without `commit` everything is checked and loaded, then rolled back. On any error the transaction
-    is rolled back and the target is unchanged; a COMMIT whose connection drops is looked up (`dsn`).
+    Every statement is executed alone (one statement per execute). On any error the transaction is
+    rolled back and the target is unchanged; a COMMIT whose connection drops is looked up (`dsn`).
     """
     conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED, readonly=False, autocommit=False)
-    current_table = "the target tables"
+    doing = "preparing the target tables"
     try:
         with conn.cursor() as cur:
-            created = _ensure_schema_objects(cur, schema, loads, table_ddl)
-            for load in loads:
-                _check_header(cur, schema, load)
-            if truncate:
-                before = {s.table: s.rows_before for s in truncate_tables(cur, schema, [l.table for l in loads])}
+            # The restore transaction begins with the first statement here (psycopg2 opens it implicitly).
+            created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
+            targets = {load.table: _target_columns(cur, schema, load, options.fill_extra_columns) for load in loads}
+            if options.truncate:
+                before = {s.table: s.rows_before for s in truncate_tables(cur, schema, [load.table for load in loads])}
                 baseline = {load.table: 0 for load in loads}
             else:
                 before = {load.table: count_rows(cur, schema, load.table) for load in loads}
                 baseline = before
             stats = []
             for load in loads:
-                current_table = load.table
+                doing = f"restoring {load.table}"
+                target, filled = targets[load.table]
                 started = time.monotonic()
                 log(f"Loading {load.table} ({', '.join(load.columns)}).")
-                restored = _copy_in(cur, schema, load)
+                if filled:
+                    log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
+                restored = _copy_in(cur, schema, load, target)
                 after = count_rows(cur, schema, load.table)
                 _check_restored_rows(load, restored, baseline[load.table], after)
-                stats.append(TableRestoreStats(load.table, before[load.table], restored, after, time.monotonic() - started))
-                log(f"Loaded {restored:,} rows into {load.table} in {time.monotonic() - started:.1f} s.")
-            current_table = "the indexes"
+                duration = time.monotonic() - started
+                stats.append(TableRestoreStats(load.table, before[load.table], restored, after, duration, filled))
+                log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
+            doing = "building the indexes"
             # Every table created here gets its indexes, loaded or not: after the loads, so they build once.
             for table in [t for t in catalog.BACKUP_TABLES if t in created]:
-                for statement in table_ddl[table].indexes:
+                assert options.table_ddl is not None
+                for statement in options.table_ddl[table].indexes:
                     log(f"Building index: {statement}")
                     cur.execute(statement)
     except psycopg2.Error as exc:
         _rollback(conn)
-        raise classify_error(exc, f"restoring {current_table}", conn) from exc
+        raise classify_error(exc, doing, conn) from exc
     except BaseException:
         _rollback(conn)
         raise
-    if not commit:
+    if not options.commit:
         conn.rollback()
         return stats, created
-    restored = ", ".join(load.table for load in loads)
+    restored_tables = ", ".join(load.table for load in loads)
     commit_confirmed(
         conn,
         dsn,
-        f"the restore of {restored}",
-        if_unknown=f"Compare the row counts of {restored} with the set's manifest: equal counts mean the "
+        f"the restore of {restored_tables}",
+        if_unknown=f"Compare the row counts of {restored_tables} with the set's manifest: equal counts mean the "
         f"restore was committed.",
         warn=warn,
     )
@@ -115,7 +151,7 @@ def _rollback(conn) -> None:
         conn.rollback()
 
 
-def _ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl) -> list[str]:
+def _ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl: dict[str, TableDDL] | None) -> list[str]:
     created = []
     ext_schema = catalog.extension_schema(cur)
     if ext_schema is None:
@@ -145,21 +181,51 @@ def _ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl) 
     return created
 
 
-def _check_header(cur, schema: str, load: TableLoad) -> None:
+def _target_columns(
+    cur, schema: str, load: TableLoad, fill_extra_columns: bool
+) -> tuple[catalog.TableDescription, tuple[str, ...]]:
+    """The target's description and the columns left to NULL/defaults; DataError if the header does not fit."""
     target = catalog.describe_table(cur, schema, load.table)
+    assert target is not None  # _ensure_schema_objects made sure it exists
     unknown = [c for c in load.columns if target.column(c) is None]
-    missing = [c for c in target.column_names if c not in load.columns]
-    if unknown or missing or len(set(load.columns)) != len(load.columns):
+    extra = [column for column in target.columns if column.name not in load.columns]
+    duplicated = sorted({c for c in load.columns if load.columns.count(c) > 1})
+    if unknown or duplicated:
         raise DataError(
-            f"The CSV header of {load.table} does not match the target table: "
-            f"columns only in the file {unknown or 'none'}, columns only in the table {missing or 'none'}. "
-            f"File columns: {load.columns}; table columns: {target.column_names}."
+            f"The CSV header of {load.table} does not match the target table: columns only in the file "
+            f"{unknown or 'none'}{f', named twice {duplicated}' if duplicated else ''}. File columns: "
+            f"{load.columns}; table columns: {target.column_names}. Add the missing columns to the target table, "
+            f"or restore into a table of the set's layout."
         )
+    if not extra:
+        return target, ()
+    described = [
+        f"{c.name} ({'has a default' if c.has_default else 'NOT NULL, no default' if c.not_null else 'nullable'})"
+        for c in extra
+    ]
+    unfillable = [c.name for c in extra if c.not_null and not c.has_default]
+    if not fill_extra_columns or unfillable:
+        advice = (
+            f"{', '.join(unfillable)} cannot be filled: give it a default (ALTER TABLE ... ALTER COLUMN ... SET "
+            f"DEFAULT ...) or allow NULL in it, then restore again with fill_extra_columns: true."
+            if unfillable
+            else "To load anyway, set fill_extra_columns: true: each of them gets NULL or its default."
+        )
+        raise DataError(
+            f"The CSV header of {load.table} does not match the target table: columns only in the table "
+            f"{[c.name for c in extra]} ({'; '.join(described)}). {advice} Nothing was changed."
+        )
+    return target, tuple(c.name for c in extra)
 
 
-def _copy_in(cur, schema: str, load: TableLoad) -> int:
-    statement = sql.SQL("COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER)").format(
-        table=qualified(schema, load.table), cols=sql.SQL(", ").join(sql.Identifier(c) for c in load.columns)
+def _copy_in(cur, schema: str, load: TableLoad, target: catalog.TableDescription) -> int:
+    options = [sql.SQL("FORMAT csv"), sql.SQL("HEADER")]
+    if load.legacy_empty_fields and (keep_empty := legacy_not_null_columns(target, load.columns)):
+        options.append(sql.SQL("FORCE_NOT_NULL ({})").format(sql.SQL(", ").join(map(sql.Identifier, keep_empty))))
+    statement = sql.SQL("COPY {table} ({cols}) FROM STDIN WITH ({options})").format(
+        table=qualified(schema, load.table),
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in load.columns),
+        options=sql.SQL(", ").join(options),
     )
     with load.open_csv() as stream:
         cur.copy_expert(statement, stream, size=1 << 20)
@@ -171,4 +237,3 @@ def _check_restored_rows(load: TableLoad, restored: int, baseline: int, after: i
         raise DataError(f"{load.table}: the manifest lists {load.expected_rows} rows but COPY loaded {restored}.")
     if after != baseline + restored:
         raise DataError(f"{load.table}: expected {baseline + restored} rows after the load, found {after}.")
-

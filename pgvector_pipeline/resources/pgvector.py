@@ -89,6 +89,7 @@ class PgVectorResource(dg.ConfigurableResource):
         verify_only: bool = False,
         create_missing: bool = False,
         allow_legacy: bool = False,
+        fill_extra_columns: bool = False,
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         return restore_backup_set(
@@ -100,6 +101,7 @@ class PgVectorResource(dg.ConfigurableResource):
             verify_only=verify_only,
             create_missing=create_missing,
             allow_legacy=allow_legacy,
+            fill_extra_columns=fill_extra_columns,
             log=log,
         )
 

@@ -38,7 +38,10 @@ class JsonRepairingCsvStream:
     def __init__(self, binary: BinaryIO, json_columns: frozenset[str] = LEGACY_JSON_COLUMNS):
         self._reader = csv.reader(io.TextIOWrapper(binary, encoding="utf-8", newline=""))
         self._out = io.StringIO()
-        self._writer = csv.writer(self._out, lineterminator="\n")
+        # csv.writer quotes a field when it holds a character of the line terminator. With "\r\n" every
+        # field holding a CR or an LF (a lone CR included) is quoted, as PostgreSQL's CSV reader requires;
+        # PostgreSQL accepts CRLF line ends, and the old writer used them too.
+        self._writer = csv.writer(self._out, lineterminator="\r\n")
         header = next(self._reader)
         self._json_indexes = [(i, name) for i, name in enumerate(header) if name in json_columns]
         self._writer.writerow(header)
