@@ -10,6 +10,7 @@ resource calls this, and so can any other tool.
 import logging
 import time
 from contextlib import closing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -87,14 +88,18 @@ def back_up_store(
     schema: str,
     root: Path,
     task: str,
-    timestamp: str,
+    timestamp: str | None,
     *,
     truncate_after_backup: bool = False,
     create_task_dir: bool = False,
     file_mode: int = DEFAULT_FILE_MODE,
+    on_claim: Callable[[str], None] | None = None,
     log: Log | None = None,
 ) -> BackupResult:
     """Write `{root}/.../vector_bak/*_{timestamp}.csv` and its manifest from one consistent snapshot.
+
+    `timestamp` None claims a new set (the current second, or the next free one), atomically against
+    every other start; `on_claim(timestamp)` is called once the set is claimed, before any export.
 
     With `truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
     export, only after both files and the manifest are on disk and re-read with matching checksums,
@@ -104,7 +109,8 @@ def back_up_store(
     """
     log = log or logging.getLogger(__name__)
     check_file_mode(file_mode)
-    validate_timestamp(timestamp)
+    if timestamp is not None:
+        validate_timestamp(timestamp)
     started = datetime.now().astimezone()
     clock = time.monotonic()
     directory = prepare_backup_dir(root, task, create_task_dir)
@@ -119,17 +125,18 @@ def back_up_store(
             f"{', '.join(leftover.files)} ({human_size(leftover.bytes)})."
         )
         note(
-            f"backup {leftover.timestamp} INTERRUPTED (found by the backup of {timestamp})",
+            f"backup {leftover.timestamp} INTERRUPTED (found by a later backup into {directory})",
             [f"its run ended without finishing; removed {', '.join(leftover.files)} ({human_size(leftover.bytes)})"],
         )
 
     lock = [EMBEDDING_TABLE] if truncate_after_backup else []
+    set_writer = BackupSetWriter(directory, timestamp, file_mode, on_interrupted=note_interrupted)
     try:
-        with (
-            BackupSetWriter(directory, timestamp, file_mode, on_interrupted=note_interrupted) as set_writer,
-            closing(connect(dsn)) as conn,
-            Snapshot(conn, schema, lock_for_truncate=lock) as snap,
-        ):
+        with set_writer, closing(connect(dsn)) as conn, Snapshot(conn, schema, lock_for_truncate=lock) as snap:
+            timestamp = set_writer.timestamp
+            assert timestamp is not None
+            if on_claim:
+                on_claim(timestamp)
             if lock:
                 log.info(f"Holding writers of {EMBEDDING_TABLE} off until the truncate (SHARE lock taken first).")
             contents = _read_snapshot(snap, set_writer, log)
@@ -138,7 +145,7 @@ def back_up_store(
             log.info(f"Backup set {timestamp} written to {directory}.")
             truncated = _truncate_verified(snap, dsn, schema, contents.tables, log) if truncate_after_backup else []
     except PipelineError as error:
-        note(f"backup {timestamp} FAILED (task {task}, source {source})", [error.message])
+        note(f"backup {set_writer.timestamp or '(no set claimed)'} FAILED (task {task}, source {source})", [error.message])
         raise
 
     result = BackupResult(

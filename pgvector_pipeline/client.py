@@ -3,6 +3,7 @@
     client = VectorBackupClient("127.0.0.1", 3000)
     launched = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
     client.wait_for_run(launched.run_id)
+    client.backup_set_of_run(launched.run_id)      # 'task_20261123|20261124_101500'
     client.list_backup_sets(task_id="task_20261123", refresh=True)
 """
 
@@ -16,9 +17,15 @@ from gql import Client, gql
 from gql.transport.requests import RequestsHTTPTransport
 
 from pgvector_pipeline.assets.inventory import inventory_job
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
-from pgvector_pipeline.partitions import TASK_DIMENSION, TIMESTAMP_DIMENSION, backup_partition_key, task_partitions, timestamp_partitions
-from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, new_timestamp, task_key
+from pgvector_pipeline.jobs.backup import (
+    BACKUP_JOB_NAME,
+    BACKUP_SET_TAG,
+    REQUEST_JOB_NAME,
+    backup_run_config,
+    request_run_config,
+)
+from pgvector_pipeline.partitions import backup_partition_key, task_partitions, timestamp_partitions
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -31,6 +38,17 @@ mutation AddDynamicPartition($repositorySelector: RepositorySelector!, $partitio
     ... on AddDynamicPartitionSuccess { partitionsDefName partitionKey }
     ... on DuplicateDynamicPartitionError { partitionName }
     ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_TAGS = """
+query RunTags($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { tags { key value } }
+    ... on RunNotFoundError { message }
     ... on PythonError { message }
   }
 }
@@ -56,9 +74,9 @@ _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatu
 @dataclass(frozen=True)
 class LaunchedBackup:
     run_id: str
-    partition_key: str
     task: str
-    timestamp: str
+    # Known at launch only when the caller named the set; otherwise see backup_set_of_run.
+    timestamp: str | None = None
 
 
 class VectorBackupClient:
@@ -88,11 +106,24 @@ class VectorBackupClient:
         create_task_dir: bool = False,
         timestamp: str | None = None,
     ) -> LaunchedBackup:
-        """Register the set's partition and launch vector_backup_job for it; task_id None means global."""
-        key = backup_partition_key(task_id, timestamp or new_timestamp())
-        task, stamp = key.keys_by_dimension[TASK_DIMENSION], key.keys_by_dimension[TIMESTAMP_DIMENSION]
+        """Launch a backup; task_id None means global.
+
+        Without `timestamp` it launches request_vector_backup_job, which claims a new set in the code
+        location (so starts at the same moment get distinct sets). With one, it registers that set's
+        partition and launches vector_backup_job for it; the run fails if another run has that set.
+        """
+        task = task_key(task_id)
+        if timestamp is None:
+            run_id = self.dagster.submit_job_execution(
+                REQUEST_JOB_NAME,
+                repository_location_name=self.location_name,
+                repository_name=REPOSITORY_NAME,
+                run_config=request_run_config(task, truncate_after_backup, create_task_dir),
+            )
+            return LaunchedBackup(run_id=run_id, task=task)
+        key = backup_partition_key(task, timestamp)
         self.add_dynamic_partition(task_partitions.name, task)
-        self.add_dynamic_partition(timestamp_partitions.name, stamp)
+        self.add_dynamic_partition(timestamp_partitions.name, timestamp)
         run_id = self.dagster.submit_job_execution(
             BACKUP_JOB_NAME,
             repository_location_name=self.location_name,
@@ -100,7 +131,15 @@ class VectorBackupClient:
             run_config=backup_run_config(truncate_after_backup, create_task_dir),
             tags={"dagster/partition": str(key)},
         )
-        return LaunchedBackup(run_id=run_id, partition_key=str(key), task=task, timestamp=stamp)
+        return LaunchedBackup(run_id=run_id, task=task, timestamp=timestamp)
+
+    def backup_set_of_run(self, run_id: str) -> str | None:
+        """The set ('task|timestamp') a backup run wrote or claimed; None before it claimed one."""
+        run = self._graphql.execute(gql(RUN_TAGS), variable_values={"runId": run_id})["runOrError"]
+        if run["__typename"] != "Run":
+            raise DagsterGraphQLClientError(f"Run {run_id}: {run.get('message', run['__typename'])}")
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        return tags.get(BACKUP_SET_TAG) or tags.get("dagster/partition")
 
     def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> DagsterRunStatus:
         deadline = time.monotonic() + timeout_s

@@ -13,7 +13,6 @@ from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, table_oid
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.langchain_schema import create_langchain_tables, insert_sample_store
 from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
-from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 
 DEMO_DATABASE = "vectorstore"
 SAMPLE_DIMENSION = 384
@@ -55,16 +54,15 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
 
     # Imported after the environment is set: the definitions read the backup root when loaded.
     from pgvector_pipeline.definitions import defs
-    from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
-    from pgvector_pipeline.partitions import fresh_timestamp, register_backup_partition
+    from pgvector_pipeline.jobs.backup import REQUEST_JOB_NAME, request_run_config
 
     instance = dg.DagsterInstance.get()
-    key = register_backup_partition(instance, GLOBAL_TASK_KEY, fresh_timestamp(instance))
-    result = defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
-        instance=instance, partition_key=key, run_config=backup_run_config(), raise_on_error=False
+    result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+        instance=instance, run_config=request_run_config(), raise_on_error=False
     )
     if not result.success:
         raise SystemExit(f"The demo backup run {result.run_id} failed; see the log above.")
+    key = result.get_asset_materialization_events()[0].materialization.partition
     print(f"Backup run {result.run_id} materialized partition {key}:")
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata

@@ -1,11 +1,9 @@
 """Backup sets as partitions: task id x timestamp, both dynamic."""
 
-import time
-
 import dagster as dg
 
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.store.layout import new_timestamp, task_key, validate_task_id, validate_timestamp
+from pgvector_pipeline.store.layout import task_key, validate_task_id, validate_timestamp
 
 TASK_DIMENSION = "task_id"
 TIMESTAMP_DIMENSION = "timestamp"
@@ -60,12 +58,3 @@ def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp
         if not instance.has_dynamic_partition(definition.name, value):
             instance.add_dynamic_partitions(definition.name, [value])
     return key
-
-
-def fresh_timestamp(instance: dg.DagsterInstance) -> str:
-    """A timestamp key no earlier request took: a same-second collision waits for the next second."""
-    timestamp = new_timestamp()
-    while instance.has_dynamic_partition(timestamp_partitions.name, timestamp):
-        time.sleep(1)
-        timestamp = new_timestamp()
-    return timestamp

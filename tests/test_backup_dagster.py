@@ -5,10 +5,9 @@ import pytest
 
 from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, REQUEST_JOB_NAME, backup_run_config
+from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, BACKUP_SET_TAG, REQUEST_JOB_NAME, backup_run_config, request_run_config
 from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
 from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
-from pgvector_pipeline.sensors.backup_requests import backup_request_sensor
 from tests.conftest import execute, query
 
 TS = "20261123_121700"
@@ -105,42 +104,35 @@ def test_unreachable_database_fails_retryable(instance, backup_root, monkeypatch
     failure = result.failure_data_for_node("vector_store_backup").user_failure_data
     assert failure.metadata["error_type"].value == "DATABASE_ERROR"
     assert failure.metadata["can_retry"].value is True
-    # The retry policy re-ran the step: one STEP_UP_FOR_RETRY per retry.
+    # Lost connections are retried: one STEP_UP_FOR_RETRY per retry, then the Failure with its metadata.
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retries) == 3
 
 
-def test_request_job_registers_partition_and_sensor_launches_backup(instance, backup_root):
+def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db, backup_root):
     (backup_root / "task_42").mkdir()
+    config = request_run_config("task_42", truncate_after_backup=True)
     request = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
-        instance=instance,
-        run_config={
-            "ops": {"request_vector_backup": {"config": {"task_id": "task_42", "truncate_after_backup": True}}},
-            "resources": {"backup_store": {"config": {"root": str(backup_root)}}},
-        },
+        instance=instance, run_config={**config, **resources_config(backup_root)}
     )
+
     assert request.success
-    timestamps = instance.get_dynamic_partitions(timestamp_partitions.name)
-    assert instance.get_dynamic_partitions(task_partitions.name) == ["task_42"] and len(timestamps) == 1
-
-    context = dg.build_sensor_context(instance=instance, definitions=defs)
-    result = backup_request_sensor(context)
-
-    [run_request] = result.run_requests
-    assert run_request.partition_key == f"task_42|{timestamps[0]}"
-    assert run_request.run_key == request.run_id
-    assert run_request.run_config["ops"]["vector_store_backup"]["config"]["truncate_after_backup"] is True
-    again = backup_request_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=result.cursor))
-    assert again.run_requests == []
+    [timestamp] = instance.get_dynamic_partitions(timestamp_partitions.name)
+    assert instance.get_dynamic_partitions(task_partitions.name) == ["task_42"]
+    key = f"task_42|{timestamp}"
+    assert instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG] == key
+    events = {e.asset_key: e.materialization for e in request.get_asset_materialization_events()}
+    assert {k: m.partition for k, m in events.items()} == {COLLECTION_BACKUP: key, EMBEDDING_BACKUP: key}
+    assert events[EMBEDDING_BACKUP].metadata["truncated_rows_before"].value == 100
+    assert {str(k) for k in instance.get_materialized_partitions(EMBEDDING_BACKUP)} == {key}
+    assert (backup_root / "task_42" / "vector_bak" / f"vector_backup_{timestamp}.json").exists()
+    assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
 
 
-def test_request_job_rejects_bad_task_id(instance, backup_root):
+def test_request_job_rejects_bad_task_id(instance, sample_db, backup_root):
     result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
         instance=instance,
-        run_config={
-            "ops": {"request_vector_backup": {"config": {"task_id": "../../etc"}}},
-            "resources": {"backup_store": {"config": {"root": str(backup_root)}}},
-        },
+        run_config={**request_run_config("../../etc"), **resources_config(backup_root)},
         raise_on_error=False,
     )
     assert not result.success

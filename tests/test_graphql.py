@@ -26,15 +26,39 @@ def test_backup_launched_through_graphql(webserver, store_db, backup_root):
     launched = client.launch_backup(truncate_after_backup=True)
 
     assert client.wait_for_run(launched.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
-    assert launched.partition_key == f"global|{launched.timestamp}"
-    csv_path = backup_root / "vector_bak" / f"langchain_pg_embedding_{launched.timestamp}.csv"
+    task, timestamp = client.backup_set_of_run(launched.run_id).split("|")
+    assert task == launched.task == "global"
+    csv_path = backup_root / "vector_bak" / f"langchain_pg_embedding_{timestamp}.csv"
     assert csv_path.read_bytes().count(b"\n") == 201  # header + 200 rows (no newlines in sample documents)
-    assert (backup_root / "vector_bak" / f"vector_backup_{launched.timestamp}.json").exists()
+    assert (backup_root / "vector_bak" / f"vector_backup_{timestamp}.json").exists()
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
 
     refused = client.launch_backup(task_id="task_missing")
     assert client.wait_for_run(refused.run_id, timeout_s=180) == DagsterRunStatus.FAILURE
+    assert client.backup_set_of_run(refused.run_id) is None
     assert not (backup_root / "task_missing").exists()
+
+
+def test_backups_launched_together_get_distinct_complete_sets(webserver, backup_root):
+    client = VectorBackupClient("127.0.0.1", webserver)
+
+    launched = [client.launch_backup() for _ in range(3)]
+
+    assert [client.wait_for_run(run.run_id, timeout_s=180) for run in launched] == [DagsterRunStatus.SUCCESS] * 3
+    sets = {client.backup_set_of_run(run.run_id) for run in launched}
+    assert len(sets) == 3
+    listed = {f"{s['task_id']}|{s['timestamp']}": s for s in client.list_backup_sets(refresh=True)}
+    assert set(listed) == sets and all(s["status"] == "complete" and s["embedding_rows"] == 200 for s in listed.values())
+
+
+def test_a_named_set_launched_twice_fails_the_second_time_plainly(webserver, backup_root):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    first = client.launch_backup(timestamp="20261124_200000")
+    assert client.wait_for_run(first.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
+    second = client.launch_backup(timestamp="20261124_200000")
+    assert client.wait_for_run(second.run_id, timeout_s=180) == DagsterRunStatus.FAILURE
+    log = (backup_root / "vector_bak" / "vector_backup_log.txt").read_text()
+    assert "backup 20261124_200000 FAILED" in log and "already exists" in log
 
 
 def test_sets_listed_through_graphql(webserver, backup_root):
@@ -42,13 +66,14 @@ def test_sets_listed_through_graphql(webserver, backup_root):
     assert client.list_backup_sets() == []
     launched = client.launch_backup()
     assert client.wait_for_run(launched.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
+    timestamp = client.backup_set_of_run(launched.run_id).split("|")[1]
     (backup_root / "task_2" / "vector_bak").mkdir(parents=True)
     (backup_root / "task_2" / "vector_bak" / "langchain_pg_embedding_20200101_000000.csv").write_text("id\n")
 
     sets = client.list_backup_sets(refresh=True)
 
     assert [(s["task_id"], s["timestamp"], s["complete"], s["embedding_rows"]) for s in sets] == [
-        ("global", launched.timestamp, True, 200),
+        ("global", timestamp, True, 200),
         ("task_2", "20200101_000000", False, None),
     ]
     assert [s["task_id"] for s in client.list_backup_sets(task_id="task_2")] == ["task_2"]

@@ -1,5 +1,5 @@
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -61,13 +61,15 @@ class PgVectorResource(dg.ConfigurableResource):
         self,
         root: Path,
         task: str,
-        timestamp: str,
+        timestamp: str | None,
         *,
         truncate_after_backup: bool = False,
         create_task_dir: bool = False,
         file_mode: int = DEFAULT_FILE_MODE,
+        on_claim: Callable[[str], None] | None = None,
         log: Log | logging.Logger | None = None,
     ) -> BackupResult:
+        """Back up into the set `timestamp` of `task`; None claims a new set (see back_up_store)."""
         return back_up_store(
             self.dsn,
             self.db_schema,
@@ -77,6 +79,7 @@ class PgVectorResource(dg.ConfigurableResource):
             truncate_after_backup=truncate_after_backup,
             create_task_dir=create_task_dir,
             file_mode=file_mode,
+            on_claim=on_claim,
             log=log,
         )
 

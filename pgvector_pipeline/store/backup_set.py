@@ -8,6 +8,7 @@ writer's files (lock held) at once, without guessing from file ages.
 
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,17 @@ from pgvector_pipeline.store.files import (
     tmp_path,
     write_json_durably,
 )
-from pgvector_pipeline.store.layout import csv_name, lock_name, manifest_name, parse_set_file_name, validate_timestamp
+from pgvector_pipeline.store.layout import (
+    csv_name,
+    lock_name,
+    manifest_name,
+    new_timestamp,
+    parse_set_file_name,
+    validate_timestamp,
+)
+
+# Claiming a new set tries this many seconds before giving up.
+CLAIM_ATTEMPTS = 30
 
 
 class SetLock:
@@ -111,54 +122,85 @@ def remove_interrupted_sets(directory: Path, mode: int = DEFAULT_FILE_MODE) -> l
     return removed
 
 
+class SetTaken(InvalidParams):
+    """The timestamp is taken in that directory: another run is writing the set, or it exists."""
+
+
 class BackupSetWriter:
     """The files of one set (one timestamp in one vector_bak directory) while they are being written.
 
-    A context manager: entering removes dead writers' leftovers in the directory and claims the set
-    (refused while another run writes it, or once it exists); CSVs stream into .tmp files; `publish`
-    writes the manifest as .tmp, renames the CSVs, then the manifest. Leaving without `publish` removes
-    every file of the set; leaving always releases the claim. Write failures become StorageError.
+    A context manager: entering removes dead writers' leftovers in the directory and claims the set:
+    the given timestamp (SetTaken while another run writes it, or once it exists) or, with timestamp
+    None, the current second or the next free one. The claim is the set's flock plus a check that no
+    file of it exists, so two starts never get the same set, whichever way they were started. CSVs
+    stream into .tmp files; `publish` writes the manifest as .tmp, renames the CSVs, then the manifest.
+    Leaving without `publish` removes every file of the set; leaving always releases the claim. Write
+    failures become StorageError.
     """
 
     def __init__(
         self,
         directory: Path,
-        timestamp: str,
+        timestamp: str | None,
         mode: int = DEFAULT_FILE_MODE,
         on_interrupted: Callable[[InterruptedSet], None] | None = None,
     ):
         self.directory = Path(directory)
-        self.timestamp = validate_timestamp(timestamp)
+        self.timestamp = None if timestamp is None else validate_timestamp(timestamp)
         self.mode = mode
-        self.manifest_path = self.directory / manifest_name(timestamp)
         self.writers: dict[str, StreamingFileWriter] = {}
         self.published = False
         self._on_interrupted = on_interrupted
         self._lock: SetLock | None = None
+
+    @property
+    def manifest_path(self) -> Path:
+        assert self.timestamp is not None, "claimed on entering"
+        return self.directory / manifest_name(self.timestamp)
 
     def __enter__(self) -> "BackupSetWriter":
         try:
             for interrupted in remove_interrupted_sets(self.directory, self.mode):
                 if self._on_interrupted:
                     self._on_interrupted(interrupted)
-            self._lock = SetLock.try_acquire(self.directory, self.timestamp, self.mode)
         except OSError as exc:
-            raise storage_error(exc, self.directory / lock_name(self.timestamp), "claiming the backup set") from exc
-        if self._lock is None:
-            raise InvalidParams(
-                f"Another run is writing set {self.timestamp} in {self.directory} right now. Each start gets "
-                f"its own set: request a new backup (a new timestamp) instead of repeating this one."
+            where = Path(exc.filename) if exc.filename else self.directory
+            raise storage_error(exc, where, "removing leftovers of interrupted backups") from exc
+        if self.timestamp is not None:
+            self._claim(self.timestamp)
+            return self
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                self._claim(new_timestamp())
+                return self
+            except SetTaken:
+                time.sleep(1.001 - time.time() % 1)  # into the next second
+        raise InvalidParams(
+            f"No free timestamp in {self.directory} for {CLAIM_ATTEMPTS} s: every second was taken by another "
+            f"backup. Check what keeps starting backups there."
+        )
+
+    def _claim(self, timestamp: str) -> None:
+        try:
+            lock = SetLock.try_acquire(self.directory, timestamp, self.mode)
+        except OSError as exc:
+            raise storage_error(exc, self.directory / lock_name(timestamp), "claiming the backup set") from exc
+        if lock is None:
+            raise SetTaken(
+                f"Another run is writing set {timestamp} in {self.directory} right now. Each start gets its own "
+                f"set: request a new backup (without a timestamp) instead of repeating this one."
             )
-        existing = sorted(p.name for p in _set_files(self.directory, self.timestamp) if p != self._lock.path)
+        existing = sorted(p.name for p in _set_files(self.directory, timestamp) if p != lock.path)
         if existing:
-            self._lock.release()
-            raise InvalidParams(
-                f"A backup set with timestamp {self.timestamp} already exists in {self.directory} "
+            lock.release()
+            raise SetTaken(
+                f"A backup set with timestamp {timestamp} already exists in {self.directory} "
                 f"({', '.join(existing)}). Backups never overwrite: request a new backup."
             )
-        return self
+        self.timestamp, self._lock = timestamp, lock
 
     def open_table(self, table: str, progress: Callable[[int, int], None] | None = None) -> StreamingFileWriter:
+        assert self.timestamp is not None, "claimed on entering"
         path = self.directory / csv_name(table, self.timestamp)
         try:
             writer = StreamingFileWriter(path, self.mode, progress)

@@ -7,7 +7,7 @@ import pytest
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.jobs.backup import REQUEST_JOB_NAME
+from pgvector_pipeline.jobs.backup import REQUEST_JOB_NAME, request_run_config
 from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
@@ -98,13 +98,17 @@ def test_refused_connections_are_not_retried(dsn_of, error_type, words, store_db
     assert_failed_once(result, error_type, words)
 
 
-def test_request_job_refuses_a_huge_task_id_plainly(backup_root):
+def test_request_job_refuses_a_huge_task_id_plainly(backup_root, store_db, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
             instance=instance,
             run_config={
-                "ops": {"request_vector_backup": {"config": {"task_id": "t" * 10_000}}},
-                "resources": {"backup_store": {"config": {"root": str(backup_root)}}},
+                **request_run_config("t" * 10_000),
+                "resources": {
+                    "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
+                    "backup_store": {"config": {"root": str(backup_root)}},
+                },
             },
             raise_on_error=False,
         )

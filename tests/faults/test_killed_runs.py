@@ -82,7 +82,7 @@ def test_killed_backup_leaves_nothing_that_blocks_a_retry(store_db, backup_root,
         [LOG_FILE_NAME, f"langchain_pg_collection_{TS}.csv", f"langchain_pg_embedding_{TS}.csv", f"vector_backup_{TS}.json"]
     )
     log = (directory / LOG_FILE_NAME).read_text()
-    assert f"backup {TS} INTERRUPTED (found by the backup of {TS})" in log
+    assert f"backup {TS} INTERRUPTED (found by a later backup into {directory})" in log
     assert log.index("INTERRUPTED") < log.index(f"backup {TS} OK")
 
 

@@ -1,0 +1,65 @@
+"""Every start gets its own set: claims are atomic in the target directory; refusals are clear and logged."""
+
+import threading
+
+import pytest
+
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
+from pgvector_pipeline.store.backup_set import SetLock
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
+from pgvector_pipeline.store.listing import list_backup_sets
+from tests.conftest import execute
+
+TS = "20261124_210000"
+STARTS = 4
+
+
+def test_backups_started_at_once_claim_distinct_complete_sets(store_db, backup_root):
+    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=300, dimension=8))
+    barrier = threading.Barrier(STARTS)
+    results, errors = [], []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            results.append(back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, None))
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(STARTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert len({r.timestamp for r in results}) == STARTS
+    sets = list_backup_sets(backup_root)
+    assert sorted(s.timestamp for s in sets) == sorted(r.timestamp for r in results)
+    assert all(s.status == "complete" and s.rows("langchain_pg_embedding") == 300 for s in sets)
+
+
+def test_the_loser_of_a_race_for_a_named_set_is_told_why_and_it_is_logged(store_db, backup_root):
+    directory = backup_root / "vector_bak"
+    directory.mkdir()
+    winner = SetLock.try_acquire(directory, TS, 0o600)  # another run holds the set
+    try:
+        with pytest.raises(InvalidParams) as failure:
+            back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    finally:
+        winner.release()
+    assert failure.value.message.startswith(f"Another run is writing set {TS} in {directory} right now.")
+    assert not failure.value.can_retry
+    log = (directory / LOG_FILE_NAME).read_text()
+    assert f"backup {TS} FAILED (task global" in log and "Another run is writing set" in log
+
+
+def test_refusing_an_existing_set_is_logged(store_db, backup_root):
+    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    with pytest.raises(InvalidParams, match="already exists"):
+        back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    log = (backup_root / "vector_bak" / LOG_FILE_NAME).read_text()
+    assert log.count(f"backup {TS} OK") == 1 and log.count(f"backup {TS} FAILED") == 1
+    assert "Backups never overwrite" in log
