@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pgvector_pipeline.embedded import ensure_database, start_embedded_server
 from pgvector_pipeline.postgres.connection import connect
-from pgvector_pipeline.postgres.langchain_schema import create_langchain_tables
+from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
+from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 
 FILL = """
 INSERT INTO langchain_pg_collection VALUES ('00000000-0000-4000-8000-000000000001', 'bench', '{"k": "v"}');

@@ -9,17 +9,26 @@ resource calls this, and so can any other tool.
 
 import logging
 import time
-from contextlib import closing
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, PipelineError
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, EMBEDDING_TABLE, Column, TableDescription, langchain_layout
+from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
+from pgvector_pipeline.postgres.catalog import (
+    Column,
+    TableDescription,
+    langchain_layout,
+)
 from pgvector_pipeline.postgres.connection import connect, redact_dsn
-from pgvector_pipeline.postgres.ddl import UnsafeDDL, checked_create_index, checked_create_table
+from pgvector_pipeline.postgres.ddl import (
+    UnsafeDDL,
+    checked_create_index,
+    checked_create_table,
+)
 from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committed_rows
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.store.backup_set import BackupSetWriter, InterruptedSet
@@ -31,7 +40,11 @@ from pgvector_pipeline.store.files import (
     sha256_file,
     storage_error,
 )
-from pgvector_pipeline.store.layout import LOG_FILE_NAME, prepare_backup_dir, validate_timestamp
+from pgvector_pipeline.store.layout import (
+    LOG_FILE_NAME,
+    prepare_backup_dir,
+    validate_timestamp,
+)
 from pgvector_pipeline.store.log import manifest_line, record_in_log
 from pgvector_pipeline.store.manifest import MANIFEST_FORMAT, Manifest
 

@@ -24,7 +24,11 @@ from pgvector_pipeline.jobs.backup import (
     backup_run_config,
     request_run_config,
 )
-from pgvector_pipeline.partitions import backup_partition_key, task_partitions, timestamp_partitions
+from pgvector_pipeline.partitions import (
+    backup_partition_key,
+    task_partitions,
+    timestamp_partitions,
+)
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key
 
 LOCATION_NAME = "pgvector_pipeline"

@@ -3,7 +3,11 @@
 import dagster as dg
 
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.store.layout import task_key, validate_task_id, validate_timestamp
+from pgvector_pipeline.store.layout import (
+    task_key,
+    validate_task_id,
+    validate_timestamp,
+)
 
 TASK_DIMENSION = "task_id"
 TIMESTAMP_DIMENSION = "timestamp"

@@ -12,15 +12,20 @@ from pathlib import Path
 
 from pgvector_pipeline.backup import Log
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
+from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.postgres.connection import connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
-from pgvector_pipeline.postgres.restore import RestoreOptions, TableDDL, TableLoad, TableRestoreStats, restore_tables
+from pgvector_pipeline.postgres.restore import (
+    RestoreOptions,
+    TableDDL,
+    TableLoad,
+    TableRestoreStats,
+    restore_tables,
+)
 from pgvector_pipeline.store.files import sha256_file
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
-
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10

@@ -11,7 +11,7 @@ import csv
 import sys
 from pathlib import Path
 
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
+from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, csv_name
 

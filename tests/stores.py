@@ -2,8 +2,9 @@
 
 import json
 
-from pgvector_pipeline.postgres.langchain_schema import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES, create_langchain_tables
-from tests.conftest import execute, insert_collection, insert_embedding
+from pgvector_pipeline.names import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
+from pgvector_pipeline.testing.db import execute, insert_collection, insert_embedding
+from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 
 TRICKY_DOCUMENTS = [
     'commas, "quotes", and more',

@@ -1,23 +1,26 @@
 """Backups through Dagster: partitions, materialization metadata, truncate, failures, the request path."""
 
-import dagster as dg
 import pytest
 
 from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, BACKUP_SET_TAG, REQUEST_JOB_NAME, backup_run_config, request_run_config
-from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
-from tests.conftest import execute, query
+from pgvector_pipeline.jobs.backup import (
+    BACKUP_JOB_NAME,
+    BACKUP_SET_TAG,
+    REQUEST_JOB_NAME,
+    request_run_config,
+)
+from pgvector_pipeline.partitions import (
+    register_backup_partition,
+    task_partitions,
+    timestamp_partitions,
+)
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import DSN_ENV, resources_config, run_backup
 
 TS = "20261123_121700"
-DSN_ENV = "PGVECTOR_TEST_TARGET_DSN"
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture
@@ -27,28 +30,8 @@ def sample_db(store_db, monkeypatch):
     return store_db
 
 
-def resources_config(backup_root) -> dict:
-    # The database comes from an environment variable named in run config: no DSN or password in config.
-    return {
-        "resources": {
-            "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
-            "backup_store": {"config": {"root": str(backup_root)}},
-        }
-    }
-
-
-def run_backup(instance, backup_root, task="global", timestamp=TS, **config):
-    key = register_backup_partition(instance, task, timestamp)
-    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
-        instance=instance,
-        partition_key=key,
-        run_config={**backup_run_config(**config), **resources_config(backup_root)},
-        raise_on_error=False,
-    )
-
-
 def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, backup_root):
-    result = run_backup(instance, backup_root)
+    result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, TS)
 
     assert result.success
     events = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
@@ -71,7 +54,7 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
 
 def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, tmp_path):
     (backup_root / "task_7").mkdir()
-    result = run_backup(instance, backup_root, task="task_7", truncate_after_backup=True)
+    result = run_backup(instance, backup_root, "task_7", TS, truncate_after_backup=True)
 
     assert result.success
     metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}[EMBEDDING_BACKUP]
@@ -81,7 +64,7 @@ def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, 
 
 
 def test_failure_carries_error_type_and_truncates_nothing(instance, sample_db, backup_root):
-    result = run_backup(instance, backup_root, task="no_such_task", truncate_after_backup=True)
+    result = run_backup(instance, backup_root, "no_such_task", TS, truncate_after_backup=True)
 
     assert not result.success
     failure = result.failure_data_for_node("vector_store_backup").user_failure_data

@@ -9,14 +9,28 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DatabaseError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.admin import terminate_backends
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
-from pgvector_pipeline.postgres.langchain_schema import LANGCHAIN_COMMUNITY, create_langchain_tables, insert_sample_store
 from pgvector_pipeline.store import backup_set
 from pgvector_pipeline.store.files import StreamingFileWriter
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
-from tests.conftest import execute, insert_collection, insert_embedding, query
-from tests.stores import LANGCHAIN_POSTGRES, TRICKY_DOCUMENTS, TRICKY_METADATA, make_store
+from pgvector_pipeline.testing.admin import terminate_backends
+from pgvector_pipeline.testing.db import (
+    execute,
+    insert_collection,
+    insert_embedding,
+    query,
+)
+from pgvector_pipeline.testing.langchain_tables import (
+    LANGCHAIN_COMMUNITY,
+    create_langchain_tables,
+    insert_sample_store,
+)
+from tests.stores import (
+    LANGCHAIN_POSTGRES,
+    TRICKY_DOCUMENTS,
+    TRICKY_METADATA,
+    make_store,
+)
 
 TS = "20261123_121700"
 def csv_bytes_from_copy(dsn: str, table: str, columns: list[str]) -> bytes:

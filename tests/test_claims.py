@@ -6,11 +6,11 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets
-from tests.conftest import execute
+from pgvector_pipeline.testing.db import execute
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
 TS = "20261124_210000"
 STARTS = 4

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgvector_pipeline.embedded import start_embedded_server
+from pgvector_pipeline.testing.embedded import start_embedded_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def demo_state(tmp_path):
 def run_demo(state: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PGVECTOR_DSN", "PGVECTOR_BACKUP_ROOT", "DAGSTER_HOME")}
     completed = subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.demo", "--state-dir", str(state), "--env-file", str(state / "demo.env")],
+        [sys.executable, "-m", "pgvector_pipeline.testing.demo", "--state-dir", str(state), "--env-file", str(state / "demo.env")],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr

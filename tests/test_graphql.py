@@ -8,8 +8,8 @@ import pytest
 from dagster import DagsterRunStatus
 
 from pgvector_pipeline.client import VectorBackupClient
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
-from tests.conftest import execute, query
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.webserver import running_webserver
 
 

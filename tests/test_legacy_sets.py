@@ -7,12 +7,17 @@ import json
 
 import pytest
 
-from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.postgres.langchain_schema import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES, create_langchain_tables
+from pgvector_pipeline.names import (
+    COLLECTION_TABLE,
+    EMBEDDING_TABLE,
+    LANGCHAIN_COMMUNITY,
+    LANGCHAIN_POSTGRES,
+)
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import locate_backup_set
-from tests.conftest import execute, query
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 from tests.legacy_format import write_legacy_set
 
 TS = "20250301_120000"

@@ -5,31 +5,28 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.jobs.maintenance import RESTORE_JOB_NAME, TRUNCATE_JOB_NAME
-from pgvector_pipeline.partitions import backup_partition_key, task_partitions, timestamp_partitions
-from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.partitions import (
+    backup_partition_key,
+    task_partitions,
+    timestamp_partitions,
+)
 from pgvector_pipeline.postgres.connection import redact_dsn
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.store.layout import csv_name
 from pgvector_pipeline.store.listing import list_backup_sets
-from tests.conftest import execute, query
+from pgvector_pipeline.testing.db import execute, query
+from tests.helpers import DSN_ENV, resources_config, run_backup
 from tests.stores import LANGCHAIN_POSTGRES, make_store
-from tests.test_backup_dagster import DSN_ENV, resources_config, run_backup
 
 LEGACY_FIXTURE = Path(__file__).parent / "fixtures" / "legacy_root" / "task_legacy"
 LEGACY_TS = "20250101_120000"
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def touch_set(directory: Path, timestamp: str, tables=(COLLECTION_TABLE, EMBEDDING_TABLE)) -> None:
@@ -64,7 +61,7 @@ def test_listing_complete_incomplete_filters_and_order(backup_root):
 def test_listing_reads_rows_from_manifests(store_db, backup_root, instance, monkeypatch):
     monkeypatch.setenv(DSN_ENV, store_db)
     make_store_rows = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
-    assert run_backup(instance, backup_root).success
+    assert run_backup(instance, backup_root, "global", "20261123_121700").success
     shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
 
     new, legacy = list_backup_sets(backup_root)

@@ -9,19 +9,29 @@ import pytest
 from pgvector_pipeline import restore as restore_module
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.admin import terminate_backends
-from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.errors import (
+    DatabaseError,
+    DataError,
+    InvalidParams,
+    ResourceNotFound,
+)
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.postgres.maintenance import truncate_store
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.store.manifest import read_manifest
-from tests.conftest import execute, query
+from pgvector_pipeline.testing.admin import terminate_backends
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.legacy_format import write_legacy_set
-from tests.stores import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES, TRICKY_METADATA, make_store
+from tests.stores import (
+    LANGCHAIN_COMMUNITY,
+    LANGCHAIN_POSTGRES,
+    TRICKY_METADATA,
+    make_store,
+)
 
 TS = "20261123_121700"
 FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "legacy_root"
@@ -86,7 +96,7 @@ def test_partial_restore_of_the_embedding_table(empty_db, backup_root):
 
 
 def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(pg_server, empty_db, backup_root):
-    from pgvector_pipeline.embedded import ensure_database
+    from pgvector_pipeline.testing.embedded import ensure_database
 
     make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
     execute(empty_db, lambda cur: cur.execute(
@@ -110,7 +120,7 @@ def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(p
 
 
 def test_create_missing_builds_indexes_of_tables_it_creates_but_does_not_load(pg_server, empty_db, backup_root):
-    from pgvector_pipeline.embedded import ensure_database
+    from pgvector_pipeline.testing.embedded import ensure_database
 
     make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
     execute(empty_db, lambda cur: cur.execute(

@@ -3,12 +3,12 @@
 import dagster as dg
 from pydantic import Field
 
+from pgvector_pipeline.assets.metadata import set_file_metadata
 from pgvector_pipeline.backup import BackupResult, TableBackup
 from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
-from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
-from pgvector_pipeline.assets.metadata import set_file_metadata
 
 BACKUP_GROUP = "vector_backups"
 COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")

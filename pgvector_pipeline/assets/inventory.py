@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from pgvector_pipeline.assets.backup import BACKUP_GROUP
-from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.files import human_size
 from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets

@@ -4,8 +4,8 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.restore import check_restore_tables
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY

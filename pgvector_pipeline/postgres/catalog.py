@@ -5,13 +5,12 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-COLLECTION_TABLE = "langchain_pg_collection"
-EMBEDDING_TABLE = "langchain_pg_embedding"
-# Restore order: collections first, because embeddings reference them.
-BACKUP_TABLES = (COLLECTION_TABLE, EMBEDDING_TABLE)
-EMBEDDING_COLUMN = "embedding"
-# LangChain always writes a document (possibly ''), never NULL.
-DOCUMENT_COLUMN = "document"
+from pgvector_pipeline.names import (
+    EMBEDDING_COLUMN,
+    LANGCHAIN_COMMUNITY,
+    LANGCHAIN_POSTGRES,
+)
+
 _TEXT_TYPES = re.compile(r"(?:text|character varying|character|varchar|char)(?:\([0-9]+\))?")
 
 _FIXED_DIMENSION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsevec)\(([0-9]+)\)")
@@ -49,6 +48,11 @@ class TableDescription:
         column = self.column(EMBEDDING_COLUMN)
         match = _FIXED_DIMENSION.fullmatch(column.type) if column else None
         return int(match.group(1)) if match else None
+
+
+def qualified(schema: str, table: str) -> sql.Composed:
+    """schema.table as quoted identifiers."""
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
 def table_oid(cur, schema: str, table: str) -> int | None:
@@ -150,7 +154,7 @@ def langchain_layout(embedding: TableDescription) -> str:
     """Which LangChain package wrote the store, told apart by column names."""
     names = set(embedding.column_names)
     if {"custom_id", "uuid"} <= names:
-        return "langchain_community"
+        return LANGCHAIN_COMMUNITY
     if "id" in names:
-        return "langchain_postgres"
+        return LANGCHAIN_POSTGRES
     return "unknown"

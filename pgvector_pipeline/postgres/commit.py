@@ -12,7 +12,11 @@ import psycopg2
 import psycopg2.extensions
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DatabaseError, PipelineError
-from pgvector_pipeline.postgres.connection import classify_error, connect, connection_lost
+from pgvector_pipeline.postgres.connection import (
+    classify_error,
+    connect,
+    connection_lost,
+)
 
 # How long to keep asking for the outcome after a lost COMMIT: long enough for a server restart.
 OUTCOME_ATTEMPTS = 5

@@ -12,7 +12,13 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams, PipelineError, ResourceNotFound
+from pgvector_pipeline.errors import (
+    DatabaseError,
+    DataError,
+    InvalidParams,
+    PipelineError,
+    ResourceNotFound,
+)
 
 APPLICATION_NAME = "pgvector_pipeline"
 CONNECT_TIMEOUT_S = 10

@@ -13,7 +13,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE
+from pgvector_pipeline.names import COLLECTION_TABLE
 
 # Index access methods of PostgreSQL and pgvector.
 INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hnsw", "ivfflat"})

@@ -10,7 +10,8 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE, table_oid
+from pgvector_pipeline.names import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.postgres.catalog import qualified, table_oid
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error, connect
 
@@ -21,10 +22,6 @@ class TruncateStats:
     rows_before: int
     rows_after: int
     duration_s: float
-
-
-def qualified(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
 def count_rows(cur, schema: str, table: str) -> int:

@@ -15,10 +15,12 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, ResourceNotFound
+from pgvector_pipeline.names import BACKUP_TABLES, DOCUMENT_COLUMN
 from pgvector_pipeline.postgres import catalog
+from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error
-from pgvector_pipeline.postgres.maintenance import count_rows, qualified, truncate_tables
+from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def legacy_not_null_columns(target: catalog.TableDescription, file_columns: list
         for column in target.columns
         if column.name in file_columns
         and column.is_text
-        and (column.name == catalog.DOCUMENT_COLUMN or column.not_null)
+        and (column.name == DOCUMENT_COLUMN or column.not_null)
     ]
 
 
@@ -120,7 +122,7 @@ def restore_tables(
                 log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
             doing = "building the indexes"
             # Every table created here gets its indexes, loaded or not: after the loads, so they build once.
-            for table in [t for t in catalog.BACKUP_TABLES if t in created]:
+            for table in [t for t in BACKUP_TABLES if t in created]:
                 assert options.table_ddl is not None
                 for statement in options.table_ddl[table].indexes:
                     log(f"Building index: {statement}")
@@ -165,7 +167,7 @@ def _ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl: 
         created.append("extension vector")
     # The manifest's DDL names tables without a schema: create them in the target schema.
     catalog.set_local_search_path(cur, schema, ext_schema)
-    for table in catalog.BACKUP_TABLES:
+    for table in BACKUP_TABLES:
         if catalog.table_oid(cur, schema, table) is not None:
             continue
         if table_ddl is None:

@@ -9,10 +9,16 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import ResourceNotFound
+from pgvector_pipeline.names import EMBEDDING_COLUMN
 from pgvector_pipeline.postgres import catalog
+from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error
-from pgvector_pipeline.postgres.maintenance import TruncateStats, count_rows, qualified, truncate_tables
+from pgvector_pipeline.postgres.maintenance import (
+    TruncateStats,
+    count_rows,
+    truncate_tables,
+)
 
 
 class CopySink(Protocol):
@@ -104,14 +110,14 @@ class Snapshot:
 
         A fixed-dimension column answers from the catalog; otherwise this scans the column once.
         """
-        if description.column(catalog.EMBEDDING_COLUMN) is None:
+        if description.column(EMBEDDING_COLUMN) is None:
             return {}
         fixed = description.fixed_embedding_dimension
         if fixed is not None:
             return {str(fixed): rows}
         self.cur.execute(
             sql.SQL("SELECT vector_dims({col}), count(*) FROM {table} GROUP BY 1 ORDER BY 1").format(
-                col=sql.Identifier(catalog.EMBEDDING_COLUMN), table=qualified(self.schema, description.name)
+                col=sql.Identifier(EMBEDDING_COLUMN), table=qualified(self.schema, description.name)
             )
         )
         return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}

@@ -5,7 +5,11 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.store.files import ALLOWED_FILE_MODES, DEFAULT_FILE_MODE, check_file_mode
+from pgvector_pipeline.store.files import (
+    ALLOWED_FILE_MODES,
+    DEFAULT_FILE_MODE,
+    check_file_mode,
+)
 
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
 

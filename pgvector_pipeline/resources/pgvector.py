@@ -8,7 +8,7 @@ from pydantic import Field
 from pgvector_pipeline.backup import BackupResult, Log, back_up_store
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import as_failure
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
+from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.postgres.connection import dsn_password, redact_dsn
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_store
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set

@@ -19,7 +19,12 @@ from pgvector_pipeline.partitions import (
 )
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.adopt import adopt_legacy_set
-from pgvector_pipeline.store.listing import STATUS_COMPLETE, STATUS_LEGACY, BackupSetInfo, list_backup_sets
+from pgvector_pipeline.store.listing import (
+    STATUS_COMPLETE,
+    STATUS_LEGACY,
+    BackupSetInfo,
+    list_backup_sets,
+)
 
 # Adopting hashes whole CSVs: stop starting new adoptions after this long, the next tick goes on.
 ADOPTION_BUDGET_S = 20.0

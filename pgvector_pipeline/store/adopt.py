@@ -8,9 +8,20 @@ import os
 from pathlib import Path
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, fsync_dir, remove_quietly, storage_error, write_json_durably
+from pgvector_pipeline.store.files import (
+    DEFAULT_FILE_MODE,
+    fsync_dir,
+    remove_quietly,
+    storage_error,
+    write_json_durably,
+)
 from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
-from pgvector_pipeline.store.manifest import KIND_ADOPTED, MANIFEST_FORMAT, Manifest, read_manifest
+from pgvector_pipeline.store.manifest import (
+    KIND_ADOPTED,
+    MANIFEST_FORMAT,
+    Manifest,
+    read_manifest,
+)
 
 _READ_CHUNK = 1 << 20
 

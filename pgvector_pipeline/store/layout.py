@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
+from pgvector_pipeline.names import BACKUP_TABLES
 
 BACKUP_DIR_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"

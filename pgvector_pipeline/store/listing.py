@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
+from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.store.layout import (
     BACKUP_DIR_NAME,
     GLOBAL_TASK_KEY,

@@ -17,8 +17,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES
-from pgvector_pipeline.store.layout import TASK_ID_PATTERN, TIMESTAMP_PATTERN, GLOBAL_TASK_KEY, csv_name
+from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.store.layout import (
+    GLOBAL_TASK_KEY,
+    TASK_ID_PATTERN,
+    TIMESTAMP_PATTERN,
+    csv_name,
+)
 
 MANIFEST_FORMAT = "pgvector-pipeline-backup/1"
 KIND_BACKUP = "backup"

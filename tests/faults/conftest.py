@@ -26,37 +26,3 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-class RecordingLog:
-    """A Log that keeps what it was told (the pipeline's functions take any object with info/warning)."""
-
-    def __init__(self):
-        self.infos: list[str] = []
-        self.warnings: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.infos.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.warnings.append(msg)
-
-
-def run_backup_job(instance, backup_root, dsn, *, partition_key=None, tags=None, **backup_config):
-    """vector_backup_job in process; `dsn` is the resource's dsn config ({"env": VAR}, or a literal)."""
-    from pgvector_pipeline.definitions import defs
-    from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
-
-    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
-        instance=instance,
-        partition_key=partition_key,
-        tags=tags,
-        run_config={
-            **backup_run_config(**backup_config),
-            "resources": {
-                "pgvector": {"config": {"dsn": dsn}},
-                "backup_store": {"config": {"root": str(backup_root)}},
-            },
-        },
-        raise_on_error=False,
-    )

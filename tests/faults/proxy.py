@@ -4,7 +4,7 @@ the worst moment: after the server answered a COMMIT, before the client hears th
 import socket
 import threading
 import time
-from urllib.parse import urlsplit, parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 # The simple-protocol Query message psycopg2 sends for conn.commit().
 COMMIT_MESSAGE = b"Q\x00\x00\x00\x0bCOMMIT\x00"

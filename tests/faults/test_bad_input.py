@@ -8,12 +8,20 @@ from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.jobs.backup import REQUEST_JOB_NAME, request_run_config
-from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
+from pgvector_pipeline.partitions import (
+    register_backup_partition,
+    task_partitions,
+    timestamp_partitions,
+)
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
-from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, validate_task_id, validate_timestamp
+from pgvector_pipeline.store.layout import (
+    GLOBAL_TASK_KEY,
+    validate_task_id,
+    validate_timestamp,
+)
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from tests.faults.conftest import run_backup_job
+from tests.helpers import run_backup_job
 
 TS = "20261124_170000"
 DSN_ENV = "PGVECTOR_BAD_INPUT_DSN"

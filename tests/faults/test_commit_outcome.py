@@ -4,15 +4,15 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import CommitOutcomeUnknown, ErrorType
+from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import commit
-from pgvector_pipeline.postgres.catalog import BACKUP_TABLES, EMBEDDING_TABLE
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.postgres.maintenance import truncate_store
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
-from tests.conftest import execute, query
-from tests.faults.conftest import RecordingLog
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import RecordingLog
 
 TS = "20261124_101500"
 

@@ -7,10 +7,10 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.partitions import register_backup_partition
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
-from tests.conftest import execute, query
-from tests.faults.conftest import RecordingLog, run_backup_job
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import RecordingLog, run_backup_job
 
 TS = "20261124_120000"
 DSN_ENV = "PGVECTOR_FAULT_DSN"

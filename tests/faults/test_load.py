@@ -8,9 +8,9 @@ from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
 from pgvector_pipeline.jobs.maintenance import RESTORE_JOB_NAME
 from pgvector_pipeline.partitions import register_backup_partition
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from tests.conftest import execute, query
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
 RUNS = 20
 DSN_ENV = "PGVECTOR_LOAD_DSN"

@@ -6,11 +6,11 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.postgres.catalog import EMBEDDING_TABLE
+from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from tests.conftest import query
+from pgvector_pipeline.testing.db import query
 from tests.stores import LANGCHAIN_POSTGRES, make_store
 
 TS = "20261124_150000"
@@ -46,7 +46,7 @@ SMUGGLED = [
 
 @pytest.mark.parametrize("field, suffix", SMUGGLED)
 def test_sql_smuggled_into_manifest_ddl_never_runs(backed_up, backup_root, pg_server, field, suffix):
-    from pgvector_pipeline.embedded import ensure_database
+    from pgvector_pipeline.testing.embedded import ensure_database
 
     def smuggle(document):
         entry = document["tables"][EMBEDDING_TABLE]

@@ -9,7 +9,7 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from tests.faults.conftest import run_backup_job
+from tests.helpers import run_backup_job
 
 PASSWORD = "S3cretPw"
 DSN_ENV = "PGVECTOR_LEAK_DSN"

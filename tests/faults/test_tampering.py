@@ -8,13 +8,13 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.postgres.catalog import EMBEDDING_TABLE
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
+from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.adopt import adopt_legacy_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import locate_backup_set
-from tests.conftest import execute, query
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
 TS = "20261124_130000"
 LEGACY_FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_root" / "task_legacy"

@@ -6,9 +6,9 @@ import time
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.postgres.connection import connect
-from pgvector_pipeline.postgres.langchain_schema import insert_sample_store
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from tests.conftest import execute, query
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
 TS = "20261124_110000"
 INSERT = (

@@ -1,4 +1,5 @@
-"""The two LangChain PGVector table layouts, and sample data for the demo and the tests."""
+"""The two LangChain PGVector table layouts as LangChain creates them, and sample data for the demo,
+the benchmark and the tests."""
 
 import io
 import json
@@ -7,11 +8,13 @@ import uuid
 
 from psycopg2 import sql
 
-from pgvector_pipeline.postgres.catalog import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.postgres.maintenance import qualified
-
-LANGCHAIN_POSTGRES = "langchain_postgres"
-LANGCHAIN_COMMUNITY = "langchain_community"
+from pgvector_pipeline.names import (
+    COLLECTION_TABLE,
+    EMBEDDING_TABLE,
+    LANGCHAIN_COMMUNITY,
+    LANGCHAIN_POSTGRES,
+)
+from pgvector_pipeline.postgres.catalog import qualified
 
 _TABLES = {
     # langchain_postgres.PGVector (current).

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from pgvector_pipeline.postgres.admin import create_database
+from pgvector_pipeline.testing.admin import create_database
 
 
 def start_embedded_server(pgdata: Path, keep_running: bool = True):

@@ -1,0 +1,13 @@
+"""Names of the LangChain PGVector tables, columns and layouts: the one home every layer takes them from."""
+
+COLLECTION_TABLE = "langchain_pg_collection"
+EMBEDDING_TABLE = "langchain_pg_embedding"
+# Restore order: collections first, because embeddings reference them.
+BACKUP_TABLES = (COLLECTION_TABLE, EMBEDDING_TABLE)
+EMBEDDING_COLUMN = "embedding"
+# LangChain always writes a document (possibly ''), never NULL.
+DOCUMENT_COLUMN = "document"
+
+# The packages whose PGVector wrote the tables, told apart by column names (postgres.catalog.langchain_layout).
+LANGCHAIN_POSTGRES = "langchain_postgres"
+LANGCHAIN_COMMUNITY = "langchain_community"

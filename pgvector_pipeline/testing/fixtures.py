@@ -1,0 +1,61 @@
+"""pytest fixtures backed by one real embedded PostgreSQL 18 + pgvector server per test session.
+
+Loaded as a plugin (`-p pgvector_pipeline.testing.fixtures` in pyproject's pytest options), as
+dagster_postgres ships its test fixtures: every test gets a fresh database.
+"""
+
+import itertools
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pgvector_pipeline.names import LANGCHAIN_POSTGRES
+from pgvector_pipeline.testing.db import execute
+from pgvector_pipeline.testing.embedded import (
+    database_dsn,
+    ensure_database,
+    start_embedded_server,
+)
+from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    server = start_embedded_server(tmp_path_factory.mktemp("pg") / "data", keep_running=False)
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def empty_db(pg_server) -> str:
+    """DSN of a new, empty database (no extension, no tables)."""
+    return ensure_database(pg_server, f"test_{next(_database_numbers)}")
+
+
+@pytest.fixture
+def admin_dsn(pg_server) -> str:
+    return database_dsn(pg_server, "postgres")
+
+
+@pytest.fixture
+def store_db(empty_db) -> str:
+    """DSN of a database with empty langchain_postgres tables (embedding without a fixed dimension)."""
+    execute(empty_db, lambda cur: create_langchain_tables(cur, "public", LANGCHAIN_POSTGRES))
+    return empty_db
+
+
+@pytest.fixture
+def backup_root(tmp_path) -> Path:
+    root = tmp_path / "backups"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def instance():
+    """A throwaway Dagster instance (SQLite storage in a temporary directory)."""
+    with dg.instance_for_test() as dagster_instance:
+        yield dagster_instance

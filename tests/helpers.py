@@ -1,0 +1,50 @@
+"""Helpers shared by test modules: Dagster runs in process, and a log that records what it is told."""
+
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
+from pgvector_pipeline.partitions import register_backup_partition
+
+# The database comes from an environment variable named in run config: no DSN or password in config.
+DSN_ENV = "PGVECTOR_TEST_TARGET_DSN"
+
+
+def resources_config(backup_root, dsn: dict | str | None = None) -> dict:
+    """Run config of both resources; `dsn` is the dsn config ({"env": VAR} by default, or a literal)."""
+    return {
+        "resources": {
+            "pgvector": {"config": {"dsn": dsn if dsn is not None else {"env": DSN_ENV}}},
+            "backup_store": {"config": {"root": str(backup_root)}},
+        }
+    }
+
+
+def run_backup_job(instance, backup_root, dsn=None, *, partition_key=None, tags=None, **backup_config):
+    """vector_backup_job in process, not raising on failure."""
+    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        tags=tags,
+        run_config={**backup_run_config(**backup_config), **resources_config(backup_root, dsn)},
+        raise_on_error=False,
+    )
+
+
+def run_backup(instance, backup_root, task: str, timestamp: str, **backup_config):
+    """Register the set's partition, then back it up through vector_backup_job."""
+    key = register_backup_partition(instance, task, timestamp)
+    return run_backup_job(instance, backup_root, partition_key=key, **backup_config)
+
+
+class RecordingLog:
+    """A Log that keeps what it was told (the pipeline's functions take any object with info/warning)."""
+
+    def __init__(self):
+        self.infos: list[str] = []
+        self.warnings: list[str] = []
+
+    def info(self, msg: str) -> None:
+        self.infos.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
