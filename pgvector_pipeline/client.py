@@ -16,24 +16,22 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from gql import Client, gql
 from gql.transport.requests import RequestsHTTPTransport
 
-from pgvector_pipeline.assets.inventory import inventory_job
-from pgvector_pipeline.jobs.backup import (
-    BACKUP_JOB_NAME,
+from pgvector_pipeline.contract import (
+    BACKUP_JOB,
     BACKUP_SET_TAG,
-    REQUEST_JOB_NAME,
+    INVENTORY_ASSET,
+    INVENTORY_JOB,
+    LOCATION_NAME,
+    PARTITION_TAG,
+    REPOSITORY_NAME,
+    REQUEST_BACKUP_JOB,
+    TASK_PARTITIONS,
+    TIMESTAMP_PARTITIONS,
     backup_run_config,
+    partition_key,
     request_run_config,
 )
-from pgvector_pipeline.partitions import (
-    backup_partition_key,
-    task_partitions,
-    timestamp_partitions,
-)
-from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key
-
-LOCATION_NAME = "pgvector_pipeline"
-# The repository name Dagster gives a code location defined with `Definitions`.
-REPOSITORY_NAME = "__repository__"
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 
 ADD_DYNAMIC_PARTITION = """
 mutation AddDynamicPartition($repositorySelector: RepositorySelector!, $partitionsDefName: String!, $partitionKey: String!) {
@@ -60,7 +58,7 @@ query RunTags($runId: ID!) {
 
 LIST_BACKUP_SETS = """
 query BackupSets {
-  assetOrError(assetKey: {path: ["vector_backup_inventory"]}) {
+  assetOrError(assetKey: {path: ["%s"]}) {
     __typename
     ... on Asset {
       assetMaterializations(limit: 1) {
@@ -70,7 +68,7 @@ query BackupSets {
     }
   }
 }
-"""
+""" % INVENTORY_ASSET
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -119,21 +117,21 @@ class VectorBackupClient:
         task = task_key(task_id)
         if timestamp is None:
             run_id = self.dagster.submit_job_execution(
-                REQUEST_JOB_NAME,
+                REQUEST_BACKUP_JOB,
                 repository_location_name=self.location_name,
                 repository_name=REPOSITORY_NAME,
                 run_config=request_run_config(task, truncate_after_backup, create_task_dir),
             )
             return LaunchedBackup(run_id=run_id, task=task)
-        key = backup_partition_key(task, timestamp)
-        self.add_dynamic_partition(task_partitions.name, task)
-        self.add_dynamic_partition(timestamp_partitions.name, timestamp)
+        key = partition_key(task, validate_timestamp(timestamp))
+        self.add_dynamic_partition(TASK_PARTITIONS, task)
+        self.add_dynamic_partition(TIMESTAMP_PARTITIONS, timestamp)
         run_id = self.dagster.submit_job_execution(
-            BACKUP_JOB_NAME,
+            BACKUP_JOB,
             repository_location_name=self.location_name,
             repository_name=REPOSITORY_NAME,
             run_config=backup_run_config(truncate_after_backup, create_task_dir),
-            tags={"dagster/partition": str(key)},
+            tags={PARTITION_TAG: key},
         )
         return LaunchedBackup(run_id=run_id, task=task, timestamp=timestamp)
 
@@ -143,7 +141,7 @@ class VectorBackupClient:
         if run["__typename"] != "Run":
             raise DagsterGraphQLClientError(f"Run {run_id}: {run.get('message', run['__typename'])}")
         tags = {tag["key"]: tag["value"] for tag in run["tags"]}
-        return tags.get(BACKUP_SET_TAG) or tags.get("dagster/partition")
+        return tags.get(BACKUP_SET_TAG) or tags.get(PARTITION_TAG)
 
     def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> DagsterRunStatus:
         deadline = time.monotonic() + timeout_s
@@ -161,7 +159,7 @@ class VectorBackupClient:
         """Sets from the latest vector_backup_inventory (newest first); `refresh` re-scans the root first."""
         if refresh:
             run_id = self.dagster.submit_job_execution(
-                inventory_job.name, repository_location_name=self.location_name, repository_name=REPOSITORY_NAME
+                INVENTORY_JOB, repository_location_name=self.location_name, repository_name=REPOSITORY_NAME
             )
             if self.wait_for_run(run_id) != DagsterRunStatus.SUCCESS:
                 raise DagsterGraphQLClientError(f"Refreshing the inventory failed (run {run_id}).")

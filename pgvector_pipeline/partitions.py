@@ -2,6 +2,13 @@
 
 import dagster as dg
 
+from pgvector_pipeline.contract import (
+    MULTI_KEY_SEPARATOR,
+    TASK_DIMENSION,
+    TASK_PARTITIONS,
+    TIMESTAMP_DIMENSION,
+    TIMESTAMP_PARTITIONS,
+)
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.store.layout import (
     task_key,
@@ -9,12 +16,8 @@ from pgvector_pipeline.store.layout import (
     validate_timestamp,
 )
 
-TASK_DIMENSION = "task_id"
-TIMESTAMP_DIMENSION = "timestamp"
-MULTI_KEY_SEPARATOR = "|"
-
-task_partitions = dg.DynamicPartitionsDefinition(name="vector_backup_task")
-timestamp_partitions = dg.DynamicPartitionsDefinition(name="vector_backup_timestamp")
+task_partitions = dg.DynamicPartitionsDefinition(name=TASK_PARTITIONS)
+timestamp_partitions = dg.DynamicPartitionsDefinition(name=TIMESTAMP_PARTITIONS)
 backup_partitions = dg.MultiPartitionsDefinition(
     {TASK_DIMENSION: task_partitions, TIMESTAMP_DIMENSION: timestamp_partitions}
 )

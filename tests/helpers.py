@@ -1,7 +1,7 @@
 """Helpers shared by test modules: Dagster runs in process, and a log that records what it is told."""
 
+from pgvector_pipeline.contract import BACKUP_JOB, backup_run_config
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
 from pgvector_pipeline.partitions import register_backup_partition
 
 # The database comes from an environment variable named in run config: no DSN or password in config.
@@ -20,7 +20,7 @@ def resources_config(backup_root, dsn: dict | str | None = None) -> dict:
 
 def run_backup_job(instance, backup_root, dsn=None, *, partition_key=None, tags=None, **backup_config):
     """vector_backup_job in process, not raising on failure."""
-    return defs.resolve_job_def(BACKUP_JOB_NAME).execute_in_process(
+    return defs.resolve_job_def(BACKUP_JOB).execute_in_process(
         instance=instance,
         partition_key=partition_key,
         tags=tags,

@@ -3,13 +3,13 @@
 import pytest
 
 from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
-from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.jobs.backup import (
-    BACKUP_JOB_NAME,
+from pgvector_pipeline.contract import (
+    BACKUP_JOB,
     BACKUP_SET_TAG,
-    REQUEST_JOB_NAME,
+    REQUEST_BACKUP_JOB,
     request_run_config,
 )
+from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import (
     register_backup_partition,
     task_partitions,
@@ -78,7 +78,7 @@ def test_failure_carries_error_type_and_truncates_nothing(instance, sample_db, b
 def test_unreachable_database_fails_retryable(instance, backup_root, monkeypatch):
     monkeypatch.setenv(DSN_ENV, "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
     key = register_backup_partition(instance, "global", TS)
-    job = defs.resolve_job_def(BACKUP_JOB_NAME)
+    job = defs.resolve_job_def(BACKUP_JOB)
     result = job.execute_in_process(
         instance=instance, partition_key=key, run_config=resources_config(backup_root), raise_on_error=False
     )
@@ -95,7 +95,7 @@ def test_unreachable_database_fails_retryable(instance, backup_root, monkeypatch
 def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db, backup_root):
     (backup_root / "task_42").mkdir()
     config = request_run_config("task_42", truncate_after_backup=True)
-    request = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+    request = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
         instance=instance, run_config={**config, **resources_config(backup_root)}
     )
 
@@ -113,7 +113,7 @@ def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db,
 
 
 def test_request_job_rejects_bad_task_id(instance, sample_db, backup_root):
-    result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+    result = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
         instance=instance,
         run_config={**request_run_config("../../etc"), **resources_config(backup_root)},
         raise_on_error=False,

@@ -8,8 +8,8 @@ import dagster as dg
 
 from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
 from pgvector_pipeline.assets.inventory import INVENTORY
+from pgvector_pipeline.contract import RESTORE_JOB, TRUNCATE_JOB
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.jobs.maintenance import RESTORE_JOB_NAME, TRUNCATE_JOB_NAME
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.partitions import (
     backup_partition_key,
@@ -107,7 +107,7 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(inst
     assert isinstance(second, dg.SkipReason)
     assert len(instance.fetch_materializations(EMBEDDING_BACKUP, limit=10).records) == 1
 
-    restored = defs.resolve_job_def(RESTORE_JOB_NAME).execute_in_process(
+    restored = defs.resolve_job_def(RESTORE_JOB).execute_in_process(
         instance=instance, partition_key=key, run_config=resources_config(backup_root)
     )
     assert restored.success
@@ -119,7 +119,7 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(inst
 def test_restore_job_by_config_reports_metadata_and_clear_errors(instance, store_db, backup_root, monkeypatch):
     monkeypatch.setenv(DSN_ENV, store_db)
     shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
-    job = defs.resolve_job_def(RESTORE_JOB_NAME)
+    job = defs.resolve_job_def(RESTORE_JOB)
 
     def restore(**config):
         return job.execute_in_process(
@@ -161,7 +161,7 @@ def test_truncate_job(instance, store_db, monkeypatch):
         "INSERT INTO langchain_pg_embedding (id, collection_id) SELECT 'x', uuid FROM langchain_pg_collection"
     )
     execute(store_db, make_rows)
-    job = defs.resolve_job_def(TRUNCATE_JOB_NAME)
+    job = defs.resolve_job_def(TRUNCATE_JOB)
     resources = {"resources": {"pgvector": {"config": {"dsn": {"env": DSN_ENV}}}}}
 
     def truncate(config):

@@ -4,12 +4,13 @@ import dagster as dg
 import pandas as pd
 
 from pgvector_pipeline.assets.backup import BACKUP_GROUP
+from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.files import human_size
 from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets
 
-INVENTORY = dg.AssetKey("vector_backup_inventory")
+INVENTORY = dg.AssetKey(INVENTORY_ASSET)
 INVENTORY_COLUMNS = [
     "task_id", "timestamp", "status", "complete", "has_manifest", "has_log",
     "collection_rows", "embedding_rows", "collection_bytes", "embedding_bytes", "size", "location",
@@ -74,6 +75,3 @@ def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.D
             "sets": dg.MetadataValue.table(records=records, schema=schema),
         },
     )
-
-
-inventory_job = dg.define_asset_job("vector_inventory_job", selection=[INVENTORY], description="Refresh vector_backup_inventory.")

@@ -1,4 +1,5 @@
-"""Metadata of one backup CSV, the same whether Dagster wrote the set or found it on disk."""
+"""Metadata shown in the Dagster UI: one backup CSV (the same whether Dagster wrote the set or found it on
+disk), and per-table statistics of restores and truncates."""
 
 from pathlib import Path
 
@@ -31,3 +32,14 @@ def set_file_metadata(
     if columns:
         metadata["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in columns])
     return metadata
+
+
+def stats_table(stats: list, fields: list[str]) -> dg.TableMetadataValue:
+    """One row per table of `stats` (objects with `.table` and `fields`), for restore and truncate results."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"table": s.table, **{f: round(getattr(s, f), 3) for f in fields}}) for s in stats],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn("table", "string")]
+            + [dg.TableColumn(f, "float" if f.endswith("_s") else "int") for f in fields]
+        ),
+    )

@@ -14,14 +14,16 @@ from pgvector_pipeline.store.files import (
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
 
 
-def default_backup_root() -> str:
-    return str(Path(os.environ.get(BACKUP_ROOT_ENV) or Path.cwd() / "vector_backups").resolve())
-
-
 class BackupStoreResource(dg.ConfigurableResource):
     """Where backup sets live: {root}/vector_bak/ and {root}/{task_id}/vector_bak/."""
 
-    root: str = Field(description=f"Backup root directory (from {BACKUP_ROOT_ENV} by default).")
+    root: str = Field(
+        default="",
+        description=(
+            f"Backup root directory. Empty: {BACKUP_ROOT_ENV}, else ./vector_backups of the code server's working "
+            f"directory, resolved when a run needs it."
+        ),
+    )
     file_mode: str = Field(
         default=f"{DEFAULT_FILE_MODE:04o}",
         description=(
@@ -33,7 +35,7 @@ class BackupStoreResource(dg.ConfigurableResource):
 
     @property
     def root_path(self) -> Path:
-        return Path(self.root)
+        return Path(self.root or os.environ.get(BACKUP_ROOT_ENV) or "vector_backups").resolve()
 
     @property
     def mode(self) -> int:

@@ -7,9 +7,9 @@ import time
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, EMBEDDING_BACKUP
-from pgvector_pipeline.assets.inventory import inventory_job
 from pgvector_pipeline.assets.metadata import set_file_metadata
 from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.partitions import (
     backup_partition_key,
     invalid_partition_keys,
@@ -63,7 +63,7 @@ def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSet
 
 
 @dg.sensor(
-    jobs=[inventory_job],
+    jobs=[vector_inventory_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
@@ -103,7 +103,7 @@ def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: B
         context.log.info(f"Registered {len(registered)} backup sets found on disk: {', '.join(registered)}")
     fingerprint = _fingerprint(sets)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"inventory-{fingerprint}", job_name=inventory_job.name)],
+        run_requests=[dg.RunRequest(run_key=f"inventory-{fingerprint}", job_name=vector_inventory_job.name)],
         cursor=fingerprint,
         dynamic_partitions_requests=deletions,
     )

@@ -57,11 +57,11 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
     os.environ.update(env)
 
     # Imported after the environment is set: the definitions read the backup root when loaded.
+    from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
     from pgvector_pipeline.definitions import defs
-    from pgvector_pipeline.jobs.backup import REQUEST_JOB_NAME, request_run_config
 
     instance = dg.DagsterInstance.get()
-    result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+    result = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
         instance=instance, run_config=request_run_config(), raise_on_error=False
     )
     if not result.success:

@@ -5,9 +5,9 @@ import dagster as dg
 import pytest
 
 from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.jobs.backup import REQUEST_JOB_NAME, request_run_config
 from pgvector_pipeline.partitions import (
     register_backup_partition,
     task_partitions,
@@ -109,7 +109,7 @@ def test_refused_connections_are_not_retried(dsn_of, error_type, words, store_db
 def test_request_job_refuses_a_huge_task_id_plainly(backup_root, store_db, monkeypatch):
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def(REQUEST_JOB_NAME).execute_in_process(
+        result = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
             instance=instance,
             run_config={
                 **request_run_config("t" * 10_000),

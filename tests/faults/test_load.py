@@ -4,9 +4,8 @@ import os
 
 import dagster as dg
 
+from pgvector_pipeline.contract import BACKUP_JOB, RESTORE_JOB, backup_run_config
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.jobs.backup import BACKUP_JOB_NAME, backup_run_config
-from pgvector_pipeline.jobs.maintenance import RESTORE_JOB_NAME
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
@@ -38,8 +37,8 @@ def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, 
     }
     before = query(store_db, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY id)) FROM langchain_pg_embedding t")
     with dg.instance_for_test() as instance:
-        backup_job = defs.resolve_job_def(BACKUP_JOB_NAME)
-        restore_job = defs.resolve_job_def(RESTORE_JOB_NAME)
+        backup_job = defs.resolve_job_def(BACKUP_JOB)
+        restore_job = defs.resolve_job_def(RESTORE_JOB)
         # One warm-up run of each, so lazily opened Dagster files do not count as leaks.
         keys = [register_backup_partition(instance, GLOBAL_TASK_KEY, f"20261124_19{n:02d}00") for n in range(RUNS + 1)]
         assert backup_job.execute_in_process(instance=instance, partition_key=keys[0], run_config={**backup_run_config(), **resources}).success

@@ -1,18 +1,17 @@
-"""Restore and truncate jobs, launchable from the UI, schedules, sensors and GraphQL."""
+"""vector_restore_job: verify a backup set, then load it in one transaction (all or nothing)."""
 
 import dagster as dg
 from pydantic import Field
 
+from pgvector_pipeline.assets.metadata import stats_table
+from pgvector_pipeline.contract import RESTORE_JOB
 from pgvector_pipeline.failures import failures_reported
-from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
+from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.restore import check_restore_tables
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
-
-RESTORE_JOB_NAME = "vector_restore_job"
-TRUNCATE_JOB_NAME = "vector_truncate_job"
 
 
 class RestoreConfig(dg.Config):
@@ -87,7 +86,7 @@ def restore_vector_backup(
         "verify_only": result.verify_only,
         "created": ", ".join(result.created) or "nothing",
         "duration_s": round(result.duration_s, 3),
-        "tables": _stats_table(result.tables, ["rows_before", "rows_restored", "rows_after", "duration_s"]),
+        "tables": stats_table(result.tables, ["rows_before", "rows_restored", "rows_after", "duration_s"]),
     }
     for stats in result.tables:
         metadata[f"{stats.table}.rows_restored"] = stats.rows_restored
@@ -97,49 +96,9 @@ def restore_vector_backup(
 
 
 @dg.job(
-    name=RESTORE_JOB_NAME,
+    name=RESTORE_JOB,
     partitions_def=backup_partitions,
     description="Restore a backup set (pick its partition, or name it in config) into the database of the pgvector resource.",
 )
-def restore_job():
+def vector_restore_job():
     restore_vector_backup()
-
-
-class TruncateConfig(dg.Config):
-    tables: list[str] = Field(
-        default=[EMBEDDING_TABLE],
-        description="Tables to truncate: langchain_pg_embedding (default), or both tables (one statement).",
-    )
-
-
-@dg.op(out=dg.Out(dg.Nothing), description="Truncate LangChain tables and report rows before and after.")
-def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource):
-    with failures_reported():
-        stats = pgvector.truncate(config.tables, context.log)
-    for s in stats:
-        context.log.info(f"Truncated {s.table}: {s.rows_before:,} -> {s.rows_after:,} rows in {s.duration_s:.2f} s.")
-    yield dg.Output(
-        None,
-        metadata={
-            "target": pgvector.redacted_dsn,
-            "tables": _stats_table(stats, ["rows_before", "rows_after", "duration_s"]),
-            **{f"{s.table}.rows_before": s.rows_before for s in stats},
-        },
-    )
-
-
-@dg.job(name=TRUNCATE_JOB_NAME, description="Truncate langchain_pg_embedding (or both tables) without a backup.")
-def truncate_job():
-    truncate_vector_tables()
-
-
-def _stats_table(stats: list, fields: list[str]) -> dg.TableMetadataValue:
-    return dg.MetadataValue.table(
-        records=[
-            dg.TableRecord({"table": s.table, **{f: round(getattr(s, f), 3) for f in fields}}) for s in stats
-        ],
-        schema=dg.TableSchema(
-            columns=[dg.TableColumn("table", "string")]
-            + [dg.TableColumn(f, "float" if f.endswith("_s") else "int") for f in fields]
-        ),
-    )

@@ -1,0 +1,84 @@
+"""request_vector_backup_job: back up now into a set it claims itself (what the UI, the GraphQL client and
+the demo start)."""
+
+import dagster as dg
+from pydantic import Field
+
+from pgvector_pipeline.assets.backup import (
+    ASSET_BY_TABLE,
+    CONNECTION_RETRIES,
+    backup_metadata,
+)
+from pgvector_pipeline.contract import BACKUP_SET_TAG, REQUEST_BACKUP_JOB
+from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.partitions import register_backup_partition
+from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.store.layout import task_key
+
+
+class BackupRequestConfig(dg.Config):
+    task_id: str = Field(
+        default="",
+        description=(
+            "Task whose {root}/{task_id}/vector_bak/ receives the set (letters, digits, underscores). "
+            "Leave empty, or 'global', for the global {root}/vector_bak/."
+        ),
+    )
+    truncate_after_backup: bool = Field(
+        default=False,
+        description="Truncate langchain_pg_embedding after the backup is written and verified (never if it failed).",
+    )
+    create_task_dir: bool = Field(
+        default=False, description="Create {root}/{task_id}/ when missing instead of failing."
+    )
+
+
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    description=(
+        "Claim a new set (the current second, or the next free one: never one another run has), register its "
+        "partition, back both tables up into it and record the materializations of the backup assets."
+    ),
+)
+def request_vector_backup(
+    context: dg.OpExecutionContext,
+    config: BackupRequestConfig,
+    pgvector: PgVectorResource,
+    backup_store: BackupStoreResource,
+):
+    claimed: list[dg.MultiPartitionKey] = []
+
+    def register(timestamp: str) -> None:
+        key = register_backup_partition(context.instance, task, timestamp)
+        context.instance.add_run_tags(context.run_id, {BACKUP_SET_TAG: str(key)})
+        context.log.info(f"Claimed backup set {key}.")
+        claimed.append(key)
+
+    with failures_reported(context, max_retries=CONNECTION_RETRIES):
+        task = task_key(config.task_id.strip())
+        result = pgvector.back_up(
+            backup_store.root_path,
+            task,
+            None,
+            truncate_after_backup=config.truncate_after_backup,
+            create_task_dir=config.create_task_dir,
+            file_mode=backup_store.mode,
+            on_claim=register,
+            log=context.log,
+        )
+    for table in result.tables:
+        yield dg.AssetMaterialization(
+            asset_key=ASSET_BY_TABLE[table.table], partition=str(claimed[-1]), metadata=backup_metadata(result, table)
+        )
+    yield dg.Output(None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(str(result.directory))})
+
+
+@dg.job(
+    name=REQUEST_BACKUP_JOB,
+    description=(
+        "Back up now into a new set: give a task id (or nothing for the global directory). The timestamp is "
+        "claimed atomically in the target directory, so starts at the same moment get distinct sets."
+    ),
+)
+def request_vector_backup_job():
+    request_vector_backup()

@@ -1,0 +1,38 @@
+"""vector_truncate_job: truncate langchain_pg_embedding (or both tables) without a backup."""
+
+import dagster as dg
+from pydantic import Field
+
+from pgvector_pipeline.assets.metadata import stats_table
+from pgvector_pipeline.contract import TRUNCATE_JOB
+from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.resources import PgVectorResource
+
+
+class TruncateConfig(dg.Config):
+    tables: list[str] = Field(
+        default=[EMBEDDING_TABLE],
+        description="Tables to truncate: langchain_pg_embedding (default), or both tables (one statement).",
+    )
+
+
+@dg.op(out=dg.Out(dg.Nothing), description="Truncate LangChain tables and report rows before and after.")
+def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource):
+    with failures_reported():
+        stats = pgvector.truncate(config.tables, context.log)
+    for s in stats:
+        context.log.info(f"Truncated {s.table}: {s.rows_before:,} -> {s.rows_after:,} rows in {s.duration_s:.2f} s.")
+    yield dg.Output(
+        None,
+        metadata={
+            "target": pgvector.redacted_dsn,
+            "tables": stats_table(stats, ["rows_before", "rows_after", "duration_s"]),
+            **{f"{s.table}.rows_before": s.rows_before for s in stats},
+        },
+    )
+
+
+@dg.job(name=TRUNCATE_JOB, description="Truncate langchain_pg_embedding (or both tables) without a backup.")
+def vector_truncate_job():
+    truncate_vector_tables()

@@ -1,0 +1,50 @@
+"""The names other programs launch runs with (pgvector_pipeline.contract) are the code location's names."""
+
+import subprocess
+import sys
+
+import dagster as dg
+
+from pgvector_pipeline import contract
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.partitions import task_partitions, timestamp_partitions
+
+
+def test_every_job_and_op_name_of_the_contract_exists():
+    jobs = {
+        contract.BACKUP_JOB: contract.BACKUP_OP,
+        contract.REQUEST_BACKUP_JOB: contract.REQUEST_BACKUP_OP,
+        contract.RESTORE_JOB: contract.RESTORE_OP,
+        contract.TRUNCATE_JOB: contract.TRUNCATE_OP,
+    }
+    for job_name, op_name in jobs.items():
+        job = defs.resolve_job_def(job_name)
+        assert job.name == job_name and job.graph.has_node_named(op_name)
+    assert defs.resolve_job_def(contract.INVENTORY_JOB).name == contract.INVENTORY_JOB
+    assert defs.resolve_assets_def(dg.AssetKey(contract.INVENTORY_ASSET)) is not None
+    assert (task_partitions.name, timestamp_partitions.name) == (contract.TASK_PARTITIONS, contract.TIMESTAMP_PARTITIONS)
+
+
+def test_python_names_of_jobs_equal_their_dagster_names():
+    from pgvector_pipeline.jobs import backup, inventory, request_backup, restore, truncate
+
+    for module in (backup, inventory, request_backup, restore, truncate):
+        [name] = [n for n, value in vars(module).items() if n.endswith("_job") and hasattr(value, "name")]
+        assert getattr(module, name).name == name
+
+
+def test_partition_key_and_run_configs_match_dagster():
+    key = dg.MultiPartitionKey({contract.TASK_DIMENSION: "task_7", contract.TIMESTAMP_DIMENSION: "20261124_101500"})
+    assert contract.partition_key("task_7", "20261124_101500") == str(key)
+    assert set(contract.backup_run_config()["ops"]) == {contract.BACKUP_OP}
+    assert contract.request_run_config("task_7")["ops"][contract.REQUEST_BACKUP_OP]["config"]["task_id"] == "task_7"
+
+
+def test_the_client_does_not_load_the_code_location():
+    code = (
+        "import sys, pgvector_pipeline.client; "
+        "loaded = [m for m in ('pandas', 'pgvector_pipeline.definitions', 'pgvector_pipeline.assets.backup', 'psycopg2') if m in sys.modules]; "
+        "print(loaded)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
