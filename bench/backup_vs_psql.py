@@ -60,18 +60,26 @@ def main() -> None:
             f"\\copy (SELECT id, collection_id, embedding, document, cmetadata FROM langchain_pg_embedding) TO '{work}/psql_e.csv' CSV HEADER",
         ]
         started = time.monotonic()
-        subprocess.run([str(psql), dsn, "-q", "-v", "ON_ERROR_STOP=1", *sum((["-c", c] for c in copies), [])], check=True)
+        subprocess.run(
+            [str(psql), dsn, "-q", "-v", "ON_ERROR_STOP=1", *sum((["-c", c] for c in copies), [])], check=True
+        )
         psql_seconds = time.monotonic() - started
         psql_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
-        ours = json.loads(subprocess.run(
-            [sys.executable, "-c", CHILD, dsn, str(work / "root"), "20261123_000000"],
-            check=True, capture_output=True, text=True,
-        ).stdout)
+        ours = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", CHILD, dsn, str(work / "root"), "20261123_000000"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
         print(f"{args.rows} rows x {args.dims} dims, {ours['bytes'] / 1e6:.0f} MB of CSV")
         print(f"psql \\copy       {psql_seconds:6.2f} s   peak RSS {psql_rss / 1024:6.0f} MB")
-        print(f"pgvector_pipeline {ours['seconds']:6.2f} s   peak RSS {ours['max_rss_kb'] / 1024:6.0f} MB "
-              f"(one snapshot, sha256, fsync)")
+        print(
+            f"pgvector_pipeline {ours['seconds']:6.2f} s   peak RSS {ours['max_rss_kb'] / 1024:6.0f} MB "
+            f"(one snapshot, sha256, fsync)"
+        )
         print(f"ratio (ours / psql): {ours['seconds'] / psql_seconds:.2f}x time")
     finally:
         server.cleanup()

@@ -50,12 +50,16 @@ from pgvector_pipeline.store.manifest import MANIFEST_FORMAT, Manifest
 
 
 class Log(Protocol):
+    """What the pipeline logs through: Dagster's context.log, a logging.Logger, or a test's recorder."""
+
     def info(self, msg: str) -> None: ...
     def warning(self, msg: str) -> None: ...
 
 
 @dataclass(frozen=True)
 class TableBackup:
+    """One table of a written set: its CSV, rows, bytes, sha256 and the table's description."""
+
     table: str
     path: Path
     rows: int
@@ -71,6 +75,8 @@ class TableBackup:
 
 @dataclass(frozen=True)
 class BackupResult:
+    """A published backup set: where it is, what it holds, and what was truncated after it."""
+
     task: str
     timestamp: str
     directory: Path
@@ -158,7 +164,10 @@ def back_up_store(
             log.info(f"Backup set {timestamp} written to {directory}.")
             truncated = _truncate_verified(snap, dsn, schema, contents.tables, log) if truncate_after_backup else []
     except PipelineError as error:
-        note(f"backup {set_writer.timestamp or '(no set claimed)'} FAILED (task {task}, source {source})", [error.message])
+        note(
+            f"backup {set_writer.timestamp or '(no set claimed)'} FAILED (task {task}, source {source})",
+            [error.message],
+        )
         raise
 
     result = BackupResult(
@@ -318,10 +327,7 @@ def _truncate_verified(
 
 
 def _log_headline(result: BackupResult) -> str:
-    return (
-        f"backup {result.timestamp} OK (task {result.task}, source {result.source}) "
-        f"in {result.duration_s:.1f} s"
-    )
+    return f"backup {result.timestamp} OK (task {result.task}, source {result.source}) in {result.duration_s:.1f} s"
 
 
 def _log_details(result: BackupResult) -> list[str]:
@@ -330,7 +336,6 @@ def _log_details(result: BackupResult) -> list[str]:
         for t in result.tables
     ]
     lines += [
-        f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s"
-        for s in result.truncated
+        f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s" for s in result.truncated
     ]
     return lines + [manifest_line(result.manifest_path.name)]

@@ -1,10 +1,10 @@
 """Start backups from another program through the Dagster webserver's GraphQL API.
 
-    client = VectorBackupClient("127.0.0.1", 3000)
-    launched = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
-    client.wait_for_run(launched.run_id)
-    client.backup_set_of_run(launched.run_id)      # 'task_20261123|20261124_101500'
-    client.list_backup_sets(task_id="task_20261123", refresh=True)
+client = VectorBackupClient("127.0.0.1", 3000)
+launched = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
+client.wait_for_run(launched.run_id)
+client.backup_set_of_run(launched.run_id)      # 'task_20261123|20261124_101500'
+client.list_backup_sets(task_id="task_20261123", refresh=True)
 """
 
 import json
@@ -57,8 +57,8 @@ query RunTags($runId: ID!) {
 """
 
 LIST_BACKUP_SETS = """
-query BackupSets {
-  assetOrError(assetKey: {path: ["%s"]}) {
+query BackupSets($assetKey: AssetKeyInput!) {
+  assetOrError(assetKey: $assetKey) {
     __typename
     ... on Asset {
       assetMaterializations(limit: 1) {
@@ -68,13 +68,15 @@ query BackupSets {
     }
   }
 }
-""" % INVENTORY_ASSET
+"""
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
 @dataclass(frozen=True)
 class LaunchedBackup:
+    """A backup run launched over GraphQL."""
+
     run_id: str
     task: str
     # Known at launch only when the caller named the set; otherwise see backup_set_of_run.
@@ -82,6 +84,12 @@ class LaunchedBackup:
 
 
 class VectorBackupClient:
+    """Launch backups and list backup sets through the Dagster webserver's GraphQL API, from any program.
+
+    Needs only the webserver's host and port; it never loads the code location. Runs are launched by
+    job name (see `pgvector_pipeline.contract`); errors come back as DagsterGraphQLClientError.
+    """
+
     def __init__(self, hostname: str = "127.0.0.1", port: int = 3000, location_name: str = LOCATION_NAME):
         self.location_name = location_name
         self.dagster = DagsterGraphQLClient(hostname, port_number=port)
@@ -144,6 +152,7 @@ class VectorBackupClient:
         return tags.get(BACKUP_SET_TAG) or tags.get(PARTITION_TAG)
 
     def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> DagsterRunStatus:
+        """Poll the run until it ends and return its status; TimeoutError after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.dagster.get_run_status(run_id)
@@ -163,7 +172,9 @@ class VectorBackupClient:
             )
             if self.wait_for_run(run_id) != DagsterRunStatus.SUCCESS:
                 raise DagsterGraphQLClientError(f"Refreshing the inventory failed (run {run_id}).")
-        asset = self._graphql.execute(gql(LIST_BACKUP_SETS))["assetOrError"]
+        asset = self._graphql.execute(gql(LIST_BACKUP_SETS), variable_values={"assetKey": {"path": [INVENTORY_ASSET]}})[
+            "assetOrError"
+        ]
         if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
             return []
         entries = asset["assetMaterializations"][0]["metadataEntries"]

@@ -46,5 +46,9 @@ def request_run_config(
     task_id: str | None = None, truncate_after_backup: bool = False, create_task_dir: bool = False
 ) -> dict:
     """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory."""
-    config = {"task_id": task_id or "", "truncate_after_backup": truncate_after_backup, "create_task_dir": create_task_dir}
+    config = {
+        "task_id": task_id or "",
+        "truncate_after_backup": truncate_after_backup,
+        "create_task_dir": create_task_dir,
+    }
     return {"ops": {REQUEST_BACKUP_OP: {"config": config}}}

@@ -4,10 +4,12 @@ Kept free of Dagster so the Postgres and store layers can raise them; `failures.
 `dagster.Failure` with `error_type` and `can_retry` metadata.
 """
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorType(str, Enum):
+class ErrorType(StrEnum):
+    """The `error_type` a failure carries in its Dagster metadata."""
+
     INVALID_PARAMS = "INVALID_PARAMS"
     RESOURCE_NOT_FOUND = "RESOURCE_NOT_FOUND"
     DATABASE_ERROR = "DATABASE_ERROR"
@@ -30,22 +32,32 @@ class PipelineError(Exception):
 
 
 class InvalidParams(PipelineError):
+    """Bad input: fix the task id, timestamp, path, table list or DSN."""
+
     error_type = ErrorType.INVALID_PARAMS
 
 
 class ResourceNotFound(PipelineError):
+    """Something named does not exist: directory, set, table, extension, database."""
+
     error_type = ErrorType.RESOURCE_NOT_FOUND
 
 
 class DatabaseError(PipelineError):
+    """PostgreSQL refused or failed; retryable only when the connection was lost."""
+
     error_type = ErrorType.DATABASE_ERROR
 
 
 class DataError(PipelineError):
+    """A set is damaged or unverifiable, or its rows do not fit the target."""
+
     error_type = ErrorType.DATA_ERROR
 
 
 class StorageError(PipelineError):
+    """The backup root cannot be written (disk full, permissions)."""
+
     error_type = ErrorType.STORAGE_ERROR
 
 

@@ -19,6 +19,7 @@ DEFAULT_RETRY_DELAY_S = 5.0
 
 
 def as_failure(error: PipelineError) -> dg.Failure:
+    """The Dagster Failure of a pipeline error: its message, `error_type` and `can_retry`; never retried by policy."""
     return dg.Failure(
         description=error.message,
         metadata={"error_type": error.error_type.value, "can_retry": error.can_retry},

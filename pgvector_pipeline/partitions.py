@@ -46,7 +46,7 @@ def backup_set_of(partition_key: str) -> tuple[str, str]:
 
 def invalid_partition_keys(instance: dg.DagsterInstance) -> dict[str, list[str]]:
     """Dynamic partition keys that are not a task key or a timestamp (added by hand or over GraphQL)."""
-    checks = {task_partitions.name: validate_task_id, timestamp_partitions.name: validate_timestamp}
+    checks = {TASK_PARTITIONS: validate_task_id, TIMESTAMP_PARTITIONS: validate_timestamp}
     invalid: dict[str, list[str]] = {}
     for name, check in checks.items():
         for key in instance.get_dynamic_partitions(name):
@@ -60,8 +60,8 @@ def invalid_partition_keys(instance: dg.DagsterInstance) -> dict[str, list[str]]
 def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp: str) -> dg.MultiPartitionKey:
     """Add both dimension keys of a set (a no-op for keys that exist) and return its partition key."""
     key = backup_partition_key(task, timestamp)
-    for definition, dimension in ((task_partitions, TASK_DIMENSION), (timestamp_partitions, TIMESTAMP_DIMENSION)):
+    for name, dimension in ((TASK_PARTITIONS, TASK_DIMENSION), (TIMESTAMP_PARTITIONS, TIMESTAMP_DIMENSION)):
         value = key.keys_by_dimension[dimension]
-        if not instance.has_dynamic_partition(definition.name, value):
-            instance.add_dynamic_partitions(definition.name, [value])
+        if not instance.has_dynamic_partition(name, value):
+            instance.add_dynamic_partitions(name, [value])
     return key

@@ -33,6 +33,8 @@ _MAX_HEADER_BYTES = 64 << 10
 
 @dataclass(frozen=True)
 class RestoreResult:
+    """What a restore did: the set, the target (redacted), per-table counts and the objects it created."""
+
     backup_set: BackupSetInfo
     target: str
     tables: list[TableRestoreStats]
@@ -42,6 +44,7 @@ class RestoreResult:
 
 
 def check_restore_tables(tables: list[str]) -> list[str]:
+    """The tables to restore in restore order; InvalidParams for unknown names or none."""
     unknown = [t for t in tables if t not in BACKUP_TABLES]
     if unknown or not tables:
         raise InvalidParams(f"Cannot restore {unknown or 'no tables'}: choose one or both of {list(BACKUP_TABLES)}.")
@@ -89,7 +92,9 @@ def restore_backup_set(
     with closing(connect(dsn)) as conn:
         stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
     outcome = "verified (rolled back, nothing changed)" if verify_only else "restored"
-    log.info(f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats))
+    log.info(
+        f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats)
+    )
     return RestoreResult(backup_set, redact_dsn(dsn), stats, created, verify_only, time.monotonic() - clock)
 
 
@@ -139,7 +144,9 @@ def _verify_checksums(backup_set: BackupSetInfo, manifest: Manifest, tables: lis
         entry = manifest.tables.get(table)
         path = backup_set.files[table]
         if entry is None:
-            raise DataError(f"The manifest of set {backup_set.timestamp} does not describe {table}. Restore another set.")
+            raise DataError(
+                f"The manifest of set {backup_set.timestamp} does not describe {table}. Restore another set."
+            )
         size = path.stat().st_size
         if size != entry.bytes or sha256_file(path) != entry.sha256:
             raise DataError(
@@ -156,7 +163,9 @@ def _read_header(path: Path) -> list[str]:
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"The header line of {path} cannot be read as UTF-8 CSV ({exc}). The file is damaged.") from None
+        raise DataError(
+            f"The header line of {path} cannot be read as UTF-8 CSV ({exc}). The file is damaged."
+        ) from None
     if not header:
         raise DataError(f"{path} has no CSV header line. The file is empty or damaged.")
     return header
@@ -167,7 +176,9 @@ def _table_load(backup_set: BackupSetInfo, table: str) -> TableLoad:
     if backup_set.manifest and not backup_set.manifest.adopted:
         return TableLoad(table, _read_header(path), lambda: open(path, "rb"), backup_set.rows(table))
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
-    return TableLoad(table, _read_header(path), lambda: _LegacyFile(path), backup_set.rows(table), legacy_empty_fields=True)
+    return TableLoad(
+        table, _read_header(path), lambda: _LegacyFile(path), backup_set.rows(table), legacy_empty_fields=True
+    )
 
 
 class _LegacyFile:

@@ -47,4 +47,3 @@ class RecordingLog:
 
     def warning(self, msg: str) -> None:
         self.warnings.append(msg)
-

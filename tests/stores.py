@@ -2,7 +2,7 @@
 
 import json
 
-from pgvector_pipeline.names import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
+from pgvector_pipeline.names import LANGCHAIN_POSTGRES
 from pgvector_pipeline.testing.db import execute, insert_collection, insert_embedding
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 
@@ -14,11 +14,11 @@ TRICKY_DOCUMENTS = [
     "",
     None,
 ]
-TRICKY_METADATA = {"source": "it's \"here\"", "ok": True, "none": None, "nested": {"list": [1, 2.5, "x"]}}
+TRICKY_METADATA = {"source": 'it\'s "here"', "ok": True, "none": None, "nested": {"list": [1, 2.5, "x"]}}
 
 
 def fill_langchain_postgres(cur, fixed_dimension: bool = False) -> None:
-    with_meta = insert_collection(cur, "tricky", {"lang": "zh", "note": "it's \"quoted\""})
+    with_meta = insert_collection(cur, "tricky", {"lang": "zh", "note": 'it\'s "quoted"'})
     without_meta = insert_collection(cur, "no metadata", None)
     for i, document in enumerate(TRICKY_DOCUMENTS):
         insert_embedding(cur, f"e{i}", with_meta, f"[{i}, 0.5, -1.25]", document, {**TRICKY_METADATA, "i": i})
@@ -40,14 +40,13 @@ def fill_langchain_community(cur, fixed_dimension: bool = False) -> None:
         )
 
 
-def make_store(dsn: str, layout: str, dimension: int | None = None) -> None:
+def make_store(dsn: str, layout: str, dimension: int | None = None, create_tables: bool = True) -> None:
+    """Fill a store with the tricky rows; create its tables first unless they exist (`create_tables` False)."""
     fill = fill_langchain_postgres if layout == LANGCHAIN_POSTGRES else fill_langchain_community
 
     def setup(cur):
-        create_langchain_tables(cur, "public", layout, dimension=dimension)
+        if create_tables:
+            create_langchain_tables(cur, "public", layout, dimension=dimension)
         fill(cur, fixed_dimension=dimension is not None)
 
     execute(dsn, setup)
-
-
-__all__ = ["LANGCHAIN_COMMUNITY", "LANGCHAIN_POSTGRES", "TRICKY_DOCUMENTS", "TRICKY_METADATA", "make_store"]

@@ -25,7 +25,10 @@ TS = "20261123_121700"
 
 @pytest.fixture
 def sample_db(store_db, monkeypatch):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8),
+    )
     monkeypatch.setenv(DSN_ENV, store_db)
     return store_db
 
@@ -44,7 +47,13 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
     assert metadata["dagster/row_count"] == 100
     assert metadata["size"].endswith(("KB", "MB"))
     assert len(metadata["sha256"]) == 64
-    assert [c.name for c in metadata["dagster/column_schema"].columns] == ["id", "collection_id", "embedding", "document", "cmetadata"]
+    assert [c.name for c in metadata["dagster/column_schema"].columns] == [
+        "id",
+        "collection_id",
+        "embedding",
+        "document",
+        "cmetadata",
+    ]
     assert metadata["embedding_dimensions"] == {"8": 100}
     assert "truncated_rows_before" not in metadata
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
@@ -57,7 +66,9 @@ def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, 
     result = run_backup(instance, backup_root, "task_7", TS, truncate_after_backup=True)
 
     assert result.success
-    metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}[EMBEDDING_BACKUP]
+    metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}[
+        EMBEDDING_BACKUP
+    ]
     assert metadata["truncated_rows_before"].value == 100 and metadata["truncated_rows_after"].value == 0
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
     assert (backup_root / "task_7" / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").stat().st_size > 0

@@ -9,6 +9,7 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DatabaseError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.names import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.store import backup_set
 from pgvector_pipeline.store.files import StreamingFileWriter
@@ -20,19 +21,17 @@ from pgvector_pipeline.testing.db import (
     insert_embedding,
     query,
 )
-from pgvector_pipeline.testing.langchain_tables import (
-    LANGCHAIN_COMMUNITY,
-    create_langchain_tables,
-    insert_sample_store,
-)
-from tests.stores import (
-    LANGCHAIN_POSTGRES,
-    TRICKY_DOCUMENTS,
-    TRICKY_METADATA,
-    make_store,
-)
+from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
+from tests.stores import TRICKY_DOCUMENTS, TRICKY_METADATA, make_store
 
 TS = "20261123_121700"
+
+
+def read_csv_rows(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
 def csv_bytes_from_copy(dsn: str, table: str, columns: list[str]) -> bytes:
     sink = io.BytesIO()
 
@@ -56,7 +55,7 @@ def test_round_trip_of_tricky_data_matches_copy_and_manifest(empty_db, backup_ro
         assert data == csv_bytes_from_copy(store_db, table.table, columns)
         assert hashlib.sha256(data).hexdigest() == manifest["tables"][table.table]["sha256"] == table.sha256
         assert len(data) == manifest["tables"][table.table]["bytes"]
-    rows = list(csv.DictReader(open(result.table("langchain_pg_embedding").path, newline="", encoding="utf-8")))
+    rows = read_csv_rows(result.table("langchain_pg_embedding").path)
     by_id = {row["id"]: row for row in rows}
     for i, document in enumerate(TRICKY_DOCUMENTS):
         assert by_id[f"e{i}"]["document"] == ("" if document is None else document)
@@ -93,7 +92,10 @@ def test_fixed_dimension_and_community_layout(empty_db, backup_root):
 
 
 def test_snapshot_is_consistent_while_a_writer_inserts(store_db, backup_root):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=200, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=200, dimension=8),
+    )
 
     def write_collection_with_embeddings(n: int) -> None:
         def work(cur):
@@ -121,8 +123,8 @@ def test_snapshot_is_consistent_while_a_writer_inserts(store_db, backup_root):
     result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, log=log)
 
     assert log.writes == 3
-    collections = list(csv.DictReader(open(result.table("langchain_pg_collection").path, newline="")))
-    embeddings = list(csv.DictReader(open(result.table("langchain_pg_embedding").path, newline="")))
+    collections = read_csv_rows(result.table("langchain_pg_collection").path)
+    embeddings = read_csv_rows(result.table("langchain_pg_embedding").path)
     collection_ids = {row["uuid"] for row in collections}
     assert all(row["collection_id"] in collection_ids for row in embeddings)
     assert len(collections) == result.table("langchain_pg_collection").rows == 2
@@ -145,7 +147,10 @@ class TerminatingWriter(StreamingFileWriter):
 def test_backend_terminated_mid_copy_leaves_no_set_and_no_change(
     store_db, admin_dsn, backup_root, monkeypatch, truncate_after_backup
 ):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=500, dimension=16))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=500, dimension=16),
+    )
     before = query(store_db, "SELECT id, document FROM langchain_pg_embedding ORDER BY id")
     TerminatingWriter.admin_dsn = admin_dsn
     monkeypatch.setattr(backup_set, "StreamingFileWriter", TerminatingWriter)
@@ -162,7 +167,10 @@ def test_backend_terminated_mid_copy_leaves_no_set_and_no_change(
 
 
 def test_truncate_after_backup_empties_only_embeddings(store_db, backup_root):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=10, dimension=4))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=10, dimension=4),
+    )
 
     result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True)
 

@@ -17,7 +17,10 @@ STARTS = 4
 
 
 def test_backups_started_at_once_claim_distinct_complete_sets(store_db, backup_root):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=300, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=300, dimension=8),
+    )
     barrier = threading.Barrier(STARTS)
     results, errors = [], []
 

@@ -22,7 +22,10 @@ def test_every_job_and_op_name_of_the_contract_exists():
         assert job.name == job_name and job.graph.has_node_named(op_name)
     assert defs.resolve_job_def(contract.INVENTORY_JOB).name == contract.INVENTORY_JOB
     assert defs.resolve_assets_def(dg.AssetKey(contract.INVENTORY_ASSET)) is not None
-    assert (task_partitions.name, timestamp_partitions.name) == (contract.TASK_PARTITIONS, contract.TIMESTAMP_PARTITIONS)
+    assert (task_partitions.name, timestamp_partitions.name) == (
+        contract.TASK_PARTITIONS,
+        contract.TIMESTAMP_PARTITIONS,
+    )
 
 
 def test_python_names_of_jobs_equal_their_dagster_names():

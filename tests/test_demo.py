@@ -25,8 +25,20 @@ def demo_state(tmp_path):
 def run_demo(state: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PGVECTOR_DSN", "PGVECTOR_BACKUP_ROOT", "DAGSTER_HOME")}
     completed = subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.testing.demo", "--state-dir", str(state), "--env-file", str(state / "demo.env")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pgvector_pipeline.testing.demo",
+            "--state-dir",
+            str(state),
+            "--env-file",
+            str(state / "demo.env"),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed.stdout

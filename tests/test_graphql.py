@@ -15,7 +15,10 @@ from tests.webserver import running_webserver
 
 @pytest.fixture
 def webserver(store_db, backup_root, tmp_path):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8),
+    )
     with running_webserver(tmp_path, {"PGVECTOR_DSN": store_db, "PGVECTOR_BACKUP_ROOT": str(backup_root)}) as port:
         yield port
 
@@ -48,7 +51,9 @@ def test_backups_launched_together_get_distinct_complete_sets(webserver, backup_
     sets = {client.backup_set_of_run(run.run_id) for run in launched}
     assert len(sets) == 3
     listed = {f"{s['task_id']}|{s['timestamp']}": s for s in client.list_backup_sets(refresh=True)}
-    assert set(listed) == sets and all(s["status"] == "complete" and s["embedding_rows"] == 200 for s in listed.values())
+    assert set(listed) == sets and all(
+        s["status"] == "complete" and s["embedding_rows"] == 200 for s in listed.values()
+    )
 
 
 def test_a_named_set_launched_twice_fails_the_second_time_plainly(webserver, backup_root):

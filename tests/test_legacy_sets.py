@@ -59,7 +59,7 @@ def test_repairing_stream_refuses_what_is_neither_json_nor_a_literal():
 
 def fill_awkward(cur, layout: str) -> None:
     create_langchain_tables(cur, "public", layout)
-    for c, name in enumerate(["plain", *AWKWARD[:4]]):
+    for name in ["plain", *AWKWARD[:4]]:
         cur.execute(
             "INSERT INTO langchain_pg_collection (uuid, name, cmetadata) VALUES (gen_random_uuid(), %s, %s)",
             (name, json.dumps({"name": name})),
@@ -117,6 +117,13 @@ def test_a_legacy_set_with_empty_documents_restores_no_null_document(store_db, b
     execute(store_db, fill)
     write_legacy_set(store_db, backup_root / "vector_bak", TS)
     restore_backup_set(
-        store_db, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True, allow_legacy=True
+        store_db,
+        "public",
+        locate_backup_set(backup_root, timestamp=TS),
+        truncate_before_restore=True,
+        allow_legacy=True,
     )
-    assert query(store_db, "SELECT count(*) FILTER (WHERE document IS NULL), count(*) FILTER (WHERE document = '') FROM langchain_pg_embedding") == [(0, 3)]
+    assert query(
+        store_db,
+        "SELECT count(*) FILTER (WHERE document IS NULL), count(*) FILTER (WHERE document = '') FROM langchain_pg_embedding",
+    ) == [(0, 3)]

@@ -10,7 +10,7 @@ from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import RESTORE_JOB, TRUNCATE_JOB
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.partitions import (
     backup_partition_key,
     task_partitions,
@@ -23,7 +23,7 @@ from pgvector_pipeline.store.layout import csv_name
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.testing.db import execute, query
 from tests.helpers import DSN_ENV, resources_config, run_backup
-from tests.stores import LANGCHAIN_POSTGRES, make_store
+from tests.stores import make_store
 
 LEGACY_FIXTURE = Path(__file__).parent / "fixtures" / "legacy_root" / "task_legacy"
 LEGACY_TS = "20250101_120000"
@@ -60,27 +60,49 @@ def test_listing_complete_incomplete_filters_and_order(backup_root):
 
 def test_listing_reads_rows_from_manifests(store_db, backup_root, instance, monkeypatch):
     monkeypatch.setenv(DSN_ENV, store_db)
+    make_store(store_db, LANGCHAIN_POSTGRES, create_tables=False)
     make_store_rows = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
+    assert make_store_rows == 8
     assert run_backup(instance, backup_root, "global", "20261123_121700").success
     shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
 
     new, legacy = list_backup_sets(backup_root)
 
-    assert (new.task, new.has_manifest, new.has_log, new.rows(EMBEDDING_TABLE)) == ("global", True, True, make_store_rows)
-    assert (legacy.task, legacy.has_manifest, legacy.has_log, legacy.rows(EMBEDDING_TABLE)) == ("task_legacy", False, True, None)
-    assert legacy.complete and legacy.sizes[EMBEDDING_TABLE] == (LEGACY_FIXTURE / "vector_bak" / csv_name(EMBEDDING_TABLE, LEGACY_TS)).stat().st_size
+    assert (new.task, new.has_manifest, new.has_log, new.rows(EMBEDDING_TABLE)) == (
+        "global",
+        True,
+        True,
+        make_store_rows,
+    )
+    assert (legacy.task, legacy.has_manifest, legacy.has_log, legacy.rows(EMBEDDING_TABLE)) == (
+        "task_legacy",
+        False,
+        True,
+        None,
+    )
+    assert (
+        legacy.complete
+        and legacy.sizes[EMBEDDING_TABLE]
+        == (LEGACY_FIXTURE / "vector_bak" / csv_name(EMBEDDING_TABLE, LEGACY_TS)).stat().st_size
+    )
 
 
 def test_listing_thousands_of_sets(backup_root):
+    made = []
     for task in range(20):
         for n in range(100):
-            touch_set(backup_root / f"task_{task}" / "vector_bak", f"2026{1 + n // 28:02d}{1 + n % 28:02d}_{task:02d}0000")
+            timestamp = f"2026{1 + n // 28:02d}{1 + n % 28:02d}_{task:02d}0000"
+            touch_set(backup_root / f"task_{task}" / "vector_bak", timestamp)
+            made.append((timestamp, f"task_{task}"))
     sets = list_backup_sets(backup_root)
-    assert len(sets) == 2000 and all(s.complete for s in sets)
-    assert sets[0].timestamp >= sets[-1].timestamp
+    # Every set, each once, newest first (ties by task, descending), all complete.
+    assert [(s.timestamp, s.task) for s in sets] == sorted(made, reverse=True)
+    assert all(s.status == "legacy" and s.complete for s in sets)
 
 
-def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(instance, empty_db, backup_root, monkeypatch):
+def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(
+    instance, empty_db, backup_root, monkeypatch
+):
     make_store(empty_db, LANGCHAIN_POSTGRES)
     execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding, langchain_pg_collection"))
     monkeypatch.setenv(DSN_ENV, empty_db)
@@ -129,7 +151,10 @@ def test_restore_job_by_config_reports_metadata_and_clear_errors(instance, store
         )
 
     result = restore(
-        backup_path="task_legacy/vector_bak", timestamp=LEGACY_TS, tables=[COLLECTION_TABLE, EMBEDDING_TABLE], allow_legacy=True
+        backup_path="task_legacy/vector_bak",
+        timestamp=LEGACY_TS,
+        tables=[COLLECTION_TABLE, EMBEDDING_TABLE],
+        allow_legacy=True,
     )
     assert result.success
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
@@ -143,7 +168,11 @@ def test_restore_job_by_config_reports_metadata_and_clear_errors(instance, store
         ({"backup_path": "../elsewhere", "timestamp": LEGACY_TS}, "INVALID_PARAMS", "'..'"),
         ({"task_id": "task_legacy", "timestamp": "20250101_999999"}, "INVALID_PARAMS", "Timestamp"),
         ({"task_id": "task_legacy", "timestamp": "20250102_120000"}, "RESOURCE_NOT_FOUND", "No backup set"),
-        ({"task_id": "task_legacy", "timestamp": LEGACY_TS, "tables": ["langchain_pg_foo"]}, "INVALID_PARAMS", "langchain_pg_foo"),
+        (
+            {"task_id": "task_legacy", "timestamp": LEGACY_TS, "tables": ["langchain_pg_foo"]},
+            "INVALID_PARAMS",
+            "langchain_pg_foo",
+        ),
         ({"task_id": "task_legacy", "timestamp": LEGACY_TS}, "DATA_ERROR", "has no manifest"),
         ({"task_id": "task_legacy", "timestamp": LEGACY_TS, "allow_legacy": True}, "DATA_ERROR", "duplicate key"),
     ]:
@@ -177,7 +206,9 @@ def test_truncate_job(instance, store_db, monkeypatch):
 
     result = truncate(None)
     assert result.success
-    assert query(store_db, "SELECT (SELECT count(*) FROM langchain_pg_embedding), (SELECT count(*) FROM langchain_pg_collection)") == [(0, 1)]
+    assert query(
+        store_db, "SELECT (SELECT count(*) FROM langchain_pg_embedding), (SELECT count(*) FROM langchain_pg_collection)"
+    ) == [(0, 1)]
     result = truncate({"tables": [EMBEDDING_TABLE, COLLECTION_TABLE]})
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     assert output.event_specific_data.metadata[f"{COLLECTION_TABLE}.rows_before"].value == 1

@@ -15,7 +15,7 @@ from pgvector_pipeline.errors import (
     InvalidParams,
     ResourceNotFound,
 )
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.maintenance import truncate_store
 from pgvector_pipeline.restore import restore_backup_set
@@ -26,12 +26,7 @@ from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.legacy_format import write_legacy_set
-from tests.stores import (
-    LANGCHAIN_COMMUNITY,
-    LANGCHAIN_POSTGRES,
-    TRICKY_METADATA,
-    make_store,
-)
+from tests.stores import TRICKY_METADATA, make_store
 
 TS = "20261123_121700"
 FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "legacy_root"
@@ -99,8 +94,12 @@ def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(p
     from pgvector_pipeline.testing.embedded import ensure_database
 
     make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
-    execute(empty_db, lambda cur: cur.execute(
-        "CREATE INDEX embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)"))
+    execute(
+        empty_db,
+        lambda cur: cur.execute(
+            "CREATE INDEX embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)"
+        ),
+    )
     original = contents(empty_db)
     backup_set = backed_up(empty_db, backup_root)
     target = ensure_database(pg_server, "migration_target")
@@ -114,7 +113,11 @@ def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(p
     indexes = dict(query(target, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", (EMBEDDING_TABLE,)))
     assert "USING hnsw (embedding vector_cosine_ops)" in indexes["embedding_hnsw"]
     assert "ix_cmetadata_gin" in indexes and "langchain_pg_embedding_pkey" in indexes
-    assert query(target, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'", (EMBEDDING_TABLE,)) == [("vector(3)",)]
+    assert query(
+        target,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'",
+        (EMBEDDING_TABLE,),
+    ) == [("vector(3)",)]
     nearest = query(target, "SELECT id FROM langchain_pg_embedding ORDER BY embedding <=> '[1,0.5,-1.25]' LIMIT 1")
     assert nearest == [("e1",)]
 
@@ -123,8 +126,12 @@ def test_create_missing_builds_indexes_of_tables_it_creates_but_does_not_load(pg
     from pgvector_pipeline.testing.embedded import ensure_database
 
     make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
-    execute(empty_db, lambda cur: cur.execute(
-        "CREATE INDEX embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)"))
+    execute(
+        empty_db,
+        lambda cur: cur.execute(
+            "CREATE INDEX embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)"
+        ),
+    )
     backup_set = backed_up(empty_db, backup_root)
     target = ensure_database(pg_server, "collections_only_target")
 
@@ -132,7 +139,9 @@ def test_create_missing_builds_indexes_of_tables_it_creates_but_does_not_load(pg
 
     assert result.created == ["extension vector", COLLECTION_TABLE, EMBEDDING_TABLE]
     assert [s.table for s in result.tables] == [COLLECTION_TABLE]
-    indexes = {row[0] for row in query(target, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (EMBEDDING_TABLE,))}
+    indexes = {
+        row[0] for row in query(target, "SELECT indexname FROM pg_indexes WHERE tablename = %s", (EMBEDDING_TABLE,))
+    }
     assert {"embedding_hnsw", "ix_cmetadata_gin", "langchain_pg_embedding_pkey"} <= indexes
     assert query(target, "SELECT count(*) FROM langchain_pg_embedding") == [(0,)]
 
@@ -156,7 +165,10 @@ def test_verify_only_changes_nothing(empty_db, backup_root):
 def restorable(empty_db, backup_root):
     """A store, its backup set, and the store's contents (the state every failed restore must keep)."""
     make_store(empty_db, LANGCHAIN_POSTGRES)
-    execute(empty_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=3000, dimension=32))
+    execute(
+        empty_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=3000, dimension=32),
+    )
     return empty_db, backed_up(empty_db, backup_root), contents(empty_db)
 
 
@@ -261,7 +273,9 @@ def test_backend_terminated_mid_copy_rolls_back(restorable, admin_dsn, monkeypat
         load = original_load(backup_set, table)
         if table != EMBEDDING_TABLE:
             return load
-        return restore_module.TableLoad(load.table, load.columns, lambda: TerminatingFile(backup_set.files[table]), load.expected_rows)
+        return restore_module.TableLoad(
+            load.table, load.columns, lambda: TerminatingFile(backup_set.files[table]), load.expected_rows
+        )
 
     monkeypatch.setattr(restore_module, "_table_load", load_with_fault)
     with pytest.raises(DatabaseError) as failure:
@@ -279,10 +293,19 @@ def test_paths_task_ids_and_timestamps_are_checked_before_reading(backup_root, t
     (outside / f"langchain_pg_collection_{TS}.csv").write_text("uuid,name,cmetadata\n")
     (backup_root / "escape").symlink_to(outside.parent)
     (backup_root / "vector_bak").mkdir()
-    (backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").symlink_to(outside / f"langchain_pg_collection_{TS}.csv")
+    (backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").symlink_to(
+        outside / f"langchain_pg_collection_{TS}.csv"
+    )
     (backup_root / "vector_bak" / f"langchain_pg_collection_{TS}.csv").write_text("uuid,name,cmetadata\n")
 
-    for backup_path in ["../outside/vector_bak", "vector_bak/../../outside", str(outside), "/etc", "escape/vector_bak", "escape"]:
+    for backup_path in [
+        "../outside/vector_bak",
+        "vector_bak/../../outside",
+        str(outside),
+        "/etc",
+        "escape/vector_bak",
+        "escape",
+    ]:
         with pytest.raises(InvalidParams):
             locate_backup_set(backup_root, backup_path=backup_path, timestamp=TS)
     with pytest.raises(InvalidParams, match="outside the backup root"):
@@ -337,7 +360,10 @@ def test_shipped_legacy_fixture_restores(store_db):
     assert [s.rows_restored for s in result.tables] == [2, 8]
     metadata = dict(query(store_db, "SELECT id, cmetadata FROM langchain_pg_embedding"))
     assert metadata["e0"] == {**TRICKY_METADATA, "i": 0}
-    assert query(store_db, "SELECT cmetadata::text FROM langchain_pg_collection WHERE name = 'tricky'")[0][0] == '{"lang": "zh", "note": "it\'s \\"quoted\\""}'
+    assert (
+        query(store_db, "SELECT cmetadata::text FROM langchain_pg_collection WHERE name = 'tricky'")[0][0]
+        == '{"lang": "zh", "note": "it\'s \\"quoted\\""}'
+    )
 
 
 def test_legacy_set_cannot_create_missing_tables(empty_db):
@@ -374,8 +400,11 @@ def test_target_with_an_extra_column_is_refused_with_a_way_forward_then_filled(
         result = defs.resolve_job_def("vector_restore_job").execute_in_process(
             instance=instance,
             run_config={
-                "ops": {"restore_vector_backup": {"config": {
-                    "timestamp": TS, "truncate_before_restore": True, "fill_extra_columns": True}}},
+                "ops": {
+                    "restore_vector_backup": {
+                        "config": {"timestamp": TS, "truncate_before_restore": True, "fill_extra_columns": True}
+                    }
+                },
                 "resources": {
                     "pgvector": {"config": {"dsn": {"env": "PGVECTOR_EXTRA_COLUMN_DSN"}}},
                     "backup_store": {"config": {"root": str(backup_root)}},
@@ -392,6 +421,11 @@ def test_target_with_an_extra_column_is_refused_with_a_way_forward_then_filled(
 def test_an_extra_not_null_column_without_default_cannot_be_filled(empty_db, backup_root):
     make_store(empty_db, LANGCHAIN_POSTGRES)
     backup_set = backed_up(empty_db, backup_root)
-    execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding; ALTER TABLE langchain_pg_embedding ADD COLUMN must text NOT NULL"))
+    execute(
+        empty_db,
+        lambda cur: cur.execute(
+            "TRUNCATE langchain_pg_embedding; ALTER TABLE langchain_pg_embedding ADD COLUMN must text NOT NULL"
+        ),
+    )
     with pytest.raises(DataError, match="must cannot be filled: give it a default"):
         restore_backup_set(empty_db, "public", backup_set, tables=[EMBEDDING_TABLE], fill_extra_columns=True)

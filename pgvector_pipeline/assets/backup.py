@@ -20,6 +20,8 @@ CONNECTION_RETRIES = 3
 
 
 class BackupConfig(dg.Config):
+    """Run config of vector_store_backup (vector_backup_job)."""
+
     truncate_after_backup: bool = Field(
         default=False,
         description=(
@@ -78,6 +80,7 @@ def vector_store_backup(
 
 
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
+    """Materialization metadata of one table of a backup result, in the order the UI shows it."""
     metadata = set_file_metadata(
         path=table.path,
         rows=table.rows,

@@ -12,14 +12,25 @@ from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets
 
 INVENTORY = dg.AssetKey(INVENTORY_ASSET)
 INVENTORY_COLUMNS = [
-    "task_id", "timestamp", "status", "complete", "has_manifest", "has_log",
-    "collection_rows", "embedding_rows", "collection_bytes", "embedding_bytes", "size", "location",
+    "task_id",
+    "timestamp",
+    "status",
+    "complete",
+    "has_manifest",
+    "has_log",
+    "collection_rows",
+    "embedding_rows",
+    "collection_bytes",
+    "embedding_bytes",
+    "size",
+    "location",
 ]
 # The metadata table (UI and GraphQL) holds the newest sets; the DataFrame holds them all.
 UI_TABLE_ROWS = 1000
 
 
 def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
+    """The inventory's DataFrame: one row per set, newest first."""
     return pd.DataFrame(
         [
             {
@@ -53,6 +64,7 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
     ),
 )
 def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.DataFrame]:
+    """Every backup set on disk as a DataFrame, with a table of the newest sets for the UI and GraphQL."""
     frame = inventory_frame(list_backup_sets(backup_store.root_path))
     records = [
         dg.TableRecord({k: (None if pd.isna(v) else v) for k, v in row.items()})
@@ -60,7 +72,14 @@ def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.D
     ]
     schema = dg.TableSchema(
         columns=[
-            dg.TableColumn(c, "bool" if c in ("complete", "has_manifest", "has_log") else "int" if c.endswith(("_rows", "_bytes")) else "string")
+            dg.TableColumn(
+                c,
+                "bool"
+                if c in ("complete", "has_manifest", "has_log")
+                else "int"
+                if c.endswith(("_rows", "_bytes"))
+                else "string",
+            )
             for c in INVENTORY_COLUMNS
         ]
     )

@@ -2,6 +2,7 @@
 disk), and per-table statistics of restores and truncates."""
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -18,7 +19,8 @@ def set_file_metadata(
     manifest_path: Path | None,
 ) -> dict:
     # Insertion order is display order: what a person checks first comes first.
-    metadata = {"dagster/row_count": rows} if rows is not None else {}
+    """Metadata of one backup CSV: rows, size, path, checksum, manifest and columns."""
+    metadata: dict[str, Any] = {"dagster/row_count": rows} if rows is not None else {}
     metadata.update({"size": human_size(size_bytes), "path": dg.MetadataValue.path(str(path))})
     if sha256:
         metadata["sha256"] = sha256
@@ -30,7 +32,9 @@ def set_file_metadata(
         }
     )
     if columns:
-        metadata["dagster/column_schema"] = dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in columns])
+        metadata["dagster/column_schema"] = dg.TableSchema(
+            columns=[dg.TableColumn(name, type_) for name, type_ in columns]
+        )
     return metadata
 
 

@@ -17,6 +17,8 @@ from pgvector_pipeline.store.layout import task_key
 
 
 class BackupRequestConfig(dg.Config):
+    """Run config of request_vector_backup."""
+
     task_id: str = Field(
         default="",
         description=(
@@ -46,6 +48,7 @@ def request_vector_backup(
     pgvector: PgVectorResource,
     backup_store: BackupStoreResource,
 ):
+    """Claim a new set, register its partition, back up, and record both assets' materializations."""
     claimed: list[dg.MultiPartitionKey] = []
 
     def register(timestamp: str) -> None:
@@ -70,7 +73,9 @@ def request_vector_backup(
         yield dg.AssetMaterialization(
             asset_key=ASSET_BY_TABLE[table.table], partition=str(claimed[-1]), metadata=backup_metadata(result, table)
         )
-    yield dg.Output(None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(str(result.directory))})
+    yield dg.Output(
+        None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(str(result.directory))}
+    )
 
 
 @dg.job(
@@ -81,4 +86,5 @@ def request_vector_backup(
     ),
 )
 def request_vector_backup_job():
+    """Back up now into a set this run claims."""
     request_vector_backup()

@@ -1,5 +1,7 @@
 """vector_restore_job: verify a backup set, then load it in one transaction (all or nothing)."""
 
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
@@ -15,12 +17,16 @@ from pgvector_pipeline.store.listing import locate_backup_set
 
 
 class RestoreConfig(dg.Config):
+    """Run config of restore_vector_backup: which set, which tables, and how."""
+
     task_id: str = Field(
         default="",
         description="Set to restore, for sets Dagster has not seen: its task id ('global' for {root}/vector_bak/). "
         "Leave empty when launching for a partition.",
     )
-    timestamp: str = Field(default="", description="Set to restore: its timestamp YYYYMMDD_HHMMSS. Empty: use the partition.")
+    timestamp: str = Field(
+        default="", description="Set to restore: its timestamp YYYYMMDD_HHMMSS. Empty: use the partition."
+    )
     backup_path: str = Field(
         default="",
         description="Instead of task_id: the set's directory relative to the backup root (e.g. 'task_7/vector_bak'); "
@@ -58,6 +64,7 @@ class RestoreConfig(dg.Config):
 def restore_vector_backup(
     context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
 ):
+    """Locate the set (partition or config), verify it, and restore it in one transaction."""
     with failures_reported():
         if config.timestamp or config.backup_path:
             task, timestamp = (config.task_id or GLOBAL_TASK_KEY), config.timestamp
@@ -68,7 +75,9 @@ def restore_vector_backup(
         backup_set = locate_backup_set(
             backup_store.root_path, task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
-        context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.directory} into {pgvector.redacted_dsn}.")
+        context.log.info(
+            f"Restoring set {backup_set.timestamp} of {backup_set.directory} into {pgvector.redacted_dsn}."
+        )
         result = pgvector.restore(
             backup_set,
             tables=check_restore_tables(config.tables),
@@ -79,7 +88,7 @@ def restore_vector_backup(
             fill_extra_columns=config.fill_extra_columns,
             log=context.log,
         )
-    metadata = {
+    metadata: dict[str, Any] = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
         "backup_dir": dg.MetadataValue.path(str(backup_set.directory)),
         "target": result.target,
@@ -101,4 +110,5 @@ def restore_vector_backup(
     description="Restore a backup set (pick its partition, or name it in config) into the database of the pgvector resource.",
 )
 def vector_restore_job():
+    """Restore one backup set into the pgvector resource's database."""
     restore_vector_backup()

@@ -11,6 +11,8 @@ from pgvector_pipeline.resources import PgVectorResource
 
 
 class TruncateConfig(dg.Config):
+    """Run config of truncate_vector_tables."""
+
     tables: list[str] = Field(
         default=[EMBEDDING_TABLE],
         description="Tables to truncate: langchain_pg_embedding (default), or both tables (one statement).",
@@ -19,6 +21,7 @@ class TruncateConfig(dg.Config):
 
 @dg.op(out=dg.Out(dg.Nothing), description="Truncate LangChain tables and report rows before and after.")
 def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource):
+    """Truncate the tables in one statement and report rows before and after."""
     with failures_reported():
         stats = pgvector.truncate(config.tables, context.log)
     for s in stats:
@@ -35,4 +38,5 @@ def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfi
 
 @dg.job(name=TRUNCATE_JOB, description="Truncate langchain_pg_embedding (or both tables) without a backup.")
 def vector_truncate_job():
+    """Truncate langchain_pg_embedding (or both tables) without a backup."""
     truncate_vector_tables()

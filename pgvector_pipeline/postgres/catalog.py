@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg2 import sql
 
@@ -18,6 +19,8 @@ _FIXED_DIMENSION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsev
 
 @dataclass(frozen=True)
 class Column:
+    """One column of a table as the catalog describes it."""
+
     name: str
     type: str
     not_null: bool
@@ -30,6 +33,8 @@ class Column:
 
 @dataclass(frozen=True)
 class TableDescription:
+    """A table's columns and the DDL to recreate it and its non-constraint indexes."""
+
     name: str
     columns: tuple[Column, ...]
     create_table: str
@@ -55,7 +60,16 @@ def qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
+def single_value(cur) -> Any:
+    """The one value of the one row a query returned."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row[0]
+
+
 def table_oid(cur, schema: str, table: str) -> int | None:
+    """The table's oid, or None when `schema.table` does not exist."""
     cur.execute(
         "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
@@ -99,7 +113,7 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
     index_rows = [row[0] for row in cur.fetchall()]
     # pg_get_indexdef always qualifies the table; drop the schema so the DDL fits any target schema.
     cur.execute("SELECT ' ON ' || quote_ident(%s) || '.' || quote_ident(%s) || ' USING '", (schema, table))
-    qualified_on = cur.fetchone()[0]
+    qualified_on = single_value(cur)
     unqualified_on = " ON " + sql.Identifier(table).as_string(cur) + " USING "
     indexes = tuple(definition.replace(qualified_on, unqualified_on, 1) for definition in index_rows)
 
@@ -113,9 +127,11 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
         definitions.append(sql.SQL(" ").join(parts))
     for name, definition in constraint_rows:
         definitions.append(sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(name), sql.SQL(definition)))
-    create_table = sql.SQL("CREATE TABLE {} (\n    {}\n)").format(
-        sql.Identifier(table), sql.SQL(",\n    ").join(definitions)
-    ).as_string(cur)
+    create_table = (
+        sql.SQL("CREATE TABLE {} (\n    {}\n)")
+        .format(sql.Identifier(table), sql.SQL(",\n    ").join(definitions))
+        .as_string(cur)
+    )
 
     columns = tuple(
         Column(name, type_sql, not_null, default is not None) for name, type_sql, not_null, default in column_rows
@@ -124,15 +140,16 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
 
 
 def extension_version(cur, name: str = "vector") -> str | None:
+    """The installed version of the extension, or None."""
     cur.execute("SELECT extversion FROM pg_extension WHERE extname = %s", (name,))
     row = cur.fetchone()
     return row[0] if row else None
 
 
 def extension_schema(cur, name: str = "vector") -> str | None:
+    """The schema the extension lives in, or None when it is not installed."""
     cur.execute(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-        "WHERE e.extname = %s",
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = %s",
         (name,),
     )
     row = cur.fetchone()
@@ -140,8 +157,9 @@ def extension_schema(cur, name: str = "vector") -> str | None:
 
 
 def server_version(cur) -> str:
+    """The server's version string (SHOW server_version)."""
     cur.execute("SHOW server_version")
-    return cur.fetchone()[0]
+    return single_value(cur)
 
 
 def set_local_search_path(cur, *schemas: str) -> None:

@@ -12,6 +12,7 @@ import psycopg2
 import psycopg2.extensions
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DatabaseError, PipelineError
+from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.connection import (
     classify_error,
     connect,
@@ -41,7 +42,7 @@ def commit_confirmed(
         with conn.cursor() as cur:
             # Assigns an xid if the transaction has none yet, so its fate can be looked up later.
             cur.execute("SELECT pg_current_xact_id()::text")
-            xid = cur.fetchone()[0]
+            xid = catalog.single_value(cur)
     except psycopg2.Error as exc:
         raise classify_error(exc, doing, conn) from exc
     try:
@@ -85,7 +86,7 @@ def _transaction_status(dsn: str, xid: str) -> tuple[str | None, str]:
         try:
             with conn, conn.cursor() as cur:
                 cur.execute("SELECT pg_xact_status(%s::xid8)", (xid,))
-                status = cur.fetchone()[0]
+                status = catalog.single_value(cur)
         except psycopg2.Error as exc:
             reason = f"asking the server failed: {str(exc).strip()}"
             continue

@@ -78,6 +78,7 @@ def redact_dsn(dsn: str) -> str:
 
 
 def connect(dsn: str) -> psycopg2.extensions.connection:
+    """A new connection for `dsn`; InvalidParams or a classified DatabaseError, never the driver's message with a password."""
     if not dsn:
         raise InvalidParams(
             "No database connection string was given. Set PGVECTOR_DSN (for example "

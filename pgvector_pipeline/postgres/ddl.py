@@ -7,6 +7,8 @@ in indexes. Anything else (a second statement, a function call, a subquery, anot
 What is executed is the statement re-printed from the checked parse tree, never the file's text.
 """
 
+from typing import NoReturn
+
 from pglast import ast, parse_sql
 from pglast.enums import ConstrType
 from pglast.parser import ParseError
@@ -20,21 +22,40 @@ INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hn
 # Operators allowed in index expressions and partial-index predicates (jsonb, comparison).
 SAFE_OPERATORS = frozenset({"=", "<>", "<", ">", "<=", ">=", "->", "->>", "#>", "#>>", "@>", "<@", "?", "?|", "?&"})
 # Functions a column default may call: they take no arguments and read nothing.
-SAFE_DEFAULT_FUNCTIONS = frozenset({"now", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "statement_timestamp"})
-_COLUMN_CONSTRAINTS = {ConstrType.CONSTR_NULL, ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_DEFAULT,
-                       ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE}
+SAFE_DEFAULT_FUNCTIONS = frozenset(
+    {"now", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "statement_timestamp"}
+)
+_COLUMN_CONSTRAINTS = {
+    ConstrType.CONSTR_NULL,
+    ConstrType.CONSTR_NOTNULL,
+    ConstrType.CONSTR_DEFAULT,
+    ConstrType.CONSTR_PRIMARY,
+    ConstrType.CONSTR_UNIQUE,
+}
 _TABLE_CONSTRAINTS = {ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_FOREIGN}
 
 
 class UnsafeDDL(DataError):
+    """Manifest DDL that restore refuses to execute."""
+
     pass
 
 
 def checked_create_table(statement: str, table: str) -> str:
     """The CREATE TABLE of `table` (unqualified), re-printed from its checked parse tree."""
     stmt = _single_statement(statement, ast.CreateStmt, f"CREATE TABLE {table}")
+    if stmt.relation is None:
+        _refuse(statement, "it names no table")
     _check_relation(stmt.relation, table, statement)
-    for attribute in ("inhRelations", "partbound", "partspec", "ofTypename", "options", "tablespacename", "accessMethod"):
+    for attribute in (
+        "inhRelations",
+        "partbound",
+        "partspec",
+        "ofTypename",
+        "options",
+        "tablespacename",
+        "accessMethod",
+    ):
         if getattr(stmt, attribute, None):
             _refuse(statement, f"it uses {attribute}, which a LangChain table never has")
     if stmt.relation.relpersistence != "p":
@@ -52,6 +73,8 @@ def checked_create_table(statement: str, table: str) -> str:
 def checked_create_index(statement: str, table: str) -> str:
     """A CREATE INDEX on `table` (unqualified), re-printed from its checked parse tree."""
     stmt = _single_statement(statement, ast.IndexStmt, f"CREATE INDEX on {table}")
+    if stmt.relation is None:
+        _refuse(statement, "it names no table")
     _check_relation(stmt.relation, table, statement)
     if stmt.concurrent:
         _refuse(statement, "CONCURRENTLY cannot run inside the restore transaction")
@@ -97,14 +120,23 @@ def _check_column(column: ast.ColumnDef, statement: str) -> None:
     for typmod in column.typeName.typmods or ():
         if not isinstance(typmod, ast.A_Const):
             _refuse(statement, f"column {column.colname!r} has a computed type modifier")
-    for attribute in ("raw_default", "cooked_default", "identity", "identitySequence", "generated", "fdwoptions", "compression", "storage_name"):
+    for attribute in (
+        "raw_default",
+        "cooked_default",
+        "identity",
+        "identitySequence",
+        "generated",
+        "fdwoptions",
+        "compression",
+        "storage_name",
+    ):
         if getattr(column, attribute, None) not in (None, "", "\x00", ()):
             _refuse(statement, f"column {column.colname!r} uses {attribute}")
     for constraint in column.constraints or ():
         if constraint.contype not in _COLUMN_CONSTRAINTS:
             _refuse(statement, f"column {column.colname!r} has a {constraint.contype.name} constraint")
         if constraint.contype == ConstrType.CONSTR_DEFAULT:
-            _check_default(constraint.raw_expr, column.colname, statement)
+            _check_default(constraint.raw_expr, column.colname or "", statement)
         _check_constraint(constraint, statement)
 
 
@@ -112,6 +144,8 @@ def _check_constraint(constraint: ast.Constraint, statement: str) -> None:
     if constraint.indexspace or constraint.options:
         _refuse(statement, "a constraint names a tablespace or storage options")
     if constraint.contype == ConstrType.CONSTR_FOREIGN:
+        if constraint.pktable is None:
+            _refuse(statement, "a foreign key names no table")
         _check_relation(constraint.pktable, COLLECTION_TABLE, statement)
 
 
@@ -121,7 +155,7 @@ def _check_default(expression, column: str, statement: str) -> None:
     if isinstance(expression, (ast.A_Const, ast.SQLValueFunction)):
         return
     if isinstance(expression, ast.FuncCall) and not expression.args:
-        names = [name.sval for name in expression.funcname]
+        names = [name.sval for name in expression.funcname or ()]
         if names[-1] in SAFE_DEFAULT_FUNCTIONS and names[:-1] in ([], ["pg_catalog"], ["public"]):
             return
     _refuse(statement, f"the default of column {column!r} is an expression restore does not execute")
@@ -136,11 +170,11 @@ def _check_expression(expression, statement: str) -> None:
     if isinstance(expression, ast.NullTest):
         return _check_expression(expression.arg, statement)
     if isinstance(expression, ast.BoolExpr):
-        for argument in expression.args:
+        for argument in expression.args or ():
             _check_expression(argument, statement)
         return
     if isinstance(expression, ast.A_Expr):
-        names = [name.sval for name in expression.name]
+        names = [name.sval for name in expression.name or ()]
         if len(names) == 1 and names[0] in SAFE_OPERATORS:
             for side in (expression.lexpr, expression.rexpr):
                 if side is not None:
@@ -155,7 +189,7 @@ def _check_option(option: ast.DefElem, statement: str) -> None:
         _refuse(statement, f"storage option {option.defname!r} is not a plain value")
 
 
-def _refuse(statement: str, why: str):
+def _refuse(statement: str, why: str) -> NoReturn:
     shown = statement if len(statement) <= 300 else statement[:300] + "…"
     raise UnsafeDDL(
         f"The manifest's DDL was refused because {why}: {shown!r}. Restore executes only one CREATE TABLE "

@@ -11,13 +11,15 @@ from psycopg2 import sql
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.postgres.catalog import qualified, table_oid
+from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error, connect
 
 
 @dataclass(frozen=True)
 class TruncateStats:
+    """Rows of one table before and after a truncate."""
+
     table: str
     rows_before: int
     rows_after: int
@@ -25,8 +27,9 @@ class TruncateStats:
 
 
 def count_rows(cur, schema: str, table: str) -> int:
+    """count(*) of `schema.table` in the cursor's transaction."""
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified(schema, table)))
-    return cur.fetchone()[0]
+    return single_value(cur)
 
 
 def check_truncate_tables(tables: list[str]) -> list[str]:

@@ -1,14 +1,15 @@
 """Loading backup CSVs into the LangChain tables in one transaction: all rows or none.
 
-    restore_tables          one transaction: create what is missing, check headers, truncate, COPY, count
-      _target_columns       the header against the target table: what loads, what is filled, what refuses
-      _copy_in              COPY table (header columns) FROM STDIN, with the empty-field rule of the set
+restore_tables          one transaction: create what is missing, check headers, truncate, COPY, count
+  _target_columns       the header against the target table: what loads, what is filled, what refuses
+  _copy_in              COPY table (header columns) FROM STDIN, with the empty-field rule of the set
 """
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 import psycopg2
 import psycopg2.extensions
@@ -23,11 +24,19 @@ from pgvector_pipeline.postgres.connection import classify_error
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 
 
+class CsvSource(Protocol):
+    """A CSV file opened for COPY FROM: read() gives bytes."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class TableLoad:
+    """One CSV to load: its table, header columns, how to open it, and the rows to expect."""
+
     table: str
     columns: list[str]  # the CSV header, in file order
-    open_csv: Callable[[], BinaryIO]
+    open_csv: Callable[[], AbstractContextManager[CsvSource]]  # closed when the load ends
     expected_rows: int | None  # from the manifest; None for sets without one
     # Sets of the old system wrote '' and NULL alike as an empty field (see `legacy_not_null_columns`).
     legacy_empty_fields: bool = False
@@ -43,6 +52,8 @@ class TableDDL:
 
 @dataclass(frozen=True)
 class RestoreOptions:
+    """How restore_tables loads: truncate first, create what is missing, fill extra columns, commit or roll back."""
+
     truncate: bool = False
     # Table -> DDL: create a missing extension and tables (indexes built after the load).
     table_ddl: dict[str, TableDDL] | None = None
@@ -54,6 +65,8 @@ class RestoreOptions:
 
 @dataclass(frozen=True)
 class TableRestoreStats:
+    """Rows of one table before and after a restore, and the rows COPY loaded."""
+
     table: str
     rows_before: int
     rows_restored: int
@@ -72,9 +85,7 @@ def legacy_not_null_columns(target: catalog.TableDescription, file_columns: list
     return [
         column.name
         for column in target.columns
-        if column.name in file_columns
-        and column.is_text
-        and (column.name == DOCUMENT_COLUMN or column.not_null)
+        if column.name in file_columns and column.is_text and (column.name == DOCUMENT_COLUMN or column.not_null)
     ]
 
 
@@ -93,7 +104,9 @@ def restore_tables(
     Every statement is executed alone (one statement per execute). On any error the transaction is
     rolled back and the target is unchanged; a COMMIT whose connection drops is looked up (`dsn`).
     """
-    conn.set_session(isolation_level=psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED, readonly=False, autocommit=False)
+    conn.set_session(
+        isolation_level=psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED, readonly=False, autocommit=False
+    )
     doing = "preparing the target tables"
     try:
         with conn.cursor() as cur:
@@ -153,7 +166,9 @@ def _rollback(conn) -> None:
         conn.rollback()
 
 
-def _ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl: dict[str, TableDDL] | None) -> list[str]:
+def _ensure_schema_objects(
+    cur, schema: str, loads: list[TableLoad], table_ddl: dict[str, TableDDL] | None
+) -> list[str]:
     created = []
     ext_schema = catalog.extension_schema(cur)
     if ext_schema is None:
@@ -163,7 +178,7 @@ def _ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl: 
                 "create_missing: true to create it with the tables (needs a set with a manifest)."
             )
         cur.execute("CREATE EXTENSION vector")
-        ext_schema = catalog.extension_schema(cur)
+        ext_schema = catalog.extension_schema(cur) or schema
         created.append("extension vector")
     # The manifest's DDL names tables without a schema: create them in the target schema.
     catalog.set_local_search_path(cur, schema, ext_schema)
@@ -221,7 +236,7 @@ def _target_columns(
 
 
 def _copy_in(cur, schema: str, load: TableLoad, target: catalog.TableDescription) -> int:
-    options = [sql.SQL("FORMAT csv"), sql.SQL("HEADER")]
+    options: list[sql.Composable] = [sql.SQL("FORMAT csv"), sql.SQL("HEADER")]
     if load.legacy_empty_fields and (keep_empty := legacy_not_null_columns(target, load.columns)):
         options.append(sql.SQL("FORCE_NOT_NULL ({})").format(sql.SQL(", ").join(map(sql.Identifier, keep_empty))))
     statement = sql.SQL("COPY {table} ({cols}) FROM STDIN WITH ({options})").format(

@@ -22,6 +22,8 @@ from pgvector_pipeline.postgres.maintenance import (
 
 
 class CopySink(Protocol):
+    """Where COPY TO STDOUT writes: any object with write(bytes)."""
+
     def write(self, data: bytes) -> object: ...
 
 
@@ -77,14 +79,8 @@ class Snapshot:
         if not self._committed and not self.conn.closed:
             self.conn.rollback()
 
-    def _require_table(self, table: str) -> None:
-        if catalog.table_oid(self.cur, self.schema, table) is None:
-            raise ResourceNotFound(
-                f"Table {self.schema}.{table} does not exist in this database. Check PGVECTOR_DSN and the "
-                f"schema setting (now '{self.schema}'); LangChain creates it on first use of PGVector."
-            )
-
     def pgvector_version(self) -> str:
+        """The pgvector version; ResourceNotFound when the extension is missing."""
         version = catalog.extension_version(self.cur)
         if version is None:
             raise ResourceNotFound(
@@ -94,15 +90,21 @@ class Snapshot:
         return version
 
     def server_version(self) -> str:
+        """The server's version string."""
         return catalog.server_version(self.cur)
 
     def describe(self, table: str) -> catalog.TableDescription:
+        """The table's description; ResourceNotFound when it does not exist."""
         description = catalog.describe_table(self.cur, self.schema, table)
         if description is None:
-            self._require_table(table)
+            raise ResourceNotFound(
+                f"Table {self.schema}.{table} does not exist in this database. Check PGVECTOR_DSN and the "
+                f"schema setting (now '{self.schema}'); LangChain creates it on first use of PGVector."
+            )
         return description
 
     def count(self, table: str) -> int:
+        """Rows of the table in this snapshot."""
         return count_rows(self.cur, self.schema, table)
 
     def embedding_dimensions(self, description: catalog.TableDescription, rows: int) -> dict[str, int]:

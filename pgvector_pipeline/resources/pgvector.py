@@ -1,6 +1,7 @@
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -16,9 +17,9 @@ from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.listing import BackupSetInfo
 
 
-def literal_dsns_with_password(run_config: dict) -> list[str]:
+def literal_dsns_with_password(run_config: Mapping[str, Any]) -> list[str]:
     """Resource keys whose run config holds a DSN literal that carries a password (not {env: VAR})."""
-    resources = run_config.get("resources") or {}
+    resources: Mapping[str, Any] = run_config.get("resources") or {}
     return sorted(
         key
         for key, entry in resources.items()
@@ -38,9 +39,12 @@ class PgVectorResource(dg.ConfigurableResource):
             "environment variables or ~/.pgpass: a run whose config holds a DSN with a password is refused."
         )
     )
-    db_schema: str = Field(default="public", description="Schema holding langchain_pg_collection and langchain_pg_embedding.")
+    db_schema: str = Field(
+        default="public", description="Schema holding langchain_pg_collection and langchain_pg_embedding."
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a run whose config holds a DSN with a password before anything connects."""
         run = context.run
         offending = literal_dsns_with_password(run.run_config) if run else []
         if offending:
@@ -95,6 +99,7 @@ class PgVectorResource(dg.ConfigurableResource):
         fill_extra_columns: bool = False,
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
+        """Restore `backup_set` into this database (see restore_backup_set)."""
         return restore_backup_set(
             self.dsn,
             self.db_schema,
@@ -109,4 +114,5 @@ class PgVectorResource(dg.ConfigurableResource):
         )
 
     def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:
+        """Truncate `tables` in one statement (see truncate_store)."""
         return truncate_store(self.dsn, self.db_schema, tables, warn=log.warning)

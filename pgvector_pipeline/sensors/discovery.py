@@ -31,6 +31,7 @@ ADOPTION_BUDGET_S = 20.0
 
 
 def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
+    """Metadata of a set found on disk, for its runless materialization."""
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     metadata = set_file_metadata(
         path=backup_set.files[table],
@@ -42,7 +43,8 @@ def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
     )
     adopted = backup_set.manifest is not None and backup_set.manifest.adopted
     metadata["origin"] = (
-        "old system's set, adopted: checksums recorded when found" if adopted
+        "old system's set, adopted: checksums recorded when found"
+        if adopted
         else "found on disk (not written by this Dagster instance)"
     )
     return metadata
@@ -59,7 +61,9 @@ def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSet
             backup_set.has_manifest = True
             context.log.info(f"Adopted old-system set {backup_set.timestamp} in {backup_set.directory}.")
         except PipelineError as error:
-            context.log.warning(f"Set {backup_set.timestamp} in {backup_set.directory} was not adopted: {error.message}")
+            context.log.warning(
+                f"Set {backup_set.timestamp} in {backup_set.directory} was not adopted: {error.message}"
+            )
 
 
 @dg.sensor(
@@ -72,6 +76,7 @@ def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSet
     ),
 )
 def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: BackupStoreResource):
+    """Adopt old-system sets, register sets Dagster does not know, drop invalid partition keys, refresh the inventory."""
     invalid = invalid_partition_keys(context.instance)
     deletions = [
         definition.build_delete_request(invalid[definition.name])
@@ -79,7 +84,9 @@ def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: B
         if definition.name in invalid
     ]
     for name, keys in invalid.items():
-        context.log.warning(f"Removing {len(keys)} invalid keys from {name}: {', '.join(repr(k)[:40] for k in keys[:10])}")
+        context.log.warning(
+            f"Removing {len(keys)} invalid keys from {name}: {', '.join(repr(k)[:40] for k in keys[:10])}"
+        )
     sets = list_backup_sets(backup_store.root_path)
     # The cursor is a fingerprint of what is on disk: an unchanged store costs one directory scan.
     fingerprint = _fingerprint(sets)
@@ -110,4 +117,6 @@ def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: B
 
 
 def _fingerprint(sets: list[BackupSetInfo]) -> str:
-    return hashlib.sha256(json.dumps([(s.task, s.timestamp, s.status, s.total_bytes) for s in sets]).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps([(s.task, s.timestamp, s.status, s.total_bytes) for s in sets]).encode()
+    ).hexdigest()

@@ -74,7 +74,9 @@ def adopt_legacy_set(backup_set: BackupSetInfo, mode: int = DEFAULT_FILE_MODE) -
     appeared meanwhile, and a crash leaves no file that a backup's cleanup would mistake for a set.
     """
     if backup_set.status != STATUS_LEGACY:
-        raise DataError(f"Set {backup_set.timestamp} in {backup_set.directory} is {backup_set.status}, not a legacy set.")
+        raise DataError(
+            f"Set {backup_set.timestamp} in {backup_set.directory} is {backup_set.status}, not a legacy set."
+        )
     document = {
         "format": MANIFEST_FORMAT,
         "kind": KIND_ADOPTED,
@@ -89,7 +91,9 @@ def adopt_legacy_set(backup_set: BackupSetInfo, mode: int = DEFAULT_FILE_MODE) -
         os.link(partial, backup_set.manifest_path)
         fsync_dir(backup_set.directory)
     except FileExistsError:
-        raise DataError(f"Set {backup_set.timestamp} in {backup_set.directory} got a manifest while it was adopted.") from None
+        raise DataError(
+            f"Set {backup_set.timestamp} in {backup_set.directory} got a manifest while it was adopted."
+        ) from None
     except OSError as exc:
         raise storage_error(exc, backup_set.manifest_path, "adopting an old-system set") from None
     finally:

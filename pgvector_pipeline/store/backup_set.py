@@ -45,6 +45,7 @@ class SetLock:
 
     @classmethod
     def try_acquire(cls, directory: Path, timestamp: str, mode: int) -> "SetLock | None":
+        """The set's lock, or None when a live run holds it (never waits)."""
         path = Path(directory) / lock_name(timestamp)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)

@@ -21,6 +21,7 @@ _READ_CHUNK = 1 << 20
 
 
 def check_file_mode(mode: int) -> int:
+    """`mode` if it is an allowed mode for backup files; InvalidParams otherwise."""
     if mode not in ALLOWED_FILE_MODES:
         raise InvalidParams(
             f"File mode {mode:#o} is not allowed for backup files: use 0600 (owner only, the default) or "
@@ -30,6 +31,7 @@ def check_file_mode(mode: int) -> int:
 
 
 def tmp_path(path: Path) -> Path:
+    """PATH.tmp, where PATH is written before it is published."""
     return path.with_name(tmp_name(path.name))
 
 
@@ -41,6 +43,7 @@ def create_exclusive(path: Path, mode: int) -> int:
 
 
 def fsync_dir(directory: Path) -> None:
+    """Make renames and unlinks in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -59,6 +62,7 @@ def remove_quietly(path: Path) -> int:
 
 
 def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding `path`."""
     path = Path(path).resolve()
     while not os.path.ismount(path):
         path = path.parent
@@ -160,6 +164,7 @@ def write_json_durably(path: Path, document: dict, mode: int) -> None:
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while chunk := file.read(_READ_CHUNK):
@@ -168,6 +173,7 @@ def sha256_file(path: Path) -> str:
 
 
 def human_size(num_bytes: int) -> str:
+    """Bytes as B, KB, MB, GB or TB (powers of 1024)."""
     size = float(num_bytes)
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024:

@@ -30,7 +30,7 @@ TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 # Task ids become directory names and partition keys: keep them well below NAME_MAX (255).
 TASK_ID_MAX_LENGTH = 128
 
-TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,%d}" % TASK_ID_MAX_LENGTH)
+TASK_ID_PATTERN = re.compile(rf"[A-Za-z0-9_]{{1,{TASK_ID_MAX_LENGTH}}}")
 TIMESTAMP_PATTERN = re.compile(r"[0-9]{8}_[0-9]{6}")
 _TS = TIMESTAMP_PATTERN.pattern
 _TMP = re.escape(TMP_SUFFIX)
@@ -45,6 +45,7 @@ def _shown(value: object) -> str:
 
 
 def validate_task_id(task_id: str) -> str:
+    """`task_id` if it is 1 to 128 ASCII letters, digits or underscores; InvalidParams otherwise."""
     if not isinstance(task_id, str) or not TASK_ID_PATTERN.fullmatch(task_id):
         raise InvalidParams(
             f"Task id {_shown(task_id)} is not valid: use 1 to {TASK_ID_MAX_LENGTH} letters, digits and "
@@ -61,6 +62,7 @@ def task_key(task_id: str | None) -> str:
 
 
 def validate_timestamp(timestamp: str) -> str:
+    """`timestamp` if it is a real YYYYMMDD_HHMMSS; InvalidParams otherwise."""
     if not isinstance(timestamp, str) or not TIMESTAMP_PATTERN.fullmatch(timestamp):
         raise InvalidParams(f"Timestamp {_shown(timestamp)} is not valid: use YYYYMMDD_HHMMSS, e.g. 20261123_121700.")
     try:
@@ -72,22 +74,27 @@ def validate_timestamp(timestamp: str) -> str:
 
 def new_timestamp(now: datetime | None = None) -> str:
     # Local time, as the replaced system used, so old and new sets sort together.
+    """The timestamp of now (local time, as the replaced system used, so old and new sets sort together)."""
     return (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
 
 
 def csv_name(table: str, timestamp: str) -> str:
+    """File name of a table's CSV in a set."""
     return f"{table}_{timestamp}.csv"
 
 
 def manifest_name(timestamp: str) -> str:
+    """File name of a set's manifest."""
     return f"vector_backup_{timestamp}.json"
 
 
 def lock_name(timestamp: str) -> str:
+    """File name of the lock held by the run writing a set."""
     return f"vector_backup_{timestamp}.lock"
 
 
 def tmp_name(name: str) -> str:
+    """The name a file has while it is written."""
     return name + TMP_SUFFIX
 
 

@@ -24,7 +24,9 @@ def _as_json(value: str, column: str, line: int) -> str:
         # literal_eval evaluates literals only (dicts, lists, strings, numbers, True/False/None), never code.
         parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-        raise DataError(f"Column {column} on CSV line {line} is neither JSON nor a Python literal: {value[:120]!r}") from exc
+        raise DataError(
+            f"Column {column} on CSV line {line} is neither JSON nor a Python literal: {value[:120]!r}"
+        ) from exc
     return json.dumps(parsed, ensure_ascii=False)
 
 
@@ -72,4 +74,3 @@ class JsonRepairingCsvStream:
         chunk = bytes(self._pending[:size])
         del self._pending[:size]
         return chunk
-

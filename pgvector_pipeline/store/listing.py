@@ -30,6 +30,8 @@ STATUS_DAMAGED = "damaged"  # manifest unreadable, invalid or deleted, or a file
 
 @dataclass
 class BackupSetInfo:
+    """One set as found on disk: its files, sizes, manifest and status."""
+
     task: str
     timestamp: str
     directory: Path
@@ -92,9 +94,9 @@ def _scan_directory(root: Path, task: str, directory: Path) -> list[BackupSetInf
                     info.problem = error.message
             if parsed.tmp or parsed.kind == "lock":
                 info.unfinished = True
-                if parsed.kind == "csv":
+                if parsed.table:
                     info.sizes.setdefault(parsed.table, item.stat().st_size)
-            elif parsed.kind == "csv":
+            elif parsed.table:
                 info.files[parsed.table] = Path(item.path)
                 info.sizes[parsed.table] = item.stat().st_size
             else:
@@ -157,7 +159,9 @@ def resolve_backup_dir(root: Path, backup_path: str) -> tuple[str, Path]:
     directory. `..` is refused outright; symlinks are resolved before the containment check.
     """
     if not backup_path or ".." in Path(backup_path).parts:
-        raise InvalidParams(f"backup_path {backup_path!r:.80} is not allowed: give a path inside the backup root without '..'.")
+        raise InvalidParams(
+            f"backup_path {backup_path!r:.80} is not allowed: give a path inside the backup root without '..'."
+        )
     root_real = Path(root).resolve()
     candidate = Path(backup_path) if Path(backup_path).is_absolute() else Path(root) / backup_path
     real = inside_root(root, candidate, f"backup_path {backup_path!r:.80}")

@@ -18,6 +18,7 @@ _MAX_LOG_READ = 64 << 20
 
 
 def manifest_line(manifest_file_name: str) -> str:
+    """The log's detail line that names a published manifest."""
     return _MANIFEST_LINE_PREFIX + manifest_file_name
 
 
@@ -50,9 +51,7 @@ def append_log_entry(directory: Path, headline: str, details: list[str], mode: i
     return path
 
 
-def record_in_log(
-    directory: Path, headline: str, details: list[str], mode: int, warn: Callable[[str], None]
-) -> bool:
+def record_in_log(directory: Path, headline: str, details: list[str], mode: int, warn: Callable[[str], None]) -> bool:
     """Append an entry; on failure warn (with the entry, so it is not lost) and return False."""
     try:
         append_log_entry(directory, headline, details, mode)

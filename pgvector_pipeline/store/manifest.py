@@ -42,12 +42,16 @@ class _Strict(BaseModel):
 
 
 class ManifestColumn(_Strict):
+    """A column of a backed-up table."""
+
     name: Annotated[str, Field(min_length=1, max_length=63)]
     type: Annotated[str, Field(min_length=1, max_length=200)]
     not_null: bool
 
 
 class ManifestTable(_Strict):
+    """One table of a set: its CSV's name, rows, bytes and sha256, columns and DDL."""
+
     file: str
     rows: Count
     bytes: Count
@@ -60,6 +64,8 @@ class ManifestTable(_Strict):
 
 
 class ManifestSource(_Strict):
+    """Where the set was read from (DSN redacted)."""
+
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
     dsn: str
     db_schema: str = Field(alias="schema")
@@ -69,6 +75,8 @@ class ManifestSource(_Strict):
 
 
 class Manifest(_Strict):
+    """A set's manifest, validated: see read_manifest."""
+
     format: Literal[MANIFEST_FORMAT]  # type: ignore[valid-type]
     kind: Literal[KIND_BACKUP, KIND_ADOPTED] = KIND_BACKUP  # type: ignore[valid-type]
     task_id: str
@@ -106,12 +114,15 @@ def read_manifest(path: Path, timestamp: str) -> Manifest:
     except OSError as exc:
         raise DataError(f"Manifest {path} cannot be read ({exc.strerror or exc}). The set may be damaged.") from None
     if len(data) > MAX_MANIFEST_BYTES:
-        raise DataError(f"Manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool wrote.")
+        raise DataError(
+            f"Manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool wrote."
+        )
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'document'}: {error['msg']}" for error in exc.errors()[:5]
+            f"{'.'.join(str(part) for part in error['loc']) or 'document'}: {error['msg']}"
+            for error in exc.errors()[:5]
         )
         raise DataError(
             f"Manifest {path} cannot be read as a manifest of format {MANIFEST_FORMAT} ({problems}). The set may "

@@ -2,10 +2,12 @@
 
 from psycopg2 import sql
 
+from pgvector_pipeline.postgres.catalog import single_value
 from pgvector_pipeline.postgres.connection import connect
 
 
 def create_database(admin_dsn: str, name: str, exist_ok: bool = False) -> None:
+    """CREATE DATABASE `name` (outside any transaction); with exist_ok an existing one is fine."""
     conn = connect(admin_dsn)
     try:
         conn.autocommit = True
@@ -29,6 +31,6 @@ def terminate_backends(admin_dsn: str, application_name: str) -> int:
                 "WHERE application_name = %s AND pid <> pg_backend_pid()",
                 (application_name,),
             )
-            return cur.fetchone()[0]
+            return single_value(cur)
     finally:
         conn.close()

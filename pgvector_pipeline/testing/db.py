@@ -16,6 +16,8 @@ def execute(dsn: str, work: Callable[[Any], Any]) -> Any:
 
 
 def query(dsn: str, statement: str, params: tuple | None = None) -> list[tuple]:
+    """All rows of one statement, run in its own transaction."""
+
     def run(cur):
         cur.execute(statement, params)
         return cur.fetchall()
@@ -31,7 +33,9 @@ def insert_collection(cur, name: str, metadata: dict | None = None) -> str:
     return cur.fetchone()[0]
 
 
-def insert_embedding(cur, id_: str, collection_id: str, vector: str | None, document: str | None, metadata: dict | None) -> None:
+def insert_embedding(
+    cur, id_: str, collection_id: str, vector: str | None, document: str | None, metadata: dict | None
+) -> None:
     cur.execute(
         "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) "
         "VALUES (%s, %s, %s::vector, %s, %s)",

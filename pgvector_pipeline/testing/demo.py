@@ -30,7 +30,9 @@ def seed_sample_store(dsn: str) -> bool:
             if table_oid(cur, "public", COLLECTION_TABLE) is not None:
                 return False
             create_langchain_tables(cur, "public", dimension=SAMPLE_DIMENSION)
-            insert_sample_store(cur, "public", collections=3, embeddings_per_collection=1000, dimension=SAMPLE_DIMENSION)
+            insert_sample_store(
+                cur, "public", collections=3, embeddings_per_collection=1000, dimension=SAMPLE_DIMENSION
+            )
             return True
     finally:
         conn.close()
@@ -75,6 +77,7 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line of the demo: start, seed and back up, then write the environment for the UI."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="Server data, backups, Dagster home.")
     parser.add_argument("--env-file", type=Path, help="Write the environment to serve the UI with to this file.")

@@ -20,9 +20,11 @@ def start_embedded_server(pgdata: Path, keep_running: bool = True):
 
 
 def database_dsn(server, database: str) -> str:
+    """The DSN of `database` on the embedded server."""
     return server.get_uri(database=database)
 
 
 def ensure_database(server, database: str) -> str:
+    """Create `database` on the embedded server unless it exists; returns its DSN."""
     create_database(server.get_uri(), database, exist_ok=True)
     return database_dsn(server, database)

@@ -24,6 +24,7 @@ _database_numbers = itertools.count()
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory):
+    """The embedded server of this test session, stopped at its end."""
     server = start_embedded_server(tmp_path_factory.mktemp("pg") / "data", keep_running=False)
     yield server
     server.cleanup()
@@ -37,6 +38,7 @@ def empty_db(pg_server) -> str:
 
 @pytest.fixture
 def admin_dsn(pg_server) -> str:
+    """DSN of the server's postgres database."""
     return database_dsn(pg_server, "postgres")
 
 
@@ -49,6 +51,7 @@ def store_db(empty_db) -> str:
 
 @pytest.fixture
 def backup_root(tmp_path) -> Path:
+    """An empty backup root for this test."""
     root = tmp_path / "backups"
     root.mkdir()
     return root

@@ -45,6 +45,7 @@ def create_langchain_tables(cur, schema: str, layout: str = LANGCHAIN_POSTGRES, 
 
 
 def random_vector_text(rng: random.Random, dimension: int) -> str:
+    """A random vector of `dimension` floats in pgvector's text form."""
     return "[" + ",".join(f"{rng.uniform(-1, 1):.6f}" for _ in range(dimension)) + "]"
 
 
@@ -60,8 +61,13 @@ def insert_sample_store(
     rng = random.Random(seed)
     collection_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(collections)]
     cur.executemany(
-        sql.SQL("INSERT INTO {} (uuid, name, cmetadata) VALUES (%s, %s, %s)").format(qualified(schema, COLLECTION_TABLE)),
-        [(str(cid), f"sample_collection_{i}", json.dumps({"owner": "demo", "index": i})) for i, cid in enumerate(collection_ids)],
+        sql.SQL("INSERT INTO {} (uuid, name, cmetadata) VALUES (%s, %s, %s)").format(
+            qualified(schema, COLLECTION_TABLE)
+        ),
+        [
+            (str(cid), f"sample_collection_{i}", json.dumps({"owner": "demo", "index": i}))
+            for i, cid in enumerate(collection_ids)
+        ],
     )
     buffer = io.StringIO()
     for c, cid in enumerate(collection_ids):

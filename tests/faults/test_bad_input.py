@@ -87,7 +87,9 @@ def test_runs_for_bad_partition_keys_fail_fast(partition_key, store_db, backup_r
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
         result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, tags={"dagster/partition": partition_key})
-    assert_failed_once(result, "INVALID_PARAMS", "is not valid" if partition_key.count("|") == 1 else "is not 'task_id|timestamp'")
+    assert_failed_once(
+        result, "INVALID_PARAMS", "is not valid" if partition_key.count("|") == 1 else "is not 'task_id|timestamp'"
+    )
     assert list(backup_root.iterdir()) == []
 
 
@@ -127,7 +129,9 @@ def test_request_job_refuses_a_huge_task_id_plainly(backup_root, store_db, monke
 
 def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(task_partitions.name, ["task_ok", "../x", "a\x00", "x" * 10_000, "DROP TABLE x"])
+        instance.add_dynamic_partitions(
+            task_partitions.name, ["task_ok", "../x", "a\x00", "x" * 10_000, "DROP TABLE x"]
+        )
         instance.add_dynamic_partitions(timestamp_partitions.name, [TS, "2026", TS + "\n"])
         context = dg.build_sensor_context(
             instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource(root=str(backup_root))}

@@ -23,7 +23,10 @@ def embedding_rows(dsn: str) -> int:
 
 @pytest.fixture
 def sample(store_db):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8),
+    )
     return store_db
 
 
@@ -45,7 +48,9 @@ def plain_truncate(proxy, root, log):
     return truncate_store(proxy.dsn, "public", list(BACKUP_TABLES), warn=log.warning)
 
 
-@pytest.mark.parametrize("operation, rows_after", [(truncate_after_backup, 0), (restore_with_truncate, 100), (plain_truncate, 0)])
+@pytest.mark.parametrize(
+    "operation, rows_after", [(truncate_after_backup, 0), (restore_with_truncate, 100), (plain_truncate, 0)]
+)
 def test_lost_commit_is_confirmed_by_a_new_session(sample, proxy, backup_root, operation, rows_after):
     log = RecordingLog()
     proxy.drop_next_commit = True
@@ -58,8 +63,12 @@ def test_lost_commit_is_confirmed_by_a_new_session(sample, proxy, backup_root, o
     assert "A new session confirmed that the server committed transaction" in warning
 
 
-@pytest.mark.parametrize("operation, rows_after", [(truncate_after_backup, 0), (restore_with_truncate, 100), (plain_truncate, 0)])
-def test_lost_commit_that_cannot_be_looked_up_is_reported_unknown(sample, proxy, backup_root, monkeypatch, operation, rows_after):
+@pytest.mark.parametrize(
+    "operation, rows_after", [(truncate_after_backup, 0), (restore_with_truncate, 100), (plain_truncate, 0)]
+)
+def test_lost_commit_that_cannot_be_looked_up_is_reported_unknown(
+    sample, proxy, backup_root, monkeypatch, operation, rows_after
+):
     monkeypatch.setattr(commit, "OUTCOME_RETRY_DELAY_S", 0.05)
     proxy.drop_next_commit = True
     proxy.refuse_after_drop = True

@@ -33,7 +33,10 @@ def fill(directory) -> None:
 
 def test_disk_full_mid_copy_fails_once_clearly_and_leaves_nothing(small_disk, store_db, monkeypatch):
     # About 3 MB of CSV for a 2 MiB disk.
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=5000, dimension=64))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=5000, dimension=64),
+    )
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
         key = register_backup_partition(instance, GLOBAL_TASK_KEY, TS)
@@ -57,7 +60,10 @@ def test_disk_full_mid_copy_fails_once_clearly_and_leaves_nothing(small_disk, st
 
 
 def test_disk_full_after_the_set_is_published_only_warns(small_disk, store_db):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8),
+    )
 
     class FillingLog(RecordingLog):
         def info(self, msg: str) -> None:
@@ -76,7 +82,10 @@ def test_disk_full_after_the_set_is_published_only_warns(small_disk, store_db):
 
 
 def test_partial_files_are_removed_even_when_closing_them_fails(small_disk, store_db):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=5000, dimension=64))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=5000, dimension=64),
+    )
     (small_disk / "vector_bak").mkdir()
     with pytest.raises(Exception) as failure:
         back_up_store(store_db, "public", small_disk, GLOBAL_TASK_KEY, TS)

@@ -56,7 +56,10 @@ def wait_for(condition, what: str, timeout: float = 60) -> None:
 
 @pytest.mark.parametrize("moment", ["export", "commit"])
 def test_killed_backup_leaves_nothing_that_blocks_a_retry(store_db, backup_root, moment):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=20000, dimension=64))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=20000, dimension=64),
+    )
     directory = backup_root / "vector_bak"
     child = start_backup(store_db, backup_root, moment)
     partial = directory / f"langchain_pg_embedding_{TS}.csv.tmp"
@@ -79,7 +82,12 @@ def test_killed_backup_leaves_nothing_that_blocks_a_retry(store_db, backup_root,
     [listed] = list_backup_sets(backup_root)
     assert (listed.timestamp, listed.status) == (TS, "complete")
     assert sorted(p.name for p in directory.iterdir()) == sorted(
-        [LOG_FILE_NAME, f"langchain_pg_collection_{TS}.csv", f"langchain_pg_embedding_{TS}.csv", f"vector_backup_{TS}.json"]
+        [
+            LOG_FILE_NAME,
+            f"langchain_pg_collection_{TS}.csv",
+            f"langchain_pg_embedding_{TS}.csv",
+            f"vector_backup_{TS}.json",
+        ]
     )
     log = (directory / LOG_FILE_NAME).read_text()
     assert f"backup {TS} INTERRUPTED (found by a later backup into {directory})" in log

@@ -27,7 +27,10 @@ def pipeline_connections(dsn: str) -> int:
 
 
 def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, monkeypatch):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8),
+    )
     monkeypatch.setenv(DSN_ENV, store_db)
     resources = {
         "resources": {
@@ -41,11 +44,15 @@ def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, 
         restore_job = defs.resolve_job_def(RESTORE_JOB)
         # One warm-up run of each, so lazily opened Dagster files do not count as leaks.
         keys = [register_backup_partition(instance, GLOBAL_TASK_KEY, f"20261124_19{n:02d}00") for n in range(RUNS + 1)]
-        assert backup_job.execute_in_process(instance=instance, partition_key=keys[0], run_config={**backup_run_config(), **resources}).success
+        assert backup_job.execute_in_process(
+            instance=instance, partition_key=keys[0], run_config={**backup_run_config(), **resources}
+        ).success
         fds, connections = open_file_descriptors(), pipeline_connections(store_db)
 
         for key in keys[1:]:
-            result = backup_job.execute_in_process(instance=instance, partition_key=key, run_config={**backup_run_config(), **resources})
+            result = backup_job.execute_in_process(
+                instance=instance, partition_key=key, run_config={**backup_run_config(), **resources}
+            )
             assert result.success
         for key in keys[1:]:
             config = {"ops": {"restore_vector_backup": {"config": {"truncate_before_restore": True}}}, **resources}
@@ -54,4 +61,7 @@ def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, 
         assert open_file_descriptors() == fds
         assert pipeline_connections(store_db) == connections == 0
     assert len(list((backup_root / "vector_bak").glob("vector_backup_*.json"))) == RUNS + 1
-    assert query(store_db, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY id)) FROM langchain_pg_embedding t") == before
+    assert (
+        query(store_db, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY id)) FROM langchain_pg_embedding t")
+        == before
+    )

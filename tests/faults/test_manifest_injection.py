@@ -6,12 +6,12 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.db import query
-from tests.stores import LANGCHAIN_POSTGRES, make_store
+from tests.stores import make_store
 
 TS = "20261124_150000"
 
@@ -34,7 +34,10 @@ def objects_in(dsn: str) -> list[tuple]:
         dsn,
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1, 2",
-    ) + query(dsn, "SELECT 'schema', nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%%' AND nspname <> 'information_schema' ORDER BY 2")
+    ) + query(
+        dsn,
+        "SELECT 'schema', nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%%' AND nspname <> 'information_schema' ORDER BY 2",
+    )
 
 
 SMUGGLED = [
@@ -90,7 +93,9 @@ def test_odd_manifest_fields_are_data_errors(backed_up, backup_root, empty_db, c
     [listed] = list_backup_sets(backup_root)
     assert listed.status == "damaged" and named in listed.problem
     with pytest.raises(DataError) as failure:
-        restore_backup_set(empty_db, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True)
+        restore_backup_set(
+            empty_db, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True
+        )
     assert "is damaged" in failure.value.message and named in failure.value.message
     assert query(empty_db, "SELECT count(*) FROM langchain_pg_embedding") == before
 

@@ -47,7 +47,9 @@ def test_listing_skips_directories_and_files_that_lead_out(backup_root, outside)
     (outside / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").write_text("id\n")
     (backup_root / "task_out").symlink_to(outside)
     (backup_root / "vector_bak").mkdir()
-    (backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").symlink_to(outside / "vector_bak" / f"langchain_pg_embedding_{TS}.csv")
+    (backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").symlink_to(
+        outside / "vector_bak" / f"langchain_pg_embedding_{TS}.csv"
+    )
     (backup_root / "vector_bak" / f"langchain_pg_collection_{TS}.csv").write_text("uuid,name,cmetadata\n")
 
     sets = list_backup_sets(backup_root)
@@ -72,4 +74,4 @@ def test_file_mode_setting_is_checked(backup_root):
     assert BackupStoreResource(root=str(backup_root), file_mode="0640").mode == 0o640
     for bad in ["0666", "0644", "rw-r--r--", "600x"]:
         with pytest.raises(InvalidParams, match="0600"):
-            BackupStoreResource(root=str(backup_root), file_mode=bad).mode
+            _ = BackupStoreResource(root=str(backup_root), file_mode=bad).mode

@@ -47,7 +47,10 @@ def swap_header_names(data: bytes) -> bytes:
 
 @pytest.fixture
 def backed_up(store_db, backup_root):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=1000, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=1000, dimension=8),
+    )
     result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
     return store_db, result
 
@@ -66,7 +69,10 @@ def test_set_whose_manifest_was_deleted_is_refused(backed_up, backup_root, tampe
     for allow_legacy in (False, True):
         with pytest.raises(DataError) as failure:
             restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, allow_legacy=allow_legacy)
-        assert f"records that this tool wrote set {TS} with manifest vector_backup_{TS}.json, and that manifest is gone" in failure.value.message
+        assert (
+            f"records that this tool wrote set {TS} with manifest vector_backup_{TS}.json, and that manifest is gone"
+            in failure.value.message
+        )
     assert contents(dsn) == before
 
 

@@ -81,7 +81,10 @@ def wait_until_backup_waits_for_lock(dsn: str) -> None:
 
 
 def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root):
-    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=2000, dimension=8))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=2000, dimension=8),
+    )
     # A writer's transaction is open when the backup starts and commits while the backup waits for it.
     open_conn = connect(store_db)
     open_ids = [f"open-{i}" for i in range(100)]
@@ -92,7 +95,9 @@ def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root
 
     def backup() -> None:
         try:
-            outcome["result"] = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True)
+            outcome["result"] = back_up_store(
+                store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True
+            )
         except Exception as exc:  # reported by the assertion below
             outcome["error"] = exc
 

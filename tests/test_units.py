@@ -1,0 +1,113 @@
+"""Pure units, no server: DSN redaction, error classification, names and validators, manifest model."""
+
+import json
+
+import psycopg2
+import pytest
+
+from pgvector_pipeline.errors import DatabaseError, DataError, ErrorType, InvalidParams
+from pgvector_pipeline.postgres.connection import classify_connect_error, classify_error, redact_dsn, redact_secrets
+from pgvector_pipeline.store.layout import parse_set_file_name, task_key, validate_timestamp
+from pgvector_pipeline.store.manifest import Manifest
+
+DSN = "postgresql://writer:p%40ss%25word@db.example:5432/vectors"
+
+
+def test_redact_dsn_hides_the_password_and_keeps_the_rest():
+    assert redact_dsn(DSN) == "user=writer password=*** dbname=vectors host=db.example port=5432"
+    assert redact_dsn("host=h dbname=d") == "dbname=d host=h"
+    assert redact_dsn("postgresql://u:pw%zz@h/d") == "<unparseable DSN>"
+
+
+def test_redact_secrets_removes_raw_and_encoded_passwords():
+    text = "failed for p@ss%word and p%40ss%25word"
+    assert redact_secrets(text, DSN) == "failed for *** and ***"
+    assert redact_secrets("nothing to hide", "host=h") == "nothing to hide"
+
+
+@pytest.mark.parametrize(
+    "message, error_type, can_retry",
+    [
+        ('connection to server at "h", port 5432 failed: Connection refused', ErrorType.DATABASE_ERROR, True),
+        ("could not connect: timeout expired", ErrorType.DATABASE_ERROR, True),
+        ("connection to server failed: FATAL:  the database system is starting up", ErrorType.DATABASE_ERROR, True),
+        ("connection to server failed: FATAL:  sorry, too many clients already", ErrorType.DATABASE_ERROR, True),
+        ('connection to server failed: FATAL:  database "x" does not exist', ErrorType.RESOURCE_NOT_FOUND, False),
+        ('connection to server failed: FATAL:  role "x" does not exist', ErrorType.RESOURCE_NOT_FOUND, False),
+        (
+            'connection to server failed: FATAL:  password authentication failed for user "x"',
+            ErrorType.DATABASE_ERROR,
+            False,
+        ),
+        ("connection to server failed: FATAL:  no pg_hba.conf entry for host", ErrorType.DATABASE_ERROR, False),
+    ],
+)
+def test_connect_errors_are_retryable_only_while_the_server_is_away(message, error_type, can_retry):
+    error = classify_connect_error(psycopg2.OperationalError(message), "host=h password=pw")
+    assert (error.error_type, error.can_retry) == (error_type, can_retry)
+    assert "pw" not in error.message.replace("password", "")
+
+
+def test_errors_during_work_are_classified():
+    lost = classify_error(psycopg2.OperationalError("server closed the connection unexpectedly."), "exporting t")
+    assert isinstance(lost, DatabaseError) and lost.can_retry and "unexpectedly. Nothing" in lost.message
+    assert isinstance(classify_error(psycopg2.DataError("bad vector"), "restoring t"), DataError)
+    assert isinstance(classify_error(psycopg2.IntegrityError("duplicate key"), "restoring t"), DataError)
+    other = classify_error(psycopg2.ProgrammingError("syntax"), "restoring t")
+    assert isinstance(other, DatabaseError) and not other.can_retry
+
+
+def test_task_keys_and_timestamps():
+    assert task_key(None) == task_key("") == "global"
+    assert task_key("task_7") == "task_7"
+    assert validate_timestamp("20240229_235959") == "20240229_235959"
+    with pytest.raises(InvalidParams, match="not a real date"):
+        validate_timestamp("20230229_000000")
+    with pytest.raises(InvalidParams):
+        task_key("a b")
+
+
+@pytest.mark.parametrize(
+    "name, parsed",
+    [
+        ("langchain_pg_embedding_20261124_101500.csv", ("20261124_101500", "csv", "langchain_pg_embedding", False)),
+        (
+            "langchain_pg_collection_20261124_101500.csv.tmp",
+            ("20261124_101500", "csv", "langchain_pg_collection", True),
+        ),
+        ("vector_backup_20261124_101500.json", ("20261124_101500", "manifest", None, False)),
+        ("vector_backup_20261124_101500.json.tmp", ("20261124_101500", "manifest", None, True)),
+        ("vector_backup_20261124_101500.lock", ("20261124_101500", "lock", None, False)),
+        ("vector_backup_log.txt", None),
+        ("langchain_pg_other_20261124_101500.csv", None),
+        ("langchain_pg_embedding_20261124_101500.csv\n", None),
+        (".adopting_vector_backup_20261124_101500.json.42", None),
+    ],
+)
+def test_set_file_names_are_parsed_whole(name, parsed):
+    result = parse_set_file_name(name)
+    assert (None if result is None else (result.timestamp, result.kind, result.table, result.tmp)) == parsed
+
+
+def test_manifest_model_accepts_what_backups_write_and_rejects_odd_types():
+    entry = {
+        "file": "langchain_pg_embedding_20261124_101500.csv",
+        "rows": 1,
+        "bytes": 10,
+        "sha256": "a" * 64,
+        "columns": [{"name": "id", "type": "character varying", "not_null": True}],
+        "create_table": "CREATE TABLE x ()",
+    }
+    document = {
+        "format": "pgvector-pipeline-backup/1",
+        "task_id": "global",
+        "timestamp": "20261124_101500",
+        "tables": {"langchain_pg_embedding": entry},
+    }
+    manifest = Manifest.model_validate_json(json.dumps(document))
+    assert manifest.kind == "backup" and manifest.tables["langchain_pg_embedding"].rows == 1
+    for change in ({"rows": True}, {"rows": 1.0}, {"bytes": "10"}, {"sha256": "A" * 64}):
+        with pytest.raises(ValueError):
+            Manifest.model_validate_json(
+                json.dumps({**document, "tables": {"langchain_pg_embedding": {**entry, **change}}})
+            )
