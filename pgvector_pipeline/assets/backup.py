@@ -64,7 +64,7 @@ def vector_store_backup(
         task, timestamp = backup_set_of(context.partition_key)
         context.log.info(
             f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
-            f"of task {task} under {backup_store.root}."
+            f"of task {task} under {backup_store.root_path}."
         )
         result = pgvector.back_up(
             backup_store.root_path,
