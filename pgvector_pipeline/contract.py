@@ -27,6 +27,8 @@ TIMESTAMP_DIMENSION = "timestamp"
 # Dagster joins the keys of a multi-partition key with "|", dimensions ordered by name.
 MULTI_KEY_SEPARATOR = "|"
 PARTITION_TAG = "dagster/partition"
+# Dagster's tag on every run of a backfill.
+BACKFILL_TAG = "dagster/backfill"
 # The set a request run claimed, as a partition key of the backup assets ("task|timestamp").
 BACKUP_SET_TAG = "pgvector_pipeline/backup_set"
 

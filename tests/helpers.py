@@ -1,11 +1,19 @@
 """Helpers shared by test modules: Dagster runs in process, and a log that records what it is told."""
 
+from datetime import datetime, timedelta
+
 from pgvector_pipeline.contract import BACKUP_JOB, backup_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import register_backup_partition
+from pgvector_pipeline.store.layout import new_timestamp
 
 # The database comes from an environment variable named in run config: no DSN or password in config.
 DSN_ENV = "PGVECTOR_TEST_TARGET_DSN"
+
+
+def recent_timestamp(seconds_ago: int = 0) -> str:
+    """A set timestamp a backup run accepts (runs refuse sets stamped far from the time they run)."""
+    return new_timestamp(datetime.now() - timedelta(seconds=seconds_ago))
 
 
 def resources_config(backup_root, dsn: dict | str | None = None) -> dict:

@@ -18,9 +18,13 @@ from pgvector_pipeline.partitions import (
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, resources_config, run_backup
+from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup, run_backup_job
 
-TS = "20261123_121700"
+
+@pytest.fixture
+def ts():
+    """A timestamp of now: backup runs refuse sets stamped far from the time they run."""
+    return recent_timestamp()
 
 
 @pytest.fixture
@@ -33,16 +37,16 @@ def sample_db(store_db, monkeypatch):
     return store_db
 
 
-def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, backup_root):
-    result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, TS)
+def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, backup_root, ts):
+    result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, ts)
 
     assert result.success
     events = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
     assert set(events) == {COLLECTION_BACKUP, EMBEDDING_BACKUP}
     embedding = events[EMBEDDING_BACKUP]
-    assert embedding.partition == "global|" + TS
+    assert embedding.partition == "global|" + ts
     metadata = {k: v.value for k, v in embedding.metadata.items()}
-    path = backup_root / "vector_bak" / f"langchain_pg_embedding_{TS}.csv"
+    path = backup_root / "vector_bak" / f"langchain_pg_embedding_{ts}.csv"
     assert metadata["path"] == str(path) and path.stat().st_size == metadata["bytes"]
     assert metadata["dagster/row_count"] == 100
     assert metadata["size"].endswith(("KB", "MB"))
@@ -58,12 +62,12 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
     assert "truncated_rows_before" not in metadata
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
     stored = instance.get_latest_materialization_event(COLLECTION_BACKUP).asset_materialization
-    assert stored.partition == "global|" + TS and stored.metadata["dagster/row_count"].value == 2
+    assert stored.partition == "global|" + ts and stored.metadata["dagster/row_count"].value == 2
 
 
-def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, tmp_path):
+def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, ts, tmp_path):
     (backup_root / "task_7").mkdir()
-    result = run_backup(instance, backup_root, "task_7", TS, truncate_after_backup=True)
+    result = run_backup(instance, backup_root, "task_7", ts, truncate_after_backup=True)
 
     assert result.success
     metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}[
@@ -71,11 +75,11 @@ def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, 
     ]
     assert metadata["truncated_rows_before"].value == 100 and metadata["truncated_rows_after"].value == 0
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
-    assert (backup_root / "task_7" / "vector_bak" / f"langchain_pg_embedding_{TS}.csv").stat().st_size > 0
+    assert (backup_root / "task_7" / "vector_bak" / f"langchain_pg_embedding_{ts}.csv").stat().st_size > 0
 
 
-def test_failure_carries_error_type_and_truncates_nothing(instance, sample_db, backup_root):
-    result = run_backup(instance, backup_root, "no_such_task", TS, truncate_after_backup=True)
+def test_failure_carries_error_type_and_truncates_nothing(instance, sample_db, backup_root, ts):
+    result = run_backup(instance, backup_root, "no_such_task", ts, truncate_after_backup=True)
 
     assert not result.success
     failure = result.failure_data_for_node("vector_store_backup").user_failure_data
@@ -86,9 +90,9 @@ def test_failure_carries_error_type_and_truncates_nothing(instance, sample_db, b
     assert not (backup_root / "no_such_task").exists()
 
 
-def test_unreachable_database_fails_retryable(instance, backup_root, monkeypatch):
+def test_unreachable_database_fails_retryable(instance, backup_root, ts, monkeypatch):
     monkeypatch.setenv(DSN_ENV, "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
-    key = register_backup_partition(instance, "global", TS)
+    key = register_backup_partition(instance, "global", ts)
     job = defs.resolve_job_def(BACKUP_JOB)
     result = job.execute_in_process(
         instance=instance, partition_key=key, run_config=resources_config(backup_root), raise_on_error=False
@@ -133,3 +137,26 @@ def test_request_job_rejects_bad_task_id(instance, sample_db, backup_root):
     failure = result.failure_data_for_node("request_vector_backup").user_failure_data
     assert "not valid" in failure.description and failure.metadata["error_type"].value == "INVALID_PARAMS"
     assert instance.get_dynamic_partitions(timestamp_partitions.name) == []
+
+
+def test_backup_stamped_far_from_now_is_refused(instance, sample_db, backup_root):
+    result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, "20250101_000000")
+
+    assert not result.success
+    failure = result.failure_data_for_node("vector_store_backup").user_failure_data
+    assert failure.metadata["error_type"].value == "INVALID_PARAMS"
+    assert failure.description.startswith("Set 20250101_000000 is stamped ")
+    assert "request_vector_backup_job" in failure.description and "timestamp_window_s" in failure.description
+    assert not (backup_root / "vector_bak").exists()
+
+
+def test_backfill_of_the_backup_assets_is_refused(instance, sample_db, backup_root):
+    timestamp = recent_timestamp()
+    key = register_backup_partition(instance, GLOBAL_TASK_KEY, timestamp)
+    result = run_backup_job(instance, backup_root, partition_key=key, tags={"dagster/backfill": "abcdefgh"})
+
+    assert not result.success
+    failure = result.failure_data_for_node("vector_store_backup").user_failure_data
+    assert failure.metadata["error_type"].value == "INVALID_PARAMS"
+    assert "Backfills of the backup assets are refused" in failure.description
+    assert not (backup_root / "vector_bak").exists()

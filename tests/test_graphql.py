@@ -10,6 +10,7 @@ from dagster import DagsterRunStatus
 from pgvector_pipeline.client import VectorBackupClient
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import recent_timestamp
 from tests.webserver import running_webserver
 
 
@@ -58,12 +59,13 @@ def test_backups_launched_together_get_distinct_complete_sets(webserver, backup_
 
 def test_a_named_set_launched_twice_fails_the_second_time_plainly(webserver, backup_root):
     client = VectorBackupClient("127.0.0.1", webserver)
-    first = client.launch_backup(timestamp="20261124_200000")
+    timestamp = recent_timestamp()
+    first = client.launch_backup(timestamp=timestamp)
     assert client.wait_for_run(first.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
-    second = client.launch_backup(timestamp="20261124_200000")
+    second = client.launch_backup(timestamp=timestamp)
     assert client.wait_for_run(second.run_id, timeout_s=180) == DagsterRunStatus.FAILURE
     log = (backup_root / "vector_bak" / "vector_backup_log.txt").read_text()
-    assert "backup 20261124_200000 FAILED" in log and "already exists" in log
+    assert f"backup {timestamp} FAILED" in log and "already exists" in log
 
 
 def test_sets_listed_through_graphql(webserver, backup_root):

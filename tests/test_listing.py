@@ -22,7 +22,7 @@ from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.store.layout import csv_name
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.testing.db import execute, query
-from tests.helpers import DSN_ENV, resources_config, run_backup
+from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup
 from tests.stores import make_store
 
 LEGACY_FIXTURE = Path(__file__).parent / "fixtures" / "legacy_root" / "task_legacy"
@@ -63,7 +63,7 @@ def test_listing_reads_rows_from_manifests(store_db, backup_root, instance, monk
     make_store(store_db, LANGCHAIN_POSTGRES, create_tables=False)
     make_store_rows = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
     assert make_store_rows == 8
-    assert run_backup(instance, backup_root, "global", "20261123_121700").success
+    assert run_backup(instance, backup_root, "global", recent_timestamp()).success
     shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
 
     new, legacy = list_backup_sets(backup_root)

@@ -5,10 +5,13 @@ from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import set_file_metadata
 from pgvector_pipeline.backup import BackupResult, TableBackup
+from pgvector_pipeline.contract import BACKFILL_TAG
+from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.store.layout import check_stamped_now
 
 BACKUP_GROUP = "vector_backups"
 COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
@@ -61,7 +64,14 @@ def vector_store_backup(
 ):
     """Stream both tables with COPY ... TO STDOUT inside one REPEATABLE READ transaction into a backup set."""
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
+        if BACKFILL_TAG in context.run.tags:
+            raise InvalidParams(
+                "Backfills of the backup assets are refused: a set is stamped with the time it is taken, so a "
+                "backfill would label today's data with the partitions' past times. Back up now with "
+                "request_vector_backup_job, or the schedule."
+            )
         task, timestamp = backup_set_of(context.partition_key)
+        check_stamped_now(timestamp, backup_store.timestamp_window_s)
         context.log.info(
             f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
             f"of task {task} under {backup_store.root_path}."

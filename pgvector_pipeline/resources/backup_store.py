@@ -12,6 +12,7 @@ from pgvector_pipeline.store.files import (
 )
 
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
+DEFAULT_TIMESTAMP_WINDOW_S = 900
 
 
 class BackupStoreResource(dg.ConfigurableResource):
@@ -30,6 +31,15 @@ class BackupStoreResource(dg.ConfigurableResource):
             "Permissions of the CSVs, manifests and logs written: "
             + " or ".join(f"'{mode:04o}'" for mode in ALLOWED_FILE_MODES)
             + " (owner only by default: a backup holds the whole vector store)."
+        ),
+    )
+
+    timestamp_window_s: int = Field(
+        default=DEFAULT_TIMESTAMP_WINDOW_S,
+        ge=0,
+        description=(
+            "A backup run of a chosen partition writes the set only when its timestamp is within this many "
+            "seconds of the time the run starts: no set is labelled with a time it was not taken at."
         ),
     )
 

@@ -73,9 +73,26 @@ def validate_timestamp(timestamp: str) -> str:
 
 
 def new_timestamp(now: datetime | None = None) -> str:
-    # Local time, as the replaced system used, so old and new sets sort together.
     """The timestamp of now (local time, as the replaced system used, so old and new sets sort together)."""
     return (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
+
+
+def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = None) -> str:
+    """`timestamp` if it is within `window_s` of now; InvalidParams otherwise.
+
+    A set's timestamp says when its snapshot was taken. Writing a set stamped long before or after that
+    (a partition picked from the grid, a backfill) would label data with a time it was not taken at.
+    """
+    offset = datetime.strptime(validate_timestamp(timestamp), TIMESTAMP_FORMAT) - (now or datetime.now())
+    if abs(offset.total_seconds()) > window_s:
+        when = "in the future" if offset.total_seconds() > 0 else "ago"
+        raise InvalidParams(
+            f"Set {timestamp} is stamped {abs(offset)} {when}; a backup run writes only a set stamped within "
+            f"{window_s:g} s of the time it runs (backup_store config timestamp_window_s), so no set carries a "
+            f"time it was not taken at. To back up now, launch request_vector_backup_job (it stamps the set "
+            f"itself), or the partition of the current time."
+        )
+    return timestamp
 
 
 def csv_name(table: str, timestamp: str) -> str:

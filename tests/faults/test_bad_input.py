@@ -21,7 +21,7 @@ from pgvector_pipeline.store.layout import (
     validate_timestamp,
 )
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from tests.helpers import run_backup_job
+from tests.helpers import recent_timestamp, run_backup_job
 
 TS = "20261124_170000"
 DSN_ENV = "PGVECTOR_BAD_INPUT_DSN"
@@ -103,7 +103,7 @@ def test_runs_for_bad_partition_keys_fail_fast(partition_key, store_db, backup_r
 def test_refused_connections_are_not_retried(dsn_of, error_type, words, store_db, backup_root, monkeypatch):
     monkeypatch.setenv(DSN_ENV, dsn_of(store_db))
     with dg.instance_for_test() as instance:
-        key = register_backup_partition(instance, GLOBAL_TASK_KEY, TS)
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp())
         result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, partition_key=key)
     assert_failed_once(result, error_type, words)
 

@@ -10,7 +10,7 @@ from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import RecordingLog, run_backup_job
+from tests.helpers import RecordingLog, recent_timestamp, run_backup_job
 
 TS = "20261124_120000"
 DSN_ENV = "PGVECTOR_FAULT_DSN"
@@ -39,7 +39,8 @@ def test_disk_full_mid_copy_fails_once_clearly_and_leaves_nothing(small_disk, st
     )
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
-        key = register_backup_partition(instance, GLOBAL_TASK_KEY, TS)
+        ts = recent_timestamp()
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, ts)
         result = run_backup_job(instance, small_disk, {"env": DSN_ENV}, partition_key=key, truncate_after_backup=True)
 
     assert not result.success
@@ -48,14 +49,14 @@ def test_disk_full_mid_copy_fails_once_clearly_and_leaves_nothing(small_disk, st
     assert failure.metadata["can_retry"].value is False
     description = failure.description
     assert f"The disk holding {small_disk / 'vector_bak'} (file system at {small_disk}) is full" in description
-    assert "langchain_pg_embedding_20261124_120000.csv.tmp" in description
+    assert f"langchain_pg_embedding_{ts}.csv.tmp" in description
     assert "2.0 MB of 2.0 MB are free now that the partial files are removed" in description
     assert "the set needs about 3." in description and "MB more than is free" in description
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     directory = small_disk / "vector_bak"
     assert sorted(p.name for p in directory.iterdir()) == [LOG_FILE_NAME]
     log = (directory / LOG_FILE_NAME).read_text()
-    assert f"backup {TS} FAILED" in log and "is full" in log
+    assert f"backup {ts} FAILED" in log and "is full" in log
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 5000
 
 

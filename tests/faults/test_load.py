@@ -10,6 +10,7 @@ from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import recent_timestamp
 
 RUNS = 20
 DSN_ENV = "PGVECTOR_LOAD_DSN"
@@ -43,7 +44,10 @@ def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, 
         backup_job = defs.resolve_job_def(BACKUP_JOB)
         restore_job = defs.resolve_job_def(RESTORE_JOB)
         # One warm-up run of each, so lazily opened Dagster files do not count as leaks.
-        keys = [register_backup_partition(instance, GLOBAL_TASK_KEY, f"20261124_19{n:02d}00") for n in range(RUNS + 1)]
+        keys = [
+            register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp(seconds_ago=n))
+            for n in range(RUNS + 1)
+        ]
         assert backup_job.execute_in_process(
             instance=instance, partition_key=keys[0], run_config={**backup_run_config(), **resources}
         ).success
