@@ -12,11 +12,20 @@ REQUEST_BACKUP_JOB = "request_vector_backup_job"
 RESTORE_JOB = "vector_restore_job"
 TRUNCATE_JOB = "vector_truncate_job"
 INVENTORY_JOB = "vector_inventory_job"
+RETENTION_JOB = "vector_retention_job"
 
 BACKUP_OP = "vector_store_backup"
 REQUEST_BACKUP_OP = "request_vector_backup"
 RESTORE_OP = "restore_vector_backup"
 TRUNCATE_OP = "truncate_vector_tables"
+RETENTION_OP = "delete_old_backup_sets"
+
+BACKUP_SCHEDULE = "daily_vector_backup_schedule"
+RETENTION_SCHEDULE = "vector_retention_schedule"
+FRESHNESS_SCHEDULE = "vector_backup_freshness_schedule"
+TASK_SENSOR = "task_backup_sensor"
+DISCOVERY_SENSOR = "backup_discovery_sensor"
+FRESHNESS_CHECK = "recent_global_backup"
 
 INVENTORY_ASSET = "vector_backup_inventory"
 
@@ -31,6 +40,25 @@ PARTITION_TAG = "dagster/partition"
 BACKFILL_TAG = "dagster/backfill"
 # The set a request run claimed, as a partition key of the backup assets ("task|timestamp").
 BACKUP_SET_TAG = "pgvector_pipeline/backup_set"
+# Runs that touch a database carry this tag; the instance's run queue (deploy/*/dagster.yaml) runs one at a
+# time per value. Its value names the environment variable holding the database's DSN.
+DATABASE_TAG = "pgvector_pipeline/database"
+DEFAULT_DSN_ENV = "PGVECTOR_DSN"
+
+
+def database_tags(dsn_env: str | None = None) -> dict[str, str]:
+    """Run tags of a run on the database whose DSN is in `dsn_env` (default PGVECTOR_DSN)."""
+    return {DATABASE_TAG: dsn_env or DEFAULT_DSN_ENV}
+
+
+def pgvector_resource_config(dsn_env: str | None = None, db_schema: str | None = None) -> dict:
+    """Resource config that points a run at another database (named by an environment variable) or schema."""
+    config: dict = {}
+    if dsn_env:
+        config["dsn"] = {"env": dsn_env}
+    if db_schema:
+        config["db_schema"] = db_schema
+    return {"resources": {"pgvector": {"config": config}}} if config else {}
 
 
 def partition_key(task: str, timestamp: str) -> str:
@@ -42,6 +70,49 @@ def backup_run_config(truncate_after_backup: bool = False, create_task_dir: bool
     """Run config of vector_backup_job (the set is the run's partition)."""
     config = {"truncate_after_backup": truncate_after_backup, "create_task_dir": create_task_dir}
     return {"ops": {BACKUP_OP: {"config": config}}}
+
+
+def restore_run_config(
+    task_id: str | None = None,
+    timestamp: str = "",
+    *,
+    tables: list[str] | None = None,
+    truncate_before_restore: bool = False,
+    verify_only: bool = False,
+    create_missing: bool = False,
+    allow_legacy: bool = False,
+    fill_extra_columns: bool = False,
+) -> dict:
+    """Run config of vector_restore_job naming the set (task_id None or '' is the global directory)."""
+    config: dict = {
+        "task_id": task_id or "",
+        "timestamp": timestamp,
+        "truncate_before_restore": truncate_before_restore,
+        "verify_only": verify_only,
+        "create_missing": create_missing,
+        "allow_legacy": allow_legacy,
+        "fill_extra_columns": fill_extra_columns,
+    }
+    if tables:
+        config["tables"] = list(tables)
+    return {"ops": {RESTORE_OP: {"config": config}}}
+
+
+def truncate_run_config(tables: list[str] | None = None) -> dict:
+    """Run config of vector_truncate_job: langchain_pg_embedding by default, or the tables named."""
+    return {"ops": {TRUNCATE_OP: {"config": {"tables": list(tables)}}}} if tables else {}
+
+
+def retention_run_config(
+    keep_newest: int | None = None, max_age_days: float | None = None, dry_run: bool = True
+) -> dict:
+    """Run config of vector_retention_job: keep the newest N sets per location and/or those younger than D days."""
+    config: dict = {"dry_run": dry_run}
+    if keep_newest is not None:
+        config["keep_newest"] = keep_newest
+    if max_age_days is not None:
+        config["max_age_days"] = max_age_days
+    return {"ops": {RETENTION_OP: {"config": config}}}
 
 
 def request_run_config(

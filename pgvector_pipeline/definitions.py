@@ -1,23 +1,44 @@
-"""The code location: every asset, job, sensor and resource, with names as the UI shows them."""
+"""The code location: every asset, check, job, schedule, sensor and resource, with names as the UI shows them."""
 
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import vector_store_backup
+from pgvector_pipeline.assets.freshness import recent_global_backup
 from pgvector_pipeline.assets.inventory import vector_backup_inventory
+from pgvector_pipeline.contract import DEFAULT_DSN_ENV
 from pgvector_pipeline.jobs.backup import vector_backup_job
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
 from pgvector_pipeline.jobs.restore import vector_restore_job
+from pgvector_pipeline.jobs.retention import vector_retention_job
 from pgvector_pipeline.jobs.truncate import vector_truncate_job
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
+from pgvector_pipeline.schedules.freshness import vector_backup_freshness_schedule
+from pgvector_pipeline.schedules.retention import build_vector_retention_schedule
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
+from pgvector_pipeline.sensors.task_backup import task_backup_sensor
 
 defs = dg.Definitions(
     assets=[vector_store_backup, vector_backup_inventory],
-    jobs=[vector_backup_job, request_vector_backup_job, vector_restore_job, vector_truncate_job, vector_inventory_job],
-    sensors=[backup_discovery_sensor],
+    asset_checks=[recent_global_backup],
+    jobs=[
+        vector_backup_job,
+        request_vector_backup_job,
+        vector_restore_job,
+        vector_truncate_job,
+        vector_inventory_job,
+        vector_retention_job,
+    ],
+    # Cron expressions are part of a schedule's definition, so they are read from the environment here.
+    schedules=[
+        build_daily_vector_backup_schedule(),
+        build_vector_retention_schedule(),
+        vector_backup_freshness_schedule,
+    ],
+    sensors=[backup_discovery_sensor, task_backup_sensor],
     resources={
-        "pgvector": PgVectorResource(dsn=dg.EnvVar("PGVECTOR_DSN")),
+        "pgvector": PgVectorResource(dsn=dg.EnvVar(DEFAULT_DSN_ENV)),
         # The root is resolved when a run needs it (PGVECTOR_BACKUP_ROOT, else ./vector_backups), not at import.
         "backup_store": BackupStoreResource(),
     },

@@ -1,5 +1,7 @@
 """Backup sets as partitions: task id x timestamp, both dynamic."""
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from pgvector_pipeline.contract import (
@@ -15,6 +17,7 @@ from pgvector_pipeline.store.layout import (
     validate_task_id,
     validate_timestamp,
 )
+from pgvector_pipeline.store.listing import BackupSetInfo
 
 task_partitions = dg.DynamicPartitionsDefinition(name=TASK_PARTITIONS)
 timestamp_partitions = dg.DynamicPartitionsDefinition(name=TIMESTAMP_PARTITIONS)
@@ -65,3 +68,21 @@ def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp
         if not instance.has_dynamic_partition(name, value):
             instance.add_dynamic_partitions(name, [value])
     return key
+
+
+def remove_unused_partition_keys(
+    instance: dg.DagsterInstance, deleted: Sequence[BackupSetInfo], remaining: Sequence[BackupSetInfo]
+) -> list[str]:
+    """Delete the task and timestamp keys of deleted sets that no set left on disk uses; the keys removed.
+
+    Only keys of the deleted sets are candidates: a key added for a run about to start stays.
+    """
+    in_use = {TASK_PARTITIONS: {s.task for s in remaining}, TIMESTAMP_PARTITIONS: {s.timestamp for s in remaining}}
+    candidates = {TASK_PARTITIONS: {s.task for s in deleted}, TIMESTAMP_PARTITIONS: {s.timestamp for s in deleted}}
+    removed = []
+    for name, keys in candidates.items():
+        for key in sorted(keys - in_use[name]):
+            if instance.has_dynamic_partition(name, key):
+                instance.delete_dynamic_partition(name, key)
+                removed.append(key)
+    return removed

@@ -2,13 +2,13 @@
 
 from datetime import datetime, timedelta
 
-from pgvector_pipeline.contract import BACKUP_JOB, backup_run_config
+from pgvector_pipeline.contract import BACKUP_JOB, DEFAULT_DSN_ENV, backup_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import new_timestamp
 
 # The database comes from an environment variable named in run config: no DSN or password in config.
-DSN_ENV = "PGVECTOR_TEST_TARGET_DSN"
+DSN_ENV = DEFAULT_DSN_ENV
 
 
 def recent_timestamp(seconds_ago: int = 0) -> str:
@@ -24,6 +24,11 @@ def resources_config(backup_root, dsn: dict | str | None = None) -> dict:
             "backup_store": {"config": {"root": str(backup_root)}},
         }
     }
+
+
+def store_config(backup_root) -> dict:
+    """Run config of the backup_store resource alone (jobs that never touch the database)."""
+    return {"resources": {"backup_store": {"config": {"root": str(backup_root)}}}}
 
 
 def run_backup_job(instance, backup_root, dsn=None, *, partition_key=None, tags=None, **backup_config):

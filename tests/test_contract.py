@@ -51,3 +51,31 @@ def test_the_client_does_not_load_the_code_location():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_job_that_uses_the_database_carries_the_database_tag():
+    for name in (contract.BACKUP_JOB, contract.REQUEST_BACKUP_JOB, contract.RESTORE_JOB, contract.TRUNCATE_JOB):
+        job = defs.resolve_job_def(name)
+        assert "pgvector" in job.required_resource_keys
+        assert job.tags[contract.DATABASE_TAG] == "PGVECTOR_DSN"
+
+
+def test_run_configs_of_every_job_pass_dagster_validation(monkeypatch):
+    monkeypatch.setenv("OTHER_DSN", "dbname=other")
+    configs = {
+        contract.BACKUP_JOB: contract.backup_run_config(True, True),
+        contract.REQUEST_BACKUP_JOB: contract.request_run_config("task_7", True, True),
+        contract.RESTORE_JOB: contract.restore_run_config(
+            "task_7", "20261124_101500", tables=["langchain_pg_embedding"], truncate_before_restore=True
+        ),
+        contract.TRUNCATE_JOB: contract.truncate_run_config(["langchain_pg_collection", "langchain_pg_embedding"]),
+        contract.RETENTION_JOB: contract.retention_run_config(keep_newest=3, max_age_days=30, dry_run=False),
+    }
+    for name, config in configs.items():
+        job = defs.resolve_job_def(name)
+        if "pgvector" in job.required_resource_keys:
+            config = {**config, **contract.pgvector_resource_config("OTHER_DSN", "rag")}
+        # validate_run_config raises on any key Dagster does not accept; the values must arrive unchanged.
+        [(op, given)] = config["ops"].items()
+        processed = dg.validate_run_config(job, config)["ops"][op]["config"]
+        assert {k: processed[k] for k in given["config"]} == given["config"]

@@ -25,6 +25,7 @@ from pgvector_pipeline.store.manifest import read_manifest
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import DSN_ENV
 from tests.legacy_format import write_legacy_set
 from tests.stores import TRICKY_METADATA, make_store
 
@@ -395,7 +396,7 @@ def test_target_with_an_extra_column_is_refused_with_a_way_forward_then_filled(
     assert "set fill_extra_columns: true" in failure.value.message and "Nothing was changed" in failure.value.message
     assert contents(empty_db) == before
 
-    monkeypatch.setenv("PGVECTOR_EXTRA_COLUMN_DSN", empty_db)
+    monkeypatch.setenv(DSN_ENV, empty_db)
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("vector_restore_job").execute_in_process(
             instance=instance,
@@ -406,7 +407,7 @@ def test_target_with_an_extra_column_is_refused_with_a_way_forward_then_filled(
                     }
                 },
                 "resources": {
-                    "pgvector": {"config": {"dsn": {"env": "PGVECTOR_EXTRA_COLUMN_DSN"}}},
+                    "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
                     "backup_store": {"config": {"root": str(backup_root)}},
                 },
             },

@@ -1,5 +1,7 @@
 """Every backup set under the root as one table: global and per task, newest first."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -53,19 +55,8 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
     )
 
 
-@dg.asset(
-    key=INVENTORY,
-    group_name=BACKUP_GROUP,
-    kinds={"pandas"},
-    description=(
-        "All backup sets on disk (global and per task), newest first, with their status: complete, legacy "
-        "(old system, not adopted yet), unfinished (being written, or its run died), incomplete, damaged. "
-        "Refreshed by backup_discovery_sensor."
-    ),
-)
-def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.DataFrame]:
-    """Every backup set on disk as a DataFrame, with a table of the newest sets for the UI and GraphQL."""
-    frame = inventory_frame(list_backup_sets(backup_store.root_path))
+def inventory_metadata(frame: pd.DataFrame, root: Path) -> dict:
+    """The inventory's metadata: counts, and a table of the newest sets (what the UI and GraphQL show)."""
     records = [
         dg.TableRecord({k: (None if pd.isna(v) else v) for k, v in row.items()})
         for row in frame.head(UI_TABLE_ROWS).astype(object).to_dict("records")
@@ -83,14 +74,35 @@ def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.D
             for c in INVENTORY_COLUMNS
         ]
     )
-    return dg.Output(
-        frame,
-        metadata={
-            "dagster/row_count": len(frame),
-            "complete_sets": int(frame["complete"].sum()),
-            "incomplete_sets": int((~frame["complete"]).sum()),
-            "root": dg.MetadataValue.path(str(backup_store.root_path)),
-            "sets_in_table": len(records),
-            "sets": dg.MetadataValue.table(records=records, schema=schema),
-        },
+    return {
+        "dagster/row_count": len(frame),
+        "complete_sets": int(frame["complete"].sum()),
+        "incomplete_sets": int((~frame["complete"]).sum()),
+        "root": dg.MetadataValue.path(str(root)),
+        "sets_in_table": len(records),
+        "sets": dg.MetadataValue.table(records=records, schema=schema),
+    }
+
+
+def inventory_refreshed(root: Path) -> dg.AssetMaterialization:
+    """A materialization of the inventory as the store is now: runs that add or delete sets log one, so a
+    listing right after them includes what they did."""
+    return dg.AssetMaterialization(
+        INVENTORY, metadata=inventory_metadata(inventory_frame(list_backup_sets(root)), root)
     )
+
+
+@dg.asset(
+    key=INVENTORY,
+    group_name=BACKUP_GROUP,
+    kinds={"pandas"},
+    description=(
+        "All backup sets on disk (global and per task), newest first, with their status: complete, legacy "
+        "(old system, not adopted yet), unfinished (being written, or its run died), incomplete, damaged. "
+        "Refreshed by every run that adds or deletes sets, and by backup_discovery_sensor."
+    ),
+)
+def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.DataFrame]:
+    """Every backup set on disk as a DataFrame, with a table of the newest sets for the UI and GraphQL."""
+    frame = inventory_frame(list_backup_sets(backup_store.root_path))
+    return dg.Output(frame, metadata=inventory_metadata(frame, backup_store.root_path))

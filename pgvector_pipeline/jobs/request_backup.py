@@ -9,7 +9,7 @@ from pgvector_pipeline.assets.backup import (
     CONNECTION_RETRIES,
     backup_metadata,
 )
-from pgvector_pipeline.contract import BACKUP_SET_TAG, REQUEST_BACKUP_JOB
+from pgvector_pipeline.contract import BACKUP_SET_TAG, REQUEST_BACKUP_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
@@ -80,6 +80,7 @@ def request_vector_backup(
 
 @dg.job(
     name=REQUEST_BACKUP_JOB,
+    tags=database_tags(),
     description=(
         "Back up now into a new set: give a task id (or nothing for the global directory). The timestamp is "
         "claimed atomically in the target directory, so starts at the same moment get distinct sets."

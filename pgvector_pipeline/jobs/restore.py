@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import stats_table
-from pgvector_pipeline.contract import RESTORE_JOB
+from pgvector_pipeline.contract import RESTORE_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
@@ -107,6 +107,7 @@ def restore_vector_backup(
 @dg.job(
     name=RESTORE_JOB,
     partitions_def=backup_partitions,
+    tags=database_tags(),
     description="Restore a backup set (pick its partition, or name it in config) into the database of the pgvector resource.",
 )
 def vector_restore_job():

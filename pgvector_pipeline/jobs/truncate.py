@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import stats_table
-from pgvector_pipeline.contract import TRUNCATE_JOB
+from pgvector_pipeline.contract import TRUNCATE_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.resources import PgVectorResource
@@ -36,7 +36,11 @@ def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfi
     )
 
 
-@dg.job(name=TRUNCATE_JOB, description="Truncate langchain_pg_embedding (or both tables) without a backup.")
+@dg.job(
+    name=TRUNCATE_JOB,
+    tags=database_tags(),
+    description="Truncate langchain_pg_embedding (or both tables) without a backup.",
+)
 def vector_truncate_job():
     """Truncate langchain_pg_embedding (or both tables) without a backup."""
     truncate_vector_tables()

@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.backup import BackupResult, Log, back_up_store
+from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import as_failure
 from pgvector_pipeline.names import BACKUP_TABLES
@@ -29,6 +30,26 @@ def literal_dsns_with_password(run_config: Mapping[str, Any]) -> list[str]:
     )
 
 
+def database_tag_expected(run_config: Mapping[str, Any]) -> str | None:
+    """The DATABASE_TAG value a run with this config must carry: the name of the environment variable
+    holding its DSN (PGVECTOR_DSN unless the config names another); None for a literal DSN (any value)."""
+    dsn = ((run_config.get("resources") or {}).get("pgvector") or {}).get("config", {}).get("dsn")
+    if isinstance(dsn, dict) and isinstance(dsn.get("env"), str):
+        return dsn["env"]
+    return None if isinstance(dsn, str) else DEFAULT_DSN_ENV
+
+
+def database_tag_problem(run_config: Mapping[str, Any], tags: Mapping[str, str]) -> str | None:
+    """Why a run's tags would let it overlap another run on the same database; None when they are right."""
+    expected = database_tag_expected(run_config)
+    actual = tags.get(DATABASE_TAG)
+    if actual is None:
+        return f"The run has no {DATABASE_TAG} tag" + (f" (it should be {expected!r})" if expected else "")
+    if expected is not None and actual != expected:
+        return f"The run's {DATABASE_TAG} tag is {actual!r:.60}, but its DSN comes from {expected!r}"
+    return None
+
+
 class PgVectorResource(dg.ConfigurableResource):
     """The PostgreSQL database holding the LangChain PGVector tables: COPY TO backups, COPY FROM restores."""
 
@@ -44,9 +65,12 @@ class PgVectorResource(dg.ConfigurableResource):
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Refuse a run whose config holds a DSN with a password before anything connects."""
+        """Refuse, before anything connects, a run whose config holds a DSN with a password, and one whose
+        database tag would let it run beside another run on the same database."""
         run = context.run
-        offending = literal_dsns_with_password(run.run_config) if run else []
+        if run is None:
+            return
+        offending = literal_dsns_with_password(run.run_config)
         if offending:
             raise as_failure(
                 InvalidParams(
@@ -54,6 +78,16 @@ class PgVectorResource(dg.ConfigurableResource):
                     f"which Dagster stores and shows with the run. Nothing was done. Give the DSN as "
                     f"{{env: SOME_VAR}} (the variable holds the DSN) and keep the password in PGPASSWORD or "
                     f"~/.pgpass; then delete this run from the Dagster UI so the password is not kept."
+                )
+            )
+        tag_problem = database_tag_problem(run.run_config, run.tags)
+        if tag_problem:
+            raise as_failure(
+                InvalidParams(
+                    f"{tag_problem}. Runs that use the same database are queued one at a time by this tag "
+                    f"(see deploy/*/dagster.yaml), so a run without the right tag could overlap another. Nothing "
+                    f"was done. Launch it again with the tag {DATABASE_TAG} set to the name of the environment "
+                    f"variable that holds its DSN."
                 )
             )
 

@@ -125,13 +125,27 @@ def _backup_dirs(root: Path, global_only: bool, task_id: str | None) -> list[tup
     if task_id:
         return [(task_key(task_id), backup_dir(root, task_key(task_id)))]
     dirs = [(GLOBAL_TASK_KEY, Path(root) / BACKUP_DIR_NAME)]
-    if not global_only and Path(root).is_dir():
-        with os.scandir(root) as entries:
-            for item in entries:
-                # The global key is reserved for {root}/vector_bak; a {root}/global/ directory is not a task.
-                if item.is_dir() and TASK_ID_PATTERN.fullmatch(item.name) and item.name != GLOBAL_TASK_KEY:
-                    dirs.append((item.name, Path(item.path) / BACKUP_DIR_NAME))
+    if not global_only:
+        dirs.extend((task, path / BACKUP_DIR_NAME) for task, path in task_directories(root).items())
     return dirs
+
+
+def task_directories(root: Path) -> dict[str, Path]:
+    """The task directories under the root by task id: directories named as a task id can be.
+
+    The global key is reserved for {root}/vector_bak, and vector_bak itself is the global directory: neither
+    {root}/global/ nor {root}/vector_bak/ is a task.
+    """
+    if not Path(root).is_dir():
+        return {}
+    with os.scandir(root) as entries:
+        return {
+            item.name: Path(item.path)
+            for item in entries
+            if item.is_dir()
+            and TASK_ID_PATTERN.fullmatch(item.name)
+            and item.name not in (GLOBAL_TASK_KEY, BACKUP_DIR_NAME)
+        }
 
 
 def list_backup_sets(root: Path, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:

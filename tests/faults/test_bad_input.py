@@ -5,7 +5,13 @@ import dagster as dg
 import pytest
 
 from pgvector_pipeline.backup import back_up_store
-from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
+from pgvector_pipeline.contract import (
+    REQUEST_BACKUP_JOB,
+    TRUNCATE_JOB,
+    database_tags,
+    pgvector_resource_config,
+    request_run_config,
+)
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.partitions import (
@@ -21,10 +27,11 @@ from pgvector_pipeline.store.layout import (
     validate_timestamp,
 )
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from tests.helpers import recent_timestamp, run_backup_job
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import DSN_ENV, recent_timestamp, run_backup_job
 
 TS = "20261124_170000"
-DSN_ENV = "PGVECTOR_BAD_INPUT_DSN"
 BAD_TASK_IDS = ["task_nl\n", "x" * 10_000, "a\x00b", "tâche", "task１", "", "a|b", "a,b", "../x", "a b", "a/b"]
 BAD_TIMESTAMPS = ["20261124_170000\n", "２０２６1124_170000", "20261124_1700000", "2026-11-24", "\x0020261124_170000"]
 BAD_PARTITION_KEYS = [
@@ -144,3 +151,25 @@ def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
         (timestamp_partitions.name, ("2026", TS + "\n")),
     }
     assert all(isinstance(r, dg.DeleteDynamicPartitionsRequest) for r in result.dynamic_partitions_requests)
+
+
+def test_a_run_on_another_database_must_carry_its_database_tag(store_db, monkeypatch):
+    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=7))
+    monkeypatch.setenv("OTHER_DSN", store_db)
+    truncate_job = defs.resolve_job_def(TRUNCATE_JOB)
+    with dg.instance_for_test() as instance:
+        untagged = truncate_job.execute_in_process(
+            instance=instance, run_config=pgvector_resource_config("OTHER_DSN"), raise_on_error=False
+        )
+        assert not untagged.success
+        [failure] = [e for e in untagged.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+        assert str(failure.event_specific_data.error).startswith(
+            "dagster._core.definitions.events.Failure: The run's pgvector_pipeline/database tag is 'PGVECTOR_DSN', but its DSN comes from 'OTHER_DSN'. "
+        )
+        assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 7
+
+        tagged = truncate_job.execute_in_process(
+            instance=instance, run_config=pgvector_resource_config("OTHER_DSN"), tags=database_tags("OTHER_DSN")
+        )
+        assert tagged.success
+        assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0

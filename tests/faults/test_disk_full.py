@@ -10,10 +10,9 @@ from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import RecordingLog, recent_timestamp, run_backup_job
+from tests.helpers import DSN_ENV, RecordingLog, recent_timestamp, run_backup_job
 
 TS = "20261124_120000"
-DSN_ENV = "PGVECTOR_FAULT_DSN"
 
 
 def fill(directory) -> None:

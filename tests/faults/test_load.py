@@ -10,10 +10,9 @@ from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import recent_timestamp
+from tests.helpers import DSN_ENV, recent_timestamp
 
 RUNS = 20
-DSN_ENV = "PGVECTOR_LOAD_DSN"
 
 
 def open_file_descriptors() -> int:

@@ -9,10 +9,9 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from tests.helpers import run_backup_job
+from tests.helpers import DSN_ENV, recent_timestamp, run_backup_job
 
 PASSWORD = "S3cretPw"
-DSN_ENV = "PGVECTOR_LEAK_DSN"
 MALFORMED_DSNS = [
     f"postgresql://writer:{PASSWORD}%zz@127.0.0.1/vectors",  # libpq quotes the bad percent token
     f"host=127.0.0.1 user=writer password{PASSWORD} dbname=vectors",  # libpq quotes the token missing '='
@@ -52,7 +51,7 @@ def test_no_output_of_a_failed_backup_run_holds_the_password(dsn, backup_root, t
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
-        key = register_backup_partition(instance, GLOBAL_TASK_KEY, "20261124_160000")
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp())
         result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, partition_key=key)
         assert not result.success
         failure = result.failure_data_for_node("vector_store_backup")
@@ -68,7 +67,7 @@ def test_no_output_of_a_failed_backup_run_holds_the_password(dsn, backup_root, t
 def test_literal_dsn_with_password_in_run_config_is_refused(store_db, backup_root):
     literal = store_db.replace("postgres:@", f"postgres:{PASSWORD}@")
     with dg.instance_for_test() as instance:
-        key = register_backup_partition(instance, GLOBAL_TASK_KEY, "20261124_160001")
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp())
         result = run_backup_job(instance, backup_root, literal, partition_key=key)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]

@@ -1,0 +1,108 @@
+"""vector_retention_job: delete old backup sets by policy, and their partition keys."""
+
+import dagster as dg
+from pydantic import Field
+
+from pgvector_pipeline.assets.inventory import inventory_refreshed
+from pgvector_pipeline.contract import RETENTION_JOB
+from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.partitions import remove_unused_partition_keys
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.store.files import human_size
+from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
+
+
+class RetentionConfig(dg.Config):
+    """Run config of delete_old_backup_sets."""
+
+    keep_newest: int | None = Field(
+        default=None, description="Keep the newest N sets of each location (global, and each task)."
+    )
+    max_age_days: float | None = Field(default=None, description="Keep sets younger than this many days.")
+    dry_run: bool = Field(
+        default=True,
+        description="Only report what would be deleted (the default: set false to delete).",
+    )
+
+
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    description=(
+        "Delete the sets no rule keeps (the newest complete set of a location and sets being written are always "
+        "kept), log each deletion in its location's log, and remove partition keys no set uses any more."
+    ),
+)
+def delete_old_backup_sets(context: dg.OpExecutionContext, config: RetentionConfig, backup_store: BackupStoreResource):
+    """Apply the retention policy to every set under the root."""
+    with failures_reported():
+        policy = RetentionPolicy(config.keep_newest, config.max_age_days)
+        root = backup_store.root_path
+        context.log.info(f"Retention under {root}: {policy.describe()}{' (dry run)' if config.dry_run else ''}.")
+        result = apply_retention(
+            list_backup_sets(root),
+            policy,
+            dry_run=config.dry_run,
+            mode=backup_store.mode,
+            log_info=context.log.info,
+            warn=context.log.warning,
+        )
+    removed_keys: list[str] = []
+    if not config.dry_run:
+        removed_keys = remove_unused_partition_keys(context.instance, result.deleted, list_backup_sets(root))
+        context.log_event(inventory_refreshed(root))
+    verb = "Would delete" if config.dry_run else "Deleted"
+    context.log.info(f"{verb} {len(result.deleted)} sets, {human_size(result.bytes_freed)}.")
+    records = [
+        dg.TableRecord(
+            {
+                "task_id": d.backup_set.task,
+                "timestamp": d.backup_set.timestamp,
+                "status": d.backup_set.status,
+                "bytes": d.backup_set.total_bytes,
+                "action": ("would delete" if config.dry_run else "deleted")
+                if d.delete and d.backup_set not in result.skipped_busy
+                else "kept",
+                "reason": d.reason,
+            }
+        )
+        for d in result.decisions
+    ]
+    yield dg.Output(
+        None,
+        metadata={
+            "policy": policy.describe(),
+            "dry_run": config.dry_run,
+            "sets_deleted": 0 if config.dry_run else len(result.deleted),
+            "sets_to_delete": len(result.deleted) if config.dry_run else 0,
+            "bytes_freed": 0 if config.dry_run else result.bytes_freed,
+            "freed": human_size(0 if config.dry_run else result.bytes_freed),
+            "busy_sets_skipped": len(result.skipped_busy),
+            "partition_keys_removed": ", ".join(removed_keys) or "none",
+            "decisions": dg.MetadataValue.table(
+                records=records[:1000],
+                schema=dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("task_id"),
+                        dg.TableColumn("timestamp"),
+                        dg.TableColumn("status"),
+                        dg.TableColumn("bytes", "int"),
+                        dg.TableColumn("action"),
+                        dg.TableColumn("reason"),
+                    ]
+                ),
+            ),
+        },
+    )
+
+
+@dg.job(
+    name=RETENTION_JOB,
+    description=(
+        "Delete old backup sets by policy: keep_newest per location and/or max_age_days. A dry run unless "
+        "dry_run is false; never the newest complete set of a location, never a set being written."
+    ),
+)
+def vector_retention_job():
+    """Delete old backup sets by policy."""
+    delete_old_backup_sets()

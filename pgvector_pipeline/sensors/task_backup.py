@@ -1,0 +1,64 @@
+"""task_backup_sensor: a new task directory under the backup root gets a backup into its vector_bak/.
+
+A training task about to rewrite the vectors creates {root}/{task_id}/; this sensor starts a backup into
+{root}/{task_id}/vector_bak/ (and, when PGVECTOR_TASK_BACKUP_TRUNCATE is set, truncates the embeddings
+after the backup is verified). Each directory is handled once: the cursor remembers it and the run key
+is the task id, so a lost cursor cannot start a second backup.
+"""
+
+import json
+import os
+
+import dagster as dg
+
+from pgvector_pipeline.contract import TASK_SENSOR, request_run_config
+from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.store.listing import list_backup_sets, task_directories
+
+TRUNCATE_ENV = "PGVECTOR_TASK_BACKUP_TRUNCATE"
+TASK_TAG = "pgvector_pipeline/task"
+
+
+def truncate_requested() -> bool:
+    """Whether task backups truncate the embeddings afterwards (read at each tick; off by default)."""
+    return (os.environ.get(TRUNCATE_ENV) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dg.sensor(
+    name=TASK_SENSOR,
+    job=request_vector_backup_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "A new {root}/{task_id}/ directory without backups gets one backup into its vector_bak/ (truncate after "
+        f"it when {TRUNCATE_ENV} is set). Off until switched on."
+    ),
+)
+def task_backup_sensor(context: dg.SensorEvaluationContext, backup_store: BackupStoreResource):
+    """Request one backup for each task directory that is new since the last tick and has no sets yet."""
+    handled = set(json.loads(context.cursor)) if context.cursor else set()
+    root = backup_store.root_path
+    new_tasks = sorted(set(task_directories(root)) - handled)
+    if not new_tasks:
+        return dg.SkipReason(f"No new task directory under {root}.")
+    truncate = truncate_requested()
+    requests = []
+    for task in new_tasks:
+        if list_backup_sets(root, task_id=task):
+            context.log.info(f"Task directory {task} already holds backup sets; not backing it up again.")
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"task-backup-{task}",
+                run_config=request_run_config(task, truncate_after_backup=truncate),
+                tags={TASK_TAG: task},
+            )
+        )
+    if requests:
+        context.log.info(
+            f"Backing up for new tasks {', '.join(r.tags[TASK_TAG] for r in requests)}"
+            + (" (truncate after)" if truncate else "")
+            + "."
+        )
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(handled | set(new_tasks))))

@@ -1,0 +1,154 @@
+"""Deleting old backup sets by policy, never the ones a location cannot do without.
+
+A set is kept when any rule keeps it: it is among the newest `keep_newest` sets of its location (a
+`vector_bak` directory), it is younger than `max_age_days`, it is the newest complete set of its
+location (always), or a run is writing it (its lock is held; interrupted sets are left to the next
+backup there, which removes them). Everything else is deleted under the set's own lock, CSVs before
+the manifest, and the deletion is appended to the location's log.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import groupby
+from pathlib import Path
+
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.store.backup_set import SetLock
+from pgvector_pipeline.store.files import fsync_dir, human_size, remove_quietly
+from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT, manifest_name
+from pgvector_pipeline.store.listing import STATUS_UNFINISHED, BackupSetInfo
+from pgvector_pipeline.store.log import record_in_log
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Which sets to keep: the newest N per location and/or those younger than D days (at least one rule)."""
+
+    keep_newest: int | None = None
+    max_age_days: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_newest is None and self.max_age_days is None:
+            raise InvalidParams(
+                "A retention policy needs keep_newest (sets to keep per location) and/or max_age_days "
+                "(keep sets younger than this); with neither, every set but the newest would be deleted."
+            )
+        if self.keep_newest is not None and self.keep_newest < 1:
+            raise InvalidParams(f"keep_newest must be at least 1, not {self.keep_newest}.")
+        if self.max_age_days is not None and not self.max_age_days > 0:
+            raise InvalidParams(f"max_age_days must be more than 0, not {self.max_age_days}.")
+
+    def describe(self) -> str:
+        """The policy in words, for logs and metadata."""
+        rules = []
+        if self.keep_newest is not None:
+            rules.append(f"the newest {self.keep_newest} per location")
+        if self.max_age_days is not None:
+            rules.append(f"sets younger than {self.max_age_days:g} days")
+        return "keep " + " and ".join(rules) + ", and always the newest complete set of each location"
+
+
+@dataclass(frozen=True)
+class RetentionDecision:
+    """What retention does with one set, and why."""
+
+    backup_set: BackupSetInfo
+    delete: bool
+    reason: str
+
+
+def plan_retention(
+    sets: list[BackupSetInfo], policy: RetentionPolicy, now: datetime | None = None
+) -> list[RetentionDecision]:
+    """A decision for every set (listing order: newest first); deletes nothing."""
+    oldest_kept = (now or datetime.now()) - timedelta(days=policy.max_age_days or 0)
+    decisions = []
+    by_location = sorted(sets, key=lambda s: (str(s.directory), s.timestamp), reverse=True)
+    for _, location_sets in groupby(by_location, key=lambda s: s.directory):
+        newest_complete_seen = False
+        for position, backup_set in enumerate(location_sets):
+            reason = None
+            if backup_set.status == STATUS_UNFINISHED:
+                reason = "being written, or interrupted (the next backup there removes it)"
+            elif backup_set.complete and not newest_complete_seen:
+                reason = "the newest complete set of its location"
+            elif policy.keep_newest is not None and position < policy.keep_newest:
+                reason = f"one of the newest {policy.keep_newest} of its location"
+            elif (
+                policy.max_age_days is not None
+                and datetime.strptime(backup_set.timestamp, TIMESTAMP_FORMAT) >= oldest_kept
+            ):
+                reason = f"younger than {policy.max_age_days:g} days"
+            newest_complete_seen = newest_complete_seen or backup_set.complete
+            decisions.append(
+                RetentionDecision(backup_set, reason is None, reason or f"not kept by: {policy.describe()}")
+            )
+    order = {id(s): n for n, s in enumerate(sets)}
+    return sorted(decisions, key=lambda d: order[id(d.backup_set)])
+
+
+def delete_backup_set(backup_set: BackupSetInfo, mode: int, warn: Callable[[str], None]) -> int | None:
+    """Delete a set's files under its lock and log it; bytes freed, or None when a run holds the set now."""
+    directory = backup_set.directory
+    lock = SetLock.try_acquire(directory, backup_set.timestamp, mode)
+    if lock is None:
+        return None
+    try:
+        doomed = [*backup_set.files.values(), directory / manifest_name(backup_set.timestamp)]
+        # CSVs first: a set cut short here still has its manifest, so it lists as incomplete, not as legacy.
+        freed = sum(remove_quietly(path) for path in doomed)
+        fsync_dir(directory)
+    finally:
+        lock.release()
+    record_in_log(
+        directory,
+        f"retention deleted set {backup_set.timestamp} ({backup_set.status}, {human_size(freed)})",
+        [path.name for path in doomed],
+        mode,
+        warn,
+    )
+    return freed
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """What a retention pass decided and did."""
+
+    decisions: list[RetentionDecision]
+    deleted: list[BackupSetInfo]
+    skipped_busy: list[BackupSetInfo]
+    bytes_freed: int
+    dry_run: bool
+
+
+def apply_retention(
+    sets: list[BackupSetInfo],
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool,
+    mode: int,
+    log_info: Callable[[str], None],
+    warn: Callable[[str], None],
+    now: datetime | None = None,
+) -> RetentionResult:
+    """Decide for every set, then (unless `dry_run`) delete the sets the policy does not keep."""
+    decisions = plan_retention(sets, policy, now)
+    deleted, busy, freed = [], [], 0
+    for decision in (d for d in decisions if d.delete):
+        backup_set = decision.backup_set
+        where = Path(backup_set.directory)
+        if dry_run:
+            log_info(f"Would delete set {backup_set.timestamp} in {where} ({human_size(backup_set.total_bytes)}).")
+            deleted.append(backup_set)
+            freed += backup_set.total_bytes
+            continue
+        bytes_freed = delete_backup_set(backup_set, mode, warn)
+        if bytes_freed is None:
+            warn(f"Set {backup_set.timestamp} in {where} is being written by a run now; it was not deleted.")
+            busy.append(backup_set)
+            continue
+        log_info(f"Deleted set {backup_set.timestamp} in {where} ({human_size(bytes_freed)}).")
+        deleted.append(backup_set)
+        freed += bytes_freed
+    return RetentionResult(decisions, deleted, busy, freed, dry_run)

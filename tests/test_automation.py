@@ -1,0 +1,106 @@
+"""Schedules, the task sensor and the freshness check, evaluated in process (the daemon runs them in
+tests/test_deployment.py)."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.contract import (
+    BACKUP_SCHEDULE,
+    FRESHNESS_CHECK,
+    INVENTORY_JOB,
+    REQUEST_BACKUP_OP,
+    RETENTION_OP,
+    RETENTION_SCHEDULE,
+)
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
+from pgvector_pipeline.schedules.retention import retention_tick
+from pgvector_pipeline.sensors.task_backup import task_backup_sensor
+from tests.helpers import recent_timestamp, store_config
+
+
+def sensor_result(instance, root, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"backup_store": BackupStoreResource(root=str(root))}
+    )
+    return task_backup_sensor(context)
+
+
+def test_task_sensor_backs_up_each_new_task_directory_once(backup_root, monkeypatch):
+    (backup_root / "task_done" / "vector_bak").mkdir(parents=True)
+    (backup_root / "task_done" / "vector_bak" / "langchain_pg_embedding_20261101_000000.csv").write_text("id\n")
+    (backup_root / "task_new").mkdir()
+    (backup_root / "global").mkdir()  # reserved: not a task
+    (backup_root / "not a task").mkdir()
+    with dg.instance_for_test() as instance:
+        first = sensor_result(instance, backup_root)
+
+        assert [r.run_key for r in first.run_requests] == ["task-backup-task_new"]
+        config = first.run_requests[0].run_config["ops"][REQUEST_BACKUP_OP]["config"]
+        assert config == {"task_id": "task_new", "truncate_after_backup": False, "create_task_dir": False}
+        assert json.loads(first.cursor) == ["task_done", "task_new"]
+
+        assert isinstance(sensor_result(instance, backup_root, first.cursor), dg.SkipReason)
+
+        (backup_root / "task_later").mkdir()
+        monkeypatch.setenv("PGVECTOR_TASK_BACKUP_TRUNCATE", "true")
+        later = sensor_result(instance, backup_root, first.cursor)
+        assert [r.run_key for r in later.run_requests] == ["task-backup-task_later"]
+        assert later.run_requests[0].run_config["ops"][REQUEST_BACKUP_OP]["config"]["truncate_after_backup"] is True
+
+
+def test_backup_schedule_cron_and_time_zone_come_from_the_environment(monkeypatch):
+    default = defs.resolve_schedule_def(BACKUP_SCHEDULE)
+    assert (default.cron_schedule, default.execution_timezone) == ("0 2 * * *", "UTC")
+    assert default.default_status == dg.DefaultScheduleStatus.STOPPED
+
+    monkeypatch.setenv("PGVECTOR_BACKUP_CRON", "15 */6 * * *")
+    monkeypatch.setenv("PGVECTOR_BACKUP_TIMEZONE", "Europe/Berlin")
+    schedule = build_daily_vector_backup_schedule()
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("15 */6 * * *", "Europe/Berlin")
+
+    monkeypatch.setenv("PGVECTOR_BACKUP_CRON", "every day")
+    with pytest.raises(ValueError, match="PGVECTOR_BACKUP_CRON: Found invalid cron schedule 'every day'"):
+        build_daily_vector_backup_schedule()
+    monkeypatch.setenv("PGVECTOR_BACKUP_CRON", "0 2 * * *")
+    monkeypatch.setenv("PGVECTOR_BACKUP_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ValueError, match="PGVECTOR_BACKUP_TIMEZONE='Mars/Olympus' is not an IANA time zone"):
+        build_daily_vector_backup_schedule()
+
+
+def test_retention_schedule_reads_its_policy_at_each_tick(monkeypatch):
+    assert defs.resolve_schedule_def(RETENTION_SCHEDULE).default_status == dg.DefaultScheduleStatus.STOPPED
+    context = dg.build_schedule_context()
+    skipped = retention_tick(context)
+    assert isinstance(skipped, dg.SkipReason) and "PGVECTOR_RETENTION_KEEP_NEWEST" in skipped.skip_message
+
+    monkeypatch.setenv("PGVECTOR_RETENTION_KEEP_NEWEST", "7")
+    request = retention_tick(context)
+    assert request.run_config["ops"][RETENTION_OP]["config"] == {"dry_run": False, "keep_newest": 7}
+
+    monkeypatch.setenv("PGVECTOR_RETENTION_KEEP_NEWEST", "seven")
+    assert "whole number" in retention_tick(context).skip_message
+
+
+def test_freshness_check_fails_without_a_recent_global_backup(store_db, backup_root):
+    inventory_only = store_config(backup_root)
+    job = defs.resolve_job_def(INVENTORY_JOB)
+    with dg.instance_for_test() as instance:
+        [none] = job.execute_in_process(instance=instance, run_config=inventory_only).get_asset_check_evaluations()
+        assert (
+            not none.passed
+            and none.description == f"There is no complete global backup in {backup_root / 'vector_bak'}."
+        )
+
+        back_up_store(store_db, "public", backup_root, "global", "20261101_000000")
+        [old] = job.execute_in_process(instance=instance, run_config=inventory_only).get_asset_check_evaluations()
+        assert not old.passed and "20261101_000000" in old.description
+        assert "older than 26 h. Is daily_vector_backup_schedule running?" in old.description
+
+        back_up_store(store_db, "public", backup_root, "global", recent_timestamp())
+        [fresh] = job.execute_in_process(instance=instance, run_config=inventory_only).get_asset_check_evaluations()
+        assert fresh.passed and fresh.check_name == FRESHNESS_CHECK
