@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.contract import BACKUP_JOB, DEFAULT_DSN_ENV, backup_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import register_backup_partition
@@ -29,6 +30,17 @@ def resources_config(backup_root, dsn: dict | str | None = None) -> dict:
 def store_config(backup_root) -> dict:
     """Run config of the backup_store resource alone (jobs that never touch the database)."""
     return {"resources": {"backup_store": {"config": {"root": str(backup_root)}}}}
+
+
+def backup_materializations(result) -> dict:
+    """The materializations of the two backup assets in a run's result, by asset key (a backup run also
+    materializes the inventory)."""
+    backup_assets = set(ASSET_BY_TABLE.values())
+    return {
+        e.asset_key: e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key in backup_assets
+    }
 
 
 def run_backup_job(instance, backup_root, dsn=None, *, partition_key=None, tags=None, **backup_config):

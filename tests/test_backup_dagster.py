@@ -3,6 +3,7 @@
 import pytest
 
 from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
+from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
     BACKUP_SET_TAG,
@@ -18,7 +19,14 @@ from pgvector_pipeline.partitions import (
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup, run_backup_job
+from tests.helpers import (
+    DSN_ENV,
+    backup_materializations,
+    recent_timestamp,
+    resources_config,
+    run_backup,
+    run_backup_job,
+)
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
     result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, ts)
 
     assert result.success
-    events = {e.asset_key: e.materialization for e in result.get_asset_materialization_events()}
+    events = backup_materializations(result)
     assert set(events) == {COLLECTION_BACKUP, EMBEDDING_BACKUP}
     embedding = events[EMBEDDING_BACKUP]
     assert embedding.partition == "global|" + ts
@@ -70,9 +78,7 @@ def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, 
     result = run_backup(instance, backup_root, "task_7", ts, truncate_after_backup=True)
 
     assert result.success
-    metadata = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}[
-        EMBEDDING_BACKUP
-    ]
+    metadata = {k: m.metadata for k, m in backup_materializations(result).items()}[EMBEDDING_BACKUP]
     assert metadata["truncated_rows_before"].value == 100 and metadata["truncated_rows_after"].value == 0
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
     assert (backup_root / "task_7" / "vector_bak" / f"langchain_pg_embedding_{ts}.csv").stat().st_size > 0
@@ -119,7 +125,7 @@ def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db,
     assert instance.get_dynamic_partitions(task_partitions.name) == ["task_42"]
     key = f"task_42|{timestamp}"
     assert instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG] == key
-    events = {e.asset_key: e.materialization for e in request.get_asset_materialization_events()}
+    events = backup_materializations(request)
     assert {k: m.partition for k, m in events.items()} == {COLLECTION_BACKUP: key, EMBEDDING_BACKUP: key}
     assert events[EMBEDDING_BACKUP].metadata["truncated_rows_before"].value == 100
     assert {str(k) for k in instance.get_materialized_partitions(EMBEDDING_BACKUP)} == {key}
@@ -160,3 +166,17 @@ def test_backfill_of_the_backup_assets_is_refused(instance, sample_db, backup_ro
     assert failure.metadata["error_type"].value == "INVALID_PARAMS"
     assert "Backfills of the backup assets are refused" in failure.description
     assert not (backup_root / "vector_bak").exists()
+
+
+def test_backup_runs_refresh_the_inventory(instance, sample_db, backup_root, ts):
+    assert run_backup(instance, backup_root, GLOBAL_TASK_KEY, ts).success
+    request = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
+        instance=instance, run_config={**request_run_config(), **resources_config(backup_root)}
+    )
+    assert request.success
+
+    inventory = instance.get_latest_materialization_event(INVENTORY).asset_materialization
+    records = inventory.metadata["sets"].value.records
+    assert len(records) == 2 and inventory.metadata["complete_sets"].value == 2
+    claimed = instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG].split("|")[1]
+    assert {r.data["timestamp"] for r in records} == {ts, claimed}

@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
 from pgvector_pipeline.assets.metadata import set_file_metadata
 from pgvector_pipeline.backup import BackupResult, TableBackup
 from pgvector_pipeline.contract import BACKFILL_TAG
@@ -13,7 +14,6 @@ from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.layout import check_stamped_now
 
-BACKUP_GROUP = "vector_backups"
 COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
 EMBEDDING_BACKUP = dg.AssetKey(f"{EMBEDDING_TABLE}_backup")
 ASSET_BY_TABLE = {COLLECTION_TABLE: COLLECTION_BACKUP, EMBEDDING_TABLE: EMBEDDING_BACKUP}
@@ -87,6 +87,8 @@ def vector_store_backup(
         )
     for table in result.tables:
         yield dg.MaterializeResult(asset_key=ASSET_BY_TABLE[table.table], metadata=backup_metadata(result, table))
+    # A listing right after this run includes its set.
+    context.log_event(inventory_refreshed(backup_store.root_path))
 
 
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:

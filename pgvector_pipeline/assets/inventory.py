@@ -5,13 +5,14 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from pgvector_pipeline.assets.backup import BACKUP_GROUP
 from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.files import human_size
 from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets
 
+# The UI group of the backup assets and the inventory.
+BACKUP_GROUP = "vector_backups"
 INVENTORY = dg.AssetKey(INVENTORY_ASSET)
 INVENTORY_COLUMNS = [
     "task_id",

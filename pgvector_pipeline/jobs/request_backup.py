@@ -9,6 +9,7 @@ from pgvector_pipeline.assets.backup import (
     CONNECTION_RETRIES,
     backup_metadata,
 )
+from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import BACKUP_SET_TAG, REQUEST_BACKUP_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import register_backup_partition
@@ -73,6 +74,7 @@ def request_vector_backup(
         yield dg.AssetMaterialization(
             asset_key=ASSET_BY_TABLE[table.table], partition=str(claimed[-1]), metadata=backup_metadata(result, table)
         )
+    yield inventory_refreshed(backup_store.root_path)
     yield dg.Output(
         None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(str(result.directory))}
     )

@@ -68,9 +68,10 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
     )
     if not result.success:
         raise SystemExit(f"The demo backup run {result.run_id} failed; see the log above.")
-    key = result.get_asset_materialization_events()[0].materialization.partition
-    print(f"Backup run {result.run_id} materialized partition {key}:")
-    for event in result.get_asset_materialization_events():
+    # The run materializes both backup assets (partitioned) and refreshes the inventory (not partitioned).
+    backups = [e for e in result.get_asset_materialization_events() if e.materialization.partition]
+    print(f"Backup run {result.run_id} materialized partition {backups[0].materialization.partition}:")
+    for event in backups:
         metadata = event.materialization.metadata
         print(f"  {metadata['path'].value}  ({metadata['dagster/row_count'].value} rows, {metadata['size'].value})")
     return env
