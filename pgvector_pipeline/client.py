@@ -1,37 +1,73 @@
-"""Start backups from another program through the Dagster webserver's GraphQL API.
+"""Back up, restore, truncate, list and follow runs from another program, through the Dagster webserver's
+GraphQL API. Needs only the webserver's host and port: it never loads the code location.
 
 client = VectorBackupClient("127.0.0.1", 3000)
-launched = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
-client.wait_for_run(launched.run_id)
-client.backup_set_of_run(launched.run_id)      # 'task_20261123|20261124_101500'
-client.list_backup_sets(task_id="task_20261123", refresh=True)
+run = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
+client.wait_for_run(run.run_id).backup_set        # 'task_20261123|20261124_101500'
+client.list_backup_sets(task_id="task_20261123")
+client.wait_for_run(client.launch_restore("task_20261123", "20261124_101500", truncate_before_restore=True).run_id)
+
+Every failure is a PipelineClientError with a plain message: Dagster's reasons when it refuses a launch
+(config validation), the run's `error_type`, `can_retry` and message when a run fails, a TimeoutError
+naming the run's state when waiting runs out (a run QUEUED for good means no dagster-daemon is running).
 """
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from dagster import DagsterRunStatus
-from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from gql import Client, gql
+from gql.transport.exceptions import TransportError
 from gql.transport.requests import RequestsHTTPTransport
+from requests.exceptions import RequestException
 
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
+    BACKUP_SCHEDULE,
     BACKUP_SET_TAG,
+    DISCOVERY_SENSOR,
+    FRESHNESS_SCHEDULE,
     INVENTORY_ASSET,
     INVENTORY_JOB,
     LOCATION_NAME,
     PARTITION_TAG,
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
+    RESTORE_JOB,
+    RETENTION_JOB,
+    RETENTION_SCHEDULE,
     TASK_PARTITIONS,
+    TASK_SENSOR,
     TIMESTAMP_PARTITIONS,
+    TRUNCATE_JOB,
     backup_run_config,
+    database_tags,
     partition_key,
+    pgvector_resource_config,
     request_run_config,
+    restore_run_config,
+    retention_run_config,
+    truncate_run_config,
 )
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
+
+LAUNCH_RUN = """
+mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message reason path } }
+    ... on PipelineNotFoundError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConflict { message }
+    ... on PresetNotFoundError { message }
+    ... on ConflictingExecutionParamsError { message }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
 
 ADD_DYNAMIC_PARTITION = """
 mutation AddDynamicPartition($repositorySelector: RepositorySelector!, $partitionsDefName: String!, $partitionKey: String!) {
@@ -45,11 +81,40 @@ mutation AddDynamicPartition($repositorySelector: RepositorySelector!, $partitio
 }
 """
 
-RUN_TAGS = """
-query RunTags($runId: ID!) {
+RUN_STATUS = """
+query RunStatus($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
-    ... on Run { tags { key value } }
+    ... on Run { runId jobName status tags { key value } }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_FAILURE = """
+query RunFailure($runId: ID!) {
+  logsForRun(runId: $runId, limit: 1000) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on ExecutionStepFailureEvent {
+          stepKey
+          error { message }
+          failureMetadata {
+            description
+            metadataEntries {
+              label
+              ... on TextMetadataEntry { text }
+              ... on BoolMetadataEntry { boolValue }
+            }
+          }
+        }
+        ... on ResourceInitFailureEvent { message error { message } }
+        ... on RunFailureEvent { message }
+      }
+    }
     ... on RunNotFoundError { message }
     ... on PythonError { message }
   }
@@ -70,43 +135,157 @@ query BackupSets($assetKey: AssetKeyInput!) {
 }
 """
 
-_FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+START_SCHEDULE = """
+mutation StartSchedule($selector: ScheduleSelector!) {
+  startSchedule(scheduleSelector: $selector) {
+    __typename
+    ... on ScheduleStateResult { scheduleState { status } }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+START_SENSOR = """
+mutation StartSensor($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on SensorNotFoundError { message }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+SCHEDULES = (BACKUP_SCHEDULE, RETENTION_SCHEDULE, FRESHNESS_SCHEDULE)
+SENSORS = (TASK_SENSOR, DISCOVERY_SENSOR)
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+# The error_type of a PipelineClientError raised because the webserver did not answer.
+UNREACHABLE = "WEBSERVER_UNREACHABLE"
+
+
+class PipelineClientError(Exception):
+    """A launch Dagster refused, a run that failed, or a webserver that cannot be reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str | None = None,
+        can_retry: bool | None = None,
+        run_id: str | None = None,
+        reasons: list[str] | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+        self.can_retry = can_retry
+        self.run_id = run_id
+        self.reasons = reasons or []
 
 
 @dataclass(frozen=True)
-class LaunchedBackup:
-    """A backup run launched over GraphQL."""
+class RunInfo:
+    """A run as the webserver reports it; `error_*` are set once a run has failed."""
 
     run_id: str
-    task: str
-    # Known at launch only when the caller named the set; otherwise see backup_set_of_run.
+    job_name: str
+    status: str  # QUEUED, STARTING, STARTED, SUCCESS, FAILURE, CANCELED, ...
+    tags: dict[str, str] = field(default_factory=dict)
+    error_type: str | None = None
+    can_retry: bool | None = None
+    error_message: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def backup_set(self) -> str | None:
+        """The set ('task|timestamp') a backup run wrote or claimed; None before it claimed one."""
+        return self.tags.get(BACKUP_SET_TAG) or self.tags.get(PARTITION_TAG)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON output."""
+        return {
+            "run_id": self.run_id,
+            "job_name": self.job_name,
+            "status": self.status,
+            "backup_set": self.backup_set,
+            "error_type": self.error_type,
+            "can_retry": self.can_retry,
+            "error_message": self.error_message,
+        }
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """A run launched over GraphQL."""
+
+    run_id: str
+    job_name: str
+    # For backups: the task, and the timestamp when the caller named the set (else see RunInfo.backup_set).
+    task: str | None = None
     timestamp: str | None = None
 
 
 class VectorBackupClient:
-    """Launch backups and list backup sets through the Dagster webserver's GraphQL API, from any program.
-
-    Needs only the webserver's host and port; it never loads the code location. Runs are launched by
-    job name (see `pgvector_pipeline.contract`); errors come back as DagsterGraphQLClientError.
-    """
+    """Launch and follow backups, restores, truncates and retention, and list sets, over GraphQL."""
 
     def __init__(self, hostname: str = "127.0.0.1", port: int = 3000, location_name: str = LOCATION_NAME):
         self.location_name = location_name
-        self.dagster = DagsterGraphQLClient(hostname, port_number=port)
-        self._graphql = Client(transport=RequestsHTTPTransport(url=f"http://{hostname}:{port}/graphql", timeout=60))
+        self.url = f"http://{hostname}:{port}/graphql"
+        self._graphql = Client(transport=RequestsHTTPTransport(url=self.url, timeout=60))
+
+    def _execute(self, document: str, variables: dict) -> dict:
+        try:
+            return self._graphql.execute(gql(document), variable_values=variables)
+        except (TransportError, RequestException, OSError) as error:
+            raise PipelineClientError(
+                f"The Dagster webserver at {self.url} could not be reached ({error}). Is it running "
+                f"(dagster dev, or dagster-webserver), and are host and port right?",
+                error_type=UNREACHABLE,
+                can_retry=True,
+            ) from None
+
+    @property
+    def _repository(self) -> dict[str, str]:
+        return {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME}
+
+    def launch_job(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
+        """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons."""
+        params = {
+            "selector": {**self._repository, "jobName": job_name},
+            "runConfigData": run_config or {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+        }
+        result = self._execute(LAUNCH_RUN, {"executionParams": params})["launchRun"]
+        kind = result["__typename"]
+        if kind == "LaunchRunSuccess":
+            return result["run"]["runId"]
+        if kind == "RunConfigValidationInvalid":
+            reasons = [f"{'.'.join(error['path']) or 'run config'}: {error['message']}" for error in result["errors"]]
+            raise PipelineClientError(
+                f"Dagster refused the run config of {job_name}: " + "; ".join(reasons),
+                error_type="INVALID_PARAMS",
+                can_retry=False,
+                reasons=reasons,
+            )
+        raise PipelineClientError(
+            f"Dagster refused to launch {job_name} ({kind}): {result.get('message', '')}".rstrip(": "),
+            error_type="INVALID_PARAMS",
+            can_retry=False,
+        )
 
     def add_dynamic_partition(self, partitions_def_name: str, key: str) -> None:
         """Register a partition key; one that exists already is fine."""
-        result = self._graphql.execute(
-            gql(ADD_DYNAMIC_PARTITION),
-            variable_values={
-                "repositorySelector": {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME},
-                "partitionsDefName": partitions_def_name,
-                "partitionKey": key,
-            },
+        result = self._execute(
+            ADD_DYNAMIC_PARTITION,
+            {"repositorySelector": self._repository, "partitionsDefName": partitions_def_name, "partitionKey": key},
         )["addDynamicPartition"]
         if result["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
-            raise DagsterGraphQLClientError(f"Adding partition {key!r} to {partitions_def_name} failed: {result}")
+            raise PipelineClientError(f"Adding partition {key!r} to {partitions_def_name} failed: {result}")
 
     def launch_backup(
         self,
@@ -115,66 +294,147 @@ class VectorBackupClient:
         truncate_after_backup: bool = False,
         create_task_dir: bool = False,
         timestamp: str | None = None,
-    ) -> LaunchedBackup:
+        dsn_env: str | None = None,
+        db_schema: str | None = None,
+    ) -> LaunchedRun:
         """Launch a backup; task_id None means global.
 
         Without `timestamp` it launches request_vector_backup_job, which claims a new set in the code
-        location (so starts at the same moment get distinct sets). With one, it registers that set's
-        partition and launches vector_backup_job for it; the run fails if another run has that set.
+        location (so starts at the same moment get distinct sets). With one (it must be about now), it
+        registers that set's partition and launches vector_backup_job for it.
         """
         task = task_key(task_id)
+        resources = pgvector_resource_config(dsn_env, db_schema)
+        tags = database_tags(dsn_env)
         if timestamp is None:
-            run_id = self.dagster.submit_job_execution(
-                REQUEST_BACKUP_JOB,
-                repository_location_name=self.location_name,
-                repository_name=REPOSITORY_NAME,
-                run_config=request_run_config(task, truncate_after_backup, create_task_dir),
-            )
-            return LaunchedBackup(run_id=run_id, task=task)
+            run_config = {**request_run_config(task, truncate_after_backup, create_task_dir), **resources}
+            return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
         self.add_dynamic_partition(TASK_PARTITIONS, task)
         self.add_dynamic_partition(TIMESTAMP_PARTITIONS, timestamp)
-        run_id = self.dagster.submit_job_execution(
-            BACKUP_JOB,
-            repository_location_name=self.location_name,
-            repository_name=REPOSITORY_NAME,
-            run_config=backup_run_config(truncate_after_backup, create_task_dir),
-            tags={PARTITION_TAG: key},
-        )
-        return LaunchedBackup(run_id=run_id, task=task, timestamp=timestamp)
+        run_config = {**backup_run_config(truncate_after_backup, create_task_dir), **resources}
+        run_id = self.launch_job(BACKUP_JOB, run_config, {**tags, PARTITION_TAG: key})
+        return LaunchedRun(run_id, BACKUP_JOB, task, timestamp)
 
-    def backup_set_of_run(self, run_id: str) -> str | None:
-        """The set ('task|timestamp') a backup run wrote or claimed; None before it claimed one."""
-        run = self._graphql.execute(gql(RUN_TAGS), variable_values={"runId": run_id})["runOrError"]
+    def launch_restore(
+        self,
+        task_id: str | None,
+        timestamp: str,
+        *,
+        tables: list[str] | None = None,
+        truncate_before_restore: bool = False,
+        verify_only: bool = False,
+        create_missing: bool = False,
+        allow_legacy: bool = False,
+        fill_extra_columns: bool = False,
+        dsn_env: str | None = None,
+        db_schema: str | None = None,
+    ) -> LaunchedRun:
+        """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory)."""
+        run_config = {
+            **restore_run_config(
+                task_key(task_id),
+                validate_timestamp(timestamp),
+                tables=tables,
+                truncate_before_restore=truncate_before_restore,
+                verify_only=verify_only,
+                create_missing=create_missing,
+                allow_legacy=allow_legacy,
+                fill_extra_columns=fill_extra_columns,
+            ),
+            **pgvector_resource_config(dsn_env, db_schema),
+        }
+        return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)
+
+    def launch_truncate(
+        self, tables: list[str] | None = None, *, dsn_env: str | None = None, db_schema: str | None = None
+    ) -> LaunchedRun:
+        """Launch vector_truncate_job: langchain_pg_embedding, or the tables named."""
+        run_config = {**truncate_run_config(tables), **pgvector_resource_config(dsn_env, db_schema)}
+        return LaunchedRun(self.launch_job(TRUNCATE_JOB, run_config, database_tags(dsn_env)), TRUNCATE_JOB)
+
+    def launch_retention(
+        self, keep_newest: int | None = None, max_age_days: float | None = None, *, dry_run: bool = True
+    ) -> LaunchedRun:
+        """Launch vector_retention_job (a dry run unless dry_run=False)."""
+        run_config = retention_run_config(keep_newest, max_age_days, dry_run)
+        return LaunchedRun(self.launch_job(RETENTION_JOB, run_config), RETENTION_JOB)
+
+    def run_status(self, run_id: str) -> RunInfo:
+        """The run's status and tags, with its error once it has failed."""
+        run = self._execute(RUN_STATUS, {"runId": run_id})["runOrError"]
         if run["__typename"] != "Run":
-            raise DagsterGraphQLClientError(f"Run {run_id}: {run.get('message', run['__typename'])}")
-        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
-        return tags.get(BACKUP_SET_TAG) or tags.get(PARTITION_TAG)
+            raise PipelineClientError(
+                f"Run {run_id}: {run.get('message', run['__typename'])}", error_type="INVALID_PARAMS", can_retry=False
+            )
+        info = RunInfo(run["runId"], run["jobName"], run["status"], {t["key"]: t["value"] for t in run["tags"]})
+        return self._with_failure(info) if info.status == "FAILURE" else info
 
-    def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> DagsterRunStatus:
-        """Poll the run until it ends and return its status; TimeoutError after `timeout_s`."""
+    def _with_failure(self, info: RunInfo) -> RunInfo:
+        logs = self._execute(RUN_FAILURE, {"runId": info.run_id})["logsForRun"]
+        events = logs.get("events", []) if logs["__typename"] == "EventConnection" else []
+        for event in events:
+            if event["__typename"] == "ExecutionStepFailureEvent":
+                failure = event.get("failureMetadata") or {}
+                entries = {e["label"]: e for e in failure.get("metadataEntries", [])}
+                return RunInfo(
+                    info.run_id,
+                    info.job_name,
+                    info.status,
+                    info.tags,
+                    error_type=(entries.get("error_type") or {}).get("text"),
+                    can_retry=(entries.get("can_retry") or {}).get("boolValue"),
+                    error_message=failure.get("description") or event["error"]["message"],
+                )
+        messages = [
+            (event.get("error") or {}).get("message") or event.get("message")
+            for event in events
+            if event["__typename"] in ("ResourceInitFailureEvent", "RunFailureEvent")
+        ]
+        return RunInfo(
+            info.run_id, info.job_name, info.status, info.tags, error_message=" ".join(filter(None, messages))
+        )
+
+    def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> RunInfo:
+        """Poll until the run ends and return it; TimeoutError (saying in which state) after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
-            status = self.dagster.get_run_status(run_id)
-            if status in _FINISHED:
-                return status
+            info = self.run_status(run_id)
+            if info.finished:
+                return info
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Run {run_id} is still {status.value} after {timeout_s:.0f} s.")
+                hint = (
+                    " Runs wait in the queue until a dagster-daemon starts them (dagster dev runs one), and "
+                    "one at a time per database."
+                    if info.status == "QUEUED"
+                    else ""
+                )
+                raise TimeoutError(f"Run {run_id} is still {info.status} after {timeout_s:g} s.{hint}")
             time.sleep(poll_s)
+
+    def check_run(self, info: RunInfo) -> RunInfo:
+        """`info` if the run succeeded; PipelineClientError with the run's error otherwise."""
+        if info.status == "SUCCESS":
+            return info
+        raise PipelineClientError(
+            f"Run {info.run_id} ({info.job_name}) ended {info.status}: {info.error_message or 'no error message'}",
+            error_type=info.error_type,
+            can_retry=info.can_retry,
+            run_id=info.run_id,
+        )
+
+    def refresh_inventory(self, timeout_s: float = 300) -> None:
+        """Re-scan the backup root now (vector_inventory_job) and wait for it."""
+        self.check_run(self.wait_for_run(self.launch_job(INVENTORY_JOB), timeout_s))
 
     def list_backup_sets(
         self, *, global_only: bool = False, task_id: str | None = None, refresh: bool = False
     ) -> list[dict]:
-        """Sets from the latest vector_backup_inventory (newest first); `refresh` re-scans the root first."""
+        """Sets from the latest inventory (newest first). Runs that add or delete sets refresh it as they
+        end; `refresh` re-scans the root first (sets copied in by hand)."""
         if refresh:
-            run_id = self.dagster.submit_job_execution(
-                INVENTORY_JOB, repository_location_name=self.location_name, repository_name=REPOSITORY_NAME
-            )
-            if self.wait_for_run(run_id) != DagsterRunStatus.SUCCESS:
-                raise DagsterGraphQLClientError(f"Refreshing the inventory failed (run {run_id}).")
-        asset = self._graphql.execute(gql(LIST_BACKUP_SETS), variable_values={"assetKey": {"path": [INVENTORY_ASSET]}})[
-            "assetOrError"
-        ]
+            self.refresh_inventory()
+        asset = self._execute(LIST_BACKUP_SETS, {"assetKey": {"path": [INVENTORY_ASSET]}})["assetOrError"]
         if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
             return []
         entries = asset["assetMaterializations"][0]["metadataEntries"]
@@ -185,3 +445,24 @@ class VectorBackupClient:
         if task_id:
             sets = [s for s in sets if s["task_id"] == task_key(task_id)]
         return sets
+
+    def start_automation(self, name: str) -> str:
+        """Switch a schedule or sensor of the code location on; its new status."""
+        if name in SCHEDULES:
+            selector = {**self._repository, "scheduleName": name}
+            result = self._execute(START_SCHEDULE, {"selector": selector})["startSchedule"]
+            if result["__typename"] == "ScheduleStateResult":
+                return result["scheduleState"]["status"]
+        elif name in SENSORS:
+            selector = {**self._repository, "sensorName": name}
+            result = self._execute(START_SENSOR, {"selector": selector})["startSensor"]
+            if result["__typename"] == "Sensor":
+                return result["sensorState"]["status"]
+        else:
+            raise PipelineClientError(
+                f"{name!r:.60} is not a schedule or sensor of this code location: one of "
+                + ", ".join(SCHEDULES + SENSORS),
+                error_type="INVALID_PARAMS",
+                can_retry=False,
+            )
+        raise PipelineClientError(f"Starting {name} failed: {result.get('message', result['__typename'])}")

@@ -5,7 +5,6 @@ launch at once without a dagster-daemon.
 """
 
 import pytest
-from dagster import DagsterRunStatus
 
 from pgvector_pipeline.client import VectorBackupClient
 from pgvector_pipeline.testing.db import execute, query
@@ -29,8 +28,8 @@ def test_backup_launched_through_graphql(webserver, store_db, backup_root):
 
     launched = client.launch_backup(truncate_after_backup=True)
 
-    assert client.wait_for_run(launched.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
-    task, timestamp = client.backup_set_of_run(launched.run_id).split("|")
+    assert client.wait_for_run(launched.run_id, timeout_s=180).status == "SUCCESS"
+    task, timestamp = client.run_status(launched.run_id).backup_set.split("|")
     assert task == launched.task == "global"
     csv_path = backup_root / "vector_bak" / f"langchain_pg_embedding_{timestamp}.csv"
     assert csv_path.read_bytes().count(b"\n") == 201  # header + 200 rows (no newlines in sample documents)
@@ -38,8 +37,8 @@ def test_backup_launched_through_graphql(webserver, store_db, backup_root):
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
 
     refused = client.launch_backup(task_id="task_missing")
-    assert client.wait_for_run(refused.run_id, timeout_s=180) == DagsterRunStatus.FAILURE
-    assert client.backup_set_of_run(refused.run_id) is None
+    assert client.wait_for_run(refused.run_id, timeout_s=180).status == "FAILURE"
+    assert client.run_status(refused.run_id).backup_set is None
     assert not (backup_root / "task_missing").exists()
 
 
@@ -48,8 +47,8 @@ def test_backups_launched_together_get_distinct_complete_sets(webserver, backup_
 
     launched = [client.launch_backup() for _ in range(3)]
 
-    assert [client.wait_for_run(run.run_id, timeout_s=180) for run in launched] == [DagsterRunStatus.SUCCESS] * 3
-    sets = {client.backup_set_of_run(run.run_id) for run in launched}
+    assert [client.wait_for_run(run.run_id, timeout_s=180).status for run in launched] == ["SUCCESS"] * 3
+    sets = {client.run_status(run.run_id).backup_set for run in launched}
     assert len(sets) == 3
     listed = {f"{s['task_id']}|{s['timestamp']}": s for s in client.list_backup_sets(refresh=True)}
     assert set(listed) == sets and all(
@@ -61,9 +60,9 @@ def test_a_named_set_launched_twice_fails_the_second_time_plainly(webserver, bac
     client = VectorBackupClient("127.0.0.1", webserver)
     timestamp = recent_timestamp()
     first = client.launch_backup(timestamp=timestamp)
-    assert client.wait_for_run(first.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
+    assert client.wait_for_run(first.run_id, timeout_s=180).status == "SUCCESS"
     second = client.launch_backup(timestamp=timestamp)
-    assert client.wait_for_run(second.run_id, timeout_s=180) == DagsterRunStatus.FAILURE
+    assert client.wait_for_run(second.run_id, timeout_s=180).status == "FAILURE"
     log = (backup_root / "vector_bak" / "vector_backup_log.txt").read_text()
     assert f"backup {timestamp} FAILED" in log and "already exists" in log
 
@@ -72,8 +71,8 @@ def test_sets_listed_through_graphql(webserver, backup_root):
     client = VectorBackupClient("127.0.0.1", webserver)
     assert client.list_backup_sets() == []
     launched = client.launch_backup()
-    assert client.wait_for_run(launched.run_id, timeout_s=180) == DagsterRunStatus.SUCCESS
-    timestamp = client.backup_set_of_run(launched.run_id).split("|")[1]
+    assert client.wait_for_run(launched.run_id, timeout_s=180).status == "SUCCESS"
+    timestamp = client.run_status(launched.run_id).backup_set.split("|")[1]
     (backup_root / "task_2" / "vector_bak").mkdir(parents=True)
     (backup_root / "task_2" / "vector_bak" / "langchain_pg_embedding_20200101_000000.csv").write_text("id\n")
 

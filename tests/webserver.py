@@ -1,16 +1,19 @@
-"""A real dagster-webserver on 127.0.0.1 for tests, on a fresh instance.
+"""A real dagster-webserver (and, when asked, dagster-daemon) on 127.0.0.1 for tests, on a fresh instance.
 
-The instance's dagster.yaml sets `run_coordinator: DefaultRunCoordinator`, so submitted runs launch at
-once (in a subprocess, as in production) without a dagster-daemon.
+Without an instance file the instance's dagster.yaml sets `run_coordinator: DefaultRunCoordinator`, so
+submitted runs launch at once (in a subprocess, as in production) without a dagster-daemon. With one of
+the shipped files (deploy/*/dagster.yaml) runs are queued, and the daemon started beside the webserver
+launches them, ticks schedules and evaluates sensors.
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import requests
@@ -26,36 +29,55 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_webserver(work: Path, env: dict[str, str]) -> Iterator[int]:
-    """Start the webserver with DAGSTER_HOME `work/dagster_home` and its log in `work/webserver.log`; yields the port."""
+def running_webserver(
+    work: Path, env: dict[str, str], instance_config: Path | None = None, daemon: bool = False
+) -> Iterator[int]:
+    """Start the webserver with DAGSTER_HOME `work/dagster_home` and its log in `work/webserver.log`
+    (the daemon's in `work/daemon.log`); yields the port."""
     home = work / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        "telemetry:\n  enabled: false\n"
-    )
-    port = free_port()
-    log_path = work / "webserver.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO_ROOT,
-            env={**os.environ, "DAGSTER_HOME": str(home), **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    if instance_config is None:
+        (home / "dagster.yaml").write_text(
+            "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
+            "telemetry:\n  enabled: false\n"
         )
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("dagster-webserver did not start:\n" + log_path.read_text())
-                time.sleep(0.5)
-            yield port
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    else:
+        shutil.copyfile(instance_config, home / "dagster.yaml")
+    port = free_port()
+    process_env = {**os.environ, "DAGSTER_HOME": str(home), **env}
+    commands = {"webserver": ["dagster_webserver", "-h", "127.0.0.1", "-p", str(port)]}
+    if daemon:
+        commands["daemon"] = ["dagster._daemon", "run"]
+    with ExitStack() as stack:
+        processes = {}
+        for name, command in commands.items():
+            log = stack.enter_context(open(work / f"{name}.log", "wb"))
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", *command, "-w", "workspace.yaml"],
+                cwd=REPO_ROOT,
+                env=process_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            stack.callback(_stop, processes[name])
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if any(p.poll() is not None for p in processes.values()) or time.monotonic() > deadline:
+                logs = "\n".join((work / f"{name}.log").read_text() for name in processes)
+                raise RuntimeError("dagster-webserver or dagster-daemon did not start:\n" + logs)
+            time.sleep(0.5)
+        yield port
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

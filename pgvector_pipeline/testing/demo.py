@@ -3,6 +3,7 @@ through Dagster. `./run demo` runs this, then serves the Dagster UI on the same 
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pgvector_pipeline.testing.langchain_tables import (
 )
 
 DEMO_DATABASE = "vectorstore"
+LOCAL_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "local" / "dagster.yaml"
 SAMPLE_DIMENSION = 384
 
 
@@ -52,10 +54,8 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
         "DAGSTER_HOME": str(state_dir / "dagster_home"),
     }
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    instance_config = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
-    if not instance_config.exists():
-        # The demo runs offline: no usage statistics to send.
-        instance_config.write_text("telemetry:\n  enabled: false\n")
+    # The shipped single-machine instance: SQLite storage, one run at a time per database, no telemetry.
+    shutil.copyfile(LOCAL_INSTANCE_CONFIG, Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     os.environ.update(env)
 
     # Imported after the environment is set: the definitions read the backup root when loaded.

@@ -1,0 +1,201 @@
+"""pgvector-pipeline: back up, restore, truncate, list and follow runs from a shell or cron, over GraphQL.
+
+Prints one JSON object per result on stdout (errors in plain words on stderr) and exits with a code a
+script can test: see EXIT_CODES.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from pgvector_pipeline.client import (
+    SCHEDULES,
+    SENSORS,
+    UNREACHABLE,
+    LaunchedRun,
+    PipelineClientError,
+    VectorBackupClient,
+)
+from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.names import BACKUP_TABLES
+
+HOST_ENV = "DAGSTER_WEBSERVER_HOST"
+PORT_ENV = "DAGSTER_WEBSERVER_PORT"
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_INVALID = 2  # bad arguments, or Dagster refused the launch (config validation)
+EXIT_UNREACHABLE = 3
+EXIT_TIMEOUT = 4
+EXIT_CODES = {
+    EXIT_OK: "done (with --wait: the run succeeded)",
+    EXIT_RUN_FAILED: "the run failed or was canceled (its error_type and message are printed)",
+    EXIT_INVALID: "bad arguments, or Dagster refused the launch (the reasons are printed)",
+    EXIT_UNREACHABLE: "the Dagster webserver could not be reached",
+    EXIT_TIMEOUT: "--wait ran out of time (the run goes on)",
+}
+
+
+def _print(data: object) -> None:
+    print(json.dumps(data, default=str))
+
+
+def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Namespace) -> int:
+    if not args.wait:
+        _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED"})
+        return EXIT_OK
+    info = client.wait_for_run(launched.run_id, timeout_s=args.timeout)
+    _print(info.as_dict())
+    return EXIT_OK if info.status == "SUCCESS" else EXIT_RUN_FAILED
+
+
+def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    launched = client.launch_backup(
+        args.task_id,
+        truncate_after_backup=args.truncate,
+        create_task_dir=args.create_task_dir,
+        dsn_env=args.dsn_env,
+        db_schema=args.schema,
+    )
+    return _finish(client, launched, args)
+
+
+def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    launched = client.launch_restore(
+        args.task_id,
+        args.timestamp,
+        tables=args.tables,
+        truncate_before_restore=args.truncate,
+        verify_only=args.verify_only,
+        create_missing=args.create_missing,
+        allow_legacy=args.allow_legacy,
+        fill_extra_columns=args.fill_extra_columns,
+        dsn_env=args.dsn_env,
+        db_schema=args.schema,
+    )
+    return _finish(client, launched, args)
+
+
+def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    return _finish(client, client.launch_truncate(args.tables, dsn_env=args.dsn_env, db_schema=args.schema), args)
+
+
+def _retention(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    return _finish(client, client.launch_retention(args.keep_newest, args.max_age_days, dry_run=not args.delete), args)
+
+
+def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    for backup_set in client.list_backup_sets(global_only=args.global_only, task_id=args.task_id, refresh=args.refresh):
+        _print(backup_set)
+    return EXIT_OK
+
+
+def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    info = client.wait_for_run(args.run_id, timeout_s=args.timeout) if args.wait else client.run_status(args.run_id)
+    _print(info.as_dict())
+    return EXIT_RUN_FAILED if info.status in ("FAILURE", "CANCELED") else EXIT_OK
+
+
+def _start(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    _print({"name": args.name, "status": client.start_automation(args.name)})
+    return EXIT_OK
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn-env", help="Environment variable (of the code server) holding the DSN; default PGVECTOR_DSN."
+    )
+    parser.add_argument("--schema", help="Schema of the LangChain tables; default public.")
+
+
+def _wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true", help="Wait for the run to end; exit 1 if it fails.")
+    parser.add_argument("--timeout", type=float, default=3600, help="Seconds --wait waits (default 3600).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="pgvector-pipeline",
+        description=__doc__,
+        epilog="exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
+    )
+    parser.add_argument("--host", default=os.environ.get(HOST_ENV, "127.0.0.1"), help=f"Webserver host (${HOST_ENV}).")
+    parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "3000")), help=f"Port (${PORT_ENV}).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    backup = commands.add_parser("backup", help="Back up both tables into a new set.")
+    backup.add_argument("--task-id", help="Task whose {root}/{task_id}/vector_bak/ gets the set; default global.")
+    backup.add_argument("--truncate", action="store_true", help="Truncate langchain_pg_embedding after the backup.")
+    backup.add_argument("--create-task-dir", action="store_true", help="Create {root}/{task_id}/ when missing.")
+    _database_options(backup)
+    _wait_options(backup)
+    backup.set_defaults(run=_backup)
+
+    restore = commands.add_parser("restore", help="Restore a set, all or nothing.")
+    restore.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
+    restore.add_argument("--task-id", help="The set's task; default global.")
+    restore.add_argument("--tables", nargs="+", choices=BACKUP_TABLES, help="Tables to restore; default both.")
+    restore.add_argument("--truncate", action="store_true", help="Empty the restored tables first (same transaction).")
+    restore.add_argument("--verify-only", action="store_true", help="Check and load, then roll back.")
+    restore.add_argument("--create-missing", action="store_true", help="Create extension, tables and indexes.")
+    restore.add_argument("--allow-legacy", action="store_true", help="Restore a set without a manifest.")
+    restore.add_argument("--fill-extra-columns", action="store_true", help="Target columns the set lacks get defaults.")
+    _database_options(restore)
+    _wait_options(restore)
+    restore.set_defaults(run=_restore)
+
+    truncate = commands.add_parser("truncate", help="Truncate langchain_pg_embedding (or the tables named).")
+    truncate.add_argument("--tables", nargs="+", choices=BACKUP_TABLES, help="Default: langchain_pg_embedding.")
+    _database_options(truncate)
+    _wait_options(truncate)
+    truncate.set_defaults(run=_truncate)
+
+    retention = commands.add_parser("retention", help="Delete old sets by policy (a dry run without --delete).")
+    retention.add_argument("--keep-newest", type=int, help="Keep the newest N sets of each location.")
+    retention.add_argument("--max-age-days", type=float, help="Keep sets younger than this many days.")
+    retention.add_argument("--delete", action="store_true", help="Delete (default: only report what would go).")
+    _wait_options(retention)
+    retention.set_defaults(run=_retention)
+
+    listing = commands.add_parser("list", help="Backup sets, newest first, one JSON object per line.")
+    listing.add_argument("--global-only", action="store_true", help="Only {root}/vector_bak/.")
+    listing.add_argument("--task-id", help="Only this task's sets.")
+    listing.add_argument("--refresh", action="store_true", help="Re-scan the backup root first.")
+    listing.set_defaults(run=_list)
+
+    status = commands.add_parser("status", help="A run's status (and error, once it failed).")
+    status.add_argument("run_id")
+    _wait_options(status)
+    status.set_defaults(run=_status)
+
+    start = commands.add_parser("start", help="Switch a schedule or sensor on.")
+    start.add_argument("name", choices=SCHEDULES + SENSORS)
+    start.set_defaults(run=_start)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code says how it went (EXIT_CODES)."""
+    args = build_parser().parse_args(argv)
+    client = VectorBackupClient(args.host, args.port)
+    run: Callable[[VectorBackupClient, argparse.Namespace], int] = args.run
+    try:
+        return run(client, args)
+    except PipelineError as error:  # bad task id or timestamp, caught before anything is sent
+        print(f"error: {error.message}", file=sys.stderr)
+        return EXIT_INVALID
+    except PipelineClientError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        if error.error_type == UNREACHABLE:
+            return EXIT_UNREACHABLE
+        return EXIT_INVALID if error.error_type == "INVALID_PARAMS" else EXIT_RUN_FAILED
+    except TimeoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_TIMEOUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The production shape end to end: a webserver and a dagster-daemon whose Dagster instance lives in
+PostgreSQL (deploy/postgres/dagster.yaml, a database of its own on the embedded server), with runs queued
+by the daemon. A schedule tick and a sensor tick start backups; the CLI starts restores and truncates; two
+runs on one database never overlap.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from pgvector_pipeline.client import VectorBackupClient
+from pgvector_pipeline.contract import BACKUP_SCHEDULE, TASK_SENSOR
+from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.embedded import ensure_database
+from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
+from tests.webserver import REPO_ROOT, running_webserver
+
+TICK_TIMEOUT_S = 240
+
+
+def one_shot_cron() -> tuple[str, datetime]:
+    """A cron that fires once, at a minute far enough ahead for the daemon to be up (and the tick time)."""
+    tick = (datetime.now(UTC) + timedelta(seconds=45)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return f"{tick.minute} {tick.hour} {tick.day} {tick.month} *", tick
+
+
+def cli(port: int, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+    )
+
+
+def wait_until(condition, timeout_s: float, what: str, logs: Path):
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in {timeout_s} s; daemon log:\n{logs.read_text()[-5000:]}")
+        time.sleep(2)
+    return result
+
+
+@pytest.fixture(scope="module")
+def deployment(pg_server, tmp_path_factory):
+    work = tmp_path_factory.mktemp("deployment")
+    root = work / "backups"
+    root.mkdir()
+    store = ensure_database(pg_server, "deployment_store")
+    execute(store, lambda cur: create_langchain_tables(cur, "public"))
+    execute(store, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100))
+    instance_db = ensure_database(pg_server, "deployment_dagster")
+    cron, tick = one_shot_cron()
+    env = {
+        "PGVECTOR_DSN": store,
+        "PGVECTOR_BACKUP_ROOT": str(root),
+        # SQLAlchemy 2.1 reads a plain postgresql:// URL as psycopg 3, which is not installed: name the driver.
+        "DAGSTER_POSTGRES_URL": instance_db.replace("postgresql://", "postgresql+psycopg2://", 1),
+        "PGVECTOR_BACKUP_CRON": cron,
+    }
+    with running_webserver(work, env, REPO_ROOT / "deploy" / "postgres" / "dagster.yaml", daemon=True) as port:
+        yield {"port": port, "root": root, "store": store, "instance_db": instance_db, "tick": tick, "work": work}
+
+
+def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
+    port, root = deployment["port"], deployment["root"]
+    (root / "task_train_1").mkdir()  # a training task about to run
+
+    for name in (BACKUP_SCHEDULE, TASK_SENSOR):
+        started = cli(port, "start", name)
+        assert started.returncode == 0, started.stderr
+        assert json.loads(started.stdout) == {"name": name, "status": "RUNNING"}
+
+    def backup_runs_by_launcher():
+        return query(
+            deployment["instance_db"],
+            "SELECT t.key, t.value, r.status FROM run_tags t JOIN runs r ON r.run_id = t.run_id "
+            "WHERE t.key IN ('dagster/schedule_name', 'dagster/sensor_name') AND r.pipeline_name = %s "
+            "AND r.status IN ('SUCCESS', 'FAILURE', 'CANCELED') ORDER BY t.key",
+            ("request_vector_backup_job",),
+        )
+
+    # The runs, their tags and events are in the PostgreSQL instance database, not in files.
+    finished = wait_until(
+        lambda: len(backup_runs_by_launcher()) == 2 and backup_runs_by_launcher(),
+        TICK_TIMEOUT_S,
+        "a schedule tick and a sensor tick",
+        deployment["work"] / "daemon.log",
+    )
+    assert finished == [
+        ("dagster/schedule_name", BACKUP_SCHEDULE, "SUCCESS"),
+        ("dagster/sensor_name", TASK_SENSOR, "SUCCESS"),
+    ]
+    sets = {s.task: s for s in list_backup_sets(root)}
+    assert {task: s.status for task, s in sets.items()} == {"global": "complete", "task_train_1": "complete"}
+    assert sets["global"].rows("langchain_pg_embedding") == 200
+    assert sets["task_train_1"].directory == root / "task_train_1" / "vector_bak"
+    # The schedule's set carries the time of its tick (the run stamps its set when it starts).
+    stamped = datetime.strptime(sets["global"].timestamp, "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    assert timedelta(0) <= stamped - deployment["tick"] < timedelta(seconds=120)
+
+    listed = cli(port, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert {json.loads(line)["task_id"] for line in listed.stdout.splitlines()} == {"global", "task_train_1"}
+
+
+def test_runs_on_one_database_never_overlap_and_restore_through_the_cli(deployment):
+    port, store = deployment["port"], deployment["store"]
+    [global_set] = list_backup_sets(deployment["root"], global_only=True)
+    client = VectorBackupClient("127.0.0.1", port)
+    blocker = psycopg2.connect(store)
+    try:
+        with blocker.cursor() as cur:
+            # Holds the truncate inside the database, so it stays STARTED as long as the test wants.
+            cur.execute("LOCK TABLE langchain_pg_embedding IN ACCESS EXCLUSIVE MODE")
+        truncate = client.launch_truncate()
+        wait_until(
+            lambda: client.run_status(truncate.run_id).status == "STARTED",
+            120,
+            "the truncate start",
+            deployment["work"] / "daemon.log",
+        )
+        launched = cli(port, "restore", "--timestamp", global_set.timestamp, "--truncate")
+        assert launched.returncode == 0, launched.stderr
+        restore_id = json.loads(launched.stdout)["run_id"]
+        for _ in range(10):  # ten seconds in which the queue could have started it
+            assert client.run_status(restore_id).status == "QUEUED"
+            assert client.run_status(truncate.run_id).status == "STARTED"
+            time.sleep(1)
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    assert client.wait_for_run(truncate.run_id, timeout_s=120).status == "SUCCESS"
+    waited = cli(port, "status", restore_id, "--wait", "--timeout", "180")
+    assert waited.returncode == 0, waited.stderr
+    status = json.loads(waited.stdout)
+    assert status["status"] == "SUCCESS" and status["job_name"] == "vector_restore_job"
+    # The truncate ran first, then the restore brought the set's 200 rows back.
+    assert query(store, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 200
+
+
+def test_a_failed_run_reports_its_error_type_through_the_cli(deployment):
+    failed = cli(deployment["port"], "restore", "--timestamp", "20200101_000000", "--wait", "--timeout", "180")
+    assert failed.returncode == 1
+    status = json.loads(failed.stdout)
+    assert status["status"] == "FAILURE" and status["error_type"] == "RESOURCE_NOT_FOUND"
+    assert status["can_retry"] is False and "20200101_000000" in status["error_message"]
