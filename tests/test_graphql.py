@@ -6,7 +6,7 @@ launch at once without a dagster-daemon.
 
 import pytest
 
-from pgvector_pipeline.client import VectorBackupClient
+from pgvector_pipeline.client import PipelineClientError, VectorBackupClient
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import recent_timestamp
@@ -84,3 +84,47 @@ def test_sets_listed_through_graphql(webserver, backup_root):
     ]
     assert [s["task_id"] for s in client.list_backup_sets(task_id="task_2")] == ["task_2"]
     assert [s["task_id"] for s in client.list_backup_sets(global_only=True)] == ["global"]
+
+
+def test_a_listing_right_after_a_backup_includes_it(webserver):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    launched = client.launch_backup()
+    info = client.wait_for_run(launched.run_id, timeout_s=180)
+    assert info.status == "SUCCESS"
+
+    # No refresh and no sensor tick: the backup run refreshed the inventory itself.
+    assert [f"{s['task_id']}|{s['timestamp']}" for s in client.list_backup_sets()] == [info.backup_set]
+
+
+def test_refused_launches_carry_dagsters_reasons(webserver):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    bad_config = {"ops": {"restore_vector_backup": {"config": {"timestamp": 20261124, "no_such_option": True}}}}
+    with pytest.raises(PipelineClientError) as refused:
+        client.launch_job("vector_restore_job", bad_config)
+    error = refused.value
+    assert error.error_type == "INVALID_PARAMS" and error.can_retry is False
+    assert error.message.startswith("Dagster refused the run config of vector_restore_job: ")
+    assert any("no_such_option" in reason for reason in error.reasons)
+    assert any("ops.restore_vector_backup.config.timestamp" in reason for reason in error.reasons), error.reasons
+
+    with pytest.raises(PipelineClientError, match="Dagster refused to launch no_such_job"):
+        client.launch_job("no_such_job")
+
+
+def test_run_status_of_a_failed_run_carries_its_error_type(webserver, store_db):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    launched = client.launch_restore(None, "20200101_000000")
+    info = client.wait_for_run(launched.run_id, timeout_s=180)
+
+    assert (info.status, info.error_type, info.can_retry) == ("FAILURE", "RESOURCE_NOT_FOUND", False)
+    assert "20200101_000000" in info.error_message
+    with pytest.raises(PipelineClientError) as failed:
+        client.check_run(info)
+    assert failed.value.error_type == "RESOURCE_NOT_FOUND" and failed.value.run_id == launched.run_id
+
+
+def test_an_unreachable_webserver_is_said_plainly():
+    client = VectorBackupClient("127.0.0.1", 1)
+    with pytest.raises(PipelineClientError, match="could not be reached") as unreachable:
+        client.run_status("any")
+    assert unreachable.value.error_type == "WEBSERVER_UNREACHABLE"
