@@ -265,7 +265,8 @@ class VectorBackupClient:
         if kind == "LaunchRunSuccess":
             return result["run"]["runId"]
         if kind == "RunConfigValidationInvalid":
-            reasons = [f"{'.'.join(error['path']) or 'run config'}: {error['message']}" for error in result["errors"]]
+            # Each message names its place in the config (root:ops:...) and what was expected there.
+            reasons = [error["message"] for error in result["errors"]]
             raise PipelineClientError(
                 f"Dagster refused the run config of {job_name}: " + "; ".join(reasons),
                 error_type="INVALID_PARAMS",
