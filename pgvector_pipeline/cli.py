@@ -62,18 +62,20 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, launched, args)
 
 
+# The restore flags of the command line by contract.restore_run_config's option names: (flag, help).
+RESTORE_FLAGS = {
+    "truncate_before_restore": ("--truncate", "Empty the restored tables first (same transaction)."),
+    "verify_only": ("--verify-only", "Check and load, then roll back."),
+    "create_missing": ("--create-missing", "Create extension, tables and indexes."),
+    "allow_legacy": ("--allow-legacy", "Restore a set without a manifest."),
+    "fill_extra_columns": ("--fill-extra-columns", "Target columns the set lacks get defaults."),
+}
+
+
 def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    options = {flag: getattr(args, flag) for flag in RESTORE_FLAGS}
     launched = client.launch_restore(
-        args.task_id,
-        args.timestamp,
-        tables=args.tables,
-        truncate_before_restore=args.truncate,
-        verify_only=args.verify_only,
-        create_missing=args.create_missing,
-        allow_legacy=args.allow_legacy,
-        fill_extra_columns=args.fill_extra_columns,
-        dsn_env=args.dsn_env,
-        db_schema=args.schema,
+        args.task_id, args.timestamp, tables=args.tables, dsn_env=args.dsn_env, db_schema=args.schema, **options
     )
     return _finish(client, launched, args)
 
@@ -138,11 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
     restore.add_argument("--task-id", help="The set's task; default global.")
     restore.add_argument("--tables", nargs="+", choices=BACKUP_TABLES, help="Tables to restore; default both.")
-    restore.add_argument("--truncate", action="store_true", help="Empty the restored tables first (same transaction).")
-    restore.add_argument("--verify-only", action="store_true", help="Check and load, then roll back.")
-    restore.add_argument("--create-missing", action="store_true", help="Create extension, tables and indexes.")
-    restore.add_argument("--allow-legacy", action="store_true", help="Restore a set without a manifest.")
-    restore.add_argument("--fill-extra-columns", action="store_true", help="Target columns the set lacks get defaults.")
+    for flag, (option, help_text) in RESTORE_FLAGS.items():
+        restore.add_argument(option, dest=flag, action="store_true", help=help_text)
     _database_options(restore)
     _wait_options(restore)
     restore.set_defaults(run=_restore)

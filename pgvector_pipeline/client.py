@@ -322,27 +322,14 @@ class VectorBackupClient:
         task_id: str | None,
         timestamp: str,
         *,
-        tables: list[str] | None = None,
-        truncate_before_restore: bool = False,
-        verify_only: bool = False,
-        create_missing: bool = False,
-        allow_legacy: bool = False,
-        fill_extra_columns: bool = False,
         dsn_env: str | None = None,
         db_schema: str | None = None,
+        **options: Any,
     ) -> LaunchedRun:
-        """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory)."""
+        """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory);
+        `options` are those of contract.restore_run_config (tables, truncate_before_restore, ...)."""
         run_config = {
-            **restore_run_config(
-                task_key(task_id),
-                validate_timestamp(timestamp),
-                tables=tables,
-                truncate_before_restore=truncate_before_restore,
-                verify_only=verify_only,
-                create_missing=create_missing,
-                allow_legacy=allow_legacy,
-                fill_extra_columns=fill_extra_columns,
-            ),
+            **restore_run_config(task_key(task_id), validate_timestamp(timestamp), **options),
             **pgvector_resource_config(dsn_env, db_schema),
         }
         return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)

@@ -14,7 +14,7 @@ from pgvector_pipeline.jobs.retention import vector_retention_job
 from pgvector_pipeline.jobs.truncate import vector_truncate_job
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
-from pgvector_pipeline.schedules.freshness import vector_backup_freshness_schedule
+from pgvector_pipeline.schedules.freshness import build_vector_backup_freshness_schedule
 from pgvector_pipeline.schedules.retention import build_vector_retention_schedule
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.sensors.task_backup import task_backup_sensor
@@ -34,7 +34,7 @@ defs = dg.Definitions(
     schedules=[
         build_daily_vector_backup_schedule(),
         build_vector_retention_schedule(),
-        vector_backup_freshness_schedule,
+        build_vector_backup_freshness_schedule(),
     ],
     sensors=[backup_discovery_sensor, task_backup_sensor],
     resources={

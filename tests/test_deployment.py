@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from pgvector_pipeline.client import VectorBackupClient
-from pgvector_pipeline.contract import BACKUP_SCHEDULE, TASK_SENSOR
+from pgvector_pipeline.contract import BACKUP_SCHEDULE, FRESHNESS_SCHEDULE, RETENTION_SCHEDULE, TASK_SENSOR
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
@@ -65,7 +65,11 @@ def deployment(pg_server, tmp_path_factory):
         "PGVECTOR_BACKUP_ROOT": str(root),
         # SQLAlchemy 2.1 reads a plain postgresql:// URL as psycopg 3, which is not installed: name the driver.
         "DAGSTER_POSTGRES_URL": instance_db.replace("postgresql://", "postgresql+psycopg2://", 1),
+        # Every schedule ticks once, at the same minute.
         "PGVECTOR_BACKUP_CRON": cron,
+        "PGVECTOR_RETENTION_CRON": cron,
+        "PGVECTOR_FRESHNESS_CRON": cron,
+        "PGVECTOR_RETENTION_KEEP_NEWEST": "5",
     }
     with running_webserver(work, env, REPO_ROOT / "deploy" / "postgres" / "dagster.yaml", daemon=True) as port:
         yield {"port": port, "root": root, "store": store, "instance_db": instance_db, "tick": tick, "work": work}
@@ -75,31 +79,35 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     port, root = deployment["port"], deployment["root"]
     (root / "task_train_1").mkdir()  # a training task about to run
 
-    for name in (BACKUP_SCHEDULE, TASK_SENSOR):
+    for name in (BACKUP_SCHEDULE, RETENTION_SCHEDULE, TASK_SENSOR):  # the freshness schedule is on already
         started = cli(port, "start", name)
         assert started.returncode == 0, started.stderr
         assert json.loads(started.stdout) == {"name": name, "status": "RUNNING"}
 
-    def backup_runs_by_launcher():
+    def finished_runs_by_launcher():
         return query(
             deployment["instance_db"],
-            "SELECT t.key, t.value, r.status FROM run_tags t JOIN runs r ON r.run_id = t.run_id "
-            "WHERE t.key IN ('dagster/schedule_name', 'dagster/sensor_name') AND r.pipeline_name = %s "
-            "AND r.status IN ('SUCCESS', 'FAILURE', 'CANCELED') ORDER BY t.key",
-            ("request_vector_backup_job",),
+            "SELECT t.value, r.pipeline_name, r.status FROM run_tags t JOIN runs r ON r.run_id = t.run_id "
+            "WHERE t.key IN ('dagster/schedule_name', 'dagster/sensor_name') AND t.value <> %s "
+            "AND r.status IN ('SUCCESS', 'FAILURE', 'CANCELED') ORDER BY t.value",
+            ("backup_discovery_sensor",),
         )
 
     # The runs, their tags and events are in the PostgreSQL instance database, not in files.
     finished = wait_until(
-        lambda: len(backup_runs_by_launcher()) == 2 and backup_runs_by_launcher(),
+        lambda: len(runs := finished_runs_by_launcher()) == 4 and runs,
         TICK_TIMEOUT_S,
-        "a schedule tick and a sensor tick",
+        "a tick of each schedule and of the task sensor",
         deployment["work"] / "daemon.log",
     )
     assert finished == [
-        ("dagster/schedule_name", BACKUP_SCHEDULE, "SUCCESS"),
-        ("dagster/sensor_name", TASK_SENSOR, "SUCCESS"),
+        (BACKUP_SCHEDULE, "request_vector_backup_job", "SUCCESS"),
+        (TASK_SENSOR, "request_vector_backup_job", "SUCCESS"),
+        (FRESHNESS_SCHEDULE, "vector_inventory_job", "SUCCESS"),
+        (RETENTION_SCHEDULE, "vector_retention_job", "SUCCESS"),
     ]
+    checks = query(deployment["instance_db"], "SELECT check_name, execution_status FROM asset_check_executions")
+    assert ("recent_global_backup", "SUCCEEDED") in checks or ("recent_global_backup", "FAILED") in checks
     sets = {s.task: s for s in list_backup_sets(root)}
     assert {task: s.status for task, s in sets.items()} == {"global": "complete", "task_train_1": "complete"}
     assert sets["global"].rows("langchain_pg_embedding") == 200
