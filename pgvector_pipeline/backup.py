@@ -31,12 +31,12 @@ from pgvector_pipeline.postgres.ddl import (
 )
 from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committed_rows
 from pgvector_pipeline.postgres.snapshot import Snapshot
+from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.backup_set import BackupSetWriter, InterruptedSet
 from pgvector_pipeline.store.files import (
     DEFAULT_FILE_MODE,
     StreamingFileWriter,
     check_file_mode,
-    human_size,
     sha256_file,
     storage_error,
 )

@@ -8,7 +8,7 @@ import pandas as pd
 from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.files import human_size
+from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets
 
 # The UI group of the backup assets and the inventory.

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from pgvector_pipeline.store.files import human_size
+from pgvector_pipeline.sizes import human_size
 
 
 def set_file_metadata(

@@ -8,7 +8,7 @@ from pgvector_pipeline.contract import RETENTION_JOB
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import remove_unused_partition_keys
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.files import human_size
+from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams, StorageError
+from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.layout import tmp_name
 
 DEFAULT_FILE_MODE = 0o600
@@ -170,13 +171,3 @@ def sha256_file(path: Path) -> str:
         while chunk := file.read(_READ_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def human_size(num_bytes: int) -> str:
-    """Bytes as B, KB, MB, GB or TB (powers of 1024)."""
-    size = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TB"

@@ -14,8 +14,9 @@ from itertools import groupby
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.backup_set import SetLock
-from pgvector_pipeline.store.files import fsync_dir, human_size, remove_quietly
+from pgvector_pipeline.store.files import fsync_dir, remove_quietly
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT, manifest_name
 from pgvector_pipeline.store.listing import STATUS_UNFINISHED, BackupSetInfo
 from pgvector_pipeline.store.log import record_in_log

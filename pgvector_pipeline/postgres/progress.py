@@ -1,0 +1,103 @@
+"""Progress of a long COPY or index build, read from PostgreSQL's own progress views by a second session.
+
+The session doing the work is busy inside one statement (COPY, CREATE INDEX) for minutes; the server
+reports how far it is in pg_stat_progress_copy and pg_stat_progress_create_index. A thread with its own
+autocommit connection reads both for the worker's backend every few seconds and logs a line, so a person
+watching the run sees it move and roughly when it ends. It only reads: if it cannot connect or query,
+the work goes on without progress lines.
+"""
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+import psycopg2
+
+from pgvector_pipeline.sizes import human_size
+
+PROGRESS_INTERVAL_S = 10.0
+
+_COPY_PROGRESS = """
+SELECT relid::regclass::text, bytes_processed, bytes_total, tuples_processed
+FROM pg_stat_progress_copy WHERE pid = %s
+"""
+_INDEX_PROGRESS = """
+SELECT index_relid::regclass::text, phase, blocks_done, blocks_total, tuples_done, tuples_total
+FROM pg_stat_progress_create_index WHERE pid = %s
+"""
+
+
+def _share(done: int, total: int) -> str:
+    return f" ({100 * done / total:.0f} %)" if total else ""
+
+
+class ProgressMonitor:
+    """Logs the progress of backend `pid` every `interval_s` while the `with` block runs.
+
+    `expected` gives totals the server cannot know (rows and bytes of a CSV sent through STDIN), by table.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        pid: int,
+        log: Callable[[str], None],
+        expected: dict[str, tuple[int | None, int | None]] | None = None,
+        interval_s: float = PROGRESS_INTERVAL_S,
+    ):
+        self._dsn = dsn
+        self._pid = pid
+        self._log = log
+        self._expected = expected or {}
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"progress-{pid}", daemon=True)
+
+    def __enter__(self) -> "ProgressMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            conn = psycopg2.connect(self._dsn, application_name="pgvector_pipeline progress")
+        except psycopg2.Error:
+            return  # progress is a courtesy: the work does not depend on it
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                while not self._stop.wait(self._interval_s):
+                    for line in self._lines(cur):
+                        self._log(line)
+        except psycopg2.Error:
+            return
+        finally:
+            conn.close()
+
+    def _lines(self, cur) -> list[str]:
+        lines = []
+        cur.execute(_COPY_PROGRESS, (self._pid,))
+        for relation, bytes_done, bytes_total, rows_done in cur.fetchall():
+            table = relation.rsplit(".", 1)[-1].strip('"')
+            rows_total, file_bytes = self._expected.get(table, (None, None))
+            bytes_total = bytes_total or file_bytes or 0
+            rows = f"{rows_done:,}" + (
+                f" of {rows_total:,} rows{_share(rows_done, rows_total)}" if rows_total else " rows"
+            )
+            size = human_size(bytes_done) + (f" of {human_size(bytes_total)}" if bytes_total else "")
+            lines.append(f"COPY {table}: {rows}, {size}.")
+        cur.execute(_INDEX_PROGRESS, (self._pid,))
+        for index, phase, blocks_done, blocks_total, tuples_done, tuples_total in cur.fetchall():
+            if tuples_total:
+                detail = f", {tuples_done:,} of {tuples_total:,} tuples{_share(tuples_done, tuples_total)}"
+            elif blocks_total:
+                detail = f", {blocks_done:,} of {blocks_total:,} blocks{_share(blocks_done, blocks_total)}"
+            else:
+                detail = ""
+            lines.append(f"Index {index}: {phase}{detail}.")
+        return lines
