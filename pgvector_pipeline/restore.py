@@ -62,6 +62,7 @@ def restore_backup_set(
     create_missing: bool = False,
     allow_legacy: bool = False,
     fill_extra_columns: bool = False,
+    maintenance_work_mem: str = "",
     log: Log | None = None,
 ) -> RestoreResult:
     """Restore `tables` of the set. With `verify_only` the whole load runs and is then rolled back.
@@ -88,6 +89,7 @@ def restore_backup_set(
         table_ddl=_checked_ddl(manifest) if create_missing else None,
         fill_extra_columns=fill_extra_columns,
         commit=not verify_only,
+        maintenance_work_mem=maintenance_work_mem,
     )
     with closing(connect(dsn)) as conn:
         stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
@@ -174,10 +176,17 @@ def _read_header(path: Path) -> list[str]:
 def _table_load(backup_set: BackupSetInfo, table: str) -> TableLoad:
     path = backup_set.files[table]
     if backup_set.manifest and not backup_set.manifest.adopted:
-        return TableLoad(table, _read_header(path), lambda: open(path, "rb"), backup_set.rows(table))
+        return TableLoad(
+            table, _read_header(path), lambda: open(path, "rb"), backup_set.rows(table), file_bytes=path.stat().st_size
+        )
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     return TableLoad(
-        table, _read_header(path), lambda: _LegacyFile(path), backup_set.rows(table), legacy_empty_fields=True
+        table,
+        _read_header(path),
+        lambda: _LegacyFile(path),
+        backup_set.rows(table),
+        legacy_empty_fields=True,
+        file_bytes=path.stat().st_size,
     )
 
 

@@ -176,3 +176,30 @@ def langchain_layout(embedding: TableDescription) -> str:
     if "id" in names:
         return LANGCHAIN_POSTGRES
     return "unknown"
+
+
+@dataclass(frozen=True)
+class RebuildableIndex:
+    """An index a restore may drop before loading an emptied table and build again after: its name and
+    the server's own definition of it (pg_get_indexdef)."""
+
+    name: str
+    definition: str
+
+
+def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:
+    """The table's indexes that nothing else needs while it is empty: not behind a constraint (primary
+    key, unique, exclusion: foreign keys may depend on those), not unique, valid, in the default
+    tablespace (pg_get_indexdef omits it) and without a comment (dropping would lose it)."""
+    cur.execute(
+        """
+        SELECT c.relname, pg_get_indexdef(i.indexrelid)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = %s AND i.indisvalid AND NOT i.indisunique AND c.reltablespace = 0
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+          AND obj_description(i.indexrelid, 'pg_class') IS NULL
+        ORDER BY c.relname
+        """,
+        (table_oid(cur, schema, table),),
+    )
+    return [RebuildableIndex(name, definition) for name, definition in cur.fetchall()]

@@ -1,10 +1,12 @@
 """Loading backup CSVs into the LangChain tables in one transaction: all rows or none.
 
-restore_tables          one transaction: create what is missing, check headers, truncate, COPY, count
+restore_tables          one transaction: create what is missing, check headers, truncate, drop the
+                        indexes an emptied table can rebuild, COPY, count, build indexes
   _target_columns       the header against the target table: what loads, what is filled, what refuses
   _copy_in              COPY table (header columns) FROM STDIN, with the empty-field rule of the set
 """
 
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -22,6 +24,7 @@ from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
+from pgvector_pipeline.postgres.progress import ProgressMonitor
 
 
 class CsvSource(Protocol):
@@ -40,6 +43,7 @@ class TableLoad:
     expected_rows: int | None  # from the manifest; None for sets without one
     # Sets of the old system wrote '' and NULL alike as an empty field (see `legacy_not_null_columns`).
     legacy_empty_fields: bool = False
+    file_bytes: int | None = None  # for progress lines
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,24 @@ class RestoreOptions:
     fill_extra_columns: bool = False
     # False: everything is checked and loaded, then rolled back.
     commit: bool = True
+    # After a truncate, drop the tables' rebuildable indexes (catalog.rebuildable_indexes), load, and build
+    # them again in the same transaction: one build is many times faster than updating an HNSW or GIN
+    # index row by row (pgvector's advice: load first, index after).
+    rebuild_indexes: bool = True
+    # Memory and parallel workers of those index builds (SET LOCAL); "" / None: sized to this machine.
+    maintenance_work_mem: str = ""
+    maintenance_workers: int | None = None
+
+
+def default_maintenance_work_mem() -> str:
+    """An eighth of this machine's memory, between 64 MB and 1 GB (an HNSW build is fast while its graph fits)."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(64, min(1024, memory // 8 // 2**20))}MB"
+
+
+def default_maintenance_workers() -> int:
+    """Parallel workers for index builds besides the leader: one per further core, at most 4."""
+    return max(0, min((os.cpu_count() or 1) - 1, 4))
 
 
 @dataclass(frozen=True)
@@ -113,33 +135,30 @@ def restore_tables(
             # The restore transaction begins with the first statement here (psycopg2 opens it implicitly).
             created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
             targets = {load.table: _target_columns(cur, schema, load, options.fill_extra_columns) for load in loads}
+            dropped: list[catalog.RebuildableIndex] = []
             if options.truncate:
                 before = {s.table: s.rows_before for s in truncate_tables(cur, schema, [load.table for load in loads])}
                 baseline = {load.table: 0 for load in loads}
+                if options.rebuild_indexes:
+                    dropped = _drop_rebuildable_indexes(cur, schema, [load.table for load in loads], log)
             else:
                 before = {load.table: count_rows(cur, schema, load.table) for load in loads}
                 baseline = before
             stats = []
-            for load in loads:
-                doing = f"restoring {load.table}"
-                target, filled = targets[load.table]
-                started = time.monotonic()
-                log(f"Loading {load.table} ({', '.join(load.columns)}).")
-                if filled:
-                    log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
-                restored = _copy_in(cur, schema, load, target)
-                after = count_rows(cur, schema, load.table)
-                _check_restored_rows(load, restored, baseline[load.table], after)
-                duration = time.monotonic() - started
-                stats.append(TableRestoreStats(load.table, before[load.table], restored, after, duration, filled))
-                log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
-            doing = "building the indexes"
-            # Every table created here gets its indexes, loaded or not: after the loads, so they build once.
-            for table in [t for t in BACKUP_TABLES if t in created]:
-                assert options.table_ddl is not None
-                for statement in options.table_ddl[table].indexes:
-                    log(f"Building index: {statement}")
-                    cur.execute(statement)
+            expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
+            with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
+                for load in loads:
+                    doing = f"restoring {load.table}"
+                    stats.append(_load_table(cur, schema, load, targets[load.table], before, baseline, log))
+                doing = "building the indexes"
+                # Tables created here get their indexes, loaded or not: after the loads, so they build once.
+                created_indexes = [
+                    statement
+                    for table in BACKUP_TABLES
+                    if table in created and options.table_ddl is not None
+                    for statement in options.table_ddl[table].indexes
+                ]
+                _build_indexes(cur, [index.definition for index in dropped] + created_indexes, options, log)
     except psycopg2.Error as exc:
         _rollback(conn)
         raise classify_error(exc, doing, conn) from exc
@@ -159,6 +178,62 @@ def restore_tables(
         warn=warn,
     )
     return stats, created
+
+
+def _load_table(
+    cur,
+    schema: str,
+    load: TableLoad,
+    target: tuple[catalog.TableDescription, tuple[str, ...]],
+    before: dict[str, int],
+    baseline: dict[str, int],
+    log: Callable[[str], None],
+) -> TableRestoreStats:
+    description, filled = target
+    started = time.monotonic()
+    log(f"Loading {load.table} ({', '.join(load.columns)}).")
+    if filled:
+        log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
+    restored = _copy_in(cur, schema, load, description)
+    after = count_rows(cur, schema, load.table)
+    _check_restored_rows(load, restored, baseline[load.table], after)
+    duration = time.monotonic() - started
+    log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
+    return TableRestoreStats(load.table, before[load.table], restored, after, duration, filled)
+
+
+def _drop_rebuildable_indexes(
+    cur, schema: str, tables: list[str], log: Callable[[str], None]
+) -> list[catalog.RebuildableIndex]:
+    """Drop the emptied tables' rebuildable indexes; their definitions, to build them after the load."""
+    dropped = []
+    for table in tables:
+        for index in catalog.rebuildable_indexes(cur, schema, table):
+            cur.execute(sql.SQL("DROP INDEX {}").format(qualified(schema, index.name)))
+            dropped.append(index)
+    if dropped:
+        log(
+            f"Dropped {len(dropped)} indexes of the emptied tables ({', '.join(i.name for i in dropped)}); they are "
+            f"built again after the load, in this transaction (an error anywhere brings them back unchanged)."
+        )
+    return dropped
+
+
+def _build_indexes(cur, statements: list[str], options: RestoreOptions, log: Callable[[str], None]) -> None:
+    """Build indexes after the load, with the memory and workers of this transaction raised for it."""
+    if not statements:
+        return
+    memory = options.maintenance_work_mem or default_maintenance_work_mem()
+    workers = options.maintenance_workers if options.maintenance_workers is not None else default_maintenance_workers()
+    # set_config takes the values as parameters; the server checks them (a bad value is a DATABASE_ERROR).
+    cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (memory,))
+    cur.execute("SELECT set_config('max_parallel_maintenance_workers', %s, true)", (str(workers),))
+    for statement in statements:
+        started = time.monotonic()
+        log(f"Building index (maintenance_work_mem {memory}, {workers} parallel workers): {statement}")
+        # A checked DDL statement of the manifest (postgres.ddl) or the server's own pg_get_indexdef.
+        cur.execute(statement)
+        log(f"Built the index in {time.monotonic() - started:.1f} s.")
 
 
 def _rollback(conn) -> None:

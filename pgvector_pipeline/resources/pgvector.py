@@ -63,6 +63,14 @@ class PgVectorResource(dg.ConfigurableResource):
     db_schema: str = Field(
         default="public", description="Schema holding langchain_pg_collection and langchain_pg_embedding."
     )
+    maintenance_work_mem: str = Field(
+        default="",
+        description=(
+            "Memory of the index builds after a restore's load (e.g. '2GB'; an HNSW build is fast while its graph "
+            "fits). Empty: an eighth of the code server's memory, 64 MB to 1 GB; set it when the database "
+            "server is another machine."
+        ),
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse, before anything connects, a run whose config holds a DSN with a password, and one whose
@@ -144,6 +152,7 @@ class PgVectorResource(dg.ConfigurableResource):
             create_missing=create_missing,
             allow_legacy=allow_legacy,
             fill_extra_columns=fill_extra_columns,
+            maintenance_work_mem=self.maintenance_work_mem,
             log=log,
         )
 

@@ -1,0 +1,167 @@
+"""Restores into emptied tables drop their rebuildable indexes, load, and build them again in the same
+transaction; any failure leaves the original indexes and rows. Progress lines while it works."""
+
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.errors import DatabaseError, DataError
+from pgvector_pipeline.postgres.progress import ProgressMonitor
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import RecordingLog
+
+TS = "20261124_101500"
+DIMENSION = 16
+# What users add: a cosine HNSW index on a dimension-less column (by expression), and a btree on the document.
+USER_INDEXES = [
+    "CREATE INDEX ix_embedding_hnsw ON langchain_pg_embedding USING hnsw "
+    f"((embedding::vector({DIMENSION})) vector_cosine_ops)",
+    "CREATE INDEX ix_document ON langchain_pg_embedding (document)",
+]
+
+
+def indexes(dsn: str) -> list[tuple[str, str]]:
+    return query(
+        dsn,
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'langchain_pg_%' ORDER BY indexname",
+    )
+
+
+def fingerprint(dsn: str) -> tuple:
+    return query(dsn, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY id)) FROM langchain_pg_embedding t")[0]
+
+
+@pytest.fixture
+def indexed_store(store_db, backup_root):
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(
+            cur, "public", collections=2, embeddings_per_collection=300, dimension=DIMENSION
+        ),
+    )
+    for statement in USER_INDEXES:
+        execute(store_db, lambda cur, statement=statement: cur.execute(statement))
+    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    return store_db, locate_backup_set(backup_root, timestamp=TS)
+
+
+def test_restore_after_truncate_rebuilds_the_same_indexes(indexed_store):
+    dsn, backup_set = indexed_store
+    before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
+    execute(dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%-1%'"))
+    log = RecordingLog()
+
+    restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, log=log)
+
+    assert indexes(dsn) == before_indexes
+    assert fingerprint(dsn) == before_rows
+    [dropped] = [line for line in log.infos if line.startswith("Dropped ")]
+    # The GIN index of LangChain and both user indexes; the primary key stays (foreign keys need it).
+    assert dropped.startswith(
+        "Dropped 3 indexes of the emptied tables (ix_cmetadata_gin, ix_document, ix_embedding_hnsw)"
+    )
+    built = [line for line in log.infos if line.startswith("Building index (maintenance_work_mem ")]
+    assert len(built) == 3 and any("USING hnsw" in line for line in built)
+    # The rebuilt HNSW index answers a nearest-neighbour query through an index scan.
+    plan = query(
+        dsn,
+        "SET enable_seqscan = off; EXPLAIN SELECT id FROM langchain_pg_embedding "
+        f"ORDER BY embedding::vector({DIMENSION}) <=> (SELECT embedding FROM langchain_pg_embedding LIMIT 1) LIMIT 5",
+    )
+    assert any("ix_embedding_hnsw" in row[0] for row in plan)
+
+
+def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_store):
+    dsn, backup_set = indexed_store
+    # An index that cannot be built over the set's rows: one of them has a 5-character document.
+    execute(
+        dsn,
+        lambda cur: cur.execute(
+            "UPDATE langchain_pg_embedding SET document = 'short' WHERE id = (SELECT min(id) FROM langchain_pg_embedding)"
+        ),
+    )
+    back_up_store(dsn, "public", backup_set.directory.parent, GLOBAL_TASK_KEY, "20261124_101501")
+    bad_set = locate_backup_set(backup_set.directory.parent, timestamp="20261124_101501")
+    execute(dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE document = 'short'"))
+    execute(
+        dsn, lambda cur: cur.execute("CREATE INDEX ix_fragile ON langchain_pg_embedding ((1 / (length(document) - 5)))")
+    )
+    before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
+
+    with pytest.raises(DataError) as failed:
+        restore_backup_set(dsn, "public", bad_set, truncate_before_restore=True)
+
+    assert failed.value.message == "PostgreSQL rejected the data while building the indexes: division by zero"
+    assert indexes(dsn) == before_indexes
+    assert fingerprint(dsn) == before_rows
+
+
+def test_a_failing_load_leaves_the_original_indexes_and_rows(indexed_store):
+    dsn, backup_set = indexed_store
+    # The set's embeddings point at collections that are gone: the COPY fails on the foreign key.
+    execute(
+        dsn,
+        lambda cur: (
+            cur.execute("DELETE FROM langchain_pg_collection"),
+            insert_sample_store(cur, "public", collections=1, embeddings_per_collection=20, dimension=DIMENSION),
+        ),
+    )
+    before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
+
+    with pytest.raises((DataError, DatabaseError), match="foreign key"):
+        restore_backup_set(dsn, "public", backup_set, tables=["langchain_pg_embedding"], truncate_before_restore=True)
+
+    assert indexes(dsn) == before_indexes
+    assert fingerprint(dsn) == before_rows
+
+
+def test_progress_lines_name_rows_bytes_and_share(store_db):
+    worker = psycopg2.connect(store_db)
+    lines: list[str] = []
+
+    class SlowCsv:
+        """1,000 rows of a CSV, a hundred at a time, slowly enough for several progress lines."""
+
+        def __init__(self):
+            rows = [f'doc-{i},,"[1,2,3]",text {i},{{}}\n' for i in range(1000)]
+            self.chunks = [b"id,collection_id,embedding,document,cmetadata\n"] + [
+                "".join(rows[i : i + 100]).encode() for i in range(0, 1000, 100)
+            ]
+
+        def read(self, size=-1):
+            time.sleep(0.3)
+            return self.chunks.pop(0) if self.chunks else b""
+
+    try:
+        with (
+            worker.cursor() as cur,
+            ProgressMonitor(
+                store_db,
+                worker.get_backend_pid(),
+                lines.append,
+                {"langchain_pg_embedding": (1000, 52_000)},
+                interval_s=0.5,
+            ),
+        ):
+            cur.copy_expert(
+                "COPY langchain_pg_embedding (id, collection_id, embedding, document, cmetadata) FROM STDIN (FORMAT csv, HEADER)",
+                SlowCsv(),
+                size=1 << 16,
+            )
+        worker.rollback()
+    finally:
+        worker.close()
+
+    copy_lines = [line for line in lines if line.startswith("COPY langchain_pg_embedding: ")]
+    assert len(copy_lines) >= 3, lines
+    assert any(" of 1,000 rows (" in line and " % )" not in line and "of 50.8 KB." in line for line in copy_lines), (
+        copy_lines
+    )
+    assert not threading.enumerate()[1:] or all(not t.name.startswith("progress-") for t in threading.enumerate())
