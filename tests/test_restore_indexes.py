@@ -9,10 +9,12 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import DatabaseError, DataError
+from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog
@@ -165,3 +167,22 @@ def test_progress_lines_name_rows_bytes_and_share(store_db):
         copy_lines
     )
     assert not threading.enumerate()[1:] or all(not t.name.startswith("progress-") for t in threading.enumerate())
+
+
+def test_a_connection_lost_during_the_index_builds_leaves_the_original_indexes_and_rows(indexed_store, admin_dsn):
+    dsn, backup_set = indexed_store
+    before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
+
+    class KillAtIndexBuild(RecordingLog):
+        def info(self, msg: str) -> None:
+            super().info(msg)
+            if msg.startswith("Building index"):
+                # The server process of the restore dies between the load and the index build.
+                assert terminate_backends(admin_dsn, APPLICATION_NAME) == 1
+
+    with pytest.raises(DatabaseError) as lost:
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, log=KillAtIndexBuild())
+
+    assert lost.value.can_retry is True and "building the indexes" in lost.value.message
+    assert indexes(dsn) == before_indexes
+    assert fingerprint(dsn) == before_rows
