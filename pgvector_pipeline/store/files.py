@@ -19,6 +19,8 @@ DEFAULT_FILE_MODE = 0o600
 ALLOWED_FILE_MODES = (0o600, 0o640)
 _PROGRESS_INTERVAL_S = 5.0
 _READ_CHUNK = 1 << 20
+# A StreamingFileWriter starts the write-back of its file every this many bytes.
+_WRITEBACK_BYTES = 32 << 20
 
 
 def check_file_mode(mode: int) -> int:
@@ -119,16 +121,31 @@ class StreamingFileWriter:
         self.writes = 0
         self._progress = progress
         self._last_progress = time.monotonic()
+        self._written_back = 0
 
     def write(self, data: bytes) -> int:
         self._file.write(data)
         self._hash.update(data)
         self.bytes += len(data)
         self.writes += 1
+        if self.bytes - self._written_back >= _WRITEBACK_BYTES:
+            self._start_writeback()
         if self._progress and time.monotonic() - self._last_progress >= _PROGRESS_INTERVAL_S:
             self._last_progress = time.monotonic()
             self._progress(self.writes, self.bytes)
         return len(data)
+
+    def _start_writeback(self) -> None:
+        """Have the kernel start writing what is written so far, without waiting for it.
+
+        POSIX_FADV_DONTNEED starts the write-back of dirty pages of the range and drops the clean ones: the
+        final fsync then waits only for the tail instead of the whole file, and a backup does not push the
+        database's pages out of the page cache.
+        """
+        self._file.flush()
+        if hasattr(os, "posix_fadvise"):  # Linux and most Unixes; elsewhere fsync does all the work at the end
+            os.posix_fadvise(self._file.fileno(), 0, self.bytes, os.POSIX_FADV_DONTNEED)
+        self._written_back = self.bytes
 
     @property
     def sha256(self) -> str:
