@@ -12,9 +12,15 @@ from pgvector_pipeline.store.layout import new_timestamp
 DSN_ENV = DEFAULT_DSN_ENV
 
 
-def recent_timestamp(seconds_ago: int = 0) -> str:
+def recent_timestamp() -> str:
     """A set timestamp a backup run accepts (runs refuse sets stamped far from the time they run)."""
-    return new_timestamp(datetime.now() - timedelta(seconds=seconds_ago))
+    return new_timestamp()
+
+
+def recent_timestamps(count: int) -> list[str]:
+    """`count` distinct timestamps of the last seconds, from one reading of the clock."""
+    now = datetime.now()
+    return [new_timestamp(now - timedelta(seconds=n)) for n in range(count)]
 
 
 def resources_config(backup_root, dsn: dict | str | None = None) -> dict:

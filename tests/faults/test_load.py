@@ -10,7 +10,7 @@ from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, recent_timestamp
+from tests.helpers import DSN_ENV, recent_timestamps
 
 RUNS = 20
 
@@ -43,10 +43,7 @@ def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, 
         backup_job = defs.resolve_job_def(BACKUP_JOB)
         restore_job = defs.resolve_job_def(RESTORE_JOB)
         # One warm-up run of each, so lazily opened Dagster files do not count as leaks.
-        keys = [
-            register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp(seconds_ago=n))
-            for n in range(RUNS + 1)
-        ]
+        keys = [register_backup_partition(instance, GLOBAL_TASK_KEY, ts) for ts in recent_timestamps(RUNS + 1)]
         assert backup_job.execute_in_process(
             instance=instance, partition_key=keys[0], run_config={**backup_run_config(), **resources}
         ).success
