@@ -13,6 +13,7 @@ from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.layout import check_stamped_now
+from pgvector_pipeline.store.listing import list_backup_sets
 
 COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
 EMBEDDING_BACKUP = dg.AssetKey(f"{EMBEDDING_TABLE}_backup")
@@ -88,7 +89,7 @@ def vector_store_backup(
     for table in result.tables:
         yield dg.MaterializeResult(asset_key=ASSET_BY_TABLE[table.table], metadata=backup_metadata(result, table))
     # A listing right after this run includes its set.
-    context.log_event(inventory_refreshed(backup_store.root_path))
+    context.log_event(inventory_refreshed(backup_store.root_path, list_backup_sets(backup_store.root_path)))
 
 
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:

@@ -9,7 +9,7 @@ import dagster as dg
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import FRESHNESS_CHECK
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, backup_dir, timestamp_time
 from pgvector_pipeline.store.listing import list_backup_sets
 
 MAX_AGE_ENV = "PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS"
@@ -33,10 +33,10 @@ def recent_global_backup(backup_store: BackupStoreResource) -> dg.AssetCheckResu
     if newest is None:
         return dg.AssetCheckResult(
             passed=False,
-            description=f"There is no complete global backup in {root / 'vector_bak'}.",
+            description=f"There is no complete global backup in {backup_dir(root, GLOBAL_TASK_KEY)}.",
             metadata={"max_age_hours": max_age_h},
         )
-    age_h = (datetime.now() - datetime.strptime(newest.timestamp, TIMESTAMP_FORMAT)).total_seconds() / 3600
+    age_h = (datetime.now() - timestamp_time(newest.timestamp)).total_seconds() / 3600
     passed = age_h <= max_age_h
     return dg.AssetCheckResult(
         passed=passed,

@@ -85,12 +85,10 @@ def inventory_metadata(frame: pd.DataFrame, root: Path) -> dict:
     }
 
 
-def inventory_refreshed(root: Path) -> dg.AssetMaterialization:
-    """A materialization of the inventory as the store is now: runs that add or delete sets log one, so a
-    listing right after them includes what they did."""
-    return dg.AssetMaterialization(
-        INVENTORY, metadata=inventory_metadata(inventory_frame(list_backup_sets(root)), root)
-    )
+def inventory_refreshed(root: Path, sets: list[BackupSetInfo]) -> dg.AssetMaterialization:
+    """A materialization of the inventory from `sets`, the store's listing as it is now: runs that add or
+    delete sets log one, so a listing right after them includes what they did."""
+    return dg.AssetMaterialization(INVENTORY, metadata=inventory_metadata(inventory_frame(sets), root))
 
 
 @dg.asset(

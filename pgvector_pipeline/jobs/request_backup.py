@@ -15,6 +15,7 @@ from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.layout import task_key
+from pgvector_pipeline.store.listing import list_backup_sets
 
 
 class BackupRequestConfig(dg.Config):
@@ -74,7 +75,7 @@ def request_vector_backup(
         yield dg.AssetMaterialization(
             asset_key=ASSET_BY_TABLE[table.table], partition=str(claimed[-1]), metadata=backup_metadata(result, table)
         )
-    yield inventory_refreshed(backup_store.root_path)
+    yield inventory_refreshed(backup_store.root_path, list_backup_sets(backup_store.root_path))
     yield dg.Output(
         None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(str(result.directory))}
     )

@@ -49,8 +49,9 @@ def delete_old_backup_sets(context: dg.OpExecutionContext, config: RetentionConf
         )
     removed_keys: list[str] = []
     if not config.dry_run:
-        removed_keys = remove_unused_partition_keys(context.instance, result.deleted, list_backup_sets(root))
-        context.log_event(inventory_refreshed(root))
+        remaining = list_backup_sets(root)
+        removed_keys = remove_unused_partition_keys(context.instance, result.deleted, remaining)
+        context.log_event(inventory_refreshed(root, remaining))
     verb = "Would delete" if config.dry_run else "Deleted"
     context.log.info(f"{verb} {len(result.deleted)} sets, {human_size(result.bytes_freed)}.")
     records = [

@@ -77,7 +77,7 @@ def redact_dsn(dsn: str) -> str:
     return psycopg2.extensions.make_dsn(**params)
 
 
-def connect(dsn: str) -> psycopg2.extensions.connection:
+def connect(dsn: str, application_name: str = APPLICATION_NAME) -> psycopg2.extensions.connection:
     """A new connection for `dsn`; InvalidParams or a classified DatabaseError, never the driver's message with a password."""
     if not dsn:
         raise InvalidParams(
@@ -87,7 +87,7 @@ def connect(dsn: str) -> psycopg2.extensions.connection:
     if "\x00" in dsn:
         raise InvalidParams("The connection string contains a NUL character. Check PGVECTOR_DSN.")
     try:
-        return psycopg2.connect(dsn, application_name=APPLICATION_NAME, connect_timeout=CONNECT_TIMEOUT_S)
+        return psycopg2.connect(dsn, application_name=application_name, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg2.ProgrammingError as exc:
         detail = _without_quoted_tokens(redact_secrets(str(exc).strip(), dsn))
         error: PipelineError = InvalidParams(

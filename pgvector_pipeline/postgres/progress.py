@@ -13,6 +13,8 @@ from types import TracebackType
 
 import psycopg2
 
+from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.postgres.connection import APPLICATION_NAME, connect
 from pgvector_pipeline.sizes import human_size
 
 PROGRESS_INTERVAL_S = 10.0
@@ -65,8 +67,9 @@ class ProgressMonitor:
 
     def _run(self) -> None:
         try:
-            conn = psycopg2.connect(self._dsn, application_name="pgvector_pipeline progress")
-        except psycopg2.Error:
+            # connect() bounds the wait (connect_timeout): leaving the `with` block joins this thread.
+            conn = connect(self._dsn, application_name=f"{APPLICATION_NAME} progress")
+        except PipelineError:
             return  # progress is a courtesy: the work does not depend on it
         try:
             conn.autocommit = True

@@ -65,13 +65,8 @@ class RestoreOptions:
     fill_extra_columns: bool = False
     # False: everything is checked and loaded, then rolled back.
     commit: bool = True
-    # After a truncate, drop the tables' rebuildable indexes (catalog.rebuildable_indexes), load, and build
-    # them again in the same transaction: one build is many times faster than updating an HNSW or GIN
-    # index row by row (pgvector's advice: load first, index after).
-    rebuild_indexes: bool = True
-    # Memory and parallel workers of those index builds (SET LOCAL); "" / None: sized to this machine.
+    # Memory of the index builds after the load (SET LOCAL); "": sized to this machine.
     maintenance_work_mem: str = ""
-    maintenance_workers: int | None = None
 
 
 def default_maintenance_work_mem() -> str:
@@ -139,8 +134,9 @@ def restore_tables(
             if options.truncate:
                 before = {s.table: s.rows_before for s in truncate_tables(cur, schema, [load.table for load in loads])}
                 baseline = {load.table: 0 for load in loads}
-                if options.rebuild_indexes:
-                    dropped = _drop_rebuildable_indexes(cur, schema, [load.table for load in loads], log)
+                # The tables are empty now: one index build after the load is many times faster than
+                # updating an HNSW or GIN index row by row (pgvector's advice: load first, index after).
+                dropped = _drop_rebuildable_indexes(cur, schema, [load.table for load in loads], log)
             else:
                 before = {load.table: count_rows(cur, schema, load.table) for load in loads}
                 baseline = before
@@ -224,7 +220,7 @@ def _build_indexes(cur, statements: list[str], options: RestoreOptions, log: Cal
     if not statements:
         return
     memory = options.maintenance_work_mem or default_maintenance_work_mem()
-    workers = options.maintenance_workers if options.maintenance_workers is not None else default_maintenance_workers()
+    workers = default_maintenance_workers()
     # set_config takes the values as parameters; the server checks them (a bad value is a DATABASE_ERROR).
     cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (memory,))
     cur.execute("SELECT set_config('max_parallel_maintenance_workers', %s, true)", (str(workers),))

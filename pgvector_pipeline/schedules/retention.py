@@ -6,7 +6,7 @@ import dagster as dg
 
 from pgvector_pipeline.contract import RETENTION_SCHEDULE, retention_run_config
 from pgvector_pipeline.jobs.retention import vector_retention_job
-from pgvector_pipeline.schedules.backup import TIMEZONE_ENV, cron_from_env, env_schedule, schedule_timezone
+from pgvector_pipeline.schedules.from_env import schedule_from_env
 
 CRON_ENV = "PGVECTOR_RETENTION_CRON"
 DEFAULT_CRON = "30 3 * * *"
@@ -35,12 +35,11 @@ def retention_tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.
 
 def build_vector_retention_schedule() -> dg.ScheduleDefinition:
     """The schedule, with its cron from the environment (the policy is read at each tick)."""
-    return env_schedule(
+    return schedule_from_env(
         CRON_ENV,
+        DEFAULT_CRON,
         name=RETENTION_SCHEDULE,
         job=vector_retention_job,
-        cron_schedule=cron_from_env(CRON_ENV, DEFAULT_CRON),
-        execution_timezone=schedule_timezone(TIMEZONE_ENV, "UTC"),
         execution_fn=retention_tick,
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=(

@@ -77,13 +77,18 @@ def new_timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
 
 
+def timestamp_time(timestamp: str) -> datetime:
+    """The local time a valid timestamp names."""
+    return datetime.strptime(validate_timestamp(timestamp), TIMESTAMP_FORMAT)
+
+
 def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = None) -> str:
     """`timestamp` if it is within `window_s` of now; InvalidParams otherwise.
 
     A set's timestamp says when its snapshot was taken. Writing a set stamped long before or after that
     (a partition picked from the grid, a backfill) would label data with a time it was not taken at.
     """
-    offset = datetime.strptime(validate_timestamp(timestamp), TIMESTAMP_FORMAT) - (now or datetime.now())
+    offset = timestamp_time(timestamp) - (now or datetime.now())
     if abs(offset.total_seconds()) > window_s:
         when = "in the future" if offset.total_seconds() > 0 else "ago"
         raise InvalidParams(

@@ -7,17 +7,17 @@ backup there, which removes them). Everything else is deleted under the set's ow
 the manifest, and the deletion is appended to the location's log.
 """
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import groupby
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.files import fsync_dir, remove_quietly
-from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT, manifest_name
+from pgvector_pipeline.store.layout import manifest_name, timestamp_time
 from pgvector_pipeline.store.listing import STATUS_UNFINISHED, BackupSetInfo
 from pgvector_pipeline.store.log import record_in_log
 
@@ -62,31 +62,27 @@ class RetentionDecision:
 def plan_retention(
     sets: list[BackupSetInfo], policy: RetentionPolicy, now: datetime | None = None
 ) -> list[RetentionDecision]:
-    """A decision for every set (listing order: newest first); deletes nothing."""
+    """A decision for every set, newest first; deletes nothing."""
     oldest_kept = (now or datetime.now()) - timedelta(days=policy.max_age_days or 0)
     decisions = []
-    by_location = sorted(sets, key=lambda s: (str(s.directory), s.timestamp), reverse=True)
-    for _, location_sets in groupby(by_location, key=lambda s: s.directory):
-        newest_complete_seen = False
-        for position, backup_set in enumerate(location_sets):
-            reason = None
-            if backup_set.status == STATUS_UNFINISHED:
-                reason = "being written, or interrupted (the next backup there removes it)"
-            elif backup_set.complete and not newest_complete_seen:
-                reason = "the newest complete set of its location"
-            elif policy.keep_newest is not None and position < policy.keep_newest:
-                reason = f"one of the newest {policy.keep_newest} of its location"
-            elif (
-                policy.max_age_days is not None
-                and datetime.strptime(backup_set.timestamp, TIMESTAMP_FORMAT) >= oldest_kept
-            ):
-                reason = f"younger than {policy.max_age_days:g} days"
-            newest_complete_seen = newest_complete_seen or backup_set.complete
-            decisions.append(
-                RetentionDecision(backup_set, reason is None, reason or f"not kept by: {policy.describe()}")
-            )
-    order = {id(s): n for n, s in enumerate(sets)}
-    return sorted(decisions, key=lambda d: order[id(d.backup_set)])
+    newer_in_location: Counter[Path] = Counter()  # sets of each location met so far, all newer
+    locations_with_complete: set[Path] = set()
+    for backup_set in sorted(sets, key=lambda s: s.timestamp, reverse=True):
+        location = backup_set.directory
+        reason = None
+        if backup_set.status == STATUS_UNFINISHED:
+            reason = "being written, or interrupted (the next backup there removes it)"
+        elif backup_set.complete and location not in locations_with_complete:
+            reason = "the newest complete set of its location"
+        elif policy.keep_newest is not None and newer_in_location[location] < policy.keep_newest:
+            reason = f"one of the newest {policy.keep_newest} of its location"
+        elif policy.max_age_days is not None and timestamp_time(backup_set.timestamp) >= oldest_kept:
+            reason = f"younger than {policy.max_age_days:g} days"
+        newer_in_location[location] += 1
+        if backup_set.complete:
+            locations_with_complete.add(location)
+        decisions.append(RetentionDecision(backup_set, reason is None, reason or f"not kept by: {policy.describe()}"))
+    return decisions
 
 
 def delete_backup_set(backup_set: BackupSetInfo, mode: int, warn: Callable[[str], None]) -> int | None:
