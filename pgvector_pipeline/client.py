@@ -14,7 +14,7 @@ naming the run's state when waiting runs out (a run QUEUED for good means no dag
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gql import Client, gql
@@ -365,11 +365,8 @@ class VectorBackupClient:
             if event["__typename"] == "ExecutionStepFailureEvent":
                 failure = event.get("failureMetadata") or {}
                 entries = {e["label"]: e for e in failure.get("metadataEntries", [])}
-                return RunInfo(
-                    info.run_id,
-                    info.job_name,
-                    info.status,
-                    info.tags,
+                return replace(
+                    info,
                     error_type=(entries.get("error_type") or {}).get("text"),
                     can_retry=(entries.get("can_retry") or {}).get("boolValue"),
                     error_message=failure.get("description") or event["error"]["message"],
@@ -379,9 +376,7 @@ class VectorBackupClient:
             for event in events
             if event["__typename"] in ("ResourceInitFailureEvent", "RunFailureEvent")
         ]
-        return RunInfo(
-            info.run_id, info.job_name, info.status, info.tags, error_message=" ".join(filter(None, messages))
-        )
+        return replace(info, error_message=" ".join(filter(None, messages)))
 
     def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> RunInfo:
         """Poll until the run ends and return it; TimeoutError (saying in which state) after `timeout_s`."""
