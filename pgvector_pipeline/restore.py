@@ -1,4 +1,5 @@
-"""Restore a backup set into a database: verify everything first, then load in one transaction.
+"""Restore a backup set into a database: check what can be checked first, then load in one transaction
+that commits only when every file matched its manifest.
 Plain Python: the Dagster resource calls this, and so can any other tool."""
 
 import csv
@@ -22,7 +23,7 @@ from pgvector_pipeline.postgres.restore import (
     TableRestoreStats,
     restore_tables,
 )
-from pgvector_pipeline.store.files import sha256_file
+from pgvector_pipeline.store.files import VerifiedReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
@@ -67,8 +68,10 @@ def restore_backup_set(
 ) -> RestoreResult:
     """Restore `tables` of the set. With `verify_only` the whole load runs and is then rolled back.
 
-    Sets are verified against their manifest before any row changes. A set without a manifest (made by
-    the old system and not yet adopted) restores only with `allow_legacy`, since nothing can verify it.
+    Completeness, file sizes and headers are checked before connecting. Each file's sha256 is computed
+    over the very bytes COPY loads (read once), and a mismatch rolls the whole transaction back. A set
+    without a manifest (made by the old system and not yet adopted) restores only with `allow_legacy`,
+    since nothing can verify it.
     """
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
@@ -76,7 +79,7 @@ def restore_backup_set(
     _check_set_files(backup_set, tables, allow_legacy)
     manifest = backup_set.manifest
     if manifest:
-        _verify_checksums(backup_set, manifest, tables, log)
+        _check_file_sizes(backup_set, manifest, tables, log)
     else:
         log.warning(
             f"Set {backup_set.timestamp} in {backup_set.directory} has no manifest (made by the old system): "
@@ -141,7 +144,8 @@ def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy:
         )
 
 
-def _verify_checksums(backup_set: BackupSetInfo, manifest: Manifest, tables: list[str], log: Log) -> None:
+def _check_file_sizes(backup_set: BackupSetInfo, manifest: Manifest, tables: list[str], log: Log) -> None:
+    """A cut or grown file is refused before connecting; its sha256 is checked as it loads (VerifiedReader)."""
     for table in tables:
         entry = manifest.tables.get(table)
         path = backup_set.files[table]
@@ -150,13 +154,15 @@ def _verify_checksums(backup_set: BackupSetInfo, manifest: Manifest, tables: lis
                 f"The manifest of set {backup_set.timestamp} does not describe {table}. Restore another set."
             )
         size = path.stat().st_size
-        if size != entry.bytes or sha256_file(path) != entry.sha256:
+        if size != entry.bytes:
             raise DataError(
-                f"{path.name} does not match its manifest (expected {entry.bytes} bytes, sha256 "
-                f"{entry.sha256[:12]}…; found {size} bytes). The file was changed or damaged after the "
-                f"backup: restore another set."
+                f"{path.name} does not match its manifest (expected {entry.bytes} bytes, found {size} bytes). The "
+                f"file was changed or damaged after the backup: restore another set."
             )
-        log.info(f"{path.name}: size and sha256 match the manifest.")
+    log.info(
+        "File sizes match the manifest; each file's sha256 is computed over the bytes as they load, and the "
+        "restore commits only if all match."
+    )
 
 
 def _read_header(path: Path) -> list[str]:
@@ -175,27 +181,29 @@ def _read_header(path: Path) -> list[str]:
 
 def _table_load(backup_set: BackupSetInfo, table: str) -> TableLoad:
     path = backup_set.files[table]
-    if backup_set.manifest and not backup_set.manifest.adopted:
-        return TableLoad(
-            table, _read_header(path), lambda: open(path, "rb"), backup_set.rows(table), file_bytes=path.stat().st_size
-        )
+    entry = backup_set.manifest.tables[table] if backup_set.manifest else None
+
+    def open_file() -> io.RawIOBase:
+        return VerifiedReader(path, entry.bytes, entry.sha256) if entry else open(path, "rb", buffering=0)
+
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
+    legacy = backup_set.manifest is None or backup_set.manifest.adopted
     return TableLoad(
         table,
         _read_header(path),
-        lambda: _LegacyFile(path),
+        (lambda: _LegacyFile(open_file())) if legacy else open_file,
         backup_set.rows(table),
-        legacy_empty_fields=True,
+        legacy_empty_fields=legacy,
         file_bytes=path.stat().st_size,
     )
 
 
 class _LegacyFile:
-    """The legacy CSV opened through the JSON-repairing stream, closable like a file."""
+    """A legacy CSV read through the JSON-repairing stream; leaving it leaves the file (and its checks)."""
 
-    def __init__(self, path: Path):
-        self._file = open(path, "rb")
-        self._stream = JsonRepairingCsvStream(self._file)
+    def __init__(self, file: io.RawIOBase):
+        self._file = file
+        self._stream = JsonRepairingCsvStream(io.BufferedReader(file.__enter__()))
 
     def read(self, size: int = -1) -> bytes:
         return self._stream.read(size)
@@ -204,4 +212,4 @@ class _LegacyFile:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._file.close()
+        self._file.__exit__(*exc_info)

@@ -23,6 +23,13 @@ def recent_timestamps(count: int) -> list[str]:
     return [new_timestamp(now - timedelta(seconds=n)) for n in range(count)]
 
 
+def flip_a_digit(data: bytes) -> bytes:
+    """CSV bytes with one digit of a vector changed: still valid CSV, same size, another value."""
+    position = data.index(b"0.", len(data) // 2) + 2
+    digit = data[position : position + 1]
+    return data[:position] + (b"1" if digit != b"1" else b"2") + data[position + 1 :]
+
+
 def resources_config(backup_root, dsn: dict | str | None = None) -> dict:
     """Run config of both resources; `dsn` is the dsn config ({"env": VAR} by default, or a literal)."""
     return {

@@ -25,7 +25,7 @@ from pgvector_pipeline.store.manifest import read_manifest
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV
+from tests.helpers import DSN_ENV, flip_a_digit
 from tests.legacy_format import write_legacy_set
 from tests.stores import TRICKY_METADATA, make_store
 
@@ -211,16 +211,61 @@ def test_bad_vector_in_the_last_row_rolls_back_the_truncate_too(restorable):
     assert contents(dsn) == before
 
 
-def test_checksum_mismatch_is_refused_before_connecting(restorable):
+def test_file_of_another_size_is_refused_before_connecting(restorable):
     dsn, backup_set, before = restorable
     path = backup_set.files[EMBEDDING_TABLE]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(DataError, match="does not match its manifest"):
         restore_backup_set("postgresql://nobody@127.0.0.1:1/none", "public", backup_set, truncate_before_restore=True)
+    assert contents(dsn) == before
+
+
+@pytest.mark.parametrize("verify_only", [False, True])
+def test_changed_file_of_the_same_size_loads_nothing(restorable, verify_only):
+    dsn, backup_set, before = restorable
+    path = backup_set.files[EMBEDDING_TABLE]
+    path.write_bytes(flip_a_digit(path.read_bytes()))
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, verify_only=verify_only)
+    assert failure.value.message.startswith(f"{path.name} does not match its manifest: the sha256 of its bytes is ")
+    assert contents(dsn) == before
+
+
+class ChangeFileWhenLoadStarts:
+    """A restore log that changes a CSV the moment its load starts, as a writer racing the restore would."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def info(self, message: str) -> None:
+        if message.startswith(f"Loading {EMBEDDING_TABLE} "):
+            self.path.write_bytes(flip_a_digit(self.path.read_bytes()))
+
+    def warning(self, message: str) -> None:
+        pass
+
+
+def test_file_changed_after_the_checks_is_caught_by_the_load(restorable):
+    # The bytes checked are the bytes loaded: checking a file, then reading it again to load it, would
+    # load whatever it holds by then.
+    dsn, backup_set, before = restorable
+    path = backup_set.files[EMBEDDING_TABLE]
     with pytest.raises(DataError, match="does not match its manifest"):
+        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, log=ChangeFileWhenLoadStarts(path))
+    assert contents(dsn) == before
+
+
+def test_damage_that_breaks_the_csv_is_reported_as_damage(restorable):
+    # COPY fails on the damaged row first; the cause to report is the changed file, not the bad vector.
+    dsn, backup_set, before = restorable
+    path = backup_set.files[EMBEDDING_TABLE]
+    data = path.read_bytes()
+    position = data.index(b'"[', len(data) // 2) + 1
+    path.write_bytes(data[:position] + b"x" + data[position + 1 :])
+    with pytest.raises(DataError) as failure:
         restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+    assert failure.value.message.startswith(f"{path.name} does not match its manifest")
+    assert "restore another set" in failure.value.message
     assert contents(dsn) == before
 
 

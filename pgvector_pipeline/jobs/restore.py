@@ -1,4 +1,4 @@
-"""vector_restore_job: verify a backup set, then load it in one transaction (all or nothing)."""
+"""vector_restore_job: load a backup set in one transaction that commits only if every file matches its manifest."""
 
 from typing import Any
 
@@ -60,7 +60,10 @@ class RestoreConfig(dg.Config):
     )
 
 
-@dg.op(out=dg.Out(dg.Nothing), description="Verify a backup set, then load it in one transaction: all or nothing.")
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    description="Load a backup set in one transaction, committed only if every file matches its manifest.",
+)
 def restore_vector_backup(
     context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
 ):

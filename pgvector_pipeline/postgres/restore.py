@@ -316,7 +316,7 @@ def _copy_in(cur, schema: str, load: TableLoad, target: catalog.TableDescription
         options=sql.SQL(", ").join(options),
     )
     with load.open_csv() as stream:
-        cur.copy_expert(statement, stream, size=1 << 20)
+        cur.copy_expert(statement, stream, size=1 << 16)
     return cur.rowcount
 
 

@@ -5,13 +5,14 @@ Files are created with an explicit mode (0600 by default): backups hold the whol
 
 import errno
 import hashlib
+import io
 import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pgvector_pipeline.errors import InvalidParams, StorageError
+from pgvector_pipeline.errors import DataError, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.layout import tmp_name
 
@@ -188,3 +189,57 @@ def sha256_file(path: Path) -> str:
         while chunk := file.read(_READ_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class VerifiedReader(io.RawIOBase):
+    """A published file read once, for loading, and checked against its recorded size and sha256 as it is read.
+
+    The bytes hashed are the bytes handed on, so a file that changes between any earlier check and the
+    load cannot load unnoticed, and the file is read once. A context manager: leaving it reads whatever
+    the consumer left unread and raises DataError when size or sha256 differ, also when the consumer
+    failed (a damaged file is reported as damaged, not as the bad row the damage made). The consumer's
+    work must stay undone until leaving succeeds: restore loads inside a transaction it commits later.
+    """
+
+    def __init__(self, path: Path, expected_bytes: int, expected_sha256: str):
+        super().__init__()
+        self.path = Path(path)
+        self._expected = (expected_bytes, expected_sha256)
+        self._file = open(self.path, "rb", buffering=0)
+        self._hash = hashlib.sha256()
+        self._bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._file.readinto(buffer) or 0
+        with memoryview(buffer) as view:
+            self._hash.update(view[:count])
+        self._bytes += count
+        return count
+
+    def __enter__(self) -> "VerifiedReader":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            # An interrupt (BaseException) ends the run: no point reading on.
+            if exc is None or isinstance(exc, Exception):
+                while self.read(_READ_CHUNK):
+                    pass
+                self._check(exc)
+        finally:
+            self._file.close()
+            self.close()
+
+    def _check(self, exc: BaseException | None) -> None:
+        expected_bytes, expected_sha256 = self._expected
+        found = self._hash.hexdigest()
+        if (self._bytes, found) != (expected_bytes, expected_sha256):
+            raise DataError(
+                f"{self.path.name} does not match its manifest: the sha256 of its bytes is {found[:12]}… "
+                f"({self._bytes} bytes), the manifest records {expected_sha256[:12]}… ({expected_bytes} bytes). "
+                f"The file was changed or damaged after the backup, and nothing it held was kept: restore "
+                f"another set."
+            ) from exc

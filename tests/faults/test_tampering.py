@@ -15,6 +15,7 @@ from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import flip_a_digit
 
 TS = "20261124_130000"
 LEGACY_FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_root" / "task_legacy"
@@ -23,12 +24,6 @@ LEGACY_TS = "20250101_120000"
 
 def contents(dsn: str) -> list[tuple]:
     return query(dsn, "SELECT t::text FROM langchain_pg_embedding t ORDER BY 1")
-
-
-def flip_a_digit(data: bytes) -> bytes:
-    position = data.index(b"0.", len(data) // 2) + 2
-    digit = data[position : position + 1]
-    return data[:position] + (b"1" if digit != b"1" else b"2") + data[position + 1 :]
 
 
 def cut_after_three_quarters(data: bytes) -> bytes:
