@@ -7,7 +7,8 @@ Starts a throwaway embedded server, fills langchain_postgres tables server-side 
 commas, newlines and non-ASCII text, jsonb metadata, LangChain's GIN index), then alternates each
 comparison A/B `--rounds` times and prints medians and ratios (ours / reference):
 
-- backup of both tables vs `psql \\copy (SELECT ...) TO` (ours: one snapshot, sha256, fsync), with peak RSS
+- backup of both tables vs `psql \\copy (SELECT ...) TO` (ours: one snapshot, sha256, fsync), with peak RSS,
+  with the default export sessions and with one
 - restore into truncated tables with PK + GIN vs `psql -1` (TRUNCATE, `\\copy FROM` both tables)
 - restore into PK + GIN + HNSW (cosine, by expression) vs the same `psql -1` into the indexed table
 - a Dagster backup run (request_vector_backup_job, in process) vs the plain export, on empty tables
@@ -31,6 +32,7 @@ from pathlib import Path
 import psycopg2
 
 from pgvector_pipeline.postgres.connection import connect
+from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 
@@ -53,7 +55,7 @@ import json, resource, sys, time
 from pathlib import Path
 from pgvector_pipeline.backup import back_up_store
 started = time.monotonic()
-result = back_up_store(sys.argv[1], "public", Path(sys.argv[2]), "global", sys.argv[3])
+result = back_up_store(sys.argv[1], "public", Path(sys.argv[2]), "global", sys.argv[3], export_sessions=int(sys.argv[4]))
 print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes for t in result.tables),
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -112,9 +114,9 @@ class Bench:
         )
         return {"seconds": seconds}
 
-    def our_backup(self, root: Path) -> dict:
+    def our_backup(self, root: Path, export_sessions: int) -> dict:
         ts = self.timestamp()
-        result = child(BACKUP_CHILD, self.dsn, str(root), ts)
+        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions))
         return {**result, "timestamp": ts}
 
     def psql_restore(self) -> dict:
@@ -138,17 +140,15 @@ class Bench:
             conn.close()
 
 
-def alternate(rounds: int, ours, reference) -> tuple[list[dict], list[dict]]:
-    mine, theirs = [], []
+def alternate(rounds: int, *runners) -> list[list[dict]]:
+    """Each runner's results over `rounds` rounds; each round starts with another runner, so caches and
+    checkpoints favour none."""
+    results: list[list[dict]] = [[] for _ in runners]
     for n in range(rounds):
-        # Alternate which goes first, so caches and checkpoints favour neither.
-        if n % 2 == 0:
-            mine.append(ours())
-            theirs.append(reference())
-        else:
-            theirs.append(reference())
-            mine.append(ours())
-    return mine, theirs
+        for k in range(len(runners)):
+            index = (n + k) % len(runners)
+            results[index].append(runners[index]())
+    return results
 
 
 def median(runs: list[dict], key: str = "seconds") -> float:
@@ -222,18 +222,24 @@ def main() -> None:
         root = work / "root"
         print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
 
-        ours, psql = alternate(args.rounds, lambda: bench.our_backup(root), bench.psql_backup)
-        csv_mb = ours[0]["bytes"] / 1e6
-        rss = max(r["max_rss_mb"] for r in ours)
-        rows.append(
-            (
-                "backup, both tables",
-                f"{median(ours):.2f} s, peak RSS {rss:.0f} MB",
-                f"`psql \\copy TO` {median(psql):.2f} s",
-                f"{median(ours) / median(psql):.2f}×",
-            )
+        ours, alone, psql = alternate(
+            args.rounds,
+            lambda: bench.our_backup(root, DEFAULT_EXPORT_SESSIONS),
+            lambda: bench.our_backup(root, 1),
+            bench.psql_backup,
         )
-        print(rows[-1], flush=True)
+        csv_mb = ours[0]["bytes"] / 1e6
+        for runs, label in ((ours, f"{DEFAULT_EXPORT_SESSIONS} export sessions"), (alone, "one export session")):
+            rss = max(r["max_rss_mb"] for r in runs)
+            rows.append(
+                (
+                    f"backup, both tables, {label}",
+                    f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
+                    f"`psql \\copy TO` {median(psql):.2f} s",
+                    f"{median(runs) / median(psql):.2f}×",
+                )
+            )
+            print(rows[-1], flush=True)
         ts = ours[0]["timestamp"]
 
         ours, psql = alternate(args.rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)

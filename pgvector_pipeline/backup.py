@@ -30,6 +30,7 @@ from pgvector_pipeline.postgres.ddl import (
     checked_create_table,
 )
 from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committed_rows
+from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.backup_set import BackupSetWriter, InterruptedSet
@@ -113,6 +114,7 @@ def back_up_store(
     create_task_dir: bool = False,
     file_mode: int = DEFAULT_FILE_MODE,
     on_claim: Callable[[str], None] | None = None,
+    export_sessions: int = DEFAULT_EXPORT_SESSIONS,
     log: Log | None = None,
 ) -> BackupResult:
     """Write `{root}/.../vector_bak/*_{timestamp}.csv` and its manifest from one consistent snapshot.
@@ -122,7 +124,8 @@ def back_up_store(
 
     With `truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
     export, only after both files and the manifest are on disk and re-read with matching checksums,
-    and a new session counts exactly the rows the set holds. On any failure before the manifest is
+    and a new session counts exactly the rows the set holds. A large table is exported by `export_sessions`
+    sessions sharing the snapshot (1: by the snapshot's own session; see postgres.ranges). On any failure before the manifest is
     published no file of the set remains; every failure is logged (when the log can be written) and
     raised as a PipelineError.
     """
@@ -151,7 +154,11 @@ def back_up_store(
     lock = [EMBEDDING_TABLE] if truncate_after_backup else []
     set_writer = BackupSetWriter(directory, timestamp, file_mode, on_interrupted=note_interrupted)
     try:
-        with set_writer, closing(connect(dsn)) as conn, Snapshot(conn, schema, lock_for_truncate=lock) as snap:
+        with (
+            set_writer,
+            closing(connect(dsn)) as conn,
+            Snapshot(conn, schema, lock_for_truncate=lock, dsn=dsn, export_sessions=export_sessions) as snap,
+        ):
             timestamp = set_writer.timestamp
             assert timestamp is not None
             if on_claim:
@@ -235,7 +242,7 @@ def _export_table(
     clock = time.monotonic()
     writer = set_writer.open_table(table, progress)
     try:
-        rows = snap.copy_to(table, description.column_names, writer)
+        rows = snap.copy_to(table, description.column_names, writer, log.info)
         writer.flush_to_disk()
     except OSError as exc:
         # Estimated from what was written; the partial file goes first, so the free space shown is real.

@@ -79,6 +79,17 @@ def table_oid(cur, schema: str, table: str) -> int | None:
     return row[0] if row else None
 
 
+def table_extent(cur, schema: str, table: str) -> tuple[int, int]:
+    """(heap blocks, bytes of heap and TOAST) of the table as it is now, for splitting an export into ranges."""
+    cur.execute(
+        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint, pg_table_size(c.oid) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (schema, table),
+    )
+    row = cur.fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 def describe_table(cur, schema: str, table: str) -> TableDescription | None:
     """The table's columns and the DDL to recreate it, or None when it does not exist.
 

@@ -1,6 +1,7 @@
 """A consistent read of both LangChain tables, streamed out with COPY ... TO STDOUT."""
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Protocol
 
 import psycopg2
@@ -19,6 +20,13 @@ from pgvector_pipeline.postgres.maintenance import (
     count_rows,
     truncate_tables,
 )
+from pgvector_pipeline.postgres.ranges import (
+    BlockRange,
+    OrderedRangeCopy,
+    SessionUnavailable,
+    SnapshotSession,
+    export_ranges,
+)
 
 
 class CopySink(Protocol):
@@ -35,13 +43,27 @@ class Snapshot:
     one (any SELECT, catalog queries included), and LOCK TABLE takes none, so every row committed
     before the lock was granted is in the snapshot and no row can be written between the export and
     the truncate that follows it in the same transaction.
+
+    With `export_sessions` above 1, a large table is exported by that many more sessions of `dsn` that
+    import this transaction's snapshot (see postgres.ranges): the same rows, more server cores.
     """
 
-    def __init__(self, conn: psycopg2.extensions.connection, schema: str, lock_for_truncate: Sequence[str] = ()):
+    def __init__(
+        self,
+        conn: psycopg2.extensions.connection,
+        schema: str,
+        lock_for_truncate: Sequence[str] = (),
+        *,
+        dsn: str = "",
+        export_sessions: int = 1,
+    ):
         self.conn = conn
         self.schema = schema
         self.lock_for_truncate = list(lock_for_truncate)
+        self.dsn = dsn
+        self.export_sessions = export_sessions
         self._committed = False
+        self._snapshot_id: str | None = None
 
     def __enter__(self) -> "Snapshot":
         self.conn.set_session(
@@ -124,16 +146,57 @@ class Snapshot:
         )
         return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}
 
-    def copy_to(self, table: str, columns: list[str], sink: CopySink) -> int:
+    def copy_to(self, table: str, columns: list[str], sink: CopySink, log: Callable[[str], None]) -> int:
         """Stream the table as CSV with a header row into `sink`; returns the rows PostgreSQL sent."""
-        query = sql.SQL("COPY (SELECT {cols} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER)").format(
+        select = sql.SQL("SELECT {cols} FROM {table}").format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(self.schema, table)
         )
+
+        def statement(block_range: BlockRange | None, header: bool) -> sql.Composable:
+            where = sql.SQL(" WHERE {}").format(block_range.condition()) if block_range else sql.SQL("")
+            options = sql.SQL("FORMAT csv, HEADER" if header else "FORMAT csv")
+            return sql.SQL("COPY ({select}{where}) TO STDOUT WITH ({options})").format(
+                select=select, where=where, options=options
+            )
+
         try:
-            self.cur.copy_expert(query, sink)
+            ranges = self._parallel_ranges(table)
+            if ranges:
+                with ExitStack() as sessions:
+                    try:
+                        readers = [
+                            sessions.enter_context(SnapshotSession(self.dsn, self._exported_id(), self.schema, table))
+                            for _ in range(self.export_sessions)
+                        ]
+                    except SessionUnavailable as unavailable:
+                        log(
+                            f"{table}: exported by this session alone: no further session could read it ({unavailable})."
+                        )
+                    else:
+                        log(
+                            f"{table}: exported by {len(readers)} sessions on this snapshot, {len(ranges)} ranges "
+                            f"of heap blocks written in order."
+                        )
+                        with OrderedRangeCopy(readers, ranges, statement) as copy:
+                            return copy.write_to(sink)
+            self.cur.copy_expert(statement(None, True), sink)
+            return self.cur.rowcount
         except psycopg2.Error as exc:
             raise classify_error(exc, f"exporting {table}", self.conn) from exc
-        return self.cur.rowcount
+
+    def _parallel_ranges(self, table: str) -> list[BlockRange]:
+        """The block ranges of a table worth exporting by several sessions; [] for one session."""
+        if self.export_sessions < 2 or not self.dsn:
+            return []
+        ranges = export_ranges(*catalog.table_extent(self.cur, self.schema, table))
+        return ranges if len(ranges) > 1 else []
+
+    def _exported_id(self) -> str:
+        """This transaction's snapshot, exported for other sessions (valid until the transaction ends)."""
+        if self._snapshot_id is None:
+            self.cur.execute("SELECT pg_export_snapshot()")
+            self._snapshot_id = catalog.single_value(self.cur)
+        return self._snapshot_id
 
     def truncate_and_commit(self, tables: list[str], dsn: str, warn: Callable[[str], None]) -> list[TruncateStats]:
         """Truncate `tables` in this transaction and commit; the outcome of a lost COMMIT is looked up."""

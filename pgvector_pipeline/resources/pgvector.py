@@ -13,6 +13,7 @@ from pgvector_pipeline.failures import as_failure
 from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.postgres.connection import dsn_password, redact_dsn
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_store
+from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -72,6 +73,17 @@ class PgVectorResource(dg.ConfigurableResource):
         ),
     )
 
+    export_sessions: int = Field(
+        default=DEFAULT_EXPORT_SESSIONS,
+        ge=1,
+        le=16,
+        description=(
+            "Sessions that export a large table (a CSV of 64 MB or more) in parallel, each reading ranges of "
+            "the table from the backup's one snapshot; the file is the same as one session's. The database "
+            "server formats the vectors, so this helps up to its number of cores; 1 exports in one session."
+        ),
+    )
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse, before anything connects, a run whose config holds a DSN with a password, and one whose
         database tag would let it run beside another run on the same database."""
@@ -126,6 +138,7 @@ class PgVectorResource(dg.ConfigurableResource):
             create_task_dir=create_task_dir,
             file_mode=file_mode,
             on_claim=on_claim,
+            export_sessions=self.export_sessions,
             log=log,
         )
 

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
+from pgvector_pipeline.postgres import ranges
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.embedded import (
     database_dsn,
@@ -62,3 +63,10 @@ def instance():
     """A throwaway Dagster instance (SQLite storage in a temporary directory)."""
     with dg.instance_for_test() as dagster_instance:
         yield dagster_instance
+
+
+@pytest.fixture
+def small_export_ranges(monkeypatch):
+    """Backups split every table into ranges of about 16 KiB of CSV, exported by parallel sessions."""
+    monkeypatch.setattr(ranges, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(ranges, "RANGE_BYTES", 16 << 10)

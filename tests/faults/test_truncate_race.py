@@ -4,11 +4,14 @@ import csv
 import threading
 import time
 
+import pytest
+
 from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import RecordingLog
 
 TS = "20261124_110000"
 INSERT = (
@@ -80,7 +83,12 @@ def wait_until_backup_waits_for_lock(dsn: str) -> None:
     raise AssertionError("the backup never waited for its lock")
 
 
-def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root):
+@pytest.mark.parametrize("export", ["one session", "parallel ranges"])
+def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root, export, request):
+    if export == "parallel ranges":
+        # Writers queue behind the backup's SHARE lock; the export's other sessions must not.
+        request.getfixturevalue("small_export_ranges")
+    log = RecordingLog()
     execute(
         store_db,
         lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=2000, dimension=8),
@@ -96,7 +104,7 @@ def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root
     def backup() -> None:
         try:
             outcome["result"] = back_up_store(
-                store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True
+                store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log
             )
         except Exception as exc:  # reported by the assertion below
             outcome["error"] = exc
@@ -124,3 +132,7 @@ def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root
     [truncated] = result.truncated
     assert truncated.rows_before == len(in_set) == result.table("langchain_pg_embedding").rows
     assert in_set.isdisjoint(in_table)
+    sessions = 2 if export == "parallel ranges" else 1
+    assert any(line.startswith("langchain_pg_embedding: exported by 2 sessions") for line in log.infos) == (
+        sessions == 2
+    )
