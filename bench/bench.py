@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -292,6 +293,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     finally:
         server.cleanup()
+        shutil.rmtree(work, ignore_errors=True)  # the server's data and the CSVs: gigabytes at 200,000 rows
 
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     report = f"""# Benchmark results

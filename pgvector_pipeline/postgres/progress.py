@@ -66,6 +66,9 @@ class ProgressMonitor:
         self._thread.join()
 
     def _run(self) -> None:
+        # Work that ends within one interval never needs the second session (nor the server a new process).
+        if self._stop.wait(self._interval_s):
+            return
         try:
             # connect() bounds the wait (connect_timeout): leaving the `with` block joins this thread.
             conn = connect(self._dsn, application_name=f"{APPLICATION_NAME} progress")
@@ -74,9 +77,11 @@ class ProgressMonitor:
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
-                while not self._stop.wait(self._interval_s):
+                while True:
                     for line in self._lines(cur):
                         self._log(line)
+                    if self._stop.wait(self._interval_s):
+                        break
         except psycopg2.Error:
             return
         finally:
