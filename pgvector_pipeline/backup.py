@@ -124,10 +124,10 @@ def back_up_store(
 
     With `truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
     export, only after both files and the manifest are on disk and re-read with matching checksums,
-    and a new session counts exactly the rows the set holds. A large table is exported by `export_sessions`
-    sessions sharing the snapshot (1: by the snapshot's own session; see postgres.ranges). On any failure before the manifest is
-    published no file of the set remains; every failure is logged (when the log can be written) and
-    raised as a PipelineError.
+    and a new session counts exactly the rows the set holds. A large table is exported by
+    `export_sessions` sessions sharing the snapshot (1: by the snapshot's own session; see
+    postgres.ranges). On any failure before the manifest is published no file of the set remains;
+    every failure is logged (when the log can be written) and raised as a PipelineError.
     """
     log = log or logging.getLogger(__name__)
     check_file_mode(file_mode)

@@ -181,7 +181,7 @@ def _read_header(path: Path) -> list[str]:
 
 def _table_load(backup_set: BackupSetInfo, table: str) -> TableLoad:
     path = backup_set.files[table]
-    entry = backup_set.manifest.tables[table] if backup_set.manifest else None
+    entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
 
     def open_file() -> io.RawIOBase:
         return VerifiedReader(path, entry.bytes, entry.sha256) if entry else open(path, "rb", buffering=0)
