@@ -25,7 +25,7 @@ from pgvector_pipeline.store.manifest import read_manifest
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, flip_a_digit
+from tests.helpers import DSN_ENV, RecordingLog, flip_a_digit
 from tests.legacy_format import write_legacy_set
 from tests.stores import TRICKY_METADATA, make_store
 
@@ -231,18 +231,17 @@ def test_changed_file_of_the_same_size_loads_nothing(restorable, verify_only):
     assert contents(dsn) == before
 
 
-class ChangeFileWhenLoadStarts:
+class ChangeFileWhenLoadStarts(RecordingLog):
     """A restore log that changes a CSV the moment its load starts, as a writer racing the restore would."""
 
     def __init__(self, path: Path):
+        super().__init__()
         self.path = path
 
-    def info(self, message: str) -> None:
-        if message.startswith(f"Loading {EMBEDDING_TABLE} "):
+    def info(self, msg: str) -> None:
+        super().info(msg)
+        if msg.startswith(f"Loading {EMBEDDING_TABLE} "):
             self.path.write_bytes(flip_a_digit(self.path.read_bytes()))
-
-    def warning(self, message: str) -> None:
-        pass
 
 
 def test_file_changed_after_the_checks_is_caught_by_the_load(restorable):

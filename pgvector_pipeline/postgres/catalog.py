@@ -81,13 +81,16 @@ def table_oid(cur, schema: str, table: str) -> int | None:
 
 def table_extent(cur, schema: str, table: str) -> tuple[int, int]:
     """(heap blocks, bytes of heap and TOAST) of the table as it is now, for splitting an export into ranges."""
+    oid = table_oid(cur, schema, table)
+    if oid is None:
+        return 0, 0
     cur.execute(
-        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint, pg_table_size(c.oid) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (schema, table),
+        "SELECT pg_relation_size(%(oid)s::regclass) / current_setting('block_size')::bigint, "
+        "pg_table_size(%(oid)s::regclass)",
+        {"oid": oid},
     )
-    row = cur.fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    heap_blocks, table_bytes = cur.fetchone()
+    return int(heap_blocks), int(table_bytes)
 
 
 def describe_table(cur, schema: str, table: str) -> TableDescription | None:

@@ -56,12 +56,15 @@ class BlockRange:
 
 def export_ranges(heap_blocks: int, table_bytes: int) -> list[BlockRange]:
     """Consecutive block ranges covering the table, each about RANGE_BYTES of CSV, the last one open; [] when
-    the table's CSV is estimated below MIN_PARALLEL_BYTES (one session exports it faster than several start)."""
+    the table's CSV is estimated below MIN_PARALLEL_BYTES (one session exports it faster than several start)
+    or it makes a single range."""
     csv_bytes = table_bytes * CSV_BYTES_PER_TABLE_BYTE
     if csv_bytes < MIN_PARALLEL_BYTES or heap_blocks < 2:
         return []
     step = max(1, int(RANGE_BYTES / (csv_bytes / heap_blocks)))
     starts = list(range(0, heap_blocks, step))
+    if len(starts) < 2:
+        return []
     return [BlockRange(first, end) for first, end in zip(starts, [*starts[1:], None], strict=True)]
 
 

@@ -54,7 +54,7 @@ class Snapshot:
         schema: str,
         lock_for_truncate: Sequence[str] = (),
         *,
-        dsn: str = "",
+        dsn: str,
         export_sessions: int = 1,
     ):
         self.conn = conn
@@ -186,10 +186,9 @@ class Snapshot:
 
     def _parallel_ranges(self, table: str) -> list[BlockRange]:
         """The block ranges of a table worth exporting by several sessions; [] for one session."""
-        if self.export_sessions < 2 or not self.dsn:
+        if self.export_sessions < 2:
             return []
-        ranges = export_ranges(*catalog.table_extent(self.cur, self.schema, table))
-        return ranges if len(ranges) > 1 else []
+        return export_ranges(*catalog.table_extent(self.cur, self.schema, table))
 
     def _exported_id(self) -> str:
         """This transaction's snapshot, exported for other sessions (valid until the transaction ends)."""

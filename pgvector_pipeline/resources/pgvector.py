@@ -72,7 +72,6 @@ class PgVectorResource(dg.ConfigurableResource):
             "server is another machine."
         ),
     )
-
     export_sessions: int = Field(
         default=DEFAULT_EXPORT_SESSIONS,
         ge=1,
