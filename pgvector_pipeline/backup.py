@@ -23,7 +23,7 @@ from pgvector_pipeline.postgres.catalog import (
     TableDescription,
     langchain_layout,
 )
-from pgvector_pipeline.postgres.connection import connect, redact_dsn
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import (
     UnsafeDDL,
     checked_create_index,
@@ -34,18 +34,18 @@ from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.backup_set import BackupSetWriter, InterruptedSet
+from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.files import (
     DEFAULT_FILE_MODE,
     StreamingFileWriter,
     check_file_mode,
-    sha256_file,
     storage_error,
 )
 from pgvector_pipeline.store.layout import (
     LOG_FILE_NAME,
-    prepare_backup_dir,
     validate_timestamp,
 )
+from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.log import manifest_line, record_in_log
 from pgvector_pipeline.store.manifest import MANIFEST_FORMAT, Manifest
 
@@ -71,7 +71,8 @@ class TableBackup:
 
     @property
     def columns(self) -> tuple[Column, ...]:
-        return self.description.columns
+        """The CSV's columns: generated ones are left out (the server computes them again on restore)."""
+        return self.description.data_columns
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def back_up_store(
     file_mode: int = DEFAULT_FILE_MODE,
     on_claim: Callable[[str], None] | None = None,
     export_sessions: int = DEFAULT_EXPORT_SESSIONS,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
 ) -> BackupResult:
     """Write `{root}/.../vector_bak/*_{timestamp}.csv` and its manifest from one consistent snapshot.
@@ -133,67 +135,82 @@ def back_up_store(
     check_file_mode(file_mode)
     if timestamp is not None:
         validate_timestamp(timestamp)
+    lock = [EMBEDDING_TABLE] if truncate_after_backup else []
     started = datetime.now().astimezone()
     clock = time.monotonic()
-    directory = prepare_backup_dir(root, task, create_task_dir)
     source = redact_dsn(dsn)
+    with open_location(root, task, create=True, create_task_dir=create_task_dir) as location:
+        log_entry = _Logbook(location, file_mode, log)
+        set_writer = BackupSetWriter(location, timestamp, file_mode, on_interrupted=log_entry.interrupted)
+        try:
+            with (
+                set_writer,
+                closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn,
+                Snapshot(
+                    conn, schema, BACKUP_TABLES, lock_for_truncate=lock, dsn=dsn, export_sessions=export_sessions
+                ) as snap,
+            ):
+                timestamp = set_writer.timestamp
+                assert timestamp is not None
+                if on_claim:
+                    on_claim(timestamp)
+                if lock:
+                    log.info(f"Holding writers of {EMBEDDING_TABLE} off until the truncate (SHARE lock taken first).")
+                contents = _read_snapshot(snap, set_writer, log)
+                manifest = _manifest(task, timestamp, started, clock, source, schema, contents)
+                manifest_path = set_writer.publish(manifest)
+                log.info(f"Backup set {timestamp} written to {location.path}.")
+                truncated = (
+                    _truncate_verified(snap, set_writer, dsn, schema, contents.tables, log)
+                    if truncate_after_backup
+                    else []
+                )
+        except PipelineError as error:
+            outcome = "published, then FAILED" if set_writer.published else "FAILED"
+            log_entry.note(
+                f"backup {set_writer.timestamp or '(no set claimed)'} {outcome} (task {task}, source {source})",
+                [error.message],
+            )
+            raise
+        result = BackupResult(
+            task=task,
+            timestamp=timestamp,
+            directory=location.path,
+            manifest_path=manifest_path,
+            log_path=location.path / LOG_FILE_NAME,
+            source=source,
+            pgvector_version=contents.pgvector_version,
+            langchain_layout=manifest["source"]["langchain_layout"],
+            embedding_dimensions=contents.embedding_dimensions,
+            tables=contents.tables,
+            duration_s=time.monotonic() - clock,
+            truncated=truncated,
+        )
+        # The set is published (and the truncate committed): a log that cannot be written only warns.
+        log_entry.note(_log_headline(result), _log_details(result))
+    return result
 
-    def note(headline: str, details: list[str]) -> None:
-        record_in_log(directory, headline, details, file_mode, log.warning)
 
-    def note_interrupted(leftover: InterruptedSet) -> None:
-        log.warning(
+class _Logbook:
+    """The location's vector_backup_log.txt as this backup writes to it: a log that cannot be written warns."""
+
+    def __init__(self, location: Directory, file_mode: int, log: Log):
+        self._location = location
+        self._mode = file_mode
+        self._log = log
+
+    def note(self, headline: str, details: list[str]) -> None:
+        record_in_log(self._location, headline, details, self._mode, self._log.warning)
+
+    def interrupted(self, leftover: InterruptedSet) -> None:
+        self._log.warning(
             f"Removed the leftovers of set {leftover.timestamp}, whose backup run ended without finishing it: "
             f"{', '.join(leftover.files)} ({human_size(leftover.bytes)})."
         )
-        note(
-            f"backup {leftover.timestamp} INTERRUPTED (found by a later backup into {directory})",
+        self.note(
+            f"backup {leftover.timestamp} INTERRUPTED (found by a later backup into {self._location.path})",
             [f"its run ended without finishing; removed {', '.join(leftover.files)} ({human_size(leftover.bytes)})"],
         )
-
-    lock = [EMBEDDING_TABLE] if truncate_after_backup else []
-    set_writer = BackupSetWriter(directory, timestamp, file_mode, on_interrupted=note_interrupted)
-    try:
-        with (
-            set_writer,
-            closing(connect(dsn)) as conn,
-            Snapshot(conn, schema, lock_for_truncate=lock, dsn=dsn, export_sessions=export_sessions) as snap,
-        ):
-            timestamp = set_writer.timestamp
-            assert timestamp is not None
-            if on_claim:
-                on_claim(timestamp)
-            if lock:
-                log.info(f"Holding writers of {EMBEDDING_TABLE} off until the truncate (SHARE lock taken first).")
-            contents = _read_snapshot(snap, set_writer, log)
-            manifest = _manifest(task, timestamp, started, clock, source, schema, contents)
-            manifest_path = set_writer.publish(manifest)
-            log.info(f"Backup set {timestamp} written to {directory}.")
-            truncated = _truncate_verified(snap, dsn, schema, contents.tables, log) if truncate_after_backup else []
-    except PipelineError as error:
-        note(
-            f"backup {set_writer.timestamp or '(no set claimed)'} FAILED (task {task}, source {source})",
-            [error.message],
-        )
-        raise
-
-    result = BackupResult(
-        task=task,
-        timestamp=timestamp,
-        directory=directory,
-        manifest_path=manifest_path,
-        log_path=directory / LOG_FILE_NAME,
-        source=source,
-        pgvector_version=contents.pgvector_version,
-        langchain_layout=manifest["source"]["langchain_layout"],
-        embedding_dimensions=contents.embedding_dimensions,
-        tables=contents.tables,
-        duration_s=time.monotonic() - clock,
-        truncated=truncated,
-    )
-    # The set is published (and the truncate committed): a log that cannot be written only warns.
-    note(_log_headline(result), _log_details(result))
-    return result
 
 
 def _read_snapshot(snap: Snapshot, set_writer: BackupSetWriter, log: Log) -> _SnapshotContents:
@@ -232,7 +249,8 @@ def _export_table(
     log: Log,
 ) -> TableBackup:
     table = description.name
-    log.info(f"Exporting {table}: {expected_rows:,} rows, columns {', '.join(description.column_names)}.")
+    columns = [column.name for column in description.data_columns]
+    log.info(f"Exporting {table}: {expected_rows:,} rows, columns {', '.join(columns)}.")
 
     def progress(writes: int, written: int) -> None:
         rows = max(writes - 1, 0)
@@ -242,13 +260,13 @@ def _export_table(
     clock = time.monotonic()
     writer = set_writer.open_table(table, progress)
     try:
-        rows = snap.copy_to(table, description.column_names, writer, log.info)
+        rows = snap.copy_to(table, columns, writer, log.info)
         writer.flush_to_disk()
     except OSError as exc:
         # Estimated from what was written; the partial file goes first, so the free space shown is real.
         estimate = sum(t.bytes for t in done) + writer.bytes * expected_rows // max(writer.writes - 1, 1)
         writer.discard()
-        raise storage_error(exc, writer.tmp, f"exporting {table}", estimate) from exc
+        raise storage_error(exc, writer.directory, writer.tmp_name, f"exporting {table}", estimate) from exc
     _check_counts(table, expected_rows, rows, writer)
     duration = time.monotonic() - clock
     log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} in {duration:.1f} s.")
@@ -304,13 +322,13 @@ def _manifest(
 
 
 def _truncate_verified(
-    snap: Snapshot, dsn: str, schema: str, tables: list[TableBackup], log: Log
+    snap: Snapshot, set_writer: BackupSetWriter, dsn: str, schema: str, tables: list[TableBackup], log: Log
 ) -> list[TruncateStats]:
     """Truncate the embedding table only if the set on disk holds exactly the rows committed in it."""
     embedding = next(t for t in tables if t.table == EMBEDDING_TABLE)
     try:
         for table in tables:
-            if sha256_file(table.path) != table.sha256:
+            if set_writer.reread_sha256(table.table) != table.sha256:
                 raise DataError(
                     f"{table.path} does not read back with the checksum that was written. Check the disk "
                     f"holding the backup root."

@@ -13,6 +13,7 @@ naming the run's state when waiting runs out (a run QUEUED for good means no dag
 """
 
 import json
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -50,6 +51,7 @@ from pgvector_pipeline.contract import (
     retention_run_config,
     truncate_run_config,
 )
+from pgvector_pipeline.errors import ErrorType
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 
 LAUNCH_RUN = """
@@ -161,6 +163,8 @@ mutation StartSensor($selector: SensorSelector!) {
 SCHEDULES = (BACKUP_SCHEDULE, RETENTION_SCHEDULE, FRESHNESS_SCHEDULE)
 SENSORS = (TASK_SENSOR, DISCOVERY_SENSOR)
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+# The error type at the head of a refusal's message (see failures.refusal_at_start).
+_REFUSAL = re.compile(r"\b(?P<type>" + "|".join(t.value for t in ErrorType) + r"): ")
 # The error_type of a PipelineClientError raised because the webserver did not answer.
 UNREACHABLE = "WEBSERVER_UNREACHABLE"
 
@@ -365,18 +369,27 @@ class VectorBackupClient:
             if event["__typename"] == "ExecutionStepFailureEvent":
                 failure = event.get("failureMetadata") or {}
                 entries = {e["label"]: e for e in failure.get("metadataEntries", [])}
-                return replace(
-                    info,
-                    error_type=(entries.get("error_type") or {}).get("text"),
-                    can_retry=(entries.get("can_retry") or {}).get("boolValue"),
-                    error_message=failure.get("description") or event["error"]["message"],
-                )
+                if "error_type" in entries:
+                    return replace(
+                        info,
+                        error_type=entries["error_type"].get("text"),
+                        can_retry=(entries.get("can_retry") or {}).get("boolValue"),
+                        error_message=failure.get("description") or event["error"]["message"],
+                    )
         messages = [
             (event.get("error") or {}).get("message") or event.get("message")
             for event in events
-            if event["__typename"] in ("ResourceInitFailureEvent", "RunFailureEvent")
+            if event["__typename"] in ("ResourceInitFailureEvent", "RunFailureEvent", "ExecutionStepFailureEvent")
         ]
-        return replace(info, error_message=" ".join(filter(None, messages)))
+        message = " ".join(dict.fromkeys(filter(None, messages)))
+        # A run refused at start (resource init) carries no metadata: its message begins "ERROR_TYPE: ...".
+        refused = _REFUSAL.search(message)
+        return replace(
+            info,
+            error_message=message,
+            error_type=refused["type"] if refused else None,
+            can_retry=False if refused else None,
+        )
 
     def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> RunInfo:
         """Poll until the run ends and return it; TimeoutError (saying in which state) after `timeout_s`."""

@@ -27,6 +27,17 @@ def as_failure(error: PipelineError) -> dg.Failure:
     )
 
 
+def refusal_at_start(error: PipelineError) -> dg.Failure:
+    """The Failure a resource raises to refuse a run before it starts. Dagster reports it as a resource
+    initialization failure, which carries no metadata, so the message begins with the error type
+    ("INVALID_PARAMS: ..."), where the client reads it."""
+    return dg.Failure(
+        description=f"{error.error_type.value}: {error.message}",
+        metadata={"error_type": error.error_type.value, "can_retry": error.can_retry},
+        allow_retries=False,
+    )
+
+
 def retry_delay_s() -> float:
     """Base delay of the exponential back-off, read when a retry is due (not at import)."""
     return float(os.environ.get(RETRY_DELAY_ENV) or DEFAULT_RETRY_DELAY_S)

@@ -5,16 +5,17 @@ Plain Python: the Dagster resource calls this, and so can any other tool."""
 import csv
 import io
 import logging
+import os
 import time
 from collections.abc import Sequence
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from pgvector_pipeline.backup import Log
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import BACKUP_TABLES
-from pgvector_pipeline.postgres.connection import connect, redact_dsn
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.restore import (
     RestoreOptions,
@@ -27,6 +28,7 @@ from pgvector_pipeline.store.files import VerifiedReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.reading import HeldSet
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10
@@ -64,6 +66,7 @@ def restore_backup_set(
     allow_legacy: bool = False,
     fill_extra_columns: bool = False,
     maintenance_work_mem: str = "",
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
 ) -> RestoreResult:
     """Restore `tables` of the set. With `verify_only` the whole load runs and is then rolled back.
@@ -78,24 +81,26 @@ def restore_backup_set(
     tables = check_restore_tables(list(tables))
     _check_set_files(backup_set, tables, allow_legacy)
     manifest = backup_set.manifest
-    if manifest:
-        _check_file_sizes(backup_set, manifest, tables, log)
-    else:
-        log.warning(
-            f"Set {backup_set.timestamp} in {backup_set.directory} has no manifest (made by the old system): "
-            f"no checksums to verify (allowed by allow_legacy); JSON columns written as Python reprs are "
-            f"converted while loading."
+    # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
+    with HeldSet(backup_set, tables) as held:
+        if manifest:
+            _check_file_sizes(backup_set, manifest, held, tables, log)
+        else:
+            log.warning(
+                f"Set {backup_set.timestamp} in {backup_set.directory} has no manifest (made by the old system): "
+                f"no checksums to verify (allowed by allow_legacy); JSON columns written as Python reprs are "
+                f"converted while loading."
+            )
+        loads = [_table_load(backup_set, held, table) for table in tables]
+        options = RestoreOptions(
+            truncate=truncate_before_restore,
+            table_ddl=_checked_ddl(manifest) if create_missing else None,
+            fill_extra_columns=fill_extra_columns,
+            commit=not verify_only,
+            maintenance_work_mem=maintenance_work_mem,
         )
-    loads = [_table_load(backup_set, table) for table in tables]
-    options = RestoreOptions(
-        truncate=truncate_before_restore,
-        table_ddl=_checked_ddl(manifest) if create_missing else None,
-        fill_extra_columns=fill_extra_columns,
-        commit=not verify_only,
-        maintenance_work_mem=maintenance_work_mem,
-    )
-    with closing(connect(dsn)) as conn:
-        stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
+        with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
+            stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
     outcome = "verified (rolled back, nothing changed)" if verify_only else "restored"
     log.info(
         f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats)
@@ -144,7 +149,9 @@ def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy:
         )
 
 
-def _check_file_sizes(backup_set: BackupSetInfo, manifest: Manifest, tables: list[str], log: Log) -> None:
+def _check_file_sizes(
+    backup_set: BackupSetInfo, manifest: Manifest, held: HeldSet, tables: list[str], log: Log
+) -> None:
     """A cut or grown file is refused before connecting; its sha256 is checked as it loads (VerifiedReader)."""
     for table in tables:
         entry = manifest.tables.get(table)
@@ -153,7 +160,7 @@ def _check_file_sizes(backup_set: BackupSetInfo, manifest: Manifest, tables: lis
             raise DataError(
                 f"The manifest of set {backup_set.timestamp} does not describe {table}. Restore another set."
             )
-        size = path.stat().st_size
+        size = held.size(table)
         if size != entry.bytes:
             raise DataError(
                 f"{path.name} does not match its manifest (expected {entry.bytes} bytes, found {size} bytes). The "
@@ -165,9 +172,9 @@ def _check_file_sizes(backup_set: BackupSetInfo, manifest: Manifest, tables: lis
     )
 
 
-def _read_header(path: Path) -> list[str]:
-    with open(path, "rb") as file:
-        line = file.readline(_MAX_HEADER_BYTES)
+def _read_header(file: io.FileIO, path: Path) -> list[str]:
+    """The CSV header of an open file, read at offset 0 without moving the file's position."""
+    line = os.pread(file.fileno(), _MAX_HEADER_BYTES, 0).split(b"\n", 1)[0]
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -179,31 +186,33 @@ def _read_header(path: Path) -> list[str]:
     return header
 
 
-def _table_load(backup_set: BackupSetInfo, table: str) -> TableLoad:
+def _table_load(backup_set: BackupSetInfo, held: HeldSet, table: str) -> TableLoad:
     path = backup_set.files[table]
+    file = held.file(table)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
 
-    def open_file() -> io.RawIOBase:
-        return VerifiedReader(path, entry.bytes, entry.sha256) if entry else open(path, "rb", buffering=0)
+    def open_file() -> AbstractContextManager[io.RawIOBase]:
+        # The held file is read once, from its start; the held set closes it.
+        return VerifiedReader(file, path.name, entry.bytes, entry.sha256) if entry else nullcontext(file)
 
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     return TableLoad(
         table,
-        _read_header(path),
-        (lambda: _LegacyFile(open_file())) if legacy else open_file,
+        _read_header(file, path),
+        (lambda: _LegacyFile(open_file(), path.name)) if legacy else open_file,
         backup_set.rows(table),
         legacy_empty_fields=legacy,
-        file_bytes=path.stat().st_size,
+        file_bytes=held.size(table),
     )
 
 
 class _LegacyFile:
     """A legacy CSV read through the JSON-repairing stream; leaving it leaves the file (and its checks)."""
 
-    def __init__(self, file: io.RawIOBase):
+    def __init__(self, file: AbstractContextManager[io.RawIOBase], file_name: str):
         self._file = file
-        self._stream = JsonRepairingCsvStream(io.BufferedReader(file.__enter__()))
+        self._stream = JsonRepairingCsvStream(io.BufferedReader(file.__enter__()), file_name)
 
     def read(self, size: int = -1) -> bytes:
         return self._stream.read(size)

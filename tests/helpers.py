@@ -1,11 +1,13 @@
 """Helpers shared by test modules: Dagster runs in process, and a log that records what it is told."""
 
+import os
 from datetime import datetime, timedelta
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.contract import BACKUP_JOB, DEFAULT_DSN_ENV, backup_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import register_backup_partition
+from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
 from pgvector_pipeline.store.layout import new_timestamp
 
 # The database comes from an environment variable named in run config: no DSN or password in config.
@@ -30,19 +32,10 @@ def flip_a_digit(data: bytes) -> bytes:
     return data[:position] + (b"1" if digit != b"1" else b"2") + data[position + 1 :]
 
 
-def resources_config(backup_root, dsn: dict | str | None = None) -> dict:
-    """Run config of both resources; `dsn` is the dsn config ({"env": VAR} by default, or a literal)."""
-    return {
-        "resources": {
-            "pgvector": {"config": {"dsn": dsn if dsn is not None else {"env": DSN_ENV}}},
-            "backup_store": {"config": {"root": str(backup_root)}},
-        }
-    }
-
-
-def store_config(backup_root) -> dict:
-    """Run config of the backup_store resource alone (jobs that never touch the database)."""
-    return {"resources": {"backup_store": {"config": {"root": str(backup_root)}}}}
+def resources_config(dsn: dict | str | None = None) -> dict:
+    """Run config of the pgvector resource; `dsn` is the dsn config ({"env": VAR} by default, or a literal).
+    The backup root comes from PGVECTOR_BACKUP_ROOT (the backup_root fixture sets it)."""
+    return {"resources": {"pgvector": {"config": {"dsn": dsn if dsn is not None else {"env": DSN_ENV}}}}}
 
 
 def backup_materializations(result) -> dict:
@@ -57,14 +50,22 @@ def backup_materializations(result) -> dict:
 
 
 def run_backup_job(instance, backup_root, dsn=None, *, partition_key=None, tags=None, **backup_config):
-    """vector_backup_job in process, not raising on failure."""
-    return defs.resolve_job_def(BACKUP_JOB).execute_in_process(
-        instance=instance,
-        partition_key=partition_key,
-        tags=tags,
-        run_config={**backup_run_config(**backup_config), **resources_config(backup_root, dsn)},
-        raise_on_error=False,
-    )
+    """vector_backup_job in process with `backup_root` as PGVECTOR_BACKUP_ROOT, not raising on failure."""
+    saved = os.environ.get(BACKUP_ROOT_ENV)
+    os.environ[BACKUP_ROOT_ENV] = str(backup_root)
+    try:
+        return defs.resolve_job_def(BACKUP_JOB).execute_in_process(
+            instance=instance,
+            partition_key=partition_key,
+            tags=tags,
+            run_config={**backup_run_config(**backup_config), **resources_config(dsn)},
+            raise_on_error=False,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop(BACKUP_ROOT_ENV, None)
+        else:
+            os.environ[BACKUP_ROOT_ENV] = saved
 
 
 def run_backup(instance, backup_root, task: str, timestamp: str, **backup_config):

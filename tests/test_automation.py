@@ -20,7 +20,7 @@ from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
 from pgvector_pipeline.schedules.retention import retention_tick
 from pgvector_pipeline.sensors.task_backup import task_backup_sensor
-from tests.helpers import recent_timestamp, store_config
+from tests.helpers import recent_timestamp
 
 
 def sensor_result(instance, root, cursor=None):
@@ -87,7 +87,7 @@ def test_retention_schedule_reads_its_policy_at_each_tick(monkeypatch):
 
 
 def test_freshness_check_fails_without_a_recent_global_backup(store_db, backup_root):
-    inventory_only = store_config(backup_root)
+    inventory_only: dict = {}
     job = defs.resolve_job_def(INVENTORY_JOB)
     with dg.instance_for_test() as instance:
         [none] = job.execute_in_process(instance=instance, run_config=inventory_only).get_asset_check_evaluations()
@@ -96,7 +96,11 @@ def test_freshness_check_fails_without_a_recent_global_backup(store_db, backup_r
             and none.description == f"There is no complete global backup in {backup_root / 'vector_bak'}."
         )
 
-        back_up_store(store_db, "public", backup_root, "global", "20261101_000000")
+        old_set = back_up_store(store_db, "public", backup_root, "global", "20261101_000000")
+        # Age is the manifest's started_at (an absolute time), not the name: make this set a month old.
+        manifest = json.loads(old_set.manifest_path.read_text())
+        manifest["started_at"] = "2026-11-01T00:00:00+00:00"
+        old_set.manifest_path.write_text(json.dumps(manifest))
         [old] = job.execute_in_process(instance=instance, run_config=inventory_only).get_asset_check_evaluations()
         assert not old.passed and "20261101_000000" in old.description
         assert "older than 26 h. Is daily_vector_backup_schedule running?" in old.description

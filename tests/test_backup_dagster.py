@@ -101,7 +101,7 @@ def test_unreachable_database_fails_retryable(instance, backup_root, ts, monkeyp
     key = register_backup_partition(instance, "global", ts)
     job = defs.resolve_job_def(BACKUP_JOB)
     result = job.execute_in_process(
-        instance=instance, partition_key=key, run_config=resources_config(backup_root), raise_on_error=False
+        instance=instance, partition_key=key, run_config=resources_config(), raise_on_error=False
     )
 
     assert not result.success
@@ -117,7 +117,7 @@ def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db,
     (backup_root / "task_42").mkdir()
     config = request_run_config("task_42", truncate_after_backup=True)
     request = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
-        instance=instance, run_config={**config, **resources_config(backup_root)}
+        instance=instance, run_config={**config, **resources_config()}
     )
 
     assert request.success
@@ -136,7 +136,7 @@ def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db,
 def test_request_job_rejects_bad_task_id(instance, sample_db, backup_root):
     result = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
         instance=instance,
-        run_config={**request_run_config("../../etc"), **resources_config(backup_root)},
+        run_config={**request_run_config("../../etc"), **resources_config()},
         raise_on_error=False,
     )
     assert not result.success
@@ -171,7 +171,7 @@ def test_backfill_of_the_backup_assets_is_refused(instance, sample_db, backup_ro
 def test_backup_runs_refresh_the_inventory(instance, sample_db, backup_root, ts):
     assert run_backup(instance, backup_root, GLOBAL_TASK_KEY, ts).success
     request = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
-        instance=instance, run_config={**request_run_config(), **resources_config(backup_root)}
+        instance=instance, run_config={**request_run_config(), **resources_config()}
     )
     assert request.success
 

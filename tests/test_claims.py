@@ -9,6 +9,7 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
@@ -47,7 +48,7 @@ def test_backups_started_at_once_claim_distinct_complete_sets(store_db, backup_r
 def test_the_loser_of_a_race_for_a_named_set_is_told_why_and_it_is_logged(store_db, backup_root):
     directory = backup_root / "vector_bak"
     directory.mkdir()
-    winner = SetLock.try_acquire(directory, TS, 0o600)  # another run holds the set
+    winner = SetLock.try_acquire(open_location(backup_root, GLOBAL_TASK_KEY), TS, 0o600)  # another run holds the set
     try:
         with pytest.raises(InvalidParams) as failure:
             back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)

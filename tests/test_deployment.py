@@ -15,7 +15,14 @@ import psycopg2
 import pytest
 
 from pgvector_pipeline.client import VectorBackupClient
-from pgvector_pipeline.contract import BACKUP_SCHEDULE, FRESHNESS_SCHEDULE, RETENTION_SCHEDULE, TASK_SENSOR
+from pgvector_pipeline.contract import (
+    BACKUP_SCHEDULE,
+    FRESHNESS_SCHEDULE,
+    RETENTION_SCHEDULE,
+    TASK_SENSOR,
+    TRUNCATE_JOB,
+    database_tags,
+)
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
@@ -130,9 +137,11 @@ def test_runs_on_one_database_never_overlap_and_restore_through_the_cli(deployme
         with blocker.cursor() as cur:
             # Holds the truncate inside the database, so it stays STARTED as long as the test wants.
             cur.execute("LOCK TABLE langchain_pg_embedding IN ACCESS EXCLUSIVE MODE")
-        truncate = client.launch_truncate()
+        # Its lock wait is bounded (lock_timeout_s, 10 s by default): long enough for this test here.
+        patient = {"resources": {"pgvector": {"config": {"dsn": {"env": "PGVECTOR_DSN"}, "lock_timeout_s": 300}}}}
+        truncate_id = client.launch_job(TRUNCATE_JOB, patient, database_tags())
         wait_until(
-            lambda: client.run_status(truncate.run_id).status == "STARTED",
+            lambda: client.run_status(truncate_id).status == "STARTED",
             120,
             "the truncate start",
             deployment["work"] / "daemon.log",
@@ -142,13 +151,13 @@ def test_runs_on_one_database_never_overlap_and_restore_through_the_cli(deployme
         restore_id = json.loads(launched.stdout)["run_id"]
         for _ in range(10):  # ten seconds in which the queue could have started it
             assert client.run_status(restore_id).status == "QUEUED"
-            assert client.run_status(truncate.run_id).status == "STARTED"
+            assert client.run_status(truncate_id).status == "STARTED"
             time.sleep(1)
     finally:
         blocker.rollback()
         blocker.close()
 
-    assert client.wait_for_run(truncate.run_id, timeout_s=120).status == "SUCCESS"
+    assert client.wait_for_run(truncate_id, timeout_s=120).status == "SUCCESS"
     waited = cli(port, "status", restore_id, "--wait", "--timeout", "180")
     assert waited.returncode == 0, waited.stderr
     status = json.loads(waited.stdout)

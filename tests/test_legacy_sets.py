@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import (
     COLLECTION_TABLE,
     EMBEDDING_TABLE,
@@ -127,3 +128,52 @@ def test_a_legacy_set_with_empty_documents_restores_no_null_document(store_db, b
         store_db,
         "SELECT count(*) FILTER (WHERE document IS NULL), count(*) FILTER (WHERE document = '') FROM langchain_pg_embedding",
     ) == [(0, 3)]
+
+
+def legacy_set_with(store_db, backup_root, document: str, metadata_repr: str):
+    """A legacy set of one embedding whose cmetadata field holds `metadata_repr` as the old writer wrote it."""
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "INSERT INTO langchain_pg_collection VALUES (gen_random_uuid(), 'c', '{}');"
+            "INSERT INTO langchain_pg_embedding (id, collection_id, document) "
+            "SELECT 'e1', uuid, %s FROM langchain_pg_collection",
+            (document,),
+        ),
+    )
+    [_, embedding_csv] = write_legacy_set(store_db, backup_root / "vector_bak", TS)
+    header, row = embedding_csv.read_text(encoding="utf-8").splitlines(keepends=True)[:2]
+    fields = next(csv.reader([row]))
+    fields[header.strip().split(",").index("cmetadata")] = metadata_repr
+    out = io.StringIO()
+    csv.writer(out).writerow(fields)
+    embedding_csv.write_text(header + out.getvalue(), encoding="utf-8")
+    return locate_backup_set(backup_root, timestamp=TS)
+
+
+@pytest.mark.parametrize(
+    "metadata_repr, cause",
+    [("{[1]: 2}", "TypeError"), ("{1, 2}", "TypeError"), ("[" * 5000 + "]" * 5000, "")],
+)
+def test_bad_legacy_metadata_is_a_data_error_naming_file_and_line(metadata_repr, cause, store_db, backup_root):
+    legacy = legacy_set_with(store_db, backup_root, "doc", metadata_repr)
+
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(store_db, "public", legacy, truncate_before_restore=True, allow_legacy=True)
+
+    assert f"langchain_pg_embedding_{TS}.csv, CSV line 2: column cmetadata" in failure.value.message
+    assert f"({cause})" in failure.value.message if cause else "Error)" in failure.value.message
+    assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding") == [(1,)]
+
+
+def test_legacy_fields_over_128_kib_restore_and_adopt(store_db, backup_root):
+    from pgvector_pipeline.store.adopt import adopt_legacy_set
+
+    document = "long document " * 20_000  # 280 KB, above csv's default field limit of 128 KiB
+    legacy = legacy_set_with(store_db, backup_root, document, repr({"size": len(document), "text": document}))
+
+    restore_backup_set(store_db, "public", legacy, truncate_before_restore=True, allow_legacy=True)
+    assert query(store_db, "SELECT document, cmetadata->>'size' FROM langchain_pg_embedding") == [
+        (document, str(len(document)))
+    ]
+    assert adopt_legacy_set(legacy).tables[EMBEDDING_TABLE].rows == 1

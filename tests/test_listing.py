@@ -130,7 +130,7 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(
     assert len(instance.fetch_materializations(EMBEDDING_BACKUP, limit=10).records) == 1
 
     restored = defs.resolve_job_def(RESTORE_JOB).execute_in_process(
-        instance=instance, partition_key=key, run_config=resources_config(backup_root)
+        instance=instance, partition_key=key, run_config=resources_config()
     )
     assert restored.success
     assert query(empty_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 8
@@ -146,7 +146,7 @@ def test_restore_job_by_config_reports_metadata_and_clear_errors(instance, store
     def restore(**config):
         return job.execute_in_process(
             instance=instance,
-            run_config={"ops": {"restore_vector_backup": {"config": config}}, **resources_config(backup_root)},
+            run_config={"ops": {"restore_vector_backup": {"config": config}}, **resources_config()},
             raise_on_error=False,
         )
 
@@ -218,9 +218,7 @@ def test_truncate_job(instance, store_db, monkeypatch):
 def test_inventory_asset_lists_every_set(instance, backup_root):
     touch_set(backup_root / "vector_bak", "20260101_000000")
     touch_set(backup_root / "task_1" / "vector_bak", "20260301_000000", tables=(COLLECTION_TABLE,))
-    result = defs.resolve_job_def("vector_inventory_job").execute_in_process(
-        instance=instance, run_config={"resources": {"backup_store": {"config": {"root": str(backup_root)}}}}
-    )
+    result = defs.resolve_job_def("vector_inventory_job").execute_in_process(instance=instance)
     frame = result.output_for_node("vector_backup_inventory")
     assert frame[["task_id", "timestamp", "complete"]].values.tolist() == [
         ["task_1", "20260301_000000", False],
@@ -229,3 +227,17 @@ def test_inventory_asset_lists_every_set(instance, backup_root):
     materialization = instance.get_latest_materialization_event(INVENTORY).asset_materialization
     assert materialization.metadata["complete_sets"].value == 1
     assert len(materialization.metadata["sets"].value.records) == 2
+
+
+def test_inventory_counts_stay_integers_when_a_set_has_none(empty_db, backup_root):
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    from pgvector_pipeline.assets.inventory import inventory_frame, inventory_metadata
+    from pgvector_pipeline.backup import back_up_store
+
+    back_up_store(empty_db, "public", backup_root, "global", "20261125_150000")
+    touch_set(backup_root / "vector_bak", "20261125_140000")  # a legacy set: no counts
+
+    records = inventory_metadata(inventory_frame(list_backup_sets(backup_root)), backup_root)["sets"].value.records
+    counted, legacy = (record.data for record in records)
+    assert (counted["embedding_rows"], legacy["embedding_rows"]) == (8, None)
+    assert type(counted["embedding_rows"]) is int and type(counted["collection_bytes"]) is int

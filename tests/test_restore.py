@@ -17,10 +17,11 @@ from pgvector_pipeline.errors import (
 )
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
-from pgvector_pipeline.postgres.maintenance import truncate_store
+from pgvector_pipeline.postgres.maintenance import truncate_tables_now
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.manifest import read_manifest
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
@@ -42,7 +43,7 @@ def contents(dsn: str) -> dict[str, list[str]]:
 
 
 def truncate_both(dsn: str) -> None:
-    truncate_store(dsn, "public", [COLLECTION_TABLE, EMBEDDING_TABLE], warn=print)
+    truncate_tables_now(dsn, "public", [COLLECTION_TABLE, EMBEDDING_TABLE], warn=print)
 
 
 def backed_up(dsn: str, root: Path, timestamp: str = TS):
@@ -183,7 +184,8 @@ def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -
     manifest = json.loads(backup_set.manifest_path.read_text())
     manifest["tables"][table].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     backup_set.manifest_path.write_text(json.dumps(manifest))
-    backup_set.manifest = read_manifest(backup_set.manifest_path, backup_set.timestamp)
+    with open_location(backup_set.root, backup_set.task) as location:
+        backup_set.manifest = read_manifest(location, backup_set.timestamp)
 
 
 def test_duplicate_keys_without_truncate_roll_back(restorable):
@@ -314,8 +316,8 @@ def test_backend_terminated_mid_copy_rolls_back(restorable, admin_dsn, monkeypat
 
     original_load = restore_module._table_load
 
-    def load_with_fault(backup_set, table):
-        load = original_load(backup_set, table)
+    def load_with_fault(backup_set, held, table):
+        load = original_load(backup_set, held, table)
         if table != EMBEDDING_TABLE:
             return load
         return restore_module.TableLoad(
@@ -353,17 +355,20 @@ def test_paths_task_ids_and_timestamps_are_checked_before_reading(backup_root, t
     ]:
         with pytest.raises(InvalidParams):
             locate_backup_set(backup_root, backup_path=backup_path, timestamp=TS)
-    with pytest.raises(InvalidParams, match="outside the backup root"):
+    with pytest.raises(InvalidParams, match="is a symbolic link, not a directory: it is not followed"):
         locate_backup_set(backup_root, task_id="escape", timestamp=TS)
-    with pytest.raises(InvalidParams, match="outside the backup root"):
-        locate_backup_set(backup_root, timestamp=TS)  # the embedding CSV links out of the root
+    # The embedding CSV is a symlink: never followed, the set is damaged.
+    linked_csv = locate_backup_set(backup_root, timestamp=TS)
+    assert linked_csv.status == "damaged" and "is a symbolic link, not a regular file" in linked_csv.problem
+    with pytest.raises(DataError, match="is damaged"):
+        restore_backup_set("postgresql:///unused", "public", linked_csv)
     linked_manifest = backup_root / "task_m" / "vector_bak"
     linked_manifest.mkdir(parents=True)
     for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
         (linked_manifest / f"{table}_{TS}.csv").write_text("x\n")
     (linked_manifest / f"vector_backup_{TS}.json").symlink_to(outside / f"langchain_pg_collection_{TS}.csv")
-    with pytest.raises(InvalidParams, match="outside the backup root"):
-        locate_backup_set(backup_root, task_id="task_m", timestamp=TS)
+    linked = locate_backup_set(backup_root, task_id="task_m", timestamp=TS)
+    assert linked.status == "damaged" and "is a symbolic link, not a regular file" in linked.problem
     for timestamp in ["2026-11-23", "20261123_256000", "", "../20261123_121700"]:
         with pytest.raises(InvalidParams):
             locate_backup_set(backup_root, timestamp=timestamp)
@@ -452,7 +457,6 @@ def test_target_with_an_extra_column_is_refused_with_a_way_forward_then_filled(
                 },
                 "resources": {
                     "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
-                    "backup_store": {"config": {"root": str(backup_root)}},
                 },
             },
         )

@@ -1,5 +1,6 @@
 """Retention: which sets a policy keeps, what it deletes on disk and in Dagster, and what it never touches."""
 
+import json
 from datetime import datetime
 
 import dagster as dg
@@ -15,8 +16,8 @@ from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, csv_name
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.retention import RetentionPolicy, plan_retention
-from tests.helpers import store_config
 
 NOW = datetime(2026, 11, 24, 12, 0, 0)
 
@@ -100,21 +101,20 @@ def test_retention_job_deletes_logs_and_removes_partition_keys(store_db, backup_
             register_backup_partition(instance, s.task, s.timestamp)
         job = defs.resolve_job_def(RETENTION_JOB)
 
-        dry = job.execute_in_process(
-            instance=instance, run_config={**retention_run_config(keep_newest=1), **store_config(backup_root)}
-        )
+        dry = job.execute_in_process(instance=instance, run_config={**retention_run_config(keep_newest=1)})
         assert dry.success
         assert len(list_backup_sets(backup_root)) == 4
         assert step_output_metadata(dry)["sets_to_delete"].value == 2
 
         result = job.execute_in_process(
             instance=instance,
-            run_config={**retention_run_config(keep_newest=1, dry_run=False), **store_config(backup_root)},
+            run_config={**retention_run_config(keep_newest=1, dry_run=False)},
         )
         assert result.success
+        # Newest first by when each was taken (the manifests' started_at): task_9's set was made last.
         assert [(s.task, s.timestamp) for s in list_backup_sets(backup_root)] == [
-            ("global", "20261103_000000"),
             ("task_9", "20261102_000000"),
+            ("global", "20261103_000000"),
         ]
         assert sorted(p.name for p in (backup_root / "vector_bak").iterdir()) == [
             "langchain_pg_collection_20261103_000000.csv",
@@ -141,15 +141,31 @@ def test_a_set_being_written_is_never_deleted(backup_root):
     touch_set(backup_root / "vector_bak", "20261101_000000")
     touch_set(backup_root / "vector_bak", "20261102_000000")
     touch_set(backup_root / "vector_bak", "20261103_000000")
-    held = SetLock.try_acquire(backup_root / "vector_bak", "20261101_000000", DEFAULT_FILE_MODE)
+    held = SetLock.try_acquire(open_location(backup_root, "global"), "20261101_000000", DEFAULT_FILE_MODE)
     try:
         with dg.instance_for_test() as instance:
             result = defs.resolve_job_def(RETENTION_JOB).execute_in_process(
                 instance=instance,
-                run_config={**retention_run_config(keep_newest=1, dry_run=False), **store_config(backup_root)},
+                run_config={**retention_run_config(keep_newest=1, dry_run=False)},
             )
         assert result.success
         # With its lock held the set lists as unfinished: retention leaves it to its writer.
         assert [s.timestamp for s in list_backup_sets(backup_root)] == ["20261103_000000", "20261101_000000"]
     finally:
         held.release()
+
+
+def test_newest_is_decided_by_the_time_taken_not_the_name_across_a_dst_fall_back(store_db, backup_root):
+    # 01:30 EDT, then 01:15 EST half an hour later: the later set has the earlier local name.
+    taken = {"20261101_013000": "2026-11-01T01:30:00-04:00", "20261101_011500": "2026-11-01T01:15:00-05:00"}
+    for timestamp, started_at in taken.items():
+        result = back_up_store(store_db, "public", backup_root, "global", timestamp)
+        manifest = json.loads(result.manifest_path.read_text())
+        manifest["started_at"] = started_at
+        result.manifest_path.write_text(json.dumps(manifest))
+
+    sets = list_backup_sets(backup_root)
+    decisions = {d.backup_set.timestamp: d.delete for d in plan_retention(sets, RetentionPolicy(keep_newest=1))}
+
+    assert [s.timestamp for s in sets] == ["20261101_011500", "20261101_013000"]
+    assert decisions == {"20261101_011500": False, "20261101_013000": True}

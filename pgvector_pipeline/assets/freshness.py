@@ -9,8 +9,9 @@ import dagster as dg
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import FRESHNESS_CHECK
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, backup_dir, timestamp_time
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.locations import location_path
 
 MAX_AGE_ENV = "PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS"
 # A daily schedule plus two hours of slack for a slow or late run.
@@ -33,10 +34,10 @@ def recent_global_backup(backup_store: BackupStoreResource) -> dg.AssetCheckResu
     if newest is None:
         return dg.AssetCheckResult(
             passed=False,
-            description=f"There is no complete global backup in {backup_dir(root, GLOBAL_TASK_KEY)}.",
+            description=f"There is no complete global backup in {location_path(root, GLOBAL_TASK_KEY)}.",
             metadata={"max_age_hours": max_age_h},
         )
-    age_h = (datetime.now() - timestamp_time(newest.timestamp)).total_seconds() / 3600
+    age_h = (datetime.now().astimezone() - newest.taken_at).total_seconds() / 3600
     passed = age_h <= max_age_h
     return dg.AssetCheckResult(
         passed=passed,

@@ -32,9 +32,14 @@ INVENTORY_COLUMNS = [
 UI_TABLE_ROWS = 1000
 
 
+# Counts a set may lack (legacy sets have no row counts): nullable integers, so one missing count does not
+# turn every other count into a float (300.0).
+_COUNT_COLUMNS = [c for c in INVENTORY_COLUMNS if c.endswith(("_rows", "_bytes"))]
+
+
 def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
     """The inventory's DataFrame: one row per set, newest first."""
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         [
             {
                 "task_id": s.task,
@@ -54,23 +59,20 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
         ],
         columns=INVENTORY_COLUMNS,
     )
+    return frame.astype({column: "Int64" for column in _COUNT_COLUMNS})
 
 
 def inventory_metadata(frame: pd.DataFrame, root: Path) -> dict:
     """The inventory's metadata: counts, and a table of the newest sets (what the UI and GraphQL show)."""
     records = [
-        dg.TableRecord({k: (None if pd.isna(v) else v) for k, v in row.items()})
+        dg.TableRecord({k: (None if pd.isna(v) else int(v) if k in _COUNT_COLUMNS else v) for k, v in row.items()})
         for row in frame.head(UI_TABLE_ROWS).astype(object).to_dict("records")
     ]
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn(
                 c,
-                "bool"
-                if c in ("complete", "has_manifest", "has_log")
-                else "int"
-                if c.endswith(("_rows", "_bytes"))
-                else "string",
+                "bool" if c in ("complete", "has_manifest", "has_log") else "int" if c in _COUNT_COLUMNS else "string",
             )
             for c in INVENTORY_COLUMNS
         ]

@@ -60,7 +60,7 @@ def request_vector_backup(
         claimed.append(key)
 
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
-        task = task_key(config.task_id.strip())
+        task = task_key(config.task_id)
         result = pgvector.back_up(
             backup_store.root_path,
             task,

@@ -14,6 +14,9 @@ from pgvector_pipeline.names import (
 
 _TEXT_TYPES = re.compile(r"(?:text|character varying|character|varchar|char)(?:\([0-9]+\))?")
 
+# pg_attribute.attgenerated: 's' stored, 'v' virtual (PostgreSQL 18); '' for ordinary columns.
+_GENERATED_KINDS = {"s": "STORED", "v": "VIRTUAL"}
+
 _FIXED_DIMENSION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsevec)\(([0-9]+)\)")
 
 
@@ -25,6 +28,8 @@ class Column:
     type: str
     not_null: bool
     has_default: bool = False
+    # GENERATED ALWAYS AS (...): computed by the server, so never in a CSV (COPY FROM cannot name it).
+    generated: bool = False
 
     @property
     def is_text(self) -> bool:
@@ -44,6 +49,11 @@ class TableDescription:
     @property
     def column_names(self) -> list[str]:
         return [column.name for column in self.columns]
+
+    @property
+    def data_columns(self) -> tuple[Column, ...]:
+        """The columns a CSV of the table carries: all but generated ones."""
+        return tuple(column for column in self.columns if not column.generated)
 
     def column(self, name: str) -> Column | None:
         return next((column for column in self.columns if column.name == name), None)
@@ -104,7 +114,7 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
         return None
     cur.execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-        "       pg_get_expr(d.adbin, d.adrelid) "
+        "       pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text "
         "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         (oid,),
@@ -132,9 +142,14 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
     indexes = tuple(definition.replace(qualified_on, unqualified_on, 1) for definition in index_rows)
 
     definitions = []
-    for name, type_sql, not_null, default in column_rows:
+    for name, type_sql, not_null, default, generated in column_rows:
         parts = [sql.Identifier(name), sql.SQL(type_sql)]
-        if default is not None:
+        if generated in _GENERATED_KINDS:
+            # For a generated column pg_attrdef holds the generation expression, not a default.
+            parts += [
+                sql.SQL("GENERATED ALWAYS AS ({}) {}").format(sql.SQL(default), sql.SQL(_GENERATED_KINDS[generated]))
+            ]
+        elif default is not None:
             parts += [sql.SQL("DEFAULT"), sql.SQL(default)]
         if not_null:
             parts.append(sql.SQL("NOT NULL"))
@@ -148,7 +163,8 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
     )
 
     columns = tuple(
-        Column(name, type_sql, not_null, default is not None) for name, type_sql, not_null, default in column_rows
+        Column(name, type_sql, not_null, default is not None and not generated, bool(generated))
+        for name, type_sql, not_null, default, generated in column_rows
     )
     return TableDescription(table, columns, create_table, indexes)
 
@@ -217,3 +233,33 @@ def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:
         (table_oid(cur, schema, table),),
     )
     return [RebuildableIndex(name, definition) for name, definition in cur.fetchall()]
+
+
+def missing_privileges(cur, schema: str, tables: list[str], truncate: bool) -> list[str]:
+    """The privileges a restore into `tables` needs that the current role lacks, as 'PRIVILEGE on schema.table'."""
+    needed = ["SELECT", "INSERT"] + (["TRUNCATE"] if truncate else [])
+    cur.execute("SELECT has_schema_privilege(%s, 'USAGE')", (schema,))
+    missing = [] if single_value(cur) else [f"USAGE on schema {schema}"]
+    for table in tables:
+        oid = table_oid(cur, schema, table)
+        for privilege in needed:
+            cur.execute("SELECT has_table_privilege(%s, %s)", (oid, privilege))
+            if not single_value(cur):
+                missing.append(f"{privilege} on {schema}.{table}")
+    return missing
+
+
+def index_rebuild_refusal(cur, schema: str, table: str) -> str | None:
+    """Why the current role cannot drop and rebuild the table's indexes (not its owner, or no CREATE on the
+    schema, which CREATE INDEX needs); None when it can."""
+    cur.execute(
+        "SELECT pg_has_role(c.relowner, 'USAGE'), pg_get_userbyid(c.relowner), has_schema_privilege(%s, 'CREATE'), "
+        "current_user FROM pg_class c WHERE c.oid = %s",
+        (schema, table_oid(cur, schema, table)),
+    )
+    owns, owner, can_create, user = cur.fetchone()
+    if not owns:
+        return f"role {user} does not own {table} (its owner is {owner})"
+    if not can_create:
+        return f"role {user} has no CREATE privilege on schema {schema}"
+    return None

@@ -5,8 +5,9 @@ the offending token, which can be the password, so quoted tokens never reach a m
 Dagster event. Parse errors are raised `from None`, because Dagster also records the cause chain.
 """
 
-import re
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import psycopg2.errors
@@ -23,8 +24,6 @@ from pgvector_pipeline.errors import (
 APPLICATION_NAME = "pgvector_pipeline"
 CONNECT_TIMEOUT_S = 10
 
-# libpq quotes tokens of the DSN in its messages ("invalid percent-encoded token: "pw%zz"").
-_QUOTED = re.compile(r'"[^"]*"')
 # Connection failures that end by themselves: the server is down, restarting or full.
 _TRANSIENT_CONNECT_FAILURES = (
     "connection refused",
@@ -44,41 +43,70 @@ _TRANSIENT_CONNECT_FAILURES = (
 )
 
 
-def dsn_password(dsn: str) -> str | None:
-    """The password a DSN carries, or None (also when the DSN cannot be parsed)."""
+# libpq connection parameters whose values are secrets: never shown in a message, a log, metadata or a manifest.
+SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
+# What a session of this project sets for itself instead of inheriting the role's or database's settings
+# (ALTER ROLE ... SET): pg_dump does the same. row_security off makes a role subject to a row-level security
+# policy fail with an error instead of silently reading (and backing up, counting, truncating around) only
+# the rows the policy shows it; no statement or idle timeout may end a backup whose helper sessions export
+# while this one waits idle in its transaction.
+_SESSION_SETTINGS = {"row_security": "off", "statement_timeout": "0", "idle_in_transaction_session_timeout": "0"}
+# PostgreSQL 17 added transaction_timeout; older servers reject the name.
+_SESSION_SETTINGS_17 = {"transaction_timeout": "0"}
+# How long any lock request of this project may wait (lock_timeout) unless the caller says otherwise. An
+# ACCESS EXCLUSIVE request that waits makes every later query on the table wait behind it: the wait must be short.
+DEFAULT_LOCK_TIMEOUT_S = 10.0
+# SQLSTATEs of a session that is gone: class 08 (connection exception) and the server's shutdown/restart codes.
+_SESSION_GONE_STATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
+
+
+def dsn_secrets(dsn: str) -> list[str]:
+    """The secret values a DSN carries (password, sslpassword, ...); [] also when the DSN cannot be parsed."""
     try:
-        return psycopg2.extensions.parse_dsn(dsn).get("password") or None
+        params = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.Error:
-        return None
+        return []
+    return [params[name] for name in SECRET_PARAMETERS if params.get(name)]
 
 
 def redact_secrets(text: str, dsn: str) -> str:
-    """`text` without the DSN's password, raw or percent-encoded."""
-    password = dsn_password(dsn)
-    if password:
-        for form in {password, urllib.parse.quote(password, safe=""), urllib.parse.quote(password)}:
+    """`text` without any secret value of the DSN, raw or percent-encoded."""
+    for secret in sorted(dsn_secrets(dsn), key=len, reverse=True):
+        for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret)}:
             text = text.replace(form, "***")
     return text
 
 
-def _without_quoted_tokens(libpq_message: str) -> str:
-    """A libpq DSN parse error with its quoted DSN tokens hidden ('"="' stays: it names a missing sign)."""
-    return _QUOTED.sub(lambda m: m.group(0) if len(m.group(0)) <= 3 else '"***"', libpq_message)
+# Fixed phrases of libpq's DSN parse errors, and what to do about each: the message itself is never shown,
+# because it quotes the DSN around the faulty token, and a token can hold (or run into) the password.
+_PARSE_HINTS = (
+    ("percent-encoded", "a URI needs '%' written as '%25'"),
+    ('missing "="', "key=value pairs need '='"),
+    ("unterminated quoted string", "a quoted value is not closed"),
+    ("invalid connection option", "it names a connection option libpq does not know"),
+    ("invalid URI", "the URI is malformed"),
+    ("invalid integer value", "a numeric option has a value that is not a number"),
+)
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, fit for logs, metadata and manifests."""
+    """The DSN without its secrets, fit for logs, metadata and manifests."""
     try:
         params = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.Error:
         return "<unparseable DSN>"
-    if "password" in params:
-        params["password"] = "***"
+    for name in SECRET_PARAMETERS:
+        if name in params:
+            params[name] = "***"
     return psycopg2.extensions.make_dsn(**params)
 
 
-def connect(dsn: str, application_name: str = APPLICATION_NAME) -> psycopg2.extensions.connection:
-    """A new connection for `dsn`; InvalidParams or a classified DatabaseError, never the driver's message with a password."""
+def connect(
+    dsn: str, application_name: str = APPLICATION_NAME, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+) -> psycopg2.extensions.connection:
+    """A new connection for `dsn` with this project's session settings (row_security off, no statement or idle
+    timeouts, lock waits bounded by `lock_timeout_s`); InvalidParams or a classified DatabaseError, never the
+    driver's message with a secret."""
     if not dsn:
         raise InvalidParams(
             "No database connection string was given. Set PGVECTOR_DSN (for example "
@@ -87,19 +115,53 @@ def connect(dsn: str, application_name: str = APPLICATION_NAME) -> psycopg2.exte
     if "\x00" in dsn:
         raise InvalidParams("The connection string contains a NUL character. Check PGVECTOR_DSN.")
     try:
-        return psycopg2.connect(dsn, application_name=application_name, connect_timeout=CONNECT_TIMEOUT_S)
+        conn = psycopg2.connect(dsn, application_name=application_name, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg2.ProgrammingError as exc:
-        detail = _without_quoted_tokens(redact_secrets(str(exc).strip(), dsn))
+        lowered = str(exc).lower()
+        hints = [hint for phrase, hint in _PARSE_HINTS if phrase.lower() in lowered]
         error: PipelineError = InvalidParams(
-            f"The connection string is not valid ({detail}). Check PGVECTOR_DSN: a URI needs '%' written as "
-            f"'%25', and key=value pairs need '=' (tokens of the DSN are not repeated here, as they may hold "
-            f"the password)."
+            f"The connection string cannot be parsed ({'; '.join(hints) or 'libpq rejected it'}). Check "
+            f"PGVECTOR_DSN. libpq's own message is not shown: it quotes the connection string, which may hold "
+            f"the password."
         )
     except psycopg2.OperationalError as exc:
         error = classify_connect_error(exc, dsn)
+    else:
+        _apply_session_settings(conn, dsn, lock_timeout_s)
+        return conn
     # Raised outside the handler: the driver's exception, whose text may hold the password, is neither
     # the cause nor the context of what Dagster records.
     raise error
+
+
+def _apply_session_settings(conn: psycopg2.extensions.connection, dsn: str, lock_timeout_s: float) -> None:
+    settings = {**_SESSION_SETTINGS, "lock_timeout": f"{max(int(lock_timeout_s * 1000), 1)}ms"}
+    if conn.server_version >= 170000:
+        settings.update(_SESSION_SETTINGS_17)
+    try:
+        conn.autocommit = True  # session-level settings, outside any transaction
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                [value for pair in settings.items() for value in pair],
+            )
+        conn.autocommit = False
+    except psycopg2.Error as exc:
+        conn.close()
+        raise classify_error(exc, "configuring the session", None) from None
+
+
+def rollback_quietly(conn: psycopg2.extensions.connection) -> None:
+    """Roll back, as cleanup: never raises, so the error that made the caller clean up is the one reported.
+
+    A session that is gone needs nothing: the server rolls back what it had.
+    """
+    if conn.closed:
+        return
+    try:
+        conn.rollback()
+    except psycopg2.Error:
+        pass
 
 
 def classify_connect_error(exc: psycopg2.Error, dsn: str) -> PipelineError:
@@ -131,31 +193,84 @@ def classify_connect_error(exc: psycopg2.Error, dsn: str) -> PipelineError:
 
 
 def connection_lost(exc: psycopg2.Error, conn: psycopg2.extensions.connection | None) -> bool:
-    """True when `exc` means the session is gone (not a statement the server rejected).
+    """True when `exc` means the session is gone (not a statement the server rejected or cancelled).
 
-    A backend killed mid-COPY surfaces as a bare DatabaseError, so a closed `conn` counts as lost too.
+    Told by SQLSTATE, not by exception class: psycopg2 raises OperationalError for lock timeouts,
+    cancelled statements and deadlocks too. A backend killed mid-COPY surfaces as a bare DatabaseError
+    with no SQLSTATE, so a closed `conn` counts as lost as well.
     """
-    if isinstance(exc, psycopg2.errors.QueryCanceled):
-        return False
-    return isinstance(exc, psycopg2.OperationalError) or (conn is not None and conn.closed != 0)
+    if conn is not None and conn.closed != 0:
+        return True
+    code = getattr(exc, "pgcode", None)
+    if code is None:
+        # Raised by libpq itself (no server message): the socket broke or the server went away.
+        return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+    return code.startswith("08") or code in _SESSION_GONE_STATES
 
 
 def classify_error(
     exc: psycopg2.Error, doing: str, conn: psycopg2.extensions.connection | None = None
 ) -> PipelineError:
-    """Wrap a driver error raised while `doing` something (before any COMMIT was sent) into a pipeline error.
+    """Wrap a driver error raised while `doing` something (before any COMMIT was sent) into a pipeline error,
+    by its SQLSTATE.
 
-    Lost connections and terminated backends are retryable; bad data and constraint violations are not,
-    because running the same thing again would fail the same way. COMMITs go through
-    `commit.commit_confirmed`, which learns the outcome instead of assuming one.
+    Lost connections, server restarts, deadlocks and serialization failures are retryable; lock and
+    statement timeouts, missing privileges, bad data and constraint violations are not, because running
+    the same thing again would meet the same cause. The transaction is always rolled back: callers say
+    what that leaves. COMMITs go through `commit.commit_confirmed`, which learns the outcome instead.
     """
     detail = str(exc).strip().rstrip(".")
+    code = getattr(exc, "pgcode", None)
     if connection_lost(exc, conn):
         return DatabaseError(
             f"The database connection failed while {doing}: {detail}. Nothing was committed; "
             "retry once the server is reachable.",
             can_retry=True,
         )
+    if code == "40P01":
+        return DatabaseError(
+            f"PostgreSQL detected a deadlock while {doing} and cancelled this transaction: another session "
+            f"waited for a lock this one held while holding one this one needed (an app that reads, then "
+            f"writes the tables in one transaction can do that). Nothing was committed; retrying is safe. "
+            f"Server message: {detail}",
+            can_retry=True,
+        )
+    if code == "40001":
+        return DatabaseError(
+            f"PostgreSQL cancelled this transaction while {doing} (serialization failure: {detail}). Nothing was "
+            f"committed; retrying is safe.",
+            can_retry=True,
+        )
+    if code == "55P03":
+        return DatabaseError(
+            f"A lock was not granted within lock_timeout while {doing}: {detail}. Another session holds a "
+            f"conflicting lock; nothing was committed. See which sessions hold locks on the tables "
+            f"(pg_locks, pg_stat_activity), or raise the resource's lock_timeout_s."
+        )
+    if code == "57014":
+        return DatabaseError(
+            f"PostgreSQL cancelled a statement while {doing}: {detail} (a cancel request such as pg_cancel_backend, "
+            f"or a statement timeout). Nothing was committed."
+        )
+    if code == "42501":
+        return DatabaseError(
+            f"The database role lacks a privilege needed while {doing}: {detail}. Nothing was committed. Grant "
+            f"the privilege, or use a role that has it (see README, privileges)."
+        )
+    if code == "25006":
+        return DatabaseError(
+            f"The database refused to write while {doing}: {detail}. The server is a read-only standby, or "
+            f"default_transaction_read_only is on for this role or database. Nothing was committed."
+        )
     if isinstance(exc, (psycopg2.DataError, psycopg2.IntegrityError)):
         return DataError(f"PostgreSQL rejected the data while {doing}: {detail}")
     return DatabaseError(f"PostgreSQL reported an error while {doing}: {detail}")
+
+
+@contextmanager
+def classified(doing: str, conn: psycopg2.extensions.connection | None = None) -> Iterator[None]:
+    """Driver errors inside the block become classified pipeline errors (see classify_error)."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        raise classify_error(exc, doing, conn) from exc

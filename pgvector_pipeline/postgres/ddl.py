@@ -21,10 +21,8 @@ from pgvector_pipeline.names import COLLECTION_TABLE
 INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hnsw", "ivfflat"})
 # Operators allowed in index expressions and partial-index predicates (jsonb, comparison).
 SAFE_OPERATORS = frozenset({"=", "<>", "<", ">", "<=", ">=", "->", "->>", "#>", "#>>", "@>", "<@", "?", "?|", "?&"})
-# Functions a column default may call: they take no arguments and read nothing.
-SAFE_DEFAULT_FUNCTIONS = frozenset(
-    {"now", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "statement_timestamp"}
-)
+# Functions of pg_catalog a column default may call: they take no arguments and read nothing.
+SAFE_DEFAULT_FUNCTIONS = frozenset({"now", "gen_random_uuid", "clock_timestamp", "statement_timestamp"})
 _COLUMN_CONSTRAINTS = {
     ConstrType.CONSTR_NULL,
     ConstrType.CONSTR_NOTNULL,
@@ -133,6 +131,13 @@ def _check_column(column: ast.ColumnDef, statement: str) -> None:
         if getattr(column, attribute, None) not in (None, "", "\x00", ()):
             _refuse(statement, f"column {column.colname!r} uses {attribute}")
     for constraint in column.constraints or ():
+        if constraint.contype == ConstrType.CONSTR_GENERATED:
+            raise UnsafeDDL(
+                f"Column {column.colname!r} of the set's table is a generated column (GENERATED ALWAYS AS ...). "
+                f"create_missing does not execute expressions read from a manifest, so it does not recreate this "
+                f"table. Create the table in the target yourself (with its generated column), then restore "
+                f"without create_missing: the rows load and the server computes the column again."
+            )
         if constraint.contype not in _COLUMN_CONSTRAINTS:
             _refuse(statement, f"column {column.colname!r} has a {constraint.contype.name} constraint")
         if constraint.contype == ConstrType.CONSTR_DEFAULT:
@@ -156,7 +161,11 @@ def _check_default(expression, column: str, statement: str) -> None:
         return
     if isinstance(expression, ast.FuncCall) and not expression.args:
         names = [name.sval for name in expression.funcname or ()]
-        if names[-1] in SAFE_DEFAULT_FUNCTIONS and names[:-1] in ([], ["pg_catalog"], ["public"]):
+        # Only pg_catalog's own functions, and the re-printed statement names pg_catalog: a name in another
+        # schema (public.gen_random_uuid) calls whatever function sits there, and anyone with CREATE on
+        # public can plant one.
+        if names[-1] in SAFE_DEFAULT_FUNCTIONS and names[:-1] in ([], ["pg_catalog"]):
+            expression.funcname = (ast.String(sval="pg_catalog"), ast.String(sval=names[-1]))
             return
     _refuse(statement, f"the default of column {column!r} is an expression restore does not execute")
 

@@ -13,7 +13,8 @@ from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid
 from pgvector_pipeline.postgres.commit import commit_confirmed
-from pgvector_pipeline.postgres.connection import classify_error, connect
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, classify_error, connect
+from pgvector_pipeline.postgres.locks import lock_tables
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def truncate_tables(cur, schema: str, tables: list[str]) -> list[TruncateStats]:
     ordered = check_truncate_tables(tables)
     targets = sql.SQL(", ").join(qualified(schema, table) for table in ordered)
     started = time.monotonic()
-    cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(targets))
+    lock_tables(cur.connection, cur, schema, ordered, "ACCESS EXCLUSIVE", f"truncating {', '.join(ordered)}")
     before = {table: count_rows(cur, schema, table) for table in ordered}
     cur.execute(sql.SQL("TRUNCATE {}").format(targets))
     after = {table: count_rows(cur, schema, table) for table in ordered}
@@ -75,10 +76,16 @@ def count_committed_rows(dsn: str, schema: str, table: str) -> int:
             raise classify_error(exc, f"counting the rows of {table}", conn) from exc
 
 
-def truncate_store(dsn: str, schema: str, tables: list[str], warn: Callable[[str], None]) -> list[TruncateStats]:
+def truncate_tables_now(
+    dsn: str,
+    schema: str,
+    tables: list[str],
+    warn: Callable[[str], None],
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+) -> list[TruncateStats]:
     """Truncate `tables` (one statement) in a transaction of its own."""
     ordered = check_truncate_tables(tables)
-    with closing(connect(dsn)) as conn:
+    with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
         try:
             with conn.cursor() as cur:
                 for table in ordered:

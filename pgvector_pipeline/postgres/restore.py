@@ -17,12 +17,13 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DataError, ResourceNotFound
+from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound
 from pgvector_pipeline.names import BACKUP_TABLES, DOCUMENT_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.commit import commit_confirmed
-from pgvector_pipeline.postgres.connection import classify_error
+from pgvector_pipeline.postgres.connection import classify_error, rollback_quietly
+from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 
@@ -132,24 +133,17 @@ def restore_tables(
     try:
         with conn.cursor() as cur:
             # The restore transaction begins with the first statement here (psycopg2 opens it implicitly).
+            hold_restore_lock(cur, schema)
             created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
             targets = {load.table: _target_columns(cur, schema, load, options.fill_extra_columns) for load in loads}
-            dropped: list[catalog.RebuildableIndex] = []
-            if options.truncate:
-                before = {s.table: s.rows_before for s in truncate_tables(cur, schema, [load.table for load in loads])}
-                baseline = {load.table: 0 for load in loads}
-                # The tables are empty now: one index build after the load is many times faster than
-                # updating an HNSW or GIN index row by row (pgvector's advice: load first, index after).
-                dropped = _drop_rebuildable_indexes(cur, schema, [load.table for load in loads], log)
-            else:
-                before = {load.table: count_rows(cur, schema, load.table) for load in loads}
-                baseline = before
+            _check_privileges(cur, schema, [load.table for load in loads], options.truncate)
+            before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
             stats = []
             expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
             with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
                 for load in loads:
                     doing = f"restoring {load.table}"
-                    stats.append(_load_table(cur, schema, load, targets[load.table], before, baseline, log))
+                    stats.append(_load_table(cur, schema, load, targets[load.table], before, options.truncate, log))
                 doing = "building the indexes"
                 # Tables created here get their indexes, loaded or not: after the loads, so they build once.
                 created_indexes = [
@@ -160,13 +154,13 @@ def restore_tables(
                 ]
                 _build_indexes(cur, [index.definition for index in dropped] + created_indexes, options, log)
     except psycopg2.Error as exc:
-        _rollback(conn)
+        rollback_quietly(conn)
         raise classify_error(exc, doing, conn) from exc
     except BaseException:
-        _rollback(conn)
+        rollback_quietly(conn)
         raise
     if not options.commit:
-        conn.rollback()
+        rollback_quietly(conn)
         return stats, created
     restored_tables = ", ".join(load.table for load in loads)
     commit_confirmed(
@@ -180,13 +174,50 @@ def restore_tables(
     return stats, created
 
 
+def _check_privileges(cur, schema: str, tables: list[str], truncate: bool) -> None:
+    """Refuse before anything changes when the role cannot do what the restore needs."""
+    missing = catalog.missing_privileges(cur, schema, tables, truncate)
+    if missing:
+        raise DatabaseError(
+            f"The database role cannot restore into {', '.join(tables)}: it lacks {', '.join(missing)}. Nothing "
+            f"was changed. Grant them (GRANT SELECT, INSERT{', TRUNCATE' if truncate else ''} ON ... TO role), or "
+            f"restore as the tables' owner."
+        )
+
+
+def _prepare_tables(
+    cur, schema: str, loads: list[TableLoad], options: RestoreOptions, created: list[str], log: Callable[[str], None]
+) -> tuple[dict[str, int], list[catalog.RebuildableIndex]]:
+    """Lock the tables (bounded wait), truncate them if asked and drop the indexes an emptied table rebuilds
+    faster; the row counts before, and the dropped indexes."""
+    tables = [load.table for load in loads]
+    if not options.truncate:
+        # Appending: writers may go on (ROW EXCLUSIVE); only a wait for the lock is bounded here.
+        lock_tables(cur.connection, cur, schema, tables, "ROW EXCLUSIVE", "the restore")
+        return {table: count_rows(cur, schema, table) for table in tables}, []
+    before = {s.table: s.rows_before for s in truncate_tables(cur, schema, tables)}
+    # The tables are empty now: one index build after the load is many times faster than updating an HNSW
+    # or GIN index row by row (pgvector's advice: load first, index after). That needs the table's owner.
+    rebuildable = []
+    for table in tables:
+        refusal = None if table in created else catalog.index_rebuild_refusal(cur, schema, table)
+        if refusal:
+            log(
+                f"{table}: loading with its indexes in place, which is slower (a large HNSW index can make it "
+                f"several times slower): {refusal}, so its indexes cannot be dropped and built again."
+            )
+        else:
+            rebuildable.append(table)
+    return before, _drop_rebuildable_indexes(cur, schema, rebuildable, log)
+
+
 def _load_table(
     cur,
     schema: str,
     load: TableLoad,
     target: tuple[catalog.TableDescription, tuple[str, ...]],
     before: dict[str, int],
-    baseline: dict[str, int],
+    emptied: bool,
     log: Callable[[str], None],
 ) -> TableRestoreStats:
     description, filled = target
@@ -196,7 +227,7 @@ def _load_table(
         log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
     restored = _copy_in(cur, schema, load, description)
     after = count_rows(cur, schema, load.table)
-    _check_restored_rows(load, restored, baseline[load.table], after)
+    _check_restored_rows(load, restored, after if emptied else None)
     duration = time.monotonic() - started
     log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
     return TableRestoreStats(load.table, before[load.table], restored, after, duration, filled)
@@ -234,11 +265,6 @@ def _build_indexes(cur, statements: list[str], options: RestoreOptions, log: Cal
         # A checked DDL statement of the manifest (postgres.ddl) or the server's own pg_get_indexdef.
         cur.execute(statement)
         log(f"Built the index in {time.monotonic() - started:.1f} s.")
-
-
-def _rollback(conn) -> None:
-    if not conn.closed:
-        conn.rollback()
 
 
 def _ensure_schema_objects(
@@ -280,7 +306,16 @@ def _target_columns(
     target = catalog.describe_table(cur, schema, load.table)
     assert target is not None  # _ensure_schema_objects made sure it exists
     unknown = [c for c in load.columns if target.column(c) is None]
-    extra = [column for column in target.columns if column.name not in load.columns]
+    generated = [c.name for c in target.columns if c.generated and c.name in load.columns]
+    if generated:
+        raise DataError(
+            f"The CSV of {load.table} holds {', '.join(generated)}, a generated column in the target table: "
+            f"PostgreSQL computes it and COPY cannot load it. This set was written by a version that exported "
+            f"generated columns; restore it into a table where {', '.join(generated)} is an ordinary column, or "
+            f"restore a newer set. Nothing was changed."
+        )
+    # Generated columns fill themselves: they are never "extra".
+    extra = [column for column in target.data_columns if column.name not in load.columns]
     duplicated = sorted({c for c in load.columns if load.columns.count(c) > 1})
     if unknown or duplicated:
         raise DataError(
@@ -320,12 +355,39 @@ def _copy_in(cur, schema: str, load: TableLoad, target: catalog.TableDescription
         options=sql.SQL(", ").join(options),
     )
     with load.open_csv() as stream:
-        cur.copy_expert(statement, stream, size=_COPY_MESSAGE_BYTES)
+        source = _ReadErrors(stream)
+        try:
+            cur.copy_expert(statement, source, size=_COPY_MESSAGE_BYTES)
+        except psycopg2.Error:
+            # psycopg2 turns an exception raised by read() into "error in .read() call: ...", a driver error.
+            if isinstance(source.error, PipelineError):
+                raise source.error from None
+            raise
     return cur.rowcount
 
 
-def _check_restored_rows(load: TableLoad, restored: int, baseline: int, after: int) -> None:
+class _ReadErrors:
+    """A CSV source that keeps the exception its read() raised, which psycopg2 would report as its own."""
+
+    def __init__(self, source: CsvSource):
+        self._source = source
+        self.error: Exception | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._source.read(size)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+
+def _check_restored_rows(load: TableLoad, restored: int, after_emptied: int | None) -> None:
+    """The rows COPY loaded against the manifest; and, for a table emptied and locked by this transaction (no
+    other writer), the rows it holds now. An appended table's count includes other sessions' new rows."""
     if load.expected_rows is not None and restored != load.expected_rows:
         raise DataError(f"{load.table}: the manifest lists {load.expected_rows} rows but COPY loaded {restored}.")
-    if after != baseline + restored:
-        raise DataError(f"{load.table}: expected {baseline + restored} rows after the load, found {after}.")
+    if after_emptied is not None and after_emptied != restored:
+        raise DataError(
+            f"{load.table}: COPY loaded {restored} rows into the emptied table, but it holds {after_emptied} "
+            f"(a trigger or rule on it changed the load). Nothing was committed."
+        )

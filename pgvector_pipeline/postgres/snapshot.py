@@ -9,12 +9,13 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import ResourceNotFound
+from pgvector_pipeline.errors import DatabaseError, ResourceNotFound
 from pgvector_pipeline.names import EMBEDDING_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.commit import commit_confirmed
-from pgvector_pipeline.postgres.connection import classify_error
+from pgvector_pipeline.postgres.connection import classified, classify_error, rollback_quietly
+from pgvector_pipeline.postgres.locks import lock_tables
 from pgvector_pipeline.postgres.maintenance import (
     TruncateStats,
     count_rows,
@@ -52,6 +53,7 @@ class Snapshot:
         self,
         conn: psycopg2.extensions.connection,
         schema: str,
+        tables: Sequence[str],
         lock_for_truncate: Sequence[str] = (),
         *,
         dsn: str,
@@ -59,6 +61,7 @@ class Snapshot:
     ):
         self.conn = conn
         self.schema = schema
+        self.tables = list(tables)
         self.lock_for_truncate = list(lock_for_truncate)
         self.dsn = dsn
         self.export_sessions = export_sessions
@@ -73,51 +76,63 @@ class Snapshot:
         )
         self.cur = self.conn.cursor()
         try:
+            # Locks first (LOCK takes no snapshot), each wait bounded and its blockers named (postgres.locks).
             if self.lock_for_truncate:
-                self.cur.execute(
-                    sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
-                        sql.SQL(", ").join(qualified(self.schema, t) for t in self.lock_for_truncate)
-                    )
-                )
+                lock_tables(self.conn, self.cur, self.schema, self.lock_for_truncate, "SHARE", "the backup")
+            lock_tables(self.conn, self.cur, self.schema, list(self.tables), "ACCESS SHARE", "the backup")
             ext_schema = catalog.extension_schema(self.cur) or "public"
             # Schema-independent DDL in the manifest: names resolve relative to the backed-up schema.
             catalog.set_local_search_path(self.cur, self.schema, ext_schema)
-        except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName) as exc:
-            self.conn.rollback()
-            raise ResourceNotFound(
-                f"Cannot lock {', '.join(self.lock_for_truncate)} in schema {self.schema!r} for the truncate "
-                f"after the backup: {str(exc).strip()}. Check PGVECTOR_DSN and the schema setting; LangChain "
-                f"creates the tables on first use of PGVector."
-            ) from exc
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName):
+            rollback_quietly(self.conn)
+            raise self._missing_table() from None
         except psycopg2.Error as exc:
-            self.conn.rollback()
+            rollback_quietly(self.conn)
             raise classify_error(exc, "starting the backup snapshot", self.conn) from exc
         except BaseException:
-            self.conn.rollback()
+            rollback_quietly(self.conn)
             raise
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if not self._committed and not self.conn.closed:
-            self.conn.rollback()
+        # Cleanup never replaces the error that ended the block (a dead session needs no rollback).
+        if not self._committed:
+            rollback_quietly(self.conn)
+
+    def _missing_table(self) -> ResourceNotFound:
+        """Which of the extension, schema or tables is missing, asked in a transaction of its own."""
+        try:
+            with self.conn.cursor() as cur:
+                has_extension = catalog.extension_version(cur) is not None
+                missing = [table for table in self.tables if catalog.table_oid(cur, self.schema, table) is None]
+        except psycopg2.Error as exc:
+            rollback_quietly(self.conn)
+            return ResourceNotFound(f"Cannot back up {', '.join(self.tables)}: {str(exc).strip()}.")
+        rollback_quietly(self.conn)
+        if not has_extension:
+            return _no_pgvector()
+        return ResourceNotFound(
+            f"Table {self.schema}.{(missing or self.tables)[0]} does not exist in this database. Check PGVECTOR_DSN "
+            f"and the schema setting (now '{self.schema}'); LangChain creates it on first use of PGVector."
+        )
 
     def pgvector_version(self) -> str:
         """The pgvector version; ResourceNotFound when the extension is missing."""
-        version = catalog.extension_version(self.cur)
+        with classified("reading the pgvector version", self.conn):
+            version = catalog.extension_version(self.cur)
         if version is None:
-            raise ResourceNotFound(
-                "The pgvector extension is not installed in this database, so it holds no LangChain vector "
-                "store. Check PGVECTOR_DSN, or run CREATE EXTENSION vector."
-            )
+            raise _no_pgvector()
         return version
 
     def server_version(self) -> str:
         """The server's version string."""
-        return catalog.server_version(self.cur)
+        with classified("reading the server version", self.conn):
+            return catalog.server_version(self.cur)
 
     def describe(self, table: str) -> catalog.TableDescription:
         """The table's description; ResourceNotFound when it does not exist."""
-        description = catalog.describe_table(self.cur, self.schema, table)
+        with classified(f"reading the definition of {table}", self.conn):
+            description = catalog.describe_table(self.cur, self.schema, table)
         if description is None:
             raise ResourceNotFound(
                 f"Table {self.schema}.{table} does not exist in this database. Check PGVECTOR_DSN and the "
@@ -126,8 +141,15 @@ class Snapshot:
         return description
 
     def count(self, table: str) -> int:
-        """Rows of the table in this snapshot."""
-        return count_rows(self.cur, self.schema, table)
+        """Rows of the table in this snapshot; row-level security that would hide rows is an error, not a filter."""
+        try:
+            return count_rows(self.cur, self.schema, table)
+        except psycopg2.errors.InsufficientPrivilege as exc:
+            if "row-level security" not in str(exc):
+                raise classify_error(exc, f"counting the rows of {table}", self.conn) from exc
+            raise row_security_error(table, str(exc)) from exc
+        except psycopg2.Error as exc:
+            raise classify_error(exc, f"counting the rows of {table}", self.conn) from exc
 
     def embedding_dimensions(self, description: catalog.TableDescription, rows: int) -> dict[str, int]:
         """Rows per embedding dimension ('null' for rows without a vector), given the table's row count.
@@ -139,12 +161,13 @@ class Snapshot:
         fixed = description.fixed_embedding_dimension
         if fixed is not None:
             return {str(fixed): rows}
-        self.cur.execute(
-            sql.SQL("SELECT vector_dims({col}), count(*) FROM {table} GROUP BY 1 ORDER BY 1").format(
-                col=sql.Identifier(EMBEDDING_COLUMN), table=qualified(self.schema, description.name)
+        with classified(f"reading the embedding dimensions of {description.name}", self.conn):
+            self.cur.execute(
+                sql.SQL("SELECT vector_dims({col}), count(*) FROM {table} GROUP BY 1 ORDER BY 1").format(
+                    col=sql.Identifier(EMBEDDING_COLUMN), table=qualified(self.schema, description.name)
+                )
             )
-        )
-        return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}
+            return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}
 
     def copy_to(self, table: str, columns: list[str], sink: CopySink, log: Callable[[str], None]) -> int:
         """Stream the table as CSV with a header row into `sink`; returns the rows PostgreSQL sent."""
@@ -213,3 +236,20 @@ class Snapshot:
         )
         self._committed = True
         return stats
+
+
+def row_security_error(table: str, detail: str) -> DatabaseError:
+    """A backup refused because a row-level security policy would hide rows of `table` from this role."""
+    return DatabaseError(
+        f"The backup role is subject to a row-level security policy on {table} ({detail.strip()}): it would "
+        f"read, count and back up only the rows the policy shows it, and a truncate after it would destroy the "
+        f"rest. Nothing was written or truncated. Back up as the table's owner or as a role with BYPASSRLS "
+        f"(ALTER ROLE name BYPASSRLS), as pg_dump requires."
+    )
+
+
+def _no_pgvector() -> ResourceNotFound:
+    return ResourceNotFound(
+        "The pgvector extension is not installed in this database, so it holds no LangChain vector store. Check "
+        "PGVECTOR_DSN, or run CREATE EXTENSION vector."
+    )

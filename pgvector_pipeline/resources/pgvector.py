@@ -9,10 +9,10 @@ from pydantic import Field
 from pgvector_pipeline.backup import BackupResult, Log, back_up_store
 from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.failures import as_failure
+from pgvector_pipeline.failures import refusal_at_start
 from pgvector_pipeline.names import BACKUP_TABLES
-from pgvector_pipeline.postgres.connection import dsn_password, redact_dsn
-from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_store
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_secrets, redact_dsn
+from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
@@ -20,24 +20,42 @@ from pgvector_pipeline.store.listing import BackupSetInfo
 
 
 def literal_dsns_with_password(run_config: Mapping[str, Any]) -> list[str]:
-    """Resource keys whose run config holds a DSN literal that carries a password (not {env: VAR})."""
+    """Resource keys whose run config holds a DSN literal that carries a secret (not {env: VAR})."""
     resources: Mapping[str, Any] = run_config.get("resources") or {}
     return sorted(
         key
         for key, entry in resources.items()
         if isinstance(entry, dict)
         and isinstance(dsn := (entry.get("config") or {}).get("dsn"), str)
-        and dsn_password(dsn)
+        and dsn_secrets(dsn)
     )
+
+
+def _run_config_dsn(run_config: Mapping[str, Any]) -> object:
+    return ((run_config.get("resources") or {}).get("pgvector") or {}).get("config", {}).get("dsn")
 
 
 def database_tag_expected(run_config: Mapping[str, Any]) -> str | None:
     """The DATABASE_TAG value a run with this config must carry: the name of the environment variable
-    holding its DSN (PGVECTOR_DSN unless the config names another); None for a literal DSN (any value)."""
-    dsn = ((run_config.get("resources") or {}).get("pgvector") or {}).get("config", {}).get("dsn")
+    holding its DSN (PGVECTOR_DSN unless the config names another); None when the config gives a literal
+    DSN, which is refused (see run_config_dsn_problem)."""
+    dsn = _run_config_dsn(run_config)
     if isinstance(dsn, dict) and isinstance(dsn.get("env"), str):
         return dsn["env"]
-    return None if isinstance(dsn, str) else DEFAULT_DSN_ENV
+    return None if dsn is not None else DEFAULT_DSN_ENV
+
+
+def run_config_dsn_problem(run_config: Mapping[str, Any]) -> str | None:
+    """Why the run config's DSN is refused: a run names its database by an environment variable only, so the
+    database tag (that variable's name) always says which database it uses and the run queue keeps one run
+    per database. None when it is fine."""
+    if database_tag_expected(run_config) is not None:
+        return None
+    return (
+        "The run config gives the pgvector DSN as a literal string. Runs name their database by an environment "
+        "variable only ({env: SOME_VAR}, the variable holding the DSN), and carry the tag "
+        f"{DATABASE_TAG}=SOME_VAR: that tag is what queues runs on one database one at a time"
+    )
 
 
 def database_tag_problem(run_config: Mapping[str, Any], tags: Mapping[str, str]) -> str | None:
@@ -83,15 +101,26 @@ class PgVectorResource(dg.ConfigurableResource):
         ),
     )
 
+    lock_timeout_s: float = Field(
+        default=DEFAULT_LOCK_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        description=(
+            "How long any lock this tool requests may wait (PostgreSQL lock_timeout) before the run gives up, "
+            "changing nothing and naming the sessions in the way. While an ACCESS EXCLUSIVE request (truncate, "
+            "truncating restore) waits, every new query on the table waits behind it: keep this short."
+        ),
+    )
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Refuse, before anything connects, a run whose config holds a DSN with a password, and one whose
-        database tag would let it run beside another run on the same database."""
+        """Refuse, before anything connects, a run whose config holds a DSN (with a password, or at all), and one
+        whose database tag would let it run beside another run on the same database."""
         run = context.run
         if run is None:
             return
         offending = literal_dsns_with_password(run.run_config)
         if offending:
-            raise as_failure(
+            raise refusal_at_start(
                 InvalidParams(
                     f"The run config of resource {', '.join(offending)} holds a DSN with a password in plain text, "
                     f"which Dagster stores and shows with the run. Nothing was done. Give the DSN as "
@@ -99,11 +128,11 @@ class PgVectorResource(dg.ConfigurableResource):
                     f"~/.pgpass; then delete this run from the Dagster UI so the password is not kept."
                 )
             )
-        tag_problem = database_tag_problem(run.run_config, run.tags)
-        if tag_problem:
-            raise as_failure(
+        problem = run_config_dsn_problem(run.run_config) or database_tag_problem(run.run_config, run.tags)
+        if problem:
+            raise refusal_at_start(
                 InvalidParams(
-                    f"{tag_problem}. Runs that use the same database are queued one at a time by this tag "
+                    f"{problem}. Runs that use the same database are queued one at a time by this tag "
                     f"(see deploy/*/dagster.yaml), so a run without the right tag could overlap another. Nothing "
                     f"was done. Launch it again with the tag {DATABASE_TAG} set to the name of the environment "
                     f"variable that holds its DSN."
@@ -138,6 +167,7 @@ class PgVectorResource(dg.ConfigurableResource):
             file_mode=file_mode,
             on_claim=on_claim,
             export_sessions=self.export_sessions,
+            lock_timeout_s=self.lock_timeout_s,
             log=log,
         )
 
@@ -165,9 +195,12 @@ class PgVectorResource(dg.ConfigurableResource):
             allow_legacy=allow_legacy,
             fill_extra_columns=fill_extra_columns,
             maintenance_work_mem=self.maintenance_work_mem,
+            lock_timeout_s=self.lock_timeout_s,
             log=log,
         )
 
     def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:
-        """Truncate `tables` in one statement (see truncate_store)."""
-        return truncate_store(self.dsn, self.db_schema, tables, warn=log.warning)
+        """Truncate `tables` in one statement (see truncate_tables_now)."""
+        return truncate_tables_now(
+            self.dsn, self.db_schema, tables, warn=log.warning, lock_timeout_s=self.lock_timeout_s
+        )

@@ -8,13 +8,15 @@ is the task id, so a lost cursor cannot start a second backup.
 
 import json
 import os
+from contextlib import nullcontext
 
 import dagster as dg
 
 from pgvector_pipeline.contract import TASK_SENSOR, request_run_config
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.listing import list_backup_sets, task_directories
+from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.locations import open_root, task_directories
 
 TRUNCATE_ENV = "PGVECTOR_TASK_BACKUP_TRUNCATE"
 TASK_TAG = "pgvector_pipeline/task"
@@ -39,7 +41,10 @@ def task_backup_sensor(context: dg.SensorEvaluationContext, backup_store: Backup
     """Request one backup for each task directory that is new since the last tick and has no sets yet."""
     handled = set(json.loads(context.cursor)) if context.cursor else set()
     root = backup_store.root_path
-    new_tasks = sorted(set(task_directories(root)) - handled)
+    root_dir = open_root(root)
+    with root_dir or nullcontext():
+        tasks = task_directories(root_dir) if root_dir else []
+    new_tasks = sorted(set(tasks) - handled)
     if not new_tasks:
         return dg.SkipReason(f"No new task directory under {root}.")
     truncate = truncate_requested()

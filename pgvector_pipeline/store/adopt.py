@@ -5,16 +5,12 @@ import csv
 import hashlib
 import io
 import os
-from pathlib import Path
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.store.files import (
-    DEFAULT_FILE_MODE,
-    fsync_dir,
-    remove_quietly,
-    storage_error,
-    write_json_durably,
-)
+from pgvector_pipeline.store.directory import Directory
+from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, storage_error, write_json_durably
+from pgvector_pipeline.store.layout import manifest_name
+from pgvector_pipeline.store.legacy import legacy_csv_reader
 from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
 from pgvector_pipeline.store.manifest import (
     KIND_ADOPTED,
@@ -22,6 +18,7 @@ from pgvector_pipeline.store.manifest import (
     Manifest,
     read_manifest,
 )
+from pgvector_pipeline.store.reading import HeldSet
 
 _READ_CHUNK = 1 << 20
 
@@ -45,57 +42,62 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-def _describe_csv(path: Path) -> dict:
+def _describe_csv(raw: io.FileIO, name: str) -> dict:
     """bytes, sha256, header columns and row count of an old-system CSV, in one streaming pass."""
-    with open(path, "rb") as raw:
-        hashing = _HashingReader(raw)
-        text = io.TextIOWrapper(io.BufferedReader(hashing, _READ_CHUNK), encoding="utf-8", newline="")
-        try:
-            reader = csv.reader(text)
-            header = next(reader, None)
-            rows = sum(1 for _ in reader)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise DataError(f"{path.name} cannot be read as UTF-8 CSV ({exc}); the set was not adopted.") from None
+    hashing = _HashingReader(raw)
+    text = io.TextIOWrapper(io.BufferedReader(hashing, _READ_CHUNK), encoding="utf-8", newline="")
+    try:
+        reader = legacy_csv_reader(text)
+        header = next(reader, None)
+        rows = sum(1 for _ in reader)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{name} cannot be read as UTF-8 CSV ({exc}); the set was not adopted.") from None
     if not header:
-        raise DataError(f"{path.name} has no header line; the set was not adopted.")
+        raise DataError(f"{name} has no header line; the set was not adopted.")
     return {
-        "file": path.name,
+        "file": name,
         "rows": rows,
         "bytes": hashing.bytes,
         "sha256": hashing.digest.hexdigest(),
-        "columns": [{"name": name, "type": "unknown", "not_null": False} for name in header],
+        "columns": [{"name": column, "type": "unknown", "not_null": False} for column in header],
     }
 
 
 def adopt_legacy_set(backup_set: BackupSetInfo, mode: int = DEFAULT_FILE_MODE) -> Manifest:
-    """Write the adopted manifest of a legacy set (status 'legacy') and return it.
-
-    Written under a name no set file has, then hard-linked into place: the link fails if a manifest
-    appeared meanwhile, and a crash leaves no file that a backup's cleanup would mistake for a set.
-    """
+    """Write the adopted manifest of a legacy set (status 'legacy'), read from its held files, and return it."""
     if backup_set.status != STATUS_LEGACY:
         raise DataError(
             f"Set {backup_set.timestamp} in {backup_set.directory} is {backup_set.status}, not a legacy set."
         )
-    document = {
-        "format": MANIFEST_FORMAT,
-        "kind": KIND_ADOPTED,
-        "task_id": backup_set.task,
-        "timestamp": backup_set.timestamp,
-        "tables": {table: _describe_csv(path) for table, path in sorted(backup_set.files.items())},
-    }
-    partial = backup_set.directory / f".adopting_{backup_set.manifest_path.name}.{os.getpid()}"
+    tables = sorted(backup_set.files)
+    with HeldSet(backup_set, tables) as held:
+        assert held.location is not None
+        document = {
+            "format": MANIFEST_FORMAT,
+            "kind": KIND_ADOPTED,
+            "task_id": backup_set.task,
+            "timestamp": backup_set.timestamp,
+            "tables": {table: _describe_csv(held.file(table), backup_set.files[table].name) for table in tables},
+        }
+        _write_adopted(held.location, backup_set, document, mode)
+        return read_manifest(held.location, backup_set.timestamp)
+
+
+def _write_adopted(location: Directory, backup_set: BackupSetInfo, document: dict, mode: int) -> None:
+    """Written under a name no set file has, then hard-linked into place: the link fails if a manifest
+    appeared meanwhile, and a crash leaves no file that a backup's cleanup would mistake for a set."""
+    target = manifest_name(backup_set.timestamp)
+    partial = f".adopting_{target}.{os.getpid()}"
     try:
-        remove_quietly(partial)
-        write_json_durably(partial, document, mode)
-        os.link(partial, backup_set.manifest_path)
-        fsync_dir(backup_set.directory)
+        location.unlink_quietly(partial)
+        write_json_durably(location, partial, document, mode)
+        location.link(partial, target)
+        location.fsync()
     except FileExistsError:
         raise DataError(
             f"Set {backup_set.timestamp} in {backup_set.directory} got a manifest while it was adopted."
         ) from None
     except OSError as exc:
-        raise storage_error(exc, backup_set.manifest_path, "adopting an old-system set") from None
+        raise storage_error(exc, location, target, "adopting an old-system set") from None
     finally:
-        remove_quietly(partial)
-    return read_manifest(backup_set.manifest_path, backup_set.timestamp)
+        location.unlink_quietly(partial)

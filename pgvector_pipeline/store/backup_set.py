@@ -6,29 +6,28 @@ dies, so the next run into the directory can tell a dead writer's leftovers (loc
 writer's files (lock held) at once, without guessing from file ages.
 """
 
-import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
 from pgvector_pipeline.store.files import (
     DEFAULT_FILE_MODE,
     StreamingFileWriter,
-    fsync_dir,
-    remove_quietly,
     storage_error,
-    tmp_path,
     write_json_durably,
 )
 from pgvector_pipeline.store.layout import (
+    TMP_SUFFIX,
     csv_name,
     lock_name,
     manifest_name,
     new_timestamp,
     parse_set_file_name,
+    tmp_name,
     validate_timestamp,
 )
 
@@ -39,36 +38,41 @@ CLAIM_ATTEMPTS = 30
 class SetLock:
     """The exclusive lock on one set's lock file; `None` from `try_acquire` means a live run holds it."""
 
-    def __init__(self, path: Path, fd: int):
-        self.path = path
+    def __init__(self, directory: Directory, name: str, fd: int):
+        self.directory = directory
+        self.name = name
         self._fd = fd
 
     @classmethod
-    def try_acquire(cls, directory: Path, timestamp: str, mode: int) -> "SetLock | None":
-        """The set's lock, or None when a live run holds it (never waits)."""
-        path = Path(directory) / lock_name(timestamp)
+    def try_acquire(cls, directory: Directory, timestamp: str, mode: int) -> "SetLock | None":
+        """The set's lock, or None when a live run holds it (never waits). UnsafeEntry when the lock's name is
+        taken by anything but a regular file (never followed, never chmod-ed)."""
+        name = lock_name(timestamp)
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            fd = directory.open_or_create(name, os.O_RDWR, mode)
+            if not try_flock(fd, exclusive=True):
                 os.close(fd)
                 return None
             # The previous owner unlinks the file before closing it: a lock on an unlinked file is void.
             try:
-                current = os.stat(path)
+                current = directory.lstat(name)
                 mine = os.fstat(fd)
                 if (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
-                    os.fchmod(fd, mode)
-                    return cls(path, fd)
+                    return cls(directory, name, fd)
             except FileNotFoundError:
                 pass
             os.close(fd)
 
     def release(self) -> None:
         """Remove the lock file, then drop the lock (in that order: nobody may lock a file that is going away)."""
-        remove_quietly(self.path)
+        self.directory.unlink_quietly(self.name)
         os.close(self._fd)
+
+    def __enter__(self) -> "SetLock":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
 
 
 @dataclass(frozen=True)
@@ -80,46 +84,46 @@ class InterruptedSet:
     bytes: int
 
 
-def _set_files(directory: Path, timestamp: str) -> list[Path]:
-    with os.scandir(directory) as entries:
-        return [
-            Path(entry.path)
-            for entry in entries
-            if (parsed := parse_set_file_name(entry.name)) and parsed.timestamp == timestamp
-        ]
+def _set_files(directory: Directory, timestamp: str) -> list[str]:
+    return [
+        entry.name
+        for entry in directory.entries()
+        if (parsed := parse_set_file_name(entry.name)) and parsed.timestamp == timestamp
+    ]
 
 
-def remove_interrupted_sets(directory: Path, mode: int = DEFAULT_FILE_MODE) -> list[InterruptedSet]:
+def remove_interrupted_sets(directory: Directory, mode: int = DEFAULT_FILE_MODE) -> list[InterruptedSet]:
     """Delete the files of every set in `directory` whose writer is gone; never those of a live writer.
 
     A set of ours is unfinished while its lock file or a .tmp of it exists. Each candidate is cleaned
     under its own lock, so a writer that is alive (holds the lock) is skipped. Without a lock file (sets
     of older versions) the published CSVs go only when a manifest .tmp shows the commit had begun:
-    CSVs alone are a legacy set and stay.
+    CSVs alone are a legacy set and stay. Entries that are not regular files (a FIFO or directory named
+    like a lock) are left alone: listing reports them.
     """
     candidates: dict[str, set[str]] = {}
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            parsed = parse_set_file_name(entry.name)
-            if parsed and (parsed.tmp or parsed.kind == "lock"):
-                candidates.setdefault(parsed.timestamp, set()).add(entry.name)
+    for entry in directory.entries():
+        parsed = parse_set_file_name(entry.name)
+        if parsed and (parsed.tmp or parsed.kind == "lock") and entry.is_file:
+            candidates.setdefault(parsed.timestamp, set()).add(entry.name)
     removed = []
     for timestamp, markers in sorted(candidates.items()):
-        lock = SetLock.try_acquire(directory, timestamp, mode)
+        try:
+            lock = SetLock.try_acquire(directory, timestamp, mode)
+        except UnsafeEntry:
+            continue
         if lock is None:
             continue  # a live run is writing it
-        try:
-            files = [p for p in _set_files(directory, timestamp) if p != lock.path]
-            published = (Path(directory) / manifest_name(timestamp)) in files
-            ours = lock_name(timestamp) in markers or tmp_path(Path(manifest_name(timestamp))).name in markers
-            doomed = [p for p in files if p.name.endswith(".tmp") or (ours and not published)]
-            freed = sum(remove_quietly(p) for p in doomed)
-        finally:
-            lock.release()
+        with lock:
+            files = [name for name in _set_files(directory, timestamp) if name != lock.name]
+            published = manifest_name(timestamp) in files
+            ours = lock_name(timestamp) in markers or tmp_name(manifest_name(timestamp)) in markers
+            doomed = [name for name in files if name.endswith(TMP_SUFFIX) or (ours and not published)]
+            freed = sum(directory.unlink_quietly(name) for name in doomed)
         if doomed:
-            removed.append(InterruptedSet(timestamp, sorted(p.name for p in doomed), freed))
+            removed.append(InterruptedSet(timestamp, sorted(doomed), freed))
     if removed:
-        fsync_dir(directory)
+        directory.fsync()
     return removed
 
 
@@ -136,17 +140,18 @@ class BackupSetWriter:
     file of it exists, so two starts never get the same set, whichever way they were started. CSVs
     stream into .tmp files; `publish` writes the manifest as .tmp, renames the CSVs, then the manifest.
     Leaving without `publish` removes every file of the set; leaving always releases the claim. Write
-    failures become StorageError.
+    failures become StorageError. Every file is created in the directory opened once (see
+    store.directory): nothing is written through a path another process could swap.
     """
 
     def __init__(
         self,
-        directory: Path,
+        directory: Directory,
         timestamp: str | None,
         mode: int = DEFAULT_FILE_MODE,
         on_interrupted: Callable[[InterruptedSet], None] | None = None,
     ):
-        self.directory = Path(directory)
+        self.directory = directory
         self.timestamp = None if timestamp is None else validate_timestamp(timestamp)
         self.mode = mode
         self.writers: dict[str, StreamingFileWriter] = {}
@@ -155,9 +160,13 @@ class BackupSetWriter:
         self._lock: SetLock | None = None
 
     @property
-    def manifest_path(self) -> Path:
+    def manifest_name(self) -> str:
         assert self.timestamp is not None, "claimed on entering"
-        return self.directory / manifest_name(self.timestamp)
+        return manifest_name(self.timestamp)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory.path / self.manifest_name
 
     def __enter__(self) -> "BackupSetWriter":
         try:
@@ -165,8 +174,7 @@ class BackupSetWriter:
                 if self._on_interrupted:
                     self._on_interrupted(interrupted)
         except OSError as exc:
-            where = Path(exc.filename) if exc.filename else self.directory
-            raise storage_error(exc, where, "removing leftovers of interrupted backups") from exc
+            raise storage_error(exc, self.directory, "", "removing leftovers of interrupted backups") from exc
         if self.timestamp is not None:
             self._claim(self.timestamp)
             return self
@@ -177,52 +185,61 @@ class BackupSetWriter:
             except SetTaken:
                 time.sleep(1.001 - time.time() % 1)  # into the next second
         raise InvalidParams(
-            f"No free timestamp in {self.directory} for {CLAIM_ATTEMPTS} s: every second was taken by another "
+            f"No free timestamp in {self.directory.path} for {CLAIM_ATTEMPTS} s: every second was taken by another "
             f"backup. Check what keeps starting backups there."
         )
 
     def _claim(self, timestamp: str) -> None:
         try:
             lock = SetLock.try_acquire(self.directory, timestamp, self.mode)
+        except UnsafeEntry as exc:
+            raise SetTaken(
+                f"Set {timestamp} cannot be claimed in {self.directory.path}: {exc.strerror}. Request a new backup "
+                f"(without a timestamp), or remove that entry."
+            ) from None
         except OSError as exc:
-            raise storage_error(exc, self.directory / lock_name(timestamp), "claiming the backup set") from exc
+            raise storage_error(exc, self.directory, lock_name(timestamp), "claiming the backup set") from exc
         if lock is None:
             raise SetTaken(
-                f"Another run is writing set {timestamp} in {self.directory} right now. Each start gets its own "
+                f"Another run is writing set {timestamp} in {self.directory.path} right now. Each start gets its own "
                 f"set: request a new backup (without a timestamp) instead of repeating this one."
             )
-        existing = sorted(p.name for p in _set_files(self.directory, timestamp) if p != lock.path)
+        existing = sorted(name for name in _set_files(self.directory, timestamp) if name != lock.name)
         if existing:
             lock.release()
             raise SetTaken(
-                f"A backup set with timestamp {timestamp} already exists in {self.directory} "
+                f"A backup set with timestamp {timestamp} already exists in {self.directory.path} "
                 f"({', '.join(existing)}). Backups never overwrite: request a new backup."
             )
         self.timestamp, self._lock = timestamp, lock
 
     def open_table(self, table: str, progress: Callable[[int, int], None] | None = None) -> StreamingFileWriter:
         assert self.timestamp is not None, "claimed on entering"
-        path = self.directory / csv_name(table, self.timestamp)
+        name = csv_name(table, self.timestamp)
         try:
-            writer = StreamingFileWriter(path, self.mode, progress)
+            writer = StreamingFileWriter(self.directory, name, self.mode, progress)
         except OSError as exc:
-            raise storage_error(exc, tmp_path(path), f"creating the file of {table}") from exc
+            raise storage_error(exc, self.directory, tmp_name(name), f"creating the file of {table}") from exc
         self.writers[table] = writer
         return writer
 
+    def reread_sha256(self, table: str) -> str:
+        """The sha256 of a published table file, read back from the disk."""
+        return self.directory.sha256(self.writers[table].name)
+
     def publish(self, manifest: dict) -> Path:
         """Make the set visible: manifest .tmp, CSVs renamed, manifest renamed, each step durable."""
-        manifest_tmp = tmp_path(self.manifest_path)
+        manifest_tmp = tmp_name(self.manifest_name)
         try:
-            write_json_durably(manifest_tmp, manifest, self.mode)
+            write_json_durably(self.directory, manifest_tmp, manifest, self.mode)
             for writer in self.writers.values():
                 writer.publish()
-            fsync_dir(self.directory)
-            manifest_tmp.replace(self.manifest_path)
+            self.directory.fsync()
+            self.directory.rename(manifest_tmp, self.manifest_name)
             self.published = True
-            fsync_dir(self.directory)
+            self.directory.fsync()
         except OSError as exc:
-            raise storage_error(exc, self.manifest_path, "publishing the backup set") from exc
+            raise storage_error(exc, self.directory, self.manifest_name, "publishing the backup set") from exc
         return self.manifest_path
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -237,14 +254,9 @@ class BackupSetWriter:
         """Remove everything of this set: used when anything failed before the manifest was published."""
         for writer in self.writers.values():
             writer.discard()
-        for path in self._own_files():
-            remove_quietly(path)
+            self.directory.unlink_quietly(writer.name)
+        self.directory.unlink_quietly(tmp_name(self.manifest_name))
         try:
-            fsync_dir(self.directory)
+            self.directory.fsync()
         except OSError:
             pass  # the files are unlinked; a lost directory fsync only risks their names reappearing
-
-    def _own_files(self) -> Iterator[Path]:
-        yield tmp_path(self.manifest_path)
-        for writer in self.writers.values():
-            yield writer.path

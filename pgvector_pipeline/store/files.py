@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pgvector_pipeline.errors import DataError, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import tmp_name
 
 DEFAULT_FILE_MODE = 0o600
@@ -34,57 +35,28 @@ def check_file_mode(mode: int) -> int:
     return mode
 
 
-def tmp_path(path: Path) -> Path:
-    """PATH.tmp, where PATH is written before it is published."""
-    return path.with_name(tmp_name(path.name))
-
-
-def create_exclusive(path: Path, mode: int) -> int:
-    """A new file opened for writing with exactly `mode` (the umask cannot widen or narrow it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    os.fchmod(fd, mode)
-    return fd
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make renames and unlinks in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def remove_quietly(path: Path) -> int:
-    """Delete `path` if it is there; returns the bytes freed. Cleanup must never raise over the real error."""
-    try:
-        size = path.lstat().st_size
-        path.unlink()
-        return size
-    except OSError:
-        return 0
-
-
 def mount_point(path: Path) -> Path:
-    """The mount point of the file system holding `path`."""
+    """The mount point of the file system holding `path` (for messages)."""
     path = Path(path).resolve()
     while not os.path.ismount(path):
         path = path.parent
     return path
 
 
-def free_bytes(directory: Path) -> tuple[int, int]:
-    """(free for unprivileged writers, total) bytes of the file system holding `directory`."""
-    stats = os.statvfs(directory)
-    return stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize
-
-
-def storage_error(exc: OSError, path: Path, doing: str, set_bytes_estimate: int | None = None) -> StorageError:
-    """A clear error for a failed write into the backup root; for a full disk, says how much is missing."""
-    directory = Path(path).parent
+def storage_error(
+    exc: OSError, directory: Directory, name: str, doing: str, set_bytes_estimate: int | None = None
+) -> StorageError:
+    """A clear error for a failed write of `name` in `directory`; for a full disk, says how much is missing."""
+    path = directory.path / name
+    if isinstance(exc, UnsafeEntry):
+        return StorageError(
+            f"Cannot write {path} while {doing}: {exc.strerror}. Nothing under the backup root is followed or "
+            f"written through a link; remove that entry."
+        )
+    directory_path = directory.path
     try:
-        disk = mount_point(directory)
-        free, total = free_bytes(directory)
+        disk = mount_point(directory_path)
+        free, total = directory.free_bytes()
     except OSError:
         return StorageError(f"Cannot write {path} while {doing}: {exc.strerror or exc}. Check the backup root.")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -95,7 +67,7 @@ def storage_error(exc: OSError, path: Path, doing: str, set_bytes_estimate: int 
                 f"written), about {human_size(max(set_bytes_estimate - free, 0))} more than is free"
             )
         return StorageError(
-            f"The disk holding {directory} (file system at {disk}) is full: writing {path.name} failed while "
+            f"The disk holding {directory_path} (file system at {disk}) is full: writing {path.name} failed while "
             f"{doing}. {human_size(free)} of {human_size(total)} are free now that the partial files are "
             f"removed{needs}. Free space there or point the backup root at a larger disk, then start a new "
             f"backup."
@@ -107,16 +79,17 @@ def storage_error(exc: OSError, path: Path, doing: str, set_bytes_estimate: int 
 
 
 class StreamingFileWriter:
-    """A COPY sink that writes to PATH.tmp while hashing and counting; `publish` renames it to PATH.
+    """A COPY sink that writes NAME.tmp in `directory` while hashing and counting; `publish` renames it to NAME.
 
     psycopg2 calls `write` once per CSV line for COPY TO, so `writes` counts the header plus the rows
     independently of what the server reports.
     """
 
-    def __init__(self, path: Path, mode: int, progress: Callable[[int, int], None] | None = None):
-        self.path = Path(path)
-        self.tmp = tmp_path(self.path)
-        self._file = os.fdopen(create_exclusive(self.tmp, mode), "wb", buffering=_READ_CHUNK)
+    def __init__(self, directory: Directory, name: str, mode: int, progress: Callable[[int, int], None] | None = None):
+        self.directory = directory
+        self.name = name
+        self.tmp_name = tmp_name(name)
+        self._file = os.fdopen(directory.create(self.tmp_name, mode), "wb", buffering=_READ_CHUNK)
         self._hash = hashlib.sha256()
         self.bytes = 0
         self.writes = 0
@@ -157,8 +130,13 @@ class StreamingFileWriter:
         os.fsync(self._file.fileno())
         self._file.close()
 
+    @property
+    def path(self) -> Path:
+        """Where the file is published (for messages and metadata)."""
+        return self.directory.path / self.name
+
     def publish(self) -> None:
-        os.replace(self.tmp, self.path)
+        self.directory.rename(self.tmp_name, self.name)
 
     def discard(self) -> int:
         """Close (a full disk makes the final flush fail: ignored) and delete the .tmp; returns bytes freed."""
@@ -166,29 +144,22 @@ class StreamingFileWriter:
             self._file.close()
         except OSError:
             pass  # the buffer could not be flushed; the file descriptor is closed all the same
-        return remove_quietly(self.tmp)
+        return self.directory.unlink_quietly(self.tmp_name)
 
 
-def write_json_durably(path: Path, document: dict, mode: int) -> None:
-    """Create `path` (it must not exist) holding `document`, fsynced; nothing stays there on error."""
+def write_json_durably(directory: Directory, name: str, document: dict, mode: int) -> None:
+    """Create `name` in `directory` (it must not exist) holding `document`, fsynced; nothing stays on error."""
     try:
-        with os.fdopen(create_exclusive(path, mode), "w", encoding="utf-8") as file:
+        with os.fdopen(directory.create(name, mode), "w", encoding="utf-8") as file:
             json.dump(document, file, indent=2)
             file.write("\n")
             file.flush()
             os.fsync(file.fileno())
-    except BaseException:
-        remove_quietly(path)
+    except FileExistsError:
         raise
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    except BaseException:
+        directory.unlink_quietly(name)
+        raise
 
 
 class VerifiedReader(io.RawIOBase):
@@ -201,11 +172,11 @@ class VerifiedReader(io.RawIOBase):
     work must stay undone until leaving succeeds: restore loads inside a transaction it commits later.
     """
 
-    def __init__(self, path: Path, expected_bytes: int, expected_sha256: str):
+    def __init__(self, file: io.FileIO, name: str, expected_bytes: int, expected_sha256: str):
         super().__init__()
-        self.path = Path(path)
+        self.name = name
         self._expected = (expected_bytes, expected_sha256)
-        self._file = open(self.path, "rb", buffering=0)
+        self._file = file  # owned by the caller (a held set), which closes it
         self._hash = hashlib.sha256()
         self._bytes = 0
 
@@ -230,7 +201,6 @@ class VerifiedReader(io.RawIOBase):
                     pass
                 self._check(exc)
         finally:
-            self._file.close()
             self.close()
 
     def _check(self, exc: BaseException | None) -> None:
@@ -238,7 +208,7 @@ class VerifiedReader(io.RawIOBase):
         found = self._hash.hexdigest()
         if (self._bytes, found) != (expected_bytes, expected_sha256):
             raise DataError(
-                f"{self.path.name} does not match its manifest: the sha256 of its bytes is {found[:12]}… "
+                f"{self.name} does not match its manifest: the sha256 of its bytes is {found[:12]}… "
                 f"({self._bytes} bytes), the manifest records {expected_sha256[:12]}… ({expected_bytes} bytes). "
                 f"The file was changed or damaged after the backup, and nothing it held was kept: restore "
                 f"another set."

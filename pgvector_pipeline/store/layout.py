@@ -16,9 +16,8 @@ and with ASCII classes only: `$` would accept a trailing newline and `\\d` non-A
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import BACKUP_TABLES
 
 BACKUP_DIR_NAME = "vector_bak"
@@ -138,55 +137,3 @@ def parse_set_file_name(name: str) -> SetFileName | None:
         kind = "manifest" if match["ext"] == "json" else "lock"
         return SetFileName(match["timestamp"], kind, None, bool(match["tmp"]))
     return None
-
-
-def backup_dir(root: Path, task: str) -> Path:
-    """The vector_bak directory of a task key (GLOBAL_TASK_KEY for the global one)."""
-    if task == GLOBAL_TASK_KEY:
-        return Path(root) / BACKUP_DIR_NAME
-    return Path(root) / validate_task_id(task) / BACKUP_DIR_NAME
-
-
-def inside_root(root: Path, path: Path, what: str) -> Path:
-    """`path` with symlinks resolved, refused unless it stays inside the (resolved) backup root.
-
-    The one path rule of the store: backups, listings and restores all apply it.
-    """
-    try:
-        root_real = Path(root).resolve()
-        real = Path(path).resolve()
-    except (OSError, ValueError) as exc:
-        raise InvalidParams(f"{what} cannot be used as a path: {exc}.") from None
-    if real != root_real and root_real not in real.parents:
-        raise InvalidParams(
-            f"{what} resolves to {real}, outside the backup root {root_real}. Only directories and files "
-            f"inside the backup root are read or written; remove the symbolic link that leads out of it."
-        )
-    return real
-
-
-def check_task_dir(root: Path, task: str, create_task_dir: bool) -> Path:
-    """The vector_bak directory of `task`; a task's own directory must exist unless it may be created."""
-    directory = backup_dir(root, task)
-    inside_root(root, directory, f"The backup directory of task {task!r}")
-    if task != GLOBAL_TASK_KEY and not directory.parent.is_dir() and not create_task_dir:
-        raise ResourceNotFound(
-            f"Task directory {directory.parent} does not exist. Check the task id {task!r}, or set "
-            f"create_task_dir: true to create it."
-        )
-    return directory
-
-
-def prepare_backup_dir(root: Path, task: str, create_task_dir: bool) -> Path:
-    """Create the vector_bak directory to write into (see check_task_dir); it must resolve inside the root."""
-    directory = check_task_dir(root, task, create_task_dir)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidParams(
-            f"Cannot create the backup directory {directory}: {exc.strerror}. Check the backup root "
-            f"{root} and its permissions."
-        ) from None
-    # Checked again once it exists: a symlink created in between must not lead the writes out.
-    inside_root(root, directory, f"The backup directory of task {task!r}")
-    return directory

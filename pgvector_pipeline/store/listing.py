@@ -1,23 +1,24 @@
 """Finding backup sets on disk: listing with filters, and resolving one set safely inside the root."""
 
-import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import (
     BACKUP_DIR_NAME,
     GLOBAL_TASK_KEY,
     LOG_FILE_NAME,
     TASK_ID_PATTERN,
-    backup_dir,
-    inside_root,
     manifest_name,
     parse_set_file_name,
     task_key,
+    timestamp_time,
     validate_timestamp,
 )
+from pgvector_pipeline.store.locations import location_path, open_location, open_root, task_directories
 from pgvector_pipeline.store.log import logged_manifest_timestamps
 from pgvector_pipeline.store.manifest import Manifest, read_manifest
 
@@ -34,7 +35,8 @@ class BackupSetInfo:
 
     task: str
     timestamp: str
-    directory: Path
+    directory: Path  # where the set is (for messages and metadata); files are opened from `root`, see locations
+    root: Path = Path()
     files: dict[str, Path] = field(default_factory=dict)  # published CSVs by table
     sizes: dict[str, int] = field(default_factory=dict)  # bytes of each table's CSV (or its .tmp if unfinished)
     has_manifest: bool = False
@@ -70,122 +72,137 @@ class BackupSetInfo:
     def total_bytes(self) -> int:
         return sum(self.sizes.values())
 
+    @property
+    def taken_at(self) -> datetime:
+        """When the set's snapshot was taken, as an absolute time: the manifest's started_at (with its UTC
+        offset), else the name read as the code server's local time (old-system and adopted sets). Every
+        newest/oldest decision uses this, never the name: local names repeat and go backwards when clocks fall
+        back (DST) or the time zone changes."""
+        started = self.manifest.started_at if self.manifest else None
+        if started:
+            try:
+                moment = datetime.fromisoformat(started)
+                if moment.tzinfo is not None:
+                    return moment
+            except ValueError:
+                pass
+        return timestamp_time(self.timestamp).astimezone()
 
-def _scan_directory(root: Path, task: str, directory: Path) -> list[BackupSetInfo]:
+    def file_names(self) -> list[str]:
+        """The names of the set's published files: its CSVs, then its manifest when it has one."""
+        names = [path.name for path in self.files.values()]
+        return names + ([manifest_name(self.timestamp)] if self.has_manifest else [])
+
+
+def _scan_directory(root: Path, task: str, location: Directory) -> list[BackupSetInfo]:
     sets: dict[str, BackupSetInfo] = {}
     has_log = False
 
     def entry(timestamp: str) -> BackupSetInfo:
-        return sets.setdefault(timestamp, BackupSetInfo(task, timestamp, directory))
+        return sets.setdefault(timestamp, BackupSetInfo(task, timestamp, location.path, root))
 
-    with os.scandir(directory) as entries:
-        for item in entries:
-            if item.name == LOG_FILE_NAME:
-                has_log = True
-                continue
-            parsed = parse_set_file_name(item.name)
-            if parsed is None:
-                continue
-            info = entry(parsed.timestamp)
-            if item.is_symlink():
-                try:
-                    inside_root(root, Path(item.path), item.name)
-                except InvalidParams as error:
-                    info.problem = error.message
-            if parsed.tmp or parsed.kind == "lock":
-                info.unfinished = True
-                if parsed.table:
-                    info.sizes.setdefault(parsed.table, item.stat().st_size)
-            elif parsed.table:
-                info.files[parsed.table] = Path(item.path)
-                info.sizes[parsed.table] = item.stat().st_size
-            else:
-                info.has_manifest = True
-    logged = logged_manifest_timestamps(directory) if has_log else set()
+    for item in location.entries():
+        if item.name == LOG_FILE_NAME:
+            has_log = item.is_file
+            continue
+        parsed = parse_set_file_name(item.name)
+        if parsed is None:
+            continue
+        info = entry(parsed.timestamp)
+        if not item.is_file:
+            # A symlink, FIFO, device or directory named like a set file is never opened or followed.
+            info.problem = f"{location.path / item.name} is {item.kind}, not a regular file: it is not read."
+            continue
+        size = location.lstat(item.name).st_size if item.mode else 0
+        if parsed.tmp or parsed.kind == "lock":
+            info.unfinished = True
+            if parsed.table:
+                info.sizes.setdefault(parsed.table, size)
+        elif parsed.table:
+            info.files[parsed.table] = location.path / item.name
+            info.sizes[parsed.table] = size
+        else:
+            info.has_manifest = True
+    logged = logged_manifest_timestamps(location) if has_log else set()
     for info in sets.values():
         info.has_log = has_log
         if info.problem or info.unfinished:
             continue
         if info.has_manifest:
             try:
-                info.manifest = read_manifest(info.manifest_path, info.timestamp)
+                info.manifest = read_manifest(location, info.timestamp)
             except DataError as error:
                 # One damaged set must not hide the others from the listing.
                 info.problem = error.message
         elif info.timestamp in logged:
             info.problem = (
-                f"The log {directory / LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "
+                f"The log {location.path / LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "
                 f"manifest {manifest_name(info.timestamp)}, and that manifest is gone: without it the CSVs cannot "
                 f"be verified, so the set is treated as damaged."
             )
     return list(sets.values())
 
 
-def _backup_dirs(root: Path, global_only: bool, task_id: str | None) -> list[tuple[str, Path]]:
-    if task_id:
-        return [(task_key(task_id), backup_dir(root, task_key(task_id)))]
-    dirs = [(GLOBAL_TASK_KEY, Path(root) / BACKUP_DIR_NAME)]
-    if not global_only:
-        dirs.extend((task, path / BACKUP_DIR_NAME) for task, path in task_directories(root).items())
-    return dirs
-
-
-def task_directories(root: Path) -> dict[str, Path]:
-    """The task directories under the root by task id: directories named as a task id can be.
-
-    The global key is reserved for {root}/vector_bak, and vector_bak itself is the global directory: neither
-    {root}/global/ nor {root}/vector_bak/ is a task.
-    """
-    if not Path(root).is_dir():
-        return {}
-    with os.scandir(root) as entries:
-        return {
-            item.name: Path(item.path)
-            for item in entries
-            if item.is_dir()
-            and TASK_ID_PATTERN.fullmatch(item.name)
-            and item.name not in (GLOBAL_TASK_KEY, BACKUP_DIR_NAME)
-        }
+def _scan_location(root: Path, task: str, parent: Directory, name: str) -> list[BackupSetInfo]:
+    """The sets of one location; none when it is missing or is not a real directory (never followed)."""
+    try:
+        with parent.child(name) as location:
+            return _scan_directory(root, task, location)
+    except (FileNotFoundError, UnsafeEntry, NotADirectoryError):
+        return []
 
 
 def list_backup_sets(root: Path, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:
     """Every set under the root (global `vector_bak/` and `<task_id>/vector_bak/`), newest first.
 
     Sets of every status (`status`, `complete`); unfinished ones with the size written so far. Only
-    manifests and logs are read. Directories that lead out of the root are left out.
+    manifests and logs are read, and only when they are regular files. Nothing that is a symlink is
+    followed: a location that is one is left out, a set file that is one makes its set damaged.
     """
+    root = Path(root)
+    root_dir = open_root(root)
+    if root_dir is None:
+        return []
     found = []
-    for task, directory in _backup_dirs(Path(root), global_only, task_id):
-        if not directory.is_dir():
-            continue
-        try:
-            inside_root(root, directory, f"The backup directory of task {task!r}")
-        except InvalidParams:
-            continue
-        found.extend(_scan_directory(Path(root), task, directory))
-    return sorted(found, key=lambda s: (s.timestamp, s.task), reverse=True)
+    with root_dir:
+        if task_id and task_key(task_id) != GLOBAL_TASK_KEY:
+            tasks = [task_key(task_id)]
+        else:
+            found.extend(_scan_location(root, GLOBAL_TASK_KEY, root_dir, BACKUP_DIR_NAME))
+            tasks = [] if global_only or task_id else task_directories(root_dir)
+        for task in tasks:
+            try:
+                with root_dir.child(task) as task_dir:
+                    found.extend(_scan_location(root, task, task_dir, BACKUP_DIR_NAME))
+            except (FileNotFoundError, UnsafeEntry, NotADirectoryError):
+                continue
+    return newest_first(found)
 
 
-def resolve_backup_dir(root: Path, backup_path: str) -> tuple[str, Path]:
-    """The task key and directory of a user-given backup_path, refused unless it lies inside the root.
+def newest_first(sets: list[BackupSetInfo]) -> list[BackupSetInfo]:
+    """Sets ordered by when they were taken (see BackupSetInfo.taken_at), newest first."""
+    return sorted(sets, key=lambda s: (s.taken_at, s.timestamp, s.task), reverse=True)
 
-    Accepts a path relative to the root or an absolute one, naming a vector_bak directory or its task
-    directory. `..` is refused outright; symlinks are resolved before the containment check.
-    """
-    if not backup_path or ".." in Path(backup_path).parts:
+
+def _backup_path_task(root: Path, backup_path: str) -> str:
+    """The task key a user-given backup_path names, read from its words alone (nothing is resolved)."""
+    if not backup_path or "\x00" in backup_path or ".." in Path(backup_path).parts:
         raise InvalidParams(
             f"backup_path {backup_path!r:.80} is not allowed: give a path inside the backup root without '..'."
         )
-    root_real = Path(root).resolve()
-    candidate = Path(backup_path) if Path(backup_path).is_absolute() else Path(root) / backup_path
-    real = inside_root(root, candidate, f"backup_path {backup_path!r:.80}")
-    if real.name != BACKUP_DIR_NAME:
-        real = real / BACKUP_DIR_NAME
-    relative = real.relative_to(root_real).parts
-    if relative == (BACKUP_DIR_NAME,):
-        return GLOBAL_TASK_KEY, real
-    if len(relative) == 2 and TASK_ID_PATTERN.fullmatch(relative[0]):
-        return relative[0], real
+    path = Path(backup_path)
+    parts = path.parts
+    if path.is_absolute():
+        for base in (Path(root), Path(root).resolve()):
+            if path.is_relative_to(base):
+                parts = path.relative_to(base).parts
+                break
+        else:
+            raise InvalidParams(f"backup_path {backup_path!r:.80} is outside the backup root {root}.")
+    if parts == (BACKUP_DIR_NAME,):
+        return GLOBAL_TASK_KEY
+    if len(parts) in (1, 2) and TASK_ID_PATTERN.fullmatch(parts[0]) and parts[1:] in ((), (BACKUP_DIR_NAME,)):
+        return parts[0]
     raise InvalidParams(
         f"backup_path {backup_path!r:.80} is not a backup directory: use 'vector_bak' or '<task_id>/vector_bak'."
     )
@@ -197,23 +214,21 @@ def locate_backup_set(
     """The set named by task id (None or 'global' for the global directory) and timestamp, or by a
     backup_path inside the root and timestamp.
 
-    Task id, timestamp and directory are checked before the directory is scanned; the set's CSVs and
-    manifest must resolve inside the root too, or the set is refused before any row is read."""
+    Task id, timestamp and path are checked before anything is opened; directories are opened without
+    following links (see locations), so a set is found only where it really is."""
     if not timestamp:
         raise InvalidParams("Name the set's timestamp (YYYYMMDD_HHMMSS), or pick a partition of the backup assets.")
     validate_timestamp(timestamp)
-    if backup_path:
-        task, directory = resolve_backup_dir(root, backup_path)
-    else:
-        task = task_key(task_id)
-        directory = inside_root(root, backup_dir(root, task), f"The directory of task {task!r}")
-    if directory.is_dir():
-        for info in _scan_directory(Path(root), task, directory):
-            if info.timestamp == timestamp:
-                for path in [*info.files.values(), *([info.manifest_path] if info.has_manifest else [])]:
-                    inside_root(root, path, str(path))
-                return info
+    task = _backup_path_task(root, backup_path) if backup_path else task_key(task_id)
+    missing = ""
+    try:
+        with open_location(Path(root), task) as location:
+            for info in _scan_directory(Path(root), task, location):
+                if info.timestamp == timestamp:
+                    return info
+    except ResourceNotFound as error:
+        missing = f" ({error.message})"
     raise ResourceNotFound(
-        f"No backup set with timestamp {timestamp} in {directory}. List the sets (vector_backup_inventory) "
-        f"and pick an existing task id and timestamp."
+        f"No backup set with timestamp {timestamp} in {location_path(root, task)}{missing}. List the sets "
+        f"(vector_backup_inventory) and pick an existing task id and timestamp."
     )

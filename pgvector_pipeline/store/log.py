@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, parse_set_file_name
 
 # The detail line of a successful backup that names its manifest; a manifest the log names must exist.
@@ -22,11 +23,11 @@ def manifest_line(manifest_file_name: str) -> str:
     return _MANIFEST_LINE_PREFIX + manifest_file_name
 
 
-def logged_manifest_timestamps(directory: Path) -> set[str]:
+def logged_manifest_timestamps(directory: Directory) -> set[str]:
     """Timestamps of the sets whose manifest the directory's log says this tool published."""
     found = set()
     try:
-        with open(Path(directory) / LOG_FILE_NAME, "rb") as file:
+        with directory.open_read(LOG_FILE_NAME) as file:
             for raw in file.read(_MAX_LOG_READ).splitlines():
                 line = raw.decode("utf-8", "replace").strip()
                 if line.startswith(_MANIFEST_LINE_PREFIX):
@@ -34,31 +35,33 @@ def logged_manifest_timestamps(directory: Path) -> set[str]:
                     if parsed and parsed.kind == "manifest" and not parsed.tmp:
                         found.add(parsed.timestamp)
     except OSError:
-        pass  # no log, or unreadable: nothing it could name
+        pass  # no log, not a regular file, or unreadable: nothing it could name
     return found
 
 
-def append_log_entry(directory: Path, headline: str, details: list[str], mode: int) -> Path:
-    """Append one entry and fsync; a new log file gets `mode`. Raises OSError."""
-    path = Path(directory) / LOG_FILE_NAME
+def append_log_entry(directory: Directory, headline: str, details: list[str], mode: int) -> Path:
+    """Append one entry and fsync; a new log file gets `mode` (an existing one keeps its own). Raises OSError,
+    UnsafeEntry when the log's name is a symlink, FIFO, device or directory."""
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
     entry = f"[{stamp}] {headline}\n" + "".join(f"    {line}\n" for line in details)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, mode)
+    fd = directory.open_or_create(LOG_FILE_NAME, os.O_WRONLY | os.O_APPEND, mode)
     with os.fdopen(fd, "a", encoding="utf-8") as file:
         file.write(entry)
         file.flush()
         os.fsync(file.fileno())
-    return path
+    return directory.path / LOG_FILE_NAME
 
 
-def record_in_log(directory: Path, headline: str, details: list[str], mode: int, warn: Callable[[str], None]) -> bool:
+def record_in_log(
+    directory: Directory, headline: str, details: list[str], mode: int, warn: Callable[[str], None]
+) -> bool:
     """Append an entry; on failure warn (with the entry, so it is not lost) and return False."""
     try:
         append_log_entry(directory, headline, details, mode)
         return True
     except OSError as exc:
         warn(
-            f"Could not append to {Path(directory) / LOG_FILE_NAME} ({exc.strerror or exc}); the entry was: "
+            f"Could not append to {directory.path / LOG_FILE_NAME} ({exc.strerror or exc}); the entry was: "
             f"{headline}" + "".join(f"; {line}" for line in details)
         )
         return False

@@ -11,18 +11,19 @@ the old system was first found: sizes and checksums as found then, no DDL, JSON 
 Python repr form).
 """
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.layout import (
     GLOBAL_TASK_KEY,
     TASK_ID_PATTERN,
     TIMESTAMP_PATTERN,
     csv_name,
+    manifest_name,
 )
 
 MANIFEST_FORMAT = "pgvector-pipeline-backup/1"
@@ -106,10 +107,11 @@ class Manifest(_Strict):
         return self.kind == KIND_ADOPTED
 
 
-def read_manifest(path: Path, timestamp: str) -> Manifest:
-    """The validated manifest of the set `timestamp`, or DataError saying what is wrong with the file."""
+def read_manifest(directory: Directory, timestamp: str) -> Manifest:
+    """The validated manifest of the set `timestamp` in `directory`, or DataError saying what is wrong with it."""
+    path = directory.path / manifest_name(timestamp)
     try:
-        with open(path, "rb") as file:
+        with directory.open_read(manifest_name(timestamp)) as file:
             data = file.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise DataError(f"Manifest {path} cannot be read ({exc.strerror or exc}). The set may be damaged.") from None

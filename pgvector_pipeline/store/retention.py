@@ -2,13 +2,14 @@
 
 A set is kept when any rule keeps it: it is among the newest `keep_newest` sets of its location (a
 `vector_bak` directory), it is younger than `max_age_days`, it is the newest complete set of its
-location (always), or a run is writing it (its lock is held; interrupted sets are left to the next
+location (always), or a run is writing or reading it (its lock, or a reader's, is held; interrupted sets are left to the next
 backup there, which removes them). Everything else is deleted under the set's own lock, CSVs before
 the manifest, and the deletion is appended to the location's log.
 """
 
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,9 +17,9 @@ from pathlib import Path
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.backup_set import SetLock
-from pgvector_pipeline.store.files import fsync_dir, remove_quietly
-from pgvector_pipeline.store.layout import manifest_name, timestamp_time
-from pgvector_pipeline.store.listing import STATUS_UNFINISHED, BackupSetInfo
+from pgvector_pipeline.store.directory import UnsafeEntry, try_flock
+from pgvector_pipeline.store.listing import STATUS_UNFINISHED, BackupSetInfo, newest_first
+from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.log import record_in_log
 
 
@@ -63,11 +64,12 @@ def plan_retention(
     sets: list[BackupSetInfo], policy: RetentionPolicy, now: datetime | None = None
 ) -> list[RetentionDecision]:
     """A decision for every set, newest first; deletes nothing."""
-    oldest_kept = (now or datetime.now()) - timedelta(days=policy.max_age_days or 0)
+    # Aware: compared with each set's absolute taken_at (a naive `now` is read as local time).
+    oldest_kept = (now or datetime.now()).astimezone() - timedelta(days=policy.max_age_days or 0)
     decisions = []
     newer_in_location: Counter[Path] = Counter()  # sets of each location met so far, all newer
     locations_with_complete: set[Path] = set()
-    for backup_set in sorted(sets, key=lambda s: s.timestamp, reverse=True):
+    for backup_set in newest_first(sets):
         location = backup_set.directory
         reason = None
         if backup_set.status == STATUS_UNFINISHED:
@@ -76,7 +78,7 @@ def plan_retention(
             reason = "the newest complete set of its location"
         elif policy.keep_newest is not None and newer_in_location[location] < policy.keep_newest:
             reason = f"one of the newest {policy.keep_newest} of its location"
-        elif policy.max_age_days is not None and timestamp_time(backup_set.timestamp) >= oldest_kept:
+        elif policy.max_age_days is not None and backup_set.taken_at >= oldest_kept:
             reason = f"younger than {policy.max_age_days:g} days"
         newer_in_location[location] += 1
         if backup_set.complete:
@@ -86,25 +88,37 @@ def plan_retention(
 
 
 def delete_backup_set(backup_set: BackupSetInfo, mode: int, warn: Callable[[str], None]) -> int | None:
-    """Delete a set's files under its lock and log it; bytes freed, or None when a run holds the set now."""
-    directory = backup_set.directory
-    lock = SetLock.try_acquire(directory, backup_set.timestamp, mode)
-    if lock is None:
-        return None
-    try:
-        doomed = [*backup_set.files.values(), directory / manifest_name(backup_set.timestamp)]
-        # CSVs first: a set cut short here still has its manifest, so it lists as incomplete, not as legacy.
-        freed = sum(remove_quietly(path) for path in doomed)
-        fsync_dir(directory)
-    finally:
-        lock.release()
-    record_in_log(
-        directory,
-        f"retention deleted set {backup_set.timestamp} ({backup_set.status}, {human_size(freed)})",
-        [path.name for path in doomed],
-        mode,
-        warn,
-    )
+    """Delete a set's files and log it; bytes freed, or None when a run writes or reads the set now.
+
+    The set's own lock keeps writers off; an exclusive flock on each of its files, taken without waiting,
+    keeps it from readers (see store.reading), which hold shared ones for as long as they read.
+    """
+    with open_location(backup_set.root, backup_set.task) as location:
+        try:
+            lock = SetLock.try_acquire(location, backup_set.timestamp, mode)
+        except UnsafeEntry:
+            return None
+        if lock is None:
+            return None
+        with lock, ExitStack() as held:
+            # CSVs first: a set cut short here still has its manifest, so it lists as incomplete, not as legacy.
+            doomed = backup_set.file_names()
+            for name in doomed:
+                try:
+                    file = held.enter_context(location.open_read(name))
+                except FileNotFoundError:
+                    continue
+                if not try_flock(file.fileno(), exclusive=True):
+                    return None
+            freed = sum(location.unlink_quietly(name) for name in doomed)
+            location.fsync()
+        record_in_log(
+            location,
+            f"retention deleted set {backup_set.timestamp} ({backup_set.status}, {human_size(freed)})",
+            doomed,
+            mode,
+            warn,
+        )
     return freed
 
 
@@ -142,7 +156,7 @@ def apply_retention(
             continue
         bytes_freed = delete_backup_set(backup_set, mode, warn)
         if bytes_freed is None:
-            warn(f"Set {backup_set.timestamp} in {where} is being written by a run now; it was not deleted.")
+            warn(f"Set {backup_set.timestamp} in {where} is in use by a run now (written or read); it was not deleted.")
             busy.append(backup_set)
             continue
         log_info(f"Deleted set {backup_set.timestamp} in {where} ({human_size(bytes_freed)}).")

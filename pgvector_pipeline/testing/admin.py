@@ -1,5 +1,6 @@
 """Creating and dropping databases (demo and tests), outside any transaction as PostgreSQL requires."""
 
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.postgres.catalog import single_value
@@ -34,3 +35,26 @@ def terminate_backends(admin_dsn: str, application_name: str) -> int:
             return single_value(cur)
     finally:
         conn.close()
+
+
+def create_role(admin_dsn: str, name: str, *attributes: str) -> None:
+    """CREATE ROLE `name` LOGIN with `attributes` (keywords such as BYPASSRLS); roles are cluster-wide."""
+    conn = connect(admin_dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("CREATE ROLE {} LOGIN {}").format(
+                    sql.Identifier(name), sql.SQL(" ".join(a for a in attributes if a.replace(" ", "").isalpha()))
+                )
+            )
+    finally:
+        conn.close()
+
+
+def dsn_as(dsn: str, role: str) -> str:
+    """`dsn` logging in as `role` instead (the embedded server trusts local connections)."""
+    params = psycopg2.extensions.parse_dsn(dsn)
+    params["user"] = role
+    params.pop("password", None)
+    return psycopg2.extensions.make_dsn(**params)

@@ -5,13 +5,17 @@ dagster_postgres ships its test fixtures: every test gets a fresh database.
 """
 
 import itertools
+import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from psycopg2 import sql
 
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres import ranges
+from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
+from pgvector_pipeline.testing.admin import create_role, dsn_as
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.embedded import (
     database_dsn,
@@ -51,10 +55,12 @@ def store_db(empty_db) -> str:
 
 
 @pytest.fixture
-def backup_root(tmp_path) -> Path:
-    """An empty backup root for this test."""
+def backup_root(tmp_path, monkeypatch) -> Path:
+    """An empty backup root for this test, set in PGVECTOR_BACKUP_ROOT as a deployment sets it (runs whose
+    config names a root are refused)."""
     root = tmp_path / "backups"
     root.mkdir()
+    monkeypatch.setenv(BACKUP_ROOT_ENV, str(root))
     return root
 
 
@@ -70,3 +76,26 @@ def small_export_ranges(monkeypatch):
     """Backups split every table into ranges of about 16 KiB of CSV, exported by parallel sessions."""
     monkeypatch.setattr(ranges, "MIN_PARALLEL_BYTES", 0)
     monkeypatch.setattr(ranges, "RANGE_BYTES", 16 << 10)
+
+
+@pytest.fixture
+def make_role(store_db, admin_dsn):
+    """make_role(*grants, attributes=()) -> DSN of store_db as a new login role with those table privileges
+    on both LangChain tables (e.g. "SELECT", "INSERT") and role attributes (e.g. "BYPASSRLS")."""
+    names = itertools.count()
+
+    def make(*grants: str, attributes: tuple[str, ...] = ()) -> str:
+        role = f"role_{uuid.uuid4().hex[:10]}_{next(names)}"
+        create_role(admin_dsn, role, *attributes)
+        if grants:
+            execute(
+                store_db,
+                lambda cur: cur.execute(
+                    sql.SQL("GRANT {} ON langchain_pg_collection, langchain_pg_embedding TO {}").format(
+                        sql.SQL(", ").join(sql.SQL(g) for g in grants if g.isalpha()), sql.Identifier(role)
+                    )
+                ),
+            )
+        return dsn_as(store_db, role)
+
+    return make

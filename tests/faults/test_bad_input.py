@@ -29,7 +29,7 @@ from pgvector_pipeline.store.layout import (
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, recent_timestamp, run_backup_job
+from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup_job
 
 TS = "20261124_170000"
 BAD_TASK_IDS = ["task_nl\n", "x" * 10_000, "a\x00b", "tâche", "task１", "", "a|b", "a,b", "../x", "a b", "a/b"]
@@ -115,6 +115,20 @@ def test_refused_connections_are_not_retried(dsn_of, error_type, words, store_db
     assert_failed_once(result, error_type, words)
 
 
+@pytest.mark.parametrize("task_id", ["task_ok\n", " task_ok", "task_ok\t"])
+def test_request_job_validates_the_task_id_and_never_normalises_it(task_id, backup_root, store_db, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
+            instance=instance,
+            run_config={**request_run_config(task_id, create_task_dir=True), **resources_config()},
+            raise_on_error=False,
+        )
+        failure = result.failure_data_for_node("request_vector_backup").user_failure_data
+    assert failure.metadata["error_type"].value == "INVALID_PARAMS" and "is not valid" in failure.description
+    assert list(backup_root.iterdir()) == []
+
+
 def test_request_job_refuses_a_huge_task_id_plainly(backup_root, store_db, monkeypatch):
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
@@ -124,7 +138,6 @@ def test_request_job_refuses_a_huge_task_id_plainly(backup_root, store_db, monke
                 **request_run_config("t" * 10_000),
                 "resources": {
                     "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
-                    "backup_store": {"config": {"root": str(backup_root)}},
                 },
             },
             raise_on_error=False,
@@ -164,7 +177,7 @@ def test_a_run_on_another_database_must_carry_its_database_tag(store_db, monkeyp
         assert not untagged.success
         [failure] = [e for e in untagged.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
         assert str(failure.event_specific_data.error).startswith(
-            "dagster._core.definitions.events.Failure: The run's pgvector_pipeline/database tag is 'PGVECTOR_DSN', but its DSN comes from 'OTHER_DSN'. "
+            "dagster._core.definitions.events.Failure: INVALID_PARAMS: The run's pgvector_pipeline/database tag is 'PGVECTOR_DSN', but its DSN comes from 'OTHER_DSN'. "
         )
         assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 7
 

@@ -6,7 +6,7 @@ from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.errors import CommitOutcomeUnknown, ErrorType
 from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import commit
-from pgvector_pipeline.postgres.maintenance import truncate_store
+from pgvector_pipeline.postgres.maintenance import truncate_tables_now
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
@@ -45,7 +45,7 @@ def restore_with_truncate(proxy, root, log):
 
 
 def plain_truncate(proxy, root, log):
-    return truncate_store(proxy.dsn, "public", list(BACKUP_TABLES), warn=log.warning)
+    return truncate_tables_now(proxy.dsn, "public", list(BACKUP_TABLES), warn=log.warning)
 
 
 @pytest.mark.parametrize(

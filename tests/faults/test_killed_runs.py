@@ -14,6 +14,7 @@ from pgvector_pipeline.backup import back_up_store
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
@@ -26,16 +27,16 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from pgvector_pipeline.backup import back_up_store
-from pgvector_pipeline.store import backup_set
+from pgvector_pipeline.store.directory import Directory
 
 if sys.argv[4] == "commit":
-    real_fsync_dir = backup_set.fsync_dir
+    real_fsync = Directory.fsync
     def stall_after_csvs(directory):
-        if list(Path(directory).glob("vector_backup_*.json.tmp")):
+        if list(directory.path.glob("vector_backup_*.json.tmp")):
             print("STALLED", flush=True)
             time.sleep(600)
-        real_fsync_dir(directory)
-    backup_set.fsync_dir = stall_after_csvs
+        real_fsync(directory)
+    Directory.fsync = stall_after_csvs
 back_up_store(sys.argv[1], "public", Path(sys.argv[2]), "global", sys.argv[3])
 """
 
@@ -98,7 +99,7 @@ def test_a_live_writers_files_are_never_removed(store_db, backup_root):
     directory = backup_root / "vector_bak"
     directory.mkdir()
     live_ts = "20261124_135900"
-    lock = SetLock.try_acquire(directory, live_ts, 0o600)
+    lock = SetLock.try_acquire(open_location(backup_root, GLOBAL_TASK_KEY), live_ts, 0o600)
     assert lock is not None
     partial = directory / f"langchain_pg_embedding_{live_ts}.csv.tmp"
     partial.write_bytes(b"still being written")

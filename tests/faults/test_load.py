@@ -35,7 +35,6 @@ def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, 
     resources = {
         "resources": {
             "pgvector": {"config": {"dsn": {"env": DSN_ENV}}},
-            "backup_store": {"config": {"root": str(backup_root)}},
         }
     }
     before = query(store_db, "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY id)) FROM langchain_pg_embedding t")

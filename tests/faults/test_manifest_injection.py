@@ -71,6 +71,32 @@ def test_sql_smuggled_into_manifest_ddl_never_runs(backed_up, backup_root, pg_se
     assert query(target, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'") == [(0,)]
 
 
+@pytest.mark.parametrize("schema", ["public", "other"])
+def test_a_default_calling_a_function_outside_pg_catalog_is_refused(backed_up, backup_root, pg_server, schema):
+    from pgvector_pipeline.testing.embedded import ensure_database
+
+    def planted_default(document):
+        entry = document["tables"][EMBEDDING_TABLE]
+        entry["create_table"] = entry["create_table"].replace(
+            '"id" character varying NOT NULL', f'"id" character varying DEFAULT {schema}.gen_random_uuid() NOT NULL'
+        )
+        assert f"{schema}.gen_random_uuid()" in entry["create_table"]
+
+    edit_manifest(backed_up, planted_default)
+    target = ensure_database(pg_server, f"default_target_{schema}")
+
+    with pytest.raises(DataError, match="the default of column 'id' is an expression restore does not execute"):
+        restore_backup_set(target, "public", locate_backup_set(backup_root, timestamp=TS), create_missing=True)
+
+
+def test_a_pg_catalog_default_is_recreated_naming_pg_catalog():
+    from pgvector_pipeline.postgres.ddl import checked_create_table
+
+    statement = checked_create_table("CREATE TABLE t (id uuid DEFAULT gen_random_uuid() NOT NULL)", "t")
+
+    assert statement == "CREATE TABLE t (id uuid DEFAULT pg_catalog.gen_random_uuid() NOT NULL)"
+
+
 ODD_MANIFESTS = [
     (lambda d: d["tables"][EMBEDDING_TABLE].update(rows="8"), "rows"),
     (lambda d: d["tables"][EMBEDDING_TABLE].pop("sha256"), "sha256"),

@@ -3,11 +3,12 @@
 import pathlib
 
 import dagster as dg
+import psycopg2.extensions
 import pytest
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.partitions import register_backup_partition
-from pgvector_pipeline.postgres.connection import connect
+from pgvector_pipeline.postgres.connection import connect, redact_dsn
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from tests.helpers import DSN_ENV, recent_timestamp, run_backup_job
 
@@ -19,6 +20,9 @@ MALFORMED_DSNS = [
     f"postgresql://writer:{PASSWORD}@127.0.0.1:1/vectors?connect_timeout=2",  # valid, but nothing listens
     f"postgresql://writer:{PASSWORD}@127.0.0.1/vectors?sslmode=sometimes",  # bad option value
     f"postgresql://writer:{PASSWORD}@127.0.0.1/vectors?no_such_option={PASSWORD}",
+    # A quote in the password ended libpq's quoted token early: what followed it was shown.
+    f'postgresql://writer:ab"{PASSWORD}%zz@127.0.0.1/vectors',
+    f"host=127.0.0.1 user=writer password='ab\"{PASSWORD}' sslmode=sometimes dbname=vectors",
 ]
 
 
@@ -38,9 +42,9 @@ def test_connection_errors_never_carry_the_password(dsn):
     assert "connection string" in str(failure.value) or "Cannot connect" in str(failure.value)
 
 
-@pytest.mark.parametrize("dsn", MALFORMED_DSNS[:3])
+@pytest.mark.parametrize("dsn", [*MALFORMED_DSNS[:3], MALFORMED_DSNS[6]])
 def test_malformed_dsn_is_refused_as_invalid_params(dsn):
-    with pytest.raises(InvalidParams, match="The connection string is not valid"):
+    with pytest.raises(InvalidParams, match="The connection string cannot be parsed"):
         connect(dsn)
 
 
@@ -90,6 +94,36 @@ def test_a_run_launched_over_graphql_leaks_the_password_nowhere(backup_root, tmp
         assert client.wait_for_run(launched.run_id, timeout_s=180).status == "FAILURE"
     compute_logs = [p for p in (work / "dagster_home").rglob("*") if p.suffix in (".err", ".out", ".complete")]
     assert compute_logs, "the run in its own process should have left compute logs"
-    assert "The connection string is not valid" in (backup_root / "vector_bak" / "vector_backup_log.txt").read_text()
+    assert (
+        "The connection string cannot be parsed" in (backup_root / "vector_bak" / "vector_backup_log.txt").read_text()
+    )
     assert files_holding(work, PASSWORD) == []
     assert files_holding(backup_root, PASSWORD) == []
+
+
+SSL_SECRET = "SslKeyPassphrase9"
+
+
+def secret_dsns(dsn: str) -> list[str]:
+    """`dsn` with an sslpassword (never needed on a Unix socket, so it connects) in the URI and key=value forms."""
+    params = psycopg2.extensions.parse_dsn(dsn)
+    return [
+        f"{dsn}&sslpassword={SSL_SECRET}",
+        psycopg2.extensions.make_dsn(**params, sslpassword=SSL_SECRET),
+    ]
+
+
+@pytest.mark.parametrize("form", ["uri", "key_value"])
+def test_sslpassword_is_redacted_like_the_password(form, store_db, backup_root, monkeypatch):
+    dsn = secret_dsns(store_db)[0 if form == "uri" else 1]
+    assert redact_dsn(dsn).count("***") == 1 and SSL_SECRET not in redact_dsn(dsn)
+    monkeypatch.setenv(DSN_ENV, dsn)
+    with dg.instance_for_test() as instance:
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp())
+        result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, partition_key=key)
+        assert result.success
+        records = instance.get_records_for_run(result.run_id).records
+        serialized = "".join(dg.serialize_value(record.event_log_entry) for record in records)
+    assert SSL_SECRET not in serialized
+    assert "sslpassword=***" in serialized or "sslpassword=%2A%2A%2A" in serialized
+    assert files_holding(backup_root, SSL_SECRET) == []

@@ -1,0 +1,64 @@
+"""Reading a set: its files opened once and held, so retention cannot delete them mid-read.
+
+A reader (restore, adoption) opens every file of the set it needs (regular files only, relative to the
+set's directory, see store.directory) and takes a shared flock on each for as long as it reads.
+Retention deletes a set only after taking an exclusive flock on each of its files without waiting, so a
+held set is skipped, and a set being deleted is refused to a reader instead of vanishing under it.
+"""
+
+import io
+import os
+
+from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
+from pgvector_pipeline.store.layout import csv_name, manifest_name
+from pgvector_pipeline.store.listing import BackupSetInfo
+from pgvector_pipeline.store.locations import open_location
+
+
+class HeldSet:
+    """The files of `tables` (and the manifest) of a set, open and share-locked while the `with` block runs."""
+
+    def __init__(self, backup_set: BackupSetInfo, tables: list[str]):
+        self.backup_set = backup_set
+        self._names = {table: csv_name(table, backup_set.timestamp) for table in tables}
+        self._files: dict[str, io.FileIO] = {}
+        self.location: Directory | None = None
+
+    def __enter__(self) -> "HeldSet":
+        where = f"Set {self.backup_set.timestamp} in {self.backup_set.directory}"
+        self.location = open_location(self.backup_set.root, self.backup_set.task)
+        names = list(self._names.values()) + (
+            [manifest_name(self.backup_set.timestamp)] if self.backup_set.has_manifest else []
+        )
+        try:
+            for name in names:
+                file = self.location.open_read(name)
+                self._files[name] = file
+                if not try_flock(file.fileno(), exclusive=False):
+                    raise DataError(f"{where} is being deleted (by retention) right now. Restore another set.")
+        except FileNotFoundError:
+            self.__exit__(None, None, None)
+            raise DataError(f"{where} lost a file since it was listed: it was deleted. Restore another set.") from None
+        except UnsafeEntry as exc:
+            self.__exit__(None, None, None)
+            raise DataError(f"{where} is damaged: {exc.strerror}. Restore another set.") from None
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
+        if self.location is not None:
+            self.location.close()
+
+    def file(self, table: str) -> io.FileIO:
+        """The table's CSV, open at its start."""
+        return self._files[self._names[table]]
+
+    def size(self, table: str) -> int:
+        """The bytes of the table's CSV as open now (not as named: a file swapped in after opening is not it)."""
+        return os.fstat(self.file(table).fileno()).st_size
