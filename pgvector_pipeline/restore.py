@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pgvector_pipeline.backup import Log
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.names import BACKUP_TABLES, COLUMN_NAME_PATTERN
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.restore import (
@@ -183,6 +183,14 @@ def _read_header(file: io.FileIO, path: Path) -> list[str]:
         ) from None
     if not header:
         raise DataError(f"{path} has no CSV header line. The file is empty or damaged.")
+    # The header is file content: it reaches messages only as names that are plain identifiers.
+    odd = sum(1 for name in header if not COLUMN_NAME_PATTERN.fullmatch(name))
+    if odd:
+        raise DataError(
+            f"The header line of {path} is not a list of column names: {odd} of its {len(header)} fields are not "
+            f"plain identifiers (letters, digits, underscores; at most 63). The file is damaged or not a set's CSV; "
+            f"its content is not shown."
+        )
     return header
 
 

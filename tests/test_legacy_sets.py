@@ -162,7 +162,8 @@ def test_bad_legacy_metadata_is_a_data_error_naming_file_and_line(metadata_repr,
         restore_backup_set(store_db, "public", legacy, truncate_before_restore=True, allow_legacy=True)
 
     assert f"langchain_pg_embedding_{TS}.csv, CSV line 2: column cmetadata" in failure.value.message
-    assert f"({cause})" in failure.value.message if cause else "Error)" in failure.value.message
+    assert f"({cause};" in failure.value.message if cause else "Error;" in failure.value.message
+    assert metadata_repr[:6] not in failure.value.message  # file content is not quoted
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding") == [(1,)]
 
 

@@ -35,7 +35,8 @@ def _as_json(value: str, column: str, line: int, file_name: str) -> str:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
         raise DataError(
             f"{file_name}, CSV line {line}: column {column} is neither JSON nor a Python literal that JSON can hold "
-            f"({type(exc).__name__}): {value[:120]!r}. Fix that field (for example in a copy of the set), or "
+            f"({type(exc).__name__}; {len(value)} characters, not shown). Fix that field (for example in a copy of "
+            f"the set), or "
             f"restore another set."
         ) from None
 

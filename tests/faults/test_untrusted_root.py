@@ -161,3 +161,16 @@ def test_a_lock_name_that_is_a_directory_does_not_break_backups(store, backup_ro
 
     assert claimed.timestamp != NEXT
     assert {s.timestamp: s.status for s in list_backup_sets(backup_root)}[TS] == "complete"
+
+
+def test_a_planted_csv_is_never_quoted_in_messages(store, backup_root):
+    directory = backup_root / "vector_bak"
+    directory.mkdir()
+    (directory / f"langchain_pg_collection_{OLD}.csv").write_text("uuid,name,cmetadata\n")
+    (directory / f"langchain_pg_embedding_{OLD}.csv").write_text(f"{SECRET} with spaces,id\nx,y\n")
+
+    with pytest.raises(DataError) as failure:
+        restore_backup_set(store, "public", locate_backup_set(backup_root, timestamp=OLD), allow_legacy=True)
+
+    assert "is not a list of column names: 1 of its 2 fields are not plain identifiers" in failure.value.message
+    assert SECRET not in failure.value.message
