@@ -108,3 +108,19 @@ def test_freshness_check_fails_without_a_recent_global_backup(store_db, backup_r
         back_up_store(store_db, "public", backup_root, "global", recent_timestamp())
         [fresh] = job.execute_in_process(instance=instance, run_config=inventory_only).get_asset_check_evaluations()
         assert fresh.passed and fresh.check_name == FRESHNESS_CHECK
+
+
+def test_task_sensor_requests_a_bounded_number_of_backups_per_tick(backup_root, monkeypatch):
+    monkeypatch.setenv("PGVECTOR_TASK_BACKUP_MAX_RUNS_PER_TICK", "5")
+    for n in range(12):
+        (backup_root / f"task_{n:02d}").mkdir()
+    with dg.instance_for_test() as instance:
+        cursor, per_tick = None, []
+        for _ in range(4):
+            result = sensor_result(instance, backup_root, cursor)
+            if isinstance(result, dg.SkipReason):
+                break
+            per_tick.append(len(result.run_requests))
+            cursor = result.cursor
+    assert per_tick == [5, 5, 2]
+    assert len(json.loads(cursor)) == 12

@@ -241,3 +241,22 @@ def test_inventory_counts_stay_integers_when_a_set_has_none(empty_db, backup_roo
     counted, legacy = (record.data for record in records)
     assert (counted["embedding_rows"], legacy["embedding_rows"]) == (8, None)
     assert type(counted["embedding_rows"]) is int and type(counted["collection_bytes"]) is int
+
+
+def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup_root, monkeypatch):
+    monkeypatch.setenv("PGVECTOR_DISCOVERY_MAX_SETS_PER_TICK", "10")
+    for n in range(15):
+        touch_set(backup_root / f"task_old_{n}" / "vector_bak", "20250101_000000")
+    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+    cursor, registered = None, []
+    for _ in range(5):
+        result = backup_discovery_sensor(
+            dg.build_sensor_context(instance=instance, definitions=defs, resources=resources, cursor=cursor)
+        )
+        if isinstance(result, dg.SkipReason):
+            break
+        cursor = result.cursor
+        registered.append(len(instance.get_materialized_partitions(EMBEDDING_BACKUP)))
+    # Ten sets of work per tick: 10 adoptions; 5 adoptions + 5 registrations; the last 10 registrations.
+    assert registered == [0, 5, 15]
+    assert len(instance.get_dynamic_partitions(task_partitions.name)) == 15

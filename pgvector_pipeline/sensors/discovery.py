@@ -2,18 +2,19 @@
 
 import hashlib
 import json
+import os
 import time
 
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, EMBEDDING_BACKUP
 from pgvector_pipeline.assets.metadata import set_file_metadata
+from pgvector_pipeline.contract import TASK_PARTITIONS, TIMESTAMP_PARTITIONS
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.partitions import (
     backup_partition_key,
     invalid_partition_keys,
-    register_backup_partition,
     task_partitions,
     timestamp_partitions,
 )
@@ -26,8 +27,14 @@ from pgvector_pipeline.store.listing import (
     list_backup_sets,
 )
 
-# Adopting hashes whole CSVs: stop starting new adoptions after this long, the next tick goes on.
-ADOPTION_BUDGET_S = 20.0
+# Dagster ends a sensor tick after 60 s: stop starting new work after this long, the next tick goes on.
+TICK_BUDGET_S = 30.0
+MAX_SETS_ENV = "PGVECTOR_DISCOVERY_MAX_SETS_PER_TICK"
+# Sets one tick adopts or registers at most (each adoption hashes whole CSVs; each registration records two
+# materializations): a root holding thousands of old sets is taken in over several ticks.
+DEFAULT_MAX_SETS = 200
+# The cursor of a tick that left work for the next: never equal to a fingerprint, so the next tick goes on.
+_UNFINISHED = "unfinished:"
 
 
 def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
@@ -50,12 +57,35 @@ def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
     return metadata
 
 
-def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo], mode: int) -> None:
-    deadline = time.monotonic() + ADOPTION_BUDGET_S
-    for backup_set in (s for s in sets if s.status == STATUS_LEGACY):
-        if time.monotonic() > deadline:
-            context.log.info("Adoption time budget used up; the remaining old-system sets are adopted next tick.")
-            return
+def max_sets_per_tick() -> int:
+    """Sets one tick may adopt or register (read at each tick)."""
+    raw = os.environ.get(MAX_SETS_ENV) or str(DEFAULT_MAX_SETS)
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else DEFAULT_MAX_SETS
+
+
+class _TickBudget:
+    """How much more one tick may do: a count of sets and a deadline."""
+
+    def __init__(self, sets: int, seconds: float):
+        self.sets = sets
+        self._deadline = time.monotonic() + seconds
+
+    def take(self) -> bool:
+        """Whether one more set may be handled (and count it)."""
+        if self.sets <= 0 or time.monotonic() > self._deadline:
+            return False
+        self.sets -= 1
+        return True
+
+
+def _adopt_legacy_sets(
+    context: dg.SensorEvaluationContext, sets: list[BackupSetInfo], mode: int, budget: _TickBudget
+) -> int:
+    """Adopt legacy sets while the budget lasts; how many are left for the next ticks."""
+    legacy = [s for s in sets if s.status == STATUS_LEGACY]
+    for done, backup_set in enumerate(legacy):
+        if not budget.take():
+            return len(legacy) - done
         try:
             backup_set.manifest = adopt_legacy_set(backup_set, mode)
             backup_set.has_manifest = True
@@ -64,6 +94,41 @@ def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSet
             context.log.warning(
                 f"Set {backup_set.timestamp} in {backup_set.directory} was not adopted: {error.message}"
             )
+    return 0
+
+
+def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo], budget: _TickBudget) -> int:
+    """Register complete sets Dagster does not know while the budget lasts; how many are left."""
+    known = {str(key) for key in context.instance.get_materialized_partitions(EMBEDDING_BACKUP)}
+    unknown = [
+        s for s in sets if s.status == STATUS_COMPLETE and str(backup_partition_key(s.task, s.timestamp)) not in known
+    ]
+    chosen = []
+    for backup_set in unknown:
+        if not budget.take():
+            break
+        chosen.append(backup_set)
+    # One call per dimension for every key the chosen sets need, not two per set.
+    for name, keys in (
+        (TASK_PARTITIONS, {s.task for s in chosen}),
+        (TIMESTAMP_PARTITIONS, {s.timestamp for s in chosen}),
+    ):
+        missing = sorted(keys - set(context.instance.get_dynamic_partitions(name)))
+        if missing:
+            context.instance.add_dynamic_partitions(name, missing)
+    for backup_set in chosen:
+        key = backup_partition_key(backup_set.task, backup_set.timestamp)
+        for table, asset_key in ASSET_BY_TABLE.items():
+            context.instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key, partition=str(key), metadata=discovered_metadata(backup_set, table))
+            )
+    if chosen:
+        context.log.info(
+            f"Registered {len(chosen)} backup sets found on disk: "
+            + ", ".join(str(backup_partition_key(s.task, s.timestamp)) for s in chosen[:20])
+            + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else "")
+        )
+    return len(unknown) - len(chosen)
 
 
 @dg.sensor(
@@ -92,26 +157,18 @@ def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: B
     fingerprint = _fingerprint(sets)
     if fingerprint == context.cursor and not deletions:
         return dg.SkipReason("No backup set appeared, changed or disappeared since the last tick.")
-    _adopt_legacy_sets(context, sets, backup_store.mode)
-
-    known = {str(key) for key in context.instance.get_materialized_partitions(EMBEDDING_BACKUP)}
-    registered = []
-    for backup_set in (s for s in sets if s.status == STATUS_COMPLETE):
-        key = backup_partition_key(backup_set.task, backup_set.timestamp)
-        if str(key) in known:
-            continue
-        register_backup_partition(context.instance, backup_set.task, backup_set.timestamp)
-        for table, asset_key in ASSET_BY_TABLE.items():
-            context.instance.report_runless_asset_event(
-                dg.AssetMaterialization(asset_key, partition=str(key), metadata=discovered_metadata(backup_set, table))
-            )
-        registered.append(str(key))
-    if registered:
-        context.log.info(f"Registered {len(registered)} backup sets found on disk: {', '.join(registered)}")
+    budget = _TickBudget(max_sets_per_tick(), TICK_BUDGET_S)
+    left = _adopt_legacy_sets(context, sets, backup_store.mode, budget)
+    left += _register_sets(context, sets, budget)
     fingerprint = _fingerprint(sets)
+    if left:
+        context.log.info(
+            f"{left} sets wait for the next ticks: at most {max_sets_per_tick()} sets ({MAX_SETS_ENV}) and "
+            f"{TICK_BUDGET_S:g} s of work per tick."
+        )
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"inventory-{fingerprint}", job_name=vector_inventory_job.name)],
-        cursor=fingerprint,
+        cursor=f"{_UNFINISHED}{fingerprint}" if left else fingerprint,
         dynamic_partitions_requests=deletions,
     )
 

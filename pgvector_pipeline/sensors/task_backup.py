@@ -13,6 +13,7 @@ from contextlib import nullcontext
 import dagster as dg
 
 from pgvector_pipeline.contract import TASK_SENSOR, request_run_config
+from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.listing import list_backup_sets
@@ -20,6 +21,20 @@ from pgvector_pipeline.store.locations import open_root, task_directories
 
 TRUNCATE_ENV = "PGVECTOR_TASK_BACKUP_TRUNCATE"
 TASK_TAG = "pgvector_pipeline/task"
+MAX_RUNS_ENV = "PGVECTOR_TASK_BACKUP_MAX_RUNS_PER_TICK"
+# Backups one tick may request: a root that suddenly holds thousands of task directories (a restore of the
+# root, a script gone wrong) must not start thousands of full backups at once.
+DEFAULT_MAX_RUNS = 5
+# New directories one tick looks into (each costs a listing): the rest wait for the next ticks.
+MAX_DIRECTORIES_PER_TICK = 200
+
+
+def max_runs_per_tick() -> int:
+    """Backups one tick may request (read at each tick): a whole number of at least 1."""
+    raw = os.environ.get(MAX_RUNS_ENV) or str(DEFAULT_MAX_RUNS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidParams(f"{MAX_RUNS_ENV} must be a whole number of at least 1, not {raw!r:.40}.")
+    return int(raw)
 
 
 def truncate_requested() -> bool:
@@ -47,9 +62,17 @@ def task_backup_sensor(context: dg.SensorEvaluationContext, backup_store: Backup
     new_tasks = sorted(set(tasks) - handled)
     if not new_tasks:
         return dg.SkipReason(f"No new task directory under {root}.")
+    try:
+        limit = max_runs_per_tick()
+    except InvalidParams as error:
+        return dg.SkipReason(error.message)
     truncate = truncate_requested()
-    requests = []
-    for task in new_tasks:
+    requests: list[dg.RunRequest] = []
+    looked_at: list[str] = []
+    for task in new_tasks[:MAX_DIRECTORIES_PER_TICK]:
+        if len(requests) >= limit:
+            break
+        looked_at.append(task)
         if list_backup_sets(root, task_id=task):
             context.log.info(f"Task directory {task} already holds backup sets; not backing it up again.")
             continue
@@ -66,4 +89,11 @@ def task_backup_sensor(context: dg.SensorEvaluationContext, backup_store: Backup
             + (" (truncate after)" if truncate else "")
             + "."
         )
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(handled | set(new_tasks))))
+    waiting = len(new_tasks) - len(looked_at)
+    if waiting:
+        context.log.info(
+            f"{waiting} more new task directories wait for the next ticks: at most {limit} backups ({MAX_RUNS_ENV}) "
+            f"and {MAX_DIRECTORIES_PER_TICK} directories per tick."
+        )
+    # Only the directories looked at are remembered: the others are new on the next tick.
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(handled | set(looked_at))))
