@@ -86,3 +86,18 @@ class RecordingLog:
 
     def warning(self, msg: str) -> None:
         self.warnings.append(msg)
+
+
+def retain_newest(backup_root, keep: int, log: "RecordingLog"):
+    """apply_retention (not a dry run) keeping the newest `keep` sets per location, logging into `log`."""
+    from pgvector_pipeline.store.listing import list_backup_sets
+    from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
+
+    return apply_retention(
+        list_backup_sets(backup_root),
+        RetentionPolicy(keep_newest=keep),
+        dry_run=False,
+        mode=0o600,
+        log_info=log.info,
+        warn=log.warning,
+    )

@@ -9,16 +9,13 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
-from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 
 TS = "20261125_120000"
 
 
 def test_an_append_restore_succeeds_while_an_app_writes(store_db, backup_root):
-    execute(
-        store_db,
-        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=3000, dimension=16),
-    )
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=3000, dimension=16)
     back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding"))
     stop, written = threading.Event(), []

@@ -10,7 +10,7 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
-from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.helpers import RecordingLog
 
 TS = "20261125_110000"
@@ -19,10 +19,7 @@ INDEXES = "SELECT indexname FROM pg_indexes WHERE tablename = 'langchain_pg_embe
 
 @pytest.fixture
 def backed_up(store_db, backup_root):
-    execute(
-        store_db,
-        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=50, dimension=8),
-    )
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=50, dimension=8)
     back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%7'"))
     return locate_backup_set(backup_root, timestamp=TS)

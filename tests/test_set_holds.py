@@ -9,9 +9,8 @@ from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import query
-from tests.helpers import RecordingLog
+from tests.helpers import RecordingLog, retain_newest
 from tests.stores import make_store
 
 OLDER, NEWER = "20261125_170000", "20261125_170100"
@@ -43,14 +42,7 @@ def test_retention_skips_a_set_a_restore_is_reading(empty_db, backup_root):
         time.sleep(0.02)
     log = RecordingLog()
 
-    result = apply_retention(
-        list_backup_sets(backup_root),
-        RetentionPolicy(keep_newest=1),
-        dry_run=False,
-        mode=0o600,
-        log_info=log.info,
-        warn=log.warning,
-    )
+    result = retain_newest(backup_root, 1, log)
     app.close()
     restoring.join(30)
 

@@ -83,3 +83,21 @@ def insert_sample_store(
         buffer,
     )
     return collections * embeddings_per_collection
+
+
+def fill_sample_store(
+    dsn: str, *, collections: int = 2, embeddings_per_collection: int = 100, dimension: int = 8
+) -> int:
+    """insert_sample_store into the public schema of `dsn`, in a transaction of its own; rows added."""
+    from pgvector_pipeline.testing.db import execute
+
+    return execute(
+        dsn,
+        lambda cur: insert_sample_store(
+            cur,
+            "public",
+            collections=collections,
+            embeddings_per_collection=embeddings_per_collection,
+            dimension=dimension,
+        ),
+    )

@@ -12,7 +12,7 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
-from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 
 TS = "20261125_100000"
 ROWS = 200
@@ -23,10 +23,7 @@ GIVE_UP_S = 30
 
 @pytest.fixture
 def store(store_db):
-    execute(
-        store_db,
-        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8),
-    )
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=100, dimension=8)
     return store_db
 
 
@@ -124,10 +121,7 @@ def test_a_truncating_restore_gives_up_on_an_idle_app_session(store, backup_root
 
 
 def test_a_deadlock_with_an_app_transaction_is_reported_as_a_deadlock(store_db, backup_root, admin_dsn):
-    execute(
-        store_db,
-        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=20_000, dimension=32),
-    )
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=20_000, dimension=32)
     app = connect(store_db, application_name="rag_app")
     app_cur = app.cursor()
     # The session whose deadlock check runs first once the cycle exists is cancelled: let it be the backup's.

@@ -11,7 +11,7 @@ from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.testing.db import execute
-from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.helpers import RecordingLog
 
 ROWS = 20_000
@@ -19,12 +19,7 @@ ROWS = 20_000
 
 @pytest.fixture
 def large_store(store_db):
-    execute(
-        store_db,
-        lambda cur: insert_sample_store(
-            cur, "public", collections=2, embeddings_per_collection=ROWS // 2, dimension=32
-        ),
-    )
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=ROWS // 2, dimension=32)
     return store_db
 
 

@@ -12,9 +12,8 @@ from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import query
-from tests.helpers import RecordingLog
+from tests.helpers import RecordingLog, retain_newest
 from tests.stores import make_store
 
 OLD = "20261120_100000"
@@ -86,14 +85,7 @@ def test_a_log_that_is_a_symlink_is_never_written_through(store, backup_root, ou
     log = RecordingLog()
 
     back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS, log=log)
-    apply_retention(
-        list_backup_sets(backup_root),
-        RetentionPolicy(keep_newest=1),
-        dry_run=False,
-        mode=0o600,
-        log_info=log.info,
-        warn=log.warning,
-    )
+    retain_newest(backup_root, 1, log)
 
     assert target.read_text() == "not a log\n"
     assert any("Could not append to" in w and "not a regular file" in w for w in log.warnings), log.warnings
