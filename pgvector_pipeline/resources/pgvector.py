@@ -74,9 +74,10 @@ class PgVectorResource(dg.ConfigurableResource):
 
     dsn: str = Field(
         description=(
-            "libpq connection string or URI of the database, normally from the PGVECTOR_DSN environment "
-            "variable. To target another database in one run, set {env: OTHER_VAR}; keep passwords in "
-            "environment variables or ~/.pgpass: a run whose config holds a DSN with a password is refused."
+            "libpq connection string or URI of the database, from the PGVECTOR_DSN environment variable. To "
+            "target another database in one run, set {env: OTHER_VAR} and the run tag "
+            "pgvector_pipeline/database: OTHER_VAR. Run config never holds the DSN itself: a run whose config "
+            "gives a literal DSN is refused (keep passwords in the variable's DSN, PGPASSWORD or ~/.pgpass)."
         )
     )
     db_schema: str = Field(
