@@ -71,8 +71,8 @@ def lock_tables(
     try:
         cur.execute(statement)
     except psycopg2.errors.LockNotAvailable as exc:
-        waited = _current_setting(conn, "lock_timeout")
-        rollback_quietly(conn)
+        rollback_quietly(conn)  # the transaction is aborted: nothing else runs in it
+        waited = _current_setting(conn, "lock_timeout")  # a session setting: survives the rollback
         holders = _holders_after_rollback(conn, schema, tables)
         raise DatabaseError(
             f"Gave up {doing} after waiting {waited} (lock_timeout) for a {mode} lock on "
@@ -88,8 +88,10 @@ def _current_setting(conn, name: str) -> str:
         with conn.cursor() as cur:
             cur.execute("SELECT current_setting(%s)", (name,))
             row = cur.fetchone()
-            return row[0] if row else "?"
+        conn.rollback()
+        return row[0] if row else "?"
     except psycopg2.Error:
+        rollback_quietly(conn)
         return "?"
 
 

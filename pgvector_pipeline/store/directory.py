@@ -52,6 +52,7 @@ class Entry:
 
     name: str
     mode: int  # st_mode from lstat; 0 when it vanished while listed
+    size: int = 0  # st_size from the same lstat
 
     @property
     def is_file(self) -> bool:
@@ -112,10 +113,11 @@ class Directory:
         with os.scandir(self.fd) as listing:
             for item in listing:
                 try:
-                    mode = item.stat(follow_symlinks=False).st_mode
+                    status = item.stat(follow_symlinks=False)
                 except FileNotFoundError:
-                    mode = 0
-                found.append(Entry(item.name, mode))
+                    found.append(Entry(item.name, 0))  # deleted while listed
+                    continue
+                found.append(Entry(item.name, status.st_mode, status.st_size))
         return found
 
     def lstat(self, name: str) -> os.stat_result:

@@ -109,11 +109,13 @@ def _scan_directory(root: Path, task: str, location: Directory) -> list[BackupSe
         if parsed is None:
             continue
         info = entry(parsed.timestamp)
+        if not item.mode:
+            continue  # deleted while listed
         if not item.is_file:
             # A symlink, FIFO, device or directory named like a set file is never opened or followed.
             info.problem = f"{location.path / item.name} is {item.kind}, not a regular file: it is not read."
             continue
-        size = location.lstat(item.name).st_size if item.mode else 0
+        size = item.size
         if parsed.tmp or parsed.kind == "lock":
             info.unfinished = True
             if parsed.table:

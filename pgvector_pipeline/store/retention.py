@@ -106,8 +106,8 @@ def delete_backup_set(backup_set: BackupSetInfo, mode: int, warn: Callable[[str]
             for name in doomed:
                 try:
                     file = held.enter_context(location.open_read(name))
-                except FileNotFoundError:
-                    continue
+                except (FileNotFoundError, UnsafeEntry):
+                    continue  # gone, or no longer a regular file: only its name is removed, nothing it points to
                 if not try_flock(file.fileno(), exclusive=True):
                     return None
             freed = sum(location.unlink_quietly(name) for name in doomed)

@@ -92,7 +92,7 @@ def test_truncate_after_backup_gives_up_on_an_idle_app_session_and_names_it(stor
     error = outcome["error"]
     assert isinstance(error, DatabaseError) and not error.can_retry
     message = error.message
-    assert "was NOT truncated" in message and "lock_timeout" in message
+    assert "was NOT truncated" in message and "after waiting 1s (lock_timeout)" in message
     assert f"pid {idle_app_session.get_backend_pid()} (rag_app, idle in transaction" in message
     assert rows(store) == ROWS
     assert [s.status for s in list_backup_sets(backup_root)] == ["complete"]

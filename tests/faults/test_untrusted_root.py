@@ -12,6 +12,7 @@ from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import query
 from tests.helpers import RecordingLog, retain_newest
 from tests.stores import make_store
@@ -166,3 +167,22 @@ def test_a_planted_csv_is_never_quoted_in_messages(store, backup_root):
 
     assert "is not a list of column names: 1 of its 2 fields are not plain identifiers" in failure.value.message
     assert SECRET not in failure.value.message
+
+
+def test_retention_of_a_set_whose_file_became_a_symlink_removes_the_link_only(store, backup_root, outside):
+    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, OLD)
+    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    sets = list_backup_sets(backup_root)
+    precious = outside / "precious.txt"
+    precious.write_text("keep me\n")
+    old_csv = backup_root / "vector_bak" / f"langchain_pg_embedding_{OLD}.csv"
+    old_csv.unlink()
+    old_csv.symlink_to(precious)
+
+    result = apply_retention(
+        sets, RetentionPolicy(keep_newest=1), dry_run=False, mode=0o600, log_info=print, warn=print
+    )
+
+    assert [s.timestamp for s in result.deleted] == [OLD]
+    assert not old_csv.is_symlink() and precious.read_text() == "keep me\n"
+    assert [s.timestamp for s in list_backup_sets(backup_root)] == [TS]
