@@ -159,6 +159,8 @@ def median(runs: list[dict], key: str = "seconds") -> float:
 def dagster_overhead(dsn: str, work: Path, rounds: int) -> tuple[float, float]:
     """Medians of an in-process request_vector_backup_job run and of the plain export, on empty tables."""
     os.environ["PGVECTOR_DSN"] = dsn
+    # The backup root is deployment configuration (run config may not set it).
+    os.environ["PGVECTOR_BACKUP_ROOT"] = str(work / "dagster_root")
     import dagster as dg
 
     from pgvector_pipeline.backup import back_up_store
@@ -166,7 +168,7 @@ def dagster_overhead(dsn: str, work: Path, rounds: int) -> tuple[float, float]:
     from pgvector_pipeline.definitions import defs
 
     job = defs.resolve_job_def(REQUEST_BACKUP_JOB)
-    config = {**request_run_config(), "resources": {"backup_store": {"config": {"root": str(work / "dagster_root")}}}}
+    config = request_run_config()
     dagster_runs, plain_runs = [], []
     with dg.instance_for_test() as instance:
         job.execute_in_process(instance=instance, run_config=config)  # warm-up: imports, instance storage
