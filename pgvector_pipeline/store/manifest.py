@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.names import BACKUP_TABLES, COLUMN_NAME_PATTERN
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.layout import (
     GLOBAL_TASK_KEY,
@@ -92,10 +92,10 @@ class Manifest(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "Manifest":
         if self.task_id != GLOBAL_TASK_KEY and not TASK_ID_PATTERN.fullmatch(self.task_id):
-            raise ValueError(f"task_id {self.task_id!r} is not a task id")
+            raise ValueError("task_id is not a task id")
         for table, entry in self.tables.items():
             if entry.file != csv_name(table, self.timestamp):
-                raise ValueError(f"tables.{table}.file {entry.file!r} is not {csv_name(table, self.timestamp)!r}")
+                raise ValueError(f"tables.{table}.file is not {csv_name(table, self.timestamp)!r}")
             if self.kind == KIND_BACKUP and entry.create_table is None:
                 raise ValueError(f"tables.{table}.create_table is missing")
             if self.kind == KIND_ADOPTED and (entry.create_table is not None or entry.indexes):
@@ -122,10 +122,7 @@ def read_manifest(directory: Directory, timestamp: str) -> Manifest:
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'document'}: {error['msg']}"
-            for error in exc.errors()[:5]
-        )
+        problems = "; ".join(f"{_where(error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
         raise DataError(
             f"Manifest {path} cannot be read as a manifest of format {MANIFEST_FORMAT} ({problems}). The set may "
             f"be damaged or changed: restore another set."
@@ -133,3 +130,12 @@ def read_manifest(directory: Directory, timestamp: str) -> Manifest:
     if manifest.timestamp != timestamp:
         raise DataError(f"Manifest {path} describes set {manifest.timestamp}, not {timestamp}. The set may be damaged.")
     return manifest
+
+
+def _where(location: tuple) -> str:
+    """Where in a manifest a validation error is, without quoting what the file holds: keys are file content,
+    so only keys that are plain identifiers are named."""
+    parts = [
+        str(part) if isinstance(part, int) or COLUMN_NAME_PATTERN.fullmatch(str(part)) else "<key>" for part in location
+    ]
+    return ".".join(parts) or "document"

@@ -131,3 +131,21 @@ def test_manifests_that_are_not_json_objects_are_data_errors(backed_up, backup_r
     backed_up.manifest_path.write_bytes(content)
     [listed] = list_backup_sets(backup_root)
     assert listed.status == "damaged" and str(backed_up.manifest_path) in listed.problem
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.update({"TOPSECRET key, not an identifier": 1}),
+        lambda d: d["tables"].update({"TOPSECRET table": d["tables"][EMBEDDING_TABLE]}),
+        lambda d: d.update(task_id="TOPSECRET task"),
+        lambda d: d["tables"][EMBEDDING_TABLE].update(file="TOPSECRET.csv"),
+    ],
+)
+def test_manifest_errors_never_quote_what_the_file_holds(backed_up, backup_root, change):
+    edit_manifest(backed_up, change)
+
+    [listed] = list_backup_sets(backup_root)
+
+    assert listed.status == "damaged" and "cannot be read as a manifest" in listed.problem
+    assert "TOPSECRET" not in listed.problem
