@@ -31,6 +31,11 @@ class PipelineError(Exception):
         self.can_retry = can_retry
 
 
+def with_outcome(error: PipelineError, outcome: str) -> PipelineError:
+    """The same error (type, retryability) with what it left behind said after its message."""
+    return type(error)(f"{error.message.rstrip('.')}. {outcome}", can_retry=error.can_retry)
+
+
 class InvalidParams(PipelineError):
     """Bad input: fix the task id, timestamp, path, table list or DSN."""
 

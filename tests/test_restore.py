@@ -193,6 +193,9 @@ def test_duplicate_keys_without_truncate_roll_back(restorable):
     with pytest.raises(DataError) as failure:
         restore_backup_set(dsn, "public", backup_set)
     assert "langchain_pg_collection" in failure.value.message and "duplicate key" in failure.value.message
+    assert failure.value.message.endswith(
+        "The restore was rolled back: the target tables, their rows and indexes are as they were."
+    )
     assert contents(dsn) == before
 
 

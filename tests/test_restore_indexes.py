@@ -100,7 +100,10 @@ def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_stor
     with pytest.raises(DataError) as failed:
         restore_backup_set(dsn, "public", bad_set, truncate_before_restore=True)
 
-    assert failed.value.message == "PostgreSQL rejected the data while building the indexes: division by zero"
+    assert failed.value.message == (
+        "PostgreSQL rejected the data while building the indexes: division by zero. The restore was rolled back: "
+        "the target tables, their rows and indexes are as they were."
+    )
     assert indexes(dsn) == before_indexes
     assert fingerprint(dsn) == before_rows
 

@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound
+from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound, with_outcome
 from pgvector_pipeline.names import BACKUP_TABLES, DOCUMENT_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
@@ -27,6 +27,8 @@ from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 
+# What a failed restore transaction leaves: said with every database error it ends on.
+_ROLLED_BACK = "The restore was rolled back: the target tables, their rows and indexes are as they were."
 # Bytes per CopyData message. The server parses a message only once it has all of it: with 1 MiB messages
 # its process waited for data a fifth of a restore (busy 82 %), with 64 KiB it is busy 97 % (bench/).
 _COPY_MESSAGE_BYTES = 64 << 10
@@ -155,7 +157,7 @@ def restore_tables(
                 _build_indexes(cur, [index.definition for index in dropped] + created_indexes, options, log)
     except psycopg2.Error as exc:
         rollback_quietly(conn)
-        raise classify_error(exc, doing, conn) from exc
+        raise with_outcome(classify_error(exc, doing, conn), _ROLLED_BACK) from exc
     except BaseException:
         rollback_quietly(conn)
         raise
