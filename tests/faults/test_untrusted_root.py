@@ -186,3 +186,25 @@ def test_retention_of_a_set_whose_file_became_a_symlink_removes_the_link_only(st
     assert [s.timestamp for s in result.deleted] == [OLD]
     assert not old_csv.is_symlink() and precious.read_text() == "keep me\n"
     assert [s.timestamp for s in list_backup_sets(backup_root)] == [TS]
+
+
+@pytest.mark.parametrize("planted", [LOG_FILE_NAME, f"vector_backup_{OLD}.json"])
+def test_a_device_named_like_a_log_or_manifest_is_never_read(planted, store, backup_root):
+    directory = backup_root / "vector_bak"
+    directory.mkdir()
+    try:
+        os.mknod(directory / planted, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # what /dev/zero is
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+    for table in ("langchain_pg_collection", "langchain_pg_embedding"):
+        (directory / f"{table}_{OLD}.csv").write_text("id\n")
+    log = RecordingLog()
+
+    sets = finishes(lambda: list_backup_sets(backup_root))
+    finishes(lambda: back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS, log=log))
+
+    if planted == LOG_FILE_NAME:
+        assert any("is a character device, not a regular file" in w for w in log.warnings), log.warnings
+    else:
+        [old] = [s for s in sets if s.timestamp == OLD]
+        assert old.status == "damaged" and "is a character device, not a regular file" in old.problem
