@@ -54,9 +54,10 @@ HNSW = "CREATE INDEX ix_embedding_hnsw ON langchain_pg_embedding USING hnsw ((em
 BACKUP_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.store.local import LocalBackupStore
 started = time.monotonic()
-result = back_up_store(sys.argv[1], "public", Path(sys.argv[2]), "global", sys.argv[3], export_sessions=int(sys.argv[4]))
+result = back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "global", sys.argv[3], export_sessions=int(sys.argv[4]))
 print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes for t in result.tables),
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -163,9 +164,10 @@ def dagster_overhead(dsn: str, work: Path, rounds: int) -> tuple[float, float]:
     os.environ["PGVECTOR_BACKUP_ROOT"] = str(work / "dagster_root")
     import dagster as dg
 
-    from pgvector_pipeline.backup import back_up_store
+    from pgvector_pipeline.backup import back_up_database
     from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
     from pgvector_pipeline.definitions import defs
+    from pgvector_pipeline.store.local import LocalBackupStore
 
     job = defs.resolve_job_def(REQUEST_BACKUP_JOB)
     config = request_run_config()
@@ -177,7 +179,7 @@ def dagster_overhead(dsn: str, work: Path, rounds: int) -> tuple[float, float]:
             job.execute_in_process(instance=instance, run_config=config)
             dagster_runs.append(time.monotonic() - started)
             started = time.monotonic()
-            back_up_store(dsn, "public", work / "plain_root", "global", None)
+            back_up_database(dsn, "public", LocalBackupStore(work / "plain_root"), "global", None)
             plain_runs.append(time.monotonic() - started)
     return statistics.median(dagster_runs), statistics.median(plain_runs)
 

@@ -1,7 +1,7 @@
 """Back up both LangChain tables from one snapshot into a backup set. Plain Python: the Dagster
 resource calls this, and so can any other tool.
 
-    back_up_store           claim the set, read the snapshot, publish the manifest, truncate if asked
+    back_up_database        claim the set, read the snapshot, publish the manifest, truncate if asked
       _export_table         one table: COPY TO STDOUT into the set's .tmp file, counted and hashed
       _manifest             what the set holds, built from the snapshot's results
       _truncate_verified    re-read the files, count committed rows, truncate, commit (known outcome)
@@ -33,20 +33,12 @@ from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committe
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.backup_set import BackupSetWriter, InterruptedSet
-from pgvector_pipeline.store.directory import Directory
-from pgvector_pipeline.store.files import (
-    DEFAULT_FILE_MODE,
-    StreamingFileWriter,
-    check_file_mode,
-    storage_error,
-)
+from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
 from pgvector_pipeline.store.layout import (
     LOG_FILE_NAME,
     validate_timestamp,
 )
-from pgvector_pipeline.store.locations import open_location
-from pgvector_pipeline.store.log import manifest_line, record_in_log
+from pgvector_pipeline.store.log import manifest_line
 from pgvector_pipeline.store.manifest import MANIFEST_FORMAT, Manifest
 
 
@@ -104,103 +96,98 @@ class _SnapshotContents:
     embedding_dimensions: dict[str, int]
 
 
-def back_up_store(
+def back_up_database(
     dsn: str,
     schema: str,
-    root: Path,
+    store: BackupStore,
     task: str,
     timestamp: str | None,
     *,
     truncate_after_backup: bool = False,
     create_task_dir: bool = False,
-    file_mode: int = DEFAULT_FILE_MODE,
     on_claim: Callable[[str], None] | None = None,
     export_sessions: int = DEFAULT_EXPORT_SESSIONS,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
 ) -> BackupResult:
-    """Write `{root}/.../vector_bak/*_{timestamp}.csv` and its manifest from one consistent snapshot.
+    """Write a set of both tables and its manifest into `store` from one consistent snapshot.
 
     `timestamp` None claims a new set (the current second, or the next free one), atomically against
     every other start; `on_claim(timestamp)` is called once the set is claimed, before any export.
 
     With `truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
-    export, only after both files and the manifest are on disk and re-read with matching checksums,
+    export, only after both files and the manifest are stored and re-read with matching checksums,
     and a new session counts exactly the rows the set holds. A large table is exported by
     `export_sessions` sessions sharing the snapshot (1: by the snapshot's own session; see
     postgres.ranges). On any failure before the manifest is published no file of the set remains;
     every failure is logged (when the log can be written) and raised as a PipelineError.
     """
     log = log or logging.getLogger(__name__)
-    check_file_mode(file_mode)
     if timestamp is not None:
         validate_timestamp(timestamp)
     lock = [EMBEDDING_TABLE] if truncate_after_backup else []
     started = datetime.now().astimezone()
     clock = time.monotonic()
     source = redact_dsn(dsn)
-    with open_location(root, task, create=True, create_task_dir=create_task_dir) as location:
-        log_entry = _Logbook(location, file_mode, log)
-        set_writer = BackupSetWriter(location, timestamp, file_mode, on_interrupted=log_entry.interrupted)
-        try:
-            with (
-                set_writer,
-                closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn,
-                Snapshot(
-                    conn, schema, BACKUP_TABLES, lock_for_truncate=lock, dsn=dsn, export_sessions=export_sessions
-                ) as snap,
-            ):
-                timestamp = set_writer.timestamp
-                assert timestamp is not None
-                if on_claim:
-                    on_claim(timestamp)
-                if lock:
-                    log.info(f"Holding writers of {EMBEDDING_TABLE} off until the truncate (SHARE lock taken first).")
-                contents = _read_snapshot(snap, set_writer, log)
-                manifest = _manifest(task, timestamp, started, clock, source, schema, contents)
-                manifest_path = set_writer.publish(manifest)
-                log.info(f"Backup set {timestamp} written to {location.path}.")
-                truncated = (
-                    _truncate_verified(snap, set_writer, dsn, schema, contents.tables, log)
-                    if truncate_after_backup
-                    else []
-                )
-        except PipelineError as error:
-            outcome = "published, then FAILED" if set_writer.published else "FAILED"
-            log_entry.note(
-                f"backup {set_writer.timestamp or '(no set claimed)'} {outcome} (task {task}, source {source})",
-                [error.message],
+    logbook = _Logbook(store, task, log)
+    set_writer = store.new_set(task, timestamp, create_task_dir=create_task_dir, on_interrupted=logbook.interrupted)
+    try:
+        with (
+            set_writer,
+            closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn,
+            Snapshot(
+                conn, schema, BACKUP_TABLES, lock_for_truncate=lock, dsn=dsn, export_sessions=export_sessions
+            ) as snap,
+        ):
+            timestamp = set_writer.timestamp
+            assert timestamp is not None
+            if on_claim:
+                on_claim(timestamp)
+            if lock:
+                log.info(f"Holding writers of {EMBEDDING_TABLE} off until the truncate (SHARE lock taken first).")
+            contents = _read_snapshot(snap, set_writer, log)
+            manifest = _manifest(task, timestamp, started, clock, source, schema, contents)
+            manifest_path = set_writer.publish(manifest)
+            log.info(f"Backup set {timestamp} written to {set_writer.location}.")
+            truncated = (
+                _truncate_verified(snap, set_writer, dsn, schema, contents.tables, log) if truncate_after_backup else []
             )
-            raise
-        result = BackupResult(
-            task=task,
-            timestamp=timestamp,
-            directory=location.path,
-            manifest_path=manifest_path,
-            log_path=location.path / LOG_FILE_NAME,
-            source=source,
-            pgvector_version=contents.pgvector_version,
-            langchain_layout=manifest["source"]["langchain_layout"],
-            embedding_dimensions=contents.embedding_dimensions,
-            tables=contents.tables,
-            duration_s=time.monotonic() - clock,
-            truncated=truncated,
+    except PipelineError as error:
+        outcome = "published, then FAILED" if set_writer.published else "FAILED"
+        logbook.note(
+            f"backup {set_writer.timestamp or '(no set claimed)'} {outcome} (task {task}, source {source})",
+            [error.message],
         )
-        # The set is published (and the truncate committed): a log that cannot be written only warns.
-        log_entry.note(_log_headline(result), _log_details(result))
+        raise
+    result = BackupResult(
+        task=task,
+        timestamp=timestamp,
+        directory=Path(set_writer.location),
+        manifest_path=Path(manifest_path),
+        log_path=Path(set_writer.location) / LOG_FILE_NAME,
+        source=source,
+        pgvector_version=contents.pgvector_version,
+        langchain_layout=manifest["source"]["langchain_layout"],
+        embedding_dimensions=contents.embedding_dimensions,
+        tables=contents.tables,
+        duration_s=time.monotonic() - clock,
+        truncated=truncated,
+    )
+    # The set is published (and the truncate committed): a log that cannot be written only warns.
+    logbook.note(_log_headline(result), _log_details(result))
     return result
 
 
 class _Logbook:
-    """The location's vector_backup_log.txt as this backup writes to it: a log that cannot be written warns."""
+    """The location's log as this backup writes to it: a log that cannot be written warns."""
 
-    def __init__(self, location: Directory, file_mode: int, log: Log):
-        self._location = location
-        self._mode = file_mode
+    def __init__(self, store: BackupStore, task: str, log: Log):
+        self._store = store
+        self._task = task
         self._log = log
 
     def note(self, headline: str, details: list[str]) -> None:
-        record_in_log(self._location, headline, details, self._mode, self._log.warning)
+        self._store.append_log(self._task, headline, details, self._log.warning)
 
     def interrupted(self, leftover: InterruptedSet) -> None:
         self._log.warning(
@@ -208,12 +195,12 @@ class _Logbook:
             f"{', '.join(leftover.files)} ({human_size(leftover.bytes)})."
         )
         self.note(
-            f"backup {leftover.timestamp} INTERRUPTED (found by a later backup into {self._location.path})",
+            f"backup {leftover.timestamp} INTERRUPTED (found by a later backup into {self._store.location(self._task)})",
             [f"its run ended without finishing; removed {', '.join(leftover.files)} ({human_size(leftover.bytes)})"],
         )
 
 
-def _read_snapshot(snap: Snapshot, set_writer: BackupSetWriter, log: Log) -> _SnapshotContents:
+def _read_snapshot(snap: Snapshot, set_writer: SetWriter, log: Log) -> _SnapshotContents:
     pgvector_version = snap.pgvector_version()
     descriptions = {table: snap.describe(table) for table in BACKUP_TABLES}
     counts = {table: snap.count(table) for table in BACKUP_TABLES}
@@ -242,7 +229,7 @@ def _warn_if_not_recreatable(description: TableDescription, log: Log) -> None:
 
 def _export_table(
     snap: Snapshot,
-    set_writer: BackupSetWriter,
+    set_writer: SetWriter,
     description: TableDescription,
     expected_rows: int,
     done: list[TableBackup],
@@ -265,15 +252,16 @@ def _export_table(
     except OSError as exc:
         # Estimated from what was written; the partial file goes first, so the free space shown is real.
         estimate = sum(t.bytes for t in done) + writer.bytes * expected_rows // max(writer.writes - 1, 1)
-        writer.discard()
-        raise storage_error(exc, writer.directory, writer.tmp_name, f"exporting {table}", estimate) from exc
+        raise writer.failed(exc, f"exporting {table}", estimate) from exc
     _check_counts(table, expected_rows, rows, writer)
     duration = time.monotonic() - clock
     log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} in {duration:.1f} s.")
-    return TableBackup(table, writer.path, rows, writer.bytes, writer.sha256, duration, description)
+    return TableBackup(
+        table, Path(set_writer.location) / writer.name, rows, writer.bytes, writer.sha256, duration, description
+    )
 
 
-def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: StreamingFileWriter) -> None:
+def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: TableWriter) -> None:
     streamed_rows = writer.writes - 1  # the first line is the header
     if not expected_rows == copied_rows == streamed_rows:
         raise DataError(
@@ -322,7 +310,7 @@ def _manifest(
 
 
 def _truncate_verified(
-    snap: Snapshot, set_writer: BackupSetWriter, dsn: str, schema: str, tables: list[TableBackup], log: Log
+    snap: Snapshot, set_writer: SetWriter, dsn: str, schema: str, tables: list[TableBackup], log: Log
 ) -> list[TruncateStats]:
     """Truncate the embedding table only if the set on disk holds exactly the rows committed in it."""
     embedding = next(t for t in tables if t.table == EMBEDDING_TABLE)

@@ -25,10 +25,10 @@ from pgvector_pipeline.postgres.restore import (
     restore_tables,
 )
 from pgvector_pipeline.store.files import VerifiedReader
+from pgvector_pipeline.store.interface import SetReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
-from pgvector_pipeline.store.reading import HeldSet
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10
@@ -82,7 +82,9 @@ def restore_backup_set(
     _check_set_files(backup_set, tables, allow_legacy)
     manifest = backup_set.manifest
     # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
-    with HeldSet(backup_set, tables) as held:
+    if backup_set.store is None:
+        raise InvalidParams(f"Set {backup_set.timestamp} was not found through a backup store; locate it first.")
+    with backup_set.store.read_set(backup_set, tables) as held:
         if manifest:
             _check_file_sizes(backup_set, manifest, held, tables, log)
         else:
@@ -150,7 +152,7 @@ def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy:
 
 
 def _check_file_sizes(
-    backup_set: BackupSetInfo, manifest: Manifest, held: HeldSet, tables: list[str], log: Log
+    backup_set: BackupSetInfo, manifest: Manifest, held: SetReader, tables: list[str], log: Log
 ) -> None:
     """A cut or grown file is refused before connecting; its sha256 is checked as it loads (VerifiedReader)."""
     for table in tables:
@@ -194,7 +196,7 @@ def _read_header(file: io.FileIO, path: Path) -> list[str]:
     return header
 
 
-def _table_load(backup_set: BackupSetInfo, held: HeldSet, table: str) -> TableLoad:
+def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str) -> TableLoad:
     path = backup_set.files[table]
     file = held.file(table)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None

@@ -97,7 +97,6 @@ def retain_newest(backup_root, keep: int, log: "RecordingLog"):
         list_backup_sets(backup_root),
         RetentionPolicy(keep_newest=keep),
         dry_run=False,
-        mode=0o600,
         log_info=log.info,
         warn=log.warning,
     )

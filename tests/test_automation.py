@@ -6,7 +6,7 @@ import json
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import (
     BACKUP_SCHEDULE,
     FRESHNESS_CHECK,
@@ -20,6 +20,7 @@ from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
 from pgvector_pipeline.schedules.retention import retention_tick
 from pgvector_pipeline.sensors.task_backup import task_backup_sensor
+from pgvector_pipeline.store.local import LocalBackupStore
 from tests.helpers import recent_timestamp
 
 
@@ -96,7 +97,7 @@ def test_freshness_check_fails_without_a_recent_global_backup(store_db, backup_r
             and none.description == f"There is no complete global backup in {backup_root / 'vector_bak'}."
         )
 
-        old_set = back_up_store(store_db, "public", backup_root, "global", "20261101_000000")
+        old_set = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", "20261101_000000")
         # Age is the manifest's started_at (an absolute time), not the name: make this set a month old.
         manifest = json.loads(old_set.manifest_path.read_text())
         manifest["started_at"] = "2026-11-01T00:00:00+00:00"
@@ -105,7 +106,7 @@ def test_freshness_check_fails_without_a_recent_global_backup(store_db, backup_r
         assert not old.passed and "20261101_000000" in old.description
         assert "older than 26 h. Is daily_vector_backup_schedule running?" in old.description
 
-        back_up_store(store_db, "public", backup_root, "global", recent_timestamp())
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", recent_timestamp())
         [fresh] = job.execute_in_process(instance=instance, run_config=inventory_only).get_asset_check_evaluations()
         assert fresh.passed and fresh.check_name == FRESHNESS_CHECK
 

@@ -7,13 +7,14 @@ import json
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DatabaseError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.store import backup_set
 from pgvector_pipeline.store.files import StreamingFileWriter
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import (
     execute,
@@ -46,7 +47,7 @@ def test_round_trip_of_tricky_data_matches_copy_and_manifest(empty_db, backup_ro
     store_db = empty_db
     make_store(store_db, LANGCHAIN_POSTGRES)
 
-    result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
 
     manifest = json.loads(result.manifest_path.read_text())
     for table in result.tables:
@@ -81,7 +82,7 @@ def test_fixed_dimension_and_community_layout(empty_db, backup_root):
         )
 
     execute(empty_db, setup)
-    result = back_up_store(empty_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    result = back_up_database(empty_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
 
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["source"]["langchain_layout"] == "langchain_community"
@@ -120,7 +121,7 @@ def test_snapshot_is_consistent_while_a_writer_inserts(store_db, backup_root):
             pass
 
     log = WriterBetweenTables()
-    result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, log=log)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, log=log)
 
     assert log.writes == 3
     collections = read_csv_rows(result.table("langchain_pg_collection").path)
@@ -156,7 +157,14 @@ def test_backend_terminated_mid_copy_leaves_no_set_and_no_change(
     monkeypatch.setattr(backup_set, "StreamingFileWriter", TerminatingWriter)
 
     with pytest.raises(DatabaseError) as failure:
-        back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=truncate_after_backup)
+        back_up_database(
+            store_db,
+            "public",
+            LocalBackupStore(backup_root),
+            GLOBAL_TASK_KEY,
+            TS,
+            truncate_after_backup=truncate_after_backup,
+        )
 
     assert failure.value.can_retry
     assert "exporting langchain_pg_embedding" in failure.value.message
@@ -172,7 +180,9 @@ def test_truncate_after_backup_empties_only_embeddings(store_db, backup_root):
         lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=10, dimension=4),
     )
 
-    result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True)
+    result = back_up_database(
+        store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, truncate_after_backup=True
+    )
 
     assert [(s.table, s.rows_before, s.rows_after) for s in result.truncated] == [("langchain_pg_embedding", 20, 0)]
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
@@ -183,34 +193,34 @@ def test_truncate_after_backup_empties_only_embeddings(store_db, backup_root):
 
 def test_task_directory_rules(store_db, backup_root):
     with pytest.raises(ResourceNotFound, match="create_task_dir"):
-        back_up_store(store_db, "public", backup_root, "task_1", TS)
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), "task_1", TS)
     assert not (backup_root / "task_1").exists()
 
-    result = back_up_store(store_db, "public", backup_root, "task_1", TS, create_task_dir=True)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "task_1", TS, create_task_dir=True)
     assert result.directory == backup_root / "task_1" / "vector_bak"
 
     with pytest.raises(InvalidParams, match="already exists"):
-        back_up_store(store_db, "public", backup_root, "task_1", TS)
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), "task_1", TS)
     for bad in ["../etc", "task-1", "a|b", "a,b", "", "tâche"]:
         with pytest.raises(InvalidParams, match="not valid"):
-            back_up_store(store_db, "public", backup_root, bad or "x y", TS)
+            back_up_database(store_db, "public", LocalBackupStore(backup_root), bad or "x y", TS)
     with pytest.raises(InvalidParams, match="Timestamp"):
-        back_up_store(store_db, "public", backup_root, "task_1", "20261399_000000")
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), "task_1", "20261399_000000")
 
 
 def test_missing_tables_and_missing_extension_are_reported(empty_db, backup_root):
     with pytest.raises(ResourceNotFound, match="pgvector extension is not installed"):
-        back_up_store(empty_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+        back_up_database(empty_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     execute(empty_db, lambda cur: cur.execute("CREATE EXTENSION vector"))
     with pytest.raises(ResourceNotFound, match="langchain_pg_collection does not exist"):
-        back_up_store(empty_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+        back_up_database(empty_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     assert sorted(p.name for p in (backup_root / "vector_bak").iterdir()) == [LOG_FILE_NAME]
 
 
 def test_unreachable_database_is_retryable_and_never_shows_the_password(backup_root):
     dsn = "postgresql://writer:s3cret-pw@127.0.0.1:1/vectors"
     with pytest.raises(DatabaseError) as failure:
-        back_up_store(dsn, "public", backup_root, GLOBAL_TASK_KEY, TS)
+        back_up_database(dsn, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     assert failure.value.can_retry
     assert "Cannot connect" in failure.value.message
     log = (backup_root / "vector_bak" / LOG_FILE_NAME).read_text()
@@ -223,8 +233,8 @@ def test_log_is_appended_and_names_each_manifest(store_db, backup_root):
     directory.mkdir()
     (directory / LOG_FILE_NAME).write_text("=== Vector Table Backup Log ===\nwritten by the old system\n")
 
-    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, "20261123_000001")
-    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, "20261123_000002")
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, "20261123_000001")
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, "20261123_000002")
 
     log = (directory / LOG_FILE_NAME).read_text()
     assert log.startswith("=== Vector Table Backup Log ===\nwritten by the old system\n")

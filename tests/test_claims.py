@@ -4,11 +4,12 @@ import threading
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
@@ -28,7 +29,7 @@ def test_backups_started_at_once_claim_distinct_complete_sets(store_db, backup_r
     def start() -> None:
         barrier.wait()
         try:
-            results.append(back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, None))
+            results.append(back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, None))
         except Exception as exc:  # reported by the assertion below
             errors.append(exc)
 
@@ -51,7 +52,7 @@ def test_the_loser_of_a_race_for_a_named_set_is_told_why_and_it_is_logged(store_
     winner = SetLock.try_acquire(open_location(backup_root, GLOBAL_TASK_KEY), TS, 0o600)  # another run holds the set
     try:
         with pytest.raises(InvalidParams) as failure:
-            back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+            back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     finally:
         winner.release()
     assert failure.value.message.startswith(f"Another run is writing set {TS} in {directory} right now.")
@@ -61,9 +62,9 @@ def test_the_loser_of_a_race_for_a_named_set_is_told_why_and_it_is_logged(store_
 
 
 def test_refusing_an_existing_set_is_logged(store_db, backup_root):
-    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     with pytest.raises(InvalidParams, match="already exists"):
-        back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     log = (backup_root / "vector_bak" / LOG_FILE_NAME).read_text()
     assert log.count(f"backup {TS} OK") == 1 and log.count(f"backup {TS} FAILED") == 1
     assert "Backups never overwrite" in log

@@ -2,11 +2,12 @@
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog
@@ -31,7 +32,7 @@ def store(store_db):
 def test_a_table_with_a_generated_column_restores(store, backup_root):
     before = query(store, ROWS)
     log = RecordingLog()
-    result = back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS, log=log)
+    result = back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, log=log)
     assert "doc_length" not in [c.name for c in result.table("langchain_pg_embedding").columns]
     assert any("generated column" in line for line in log.warnings), log.warnings
 
@@ -41,7 +42,7 @@ def test_a_table_with_a_generated_column_restores(store, backup_root):
 
 
 def test_create_missing_refuses_a_generated_column_and_says_so(store, backup_root, empty_db):
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
 
     with pytest.raises(DataError) as failure:
         restore_backup_set(empty_db, "public", locate_backup_set(backup_root, timestamp=TS), create_missing=True)

@@ -168,7 +168,6 @@ def test_bad_legacy_metadata_is_a_data_error_naming_file_and_line(metadata_repr,
 
 
 def test_legacy_fields_over_128_kib_restore_and_adopt(store_db, backup_root):
-    from pgvector_pipeline.store.adopt import adopt_legacy_set
 
     document = "long document " * 20_000  # 280 KB, above csv's default field limit of 128 KiB
     legacy = legacy_set_with(store_db, backup_root, document, repr({"size": len(document), "text": document}))
@@ -177,4 +176,4 @@ def test_legacy_fields_over_128_kib_restore_and_adopt(store_db, backup_root):
     assert query(store_db, "SELECT document, cmetadata->>'size' FROM langchain_pg_embedding") == [
         (document, str(len(document)))
     ]
-    assert adopt_legacy_set(legacy).tables[EMBEDDING_TABLE].rows == 1
+    assert legacy.store.adopt(legacy).tables[EMBEDDING_TABLE].rows == 1

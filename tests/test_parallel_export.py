@@ -7,12 +7,13 @@ import time
 import pytest
 from psycopg2.extensions import make_dsn
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.postgres import ranges
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog, recent_timestamps
@@ -38,8 +39,10 @@ def parallel_lines(log: RecordingLog) -> list[str]:
 def test_ranges_write_the_bytes_one_session_writes(store, backup_root, small_export_ranges):
     first, second = recent_timestamps(2)
     log = RecordingLog()
-    alone = back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, first, export_sessions=1)
-    shared = back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, second, export_sessions=3, log=log)
+    alone = back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, first, export_sessions=1)
+    shared = back_up_database(
+        store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, second, export_sessions=3, log=log
+    )
 
     [line] = [line for line in parallel_lines(log) if line.startswith(EMBEDDING_TABLE)]
     assert line.startswith(f"{EMBEDDING_TABLE}: exported by 3 sessions on this snapshot, ")
@@ -70,7 +73,9 @@ def test_sessions_read_the_backup_snapshot_not_later_writes(store, backup_root, 
                 )
 
     log = ChangeRowsWhenExportStarts()
-    result = back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, recent_timestamps(1)[0], log=log)
+    result = back_up_database(
+        store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, recent_timestamps(1)[0], log=log
+    )
 
     assert any("exported by 2 sessions" in line for line in parallel_lines(log))
     with open(result.table(EMBEDDING_TABLE).path, newline="", encoding="utf-8") as file:
@@ -98,7 +103,7 @@ def test_a_killed_export_session_fails_the_backup_and_leaves_no_set(
 
     monkeypatch.setattr(ranges.SnapshotSession, "copy", copy_then_die_at_the_tenth)
     with pytest.raises(DatabaseError) as lost:
-        back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, recent_timestamps(1)[0])
+        back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, recent_timestamps(1)[0])
 
     assert lost.value.can_retry is True
     assert f"while exporting {EMBEDDING_TABLE} (heap blocks from {calls[9].first}, in a second session)" in (
@@ -139,7 +144,9 @@ def test_a_waiting_exclusive_lock_makes_the_export_use_one_session(store, backup
     outcome: dict = {}
     backup = threading.Thread(
         target=lambda: outcome.update(
-            result=back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, recent_timestamps(1)[0], log=log)
+            result=back_up_database(
+                store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, recent_timestamps(1)[0], log=log
+            )
         ),
         daemon=True,
     )
@@ -172,7 +179,9 @@ def test_no_free_connection_slot_makes_the_export_use_one_session(store, backup_
     )
     log = RecordingLog()
     dsn = make_dsn(store, user="one_connection")
-    result = back_up_store(dsn, "public", backup_root, GLOBAL_TASK_KEY, recent_timestamps(1)[0], log=log)
+    result = back_up_database(
+        dsn, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, recent_timestamps(1)[0], log=log
+    )
 
     assert result.table(EMBEDDING_TABLE).rows == ROWS
     [line] = [line for line in parallel_lines(log) if line.startswith(EMBEDDING_TABLE)]

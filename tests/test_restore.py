@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from pgvector_pipeline import restore as restore_module
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import (
     DatabaseError,
@@ -21,8 +21,7 @@ from pgvector_pipeline.postgres.maintenance import truncate_tables_now
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.locations import open_location
-from pgvector_pipeline.store.manifest import read_manifest
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
@@ -47,7 +46,7 @@ def truncate_both(dsn: str) -> None:
 
 
 def backed_up(dsn: str, root: Path, timestamp: str = TS):
-    back_up_store(dsn, "public", root, GLOBAL_TASK_KEY, timestamp)
+    back_up_database(dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, timestamp)
     return locate_backup_set(root, timestamp=timestamp)
 
 
@@ -184,8 +183,7 @@ def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -
     manifest = json.loads(backup_set.manifest_path.read_text())
     manifest["tables"][table].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     backup_set.manifest_path.write_text(json.dumps(manifest))
-    with open_location(backup_set.root, backup_set.task) as location:
-        backup_set.manifest = read_manifest(location, backup_set.timestamp)
+    backup_set.manifest = backup_set.store.locate(task_id=backup_set.task, timestamp=backup_set.timestamp).manifest
 
 
 def test_duplicate_keys_without_truncate_roll_back(restorable):

@@ -2,12 +2,13 @@
 
 import threading
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 
@@ -16,7 +17,7 @@ TS = "20261125_120000"
 
 def test_an_append_restore_succeeds_while_an_app_writes(store_db, backup_root):
     fill_sample_store(store_db, collections=1, embeddings_per_collection=3000, dimension=16)
-    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding"))
     stop, written = threading.Event(), []
 

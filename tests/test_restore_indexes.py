@@ -7,13 +7,14 @@ import time
 import psycopg2
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DatabaseError, DataError
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
@@ -50,7 +51,7 @@ def indexed_store(store_db, backup_root):
     )
     for statement in USER_INDEXES:
         execute(store_db, lambda cur, statement=statement: cur.execute(statement))
-    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     return store_db, locate_backup_set(backup_root, timestamp=TS)
 
 
@@ -89,7 +90,7 @@ def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_stor
             "UPDATE langchain_pg_embedding SET document = 'short' WHERE id = (SELECT min(id) FROM langchain_pg_embedding)"
         ),
     )
-    back_up_store(dsn, "public", backup_set.directory.parent, GLOBAL_TASK_KEY, "20261124_101501")
+    back_up_database(dsn, "public", LocalBackupStore(backup_set.directory.parent), GLOBAL_TASK_KEY, "20261124_101501")
     bad_set = locate_backup_set(backup_set.directory.parent, timestamp="20261124_101501")
     execute(dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE document = 'short'"))
     execute(

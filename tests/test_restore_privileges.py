@@ -4,11 +4,12 @@ the role cannot drop and rebuild them."""
 import pytest
 from psycopg2 import sql
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.helpers import RecordingLog
@@ -20,7 +21,7 @@ INDEXES = "SELECT indexname FROM pg_indexes WHERE tablename = 'langchain_pg_embe
 @pytest.fixture
 def backed_up(store_db, backup_root):
     fill_sample_store(store_db, collections=2, embeddings_per_collection=50, dimension=8)
-    back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%7'"))
     return locate_backup_set(backup_root, timestamp=TS)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RETENTION_JOB, retention_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
@@ -16,6 +16,7 @@ from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, csv_name
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.retention import RetentionPolicy, plan_retention
 
@@ -93,9 +94,9 @@ def test_bad_policies_are_refused(keep_newest, max_age_days, words):
 
 def test_retention_job_deletes_logs_and_removes_partition_keys(store_db, backup_root):
     for timestamp in ("20261101_000000", "20261102_000000", "20261103_000000"):
-        back_up_store(store_db, "public", backup_root, "global", timestamp)
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", timestamp)
     (backup_root / "task_9").mkdir()
-    back_up_store(store_db, "public", backup_root, "task_9", "20261102_000000")
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), "task_9", "20261102_000000")
     with dg.instance_for_test() as instance:
         for s in list_backup_sets(backup_root):
             register_backup_partition(instance, s.task, s.timestamp)
@@ -159,7 +160,7 @@ def test_newest_is_decided_by_the_time_taken_not_the_name_across_a_dst_fall_back
     # 01:30 EDT, then 01:15 EST half an hour later: the later set has the earlier local name.
     taken = {"20261101_013000": "2026-11-01T01:30:00-04:00", "20261101_011500": "2026-11-01T01:15:00-05:00"}
     for timestamp, started_at in taken.items():
-        result = back_up_store(store_db, "public", backup_root, "global", timestamp)
+        result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", timestamp)
         manifest = json.loads(result.manifest_path.read_text())
         manifest["started_at"] = started_at
         result.manifest_path.write_text(json.dumps(manifest))

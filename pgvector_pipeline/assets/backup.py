@@ -13,7 +13,6 @@ from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.layout import check_stamped_now
-from pgvector_pipeline.store.listing import list_backup_sets
 
 COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
 EMBEDDING_BACKUP = dg.AssetKey(f"{EMBEDDING_TABLE}_backup")
@@ -72,24 +71,24 @@ def vector_store_backup(
                 "request_vector_backup_job, or the schedule."
             )
         task, timestamp = backup_set_of(context.partition_key)
+        store = backup_store.store()
         check_stamped_now(timestamp, backup_store.timestamp_window_s)
         context.log.info(
             f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
-            f"of task {task} under {backup_store.root_path}."
+            f"of task {task} in {store.where}."
         )
         result = pgvector.back_up(
-            backup_store.root_path,
+            store,
             task,
             timestamp,
             truncate_after_backup=config.truncate_after_backup,
             create_task_dir=config.create_task_dir,
-            file_mode=backup_store.mode,
             log=context.log,
         )
     for table in result.tables:
         yield dg.MaterializeResult(asset_key=ASSET_BY_TABLE[table.table], metadata=backup_metadata(result, table))
     # A listing right after this run includes its set.
-    context.log_event(inventory_refreshed(backup_store.root_path, list_backup_sets(backup_store.root_path)))
+    context.log_event(inventory_refreshed(store.where, store.list_sets()))
 
 
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:

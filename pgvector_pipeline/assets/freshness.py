@@ -10,8 +10,6 @@ from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import FRESHNESS_CHECK
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import list_backup_sets
-from pgvector_pipeline.store.locations import location_path
 
 MAX_AGE_ENV = "PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS"
 # A daily schedule plus two hours of slack for a slow or late run.
@@ -29,12 +27,12 @@ DEFAULT_MAX_AGE_HOURS = 26.0
 def recent_global_backup(backup_store: BackupStoreResource) -> dg.AssetCheckResult:
     """Age of the newest complete global set against the allowed maximum."""
     max_age_h = float(os.environ.get(MAX_AGE_ENV) or DEFAULT_MAX_AGE_HOURS)
-    root = backup_store.root_path
-    newest = next((s for s in list_backup_sets(root, global_only=True) if s.complete), None)
+    store = backup_store.store()
+    newest = next((s for s in store.list_sets(global_only=True) if s.complete), None)
     if newest is None:
         return dg.AssetCheckResult(
             passed=False,
-            description=f"There is no complete global backup in {location_path(root, GLOBAL_TASK_KEY)}.",
+            description=f"There is no complete global backup in {store.location(GLOBAL_TASK_KEY)}.",
             metadata={"max_age_hours": max_age_h},
         )
     age_h = (datetime.now().astimezone() - newest.taken_at).total_seconds() / 3600

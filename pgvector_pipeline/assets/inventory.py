@@ -1,7 +1,5 @@
 """Every backup set under the root as one table: global and per task, newest first."""
 
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 
@@ -9,7 +7,7 @@ from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.listing import BackupSetInfo, list_backup_sets
+from pgvector_pipeline.store.listing import BackupSetInfo
 
 # The UI group of the backup assets and the inventory.
 BACKUP_GROUP = "vector_backups"
@@ -62,7 +60,7 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
     return frame.astype({column: "Int64" for column in _COUNT_COLUMNS})
 
 
-def inventory_metadata(frame: pd.DataFrame, root: Path) -> dict:
+def inventory_metadata(frame: pd.DataFrame, where: str) -> dict:
     """The inventory's metadata: counts, and a table of the newest sets (what the UI and GraphQL show)."""
     records = [
         dg.TableRecord({k: (None if pd.isna(v) else int(v) if k in _COUNT_COLUMNS else v) for k, v in row.items()})
@@ -81,16 +79,16 @@ def inventory_metadata(frame: pd.DataFrame, root: Path) -> dict:
         "dagster/row_count": len(frame),
         "complete_sets": int(frame["complete"].sum()),
         "incomplete_sets": int((~frame["complete"]).sum()),
-        "root": dg.MetadataValue.path(str(root)),
+        "root": dg.MetadataValue.path(where),
         "sets_in_table": len(records),
         "sets": dg.MetadataValue.table(records=records, schema=schema),
     }
 
 
-def inventory_refreshed(root: Path, sets: list[BackupSetInfo]) -> dg.AssetMaterialization:
+def inventory_refreshed(where: str, sets: list[BackupSetInfo]) -> dg.AssetMaterialization:
     """A materialization of the inventory from `sets`, the store's listing as it is now: runs that add or
     delete sets log one, so a listing right after them includes what they did."""
-    return dg.AssetMaterialization(INVENTORY, metadata=inventory_metadata(inventory_frame(sets), root))
+    return dg.AssetMaterialization(INVENTORY, metadata=inventory_metadata(inventory_frame(sets), where))
 
 
 @dg.asset(
@@ -105,5 +103,6 @@ def inventory_refreshed(root: Path, sets: list[BackupSetInfo]) -> dg.AssetMateri
 )
 def vector_backup_inventory(backup_store: BackupStoreResource) -> dg.Output[pd.DataFrame]:
     """Every backup set on disk as a DataFrame, with a table of the newest sets for the UI and GraphQL."""
-    frame = inventory_frame(list_backup_sets(backup_store.root_path))
-    return dg.Output(frame, metadata=inventory_metadata(frame, backup_store.root_path))
+    store = backup_store.store()
+    frame = inventory_frame(store.list_sets())
+    return dg.Output(frame, metadata=inventory_metadata(frame, store.where))

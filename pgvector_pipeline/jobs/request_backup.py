@@ -15,7 +15,6 @@ from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.layout import task_key
-from pgvector_pipeline.store.listing import list_backup_sets
 
 
 class BackupRequestConfig(dg.Config):
@@ -61,13 +60,13 @@ def request_vector_backup(
 
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
         task = task_key(config.task_id)
+        store = backup_store.store()
         result = pgvector.back_up(
-            backup_store.root_path,
+            store,
             task,
             None,
             truncate_after_backup=config.truncate_after_backup,
             create_task_dir=config.create_task_dir,
-            file_mode=backup_store.mode,
             on_claim=register,
             log=context.log,
         )
@@ -75,7 +74,7 @@ def request_vector_backup(
         yield dg.AssetMaterialization(
             asset_key=ASSET_BY_TABLE[table.table], partition=str(claimed[-1]), metadata=backup_metadata(result, table)
         )
-    yield inventory_refreshed(backup_store.root_path, list_backup_sets(backup_store.root_path))
+    yield inventory_refreshed(store.where, store.list_sets())
     yield dg.Output(
         None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(str(result.directory))}
     )

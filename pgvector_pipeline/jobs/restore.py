@@ -13,7 +13,6 @@ from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.restore import check_restore_tables
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import locate_backup_set
 
 
 class RestoreConfig(dg.Config):
@@ -75,8 +74,8 @@ def restore_vector_backup(
             task, timestamp = backup_set_of(context.partition_key)
         else:
             task, timestamp = config.task_id, ""
-        backup_set = locate_backup_set(
-            backup_store.root_path, task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
+        backup_set = backup_store.store().locate(
+            task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
         context.log.info(
             f"Restoring set {backup_set.timestamp} of {backup_set.directory} into {pgvector.redacted_dsn}."

@@ -9,7 +9,6 @@ from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import remove_unused_partition_keys
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 
 
@@ -37,21 +36,20 @@ def delete_old_backup_sets(context: dg.OpExecutionContext, config: RetentionConf
     """Apply the retention policy to every set under the root."""
     with failures_reported():
         policy = RetentionPolicy(config.keep_newest, config.max_age_days)
-        root = backup_store.root_path
-        context.log.info(f"Retention under {root}: {policy.describe()}{' (dry run)' if config.dry_run else ''}.")
+        store = backup_store.store()
+        context.log.info(f"Retention in {store.where}: {policy.describe()}{' (dry run)' if config.dry_run else ''}.")
         result = apply_retention(
-            list_backup_sets(root),
+            store.list_sets(),
             policy,
             dry_run=config.dry_run,
-            mode=backup_store.mode,
             log_info=context.log.info,
             warn=context.log.warning,
         )
     removed_keys: list[str] = []
     if not config.dry_run:
-        remaining = list_backup_sets(root)
+        remaining = store.list_sets()
         removed_keys = remove_unused_partition_keys(context.instance, result.deleted, remaining)
-        context.log_event(inventory_refreshed(root, remaining))
+        context.log_event(inventory_refreshed(store.where, remaining))
     verb = "Would delete" if config.dry_run else "Deleted"
     context.log.info(f"{verb} {len(result.deleted)} sets, {human_size(result.bytes_freed)}.")
     records = [

@@ -13,6 +13,8 @@ from pgvector_pipeline.store.files import (
     DEFAULT_FILE_MODE,
     check_file_mode,
 )
+from pgvector_pipeline.store.interface import BackupStore
+from pgvector_pipeline.store.local import LocalBackupStore
 
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
 RESOURCE_KEY = "backup_store"
@@ -59,6 +61,10 @@ class BackupStoreResource(dg.ConfigurableResource):
                     f"launch the run without resources.backup_store.config.root. Nothing was done."
                 )
             )
+
+    def store(self) -> BackupStore:
+        """The backup store this resource configures (a local directory tree; see store.interface)."""
+        return LocalBackupStore(self.root_path, self.mode)
 
     @property
     def root_path(self) -> Path:

@@ -1,12 +1,11 @@
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.backup import BackupResult, Log, back_up_store
+from pgvector_pipeline.backup import BackupResult, Log, back_up_database
 from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
@@ -15,7 +14,7 @@ from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_se
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
-from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
+from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.listing import BackupSetInfo
 
 
@@ -146,26 +145,24 @@ class PgVectorResource(dg.ConfigurableResource):
 
     def back_up(
         self,
-        root: Path,
+        store: BackupStore,
         task: str,
         timestamp: str | None,
         *,
         truncate_after_backup: bool = False,
         create_task_dir: bool = False,
-        file_mode: int = DEFAULT_FILE_MODE,
         on_claim: Callable[[str], None] | None = None,
         log: Log | logging.Logger | None = None,
     ) -> BackupResult:
-        """Back up into the set `timestamp` of `task`; None claims a new set (see back_up_store)."""
-        return back_up_store(
+        """Back up into the set `timestamp` of `task` in `store`; None claims a new set (see back_up_database)."""
+        return back_up_database(
             self.dsn,
             self.db_schema,
-            root,
+            store,
             task,
             timestamp,
             truncate_after_backup=truncate_after_backup,
             create_task_dir=create_task_dir,
-            file_mode=file_mode,
             on_claim=on_claim,
             export_sessions=self.export_sessions,
             lock_timeout_s=self.lock_timeout_s,

@@ -19,12 +19,10 @@ from pgvector_pipeline.partitions import (
     timestamp_partitions,
 )
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.adopt import adopt_legacy_set
 from pgvector_pipeline.store.listing import (
     STATUS_COMPLETE,
     STATUS_LEGACY,
     BackupSetInfo,
-    list_backup_sets,
 )
 
 # Dagster ends a sensor tick after 60 s: stop starting new work after this long, the next tick goes on.
@@ -78,16 +76,15 @@ class _TickBudget:
         return True
 
 
-def _adopt_legacy_sets(
-    context: dg.SensorEvaluationContext, sets: list[BackupSetInfo], mode: int, budget: _TickBudget
-) -> int:
+def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo], budget: _TickBudget) -> int:
     """Adopt legacy sets while the budget lasts; how many are left for the next ticks."""
     legacy = [s for s in sets if s.status == STATUS_LEGACY]
     for done, backup_set in enumerate(legacy):
         if not budget.take():
             return len(legacy) - done
         try:
-            backup_set.manifest = adopt_legacy_set(backup_set, mode)
+            assert backup_set.store is not None, "listed sets know their store"
+            backup_set.manifest = backup_set.store.adopt(backup_set)
             backup_set.has_manifest = True
             context.log.info(f"Adopted old-system set {backup_set.timestamp} in {backup_set.directory}.")
         except PipelineError as error:
@@ -152,13 +149,13 @@ def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: B
         context.log.warning(
             f"Removing {len(keys)} invalid keys from {name}: {', '.join(repr(k)[:40] for k in keys[:10])}"
         )
-    sets = list_backup_sets(backup_store.root_path)
+    sets = backup_store.store().list_sets()
     # The cursor is a fingerprint of what is on disk: an unchanged store costs one directory scan.
     fingerprint = _fingerprint(sets)
     if fingerprint == context.cursor and not deletions:
         return dg.SkipReason("No backup set appeared, changed or disappeared since the last tick.")
     budget = _TickBudget(max_sets_per_tick(), TICK_BUDGET_S)
-    left = _adopt_legacy_sets(context, sets, backup_store.mode, budget)
+    left = _adopt_legacy_sets(context, sets, budget)
     left += _register_sets(context, sets, budget)
     fingerprint = _fingerprint(sets)
     if left:

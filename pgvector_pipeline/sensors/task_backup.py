@@ -8,7 +8,6 @@ is the task id, so a lost cursor cannot start a second backup.
 
 import json
 import os
-from contextlib import nullcontext
 
 import dagster as dg
 
@@ -16,8 +15,6 @@ from pgvector_pipeline.contract import TASK_SENSOR, request_run_config
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.listing import list_backup_sets
-from pgvector_pipeline.store.locations import open_root, task_directories
 
 TRUNCATE_ENV = "PGVECTOR_TASK_BACKUP_TRUNCATE"
 TASK_TAG = "pgvector_pipeline/task"
@@ -55,13 +52,10 @@ def truncate_requested() -> bool:
 def task_backup_sensor(context: dg.SensorEvaluationContext, backup_store: BackupStoreResource):
     """Request one backup for each task directory that is new since the last tick and has no sets yet."""
     handled = set(json.loads(context.cursor)) if context.cursor else set()
-    root = backup_store.root_path
-    root_dir = open_root(root)
-    with root_dir or nullcontext():
-        tasks = task_directories(root_dir) if root_dir else []
-    new_tasks = sorted(set(tasks) - handled)
+    store = backup_store.store()
+    new_tasks = sorted(set(store.task_ids()) - handled)
     if not new_tasks:
-        return dg.SkipReason(f"No new task directory under {root}.")
+        return dg.SkipReason(f"No new task directory in {store.where}.")
     try:
         limit = max_runs_per_tick()
     except InvalidParams as error:
@@ -73,7 +67,7 @@ def task_backup_sensor(context: dg.SensorEvaluationContext, backup_store: Backup
         if len(requests) >= limit:
             break
         looked_at.append(task)
-        if list_backup_sets(root, task_id=task):
+        if store.list_sets(task_id=task):
             context.log.info(f"Task directory {task} already holds backup sets; not backing it up again.")
             continue
         requests.append(

@@ -63,14 +63,15 @@ def _describe_csv(raw: io.FileIO, name: str) -> dict:
     }
 
 
-def adopt_legacy_set(backup_set: BackupSetInfo, mode: int = DEFAULT_FILE_MODE) -> Manifest:
+def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest:
     """Write the adopted manifest of a legacy set (status 'legacy'), read from its held files, and return it."""
+    backup_set = reader.backup_set
     if backup_set.status != STATUS_LEGACY:
         raise DataError(
             f"Set {backup_set.timestamp} in {backup_set.directory} is {backup_set.status}, not a legacy set."
         )
     tables = sorted(backup_set.files)
-    with HeldSet(backup_set, tables) as held:
+    with reader as held:
         assert held.location is not None
         document = {
             "format": MANIFEST_FORMAT,

@@ -9,7 +9,6 @@ writer's files (lock held) at once, without guessing from file ages.
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams
@@ -20,6 +19,7 @@ from pgvector_pipeline.store.files import (
     storage_error,
     write_json_durably,
 )
+from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import (
     TMP_SUFFIX,
     csv_name,
@@ -73,15 +73,6 @@ class SetLock:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
-
-
-@dataclass(frozen=True)
-class InterruptedSet:
-    """Leftovers of a run that ended without finishing its set, removed by a later run."""
-
-    timestamp: str
-    files: list[str]
-    bytes: int
 
 
 def _set_files(directory: Directory, timestamp: str) -> list[str]:
@@ -168,6 +159,11 @@ class BackupSetWriter:
     def manifest_path(self) -> Path:
         return self.directory.path / self.manifest_name
 
+    @property
+    def location(self) -> str:
+        """The directory the set is written into (for messages and metadata)."""
+        return str(self.directory.path)
+
     def __enter__(self) -> "BackupSetWriter":
         try:
             for interrupted in remove_interrupted_sets(self.directory, self.mode):
@@ -227,7 +223,7 @@ class BackupSetWriter:
         """The sha256 of a published table file, read back from the disk."""
         return self.directory.sha256(self.writers[table].name)
 
-    def publish(self, manifest: dict) -> Path:
+    def publish(self, manifest: dict) -> str:
         """Make the set visible: manifest .tmp, CSVs renamed, manifest renamed, each step durable."""
         manifest_tmp = tmp_name(self.manifest_name)
         try:
@@ -240,7 +236,7 @@ class BackupSetWriter:
             self.directory.fsync()
         except OSError as exc:
             raise storage_error(exc, self.directory, self.manifest_name, "publishing the backup set") from exc
-        return self.manifest_path
+        return str(self.manifest_path)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._lock is not None

@@ -138,6 +138,11 @@ class StreamingFileWriter:
     def publish(self) -> None:
         self.directory.rename(self.tmp_name, self.name)
 
+    def failed(self, exc: OSError, doing: str, set_bytes_estimate: int | None = None) -> StorageError:
+        """Discard the partial file (first, so the free space reported is real) and say what failed."""
+        self.discard()
+        return storage_error(exc, self.directory, self.tmp_name, doing, set_bytes_estimate)
+
     def discard(self) -> int:
         """Close (a full disk makes the final flush fail: ignored) and delete the .tmp; returns bytes freed."""
         try:

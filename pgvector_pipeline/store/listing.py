@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import BACKUP_TABLES
@@ -22,6 +23,9 @@ from pgvector_pipeline.store.locations import location_path, open_location, open
 from pgvector_pipeline.store.log import logged_manifest_timestamps
 from pgvector_pipeline.store.manifest import Manifest, read_manifest
 
+if TYPE_CHECKING:
+    from pgvector_pipeline.store.interface import BackupStore
+
 STATUS_COMPLETE = "complete"
 STATUS_LEGACY = "legacy"  # both CSVs, no manifest, and the log does not name one: made by the old system
 STATUS_UNFINISHED = "unfinished"  # being written now, or its writer died (the next backup there cleans it)
@@ -35,8 +39,8 @@ class BackupSetInfo:
 
     task: str
     timestamp: str
-    directory: Path  # where the set is (for messages and metadata); files are opened from `root`, see locations
-    root: Path = Path()
+    directory: Path  # where the set is (for messages and metadata); its files are reached through `store`
+    store: "BackupStore | None" = None  # the store it was found in: reading, deleting and adopting go through it
     files: dict[str, Path] = field(default_factory=dict)  # published CSVs by table
     sizes: dict[str, int] = field(default_factory=dict)  # bytes of each table's CSV (or its .tmp if unfinished)
     has_manifest: bool = False
@@ -94,12 +98,12 @@ class BackupSetInfo:
         return names + ([manifest_name(self.timestamp)] if self.has_manifest else [])
 
 
-def _scan_directory(root: Path, task: str, location: Directory) -> list[BackupSetInfo]:
+def _scan_directory(store: "BackupStore", task: str, location: Directory) -> list[BackupSetInfo]:
     sets: dict[str, BackupSetInfo] = {}
     has_log = False
 
     def entry(timestamp: str) -> BackupSetInfo:
-        return sets.setdefault(timestamp, BackupSetInfo(task, timestamp, location.path, root))
+        return sets.setdefault(timestamp, BackupSetInfo(task, timestamp, location.path, store))
 
     for item in location.entries():
         if item.name == LOG_FILE_NAME:
@@ -145,17 +149,26 @@ def _scan_directory(root: Path, task: str, location: Directory) -> list[BackupSe
     return list(sets.values())
 
 
-def _scan_location(root: Path, task: str, parent: Directory, name: str) -> list[BackupSetInfo]:
+def _scan_location(store: "BackupStore", task: str, parent: Directory, name: str) -> list[BackupSetInfo]:
     """The sets of one location; none when it is missing or is not a real directory (never followed)."""
     try:
         with parent.child(name) as location:
-            return _scan_directory(root, task, location)
+            return _scan_directory(store, task, location)
     except (FileNotFoundError, UnsafeEntry, NotADirectoryError):
         return []
 
 
 def list_backup_sets(root: Path, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:
-    """Every set under the root (global `vector_bak/` and `<task_id>/vector_bak/`), newest first.
+    """The sets of the local store at `root` (see LocalBackupStore.list_sets)."""
+    from pgvector_pipeline.store.local import LocalBackupStore
+
+    return LocalBackupStore(root).list_sets(global_only=global_only, task_id=task_id)
+
+
+def scan_sets(
+    store: "BackupStore", root: Path, *, global_only: bool = False, task_id: str | None = None
+) -> list[BackupSetInfo]:
+    """Every set of the local `store` under `root` (global `vector_bak/` and `<task_id>/vector_bak/`), newest first.
 
     Sets of every status (`status`, `complete`); unfinished ones with the size written so far. Only
     manifests and logs are read, and only when they are regular files. Nothing that is a symlink is
@@ -170,12 +183,12 @@ def list_backup_sets(root: Path, *, global_only: bool = False, task_id: str | No
         if task_id and task_key(task_id) != GLOBAL_TASK_KEY:
             tasks = [task_key(task_id)]
         else:
-            found.extend(_scan_location(root, GLOBAL_TASK_KEY, root_dir, BACKUP_DIR_NAME))
+            found.extend(_scan_location(store, GLOBAL_TASK_KEY, root_dir, BACKUP_DIR_NAME))
             tasks = [] if global_only or task_id else task_directories(root_dir)
         for task in tasks:
             try:
                 with root_dir.child(task) as task_dir:
-                    found.extend(_scan_location(root, task, task_dir, BACKUP_DIR_NAME))
+                    found.extend(_scan_location(store, task, task_dir, BACKUP_DIR_NAME))
             except (FileNotFoundError, UnsafeEntry, NotADirectoryError):
                 continue
     return newest_first(found)
@@ -213,7 +226,21 @@ def _backup_path_task(root: Path, backup_path: str) -> str:
 def locate_backup_set(
     root: Path, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
 ) -> BackupSetInfo:
-    """The set named by task id (None or 'global' for the global directory) and timestamp, or by a
+    """One set of the local store at `root` (see LocalBackupStore.locate)."""
+    from pgvector_pipeline.store.local import LocalBackupStore
+
+    return LocalBackupStore(root).locate(task_id=task_id, timestamp=timestamp, backup_path=backup_path)
+
+
+def find_set(
+    store: "BackupStore",
+    root: Path,
+    *,
+    task_id: str | None = None,
+    timestamp: str | None = None,
+    backup_path: str | None = None,
+) -> BackupSetInfo:
+    """The set of the local `store` under `root` named by task id (None or 'global' for the global directory) and timestamp, or by a
     backup_path inside the root and timestamp.
 
     Task id, timestamp and path are checked before anything is opened; directories are opened without
@@ -225,7 +252,7 @@ def locate_backup_set(
     missing = ""
     try:
         with open_location(Path(root), task) as location:
-            for info in _scan_directory(Path(root), task, location):
+            for info in _scan_directory(store, task, location):
                 if info.timestamp == timestamp:
                     return info
     except ResourceNotFound as error:

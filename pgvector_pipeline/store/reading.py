@@ -8,6 +8,7 @@ held set is skipped, and a set being deleted is refused to a reader instead of v
 
 import io
 import os
+from pathlib import Path
 
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
@@ -19,7 +20,8 @@ from pgvector_pipeline.store.locations import open_location
 class HeldSet:
     """The files of `tables` (and the manifest) of a set, open and share-locked while the `with` block runs."""
 
-    def __init__(self, backup_set: BackupSetInfo, tables: list[str]):
+    def __init__(self, root: Path, backup_set: BackupSetInfo, tables: list[str]):
+        self.root = Path(root)
         self.backup_set = backup_set
         self._names = {table: csv_name(table, backup_set.timestamp) for table in tables}
         self._files: dict[str, io.FileIO] = {}
@@ -27,7 +29,7 @@ class HeldSet:
 
     def __enter__(self) -> "HeldSet":
         where = f"Set {self.backup_set.timestamp} in {self.backup_set.directory}"
-        self.location = open_location(self.backup_set.root, self.backup_set.task)
+        self.location = open_location(self.root, self.backup_set.task)
         names = list(self._names.values()) + (
             [manifest_name(self.backup_set.timestamp)] if self.backup_set.has_manifest else []
         )

@@ -87,13 +87,13 @@ def plan_retention(
     return decisions
 
 
-def delete_backup_set(backup_set: BackupSetInfo, mode: int, warn: Callable[[str], None]) -> int | None:
+def delete_backup_set(root: Path, backup_set: BackupSetInfo, mode: int, warn: Callable[[str], None]) -> int | None:
     """Delete a set's files and log it; bytes freed, or None when a run writes or reads the set now.
 
     The set's own lock keeps writers off; an exclusive flock on each of its files, taken without waiting,
     keeps it from readers (see store.reading), which hold shared ones for as long as they read.
     """
-    with open_location(backup_set.root, backup_set.task) as location:
+    with open_location(root, backup_set.task) as location:
         try:
             lock = SetLock.try_acquire(location, backup_set.timestamp, mode)
         except UnsafeEntry:
@@ -138,7 +138,6 @@ def apply_retention(
     policy: RetentionPolicy,
     *,
     dry_run: bool,
-    mode: int,
     log_info: Callable[[str], None],
     warn: Callable[[str], None],
     now: datetime | None = None,
@@ -154,7 +153,8 @@ def apply_retention(
             deleted.append(backup_set)
             freed += backup_set.total_bytes
             continue
-        bytes_freed = delete_backup_set(backup_set, mode, warn)
+        assert backup_set.store is not None, "listed sets know their store"
+        bytes_freed = backup_set.store.delete_set(backup_set, warn)
         if bytes_freed is None:
             warn(f"Set {backup_set.timestamp} in {where} is in use by a run now (written or read); it was not deleted.")
             busy.append(backup_set)

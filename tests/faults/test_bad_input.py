@@ -4,7 +4,7 @@ error_type and a plain message, and only lost connections retried."""
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import (
     REQUEST_BACKUP_JOB,
     TRUNCATE_JOB,
@@ -27,6 +27,7 @@ from pgvector_pipeline.store.layout import (
     validate_timestamp,
 )
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup_job
@@ -48,7 +49,7 @@ BAD_PARTITION_KEYS = [
 @pytest.mark.parametrize("task_id", BAD_TASK_IDS)
 def test_bad_task_ids_are_refused_before_anything_is_written(task_id, store_db, backup_root):
     with pytest.raises(InvalidParams, match="is not valid"):
-        back_up_store(store_db, "public", backup_root, task_id, TS, create_task_dir=True)
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), task_id, TS, create_task_dir=True)
     assert list(backup_root.iterdir()) == []
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import CommitOutcomeUnknown, ErrorType
 from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import commit
@@ -10,6 +10,7 @@ from pgvector_pipeline.postgres.maintenance import truncate_tables_now
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog
@@ -31,13 +32,15 @@ def sample(store_db):
 
 
 def truncate_after_backup(proxy, root, log):
-    return back_up_store(proxy.dsn, "public", root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log)
+    return back_up_database(
+        proxy.dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log
+    )
 
 
 def restore_with_truncate(proxy, root, log):
     # The set is made without the proxy; only the restore's COMMIT is cut.
     proxy.drop_next_commit, armed = False, proxy.drop_next_commit
-    back_up_store(proxy.dsn, "public", root, GLOBAL_TASK_KEY, TS)
+    back_up_database(proxy.dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, TS)
     execute(proxy.dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%%-1_'"))
     proxy.drop_next_commit = armed
     backup_set = locate_backup_set(root, timestamp=TS)

@@ -5,9 +5,10 @@ import errno
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import DSN_ENV, RecordingLog, recent_timestamp, run_backup_job
@@ -72,7 +73,9 @@ def test_disk_full_after_the_set_is_published_only_warns(small_disk, store_db):
                 fill(small_disk)
 
     log = FillingLog()
-    result = back_up_store(store_db, "public", small_disk, GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log)
+    result = back_up_database(
+        store_db, "public", LocalBackupStore(small_disk), GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log
+    )
 
     assert [(s.rows_before, s.rows_after) for s in result.truncated] == [(100, 0)]
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
@@ -88,6 +91,6 @@ def test_partial_files_are_removed_even_when_closing_them_fails(small_disk, stor
     )
     (small_disk / "vector_bak").mkdir()
     with pytest.raises(Exception) as failure:
-        back_up_store(store_db, "public", small_disk, GLOBAL_TASK_KEY, TS)
+        back_up_database(store_db, "public", LocalBackupStore(small_disk), GLOBAL_TASK_KEY, TS)
     assert type(failure.value).__name__ == "StorageError"
     assert sorted(p.name for p in (small_disk / "vector_bak").iterdir()) == [LOG_FILE_NAME]

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
@@ -26,7 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import sys, time
 from pathlib import Path
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.directory import Directory
 
 if sys.argv[4] == "commit":
@@ -37,7 +39,7 @@ if sys.argv[4] == "commit":
             time.sleep(600)
         real_fsync(directory)
     Directory.fsync = stall_after_csvs
-back_up_store(sys.argv[1], "public", Path(sys.argv[2]), "global", sys.argv[3])
+back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "global", sys.argv[3])
 """
 
 
@@ -77,7 +79,7 @@ def test_killed_backup_leaves_nothing_that_blocks_a_retry(store_db, backup_root,
     leftovers = sorted(p.name for p in directory.iterdir())
     assert f"vector_backup_{TS}.lock" in leftovers
 
-    result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
 
     assert result.table("langchain_pg_embedding").rows == 20000
     [listed] = list_backup_sets(backup_root)
@@ -106,12 +108,12 @@ def test_a_live_writers_files_are_never_removed(store_db, backup_root):
     old = time.time() - 7200  # far older than any age rule would allow
     os.utime(partial, (old, old))
     try:
-        back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
         assert partial.read_bytes() == b"still being written"
         assert (directory / f"vector_backup_{live_ts}.lock").exists()
         statuses = {s.timestamp: s.status for s in list_backup_sets(backup_root)}
         assert statuses == {TS: "complete", live_ts: "unfinished"}
         with pytest.raises(Exception, match=f"Another run is writing set {live_ts}"):
-            back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, live_ts)
+            back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, live_ts)
     finally:
         lock.release()

@@ -5,12 +5,13 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 
@@ -81,8 +82,14 @@ def test_truncate_after_backup_gives_up_on_an_idle_app_session_and_names_it(stor
     searcher.start()
     try:
         outcome = in_thread(
-            lambda: back_up_store(
-                store, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True, lock_timeout_s=1
+            lambda: back_up_database(
+                store,
+                "public",
+                LocalBackupStore(backup_root),
+                GLOBAL_TASK_KEY,
+                TS,
+                truncate_after_backup=True,
+                lock_timeout_s=1,
             )
         )
     finally:
@@ -101,7 +108,7 @@ def test_truncate_after_backup_gives_up_on_an_idle_app_session_and_names_it(stor
 
 
 def test_a_truncating_restore_gives_up_on_an_idle_app_session(store, backup_root):
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     backup_set = locate_backup_set(backup_root, timestamp=TS)
     execute(store, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%1'"))
     remaining = rows(store)
@@ -133,8 +140,14 @@ def test_a_deadlock_with_an_app_transaction_is_reported_as_a_deadlock(store_db, 
     backup = threading.Thread(
         target=lambda: outcome.update(
             in_thread(
-                lambda: back_up_store(
-                    store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True, lock_timeout_s=20
+                lambda: back_up_database(
+                    store_db,
+                    "public",
+                    LocalBackupStore(backup_root),
+                    GLOBAL_TASK_KEY,
+                    TS,
+                    truncate_after_backup=True,
+                    lock_timeout_s=20,
                 )
             )
         ),
@@ -167,7 +180,7 @@ def test_a_deadlock_with_an_app_transaction_is_reported_as_a_deadlock(store_db, 
 
 
 def test_a_second_restore_that_slipped_past_the_queue_is_told_another_is_restoring(store, backup_root):
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     backup_set = locate_backup_set(backup_root, timestamp=TS)
     app = connect(store, application_name="rag_app")
     try:

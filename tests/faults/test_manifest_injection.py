@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import query
 from tests.stores import make_store
 
@@ -19,7 +20,7 @@ TS = "20261124_150000"
 @pytest.fixture
 def backed_up(empty_db, backup_root):
     make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
-    back_up_store(empty_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(empty_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     return locate_backup_set(backup_root, timestamp=TS)
 
 

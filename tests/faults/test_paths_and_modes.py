@@ -5,11 +5,12 @@ import stat
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.local import LocalBackupStore
 
 TS = "20261124_180000"
 
@@ -38,7 +39,7 @@ def test_backup_never_writes_through_a_symlink_out_of_the_root(link, store_db, b
         (backup_root / "vector_bak").symlink_to(outside / "vector_bak")
         task = GLOBAL_TASK_KEY
     with pytest.raises(InvalidParams, match="is a symbolic link, not a directory: it is not followed"):
-        back_up_store(store_db, "public", backup_root, task, TS)
+        back_up_database(store_db, "public", LocalBackupStore(backup_root), task, TS)
     assert files_under(outside) == []
 
 
@@ -64,7 +65,7 @@ def test_listing_skips_directories_and_files_that_lead_out(backup_root, outside)
 def test_backup_files_get_the_configured_mode(mode, store_db, backup_root):
     old_umask = os.umask(0)  # the mode must not depend on the umask either way
     try:
-        result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, file_mode=mode)
+        result = back_up_database(store_db, "public", LocalBackupStore(backup_root, mode), GLOBAL_TASK_KEY, TS)
     finally:
         os.umask(old_umask)
     written = [t.path for t in result.tables] + [result.manifest_path, result.log_path]

@@ -3,9 +3,10 @@
 import psycopg2
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
@@ -37,7 +38,9 @@ def test_a_role_under_a_policy_gets_an_error_and_nothing_is_written_or_truncated
         assert 0 < cur.fetchone()[0] < 1000
 
     with pytest.raises(DatabaseError) as failure:
-        back_up_store(tenant, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True)
+        back_up_database(
+            tenant, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, truncate_after_backup=True
+        )
 
     message = failure.value.message
     assert "row-level security policy on langchain_pg_embedding" in message
@@ -49,6 +52,6 @@ def test_a_role_under_a_policy_gets_an_error_and_nothing_is_written_or_truncated
 def test_a_role_that_bypasses_the_policy_backs_up_every_row(tenant_store, make_role, backup_root):
     admin_of_tenants = make_role(*TABLE_PRIVILEGES, attributes=("BYPASSRLS",))
 
-    result = back_up_store(admin_of_tenants, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    result = back_up_database(admin_of_tenants, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
 
     assert result.table("langchain_pg_embedding").rows == 1000

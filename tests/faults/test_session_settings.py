@@ -3,13 +3,14 @@
 import pytest
 from psycopg2 import sql
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.helpers import RecordingLog
@@ -37,7 +38,9 @@ def test_role_timeouts_do_not_end_a_parallel_backup(
         )
     log = RecordingLog()
 
-    result = back_up_store(hurried, "public", backup_root, GLOBAL_TASK_KEY, "20261125_091500", log=log)
+    result = back_up_database(
+        hurried, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, "20261125_091500", log=log
+    )
 
     assert any("sessions on this snapshot" in line for line in log.infos), log.infos
     assert result.table(EMBEDDING_TABLE).rows == ROWS

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
-from pgvector_pipeline.store.adopt import adopt_legacy_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import flip_a_digit
@@ -46,7 +46,7 @@ def backed_up(store_db, backup_root):
         store_db,
         lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=1000, dimension=8),
     )
-    result = back_up_store(store_db, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     return store_db, result
 
 
@@ -87,7 +87,7 @@ def test_set_without_manifest_or_log_needs_allow_legacy(backed_up, backup_root):
 def test_adopted_set_catches_damage_done_after_adoption(store_db, backup_root):
     shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
     legacy = locate_backup_set(backup_root, task_id="task_legacy", timestamp=LEGACY_TS)
-    manifest = adopt_legacy_set(legacy)
+    manifest = legacy.store.adopt(legacy)
     assert manifest.adopted and manifest.tables[EMBEDDING_TABLE].rows == 8
     adopted = locate_backup_set(backup_root, task_id="task_legacy", timestamp=LEGACY_TS)
     assert adopted.status == "complete"

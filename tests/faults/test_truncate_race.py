@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog
@@ -103,8 +104,14 @@ def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root
 
     def backup() -> None:
         try:
-            outcome["result"] = back_up_store(
-                store_db, "public", backup_root, GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log
+            outcome["result"] = back_up_database(
+                store_db,
+                "public",
+                LocalBackupStore(backup_root),
+                GLOBAL_TASK_KEY,
+                TS,
+                truncate_after_backup=True,
+                log=log,
             )
         except Exception as exc:  # reported by the assertion below
             outcome["error"] = exc

@@ -7,11 +7,12 @@ import threading
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_store
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import query
 from tests.helpers import RecordingLog, retain_newest
@@ -67,7 +68,7 @@ def test_a_lock_file_that_is_a_symlink_is_never_followed_or_chmod_ed(store, back
     (directory / f"vector_backup_{OLD}.lock").symlink_to(binary)
     (directory / f"vector_backup_{OLD}.json.lock").symlink_to(outside / "created_by_open")  # dangling
 
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
 
     assert stat.S_IMODE(binary.stat().st_mode) == 0o4755 and binary.read_text() == "#!/bin/sh\n"
     assert sorted(p.name for p in outside.iterdir()) == ["passwd"]
@@ -85,7 +86,7 @@ def test_a_log_that_is_a_symlink_is_never_written_through(store, backup_root, ou
     (directory / LOG_FILE_NAME).symlink_to(target)
     log = RecordingLog()
 
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS, log=log)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, log=log)
     retain_newest(backup_root, 1, log)
 
     assert target.read_text() == "not a log\n"
@@ -101,7 +102,7 @@ def test_a_task_directory_swapped_for_a_symlink_after_the_claim_does_not_redirec
         (backup_root / "task_x").rename(tmp_path / "moved")
         (backup_root / "task_x").symlink_to(outside)
 
-    back_up_store(store, "public", backup_root, "task_x", TS, on_claim=swap)
+    back_up_database(store, "public", LocalBackupStore(backup_root), "task_x", TS, on_claim=swap)
 
     assert list(outside.iterdir()) == []
     written = sorted(p.name for p in (tmp_path / "moved" / "vector_bak").iterdir())
@@ -109,7 +110,7 @@ def test_a_task_directory_swapped_for_a_symlink_after_the_claim_does_not_redirec
 
 
 def test_a_csv_swapped_for_a_symlink_after_listing_is_not_read(store, backup_root, outside):
-    result = back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    result = back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     backup_set = locate_backup_set(backup_root, timestamp=TS)
     secret = outside / "secret.txt"
     secret.write_text(SECRET + "\nmore\n")
@@ -136,7 +137,7 @@ def test_a_fifo_never_hangs_listing_or_backups(planted, store, backup_root):
         (directory / f"langchain_pg_collection_{OLD}.csv").write_text("uuid,name,cmetadata\n")
 
     sets = finishes(lambda: list_backup_sets(backup_root))
-    finishes(lambda: back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS))
+    finishes(lambda: back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS))
 
     if planted != LOG_FILE_NAME:
         [old] = [s for s in sets if s.timestamp == OLD]
@@ -149,8 +150,8 @@ def test_a_lock_name_that_is_a_directory_does_not_break_backups(store, backup_ro
     (directory / f"vector_backup_{OLD}.lock").mkdir(parents=True)
     (directory / f"vector_backup_{NEXT}.lock").mkdir()
 
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
-    claimed = back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, None)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
+    claimed = back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, None)
 
     assert claimed.timestamp != NEXT
     assert {s.timestamp: s.status for s in list_backup_sets(backup_root)}[TS] == "complete"
@@ -170,8 +171,8 @@ def test_a_planted_csv_is_never_quoted_in_messages(store, backup_root):
 
 
 def test_retention_of_a_set_whose_file_became_a_symlink_removes_the_link_only(store, backup_root, outside):
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, OLD)
-    back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, OLD)
+    back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     sets = list_backup_sets(backup_root)
     precious = outside / "precious.txt"
     precious.write_text("keep me\n")
@@ -179,9 +180,7 @@ def test_retention_of_a_set_whose_file_became_a_symlink_removes_the_link_only(st
     old_csv.unlink()
     old_csv.symlink_to(precious)
 
-    result = apply_retention(
-        sets, RetentionPolicy(keep_newest=1), dry_run=False, mode=0o600, log_info=print, warn=print
-    )
+    result = apply_retention(sets, RetentionPolicy(keep_newest=1), dry_run=False, log_info=print, warn=print)
 
     assert [s.timestamp for s in result.deleted] == [OLD]
     assert not old_csv.is_symlink() and precious.read_text() == "keep me\n"
@@ -201,7 +200,7 @@ def test_a_device_named_like_a_log_or_manifest_is_never_read(planted, store, bac
     log = RecordingLog()
 
     sets = finishes(lambda: list_backup_sets(backup_root))
-    finishes(lambda: back_up_store(store, "public", backup_root, GLOBAL_TASK_KEY, TS, log=log))
+    finishes(lambda: back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, log=log))
 
     if planted == LOG_FILE_NAME:
         assert any("is a character device, not a regular file" in w for w in log.warnings), log.warnings

@@ -1,0 +1,140 @@
+"""The backup store: where sets live. One interface for everything above `postgres/` that touches sets;
+one implementation per place (store.local: a directory tree; object storage next), chosen by the Dagster
+resource `backup_store`. No Dagster, no SQL here.
+
+    BackupStore      list and locate sets, start a new one, read one (held), delete one, log, adopt
+    SetWriter        one set being written: claimed on entering, tables streamed in, manifest published last
+    SetReader        one set being read: its files held open (and safe from deletion) while the block runs
+
+The operations are shaped for stores without rename, flock or append too: a claim is the store's own
+business, a table writer publishes nothing until `publish`, and a reader holds what it reads.
+"""
+
+import builtins
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pgvector_pipeline.errors import PipelineError
+    from pgvector_pipeline.store.listing import BackupSetInfo
+    from pgvector_pipeline.store.manifest import Manifest
+
+Warn = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class InterruptedSet:
+    """Leftovers of a run that ended without finishing its set, removed by a later run."""
+
+    timestamp: str
+    files: list[str]
+    bytes: int
+
+
+class TableWriter(Protocol):
+    """One table's CSV as COPY TO STDOUT writes it (one write per line), hashed and counted as it passes."""
+
+    bytes: int
+    writes: int
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    def write(self, data: builtins.bytes) -> object: ...
+    def flush_to_disk(self) -> None: ...
+    def discard(self) -> int: ...
+    def failed(self, exc: OSError, doing: str, set_bytes_estimate: int | None = None) -> "PipelineError":
+        """Discard what was written and say what failed (a full disk: what is free and what the set needs)."""
+        ...
+
+
+class SetWriter(Protocol):
+    """One set while it is written. Entering claims it (a given timestamp, or a new one); leaving without
+    `publish` removes everything of it; leaving always releases the claim."""
+
+    timestamp: str | None
+    published: bool
+
+    @property
+    def location(self) -> str: ...
+    def __enter__(self) -> "SetWriter": ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    def open_table(self, table: str, progress: Progress | None = None) -> TableWriter: ...
+    def publish(self, manifest: dict) -> str:
+        """Make the set visible, manifest last; where the manifest is."""
+        ...
+
+    def reread_sha256(self, table: str) -> str:
+        """The sha256 of a published table file as the store holds it now."""
+        ...
+
+
+class SetReader(Protocol):
+    """A set's files held for reading while the `with` block runs: deletion skips a held set."""
+
+    def __enter__(self) -> "SetReader": ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    def file(self, table: str) -> io.FileIO: ...
+    def size(self, table: str) -> int: ...
+
+
+class BackupStore(Protocol):
+    """Where backup sets live."""
+
+    @property
+    def where(self) -> str:
+        """The store as a person reads it (a directory, a bucket and prefix)."""
+        ...
+
+    def location(self, task: str) -> str:
+        """Where the sets of a task key live, for messages and metadata."""
+        ...
+
+    def list_sets(self, *, global_only: bool = False, task_id: str | None = None) -> list["BackupSetInfo"]:
+        """Every set (reading manifests only), newest first by the time it was taken."""
+        ...
+
+    def locate(
+        self, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
+    ) -> "BackupSetInfo":
+        """One set by task id (or a path inside the store) and timestamp."""
+        ...
+
+    def task_ids(self) -> list[str]:
+        """The task ids that have a place in the store."""
+        ...
+
+    def new_set(
+        self,
+        task: str,
+        timestamp: str | None,
+        *,
+        create_task_dir: bool = False,
+        on_interrupted: Callable[[InterruptedSet], None] | None = None,
+    ) -> SetWriter:
+        """A writer for a new set of `task` (timestamp None: the store claims the current second or the next free
+        one). `on_interrupted` hears of each dead writer's leftovers it removed."""
+        ...
+
+    def read_set(self, backup_set: "BackupSetInfo", tables: list[str]) -> SetReader: ...
+
+    def delete_set(self, backup_set: "BackupSetInfo", warn: Warn) -> int | None:
+        """Delete a set and log it; bytes freed, or None when a run writes or reads it now."""
+        ...
+
+    def append_log(self, task: str, headline: str, details: list[str], warn: Warn) -> bool:
+        """Append an entry to the location's log; a log that cannot be written warns (with the entry)."""
+        ...
+
+    def adopt(self, backup_set: "BackupSetInfo") -> "Manifest":
+        """Record an old-system set's sizes, checksums and row counts in an adopted manifest."""
+        ...
