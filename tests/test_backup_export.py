@@ -11,8 +11,6 @@ from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DatabaseError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
-from pgvector_pipeline.store import backup_set
-from pgvector_pipeline.store.files import StreamingFileWriter
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.admin import terminate_backends
@@ -23,6 +21,7 @@ from pgvector_pipeline.testing.db import (
     query,
 )
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
+from tests.faulty_stores import FaultyStore
 from tests.stores import TRICKY_DOCUMENTS, TRICKY_METADATA, make_store
 
 TS = "20261123_121700"
@@ -133,38 +132,25 @@ def test_snapshot_is_consistent_while_a_writer_inserts(store_db, backup_root):
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 415
 
 
-class TerminatingWriter(StreamingFileWriter):
-    """Kills the exporting backend (pg_terminate_backend) once the 50th CSV line arrived."""
-
-    admin_dsn = ""
-
-    def write(self, data: bytes) -> int:
-        if self.writes == 50:
-            assert terminate_backends(self.admin_dsn, APPLICATION_NAME) >= 1
-        return super().write(data)
-
-
 @pytest.mark.parametrize("truncate_after_backup", [False, True])
 def test_backend_terminated_mid_copy_leaves_no_set_and_no_change(
-    store_db, admin_dsn, backup_root, monkeypatch, truncate_after_backup
+    store_db, admin_dsn, backup_root, truncate_after_backup
 ):
     execute(
         store_db,
         lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=500, dimension=16),
     )
     before = query(store_db, "SELECT id, document FROM langchain_pg_embedding ORDER BY id")
-    TerminatingWriter.admin_dsn = admin_dsn
-    monkeypatch.setattr(backup_set, "StreamingFileWriter", TerminatingWriter)
+
+    def kill_at_line_51(table: str, writes: int) -> None:
+        """Kills the exporting backend (pg_terminate_backend) once 50 CSV lines of a table arrived."""
+        if writes == 51:
+            assert terminate_backends(admin_dsn, APPLICATION_NAME) >= 1
+
+    store = FaultyStore(backup_root, on_write=kill_at_line_51)
 
     with pytest.raises(DatabaseError) as failure:
-        back_up_database(
-            store_db,
-            "public",
-            LocalBackupStore(backup_root),
-            GLOBAL_TASK_KEY,
-            TS,
-            truncate_after_backup=truncate_after_backup,
-        )
+        back_up_database(store_db, "public", store, GLOBAL_TASK_KEY, TS, truncate_after_backup=truncate_after_backup)
 
     assert failure.value.can_retry
     assert "exporting langchain_pg_embedding" in failure.value.message

@@ -1,12 +1,12 @@
 """Restore against a real server: exact round trips, migration, and all-or-nothing failure behaviour."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from pgvector_pipeline import restore as restore_module
 from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import (
@@ -25,6 +25,7 @@ from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.faulty_stores import FaultyStore
 from tests.helpers import DSN_ENV, RecordingLog, flip_a_digit
 from tests.legacy_format import write_legacy_set
 from tests.stores import TRICKY_METADATA, make_store
@@ -293,41 +294,16 @@ def test_header_with_a_missing_column_is_named(restorable):
     assert contents(dsn) == before
 
 
-def test_backend_terminated_mid_copy_rolls_back(restorable, admin_dsn, monkeypatch):
+def test_backend_terminated_mid_copy_rolls_back(restorable, admin_dsn, backup_root):
     dsn, backup_set, before = restorable
-    real_open = open
 
-    class TerminatingFile:
-        """The embedding CSV, whose second read kills the loading backend."""
+    def kill_on_second_read(table: str, reads: int) -> None:
+        if table == EMBEDDING_TABLE and reads == 2:
+            assert terminate_backends(admin_dsn, APPLICATION_NAME) >= 1
 
-        def __init__(self, path):
-            self._file, self._reads = real_open(path, "rb"), 0
-
-        def read(self, size=-1):
-            self._reads += 1
-            if self._reads == 2:
-                assert terminate_backends(admin_dsn, APPLICATION_NAME) >= 1
-            return self._file.read(size)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self._file.close()
-
-    original_load = restore_module._table_load
-
-    def load_with_fault(backup_set, held, table):
-        load = original_load(backup_set, held, table)
-        if table != EMBEDDING_TABLE:
-            return load
-        return restore_module.TableLoad(
-            load.table, load.columns, lambda: TerminatingFile(backup_set.files[table]), load.expected_rows
-        )
-
-    monkeypatch.setattr(restore_module, "_table_load", load_with_fault)
+    faulty = dataclasses.replace(backup_set, store=FaultyStore(backup_root, on_read=kill_on_second_read))
     with pytest.raises(DatabaseError) as failure:
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+        restore_backup_set(dsn, "public", faulty, truncate_before_restore=True)
     assert failure.value.can_retry and "langchain_pg_embedding" in failure.value.message
     assert contents(dsn) == before
 

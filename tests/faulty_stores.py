@@ -1,0 +1,76 @@
+"""Backup stores with faults injected through the store interface (store.interface), not by patching
+private names: a local store whose table writers or readers call a hook on every write or read."""
+
+from collections.abc import Callable
+
+from pgvector_pipeline.store.local import LocalBackupStore
+
+# hook(table, count so far): called before each write (CSV line) or read; raise or act to inject the fault.
+Hook = Callable[[str, int], None]
+
+
+class _Counting:
+    """Delegates to `inner`, calling `hook(table, calls)` before each call of the method named `method`."""
+
+    def __init__(self, inner, table: str, hook: Hook, *methods: str):
+        self._inner, self._table, self._hook, self._calls = inner, table, hook, 0
+        for method in methods:
+            setattr(self, method, self._counted(getattr(inner, method)))
+
+    def _counted(self, real):
+        def call(*args, **kwargs):
+            self._calls += 1
+            self._hook(self._table, self._calls)
+            return real(*args, **kwargs)
+
+        return call
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class _SetWriter(_Counting):
+    def __init__(self, inner, hook: Hook):
+        super().__init__(inner, "", lambda table, calls: None)
+        self._write_hook = hook
+
+    def __enter__(self):
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._inner.__exit__(*exc_info)
+
+    def open_table(self, table, progress=None):
+        return _Counting(self._inner.open_table(table, progress), table, self._write_hook, "write")
+
+
+class _SetReader(_Counting):
+    def __init__(self, inner, hook: Hook):
+        super().__init__(inner, "", lambda table, calls: None)
+        self._read_hook = hook
+
+    def __enter__(self):
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._inner.__exit__(*exc_info)
+
+    def file(self, table):
+        return _Counting(self._inner.file(table), table, self._read_hook, "read", "readinto")
+
+
+class FaultyStore(LocalBackupStore):
+    """A LocalBackupStore whose table writers call `on_write` and whose held files call `on_read`."""
+
+    def __init__(self, root, *, on_write: Hook | None = None, on_read: Hook | None = None):
+        super().__init__(root)
+        self._on_write = on_write or (lambda table, calls: None)
+        self._on_read = on_read or (lambda table, calls: None)
+
+    def new_set(self, *args, **kwargs):
+        return _SetWriter(super().new_set(*args, **kwargs), self._on_write)
+
+    def read_set(self, backup_set, tables):
+        return _SetReader(super().read_set(backup_set, tables), self._on_read)
