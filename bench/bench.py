@@ -64,11 +64,12 @@ print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes fo
 RESTORE_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.listing import locate_backup_set
 backup_set = locate_backup_set(Path(sys.argv[2]), timestamp=sys.argv[3])
 started = time.monotonic()
-restore_backup_set(sys.argv[1], "public", backup_set, truncate_before_restore=True)
+restore_backup_set(sys.argv[1], "public", backup_set, RestoreFlags(truncate_before_restore=True))
 print(json.dumps({"seconds": time.monotonic() - started,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

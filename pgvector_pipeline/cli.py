@@ -18,6 +18,7 @@ from pgvector_pipeline.client import (
     PipelineClientError,
     VectorBackupClient,
 )
+from pgvector_pipeline.contract import RESTORE_FLAG_HELP, RestoreFlags
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.names import BACKUP_TABLES
 
@@ -62,20 +63,10 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, launched, args)
 
 
-# The restore flags of the command line by contract.restore_run_config's option names: (flag, help).
-RESTORE_FLAGS = {
-    "truncate_before_restore": ("--truncate", "Empty the restored tables first (same transaction)."),
-    "verify_only": ("--verify-only", "Check and load, then roll back."),
-    "create_missing": ("--create-missing", "Create extension, tables and indexes."),
-    "allow_legacy": ("--allow-legacy", "Restore a set without a manifest."),
-    "fill_extra_columns": ("--fill-extra-columns", "Target columns the set lacks get defaults."),
-}
-
-
 def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    options = {flag: getattr(args, flag) for flag in RESTORE_FLAGS}
+    flags = RestoreFlags(**{name: getattr(args, name) for name in RESTORE_FLAG_HELP})
     launched = client.launch_restore(
-        args.task_id, args.timestamp, tables=args.tables, dsn_env=args.dsn_env, db_schema=args.schema, **options
+        args.task_id, args.timestamp, tables=args.tables, flags=flags, dsn_env=args.dsn_env, db_schema=args.schema
     )
     return _finish(client, launched, args)
 
@@ -140,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
     restore.add_argument("--task-id", help="The set's task; default global.")
     restore.add_argument("--tables", nargs="+", choices=BACKUP_TABLES, help="Tables to restore; default both.")
-    for flag, (option, help_text) in RESTORE_FLAGS.items():
+    for flag, (option, help_text) in RESTORE_FLAG_HELP.items():
         restore.add_argument(option, dest=flag, action="store_true", help=help_text)
     _database_options(restore)
     _wait_options(restore)

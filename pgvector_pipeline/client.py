@@ -5,7 +5,8 @@ client = VectorBackupClient("127.0.0.1", 3000)
 run = client.launch_backup(task_id="task_20261123", truncate_after_backup=True)
 client.wait_for_run(run.run_id).backup_set        # 'task_20261123|20261124_101500'
 client.list_backup_sets(task_id="task_20261123")
-client.wait_for_run(client.launch_restore("task_20261123", "20261124_101500", truncate_before_restore=True).run_id)
+flags = RestoreFlags(truncate_before_restore=True)     # pgvector_pipeline.contract
+client.wait_for_run(client.launch_restore("task_20261123", "20261124_101500", flags=flags).run_id)
 
 Every failure is a PipelineClientError with a plain message: Dagster's reasons when it refuses a launch
 (config validation), the run's `error_type`, `can_retry` and message when a run fails, a TimeoutError
@@ -33,6 +34,7 @@ from pgvector_pipeline.contract import (
     INVENTORY_JOB,
     LOCATION_NAME,
     PARTITION_TAG,
+    PLAIN_RESTORE,
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
     RESTORE_JOB,
@@ -42,6 +44,7 @@ from pgvector_pipeline.contract import (
     TASK_SENSOR,
     TIMESTAMP_PARTITIONS,
     TRUNCATE_JOB,
+    RestoreFlags,
     backup_run_config,
     database_tags,
     partition_key,
@@ -326,14 +329,15 @@ class VectorBackupClient:
         task_id: str | None,
         timestamp: str,
         *,
+        tables: list[str] | None = None,
+        flags: RestoreFlags = PLAIN_RESTORE,
         dsn_env: str | None = None,
         db_schema: str | None = None,
-        **options: Any,
     ) -> LaunchedRun:
-        """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory);
-        `options` are those of contract.restore_run_config (tables, truncate_before_restore, ...)."""
+        """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory), the
+        `tables` named (default both), loading as `flags` say."""
         run_config = {
-            **restore_run_config(task_key(task_id), validate_timestamp(timestamp), **options),
+            **restore_run_config(task_key(task_id), validate_timestamp(timestamp), tables=tables, flags=flags),
             **pgvector_resource_config(dsn_env, db_schema),
         }
         return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)

@@ -3,6 +3,8 @@ partition names, the shapes of their run config, and the run tags. No Dagster im
 client (and any script) learns these without loading the code location; the Dagster definitions take
 their names from here too, and a test checks that they agree."""
 
+from dataclasses import asdict, dataclass
+
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
 REPOSITORY_NAME = "__repository__"
@@ -72,27 +74,57 @@ def backup_run_config(truncate_after_backup: bool = False, create_task_dir: bool
     return {"ops": {BACKUP_OP: {"config": config}}}
 
 
+@dataclass(frozen=True)
+class RestoreFlags:
+    """How a restore loads: the one home of these switches for the job's config, the client, the command line
+    and restore_backup_set (what each means: RESTORE_FLAG_HELP)."""
+
+    truncate_before_restore: bool = False
+    verify_only: bool = False
+    create_missing: bool = False
+    allow_legacy: bool = False
+    fill_extra_columns: bool = False
+
+
+# A restore that only appends, checks everything and commits: every switch off.
+PLAIN_RESTORE = RestoreFlags()
+
+# Each restore switch: its command-line flag and what it does (the job's config shows the same words).
+RESTORE_FLAG_HELP = {
+    "truncate_before_restore": (
+        "--truncate",
+        "Empty the restored tables first, in the same transaction (both in one TRUNCATE when both are restored).",
+    ),
+    "verify_only": (
+        "--verify-only",
+        "Check everything and load in a transaction that is rolled back: nothing changes.",
+    ),
+    "create_missing": (
+        "--create-missing",
+        "In an empty database, create the vector extension and the tables and indexes from the set's manifest.",
+    ),
+    "allow_legacy": (
+        "--allow-legacy",
+        "Restore a set that has no manifest (made by the old system and not yet adopted by backup_discovery_sensor). "
+        "Nothing can verify such a set: a changed or cut file loads as it is.",
+    ),
+    "fill_extra_columns": (
+        "--fill-extra-columns",
+        "Load into target tables that have columns the set lacks (e.g. a column added since the backup), when each "
+        "of them is nullable or has a default: they get NULL or the default.",
+    ),
+}
+
+
 def restore_run_config(
     task_id: str | None = None,
     timestamp: str = "",
     *,
     tables: list[str] | None = None,
-    truncate_before_restore: bool = False,
-    verify_only: bool = False,
-    create_missing: bool = False,
-    allow_legacy: bool = False,
-    fill_extra_columns: bool = False,
+    flags: RestoreFlags = PLAIN_RESTORE,
 ) -> dict:
     """Run config of vector_restore_job naming the set (task_id None or '' is the global directory)."""
-    config: dict = {
-        "task_id": task_id or "",
-        "timestamp": timestamp,
-        "truncate_before_restore": truncate_before_restore,
-        "verify_only": verify_only,
-        "create_missing": create_missing,
-        "allow_legacy": allow_legacy,
-        "fill_extra_columns": fill_extra_columns,
-    }
+    config: dict = {"task_id": task_id or "", "timestamp": timestamp, **asdict(flags)}
     if tables:
         config["tables"] = list(tables)
     return {"ops": {RESTORE_OP: {"config": config}}}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgvector_pipeline.backup import Log
+from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import BACKUP_TABLES, COLUMN_NAME_PATTERN
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
@@ -58,18 +59,14 @@ def restore_backup_set(
     dsn: str,
     schema: str,
     backup_set: BackupSetInfo,
+    flags: RestoreFlags = PLAIN_RESTORE,
     *,
     tables: Sequence[str] = BACKUP_TABLES,
-    truncate_before_restore: bool = False,
-    verify_only: bool = False,
-    create_missing: bool = False,
-    allow_legacy: bool = False,
-    fill_extra_columns: bool = False,
     maintenance_work_mem: str = "",
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
 ) -> RestoreResult:
-    """Restore `tables` of the set. With `verify_only` the whole load runs and is then rolled back.
+    """Restore `tables` of the set as `flags` say. With `verify_only` the whole load runs and is then rolled back.
 
     Completeness, file sizes and headers are checked before connecting. Each file's sha256 is computed
     over the very bytes COPY loads (read once), and a mismatch rolls the whole transaction back. A set
@@ -79,7 +76,7 @@ def restore_backup_set(
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
     tables = check_restore_tables(list(tables))
-    _check_set_files(backup_set, tables, allow_legacy)
+    _check_set_files(backup_set, tables, flags.allow_legacy)
     manifest = backup_set.manifest
     # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
     if backup_set.store is None:
@@ -95,19 +92,19 @@ def restore_backup_set(
             )
         loads = [_table_load(backup_set, held, table) for table in tables]
         options = RestoreOptions(
-            truncate=truncate_before_restore,
-            table_ddl=_checked_ddl(manifest) if create_missing else None,
-            fill_extra_columns=fill_extra_columns,
-            commit=not verify_only,
+            truncate=flags.truncate_before_restore,
+            table_ddl=_checked_ddl(manifest) if flags.create_missing else None,
+            fill_extra_columns=flags.fill_extra_columns,
+            commit=not flags.verify_only,
             maintenance_work_mem=maintenance_work_mem,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
-    outcome = "verified (rolled back, nothing changed)" if verify_only else "restored"
+    outcome = "verified (rolled back, nothing changed)" if flags.verify_only else "restored"
     log.info(
         f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats)
     )
-    return RestoreResult(backup_set, redact_dsn(dsn), stats, created, verify_only, time.monotonic() - clock)
+    return RestoreResult(backup_set, redact_dsn(dsn), stats, created, flags.verify_only, time.monotonic() - clock)
 
 
 def _checked_ddl(manifest: Manifest | None) -> dict[str, TableDDL]:

@@ -29,10 +29,11 @@ class _Counting:
         return getattr(self._inner, name)
 
 
-class _SetWriter(_Counting):
+class _Wrapped:
+    """Delegates to `inner` (a set writer or reader), entered and left with it; `hook` goes to its files."""
+
     def __init__(self, inner, hook: Hook):
-        super().__init__(inner, "", lambda table, calls: None)
-        self._write_hook = hook
+        self._inner, self._hook = inner, hook
 
     def __enter__(self):
         self._inner.__enter__()
@@ -41,24 +42,18 @@ class _SetWriter(_Counting):
     def __exit__(self, *exc_info):
         return self._inner.__exit__(*exc_info)
 
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class _SetWriter(_Wrapped):
     def open_table(self, table, progress=None):
-        return _Counting(self._inner.open_table(table, progress), table, self._write_hook, "write")
+        return _Counting(self._inner.open_table(table, progress), table, self._hook, "write")
 
 
-class _SetReader(_Counting):
-    def __init__(self, inner, hook: Hook):
-        super().__init__(inner, "", lambda table, calls: None)
-        self._read_hook = hook
-
-    def __enter__(self):
-        self._inner.__enter__()
-        return self
-
-    def __exit__(self, *exc_info):
-        return self._inner.__exit__(*exc_info)
-
+class _SetReader(_Wrapped):
     def file(self, table):
-        return _Counting(self._inner.file(table), table, self._read_hook, "read", "readinto")
+        return _Counting(self._inner.file(table), table, self._hook, "read", "readinto")
 
 
 class FaultyStore(LocalBackupStore):

@@ -66,7 +66,10 @@ def test_run_configs_of_every_job_pass_dagster_validation(monkeypatch):
         contract.BACKUP_JOB: contract.backup_run_config(True, True),
         contract.REQUEST_BACKUP_JOB: contract.request_run_config("task_7", True, True),
         contract.RESTORE_JOB: contract.restore_run_config(
-            "task_7", "20261124_101500", tables=["langchain_pg_embedding"], truncate_before_restore=True
+            "task_7",
+            "20261124_101500",
+            tables=["langchain_pg_embedding"],
+            flags=contract.RestoreFlags(truncate_before_restore=True, fill_extra_columns=True),
         ),
         contract.TRUNCATE_JOB: contract.truncate_run_config(["langchain_pg_collection", "langchain_pg_embedding"]),
         contract.RETENTION_JOB: contract.retention_run_config(keep_newest=3, max_age_days=30, dry_run=False),
@@ -79,3 +82,22 @@ def test_run_configs_of_every_job_pass_dagster_validation(monkeypatch):
         [(op, given)] = config["ops"].items()
         processed = dg.validate_run_config(job, config)["ops"][op]["config"]
         assert {k: processed[k] for k in given["config"]} == given["config"]
+
+
+def test_the_restore_switches_have_one_home():
+    import dataclasses
+
+    from pgvector_pipeline.cli import build_parser
+    from pgvector_pipeline.jobs.restore import RestoreConfig
+
+    switches = [field.name for field in dataclasses.fields(contract.RestoreFlags)]
+    assert list(contract.RESTORE_FLAG_HELP) == switches
+    fields = RestoreConfig.model_fields
+    for name, (_option, description) in contract.RESTORE_FLAG_HELP.items():
+        assert (fields[name].default, fields[name].description) == (False, description)
+    every_switch = build_parser().parse_args(
+        ["restore", "--timestamp", "20261124_101500", *(option for option, _ in contract.RESTORE_FLAG_HELP.values())]
+    )
+    assert RestoreConfig(timestamp="x", **{name: True for name in switches}).flags() == contract.RestoreFlags(
+        **{name: getattr(every_switch, name) for name in switches}
+    )

@@ -3,6 +3,7 @@
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
@@ -36,7 +37,9 @@ def test_a_table_with_a_generated_column_restores(store, backup_root):
     assert "doc_length" not in [c.name for c in result.table("langchain_pg_embedding").columns]
     assert any("generated column" in line for line in log.warnings), log.warnings
 
-    restore_backup_set(store, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True)
+    restore_backup_set(
+        store, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(truncate_before_restore=True)
+    )
 
     assert query(store, ROWS) == before
 
@@ -45,7 +48,9 @@ def test_create_missing_refuses_a_generated_column_and_says_so(store, backup_roo
     back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
 
     with pytest.raises(DataError) as failure:
-        restore_backup_set(empty_db, "public", locate_backup_set(backup_root, timestamp=TS), create_missing=True)
+        restore_backup_set(
+            empty_db, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(create_missing=True)
+        )
 
     assert "'doc_length' of the set's table is a generated column" in failure.value.message
     assert "damaged" not in failure.value.message

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import (
     COLLECTION_TABLE,
@@ -92,7 +93,7 @@ def test_awkward_values_in_every_text_column_of_a_legacy_set_restore(empty_db, b
     write_legacy_set(empty_db, backup_root / "task_old" / "vector_bak", TS)
     legacy = locate_backup_set(backup_root, task_id="task_old", timestamp=TS)
 
-    restore_backup_set(empty_db, "public", legacy, truncate_before_restore=True, allow_legacy=True)
+    restore_backup_set(empty_db, "public", legacy, RestoreFlags(truncate_before_restore=True, allow_legacy=True))
 
     # The documented rule for empty fields: nullable text columns other than document read them as NULL.
     nullable_text = {"custom_id"} | ({"name"} if layout == LANGCHAIN_COMMUNITY else set())
@@ -121,8 +122,7 @@ def test_a_legacy_set_with_empty_documents_restores_no_null_document(store_db, b
         store_db,
         "public",
         locate_backup_set(backup_root, timestamp=TS),
-        truncate_before_restore=True,
-        allow_legacy=True,
+        RestoreFlags(truncate_before_restore=True, allow_legacy=True),
     )
     assert query(
         store_db,
@@ -159,7 +159,7 @@ def test_bad_legacy_metadata_is_a_data_error_naming_file_and_line(metadata_repr,
     legacy = legacy_set_with(store_db, backup_root, "doc", metadata_repr)
 
     with pytest.raises(DataError) as failure:
-        restore_backup_set(store_db, "public", legacy, truncate_before_restore=True, allow_legacy=True)
+        restore_backup_set(store_db, "public", legacy, RestoreFlags(truncate_before_restore=True, allow_legacy=True))
 
     assert f"langchain_pg_embedding_{TS}.csv, CSV line 2: column cmetadata" in failure.value.message
     assert f"({cause};" in failure.value.message if cause else "Error;" in failure.value.message
@@ -172,7 +172,7 @@ def test_legacy_fields_over_128_kib_restore_and_adopt(store_db, backup_root):
     document = "long document " * 20_000  # 280 KB, above csv's default field limit of 128 KiB
     legacy = legacy_set_with(store_db, backup_root, document, repr({"size": len(document), "text": document}))
 
-    restore_backup_set(store_db, "public", legacy, truncate_before_restore=True, allow_legacy=True)
+    restore_backup_set(store_db, "public", legacy, RestoreFlags(truncate_before_restore=True, allow_legacy=True))
     assert query(store_db, "SELECT document, cmetadata->>'size' FROM langchain_pg_embedding") == [
         (document, str(len(document)))
     ]

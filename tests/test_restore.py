@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import (
     DatabaseError,
@@ -74,7 +75,7 @@ def test_restore_with_truncate_replaces_current_rows(empty_db, backup_root):
     backup_set = backed_up(empty_db, backup_root)
     execute(empty_db, lambda cur: cur.execute("UPDATE langchain_pg_embedding SET document = 'changed'"))
 
-    result = restore_backup_set(empty_db, "public", backup_set, truncate_before_restore=True)
+    result = restore_backup_set(empty_db, "public", backup_set, RestoreFlags(truncate_before_restore=True))
 
     assert contents(empty_db) == original
     assert result.tables[1].rows_before == len(original[EMBEDDING_TABLE])
@@ -108,7 +109,7 @@ def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(p
 
     with pytest.raises(ResourceNotFound, match="create_missing"):
         restore_backup_set(target, "public", backup_set)
-    result = restore_backup_set(target, "public", backup_set, create_missing=True)
+    result = restore_backup_set(target, "public", backup_set, RestoreFlags(create_missing=True))
 
     assert contents(target) == original
     assert result.created == ["extension vector", COLLECTION_TABLE, EMBEDDING_TABLE]
@@ -137,7 +138,9 @@ def test_create_missing_builds_indexes_of_tables_it_creates_but_does_not_load(pg
     backup_set = backed_up(empty_db, backup_root)
     target = ensure_database(pg_server, "collections_only_target")
 
-    result = restore_backup_set(target, "public", backup_set, tables=[COLLECTION_TABLE], create_missing=True)
+    result = restore_backup_set(
+        target, "public", backup_set, RestoreFlags(create_missing=True), tables=[COLLECTION_TABLE]
+    )
 
     assert result.created == ["extension vector", COLLECTION_TABLE, EMBEDDING_TABLE]
     assert [s.table for s in result.tables] == [COLLECTION_TABLE]
@@ -154,7 +157,9 @@ def test_verify_only_changes_nothing(empty_db, backup_root):
     execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding"))
     before = contents(empty_db)
 
-    result = restore_backup_set(empty_db, "public", backup_set, tables=[EMBEDDING_TABLE], verify_only=True)
+    result = restore_backup_set(
+        empty_db, "public", backup_set, RestoreFlags(verify_only=True), tables=[EMBEDDING_TABLE]
+    )
 
     assert result.verify_only and result.tables[0].rows_restored == 8
     assert contents(empty_db) == before
@@ -208,7 +213,7 @@ def test_bad_vector_in_the_last_row_rolls_back_the_truncate_too(restorable):
 
     rewrite_csv_keeping_manifest_consistent(backup_set, EMBEDDING_TABLE, break_last_vector)
     with pytest.raises(DataError) as failure:
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+        restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True))
     assert "langchain_pg_embedding" in failure.value.message
     last_line = backup_set.files[EMBEDDING_TABLE].read_bytes().count(b"\n")  # physical lines, as PostgreSQL counts
     assert f"line {last_line}, column embedding" in failure.value.message
@@ -220,7 +225,9 @@ def test_file_of_another_size_is_refused_before_connecting(restorable):
     path = backup_set.files[EMBEDDING_TABLE]
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(DataError, match="does not match its manifest"):
-        restore_backup_set("postgresql://nobody@127.0.0.1:1/none", "public", backup_set, truncate_before_restore=True)
+        restore_backup_set(
+            "postgresql://nobody@127.0.0.1:1/none", "public", backup_set, RestoreFlags(truncate_before_restore=True)
+        )
     assert contents(dsn) == before
 
 
@@ -230,7 +237,9 @@ def test_changed_file_of_the_same_size_loads_nothing(restorable, verify_only):
     path = backup_set.files[EMBEDDING_TABLE]
     path.write_bytes(flip_a_digit(path.read_bytes()))
     with pytest.raises(DataError) as failure:
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, verify_only=verify_only)
+        restore_backup_set(
+            dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True, verify_only=verify_only)
+        )
     assert failure.value.message.startswith(f"{path.name} does not match its manifest: the sha256 of its bytes is ")
     assert contents(dsn) == before
 
@@ -254,7 +263,9 @@ def test_file_changed_after_the_checks_is_caught_by_the_load(restorable):
     dsn, backup_set, before = restorable
     path = backup_set.files[EMBEDDING_TABLE]
     with pytest.raises(DataError, match="does not match its manifest"):
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, log=ChangeFileWhenLoadStarts(path))
+        restore_backup_set(
+            dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), log=ChangeFileWhenLoadStarts(path)
+        )
     assert contents(dsn) == before
 
 
@@ -266,7 +277,7 @@ def test_damage_that_breaks_the_csv_is_reported_as_damage(restorable):
     position = data.index(b'"[', len(data) // 2) + 1
     path.write_bytes(data[:position] + b"x" + data[position + 1 :])
     with pytest.raises(DataError) as failure:
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+        restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True))
     assert failure.value.message.startswith(f"{path.name} does not match its manifest")
     assert "restore another set" in failure.value.message
     assert contents(dsn) == before
@@ -279,7 +290,9 @@ def test_damaged_manifest_is_listed_incomplete_and_refused(restorable, backup_ro
     [listed] = list_backup_sets(backup_root)
     assert not listed.complete and listed.status == "damaged" and "cannot be read" in listed.problem
     with pytest.raises(DataError, match="is damaged"):
-        restore_backup_set(dsn, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True)
+        restore_backup_set(
+            dsn, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(truncate_before_restore=True)
+        )
     assert contents(dsn) == before
 
 
@@ -289,7 +302,7 @@ def test_header_with_a_missing_column_is_named(restorable):
         backup_set, COLLECTION_TABLE, lambda data: data.replace(b"uuid,name,cmetadata\n", b"uuid,name\n", 1)
     )
     with pytest.raises(DataError) as failure:
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
+        restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True))
     assert "columns only in the table ['cmetadata']" in failure.value.message
     assert contents(dsn) == before
 
@@ -303,7 +316,7 @@ def test_backend_terminated_mid_copy_rolls_back(restorable, admin_dsn, backup_ro
 
     faulty = dataclasses.replace(backup_set, store=FaultyStore(backup_root, on_read=kill_on_second_read))
     with pytest.raises(DatabaseError) as failure:
-        restore_backup_set(dsn, "public", faulty, truncate_before_restore=True)
+        restore_backup_set(dsn, "public", faulty, RestoreFlags(truncate_before_restore=True))
     assert failure.value.can_retry and "langchain_pg_embedding" in failure.value.message
     assert contents(dsn) == before
 
@@ -367,7 +380,7 @@ def test_legacy_set_with_python_repr_json_restores(empty_db, backup_root):
     assert not legacy_set.has_manifest
     assert b"'ok': True" in legacy_set.files[EMBEDDING_TABLE].read_bytes()
 
-    restore_backup_set(empty_db, "public", legacy_set, truncate_before_restore=True, allow_legacy=True)
+    restore_backup_set(empty_db, "public", legacy_set, RestoreFlags(truncate_before_restore=True, allow_legacy=True))
 
     restored = dict(query(empty_db, "SELECT id, cmetadata FROM langchain_pg_embedding WHERE id LIKE 'e%%'"))
     assert restored["e2"] == {**TRICKY_METADATA, "i": 2}
@@ -382,7 +395,7 @@ def test_legacy_set_with_python_repr_json_restores(empty_db, backup_root):
 
 def test_shipped_legacy_fixture_restores(store_db):
     legacy_set = locate_backup_set(FIXTURE_ROOT, task_id="task_legacy", timestamp="20250101_120000")
-    result = restore_backup_set(store_db, "public", legacy_set, allow_legacy=True)
+    result = restore_backup_set(store_db, "public", legacy_set, RestoreFlags(allow_legacy=True))
 
     assert [s.rows_restored for s in result.tables] == [2, 8]
     metadata = dict(query(store_db, "SELECT id, cmetadata FROM langchain_pg_embedding"))
@@ -396,7 +409,7 @@ def test_shipped_legacy_fixture_restores(store_db):
 def test_legacy_set_cannot_create_missing_tables(empty_db):
     legacy_set = locate_backup_set(FIXTURE_ROOT, task_id="task_legacy", timestamp="20250101_120000")
     with pytest.raises(InvalidParams, match="needs the table DDL from a manifest"):
-        restore_backup_set(empty_db, "public", legacy_set, create_missing=True, allow_legacy=True)
+        restore_backup_set(empty_db, "public", legacy_set, RestoreFlags(create_missing=True, allow_legacy=True))
 
 
 # --- a target that grew a column since the backup ----------------------------------------------
@@ -417,7 +430,7 @@ def test_target_with_an_extra_column_is_refused_with_a_way_forward_then_filled(
     before = contents(empty_db)
 
     with pytest.raises(DataError) as failure:
-        restore_backup_set(empty_db, "public", backup_set, truncate_before_restore=True)
+        restore_backup_set(empty_db, "public", backup_set, RestoreFlags(truncate_before_restore=True))
     assert f"columns only in the table ['{name}']" in failure.value.message
     assert "set fill_extra_columns: true" in failure.value.message and "Nothing was changed" in failure.value.message
     assert contents(empty_db) == before
@@ -454,4 +467,6 @@ def test_an_extra_not_null_column_without_default_cannot_be_filled(empty_db, bac
         ),
     )
     with pytest.raises(DataError, match="must cannot be filled: give it a default"):
-        restore_backup_set(empty_db, "public", backup_set, tables=[EMBEDDING_TABLE], fill_extra_columns=True)
+        restore_backup_set(
+            empty_db, "public", backup_set, RestoreFlags(fill_extra_columns=True), tables=[EMBEDDING_TABLE]
+        )

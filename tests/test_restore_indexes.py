@@ -8,6 +8,7 @@ import psycopg2
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError, DataError
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.progress import ProgressMonitor
@@ -61,7 +62,7 @@ def test_restore_after_truncate_rebuilds_the_same_indexes(indexed_store):
     execute(dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%-1%'"))
     log = RecordingLog()
 
-    restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, log=log)
+    restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), log=log)
 
     assert indexes(dsn) == before_indexes
     assert fingerprint(dsn) == before_rows
@@ -99,7 +100,7 @@ def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_stor
     before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
 
     with pytest.raises(DataError) as failed:
-        restore_backup_set(dsn, "public", bad_set, truncate_before_restore=True)
+        restore_backup_set(dsn, "public", bad_set, RestoreFlags(truncate_before_restore=True))
 
     assert failed.value.message == (
         "PostgreSQL rejected the data while building the indexes: division by zero. The restore was rolled back: "
@@ -122,7 +123,9 @@ def test_a_failing_load_leaves_the_original_indexes_and_rows(indexed_store):
     before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
 
     with pytest.raises((DataError, DatabaseError), match="foreign key"):
-        restore_backup_set(dsn, "public", backup_set, tables=["langchain_pg_embedding"], truncate_before_restore=True)
+        restore_backup_set(
+            dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), tables=["langchain_pg_embedding"]
+        )
 
     assert indexes(dsn) == before_indexes
     assert fingerprint(dsn) == before_rows
@@ -185,7 +188,9 @@ def test_a_connection_lost_during_the_index_builds_leaves_the_original_indexes_a
                 assert terminate_backends(admin_dsn, APPLICATION_NAME) == 1
 
     with pytest.raises(DatabaseError) as lost:
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, log=KillAtIndexBuild())
+        restore_backup_set(
+            dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), log=KillAtIndexBuild()
+        )
 
     assert lost.value.can_retry is True and "building the indexes" in lost.value.message
     assert indexes(dsn) == before_indexes

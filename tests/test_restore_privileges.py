@@ -5,6 +5,7 @@ import pytest
 from psycopg2 import sql
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
@@ -35,7 +36,7 @@ def test_a_role_that_may_insert_and_truncate_restores_with_the_indexes_in_place(
     indexes = query(store_db, INDEXES)
     log = RecordingLog()
 
-    result = restore_backup_set(loader, "public", backed_up, truncate_before_restore=True, log=log)
+    result = restore_backup_set(loader, "public", backed_up, RestoreFlags(truncate_before_restore=True), log=log)
 
     assert [t.rows_after for t in result.tables] == [2, 100]
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
@@ -62,7 +63,7 @@ def test_an_owner_without_create_on_the_schema_restores_with_the_indexes_in_plac
     )
     log = RecordingLog()
 
-    restore_backup_set(owner, "public", backed_up, truncate_before_restore=True, log=log)
+    restore_backup_set(owner, "public", backed_up, RestoreFlags(truncate_before_restore=True), log=log)
 
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
     assert any("has no CREATE privilege on schema public" in line for line in log.infos), log.infos
@@ -73,7 +74,7 @@ def test_missing_privileges_are_named_before_anything_changes(store_db, backed_u
     before = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0]
 
     with pytest.raises(DatabaseError) as failure:
-        restore_backup_set(reader, "public", backed_up, truncate_before_restore=True)
+        restore_backup_set(reader, "public", backed_up, RestoreFlags(truncate_before_restore=True))
 
     assert "lacks INSERT on public.langchain_pg_collection, TRUNCATE on public.langchain_pg_collection" in (
         failure.value.message

@@ -4,6 +4,7 @@ import threading
 import time
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.restore import restore_backup_set
@@ -30,7 +31,7 @@ def test_retention_skips_a_set_a_restore_is_reading(empty_db, backup_root):
     def restore():
         try:
             outcome["result"] = restore_backup_set(
-                empty_db, "public", older, truncate_before_restore=True, lock_timeout_s=30
+                empty_db, "public", older, RestoreFlags(truncate_before_restore=True), lock_timeout_s=30
             )
         except BaseException as exc:
             outcome["error"] = exc

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import stats_table
-from pgvector_pipeline.contract import RESTORE_JOB, database_tags
+from pgvector_pipeline.contract import RESTORE_FLAG_HELP, RESTORE_JOB, RestoreFlags, database_tags
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
@@ -32,31 +32,16 @@ class RestoreConfig(dg.Config):
         "must stay inside the root.",
     )
     tables: list[str] = Field(default=list(BACKUP_TABLES), description="Tables to restore: one or both.")
-    truncate_before_restore: bool = Field(
-        default=False,
-        description="Empty the restored tables first, in the same transaction (both in one TRUNCATE when both are restored).",
-    )
-    verify_only: bool = Field(
-        default=False, description="Check everything and load in a transaction that is rolled back: nothing changes."
-    )
-    create_missing: bool = Field(
-        default=False,
-        description="In an empty database, create the vector extension and the tables and indexes from the set's manifest.",
-    )
-    allow_legacy: bool = Field(
-        default=False,
-        description=(
-            "Restore a set that has no manifest (made by the old system and not yet adopted by "
-            "backup_discovery_sensor). Nothing can verify such a set: a changed or cut file loads as it is."
-        ),
-    )
-    fill_extra_columns: bool = Field(
-        default=False,
-        description=(
-            "Load into target tables that have columns the set lacks (e.g. a column added since the backup), "
-            "when each of them is nullable or has a default: they get NULL or the default."
-        ),
-    )
+    # The switches of contract.RestoreFlags, described once in contract.RESTORE_FLAG_HELP (a test checks they agree).
+    truncate_before_restore: bool = Field(default=False, description=RESTORE_FLAG_HELP["truncate_before_restore"][1])
+    verify_only: bool = Field(default=False, description=RESTORE_FLAG_HELP["verify_only"][1])
+    create_missing: bool = Field(default=False, description=RESTORE_FLAG_HELP["create_missing"][1])
+    allow_legacy: bool = Field(default=False, description=RESTORE_FLAG_HELP["allow_legacy"][1])
+    fill_extra_columns: bool = Field(default=False, description=RESTORE_FLAG_HELP["fill_extra_columns"][1])
+
+    def flags(self) -> RestoreFlags:
+        """The restore switches of this config."""
+        return RestoreFlags(**{name: getattr(self, name) for name in RESTORE_FLAG_HELP})
 
 
 @dg.op(
@@ -81,14 +66,7 @@ def restore_vector_backup(
             f"Restoring set {backup_set.timestamp} of {backup_set.directory} into {pgvector.redacted_dsn}."
         )
         result = pgvector.restore(
-            backup_set,
-            tables=check_restore_tables(config.tables),
-            truncate_before_restore=config.truncate_before_restore,
-            verify_only=config.verify_only,
-            create_missing=config.create_missing,
-            allow_legacy=config.allow_legacy,
-            fill_extra_columns=config.fill_extra_columns,
-            log=context.log,
+            backup_set, config.flags(), tables=check_restore_tables(config.tables), log=context.log
         )
     metadata: dict[str, Any] = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.backup import BackupResult, Log, back_up_database
-from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV
+from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV, PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
 from pgvector_pipeline.names import BACKUP_TABLES
@@ -172,13 +172,9 @@ class PgVectorResource(dg.ConfigurableResource):
     def restore(
         self,
         backup_set: BackupSetInfo,
+        flags: RestoreFlags = PLAIN_RESTORE,
         *,
         tables: Sequence[str] = BACKUP_TABLES,
-        truncate_before_restore: bool = False,
-        verify_only: bool = False,
-        create_missing: bool = False,
-        allow_legacy: bool = False,
-        fill_extra_columns: bool = False,
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         """Restore `backup_set` into this database (see restore_backup_set)."""
@@ -186,12 +182,8 @@ class PgVectorResource(dg.ConfigurableResource):
             self.dsn,
             self.db_schema,
             backup_set,
+            flags,
             tables=tables,
-            truncate_before_restore=truncate_before_restore,
-            verify_only=verify_only,
-            create_missing=create_missing,
-            allow_legacy=allow_legacy,
-            fill_extra_columns=fill_extra_columns,
             maintenance_work_mem=self.maintenance_work_mem,
             lock_timeout_s=self.lock_timeout_s,
             log=log,

@@ -3,6 +3,7 @@
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import CommitOutcomeUnknown, ErrorType
 from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import commit
@@ -44,7 +45,7 @@ def restore_with_truncate(proxy, root, log):
     execute(proxy.dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%%-1_'"))
     proxy.drop_next_commit = armed
     backup_set = locate_backup_set(root, timestamp=TS)
-    return restore_backup_set(proxy.dsn, "public", backup_set, truncate_before_restore=True, log=log)
+    return restore_backup_set(proxy.dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), log=log)
 
 
 def plain_truncate(proxy, root, log):

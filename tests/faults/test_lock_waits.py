@@ -6,6 +6,7 @@ import time
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.restore import restore_backup_set
@@ -118,7 +119,9 @@ def test_a_truncating_restore_gives_up_on_an_idle_app_session(store, backup_root
         with app.cursor() as cur:
             cur.execute(SEARCH)
         outcome = in_thread(
-            lambda: restore_backup_set(store, "public", backup_set, truncate_before_restore=True, lock_timeout_s=1)
+            lambda: restore_backup_set(
+                store, "public", backup_set, RestoreFlags(truncate_before_restore=True), lock_timeout_s=1
+            )
         )
     finally:
         app.close()
@@ -188,14 +191,18 @@ def test_a_second_restore_that_slipped_past_the_queue_is_told_another_is_restori
             cur.execute(SEARCH)  # holds the first restore at its truncate lock
         first = threading.Thread(
             target=lambda: in_thread(
-                lambda: restore_backup_set(store, "public", backup_set, truncate_before_restore=True, lock_timeout_s=5)
+                lambda: restore_backup_set(
+                    store, "public", backup_set, RestoreFlags(truncate_before_restore=True), lock_timeout_s=5
+                )
             ),
             daemon=True,
         )
         first.start()
         time.sleep(1)
         second = in_thread(
-            lambda: restore_backup_set(store, "public", backup_set, truncate_before_restore=True, lock_timeout_s=5)
+            lambda: restore_backup_set(
+                store, "public", backup_set, RestoreFlags(truncate_before_restore=True), lock_timeout_s=5
+            )
         )
     finally:
         app.close()

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.restore import restore_backup_set
@@ -66,7 +67,7 @@ def test_sql_smuggled_into_manifest_ddl_never_runs(backed_up, backup_root, pg_se
 
     for verify_only in (True, False):
         with pytest.raises(DataError, match="The manifest's DDL was refused because"):
-            restore_backup_set(target, "public", backup_set, create_missing=True, verify_only=verify_only)
+            restore_backup_set(target, "public", backup_set, RestoreFlags(create_missing=True, verify_only=verify_only))
 
     assert objects_in(target) == before
     assert query(target, "SELECT count(*) FROM pg_extension WHERE extname = 'vector'") == [(0,)]
@@ -87,7 +88,9 @@ def test_a_default_calling_a_function_outside_pg_catalog_is_refused(backed_up, b
     target = ensure_database(pg_server, f"default_target_{schema}")
 
     with pytest.raises(DataError, match="the default of column 'id' is an expression restore does not execute"):
-        restore_backup_set(target, "public", locate_backup_set(backup_root, timestamp=TS), create_missing=True)
+        restore_backup_set(
+            target, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(create_missing=True)
+        )
 
 
 def test_a_pg_catalog_default_is_recreated_naming_pg_catalog():
@@ -121,7 +124,7 @@ def test_odd_manifest_fields_are_data_errors(backed_up, backup_root, empty_db, c
     assert listed.status == "damaged" and named in listed.problem
     with pytest.raises(DataError) as failure:
         restore_backup_set(
-            empty_db, "public", locate_backup_set(backup_root, timestamp=TS), truncate_before_restore=True
+            empty_db, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(truncate_before_restore=True)
         )
     assert "is damaged" in failure.value.message and named in failure.value.message
     assert query(empty_db, "SELECT count(*) FROM langchain_pg_embedding") == before

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
@@ -63,7 +64,9 @@ def test_set_whose_manifest_was_deleted_is_refused(backed_up, backup_root, tampe
     assert backup_set.status == "damaged" and not backup_set.complete
     for allow_legacy in (False, True):
         with pytest.raises(DataError) as failure:
-            restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, allow_legacy=allow_legacy)
+            restore_backup_set(
+                dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True, allow_legacy=allow_legacy)
+            )
         assert (
             f"records that this tool wrote set {TS} with manifest vector_backup_{TS}.json, and that manifest is gone"
             in failure.value.message
@@ -79,8 +82,10 @@ def test_set_without_manifest_or_log_needs_allow_legacy(backed_up, backup_root):
     assert backup_set.status == "legacy"
 
     with pytest.raises(DataError, match="has no manifest, so nothing can verify its files"):
-        restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True)
-    restored = restore_backup_set(dsn, "public", backup_set, truncate_before_restore=True, allow_legacy=True)
+        restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True))
+    restored = restore_backup_set(
+        dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True, allow_legacy=True)
+    )
     assert [s.rows_restored for s in restored.tables] == [1, 1000]
 
 

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
@@ -119,7 +120,7 @@ def test_a_csv_swapped_for_a_symlink_after_listing_is_not_read(store, backup_roo
     csv.symlink_to(secret)
 
     with pytest.raises(DataError) as failure:
-        restore_backup_set(store, "public", backup_set, truncate_before_restore=True)
+        restore_backup_set(store, "public", backup_set, RestoreFlags(truncate_before_restore=True))
 
     assert "is a symbolic link, not a regular file" in failure.value.message
     assert SECRET not in failure.value.message
@@ -164,7 +165,9 @@ def test_a_planted_csv_is_never_quoted_in_messages(store, backup_root):
     (directory / f"langchain_pg_embedding_{OLD}.csv").write_text(f"{SECRET} with spaces,id\nx,y\n")
 
     with pytest.raises(DataError) as failure:
-        restore_backup_set(store, "public", locate_backup_set(backup_root, timestamp=OLD), allow_legacy=True)
+        restore_backup_set(
+            store, "public", locate_backup_set(backup_root, timestamp=OLD), RestoreFlags(allow_legacy=True)
+        )
 
     assert "is not a list of column names: 1 of its 2 fields are not plain identifiers" in failure.value.message
     assert SECRET not in failure.value.message
