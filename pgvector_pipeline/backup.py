@@ -39,7 +39,14 @@ from pgvector_pipeline.store.layout import (
     validate_timestamp,
 )
 from pgvector_pipeline.store.log import manifest_line
-from pgvector_pipeline.store.manifest import MANIFEST_FORMAT, Manifest
+from pgvector_pipeline.store.manifest import (
+    KIND_BACKUP,
+    MANIFEST_FORMAT,
+    Manifest,
+    ManifestColumn,
+    ManifestSource,
+    ManifestTable,
+)
 
 
 class Log(Protocol):
@@ -94,6 +101,11 @@ class _SnapshotContents:
     pgvector_version: str
     server_version: str
     embedding_dimensions: dict[str, int]
+
+    @property
+    def layout(self) -> str:
+        """Which LangChain package wrote the store (by the embedding table's column names)."""
+        return langchain_layout(next(t for t in self.tables if t.table == EMBEDDING_TABLE).description)
 
 
 def back_up_database(
@@ -167,7 +179,7 @@ def back_up_database(
         log_path=Path(set_writer.location) / LOG_FILE_NAME,
         source=source,
         pgvector_version=contents.pgvector_version,
-        langchain_layout=manifest["source"]["langchain_layout"],
+        langchain_layout=contents.layout,
         embedding_dimensions=contents.embedding_dimensions,
         tables=contents.tables,
         duration_s=time.monotonic() - clock,
@@ -272,41 +284,39 @@ def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: Tabl
 
 def _manifest(
     task: str, timestamp: str, started: datetime, clock: float, source: str, schema: str, contents: _SnapshotContents
-) -> dict:
-    embedding = next(t for t in contents.tables if t.table == EMBEDDING_TABLE)
-    document = {
-        "format": MANIFEST_FORMAT,
-        "kind": "backup",
-        "task_id": task,
-        "timestamp": timestamp,
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now().astimezone().isoformat(),
-        "duration_s": round(time.monotonic() - clock, 3),
-        "source": {
-            "dsn": source,
-            "schema": schema,
-            "server_version": contents.server_version,
-            "pgvector_version": contents.pgvector_version,
-            "langchain_layout": langchain_layout(embedding.description),
-        },
-        "embedding_dimensions": contents.embedding_dimensions,
-        "tables": {
-            t.table: {
-                "file": t.path.name,
-                "rows": t.rows,
-                "bytes": t.bytes,
-                "sha256": t.sha256,
-                "duration_s": round(t.duration_s, 3),
-                "columns": [{"name": c.name, "type": c.type, "not_null": c.not_null} for c in t.columns],
-                "create_table": t.description.create_table,
-                "indexes": list(t.description.indexes),
-            }
+) -> Manifest:
+    """The set's manifest, built (and so validated) through its model: a manifest this tool could not read
+    back would make its own set "damaged"."""
+    return Manifest(
+        format=MANIFEST_FORMAT,
+        kind=KIND_BACKUP,
+        task_id=task,
+        timestamp=timestamp,
+        started_at=started.isoformat(),
+        finished_at=datetime.now().astimezone().isoformat(),
+        duration_s=round(time.monotonic() - clock, 3),
+        source=ManifestSource(
+            dsn=source,
+            schema=schema,
+            server_version=contents.server_version,
+            pgvector_version=contents.pgvector_version,
+            langchain_layout=contents.layout,
+        ),
+        embedding_dimensions=contents.embedding_dimensions,
+        tables={
+            t.table: ManifestTable(
+                file=t.path.name,
+                rows=t.rows,
+                bytes=t.bytes,
+                sha256=t.sha256,
+                duration_s=round(t.duration_s, 3),
+                columns=[ManifestColumn(name=c.name, type=c.type, not_null=c.not_null) for c in t.columns],
+                create_table=t.description.create_table,
+                indexes=list(t.description.indexes),
+            )
             for t in contents.tables
         },
-    }
-    # Written only if it reads back: a manifest this tool cannot read would make its own set "damaged".
-    Manifest.model_validate(document)
-    return document
+    )
 
 
 def _truncate_verified(

@@ -24,6 +24,7 @@ from pgvector_pipeline.postgres.maintenance import (
 from pgvector_pipeline.postgres.ranges import (
     BlockRange,
     OrderedRangeCopy,
+    RangeStatement,
     SessionUnavailable,
     SnapshotSession,
     export_ranges,
@@ -182,30 +183,39 @@ class Snapshot:
                 select=select, where=where, options=options
             )
 
-        try:
+        with classified(f"exporting {table}", self.conn):
             ranges = self._parallel_ranges(table)
-            if ranges:
-                with ExitStack() as sessions:
-                    try:
-                        readers = [
-                            sessions.enter_context(SnapshotSession(self.dsn, self._exported_id(), self.schema, table))
-                            for _ in range(self.export_sessions)
-                        ]
-                    except SessionUnavailable as unavailable:
-                        log(
-                            f"{table}: exported by this session alone: no further session could read it ({unavailable})."
-                        )
-                    else:
-                        log(
-                            f"{table}: exported by {len(readers)} sessions on this snapshot, {len(ranges)} ranges "
-                            f"of heap blocks written in order."
-                        )
-                        with OrderedRangeCopy(readers, ranges, statement) as copy:
-                            return copy.write_to(sink)
+            copied = self._copy_in_ranges(table, ranges, statement, sink, log) if ranges else None
+            if copied is not None:
+                return copied
             self.cur.copy_expert(statement(None, True), sink)
             return self.cur.rowcount
-        except psycopg2.Error as exc:
-            raise classify_error(exc, f"exporting {table}", self.conn) from exc
+
+    def _copy_in_ranges(
+        self,
+        table: str,
+        ranges: list[BlockRange],
+        statement: RangeStatement,
+        sink: CopySink,
+        log: Callable[[str], None],
+    ) -> int | None:
+        """The table's ranges exported by further sessions on this snapshot; None when no further session can
+        read it now (the caller exports it alone)."""
+        with ExitStack() as sessions:
+            try:
+                readers = [
+                    sessions.enter_context(SnapshotSession(self.dsn, self._exported_id(), self.schema, table))
+                    for _ in range(self.export_sessions)
+                ]
+            except SessionUnavailable as unavailable:
+                log(f"{table}: exported by this session alone: no further session could read it ({unavailable}).")
+                return None
+            log(
+                f"{table}: exported by {len(readers)} sessions on this snapshot, {len(ranges)} ranges of heap blocks "
+                f"written in order."
+            )
+            with OrderedRangeCopy(readers, ranges, statement) as copy:
+                return copy.write_to(sink)
 
     def _parallel_ranges(self, table: str) -> list[BlockRange]:
         """The block ranges of a table worth exporting by several sessions; [] for one session."""

@@ -16,6 +16,8 @@ from pgvector_pipeline.store.manifest import (
     KIND_ADOPTED,
     MANIFEST_FORMAT,
     Manifest,
+    ManifestColumn,
+    ManifestTable,
     read_manifest,
 )
 from pgvector_pipeline.store.reading import HeldSet
@@ -42,7 +44,7 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-def _describe_csv(raw: io.FileIO, name: str) -> dict:
+def _describe_csv(raw: io.FileIO, name: str) -> ManifestTable:
     """bytes, sha256, header columns and row count of an old-system CSV, in one streaming pass."""
     hashing = _HashingReader(raw)
     text = io.TextIOWrapper(io.BufferedReader(hashing, _READ_CHUNK), encoding="utf-8", newline="")
@@ -54,13 +56,13 @@ def _describe_csv(raw: io.FileIO, name: str) -> dict:
         raise DataError(f"{name} cannot be read as UTF-8 CSV ({exc}); the set was not adopted.") from None
     if not header:
         raise DataError(f"{name} has no header line; the set was not adopted.")
-    return {
-        "file": name,
-        "rows": rows,
-        "bytes": hashing.bytes,
-        "sha256": hashing.digest.hexdigest(),
-        "columns": [{"name": column, "type": "unknown", "not_null": False} for column in header],
-    }
+    return ManifestTable(
+        file=name,
+        rows=rows,
+        bytes=hashing.bytes,
+        sha256=hashing.digest.hexdigest(),
+        columns=[ManifestColumn(name=column, type="unknown", not_null=False) for column in header],
+    )
 
 
 def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest:
@@ -73,14 +75,14 @@ def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest
     tables = sorted(backup_set.files)
     with reader as held:
         assert held.location is not None
-        document = {
-            "format": MANIFEST_FORMAT,
-            "kind": KIND_ADOPTED,
-            "task_id": backup_set.task,
-            "timestamp": backup_set.timestamp,
-            "tables": {table: _describe_csv(held.file(table), backup_set.files[table].name) for table in tables},
-        }
-        _write_adopted(held.location, backup_set, document, mode)
+        manifest = Manifest(
+            format=MANIFEST_FORMAT,
+            kind=KIND_ADOPTED,
+            task_id=backup_set.task,
+            timestamp=backup_set.timestamp,
+            tables={table: _describe_csv(held.file(table), backup_set.files[table].name) for table in tables},
+        )
+        _write_adopted(held.location, backup_set, manifest.as_document(), mode)
         return read_manifest(held.location, backup_set.timestamp)
 
 

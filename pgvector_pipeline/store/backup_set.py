@@ -30,6 +30,7 @@ from pgvector_pipeline.store.layout import (
     tmp_name,
     validate_timestamp,
 )
+from pgvector_pipeline.store.manifest import Manifest
 
 # Claiming a new set tries this many seconds before giving up.
 CLAIM_ATTEMPTS = 30
@@ -223,11 +224,11 @@ class BackupSetWriter:
         """The sha256 of a published table file, read back from the disk."""
         return self.directory.sha256(self.writers[table].name)
 
-    def publish(self, manifest: dict) -> str:
+    def publish(self, manifest: Manifest) -> str:
         """Make the set visible: manifest .tmp, CSVs renamed, manifest renamed, each step durable."""
         manifest_tmp = tmp_name(self.manifest_name)
         try:
-            write_json_durably(self.directory, manifest_tmp, manifest, self.mode)
+            write_json_durably(self.directory, manifest_tmp, manifest.as_document(), self.mode)
             for writer in self.writers.values():
                 writer.publish()
             self.directory.fsync()

@@ -106,6 +106,10 @@ class Manifest(_Strict):
     def adopted(self) -> bool:
         return self.kind == KIND_ADOPTED
 
+    def as_document(self) -> dict:
+        """The manifest as the JSON document stored with the set (fields that are not set are left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
 
 def read_manifest(directory: Directory, timestamp: str) -> Manifest:
     """The validated manifest of the set `timestamp` in `directory`, or DataError saying what is wrong with it."""
