@@ -54,10 +54,10 @@ HNSW = "CREATE INDEX ix_embedding_hnsw ON langchain_pg_embedding USING hnsw ((em
 BACKUP_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.local import LocalBackupStore
 started = time.monotonic()
-result = back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "global", sys.argv[3], export_sessions=int(sys.argv[4]))
+result = back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "global", sys.argv[3], BackupOptions(export_sessions=int(sys.argv[4])))
 print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes for t in result.tables),
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

@@ -108,18 +108,30 @@ class _SnapshotContents:
         return langchain_layout(next(t for t in self.tables if t.table == EMBEDDING_TABLE).description)
 
 
+@dataclass(frozen=True)
+class BackupOptions:
+    """How a backup runs: whether it truncates after the verified set, whether it may create the task's
+    directory, how many sessions export a large table, and how long any lock may be waited for."""
+
+    truncate_after_backup: bool = False
+    create_task_dir: bool = False
+    export_sessions: int = DEFAULT_EXPORT_SESSIONS
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+
+
+# Export only, into an existing location, with the default sessions and lock bound.
+PLAIN_BACKUP = BackupOptions()
+
+
 def back_up_database(
     dsn: str,
     schema: str,
     store: BackupStore,
     task: str,
     timestamp: str | None,
+    options: BackupOptions = PLAIN_BACKUP,
     *,
-    truncate_after_backup: bool = False,
-    create_task_dir: bool = False,
     on_claim: Callable[[str], None] | None = None,
-    export_sessions: int = DEFAULT_EXPORT_SESSIONS,
-    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
 ) -> BackupResult:
     """Write a set of both tables and its manifest into `store` from one consistent snapshot.
@@ -127,28 +139,30 @@ def back_up_database(
     `timestamp` None claims a new set (the current second, or the next free one), atomically against
     every other start; `on_claim(timestamp)` is called once the set is claimed, before any export.
 
-    With `truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
+    With `options.truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
     export, only after both files and the manifest are stored and re-read with matching checksums,
     and a new session counts exactly the rows the set holds. A large table is exported by
-    `export_sessions` sessions sharing the snapshot (1: by the snapshot's own session; see
+    `options.export_sessions` sessions sharing the snapshot (1: by the snapshot's own session; see
     postgres.ranges). On any failure before the manifest is published no file of the set remains;
     every failure is logged (when the log can be written) and raised as a PipelineError.
     """
     log = log or logging.getLogger(__name__)
     if timestamp is not None:
         validate_timestamp(timestamp)
-    lock = [EMBEDDING_TABLE] if truncate_after_backup else []
+    lock = [EMBEDDING_TABLE] if options.truncate_after_backup else []
     started = datetime.now().astimezone()
     clock = time.monotonic()
     source = redact_dsn(dsn)
     logbook = _Logbook(store, task, log)
-    set_writer = store.new_set(task, timestamp, create_task_dir=create_task_dir, on_interrupted=logbook.interrupted)
+    set_writer = store.new_set(
+        task, timestamp, create_task_dir=options.create_task_dir, on_interrupted=logbook.interrupted
+    )
     try:
         with (
             set_writer,
-            closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn,
+            closing(connect(dsn, lock_timeout_s=options.lock_timeout_s)) as conn,
             Snapshot(
-                conn, schema, BACKUP_TABLES, lock_for_truncate=lock, dsn=dsn, export_sessions=export_sessions
+                conn, schema, BACKUP_TABLES, lock_for_truncate=lock, dsn=dsn, export_sessions=options.export_sessions
             ) as snap,
         ):
             timestamp = set_writer.timestamp
@@ -162,7 +176,9 @@ def back_up_database(
             manifest_path = set_writer.publish(manifest)
             log.info(f"Backup set {timestamp} written to {set_writer.location}.")
             truncated = (
-                _truncate_verified(snap, set_writer, dsn, schema, contents.tables, log) if truncate_after_backup else []
+                _truncate_verified(snap, set_writer, dsn, schema, contents.tables, log)
+                if options.truncate_after_backup
+                else []
             )
     except PipelineError as error:
         outcome = "published, then FAILED" if set_writer.published else "FAILED"

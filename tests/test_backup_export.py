@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.errors import DatabaseError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
@@ -150,7 +150,9 @@ def test_backend_terminated_mid_copy_leaves_no_set_and_no_change(
     store = FaultyStore(backup_root, on_write=kill_at_line_51)
 
     with pytest.raises(DatabaseError) as failure:
-        back_up_database(store_db, "public", store, GLOBAL_TASK_KEY, TS, truncate_after_backup=truncate_after_backup)
+        back_up_database(
+            store_db, "public", store, GLOBAL_TASK_KEY, TS, BackupOptions(truncate_after_backup=truncate_after_backup)
+        )
 
     assert failure.value.can_retry
     assert "exporting langchain_pg_embedding" in failure.value.message
@@ -167,7 +169,12 @@ def test_truncate_after_backup_empties_only_embeddings(store_db, backup_root):
     )
 
     result = back_up_database(
-        store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, truncate_after_backup=True
+        store_db,
+        "public",
+        LocalBackupStore(backup_root),
+        GLOBAL_TASK_KEY,
+        TS,
+        BackupOptions(truncate_after_backup=True),
     )
 
     assert [(s.table, s.rows_before, s.rows_after) for s in result.truncated] == [("langchain_pg_embedding", 20, 0)]
@@ -182,7 +189,9 @@ def test_task_directory_rules(store_db, backup_root):
         back_up_database(store_db, "public", LocalBackupStore(backup_root), "task_1", TS)
     assert not (backup_root / "task_1").exists()
 
-    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "task_1", TS, create_task_dir=True)
+    result = back_up_database(
+        store_db, "public", LocalBackupStore(backup_root), "task_1", TS, BackupOptions(create_task_dir=True)
+    )
     assert result.directory == backup_root / "task_1" / "vector_bak"
 
     with pytest.raises(InvalidParams, match="already exists"):

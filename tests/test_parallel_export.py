@@ -7,7 +7,7 @@ import time
 import pytest
 from psycopg2.extensions import make_dsn
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.postgres import ranges
@@ -39,9 +39,17 @@ def parallel_lines(log: RecordingLog) -> list[str]:
 def test_ranges_write_the_bytes_one_session_writes(store, backup_root, small_export_ranges):
     first, second = recent_timestamps(2)
     log = RecordingLog()
-    alone = back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, first, export_sessions=1)
+    alone = back_up_database(
+        store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, first, BackupOptions(export_sessions=1)
+    )
     shared = back_up_database(
-        store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, second, export_sessions=3, log=log
+        store,
+        "public",
+        LocalBackupStore(backup_root),
+        GLOBAL_TASK_KEY,
+        second,
+        BackupOptions(export_sessions=3),
+        log=log,
     )
 
     [line] = [line for line in parallel_lines(log) if line.startswith(EMBEDDING_TABLE)]

@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.backup import BackupResult, Log, back_up_database
+from pgvector_pipeline.backup import BackupOptions, BackupResult, Log, back_up_database
 from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV, PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
@@ -161,11 +161,13 @@ class PgVectorResource(dg.ConfigurableResource):
             store,
             task,
             timestamp,
-            truncate_after_backup=truncate_after_backup,
-            create_task_dir=create_task_dir,
+            BackupOptions(
+                truncate_after_backup=truncate_after_backup,
+                create_task_dir=create_task_dir,
+                export_sessions=self.export_sessions,
+                lock_timeout_s=self.lock_timeout_s,
+            ),
             on_claim=on_claim,
-            export_sessions=self.export_sessions,
-            lock_timeout_s=self.lock_timeout_s,
             log=log,
         )
 

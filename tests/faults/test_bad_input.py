@@ -4,7 +4,7 @@ error_type and a plain message, and only lost connections retried."""
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import (
     REQUEST_BACKUP_JOB,
     TRUNCATE_JOB,
@@ -49,7 +49,9 @@ BAD_PARTITION_KEYS = [
 @pytest.mark.parametrize("task_id", BAD_TASK_IDS)
 def test_bad_task_ids_are_refused_before_anything_is_written(task_id, store_db, backup_root):
     with pytest.raises(InvalidParams, match="is not valid"):
-        back_up_database(store_db, "public", LocalBackupStore(backup_root), task_id, TS, create_task_dir=True)
+        back_up_database(
+            store_db, "public", LocalBackupStore(backup_root), task_id, TS, BackupOptions(create_task_dir=True)
+        )
     assert list(backup_root.iterdir()) == []
 
 

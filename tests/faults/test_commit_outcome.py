@@ -2,7 +2,7 @@
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import CommitOutcomeUnknown, ErrorType
 from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
@@ -34,7 +34,13 @@ def sample(store_db):
 
 def truncate_after_backup(proxy, root, log):
     return back_up_database(
-        proxy.dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log
+        proxy.dsn,
+        "public",
+        LocalBackupStore(root),
+        GLOBAL_TASK_KEY,
+        TS,
+        BackupOptions(truncate_after_backup=True),
+        log=log,
     )
 
 

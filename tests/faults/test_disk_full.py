@@ -5,7 +5,7 @@ import errno
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore
@@ -74,7 +74,13 @@ def test_disk_full_after_the_set_is_published_only_warns(small_disk, store_db):
 
     log = FillingLog()
     result = back_up_database(
-        store_db, "public", LocalBackupStore(small_disk), GLOBAL_TASK_KEY, TS, truncate_after_backup=True, log=log
+        store_db,
+        "public",
+        LocalBackupStore(small_disk),
+        GLOBAL_TASK_KEY,
+        TS,
+        BackupOptions(truncate_after_backup=True),
+        log=log,
     )
 
     assert [(s.rows_before, s.rows_after) for s in result.truncated] == [(100, 0)]

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.postgres.connection import connect
@@ -89,8 +89,7 @@ def test_truncate_after_backup_gives_up_on_an_idle_app_session_and_names_it(stor
                 LocalBackupStore(backup_root),
                 GLOBAL_TASK_KEY,
                 TS,
-                truncate_after_backup=True,
-                lock_timeout_s=1,
+                BackupOptions(truncate_after_backup=True, lock_timeout_s=1),
             )
         )
     finally:
@@ -149,8 +148,7 @@ def test_a_deadlock_with_an_app_transaction_is_reported_as_a_deadlock(store_db, 
                     LocalBackupStore(backup_root),
                     GLOBAL_TASK_KEY,
                     TS,
-                    truncate_after_backup=True,
-                    lock_timeout_s=20,
+                    BackupOptions(truncate_after_backup=True, lock_timeout_s=20),
                 )
             )
         ),

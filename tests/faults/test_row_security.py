@@ -3,7 +3,7 @@
 import psycopg2
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore
@@ -39,7 +39,12 @@ def test_a_role_under_a_policy_gets_an_error_and_nothing_is_written_or_truncated
 
     with pytest.raises(DatabaseError) as failure:
         back_up_database(
-            tenant, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, truncate_after_backup=True
+            tenant,
+            "public",
+            LocalBackupStore(backup_root),
+            GLOBAL_TASK_KEY,
+            TS,
+            BackupOptions(truncate_after_backup=True),
         )
 
     message = failure.value.message

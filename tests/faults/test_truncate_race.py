@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore
@@ -110,7 +110,7 @@ def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root
                 LocalBackupStore(backup_root),
                 GLOBAL_TASK_KEY,
                 TS,
-                truncate_after_backup=True,
+                BackupOptions(truncate_after_backup=True),
                 log=log,
             )
         except Exception as exc:  # reported by the assertion below
