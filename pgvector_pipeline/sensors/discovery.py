@@ -154,13 +154,14 @@ def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: B
     fingerprint = _fingerprint(sets)
     if fingerprint == context.cursor and not deletions:
         return dg.SkipReason("No backup set appeared, changed or disappeared since the last tick.")
-    budget = _TickBudget(max_sets_per_tick(), TICK_BUDGET_S)
+    limit = max_sets_per_tick()
+    budget = _TickBudget(limit, TICK_BUDGET_S)
     left = _adopt_legacy_sets(context, sets, budget)
     left += _register_sets(context, sets, budget)
     fingerprint = _fingerprint(sets)
     if left:
         context.log.info(
-            f"{left} sets wait for the next ticks: at most {max_sets_per_tick()} sets ({MAX_SETS_ENV}) and "
+            f"{left} sets wait for the next ticks: at most {limit} sets ({MAX_SETS_ENV}) and "
             f"{TICK_BUDGET_S:g} s of work per tick."
         )
     return dg.SensorResult(

@@ -171,7 +171,9 @@ class BackupSetWriter:
                 if self._on_interrupted:
                     self._on_interrupted(interrupted)
         except OSError as exc:
-            raise storage_error(exc, self.directory, "", "removing leftovers of interrupted backups") from exc
+            raise storage_error(
+                exc, self.directory, str(exc.filename or ""), "removing leftovers of interrupted backups"
+            ) from exc
         if self.timestamp is not None:
             self._claim(self.timestamp)
             return self

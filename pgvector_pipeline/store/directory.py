@@ -153,10 +153,7 @@ class Directory:
 
     def create(self, name: str, mode: int) -> int:
         """A new file (it must not exist) opened for writing with exactly `mode`, whatever the umask."""
-        fd = self._open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        os.set_blocking(fd, True)
-        os.fchmod(fd, mode)
-        return fd
+        return self.create_with(name, os.O_WRONLY, mode)
 
     def open_or_create(self, name: str, flags: int, mode: int) -> int:
         """`name` opened with `flags` (O_WRONLY|O_APPEND, O_RDWR): created with `mode` when missing; an existing
@@ -174,6 +171,7 @@ class Directory:
             return fd
 
     def create_with(self, name: str, flags: int, mode: int) -> int:
+        """A new file (it must not exist) opened with `flags` and exactly `mode`, whatever the umask."""
         fd = self._open(name, flags | os.O_CREAT | os.O_EXCL, mode)
         os.set_blocking(fd, True)
         os.fchmod(fd, mode)
