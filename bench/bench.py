@@ -8,7 +8,9 @@ commas, newlines and non-ASCII text, jsonb metadata, LangChain's GIN index), the
 comparison A/B `--rounds` times and prints medians and ratios (ours / reference):
 
 - backup of both tables vs `psql \\copy (SELECT ...) TO` (ours: one snapshot, sha256, fsync), with peak RSS,
-  with the default export sessions and with one
+  with the default export sessions and with one, as plain CSV (compression none)
+- compression: set sizes and backup times of zstd (the default) and gzip sets vs plain CSV, `psql \\copy TO`
+  and `psql \\copy TO PROGRAM 'zstd'`; restore of the zstd set vs `psql \\copy FROM` of the plain CSV
 - restore into truncated tables with PK + GIN vs `psql -1` (TRUNCATE, `\\copy FROM` both tables)
 - restore into PK + GIN + HNSW (cosine, by expression) vs the same `psql -1` into the indexed table
 - a Dagster backup run (request_vector_backup_job, in process) vs the plain export, on empty tables
@@ -55,10 +57,13 @@ BACKUP_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from pgvector_pipeline.backup import BackupOptions, back_up_database
+from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.local import LocalBackupStore
+options = BackupOptions(export_sessions=int(sys.argv[4]), compression=Compression(sys.argv[5]))
 started = time.monotonic()
-result = back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "global", sys.argv[3], BackupOptions(export_sessions=int(sys.argv[4])))
+result = back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "global", sys.argv[3], options)
 print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes for t in result.tables),
+                  "stored_bytes": sum(t.stored_bytes for t in result.tables),
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 RESTORE_CHILD = """
@@ -115,11 +120,21 @@ class Bench:
             f"\\copy (SELECT {COLLECTION_COLUMNS} FROM langchain_pg_collection) TO '{self.work}/c.csv' CSV HEADER",
             f"\\copy (SELECT {EMBEDDING_COLUMNS} FROM langchain_pg_embedding) TO '{self.work}/e.csv' CSV HEADER",
         )
-        return {"seconds": seconds}
+        return {"seconds": seconds, "bytes": sum((self.work / f).stat().st_size for f in ("c.csv", "e.csv"))}
 
-    def our_backup(self, root: Path, export_sessions: int) -> dict:
+    def psql_zstd_backup(self) -> dict:
+        """psql piping each table's CSV through the zstd command (its default level, 3, one thread)."""
+        seconds = self.run_psql(
+            f"\\copy (SELECT {COLLECTION_COLUMNS} FROM langchain_pg_collection) TO PROGRAM "
+            f"'zstd -q -f -o {self.work}/c.csv.zst' CSV HEADER",
+            f"\\copy (SELECT {EMBEDDING_COLUMNS} FROM langchain_pg_embedding) TO PROGRAM "
+            f"'zstd -q -f -o {self.work}/e.csv.zst' CSV HEADER",
+        )
+        return {"seconds": seconds, "bytes": sum((self.work / f).stat().st_size for f in ("c.csv.zst", "e.csv.zst"))}
+
+    def our_backup(self, root: Path, export_sessions: int, codec: str = "none") -> dict:
         ts = self.timestamp()
-        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions))
+        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions), codec)
         return {**result, "timestamp": ts}
 
     def psql_restore(self) -> dict:
@@ -185,6 +200,41 @@ def dagster_overhead(dsn: str, work: Path, rounds: int) -> tuple[float, float]:
     return statistics.median(dagster_runs), statistics.median(plain_runs)
 
 
+def compare_compression(bench: "Bench", root: Path, rounds: int) -> tuple[list[tuple[str, str, str, str]], str]:
+    """Rows comparing zstd and gzip sets with plain CSV and psql (plain, and piped through zstd); the
+    timestamp of a zstd set for the restore comparison."""
+    zstd, gzip, psql, psql_zstd = alternate(
+        rounds,
+        lambda: bench.our_backup(root, DEFAULT_EXPORT_SESSIONS, "zstd"),
+        lambda: bench.our_backup(root, DEFAULT_EXPORT_SESSIONS, "gzip"),
+        bench.psql_backup,
+        bench.psql_zstd_backup,
+    )
+    plain_mb, psql_zstd_mb = psql[0]["bytes"] / 1e6, psql_zstd[0]["bytes"] / 1e6
+    rows = [
+        (
+            f"backup, both tables, {label} set ({DEFAULT_EXPORT_SESSIONS} export sessions)",
+            f"{median(runs):.2f} s, {runs[0]['stored_bytes'] / 1e6:.0f} MB "
+            f"({runs[0]['stored_bytes'] / runs[0]['bytes']:.0%} of the CSV), peak RSS "
+            f"{max(r['max_rss_mb'] for r in runs):.0f} MB",
+            f"`psql \\copy TO` {median(psql):.2f} s, {plain_mb:.0f} MB",
+            f"{median(runs) / median(psql):.2f}×",
+        )
+        for runs, label in ((zstd, "zstd (level 1, default)"), (gzip, "gzip (level 6)"))
+    ]
+    rows.append(
+        (
+            "`psql \\copy TO PROGRAM 'zstd'` (level 3, one thread), for comparison",
+            f"{median(psql_zstd):.2f} s, {psql_zstd_mb:.0f} MB ({psql_zstd_mb / plain_mb:.0%} of the CSV)",
+            f"`psql \\copy TO` {median(psql):.2f} s",
+            f"{median(psql_zstd) / median(psql):.2f}×",
+        )
+    )
+    for row in rows:
+        print(row, flush=True)
+    return rows, zstd[0]["timestamp"]
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -239,26 +289,35 @@ def main() -> None:
             rss = max(r["max_rss_mb"] for r in runs)
             rows.append(
                 (
-                    f"backup, both tables, {label}",
+                    f"backup, both tables, plain CSV, {label}",
                     f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
                     f"`psql \\copy TO` {median(psql):.2f} s",
                     f"{median(runs) / median(psql):.2f}×",
                 )
             )
             print(rows[-1], flush=True)
-        ts = ours[0]["timestamp"]
+        plain_ts = ours[0]["timestamp"]
+        compression_rows, zstd_ts = compare_compression(bench, root, args.rounds)
+        rows.extend(compression_rows)
+        ts = plain_ts
 
-        ours, psql = alternate(args.rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)
-        rss = max(r["max_rss_mb"] for r in ours)
-        rows.append(
-            (
-                "restore into truncated tables, PK + GIN",
-                f"{median(ours):.2f} s, peak RSS {rss:.0f} MB",
-                f"`psql -1` TRUNCATE + `\\copy FROM` {median(psql):.2f} s",
-                f"{median(ours) / median(psql):.2f}×",
-            )
+        ours, zstd, psql = alternate(
+            args.rounds,
+            lambda: bench.our_restore(root, ts),
+            lambda: bench.our_restore(root, zstd_ts),
+            bench.psql_restore,
         )
-        print(rows[-1], flush=True)
+        for runs, label in ((ours, "plain CSV set"), (zstd, "zstd set")):
+            rss = max(r["max_rss_mb"] for r in runs)
+            rows.append(
+                (
+                    f"restore into truncated tables, PK + GIN, {label}",
+                    f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
+                    f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
+                    f"{median(runs) / median(psql):.2f}×",
+                )
+            )
+            print(rows[-1], flush=True)
 
         if not args.no_hnsw:
             bench.execute(HNSW.format(dims=args.dims))

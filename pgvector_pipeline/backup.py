@@ -1,10 +1,12 @@
-"""Back up both LangChain tables from one snapshot into a backup set. Plain Python: the Dagster
-resource calls this, and so can any other tool.
+"""Back up the tables of a table set (both LangChain tables by default) from one snapshot into a backup
+set. Plain Python: the Dagster resource calls this, and so can any other tool.
 
-    back_up_database        claim the set, read the snapshot, publish the manifest, truncate if asked
-      _export_table         one table: COPY TO STDOUT into the set's .tmp file, counted and hashed
-      _manifest             what the set holds, built from the snapshot's results
-      _truncate_verified    re-read the files, count committed rows, truncate, commit (known outcome)
+    back_up_database        claim the set, write it, log what happened
+      _write_set            in the snapshot: read every table, publish the manifest, truncate if asked
+        _read_snapshot      describe and count every table, then export each
+          _export_table     one table: COPY TO STDOUT into the set's table writer, counted and hashed
+        _manifest           what the set holds, built from the snapshot's results
+        _truncate_verified  re-read the files, count committed rows, truncate, commit (known outcome)
 """
 
 import logging
@@ -17,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, PipelineError
-from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import (
     Column,
     TableDescription,
@@ -33,9 +34,11 @@ from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committe
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
 from pgvector_pipeline.store.layout import (
     LOG_FILE_NAME,
+    manifest_name,
     validate_timestamp,
 )
 from pgvector_pipeline.store.log import manifest_line
@@ -47,6 +50,7 @@ from pgvector_pipeline.store.manifest import (
     ManifestSource,
     ManifestTable,
 )
+from pgvector_pipeline.tables import DEFAULT_TABLES, TableSet
 
 
 class Log(Protocol):
@@ -58,15 +62,24 @@ class Log(Protocol):
 
 @dataclass(frozen=True)
 class TableBackup:
-    """One table of a written set: its CSV, rows, bytes, sha256 and the table's description."""
+    """One table of a written set: its file, rows, the CSV's bytes and sha256, how it is stored, its description."""
 
     table: str
-    path: Path
+    location: str  # where the set is, as its store names it
+    file: str  # the file's name in the set
     rows: int
-    bytes: int
-    sha256: str
+    bytes: int  # of the CSV
+    sha256: str  # of the CSV
+    codec: str
+    stored_bytes: int
+    stored_sha256: str
     duration_s: float
     description: TableDescription
+
+    @property
+    def path(self) -> Path:
+        """The file in a local store (for messages, metadata and tests)."""
+        return Path(self.location) / self.file
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -80,9 +93,7 @@ class BackupResult:
 
     task: str
     timestamp: str
-    directory: Path
-    manifest_path: Path
-    log_path: Path
+    location: str  # where the set is, as its store names it
     source: str
     pgvector_version: str
     langchain_layout: str
@@ -94,6 +105,19 @@ class BackupResult:
     def table(self, name: str) -> TableBackup:
         return next(t for t in self.tables if t.table == name)
 
+    @property
+    def directory(self) -> Path:
+        """The set's directory in a local store."""
+        return Path(self.location)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / manifest_name(self.timestamp)
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / LOG_FILE_NAME
+
 
 @dataclass(frozen=True)
 class _SnapshotContents:
@@ -101,26 +125,38 @@ class _SnapshotContents:
     pgvector_version: str
     server_version: str
     embedding_dimensions: dict[str, int]
-
-    @property
-    def layout(self) -> str:
-        """Which LangChain package wrote the store (by the embedding table's column names)."""
-        return langchain_layout(next(t for t in self.tables if t.table == EMBEDDING_TABLE).description)
+    layout: str  # which LangChain package wrote the store (by the embedding table's column names)
 
 
 @dataclass(frozen=True)
 class BackupOptions:
-    """How a backup runs: whether it truncates after the verified set, whether it may create the task's
-    directory, how many sessions export a large table, and how long any lock may be waited for."""
+    """How a backup runs: which tables, how their files are compressed, whether it truncates after the verified
+    set, whether it may create the task's directory, how many sessions export a large table, and how long any
+    lock may be waited for."""
 
     truncate_after_backup: bool = False
     create_task_dir: bool = False
     export_sessions: int = DEFAULT_EXPORT_SESSIONS
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    compression: Compression = DEFAULT_COMPRESSION
+    tables: TableSet = DEFAULT_TABLES
+
+    @property
+    def truncated_tables(self) -> list[str]:
+        return self.tables.truncated_by_default if self.truncate_after_backup else []
 
 
-# Export only, into an existing location, with the default sessions and lock bound.
+# Export only, into an existing location, with the default compression, sessions and lock bound.
 PLAIN_BACKUP = BackupOptions()
+
+
+@dataclass(frozen=True)
+class _Start:
+    """When and from where a backup started (the DSN redacted)."""
+
+    at: datetime
+    clock: float
+    source: str
 
 
 def back_up_database(
@@ -134,76 +170,83 @@ def back_up_database(
     on_claim: Callable[[str], None] | None = None,
     log: Log | None = None,
 ) -> BackupResult:
-    """Write a set of both tables and its manifest into `store` from one consistent snapshot.
+    """Write a set of `options.tables` and its manifest into `store` from one consistent snapshot.
 
     `timestamp` None claims a new set (the current second, or the next free one), atomically against
     every other start; `on_claim(timestamp)` is called once the set is claimed, before any export.
 
-    With `options.truncate_after_backup`, langchain_pg_embedding is truncated in the same transaction as the
-    export, only after both files and the manifest are stored and re-read with matching checksums,
-    and a new session counts exactly the rows the set holds. A large table is exported by
-    `options.export_sessions` sessions sharing the snapshot (1: by the snapshot's own session; see
-    postgres.ranges). On any failure before the manifest is published no file of the set remains;
-    every failure is logged (when the log can be written) and raised as a PipelineError.
+    With `options.truncate_after_backup`, the tables truncated by default (langchain_pg_embedding) are
+    truncated in the same transaction as the export, only after every file and the manifest are stored and
+    re-read with matching checksums, and a new session counts exactly the rows the set holds. A large table
+    is exported by `options.export_sessions` sessions sharing the snapshot (1: by the snapshot's own
+    session; see postgres.ranges). On any failure before the manifest is published no file of the set
+    remains; every failure is logged (when the log can be written) and raised as a PipelineError.
     """
     log = log or logging.getLogger(__name__)
     if timestamp is not None:
         validate_timestamp(timestamp)
-    lock = [EMBEDDING_TABLE] if options.truncate_after_backup else []
-    started = datetime.now().astimezone()
-    clock = time.monotonic()
-    source = redact_dsn(dsn)
+    start = _Start(datetime.now().astimezone(), time.monotonic(), redact_dsn(dsn))
     logbook = _Logbook(store, task, log)
     set_writer = store.new_set(
         task, timestamp, create_task_dir=options.create_task_dir, on_interrupted=logbook.interrupted
     )
     try:
-        with (
-            set_writer,
-            closing(connect(dsn, lock_timeout_s=options.lock_timeout_s)) as conn,
-            Snapshot(
-                conn, schema, BACKUP_TABLES, lock_for_truncate=lock, dsn=dsn, export_sessions=options.export_sessions
-            ) as snap,
-        ):
-            timestamp = set_writer.timestamp
-            assert timestamp is not None
-            if on_claim:
-                on_claim(timestamp)
-            if lock:
-                log.info(f"Holding writers of {EMBEDDING_TABLE} off until the truncate (SHARE lock taken first).")
-            contents = _read_snapshot(snap, set_writer, log)
-            manifest = _manifest(task, timestamp, started, clock, source, schema, contents)
-            manifest_path = set_writer.publish(manifest)
-            log.info(f"Backup set {timestamp} written to {set_writer.location}.")
-            truncated = (
-                _truncate_verified(snap, set_writer, dsn, schema, contents.tables, log)
-                if options.truncate_after_backup
-                else []
-            )
+        contents, truncated = _write_set(dsn, schema, set_writer, task, options, start, on_claim, log)
     except PipelineError as error:
         outcome = "published, then FAILED" if set_writer.published else "FAILED"
         logbook.note(
-            f"backup {set_writer.timestamp or '(no set claimed)'} {outcome} (task {task}, source {source})",
+            f"backup {set_writer.timestamp or '(no set claimed)'} {outcome} (task {task}, source {start.source})",
             [error.message],
         )
         raise
+    assert set_writer.timestamp is not None
     result = BackupResult(
         task=task,
-        timestamp=timestamp,
-        directory=Path(set_writer.location),
-        manifest_path=Path(manifest_path),
-        log_path=Path(set_writer.location) / LOG_FILE_NAME,
-        source=source,
+        timestamp=set_writer.timestamp,
+        location=set_writer.location,
+        source=start.source,
         pgvector_version=contents.pgvector_version,
         langchain_layout=contents.layout,
         embedding_dimensions=contents.embedding_dimensions,
         tables=contents.tables,
-        duration_s=time.monotonic() - clock,
+        duration_s=time.monotonic() - start.clock,
         truncated=truncated,
     )
     # The set is published (and the truncate committed): a log that cannot be written only warns.
     logbook.note(_log_headline(result), _log_details(result))
     return result
+
+
+def _write_set(
+    dsn: str,
+    schema: str,
+    set_writer: SetWriter,
+    task: str,
+    options: BackupOptions,
+    start: _Start,
+    on_claim: Callable[[str], None] | None,
+    log: Log,
+) -> tuple[_SnapshotContents, list[TruncateStats]]:
+    """Claim the set, export every table from one snapshot, publish the manifest, then truncate if asked."""
+    lock = options.truncated_tables
+    with (
+        set_writer,
+        closing(connect(dsn, lock_timeout_s=options.lock_timeout_s)) as conn,
+        Snapshot(
+            conn, schema, options.tables.names, lock_for_truncate=lock, dsn=dsn, export_sessions=options.export_sessions
+        ) as snap,
+    ):
+        timestamp = set_writer.timestamp
+        assert timestamp is not None
+        if on_claim:
+            on_claim(timestamp)
+        if lock:
+            log.info(f"Holding writers of {', '.join(lock)} off until the truncate (SHARE lock taken first).")
+        contents = _read_snapshot(snap, set_writer, options, log)
+        set_writer.publish(_manifest(task, timestamp, start, schema, contents))
+        log.info(f"Backup set {timestamp} written to {set_writer.location}.")
+        truncated = _truncate_verified(snap, set_writer, dsn, schema, contents.tables, lock, log) if lock else []
+    return contents, truncated
 
 
 class _Logbook:
@@ -228,24 +271,40 @@ class _Logbook:
         )
 
 
-def _read_snapshot(snap: Snapshot, set_writer: SetWriter, log: Log) -> _SnapshotContents:
+def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions, log: Log) -> _SnapshotContents:
+    names = options.tables.names
     pgvector_version = snap.pgvector_version()
-    descriptions = {table: snap.describe(table) for table in BACKUP_TABLES}
-    counts = {table: snap.count(table) for table in BACKUP_TABLES}
-    dimensions = snap.embedding_dimensions(descriptions[EMBEDDING_TABLE], counts[EMBEDDING_TABLE])
+    descriptions = {table: snap.describe(table) for table in names}
+    counts = {table: snap.count(table) for table in names}
+    embedding_table = options.tables.embedding_table
+    dimensions = (
+        snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table]) if embedding_table else {}
+    )
+    layout = langchain_layout(descriptions[embedding_table]) if embedding_table else "unknown"
     server_version = snap.server_version()
     for description in descriptions.values():
         _warn_if_not_recreatable(description, log)
     tables: list[TableBackup] = []
-    for table in BACKUP_TABLES:
-        tables.append(_export_table(snap, set_writer, descriptions[table], counts[table], tables, log))
-    return _SnapshotContents(tables, pgvector_version, server_version, dimensions)
+    for table in names:
+        export = _Export(descriptions[table], counts[table], options.compression)
+        tables.append(_export_table(snap, set_writer, export, tables, log))
+    return _SnapshotContents(tables, pgvector_version, server_version, dimensions, layout)
+
+
+@dataclass(frozen=True)
+class _Export:
+    """One table to export: its description, the rows the snapshot counted, how its file is compressed."""
+
+    description: TableDescription
+    expected_rows: int
+    compression: Compression
 
 
 def _warn_if_not_recreatable(description: TableDescription, log: Log) -> None:
     """Restore's create_missing executes only DDL its checker accepts: say now if this table's is not."""
     try:
-        checked_create_table(description.create_table, description.name)
+        described = DEFAULT_TABLES.get(description.name)
+        checked_create_table(description.create_table, description.name, described.references if described else ())
         for statement in description.indexes:
             checked_create_index(statement, description.name)
     except UnsafeDDL as error:
@@ -256,36 +315,42 @@ def _warn_if_not_recreatable(description: TableDescription, log: Log) -> None:
 
 
 def _export_table(
-    snap: Snapshot,
-    set_writer: SetWriter,
-    description: TableDescription,
-    expected_rows: int,
-    done: list[TableBackup],
-    log: Log,
+    snap: Snapshot, set_writer: SetWriter, export: _Export, done: list[TableBackup], log: Log
 ) -> TableBackup:
-    table = description.name
-    columns = [column.name for column in description.data_columns]
+    table, expected_rows = export.description.name, export.expected_rows
+    columns = [column.name for column in export.description.data_columns]
     log.info(f"Exporting {table}: {expected_rows:,} rows, columns {', '.join(columns)}.")
 
     def progress(writes: int, written: int) -> None:
         rows = max(writes - 1, 0)
         share = f" ({rows / expected_rows:.0%})" if expected_rows else ""
-        log.info(f"{table}: {rows:,} of {expected_rows:,} rows{share}, {human_size(written)} written.")
+        log.info(f"{table}: {rows:,} of {expected_rows:,} rows{share}, {human_size(written)} of CSV written.")
 
     clock = time.monotonic()
-    writer = set_writer.open_table(table, progress)
+    writer = set_writer.open_table(table, progress, export.compression)
     try:
         rows = snap.copy_to(table, columns, writer, log.info)
         writer.flush_to_disk()
     except OSError as exc:
-        # Estimated from what was written; the partial file goes first, so the free space shown is real.
-        estimate = sum(t.bytes for t in done) + writer.bytes * expected_rows // max(writer.writes - 1, 1)
+        # Estimated from what was stored; the partial file goes first, so the free space shown is real.
+        estimate = sum(t.stored_bytes for t in done) + writer.stored_bytes * expected_rows // max(writer.writes - 1, 1)
         raise writer.failed(exc, f"exporting {table}", estimate) from exc
     _check_counts(table, expected_rows, rows, writer)
     duration = time.monotonic() - clock
-    log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} in {duration:.1f} s.")
+    stored = "" if writer.codec == NONE else f", stored as {writer.codec} in {human_size(writer.stored_bytes)}"
+    log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} of CSV{stored} in {duration:.1f} s.")
     return TableBackup(
-        table, Path(set_writer.location) / writer.name, rows, writer.bytes, writer.sha256, duration, description
+        table=table,
+        location=set_writer.location,
+        file=writer.name,
+        rows=rows,
+        bytes=writer.bytes,
+        sha256=writer.sha256,
+        codec=writer.codec,
+        stored_bytes=writer.stored_bytes,
+        stored_sha256=writer.stored_sha256,
+        duration_s=duration,
+        description=export.description,
     )
 
 
@@ -298,9 +363,7 @@ def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: Tabl
         )
 
 
-def _manifest(
-    task: str, timestamp: str, started: datetime, clock: float, source: str, schema: str, contents: _SnapshotContents
-) -> Manifest:
+def _manifest(task: str, timestamp: str, start: _Start, schema: str, contents: _SnapshotContents) -> Manifest:
     """The set's manifest, built (and so validated) through its model: a manifest this tool could not read
     back would make its own set "damaged"."""
     return Manifest(
@@ -308,58 +371,71 @@ def _manifest(
         kind=KIND_BACKUP,
         task_id=task,
         timestamp=timestamp,
-        started_at=started.isoformat(),
+        started_at=start.at.isoformat(),
         finished_at=datetime.now().astimezone().isoformat(),
-        duration_s=round(time.monotonic() - clock, 3),
+        duration_s=round(time.monotonic() - start.clock, 3),
         source=ManifestSource(
-            dsn=source,
+            dsn=start.source,
             schema=schema,
             server_version=contents.server_version,
             pgvector_version=contents.pgvector_version,
             langchain_layout=contents.layout,
         ),
         embedding_dimensions=contents.embedding_dimensions,
-        tables={
-            t.table: ManifestTable(
-                file=t.path.name,
-                rows=t.rows,
-                bytes=t.bytes,
-                sha256=t.sha256,
-                duration_s=round(t.duration_s, 3),
-                columns=[ManifestColumn(name=c.name, type=c.type, not_null=c.not_null) for c in t.columns],
-                create_table=t.description.create_table,
-                indexes=list(t.description.indexes),
-            )
-            for t in contents.tables
-        },
+        tables={t.table: _manifest_table(t) for t in contents.tables},
+    )
+
+
+def _manifest_table(table: TableBackup) -> ManifestTable:
+    return ManifestTable(
+        file=table.file,
+        rows=table.rows,
+        bytes=table.bytes,
+        sha256=table.sha256,
+        codec=table.codec,
+        stored_bytes=table.stored_bytes,
+        stored_sha256=table.stored_sha256,
+        duration_s=round(table.duration_s, 3),
+        columns=[ManifestColumn(name=c.name, type=c.type, not_null=c.not_null) for c in table.columns],
+        create_table=table.description.create_table,
+        indexes=list(table.description.indexes),
     )
 
 
 def _truncate_verified(
-    snap: Snapshot, set_writer: SetWriter, dsn: str, schema: str, tables: list[TableBackup], log: Log
+    snap: Snapshot,
+    set_writer: SetWriter,
+    dsn: str,
+    schema: str,
+    tables: list[TableBackup],
+    truncated: list[str],
+    log: Log,
 ) -> list[TruncateStats]:
-    """Truncate the embedding table only if the set on disk holds exactly the rows committed in it."""
-    embedding = next(t for t in tables if t.table == EMBEDDING_TABLE)
+    """Truncate `truncated` only if the set's files read back as written and hold exactly the rows committed."""
+    names = ", ".join(truncated)
     try:
         for table in tables:
-            if set_writer.reread_sha256(table.table) != table.sha256:
+            if set_writer.reread_sha256(table.table) != table.stored_sha256:
                 raise DataError(
                     f"{table.path} does not read back with the checksum that was written. Check the disk "
                     f"holding the backup root."
                 )
         # The SHARE lock was taken before the snapshot, so a new session must see exactly the exported rows.
-        committed = count_committed_rows(dsn, schema, EMBEDDING_TABLE)
-        if committed != embedding.rows:
-            raise DataError(
-                f"{EMBEDDING_TABLE} holds {committed} committed rows, but the set holds {embedding.rows}: rows "
-                f"outside the backup would be lost."
-            )
-        return snap.truncate_and_commit([EMBEDDING_TABLE], dsn, log.warning)
+        for table in tables:
+            if table.table not in truncated:
+                continue
+            committed = count_committed_rows(dsn, schema, table.table)
+            if committed != table.rows:
+                raise DataError(
+                    f"{table.table} holds {committed} committed rows, but the set holds {table.rows}: rows "
+                    f"outside the backup would be lost."
+                )
+        return snap.truncate_and_commit(truncated, dsn, log.warning)
     except CommitOutcomeUnknown as error:
         raise CommitOutcomeUnknown(f"The backup set was written and verified. {error.message}") from error
     except PipelineError as error:
         raise type(error)(
-            f"The backup set was written and verified, but {EMBEDDING_TABLE} was NOT truncated: {error.message}",
+            f"The backup set was written and verified, but {names} was NOT truncated: {error.message}",
             # A retry of the same partition would meet the finished set and refuse to overwrite it.
             can_retry=False,
         ) from error
@@ -371,10 +447,10 @@ def _log_headline(result: BackupResult) -> str:
 
 def _log_details(result: BackupResult) -> list[str]:
     lines = [
-        f"{t.table}: {t.rows} rows, {human_size(t.bytes)}, {t.duration_s:.2f} s -> {t.path.name} (sha256 {t.sha256})"
+        f"{t.table}: {t.rows} rows, {human_size(t.bytes)}, {t.duration_s:.2f} s -> {t.file} (sha256 {t.stored_sha256})"
         for t in result.tables
     ]
     lines += [
         f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s" for s in result.truncated
     ]
-    return lines + [manifest_line(result.manifest_path.name)]
+    return lines + [manifest_line(manifest_name(result.timestamp))]

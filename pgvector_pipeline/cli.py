@@ -20,7 +20,8 @@ from pgvector_pipeline.client import (
 )
 from pgvector_pipeline.contract import RESTORE_FLAG_HELP, RestoreFlags
 from pgvector_pipeline.errors import PipelineError
-from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.store.codecs import CODEC_NAMES
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 HOST_ENV = "DAGSTER_WEBSERVER_HOST"
 PORT_ENV = "DAGSTER_WEBSERVER_PORT"
@@ -57,6 +58,8 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
         args.task_id,
         truncate_after_backup=args.truncate,
         create_task_dir=args.create_task_dir,
+        compression=args.compression or "",
+        compression_level=args.compression_level,
         dsn_env=args.dsn_env,
         db_schema=args.schema,
     )
@@ -119,10 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "3000")), help=f"Port (${PORT_ENV}).")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    backup = commands.add_parser("backup", help="Back up both tables into a new set.")
+    backup = commands.add_parser("backup", help="Back up the tables into a new set.")
     backup.add_argument("--task-id", help="Task whose {root}/{task_id}/vector_bak/ gets the set; default global.")
-    backup.add_argument("--truncate", action="store_true", help="Truncate langchain_pg_embedding after the backup.")
+    backup.add_argument(
+        "--truncate",
+        action="store_true",
+        help=f"Truncate {', '.join(DEFAULT_TABLES.truncated_by_default)} after the backup.",
+    )
     backup.add_argument("--create-task-dir", action="store_true", help="Create {root}/{task_id}/ when missing.")
+    backup.add_argument(
+        "--compression",
+        choices=CODEC_NAMES,
+        help="How the CSVs are stored; default: the code location's ($PGVECTOR_BACKUP_COMPRESSION, else zstd). "
+        "'none' writes plain CSVs the old system and psql read.",
+    )
+    backup.add_argument("--compression-level", type=int, help="The codec's level (zstd 1-19, gzip 1-9).")
     _database_options(backup)
     _wait_options(backup)
     backup.set_defaults(run=_backup)
@@ -130,15 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="Restore a set, all or nothing.")
     restore.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
     restore.add_argument("--task-id", help="The set's task; default global.")
-    restore.add_argument("--tables", nargs="+", choices=BACKUP_TABLES, help="Tables to restore; default both.")
+    restore.add_argument("--tables", nargs="+", help="Tables to restore; default: every table the set holds.")
     for flag, (option, help_text) in RESTORE_FLAG_HELP.items():
         restore.add_argument(option, dest=flag, action="store_true", help=help_text)
     _database_options(restore)
     _wait_options(restore)
     restore.set_defaults(run=_restore)
 
-    truncate = commands.add_parser("truncate", help="Truncate langchain_pg_embedding (or the tables named).")
-    truncate.add_argument("--tables", nargs="+", choices=BACKUP_TABLES, help="Default: langchain_pg_embedding.")
+    default_truncated = ", ".join(DEFAULT_TABLES.truncated_by_default)
+    truncate = commands.add_parser("truncate", help=f"Truncate {default_truncated} (or the tables named).")
+    truncate.add_argument("--tables", nargs="+", choices=DEFAULT_TABLES.names, help=f"Default: {default_truncated}.")
     _database_options(truncate)
     _wait_options(truncate)
     truncate.set_defaults(run=_truncate)

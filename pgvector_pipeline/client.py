@@ -301,11 +301,13 @@ class VectorBackupClient:
         *,
         truncate_after_backup: bool = False,
         create_task_dir: bool = False,
+        compression: str = "",
+        compression_level: int | None = None,
         timestamp: str | None = None,
         dsn_env: str | None = None,
         db_schema: str | None = None,
     ) -> LaunchedRun:
-        """Launch a backup; task_id None means global.
+        """Launch a backup; task_id None means global; compression "" is the code location's default.
 
         Without `timestamp` it launches request_vector_backup_job, which claims a new set in the code
         location (so starts at the same moment get distinct sets). With one (it must be about now), it
@@ -315,12 +317,14 @@ class VectorBackupClient:
         resources = pgvector_resource_config(dsn_env, db_schema)
         tags = database_tags(dsn_env)
         if timestamp is None:
-            run_config = {**request_run_config(task, truncate_after_backup, create_task_dir), **resources}
+            config = request_run_config(task, truncate_after_backup, create_task_dir, compression, compression_level)
+            run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
         self.add_dynamic_partition(TASK_PARTITIONS, task)
         self.add_dynamic_partition(TIMESTAMP_PARTITIONS, timestamp)
-        run_config = {**backup_run_config(truncate_after_backup, create_task_dir), **resources}
+        config = backup_run_config(truncate_after_backup, create_task_dir, compression, compression_level)
+        run_config = {**config, **resources}
         run_id = self.launch_job(BACKUP_JOB, run_config, {**tags, PARTITION_TAG: key})
         return LaunchedRun(run_id, BACKUP_JOB, task, timestamp)
 

@@ -68,9 +68,28 @@ def partition_key(task: str, timestamp: str) -> str:
     return f"{task}{MULTI_KEY_SEPARATOR}{timestamp}"
 
 
-def backup_run_config(truncate_after_backup: bool = False, create_task_dir: bool = False) -> dict:
+def compression_config(compression: str = "", compression_level: int | None = None) -> dict:
+    """The compression fields of a backup's run config; only those set (the code location's default otherwise)."""
+    config: dict = {}
+    if compression:
+        config["compression"] = compression
+    if compression_level is not None:
+        config["compression_level"] = compression_level
+    return config
+
+
+def backup_run_config(
+    truncate_after_backup: bool = False,
+    create_task_dir: bool = False,
+    compression: str = "",
+    compression_level: int | None = None,
+) -> dict:
     """Run config of vector_backup_job (the set is the run's partition)."""
-    config = {"truncate_after_backup": truncate_after_backup, "create_task_dir": create_task_dir}
+    config = {
+        "truncate_after_backup": truncate_after_backup,
+        "create_task_dir": create_task_dir,
+        **compression_config(compression, compression_level),
+    }
     return {"ops": {BACKUP_OP: {"config": config}}}
 
 
@@ -148,12 +167,17 @@ def retention_run_config(
 
 
 def request_run_config(
-    task_id: str | None = None, truncate_after_backup: bool = False, create_task_dir: bool = False
+    task_id: str | None = None,
+    truncate_after_backup: bool = False,
+    create_task_dir: bool = False,
+    compression: str = "",
+    compression_level: int | None = None,
 ) -> dict:
     """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory."""
     config = {
         "task_id": task_id or "",
         "truncate_after_backup": truncate_after_backup,
         "create_task_dir": create_task_dir,
+        **compression_config(compression, compression_level),
     }
     return {"ops": {REQUEST_BACKUP_OP: {"config": config}}}

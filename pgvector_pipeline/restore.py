@@ -5,7 +5,6 @@ Plain Python: the Dagster resource calls this, and so can any other tool."""
 import csv
 import io
 import logging
-import os
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
@@ -15,7 +14,7 @@ from pathlib import Path
 from pgvector_pipeline.backup import Log
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.names import BACKUP_TABLES, COLUMN_NAME_PATTERN
+from pgvector_pipeline.names import COLUMN_NAME_PATTERN
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.restore import (
@@ -25,11 +24,13 @@ from pgvector_pipeline.postgres.restore import (
     TableRestoreStats,
     restore_tables,
 )
-from pgvector_pipeline.store.files import VerifiedReader
+from pgvector_pipeline.store.codecs import NONE
+from pgvector_pipeline.store.files import DecodedReader, VerifiedReader, read_csv_prefix
 from pgvector_pipeline.store.interface import SetReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
-from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.manifest import Manifest, ManifestTable
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10
@@ -47,12 +48,18 @@ class RestoreResult:
     duration_s: float
 
 
-def check_restore_tables(tables: list[str]) -> list[str]:
-    """The tables to restore in restore order; InvalidParams for unknown names or none."""
-    unknown = [t for t in tables if t not in BACKUP_TABLES]
+def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None) -> list[str]:
+    """The tables to restore (None: every table of the set) in restore order; InvalidParams for names the set
+    does not hold, or none."""
+    held = backup_set.tables
+    if tables is None:
+        return held
+    unknown = [t for t in tables if t not in held]
     if unknown or not tables:
-        raise InvalidParams(f"Cannot restore {unknown or 'no tables'}: choose one or both of {list(BACKUP_TABLES)}.")
-    return [t for t in BACKUP_TABLES if t in tables]
+        raise InvalidParams(
+            f"Cannot restore {unknown or 'no tables'}: set {backup_set.timestamp} holds {held}; choose from those."
+        )
+    return DEFAULT_TABLES.in_order(tables)
 
 
 def restore_backup_set(
@@ -61,12 +68,12 @@ def restore_backup_set(
     backup_set: BackupSetInfo,
     flags: RestoreFlags = PLAIN_RESTORE,
     *,
-    tables: Sequence[str] = BACKUP_TABLES,
+    tables: Sequence[str] | None = None,
     maintenance_work_mem: str = "",
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
 ) -> RestoreResult:
-    """Restore `tables` of the set as `flags` say. With `verify_only` the whole load runs and is then rolled back.
+    """Restore `tables` of the set (None: all it holds) as `flags` say. With `verify_only` the whole load runs and is then rolled back.
 
     Completeness, file sizes and headers are checked before connecting. Each file's sha256 is computed
     over the very bytes COPY loads (read once), and a mismatch rolls the whole transaction back. A set
@@ -75,7 +82,7 @@ def restore_backup_set(
     """
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
-    tables = check_restore_tables(list(tables))
+    tables = check_restore_tables(backup_set, tables)
     _check_set_files(backup_set, tables, flags.allow_legacy)
     manifest = backup_set.manifest
     # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
@@ -117,11 +124,17 @@ def _checked_ddl(manifest: Manifest | None) -> dict[str, TableDDL]:
         )
     return {
         table: TableDDL(
-            checked_create_table(entry.create_table or "", table),
+            checked_create_table(entry.create_table or "", table, _references(table)),
             [checked_create_index(statement, table) for statement in entry.indexes],
         )
-        for table, entry in manifest.tables.items()
+        for table, entry in ((t, manifest.tables[t]) for t in DEFAULT_TABLES.in_order(manifest.tables))
     }
+
+
+def _references(table: str) -> tuple[str, ...]:
+    """The tables `table`'s foreign keys may reference (none for a table outside the table description)."""
+    described = DEFAULT_TABLES.get(table)
+    return described.references if described else ()
 
 
 def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy: bool) -> None:
@@ -160,9 +173,9 @@ def _check_file_sizes(
                 f"The manifest of set {backup_set.timestamp} does not describe {table}. Restore another set."
             )
         size = held.size(table)
-        if size != entry.bytes:
+        if size != entry.file_bytes:
             raise DataError(
-                f"{path.name} does not match its manifest (expected {entry.bytes} bytes, found {size} bytes). The "
+                f"{path.name} does not match its manifest (expected {entry.file_bytes} bytes, found {size} bytes). The "
                 f"file was changed or damaged after the backup: restore another set."
             )
     log.info(
@@ -171,9 +184,9 @@ def _check_file_sizes(
     )
 
 
-def _read_header(file: io.FileIO, path: Path) -> list[str]:
-    """The CSV header of an open file, read at offset 0 without moving the file's position."""
-    line = os.pread(file.fileno(), _MAX_HEADER_BYTES, 0).split(b"\n", 1)[0]
+def _read_header(file: io.FileIO, path: Path, codec: str) -> list[str]:
+    """The CSV header of an open file (decompressed), read at offset 0 without moving the file's position."""
+    line = read_csv_prefix(file, path.name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -200,18 +213,24 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str) -> Table
 
     def open_file() -> AbstractContextManager[io.RawIOBase]:
         # The held file is read once, from its start; the held set closes it.
-        return VerifiedReader(file, path.name, entry.bytes, entry.sha256) if entry else nullcontext(file)
+        return _verified(file, path.name, entry) if entry else nullcontext(file)
 
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     return TableLoad(
         table,
-        _read_header(file, path),
+        _read_header(file, path, entry.codec if entry else NONE),
         (lambda: _LegacyFile(open_file(), path.name)) if legacy else open_file,
         backup_set.rows(table),
         legacy_empty_fields=legacy,
-        file_bytes=held.size(table),
+        file_bytes=entry.bytes if entry else held.size(table),  # what COPY reads: the CSV, decompressed
     )
+
+
+def _verified(file: io.FileIO, name: str, entry: ManifestTable) -> VerifiedReader | DecodedReader:
+    """The CSV of a file as its manifest entry says it is stored, each byte checked against the manifest."""
+    stored = VerifiedReader(file, name, entry.file_bytes, entry.file_sha256)
+    return stored if entry.codec == NONE else DecodedReader(stored, entry.codec, entry.bytes, entry.sha256)
 
 
 class _LegacyFile:

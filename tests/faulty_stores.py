@@ -3,6 +3,7 @@ private names: a local store whose table writers or readers call a hook on every
 
 from collections.abc import Callable
 
+from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
 
 # hook(table, count so far): called before each write (CSV line) or read; raise or act to inject the fault.
@@ -47,8 +48,8 @@ class _Wrapped:
 
 
 class _SetWriter(_Wrapped):
-    def open_table(self, table, progress=None):
-        return _Counting(self._inner.open_table(table, progress), table, self._hook, "write")
+    def open_table(self, table, progress=None, compression=UNCOMPRESSED):
+        return _Counting(self._inner.open_table(table, progress, compression), table, self._hook, "write")
 
 
 class _SetReader(_Wrapped):

@@ -1,17 +1,40 @@
 """Helpers shared by test modules: Dagster runs in process, and a log that records what it is told."""
 
+import csv
+import gzip
+import io
 import os
 from datetime import datetime, timedelta
+from pathlib import Path
+
+import zstandard
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
+from pgvector_pipeline.backup import BackupOptions
 from pgvector_pipeline.contract import BACKUP_JOB, DEFAULT_DSN_ENV, backup_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
+from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import new_timestamp
 
 # The database comes from an environment variable named in run config: no DSN or password in config.
 DSN_ENV = DEFAULT_DSN_ENV
+# Backups whose files are the plain CSVs, for tests that change a file's bytes or read them as the old system would.
+PLAIN_CSV = BackupOptions(compression=UNCOMPRESSED)
+
+
+def csv_of(path: Path) -> bytes:
+    """The CSV a set's file holds, decompressed by its suffix (.csv, .csv.zst, .csv.gz)."""
+    data = Path(path).read_bytes()
+    if path.name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return gzip.decompress(data) if path.name.endswith(".gz") else data
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    """The rows of a set's file (any codec) as dicts by header name."""
+    return list(csv.DictReader(io.StringIO(csv_of(path).decode("utf-8"), newline="")))
 
 
 def recent_timestamp() -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
@@ -22,6 +22,7 @@ from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import (
     DSN_ENV,
     backup_materializations,
+    csv_of,
     recent_timestamp,
     resources_config,
     run_backup,
@@ -50,12 +51,15 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
 
     assert result.success
     events = backup_materializations(result)
-    assert set(events) == {COLLECTION_BACKUP, EMBEDDING_BACKUP}
-    embedding = events[EMBEDDING_BACKUP]
+    assert set(events) == {ASSET_BY_TABLE["langchain_pg_collection"], ASSET_BY_TABLE["langchain_pg_embedding"]}
+    embedding = events[ASSET_BY_TABLE["langchain_pg_embedding"]]
     assert embedding.partition == "global|" + ts
     metadata = {k: v.value for k, v in embedding.metadata.items()}
-    path = backup_root / "vector_bak" / f"langchain_pg_embedding_{ts}.csv"
+    # The default compression: zstd, its ratio shown beside the stored size.
+    path = backup_root / "vector_bak" / f"langchain_pg_embedding_{ts}.csv.zst"
     assert metadata["path"] == str(path) and path.stat().st_size == metadata["bytes"]
+    assert metadata["compression"] == "zstd" and metadata["csv_bytes"] == len(csv_of(path))
+    assert metadata["compression_ratio"] == round(metadata["csv_bytes"] / metadata["bytes"], 2) > 1.5
     assert metadata["dagster/row_count"] == 100
     assert metadata["size"].endswith(("KB", "MB"))
     assert len(metadata["sha256"]) == 64
@@ -69,7 +73,7 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
     assert metadata["embedding_dimensions"] == {"8": 100}
     assert "truncated_rows_before" not in metadata
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
-    stored = instance.get_latest_materialization_event(COLLECTION_BACKUP).asset_materialization
+    stored = instance.get_latest_materialization_event(ASSET_BY_TABLE["langchain_pg_collection"]).asset_materialization
     assert stored.partition == "global|" + ts and stored.metadata["dagster/row_count"].value == 2
 
 
@@ -78,10 +82,12 @@ def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, 
     result = run_backup(instance, backup_root, "task_7", ts, truncate_after_backup=True)
 
     assert result.success
-    metadata = {k: m.metadata for k, m in backup_materializations(result).items()}[EMBEDDING_BACKUP]
+    metadata = {k: m.metadata for k, m in backup_materializations(result).items()}[
+        ASSET_BY_TABLE["langchain_pg_embedding"]
+    ]
     assert metadata["truncated_rows_before"].value == 100 and metadata["truncated_rows_after"].value == 0
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
-    assert (backup_root / "task_7" / "vector_bak" / f"langchain_pg_embedding_{ts}.csv").stat().st_size > 0
+    assert (backup_root / "task_7" / "vector_bak" / f"langchain_pg_embedding_{ts}.csv.zst").stat().st_size > 0
 
 
 def test_failure_carries_error_type_and_truncates_nothing(instance, sample_db, backup_root, ts):
@@ -126,9 +132,12 @@ def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db,
     key = f"task_42|{timestamp}"
     assert instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG] == key
     events = backup_materializations(request)
-    assert {k: m.partition for k, m in events.items()} == {COLLECTION_BACKUP: key, EMBEDDING_BACKUP: key}
-    assert events[EMBEDDING_BACKUP].metadata["truncated_rows_before"].value == 100
-    assert {str(k) for k in instance.get_materialized_partitions(EMBEDDING_BACKUP)} == {key}
+    assert {k: m.partition for k, m in events.items()} == {
+        ASSET_BY_TABLE["langchain_pg_collection"]: key,
+        ASSET_BY_TABLE["langchain_pg_embedding"]: key,
+    }
+    assert events[ASSET_BY_TABLE["langchain_pg_embedding"]].metadata["truncated_rows_before"].value == 100
+    assert {str(k) for k in instance.get_materialized_partitions(ASSET_BY_TABLE["langchain_pg_embedding"])} == {key}
     assert (backup_root / "task_42" / "vector_bak" / f"vector_backup_{timestamp}.json").exists()
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
 

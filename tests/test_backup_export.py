@@ -1,6 +1,5 @@
 """The backup core against a real server: bytes, checksums, snapshot consistency, failures."""
 
-import csv
 import hashlib
 import io
 import json
@@ -22,14 +21,10 @@ from pgvector_pipeline.testing.db import (
 )
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
 from tests.faulty_stores import FaultyStore
+from tests.helpers import csv_of, read_csv_rows
 from tests.stores import TRICKY_DOCUMENTS, TRICKY_METADATA, make_store
 
 TS = "20261123_121700"
-
-
-def read_csv_rows(path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
 
 
 def csv_bytes_from_copy(dsn: str, table: str, columns: list[str]) -> bytes:
@@ -50,7 +45,7 @@ def test_round_trip_of_tricky_data_matches_copy_and_manifest(empty_db, backup_ro
 
     manifest = json.loads(result.manifest_path.read_text())
     for table in result.tables:
-        data = table.path.read_bytes()
+        data = csv_of(table.path)
         columns = [c["name"] for c in manifest["tables"][table.table]["columns"]]
         assert data == csv_bytes_from_copy(store_db, table.table, columns)
         assert hashlib.sha256(data).hexdigest() == manifest["tables"][table.table]["sha256"] == table.sha256
@@ -60,7 +55,7 @@ def test_round_trip_of_tricky_data_matches_copy_and_manifest(empty_db, backup_ro
     for i, document in enumerate(TRICKY_DOCUMENTS):
         assert by_id[f"e{i}"]["document"] == ("" if document is None else document)
         assert json.loads(by_id[f"e{i}"]["cmetadata"]) == {**TRICKY_METADATA, "i": i}
-    raw = result.table("langchain_pg_embedding").path.read_bytes()
+    raw = csv_of(result.table("langchain_pg_embedding").path)
     assert b"line two\r\nline three" in raw  # CRLF inside a document survives byte for byte
     assert b'"",' in raw and b"\ne5," in raw  # '' is quoted, NULL is an empty unquoted field
     assert manifest["embedding_dimensions"] == {"3": 6, "5": 1, "null": 1}
@@ -86,7 +81,7 @@ def test_fixed_dimension_and_community_layout(empty_db, backup_root):
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["source"]["langchain_layout"] == "langchain_community"
     assert manifest["embedding_dimensions"] == {"3": 1}
-    header = result.table("langchain_pg_embedding").path.read_bytes().splitlines()[0]
+    header = csv_of(result.table("langchain_pg_embedding").path).splitlines()[0]
     assert header == b"collection_id,embedding,document,cmetadata,custom_id,uuid"
     assert "vector(3)" in manifest["tables"]["langchain_pg_embedding"]["create_table"]
 

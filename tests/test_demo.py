@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgvector_pipeline.testing.embedded import start_embedded_server
+from tests.helpers import csv_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,8 +52,8 @@ def test_demo_seeds_backs_up_and_reuses_its_server(demo_state):
     assert "seeded sample data" in first and "reusing data" in second
     sets = sorted((demo_state / "backups" / "vector_bak").glob("vector_backup_*.json"))
     assert len(sets) == 2
-    embedding_csvs = sorted((demo_state / "backups" / "vector_bak").glob("langchain_pg_embedding_*.csv"))
-    assert [p.read_bytes().count(b"\n") for p in embedding_csvs] == [3001, 3001]
+    embedding_csvs = sorted((demo_state / "backups" / "vector_bak").glob("langchain_pg_embedding_*.csv.zst"))
+    assert [csv_of(p).count(b"\n") for p in embedding_csvs] == [3001, 3001]
     assert str(embedding_csvs[-1]) in second
     env_file = (demo_state / "demo.env").read_text()
     assert "PGVECTOR_DSN=" in env_file and f"DAGSTER_HOME='{demo_state / 'dagster_home'}'" in env_file

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pgvector_pipeline.assets.backup import COLLECTION_BACKUP, EMBEDDING_BACKUP
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import RESTORE_JOB, TRUNCATE_JOB
 from pgvector_pipeline.definitions import defs
@@ -114,8 +114,8 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(
     key = backup_partition_key("task_legacy", LEGACY_TS)
     assert instance.get_dynamic_partitions(task_partitions.name) == ["task_legacy"]
     assert instance.get_dynamic_partitions(timestamp_partitions.name) == [LEGACY_TS]
-    assert instance.get_materialized_partitions(EMBEDDING_BACKUP) == {key}
-    event = instance.get_latest_materialization_event(COLLECTION_BACKUP).asset_materialization
+    assert instance.get_materialized_partitions(ASSET_BY_TABLE["langchain_pg_embedding"]) == {key}
+    event = instance.get_latest_materialization_event(ASSET_BY_TABLE["langchain_pg_collection"]).asset_materialization
     adopted = backup_root / "task_legacy" / "vector_bak" / f"vector_backup_{LEGACY_TS}.json"
     assert event.partition == str(key) and event.metadata["manifest"].value == str(adopted)
     assert event.metadata["origin"].value.startswith("old system's set, adopted")
@@ -127,7 +127,7 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(
         dg.build_sensor_context(instance=instance, definitions=defs, resources=resources, cursor=first.cursor)
     )
     assert isinstance(second, dg.SkipReason)
-    assert len(instance.fetch_materializations(EMBEDDING_BACKUP, limit=10).records) == 1
+    assert len(instance.fetch_materializations(ASSET_BY_TABLE["langchain_pg_embedding"], limit=10).records) == 1
 
     restored = defs.resolve_job_def(RESTORE_JOB).execute_in_process(
         instance=instance, partition_key=key, run_config=resources_config()
@@ -257,7 +257,7 @@ def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup
         if isinstance(result, dg.SkipReason):
             break
         cursor = result.cursor
-        registered.append(len(instance.get_materialized_partitions(EMBEDDING_BACKUP)))
+        registered.append(len(instance.get_materialized_partitions(ASSET_BY_TABLE["langchain_pg_embedding"])))
     # Ten sets of work per tick: 10 adoptions; 5 adoptions + 5 registrations; the last 10 registrations.
     assert registered == [0, 5, 15]
     assert len(instance.get_dynamic_partitions(task_partitions.name)) == 15

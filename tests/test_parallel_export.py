@@ -1,6 +1,5 @@
 """A large table exported by several sessions on one snapshot: same bytes, same rows, safe failure."""
 
-import csv
 import threading
 import time
 
@@ -16,7 +15,7 @@ from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import RecordingLog, recent_timestamps
+from tests.helpers import RecordingLog, csv_of, read_csv_rows, recent_timestamps
 
 ROWS = 3000
 
@@ -57,7 +56,7 @@ def test_ranges_write_the_bytes_one_session_writes(store, backup_root, small_exp
     assert int(line.split(", ")[1].split()[0]) > 100  # ranges
     for table in (alone.table(EMBEDDING_TABLE), shared.table(EMBEDDING_TABLE)):
         assert table.rows == ROWS
-    assert shared.table(EMBEDDING_TABLE).path.read_bytes() == alone.table(EMBEDDING_TABLE).path.read_bytes()
+    assert csv_of(shared.table(EMBEDDING_TABLE).path) == csv_of(alone.table(EMBEDDING_TABLE).path)
     assert shared.table(EMBEDDING_TABLE).sha256 == alone.table(EMBEDDING_TABLE).sha256
 
 
@@ -86,8 +85,7 @@ def test_sessions_read_the_backup_snapshot_not_later_writes(store, backup_root, 
     )
 
     assert any("exported by 2 sessions" in line for line in parallel_lines(log))
-    with open(result.table(EMBEDDING_TABLE).path, newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
+    rows = read_csv_rows(result.table(EMBEDDING_TABLE).path)
     assert result.table(EMBEDDING_TABLE).rows == len(rows) == ROWS
     assert {row["id"] for row in rows} == before
     assert not any(row["document"] == "changed later" for row in rows)

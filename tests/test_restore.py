@@ -27,7 +27,7 @@ from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.faulty_stores import FaultyStore
-from tests.helpers import DSN_ENV, RecordingLog, flip_a_digit
+from tests.helpers import DSN_ENV, PLAIN_CSV, RecordingLog, flip_a_digit
 from tests.legacy_format import write_legacy_set
 from tests.stores import TRICKY_METADATA, make_store
 
@@ -48,7 +48,8 @@ def truncate_both(dsn: str) -> None:
 
 
 def backed_up(dsn: str, root: Path, timestamp: str = TS):
-    back_up_database(dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, timestamp)
+    # Plain CSVs: several tests here edit a file's bytes (compressed sets: tests/test_compression.py).
+    back_up_database(dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, timestamp, PLAIN_CSV)
     return locate_backup_set(root, timestamp=timestamp)
 
 
@@ -187,7 +188,8 @@ def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -
     data = transform(path.read_bytes())
     path.write_bytes(data)
     manifest = json.loads(backup_set.manifest_path.read_text())
-    manifest["tables"][table].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    digest = hashlib.sha256(data).hexdigest()
+    manifest["tables"][table].update(bytes=len(data), sha256=digest, stored_bytes=len(data), stored_sha256=digest)
     backup_set.manifest_path.write_text(json.dumps(manifest))
     backup_set.manifest = backup_set.store.locate(task_id=backup_set.task, timestamp=backup_set.timestamp).manifest
 

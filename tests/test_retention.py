@@ -118,8 +118,8 @@ def test_retention_job_deletes_logs_and_removes_partition_keys(store_db, backup_
             ("global", "20261103_000000"),
         ]
         assert sorted(p.name for p in (backup_root / "vector_bak").iterdir()) == [
-            "langchain_pg_collection_20261103_000000.csv",
-            "langchain_pg_embedding_20261103_000000.csv",
+            "langchain_pg_collection_20261103_000000.csv.zst",
+            "langchain_pg_embedding_20261103_000000.csv.zst",
             "vector_backup_20261103_000000.json",
             LOG_FILE_NAME,
         ]

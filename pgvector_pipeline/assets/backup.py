@@ -1,4 +1,6 @@
-"""The backup CSVs of both LangChain tables, materialized together from one snapshot."""
+"""The backup files of the backed-up tables (both LangChain tables), materialized together from one snapshot."""
+
+import os
 
 import dagster as dg
 from pydantic import Field
@@ -9,50 +11,64 @@ from pgvector_pipeline.backup import BackupResult, TableBackup
 from pgvector_pipeline.contract import BACKFILL_TAG
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.store.codecs import CODEC_NAMES, DEFAULT_COMPRESSION, Compression
 from pgvector_pipeline.store.layout import check_stamped_now
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
-COLLECTION_BACKUP = dg.AssetKey(f"{COLLECTION_TABLE}_backup")
-EMBEDDING_BACKUP = dg.AssetKey(f"{EMBEDDING_TABLE}_backup")
-ASSET_BY_TABLE = {COLLECTION_TABLE: COLLECTION_BACKUP, EMBEDDING_TABLE: EMBEDDING_BACKUP}
+# One asset per backed-up table, named after it: the set's tables come from one snapshot, so they materialize together.
+ASSET_BY_TABLE = {name: dg.AssetKey(f"{name}_backup") for name in DEFAULT_TABLES.names}
+# The deployment's compression when a run's config names none (see BackupConfig.compression).
+COMPRESSION_ENV = "PGVECTOR_BACKUP_COMPRESSION"
 
 # Lost connections and server restarts are retried (exponential back-off, see failures.py); nothing else.
 CONNECTION_RETRIES = 3
 
 
 class BackupConfig(dg.Config):
-    """Run config of vector_store_backup (vector_backup_job)."""
+    """Run config of vector_store_backup (vector_backup_job), and of request_vector_backup with its task id."""
 
     truncate_after_backup: bool = Field(
         default=False,
         description=(
-            "After both CSVs and the manifest are written and re-read with matching checksums, truncate "
-            "langchain_pg_embedding in the same transaction (writers are held off from the snapshot on, "
-            "so no row is lost). Never happens if anything failed."
+            f"After every file and the manifest are written and re-read with matching checksums, truncate "
+            f"{', '.join(DEFAULT_TABLES.truncated_by_default)} in the same transaction (writers are held off from "
+            f"the snapshot on, so no row is lost). Never happens if anything failed."
         ),
     )
     create_task_dir: bool = Field(
         default=False,
         description="Create {root}/{task_id}/ when it does not exist. Off: a missing task directory is an error.",
     )
+    compression: str = Field(
+        default="",
+        description=(
+            f"How the set's CSVs are stored: {' | '.join(CODEC_NAMES)}. Empty: ${COMPRESSION_ENV}, else "
+            f"{DEFAULT_COMPRESSION.codec} (about a third of the CSV's bytes, as fast as plain). 'none' writes plain "
+            f"CSVs that the old system and psql \\copy read as they are."
+        ),
+    )
+    compression_level: int | None = Field(
+        default=None, description="The codec's level (zstd 1-19, gzip 1-9). Empty: the codec's default."
+    )
+
+    def compression_setting(self) -> Compression:
+        """The compression of this run, resolved at run time; InvalidParams for an unknown codec or level."""
+        codec = self.compression or os.environ.get(COMPRESSION_ENV) or DEFAULT_COMPRESSION.codec
+        return Compression(codec, self.compression_level)
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            COLLECTION_BACKUP,
-            description="CSV of langchain_pg_collection (with header), from the same snapshot as the embeddings.",
+            asset,
+            description=f"CSV of {table} (with header; compressed as the run's config says), from the same snapshot "
+            f"as the set's other tables.",
             group_name=BACKUP_GROUP,
             kinds={"postgres", "csv"},
-        ),
-        dg.AssetSpec(
-            EMBEDDING_BACKUP,
-            description="CSV of langchain_pg_embedding (with header), from the same snapshot as the collections.",
-            group_name=BACKUP_GROUP,
-            kinds={"postgres", "csv"},
-        ),
+        )
+        for table, asset in ASSET_BY_TABLE.items()
     ],
     partitions_def=backup_partitions,
 )
@@ -62,7 +78,7 @@ def vector_store_backup(
     pgvector: PgVectorResource,
     backup_store: BackupStoreResource,
 ):
-    """Stream both tables with COPY ... TO STDOUT inside one REPEATABLE READ transaction into a backup set."""
+    """Stream every table with COPY ... TO STDOUT inside one REPEATABLE READ transaction into a backup set."""
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
         if BACKFILL_TAG in context.run.tags:
             raise InvalidParams(
@@ -72,6 +88,7 @@ def vector_store_backup(
             )
         task, timestamp = backup_set_of(context.partition_key)
         store = backup_store.store()
+        compression = config.compression_setting()
         check_stamped_now(timestamp, backup_store.timestamp_window_s)
         context.log.info(
             f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
@@ -83,6 +100,7 @@ def vector_store_backup(
             timestamp,
             truncate_after_backup=config.truncate_after_backup,
             create_task_dir=config.create_task_dir,
+            compression=compression,
             log=context.log,
         )
     for table in result.tables:
@@ -96,13 +114,16 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
     metadata = set_file_metadata(
         path=table.path,
         rows=table.rows,
-        size_bytes=table.bytes,
-        sha256=table.sha256,
+        size_bytes=table.stored_bytes,
+        sha256=table.stored_sha256,
         columns=[(c.name, c.type) for c in table.columns],
         manifest_path=result.manifest_path,
     )
     metadata.update(
         {
+            "compression": table.codec,
+            "csv_bytes": table.bytes,
+            "compression_ratio": round(table.bytes / max(table.stored_bytes, 1), 2),
             "export_duration_s": round(table.duration_s, 3),
             "source_database": result.source,
             "pgvector_version": result.pgvector_version,
@@ -110,7 +131,7 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
             "set_duration_s": round(result.duration_s, 3),
         }
     )
-    if table.table == EMBEDDING_TABLE:
+    if table.table == DEFAULT_TABLES.embedding_table:
         metadata["embedding_dimensions"] = dg.MetadataValue.json(result.embedding_dimensions)
     for stats in result.truncated:
         if stats.table == table.table:

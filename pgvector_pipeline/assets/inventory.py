@@ -4,10 +4,10 @@ import dagster as dg
 import pandas as pd
 
 from pgvector_pipeline.contract import INVENTORY_ASSET
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.listing import BackupSetInfo
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # The UI group of the backup assets and the inventory.
 BACKUP_GROUP = "vector_backups"
@@ -19,10 +19,11 @@ INVENTORY_COLUMNS = [
     "complete",
     "has_manifest",
     "has_log",
-    "collection_rows",
-    "embedding_rows",
-    "collection_bytes",
-    "embedding_bytes",
+    *(f"{table.label}_rows" for table in DEFAULT_TABLES.tables),
+    *(f"{table.label}_bytes" for table in DEFAULT_TABLES.tables),
+    "tables",
+    "compression",
+    "compression_ratio",
     "size",
     "location",
 ]
@@ -46,10 +47,11 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
                 "complete": s.complete,
                 "has_manifest": s.has_manifest,
                 "has_log": s.has_log,
-                "collection_rows": s.rows(COLLECTION_TABLE),
-                "embedding_rows": s.rows(EMBEDDING_TABLE),
-                "collection_bytes": s.sizes.get(COLLECTION_TABLE),
-                "embedding_bytes": s.sizes.get(EMBEDDING_TABLE),
+                **{f"{t.label}_rows": s.rows(t.name) for t in DEFAULT_TABLES.tables},
+                **{f"{t.label}_bytes": s.sizes.get(t.name) for t in DEFAULT_TABLES.tables},
+                "tables": ", ".join(s.tables),
+                "compression": "+".join(sorted(set(s.codecs.values()))),
+                "compression_ratio": s.compression_ratio,
                 "size": human_size(s.total_bytes),
                 "location": str(s.directory),
             }
@@ -70,7 +72,13 @@ def inventory_metadata(frame: pd.DataFrame, where: str) -> dict:
         columns=[
             dg.TableColumn(
                 c,
-                "bool" if c in ("complete", "has_manifest", "has_log") else "int" if c in _COUNT_COLUMNS else "string",
+                "bool"
+                if c in ("complete", "has_manifest", "has_log")
+                else "int"
+                if c in _COUNT_COLUMNS
+                else "float"
+                if c == "compression_ratio"
+                else "string",
             )
             for c in INVENTORY_COLUMNS
         ]

@@ -7,6 +7,7 @@ from pydantic import Field
 from pgvector_pipeline.assets.backup import (
     ASSET_BY_TABLE,
     CONNECTION_RETRIES,
+    BackupConfig,
     backup_metadata,
 )
 from pgvector_pipeline.assets.inventory import inventory_refreshed
@@ -17,8 +18,8 @@ from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.layout import task_key
 
 
-class BackupRequestConfig(dg.Config):
-    """Run config of request_vector_backup."""
+class BackupRequestConfig(BackupConfig):
+    """Run config of request_vector_backup: the backup's config, and the task whose directory gets the set."""
 
     task_id: str = Field(
         default="",
@@ -27,20 +28,13 @@ class BackupRequestConfig(dg.Config):
             "Leave empty, or 'global', for the global {root}/vector_bak/."
         ),
     )
-    truncate_after_backup: bool = Field(
-        default=False,
-        description="Truncate langchain_pg_embedding after the backup is written and verified (never if it failed).",
-    )
-    create_task_dir: bool = Field(
-        default=False, description="Create {root}/{task_id}/ when missing instead of failing."
-    )
 
 
 @dg.op(
     out=dg.Out(dg.Nothing),
     description=(
         "Claim a new set (the current second, or the next free one: never one another run has), register its "
-        "partition, back both tables up into it and record the materializations of the backup assets."
+        "partition, back every table up into it and record the materializations of the backup assets."
     ),
 )
 def request_vector_backup(
@@ -67,6 +61,7 @@ def request_vector_backup(
             None,
             truncate_after_backup=config.truncate_after_backup,
             create_task_dir=config.create_task_dir,
+            compression=config.compression_setting(),
             on_claim=register,
             log=context.log,
         )

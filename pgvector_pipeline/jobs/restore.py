@@ -8,10 +8,8 @@ from pydantic import Field
 from pgvector_pipeline.assets.metadata import stats_table
 from pgvector_pipeline.contract import RESTORE_FLAG_HELP, RESTORE_JOB, RestoreFlags, database_tags
 from pgvector_pipeline.failures import failures_reported
-from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
-from pgvector_pipeline.restore import check_restore_tables
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 
 
@@ -31,7 +29,9 @@ class RestoreConfig(dg.Config):
         description="Instead of task_id: the set's directory relative to the backup root (e.g. 'task_7/vector_bak'); "
         "must stay inside the root.",
     )
-    tables: list[str] = Field(default=list(BACKUP_TABLES), description="Tables to restore: one or both.")
+    tables: list[str] = Field(
+        default=[], description="Tables to restore, e.g. [langchain_pg_embedding]. Empty: every table the set holds."
+    )
     # The switches of contract.RestoreFlags, described once in contract.RESTORE_FLAG_HELP (a test checks they agree).
     truncate_before_restore: bool = Field(default=False, description=RESTORE_FLAG_HELP["truncate_before_restore"][1])
     verify_only: bool = Field(default=False, description=RESTORE_FLAG_HELP["verify_only"][1])
@@ -65,9 +65,7 @@ def restore_vector_backup(
         context.log.info(
             f"Restoring set {backup_set.timestamp} of {backup_set.directory} into {pgvector.redacted_dsn}."
         )
-        result = pgvector.restore(
-            backup_set, config.flags(), tables=check_restore_tables(config.tables), log=context.log
-        )
+        result = pgvector.restore(backup_set, config.flags(), tables=config.tables or None, log=context.log)
     metadata: dict[str, Any] = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
         "backup_dir": dg.MetadataValue.path(str(backup_set.directory)),

@@ -6,16 +6,17 @@ from pydantic import Field
 from pgvector_pipeline.assets.metadata import stats_table
 from pgvector_pipeline.contract import TRUNCATE_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
-from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.resources import PgVectorResource
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 
 class TruncateConfig(dg.Config):
     """Run config of truncate_vector_tables."""
 
     tables: list[str] = Field(
-        default=[EMBEDDING_TABLE],
-        description="Tables to truncate: langchain_pg_embedding (default), or both tables (one statement).",
+        default=DEFAULT_TABLES.truncated_by_default,
+        description=f"Tables to truncate (one statement): {', '.join(DEFAULT_TABLES.truncated_by_default)} by "
+        f"default, or any of {', '.join(DEFAULT_TABLES.names)} (a table with the tables that reference it).",
     )
 
 

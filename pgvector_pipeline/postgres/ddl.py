@@ -2,11 +2,12 @@
 
 PostgreSQL's own parser (through pglast) must find exactly one CREATE TABLE or CREATE INDEX of the
 expected table, built only from parts a LangChain table has: columns, NOT NULL, constant defaults,
-primary/unique keys, the foreign key to the collection table, and plain column or cast expressions
+primary/unique keys, foreign keys to the tables the table description names, and plain column or cast expressions
 in indexes. Anything else (a second statement, a function call, a subquery, another table) is refused.
 What is executed is the statement re-printed from the checked parse tree, never the file's text.
 """
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 from pglast import ast, parse_sql
@@ -15,7 +16,6 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.names import COLLECTION_TABLE
 
 # Index access methods of PostgreSQL and pgvector.
 INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hnsw", "ivfflat"})
@@ -39,8 +39,9 @@ class UnsafeDDL(DataError):
     pass
 
 
-def checked_create_table(statement: str, table: str) -> str:
-    """The CREATE TABLE of `table` (unqualified), re-printed from its checked parse tree."""
+def checked_create_table(statement: str, table: str, references: Sequence[str] = ()) -> str:
+    """The CREATE TABLE of `table` (unqualified), re-printed from its checked parse tree; its foreign keys may
+    reference only `references` (the tables the table description says it references)."""
     stmt = _single_statement(statement, ast.CreateStmt, f"CREATE TABLE {table}")
     if stmt.relation is None:
         _refuse(statement, "it names no table")
@@ -60,9 +61,9 @@ def checked_create_table(statement: str, table: str) -> str:
         _refuse(statement, "it creates a temporary or unlogged table")
     for element in stmt.tableElts or ():
         if isinstance(element, ast.ColumnDef):
-            _check_column(element, statement)
+            _check_column(element, statement, references)
         elif isinstance(element, ast.Constraint) and element.contype in _TABLE_CONSTRAINTS:
-            _check_constraint(element, statement)
+            _check_constraint(element, statement, references)
         else:
             _refuse(statement, f"it holds a {type(element).__name__} element")
     return RawStream()(stmt)
@@ -112,7 +113,7 @@ def _check_relation(relation: ast.RangeVar, table: str, statement: str) -> None:
         _refuse(statement, f"it names table {relation.relname!r} (schema {relation.schemaname!r}) instead of {table!r}")
 
 
-def _check_column(column: ast.ColumnDef, statement: str) -> None:
+def _check_column(column: ast.ColumnDef, statement: str, references: Sequence[str]) -> None:
     if column.typeName is None or column.typeName.setof or column.typeName.pct_type:
         _refuse(statement, f"column {column.colname!r} has no plain type")
     for typmod in column.typeName.typmods or ():
@@ -142,16 +143,19 @@ def _check_column(column: ast.ColumnDef, statement: str) -> None:
             _refuse(statement, f"column {column.colname!r} has a {constraint.contype.name} constraint")
         if constraint.contype == ConstrType.CONSTR_DEFAULT:
             _check_default(constraint.raw_expr, column.colname or "", statement)
-        _check_constraint(constraint, statement)
+        _check_constraint(constraint, statement, references)
 
 
-def _check_constraint(constraint: ast.Constraint, statement: str) -> None:
+def _check_constraint(constraint: ast.Constraint, statement: str, references: Sequence[str]) -> None:
     if constraint.indexspace or constraint.options:
         _refuse(statement, "a constraint names a tablespace or storage options")
     if constraint.contype == ConstrType.CONSTR_FOREIGN:
         if constraint.pktable is None:
             _refuse(statement, "a foreign key names no table")
-        _check_relation(constraint.pktable, COLLECTION_TABLE, statement)
+        referenced = constraint.pktable.relname or ""
+        if referenced not in references:
+            _refuse(statement, "a foreign key references a table the set's table description does not name")
+        _check_relation(constraint.pktable, referenced, statement)
 
 
 def _check_default(expression, column: str, statement: str) -> None:

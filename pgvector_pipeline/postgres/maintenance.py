@@ -10,11 +10,11 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.names import BACKUP_TABLES, COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, classify_error, connect
 from pgvector_pipeline.postgres.locks import lock_tables
+from pgvector_pipeline.tables import DEFAULT_TABLES, TableSet
 
 
 @dataclass(frozen=True)
@@ -33,28 +33,32 @@ def count_rows(cur, schema: str, table: str) -> int:
     return single_value(cur)
 
 
-def check_truncate_tables(tables: list[str]) -> list[str]:
+def check_truncate_tables(tables: list[str], table_set: TableSet = DEFAULT_TABLES) -> list[str]:
     """The tables in a safe order, or a clear error for names we do not manage or an FK-breaking subset."""
-    unknown = [table for table in tables if table not in BACKUP_TABLES]
+    unknown = [table for table in tables if table not in table_set.names]
     if unknown or not tables:
         raise InvalidParams(
-            f"Cannot truncate {unknown or 'no tables'}: only {list(BACKUP_TABLES)} can be truncated. "
-            f"Name one or both of them."
+            f"Cannot truncate {unknown or 'no tables'}: only {list(table_set.names)} can be truncated. "
+            f"Name one or more of them."
         )
-    if COLLECTION_TABLE in tables and EMBEDDING_TABLE not in tables:
-        raise InvalidParams(
-            f"Truncating {COLLECTION_TABLE} alone would break the foreign key from {EMBEDDING_TABLE}. "
-            f"Truncate both tables together, or only {EMBEDDING_TABLE}."
-        )
-    return [table for table in BACKUP_TABLES if table in tables]
+    for table in tables:
+        left = [other for other in table_set.referencing(table) if other not in tables]
+        if left:
+            raise InvalidParams(
+                f"Truncating {table} alone would break the foreign key from {', '.join(left)}. "
+                f"Truncate {table} together with {', '.join(left)}, or only {', '.join(left)}."
+            )
+    return table_set.in_order(tables)
 
 
 def truncate_tables(cur, schema: str, tables: list[str]) -> list[TruncateStats]:
     """Truncate `tables` in one statement inside the caller's transaction and report counts.
 
-    The exclusive lock is taken before counting so rows_before is exactly what the TRUNCATE removed.
+    The exclusive lock is taken before counting so rows_before is exactly what the TRUNCATE removed. The
+    caller chose the tables (a set's, or checked by check_truncate_tables); PostgreSQL itself refuses a
+    TRUNCATE that would break a foreign key.
     """
-    ordered = check_truncate_tables(tables)
+    ordered = list(tables)
     targets = sql.SQL(", ").join(qualified(schema, table) for table in ordered)
     started = time.monotonic()
     lock_tables(cur.connection, cur, schema, ordered, "ACCESS EXCLUSIVE", f"truncating {', '.join(ordered)}")

@@ -18,7 +18,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound, with_outcome
-from pgvector_pipeline.names import BACKUP_TABLES, DOCUMENT_COLUMN
+from pgvector_pipeline.names import DOCUMENT_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.commit import commit_confirmed
@@ -66,7 +66,7 @@ class RestoreOptions:
     """How restore_tables loads: truncate first, create what is missing, fill extra columns, commit or roll back."""
 
     truncate: bool = False
-    # Table -> DDL: create a missing extension and tables (indexes built after the load).
+    # Table -> DDL, in restore order: create a missing extension and tables (indexes built after the load).
     table_ddl: dict[str, TableDDL] | None = None
     # Load into a target with columns the set lacks, when each is nullable or has a default.
     fill_extra_columns: bool = False
@@ -150,9 +150,9 @@ def restore_tables(
                 # Tables created here get their indexes, loaded or not: after the loads, so they build once.
                 created_indexes = [
                     statement
-                    for table in BACKUP_TABLES
-                    if table in created and options.table_ddl is not None
-                    for statement in options.table_ddl[table].indexes
+                    for table, ddl in (options.table_ddl or {}).items()
+                    if table in created
+                    for statement in ddl.indexes
                 ]
                 _build_indexes(cur, [index.definition for index in dropped] + created_indexes, options, log)
     except psycopg2.Error as exc:
@@ -285,7 +285,9 @@ def _ensure_schema_objects(
         created.append("extension vector")
     # The manifest's DDL names tables without a schema: create them in the target schema.
     catalog.set_local_search_path(cur, schema, ext_schema)
-    for table in BACKUP_TABLES:
+    # The DDL's tables come in restore order (a table after those it references), then any other loaded table.
+    tables = list(table_ddl or {}) + [load.table for load in loads if load.table not in (table_ddl or {})]
+    for table in tables:
         if catalog.table_oid(cur, schema, table) is not None:
             continue
         if table_ddl is None:

@@ -9,11 +9,11 @@ from pgvector_pipeline.backup import BackupOptions, BackupResult, Log, back_up_d
 from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV, PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
-from pgvector_pipeline.names import BACKUP_TABLES
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_secrets, redact_dsn
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
+from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, Compression
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.listing import BackupSetInfo
 
@@ -151,6 +151,7 @@ class PgVectorResource(dg.ConfigurableResource):
         *,
         truncate_after_backup: bool = False,
         create_task_dir: bool = False,
+        compression: Compression = DEFAULT_COMPRESSION,
         on_claim: Callable[[str], None] | None = None,
         log: Log | logging.Logger | None = None,
     ) -> BackupResult:
@@ -166,6 +167,7 @@ class PgVectorResource(dg.ConfigurableResource):
                 create_task_dir=create_task_dir,
                 export_sessions=self.export_sessions,
                 lock_timeout_s=self.lock_timeout_s,
+                compression=compression,
             ),
             on_claim=on_claim,
             log=log,
@@ -176,7 +178,7 @@ class PgVectorResource(dg.ConfigurableResource):
         backup_set: BackupSetInfo,
         flags: RestoreFlags = PLAIN_RESTORE,
         *,
-        tables: Sequence[str] = BACKUP_TABLES,
+        tables: Sequence[str] | None = None,
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         """Restore `backup_set` into this database (see restore_backup_set)."""

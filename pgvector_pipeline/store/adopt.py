@@ -7,6 +7,7 @@ import io
 import os
 
 from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, storage_error, write_json_durably
 from pgvector_pipeline.store.layout import manifest_name
@@ -56,11 +57,16 @@ def _describe_csv(raw: io.FileIO, name: str) -> ManifestTable:
         raise DataError(f"{name} cannot be read as UTF-8 CSV ({exc}); the set was not adopted.") from None
     if not header:
         raise DataError(f"{name} has no header line; the set was not adopted.")
+    digest = hashing.digest.hexdigest()
     return ManifestTable(
         file=name,
         rows=rows,
         bytes=hashing.bytes,
-        sha256=hashing.digest.hexdigest(),
+        sha256=digest,
+        # The old system wrote plain CSVs: the file is the CSV.
+        codec=NONE,
+        stored_bytes=hashing.bytes,
+        stored_sha256=digest,
         columns=[ManifestColumn(name=column, type="unknown", not_null=False) for column in header],
     )
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
 from pgvector_pipeline.store.files import (
     DEFAULT_FILE_MODE,
@@ -212,18 +213,23 @@ class BackupSetWriter:
             )
         self.timestamp, self._lock = timestamp, lock
 
-    def open_table(self, table: str, progress: Callable[[int, int], None] | None = None) -> StreamingFileWriter:
+    def open_table(
+        self,
+        table: str,
+        progress: Callable[[int, int], None] | None = None,
+        compression: Compression = UNCOMPRESSED,
+    ) -> StreamingFileWriter:
         assert self.timestamp is not None, "claimed on entering"
-        name = csv_name(table, self.timestamp)
+        name = csv_name(table, self.timestamp, compression.codec)
         try:
-            writer = StreamingFileWriter(self.directory, name, self.mode, progress)
+            writer = StreamingFileWriter(self.directory, name, self.mode, progress, compression)
         except OSError as exc:
             raise storage_error(exc, self.directory, tmp_name(name), f"creating the file of {table}") from exc
         self.writers[table] = writer
         return writer
 
     def reread_sha256(self, table: str) -> str:
-        """The sha256 of a published table file, read back from the disk."""
+        """The sha256 of a published table file as stored, read back from the disk."""
         return self.directory.sha256(self.writers[table].name)
 
     def publish(self, manifest: Manifest) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pgvector_pipeline.errors import DataError, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.codecs import NONE, UNCOMPRESSED, Compression, codec_of, decode_errors
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import tmp_name
 
@@ -23,6 +24,11 @@ _PROGRESS_INTERVAL_S = 5.0
 _READ_CHUNK = 1 << 20
 # A StreamingFileWriter starts the write-back of its file every this many bytes.
 _WRITEBACK_BYTES = 32 << 20
+
+
+def encoder_threads() -> int:
+    """Threads zstd compresses on besides the caller's: one per core, at most 4 (0: in the writing thread)."""
+    return min(os.cpu_count() or 1, 4) if (os.cpu_count() or 1) > 1 else 0
 
 
 def check_file_mode(mode: int) -> int:
@@ -82,32 +88,55 @@ class StreamingFileWriter:
     """A COPY sink that writes NAME.tmp in `directory` while hashing and counting; `publish` renames it to NAME.
 
     psycopg2 calls `write` once per CSV line for COPY TO, so `writes` counts the header plus the rows
-    independently of what the server reports.
+    independently of what the server reports. With a codec the CSV is compressed as it passes: `bytes` and
+    `sha256` are the CSV's, `stored_bytes` and `stored_sha256` the file's.
     """
 
-    def __init__(self, directory: Directory, name: str, mode: int, progress: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        directory: Directory,
+        name: str,
+        mode: int,
+        progress: Callable[[int, int], None] | None = None,
+        compression: Compression = UNCOMPRESSED,
+    ):
         self.directory = directory
         self.name = name
         self.tmp_name = tmp_name(name)
+        self.codec = compression.codec
         self._file = os.fdopen(directory.create(self.tmp_name, mode), "wb", buffering=_READ_CHUNK)
         self._hash = hashlib.sha256()
+        # Uncompressed, the file is the CSV: one hash serves both.
+        self._encoder = None if compression.codec == NONE else compression.encoder(encoder_threads())
+        self._stored_hash = self._hash if self._encoder is None else hashlib.sha256()
         self.bytes = 0
+        self.stored_bytes = 0
         self.writes = 0
         self._progress = progress
         self._last_progress = time.monotonic()
         self._written_back = 0
 
     def write(self, data: bytes) -> int:
-        self._file.write(data)
-        self._hash.update(data)
-        self.bytes += len(data)
         self.writes += 1
-        if self.bytes - self._written_back >= _WRITEBACK_BYTES:
-            self._start_writeback()
+        self.bytes += len(data)
+        if self._encoder is None:
+            self._store(data)
+        else:
+            self._hash.update(data)
+            self._store(self._encoder.compress(data))
         if self._progress and time.monotonic() - self._last_progress >= _PROGRESS_INTERVAL_S:
             self._last_progress = time.monotonic()
             self._progress(self.writes, self.bytes)
         return len(data)
+
+    def _store(self, data: bytes) -> None:
+        if not data:
+            return
+        self._file.write(data)
+        self._stored_hash.update(data)
+        self.stored_bytes += len(data)
+        if self.stored_bytes - self._written_back >= _WRITEBACK_BYTES:
+            self._start_writeback()
 
     def _start_writeback(self) -> None:
         """Have the kernel start writing what is written so far, without waiting for it.
@@ -118,14 +147,20 @@ class StreamingFileWriter:
         """
         self._file.flush()
         if hasattr(os, "posix_fadvise"):  # Linux and most Unixes; elsewhere fsync does all the work at the end
-            os.posix_fadvise(self._file.fileno(), 0, self.bytes, os.POSIX_FADV_DONTNEED)
-        self._written_back = self.bytes
+            os.posix_fadvise(self._file.fileno(), 0, self.stored_bytes, os.POSIX_FADV_DONTNEED)
+        self._written_back = self.stored_bytes
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
+    @property
+    def stored_sha256(self) -> str:
+        return self._stored_hash.hexdigest()
+
     def flush_to_disk(self) -> None:
+        if self._encoder is not None:
+            self._store(self._encoder.flush())
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -209,12 +244,95 @@ class VerifiedReader(io.RawIOBase):
             self.close()
 
     def _check(self, exc: BaseException | None) -> None:
-        expected_bytes, expected_sha256 = self._expected
-        found = self._hash.hexdigest()
-        if (self._bytes, found) != (expected_bytes, expected_sha256):
-            raise DataError(
-                f"{self.name} does not match its manifest: the sha256 of its bytes is {found[:12]}… "
-                f"({self._bytes} bytes), the manifest records {expected_sha256[:12]}… ({expected_bytes} bytes). "
-                f"The file was changed or damaged after the backup, and nothing it held was kept: restore "
-                f"another set."
-            ) from exc
+        _check_digest(self.name, (self._bytes, self._hash.hexdigest()), self._expected, exc)
+
+
+def _check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], cause: BaseException | None) -> None:
+    """DataError when the bytes read (count, sha256) are not those the manifest records."""
+    if found != expected:
+        raise DataError(
+            f"{name} does not match its manifest: the sha256 of its bytes is {found[1][:12]}… "
+            f"({found[0]} bytes), the manifest records {expected[1][:12]}… ({expected[0]} bytes). "
+            f"The file was changed or damaged after the backup, and nothing it held was kept: restore "
+            f"another set."
+        ) from cause
+
+
+class DecodedReader(io.RawIOBase):
+    """The CSV inside a compressed file, decompressed as it is read and checked like VerifiedReader: its size
+    and sha256 against the manifest's record of the CSV, while `stored` checks the file's own bytes.
+
+    A context manager: leaving it decompresses what the consumer left unread and raises DataError when the
+    stored bytes or the CSV differ from the manifest (the stored bytes' error first: it is the cause).
+    """
+
+    def __init__(self, stored: VerifiedReader, codec: str, expected_bytes: int, expected_sha256: str):
+        super().__init__()
+        self.name = stored.name
+        self._stored = stored
+        self._codec = codec
+        self._decoder = codec_of(codec).decoder()
+        self._expected = (expected_bytes, expected_sha256)
+        self._pending = b""
+        self._position = 0
+        self._hash = hashlib.sha256()
+        self._bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._position >= len(self._pending):
+            chunk = self._stored.read(_READ_CHUNK)
+            if not chunk:
+                return 0
+            try:
+                self._pending = self._decoder.decompress(chunk)
+            except decode_errors() as exc:
+                raise DataError(
+                    f"{self.name} cannot be decompressed as {self._codec} ({exc}): the file was changed or damaged "
+                    f"after the backup, and nothing it held was kept: restore another set."
+                ) from None
+            self._position = 0
+        count = min(len(buffer), len(self._pending) - self._position)
+        part = self._pending[self._position : self._position + count]
+        buffer[:count] = part
+        self._hash.update(part)
+        self._position += count
+        self._bytes += count
+        return count
+
+    def __enter__(self) -> "DecodedReader":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        error = exc
+        try:
+            if exc is None:
+                while self.read(_READ_CHUNK):
+                    pass
+                _check_digest(
+                    self.name + " (decompressed)", (self._bytes, self._hash.hexdigest()), self._expected, None
+                )
+        except DataError as own:
+            error = own
+        finally:
+            self.close()
+        # The stored bytes are checked in any case: a changed file is the cause of whatever failed after it.
+        self._stored.__exit__(type(error) if error else None, error, None)
+        if error is not None and error is not exc:
+            raise error
+
+
+def read_csv_prefix(file: io.FileIO, name: str, codec: str, limit: int) -> bytes:
+    """At most `limit` bytes from the start of the CSV in an open file (decompressed), without moving the
+    file's position; DataError when its start cannot be decompressed."""
+    if codec == NONE:
+        return os.pread(file.fileno(), limit, 0)
+    try:
+        return codec_of(codec).decoder().decompress(os.pread(file.fileno(), limit, 0))[:limit]
+    except decode_errors() as exc:
+        raise DataError(
+            f"{name} cannot be decompressed as {codec} ({exc}): the file was changed or damaged after the backup. "
+            f"Restore another set."
+        ) from None

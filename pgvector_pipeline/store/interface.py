@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
+from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
+
 if TYPE_CHECKING:
     from pgvector_pipeline.errors import PipelineError
     from pgvector_pipeline.store.listing import BackupSetInfo
@@ -36,15 +38,20 @@ class InterruptedSet:
 
 
 class TableWriter(Protocol):
-    """One table's CSV as COPY TO STDOUT writes it (one write per line), hashed and counted as it passes."""
+    """One table's CSV as COPY TO STDOUT writes it (one write per line), hashed and counted as it passes, and
+    stored as its compression says: `bytes`/`sha256` are the CSV's, `stored_bytes`/`stored_sha256` the file's."""
 
     bytes: int
+    stored_bytes: int
     writes: int
+    codec: str
 
     @property
     def name(self) -> str: ...
     @property
     def sha256(self) -> str: ...
+    @property
+    def stored_sha256(self) -> str: ...
     def write(self, data: builtins.bytes) -> object: ...
     def flush_to_disk(self) -> None: ...
     def discard(self) -> int: ...
@@ -66,13 +73,15 @@ class SetWriter(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-    def open_table(self, table: str, progress: Progress | None = None) -> TableWriter: ...
+    def open_table(
+        self, table: str, progress: Progress | None = None, compression: Compression = UNCOMPRESSED
+    ) -> TableWriter: ...
     def publish(self, manifest: "Manifest") -> str:
         """Make the set visible, manifest last; where the manifest is."""
         ...
 
     def reread_sha256(self, table: str) -> str:
-        """The sha256 of a published table file as the store holds it now."""
+        """The sha256 of a published table file (its stored bytes) as the store holds it now."""
         ...
 
 
@@ -83,8 +92,13 @@ class SetReader(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-    def file(self, table: str) -> io.FileIO: ...
-    def size(self, table: str) -> int: ...
+    def file(self, table: str) -> io.FileIO:
+        """The table's file as stored, open at its start."""
+        ...
+
+    def size(self, table: str) -> int:
+        """The size of the table's file as stored."""
+        ...
 
 
 class BackupStore(Protocol):

@@ -2,8 +2,8 @@
 
     {root}/vector_bak/                          global sets
     {root}/{task_id}/vector_bak/                sets made for one task
-        langchain_pg_collection_YYYYMMDD_HHMMSS.csv
-        langchain_pg_embedding_YYYYMMDD_HHMMSS.csv
+        {table}_YYYYMMDD_HHMMSS.csv[.zst|.gz]   one per table the manifest lists (langchain_pg_collection_…,
+                                                langchain_pg_embedding_…); compressed sets end in .zst or .gz
         vector_backup_YYYYMMDD_HHMMSS.json      manifest (absent in sets made by the old system)
         vector_backup_YYYYMMDD_HHMMSS.lock      held (flock) by the run writing that set; gone once it ends
         *.tmp                                   files of a set still being written
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.names import COLUMN_NAME_PATTERN
+from pgvector_pipeline.store.codecs import CODEC_BY_SUFFIX, codec_of
 
 BACKUP_DIR_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"
@@ -33,7 +34,11 @@ TASK_ID_PATTERN = re.compile(rf"[A-Za-z0-9_]{{1,{TASK_ID_MAX_LENGTH}}}")
 TIMESTAMP_PATTERN = re.compile(r"[0-9]{8}_[0-9]{6}")
 _TS = TIMESTAMP_PATTERN.pattern
 _TMP = re.escape(TMP_SUFFIX)
-_CSV_FILE = re.compile(rf"(?P<table>{'|'.join(BACKUP_TABLES)})_(?P<timestamp>{_TS})\.csv(?P<tmp>{_TMP})?")
+_SUFFIXES = "|".join(re.escape(suffix) for suffix in CODEC_BY_SUFFIX if suffix)
+# Any table whose name is a plain identifier: a set is what its manifest says, not a fixed pair of tables.
+_CSV_FILE = re.compile(
+    rf"(?P<table>{COLUMN_NAME_PATTERN.pattern})_(?P<timestamp>{_TS})\.csv(?P<suffix>{_SUFFIXES})?(?P<tmp>{_TMP})?"
+)
 _SET_META_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|lock)(?P<tmp>{_TMP})?")
 
 
@@ -99,9 +104,9 @@ def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = No
     return timestamp
 
 
-def csv_name(table: str, timestamp: str) -> str:
-    """File name of a table's CSV in a set."""
-    return f"{table}_{timestamp}.csv"
+def csv_name(table: str, timestamp: str, codec: str = "none") -> str:
+    """File name of a table's CSV in a set, stored with `codec` (see store.codecs)."""
+    return f"{table}_{timestamp}.csv{codec_of(codec).suffix}"
 
 
 def manifest_name(timestamp: str) -> str:
@@ -127,12 +132,14 @@ class SetFileName:
     kind: str  # "csv", "manifest" or "lock"
     table: str | None  # for kind "csv"
     tmp: bool
+    codec: str = "none"  # for kind "csv": how the file is compressed, told by its suffix
 
 
 def parse_set_file_name(name: str) -> SetFileName | None:
     """The set file a directory entry is, or None for anything else (the log, notes, foreign files)."""
     if match := _CSV_FILE.fullmatch(name):
-        return SetFileName(match["timestamp"], "csv", match["table"], bool(match["tmp"]))
+        codec = CODEC_BY_SUFFIX[match["suffix"] or ""]
+        return SetFileName(match["timestamp"], "csv", match["table"], bool(match["tmp"]), codec)
     if match := _SET_META_FILE.fullmatch(name):
         kind = "manifest" if match["ext"] == "json" else "lock"
         return SetFileName(match["timestamp"], kind, None, bool(match["tmp"]))

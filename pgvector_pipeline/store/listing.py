@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.names import BACKUP_TABLES
+from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import (
     BACKUP_DIR_NAME,
@@ -22,14 +22,17 @@ from pgvector_pipeline.store.layout import (
 from pgvector_pipeline.store.locations import location_path, open_location, open_root, task_directories
 from pgvector_pipeline.store.log import logged_manifest_timestamps
 from pgvector_pipeline.store.manifest import Manifest, read_manifest
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 if TYPE_CHECKING:
     from pgvector_pipeline.store.interface import BackupStore
 
 STATUS_COMPLETE = "complete"
-STATUS_LEGACY = "legacy"  # both CSVs, no manifest, and the log does not name one: made by the old system
+STATUS_LEGACY = "legacy"  # both plain CSVs, no manifest, and the log does not name one: made by the old system
 STATUS_UNFINISHED = "unfinished"  # being written now, or its writer died (the next backup there cleans it)
-STATUS_INCOMPLETE = "incomplete"  # a table's CSV is missing
+STATUS_INCOMPLETE = (
+    "incomplete"  # a file of a table its manifest lists (or, without one, of a default table) is missing
+)
 STATUS_DAMAGED = "damaged"  # manifest unreadable, invalid or deleted, or a file leads out of the root
 
 
@@ -41,8 +44,9 @@ class BackupSetInfo:
     timestamp: str
     directory: Path  # where the set is (for messages and metadata); its files are reached through `store`
     store: "BackupStore | None" = None  # the store it was found in: reading, deleting and adopting go through it
-    files: dict[str, Path] = field(default_factory=dict)  # published CSVs by table
-    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each table's CSV (or its .tmp if unfinished)
+    files: dict[str, Path] = field(default_factory=dict)  # published files by table
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each table's file (or its .tmp if unfinished)
+    codecs: dict[str, str] = field(default_factory=dict)  # how each table's file is stored, told by its name
     has_manifest: bool = False
     has_log: bool = False
     unfinished: bool = False
@@ -55,14 +59,41 @@ class BackupSetInfo:
             return STATUS_DAMAGED
         if self.unfinished:
             return STATUS_UNFINISHED
-        if not all(t in self.files for t in BACKUP_TABLES):
+        if self.missing_tables:
             return STATUS_INCOMPLETE
         return STATUS_COMPLETE if self.manifest else STATUS_LEGACY
 
     @property
     def complete(self) -> bool:
-        """Both tables of the same timestamp, nothing damaged or unfinished (legacy sets included)."""
+        """Every table of the set has its file, nothing damaged or unfinished (legacy sets included)."""
         return self.status in (STATUS_COMPLETE, STATUS_LEGACY)
+
+    @property
+    def tables(self) -> list[str]:
+        """The set's tables in restore order: those its manifest lists; without one, the default tables (the
+        old system always wrote both LangChain tables)."""
+        if self.manifest is not None:
+            return DEFAULT_TABLES.in_order(self.manifest.tables)
+        return list(DEFAULT_TABLES.names)
+
+    @property
+    def missing_tables(self) -> list[str]:
+        """Tables of the set without their file (stored as the manifest says; without one, a plain CSV)."""
+        if self.manifest is not None:
+            return [t for t, e in self.manifest.tables.items() if self.files.get(t, Path()).name != e.file]
+        return [t for t in self.tables if self.codecs.get(t, NONE) != NONE or t not in self.files]
+
+    def csv_bytes(self, table: str) -> int | None:
+        """The size of the CSV a table's file holds (larger than the file when compressed), when known."""
+        entry = self.manifest.tables.get(table) if self.manifest else None
+        return entry.bytes if entry else self.sizes.get(table)
+
+    @property
+    def compression_ratio(self) -> float | None:
+        """CSV bytes per stored byte over the whole set (1.0 uncompressed), when the manifest tells."""
+        stored = self.total_bytes
+        csv = sum(self.csv_bytes(table) or 0 for table in self.files)
+        return round(csv / stored, 2) if self.manifest and stored else None
 
     @property
     def manifest_path(self) -> Path:
@@ -125,8 +156,14 @@ def _scan_directory(store: "BackupStore", task: str, location: Directory) -> lis
             if parsed.table:
                 info.sizes.setdefault(parsed.table, size)
         elif parsed.table:
+            if parsed.table in info.files:
+                info.problem = (
+                    f"{location.path} holds two files of {parsed.table} for set {info.timestamp} "
+                    f"({info.files[parsed.table].name}, {item.name}): which one is the set's cannot be told."
+                )
             info.files[parsed.table] = location.path / item.name
             info.sizes[parsed.table] = size
+            info.codecs[parsed.table] = parsed.codec
         else:
             info.has_manifest = True
     logged = logged_manifest_timestamps(location) if has_log else set()

@@ -9,14 +9,21 @@ recreate stays restorable into existing tables).
 Two kinds: "backup" (written by this tool when it wrote the set) and "adopted" (written when a set of
 the old system was first found: sizes and checksums as found then, no DDL, JSON columns possibly in
 Python repr form).
+
+Formats (both read; new manifests are written in the newest):
+    pgvector-pipeline-backup/1   each table's file is its plain CSV: `bytes` and `sha256` are the file's
+    pgvector-pipeline-backup/2   each table also records `codec` (none, zstd, gzip), `stored_bytes` and
+                                 `stored_sha256` (the file as stored); `bytes` and `sha256` are the CSV's
+A set holds the tables its manifest lists, whichever they are (names that are plain identifiers).
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.names import BACKUP_TABLES, COLUMN_NAME_PATTERN
+from pgvector_pipeline.names import COLUMN_NAME_PATTERN
+from pgvector_pipeline.store.codecs import CODEC_NAMES, NONE
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.layout import (
     GLOBAL_TASK_KEY,
@@ -26,13 +33,17 @@ from pgvector_pipeline.store.layout import (
     manifest_name,
 )
 
-MANIFEST_FORMAT = "pgvector-pipeline-backup/1"
+ManifestFormat = Literal["pgvector-pipeline-backup/1", "pgvector-pipeline-backup/2"]
+MANIFEST_FORMAT_1: ManifestFormat = "pgvector-pipeline-backup/1"
+# What new manifests are written in.
+MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/2"
 KIND_BACKUP = "backup"
 KIND_ADOPTED = "adopted"
 # Real manifests are a few KB; a huge one is an attack on memory, not a manifest.
 MAX_MANIFEST_BYTES = 4 << 20
 
-TableName = Literal[BACKUP_TABLES]  # type: ignore[valid-type]
+TableName = Annotated[str, Field(pattern="^" + COLUMN_NAME_PATTERN.pattern + "$")]
+CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Count = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(ge=0)]
@@ -51,17 +62,31 @@ class ManifestColumn(_Strict):
 
 
 class ManifestTable(_Strict):
-    """One table of a set: its CSV's name, rows, bytes and sha256, columns and DDL."""
+    """One table of a set: its file's name, rows, the CSV's bytes and sha256, how it is stored, columns and DDL."""
 
     file: str
     rows: Count
     bytes: Count
     sha256: Sha256
+    # Format 2: how the file stores the CSV, and the file's own size and sha256 (absent in format 1: plain CSV).
+    codec: CodecName = NONE
+    stored_bytes: Count | None = None
+    stored_sha256: Sha256 | None = None
     duration_s: Seconds | None = None
     columns: list[ManifestColumn]
     # Absent in adopted sets. Untrusted SQL text: only postgres.ddl's checked re-prints are executed.
     create_table: str | None = None
     indexes: list[str] = []
+
+    @property
+    def file_bytes(self) -> int:
+        """The size of the file as stored."""
+        return self.bytes if self.stored_bytes is None else self.stored_bytes
+
+    @property
+    def file_sha256(self) -> str:
+        """The sha256 of the file as stored."""
+        return self.sha256 if self.stored_sha256 is None else self.stored_sha256
 
 
 class ManifestSource(_Strict):
@@ -78,7 +103,7 @@ class ManifestSource(_Strict):
 class Manifest(_Strict):
     """A set's manifest, validated: see read_manifest."""
 
-    format: Literal[MANIFEST_FORMAT]  # type: ignore[valid-type]
+    format: ManifestFormat
     kind: Literal[KIND_BACKUP, KIND_ADOPTED] = KIND_BACKUP  # type: ignore[valid-type]
     task_id: str
     timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
@@ -93,9 +118,18 @@ class Manifest(_Strict):
     def _consistent(self) -> "Manifest":
         if self.task_id != GLOBAL_TASK_KEY and not TASK_ID_PATTERN.fullmatch(self.task_id):
             raise ValueError("task_id is not a task id")
+        if not self.tables:
+            raise ValueError("tables is empty")
         for table, entry in self.tables.items():
-            if entry.file != csv_name(table, self.timestamp):
-                raise ValueError(f"tables.{table}.file is not {csv_name(table, self.timestamp)!r}")
+            if entry.file != csv_name(table, self.timestamp, entry.codec):
+                raise ValueError(f"tables.{table}.file is not {csv_name(table, self.timestamp, entry.codec)!r}")
+            stored = (entry.stored_bytes, entry.stored_sha256)
+            if self.format == MANIFEST_FORMAT_1 and (entry.codec != NONE or stored != (None, None)):
+                raise ValueError(f"tables.{table}: format 1 records no codec")
+            if self.format != MANIFEST_FORMAT_1 and None in stored:
+                raise ValueError(f"tables.{table}: stored_bytes and stored_sha256 are missing")
+            if entry.codec == NONE and None not in stored and stored != (entry.bytes, entry.sha256):
+                raise ValueError(f"tables.{table}: an uncompressed file is its CSV, but the sizes or sha256 differ")
             if self.kind == KIND_BACKUP and entry.create_table is None:
                 raise ValueError(f"tables.{table}.create_table is missing")
             if self.kind == KIND_ADOPTED and (entry.create_table is not None or entry.indexes):
@@ -128,7 +162,7 @@ def read_manifest(directory: Directory, timestamp: str) -> Manifest:
     except ValidationError as exc:
         problems = "; ".join(f"{_where(error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
         raise DataError(
-            f"Manifest {path} cannot be read as a manifest of format {MANIFEST_FORMAT} ({problems}). The set may "
+            f"Manifest {path} cannot be read as a manifest of formats {' or '.join(get_args(ManifestFormat))} ({problems}). The set may "
             f"be damaged or changed: restore another set."
         ) from None
     if manifest.timestamp != timestamp:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
-from pgvector_pipeline.store.layout import csv_name, manifest_name
+from pgvector_pipeline.store.layout import manifest_name
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.locations import open_location
 
@@ -23,7 +23,11 @@ class HeldSet:
     def __init__(self, root: Path, backup_set: BackupSetInfo, tables: list[str]):
         self.root = Path(root)
         self.backup_set = backup_set
-        self._names = {table: csv_name(table, backup_set.timestamp) for table in tables}
+        missing = [table for table in tables if table not in backup_set.files]
+        if missing:
+            raise DataError(f"Set {backup_set.timestamp} in {backup_set.directory} has no file of {missing}.")
+        # The names the set's files were listed under (a compressed file's name ends in its codec's suffix).
+        self._names = {table: backup_set.files[table].name for table in tables}
         self._files: dict[str, io.FileIO] = {}
         self.location: Directory | None = None
 
@@ -58,9 +62,9 @@ class HeldSet:
             self.location.close()
 
     def file(self, table: str) -> io.FileIO:
-        """The table's CSV, open at its start."""
+        """The table's file as stored, open at its start."""
         return self._files[self._names[table]]
 
     def size(self, table: str) -> int:
-        """The bytes of the table's CSV as open now (not as named: a file swapped in after opening is not it)."""
+        """The bytes of the table's file as open now (not as named: a file swapped in after opening is not it)."""
         return os.fstat(self.file(table).fileno()).st_size

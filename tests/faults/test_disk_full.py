@@ -11,7 +11,7 @@ from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, RecordingLog, recent_timestamp, run_backup_job
+from tests.helpers import DSN_ENV, PLAIN_CSV, RecordingLog, recent_timestamp, run_backup_job
 
 TS = "20261124_120000"
 
@@ -32,7 +32,7 @@ def fill(directory) -> None:
 
 
 def test_disk_full_mid_copy_fails_once_clearly_and_leaves_nothing(small_disk, store_db, monkeypatch):
-    # About 3 MB of CSV for a 2 MiB disk.
+    # About 3 MB of CSV (stored plain) for a 2 MiB disk.
     execute(
         store_db,
         lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=5000, dimension=64),
@@ -41,7 +41,9 @@ def test_disk_full_mid_copy_fails_once_clearly_and_leaves_nothing(small_disk, st
     with dg.instance_for_test() as instance:
         ts = recent_timestamp()
         key = register_backup_partition(instance, GLOBAL_TASK_KEY, ts)
-        result = run_backup_job(instance, small_disk, {"env": DSN_ENV}, partition_key=key, truncate_after_backup=True)
+        result = run_backup_job(
+            instance, small_disk, {"env": DSN_ENV}, partition_key=key, truncate_after_backup=True, compression="none"
+        )
 
     assert not result.success
     failure = result.failure_data_for_node("vector_store_backup").user_failure_data
@@ -97,6 +99,6 @@ def test_partial_files_are_removed_even_when_closing_them_fails(small_disk, stor
     )
     (small_disk / "vector_bak").mkdir()
     with pytest.raises(Exception) as failure:
-        back_up_database(store_db, "public", LocalBackupStore(small_disk), GLOBAL_TASK_KEY, TS)
+        back_up_database(store_db, "public", LocalBackupStore(small_disk), GLOBAL_TASK_KEY, TS, PLAIN_CSV)
     assert type(failure.value).__name__ == "StorageError"
     assert sorted(p.name for p in (small_disk / "vector_bak").iterdir()) == [LOG_FILE_NAME]

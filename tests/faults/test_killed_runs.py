@@ -12,6 +12,7 @@ import pytest
 
 from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.store.backup_set import SetLock
+from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.store.local import LocalBackupStore
@@ -43,6 +44,10 @@ back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "gl
 """
 
 
+# The suffix of files the default compression writes.
+STORED = DEFAULT_COMPRESSION.suffix
+
+
 def start_backup(dsn: str, root: Path, moment: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, dsn, str(root), TS, moment], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
@@ -65,7 +70,7 @@ def test_killed_backup_leaves_nothing_that_blocks_a_retry(store_db, backup_root,
     )
     directory = backup_root / "vector_bak"
     child = start_backup(store_db, backup_root, moment)
-    partial = directory / f"langchain_pg_embedding_{TS}.csv.tmp"
+    partial = directory / f"langchain_pg_embedding_{TS}.csv{STORED}.tmp"
     if moment == "export":
         wait_for(lambda: partial.exists() and partial.stat().st_size > 1_000_000, "a partial embedding CSV")
     else:
@@ -87,8 +92,8 @@ def test_killed_backup_leaves_nothing_that_blocks_a_retry(store_db, backup_root,
     assert sorted(p.name for p in directory.iterdir()) == sorted(
         [
             LOG_FILE_NAME,
-            f"langchain_pg_collection_{TS}.csv",
-            f"langchain_pg_embedding_{TS}.csv",
+            f"langchain_pg_collection_{TS}.csv{STORED}",
+            f"langchain_pg_embedding_{TS}.csv{STORED}",
             f"vector_backup_{TS}.json",
         ]
     )

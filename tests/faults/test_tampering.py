@@ -16,7 +16,7 @@ from pgvector_pipeline.store.listing import locate_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import flip_a_digit
+from tests.helpers import PLAIN_CSV, flip_a_digit
 
 TS = "20261124_130000"
 LEGACY_FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_root" / "task_legacy"
@@ -47,7 +47,8 @@ def backed_up(store_db, backup_root):
         store_db,
         lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=1000, dimension=8),
     )
-    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
+    # Plain CSVs: the tampering below edits a CSV's bytes (compressed files: tests/test_compression.py).
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, PLAIN_CSV)
     return store_db, result
 
 

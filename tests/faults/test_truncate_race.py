@@ -1,6 +1,5 @@
 """truncate_after_backup with concurrent writers: every committed row ends up in the set or in the table."""
 
-import csv
 import threading
 import time
 
@@ -12,7 +11,7 @@ from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import RecordingLog
+from tests.helpers import RecordingLog, read_csv_rows
 
 TS = "20261124_110000"
 INSERT = (
@@ -129,8 +128,7 @@ def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root
 
     assert "error" not in outcome, outcome.get("error")
     result = outcome["result"]
-    with open(result.table("langchain_pg_embedding").path, newline="", encoding="utf-8") as file:
-        in_set = {row["id"] for row in csv.DictReader(file)}
+    in_set = {row["id"] for row in read_csv_rows(result.table("langchain_pg_embedding").path)}
     in_table = {row[0] for row in query(store_db, "SELECT id FROM langchain_pg_embedding")}
     committed = set(writers.committed) | set(open_ids)
     assert len(writers.committed) > 50 and any(i.startswith("batch-") for i in writers.committed)

@@ -179,7 +179,7 @@ def test_retention_of_a_set_whose_file_became_a_symlink_removes_the_link_only(st
     sets = list_backup_sets(backup_root)
     precious = outside / "precious.txt"
     precious.write_text("keep me\n")
-    old_csv = backup_root / "vector_bak" / f"langchain_pg_embedding_{OLD}.csv"
+    old_csv = backup_root / "vector_bak" / f"langchain_pg_embedding_{OLD}.csv.zst"
     old_csv.unlink()
     old_csv.symlink_to(precious)
 
