@@ -62,24 +62,31 @@ class Log(Protocol):
 
 @dataclass(frozen=True)
 class TableBackup:
-    """One table of a written set: its file, rows, the CSV's bytes and sha256, how it is stored, its description."""
+    """One table of a written set: where it is, what the manifest records of it, and the table's description."""
 
     table: str
     location: str  # where the set is, as its store names it
-    file: str  # the file's name in the set
-    rows: int
-    bytes: int  # of the CSV
-    sha256: str  # of the CSV
-    codec: str
-    stored_bytes: int
-    stored_sha256: str
-    duration_s: float
+    entry: ManifestTable  # its file, rows, the CSV's bytes and sha256, how it is stored, columns and DDL
     description: TableDescription
+
+    @property
+    def rows(self) -> int:
+        return self.entry.rows
+
+    @property
+    def bytes(self) -> int:
+        """Of the CSV."""
+        return self.entry.bytes
+
+    @property
+    def sha256(self) -> str:
+        """Of the CSV."""
+        return self.entry.sha256
 
     @property
     def path(self) -> Path:
         """The file in a local store (for messages, metadata and tests)."""
-        return Path(self.location) / self.file
+        return Path(self.location) / self.entry.file
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -333,24 +340,16 @@ def _export_table(
         writer.flush_to_disk()
     except OSError as exc:
         # Estimated from what was stored; the partial file goes first, so the free space shown is real.
-        estimate = sum(t.stored_bytes for t in done) + writer.stored_bytes * expected_rows // max(writer.writes - 1, 1)
+        estimate = sum(t.entry.file_bytes for t in done) + writer.stored_bytes * expected_rows // max(
+            writer.writes - 1, 1
+        )
         raise writer.failed(exc, f"exporting {table}", estimate) from exc
     _check_counts(table, expected_rows, rows, writer)
     duration = time.monotonic() - clock
     stored = "" if writer.codec == NONE else f", stored as {writer.codec} in {human_size(writer.stored_bytes)}"
     log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} of CSV{stored} in {duration:.1f} s.")
     return TableBackup(
-        table=table,
-        location=set_writer.location,
-        file=writer.name,
-        rows=rows,
-        bytes=writer.bytes,
-        sha256=writer.sha256,
-        codec=writer.codec,
-        stored_bytes=writer.stored_bytes,
-        stored_sha256=writer.stored_sha256,
-        duration_s=duration,
-        description=export.description,
+        table, set_writer.location, _manifest_table(writer, rows, duration, export.description), export.description
     )
 
 
@@ -382,23 +381,24 @@ def _manifest(task: str, timestamp: str, start: _Start, schema: str, contents: _
             langchain_layout=contents.layout,
         ),
         embedding_dimensions=contents.embedding_dimensions,
-        tables={t.table: _manifest_table(t) for t in contents.tables},
+        tables={t.table: t.entry for t in contents.tables},
     )
 
 
-def _manifest_table(table: TableBackup) -> ManifestTable:
+def _manifest_table(writer: TableWriter, rows: int, duration: float, description: TableDescription) -> ManifestTable:
+    """What the manifest records of one exported table."""
     return ManifestTable(
-        file=table.file,
-        rows=table.rows,
-        bytes=table.bytes,
-        sha256=table.sha256,
-        codec=table.codec,
-        stored_bytes=table.stored_bytes,
-        stored_sha256=table.stored_sha256,
-        duration_s=round(table.duration_s, 3),
-        columns=[ManifestColumn(name=c.name, type=c.type, not_null=c.not_null) for c in table.columns],
-        create_table=table.description.create_table,
-        indexes=list(table.description.indexes),
+        file=writer.name,
+        rows=rows,
+        bytes=writer.bytes,
+        sha256=writer.sha256,
+        codec=writer.codec,
+        stored_bytes=writer.stored_bytes,
+        stored_sha256=writer.stored_sha256,
+        duration_s=round(duration, 3),
+        columns=[ManifestColumn(name=c.name, type=c.type, not_null=c.not_null) for c in description.data_columns],
+        create_table=description.create_table,
+        indexes=list(description.indexes),
     )
 
 
@@ -415,7 +415,7 @@ def _truncate_verified(
     names = ", ".join(truncated)
     try:
         for table in tables:
-            if set_writer.reread_sha256(table.table) != table.stored_sha256:
+            if set_writer.reread_sha256(table.table) != table.entry.file_sha256:
                 raise DataError(
                     f"{table.path} does not read back with the checksum that was written. Check the disk "
                     f"holding the backup root."
@@ -447,7 +447,8 @@ def _log_headline(result: BackupResult) -> str:
 
 def _log_details(result: BackupResult) -> list[str]:
     lines = [
-        f"{t.table}: {t.rows} rows, {human_size(t.bytes)}, {t.duration_s:.2f} s -> {t.file} (sha256 {t.stored_sha256})"
+        f"{t.table}: {t.rows} rows, {human_size(t.bytes)}, {t.entry.duration_s or 0:.2f} s -> {t.entry.file} "
+        f"(sha256 {t.entry.file_sha256})"
         for t in result.tables
     ]
     lines += [

@@ -317,7 +317,13 @@ class VectorBackupClient:
         resources = pgvector_resource_config(dsn_env, db_schema)
         tags = database_tags(dsn_env)
         if timestamp is None:
-            config = request_run_config(task, truncate_after_backup, create_task_dir, compression, compression_level)
+            config = request_run_config(
+                task,
+                truncate_after_backup=truncate_after_backup,
+                create_task_dir=create_task_dir,
+                compression=compression,
+                compression_level=compression_level,
+            )
             run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))

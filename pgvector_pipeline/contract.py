@@ -4,6 +4,7 @@ client (and any script) learns these without loading the code location; the Dags
 their names from here too, and a test checks that they agree."""
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -166,18 +167,9 @@ def retention_run_config(
     return {"ops": {RETENTION_OP: {"config": config}}}
 
 
-def request_run_config(
-    task_id: str | None = None,
-    truncate_after_backup: bool = False,
-    create_task_dir: bool = False,
-    compression: str = "",
-    compression_level: int | None = None,
-) -> dict:
-    """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory."""
-    config = {
-        "task_id": task_id or "",
-        "truncate_after_backup": truncate_after_backup,
-        "create_task_dir": create_task_dir,
-        **compression_config(compression, compression_level),
-    }
+def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict:
+    """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory; the other
+    options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level)."""
+    backup = backup_run_config(*backup_options, **named_options)["ops"][BACKUP_OP]["config"]
+    config = {"task_id": task_id or "", **backup}
     return {"ops": {REQUEST_BACKUP_OP: {"config": config}}}

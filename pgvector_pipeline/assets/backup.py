@@ -114,17 +114,17 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
     metadata = set_file_metadata(
         path=table.path,
         rows=table.rows,
-        size_bytes=table.stored_bytes,
-        sha256=table.stored_sha256,
+        size_bytes=table.entry.file_bytes,
+        sha256=table.entry.file_sha256,
         columns=[(c.name, c.type) for c in table.columns],
         manifest_path=result.manifest_path,
     )
     metadata.update(
         {
-            "compression": table.codec,
+            "compression": table.entry.codec,
             "csv_bytes": table.bytes,
-            "compression_ratio": round(table.bytes / max(table.stored_bytes, 1), 2),
-            "export_duration_s": round(table.duration_s, 3),
+            "compression_ratio": round(table.bytes / max(table.entry.file_bytes, 1), 2),
+            "export_duration_s": table.entry.duration_s,
             "source_database": result.source,
             "pgvector_version": result.pgvector_version,
             "langchain_layout": result.langchain_layout,

@@ -1,7 +1,9 @@
 """Loading backup CSVs into the LangChain tables in one transaction: all rows or none.
 
-restore_tables          one transaction: create what is missing, check headers, truncate, drop the
-                        indexes an emptied table can rebuild, COPY, count, build indexes
+restore_tables          one transaction: prepare, COPY each table and count, build indexes
+  RestoreTransaction    commits on success (or rolls back to verify only), rolls back on error
+  _prepare              create what is missing, check headers and privileges, truncate, drop the
+                        indexes an emptied table can rebuild
   _target_columns       the header against the target table: what loads, what is filled, what refuses
   _copy_in              COPY table (header columns) FROM STDIN, with the empty-field rule of the set
 """
@@ -123,57 +125,102 @@ def restore_tables(
     log: Callable[[str], None],
     warn: Callable[[str], None],
 ) -> tuple[list[TableRestoreStats], list[str]]:
-    """COPY each load (collections first) in one transaction and return per-table counts and created objects.
+    """COPY each load (in the order given: collections first) in one transaction and return per-table counts
+    and the objects created.
 
     Every statement is executed alone (one statement per execute). On any error the transaction is
     rolled back and the target is unchanged; a COMMIT whose connection drops is looked up (`dsn`).
     """
-    conn.set_session(
-        isolation_level=psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED, readonly=False, autocommit=False
-    )
-    doing = "preparing the target tables"
-    try:
-        with conn.cursor() as cur:
-            # The restore transaction begins with the first statement here (psycopg2 opens it implicitly).
-            hold_restore_lock(cur, schema)
-            created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
-            targets = {load.table: _target_columns(cur, schema, load, options.fill_extra_columns) for load in loads}
-            _check_privileges(cur, schema, [load.table for load in loads], options.truncate)
-            before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
-            stats = []
-            expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
-            with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
-                for load in loads:
-                    doing = f"restoring {load.table}"
-                    stats.append(_load_table(cur, schema, load, targets[load.table], before, options.truncate, log))
-                doing = "building the indexes"
-                # Tables created here get their indexes, loaded or not: after the loads, so they build once.
-                created_indexes = [
-                    statement
-                    for table, ddl in (options.table_ddl or {}).items()
-                    if table in created
-                    for statement in ddl.indexes
-                ]
-                _build_indexes(cur, [index.definition for index in dropped] + created_indexes, options, log)
-    except psycopg2.Error as exc:
-        rollback_quietly(conn)
-        raise with_outcome(classify_error(exc, doing, conn), _ROLLED_BACK) from exc
-    except BaseException:
-        rollback_quietly(conn)
-        raise
-    if not options.commit:
-        rollback_quietly(conn)
-        return stats, created
-    restored_tables = ", ".join(load.table for load in loads)
-    commit_confirmed(
-        conn,
-        dsn,
-        f"the restore of {restored_tables}",
-        if_unknown=f"Compare the row counts of {restored_tables} with the set's manifest: equal counts mean the "
-        f"restore was committed.",
-        warn=warn,
-    )
-    return stats, created
+    with RestoreTransaction(conn, dsn, loads, options, warn) as transaction, conn.cursor() as cur:
+        prepared = _prepare(cur, schema, loads, options, log)
+        stats = []
+        expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
+        with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
+            for load in loads:
+                transaction.doing = f"restoring {load.table}"
+                target = prepared.targets[load.table]
+                stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options.truncate, log))
+            transaction.doing = "building the indexes"
+            _build_indexes(cur, prepared.index_builds(options), options, log)
+    return stats, prepared.created
+
+
+class RestoreTransaction:
+    """The restore's one transaction, as a context manager: leaving it without an error commits (with a known
+    outcome, see postgres.commit), or rolls back when `options.commit` is off; leaving it on an error rolls back
+    and raises the error classified, saying what was being done (`doing`) and that nothing changed. The rollback
+    never replaces the error that caused it."""
+
+    def __init__(
+        self,
+        conn: psycopg2.extensions.connection,
+        dsn: str,
+        loads: list[TableLoad],
+        options: RestoreOptions,
+        warn: Callable[[str], None],
+    ):
+        self.conn, self.dsn, self.options, self.warn = conn, dsn, options, warn
+        self.tables = ", ".join(load.table for load in loads)
+        self.doing = "preparing the target tables"
+
+    def __enter__(self) -> "RestoreTransaction":
+        # The transaction begins with the first statement run in it (psycopg2 opens it implicitly).
+        self.conn.set_session(
+            isolation_level=psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED, readonly=False, autocommit=False
+        )
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None:
+            rollback_quietly(self.conn)
+            if isinstance(exc, psycopg2.Error):
+                raise with_outcome(classify_error(exc, self.doing, self.conn), _ROLLED_BACK) from exc
+            return
+        if not self.options.commit:
+            rollback_quietly(self.conn)
+            return
+        commit_confirmed(
+            self.conn,
+            self.dsn,
+            f"the restore of {self.tables}",
+            if_unknown=f"Compare the row counts of {self.tables} with the set's manifest: equal counts mean the "
+            f"restore was committed.",
+            warn=self.warn,
+        )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The target tables made ready for loading: what was created, each load's columns, the rows before, and
+    the indexes dropped to build again after the load."""
+
+    created: list[str]
+    targets: dict[str, tuple[catalog.TableDescription, tuple[str, ...]]]
+    rows_before: dict[str, int]
+    dropped: list[catalog.RebuildableIndex]
+
+    def index_builds(self, options: RestoreOptions) -> list[str]:
+        """The dropped indexes, then those of the tables created here (built once, after the loads)."""
+        created = [
+            statement
+            for table, ddl in (options.table_ddl or {}).items()
+            if table in self.created
+            for statement in ddl.indexes
+        ]
+        return [index.definition for index in self.dropped] + created
+
+
+def _prepare(
+    cur, schema: str, loads: list[TableLoad], options: RestoreOptions, log: Callable[[str], None]
+) -> _Prepared:
+    """Take the restore lock, create what is missing, check headers and privileges, then lock, truncate and drop
+    indexes as the options say: everything that can refuse comes before anything that changes rows."""
+    hold_restore_lock(cur, schema)
+    created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
+    targets = {load.table: _target_columns(cur, schema, load, options.fill_extra_columns) for load in loads}
+    _check_privileges(cur, schema, [load.table for load in loads], options.truncate)
+    before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
+    return _Prepared(created, targets, before, dropped)
 
 
 def _check_privileges(cur, schema: str, tables: list[str], truncate: bool) -> None:

@@ -83,7 +83,8 @@ CODECS = {
     NONE: Codec(NONE, "", 0, 0, 0),
     # Level 1: the benchmark (bench/RESULTS.md) found it both the fastest and, on vector CSVs, as small as 3.
     ZSTD: Codec(ZSTD, ".zst", 1, 19, 1),
-    GZIP: Codec(GZIP, ".gz", 1, 9, 6),
+    # Level 1: level 6 took 11x psql's time at 50,000 x 1536 for files 2 % smaller (bench/RESULTS.md).
+    GZIP: Codec(GZIP, ".gz", 1, 9, 1),
 }
 CODEC_NAMES = tuple(CODECS)
 CODEC_BY_SUFFIX = {codec.suffix: codec.name for codec in CODECS.values()}
