@@ -2,7 +2,7 @@
 
 import pytest
 
-from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, COMPRESSION_ENV
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
@@ -24,6 +24,7 @@ from tests.helpers import (
     backup_materializations,
     csv_of,
     recent_timestamp,
+    recent_timestamps,
     resources_config,
     run_backup,
     run_backup_job,
@@ -189,3 +190,31 @@ def test_backup_runs_refresh_the_inventory(instance, sample_db, backup_root, ts)
     assert len(records) == 2 and inventory.metadata["complete_sets"].value == 2
     claimed = instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG].split("|")[1]
     assert {r.data["timestamp"] for r in records} == {ts, claimed}
+
+
+def test_compression_comes_from_run_config_then_the_environment(instance, sample_db, backup_root, monkeypatch):
+    third, second, first = recent_timestamps(3)  # newest first
+    assert run_backup(instance, backup_root, GLOBAL_TASK_KEY, first, compression="gzip").success
+    monkeypatch.setenv(COMPRESSION_ENV, "none")
+    assert run_backup(instance, backup_root, GLOBAL_TASK_KEY, second).success
+    assert run_backup(instance, backup_root, GLOBAL_TASK_KEY, third, compression="zstd", compression_level=5).success
+    names = sorted(p.name for p in (backup_root / "vector_bak").glob("langchain_pg_embedding_*"))
+    assert names == [
+        f"langchain_pg_embedding_{first}.csv.gz",
+        f"langchain_pg_embedding_{second}.csv",
+        f"langchain_pg_embedding_{third}.csv.zst",
+    ]
+    inventory = instance.get_latest_materialization_event(INVENTORY).asset_materialization
+    records = {r.data["timestamp"]: r.data for r in inventory.metadata["sets"].value.records}
+    assert [records[ts]["compression"] for ts in (first, second, third)] == ["gzip", "none", "zstd"]
+    assert records[second]["compression_ratio"] == 1.0 and records[third]["compression_ratio"] > 1.5
+
+
+def test_an_unknown_compression_fails_the_run_naming_the_choices(instance, sample_db, backup_root, ts):
+    result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, ts, compression="lz4")
+
+    assert not result.success
+    failure = result.failure_data_for_node("vector_store_backup").user_failure_data
+    assert failure.metadata["error_type"].value == "INVALID_PARAMS"
+    assert "Compression 'lz4' is not known: choose one of none, zstd, gzip." in failure.description
+    assert not (backup_root / "vector_bak").exists() or not list((backup_root / "vector_bak").glob("*.csv*"))
