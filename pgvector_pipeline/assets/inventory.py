@@ -12,19 +12,20 @@ from pgvector_pipeline.tables import DEFAULT_TABLES
 # The UI group of the backup assets and the inventory.
 BACKUP_GROUP = "vector_backups"
 INVENTORY = dg.AssetKey(INVENTORY_ASSET)
+# What a person looks for first comes first: which set, its status, how large and how compressed.
 INVENTORY_COLUMNS = [
     "task_id",
     "timestamp",
     "status",
-    "complete",
-    "has_manifest",
-    "has_log",
+    "size",
+    "compression",
+    "compression_ratio",
     *(f"{table.label}_rows" for table in DEFAULT_TABLES.tables),
     *(f"{table.label}_bytes" for table in DEFAULT_TABLES.tables),
     "tables",
-    "compression",
-    "compression_ratio",
-    "size",
+    "complete",
+    "has_manifest",
+    "has_log",
     "location",
 ]
 # The metadata table (UI and GraphQL) holds the newest sets; the DataFrame holds them all.
