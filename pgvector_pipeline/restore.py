@@ -25,7 +25,7 @@ from pgvector_pipeline.postgres.restore import (
     restore_tables,
 )
 from pgvector_pipeline.store.codecs import NONE
-from pgvector_pipeline.store.files import DecodedReader, VerifiedReader, read_csv_prefix
+from pgvector_pipeline.store.files import DecodedReader, VerifiedReader, decode_prefix
 from pgvector_pipeline.store.interface import SetReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -184,9 +184,9 @@ def _check_file_sizes(
     )
 
 
-def _read_header(file: io.FileIO, path: Path, codec: str) -> list[str]:
-    """The CSV header of an open file (decompressed), read at offset 0 without moving the file's position."""
-    line = read_csv_prefix(file, path.name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
+def _read_header(held: SetReader, table: str, path: Path, codec: str) -> list[str]:
+    """The CSV header of a held table file (decompressed), read from its first bytes without consuming it."""
+    line = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), path.name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -219,7 +219,7 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str) -> Table
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     return TableLoad(
         table,
-        _read_header(file, path, entry.codec if entry else NONE),
+        _read_header(held, table, path, entry.codec if entry else NONE),
         (lambda: _LegacyFile(open_file(), path.name)) if legacy else open_file,
         backup_set.rows(table),
         legacy_empty_fields=legacy,
@@ -227,7 +227,7 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str) -> Table
     )
 
 
-def _verified(file: io.FileIO, name: str, entry: ManifestTable) -> VerifiedReader | DecodedReader:
+def _verified(file: io.RawIOBase, name: str, entry: ManifestTable) -> VerifiedReader | DecodedReader:
     """The CSV of a file as its manifest entry says it is stored, each byte checked against the manifest."""
     stored = VerifiedReader(file, name, entry.file_bytes, entry.file_sha256)
     return stored if entry.codec == NONE else DecodedReader(stored, entry.codec, entry.bytes, entry.sha256)

@@ -45,7 +45,7 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-def _describe_csv(raw: io.FileIO, name: str) -> ManifestTable:
+def _describe_csv(raw: io.RawIOBase, name: str) -> ManifestTable:
     """bytes, sha256, header columns and row count of an old-system CSV, in one streaming pass."""
     hashing = _HashingReader(raw)
     text = io.TextIOWrapper(io.BufferedReader(hashing, _READ_CHUNK), encoding="utf-8", newline="")

@@ -216,7 +216,7 @@ class VerifiedReader(io.RawIOBase):
     work must stay undone until leaving succeeds: restore loads inside a transaction it commits later.
     """
 
-    def __init__(self, file: io.FileIO, name: str, expected_bytes: int, expected_sha256: str):
+    def __init__(self, file: io.RawIOBase, name: str, expected_bytes: int, expected_sha256: str):
         super().__init__()
         self.name = name
         self._expected = (expected_bytes, expected_sha256)
@@ -328,13 +328,13 @@ class DecodedReader(io.RawIOBase):
             raise error
 
 
-def read_csv_prefix(file: io.FileIO, name: str, codec: str, limit: int) -> bytes:
-    """At most `limit` bytes from the start of the CSV in an open file (decompressed), without moving the
-    file's position; DataError when its start cannot be decompressed."""
+def decode_prefix(data: bytes, name: str, codec: str, limit: int) -> bytes:
+    """At most `limit` bytes of the CSV whose stored file starts with `data` (decompressed); DataError when that
+    start cannot be decompressed."""
     if codec == NONE:
-        return os.pread(file.fileno(), limit, 0)
+        return data[:limit]
     try:
-        return codec_of(codec).decoder().decompress(os.pread(file.fileno(), limit, 0))[:limit]
+        return codec_of(codec).decoder().decompress(data)[:limit]
     except decode_errors() as exc:
         raise DataError(
             f"{name} cannot be decompressed as {codec} ({exc}): the file was changed or damaged after the backup. "

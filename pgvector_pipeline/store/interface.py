@@ -92,8 +92,12 @@ class SetReader(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
-    def file(self, table: str) -> io.FileIO:
-        """The table's file as stored, open at its start."""
+    def file(self, table: str) -> io.RawIOBase:
+        """The table's file as stored, a stream at its start (read once, to its end)."""
+        ...
+
+    def prefix(self, table: str, limit: int) -> bytes:
+        """At most `limit` bytes from the start of the table's file, without consuming the stream."""
         ...
 
     def size(self, table: str) -> int:

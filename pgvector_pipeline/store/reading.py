@@ -65,6 +65,10 @@ class HeldSet:
         """The table's file as stored, open at its start."""
         return self._files[self._names[table]]
 
+    def prefix(self, table: str, limit: int) -> bytes:
+        """At most `limit` bytes from the start of the table's file, without moving its position."""
+        return os.pread(self.file(table).fileno(), limit, 0)
+
     def size(self, table: str) -> int:
         """The bytes of the table's file as open now (not as named: a file swapped in after opening is not it)."""
         return os.fstat(self.file(table).fileno()).st_size

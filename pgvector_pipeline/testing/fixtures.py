@@ -25,6 +25,7 @@ from pgvector_pipeline.testing.embedded import (
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 
 _database_numbers = itertools.count()
+_bucket_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,23 @@ def pg_server(tmp_path_factory):
     server = start_embedded_server(tmp_path_factory.mktemp("pg") / "data", keep_running=False)
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS) of this test session on loopback, stopped at its end."""
+    from pgvector_pipeline.testing.seaweed import seaweedfs_server
+
+    with seaweedfs_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server) -> str:
+    """A new, empty bucket on the session's S3 server."""
+    name = f"pgvector-test-{next(_bucket_numbers)}"
+    s3_server.client().create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture

