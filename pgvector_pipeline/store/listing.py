@@ -1,5 +1,6 @@
 """Finding backup sets on disk: listing with filters, and resolving one set safely inside the root."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from pgvector_pipeline.store.layout import (
     GLOBAL_TASK_KEY,
     LOG_FILE_NAME,
     TASK_ID_PATTERN,
+    SetFileName,
     manifest_name,
     parse_set_file_name,
     task_key,
@@ -129,61 +131,105 @@ class BackupSetInfo:
         return names + ([manifest_name(self.timestamp)] if self.has_manifest else [])
 
 
-def _scan_directory(store: "BackupStore", task: str, location: Directory) -> list[BackupSetInfo]:
+@dataclass(frozen=True)
+class ListedName:
+    """One name in a location as a store lists it: its size, and what it is when it is not a regular file
+    (such a thing is never opened or followed: it makes its set damaged)."""
+
+    name: str
+    size: int
+    not_a_file: str | None = None  # e.g. "a symlink", "a FIFO (named pipe)"
+
+
+@dataclass(frozen=True)
+class LocationListing:
+    """What a store found in one location, and how to read what listing needs: any store can list this way."""
+
+    store: "BackupStore"
+    task: str
+    where: Path  # the location, for messages
+    names: list[ListedName]
+    read_manifest: Callable[[str], Manifest]  # a set's validated manifest by timestamp; DataError otherwise
+    logged_manifests: Callable[[], set[str]]  # timestamps whose manifest the location's log names
+
+
+def assemble_sets(listing: LocationListing) -> list[BackupSetInfo]:
+    """The sets of one location from the names in it: files grouped by timestamp, manifests read and checked."""
     sets: dict[str, BackupSetInfo] = {}
     has_log = False
-
-    def entry(timestamp: str) -> BackupSetInfo:
-        return sets.setdefault(timestamp, BackupSetInfo(task, timestamp, location.path, store))
-
-    for item in location.entries():
+    for item in listing.names:
         if item.name == LOG_FILE_NAME:
-            has_log = item.is_file
+            has_log = item.not_a_file is None
             continue
         parsed = parse_set_file_name(item.name)
         if parsed is None:
             continue
-        info = entry(parsed.timestamp)
-        if not item.mode:
-            continue  # deleted while listed
-        if not item.is_file:
+        info = sets.setdefault(
+            parsed.timestamp, BackupSetInfo(listing.task, parsed.timestamp, listing.where, listing.store)
+        )
+        if item.not_a_file:
             # A symlink, FIFO, device or directory named like a set file is never opened or followed.
-            info.problem = f"{location.path / item.name} is {item.kind}, not a regular file: it is not read."
-            continue
-        size = item.size
-        if parsed.tmp or parsed.kind == "lock":
-            info.unfinished = True
-            if parsed.table:
-                info.sizes.setdefault(parsed.table, size)
-        elif parsed.table:
-            if parsed.table in info.files:
-                info.problem = (
-                    f"{location.path} holds two files of {parsed.table} for set {info.timestamp} "
-                    f"({info.files[parsed.table].name}, {item.name}): which one is the set's cannot be told."
-                )
-            info.files[parsed.table] = location.path / item.name
-            info.sizes[parsed.table] = size
-            info.codecs[parsed.table] = parsed.codec
+            info.problem = f"{listing.where / item.name} is {item.not_a_file}, not a regular file: it is not read."
         else:
-            info.has_manifest = True
-    logged = logged_manifest_timestamps(location) if has_log else set()
+            _add_file(info, parsed, item, listing.where)
+    logged = listing.logged_manifests() if has_log else set()
     for info in sets.values():
         info.has_log = has_log
-        if info.problem or info.unfinished:
-            continue
-        if info.has_manifest:
-            try:
-                info.manifest = read_manifest(location, info.timestamp)
-            except DataError as error:
-                # One damaged set must not hide the others from the listing.
-                info.problem = error.message
-        elif info.timestamp in logged:
-            info.problem = (
-                f"The log {location.path / LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "
-                f"manifest {manifest_name(info.timestamp)}, and that manifest is gone: without it the CSVs cannot "
-                f"be verified, so the set is treated as damaged."
-            )
+        if not (info.problem or info.unfinished):
+            _read_set_manifest(info, listing, logged)
     return list(sets.values())
+
+
+def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where: Path) -> None:
+    if parsed.tmp or parsed.kind == "lock":
+        info.unfinished = True
+        if parsed.table:
+            info.sizes.setdefault(parsed.table, item.size)
+    elif parsed.table:
+        if parsed.table in info.files:
+            info.problem = (
+                f"{where} holds two files of {parsed.table} for set {info.timestamp} "
+                f"({info.files[parsed.table].name}, {item.name}): which one is the set's cannot be told."
+            )
+        info.files[parsed.table] = where / item.name
+        info.sizes[parsed.table] = item.size
+        info.codecs[parsed.table] = parsed.codec
+    else:
+        info.has_manifest = True
+
+
+def _read_set_manifest(info: BackupSetInfo, listing: LocationListing, logged: set[str]) -> None:
+    if info.has_manifest:
+        try:
+            info.manifest = listing.read_manifest(info.timestamp)
+        except DataError as error:
+            # One damaged set must not hide the others from the listing.
+            info.problem = error.message
+    elif info.timestamp in logged:
+        info.problem = (
+            f"The log {listing.where / LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "
+            f"manifest {manifest_name(info.timestamp)}, and that manifest is gone: without it the CSVs cannot "
+            f"be verified, so the set is treated as damaged."
+        )
+
+
+def _scan_directory(store: "BackupStore", task: str, location: Directory) -> list[BackupSetInfo]:
+    """The sets of one local directory (entries that vanished while listed are left out)."""
+    names = [
+        ListedName(entry.name, entry.size, None if entry.is_file else entry.kind)
+        for entry in location.entries()
+        if entry.mode
+    ]
+    return assemble_sets(
+        LocationListing(
+            store,
+            task,
+            location.path,
+            names,
+            lambda timestamp: read_manifest(location, timestamp),
+            lambda: logged_manifest_timestamps(location),
+        )
+    )
 
 
 def _scan_location(store: "BackupStore", task: str, parent: Directory, name: str) -> list[BackupSetInfo]:
