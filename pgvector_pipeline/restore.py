@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 from pgvector_pipeline.backup import Log
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
@@ -93,7 +92,7 @@ def restore_backup_set(
             _check_file_sizes(backup_set, manifest, held, tables, log)
         else:
             log.warning(
-                f"Set {backup_set.timestamp} in {backup_set.directory} has no manifest (made by the old system): "
+                f"Set {backup_set.timestamp} in {backup_set.location} has no manifest (made by the old system): "
                 f"no checksums to verify (allowed by allow_legacy); JSON columns written as Python reprs are "
                 f"converted while loading."
             )
@@ -138,7 +137,7 @@ def _references(table: str) -> tuple[str, ...]:
 
 
 def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy: bool) -> None:
-    where = f"Set {backup_set.timestamp} in {backup_set.directory}"
+    where = f"Set {backup_set.timestamp} in {backup_set.location}"
     if backup_set.problem:
         raise DataError(f"{where} is damaged: {backup_set.problem} Restore another set.")
     if backup_set.unfinished:
@@ -146,11 +145,11 @@ def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy:
             f"{where} was never finished (its lock file or a .tmp file is present: a backup is writing it, "
             f"or died; the next backup into that directory removes the leftovers). Restore another set."
         )
-    missing = [t for t in tables if t not in backup_set.files]
+    missing = [t for t in tables if t not in backup_set.table_files]
     if missing:
         raise ResourceNotFound(
             f"{where} has no CSV for {missing}. Restore only the tables it has "
-            f"({sorted(backup_set.files) or 'none'}) or pick a complete set."
+            f"({sorted(backup_set.table_files) or 'none'}) or pick a complete set."
         )
     if backup_set.manifest is None and not allow_legacy:
         raise DataError(
@@ -167,7 +166,7 @@ def _check_file_sizes(
     """A cut or grown file is refused before connecting; its sha256 is checked as it loads (VerifiedReader)."""
     for table in tables:
         entry = manifest.tables.get(table)
-        path = backup_set.files[table]
+        name = backup_set.table_files[table]
         if entry is None:
             raise DataError(
                 f"The manifest of set {backup_set.timestamp} does not describe {table}. Restore another set."
@@ -175,7 +174,7 @@ def _check_file_sizes(
         size = held.size(table)
         if size != entry.file_bytes:
             raise DataError(
-                f"{path.name} does not match its manifest (expected {entry.file_bytes} bytes, found {size} bytes). The "
+                f"{name} does not match its manifest (expected {entry.file_bytes} bytes, found {size} bytes). The "
                 f"file was changed or damaged after the backup: restore another set."
             )
     log.info(
@@ -184,9 +183,11 @@ def _check_file_sizes(
     )
 
 
-def _read_header(held: SetReader, table: str, path: Path, codec: str) -> list[str]:
+def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: str) -> list[str]:
     """The CSV header of a held table file (decompressed), read from its first bytes without consuming it."""
-    line = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), path.name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
+    name = backup_set.table_files[table]
+    path = f"{backup_set.location}/{name}"  # for messages
+    line = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -207,20 +208,20 @@ def _read_header(held: SetReader, table: str, path: Path, codec: str) -> list[st
 
 
 def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str) -> TableLoad:
-    path = backup_set.files[table]
+    name = backup_set.table_files[table]
     file = held.file(table)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
 
     def open_file() -> AbstractContextManager[io.RawIOBase]:
         # The held file is read once, from its start; the held set closes it.
-        return _verified(file, path.name, entry) if entry else nullcontext(file)
+        return _verified(file, name, entry) if entry else nullcontext(file)
 
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     return TableLoad(
         table,
-        _read_header(held, table, path, entry.codec if entry else NONE),
-        (lambda: _LegacyFile(open_file(), path.name)) if legacy else open_file,
+        _read_header(held, table, backup_set, entry.codec if entry else NONE),
+        (lambda: _LegacyFile(open_file(), name)) if legacy else open_file,
         backup_set.rows(table),
         legacy_empty_fields=legacy,
         file_bytes=entry.bytes if entry else held.size(table),  # what COPY reads: the CSV, decompressed

@@ -54,7 +54,7 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
                 "compression": "+".join(sorted(set(s.codecs.values()))),
                 "compression_ratio": s.compression_ratio,
                 "size": human_size(s.total_bytes),
-                "location": str(s.directory),
+                "location": s.location,
             }
             for s in sets
         ],

@@ -62,13 +62,11 @@ def restore_vector_backup(
         backup_set = backup_store.store().locate(
             task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
-        context.log.info(
-            f"Restoring set {backup_set.timestamp} of {backup_set.directory} into {pgvector.redacted_dsn}."
-        )
+        context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.location} into {pgvector.redacted_dsn}.")
         result = pgvector.restore(backup_set, config.flags(), tables=config.tables or None, log=context.log)
     metadata: dict[str, Any] = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
-        "backup_dir": dg.MetadataValue.path(str(backup_set.directory)),
+        "backup_dir": dg.MetadataValue.path(backup_set.location),
         "target": result.target,
         "verify_only": result.verify_only,
         "created": ", ".join(result.created) or "nothing",

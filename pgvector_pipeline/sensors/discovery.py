@@ -89,11 +89,9 @@ def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSet
             assert backup_set.store is not None, "listed sets know their store"
             backup_set.manifest = backup_set.store.adopt(backup_set)
             backup_set.has_manifest = True
-            context.log.info(f"Adopted old-system set {backup_set.timestamp} in {backup_set.directory}.")
+            context.log.info(f"Adopted old-system set {backup_set.timestamp} in {backup_set.location}.")
         except PipelineError as error:
-            context.log.warning(
-                f"Set {backup_set.timestamp} in {backup_set.directory} was not adopted: {error.message}"
-            )
+            context.log.warning(f"Set {backup_set.timestamp} in {backup_set.location} was not adopted: {error.message}")
     return 0
 
 

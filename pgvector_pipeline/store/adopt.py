@@ -76,9 +76,9 @@ def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest
     backup_set = reader.backup_set
     if backup_set.status != STATUS_LEGACY:
         raise DataError(
-            f"Set {backup_set.timestamp} in {backup_set.directory} is {backup_set.status}, not a legacy set."
+            f"Set {backup_set.timestamp} in {backup_set.location} is {backup_set.status}, not a legacy set."
         )
-    tables = sorted(backup_set.files)
+    tables = sorted(backup_set.table_files)
     with reader as held:
         assert held.location is not None
         manifest = Manifest(
@@ -86,7 +86,7 @@ def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest
             kind=KIND_ADOPTED,
             task_id=backup_set.task,
             timestamp=backup_set.timestamp,
-            tables={table: _describe_csv(held.file(table), backup_set.files[table].name) for table in tables},
+            tables={table: _describe_csv(held.file(table), backup_set.table_files[table]) for table in tables},
         )
         _write_adopted(held.location, backup_set, manifest.as_document(), mode)
         return read_manifest(held.location, backup_set.timestamp)
@@ -104,7 +104,7 @@ def _write_adopted(location: Directory, backup_set: BackupSetInfo, document: dic
         location.fsync()
     except FileExistsError:
         raise DataError(
-            f"Set {backup_set.timestamp} in {backup_set.directory} got a manifest while it was adopted."
+            f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
         ) from None
     except OSError as exc:
         raise storage_error(exc, location, target, "adopting an old-system set") from None

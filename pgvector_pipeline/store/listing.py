@@ -44,9 +44,9 @@ class BackupSetInfo:
 
     task: str
     timestamp: str
-    directory: Path  # where the set is (for messages and metadata); its files are reached through `store`
+    location: str  # where the set is, as its store names it (for messages and metadata)
     store: "BackupStore | None" = None  # the store it was found in: reading, deleting and adopting go through it
-    files: dict[str, Path] = field(default_factory=dict)  # published files by table
+    table_files: dict[str, str] = field(default_factory=dict)  # names of the published files, by table
     sizes: dict[str, int] = field(default_factory=dict)  # bytes of each table's file (or its .tmp if unfinished)
     codecs: dict[str, str] = field(default_factory=dict)  # how each table's file is stored, told by its name
     has_manifest: bool = False
@@ -71,6 +71,16 @@ class BackupSetInfo:
         return self.status in (STATUS_COMPLETE, STATUS_LEGACY)
 
     @property
+    def directory(self) -> Path:
+        """The set's location as a local path (a local store's sets)."""
+        return Path(self.location)
+
+    @property
+    def files(self) -> dict[str, Path]:
+        """The published files by table as local paths (a local store's sets)."""
+        return {table: self.directory / name for table, name in self.table_files.items()}
+
+    @property
     def tables(self) -> list[str]:
         """The set's tables in restore order: those its manifest lists; without one, the default tables (the
         old system always wrote both LangChain tables)."""
@@ -82,8 +92,8 @@ class BackupSetInfo:
     def missing_tables(self) -> list[str]:
         """Tables of the set without their file (stored as the manifest says; without one, a plain CSV)."""
         if self.manifest is not None:
-            return [t for t, e in self.manifest.tables.items() if self.files.get(t, Path()).name != e.file]
-        return [t for t in self.tables if self.codecs.get(t, NONE) != NONE or t not in self.files]
+            return [t for t, e in self.manifest.tables.items() if self.table_files.get(t) != e.file]
+        return [t for t in self.tables if self.codecs.get(t, NONE) != NONE or t not in self.table_files]
 
     def csv_bytes(self, table: str) -> int | None:
         """The size of the CSV a table's file holds (larger than the file when compressed), when known."""
@@ -94,7 +104,7 @@ class BackupSetInfo:
     def compression_ratio(self) -> float | None:
         """CSV bytes per stored byte over the whole set (1.0 uncompressed), when the manifest tells."""
         stored = self.total_bytes
-        csv = sum(self.csv_bytes(table) or 0 for table in self.files)
+        csv = sum(self.csv_bytes(table) or 0 for table in self.table_files)
         return round(csv / stored, 2) if self.manifest and stored else None
 
     @property
@@ -127,7 +137,7 @@ class BackupSetInfo:
 
     def file_names(self) -> list[str]:
         """The names of the set's published files: its CSVs, then its manifest when it has one."""
-        names = [path.name for path in self.files.values()]
+        names = list(self.table_files.values())
         return names + ([manifest_name(self.timestamp)] if self.has_manifest else [])
 
 
@@ -147,7 +157,7 @@ class LocationListing:
 
     store: "BackupStore"
     task: str
-    where: Path  # the location, for messages
+    where: str  # the location as the store names it, for messages
     names: list[ListedName]
     read_manifest: Callable[[str], Manifest]  # a set's validated manifest by timestamp; DataError otherwise
     logged_manifests: Callable[[], set[str]]  # timestamps whose manifest the location's log names
@@ -169,7 +179,7 @@ def assemble_sets(listing: LocationListing) -> list[BackupSetInfo]:
         )
         if item.not_a_file:
             # A symlink, FIFO, device or directory named like a set file is never opened or followed.
-            info.problem = f"{listing.where / item.name} is {item.not_a_file}, not a regular file: it is not read."
+            info.problem = f"{listing.where}/{item.name} is {item.not_a_file}, not a regular file: it is not read."
         else:
             _add_file(info, parsed, item, listing.where)
     logged = listing.logged_manifests() if has_log else set()
@@ -180,18 +190,18 @@ def assemble_sets(listing: LocationListing) -> list[BackupSetInfo]:
     return list(sets.values())
 
 
-def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where: Path) -> None:
+def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where: str) -> None:
     if parsed.tmp or parsed.kind == "lock":
         info.unfinished = True
         if parsed.table:
             info.sizes.setdefault(parsed.table, item.size)
     elif parsed.table:
-        if parsed.table in info.files:
+        if parsed.table in info.table_files:
             info.problem = (
                 f"{where} holds two files of {parsed.table} for set {info.timestamp} "
-                f"({info.files[parsed.table].name}, {item.name}): which one is the set's cannot be told."
+                f"({info.table_files[parsed.table]}, {item.name}): which one is the set's cannot be told."
             )
-        info.files[parsed.table] = where / item.name
+        info.table_files[parsed.table] = item.name
         info.sizes[parsed.table] = item.size
         info.codecs[parsed.table] = parsed.codec
     else:
@@ -207,7 +217,7 @@ def _read_set_manifest(info: BackupSetInfo, listing: LocationListing, logged: se
             info.problem = error.message
     elif info.timestamp in logged:
         info.problem = (
-            f"The log {listing.where / LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "
+            f"The log {listing.where}/{LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "
             f"manifest {manifest_name(info.timestamp)}, and that manifest is gone: without it the CSVs cannot "
             f"be verified, so the set is treated as damaged."
         )
@@ -224,7 +234,7 @@ def _scan_directory(store: "BackupStore", task: str, location: Directory) -> lis
         LocationListing(
             store,
             task,
-            location.path,
+            str(location.path),
             names,
             lambda timestamp: read_manifest(location, timestamp),
             lambda: logged_manifest_timestamps(location),

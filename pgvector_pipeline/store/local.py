@@ -97,4 +97,4 @@ class LocalBackupStore:
             return record_in_log(location, headline, details, self.file_mode, warn)
 
     def adopt(self, backup_set: BackupSetInfo) -> Manifest:
-        return adopt_legacy_set(self.read_set(backup_set, sorted(backup_set.files)), self.file_mode)
+        return adopt_legacy_set(self.read_set(backup_set, sorted(backup_set.table_files)), self.file_mode)

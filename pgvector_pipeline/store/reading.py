@@ -23,16 +23,16 @@ class HeldSet:
     def __init__(self, root: Path, backup_set: BackupSetInfo, tables: list[str]):
         self.root = Path(root)
         self.backup_set = backup_set
-        missing = [table for table in tables if table not in backup_set.files]
+        missing = [table for table in tables if table not in backup_set.table_files]
         if missing:
-            raise DataError(f"Set {backup_set.timestamp} in {backup_set.directory} has no file of {missing}.")
+            raise DataError(f"Set {backup_set.timestamp} in {backup_set.location} has no file of {missing}.")
         # The names the set's files were listed under (a compressed file's name ends in its codec's suffix).
-        self._names = {table: backup_set.files[table].name for table in tables}
+        self._names = {table: backup_set.table_files[table] for table in tables}
         self._files: dict[str, io.FileIO] = {}
         self.location: Directory | None = None
 
     def __enter__(self) -> "HeldSet":
-        where = f"Set {self.backup_set.timestamp} in {self.backup_set.directory}"
+        where = f"Set {self.backup_set.timestamp} in {self.backup_set.location}"
         self.location = open_location(self.root, self.backup_set.task)
         names = list(self._names.values()) + (
             [manifest_name(self.backup_set.timestamp)] if self.backup_set.has_manifest else []

@@ -67,10 +67,10 @@ def plan_retention(
     # Aware: compared with each set's absolute taken_at (a naive `now` is read as local time).
     oldest_kept = (now or datetime.now()).astimezone() - timedelta(days=policy.max_age_days or 0)
     decisions = []
-    newer_in_location: Counter[Path] = Counter()  # sets of each location met so far, all newer
-    locations_with_complete: set[Path] = set()
+    newer_in_location: Counter[str] = Counter()  # sets of each location met so far, all newer
+    locations_with_complete: set[str] = set()
     for backup_set in newest_first(sets):
-        location = backup_set.directory
+        location = backup_set.location
         reason = None
         if backup_set.status == STATUS_UNFINISHED:
             reason = "being written, or interrupted (the next backup there removes it)"
@@ -147,7 +147,7 @@ def apply_retention(
     deleted, busy, freed = [], [], 0
     for decision in (d for d in decisions if d.delete):
         backup_set = decision.backup_set
-        where = Path(backup_set.directory)
+        where = backup_set.location
         if dry_run:
             log_info(f"Would delete set {backup_set.timestamp} in {where} ({human_size(backup_set.total_bytes)}).")
             deleted.append(backup_set)
