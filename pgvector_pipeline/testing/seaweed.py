@@ -127,7 +127,10 @@ def _start(work_dir: Path) -> SeaweedServer:
         f"-filer.port={filer}",
         "-s3",
         f"-s3.port={s3}",
-        "-volume.max=0",
+        # Every bucket is a collection with volumes of its own: small volumes, and many of them, so a test
+        # session's buckets never run out of writable volumes (the defaults size them from the free disk).
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=300",
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
