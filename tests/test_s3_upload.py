@@ -5,7 +5,10 @@ import hashlib
 import os
 
 import pytest
+import zstandard
 
+from pgvector_pipeline.store.codecs import ZSTD, Compression
+from pgvector_pipeline.store.files import EncodingSink
 from pgvector_pipeline.store.s3_upload import MIN_PART_SIZE, MultipartUpload
 
 
@@ -53,3 +56,30 @@ def test_a_failed_writer_aborts_its_upload_and_leaves_no_object(s3_server, s3_bu
 def test_parts_below_the_s3_minimum_are_refused(s3_server, s3_bucket):
     with pytest.raises(ValueError, match="below S3's minimum"):
         MultipartUpload(s3_server.client(), s3_bucket, "k", part_size=1 << 20)
+
+
+class _UploadSink(EncodingSink):
+    """A table writer's core on object storage: CSV in, compressed parts out to one multipart upload."""
+
+    def __init__(self, upload: MultipartUpload, compression: Compression):
+        super().__init__(compression)
+        self._upload = upload
+
+    def _put(self, data: bytes) -> None:
+        self._upload.write(data)
+
+
+def test_a_csv_streams_compressed_into_an_object_with_both_digests(s3_server, s3_bucket):
+    client = s3_server.client()
+    lines = [b"id,embedding\n"] + [f"doc-{i},[{i * 0.001:.6f},0.5,0.25]\n".encode() for i in range(400_000)]
+    with MultipartUpload(client, s3_bucket, "vector_bak/t_20261201_120000.csv.zst") as upload:
+        sink = _UploadSink(upload, Compression(ZSTD))
+        for line in lines:
+            sink.write(line)
+        sink.finish_encoding()
+    csv = b"".join(lines)
+    stored = client.get_object(Bucket=s3_bucket, Key="vector_bak/t_20261201_120000.csv.zst")["Body"].read()
+    assert (sink.writes, sink.bytes, sink.sha256) == (len(lines), len(csv), hashlib.sha256(csv).hexdigest())
+    assert (sink.stored_bytes, sink.stored_sha256) == (len(stored), hashlib.sha256(stored).hexdigest())
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(stored) == csv
+    assert upload.bytes == len(stored) < len(csv) / 2

@@ -88,29 +88,20 @@ def storage_error(
     )
 
 
-class StreamingFileWriter:
-    """A COPY sink that writes NAME.tmp in `directory` while hashing and counting; `publish` renames it to NAME.
+class EncodingSink:
+    """CSV bytes in (as COPY TO STDOUT writes them: one write per line), stored bytes out through `_put`:
+    compressed as `compression` says, each side hashed and counted. Any store's table writer is one of these
+    with its own `_put` (a file here, a multipart upload on object storage).
 
     psycopg2 calls `write` once per CSV line for COPY TO, so `writes` counts the header plus the rows
-    independently of what the server reports. With a codec the CSV is compressed as it passes: `bytes` and
-    `sha256` are the CSV's, `stored_bytes` and `stored_sha256` the file's.
+    independently of what the server reports. `bytes` and `sha256` are the CSV's, `stored_bytes` and
+    `stored_sha256` what the store keeps; `finish_encoding` puts the codec's tail.
     """
 
-    def __init__(
-        self,
-        directory: Directory,
-        name: str,
-        mode: int,
-        progress: Callable[[int, int], None] | None = None,
-        compression: Compression = UNCOMPRESSED,
-    ):
-        self.directory = directory
-        self.name = name
-        self.tmp_name = tmp_name(name)
+    def __init__(self, compression: Compression = UNCOMPRESSED, progress: Callable[[int, int], None] | None = None):
         self.codec = compression.codec
-        self._file = os.fdopen(directory.create(self.tmp_name, mode), "wb", buffering=_READ_CHUNK)
         self._hash = hashlib.sha256()
-        # Uncompressed, the file is the CSV: one hash serves both.
+        # Uncompressed, the stored bytes are the CSV: one hash serves both.
         self._encoder = None if compression.codec == NONE else compression.encoder(encoder_threads())
         self._stored_hash = self._hash if self._encoder is None else hashlib.sha256()
         self.bytes = 0
@@ -118,7 +109,6 @@ class StreamingFileWriter:
         self.writes = 0
         self._progress = progress
         self._last_progress = time.monotonic()
-        self._written_back = 0
 
     def write(self, data: bytes) -> int:
         self.writes += 1
@@ -133,12 +123,49 @@ class StreamingFileWriter:
             self._progress(self.writes, self.bytes)
         return len(data)
 
+    def finish_encoding(self) -> None:
+        if self._encoder is not None:
+            self._store(self._encoder.flush())
+
     def _store(self, data: bytes) -> None:
-        if not data:
-            return
+        if data:
+            self._stored_hash.update(data)
+            self.stored_bytes += len(data)
+            self._put(data)
+
+    def _put(self, data: bytes) -> None:
+        """Keep stored bytes (a store's table writer says where)."""
+        raise NotImplementedError
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    @property
+    def stored_sha256(self) -> str:
+        return self._stored_hash.hexdigest()
+
+
+class StreamingFileWriter(EncodingSink):
+    """A COPY sink that writes NAME.tmp in `directory` (see EncodingSink); `publish` renames it to NAME."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        name: str,
+        mode: int,
+        progress: Callable[[int, int], None] | None = None,
+        compression: Compression = UNCOMPRESSED,
+    ):
+        super().__init__(compression, progress)
+        self.directory = directory
+        self.name = name
+        self.tmp_name = tmp_name(name)
+        self._file = os.fdopen(directory.create(self.tmp_name, mode), "wb", buffering=_READ_CHUNK)
+        self._written_back = 0
+
+    def _put(self, data: bytes) -> None:
         self._file.write(data)
-        self._stored_hash.update(data)
-        self.stored_bytes += len(data)
         if self.stored_bytes - self._written_back >= _WRITEBACK_BYTES:
             self._start_writeback()
 
@@ -154,17 +181,8 @@ class StreamingFileWriter:
             os.posix_fadvise(self._file.fileno(), 0, self.stored_bytes, os.POSIX_FADV_DONTNEED)
         self._written_back = self.stored_bytes
 
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    @property
-    def stored_sha256(self) -> str:
-        return self._stored_hash.hexdigest()
-
     def flush_to_disk(self) -> None:
-        if self._encoder is not None:
-            self._store(self._encoder.flush())
+        self.finish_encoding()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
