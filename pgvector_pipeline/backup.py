@@ -310,8 +310,8 @@ class _Export:
 def _warn_if_not_recreatable(description: TableDescription, log: Log) -> None:
     """Restore's create_missing executes only DDL its checker accepts: say now if this table's is not."""
     try:
-        described = DEFAULT_TABLES.get(description.name)
-        checked_create_table(description.create_table, description.name, described.references if described else ())
+        references = DEFAULT_TABLES.references_of(description.name)
+        checked_create_table(description.create_table, description.name, references)
         for statement in description.indexes:
             checked_create_index(statement, description.name)
     except UnsafeDDL as error:

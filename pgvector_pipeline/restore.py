@@ -121,19 +121,17 @@ def _checked_ddl(manifest: Manifest | None) -> dict[str, TableDDL]:
             "(made by the old system). Create the tables in the target first (LangChain creates them on "
             "first use), then restore without create_missing."
         )
+    # In restore order: a table is created after the tables its foreign keys reference.
     return {
-        table: TableDDL(
-            checked_create_table(entry.create_table or "", table, _references(table)),
-            [checked_create_index(statement, table) for statement in entry.indexes],
-        )
-        for table, entry in ((t, manifest.tables[t]) for t in DEFAULT_TABLES.in_order(manifest.tables))
+        table: _checked_table_ddl(table, manifest.tables[table]) for table in DEFAULT_TABLES.in_order(manifest.tables)
     }
 
 
-def _references(table: str) -> tuple[str, ...]:
-    """The tables `table`'s foreign keys may reference (none for a table outside the table description)."""
-    described = DEFAULT_TABLES.get(table)
-    return described.references if described else ()
+def _checked_table_ddl(table: str, entry: ManifestTable) -> TableDDL:
+    return TableDDL(
+        checked_create_table(entry.create_table or "", table, DEFAULT_TABLES.references_of(table)),
+        [checked_create_index(statement, table) for statement in entry.indexes],
+    )
 
 
 def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy: bool) -> None:

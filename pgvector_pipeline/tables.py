@@ -11,7 +11,6 @@ tables it references) and give it an asset key in assets/backup.py's BACKUP_ASSE
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 
 
@@ -56,13 +55,10 @@ class TableSet:
         wanted = list(dict.fromkeys(names))
         return [name for name in self.names if name in wanted] + [name for name in wanted if name not in self.names]
 
-    def choose(self, names: Iterable[str], doing: str) -> list[str]:
-        """The tables named, in restore order; InvalidParams for none or names outside the set."""
-        names = list(names)
-        unknown = [name for name in names if name not in self.names]
-        if unknown or not names:
-            raise InvalidParams(f"Cannot {doing} {unknown or 'no tables'}: choose from {list(self.names)}.")
-        return self.in_order(names)
+    def references_of(self, name: str) -> tuple[str, ...]:
+        """The tables `name`'s foreign keys may reference (none for a table outside the set)."""
+        table = self.get(name)
+        return table.references if table else ()
 
     def referencing(self, name: str) -> list[str]:
         """The tables whose rows reference `name`'s rows."""

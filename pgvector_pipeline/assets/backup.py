@@ -112,18 +112,10 @@ def vector_store_backup(
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
     """Materialization metadata of one table of a backup result, in the order the UI shows it."""
     metadata = set_file_metadata(
-        path=table.path,
-        rows=table.rows,
-        size_bytes=table.entry.file_bytes,
-        sha256=table.entry.file_sha256,
-        columns=[(c.name, c.type) for c in table.columns],
-        manifest_path=result.manifest_path,
+        path=table.path, size_bytes=table.entry.file_bytes, entry=table.entry, manifest_path=result.manifest_path
     )
     metadata.update(
         {
-            "compression": table.entry.codec,
-            "csv_bytes": table.bytes,
-            "compression_ratio": round(table.bytes / max(table.entry.file_bytes, 1), 2),
             "export_duration_s": table.entry.duration_s,
             "source_database": result.source,
             "pgvector_version": result.pgvector_version,

@@ -7,23 +7,17 @@ from typing import Any
 import dagster as dg
 
 from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.manifest import ManifestTable
 
 
-def set_file_metadata(
-    *,
-    path: Path,
-    rows: int | None,
-    size_bytes: int,
-    sha256: str | None,
-    columns: list[tuple[str, str]] | None,
-    manifest_path: Path | None,
-) -> dict:
+def set_file_metadata(*, path: Path, size_bytes: int, entry: ManifestTable | None, manifest_path: Path | None) -> dict:
     # Insertion order is display order: what a person checks first comes first.
-    """Metadata of one backup CSV: rows, size, path, checksum, manifest and columns."""
-    metadata: dict[str, Any] = {"dagster/row_count": rows} if rows is not None else {}
+    """Metadata of one table file of a set: rows, size, path, checksum, manifest, columns and compression, from
+    its manifest entry (None for a set without a manifest: size and path only)."""
+    metadata: dict[str, Any] = {"dagster/row_count": entry.rows} if entry else {}
     metadata.update({"size": human_size(size_bytes), "path": dg.MetadataValue.path(str(path))})
-    if sha256:
-        metadata["sha256"] = sha256
+    if entry:
+        metadata["sha256"] = entry.file_sha256
     metadata.update(
         {
             "manifest": dg.MetadataValue.path(str(manifest_path)) if manifest_path else "none (legacy set)",
@@ -31,9 +25,16 @@ def set_file_metadata(
             "bytes": size_bytes,
         }
     )
-    if columns:
+    if entry:
         metadata["dagster/column_schema"] = dg.TableSchema(
-            columns=[dg.TableColumn(name, type_) for name, type_ in columns]
+            columns=[dg.TableColumn(column.name, column.type) for column in entry.columns]
+        )
+        metadata.update(
+            {
+                "compression": entry.codec,
+                "csv_bytes": entry.bytes,
+                "compression_ratio": round(entry.bytes / max(entry.file_bytes, 1), 2),
+            }
         )
     return metadata
 

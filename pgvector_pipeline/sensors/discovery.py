@@ -40,15 +40,10 @@ def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     metadata = set_file_metadata(
         path=backup_set.files[table],
-        rows=entry.rows if entry else None,
         size_bytes=backup_set.sizes[table],
-        sha256=entry.file_sha256 if entry else None,
-        columns=[(c.name, c.type) for c in entry.columns] if entry else None,
+        entry=entry,
         manifest_path=backup_set.manifest_path if backup_set.manifest else None,
     )
-    if entry:
-        metadata["compression"] = entry.codec
-        metadata["csv_bytes"] = entry.bytes
     adopted = backup_set.manifest is not None and backup_set.manifest.adopted
     metadata["origin"] = (
         "old system's set, adopted: checksums recorded when found"

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import COLUMN_NAME_PATTERN
-from pgvector_pipeline.store.codecs import CODEC_BY_SUFFIX, codec_of
+from pgvector_pipeline.store.codecs import CODEC_BY_SUFFIX, NONE, codec_of
 
 BACKUP_DIR_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"
@@ -104,7 +104,7 @@ def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = No
     return timestamp
 
 
-def csv_name(table: str, timestamp: str, codec: str = "none") -> str:
+def csv_name(table: str, timestamp: str, codec: str = NONE) -> str:
     """File name of a table's CSV in a set, stored with `codec` (see store.codecs)."""
     return f"{table}_{timestamp}.csv{codec_of(codec).suffix}"
 
@@ -124,6 +124,12 @@ def tmp_name(name: str) -> str:
     return name + TMP_SUFFIX
 
 
+def stored_codec(name: str) -> str:
+    """How a set's table file is stored, told by its name ("none" for anything that is not one)."""
+    parsed = parse_set_file_name(name)
+    return parsed.codec if parsed else NONE
+
+
 @dataclass(frozen=True)
 class SetFileName:
     """What a file name in a vector_bak directory says: which set, which part, finished or not."""
@@ -132,7 +138,7 @@ class SetFileName:
     kind: str  # "csv", "manifest" or "lock"
     table: str | None  # for kind "csv"
     tmp: bool
-    codec: str = "none"  # for kind "csv": how the file is compressed, told by its suffix
+    codec: str = NONE  # for kind "csv": how the file is compressed, told by its suffix
 
 
 def parse_set_file_name(name: str) -> SetFileName | None:

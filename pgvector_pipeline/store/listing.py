@@ -17,6 +17,7 @@ from pgvector_pipeline.store.layout import (
     SetFileName,
     manifest_name,
     parse_set_file_name,
+    stored_codec,
     task_key,
     timestamp_time,
     validate_timestamp,
@@ -48,7 +49,6 @@ class BackupSetInfo:
     store: "BackupStore | None" = None  # the store it was found in: reading, deleting and adopting go through it
     table_files: dict[str, str] = field(default_factory=dict)  # names of the published files, by table
     sizes: dict[str, int] = field(default_factory=dict)  # bytes of each table's file (or its .tmp if unfinished)
-    codecs: dict[str, str] = field(default_factory=dict)  # how each table's file is stored, told by its name
     has_manifest: bool = False
     has_log: bool = False
     unfinished: bool = False
@@ -79,6 +79,11 @@ class BackupSetInfo:
     def files(self) -> dict[str, Path]:
         """The published files by table as local paths (a local store's sets)."""
         return {table: self.directory / name for table, name in self.table_files.items()}
+
+    @property
+    def codecs(self) -> dict[str, str]:
+        """How each table's file is stored, told by its name's suffix."""
+        return {table: stored_codec(name) for table, name in self.table_files.items()}
 
     @property
     def tables(self) -> list[str]:
@@ -203,7 +208,6 @@ def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where:
             )
         info.table_files[parsed.table] = item.name
         info.sizes[parsed.table] = item.size
-        info.codecs[parsed.table] = parsed.codec
     else:
         info.has_manifest = True
 
