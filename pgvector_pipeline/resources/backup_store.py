@@ -15,6 +15,9 @@ from pgvector_pipeline.store.files import (
 )
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.s3 import S3BackupStore
+from pgvector_pipeline.store.s3_client import S3Options, S3Root, is_s3_root, make_client
+from pgvector_pipeline.store.s3_upload import DEFAULT_IN_FLIGHT, DEFAULT_PART_SIZE, MIN_PART_SIZE
 
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
 RESOURCE_KEY = "backup_store"
@@ -22,14 +25,49 @@ DEFAULT_TIMESTAMP_WINDOW_S = 900
 
 
 class BackupStoreResource(dg.ConfigurableResource):
-    """Where backup sets live: {root}/vector_bak/ and {root}/{task_id}/vector_bak/."""
+    """Where backup sets live: {root}/vector_bak/ and {root}/{task_id}/vector_bak/, on a local disk or on
+    S3-compatible object storage."""
 
     root: str = Field(
         default="",
         description=(
-            f"Backup root directory. Empty: {BACKUP_ROOT_ENV}, else ./vector_backups of the code server's working "
-            f"directory, resolved when a run needs it. Deployment configuration: set it in the code location or "
-            f"the environment; a run whose config sets it is refused."
+            f"Backup root: a directory, or s3://bucket/prefix on S3-compatible object storage. Empty: "
+            f"{BACKUP_ROOT_ENV}, else ./vector_backups of the code server's working directory, resolved when a run "
+            f"needs it. Deployment configuration: set it in the code location or the environment; a run whose "
+            f"config sets it is refused."
+        ),
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description=(
+            "S3 roots: the server's URL (MinIO, SeaweedFS, GCS's https://storage.googleapis.com). Empty: "
+            "AWS_ENDPOINT_URL, else AWS S3. Credentials and region come from the standard AWS chain (AWS_ACCESS_KEY_ID "
+            "/ AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_REGION, instance and pod roles), never from config. Deployment "
+            "configuration, like the root."
+        ),
+    )
+    s3_region: str = Field(default="", description="S3 roots: the region. Empty: AWS_REGION or the profile's.")
+    s3_part_size_mb: int = Field(
+        default=DEFAULT_PART_SIZE >> 20,
+        ge=MIN_PART_SIZE >> 20,
+        le=5 << 10,
+        description=(
+            "S3 roots: the size of each uploaded part in MiB (at least 5). A backup holds at most about "
+            f"{DEFAULT_IN_FLIGHT + 2} parts in memory at once, whatever the table's size."
+        ),
+    )
+    s3_sse: str = Field(
+        default="",
+        description="S3 roots: server-side encryption of every object written: 'AES256' or 'aws:kms' (empty: the bucket's default).",
+    )
+    s3_sse_kms_key_id: str = Field(default="", description="S3 roots with s3_sse 'aws:kms': the KMS key id or ARN.")
+    s3_claim_stale_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "S3 roots: a running backup refreshes its claim on its set, and a reader its hold, every "
+            "1/20 of this (at most 30 s); a claim or hold not refreshed for this long is a dead run's, whose "
+            "leftovers the next backup into that location removes."
         ),
     )
     file_mode: str = Field(
@@ -53,22 +91,44 @@ class BackupStoreResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse a run whose config moves the backup root: anyone who can launch a run could otherwise make a
         restore read, or a backup or retention write and delete, anywhere the code server can."""
-        if context.run is not None and root_in_run_config(context.run.run_config):
+        moved = context.run is not None and root_in_run_config(context.run.run_config)
+        if moved:
             raise refusal_at_start(
                 InvalidParams(
-                    f"The run config sets the backup_store root. The backup root is deployment configuration: set "
-                    f"{BACKUP_ROOT_ENV} for the code server (or the root in the code location's definitions) and "
-                    f"launch the run without resources.backup_store.config.root. Nothing was done."
+                    f"The run config sets the backup_store {moved}. Where backups live is deployment configuration: "
+                    f"set {BACKUP_ROOT_ENV} (and AWS_ENDPOINT_URL for S3) for the code server, or the resource in the "
+                    f"code location's definitions, and launch the run without resources.backup_store.config.{moved}. "
+                    f"Nothing was done."
                 )
             )
 
     def store(self) -> BackupStore:
-        """The backup store this resource configures (a local directory tree; see store.interface)."""
+        """The backup store this resource configures (see store.interface): object storage for an s3:// root, a
+        local directory tree otherwise."""
+        if is_s3_root(self.root_setting):
+            return S3BackupStore(
+                make_client(self.s3_endpoint_url, self.s3_region), S3Root.parse(self.root_setting), self.s3_options
+            )
         return LocalBackupStore(self.root_path, self.mode)
 
     @property
+    def root_setting(self) -> str:
+        """The root as configured: config, else PGVECTOR_BACKUP_ROOT, else ./vector_backups."""
+        return self.root or os.environ.get(BACKUP_ROOT_ENV) or "vector_backups"
+
+    @property
     def root_path(self) -> Path:
-        return Path(self.root or os.environ.get(BACKUP_ROOT_ENV) or "vector_backups").resolve()
+        return Path(self.root_setting).resolve()
+
+    @property
+    def s3_options(self) -> S3Options:
+        return S3Options(
+            part_size=self.s3_part_size_mb << 20,
+            refresh_s=min(30.0, self.s3_claim_stale_after_s / 20),
+            stale_after_s=self.s3_claim_stale_after_s,
+            sse=self.s3_sse or None,
+            sse_kms_key_id=self.s3_sse_kms_key_id or None,
+        )
 
     @property
     def mode(self) -> int:
@@ -80,7 +140,12 @@ class BackupStoreResource(dg.ConfigurableResource):
         return check_file_mode(mode)
 
 
-def root_in_run_config(run_config: Mapping[str, Any]) -> bool:
-    """Whether a run's config sets the backup store's root (any value, empty included)."""
+# Settings that say where backups are read and written: a run's config may not move them.
+DEPLOYMENT_SETTINGS = ("root", "s3_endpoint_url")
+
+
+def root_in_run_config(run_config: Mapping[str, Any]) -> str | None:
+    """The setting of where backups live that a run's config sets (any value, empty included), if any."""
     entry = (run_config.get("resources") or {}).get(RESOURCE_KEY) or {}
-    return isinstance(entry, Mapping) and "root" in (entry.get("config") or {})
+    config = (entry.get("config") or {}) if isinstance(entry, Mapping) else {}
+    return next((name for name in DEPLOYMENT_SETTINGS if name in config), None)

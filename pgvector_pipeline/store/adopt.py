@@ -10,6 +10,7 @@ from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, storage_error, write_json_durably
+from pgvector_pipeline.store.interface import SetReader
 from pgvector_pipeline.store.layout import manifest_name
 from pgvector_pipeline.store.legacy import legacy_csv_reader
 from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
@@ -71,23 +72,30 @@ def _describe_csv(raw: io.RawIOBase, name: str) -> ManifestTable:
     )
 
 
-def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest:
-    """Write the adopted manifest of a legacy set (status 'legacy'), read from its held files, and return it."""
-    backup_set = reader.backup_set
+def adopted_manifest(held: SetReader, backup_set: BackupSetInfo) -> Manifest:
+    """The adopted manifest of a legacy set (status 'legacy'), read from its files held by `held` (any store)."""
     if backup_set.status != STATUS_LEGACY:
         raise DataError(
             f"Set {backup_set.timestamp} in {backup_set.location} is {backup_set.status}, not a legacy set."
         )
-    tables = sorted(backup_set.table_files)
+    return Manifest(
+        format=MANIFEST_FORMAT,
+        kind=KIND_ADOPTED,
+        task_id=backup_set.task,
+        timestamp=backup_set.timestamp,
+        tables={
+            table: _describe_csv(held.file(table), backup_set.table_files[table])
+            for table in sorted(backup_set.table_files)
+        },
+    )
+
+
+def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest:
+    """Write the adopted manifest of a legacy set in a local store, read from its held files, and return it."""
+    backup_set = reader.backup_set
     with reader as held:
         assert held.location is not None
-        manifest = Manifest(
-            format=MANIFEST_FORMAT,
-            kind=KIND_ADOPTED,
-            task_id=backup_set.task,
-            timestamp=backup_set.timestamp,
-            tables={table: _describe_csv(held.file(table), backup_set.table_files[table]) for table in tables},
-        )
+        manifest = adopted_manifest(held, backup_set)
         _write_adopted(held.location, backup_set, manifest.as_document(), mode)
         return read_manifest(held.location, backup_set.timestamp)
 

@@ -7,11 +7,10 @@ writer's files (lock held) at once, without guessing from file ages.
 """
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.store.claims import SetTaken, claim_new_timestamp
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
 from pgvector_pipeline.store.files import (
@@ -26,15 +25,11 @@ from pgvector_pipeline.store.layout import (
     csv_name,
     lock_name,
     manifest_name,
-    new_timestamp,
     parse_set_file_name,
     tmp_name,
     validate_timestamp,
 )
 from pgvector_pipeline.store.manifest import Manifest
-
-# Claiming a new set tries this many seconds before giving up.
-CLAIM_ATTEMPTS = 30
 
 
 class SetLock:
@@ -120,10 +115,6 @@ def remove_interrupted_sets(directory: Directory, mode: int = DEFAULT_FILE_MODE)
     return removed
 
 
-class SetTaken(InvalidParams):
-    """The timestamp is taken in that directory: another run is writing the set, or it exists."""
-
-
 class BackupSetWriter:
     """The files of one set (one timestamp in one vector_bak directory) while they are being written.
 
@@ -177,17 +168,9 @@ class BackupSetWriter:
             ) from exc
         if self.timestamp is not None:
             self._claim(self.timestamp)
-            return self
-        for _ in range(CLAIM_ATTEMPTS):
-            try:
-                self._claim(new_timestamp())
-                return self
-            except SetTaken:
-                time.sleep(1.001 - time.time() % 1)  # into the next second
-        raise InvalidParams(
-            f"No free timestamp in {self.directory.path} for {CLAIM_ATTEMPTS} s: every second was taken by another "
-            f"backup. Check what keeps starting backups there."
-        )
+        else:
+            claim_new_timestamp(self._claim, str(self.directory.path))
+        return self
 
     def _claim(self, timestamp: str) -> None:
         try:

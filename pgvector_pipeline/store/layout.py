@@ -9,6 +9,11 @@
         *.tmp                                   files of a set still being written
         vector_backup_log.txt
 
+On object storage (store.s3), where objects cannot be appended to or locked, the same names plus:
+        vector_backup_YYYYMMDD_HHMMSS.lock      the claim of the run writing that set (refreshed while it runs)
+        vector_backup_YYYYMMDD_HHMMSS.<hex>.hold   a reader's hold on the set (retention skips held sets)
+        vector_backup_log/<time>_<hex>[_set_YYYYMMDD_HHMMSS].txt   one object per log entry
+
 Every name, pattern and path rule of the store lives here. Patterns are matched whole (`fullmatch`)
 and with ASCII classes only: `$` would accept a trailing newline and `\\d` non-ASCII digits.
 """
@@ -40,6 +45,10 @@ _CSV_FILE = re.compile(
     rf"(?P<table>{COLUMN_NAME_PATTERN.pattern})_(?P<timestamp>{_TS})\.csv(?P<suffix>{_SUFFIXES})?(?P<tmp>{_TMP})?"
 )
 _SET_META_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|lock)(?P<tmp>{_TMP})?")
+# Object storage only (see above).
+LOG_ENTRIES_DIR = "vector_backup_log"
+_HOLD_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<token>[0-9a-f]{{32}})\.hold")
+_LOG_ENTRY = re.compile(rf"{LOG_ENTRIES_DIR}/[0-9]{{8}}T[0-9]{{12}}Z_[0-9a-f]{{32}}(?:_set_(?P<timestamp>{_TS}))?\.txt")
 
 
 def _shown(value: object) -> str:
@@ -117,6 +126,30 @@ def manifest_name(timestamp: str) -> str:
 def lock_name(timestamp: str) -> str:
     """File name of the lock held by the run writing a set."""
     return f"vector_backup_{timestamp}.lock"
+
+
+def hold_name(timestamp: str, token: str) -> str:
+    """Object storage: the name of one reader's hold on a set."""
+    return f"vector_backup_{timestamp}.{token}.hold"
+
+
+def parse_hold_name(name: str) -> str | None:
+    """The timestamp of the set a hold's name holds, or None for anything else."""
+    match = _HOLD_FILE.fullmatch(name)
+    return match["timestamp"] if match else None
+
+
+def log_entry_name(when: datetime, token: str, published_set: str | None) -> str:
+    """Object storage: the name of one log entry (its time in UTC first, so names sort by time); an entry that
+    records a published set names it, so listing learns which manifests the log records without reading it."""
+    tag = f"_set_{published_set}" if published_set else ""
+    return f"{LOG_ENTRIES_DIR}/{when.strftime('%Y%m%dT%H%M%S%f')}Z_{token}{tag}.txt"
+
+
+def parse_log_entry_name(name: str) -> tuple[bool, str | None]:
+    """Whether `name` is a log entry, and the set whose publication it records (None for other entries)."""
+    match = _LOG_ENTRY.fullmatch(name)
+    return (match is not None, match["timestamp"] if match else None)
 
 
 def tmp_name(name: str) -> str:

@@ -298,19 +298,22 @@ def newest_first(sets: list[BackupSetInfo]) -> list[BackupSetInfo]:
 
 def _backup_path_task(root: Path, backup_path: str) -> str:
     """The task key a user-given backup_path names, read from its words alone (nothing is resolved)."""
+    path = Path(backup_path)
+    if path.is_absolute() and "\x00" not in backup_path and ".." not in path.parts:
+        for base in (Path(root), Path(root).resolve()):
+            if path.is_relative_to(base):
+                return backup_path_task(str(path.relative_to(base)))
+        raise InvalidParams(f"backup_path {backup_path!r:.80} is outside the backup root {root}.")
+    return backup_path_task(backup_path)
+
+
+def backup_path_task(backup_path: str) -> str:
+    """The task key a backup_path relative to the root names ('vector_bak' or '<task_id>/vector_bak')."""
     if not backup_path or "\x00" in backup_path or ".." in Path(backup_path).parts:
         raise InvalidParams(
             f"backup_path {backup_path!r:.80} is not allowed: give a path inside the backup root without '..'."
         )
-    path = Path(backup_path)
-    parts = path.parts
-    if path.is_absolute():
-        for base in (Path(root), Path(root).resolve()):
-            if path.is_relative_to(base):
-                parts = path.relative_to(base).parts
-                break
-        else:
-            raise InvalidParams(f"backup_path {backup_path!r:.80} is outside the backup root {root}.")
+    parts = Path(backup_path).parts
     if parts == (BACKUP_DIR_NAME,):
         return GLOBAL_TASK_KEY
     if len(parts) in (1, 2) and TASK_ID_PATTERN.fullmatch(parts[0]) and parts[1:] in ((), (BACKUP_DIR_NAME,)):

@@ -39,11 +39,26 @@ def logged_manifest_timestamps(directory: Directory) -> set[str]:
     return found
 
 
+def published_set(details: list[str]) -> str | None:
+    """The timestamp of the set whose manifest an entry's details name (see manifest_line), if any."""
+    for line in details:
+        if line.startswith(_MANIFEST_LINE_PREFIX):
+            parsed = parse_set_file_name(line[len(_MANIFEST_LINE_PREFIX) :])
+            if parsed and parsed.kind == "manifest" and not parsed.tmp:
+                return parsed.timestamp
+    return None
+
+
+def format_entry(headline: str, details: list[str]) -> str:
+    """One entry as the log holds it: a stamped headline, then its details indented."""
+    stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+    return f"[{stamp}] {headline}\n" + "".join(f"    {line}\n" for line in details)
+
+
 def append_log_entry(directory: Directory, headline: str, details: list[str], mode: int) -> Path:
     """Append one entry and fsync; a new log file gets `mode` (an existing one keeps its own). Raises OSError,
     UnsafeEntry when the log's name is a symlink, FIFO, device or directory."""
-    stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
-    entry = f"[{stamp}] {headline}\n" + "".join(f"    {line}\n" for line in details)
+    entry = format_entry(headline, details)
     fd = directory.open_or_create(LOG_FILE_NAME, os.O_WRONLY | os.O_APPEND, mode)
     with os.fdopen(fd, "a", encoding="utf-8") as file:
         file.write(entry)

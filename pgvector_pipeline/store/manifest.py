@@ -153,20 +153,28 @@ def read_manifest(directory: Directory, timestamp: str) -> Manifest:
             data = file.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise DataError(f"Manifest {path} cannot be read ({exc.strerror or exc}). The set may be damaged.") from None
+    return parse_manifest(data, str(path), timestamp)
+
+
+def parse_manifest(data: bytes, where: str, timestamp: str) -> Manifest:
+    """The manifest of set `timestamp` from the bytes read at `where` (at most MAX_MANIFEST_BYTES + 1 of them),
+    validated; DataError saying what is wrong otherwise."""
     if len(data) > MAX_MANIFEST_BYTES:
         raise DataError(
-            f"Manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool wrote."
+            f"Manifest {where} is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool wrote."
         )
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as exc:
         problems = "; ".join(f"{_where(error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
         raise DataError(
-            f"Manifest {path} cannot be read as a manifest of formats {' or '.join(get_args(ManifestFormat))} ({problems}). The set may "
-            f"be damaged or changed: restore another set."
+            f"Manifest {where} cannot be read as a manifest of formats {' or '.join(get_args(ManifestFormat))} "
+            f"({problems}). The set may be damaged or changed: restore another set."
         ) from None
     if manifest.timestamp != timestamp:
-        raise DataError(f"Manifest {path} describes set {manifest.timestamp}, not {timestamp}. The set may be damaged.")
+        raise DataError(
+            f"Manifest {where} describes set {manifest.timestamp}, not {timestamp}. The set may be damaged."
+        )
     return manifest
 
 

@@ -30,11 +30,13 @@ class MultipartUpload:
         *,
         part_size: int = DEFAULT_PART_SIZE,
         max_in_flight: int = DEFAULT_IN_FLIGHT,
+        extra_args: dict[str, str] | None = None,
     ):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size {part_size} is below S3's minimum of {MIN_PART_SIZE} bytes")
         self.client, self.bucket, self.key = client, bucket, key
         self.part_size = part_size
+        self._extra_args = extra_args or {}  # e.g. server-side encryption
         self.bytes = 0
         self._buffer = bytearray()
         self._slots = threading.BoundedSemaphore(max_in_flight)
@@ -44,19 +46,21 @@ class MultipartUpload:
         self.completed = False
 
     def __enter__(self) -> "MultipartUpload":
-        self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
+        self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self._extra_args)[
+            "UploadId"
+        ]
         return self
 
     def write(self, data: bytes) -> int:
         self._buffer += data
         self.bytes += len(data)
-        while len(self._buffer) >= self.part_size:
-            part = bytes(self._buffer[: self.part_size])
-            del self._buffer[: self.part_size]
+        if len(self._buffer) >= self.part_size:
+            # The filled buffer becomes the part as it is (no copy); a part may exceed part_size by one write.
+            part, self._buffer = self._buffer, bytearray()
             self._submit(part)
         return len(data)
 
-    def _submit(self, body: bytes) -> None:
+    def _submit(self, body: bytes | bytearray) -> None:
         self._raise_failed_part()
         self._slots.acquire()  # waits while max_in_flight parts are uploading: memory stays bounded
         number = len(self._parts) + 1
@@ -64,7 +68,7 @@ class MultipartUpload:
         future.add_done_callback(lambda _: self._slots.release())
         self._parts.append(future)
 
-    def _upload_part(self, number: int, body: bytes) -> dict:
+    def _upload_part(self, number: int, body: bytes | bytearray) -> dict:
         answer = self.client.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
         )
@@ -98,6 +102,13 @@ class MultipartUpload:
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
         )
         self.completed = True
+
+    def abort(self) -> None:
+        """Give the upload up (nothing becomes visible); never raises."""
+        try:
+            self._abort_quietly()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _abort_quietly(self) -> None:
         """Abort the upload; a failure to abort never replaces the error that caused it."""

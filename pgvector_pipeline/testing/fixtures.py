@@ -54,6 +54,37 @@ def s3_bucket(s3_server) -> str:
 
 
 @pytest.fixture
+def s3_env(s3_server, monkeypatch) -> dict[str, str]:
+    """The standard AWS variables set to the session's S3 server, as a deployment sets them."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server.env()
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_root(request, tmp_path, monkeypatch) -> str:
+    """An empty backup root of each kind in turn, set in PGVECTOR_BACKUP_ROOT as a deployment sets it: a directory,
+    then s3://<a new bucket>/backups on the session's S3 server (with the AWS variables pointing at it)."""
+    if request.param == "local":
+        root = tmp_path / "backups"
+        root.mkdir()
+        value = str(root)
+    else:
+        request.getfixturevalue("s3_env")
+        value = f"s3://{request.getfixturevalue('s3_bucket')}/backups"
+    monkeypatch.setenv(BACKUP_ROOT_ENV, value)
+    return value
+
+
+@pytest.fixture
+def any_store(any_root):
+    """The backup store of `any_root`, as the backup_store resource makes it."""
+    from pgvector_pipeline.resources.backup_store import BackupStoreResource
+
+    return BackupStoreResource().store()
+
+
+@pytest.fixture
 def empty_db(pg_server) -> str:
     """DSN of a new, empty database (no extension, no tables)."""
     return ensure_database(pg_server, f"test_{next(_database_numbers)}")

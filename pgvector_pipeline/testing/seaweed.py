@@ -5,9 +5,11 @@
         server.client()            a boto3 S3 client for it
 
 It takes about 10 s to be ready. It ignores SIGTERM for several seconds, so stopping waits a little,
-then kills it. Without an identities file it accepts any credentials.
+then kills it. It knows one identity (ACCESS_KEY/SECRET_KEY, all actions): without an identities file it
+would accept any credentials, and wrong ones must be refused as they are by AWS.
 """
 
+import json
 import os
 import random
 import shutil
@@ -24,7 +26,7 @@ from pathlib import Path
 READY_TIMEOUT_S = 60
 # It ignores SIGTERM (and SIGINT) for about 5 s; a test server's data need not survive, so it is killed sooner.
 STOP_TIMEOUT_S = 2
-# Any credentials do without an identities file; boto3 wants some all the same.
+# The one identity the server knows.
 ACCESS_KEY = "pgvector-test"
 SECRET_KEY = "pgvector-test-secret"
 REGION = "us-east-1"
@@ -71,6 +73,28 @@ class SeaweedServer:
     endpoint_url: str
     process: subprocess.Popen
     log_path: Path
+    command: list[str]
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables that point a client (ours, boto3's default chain) at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": REGION,
+        }
+
+    def restart(self) -> None:
+        """Start it again on the same ports and data (after `stop` or `kill`)."""
+        self.stop()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_ready(self)
+
+    def kill(self) -> None:
+        """Kill it at once, as a crash or a lost machine would."""
+        self.process.kill()
+        self.process.wait()
 
     def client(self):
         """A boto3 S3 client of this server."""
@@ -116,6 +140,20 @@ def _start(work_dir: Path) -> SeaweedServer:
     data.mkdir(parents=True, exist_ok=True)
     master, volume, filer, s3 = _free_ports(4)
     log_path = work_dir / "seaweedfs.log"
+    identities = work_dir / "s3_identities.json"
+    identities.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "pgvector",
+                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                    }
+                ]
+            }
+        )
+    )
     command = [
         weed_binary(),
         "server",
@@ -127,6 +165,7 @@ def _start(work_dir: Path) -> SeaweedServer:
         f"-filer.port={filer}",
         "-s3",
         f"-s3.port={s3}",
+        f"-s3.config={identities}",
         # Every bucket is a collection with volumes of its own: small volumes, and many of them, so a test
         # session's buckets never run out of writable volumes (the defaults size them from the free disk).
         "-master.volumeSizeLimitMB=64",
@@ -134,7 +173,7 @@ def _start(work_dir: Path) -> SeaweedServer:
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = SeaweedServer(f"http://127.0.0.1:{s3}", process, log_path)
+    server = SeaweedServer(f"http://127.0.0.1:{s3}", process, log_path, command)
     _wait_ready(server)
     return server
 

@@ -1,0 +1,343 @@
+"""The backup store on S3-compatible object storage (AWS S3, MinIO, SeaweedFS, GCS's S3 interface), with the
+local store's layout under a prefix:
+
+    s3://bucket/prefix/vector_bak/              global sets
+    s3://bucket/prefix/{task_id}/vector_bak/    the sets of one task
+
+How claims, holds, publishing and the log work without flock, rename and append: see store.s3_set and
+store.layout. A task "exists" on object storage when any object's key starts with `prefix/{task_id}/` (a
+zero-byte `{task_id}/` folder marker, as S3 consoles create, will do): that is what the task sensor sees as a
+new task. Listing reads only names (a paginated prefix listing per location) and manifests.
+"""
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.adopt import adopted_manifest
+from pgvector_pipeline.store.interface import InterruptedSet, Warn
+from pgvector_pipeline.store.layout import (
+    BACKUP_DIR_NAME,
+    GLOBAL_TASK_KEY,
+    LOG_FILE_NAME,
+    TASK_ID_PATTERN,
+    lock_name,
+    log_entry_name,
+    manifest_name,
+    parse_hold_name,
+    parse_log_entry_name,
+    parse_set_file_name,
+    task_key,
+    validate_task_id,
+    validate_timestamp,
+)
+from pgvector_pipeline.store.listing import (
+    BackupSetInfo,
+    ListedName,
+    LocationListing,
+    assemble_sets,
+    backup_path_task,
+    newest_first,
+)
+from pgvector_pipeline.store.log import format_entry, published_set
+from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from pgvector_pipeline.store.s3_client import S3Options, S3Root, error_code, s3_error, translated, transport_errors
+from pgvector_pipeline.store.s3_set import S3SetReader, S3SetWriter, stream_sha256
+
+_MISSING = ("NoSuchKey", "404", "NotFound")
+
+
+class S3BackupStore:
+    """Backup sets under `root` (s3://bucket/prefix) on the server `client` talks to."""
+
+    def __init__(self, client: Any, root: S3Root, options: S3Options | None = None):
+        self.client, self.root = client, root
+        self.options = options or S3Options()
+
+    def __repr__(self) -> str:
+        return f"S3BackupStore({self.root.url()!r})"
+
+    # --- keys and plain object operations -------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return self.root.url()
+
+    def _location_parts(self, task: str) -> tuple[str, ...]:
+        if task == GLOBAL_TASK_KEY:
+            return (BACKUP_DIR_NAME,)
+        return (validate_task_id(task), BACKUP_DIR_NAME)
+
+    def location(self, task: str) -> str:
+        return self.root.url(*self._location_parts(task))
+
+    def location_key(self, task: str, name: str = "") -> str:
+        """The key of `name` in the location of `task` (with `name` empty: the location's prefix, ending in /)."""
+        return self.root.key(*self._location_parts(task)) + "/" + name
+
+    def url_of(self, key: str) -> str:
+        return f"s3://{self.root.bucket}/{key}"
+
+    def put(self, key: str, body: bytes, *, if_absent: bool = False) -> None:
+        """Put a small object; with `if_absent`, only if the key does not exist (raises the server's 412)."""
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        self.client.put_object(Bucket=self.root.bucket, Key=key, Body=body, **extra, **self.options.put_args())
+
+    def get(self, key: str, limit: int) -> bytes:
+        """At most `limit` bytes from the start of an object (raises when it is missing)."""
+        answer = self.client.get_object(Bucket=self.root.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+        with answer["Body"] as body:
+            return body.read(limit)
+
+    def head(self, key: str) -> dict | None:
+        """An object's metadata, or None when it does not exist."""
+        try:
+            with translated("reading an object's metadata", self.url_of(key)):
+                return self.client.head_object(Bucket=self.root.bucket, Key=key)
+        except Exception as exc:
+            if error_code(exc.__cause__ or exc) in _MISSING:
+                return None
+            raise
+
+    def delete_quietly(self, keys: list[str]) -> None:
+        """Delete objects in order, one by one (order matters: a set's CSVs go before its manifest)."""
+        for key in keys:
+            try:
+                self.client.delete_object(Bucket=self.root.bucket, Key=key)
+            except transport_errors():
+                pass  # left for the next cleanup
+
+    def sha256_of(self, key: str) -> str:
+        with translated("reading back an uploaded file", self.url_of(key)):
+            answer = self.client.get_object(Bucket=self.root.bucket, Key=key)
+            with answer["Body"] as body:
+                return stream_sha256(body)
+
+    def objects(self, prefix: str, delimiter: str | None = None) -> Iterator[dict]:
+        """Every object under `prefix` (and, with a delimiter, each common prefix as {"Prefix": ...}), page by page."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        extra = {"Delimiter": delimiter} if delimiter else {}
+        with translated("listing", self.url_of(prefix)):
+            for page in paginator.paginate(Bucket=self.root.bucket, Prefix=prefix, **extra):
+                yield from page.get("Contents", [])
+                yield from page.get("CommonPrefixes", [])
+
+    def _names(self, task: str) -> list[tuple[str, dict]]:
+        """(name relative to the location, listing entry) of every object in a task's location."""
+        prefix = self.location_key(task)
+        return [(item["Key"][len(prefix) :], item) for item in self.objects(prefix)]
+
+    def set_object_names(self, task: str, timestamp: str) -> list[str]:
+        """The names of the objects of set `timestamp` (files, manifest; not its claim or holds)."""
+        return sorted(
+            name
+            for name, _ in self._names(task)
+            if (parsed := parse_set_file_name(name)) and parsed.timestamp == timestamp and parsed.kind != "lock"
+        )
+
+    def _stale(self, entry: dict) -> bool:
+        """Whether a claim or hold (a listing or head entry) was not refreshed for stale_after_s: a dead run's."""
+        moment = entry.get("LastModified")
+        return moment is not None and moment < datetime.now(UTC) - timedelta(seconds=self.options.stale_after_s)
+
+    # --- listing --------------------------------------------------------------------------------------------
+
+    def task_ids(self) -> list[str]:
+        base = self.root.key() + "/" if self.root.prefix else ""
+        names = (item["Prefix"][len(base) :].rstrip("/") for item in self.objects(base, "/") if "Prefix" in item)
+        return sorted(
+            name for name in names if TASK_ID_PATTERN.fullmatch(name) and name not in (GLOBAL_TASK_KEY, BACKUP_DIR_NAME)
+        )
+
+    def _task_exists(self, task: str) -> bool:
+        prefix = self.root.key(task) + "/"
+        with translated("looking for the task", self.url_of(prefix)):
+            answer = self.client.list_objects_v2(Bucket=self.root.bucket, Prefix=prefix, MaxKeys=1)
+        return bool(answer.get("KeyCount") or answer.get("Contents"))
+
+    def _scan(self, task: str) -> list[BackupSetInfo]:
+        names, logged, has_log = [], set(), False
+        for name, item in self._names(task):
+            is_entry, published = parse_log_entry_name(name)
+            if is_entry or name == LOG_FILE_NAME:
+                has_log = True
+                if published:
+                    logged.add(published)
+            elif "/" not in name and parse_hold_name(name) is None:
+                names.append(ListedName(name, int(item.get("Size", 0))))
+        if has_log:  # the location's log is its entries: listed under the log's name, as on disk
+            names.append(ListedName(LOG_FILE_NAME, 0))
+        return assemble_sets(
+            LocationListing(
+                self, task, self.location(task), names, lambda ts: self._read_manifest(task, ts), lambda: logged
+            )
+        )
+
+    def _read_manifest(self, task: str, timestamp: str) -> Manifest:
+        key = self.location_key(task, manifest_name(timestamp))
+        try:
+            data = self.get(key, MAX_MANIFEST_BYTES + 1)
+        except transport_errors() as exc:
+            raise DataError(
+                f"Manifest {self.url_of(key)} cannot be read ({s3_error(exc, 'reading it', self.url_of(key)).message})."
+                f" The set may be damaged."
+            ) from None
+        return parse_manifest(data, self.url_of(key), timestamp)
+
+    def list_sets(self, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:
+        if task_id and task_key(task_id) != GLOBAL_TASK_KEY:
+            tasks = [task_key(task_id)]
+        else:
+            tasks = [GLOBAL_TASK_KEY] + ([] if global_only or task_id else self.task_ids())
+        return newest_first([info for task in tasks for info in self._scan(task)])
+
+    def locate(
+        self, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
+    ) -> BackupSetInfo:
+        if not timestamp:
+            raise InvalidParams("Name the set's timestamp (YYYYMMDD_HHMMSS), or pick a partition of the backup assets.")
+        validate_timestamp(timestamp)
+        if backup_path:
+            if backup_path.startswith(self.root.url() + "/"):
+                backup_path = backup_path[len(self.root.url()) + 1 :]
+            elif backup_path.startswith("s3://"):
+                raise InvalidParams(f"backup_path {backup_path!r:.80} is outside the backup root {self.root.url()}.")
+            task = backup_path_task(backup_path)
+        else:
+            task = task_key(task_id)
+        for info in self._scan(task):
+            if info.timestamp == timestamp:
+                return info
+        raise ResourceNotFound(
+            f"No backup set with timestamp {timestamp} in {self.location(task)}. List the sets "
+            f"(vector_backup_inventory) and pick an existing task id and timestamp."
+        )
+
+    # --- writing, reading, deleting -------------------------------------------------------------------------
+
+    def new_set(
+        self,
+        task: str,
+        timestamp: str | None,
+        *,
+        create_task_dir: bool = False,
+        on_interrupted: Callable[[InterruptedSet], None] | None = None,
+    ) -> S3SetWriter:
+        if task != GLOBAL_TASK_KEY and not create_task_dir and not self._task_exists(validate_task_id(task)):
+            raise ResourceNotFound(
+                f"Task {task!r} has no objects under {self.root.url(task)}/. Check the task id, or set "
+                f"create_task_dir: true to create it."
+            )
+        return S3SetWriter(self, task, timestamp, on_interrupted)
+
+    def read_set(self, backup_set: BackupSetInfo, tables: list[str]) -> S3SetReader:
+        return S3SetReader(self, backup_set, tables)
+
+    def remove_interrupted(self, task: str) -> list[InterruptedSet]:
+        """Remove what dead runs left in a task's location: the objects and multipart uploads of every set whose
+        claim went stale (a published manifest keeps its set: only the claim goes), then the claim."""
+        entries = dict(self._names(task))
+        removed = []
+        for name, entry in entries.items():
+            parsed = parse_set_file_name(name)
+            if not (parsed and parsed.kind == "lock" and self._stale(entry)):
+                continue
+            lock_key = self.location_key(task, name)
+            current = self.head(lock_key)
+            if current is None or not self._stale(current):
+                continue  # refreshed (or removed) since it was listed
+            files = [] if manifest_name(parsed.timestamp) in entries else self.set_object_names(task, parsed.timestamp)
+            freed = sum(int(entries.get(f, {}).get("Size", 0)) for f in files)
+            self.delete_quietly([self.location_key(task, f) for f in files])
+            aborted = self._abort_uploads(task, parsed.timestamp)
+            self.delete_quietly([lock_key])
+            if files or aborted:
+                removed.append(InterruptedSet(parsed.timestamp, sorted(files + aborted), freed))
+        return removed
+
+    def _abort_uploads(self, task: str, timestamp: str) -> list[str]:
+        """Abort the multipart uploads of set `timestamp` in a task's location; the names they were for."""
+        prefix = self.location_key(task)
+        aborted = []
+        with translated("listing unfinished uploads", self.url_of(prefix)):
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            uploads = [
+                u
+                for page in paginator.paginate(Bucket=self.root.bucket, Prefix=prefix)
+                for u in page.get("Uploads", [])
+            ]
+        for upload in uploads:
+            name = upload["Key"][len(prefix) :]
+            parsed = parse_set_file_name(name)
+            if parsed and parsed.timestamp == timestamp:
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.root.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted.append(f"{name} (unfinished upload)")
+                except transport_errors():
+                    pass
+        return aborted
+
+    def delete_set(self, backup_set: BackupSetInfo, warn: Warn) -> int | None:
+        """Delete a set under its own claim, unless a run writes it (claimed) or reads it (a fresh hold)."""
+        from pgvector_pipeline.store.s3_set import Lease
+
+        task, timestamp = backup_set.task, backup_set.timestamp
+        lease = Lease.put(self, self.location_key(task, lock_name(timestamp)), exclusive=True)
+        if lease is None:
+            return None
+        try:
+            holds = [
+                entry
+                for name, entry in self._names(task)
+                if parse_hold_name(name) == timestamp and not self._stale(entry)
+            ]
+            if holds:
+                return None
+            doomed = backup_set.file_names()  # CSVs first, the manifest last (see BackupSetInfo.file_names)
+            with translated("deleting a set", backup_set.location):
+                for name in doomed:
+                    self.client.delete_object(Bucket=self.root.bucket, Key=self.location_key(task, name))
+        finally:
+            lease.release()
+        freed = backup_set.total_bytes
+        self.append_log(
+            task, f"retention deleted set {timestamp} ({backup_set.status}, {human_size(freed)})", doomed, warn
+        )
+        return freed
+
+    def append_log(self, task: str, headline: str, details: list[str], warn: Warn) -> bool:
+        """One object per entry (objects cannot be appended to), named by its time so the entries sort."""
+        now = datetime.now(UTC)
+        key = self.location_key(task, log_entry_name(now, uuid.uuid4().hex, published_set(details)))
+        try:
+            self.put(key, format_entry(headline, details).encode())
+            return True
+        except transport_errors() as exc:
+            warn(
+                f"Could not write a log entry in {self.location(task)} ({s3_error(exc, 'logging', self.url_of(key)).message})"
+                f"; the entry was: {headline}" + "".join(f"; {line}" for line in details)
+            )
+            return False
+
+    def adopt(self, backup_set: BackupSetInfo) -> Manifest:
+        key = self.location_key(backup_set.task, manifest_name(backup_set.timestamp))
+        with self.read_set(backup_set, sorted(backup_set.table_files)) as held:
+            manifest = adopted_manifest(held, backup_set)
+        try:
+            self.put(
+                key,
+                (manifest.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n").encode(),
+                if_absent=True,
+            )
+        except transport_errors() as exc:
+            if error_code(exc) in ("PreconditionFailed", "412"):
+                raise DataError(
+                    f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
+                ) from None
+            raise s3_error(exc, "adopting an old-system set", self.url_of(key)) from exc
+        return self._read_manifest(backup_set.task, backup_set.timestamp)

@@ -1,0 +1,335 @@
+"""One set on object storage while it is written or read (see store.s3 for the store itself).
+
+Object storage has no flock, rename or append, so:
+- a claim is `vector_backup_{ts}.lock`, created only if absent (`If-None-Match: *`): of two runs claiming the
+  same set at once, exactly one gets it. The owner re-puts it every `refresh_s`; a claim not refreshed for
+  `stale_after_s` is a dead run's, and the next backup into the location removes its leftovers;
+- table files stream as multipart uploads straight to their final names (no temporary copy); the set stays
+  unfinished while its claim exists, and the manifest, put last and only if absent, makes it complete;
+- a reader puts a hold (`vector_backup_{ts}.<token>.hold`, refreshed the same way) and then checks that no
+  claim exists; retention claims the set and then checks for holds. Each writes before it looks, so with
+  S3's read-after-write consistency at least one of them sees the other and backs off.
+"""
+
+import hashlib
+import io
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pgvector_pipeline.errors import DataError, StorageError
+from pgvector_pipeline.store.claims import SetTaken, claim_new_timestamp
+from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
+from pgvector_pipeline.store.files import EncodingSink
+from pgvector_pipeline.store.interface import InterruptedSet
+from pgvector_pipeline.store.layout import csv_name, hold_name, lock_name, manifest_name, validate_timestamp
+from pgvector_pipeline.store.listing import BackupSetInfo
+from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.s3_client import error_code, s3_error, translated, transport_errors
+from pgvector_pipeline.store.s3_upload import MultipartUpload
+
+if TYPE_CHECKING:
+    from pgvector_pipeline.store.s3 import S3BackupStore
+
+_READ_CHUNK = 1 << 20
+# What S3 servers answer a conditional create of a key that exists (AWS: 412; 409 while another create races).
+_TAKEN_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+class Lease:
+    """An object that says "in use" while its owner lives: put once (only if absent, for a claim), re-put every
+    `refresh_s` by a thread, deleted on `release`."""
+
+    def __init__(self, store: "S3BackupStore", key: str, body: bytes):
+        self._store, self.key, self._body = store, key, body
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def put(cls, store: "S3BackupStore", key: str, *, exclusive: bool) -> "Lease | None":
+        """The lease on `key`, or None when `exclusive` and the key exists (someone else holds it)."""
+        body = json.dumps(
+            {"token": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(), "at": _now()}
+        ).encode()
+        lease = cls(store, key, body)
+        try:
+            store.put(key, body, if_absent=exclusive)
+        except transport_errors() as exc:
+            if exclusive and error_code(exc) in _TAKEN_CODES:
+                return None
+            raise s3_error(exc, "claiming the set", store.url_of(key)) from exc
+        lease._thread = threading.Thread(target=lease._refresh, name="s3-lease", daemon=True)
+        lease._thread.start()
+        return lease
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(self._store.options.refresh_s):
+            try:
+                self._store.put(self.key, self._body)
+            except transport_errors():
+                pass  # tried again next time; a lease unrefreshed for stale_after_s is treated as a dead run's
+
+    def still_ours(self) -> bool:
+        """Whether the lease object is still the one this owner put (not removed as stale and taken by another)."""
+        try:
+            return self._store.get(self.key, 1 << 16) == self._body
+        except transport_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                return False
+            raise s3_error(exc, "checking the claim", self._store.url_of(self.key)) from exc
+
+    def release(self) -> None:
+        """Stop refreshing and delete the lease object; a failed delete leaves it to go stale."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._store.client.delete_object(Bucket=self._store.root.bucket, Key=self.key)
+        except transport_errors():
+            pass
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class S3TableWriter(EncodingSink):
+    """A table's file streamed into a multipart upload under its final name (see EncodingSink); nothing is
+    visible until `flush_to_disk` completes the upload."""
+
+    def __init__(
+        self,
+        store: "S3BackupStore",
+        key: str,
+        name: str,
+        progress: Callable[[int, int], None] | None,
+        compression: Compression,
+    ):
+        super().__init__(compression, progress)
+        self._s3, self.key, self.name = store, key, name
+        self.completed = False
+        self._upload = MultipartUpload(
+            store.client,
+            store.root.bucket,
+            key,
+            part_size=store.options.part_size,
+            extra_args=store.options.put_args(),
+        )
+        with translated(f"starting the upload of {name}", store.url_of(key)):
+            self._upload.__enter__()
+
+    def _put(self, data: bytes) -> None:
+        with translated(f"uploading {self.name}", self._s3.url_of(self.key)):
+            self._upload.write(data)
+
+    def flush_to_disk(self) -> None:
+        """Finish the encoding and complete the upload: the object exists from here on."""
+        self.finish_encoding()
+        with translated(f"completing the upload of {self.name}", self._s3.url_of(self.key)):
+            self._upload.__exit__(None, None, None)
+        self.completed = True
+
+    def discard(self) -> int:
+        """Abort the upload, or delete the object once complete; the bytes it held."""
+        if self.completed:
+            self._s3.delete_quietly([self.key])
+        else:
+            self._upload.abort()
+        return self.stored_bytes
+
+    def failed(self, exc: OSError, doing: str, set_bytes_estimate: int | None = None) -> StorageError:
+        self.discard()
+        error = s3_error(exc, doing, self._s3.url_of(self.key))
+        return error if isinstance(error, StorageError) else StorageError(error.message)
+
+
+class S3SetWriter:
+    """One set of `task` on object storage while it is written (see store.interface.SetWriter)."""
+
+    def __init__(
+        self,
+        store: "S3BackupStore",
+        task: str,
+        timestamp: str | None,
+        on_interrupted: Callable[[InterruptedSet], None] | None = None,
+    ):
+        self._store, self.task = store, task
+        self.timestamp = None if timestamp is None else validate_timestamp(timestamp)
+        self.writers: dict[str, S3TableWriter] = {}
+        self.published = False
+        self._on_interrupted = on_interrupted
+        self._lease: Lease | None = None
+
+    @property
+    def location(self) -> str:
+        return self._store.location(self.task)
+
+    def _key(self, name: str) -> str:
+        return self._store.location_key(self.task, name)
+
+    def __enter__(self) -> "S3SetWriter":
+        for interrupted in self._store.remove_interrupted(self.task):
+            if self._on_interrupted:
+                self._on_interrupted(interrupted)
+        if self.timestamp is not None:
+            self._claim(self.timestamp)
+        else:
+            claim_new_timestamp(self._claim, self.location)
+        return self
+
+    def _claim(self, timestamp: str) -> None:
+        lease = Lease.put(self._store, self._key(lock_name(timestamp)), exclusive=True)
+        if lease is None:
+            raise SetTaken(
+                f"Another run is writing set {timestamp} in {self.location} right now. Each start gets its own set: "
+                f"request a new backup (without a timestamp) instead of repeating this one."
+            )
+        existing = self._store.set_object_names(self.task, timestamp)
+        if existing:
+            lease.release()
+            raise SetTaken(
+                f"A backup set with timestamp {timestamp} already exists in {self.location} "
+                f"({', '.join(existing)}). Backups never overwrite: request a new backup."
+            )
+        self.timestamp, self._lease = timestamp, lease
+
+    def open_table(
+        self,
+        table: str,
+        progress: Callable[[int, int], None] | None = None,
+        compression: Compression = UNCOMPRESSED,
+    ) -> S3TableWriter:
+        assert self.timestamp is not None, "claimed on entering"
+        name = csv_name(table, self.timestamp, compression.codec)
+        writer = S3TableWriter(self._store, self._key(name), name, progress, compression)
+        self.writers[table] = writer
+        return writer
+
+    def reread_sha256(self, table: str) -> str:
+        """The sha256 of a published table file, read back from the server."""
+        return self._store.sha256_of(self.writers[table].key)
+
+    def publish(self, manifest: Manifest) -> str:
+        """Put the manifest (only if absent), after checking that the claim is still this run's."""
+        assert self._lease is not None and self.timestamp is not None
+        key = self._key(manifest_name(self.timestamp))
+        if not self._lease.still_ours():
+            raise StorageError(
+                f"The claim on set {self.timestamp} in {self.location} was lost while it was written (not refreshed "
+                f"for too long, so it was taken for a dead run's): the set is not published. Start a new backup."
+            )
+        body = (json.dumps(manifest.as_document(), indent=2) + "\n").encode()
+        try:
+            self._store.put(key, body, if_absent=True)
+        except transport_errors() as exc:
+            raise s3_error(exc, "publishing the backup set", self._store.url_of(key)) from exc
+        self.published = True
+        return self._store.url_of(key)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._lease is not None
+        try:
+            if not self.published:
+                for writer in self.writers.values():
+                    writer.discard()
+        finally:
+            self._lease.release()
+
+
+class _ObjectStream(io.RawIOBase):
+    """An object's body read as a raw stream; a dropped connection becomes a StorageError naming the object."""
+
+    def __init__(self, body: Any, where: str):
+        super().__init__()
+        self._body, self._where = body, where
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        with translated("reading", self._where):
+            data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._body.close()
+        finally:
+            super().close()
+
+
+class S3SetReader:
+    """A set's objects held for reading (see store.interface.SetReader): a hold is put first, then the set is
+    checked to be neither claimed (written, or being deleted) nor changed since it was listed."""
+
+    def __init__(self, store: "S3BackupStore", backup_set: BackupSetInfo, tables: list[str]):
+        missing = [table for table in tables if table not in backup_set.table_files]
+        if missing:
+            raise DataError(f"Set {backup_set.timestamp} in {backup_set.location} has no file of {missing}.")
+        self._store, self.backup_set = store, backup_set
+        self._names = {table: backup_set.table_files[table] for table in tables}
+        self._heads: dict[str, dict] = {}
+        self._streams: list[_ObjectStream] = []
+        self._hold: Lease | None = None
+
+    def _key(self, name: str) -> str:
+        return self._store.location_key(self.backup_set.task, name)
+
+    def __enter__(self) -> "S3SetReader":
+        backup_set = self.backup_set
+        where = f"Set {backup_set.timestamp} in {backup_set.location}"
+        token = uuid.uuid4().hex
+        self._hold = Lease.put(self._store, self._key(hold_name(backup_set.timestamp, token)), exclusive=False)
+        try:
+            if self._store.head(self._key(lock_name(backup_set.timestamp))) is not None:
+                raise DataError(f"{where} is being deleted (by retention) or written right now. Restore another set.")
+            for name in self._names.values():
+                head = self._store.head(self._key(name))
+                if head is None:
+                    raise DataError(f"{where} lost a file since it was listed: it was deleted. Restore another set.")
+                self._heads[name] = head
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for stream in self._streams:
+            stream.close()
+        self._streams.clear()
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None
+
+    def file(self, table: str) -> io.RawIOBase:
+        """The table's object as stored, streamed from its start (the very object listed: If-Match its ETag)."""
+        name = self._names[table]
+        key = self._key(name)
+        with translated(f"opening {name}", self._store.url_of(key)):
+            answer = self._store.client.get_object(
+                Bucket=self._store.root.bucket, Key=key, IfMatch=self._heads[name]["ETag"]
+            )
+        stream = _ObjectStream(answer["Body"], self._store.url_of(key))
+        self._streams.append(stream)
+        return stream
+
+    def prefix(self, table: str, limit: int) -> bytes:
+        name = self._names[table]
+        return self._store.get(self._key(name), limit) if limit else b""
+
+    def size(self, table: str) -> int:
+        return int(self._heads[self._names[table]]["ContentLength"])
+
+
+def stream_sha256(body: Any) -> str:
+    """The sha256 of an object's body, read to its end in chunks."""
+    digest = hashlib.sha256()
+    while chunk := body.read(_READ_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
