@@ -417,8 +417,8 @@ def _truncate_verified(
         for table in tables:
             if set_writer.reread_sha256(table.table) != table.entry.file_sha256:
                 raise DataError(
-                    f"{table.path} does not read back with the checksum that was written. Check the disk "
-                    f"holding the backup root."
+                    f"{table.location}/{table.entry.file} does not read back with the checksum that was written. "
+                    f"Check the storage holding the backup root."
                 )
         # The SHARE lock was taken before the snapshot, so a new session must see exactly the exported rows.
         for table in tables:

@@ -14,7 +14,7 @@ from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.codecs import CODEC_NAMES, DEFAULT_COMPRESSION, Compression
-from pgvector_pipeline.store.layout import check_stamped_now
+from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # One asset per backed-up table, named after it: the set's tables come from one snapshot, so they materialize together.
@@ -112,7 +112,11 @@ def vector_store_backup(
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
     """Materialization metadata of one table of a backup result, in the order the UI shows it."""
     metadata = set_file_metadata(
-        path=table.path, size_bytes=table.entry.file_bytes, entry=table.entry, manifest_path=result.manifest_path
+        location=result.location,
+        file_name=table.entry.file,
+        size_bytes=table.entry.file_bytes,
+        entry=table.entry,
+        manifest_name=manifest_name(result.timestamp),
     )
     metadata.update(
         {

@@ -1,7 +1,6 @@
 """Metadata shown in the Dagster UI: one backup CSV (the same whether Dagster wrote the set or found it on
 disk), and per-table statistics of restores and truncates."""
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -10,18 +9,21 @@ from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.manifest import ManifestTable
 
 
-def set_file_metadata(*, path: Path, size_bytes: int, entry: ManifestTable | None, manifest_path: Path | None) -> dict:
+def set_file_metadata(
+    *, location: str, file_name: str, size_bytes: int, entry: ManifestTable | None, manifest_name: str | None
+) -> dict:
     # Insertion order is display order: what a person checks first comes first.
-    """Metadata of one table file of a set: rows, size, path, checksum, manifest, columns and compression, from
-    its manifest entry (None for a set without a manifest: size and path only)."""
+    """Metadata of one table file of a set in `location` (a directory, or an s3:// URL): rows, size, path,
+    checksum, manifest, columns and compression, from its manifest entry (None for a set without a manifest:
+    size and path only)."""
     metadata: dict[str, Any] = {"dagster/row_count": entry.rows} if entry else {}
-    metadata.update({"size": human_size(size_bytes), "path": dg.MetadataValue.path(str(path))})
+    metadata.update({"size": human_size(size_bytes), "path": dg.MetadataValue.path(f"{location}/{file_name}")})
     if entry:
         metadata["sha256"] = entry.file_sha256
     metadata.update(
         {
-            "manifest": dg.MetadataValue.path(str(manifest_path)) if manifest_path else "none (legacy set)",
-            "backup_dir": dg.MetadataValue.path(str(path.parent)),
+            "manifest": dg.MetadataValue.path(f"{location}/{manifest_name}") if manifest_name else "none (legacy set)",
+            "backup_dir": dg.MetadataValue.path(location),
             "bytes": size_bytes,
         }
     )

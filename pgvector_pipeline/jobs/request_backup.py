@@ -71,7 +71,7 @@ def request_vector_backup(
         )
     yield inventory_refreshed(store.where, store.list_sets())
     yield dg.Output(
-        None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(str(result.directory))}
+        None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(result.location)}
     )
 
 

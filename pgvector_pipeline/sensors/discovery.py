@@ -19,6 +19,7 @@ from pgvector_pipeline.partitions import (
     timestamp_partitions,
 )
 from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.store.layout import manifest_name
 from pgvector_pipeline.store.listing import (
     STATUS_COMPLETE,
     STATUS_LEGACY,
@@ -39,16 +40,17 @@ def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
     """Metadata of a set found on disk, for its runless materialization."""
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     metadata = set_file_metadata(
-        path=backup_set.files[table],
+        location=backup_set.location,
+        file_name=backup_set.table_files[table],
         size_bytes=backup_set.sizes[table],
         entry=entry,
-        manifest_path=backup_set.manifest_path if backup_set.manifest else None,
+        manifest_name=manifest_name(backup_set.timestamp) if backup_set.manifest else None,
     )
     adopted = backup_set.manifest is not None and backup_set.manifest.adopted
     metadata["origin"] = (
         "old system's set, adopted: checksums recorded when found"
         if adopted
-        else "found on disk (not written by this Dagster instance)"
+        else "found in the backup store (not written by this Dagster instance)"
     )
     return metadata
 
