@@ -1,5 +1,5 @@
 """Backup stores with faults injected through the store interface (store.interface), not by patching
-private names: a local store whose table writers or readers call a hook on every write or read."""
+private names: a store whose table writers or readers call a hook on every write or read."""
 
 from collections.abc import Callable
 
@@ -57,16 +57,25 @@ class _SetReader(_Wrapped):
         return _Counting(self._inner.file(table), table, self._hook, "read", "readinto")
 
 
-class FaultyStore(LocalBackupStore):
-    """A LocalBackupStore whose table writers call `on_write` and whose held files call `on_read`."""
+class Faulty:
+    """Any backup store whose table writers call `on_write` and whose held files call `on_read`; everything else
+    is the store's own."""
 
-    def __init__(self, root, *, on_write: Hook | None = None, on_read: Hook | None = None):
-        super().__init__(root)
+    def __init__(self, inner, *, on_write: Hook | None = None, on_read: Hook | None = None):
+        self._inner = inner
         self._on_write = on_write or (lambda table, calls: None)
         self._on_read = on_read or (lambda table, calls: None)
 
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
     def new_set(self, *args, **kwargs):
-        return _SetWriter(super().new_set(*args, **kwargs), self._on_write)
+        return _SetWriter(self._inner.new_set(*args, **kwargs), self._on_write)
 
     def read_set(self, backup_set, tables):
-        return _SetReader(super().read_set(backup_set, tables), self._on_read)
+        return _SetReader(self._inner.read_set(backup_set, tables), self._on_read)
+
+
+def FaultyStore(root, *, on_write: Hook | None = None, on_read: Hook | None = None) -> Faulty:
+    """A LocalBackupStore at `root` with faults (see Faulty)."""
+    return Faulty(LocalBackupStore(root), on_write=on_write, on_read=on_read)

@@ -7,6 +7,7 @@ launch at once without a dagster-daemon.
 import pytest
 
 from pgvector_pipeline.client import PipelineClientError, VectorBackupClient
+from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import recent_timestamp
@@ -129,3 +130,31 @@ def test_an_unreachable_webserver_is_said_plainly():
     with pytest.raises(PipelineClientError, match="could not be reached") as unreachable:
         client.run_status("any")
     assert unreachable.value.error_type == "WEBSERVER_UNREACHABLE"
+
+
+def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_server, s3_bucket, tmp_path):
+    """The webserver's runs read PGVECTOR_BACKUP_ROOT=s3://… and the standard AWS variables, as a deployment on
+    Kubernetes would; the secret key is in no event, log, compute log or object."""
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8),
+    )
+    env = {"PGVECTOR_DSN": store_db, "PGVECTOR_BACKUP_ROOT": f"s3://{s3_bucket}/prod", **s3_server.env()}
+    with running_webserver(tmp_path, env) as port:
+        client = VectorBackupClient("127.0.0.1", port)
+        launched = [client.launch_backup(), client.launch_backup(compression="none")]
+        assert [client.wait_for_run(run.run_id, timeout_s=180).status for run in launched] == ["SUCCESS"] * 2
+        made = [client.run_status(run.run_id).backup_set for run in launched]
+        listed = client.list_backup_sets()
+        assert sorted(f"{s['task_id']}|{s['timestamp']}" for s in listed) == sorted(made)
+        assert {s["location"] for s in listed} == {f"s3://{s3_bucket}/prod/vector_bak"}
+        assert all(s["status"] == "complete" and s["embedding_rows"] == 200 for s in listed)
+
+        restore = client.launch_restore(None, made[1].split("|")[1], flags=RestoreFlags(truncate_before_restore=True))
+        assert client.wait_for_run(restore.run_id, timeout_s=180).status == "SUCCESS"
+    assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 200
+    secret = s3_server.env()["AWS_SECRET_ACCESS_KEY"].encode()
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and secret in p.read_bytes()] == []
+    s3 = s3_server.client()
+    for item in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]:
+        assert secret not in s3.get_object(Bucket=s3_bucket, Key=item["Key"])["Body"].read()

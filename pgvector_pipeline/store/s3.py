@@ -177,14 +177,15 @@ class S3BackupStore:
         )
 
     def _read_manifest(self, task: str, timestamp: str) -> Manifest:
+        """A set's validated manifest; DataError when it is gone or invalid (the set is damaged), StorageError when
+        the server cannot be read now (nothing is said about the set: the listing fails instead)."""
         key = self.location_key(task, manifest_name(timestamp))
         try:
             data = self.get(key, MAX_MANIFEST_BYTES + 1)
         except transport_errors() as exc:
-            raise DataError(
-                f"Manifest {self.url_of(key)} cannot be read ({s3_error(exc, 'reading it', self.url_of(key)).message})."
-                f" The set may be damaged."
-            ) from None
+            if error_code(exc) in _MISSING:
+                raise DataError(f"Manifest {self.url_of(key)} was deleted while the sets were listed.") from None
+            raise s3_error(exc, "reading a manifest", self.url_of(key)) from exc
         return parse_manifest(data, self.url_of(key), timestamp)
 
     def list_sets(self, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:

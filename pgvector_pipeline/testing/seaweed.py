@@ -166,6 +166,9 @@ def _start(work_dir: Path) -> SeaweedServer:
         "-s3",
         f"-s3.port={s3}",
         f"-s3.config={identities}",
+        # The Iceberg and Lance catalogs listen on fixed ports (8181, 9101): a second server would die on them.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         # Every bucket is a collection with volumes of its own: small volumes, and many of them, so a test
         # session's buckets never run out of writable volumes (the defaults size them from the free disk).
         "-master.volumeSizeLimitMB=64",

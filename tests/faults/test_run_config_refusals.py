@@ -22,22 +22,25 @@ def refusal(result) -> str:
     return str(failure.event_specific_data.error)
 
 
-def test_a_run_that_moves_the_backup_root_is_refused(store_db, backup_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("setting", ["root", "s3_endpoint_url"])
+def test_a_run_that_moves_the_backup_root_is_refused(setting, store_db, backup_root, tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    # An S3 endpoint of the launcher's choosing would receive the backups (or serve forged ones to restore).
+    value = str(elsewhere) if setting == "root" else "http://127.0.0.1:1"
     monkeypatch.setenv(DSN_ENV, store_db)
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def(RESTORE_JOB).execute_in_process(
             instance=instance,
             run_config={
                 **restore_run_config(timestamp="20261125_140000"),
-                "resources": {"backup_store": {"config": {"root": str(elsewhere)}}},
+                "resources": {"backup_store": {"config": {setting: value}}},
             },
             tags=database_tags(),
             raise_on_error=False,
         )
     text = refusal(result)
-    assert "INVALID_PARAMS: The run config sets the backup_store root" in text and "PGVECTOR_BACKUP_ROOT" in text
+    assert f"INVALID_PARAMS: The run config sets the backup_store {setting}" in text and "PGVECTOR_BACKUP_ROOT" in text
     assert list(elsewhere.iterdir()) == []
 
 
