@@ -18,7 +18,7 @@ from pgvector_pipeline.client import (
     PipelineClientError,
     VectorBackupClient,
 )
-from pgvector_pipeline.contract import RESTORE_FLAG_HELP, RestoreFlags
+from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_TO_OTHER, RESTORE_FLAG_HELP, RestoreFlags
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.store.codecs import CODEC_NAMES
 from pgvector_pipeline.tables import DEFAULT_TABLES
@@ -80,6 +80,11 @@ def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 def _retention(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, client.launch_retention(args.keep_newest, args.max_age_days, dry_run=not args.delete), args)
+
+
+def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    direction = COPY_FROM_OTHER if args.back else COPY_TO_OTHER
+    return _finish(client, client.launch_copy(args.task_id, args.timestamp, direction), args)
 
 
 def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -164,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("--delete", action="store_true", help="Delete (default: only report what would go).")
     _wait_options(retention)
     retention.set_defaults(run=_retention)
+
+    copy = commands.add_parser(
+        "copy",
+        help="Copy a set to the other store (PGVECTOR_OTHER_BACKUP_ROOT of the code server, e.g. S3), verified.",
+    )
+    copy.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
+    copy.add_argument("--task-id", help="The set's task; default global.")
+    copy.add_argument(
+        "--back", action="store_true", help="Copy from the other store into the backup store instead (to restore it)."
+    )
+    _wait_options(copy)
+    copy.set_defaults(run=_copy)
 
     listing = commands.add_parser("list", help="Backup sets, newest first, one JSON object per line.")
     listing.add_argument("--global-only", action="store_true", help="Only {root}/vector_bak/.")

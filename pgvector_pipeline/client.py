@@ -28,6 +28,8 @@ from pgvector_pipeline.contract import (
     BACKUP_JOB,
     BACKUP_SCHEDULE,
     BACKUP_SET_TAG,
+    COPY_JOB,
+    COPY_TO_OTHER,
     DISCOVERY_SENSOR,
     FRESHNESS_SCHEDULE,
     INVENTORY_ASSET,
@@ -46,6 +48,7 @@ from pgvector_pipeline.contract import (
     TRUNCATE_JOB,
     RestoreFlags,
     backup_run_config,
+    copy_run_config,
     database_tags,
     partition_key,
     pgvector_resource_config,
@@ -358,6 +361,12 @@ class VectorBackupClient:
         """Launch vector_truncate_job: langchain_pg_embedding, or the tables named."""
         run_config = {**truncate_run_config(tables), **pgvector_resource_config(dsn_env, db_schema)}
         return LaunchedRun(self.launch_job(TRUNCATE_JOB, run_config, database_tags(dsn_env)), TRUNCATE_JOB)
+
+    def launch_copy(self, task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> LaunchedRun:
+        """Launch vector_copy_job: copy the set `timestamp` of `task_id` (None: global) to the other store
+        (direction 'to_other') or from it ('from_other')."""
+        run_config = copy_run_config(task_key(task_id), validate_timestamp(timestamp), direction)
+        return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB)
 
     def launch_retention(
         self, keep_newest: int | None = None, max_age_days: float | None = None, *, dry_run: bool = True

@@ -16,12 +16,17 @@ RESTORE_JOB = "vector_restore_job"
 TRUNCATE_JOB = "vector_truncate_job"
 INVENTORY_JOB = "vector_inventory_job"
 RETENTION_JOB = "vector_retention_job"
+COPY_JOB = "vector_copy_job"
 
 BACKUP_OP = "vector_store_backup"
 REQUEST_BACKUP_OP = "request_vector_backup"
 RESTORE_OP = "restore_vector_backup"
 TRUNCATE_OP = "truncate_vector_tables"
 RETENTION_OP = "delete_old_backup_sets"
+COPY_OP = "copy_backup_set"
+# Which way vector_copy_job copies: from the backup store to the other store, or back.
+COPY_TO_OTHER = "to_other"
+COPY_FROM_OTHER = "from_other"
 
 BACKUP_SCHEDULE = "daily_vector_backup_schedule"
 RETENTION_SCHEDULE = "vector_retention_schedule"
@@ -165,6 +170,11 @@ def retention_run_config(
     if max_age_days is not None:
         config["max_age_days"] = max_age_days
     return {"ops": {RETENTION_OP: {"config": config}}}
+
+
+def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict:
+    """Run config of vector_copy_job: the set (task_id None or '' is the global directory) and which way."""
+    return {"ops": {COPY_OP: {"config": {"task_id": task_id or "", "timestamp": timestamp, "direction": direction}}}}
 
 
 def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict:

@@ -7,12 +7,14 @@ from pgvector_pipeline.assets.freshness import recent_global_backup
 from pgvector_pipeline.assets.inventory import vector_backup_inventory
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV
 from pgvector_pipeline.jobs.backup import vector_backup_job
+from pgvector_pipeline.jobs.copy import vector_copy_job
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
 from pgvector_pipeline.jobs.restore import vector_restore_job
 from pgvector_pipeline.jobs.retention import vector_retention_job
 from pgvector_pipeline.jobs.truncate import vector_truncate_job
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
 from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
 from pgvector_pipeline.schedules.freshness import build_vector_backup_freshness_schedule
 from pgvector_pipeline.schedules.retention import build_vector_retention_schedule
@@ -29,6 +31,7 @@ defs = dg.Definitions(
         vector_truncate_job,
         vector_inventory_job,
         vector_retention_job,
+        vector_copy_job,
     ],
     # Cron expressions are part of a schedule's definition, so they are read from the environment here.
     schedules=[
@@ -41,5 +44,8 @@ defs = dg.Definitions(
         "pgvector": PgVectorResource(dsn=dg.EnvVar(DEFAULT_DSN_ENV)),
         # The root is resolved when a run needs it (PGVECTOR_BACKUP_ROOT, else ./vector_backups), not at import.
         "backup_store": BackupStoreResource(),
+        # Where vector_copy_job copies sets to or from (PGVECTOR_OTHER_BACKUP_ROOT): S3 beside a local store, or
+        # the other way round.
+        "other_backup_store": BackupStoreResource(root_env=OTHER_ROOT_ENV),
     },
 )

@@ -4,10 +4,15 @@ The test instance sets `run_coordinator: DefaultRunCoordinator` in its dagster.y
 launch at once without a dagster-daemon.
 """
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from pgvector_pipeline.client import PipelineClientError, VectorBackupClient
 from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import recent_timestamp
@@ -139,7 +144,13 @@ def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_serve
         store_db,
         lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=100, dimension=8),
     )
-    env = {"PGVECTOR_DSN": store_db, "PGVECTOR_BACKUP_ROOT": f"s3://{s3_bucket}/prod", **s3_server.env()}
+    local = tmp_path / "local_copies"
+    env = {
+        "PGVECTOR_DSN": store_db,
+        "PGVECTOR_BACKUP_ROOT": f"s3://{s3_bucket}/prod",
+        "PGVECTOR_OTHER_BACKUP_ROOT": str(local),
+        **s3_server.env(),
+    }
     with running_webserver(tmp_path, env) as port:
         client = VectorBackupClient("127.0.0.1", port)
         launched = [client.launch_backup(), client.launch_backup(compression="none")]
@@ -152,6 +163,18 @@ def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_serve
 
         restore = client.launch_restore(None, made[1].split("|")[1], flags=RestoreFlags(truncate_before_restore=True))
         assert client.wait_for_run(restore.run_id, timeout_s=180).status == "SUCCESS"
+
+        # Off the object store onto this machine's disk, from the command line.
+        copied = subprocess.run(
+            [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), "copy", "--timestamp"]
+            + [made[0].split("|")[1], "--wait"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert copied.returncode == 0, copied.stderr
+        assert json.loads(copied.stdout)["status"] == "SUCCESS"
+    assert [s.status for s in LocalBackupStore(local).list_sets()] == ["complete"]
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 200
     secret = s3_server.env()["AWS_SECRET_ACCESS_KEY"].encode()
     assert [p for p in tmp_path.rglob("*") if p.is_file() and secret in p.read_bytes()] == []

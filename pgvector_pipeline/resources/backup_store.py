@@ -21,6 +21,10 @@ from pgvector_pipeline.store.s3_upload import DEFAULT_IN_FLIGHT, DEFAULT_PART_SI
 
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
 RESOURCE_KEY = "backup_store"
+# The second store a copy reads from or writes to (vector_copy_job): moving sets off a machine, or back.
+OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"
+OTHER_RESOURCE_KEY = "other_backup_store"
+DEFAULT_LOCAL_ROOT = "vector_backups"
 DEFAULT_TIMESTAMP_WINDOW_S = 900
 
 
@@ -35,6 +39,13 @@ class BackupStoreResource(dg.ConfigurableResource):
             f"{BACKUP_ROOT_ENV}, else ./vector_backups of the code server's working directory, resolved when a run "
             f"needs it. Deployment configuration: set it in the code location or the environment; a run whose "
             f"config sets it is refused."
+        ),
+    )
+    root_env: str = Field(
+        default=BACKUP_ROOT_ENV,
+        description=(
+            f"The environment variable that holds the root when root is empty ({BACKUP_ROOT_ENV} for the backup "
+            f"store, {OTHER_ROOT_ENV} for the other store copies go to or come from)."
         ),
     )
     s3_endpoint_url: str = Field(
@@ -113,8 +124,17 @@ class BackupStoreResource(dg.ConfigurableResource):
 
     @property
     def root_setting(self) -> str:
-        """The root as configured: config, else PGVECTOR_BACKUP_ROOT, else ./vector_backups."""
-        return self.root or os.environ.get(BACKUP_ROOT_ENV) or "vector_backups"
+        """The root as configured: config, else the root_env variable, else (for the backup store only)
+        ./vector_backups."""
+        root = self.root or os.environ.get(self.root_env)
+        if root:
+            return root
+        if self.root_env != BACKUP_ROOT_ENV:
+            raise InvalidParams(
+                f"No root is set for this store: set {self.root_env} for the code server (a directory or "
+                f"s3://bucket/prefix)."
+            )
+        return DEFAULT_LOCAL_ROOT
 
     @property
     def root_path(self) -> Path:
@@ -141,11 +161,16 @@ class BackupStoreResource(dg.ConfigurableResource):
 
 
 # Settings that say where backups are read and written: a run's config may not move them.
-DEPLOYMENT_SETTINGS = ("root", "s3_endpoint_url")
+DEPLOYMENT_SETTINGS = ("root", "root_env", "s3_endpoint_url")
 
 
 def root_in_run_config(run_config: Mapping[str, Any]) -> str | None:
-    """The setting of where backups live that a run's config sets (any value, empty included), if any."""
-    entry = (run_config.get("resources") or {}).get(RESOURCE_KEY) or {}
-    config = (entry.get("config") or {}) if isinstance(entry, Mapping) else {}
-    return next((name for name in DEPLOYMENT_SETTINGS if name in config), None)
+    """The setting of where backups live that a run's config sets for either store (any value, empty included),
+    if any."""
+    for key in (RESOURCE_KEY, OTHER_RESOURCE_KEY):
+        entry = (run_config.get("resources") or {}).get(key) or {}
+        config = (entry.get("config") or {}) if isinstance(entry, Mapping) else {}
+        found = next((name for name in DEPLOYMENT_SETTINGS if name in config), None)
+        if found:
+            return found
+    return None

@@ -115,9 +115,16 @@ class Compression:
 
     codec: str = ZSTD
     level: int | None = None
+    # The bytes written are already stored as `codec` (a set copied between stores): kept as they are.
+    precompressed: bool = False
 
     def __post_init__(self) -> None:
         codec_of(self.codec).check_level(self.level)
+
+    @classmethod
+    def stored_as(cls, codec: str) -> "Compression":
+        """Bytes already compressed with `codec`, written as they come."""
+        return cls(codec, None, precompressed=True)
 
     @property
     def suffix(self) -> str:

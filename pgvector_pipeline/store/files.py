@@ -95,14 +95,17 @@ class EncodingSink:
 
     psycopg2 calls `write` once per CSV line for COPY TO, so `writes` counts the header plus the rows
     independently of what the server reports. `bytes` and `sha256` are the CSV's, `stored_bytes` and
-    `stored_sha256` what the store keeps; `finish_encoding` puts the codec's tail.
+    `stored_sha256` what the store keeps; `finish_encoding` puts the codec's tail. Bytes that come already
+    compressed (`compression.precompressed`) are kept as they are: then both sides are the stored bytes, and
+    whoever writes them checks the CSV inside.
     """
 
     def __init__(self, compression: Compression = UNCOMPRESSED, progress: Callable[[int, int], None] | None = None):
         self.codec = compression.codec
         self._hash = hashlib.sha256()
         # Uncompressed, the stored bytes are the CSV: one hash serves both.
-        self._encoder = None if compression.codec == NONE else compression.encoder(encoder_threads())
+        encodes = compression.codec != NONE and not compression.precompressed
+        self._encoder = compression.encoder(encoder_threads()) if encodes else None
         self._stored_hash = self._hash if self._encoder is None else hashlib.sha256()
         self.bytes = 0
         self.stored_bytes = 0
@@ -266,10 +269,10 @@ class VerifiedReader(io.RawIOBase):
             self.close()
 
     def _check(self, exc: BaseException | None) -> None:
-        _check_digest(self.name, (self._bytes, self._hash.hexdigest()), self._expected, exc)
+        check_digest(self.name, (self._bytes, self._hash.hexdigest()), self._expected, exc)
 
 
-def _check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], cause: BaseException | None) -> None:
+def check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], cause: BaseException | None) -> None:
     """DataError when the bytes read (count, sha256) are not those the manifest records."""
     if found != expected:
         raise DataError(
@@ -333,9 +336,7 @@ class DecodedReader(io.RawIOBase):
             if exc is None:
                 while self.read(_READ_CHUNK):
                     pass
-                _check_digest(
-                    self.name + " (decompressed)", (self._bytes, self._hash.hexdigest()), self._expected, None
-                )
+                check_digest(self.name + " (decompressed)", (self._bytes, self._hash.hexdigest()), self._expected, None)
         except DataError as own:
             error = own
         finally:

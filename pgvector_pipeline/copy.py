@@ -1,0 +1,116 @@
+"""Copying a backup set from one store to another (a local directory, S3), every checksum verified.
+
+Each table's file is streamed once from the source to the target as stored (compressed files stay
+compressed), while the bytes are checked against the manifest twice over: the stored file's size and
+sha256, and the CSV's inside it (decompressed on the way). The target set is written like a backup
+(claimed, files streamed, the same manifest published last) and then read back from the target and
+checked again, so a copy that lists as complete is a copy proven equal to the source. An old-system set is
+adopted in the source first (as the discovery sensor does), so that it has checksums to verify against.
+No Dagster, no SQL.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pgvector_pipeline.errors import DataError, InvalidParams
+from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.codecs import Compression, codec_of
+from pgvector_pipeline.store.files import VerifiedReader, check_digest
+from pgvector_pipeline.store.interface import BackupStore, SetReader, SetWriter
+from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
+from pgvector_pipeline.store.manifest import ManifestTable
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """A set copied and verified: where from, where to, how much."""
+
+    task: str
+    timestamp: str
+    source: str
+    target: str
+    stored_bytes: dict[str, int]  # by table
+    duration_s: float
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.stored_bytes.values())
+
+
+def copy_set(
+    backup_set: BackupSetInfo, target: BackupStore, *, log: Callable[[str], None] = lambda _: None
+) -> CopyResult:
+    """Copy a complete set (or an old-system one, adopted first) into `target` under the same task and
+    timestamp; InvalidParams when the target already has that set, DataError when a byte differs anywhere."""
+    backup_set = _with_manifest(backup_set, log)
+    assert backup_set.store is not None and backup_set.manifest is not None
+    clock = time.monotonic()
+    manifest = backup_set.manifest
+    tables = backup_set.tables
+    log(
+        f"Copying set {backup_set.timestamp} ({human_size(backup_set.total_bytes)}) to {target.location(backup_set.task)}."
+    )
+    with (
+        backup_set.store.read_set(backup_set, tables) as held,
+        target.new_set(backup_set.task, backup_set.timestamp, create_task_dir=True) as writer,
+    ):
+        for table in tables:
+            _copy_file(held, writer, table, manifest.tables[table], log)
+        writer.publish(manifest)
+        for table in tables:
+            if writer.reread_sha256(table) != manifest.tables[table].file_sha256:
+                raise DataError(
+                    f"The copy of {manifest.tables[table].file} in {writer.location} does not read back with the "
+                    f"checksum of the source. Check the target storage, delete the copy and copy again."
+                )
+    log(f"Copied and verified set {backup_set.timestamp}: {writer.location}.")
+    return CopyResult(
+        backup_set.task,
+        backup_set.timestamp,
+        backup_set.location,
+        writer.location,
+        {table: manifest.tables[table].file_bytes for table in tables},
+        time.monotonic() - clock,
+    )
+
+
+def _with_manifest(backup_set: BackupSetInfo, log: Callable[[str], None]) -> BackupSetInfo:
+    """The set with a manifest to verify against: adopted first when it is an old-system set."""
+    if backup_set.status == STATUS_LEGACY:
+        assert backup_set.store is not None
+        backup_set.manifest = backup_set.store.adopt(backup_set)
+        backup_set.has_manifest = True
+        log(f"Adopted old-system set {backup_set.timestamp} (its checksums are recorded in its manifest now).")
+    if not backup_set.complete or backup_set.manifest is None:
+        raise InvalidParams(
+            f"Set {backup_set.timestamp} in {backup_set.location} is {backup_set.status}: only complete sets are "
+            f"copied. {backup_set.problem or ''}".rstrip()
+        )
+    return backup_set
+
+
+def _copy_file(
+    held: SetReader, writer: SetWriter, table: str, entry: ManifestTable, log: Callable[[str], None]
+) -> None:
+    """Stream one file as stored into the target, checking the stored bytes and the CSV inside them."""
+    sink = writer.open_table(table, compression=Compression.stored_as(entry.codec))
+    decoder = codec_of(entry.codec).decoder()
+    csv_hash, csv_bytes = hashlib.sha256(), 0
+    try:
+        with VerifiedReader(held.file(table), entry.file, entry.file_bytes, entry.file_sha256) as stored:
+            while chunk := stored.read(_CHUNK):
+                sink.write(chunk)
+                csv = decoder.decompress(chunk)
+                csv_hash.update(csv)
+                csv_bytes += len(csv)
+        check_digest(
+            entry.file + " (decompressed)", (csv_bytes, csv_hash.hexdigest()), (entry.bytes, entry.sha256), None
+        )
+        sink.flush_to_disk()
+    except OSError as exc:
+        raise sink.failed(exc, f"copying {entry.file}") from exc
+    log(f"Copied {entry.file}: {human_size(entry.file_bytes)}, sha256 {entry.file_sha256[:12]}… verified.")

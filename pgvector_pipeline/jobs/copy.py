@@ -1,0 +1,78 @@
+"""vector_copy_job: copy a backup set between the backup store and the other store (local <-> S3), verified."""
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from pgvector_pipeline.assets.inventory import inventory_refreshed
+from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_JOB, COPY_TO_OTHER
+from pgvector_pipeline.copy import copy_set
+from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
+from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+
+
+class CopyConfig(dg.Config):
+    """Run config of copy_backup_set: which set, and which way."""
+
+    task_id: str = Field(default="", description="The set's task id; empty for the global sets ({root}/vector_bak/).")
+    timestamp: str = Field(description="The set's timestamp YYYYMMDD_HHMMSS.")
+    direction: Literal[COPY_TO_OTHER, COPY_FROM_OTHER] = Field(  # type: ignore[valid-type]
+        default=COPY_TO_OTHER,
+        description=(
+            f"'{COPY_TO_OTHER}': from the backup store (PGVECTOR_BACKUP_ROOT) to the other store ({OTHER_ROOT_ENV}), "
+            f"e.g. off this machine to S3; '{COPY_FROM_OTHER}': back, e.g. to restore locally."
+        ),
+    )
+
+
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    description=(
+        "Copy one set to the other store under the same task and timestamp, streaming each file as stored and "
+        "verifying its sha256 and the CSV's inside it, then reading the copy back; a set that exists there is "
+        "never overwritten."
+    ),
+)
+def copy_backup_set(
+    context: dg.OpExecutionContext,
+    config: CopyConfig,
+    backup_store: BackupStoreResource,
+    other_backup_store: BackupStoreResource,
+):
+    """Locate the set in the source store and copy it into the target store."""
+    with failures_reported():
+        stores = (backup_store.store(), other_backup_store.store())
+        source, target = stores if config.direction == COPY_TO_OTHER else stores[::-1]
+        backup_set = source.locate(task_id=config.task_id or GLOBAL_TASK_KEY, timestamp=config.timestamp)
+        result = copy_set(backup_set, target, log=context.log.info)
+    if config.direction == COPY_FROM_OTHER:
+        # The discovery sensor registers the set's partition on its next tick; the inventory shows it now.
+        context.log_event(inventory_refreshed(target.where, target.list_sets()))
+    yield dg.Output(
+        None,
+        metadata={
+            "backup_set": f"{result.task}|{result.timestamp}",
+            "from": dg.MetadataValue.path(result.source),
+            "to": dg.MetadataValue.path(result.target),
+            "bytes": result.total_bytes,
+            "size": human_size(result.total_bytes),
+            "duration_s": round(result.duration_s, 3),
+            "verified": "sha256 of every file and of the CSV inside it, at the source and read back at the target",
+        },
+    )
+
+
+@dg.job(
+    name=COPY_JOB,
+    description=(
+        f"Copy a backup set between the backup store and the other store ({OTHER_ROOT_ENV}): local disk and S3, "
+        f"either way, every checksum verified."
+    ),
+)
+def vector_copy_job():
+    """Copy one backup set between the two stores."""
+    copy_backup_set()
