@@ -15,6 +15,8 @@ comparison A/B `--rounds` times and prints medians and ratios (ours / reference)
 - restore into PK + GIN + HNSW (cosine, by expression) vs the same `psql -1` into the indexed table
 - a Dagster backup run (request_vector_backup_job, in process) vs the plain export, on empty tables
 - the replaced system's client-side cursor export, once, as a reference
+- backup to and restore from S3 (SeaweedFS on loopback, started here) vs the same on local disk, zstd and plain
+  (`--s3-only`: just this, e.g. at 10,000 and 200,000 rows to see that peak RSS stays flat)
 
 Our backups and restores run in child processes so their peak RSS can be read (getrusage); their times
 are taken inside the child around the work itself, as psql's are around the psql process.
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import psycopg2
@@ -38,6 +41,7 @@ from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
+from pgvector_pipeline.testing.seaweed import seaweedfs_server
 
 COLLECTION_COLUMNS = "uuid, name, cmetadata"
 EMBEDDING_COLUMNS = "id, collection_id, embedding, document, cmetadata"
@@ -58,10 +62,11 @@ import json, resource, sys, time
 from pathlib import Path
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.codecs import Compression
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.roots import store_at
 options = BackupOptions(export_sessions=int(sys.argv[4]), compression=Compression(sys.argv[5]))
+store = store_at(sys.argv[2])  # a directory, or s3://bucket/prefix
 started = time.monotonic()
-result = back_up_database(sys.argv[1], "public", LocalBackupStore(Path(sys.argv[2])), "global", sys.argv[3], options)
+result = back_up_database(sys.argv[1], "public", store, "global", sys.argv[3], options)
 print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes for t in result.tables),
                   "stored_bytes": sum(t.entry.file_bytes for t in result.tables),
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -71,8 +76,8 @@ import json, resource, sys, time
 from pathlib import Path
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.restore import restore_backup_set
-from pgvector_pipeline.store.listing import locate_backup_set
-backup_set = locate_backup_set(Path(sys.argv[2]), timestamp=sys.argv[3])
+from pgvector_pipeline.store.roots import store_at
+backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
 started = time.monotonic()
 restore_backup_set(sys.argv[1], "public", backup_set, RestoreFlags(truncate_before_restore=True))
 print(json.dumps({"seconds": time.monotonic() - started,
@@ -132,7 +137,7 @@ class Bench:
         )
         return {"seconds": seconds, "bytes": sum((self.work / f).stat().st_size for f in ("c.csv.zst", "e.csv.zst"))}
 
-    def our_backup(self, root: Path, export_sessions: int, codec: str = "none") -> dict:
+    def our_backup(self, root: Path | str, export_sessions: int, codec: str = "none") -> dict:
         ts = self.timestamp()
         result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions), codec)
         return {**result, "timestamp": ts}
@@ -146,7 +151,7 @@ class Bench:
         )
         return {"seconds": seconds}
 
-    def our_restore(self, root: Path, ts: str) -> dict:
+    def our_restore(self, root: Path | str, ts: str) -> dict:
         return child(RESTORE_CHILD, self.dsn, str(root), ts)
 
     def execute(self, statement: str) -> None:
@@ -235,6 +240,125 @@ def compare_compression(bench: "Bench", root: Path, rounds: int) -> tuple[list[t
     return rows, zstd[0]["timestamp"]
 
 
+def compare_s3(bench: "Bench", root: Path, s3_root: str, rounds: int) -> list[tuple[str, str, str, str]]:
+    """Rows comparing backups to and restores from S3 (SeaweedFS on loopback) with the same on local disk."""
+    rows = []
+    for codec in ("zstd", "none"):
+        s3, local = alternate(
+            rounds,
+            partial(bench.our_backup, s3_root, DEFAULT_EXPORT_SESSIONS, codec),
+            partial(bench.our_backup, root, DEFAULT_EXPORT_SESSIONS, codec),
+        )
+        rows.append(
+            (
+                f"backup to S3 (SeaweedFS, loopback), {codec} set, 16 MiB parts",
+                f"{median(s3):.2f} s, peak RSS {max(r['max_rss_mb'] for r in s3):.0f} MB",
+                f"the same to local disk {median(local):.2f} s, peak RSS {max(r['max_rss_mb'] for r in local):.0f} MB",
+                f"{median(s3) / median(local):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+        s3_ts, local_ts = s3[0]["timestamp"], local[0]["timestamp"]
+        s3, local = alternate(
+            rounds, partial(bench.our_restore, s3_root, s3_ts), partial(bench.our_restore, root, local_ts)
+        )
+        rows.append(
+            (
+                f"restore from S3, {codec} set, PK + GIN",
+                f"{median(s3):.2f} s, peak RSS {max(r['max_rss_mb'] for r in s3):.0f} MB",
+                f"the same from local disk {median(local):.2f} s, peak RSS {max(r['max_rss_mb'] for r in local):.0f} MB",
+                f"{median(s3) / median(local):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def compare_with_psql(
+    bench: "Bench", root: Path, dsn: str, work: Path, args: argparse.Namespace
+) -> list[tuple[str, str, str, str]]:
+    """Rows comparing backups and restores on local disk with psql, the old system and a Dagster run."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    ours, alone, psql = alternate(
+        args.rounds,
+        lambda: bench.our_backup(root, DEFAULT_EXPORT_SESSIONS),
+        lambda: bench.our_backup(root, 1),
+        bench.psql_backup,
+    )
+    for runs, label in ((ours, f"{DEFAULT_EXPORT_SESSIONS} export sessions"), (alone, "one export session")):
+        rss = max(r["max_rss_mb"] for r in runs)
+        rows.append(
+            (
+                f"backup, both tables, plain CSV, {label}",
+                f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
+                f"`psql \\copy TO` {median(psql):.2f} s",
+                f"{median(runs) / median(psql):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+    plain_ts = ours[0]["timestamp"]
+    compression_rows, zstd_ts = compare_compression(bench, root, args.rounds)
+    rows.extend(compression_rows)
+    ts = plain_ts
+
+    ours, zstd, psql = alternate(
+        args.rounds,
+        lambda: bench.our_restore(root, ts),
+        lambda: bench.our_restore(root, zstd_ts),
+        bench.psql_restore,
+    )
+    for runs, label in ((ours, "plain CSV set"), (zstd, "zstd set")):
+        rss = max(r["max_rss_mb"] for r in runs)
+        rows.append(
+            (
+                f"restore into truncated tables, PK + GIN, {label}",
+                f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
+                f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
+                f"{median(runs) / median(psql):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+
+    if not args.no_hnsw:
+        bench.execute(HNSW.format(dims=args.dims))
+        ours, psql = alternate(args.hnsw_rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)
+        rows.append(
+            (
+                "restore into PK + GIN + HNSW (cosine)",
+                f"{median(ours):.2f} s",
+                f"`psql -1` TRUNCATE + `\\copy FROM` {median(psql):.2f} s",
+                f"{median(psql) / median(ours):.1f}× faster",
+            )
+        )
+        print(rows[-1], flush=True)
+        bench.execute("DROP INDEX ix_embedding_hnsw")
+
+    old = child(OLD_SYSTEM_CHILD, dsn, str(work / "old.csv"))
+    rows.append(
+        (
+            "old system: client-side cursor export of the embeddings",
+            f"{old['seconds']:.2f} s, peak RSS {old['max_rss_mb']:.0f} MB",
+            "",
+            "",
+        )
+    )
+    print(rows[-1], flush=True)
+
+    bench.execute("TRUNCATE langchain_pg_collection, langchain_pg_embedding")
+    dagster_s, plain_s = dagster_overhead(dsn, work, args.rounds)
+    rows.append(
+        (
+            "Dagster backup run on empty tables (in process)",
+            f"{dagster_s:.2f} s",
+            f"plain export {plain_s:.2f} s",
+            f"+{dagster_s - plain_s:.2f} s",
+        )
+    )
+    print(rows[-1], flush=True)
+    return rows
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -256,6 +380,9 @@ def main() -> None:
     parser.add_argument("--hnsw-rounds", type=int, default=1)
     parser.add_argument("--no-hnsw", action="store_true", help="Skip the HNSW comparison (psql takes minutes).")
     parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")), help="'-': print only")
+    parser.add_argument(
+        "--s3-only", action="store_true", help="Only the S3 comparison (backup and restore, S3 vs local disk)."
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pgvector_bench_"))
@@ -277,84 +404,14 @@ def main() -> None:
         )
         root = work / "root"
         print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
-
-        ours, alone, psql = alternate(
-            args.rounds,
-            lambda: bench.our_backup(root, DEFAULT_EXPORT_SESSIONS),
-            lambda: bench.our_backup(root, 1),
-            bench.psql_backup,
-        )
-        csv_mb = ours[0]["bytes"] / 1e6
-        for runs, label in ((ours, f"{DEFAULT_EXPORT_SESSIONS} export sessions"), (alone, "one export session")):
-            rss = max(r["max_rss_mb"] for r in runs)
-            rows.append(
-                (
-                    f"backup, both tables, plain CSV, {label}",
-                    f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
-                    f"`psql \\copy TO` {median(psql):.2f} s",
-                    f"{median(runs) / median(psql):.2f}×",
-                )
-            )
-            print(rows[-1], flush=True)
-        plain_ts = ours[0]["timestamp"]
-        compression_rows, zstd_ts = compare_compression(bench, root, args.rounds)
-        rows.extend(compression_rows)
-        ts = plain_ts
-
-        ours, zstd, psql = alternate(
-            args.rounds,
-            lambda: bench.our_restore(root, ts),
-            lambda: bench.our_restore(root, zstd_ts),
-            bench.psql_restore,
-        )
-        for runs, label in ((ours, "plain CSV set"), (zstd, "zstd set")):
-            rss = max(r["max_rss_mb"] for r in runs)
-            rows.append(
-                (
-                    f"restore into truncated tables, PK + GIN, {label}",
-                    f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
-                    f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
-                    f"{median(runs) / median(psql):.2f}×",
-                )
-            )
-            print(rows[-1], flush=True)
-
-        if not args.no_hnsw:
-            bench.execute(HNSW.format(dims=args.dims))
-            ours, psql = alternate(args.hnsw_rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)
-            rows.append(
-                (
-                    "restore into PK + GIN + HNSW (cosine)",
-                    f"{median(ours):.2f} s",
-                    f"`psql -1` TRUNCATE + `\\copy FROM` {median(psql):.2f} s",
-                    f"{median(psql) / median(ours):.1f}× faster",
-                )
-            )
-            print(rows[-1], flush=True)
-            bench.execute("DROP INDEX ix_embedding_hnsw")
-
-        old = child(OLD_SYSTEM_CHILD, dsn, str(work / "old.csv"))
-        rows.append(
-            (
-                "old system: client-side cursor export of the embeddings",
-                f"{old['seconds']:.2f} s, peak RSS {old['max_rss_mb']:.0f} MB",
-                "",
-                "",
-            )
-        )
-        print(rows[-1], flush=True)
-
-        bench.execute("TRUNCATE langchain_pg_collection, langchain_pg_embedding")
-        dagster_s, plain_s = dagster_overhead(dsn, work, args.rounds)
-        rows.append(
-            (
-                "Dagster backup run on empty tables (in process)",
-                f"{dagster_s:.2f} s",
-                f"plain export {plain_s:.2f} s",
-                f"+{dagster_s - plain_s:.2f} s",
-            )
-        )
-        print(rows[-1], flush=True)
+        with seaweedfs_server(work / "s3") as s3_server:
+            # The children find the server as a deployment would: through the standard AWS variables.
+            os.environ.update(s3_server.env())
+            s3_server.client().create_bucket(Bucket="bench")
+            rows.extend(compare_s3(bench, root, "s3://bench/backups", args.rounds))
+        csv_mb = bench.psql_backup()["bytes"] / 1e6
+        if not args.s3_only:
+            rows.extend(compare_with_psql(bench, root, dsn, work, args))
     finally:
         server.cleanup()
         shutil.rmtree(work, ignore_errors=True)  # the server's data and the CSVs: gigabytes at 200,000 rows

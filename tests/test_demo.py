@@ -1,6 +1,8 @@
 """The non-interactive part of `./run demo`, so the README's first command never rots."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +25,9 @@ def demo_state(tmp_path):
         start_embedded_server(state / "pgdata", keep_running=False).cleanup()
 
 
-def run_demo(state: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("PGVECTOR_DSN", "PGVECTOR_BACKUP_ROOT", "DAGSTER_HOME")}
+def run_demo(state: Path, **extra_env: str) -> str:
+    unset = ("PGVECTOR_DSN", "PGVECTOR_BACKUP_ROOT", "DAGSTER_HOME", "PGVECTOR_DEMO_S3")
+    env = {k: v for k, v in os.environ.items() if k not in unset} | extra_env
     completed = subprocess.run(
         [
             sys.executable,
@@ -57,3 +60,28 @@ def test_demo_seeds_backs_up_and_reuses_its_server(demo_state):
     assert str(embedding_csvs[-1]) in second
     env_file = (demo_state / "demo.env").read_text()
     assert "PGVECTOR_DSN=" in env_file and f"DAGSTER_HOME='{demo_state / 'dagster_home'}'" in env_file
+
+
+def test_one_variable_points_the_demo_at_s3(demo_state, monkeypatch):
+    """PGVECTOR_DEMO_S3=1 ./run demo: a local S3 server (SeaweedFS) that outlives the demo, its backups there."""
+    try:
+        first = run_demo(demo_state, PGVECTOR_DEMO_S3="1")
+        second = run_demo(demo_state, PGVECTOR_DEMO_S3="1")
+        env = dict(
+            line.removeprefix("export ").replace("'", "").split("=", 1)
+            for line in (demo_state / "demo.env").read_text().splitlines()
+        )
+        assert env["PGVECTOR_BACKUP_ROOT"] == "s3://pgvector-demo/backups"
+        endpoint = env["AWS_ENDPOINT_URL"]
+        assert first.count(endpoint) == 1 and second.count(endpoint) == 1  # the second run reuses the server
+        assert "s3://pgvector-demo/backups/vector_bak/langchain_pg_embedding_" in second
+        from pgvector_pipeline.store.roots import store_at
+
+        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+            monkeypatch.setenv(name, env[name])
+        sets = store_at(env["PGVECTOR_BACKUP_ROOT"]).list_sets()
+        assert [(s.status, s.rows("langchain_pg_embedding")) for s in sets] == [("complete", 3000)] * 2
+    finally:
+        server = demo_state / "seaweedfs" / "server.json"
+        if server.exists():
+            os.kill(json.loads(server.read_text())["pid"], signal.SIGKILL)

@@ -14,9 +14,8 @@ from pgvector_pipeline.store.files import (
     check_file_mode,
 )
 from pgvector_pipeline.store.interface import BackupStore
-from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.store.s3 import S3BackupStore
-from pgvector_pipeline.store.s3_client import S3Options, S3Root, is_s3_root, make_client
+from pgvector_pipeline.store.roots import store_at
+from pgvector_pipeline.store.s3_client import S3Options, is_s3_root
 from pgvector_pipeline.store.s3_upload import DEFAULT_IN_FLIGHT, DEFAULT_PART_SIZE, MIN_PART_SIZE
 
 BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
@@ -116,11 +115,14 @@ class BackupStoreResource(dg.ConfigurableResource):
     def store(self) -> BackupStore:
         """The backup store this resource configures (see store.interface): object storage for an s3:// root, a
         local directory tree otherwise."""
-        if is_s3_root(self.root_setting):
-            return S3BackupStore(
-                make_client(self.s3_endpoint_url, self.s3_region), S3Root.parse(self.root_setting), self.s3_options
-            )
-        return LocalBackupStore(self.root_path, self.mode)
+        root = self.root_setting
+        return store_at(
+            root,
+            file_mode=self.mode,
+            s3_options=self.s3_options if is_s3_root(root) else None,
+            endpoint_url=self.s3_endpoint_url,
+            region=self.s3_region,
+        )
 
     @property
     def root_setting(self) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound, StorageError
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.adopt import adopted_manifest
 from pgvector_pipeline.store.interface import InterruptedSet, Warn
@@ -44,7 +44,15 @@ from pgvector_pipeline.store.listing import (
 )
 from pgvector_pipeline.store.log import format_entry, published_set
 from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
-from pgvector_pipeline.store.s3_client import S3Options, S3Root, error_code, s3_error, translated, transport_errors
+from pgvector_pipeline.store.s3_client import (
+    CREATE_REFUSED_CODES,
+    S3Options,
+    S3Root,
+    error_code,
+    s3_error,
+    translated,
+    transport_errors,
+)
 from pgvector_pipeline.store.s3_set import S3SetReader, S3SetWriter, stream_sha256
 
 _MISSING = ("NoSuchKey", "404", "NotFound")
@@ -56,6 +64,7 @@ class S3BackupStore:
     def __init__(self, client: Any, root: S3Root, options: S3Options | None = None):
         self.client, self.root = client, root
         self.options = options or S3Options()
+        self._conditional_create_checked = False
 
     def __repr__(self) -> str:
         return f"S3BackupStore({self.root.url()!r})"
@@ -142,6 +151,32 @@ class S3BackupStore:
         """Whether a claim or hold (a listing or head entry) was not refreshed for stale_after_s: a dead run's."""
         moment = entry.get("LastModified")
         return moment is not None and moment < datetime.now(UTC) - timedelta(seconds=self.options.stale_after_s)
+
+    def check_conditional_create(self) -> None:
+        """Refuse a server that ignores If-None-Match on PUT: there, two runs could both claim one set. Checked once
+        per store object, before its first claim: a probe object is created twice; the second must get 412."""
+        if self._conditional_create_checked:
+            return
+        key = self.root.key(f".pgvector_claim_probe_{uuid.uuid4().hex}")
+        try:
+            with translated("checking conditional writes", self.url_of(key)):
+                self.put(key, b"probe", if_absent=True)
+                try:
+                    self.put(key, b"probe", if_absent=True)
+                    ignored = True
+                except transport_errors() as exc:
+                    if error_code(exc) not in CREATE_REFUSED_CODES:
+                        raise
+                    ignored = False
+        finally:
+            self.delete_quietly([key])
+        if ignored:
+            raise StorageError(
+                f"The S3 server of {self.where} ignores If-None-Match on PUT, so it cannot make a claim atomic: two "
+                f"runs could write the same set. Use a server with conditional writes (AWS S3, MinIO since 2024, "
+                f"Ceph RGW, SeaweedFS 4.x, Cloudflare R2, GCS), or a local or NFS backup root. Nothing was written."
+            )
+        self._conditional_create_checked = True
 
     # --- listing --------------------------------------------------------------------------------------------
 
@@ -287,6 +322,7 @@ class S3BackupStore:
         """Delete a set under its own claim, unless a run writes it (claimed) or reads it (a fresh hold)."""
         from pgvector_pipeline.store.s3_set import Lease
 
+        self.check_conditional_create()
         task, timestamp = backup_set.task, backup_set.timestamp
         lease = Lease.put(self, self.location_key(task, lock_name(timestamp)), exclusive=True)
         if lease is None:
@@ -336,7 +372,7 @@ class S3BackupStore:
                 if_absent=True,
             )
         except transport_errors() as exc:
-            if error_code(exc) in ("PreconditionFailed", "412"):
+            if error_code(exc) in CREATE_REFUSED_CODES:
                 raise DataError(
                     f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
                 ) from None

@@ -36,6 +36,11 @@ _CREDENTIAL_CODES = {
 }
 
 
+# What servers answer a conditional create (If-None-Match: *) of a key that exists (AWS: 412; 409 while another
+# create of the same key is in flight).
+CREATE_REFUSED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+
+
 def is_s3_root(root: str) -> bool:
     return root.startswith(S3_SCHEME)
 

@@ -30,15 +30,13 @@ from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import csv_name, hold_name, lock_name, manifest_name, validate_timestamp
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
-from pgvector_pipeline.store.s3_client import error_code, s3_error, translated, transport_errors
+from pgvector_pipeline.store.s3_client import CREATE_REFUSED_CODES, error_code, s3_error, translated, transport_errors
 from pgvector_pipeline.store.s3_upload import MultipartUpload
 
 if TYPE_CHECKING:
     from pgvector_pipeline.store.s3 import S3BackupStore
 
 _READ_CHUNK = 1 << 20
-# What S3 servers answer a conditional create of a key that exists (AWS: 412; 409 while another create races).
-_TAKEN_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 class Lease:
@@ -60,7 +58,7 @@ class Lease:
         try:
             store.put(key, body, if_absent=exclusive)
         except transport_errors() as exc:
-            if exclusive and error_code(exc) in _TAKEN_CODES:
+            if exclusive and error_code(exc) in CREATE_REFUSED_CODES:
                 return None
             raise s3_error(exc, "claiming the set", store.url_of(key)) from exc
         lease._thread = threading.Thread(target=lease._refresh, name="s3-lease", daemon=True)
@@ -173,6 +171,7 @@ class S3SetWriter:
         return self._store.location_key(self.task, name)
 
     def __enter__(self) -> "S3SetWriter":
+        self._store.check_conditional_create()
         for interrupted in self._store.remove_interrupted(self.task):
             if self._on_interrupted:
                 self._on_interrupted(interrupted)

@@ -20,6 +20,10 @@ from pgvector_pipeline.testing.langchain_tables import (
 )
 
 DEMO_DATABASE = "vectorstore"
+# `PGVECTOR_DEMO_S3=1 ./run demo`: backups go to a local S3 server (SeaweedFS) the demo starts and keeps running;
+# `PGVECTOR_DEMO_S3=s3://bucket/prefix`: to that root, with the standard AWS variables of the shell.
+DEMO_S3_ENV = "PGVECTOR_DEMO_S3"
+DEMO_BUCKET = "pgvector-demo"
 LOCAL_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "local" / "dagster.yaml"
 SAMPLE_DIMENSION = 384
 
@@ -40,6 +44,23 @@ def seed_sample_store(dsn: str) -> bool:
         conn.close()
 
 
+def demo_s3_env(state_dir: Path, setting: str) -> dict[str, str]:
+    """The environment that points the demo's backups at S3 (see DEMO_S3_ENV); none when `setting` is empty."""
+    if not setting:
+        return {}
+    if setting.startswith("s3://"):
+        print(f"Backups go to {setting} (credentials and endpoint from the standard AWS variables).")
+        return {BACKUP_ROOT_ENV: setting}
+    from pgvector_pipeline.testing.seaweed import ensure_running
+
+    server = ensure_running(state_dir / "seaweedfs")
+    client = server.client()
+    if DEMO_BUCKET not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+        client.create_bucket(Bucket=DEMO_BUCKET)
+    print(f"S3 (SeaweedFS) for the backups: {server.endpoint_url}, bucket {DEMO_BUCKET} (it keeps running)")
+    return {BACKUP_ROOT_ENV: f"s3://{DEMO_BUCKET}/backups", **server.env()}
+
+
 def run_demo_backup(state_dir: Path) -> dict[str, str]:
     """Start or reuse the server, seed it once, back it up through Dagster; returns the environment to serve with."""
     state_dir = state_dir.resolve()
@@ -52,6 +73,7 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
         "PGVECTOR_DSN": dsn,
         BACKUP_ROOT_ENV: str(state_dir / "backups"),
         "DAGSTER_HOME": str(state_dir / "dagster_home"),
+        **demo_s3_env(state_dir, os.environ.get(DEMO_S3_ENV, "")),
     }
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     # The shipped single-machine instance: SQLite storage, one run at a time per database, no telemetry.

@@ -71,7 +71,7 @@ class SeaweedServer:
     """A running SeaweedFS with its S3 gateway."""
 
     endpoint_url: str
-    process: subprocess.Popen
+    process: "subprocess.Popen | _Detached"
     log_path: Path
     command: list[str]
 
@@ -197,6 +197,62 @@ def _wait_ready(server: SeaweedServer) -> None:
             time.sleep(0.3)
     server.stop()
     raise RuntimeError(f"SeaweedFS was not ready in {READY_TIMEOUT_S} s ({last_error}); see {server.log_path}")
+
+
+def ensure_running(work_dir: Path) -> SeaweedServer:
+    """A server with its data in `work_dir` that outlives this process (the demo's): the one an earlier call
+    started when it still answers, else a new one. Its endpoint and pid are kept in `work_dir`/server.json."""
+    state = Path(work_dir) / "server.json"
+    if state.exists():
+        known = json.loads(state.read_text())
+        server = SeaweedServer(known["endpoint_url"], _Detached(known["pid"]), Path(known["log"]), known["command"])
+        try:
+            os.kill(known["pid"], 0)
+            server.client().list_buckets()
+            return server
+        except Exception:
+            pass  # gone (a reboot, a kill): start a new one on the same data
+    server = _start(Path(work_dir))
+    state.write_text(
+        json.dumps(
+            {
+                "endpoint_url": server.endpoint_url,
+                "pid": server.process.pid,
+                "log": str(server.log_path),
+                "command": server.command,
+            }
+        )
+    )
+    return server
+
+
+class _Detached:
+    """The process of a server another run started (enough of Popen for stop)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        try:
+            os.kill(self.pid, 0)
+            return None
+        except ProcessLookupError:
+            return 0
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout or 3600)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("weed", timeout or 0)
+            time.sleep(0.1)
+        return 0
 
 
 if __name__ == "__main__":  # a manual check: start, print the endpoint, stop on Enter

@@ -257,3 +257,27 @@ def test_the_resource_builds_the_client_from_the_aws_variables(s3_env, s3_bucket
         with pytest.raises(InvalidParams, match=words) as refused:
             S3Root.parse(bad)
         assert "hunter2" not in refused.value.message
+
+
+class IgnoresConditionalWrites:
+    """An S3 client of a server that ignores If-None-Match on PUT (older S3-compatible servers): the real server
+    behind it overwrites where it should refuse."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def put_object(self, **request):
+        request.pop("IfNoneMatch", None)
+        return self._client.put_object(**request)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_server_that_ignores_conditional_writes_is_refused_before_anything_is_written(s3_server, s3_bucket, store_db):
+    store = S3BackupStore(IgnoresConditionalWrites(s3_server.client()), S3Root(s3_bucket, "backups"), FAST)
+    with pytest.raises(StorageError, match="ignores If-None-Match on PUT, so it cannot make a claim atomic"):
+        back_up_database(store_db, "public", store, "global", None)
+    assert store.list_sets() == []
+    [entry] = s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]  # the failure, in the log
+    assert "/vector_bak/vector_backup_log/" in entry["Key"]

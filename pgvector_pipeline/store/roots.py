@@ -1,0 +1,27 @@
+"""The backup store a root names: a directory tree (store.local), or S3-compatible object storage for
+`s3://bucket/prefix` (store.s3). The one place that chooses; the Dagster resource and plain-Python callers
+(the benchmark, scripts) come through here. No Dagster."""
+
+from pathlib import Path
+
+from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
+from pgvector_pipeline.store.interface import BackupStore
+from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.s3_client import S3Options, S3Root, is_s3_root, make_client
+
+
+def store_at(
+    root: str,
+    *,
+    file_mode: int = DEFAULT_FILE_MODE,
+    s3_options: S3Options | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+) -> BackupStore:
+    """The store of `root`. Local roots are resolved to an absolute path; S3 roots get a client from the standard
+    AWS chain (`endpoint_url` and `region` override it when given)."""
+    if is_s3_root(root):
+        from pgvector_pipeline.store.s3 import S3BackupStore
+
+        return S3BackupStore(make_client(endpoint_url, region), S3Root.parse(root), s3_options)
+    return LocalBackupStore(Path(root).resolve(), file_mode)
