@@ -9,7 +9,7 @@ from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import remove_unused_partition_keys
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
+from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention, remove_interrupted_everywhere
 
 
 class RetentionConfig(dg.Config):
@@ -38,6 +38,8 @@ def delete_old_backup_sets(context: dg.OpExecutionContext, config: RetentionConf
         policy = RetentionPolicy(config.keep_newest, config.max_age_days)
         store = backup_store.store()
         context.log.info(f"Retention in {store.where}: {policy.describe()}{' (dry run)' if config.dry_run else ''}.")
+        if not config.dry_run:
+            remove_interrupted_everywhere(store, context.log.info)
         result = apply_retention(
             store.list_sets(),
             policy,

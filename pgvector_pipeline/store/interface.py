@@ -145,6 +145,10 @@ class BackupStore(Protocol):
 
     def read_set(self, backup_set: "BackupSetInfo", tables: list[str]) -> SetReader: ...
 
+    def remove_interrupted(self, task: str) -> list[InterruptedSet]:
+        """Remove what dead writers left in a task's location (never a live writer's files); what was removed."""
+        ...
+
     def delete_set(self, backup_set: "BackupSetInfo", warn: Warn) -> int | None:
         """Delete a set and log it; bytes freed, or None when a run writes or reads it now."""
         ...

@@ -12,9 +12,10 @@ reader's own `with` block.
 from collections.abc import Callable
 from pathlib import Path
 
+from pgvector_pipeline.errors import ResourceNotFound
 from pgvector_pipeline.store.adopt import adopt_legacy_set
-from pgvector_pipeline.store.backup_set import BackupSetWriter
-from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, check_file_mode
+from pgvector_pipeline.store.backup_set import BackupSetWriter, remove_interrupted_sets
+from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, check_file_mode, storage_error
 from pgvector_pipeline.store.interface import InterruptedSet, Warn
 from pgvector_pipeline.store.listing import BackupSetInfo, find_set, scan_sets
 from pgvector_pipeline.store.locations import location_path, open_location, open_root, task_directories
@@ -80,6 +81,19 @@ class LocalBackupStore:
         except BaseException:
             location.close()
             raise
+
+    def remove_interrupted(self, task: str) -> list[InterruptedSet]:
+        try:
+            location = open_location(self.root, task)
+        except ResourceNotFound:
+            return []
+        with location:
+            try:
+                return remove_interrupted_sets(location, self.file_mode)
+            except OSError as exc:
+                raise storage_error(
+                    exc, location, str(exc.filename or ""), "removing leftovers of interrupted backups"
+                ) from exc
 
     def read_set(self, backup_set: BackupSetInfo, tables: list[str]) -> HeldSet:
         return HeldSet(self.root, backup_set, tables)

@@ -17,6 +17,7 @@ Formats (both read; new manifests are written in the newest):
 A set holds the tables its manifest lists, whichever they are (names that are plain identifiers).
 """
 
+import json
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -143,6 +144,10 @@ class Manifest(_Strict):
     def as_document(self) -> dict:
         """The manifest as the JSON document stored with the set (fields that are not set are left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def as_bytes(self) -> bytes:
+        """The document as stored where the whole object is written at once (object storage)."""
+        return (json.dumps(self.as_document(), indent=2) + "\n").encode()
 
 
 def read_manifest(directory: Directory, timestamp: str) -> Manifest:

@@ -2,9 +2,10 @@
 
 A set is kept when any rule keeps it: it is among the newest `keep_newest` sets of its location (a
 `vector_bak` directory), it is younger than `max_age_days`, it is the newest complete set of its
-location (always), or a run is writing or reading it (its lock, or a reader's, is held; interrupted sets are left to the next
-backup there, which removes them). Everything else is deleted under the set's own lock, CSVs before
-the manifest, and the deletion is appended to the location's log.
+location (always), or a run is writing or reading it (its lock, or a reader's, is held). Everything else is
+deleted under the set's own lock, CSVs before the manifest, and the deletion is appended to the location's
+log. What dead runs left (interrupted sets) is removed by the next backup into the location and, before it
+decides, by a retention run that deletes (remove_interrupted_everywhere).
 """
 
 from collections import Counter
@@ -13,14 +14,20 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.directory import UnsafeEntry, try_flock
+from pgvector_pipeline.store.interface import InterruptedSet
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import STATUS_UNFINISHED, BackupSetInfo, newest_first
 from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.log import record_in_log
+
+if TYPE_CHECKING:
+    from pgvector_pipeline.store.interface import BackupStore
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,20 @@ def delete_backup_set(root: Path, backup_set: BackupSetInfo, mode: int, warn: Ca
             warn,
         )
     return freed
+
+
+def remove_interrupted_everywhere(store: "BackupStore", log_info: Callable[[str], None]) -> list[InterruptedSet]:
+    """What dead backup runs left in every location of the store, removed (each logged): on object storage a
+    location nobody backs up into again would otherwise keep them."""
+    removed = []
+    for task in [GLOBAL_TASK_KEY, *store.task_ids()]:
+        for leftover in store.remove_interrupted(task):
+            log_info(
+                f"Removed the leftovers of set {leftover.timestamp} in {store.location(task)}, whose backup run ended "
+                f"without finishing it: {', '.join(leftover.files)} ({human_size(leftover.bytes)})."
+            )
+            removed.append(leftover)
+    return removed
 
 
 @dataclass(frozen=True)

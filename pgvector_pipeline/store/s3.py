@@ -147,7 +147,7 @@ class S3BackupStore:
             if (parsed := parse_set_file_name(name)) and parsed.timestamp == timestamp and parsed.kind != "lock"
         )
 
-    def _stale(self, entry: dict) -> bool:
+    def stale(self, entry: dict) -> bool:
         """Whether a claim or hold (a listing or head entry) was not refreshed for stale_after_s: a dead run's."""
         moment = entry.get("LastModified")
         return moment is not None and moment < datetime.now(UTC) - timedelta(seconds=self.options.stale_after_s)
@@ -276,14 +276,18 @@ class S3BackupStore:
         """Remove what dead runs left in a task's location: the objects and multipart uploads of every set whose
         claim went stale (a published manifest keeps its set: only the claim goes), then the claim."""
         entries = dict(self._names(task))
+        # Holds of readers that died: they no longer hold anything, only clutter the listing.
+        self.delete_quietly(
+            [self.location_key(task, n) for n, e in entries.items() if parse_hold_name(n) and self.stale(e)]
+        )
         removed = []
         for name, entry in entries.items():
             parsed = parse_set_file_name(name)
-            if not (parsed and parsed.kind == "lock" and self._stale(entry)):
+            if not (parsed and parsed.kind == "lock" and self.stale(entry)):
                 continue
             lock_key = self.location_key(task, name)
             current = self.head(lock_key)
-            if current is None or not self._stale(current):
+            if current is None or not self.stale(current):
                 continue  # refreshed (or removed) since it was listed
             files = [] if manifest_name(parsed.timestamp) in entries else self.set_object_names(task, parsed.timestamp)
             freed = sum(int(entries.get(f, {}).get("Size", 0)) for f in files)
@@ -331,7 +335,7 @@ class S3BackupStore:
             holds = [
                 entry
                 for name, entry in self._names(task)
-                if parse_hold_name(name) == timestamp and not self._stale(entry)
+                if parse_hold_name(name) == timestamp and not self.stale(entry)
             ]
             if holds:
                 return None
@@ -366,11 +370,7 @@ class S3BackupStore:
         with self.read_set(backup_set, sorted(backup_set.table_files)) as held:
             manifest = adopted_manifest(held, backup_set)
         try:
-            self.put(
-                key,
-                (manifest.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n").encode(),
-                if_absent=True,
-            )
+            self.put(key, manifest.as_bytes(), if_absent=True)
         except transport_errors() as exc:
             if error_code(exc) in CREATE_REFUSED_CODES:
                 raise DataError(

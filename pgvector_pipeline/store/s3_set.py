@@ -222,9 +222,8 @@ class S3SetWriter:
                 f"The claim on set {self.timestamp} in {self.location} was lost while it was written (not refreshed "
                 f"for too long, so it was taken for a dead run's): the set is not published. Start a new backup."
             )
-        body = (json.dumps(manifest.as_document(), indent=2) + "\n").encode()
         try:
-            self._store.put(key, body, if_absent=True)
+            self._store.put(key, manifest.as_bytes(), if_absent=True)
         except transport_errors() as exc:
             raise s3_error(exc, "publishing the backup set", self._store.url_of(key)) from exc
         self.published = True
@@ -286,7 +285,8 @@ class S3SetReader:
         token = uuid.uuid4().hex
         self._hold = Lease.put(self._store, self._key(hold_name(backup_set.timestamp, token)), exclusive=False)
         try:
-            if self._store.head(self._key(lock_name(backup_set.timestamp))) is not None:
+            claim = self._store.head(self._key(lock_name(backup_set.timestamp)))
+            if claim is not None and not self._store.stale(claim):  # a stale claim is a dead run's: no one acts
                 raise DataError(f"{where} is being deleted (by retention) or written right now. Restore another set.")
             for name in self._names.values():
                 head = self._store.head(self._key(name))

@@ -2,6 +2,10 @@
 mid-restore, connections cut during a part, wrong credentials, a missing bucket, claims racing."""
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,6 +18,7 @@ from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import lock_name
+from pgvector_pipeline.store.retention import remove_interrupted_everywhere
 from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import MAX_ATTEMPTS, S3Options, S3Root, make_client
 from pgvector_pipeline.store.s3_set import Lease
@@ -24,6 +29,7 @@ from pgvector_pipeline.testing.seaweed import ACCESS_KEY, REGION, SECRET_KEY, se
 from tests.faults.tcp_proxy import CuttingProxy
 from tests.faulty_stores import Faulty
 from tests.helpers import RecordingLog
+from tests.webserver import REPO_ROOT
 
 PLAIN = BackupOptions(compression=UNCOMPRESSED)
 # Claims and holds go stale fast here, so a dead run's leftovers can be cleaned within the test.
@@ -281,3 +287,51 @@ def test_a_server_that_ignores_conditional_writes_is_refused_before_anything_is_
     assert store.list_sets() == []
     [entry] = s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]  # the failure, in the log
     assert "/vector_bak/vector_backup_log/" in entry["Key"]
+
+
+KILLED_CHILD = """
+import sys, time
+from pgvector_pipeline.backup import BackupOptions, back_up_database
+from pgvector_pipeline.store.codecs import UNCOMPRESSED
+from pgvector_pipeline.store.retention import remove_interrupted_everywhere
+from pgvector_pipeline.store.s3 import S3BackupStore
+from pgvector_pipeline.store.s3_client import S3Options, S3Root, make_client
+from tests.faulty_stores import Faulty
+
+def stall(table, writes):
+    if table == "langchain_pg_embedding" and writes == 1200:  # two parts uploaded, the third filling
+        print("stalled", flush=True)
+        time.sleep(3600)
+
+store = S3BackupStore(make_client(), S3Root(sys.argv[2], "backups"), S3Options(part_size=5 << 20, refresh_s=0.2, stale_after_s=2))
+back_up_database(sys.argv[1], "public", Faulty(store, on_write=stall), "global", None, BackupOptions(compression=UNCOMPRESSED))
+"""
+
+
+def test_a_killed_backup_process_is_cleaned_up_by_retention(fault_server, fault_bucket, big_db):
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, big_db, fault_bucket],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, **fault_server.env()},
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "stalled"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    store = store_on(fault_server, fault_bucket)
+    [dead] = store.list_sets()
+    assert dead.status == "unfinished" and uploads(fault_server, fault_bucket) != []
+    assert remove_interrupted_everywhere(store, print) == []  # its claim is not stale yet: maybe it lives
+
+    time.sleep(FAST.stale_after_s + 0.5)
+    said: list[str] = []
+    [removed] = remove_interrupted_everywhere(store, said.append)
+    assert (
+        removed.timestamp == dead.timestamp
+        and f"set {dead.timestamp} in s3://{fault_bucket}/backups/vector_bak" in said[0]
+    )
+    assert store.list_sets() == [] and uploads(fault_server, fault_bucket) == []
