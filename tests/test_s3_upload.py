@@ -85,3 +85,16 @@ def test_a_csv_streams_compressed_into_an_object_with_both_digests(s3_server, s3
     assert (sink.stored_bytes, sink.stored_sha256) == (len(stored), hashlib.sha256(stored).hexdigest())
     assert zstandard.ZstdDecompressor().decompressobj().decompress(stored) == csv
     assert upload.bytes == len(stored) < len(csv) / 2
+
+
+def test_parts_grow_so_a_large_object_stays_under_s3s_part_limit(s3_server, s3_bucket):
+    """S3 takes at most 10,000 parts: the part size doubles after every `parts_per_size` parts (1,000 in use)."""
+    client = s3_server.client()
+    key = "vector_bak/growing.csv"
+    with MultipartUpload(client, s3_bucket, key, part_size=MIN_PART_SIZE, parts_per_size=2) as upload:
+        for chunk in chunks(8 * MIN_PART_SIZE, size=1 << 20):
+            upload.write(chunk)
+    sizes = [client.head_object(Bucket=s3_bucket, Key=key, PartNumber=n)["ContentLength"] for n in range(1, 5)]
+    assert sizes == [MIN_PART_SIZE, MIN_PART_SIZE, 2 * MIN_PART_SIZE, 2 * MIN_PART_SIZE]
+    # The last 10 MiB are sent as the fifth part when the upload completes (short of the 20 MiB due).
+    assert client.head_object(Bucket=s3_bucket, Key=key, PartNumber=1)["PartsCount"] == 5

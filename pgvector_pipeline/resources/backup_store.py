@@ -62,8 +62,8 @@ class BackupStoreResource(dg.ConfigurableResource):
         ge=MIN_PART_SIZE >> 20,
         le=5 << 10,
         description=(
-            "S3 roots: the size of each uploaded part in MiB (at least 5). A backup holds at most about "
-            f"{DEFAULT_IN_FLIGHT + 2} parts in memory at once, whatever the table's size."
+            "S3 roots: the size of each uploaded part in MiB (at least 5; doubled after every 1,000 parts, as S3 "
+            f"allows 10,000). A backup holds at most about {DEFAULT_IN_FLIGHT + 2} parts in memory at once."
         ),
     )
     s3_sse: str = Field(

@@ -5,8 +5,10 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
+from tests.faults.proxy import LoopbackProxy
 
-class CuttingProxy:
+
+class CuttingProxy(LoopbackProxy):
     def __init__(self, target_url: str):
         parts = urlsplit(target_url)
         self._target = (parts.hostname, parts.port)
@@ -14,30 +16,17 @@ class CuttingProxy:
         self.cut_every_connection = False
         self.cuts = 0
         self._lock = threading.Lock()
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(32)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}"
 
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            if self.cut_every_connection:
-                self.cuts += 1
-                client.close()
-                continue
-            server = socket.create_connection(self._target)
-            threading.Thread(target=self._upstream, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+    def _serve(self, client: socket.socket) -> None:
+        if self.cut_every_connection:
+            self.cuts += 1
+            client.close()
+            return
+        server = socket.create_connection(self._target)
+        threading.Thread(target=self._upstream, args=(client, server), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
 
     def _upstream(self, client: socket.socket, server: socket.socket) -> None:
         sent = 0
