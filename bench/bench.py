@@ -39,6 +39,7 @@ import psycopg2
 
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
+from pgvector_pipeline.store.s3_upload import DEFAULT_PART_SIZE
 from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 from pgvector_pipeline.testing.seaweed import seaweedfs_server
@@ -251,7 +252,7 @@ def compare_s3(bench: "Bench", root: Path, s3_root: str, rounds: int) -> list[tu
         )
         rows.append(
             (
-                f"backup to S3 (SeaweedFS, loopback), {codec} set, 16 MiB parts",
+                f"backup to S3 (SeaweedFS, loopback), {codec} set, {DEFAULT_PART_SIZE >> 20} MiB parts",
                 f"{median(s3):.2f} s, peak RSS {max(r['max_rss_mb'] for r in s3):.0f} MB",
                 f"the same to local disk {median(local):.2f} s, peak RSS {max(r['max_rss_mb'] for r in local):.0f} MB",
                 f"{median(s3) / median(local):.2f}×",

@@ -337,7 +337,7 @@ def _export_table(
     writer = set_writer.open_table(table, progress, export.compression)
     try:
         rows = snap.copy_to(table, columns, writer, log.info)
-        writer.flush_to_disk()
+        writer.finish()
     except OSError as exc:
         # Estimated from what was stored; the partial file goes first, so the free space shown is real.
         estimate = sum(t.entry.file_bytes for t in done) + writer.stored_bytes * expected_rows // max(

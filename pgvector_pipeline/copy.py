@@ -110,7 +110,7 @@ def _copy_file(
         check_digest(
             entry.file + " (decompressed)", (csv_bytes, csv_hash.hexdigest()), (entry.bytes, entry.sha256), None
         )
-        sink.flush_to_disk()
+        sink.finish()
     except OSError as exc:
         raise sink.failed(exc, f"copying {entry.file}") from exc
     log(f"Copied {entry.file}: {human_size(entry.file_bytes)}, sha256 {entry.file_sha256[:12]}… verified.")

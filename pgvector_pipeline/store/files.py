@@ -184,7 +184,7 @@ class StreamingFileWriter(EncodingSink):
             os.posix_fadvise(self._file.fileno(), 0, self.stored_bytes, os.POSIX_FADV_DONTNEED)
         self._written_back = self.stored_bytes
 
-    def flush_to_disk(self) -> None:
+    def finish(self) -> None:
         self.finish_encoding()
         self._file.flush()
         os.fsync(self._file.fileno())

@@ -98,7 +98,7 @@ def _now() -> str:
 
 class S3TableWriter(EncodingSink):
     """A table's file streamed into a multipart upload under its final name (see EncodingSink); nothing is
-    visible until `flush_to_disk` completes the upload."""
+    visible until `finish` completes the upload."""
 
     def __init__(
         self,
@@ -125,7 +125,7 @@ class S3TableWriter(EncodingSink):
         with translated(f"uploading {self.name}", self._s3.url_of(self.key)):
             self._upload.write(data)
 
-    def flush_to_disk(self) -> None:
+    def finish(self) -> None:
         """Finish the encoding and complete the upload: the object exists from here on."""
         self.finish_encoding()
         with translated(f"completing the upload of {self.name}", self._s3.url_of(self.key)):

@@ -127,3 +127,24 @@ def test_sslpassword_is_redacted_like_the_password(form, store_db, backup_root, 
     assert SSL_SECRET not in serialized
     assert "sslpassword=***" in serialized or "sslpassword=%2A%2A%2A" in serialized
     assert files_holding(backup_root, SSL_SECRET) == []
+
+
+S3_SECRET = "NotTheS3Secret7"
+
+
+def test_a_backup_run_refused_by_s3_leaks_the_secret_key_nowhere(store_db, s3_env, s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv(DSN_ENV, store_db)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        key = register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp())
+        result = run_backup_job(instance, f"s3://{s3_bucket}/backups", partition_key=key)
+        assert not result.success
+        failure = result.failure_data_for_node("vector_store_backup").user_failure_data
+        assert failure.metadata["error_type"].value == "INVALID_PARAMS"
+        assert "S3 refused the request" in failure.description and "AWS_SECRET_ACCESS_KEY" in failure.description
+        records = instance.get_records_for_run(result.run_id).records
+        serialized = "".join(dg.serialize_value(record.event_log_entry) for record in records)
+        assert S3_SECRET not in serialized and s3_env["AWS_SECRET_ACCESS_KEY"] not in serialized
+    assert files_holding(home, S3_SECRET) == []
