@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, PipelineError
+from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import (
     Column,
     TableDescription,
@@ -46,6 +47,7 @@ from pgvector_pipeline.store.manifest import (
     KIND_BACKUP,
     MANIFEST_FORMAT,
     Manifest,
+    ManifestCollections,
     ManifestColumn,
     ManifestSource,
     ManifestTable,
@@ -108,6 +110,7 @@ class BackupResult:
     tables: list[TableBackup]
     duration_s: float
     truncated: list[TruncateStats] = field(default_factory=list)
+    collections: ManifestCollections | None = None  # which collections the set holds, embeddings of each
 
     def table(self, name: str) -> TableBackup:
         return next(t for t in self.tables if t.table == name)
@@ -133,6 +136,7 @@ class _SnapshotContents:
     server_version: str
     embedding_dimensions: dict[str, int]
     layout: str  # which LangChain package wrote the store (by the embedding table's column names)
+    collections: ManifestCollections | None = None
 
 
 @dataclass(frozen=True)
@@ -147,10 +151,30 @@ class BackupOptions:
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     compression: Compression = DEFAULT_COMPRESSION
     tables: TableSet = DEFAULT_TABLES
+    # The collections a per-collection backup takes (by name); empty: every collection.
+    collections: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.collections and self.truncate_after_backup:
+            raise InvalidParams(
+                f"truncate_after_backup empties {', '.join(self.tables.truncated_by_default)} whole, and a backup of "
+                f"some collections ({', '.join(repr(c) for c in self.collections[:5])}) does not hold the others' "
+                f"rows: they would be lost. Back up every collection (leave collections empty) to truncate after it."
+            )
 
     @property
     def truncated_tables(self) -> list[str]:
         return self.tables.truncated_by_default if self.truncate_after_backup else []
+
+
+@dataclass(frozen=True)
+class BackupChoices:
+    """What a run chooses of a backup (its config); the resource adds how it connects and exports."""
+
+    truncate_after_backup: bool = False
+    create_task_dir: bool = False
+    compression: Compression = DEFAULT_COMPRESSION
+    collections: tuple[str, ...] = ()
 
 
 # Export only, into an existing location, with the default compression, sessions and lock bound.
@@ -218,6 +242,7 @@ def back_up_database(
         tables=contents.tables,
         duration_s=time.monotonic() - start.clock,
         truncated=truncated,
+        collections=contents.collections,
     )
     # The set is published (and the truncate committed): a log that cannot be written only warns.
     logbook.note(_log_headline(result), _log_details(result))
@@ -282,10 +307,13 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
     names = options.tables.names
     pgvector_version = snap.pgvector_version()
     descriptions = {table: snap.describe(table) for table in names}
-    counts = {table: snap.count(table) for table in names}
+    per_collection = _collections(snap, options, log)
+    counts = {table: snap.count(table, options.collections) for table in names}
     embedding_table = options.tables.embedding_table
     dimensions = (
-        snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table]) if embedding_table else {}
+        snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table], options.collections)
+        if embedding_table
+        else {}
     )
     layout = langchain_layout(descriptions[embedding_table]) if embedding_table else "unknown"
     server_version = snap.server_version()
@@ -293,9 +321,22 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
         _warn_if_not_recreatable(description, log)
     tables: list[TableBackup] = []
     for table in names:
-        export = _Export(descriptions[table], counts[table], options.compression)
+        export = _Export(descriptions[table], counts[table], options.compression, options.collections)
         tables.append(_export_table(snap, set_writer, export, tables, log))
-    return _SnapshotContents(tables, pgvector_version, server_version, dimensions, layout)
+    return _SnapshotContents(tables, pgvector_version, server_version, dimensions, layout, per_collection)
+
+
+def _collections(snap: Snapshot, options: BackupOptions, log: Log) -> ManifestCollections | None:
+    """The collections the set holds and the embeddings of each (None for table sets without LangChain's)."""
+    if not {COLLECTION_TABLE, EMBEDDING_TABLE} <= set(options.tables.names):
+        return None
+    embeddings = snap.embeddings_per_collection(options.collections)
+    if options.collections:
+        log.info(
+            f"Backing up {len(embeddings)} collections: "
+            + ", ".join(f"{name!r} ({count:,} embeddings)" for name, count in embeddings.items())
+        )
+    return ManifestCollections(selected=list(options.collections) or None, embeddings=embeddings)
 
 
 @dataclass(frozen=True)
@@ -305,6 +346,7 @@ class _Export:
     description: TableDescription
     expected_rows: int
     compression: Compression
+    collections: tuple[str, ...] = ()  # only the rows of these collections; empty: every row
 
 
 def _warn_if_not_recreatable(description: TableDescription, log: Log) -> None:
@@ -336,7 +378,7 @@ def _export_table(
     clock = time.monotonic()
     writer = set_writer.open_table(table, progress, export.compression)
     try:
-        rows = snap.copy_to(table, columns, writer, log.info)
+        rows = snap.copy_to(table, columns, writer, log.info, export.collections)
         writer.finish()
     except OSError as exc:
         # Estimated from what was stored; the partial file goes first, so the free space shown is real.
@@ -364,8 +406,8 @@ def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: Tabl
 
 def _manifest(task: str, timestamp: str, start: _Start, schema: str, contents: _SnapshotContents) -> Manifest:
     """The set's manifest, built (and so validated) through its model: a manifest this tool could not read
-    back would make its own set "damaged"."""
-    return Manifest(
+    back would make its own set "damaged", so it is also read back from the document it is stored as."""
+    manifest = Manifest(
         format=MANIFEST_FORMAT,
         kind=KIND_BACKUP,
         task_id=task,
@@ -381,8 +423,10 @@ def _manifest(task: str, timestamp: str, start: _Start, schema: str, contents: _
             langchain_layout=contents.layout,
         ),
         embedding_dimensions=contents.embedding_dimensions,
+        collections=contents.collections,
         tables={t.table: t.entry for t in contents.tables},
     )
+    return Manifest.model_validate_json(manifest.as_bytes())
 
 
 def _manifest_table(writer: TableWriter, rows: int, duration: float, description: TableDescription) -> ManifestTable:
@@ -451,6 +495,8 @@ def _log_details(result: BackupResult) -> list[str]:
         f"(sha256 {t.entry.file_sha256})"
         for t in result.tables
     ]
+    if result.collections is not None and result.collections.selected is not None:
+        lines.append("collections: " + ", ".join(repr(name) for name in result.collections.embeddings))
     lines += [
         f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s" for s in result.truncated
     ]

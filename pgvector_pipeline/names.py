@@ -7,6 +7,10 @@ EMBEDDING_TABLE = "langchain_pg_embedding"
 # Restore order: collections first, because embeddings reference them.
 BACKUP_TABLES = (COLLECTION_TABLE, EMBEDDING_TABLE)
 EMBEDDING_COLUMN = "embedding"
+# A collection's name and key, and the embedding column that points at the key (both LangChain layouts).
+COLLECTION_NAME_COLUMN = "name"
+COLLECTION_KEY_COLUMN = "uuid"
+COLLECTION_REF_COLUMN = "collection_id"
 # LangChain always writes a document (possibly ''), never NULL.
 DOCUMENT_COLUMN = "document"
 

@@ -27,9 +27,10 @@ class TruncateStats:
     duration_s: float
 
 
-def count_rows(cur, schema: str, table: str) -> int:
-    """count(*) of `schema.table` in the cursor's transaction."""
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified(schema, table)))
+def count_rows(cur, schema: str, table: str, where: sql.Composable | None = None) -> int:
+    """count(*) of `schema.table` (of its rows `where` keeps) in the cursor's transaction."""
+    condition = sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL("")
+    cur.execute(sql.SQL("SELECT count(*) FROM {}{}").format(qualified(schema, table), condition))
     return single_value(cur)
 
 

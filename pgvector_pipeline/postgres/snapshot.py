@@ -13,6 +13,7 @@ from pgvector_pipeline.errors import DatabaseError, ResourceNotFound
 from pgvector_pipeline.names import EMBEDDING_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
+from pgvector_pipeline.postgres.collections import embeddings_per_collection, row_filter
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classified, classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import lock_tables
@@ -141,10 +142,11 @@ class Snapshot:
             )
         return description
 
-    def count(self, table: str) -> int:
-        """Rows of the table in this snapshot; row-level security that would hide rows is an error, not a filter."""
+    def count(self, table: str, collections: Sequence[str] = ()) -> int:
+        """Rows of the table in this snapshot (of the collections named; all without); row-level security that
+        would hide rows is an error, not a filter."""
         try:
-            return count_rows(self.cur, self.schema, table)
+            return count_rows(self.cur, self.schema, table, row_filter(self.schema, table, collections))
         except psycopg2.errors.InsufficientPrivilege as exc:
             if "row-level security" not in str(exc):
                 raise classify_error(exc, f"counting the rows of {table}", self.conn) from exc
@@ -152,7 +154,9 @@ class Snapshot:
         except psycopg2.Error as exc:
             raise classify_error(exc, f"counting the rows of {table}", self.conn) from exc
 
-    def embedding_dimensions(self, description: catalog.TableDescription, rows: int) -> dict[str, int]:
+    def embedding_dimensions(
+        self, description: catalog.TableDescription, rows: int, collections: Sequence[str] = ()
+    ) -> dict[str, int]:
         """Rows per embedding dimension ('null' for rows without a vector), given the table's row count.
 
         A fixed-dimension column answers from the catalog; otherwise this scans the column once.
@@ -162,25 +166,47 @@ class Snapshot:
         fixed = description.fixed_embedding_dimension
         if fixed is not None:
             return {str(fixed): rows}
+        where = row_filter(self.schema, description.name, collections)
         with classified(f"reading the embedding dimensions of {description.name}", self.conn):
             self.cur.execute(
-                sql.SQL("SELECT vector_dims({col}), count(*) FROM {table} GROUP BY 1 ORDER BY 1").format(
-                    col=sql.Identifier(EMBEDDING_COLUMN), table=qualified(self.schema, description.name)
+                sql.SQL("SELECT vector_dims({col}), count(*) FROM {table}{where} GROUP BY 1 ORDER BY 1").format(
+                    col=sql.Identifier(EMBEDDING_COLUMN),
+                    table=qualified(self.schema, description.name),
+                    where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""),
                 )
             )
             return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}
 
-    def copy_to(self, table: str, columns: list[str], sink: CopySink, log: Callable[[str], None]) -> int:
-        """Stream the table as CSV with a header row into `sink`; returns the rows PostgreSQL sent."""
+    def embeddings_per_collection(self, names: Sequence[str]) -> dict[str, int]:
+        """Embeddings of each collection named (or of all), in this snapshot (see postgres.collections)."""
+        with classified("counting the embeddings of each collection", self.conn):
+            return embeddings_per_collection(self.cur, self.schema, names)
+
+    def copy_to(
+        self,
+        table: str,
+        columns: list[str],
+        sink: CopySink,
+        log: Callable[[str], None],
+        collections: Sequence[str] = (),
+    ) -> int:
+        """Stream the table (its rows of the collections named; all without) as CSV with a header row into `sink`;
+        returns the rows PostgreSQL sent. The filter applies inside each parallel range as well."""
+        where = row_filter(self.schema, table, collections)
         select = sql.SQL("SELECT {cols} FROM {table}").format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(self.schema, table)
         )
 
         def statement(block_range: BlockRange | None, header: bool) -> sql.Composable:
-            where = sql.SQL(" WHERE {}").format(block_range.condition()) if block_range else sql.SQL("")
+            conditions = [c for c in (block_range.condition() if block_range else None, where) if c is not None]
+            where_clause = (
+                sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(sql.SQL("({})").format(c) for c in conditions))
+                if conditions
+                else sql.SQL("")
+            )
             options = sql.SQL("FORMAT csv, HEADER" if header else "FORMAT csv")
             return sql.SQL("COPY ({select}{where}) TO STDOUT WITH ({options})").format(
-                select=select, where=where, options=options
+                select=select, where=where_clause, options=options
             )
 
         with classified(f"exporting {table}", self.conn):

@@ -14,6 +14,8 @@ Formats (both read; new manifests are written in the newest):
     pgvector-pipeline-backup/1   each table's file is its plain CSV: `bytes` and `sha256` are the file's
     pgvector-pipeline-backup/2   each table also records `codec` (none, zstd, gzip), `stored_bytes` and
                                  `stored_sha256` (the file as stored); `bytes` and `sha256` are the CSV's
+    pgvector-pipeline-backup/3   also `collections`: which collections the set holds (`selected`: the names a
+                                 per-collection backup asked for, null for all) and the embeddings of each
 A set holds the tables its manifest lists, whichever they are (names that are plain identifiers).
 """
 
@@ -34,10 +36,11 @@ from pgvector_pipeline.store.layout import (
     manifest_name,
 )
 
-ManifestFormat = Literal["pgvector-pipeline-backup/1", "pgvector-pipeline-backup/2"]
+ManifestFormat = Literal["pgvector-pipeline-backup/1", "pgvector-pipeline-backup/2", "pgvector-pipeline-backup/3"]
 MANIFEST_FORMAT_1: ManifestFormat = "pgvector-pipeline-backup/1"
+MANIFEST_FORMAT_2: ManifestFormat = "pgvector-pipeline-backup/2"
 # What new manifests are written in.
-MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/2"
+MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/3"
 KIND_BACKUP = "backup"
 KIND_ADOPTED = "adopted"
 # Real manifests are a few KB; a huge one is an attack on memory, not a manifest.
@@ -90,6 +93,17 @@ class ManifestTable(_Strict):
         return self.sha256 if self.stored_sha256 is None else self.stored_sha256
 
 
+# Collection names are the store's data: any text, bounded.
+CollectionName = Annotated[str, Field(max_length=1000)]
+
+
+class ManifestCollections(_Strict):
+    """Format 3: the collections a set holds and the embeddings of each."""
+
+    selected: list[CollectionName] | None = None  # the collections a per-collection backup asked for; None: all
+    embeddings: dict[CollectionName, Count]
+
+
 class ManifestSource(_Strict):
     """Where the set was read from (DSN redacted)."""
 
@@ -113,6 +127,7 @@ class Manifest(_Strict):
     duration_s: Seconds | None = None
     source: ManifestSource | None = None
     embedding_dimensions: dict[str, Count] = {}
+    collections: ManifestCollections | None = None
     tables: dict[TableName, ManifestTable]
 
     @model_validator(mode="after")
@@ -121,6 +136,8 @@ class Manifest(_Strict):
             raise ValueError("task_id is not a task id")
         if not self.tables:
             raise ValueError("tables is empty")
+        if self.collections is not None and self.format in (MANIFEST_FORMAT_1, MANIFEST_FORMAT_2):
+            raise ValueError("collections: formats 1 and 2 record none")
         for table, entry in self.tables.items():
             if entry.file != csv_name(table, self.timestamp, entry.codec):
                 raise ValueError(f"tables.{table}.file is not {csv_name(table, self.timestamp, entry.codec)!r}")

@@ -1,0 +1,92 @@
+"""Per-collection backups: the set holds the chosen collections and only their embeddings, from one snapshot,
+and its manifest records which collections it holds and the embeddings of each."""
+
+import pytest
+
+from pgvector_pipeline.backup import BackupOptions, back_up_database
+from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.codecs import UNCOMPRESSED
+from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.helpers import read_csv_rows
+
+PER_COLLECTION = 40
+
+
+@pytest.fixture
+def three_collections(store_db) -> str:
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(
+            cur, "public", collections=3, embeddings_per_collection=PER_COLLECTION, dimension=8
+        ),
+    )
+    return store_db
+
+
+def collection_ids(dsn: str, names: list[str]) -> set[str]:
+    return {r[0] for r in query(dsn, "SELECT uuid::text FROM langchain_pg_collection WHERE name = ANY(%s)", (names,))}
+
+
+def test_a_backup_of_some_collections_holds_only_theirs(three_collections, backup_root):
+    chosen = ["sample_collection_0", "sample_collection_2"]
+    result = back_up_database(
+        three_collections,
+        "public",
+        LocalBackupStore(backup_root),
+        "global",
+        None,
+        BackupOptions(collections=tuple(chosen), compression=UNCOMPRESSED),
+    )
+
+    collections = read_csv_rows(result.table(COLLECTION_TABLE).path)
+    embeddings = read_csv_rows(result.table(EMBEDDING_TABLE).path)
+    assert sorted(row["name"] for row in collections) == chosen
+    assert {row["collection_id"] for row in embeddings} == collection_ids(three_collections, chosen)
+    assert (result.table(COLLECTION_TABLE).rows, result.table(EMBEDDING_TABLE).rows) == (2, 2 * PER_COLLECTION)
+    listed = LocalBackupStore(backup_root).locate(timestamp=result.timestamp)
+    assert listed.manifest.collections.selected == chosen
+    assert listed.manifest.collections.embeddings == dict.fromkeys(chosen, PER_COLLECTION)
+    assert listed.manifest.embedding_dimensions == {"8": 2 * PER_COLLECTION}
+
+    restore_backup_set(three_collections, "public", listed, RestoreFlags(truncate_before_restore=True))
+    assert query(three_collections, "SELECT name FROM langchain_pg_collection ORDER BY 1") == [(n,) for n in chosen]
+    assert query(three_collections, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 2 * PER_COLLECTION
+
+
+def test_the_filter_holds_inside_parallel_ranges(three_collections, backup_root, small_export_ranges):
+    store = LocalBackupStore(backup_root)
+    options = dict(collections=("sample_collection_1",), compression=UNCOMPRESSED)
+    parallel = back_up_database(three_collections, "public", store, "global", None, BackupOptions(**options))
+    alone = back_up_database(
+        three_collections, "public", store, "global", None, BackupOptions(export_sessions=1, **options)
+    )
+    assert parallel.table(EMBEDDING_TABLE).sha256 == alone.table(EMBEDDING_TABLE).sha256
+    assert parallel.table(EMBEDDING_TABLE).rows == PER_COLLECTION
+
+
+def test_a_full_backup_records_every_collection(three_collections, backup_root):
+    result = back_up_database(three_collections, "public", LocalBackupStore(backup_root), "global", None)
+    manifest = LocalBackupStore(backup_root).locate(timestamp=result.timestamp).manifest
+    assert manifest.format == "pgvector-pipeline-backup/3"
+    assert manifest.collections.selected is None
+    assert manifest.collections.embeddings == {f"sample_collection_{i}": PER_COLLECTION for i in range(3)}
+
+
+def test_an_unknown_collection_names_those_that_exist_and_writes_nothing(three_collections, backup_root):
+    store = LocalBackupStore(backup_root)
+    with pytest.raises(ResourceNotFound, match="No collection named 'sample_colection_1'") as missing:
+        back_up_database(
+            three_collections, "public", store, "global", None, BackupOptions(collections=("sample_colection_1",))
+        )
+    assert "'sample_collection_0', 'sample_collection_1', 'sample_collection_2'" in missing.value.message
+    assert store.list_sets() == []
+
+
+def test_truncating_after_a_backup_of_some_collections_is_refused():
+    with pytest.raises(InvalidParams, match="rows: they would be lost"):
+        BackupOptions(collections=("sample_collection_0",), truncate_after_backup=True)
