@@ -177,6 +177,10 @@ class BackupChoices:
     collections: tuple[str, ...] = ()
 
 
+# Every collection, the default compression, nothing truncated, the task directory must exist.
+DEFAULT_CHOICES = BackupChoices()
+
+
 # Export only, into an existing location, with the default compression, sessions and lock bound.
 PLAIN_BACKUP = BackupOptions()
 

@@ -60,6 +60,7 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
         create_task_dir=args.create_task_dir,
         compression=args.compression or "",
         compression_level=args.compression_level,
+        collections=args.collections or (),
         dsn_env=args.dsn_env,
         db_schema=args.schema,
     )
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         "'none' writes plain CSVs the old system and psql read.",
     )
     backup.add_argument("--compression-level", type=int, help="The codec's level (zstd 1-19, gzip 1-9).")
+    backup.add_argument(
+        "--collections", nargs="+", metavar="NAME", help="Back up only these collections; default: all of them."
+    )
     _database_options(backup)
     _wait_options(backup)
     backup.set_defaults(run=_backup)

@@ -3,6 +3,7 @@ partition names, the shapes of their run config, and the run tags. No Dagster im
 client (and any script) learns these without loading the code location; the Dagster definitions take
 their names from here too, and a test checks that they agree."""
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -89,13 +90,16 @@ def backup_run_config(
     create_task_dir: bool = False,
     compression: str = "",
     compression_level: int | None = None,
+    collections: Sequence[str] = (),
 ) -> dict:
-    """Run config of vector_backup_job (the set is the run's partition)."""
+    """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all."""
     config = {
         "truncate_after_backup": truncate_after_backup,
         "create_task_dir": create_task_dir,
         **compression_config(compression, compression_level),
     }
+    if collections:
+        config["collections"] = list(collections)
     return {"ops": {BACKUP_OP: {"config": config}}}
 
 

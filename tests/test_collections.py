@@ -1,8 +1,12 @@
 """Per-collection backups: the set holds the chosen collections and only their embeddings, from one snapshot,
 and its manifest records which collections it holds and the embeddings of each."""
 
+import time
+
 import pytest
 
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
+from pgvector_pipeline.assets.inventory import inventory_frame
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
@@ -12,7 +16,7 @@ from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import read_csv_rows
+from tests.helpers import DSN_ENV, read_csv_rows, recent_timestamp, run_backup
 
 PER_COLLECTION = 40
 
@@ -90,3 +94,39 @@ def test_an_unknown_collection_names_those_that_exist_and_writes_nothing(three_c
 def test_truncating_after_a_backup_of_some_collections_is_refused():
     with pytest.raises(InvalidParams, match="rows: they would be lost"):
         BackupOptions(collections=("sample_collection_0",), truncate_after_backup=True)
+
+
+def test_a_backup_run_of_some_collections_shows_them(instance, three_collections, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, three_collections)
+    result = run_backup(instance, backup_root, "global", recent_timestamp(), collections=["sample_collection_1"])
+    assert result.success
+    event = instance.get_latest_materialization_event(ASSET_BY_TABLE[EMBEDDING_TABLE]).asset_materialization
+    assert event.metadata["collections"].value == "chosen: sample_collection_1"
+    assert event.metadata["dagster/row_count"].value == PER_COLLECTION
+    [row] = event.metadata["embeddings_per_collection"].value.records
+    assert row.data == {"collection": "sample_collection_1", "embeddings": PER_COLLECTION}
+    [listed] = inventory_frame(LocalBackupStore(backup_root).list_sets()).to_dict("records")
+    assert listed["collections"] == f"1 chosen: 'sample_collection_1' ({PER_COLLECTION})"
+
+    full = run_backup(instance, backup_root, "global", recent_timestamp_after(listed["timestamp"]))
+    assert full.success
+    newest = inventory_frame(LocalBackupStore(backup_root).list_sets()).to_dict("records")[0]
+    assert newest["collections"] == "all (3)"
+
+    refused = run_backup(
+        instance,
+        backup_root,
+        "global",
+        recent_timestamp_after(newest["timestamp"]),
+        collections=["sample_collection_1"],
+        truncate_after_backup=True,
+    )
+    failure = refused.failure_data_for_node("vector_store_backup").user_failure_data
+    assert failure.metadata["error_type"].value == "INVALID_PARAMS" and "would be lost" in failure.description
+
+
+def recent_timestamp_after(timestamp: str) -> str:
+    """A recent timestamp later than `timestamp` (sets are stamped to the second)."""
+    while (now := recent_timestamp()) <= timestamp:
+        time.sleep(0.2)
+    return now

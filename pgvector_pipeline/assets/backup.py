@@ -6,8 +6,8 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
-from pgvector_pipeline.assets.metadata import set_file_metadata
-from pgvector_pipeline.backup import BackupResult, TableBackup
+from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
+from pgvector_pipeline.backup import BackupChoices, BackupResult, TableBackup
 from pgvector_pipeline.contract import BACKFILL_TAG
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
@@ -52,11 +52,27 @@ class BackupConfig(dg.Config):
     compression_level: int | None = Field(
         default=None, description="The codec's level (zstd 1-19, gzip 1-9). Empty: the codec's default."
     )
+    collections: list[str] = Field(
+        default=[],
+        description=(
+            "Back up only these collections (by name) and their embeddings, from one snapshot. Empty: every "
+            "collection. The manifest records which ones, and the embeddings of each."
+        ),
+    )
 
     def compression_setting(self) -> Compression:
         """The compression of this run, resolved at run time; InvalidParams for an unknown codec or level."""
         codec = self.compression or os.environ.get(COMPRESSION_ENV) or DEFAULT_COMPRESSION.codec
         return Compression(codec, self.compression_level)
+
+    def choices(self) -> BackupChoices:
+        """What this run's config chooses, resolved at run time (InvalidParams for bad values)."""
+        return BackupChoices(
+            truncate_after_backup=self.truncate_after_backup,
+            create_task_dir=self.create_task_dir,
+            compression=self.compression_setting(),
+            collections=tuple(self.collections),
+        )
 
 
 @dg.multi_asset(
@@ -88,21 +104,13 @@ def vector_store_backup(
             )
         task, timestamp = backup_set_of(context.partition_key)
         store = backup_store.store()
-        compression = config.compression_setting()
+        choices = config.choices()
         check_stamped_now(timestamp, backup_store.timestamp_window_s)
         context.log.info(
             f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
             f"of task {task} in {store.where}."
         )
-        result = pgvector.back_up(
-            store,
-            task,
-            timestamp,
-            truncate_after_backup=config.truncate_after_backup,
-            create_task_dir=config.create_task_dir,
-            compression=compression,
-            log=context.log,
-        )
+        result = pgvector.back_up(store, task, timestamp, choices, log=context.log)
     for table in result.tables:
         yield dg.MaterializeResult(asset_key=ASSET_BY_TABLE[table.table], metadata=backup_metadata(result, table))
     # A listing right after this run includes its set.
@@ -129,6 +137,7 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
     )
     if table.table == DEFAULT_TABLES.embedding_table:
         metadata["embedding_dimensions"] = dg.MetadataValue.json(result.embedding_dimensions)
+        metadata.update(collections_metadata(result.collections))
     for stats in result.truncated:
         if stats.table == table.table:
             metadata["truncated_rows_before"] = stats.rows_before

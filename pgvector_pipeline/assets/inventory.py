@@ -20,6 +20,7 @@ INVENTORY_COLUMNS = [
     "size",
     "compression",
     "compression_ratio",
+    "collections",
     *(f"{table.label}_rows" for table in DEFAULT_TABLES.tables),
     *(f"{table.label}_bytes" for table in DEFAULT_TABLES.tables),
     "tables",
@@ -53,6 +54,7 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
                 "tables": ", ".join(s.tables),
                 "compression": "+".join(sorted(set(s.codecs.values()))),
                 "compression_ratio": s.compression_ratio,
+                "collections": s.collections,
                 "size": human_size(s.total_bytes),
                 "location": s.location,
             }

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.manifest import ManifestTable
+from pgvector_pipeline.store.manifest import ManifestCollections, ManifestTable
 
 
 def set_file_metadata(
@@ -39,6 +39,21 @@ def set_file_metadata(
             }
         )
     return metadata
+
+
+def collections_metadata(record: ManifestCollections | None) -> dict:
+    """Which collections a set holds and the embeddings of each (nothing when its manifest does not say)."""
+    if record is None:
+        return {}
+    return {
+        "collections": "all" if record.selected is None else "chosen: " + ", ".join(record.selected),
+        "embeddings_per_collection": dg.MetadataValue.table(
+            records=[dg.TableRecord({"collection": n, "embeddings": c}) for n, c in record.embeddings.items()],
+            schema=dg.TableSchema(
+                columns=[dg.TableColumn("collection", "string"), dg.TableColumn("embeddings", "int")]
+            ),
+        ),
+    }
 
 
 def stats_table(stats: list, fields: list[str]) -> dg.TableMetadataValue:

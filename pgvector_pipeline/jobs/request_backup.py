@@ -55,16 +55,7 @@ def request_vector_backup(
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
         task = task_key(config.task_id)
         store = backup_store.store()
-        result = pgvector.back_up(
-            store,
-            task,
-            None,
-            truncate_after_backup=config.truncate_after_backup,
-            create_task_dir=config.create_task_dir,
-            compression=config.compression_setting(),
-            on_claim=register,
-            log=context.log,
-        )
+        result = pgvector.back_up(store, task, None, config.choices(), on_claim=register, log=context.log)
     for table in result.tables:
         yield dg.AssetMaterialization(
             asset_key=ASSET_BY_TABLE[table.table], partition=str(claimed[-1]), metadata=backup_metadata(result, table)

@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.backup import BackupOptions, BackupResult, Log, back_up_database
+from pgvector_pipeline.backup import DEFAULT_CHOICES, BackupChoices, BackupOptions, BackupResult, Log, back_up_database
 from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV, PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
@@ -13,7 +13,6 @@ from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_se
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
-from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, Compression
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.listing import BackupSetInfo
 
@@ -148,27 +147,20 @@ class PgVectorResource(dg.ConfigurableResource):
         store: BackupStore,
         task: str,
         timestamp: str | None,
+        choices: BackupChoices = DEFAULT_CHOICES,
         *,
-        truncate_after_backup: bool = False,
-        create_task_dir: bool = False,
-        compression: Compression = DEFAULT_COMPRESSION,
         on_claim: Callable[[str], None] | None = None,
         log: Log | logging.Logger | None = None,
     ) -> BackupResult:
-        """Back up into the set `timestamp` of `task` in `store`; None claims a new set (see back_up_database)."""
+        """Back up into the set `timestamp` of `task` in `store` as the run `choices`; None claims a new set (see
+        back_up_database)."""
         return back_up_database(
             self.dsn,
             self.db_schema,
             store,
             task,
             timestamp,
-            BackupOptions(
-                truncate_after_backup=truncate_after_backup,
-                create_task_dir=create_task_dir,
-                export_sessions=self.export_sessions,
-                lock_timeout_s=self.lock_timeout_s,
-                compression=compression,
-            ),
+            BackupOptions(**vars(choices), export_sessions=self.export_sessions, lock_timeout_s=self.lock_timeout_s),
             on_claim=on_claim,
             log=log,
         )

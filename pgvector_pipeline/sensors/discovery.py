@@ -8,7 +8,7 @@ import time
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
-from pgvector_pipeline.assets.metadata import set_file_metadata
+from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
 from pgvector_pipeline.contract import TASK_PARTITIONS, TIMESTAMP_PARTITIONS
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
@@ -25,6 +25,7 @@ from pgvector_pipeline.store.listing import (
     STATUS_LEGACY,
     BackupSetInfo,
 )
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # Dagster ends a sensor tick after 60 s: stop starting new work after this long, the next tick goes on.
 TICK_BUDGET_S = 30.0
@@ -46,6 +47,8 @@ def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
         entry=entry,
         manifest_name=manifest_name(backup_set.timestamp) if backup_set.manifest else None,
     )
+    if table == DEFAULT_TABLES.embedding_table and backup_set.manifest is not None:
+        metadata.update(collections_metadata(backup_set.manifest.collections))
     adopted = backup_set.manifest is not None and backup_set.manifest.adopted
     metadata["origin"] = (
         "old system's set, adopted: checksums recorded when found"

@@ -116,6 +116,19 @@ class BackupSetInfo:
     def manifest_path(self) -> Path:
         return self.directory / manifest_name(self.timestamp)
 
+    @property
+    def collections(self) -> str:
+        """Which collections the set holds, for people: "all (3)", "2 chosen: 'a' (40), 'b' (40)", or "" when
+        its manifest does not say (formats 1 and 2, old-system sets)."""
+        record = self.manifest.collections if self.manifest else None
+        if record is None:
+            return ""
+        if record.selected is None:
+            return f"all ({len(record.embeddings)})"
+        named = ", ".join(f"{name!r} ({count:,})" for name, count in list(record.embeddings.items())[:10])
+        more = f" and {len(record.embeddings) - 10} more" if len(record.embeddings) > 10 else ""
+        return f"{len(record.embeddings)} chosen: {named}{more}"
+
     def rows(self, table: str) -> int | None:
         entry = self.manifest.tables.get(table) if self.manifest else None
         return entry.rows if entry else None
