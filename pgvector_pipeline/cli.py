@@ -70,7 +70,13 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
 def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
     flags = RestoreFlags(**{name: getattr(args, name) for name in RESTORE_FLAG_HELP})
     launched = client.launch_restore(
-        args.task_id, args.timestamp, tables=args.tables, flags=flags, dsn_env=args.dsn_env, db_schema=args.schema
+        args.task_id,
+        args.timestamp,
+        tables=args.tables,
+        flags=flags,
+        collections=args.collections or (),
+        dsn_env=args.dsn_env,
+        db_schema=args.schema,
     )
     return _finish(client, launched, args)
 
@@ -154,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
     restore.add_argument("--task-id", help="The set's task; default global.")
     restore.add_argument("--tables", nargs="+", help="Tables to restore; default: every table the set holds.")
+    restore.add_argument(
+        "--collections", nargs="+", metavar="NAME", help="Restore only these collections; default: all the set holds."
+    )
     for flag, (option, help_text) in RESTORE_FLAG_HELP.items():
         restore.add_argument(option, dest=flag, action="store_true", help=help_text)
     _database_options(restore)

@@ -348,13 +348,16 @@ class VectorBackupClient:
         *,
         tables: list[str] | None = None,
         flags: RestoreFlags = PLAIN_RESTORE,
+        collections: Sequence[str] = (),
         dsn_env: str | None = None,
         db_schema: str | None = None,
     ) -> LaunchedRun:
         """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory), the
-        `tables` named (default both), loading as `flags` say."""
+        `tables` named (default both) and the `collections` named (default all), loading as `flags` say."""
         run_config = {
-            **restore_run_config(task_key(task_id), validate_timestamp(timestamp), tables=tables, flags=flags),
+            **restore_run_config(
+                task_key(task_id), validate_timestamp(timestamp), tables=tables, flags=flags, collections=collections
+            ),
             **pgvector_resource_config(dsn_env, db_schema),
         }
         return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)

@@ -113,6 +113,7 @@ class RestoreFlags:
     create_missing: bool = False
     allow_legacy: bool = False
     fill_extra_columns: bool = False
+    replace_collections: bool = False
 
 
 # A restore that only appends, checks everything and commits: every switch off.
@@ -142,6 +143,11 @@ RESTORE_FLAG_HELP = {
         "Load into target tables that have columns the set lacks (e.g. a column added since the backup), when each "
         "of them is nullable or has a default: they get NULL or the default.",
     ),
+    "replace_collections": (
+        "--replace-collections",
+        "With collections named: delete those collections and their embeddings first, in the same transaction, "
+        "so the set's rows replace them; every other collection stays as it is.",
+    ),
 }
 
 
@@ -151,11 +157,15 @@ def restore_run_config(
     *,
     tables: list[str] | None = None,
     flags: RestoreFlags = PLAIN_RESTORE,
+    collections: Sequence[str] = (),
 ) -> dict:
-    """Run config of vector_restore_job naming the set (task_id None or '' is the global directory)."""
+    """Run config of vector_restore_job naming the set (task_id None or '' is the global directory); `collections`
+    restores only those (with flags.replace_collections, in place of the target's)."""
     config: dict = {"task_id": task_id or "", "timestamp": timestamp, **asdict(flags)}
     if tables:
         config["tables"] = list(tables)
+    if collections:
+        config["collections"] = list(collections)
     return {"ops": {RESTORE_OP: {"config": config}}}
 
 

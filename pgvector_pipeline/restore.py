@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pgvector_pipeline.backup import Log
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.names import COLUMN_NAME_PATTERN
+from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.restore import (
@@ -61,6 +61,39 @@ def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None
     return DEFAULT_TABLES.in_order(tables)
 
 
+def check_restore_collections(
+    backup_set: BackupSetInfo, tables: list[str], collections: Sequence[str], flags: RestoreFlags
+) -> tuple[str, ...]:
+    """The collections to restore (empty: all the set holds); InvalidParams for combinations that cannot work and
+    for names the set's manifest says it does not hold."""
+    if flags.replace_collections and not collections:
+        raise InvalidParams(
+            "replace_collections needs the collections to replace: name them in collections (to replace the whole "
+            "tables, use truncate_before_restore instead)."
+        )
+    if not collections:
+        return ()
+    if flags.truncate_before_restore:
+        raise InvalidParams(
+            "truncate_before_restore empties the whole tables, and collections restores only some collections: the "
+            "others would be lost. Use replace_collections: true to replace just the collections named."
+        )
+    if set(tables) != {COLLECTION_TABLE, EMBEDDING_TABLE}:
+        raise InvalidParams(
+            f"Restoring collections restores {COLLECTION_TABLE} and {EMBEDDING_TABLE} together; leave tables empty."
+        )
+    record = backup_set.manifest.collections if backup_set.manifest else None
+    if record is not None:
+        absent = [name for name in collections if name not in record.embeddings]
+        if absent:
+            held = ", ".join(repr(n) for n in list(record.embeddings)[:20])
+            raise InvalidParams(
+                f"Set {backup_set.timestamp} holds no collection named {', '.join(repr(n) for n in absent)}; it "
+                f"holds {held or 'none'}. Nothing was changed."
+            )
+    return tuple(dict.fromkeys(collections))
+
+
 def restore_backup_set(
     dsn: str,
     schema: str,
@@ -68,6 +101,7 @@ def restore_backup_set(
     flags: RestoreFlags = PLAIN_RESTORE,
     *,
     tables: Sequence[str] | None = None,
+    collections: Sequence[str] = (),
     maintenance_work_mem: str = "",
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
@@ -82,6 +116,7 @@ def restore_backup_set(
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
     tables = check_restore_tables(backup_set, tables)
+    chosen = check_restore_collections(backup_set, tables, collections, flags)
     _check_set_files(backup_set, tables, flags.allow_legacy)
     manifest = backup_set.manifest
     # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
@@ -96,13 +131,15 @@ def restore_backup_set(
                 f"no checksums to verify (allowed by allow_legacy); JSON columns written as Python reprs are "
                 f"converted while loading."
             )
-        loads = [_table_load(backup_set, held, table) for table in tables]
+        loads = [_table_load(backup_set, held, table, chosen) for table in tables]
         options = RestoreOptions(
             truncate=flags.truncate_before_restore,
             table_ddl=_checked_ddl(manifest) if flags.create_missing else None,
             fill_extra_columns=flags.fill_extra_columns,
             commit=not flags.verify_only,
             maintenance_work_mem=maintenance_work_mem,
+            collections=chosen,
+            replace_collections=flags.replace_collections,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
@@ -205,7 +242,18 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
     return header
 
 
-def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str) -> TableLoad:
+def _chosen_rows(backup_set: BackupSetInfo, table: str, chosen: tuple[str, ...]) -> int | None:
+    """The rows of the chosen collections a table of the set holds, when known: one per collection in the
+    collection table; the manifest's embeddings per collection (format 3) in the embedding table."""
+    if not chosen:
+        return None
+    if table == COLLECTION_TABLE:
+        return len(chosen)
+    record = backup_set.manifest.collections if backup_set.manifest else None
+    return sum(record.embeddings[name] for name in chosen) if record else None
+
+
+def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: tuple[str, ...] = ()) -> TableLoad:
     name = backup_set.table_files[table]
     file = held.file(table)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
@@ -223,6 +271,7 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str) -> Table
         backup_set.rows(table),
         legacy_empty_fields=legacy,
         file_bytes=entry.bytes if entry else held.size(table),  # what COPY reads: the CSV, decompressed
+        expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
     )
 
 

@@ -1,6 +1,7 @@
 """Per-collection backups: the set holds the chosen collections and only their embeddings, from one snapshot,
 and its manifest records which collections it holds and the embeddings of each."""
 
+import threading
 import time
 
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import inventory_frame
 from pgvector_pipeline.backup import BackupOptions, back_up_database
-from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.contract import RESTORE_JOB, RestoreFlags, restore_run_config
+from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
@@ -16,7 +18,7 @@ from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, read_csv_rows, recent_timestamp, run_backup
+from tests.helpers import DSN_ENV, read_csv_rows, recent_timestamp, resources_config, run_backup
 
 PER_COLLECTION = 40
 
@@ -130,3 +132,120 @@ def recent_timestamp_after(timestamp: str) -> str:
     while (now := recent_timestamp()) <= timestamp:
         time.sleep(0.2)
     return now
+
+
+def table_text(dsn: str, collection: str) -> list[str]:
+    """A collection's rows (its own and its embeddings') as text, for byte-equal comparisons."""
+    return [
+        r[0]
+        for r in query(
+            dsn,
+            "SELECT c::text FROM langchain_pg_collection c WHERE c.name = %s "
+            "UNION ALL SELECT * FROM (SELECT e::text FROM langchain_pg_embedding e JOIN langchain_pg_collection c "
+            "ON e.collection_id = c.uuid WHERE c.name = %s ORDER BY e.id) x",
+            (collection, collection),
+        )
+    ]
+
+
+def test_replacing_one_collection_leaves_the_others_byte_equal_while_an_app_writes(three_collections, backup_root):
+    store = LocalBackupStore(backup_root)
+    made = back_up_database(three_collections, "public", store, "global", None)
+    backed_up = table_text(three_collections, "sample_collection_1")
+
+    def damage(cur) -> None:  # what a training task might do to one collection
+        cur.execute(
+            "DELETE FROM langchain_pg_embedding WHERE id IN (SELECT e.id FROM langchain_pg_embedding e JOIN "
+            "langchain_pg_collection c ON e.collection_id = c.uuid WHERE c.name = 'sample_collection_1' LIMIT 7)"
+        )
+        cur.execute(
+            "UPDATE langchain_pg_embedding SET document = 'rewritten' WHERE collection_id = "
+            "(SELECT uuid FROM langchain_pg_collection WHERE name = 'sample_collection_1')"
+        )
+
+    execute(three_collections, damage)
+    others = {name: table_text(three_collections, name) for name in ("sample_collection_0", "sample_collection_2")}
+    stop, written = threading.Event(), []
+
+    def app_writes() -> None:  # an app keeps adding documents to another collection during the restore
+        n = 0
+        while not stop.is_set():
+            execute(
+                three_collections,
+                lambda cur, n=n: cur.execute(
+                    "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document) SELECT %s, uuid, "
+                    "'[1,2,3,4,5,6,7,8]', 'new' FROM langchain_pg_collection WHERE name = 'sample_collection_2'",
+                    (f"app-{n}",),
+                ),
+            )
+            written.append(f"app-{n}")
+            n += 1
+
+    writer = threading.Thread(target=app_writes)
+    writer.start()
+    try:
+        result = restore_backup_set(
+            three_collections,
+            "public",
+            store.locate(timestamp=made.timestamp),
+            RestoreFlags(replace_collections=True),
+            collections=["sample_collection_1"],
+        )
+    finally:
+        stop.set()
+        writer.join()
+    assert [t.rows_restored for t in result.tables] == [1, PER_COLLECTION]
+    assert table_text(three_collections, "sample_collection_1") == backed_up
+    assert table_text(three_collections, "sample_collection_0") == others["sample_collection_0"]
+    now_2 = table_text(three_collections, "sample_collection_2")
+    app_rows = [row for row in now_2 if row.startswith("(app-")]
+    assert written and len(app_rows) == len(written)  # every write the app made during the restore is there
+    assert [row for row in now_2 if not row.startswith("(app-")] == others["sample_collection_2"]
+
+
+@pytest.mark.parametrize(
+    ("collections", "flags", "words"),
+    [
+        (["no_such"], RestoreFlags(replace_collections=True), "holds no collection named 'no_such'"),
+        (["sample_collection_1"], RestoreFlags(truncate_before_restore=True), "the others would be lost"),
+        ([], RestoreFlags(replace_collections=True), "needs the collections to replace"),
+    ],
+)
+def test_collection_restores_that_cannot_work_are_refused_before_anything_changes(
+    three_collections, backup_root, collections, flags, words
+):
+    store = LocalBackupStore(backup_root)
+    made = back_up_database(three_collections, "public", store, "global", None)
+    before = table_text(three_collections, "sample_collection_1")
+    with pytest.raises(InvalidParams, match=words):
+        restore_backup_set(
+            three_collections, "public", store.locate(timestamp=made.timestamp), flags, collections=collections
+        )
+    assert table_text(three_collections, "sample_collection_1") == before
+
+
+def test_the_restore_job_replaces_the_collections_named(instance, three_collections, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, three_collections)
+    made = back_up_database(three_collections, "public", LocalBackupStore(backup_root), "global", None)
+    backed_up = table_text(three_collections, "sample_collection_0")
+    execute(three_collections, lambda cur: cur.execute("UPDATE langchain_pg_embedding SET document = 'changed'"))
+    changed = table_text(three_collections, "sample_collection_2")
+    result = defs.resolve_job_def(RESTORE_JOB).execute_in_process(
+        instance=instance,
+        run_config={
+            **restore_run_config(
+                "global",
+                made.timestamp,
+                flags=RestoreFlags(replace_collections=True),
+                collections=["sample_collection_0"],
+            ),
+            **resources_config(),
+        },
+    )
+    assert result.success
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = output.event_specific_data.metadata
+    assert metadata["collections"].value == "sample_collection_0"
+    assert metadata[f"{EMBEDDING_TABLE}.rows_restored"].value == PER_COLLECTION
+    assert table_text(three_collections, "sample_collection_0") == backed_up
+    assert table_text(three_collections, "sample_collection_2") == changed

@@ -38,6 +38,12 @@ class RestoreConfig(dg.Config):
     create_missing: bool = Field(default=False, description=RESTORE_FLAG_HELP["create_missing"][1])
     allow_legacy: bool = Field(default=False, description=RESTORE_FLAG_HELP["allow_legacy"][1])
     fill_extra_columns: bool = Field(default=False, description=RESTORE_FLAG_HELP["fill_extra_columns"][1])
+    replace_collections: bool = Field(default=False, description=RESTORE_FLAG_HELP["replace_collections"][1])
+    collections: list[str] = Field(
+        default=[],
+        description="Restore only these collections (by name) and their embeddings; empty: every row of the set. "
+        "With replace_collections, they replace the target's collections of the same names.",
+    )
 
     def flags(self) -> RestoreFlags:
         """The restore switches of this config."""
@@ -63,10 +69,13 @@ def restore_vector_backup(
             task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
         context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.location} into {pgvector.redacted_dsn}.")
-        result = pgvector.restore(backup_set, config.flags(), tables=config.tables or None, log=context.log)
+        result = pgvector.restore(
+            backup_set, config.flags(), tables=config.tables or None, collections=config.collections, log=context.log
+        )
     metadata: dict[str, Any] = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
         "backup_dir": dg.MetadataValue.path(backup_set.location),
+        "collections": ", ".join(config.collections) or "all of the set's",
         "target": result.target,
         "verify_only": result.verify_only,
         "created": ", ".join(result.created) or "nothing",

@@ -1,7 +1,7 @@
 """Collections of a LangChain store as rows: which rows a per-collection backup takes, and how many embeddings
 each collection holds. All SQL of it lives here; identifiers through psycopg2.sql."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from psycopg2 import sql
 
@@ -73,3 +73,18 @@ def embeddings_per_collection(cur, schema: str, names: Sequence[str]) -> dict[st
             f"{shown}. Name existing collections, or leave collections empty to back up all of them."
         )
     return rows
+
+
+def delete_collections(cur, schema: str, names: Sequence[str], log: Callable[[str], None]) -> None:
+    """Delete the collections `names` and their embeddings (by collection key, not a truncate): every other
+    collection stays as it is. Part of the caller's transaction."""
+    deleted = {}
+    for table in (EMBEDDING_TABLE, COLLECTION_TABLE):  # embeddings first: they reference their collection
+        condition = row_filter(schema, table, names)
+        assert condition is not None, "names are given"
+        cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(qualified(schema, table), condition))
+        deleted[table] = cur.rowcount
+    log(
+        f"Deleted {deleted[COLLECTION_TABLE]} collections ({', '.join(repr(n) for n in names)}) and their "
+        f"{deleted[EMBEDDING_TABLE]:,} embeddings; the set's rows of them replace them in this transaction."
+    )

@@ -23,6 +23,7 @@ from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, Re
 from pgvector_pipeline.names import DOCUMENT_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
+from pgvector_pipeline.postgres.collections import delete_collections, row_filter
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
@@ -53,6 +54,8 @@ class TableLoad:
     # Sets of the old system wrote '' and NULL alike as an empty field (see `legacy_not_null_columns`).
     legacy_empty_fields: bool = False
     file_bytes: int | None = None  # for progress lines
+    # With RestoreOptions.collections: the rows of those collections the set holds (manifest format 3), if known.
+    expected_chosen_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class RestoreOptions:
     commit: bool = True
     # Memory of the index builds after the load (SET LOCAL); "": sized to this machine.
     maintenance_work_mem: str = ""
+    # Load only these collections' rows (by name); with replace_collections, delete their rows first.
+    collections: tuple[str, ...] = ()
+    replace_collections: bool = False
 
 
 def default_maintenance_work_mem() -> str:
@@ -139,7 +145,11 @@ def restore_tables(
             for load in loads:
                 transaction.doing = f"restoring {load.table}"
                 target = prepared.targets[load.table]
-                stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options.truncate, log))
+                stats.append(
+                    _load_table(
+                        cur, schema, load, target, prepared.rows_before, options.truncate, log, options.collections
+                    )
+                )
             transaction.doing = "building the indexes"
             _build_indexes(cur, prepared.index_builds(options), options, log)
     return stats, prepared.created
@@ -243,7 +253,10 @@ def _prepare_tables(
     if not options.truncate:
         # Appending: writers may go on (ROW EXCLUSIVE); only a wait for the lock is bounded here.
         lock_tables(cur.connection, cur, schema, tables, "ROW EXCLUSIVE", "the restore")
-        return {table: count_rows(cur, schema, table) for table in tables}, []
+        before = {table: count_rows(cur, schema, table) for table in tables}
+        if options.replace_collections:
+            delete_collections(cur, schema, options.collections, log)
+        return before, []
     before = {s.table: s.rows_before for s in truncate_tables(cur, schema, tables)}
     # The tables are empty now: one index build after the load is many times faster than updating an HNSW
     # or GIN index row by row (pgvector's advice: load first, index after). That needs the table's owner.
@@ -268,15 +281,19 @@ def _load_table(
     before: dict[str, int],
     emptied: bool,
     log: Callable[[str], None],
+    collections: tuple[str, ...] = (),
 ) -> TableRestoreStats:
     description, filled = target
     started = time.monotonic()
     log(f"Loading {load.table} ({', '.join(load.columns)}).")
     if filled:
         log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
-    restored = _copy_in(cur, schema, load, description)
+    if collections:
+        restored = _copy_chosen(cur, schema, load, description, collections)
+    else:
+        restored = _copy_in(cur, schema, load, description)
     after = count_rows(cur, schema, load.table)
-    _check_restored_rows(load, restored, after if emptied else None)
+    _check_restored_rows(load, restored, after if emptied else None, chosen=bool(collections))
     duration = time.monotonic() - started
     log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
     return TableRestoreStats(load.table, before[load.table], restored, after, duration, filled)
@@ -396,12 +413,42 @@ def _target_columns(
     return target, tuple(c.name for c in extra)
 
 
-def _copy_in(cur, schema: str, load: TableLoad, target: catalog.TableDescription) -> int:
+def _copy_chosen(
+    cur, schema: str, load: TableLoad, target: catalog.TableDescription, collections: tuple[str, ...]
+) -> int:
+    """Load the file into a staging table, then insert only the chosen collections' rows into the target;
+    the rows inserted. The file's own row count is still checked against the manifest."""
+    stage = sql.Identifier(f"pgvector_restore_{load.table}")
+    cur.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+            stage=stage, target=qualified(schema, load.table)
+        )
+    )
+    loaded = _copy_in(cur, schema, load, target, into=stage)
+    if load.expected_rows is not None and loaded != load.expected_rows:
+        raise DataError(f"{load.table}: the manifest lists {load.expected_rows} rows but COPY loaded {loaded}.")
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in load.columns)
+    condition = row_filter(schema, load.table, collections)
+    cur.execute(
+        sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage}{where}").format(
+            target=qualified(schema, load.table),
+            columns=columns,
+            stage=stage,
+            where=sql.SQL(" WHERE {}").format(condition) if condition is not None else sql.SQL(""),
+        )
+    )
+    return cur.rowcount
+
+
+def _copy_in(
+    cur, schema: str, load: TableLoad, target: catalog.TableDescription, into: sql.Composable | None = None
+) -> int:
+    """COPY the file into its table (or into `into`, a staging table shaped like it); the rows loaded."""
     options: list[sql.Composable] = [sql.SQL("FORMAT csv"), sql.SQL("HEADER")]
     if load.legacy_empty_fields and (keep_empty := legacy_not_null_columns(target, load.columns)):
         options.append(sql.SQL("FORCE_NOT_NULL ({})").format(sql.SQL(", ").join(map(sql.Identifier, keep_empty))))
     statement = sql.SQL("COPY {table} ({cols}) FROM STDIN WITH ({options})").format(
-        table=qualified(schema, load.table),
+        table=into if into is not None else qualified(schema, load.table),
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in load.columns),
         options=sql.SQL(", ").join(options),
     )
@@ -432,10 +479,18 @@ class _ReadErrors:
             raise
 
 
-def _check_restored_rows(load: TableLoad, restored: int, after_emptied: int | None) -> None:
-    """The rows COPY loaded against the manifest; and, for a table emptied and locked by this transaction (no
-    other writer), the rows it holds now. An appended table's count includes other sessions' new rows."""
-    if load.expected_rows is not None and restored != load.expected_rows:
+def _check_restored_rows(load: TableLoad, restored: int, after_emptied: int | None, chosen: bool = False) -> None:
+    """The rows COPY loaded (or, for chosen collections, inserted) against the manifest; and, for a table emptied
+    and locked by this transaction (no other writer), the rows it holds now. An appended table's count includes
+    other sessions' new rows."""
+    if chosen:
+        if load.expected_chosen_rows is not None and restored != load.expected_chosen_rows:
+            raise DataError(
+                f"{load.table}: {load.expected_chosen_rows} rows of the chosen collections were expected (the "
+                f"set's manifest), but {restored} were restored: the set does not hold every collection named, or "
+                f"holds them differently. Nothing was committed."
+            )
+    elif load.expected_rows is not None and restored != load.expected_rows:
         raise DataError(f"{load.table}: the manifest lists {load.expected_rows} rows but COPY loaded {restored}.")
     if after_emptied is not None and after_emptied != restored:
         raise DataError(

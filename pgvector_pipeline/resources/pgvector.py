@@ -171,6 +171,7 @@ class PgVectorResource(dg.ConfigurableResource):
         flags: RestoreFlags = PLAIN_RESTORE,
         *,
         tables: Sequence[str] | None = None,
+        collections: Sequence[str] = (),
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         """Restore `backup_set` into this database (see restore_backup_set)."""
@@ -180,6 +181,7 @@ class PgVectorResource(dg.ConfigurableResource):
             backup_set,
             flags,
             tables=tables,
+            collections=collections,
             maintenance_work_mem=self.maintenance_work_mem,
             lock_timeout_s=self.lock_timeout_s,
             log=log,
