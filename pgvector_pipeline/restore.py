@@ -6,7 +6,7 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 
@@ -14,6 +14,7 @@ from pgvector_pipeline.backup import Log
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
+from pgvector_pipeline.postgres.collections import ChosenCollections
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.restore import (
@@ -61,6 +62,27 @@ def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None
     return DEFAULT_TABLES.in_order(tables)
 
 
+def check_renames(
+    collections: Sequence[str], rename: Mapping[str, str]
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The collections to restore (those named, else those renamed) and the renames; InvalidParams for a rename of a
+    collection not restored, an empty new name, or two collections ending with one name."""
+    names = tuple(dict.fromkeys(collections or list(rename)))
+    stray = [old for old in rename if old not in names]
+    if stray:
+        raise InvalidParams(
+            f"rename names {', '.join(repr(n) for n in stray)}, which collections does not restore: add them to "
+            f"collections (or leave collections empty to restore just the renamed ones)."
+        )
+    if any(not new.strip() for new in rename.values()):
+        raise InvalidParams("rename gives an empty new name; give every renamed collection a name.")
+    final = [rename.get(name, name) for name in names]
+    twice = sorted({n for n in final if final.count(n) > 1})
+    if twice:
+        raise InvalidParams(f"After renaming, {', '.join(repr(n) for n in twice)} would name two collections.")
+    return names, tuple(rename.items())
+
+
 def check_restore_collections(
     backup_set: BackupSetInfo, tables: list[str], collections: Sequence[str], flags: RestoreFlags
 ) -> tuple[str, ...]:
@@ -102,6 +124,7 @@ def restore_backup_set(
     *,
     tables: Sequence[str] | None = None,
     collections: Sequence[str] = (),
+    rename: Mapping[str, str] | None = None,
     maintenance_work_mem: str = "",
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
@@ -116,7 +139,8 @@ def restore_backup_set(
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
     tables = check_restore_tables(backup_set, tables)
-    chosen = check_restore_collections(backup_set, tables, collections, flags)
+    names, renames = check_renames(collections, rename or {})
+    chosen = check_restore_collections(backup_set, tables, names, flags)
     _check_set_files(backup_set, tables, flags.allow_legacy)
     manifest = backup_set.manifest
     # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
@@ -138,8 +162,7 @@ def restore_backup_set(
             fill_extra_columns=flags.fill_extra_columns,
             commit=not flags.verify_only,
             maintenance_work_mem=maintenance_work_mem,
-            collections=chosen,
-            replace_collections=flags.replace_collections,
+            chosen=ChosenCollections(chosen, renames, flags.replace_collections) if chosen else None,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)

@@ -9,9 +9,9 @@ import pytest
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import inventory_frame
 from pgvector_pipeline.backup import BackupOptions, back_up_database
-from pgvector_pipeline.contract import RESTORE_JOB, RestoreFlags, restore_run_config
+from pgvector_pipeline.contract import PLAIN_RESTORE, RESTORE_JOB, RestoreFlags, restore_run_config
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
@@ -249,3 +249,94 @@ def test_the_restore_job_replaces_the_collections_named(instance, three_collecti
     assert metadata[f"{EMBEDDING_TABLE}.rows_restored"].value == PER_COLLECTION
     assert table_text(three_collections, "sample_collection_0") == backed_up
     assert table_text(three_collections, "sample_collection_2") == changed
+
+
+def restore_chosen(dsn: str, store, timestamp: str, flags: RestoreFlags = PLAIN_RESTORE, **chosen):
+    return restore_backup_set(dsn, "public", store.locate(timestamp=timestamp), flags, **chosen)
+
+
+def drop_collection(dsn: str, name: str) -> None:
+    def drop(cur) -> None:
+        cur.execute(
+            "DELETE FROM langchain_pg_embedding WHERE collection_id = "
+            "(SELECT uuid FROM langchain_pg_collection WHERE name = %s)",
+            (name,),
+        )
+        cur.execute("DELETE FROM langchain_pg_collection WHERE name = %s", (name,))
+
+    execute(dsn, drop)
+
+
+def test_a_renamed_collection_gets_a_new_key_and_its_embeddings_follow(three_collections, backup_root):
+    store = LocalBackupStore(backup_root)
+    made = back_up_database(three_collections, "public", store, "global", None)
+    [(old_key,)] = query(
+        three_collections, "SELECT uuid::text FROM langchain_pg_collection WHERE name = 'sample_collection_1'"
+    )
+    original = query(
+        three_collections,
+        "SELECT id, document FROM langchain_pg_embedding WHERE collection_id = %s ORDER BY id",
+        (old_key,),
+    )
+
+    # Its embeddings keep their ids: with the original still there they would collide.
+    with pytest.raises(DataError, match="ids of the embeddings being restored"):
+        restore_chosen(three_collections, store, made.timestamp, rename={"sample_collection_1": "tenant_b"})
+    assert query(three_collections, "SELECT count(*) FROM langchain_pg_collection")[0][0] == 3
+
+    drop_collection(three_collections, "sample_collection_1")
+    result = restore_chosen(three_collections, store, made.timestamp, rename={"sample_collection_1": "tenant_b"})
+    assert [t.rows_restored for t in result.tables] == [1, PER_COLLECTION]
+    [(new_key,)] = query(three_collections, "SELECT uuid::text FROM langchain_pg_collection WHERE name = 'tenant_b'")
+    assert new_key != old_key
+    assert (
+        query(
+            three_collections,
+            "SELECT id, document FROM langchain_pg_embedding WHERE collection_id = %s ORDER BY id",
+            (new_key,),
+        )
+        == original
+    )
+
+    # A name the target holds is refused unless replacing; replacing swaps the collection in place.
+    with pytest.raises(DataError, match="The target already holds 'tenant_b'. Set replace_collections"):
+        restore_chosen(three_collections, store, made.timestamp, rename={"sample_collection_1": "tenant_b"})
+    replaced = restore_chosen(
+        three_collections,
+        store,
+        made.timestamp,
+        RestoreFlags(replace_collections=True),
+        rename={"sample_collection_1": "tenant_b"},
+    )
+    assert [t.rows_restored for t in replaced.tables] == [1, PER_COLLECTION]
+    assert query(three_collections, "SELECT count(*) FROM langchain_pg_collection")[0][0] == 3
+
+
+def test_the_same_key_under_another_name_is_a_clear_error(three_collections, backup_root):
+    store = LocalBackupStore(backup_root)
+    made = back_up_database(three_collections, "public", store, "global", None)
+    execute(
+        three_collections,
+        lambda cur: cur.execute("UPDATE langchain_pg_collection SET name = 'moved' WHERE name = 'sample_collection_1'"),
+    )
+    with pytest.raises(DataError, match="keys \\(uuid\\) of the collections being restored"):
+        restore_chosen(three_collections, store, made.timestamp, collections=["sample_collection_1"])
+
+
+@pytest.mark.parametrize(
+    ("rename", "collections", "words"),
+    [
+        ({"sample_collection_1": "x"}, ["sample_collection_0"], "which collections does not restore"),
+        (
+            {"sample_collection_1": "sample_collection_0"},
+            ["sample_collection_0", "sample_collection_1"],
+            "would name two",
+        ),
+        ({"sample_collection_1": " "}, [], "empty new name"),
+    ],
+)
+def test_renames_that_cannot_work_are_refused(three_collections, backup_root, rename, collections, words):
+    store = LocalBackupStore(backup_root)
+    made = back_up_database(three_collections, "public", store, "global", None)
+    with pytest.raises(InvalidParams, match=words):
+        restore_chosen(three_collections, store, made.timestamp, collections=collections, rename=rename)

@@ -2,10 +2,12 @@
 each collection holds. All SQL of it lives here; identifiers through psycopg2.sql."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import psycopg2.errors
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import ResourceNotFound
+from pgvector_pipeline.errors import DataError, ResourceNotFound
 from pgvector_pipeline.names import (
     COLLECTION_KEY_COLUMN,
     COLLECTION_NAME_COLUMN,
@@ -88,3 +90,106 @@ def delete_collections(cur, schema: str, names: Sequence[str], log: Callable[[st
         f"Deleted {deleted[COLLECTION_TABLE]} collections ({', '.join(repr(n) for n in names)}) and their "
         f"{deleted[EMBEDDING_TABLE]:,} embeddings; the set's rows of them replace them in this transaction."
     )
+
+
+@dataclass(frozen=True)
+class ChosenCollections:
+    """The collections a restore loads (as the set names them), renamed as asked, replacing the target's or not."""
+
+    names: tuple[str, ...]
+    renames: tuple[tuple[str, str], ...] = ()  # (name in the set, name in the target)
+    replace: bool = False
+
+    @property
+    def final_names(self) -> list[str]:
+        """The names the collections have in the target after the restore."""
+        renamed = dict(self.renames)
+        return [renamed.get(name, name) for name in self.names]
+
+
+def stage_table(table: str) -> sql.Identifier:
+    """The temporary table a file is loaded into before its chosen rows are inserted."""
+    return sql.Identifier(f"pgvector_restore_{table}")
+
+
+_RENAMES = sql.Identifier("pgvector_restore_renames")
+
+
+def prepare_chosen(cur, schema: str, chosen: ChosenCollections, log: Callable[[str], None]) -> None:
+    """Before anything is loaded: delete the target's collections the restore replaces (by their final names),
+    refuse names the target holds when not replacing, and note a new key for each renamed collection."""
+    if chosen.replace:
+        delete_collections(cur, schema, chosen.final_names, log)
+    else:
+        cur.execute(
+            sql.SQL("SELECT {name} FROM {collections} WHERE {name} = ANY({names}) ORDER BY 1").format(
+                name=sql.Identifier(COLLECTION_NAME_COLUMN),
+                collections=qualified(schema, COLLECTION_TABLE),
+                names=sql.Literal(chosen.final_names),
+            )
+        )
+        taken = [row[0] for row in cur.fetchall()]
+        if taken:
+            raise DataError(
+                f"The target already holds {', '.join(repr(n) for n in taken)}. Set replace_collections: true to "
+                f"replace them, or rename them on restore (rename: {{old: new}}). Nothing was changed."
+            )
+    cur.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {} (old_name text, new_name text, new_key uuid) ON COMMIT DROP").format(
+            _RENAMES
+        )
+    )
+    for old, new in chosen.renames:
+        cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, gen_random_uuid())").format(_RENAMES), (old, new))
+
+
+def insert_chosen(cur, schema: str, table: str, columns: Sequence[str], chosen: ChosenCollections) -> int:
+    """Insert the chosen collections' rows of `table` from its staging table (renamed ones under their new name
+    and key, their embeddings following); the rows inserted. A key or id the target holds already is a clear
+    DataError."""
+    stage, names = stage_table(table), sql.Literal(list(chosen.names))
+    key, name, ref = map(sql.Identifier, (COLLECTION_KEY_COLUMN, COLLECTION_NAME_COLUMN, COLLECTION_REF_COLUMN))
+    renamed = {COLLECTION_KEY_COLUMN: "new_key", COLLECTION_NAME_COLUMN: "new_name"}
+    if table == COLLECTION_TABLE:
+        source = sql.SQL("{stage} s LEFT JOIN {renames} r ON r.old_name = s.{name} WHERE s.{name} = ANY({names})")
+        values = [
+            sql.SQL("COALESCE(r.{}, s.{})").format(sql.Identifier(renamed[c]), sql.Identifier(c))
+            if c in renamed
+            else sql.SQL("s.{}").format(sql.Identifier(c))
+            for c in columns
+        ]
+    else:
+        source = sql.SQL(
+            "{stage} s JOIN {collection_stage} c ON s.{ref} = c.{key} LEFT JOIN {renames} r ON r.old_name = c.{name} "
+            "WHERE c.{name} = ANY({names})"
+        )
+        values = [
+            sql.SQL("COALESCE(r.new_key, s.{})").format(ref)
+            if c == COLLECTION_REF_COLUMN
+            else sql.SQL("s.{}").format(sql.Identifier(c))
+            for c in columns
+        ]
+    statement = sql.SQL("INSERT INTO {target} ({columns}) SELECT {values} FROM {source}").format(
+        target=qualified(schema, table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join(values),
+        source=source.format(
+            stage=stage,
+            collection_stage=stage_table(COLLECTION_TABLE),
+            renames=_RENAMES,
+            name=name,
+            names=names,
+            ref=ref,
+            key=key,
+        ),
+    )
+    try:
+        cur.execute(statement)
+    except psycopg2.errors.UniqueViolation as exc:
+        what = "keys (uuid) of the collections" if table == COLLECTION_TABLE else "ids of the embeddings"
+        raise DataError(
+            f"The target already holds {what} being restored into {table} ({exc.diag.message_detail or exc}), "
+            f"under another collection. A renamed collection gets a new key but keeps its embeddings' ids: restore "
+            f"it into a target without those ids, or replace the collection that holds them. Nothing was changed."
+        ) from None
+    return cur.rowcount

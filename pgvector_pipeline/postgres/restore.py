@@ -23,7 +23,7 @@ from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, Re
 from pgvector_pipeline.names import DOCUMENT_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
-from pgvector_pipeline.postgres.collections import delete_collections, row_filter
+from pgvector_pipeline.postgres.collections import ChosenCollections, insert_chosen, prepare_chosen, stage_table
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
@@ -79,9 +79,8 @@ class RestoreOptions:
     commit: bool = True
     # Memory of the index builds after the load (SET LOCAL); "": sized to this machine.
     maintenance_work_mem: str = ""
-    # Load only these collections' rows (by name); with replace_collections, delete their rows first.
-    collections: tuple[str, ...] = ()
-    replace_collections: bool = False
+    # Load only these collections' rows (renamed, replacing the target's, as it says); None: every row.
+    chosen: ChosenCollections | None = None
 
 
 def default_maintenance_work_mem() -> str:
@@ -146,9 +145,7 @@ def restore_tables(
                 transaction.doing = f"restoring {load.table}"
                 target = prepared.targets[load.table]
                 stats.append(
-                    _load_table(
-                        cur, schema, load, target, prepared.rows_before, options.truncate, log, options.collections
-                    )
+                    _load_table(cur, schema, load, target, prepared.rows_before, options.truncate, log, options.chosen)
                 )
             transaction.doing = "building the indexes"
             _build_indexes(cur, prepared.index_builds(options), options, log)
@@ -254,8 +251,8 @@ def _prepare_tables(
         # Appending: writers may go on (ROW EXCLUSIVE); only a wait for the lock is bounded here.
         lock_tables(cur.connection, cur, schema, tables, "ROW EXCLUSIVE", "the restore")
         before = {table: count_rows(cur, schema, table) for table in tables}
-        if options.replace_collections:
-            delete_collections(cur, schema, options.collections, log)
+        if options.chosen is not None:
+            prepare_chosen(cur, schema, options.chosen, log)
         return before, []
     before = {s.table: s.rows_before for s in truncate_tables(cur, schema, tables)}
     # The tables are empty now: one index build after the load is many times faster than updating an HNSW
@@ -281,19 +278,19 @@ def _load_table(
     before: dict[str, int],
     emptied: bool,
     log: Callable[[str], None],
-    collections: tuple[str, ...] = (),
+    chosen: ChosenCollections | None = None,
 ) -> TableRestoreStats:
     description, filled = target
     started = time.monotonic()
     log(f"Loading {load.table} ({', '.join(load.columns)}).")
     if filled:
         log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
-    if collections:
-        restored = _copy_chosen(cur, schema, load, description, collections)
+    if chosen is not None:
+        restored = _copy_chosen(cur, schema, load, description, chosen)
     else:
         restored = _copy_in(cur, schema, load, description)
     after = count_rows(cur, schema, load.table)
-    _check_restored_rows(load, restored, after if emptied else None, chosen=bool(collections))
+    _check_restored_rows(load, restored, after if emptied else None, chosen=chosen is not None)
     duration = time.monotonic() - started
     log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
     return TableRestoreStats(load.table, before[load.table], restored, after, duration, filled)
@@ -413,12 +410,10 @@ def _target_columns(
     return target, tuple(c.name for c in extra)
 
 
-def _copy_chosen(
-    cur, schema: str, load: TableLoad, target: catalog.TableDescription, collections: tuple[str, ...]
-) -> int:
-    """Load the file into a staging table, then insert only the chosen collections' rows into the target;
-    the rows inserted. The file's own row count is still checked against the manifest."""
-    stage = sql.Identifier(f"pgvector_restore_{load.table}")
+def _copy_chosen(cur, schema: str, load: TableLoad, target: catalog.TableDescription, chosen: ChosenCollections) -> int:
+    """Load the file into a staging table (its row count checked against the manifest), then insert only the
+    chosen collections' rows into the target (see postgres.collections.insert_chosen); the rows inserted."""
+    stage = stage_table(load.table)
     cur.execute(
         sql.SQL("CREATE TEMPORARY TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP").format(
             stage=stage, target=qualified(schema, load.table)
@@ -427,17 +422,7 @@ def _copy_chosen(
     loaded = _copy_in(cur, schema, load, target, into=stage)
     if load.expected_rows is not None and loaded != load.expected_rows:
         raise DataError(f"{load.table}: the manifest lists {load.expected_rows} rows but COPY loaded {loaded}.")
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in load.columns)
-    condition = row_filter(schema, load.table, collections)
-    cur.execute(
-        sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage}{where}").format(
-            target=qualified(schema, load.table),
-            columns=columns,
-            stage=stage,
-            where=sql.SQL(" WHERE {}").format(condition) if condition is not None else sql.SQL(""),
-        )
-    )
-    return cur.rowcount
+    return insert_chosen(cur, schema, load.table, load.columns, chosen)
 
 
 def _copy_in(
