@@ -75,6 +75,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
         tables=args.tables,
         flags=flags,
         collections=args.collections or (),
+        rename=dict(args.rename or []),
         dsn_env=args.dsn_env,
         db_schema=args.schema,
     )
@@ -109,6 +110,13 @@ def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
 def _start(client: VectorBackupClient, args: argparse.Namespace) -> int:
     _print({"name": args.name, "status": client.start_automation(args.name)})
     return EXIT_OK
+
+
+def _rename_pair(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old or not new:
+        raise argparse.ArgumentTypeError(f"{text!r} is not OLD=NEW (a collection's name in the set, = its new name)")
+    return old, new
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
@@ -162,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--tables", nargs="+", help="Tables to restore; default: every table the set holds.")
     restore.add_argument(
         "--collections", nargs="+", metavar="NAME", help="Restore only these collections; default: all the set holds."
+    )
+    restore.add_argument(
+        "--rename",
+        nargs="+",
+        metavar="OLD=NEW",
+        type=_rename_pair,
+        help="Restore collections under new names (a new key; embeddings follow).",
     )
     for flag, (option, help_text) in RESTORE_FLAG_HELP.items():
         restore.add_argument(option, dest=flag, action="store_true", help=help_text)

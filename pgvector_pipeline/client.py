@@ -16,7 +16,7 @@ naming the run's state when waiting runs out (a run QUEUED for good means no dag
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -349,6 +349,7 @@ class VectorBackupClient:
         tables: list[str] | None = None,
         flags: RestoreFlags = PLAIN_RESTORE,
         collections: Sequence[str] = (),
+        rename: Mapping[str, str] | None = None,
         dsn_env: str | None = None,
         db_schema: str | None = None,
     ) -> LaunchedRun:
@@ -356,7 +357,12 @@ class VectorBackupClient:
         `tables` named (default both) and the `collections` named (default all), loading as `flags` say."""
         run_config = {
             **restore_run_config(
-                task_key(task_id), validate_timestamp(timestamp), tables=tables, flags=flags, collections=collections
+                task_key(task_id),
+                validate_timestamp(timestamp),
+                tables=tables,
+                flags=flags,
+                collections=collections,
+                rename=rename,
             ),
             **pgvector_resource_config(dsn_env, db_schema),
         }

@@ -3,7 +3,7 @@ partition names, the shapes of their run config, and the run tags. No Dagster im
 client (and any script) learns these without loading the code location; the Dagster definitions take
 their names from here too, and a test checks that they agree."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -158,14 +158,17 @@ def restore_run_config(
     tables: list[str] | None = None,
     flags: RestoreFlags = PLAIN_RESTORE,
     collections: Sequence[str] = (),
+    rename: Mapping[str, str] | None = None,
 ) -> dict:
     """Run config of vector_restore_job naming the set (task_id None or '' is the global directory); `collections`
-    restores only those (with flags.replace_collections, in place of the target's)."""
+    restores only those (with flags.replace_collections, in place of the target's), `rename` under new names."""
     config: dict = {"task_id": task_id or "", "timestamp": timestamp, **asdict(flags)}
     if tables:
         config["tables"] = list(tables)
     if collections:
         config["collections"] = list(collections)
+    if rename:
+        config["rename"] = dict(rename)
     return {"ops": {RESTORE_OP: {"config": config}}}
 
 

@@ -340,3 +340,24 @@ def test_renames_that_cannot_work_are_refused(three_collections, backup_root, re
     made = back_up_database(three_collections, "public", store, "global", None)
     with pytest.raises(InvalidParams, match=words):
         restore_chosen(three_collections, store, made.timestamp, collections=collections, rename=rename)
+
+
+def test_the_restore_job_renames(instance, three_collections, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, three_collections)
+    made = back_up_database(three_collections, "public", LocalBackupStore(backup_root), "global", None)
+    drop_collection(three_collections, "sample_collection_2")
+    result = defs.resolve_job_def(RESTORE_JOB).execute_in_process(
+        instance=instance,
+        run_config={
+            **restore_run_config("global", made.timestamp, rename={"sample_collection_2": "archive_2"}),
+            **resources_config(),
+        },
+    )
+    assert result.success
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["renamed"].value == "sample_collection_2 -> archive_2"
+    assert query(three_collections, "SELECT name FROM langchain_pg_collection ORDER BY 1") == [
+        ("archive_2",),
+        ("sample_collection_0",),
+        ("sample_collection_1",),
+    ]

@@ -44,6 +44,12 @@ class RestoreConfig(dg.Config):
         description="Restore only these collections (by name) and their embeddings; empty: every row of the set. "
         "With replace_collections, they replace the target's collections of the same names.",
     )
+    rename: dict[str, str] = Field(
+        default={},
+        description="Restore collections under new names: {name in the set: name in the target}. A renamed "
+        "collection gets a new key and its embeddings follow (their ids are kept). Renamed collections are "
+        "restored even when collections leaves them out.",
+    )
 
     def flags(self) -> RestoreFlags:
         """The restore switches of this config."""
@@ -70,12 +76,18 @@ def restore_vector_backup(
         )
         context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.location} into {pgvector.redacted_dsn}.")
         result = pgvector.restore(
-            backup_set, config.flags(), tables=config.tables or None, collections=config.collections, log=context.log
+            backup_set,
+            config.flags(),
+            tables=config.tables or None,
+            collections=config.collections,
+            rename=config.rename,
+            log=context.log,
         )
     metadata: dict[str, Any] = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
         "backup_dir": dg.MetadataValue.path(backup_set.location),
-        "collections": ", ".join(config.collections) or "all of the set's",
+        "collections": ", ".join(config.collections or config.rename) or "all of the set's",
+        **({"renamed": ", ".join(f"{old} -> {new}" for old, new in config.rename.items())} if config.rename else {}),
         "target": result.target,
         "verify_only": result.verify_only,
         "created": ", ".join(result.created) or "nothing",

@@ -172,6 +172,7 @@ class PgVectorResource(dg.ConfigurableResource):
         *,
         tables: Sequence[str] | None = None,
         collections: Sequence[str] = (),
+        rename: Mapping[str, str] | None = None,
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         """Restore `backup_set` into this database (see restore_backup_set)."""
@@ -182,6 +183,7 @@ class PgVectorResource(dg.ConfigurableResource):
             flags,
             tables=tables,
             collections=collections,
+            rename=rename,
             maintenance_work_mem=self.maintenance_work_mem,
             lock_timeout_s=self.lock_timeout_s,
             log=log,
