@@ -17,6 +17,9 @@ comparison A/B `--rounds` times and prints medians and ratios (ours / reference)
 - the replaced system's client-side cursor export, once, as a reference
 - backup to and restore from S3 (SeaweedFS on loopback, started here) vs the same on local disk, zstd and plain
   (`--s3-only`: just this, e.g. at 10,000 and 200,000 rows to see that peak RSS stays flat)
+- per collection (the store split in two collections): backup of one vs the whole table; a restore replacing
+  one (indexes in place) vs a truncating restore of the whole set (indexes built after), with PK + GIN and with
+  HNSW (`--collections-only`: just this)
 
 Our backups and restores run in child processes so their peak RSS can be read (getrusage); their times
 are taken inside the child around the work itself, as psql's are around the psql process.
@@ -64,7 +67,9 @@ from pathlib import Path
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.roots import store_at
-options = BackupOptions(export_sessions=int(sys.argv[4]), compression=Compression(sys.argv[5]))
+options = BackupOptions(
+    export_sessions=int(sys.argv[4]), compression=Compression(sys.argv[5]), collections=tuple(sys.argv[6:])
+)
 store = store_at(sys.argv[2])  # a directory, or s3://bucket/prefix
 started = time.monotonic()
 result = back_up_database(sys.argv[1], "public", store, "global", sys.argv[3], options)
@@ -79,8 +84,10 @@ from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.roots import store_at
 backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
+collections = sys.argv[4:]  # given: replace just these collections; else truncate and restore everything
+flags = RestoreFlags(replace_collections=True) if collections else RestoreFlags(truncate_before_restore=True)
 started = time.monotonic()
-restore_backup_set(sys.argv[1], "public", backup_set, RestoreFlags(truncate_before_restore=True))
+restore_backup_set(sys.argv[1], "public", backup_set, flags, collections=collections)
 print(json.dumps({"seconds": time.monotonic() - started,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -138,9 +145,9 @@ class Bench:
         )
         return {"seconds": seconds, "bytes": sum((self.work / f).stat().st_size for f in ("c.csv.zst", "e.csv.zst"))}
 
-    def our_backup(self, root: Path | str, export_sessions: int, codec: str = "none") -> dict:
+    def our_backup(self, root: Path | str, export_sessions: int, codec: str = "none", *collections: str) -> dict:
         ts = self.timestamp()
-        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions), codec)
+        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions), codec, *collections)
         return {**result, "timestamp": ts}
 
     def psql_restore(self) -> dict:
@@ -152,8 +159,8 @@ class Bench:
         )
         return {"seconds": seconds}
 
-    def our_restore(self, root: Path | str, ts: str) -> dict:
-        return child(RESTORE_CHILD, self.dsn, str(root), ts)
+    def our_restore(self, root: Path | str, ts: str, *collections: str) -> dict:
+        return child(RESTORE_CHILD, self.dsn, str(root), ts, *collections)
 
     def execute(self, statement: str) -> None:
         conn = connect(self.dsn)
@@ -360,6 +367,61 @@ def compare_with_psql(
     return rows
 
 
+# Splits the bench's one collection in two halves (every second row moves to a new collection).
+SPLIT = """
+INSERT INTO langchain_pg_collection VALUES ('00000000-0000-4000-8000-000000000002', 'bench half', NULL);
+UPDATE langchain_pg_embedding SET collection_id = '00000000-0000-4000-8000-000000000002'
+WHERE (substring(id from 5))::int %% 2 = 0;
+VACUUM (ANALYZE) langchain_pg_embedding;
+"""
+HALF = "bench half"
+
+
+def compare_collections(
+    bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int
+) -> list[tuple[str, str, str, str]]:
+    """Per-collection backups and restores (half of the rows: one of two collections) against the whole table."""
+    conn = connect(bench.dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for statement in SPLIT.strip().split(";\n"):
+            cur.execute(statement.replace("%%", "%"))
+    conn.close()
+    half, whole = alternate(
+        rounds,
+        partial(bench.our_backup, root, DEFAULT_EXPORT_SESSIONS, "none", HALF),
+        partial(bench.our_backup, root, DEFAULT_EXPORT_SESSIONS, "none"),
+    )
+    rows = [
+        (
+            "backup of one of two collections (half the rows), plain CSV",
+            f"{median(half):.2f} s, peak RSS {max(r['max_rss_mb'] for r in half):.0f} MB",
+            f"backup of the whole table {median(whole):.2f} s",
+            f"{median(half) / median(whole):.2f}×",
+        )
+    ]
+    print(rows[-1], flush=True)
+    ts = whole[0]["timestamp"]
+    for label, index in (("PK + GIN", None), ("PK + GIN + HNSW", HNSW.format(dims=dims)) if hnsw else ()):
+        if index:
+            bench.execute(index)
+        replace, truncating = alternate(
+            1 if index else rounds, partial(bench.our_restore, root, ts, HALF), partial(bench.our_restore, root, ts)
+        )
+        rows.append(
+            (
+                f"restore replacing one of two collections (half the rows), {label}: indexes stay in place",
+                f"{median(replace):.2f} s",
+                f"truncating restore of the whole set (indexes built after the load) {median(truncating):.2f} s",
+                f"{median(replace) / median(truncating):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+        if index:
+            bench.execute("DROP INDEX ix_embedding_hnsw")
+    return rows
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -384,6 +446,9 @@ def main() -> None:
     parser.add_argument(
         "--s3-only", action="store_true", help="Only the S3 comparison (backup and restore, S3 vs local disk)."
     )
+    parser.add_argument(
+        "--collections-only", action="store_true", help="Only the per-collection backup and restore comparison."
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pgvector_bench_"))
@@ -405,14 +470,18 @@ def main() -> None:
         )
         root = work / "root"
         print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
-        with seaweedfs_server(work / "s3") as s3_server:
-            # The children find the server as a deployment would: through the standard AWS variables.
-            os.environ.update(s3_server.env())
-            s3_server.client().create_bucket(Bucket="bench")
-            rows.extend(compare_s3(bench, root, "s3://bench/backups", args.rounds))
         csv_mb = bench.psql_backup()["bytes"] / 1e6
-        if not args.s3_only:
+        if not args.collections_only:
+            with seaweedfs_server(work / "s3") as s3_server:
+                # The children find the server as a deployment would: through the standard AWS variables.
+                os.environ.update(s3_server.env())
+                s3_server.client().create_bucket(Bucket="bench")
+                rows.extend(compare_s3(bench, root, "s3://bench/backups", args.rounds))
+        if not (args.s3_only or args.collections_only):
             rows.extend(compare_with_psql(bench, root, dsn, work, args))
+        if not args.s3_only:
+            # Last: it splits the one collection in two.
+            rows.extend(compare_collections(bench, root, args.rounds, not args.no_hnsw, args.dims))
     finally:
         server.cleanup()
         shutil.rmtree(work, ignore_errors=True)  # the server's data and the CSVs: gigabytes at 200,000 rows
