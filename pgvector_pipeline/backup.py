@@ -311,8 +311,8 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
     names = options.tables.names
     pgvector_version = snap.pgvector_version()
     descriptions = {table: snap.describe(table) for table in names}
-    per_collection = _collections(snap, options, log)
     counts = {table: snap.count(table, options.collections) for table in names}
+    per_collection = _collections(snap, options, log)
     embedding_table = options.tables.embedding_table
     dimensions = (
         snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table], options.collections)

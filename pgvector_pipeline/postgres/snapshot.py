@@ -1,7 +1,8 @@
 """A consistent read of both LangChain tables, streamed out with COPY ... TO STDOUT."""
 
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Protocol
 
 import psycopg2
@@ -10,7 +11,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, ResourceNotFound
-from pgvector_pipeline.names import EMBEDDING_COLUMN
+from pgvector_pipeline.names import EMBEDDING_COLUMN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.collections import embeddings_per_collection, row_filter
@@ -145,14 +146,22 @@ class Snapshot:
     def count(self, table: str, collections: Sequence[str] = ()) -> int:
         """Rows of the table in this snapshot (of the collections named; all without); row-level security that
         would hide rows is an error, not a filter."""
-        try:
+        with self._counting(f"counting the rows of {table}", table):
             return count_rows(self.cur, self.schema, table, row_filter(self.schema, table, collections))
+
+    @contextmanager
+    def _counting(self, doing: str, table: str) -> Iterator[None]:
+        """Driver errors become classified pipeline errors; a row-level security policy that would hide rows is
+        named as such (on the table PostgreSQL names, else `table`)."""
+        try:
+            yield
         except psycopg2.errors.InsufficientPrivilege as exc:
             if "row-level security" not in str(exc):
-                raise classify_error(exc, f"counting the rows of {table}", self.conn) from exc
-            raise row_security_error(table, str(exc)) from exc
+                raise classify_error(exc, doing, self.conn) from exc
+            named = re.search(r'table "([^"]+)"', str(exc))
+            raise row_security_error(named.group(1) if named else table, str(exc)) from exc
         except psycopg2.Error as exc:
-            raise classify_error(exc, f"counting the rows of {table}", self.conn) from exc
+            raise classify_error(exc, doing, self.conn) from exc
 
     def embedding_dimensions(
         self, description: catalog.TableDescription, rows: int, collections: Sequence[str] = ()
@@ -179,7 +188,7 @@ class Snapshot:
 
     def embeddings_per_collection(self, names: Sequence[str]) -> dict[str, int]:
         """Embeddings of each collection named (or of all), in this snapshot (see postgres.collections)."""
-        with classified("counting the embeddings of each collection", self.conn):
+        with self._counting("counting the embeddings of each collection", EMBEDDING_TABLE):
             return embeddings_per_collection(self.cur, self.schema, names)
 
     def copy_to(
