@@ -181,3 +181,28 @@ def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_serve
     s3 = s3_server.client()
     for item in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]:
         assert secret not in s3.get_object(Bucket=s3_bucket, Key=item["Key"])["Body"].read()
+
+
+def test_per_collection_backup_and_restore_through_graphql(webserver, store_db):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    launched = client.launch_backup(collections=["sample_collection_1"])
+    assert client.wait_for_run(launched.run_id, timeout_s=180).status == "SUCCESS"
+    [listed] = client.list_backup_sets()
+    assert listed["collections"] == "1 chosen: 'sample_collection_1' (100)" and listed["embedding_rows"] == 100
+
+    execute(store_db, lambda cur: cur.execute("UPDATE langchain_pg_embedding SET document = 'changed'"))
+    restore = client.launch_restore(
+        None,
+        listed["timestamp"],
+        flags=RestoreFlags(replace_collections=True),
+        collections=["sample_collection_1"],
+    )
+    assert client.wait_for_run(restore.run_id, timeout_s=180).status == "SUCCESS"
+    documents = dict(
+        query(
+            store_db,
+            "SELECT c.name, count(*) FILTER (WHERE e.document = 'changed') FROM langchain_pg_embedding e "
+            "JOIN langchain_pg_collection c ON e.collection_id = c.uuid GROUP BY c.name",
+        )
+    )
+    assert documents == {"sample_collection_0": 100, "sample_collection_1": 0}
