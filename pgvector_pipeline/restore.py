@@ -162,7 +162,9 @@ def restore_backup_set(
             fill_extra_columns=flags.fill_extra_columns,
             commit=not flags.verify_only,
             maintenance_work_mem=maintenance_work_mem,
-            chosen=ChosenCollections(chosen, renames, flags.replace_collections) if chosen else None,
+            chosen=ChosenCollections(chosen, renames, flags.replace_collections, _holds_just(manifest, chosen, renames))
+            if chosen
+            else None,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
@@ -263,6 +265,13 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
             f"its content is not shown."
         )
     return header
+
+
+def _holds_just(manifest: Manifest | None, chosen: tuple[str, ...], renames: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the set holds exactly the chosen collections (its manifest says so) and none is renamed: then every
+    row of its files is a chosen row, and they load without staging."""
+    record = manifest.collections if manifest else None
+    return record is not None and not renames and set(record.embeddings) == set(chosen)
 
 
 def _chosen_rows(backup_set: BackupSetInfo, table: str, chosen: tuple[str, ...]) -> int | None:

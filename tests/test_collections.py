@@ -18,7 +18,7 @@ from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import DSN_ENV, read_csv_rows, recent_timestamp, resources_config, run_backup
+from tests.helpers import DSN_ENV, RecordingLog, read_csv_rows, recent_timestamp, resources_config, run_backup
 
 PER_COLLECTION = 40
 
@@ -361,3 +361,34 @@ def test_the_restore_job_renames(instance, three_collections, backup_root, monke
         ("sample_collection_0",),
         ("sample_collection_1",),
     ]
+
+
+def test_a_set_of_just_the_collections_restored_loads_without_staging(three_collections, backup_root):
+    store = LocalBackupStore(backup_root)
+    made = back_up_database(
+        three_collections, "public", store, "global", None, BackupOptions(collections=("sample_collection_1",))
+    )
+    backed_up = table_text(three_collections, "sample_collection_1")
+    execute(three_collections, lambda cur: cur.execute("UPDATE langchain_pg_embedding SET document = 'changed'"))
+    others = {n: table_text(three_collections, n) for n in ("sample_collection_0", "sample_collection_2")}
+    log = RecordingLog()
+    result = restore_chosen(
+        three_collections,
+        store,
+        made.timestamp,
+        RestoreFlags(replace_collections=True),
+        collections=["sample_collection_1"],
+        log=log,
+    )
+    assert [t.rows_restored for t in result.tables] == [1, PER_COLLECTION]
+    assert sum("loading straight into the table" in line for line in log.infos) == 2
+    assert table_text(three_collections, "sample_collection_1") == backed_up
+    assert {n: table_text(three_collections, n) for n in others} == others
+
+    # Its key under another name is still a clear error on this path.
+    execute(
+        three_collections,
+        lambda cur: cur.execute("UPDATE langchain_pg_collection SET name = 'moved' WHERE name = 'sample_collection_1'"),
+    )
+    with pytest.raises(DataError, match="keys \\(uuid\\) of the collections being restored"):
+        restore_chosen(three_collections, store, made.timestamp, collections=["sample_collection_1"])

@@ -1,7 +1,8 @@
 """Collections of a LangChain store as rows: which rows a per-collection backup takes, and how many embeddings
 each collection holds. All SQL of it lives here; identifiers through psycopg2.sql."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg2.errors
@@ -99,6 +100,8 @@ class ChosenCollections:
     names: tuple[str, ...]
     renames: tuple[tuple[str, str], ...] = ()  # (name in the set, name in the target)
     replace: bool = False
+    # The set holds exactly these collections and none is renamed: its files load straight into the target.
+    whole_set: bool = False
 
     @property
     def final_names(self) -> list[str]:
@@ -183,8 +186,17 @@ def insert_chosen(cur, schema: str, table: str, columns: Sequence[str], chosen: 
             key=key,
         ),
     )
-    try:
+    with keys_taken_is_clear(table):
         cur.execute(statement)
+    return cur.rowcount
+
+
+@contextmanager
+def keys_taken_is_clear(table: str) -> Iterator[None]:
+    """A unique violation while the chosen collections' rows go in becomes a DataError that says what it means:
+    the target holds one of their keys or ids under another collection."""
+    try:
+        yield
     except psycopg2.errors.UniqueViolation as exc:
         what = "keys (uuid) of the collections" if table == COLLECTION_TABLE else "ids of the embeddings"
         raise DataError(
@@ -192,4 +204,3 @@ def insert_chosen(cur, schema: str, table: str, columns: Sequence[str], chosen: 
             f"under another collection. A renamed collection gets a new key but keeps its embeddings' ids: restore "
             f"it into a target without those ids, or replace the collection that holds them. Nothing was changed."
         ) from None
-    return cur.rowcount

@@ -23,7 +23,13 @@ from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, Re
 from pgvector_pipeline.names import DOCUMENT_COLUMN
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
-from pgvector_pipeline.postgres.collections import ChosenCollections, insert_chosen, prepare_chosen, stage_table
+from pgvector_pipeline.postgres.collections import (
+    ChosenCollections,
+    insert_chosen,
+    keys_taken_is_clear,
+    prepare_chosen,
+    stage_table,
+)
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
@@ -286,6 +292,8 @@ def _load_table(
     if filled:
         log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
     if chosen is not None:
+        if chosen.whole_set:
+            log(f"{load.table}: the set holds just the collections restored: loading straight into the table.")
         restored = _copy_chosen(cur, schema, load, description, chosen)
     else:
         restored = _copy_in(cur, schema, load, description)
@@ -412,7 +420,11 @@ def _target_columns(
 
 def _copy_chosen(cur, schema: str, load: TableLoad, target: catalog.TableDescription, chosen: ChosenCollections) -> int:
     """Load the file into a staging table (its row count checked against the manifest), then insert only the
-    chosen collections' rows into the target (see postgres.collections.insert_chosen); the rows inserted."""
+    chosen collections' rows into the target (see postgres.collections.insert_chosen); the rows inserted. A set
+    that holds exactly the chosen collections, none renamed, loads straight into the target."""
+    if chosen.whole_set:
+        with keys_taken_is_clear(load.table):
+            return _copy_in(cur, schema, load, target)
     stage = stage_table(load.table)
     cur.execute(
         sql.SQL("CREATE TEMPORARY TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP").format(
