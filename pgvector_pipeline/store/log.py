@@ -29,11 +29,8 @@ def logged_manifest_timestamps(directory: Directory) -> set[str]:
     try:
         with directory.open_read(LOG_FILE_NAME) as file:
             for raw in file.read(_MAX_LOG_READ).splitlines():
-                line = raw.decode("utf-8", "replace").strip()
-                if line.startswith(_MANIFEST_LINE_PREFIX):
-                    parsed = parse_set_file_name(line[len(_MANIFEST_LINE_PREFIX) :])
-                    if parsed and parsed.kind == "manifest" and not parsed.tmp:
-                        found.add(parsed.timestamp)
+                if timestamp := _published_in(raw.decode("utf-8", "replace").strip()):
+                    found.add(timestamp)
     except OSError:
         pass  # no log, not a regular file, or unreadable: nothing it could name
     return found
@@ -41,12 +38,15 @@ def logged_manifest_timestamps(directory: Directory) -> set[str]:
 
 def published_set(details: list[str]) -> str | None:
     """The timestamp of the set whose manifest an entry's details name (see manifest_line), if any."""
-    for line in details:
-        if line.startswith(_MANIFEST_LINE_PREFIX):
-            parsed = parse_set_file_name(line[len(_MANIFEST_LINE_PREFIX) :])
-            if parsed and parsed.kind == "manifest" and not parsed.tmp:
-                return parsed.timestamp
-    return None
+    return next((timestamp for line in details if (timestamp := _published_in(line))), None)
+
+
+def _published_in(line: str) -> str | None:
+    """The timestamp of the set whose published manifest a log line names (see manifest_line), if it is one."""
+    if not line.startswith(_MANIFEST_LINE_PREFIX):
+        return None
+    parsed = parse_set_file_name(line[len(_MANIFEST_LINE_PREFIX) :])
+    return parsed.timestamp if parsed and parsed.kind == "manifest" and not parsed.tmp else None
 
 
 def format_entry(headline: str, details: list[str]) -> str:
