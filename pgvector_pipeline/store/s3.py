@@ -11,7 +11,7 @@ new task. Listing reads only names (a paginated prefix listing per location) and
 """
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,7 @@ from pgvector_pipeline.store.log import format_entry, published_set
 from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from pgvector_pipeline.store.s3_client import (
     CREATE_REFUSED_CODES,
+    MISSING_CODES,
     S3Options,
     S3Root,
     error_code,
@@ -54,8 +55,6 @@ from pgvector_pipeline.store.s3_client import (
     transport_errors,
 )
 from pgvector_pipeline.store.s3_set import S3SetReader, S3SetWriter, stream_sha256
-
-_MISSING = ("NoSuchKey", "404", "NotFound")
 
 
 class S3BackupStore:
@@ -104,12 +103,11 @@ class S3BackupStore:
     def head(self, key: str) -> dict | None:
         """An object's metadata, or None when it does not exist."""
         try:
-            with translated("reading an object's metadata", self.url_of(key)):
-                return self.client.head_object(Bucket=self.root.bucket, Key=key)
-        except Exception as exc:
-            if error_code(exc.__cause__ or exc) in _MISSING:
+            return self.client.head_object(Bucket=self.root.bucket, Key=key)
+        except transport_errors() as exc:
+            if error_code(exc) in MISSING_CODES:
                 return None
-            raise
+            raise s3_error(exc, "reading an object's metadata", self.url_of(key)) from exc
 
     def delete_quietly(self, keys: list[str]) -> None:
         """Delete objects in order, one by one (order matters: a set's CSVs go before its manifest)."""
@@ -141,11 +139,7 @@ class S3BackupStore:
 
     def set_object_names(self, task: str, timestamp: str) -> list[str]:
         """The names of the objects of set `timestamp` (files, manifest; not its claim or holds)."""
-        return sorted(
-            name
-            for name, _ in self._names(task)
-            if (parsed := parse_set_file_name(name)) and parsed.timestamp == timestamp and parsed.kind != "lock"
-        )
+        return _set_names((name for name, _ in self._names(task)), timestamp)
 
     def stale(self, entry: dict) -> bool:
         """Whether a claim or hold (a listing or head entry) was not refreshed for stale_after_s: a dead run's."""
@@ -218,7 +212,7 @@ class S3BackupStore:
         try:
             data = self.get(key, MAX_MANIFEST_BYTES + 1)
         except transport_errors() as exc:
-            if error_code(exc) in _MISSING:
+            if error_code(exc) in MISSING_CODES:
                 raise DataError(f"Manifest {self.url_of(key)} was deleted while the sets were listed.") from None
             raise s3_error(exc, "reading a manifest", self.url_of(key)) from exc
         return parse_manifest(data, self.url_of(key), timestamp)
@@ -280,7 +274,7 @@ class S3BackupStore:
         self.delete_quietly(
             [self.location_key(task, n) for n, e in entries.items() if parse_hold_name(n) and self.stale(e)]
         )
-        removed = []
+        removed, uploads = [], None
         for name, entry in entries.items():
             parsed = parse_set_file_name(name)
             if not (parsed and parsed.kind == "lock" and self.stale(entry)):
@@ -289,26 +283,32 @@ class S3BackupStore:
             current = self.head(lock_key)
             if current is None or not self.stale(current):
                 continue  # refreshed (or removed) since it was listed
-            files = [] if manifest_name(parsed.timestamp) in entries else self.set_object_names(task, parsed.timestamp)
-            freed = sum(int(entries.get(f, {}).get("Size", 0)) for f in files)
+            # Its objects as listed above: the claim was stale then, so nobody has written to the set since.
+            files = [] if manifest_name(parsed.timestamp) in entries else _set_names(entries, parsed.timestamp)
+            freed = sum(int(entries[f].get("Size", 0)) for f in files)
             self.delete_quietly([self.location_key(task, f) for f in files])
-            aborted = self._abort_uploads(task, parsed.timestamp)
+            uploads = self._uploads(task) if uploads is None else uploads  # listed once, when first needed
+            aborted = self._abort_uploads(task, uploads, parsed.timestamp)
             self.delete_quietly([lock_key])
             if files or aborted:
                 removed.append(InterruptedSet(parsed.timestamp, sorted(files + aborted), freed))
         return removed
 
-    def _abort_uploads(self, task: str, timestamp: str) -> list[str]:
-        """Abort the multipart uploads of set `timestamp` in a task's location; the names they were for."""
+    def _uploads(self, task: str) -> list[dict]:
+        """The unfinished multipart uploads in a task's location."""
         prefix = self.location_key(task)
-        aborted = []
         with translated("listing unfinished uploads", self.url_of(prefix)):
             paginator = self.client.get_paginator("list_multipart_uploads")
-            uploads = [
+            return [
                 u
                 for page in paginator.paginate(Bucket=self.root.bucket, Prefix=prefix)
                 for u in page.get("Uploads", [])
             ]
+
+    def _abort_uploads(self, task: str, uploads: list[dict], timestamp: str) -> list[str]:
+        """Abort the uploads (of a task's location) that belong to set `timestamp`; the names they were for."""
+        prefix = self.location_key(task)
+        aborted = []
         for upload in uploads:
             name = upload["Key"][len(prefix) :]
             parsed = parse_set_file_name(name)
@@ -378,3 +378,12 @@ class S3BackupStore:
                 ) from None
             raise s3_error(exc, "adopting an old-system set", self.url_of(key)) from exc
         return self._read_manifest(backup_set.task, backup_set.timestamp)
+
+
+def _set_names(names: Iterable[str], timestamp: str) -> list[str]:
+    """Of the names in a location, those of set `timestamp`'s objects (files, manifest; not its claim or holds)."""
+    return sorted(
+        name
+        for name in names
+        if (parsed := parse_set_file_name(name)) and parsed.timestamp == timestamp and parsed.kind != "lock"
+    )

@@ -39,6 +39,8 @@ _CREDENTIAL_CODES = {
 # What servers answer a conditional create (If-None-Match: *) of a key that exists (AWS: 412; 409 while another
 # create of the same key is in flight).
 CREATE_REFUSED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+# What servers answer for a key that does not exist (a HEAD has no body, so only its status).
+MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def is_s3_root(root: str) -> bool:

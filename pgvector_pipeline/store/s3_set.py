@@ -30,7 +30,14 @@ from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import csv_name, hold_name, lock_name, manifest_name, validate_timestamp
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
-from pgvector_pipeline.store.s3_client import CREATE_REFUSED_CODES, error_code, s3_error, translated, transport_errors
+from pgvector_pipeline.store.s3_client import (
+    CREATE_REFUSED_CODES,
+    MISSING_CODES,
+    error_code,
+    s3_error,
+    translated,
+    transport_errors,
+)
 from pgvector_pipeline.store.s3_upload import MultipartUpload
 
 if TYPE_CHECKING:
@@ -77,7 +84,7 @@ class Lease:
         try:
             return self._store.get(self.key, 1 << 16) == self._body
         except transport_errors() as exc:
-            if error_code(exc) in ("NoSuchKey", "404"):
+            if error_code(exc) in MISSING_CODES:
                 return False
             raise s3_error(exc, "checking the claim", self._store.url_of(self.key)) from exc
 
@@ -86,10 +93,7 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        try:
-            self._store.client.delete_object(Bucket=self._store.root.bucket, Key=self.key)
-        except transport_errors():
-            pass
+        self._store.delete_quietly([self.key])
 
 
 def _now() -> str:
