@@ -70,6 +70,14 @@ def qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
+def where_clause(*conditions: sql.Composable | None) -> sql.Composable:
+    """ " WHERE (a) AND (b)" of the conditions given (None ones left out); nothing when none is."""
+    given = [condition for condition in conditions if condition is not None]
+    if not given:
+        return sql.SQL("")
+    return sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(sql.SQL("({})").format(c) for c in given))
+
+
 def single_value(cur) -> Any:
     """The one value of the one row a query returned."""
     row = cur.fetchone()

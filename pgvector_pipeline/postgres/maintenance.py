@@ -10,7 +10,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid
+from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid, where_clause
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, classify_error, connect
 from pgvector_pipeline.postgres.locks import lock_tables
@@ -29,8 +29,7 @@ class TruncateStats:
 
 def count_rows(cur, schema: str, table: str, where: sql.Composable | None = None) -> int:
     """count(*) of `schema.table` (of its rows `where` keeps) in the cursor's transaction."""
-    condition = sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL("")
-    cur.execute(sql.SQL("SELECT count(*) FROM {}{}").format(qualified(schema, table), condition))
+    cur.execute(sql.SQL("SELECT count(*) FROM {}{}").format(qualified(schema, table), where_clause(where)))
     return single_value(cur)
 
 

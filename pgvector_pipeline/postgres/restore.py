@@ -431,9 +431,7 @@ def _copy_chosen(cur, schema: str, load: TableLoad, target: catalog.TableDescrip
             stage=stage, target=qualified(schema, load.table)
         )
     )
-    loaded = _copy_in(cur, schema, load, target, into=stage)
-    if load.expected_rows is not None and loaded != load.expected_rows:
-        raise DataError(f"{load.table}: the manifest lists {load.expected_rows} rows but COPY loaded {loaded}.")
+    _check_restored_rows(load, _copy_in(cur, schema, load, target, into=stage), None)  # the whole file's rows
     return insert_chosen(cur, schema, load.table, load.columns, chosen)
 
 

@@ -181,7 +181,7 @@ class Snapshot:
                 sql.SQL("SELECT vector_dims({col}), count(*) FROM {table}{where} GROUP BY 1 ORDER BY 1").format(
                     col=sql.Identifier(EMBEDDING_COLUMN),
                     table=qualified(self.schema, description.name),
-                    where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""),
+                    where=catalog.where_clause(where),
                 )
             )
             return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}
@@ -207,12 +207,7 @@ class Snapshot:
         )
 
         def statement(block_range: BlockRange | None, header: bool) -> sql.Composable:
-            conditions = [c for c in (block_range.condition() if block_range else None, where) if c is not None]
-            where_clause = (
-                sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(sql.SQL("({})").format(c) for c in conditions))
-                if conditions
-                else sql.SQL("")
-            )
+            where_clause = catalog.where_clause(block_range.condition() if block_range else None, where)
             options = sql.SQL("FORMAT csv, HEADER" if header else "FORMAT csv")
             return sql.SQL("COPY ({select}{where}) TO STDOUT WITH ({options})").format(
                 select=select, where=where_clause, options=options
