@@ -9,16 +9,16 @@ adopted in the source first (as the discovery sensor does), so that it has check
 No Dagster, no SQL.
 """
 
-import hashlib
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.codecs import Compression, codec_of
-from pgvector_pipeline.store.files import VerifiedReader, check_digest
-from pgvector_pipeline.store.interface import BackupStore, SetReader, SetWriter
+from pgvector_pipeline.store.codecs import Compression
+from pgvector_pipeline.store.files import verified_csv
+from pgvector_pipeline.store.interface import BackupStore, SetReader, SetWriter, TableWriter
 from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
 from pgvector_pipeline.store.manifest import ManifestTable
 
@@ -96,21 +96,32 @@ def _with_manifest(backup_set: BackupSetInfo, log: Callable[[str], None]) -> Bac
 def _copy_file(
     held: SetReader, writer: SetWriter, table: str, entry: ManifestTable, log: Callable[[str], None]
 ) -> None:
-    """Stream one file as stored into the target, checking the stored bytes and the CSV inside them."""
+    """Stream one file as stored into the target, checking the stored bytes and the CSV inside them as a restore
+    does (the CSV is decoded and checked, then dropped)."""
     sink = writer.open_table(table, compression=Compression.stored_as(entry.codec))
-    decoder = codec_of(entry.codec).decoder()
-    csv_hash, csv_bytes = hashlib.sha256(), 0
     try:
-        with VerifiedReader(held.file(table), entry.file, entry.file_bytes, entry.file_sha256) as stored:
-            while chunk := stored.read(_CHUNK):
-                sink.write(chunk)
-                csv = decoder.decompress(chunk)
-                csv_hash.update(csv)
-                csv_bytes += len(csv)
-        check_digest(
-            entry.file + " (decompressed)", (csv_bytes, csv_hash.hexdigest()), (entry.bytes, entry.sha256), None
-        )
+        with verified_csv(_Tee(held.file(table), sink), entry.file, entry) as csv:
+            while csv.read(_CHUNK):
+                pass
         sink.finish()
     except OSError as exc:
         raise sink.failed(exc, f"copying {entry.file}") from exc
     log(f"Copied {entry.file}: {human_size(entry.file_bytes)}, sha256 {entry.file_sha256[:12]}… verified.")
+
+
+class _Tee(io.RawIOBase):
+    """A stored file read through: every byte read from it is also written to `sink`, as it was stored."""
+
+    def __init__(self, file: io.RawIOBase, sink: TableWriter):
+        super().__init__()
+        self._file, self._sink = file, sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._file.readinto(buffer) or 0
+        if count:
+            with memoryview(buffer) as view:
+                self._sink.write(bytes(view[:count]))
+        return count

@@ -25,7 +25,7 @@ from pgvector_pipeline.postgres.restore import (
     restore_tables,
 )
 from pgvector_pipeline.store.codecs import NONE
-from pgvector_pipeline.store.files import DecodedReader, VerifiedReader, decode_prefix
+from pgvector_pipeline.store.files import decode_prefix, verified_csv
 from pgvector_pipeline.store.interface import SetReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -292,7 +292,7 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
 
     def open_file() -> AbstractContextManager[io.RawIOBase]:
         # The held file is read once, from its start; the held set closes it.
-        return _verified(file, name, entry) if entry else nullcontext(file)
+        return verified_csv(file, name, entry) if entry else nullcontext(file)
 
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
@@ -305,12 +305,6 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
         file_bytes=entry.bytes if entry else held.size(table),  # what COPY reads: the CSV, decompressed
         expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
     )
-
-
-def _verified(file: io.RawIOBase, name: str, entry: ManifestTable) -> VerifiedReader | DecodedReader:
-    """The CSV of a file as its manifest entry says it is stored, each byte checked against the manifest."""
-    stored = VerifiedReader(file, name, entry.file_bytes, entry.file_sha256)
-    return stored if entry.codec == NONE else DecodedReader(stored, entry.codec, entry.bytes, entry.sha256)
 
 
 class _LegacyFile:

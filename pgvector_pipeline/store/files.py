@@ -17,6 +17,7 @@ from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import NONE, UNCOMPRESSED, Compression, codec_of, decode_errors
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import tmp_name
+from pgvector_pipeline.store.manifest import ManifestTable
 
 DEFAULT_FILE_MODE = 0o600
 ALLOWED_FILE_MODES = (0o600, 0o640)
@@ -269,10 +270,10 @@ class VerifiedReader(io.RawIOBase):
             self.close()
 
     def _check(self, exc: BaseException | None) -> None:
-        check_digest(self.name, (self._bytes, self._hash.hexdigest()), self._expected, exc)
+        _check_digest(self.name, (self._bytes, self._hash.hexdigest()), self._expected, exc)
 
 
-def check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], cause: BaseException | None) -> None:
+def _check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], cause: BaseException | None) -> None:
     """DataError when the bytes read (count, sha256) are not those the manifest records."""
     if found != expected:
         raise DataError(
@@ -336,7 +337,9 @@ class DecodedReader(io.RawIOBase):
             if exc is None:
                 while self.read(_READ_CHUNK):
                     pass
-                check_digest(self.name + " (decompressed)", (self._bytes, self._hash.hexdigest()), self._expected, None)
+                _check_digest(
+                    self.name + " (decompressed)", (self._bytes, self._hash.hexdigest()), self._expected, None
+                )
         except DataError as own:
             error = own
         finally:
@@ -345,6 +348,13 @@ class DecodedReader(io.RawIOBase):
         self._stored.__exit__(type(error) if error else None, error, None)
         if error is not None and error is not exc:
             raise error
+
+
+def verified_csv(file: io.RawIOBase, name: str, entry: ManifestTable) -> VerifiedReader | DecodedReader:
+    """The CSV of a stored file as its manifest entry says it is stored, each byte checked against the manifest:
+    the stored bytes' size and sha256, and (compressed) the CSV's too, when the reader is left."""
+    stored = VerifiedReader(file, name, entry.file_bytes, entry.file_sha256)
+    return stored if entry.codec == NONE else DecodedReader(stored, entry.codec, entry.bytes, entry.sha256)
 
 
 def decode_prefix(data: bytes, name: str, codec: str, limit: int) -> bytes:
