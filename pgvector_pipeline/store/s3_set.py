@@ -126,8 +126,12 @@ class S3TableWriter(EncodingSink):
             self._upload.__enter__()
 
     def _put(self, data: bytes) -> None:
-        with translated(f"uploading {self.name}", self._s3.url_of(self.key)):
+        # Called for every CSV line of a plain set: a try costs nothing until it fails, a context manager would
+        # be built each time.
+        try:
             self._upload.write(data)
+        except transport_errors() as exc:
+            raise s3_error(exc, f"uploading {self.name}", self._s3.url_of(self.key)) from exc
 
     def finish(self) -> None:
         """Finish the encoding and complete the upload: the object exists from here on."""

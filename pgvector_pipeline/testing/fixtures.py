@@ -45,12 +45,17 @@ def s3_server(tmp_path_factory):
         yield server
 
 
+def new_bucket(server) -> str:
+    """A new, empty bucket on `server` (a SeaweedServer), named uniquely within the test session."""
+    name = f"pgvector-test-{next(_bucket_numbers)}"
+    server.client().create_bucket(Bucket=name)
+    return name
+
+
 @pytest.fixture
 def s3_bucket(s3_server) -> str:
     """A new, empty bucket on the session's S3 server."""
-    name = f"pgvector-test-{next(_bucket_numbers)}"
-    s3_server.client().create_bucket(Bucket=name)
-    return name
+    return new_bucket(s3_server)
 
 
 @pytest.fixture

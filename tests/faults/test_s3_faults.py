@@ -24,6 +24,7 @@ from pgvector_pipeline.store.s3_client import MAX_ATTEMPTS, S3Options, S3Root, m
 from pgvector_pipeline.store.s3_set import Lease
 from pgvector_pipeline.store.s3_upload import MIN_PART_SIZE
 from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.fixtures import new_bucket
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 from pgvector_pipeline.testing.seaweed import ACCESS_KEY, REGION, SECRET_KEY, seaweedfs_server
 from tests.faults.tcp_proxy import CuttingProxy
@@ -45,11 +46,10 @@ def fault_server(tmp_path_factory):
 
 @pytest.fixture
 def fault_bucket(fault_server) -> str:
+    """A new bucket on the module's server, started again first if a test left it dead."""
     if fault_server.process.poll() is not None:
         fault_server.restart()
-    name = f"faults-{time.monotonic_ns()}"
-    fault_server.client().create_bucket(Bucket=name)
-    return name
+    return new_bucket(fault_server)
 
 
 @pytest.fixture
