@@ -319,7 +319,7 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
         if embedding_table
         else {}
     )
-    layout = langchain_layout(descriptions[embedding_table]) if embedding_table else "unknown"
+    layout = langchain_layout(descriptions[embedding_table].column_names) if embedding_table else "unknown"
     server_version = snap.server_version()
     for description in descriptions.values():
         _warn_if_not_recreatable(description, log)

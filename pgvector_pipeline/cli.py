@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 
 from pgvector_pipeline.client import (
     SCHEDULES,
@@ -18,7 +19,16 @@ from pgvector_pipeline.client import (
     PipelineClientError,
     VectorBackupClient,
 )
-from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_TO_OTHER, RESTORE_FLAG_HELP, RestoreFlags
+from pgvector_pipeline.contract import (
+    COPY_FROM_OTHER,
+    COPY_TO_OTHER,
+    MIGRATION_HELP,
+    MIGRATION_TARGETS,
+    NO_MIGRATION,
+    RESTORE_FLAG_HELP,
+    Migration,
+    RestoreFlags,
+)
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.store.codecs import CODEC_NAMES
 from pgvector_pipeline.tables import DEFAULT_TABLES
@@ -76,6 +86,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
         flags=flags,
         collections=args.collections or (),
         rename=dict(args.rename or []),
+        migration=Migration(args.migrate_to or "", args.store_table or "", tuple(args.metadata_columns or ())),
         dsn_env=args.dsn_env,
         db_schema=args.schema,
     )
@@ -180,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, (option, help_text) in RESTORE_FLAG_HELP.items():
         restore.add_argument(option, dest=flag, action="store_true", help=help_text)
+    migrate_to, store_table, metadata_columns = (MIGRATION_HELP[name] for name in asdict(NO_MIGRATION))
+    restore.add_argument(
+        migrate_to[0], dest="migrate_to", choices=[t for t in MIGRATION_TARGETS if t], help=migrate_to[1]
+    )
+    restore.add_argument(store_table[0], dest="store_table", metavar="TABLE", help=store_table[1])
+    restore.add_argument(
+        metadata_columns[0], dest="metadata_columns", action="append", metavar="NAME:TYPE", help=metadata_columns[1]
+    )
     _database_options(restore)
     _wait_options(restore)
     restore.set_defaults(run=_restore)

@@ -36,6 +36,7 @@ from pgvector_pipeline.contract import (
     INVENTORY_ASSET,
     INVENTORY_JOB,
     LOCATION_NAME,
+    NO_MIGRATION,
     PARTITION_TAG,
     PLAIN_RESTORE,
     REPOSITORY_NAME,
@@ -47,6 +48,7 @@ from pgvector_pipeline.contract import (
     TASK_SENSOR,
     TIMESTAMP_PARTITIONS,
     TRUNCATE_JOB,
+    Migration,
     RestoreFlags,
     backup_run_config,
     copy_run_config,
@@ -350,11 +352,13 @@ class VectorBackupClient:
         flags: RestoreFlags = PLAIN_RESTORE,
         collections: Sequence[str] = (),
         rename: Mapping[str, str] | None = None,
+        migration: Migration = NO_MIGRATION,
         dsn_env: str | None = None,
         db_schema: str | None = None,
     ) -> LaunchedRun:
         """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory), the
-        `tables` named (default both) and the `collections` named (default all), loading as `flags` say."""
+        `tables` named (default both) and the `collections` named (default all), loading as `flags` say, into a
+        newer LangChain layout as `migration` says."""
         run_config = {
             **restore_run_config(
                 task_key(task_id),
@@ -363,6 +367,7 @@ class VectorBackupClient:
                 flags=flags,
                 collections=collections,
                 rename=rename,
+                migration=migration,
             ),
             **pgvector_resource_config(dsn_env, db_schema),
         }

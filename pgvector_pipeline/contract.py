@@ -151,6 +151,58 @@ RESTORE_FLAG_HELP = {
 }
 
 
+# Where a migrating restore loads a set (see pgvector_pipeline.migration): the same layout (no migration), the
+# langchain_postgres PGVector tables (from a langchain_community set), or one PGVectorStore table.
+SAME_LAYOUT = ""
+MIGRATE_TO_LANGCHAIN_POSTGRES = "langchain_postgres"
+MIGRATE_TO_PGVECTOR_STORE = "pgvector_store"
+MIGRATION_TARGETS = (SAME_LAYOUT, MIGRATE_TO_LANGCHAIN_POSTGRES, MIGRATE_TO_PGVECTOR_STORE)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Restore into a newer LangChain layout: the one home of these settings for the job's config, the client, the
+    command line and restore_backup_set (what each means: MIGRATION_HELP)."""
+
+    migrate_to: str = SAME_LAYOUT
+    store_table: str = ""
+    metadata_columns: tuple[str, ...] = ()
+
+    def as_config(self) -> dict:
+        """The run config fields of the settings given (none for a restore that does not migrate)."""
+        config: dict = {}
+        if self.migrate_to:
+            config["migrate_to"] = self.migrate_to
+        if self.store_table:
+            config["store_table"] = self.store_table
+        if self.metadata_columns:
+            config["metadata_columns"] = list(self.metadata_columns)
+        return config
+
+
+NO_MIGRATION = Migration()
+
+# Each migration setting: its command-line flag and what it does (the job's config shows the same words).
+MIGRATION_HELP = {
+    "migrate_to": (
+        "--migrate-to",
+        f"Restore into a newer LangChain layout, in one transaction: '{MIGRATE_TO_LANGCHAIN_POSTGRES}' loads a "
+        f"langchain_community set into langchain_postgres PGVector tables (id = custom_id where present and unique "
+        f"in the set, else the old uuid); '{MIGRATE_TO_PGVECTOR_STORE}' loads the set's collections (all, or those "
+        f"named) into one PGVectorStore table (store_table), created when missing. Empty: the set's own layout.",
+    ),
+    "store_table": (
+        "--store-table",
+        f"With migrate_to '{MIGRATE_TO_PGVECTOR_STORE}': the PGVectorStore table, in the target schema.",
+    ),
+    "metadata_columns": (
+        "--metadata-column",
+        f"With migrate_to '{MIGRATE_TO_PGVECTOR_STORE}': metadata keys that get their own typed column, as "
+        f"'name:type' (e.g. 'page:integer', 'source:text'); the other keys stay in langchain_metadata.",
+    ),
+}
+
+
 def restore_run_config(
     task_id: str | None = None,
     timestamp: str = "",
@@ -159,9 +211,11 @@ def restore_run_config(
     flags: RestoreFlags = PLAIN_RESTORE,
     collections: Sequence[str] = (),
     rename: Mapping[str, str] | None = None,
+    migration: Migration = NO_MIGRATION,
 ) -> dict:
     """Run config of vector_restore_job naming the set (task_id None or '' is the global directory); `collections`
-    restores only those (with flags.replace_collections, in place of the target's), `rename` under new names."""
+    restores only those (with flags.replace_collections, in place of the target's), `rename` under new names,
+    `migration` into a newer LangChain layout."""
     config: dict = {"task_id": task_id or "", "timestamp": timestamp, **asdict(flags)}
     if tables:
         config["tables"] = list(tables)
@@ -169,6 +223,7 @@ def restore_run_config(
         config["collections"] = list(collections)
     if rename:
         config["rename"] = dict(rename)
+    config.update(migration.as_config())
     return {"ops": {RESTORE_OP: {"config": config}}}
 
 

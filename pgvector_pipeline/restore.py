@@ -11,12 +11,22 @@ from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 
 from pgvector_pipeline.backup import Log
-from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
+from pgvector_pipeline.contract import (
+    MIGRATE_TO_LANGCHAIN_POSTGRES,
+    NO_MIGRATION,
+    PLAIN_RESTORE,
+    Migration,
+    RestoreFlags,
+)
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.migration import check_migration
 from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
+from pgvector_pipeline.postgres.catalog import langchain_layout
 from pgvector_pipeline.postgres.collections import ChosenCollections
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
+from pgvector_pipeline.postgres.migrate import langchain_postgres_ddl
+from pgvector_pipeline.postgres.pgvector_store import StoreLoad, StoreTable, restore_into_store
 from pgvector_pipeline.postgres.restore import (
     RestoreOptions,
     TableDDL,
@@ -125,11 +135,13 @@ def restore_backup_set(
     tables: Sequence[str] | None = None,
     collections: Sequence[str] = (),
     rename: Mapping[str, str] | None = None,
+    migration: Migration = NO_MIGRATION,
     maintenance_work_mem: str = "",
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     log: Log | None = None,
 ) -> RestoreResult:
-    """Restore `tables` of the set (None: all it holds) as `flags` say. With `verify_only` the whole load runs and is then rolled back.
+    """Restore `tables` of the set (None: all it holds) as `flags` say, into a newer LangChain layout as `migration`
+    says (see pgvector_pipeline.migration). With `verify_only` the whole load runs and is then rolled back.
 
     Completeness, file sizes and headers are checked before connecting. Each file's sha256 is computed
     over the very bytes COPY loads (read once), and a mismatch rolls the whole transaction back. A set
@@ -156,23 +168,70 @@ def restore_backup_set(
                 f"converted while loading."
             )
         loads = [_table_load(backup_set, held, table, chosen) for table in tables]
+        store = check_migration(
+            migration, _set_layout(manifest, loads), flags, bool(renames), tables, backup_set.tables
+        )
+        migrate_ids = migration.migrate_to == MIGRATE_TO_LANGCHAIN_POSTGRES
         options = RestoreOptions(
             truncate=flags.truncate_before_restore,
-            table_ddl=_checked_ddl(manifest) if flags.create_missing else None,
+            table_ddl=_table_ddl(manifest, migrate_ids) if flags.create_missing else None,
             fill_extra_columns=flags.fill_extra_columns,
             commit=not flags.verify_only,
             maintenance_work_mem=maintenance_work_mem,
             chosen=ChosenCollections(chosen, renames, flags.replace_collections, _holds_just(manifest, chosen, renames))
             if chosen
             else None,
+            migrate_ids=migrate_ids,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
-            stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
+            if store is not None:
+                into_store = _store_load(backup_set, loads, chosen)
+                stats, created = _into_store(conn, dsn, schema, into_store, store, options, log)
+            else:
+                stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
     outcome = "verified (rolled back, nothing changed)" if flags.verify_only else "restored"
     log.info(
         f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats)
     )
     return RestoreResult(backup_set, redact_dsn(dsn), stats, created, flags.verify_only, time.monotonic() - clock)
+
+
+def _set_layout(manifest: Manifest | None, loads: list[TableLoad]) -> str:
+    """Which LangChain package wrote the set: its manifest says, or (a set of the old system) its embedding header."""
+    if manifest is not None and manifest.source is not None:
+        return manifest.source.langchain_layout
+    embedding = next((load for load in loads if load.table == EMBEDDING_TABLE), None)
+    return langchain_layout(embedding.columns) if embedding else "unknown"
+
+
+def _store_load(backup_set: BackupSetInfo, loads: list[TableLoad], chosen: tuple[str, ...]) -> StoreLoad:
+    by_table = {load.table: load for load in loads}
+    recorded = backup_set.manifest.embedding_dimensions if backup_set.manifest else {}
+    expected = _chosen_rows(backup_set, EMBEDDING_TABLE, chosen) if chosen else backup_set.rows(EMBEDDING_TABLE)
+    return StoreLoad(
+        by_table[COLLECTION_TABLE],
+        by_table[EMBEDDING_TABLE],
+        chosen,
+        tuple(sorted(int(dims) for dims in recorded if dims != "null")),
+        expected,
+    )
+
+
+def _into_store(
+    conn, dsn: str, schema: str, load: StoreLoad, store: StoreTable, options: RestoreOptions, log: Log
+) -> tuple[list[TableRestoreStats], list[str]]:
+    stats, created = restore_into_store(conn, dsn, schema, load, store, options, log=log.info, warn=log.warning)
+    return [stats], created
+
+
+def _table_ddl(manifest: Manifest | None, migrate_ids: bool) -> dict[str, TableDDL]:
+    """The tables create_missing creates: the set's own (from its manifest), or langchain_postgres's when migrating
+    a langchain_community set into them."""
+    if not migrate_ids:
+        return _checked_ddl(manifest)
+    dimensions = [int(d) for d in (manifest.embedding_dimensions if manifest else {}) if d != "null"]
+    ddl = langchain_postgres_ddl(dimensions[0] if len(dimensions) == 1 else None)
+    return {table: TableDDL(create, indexes) for table, (create, indexes) in ddl.items()}
 
 
 def _checked_ddl(manifest: Manifest | None) -> dict[str, TableDDL]:

@@ -206,3 +206,15 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db):
         )
     )
     assert documents == {"sample_collection_0": 100, "sample_collection_1": 0}
+
+    # The same collection into a PGVectorStore table, from the command line.
+    migrated = subprocess.run(
+        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "restore", "--timestamp"]
+        + [listed["timestamp"], "--collections", "sample_collection_1", "--migrate-to", "pgvector_store"]
+        + ["--store-table", "collection_1", "--metadata-column", "page:integer", "--wait"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert query(store_db, "SELECT count(*), count(DISTINCT page) FROM collection_1") == [(100, 7)]

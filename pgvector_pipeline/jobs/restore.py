@@ -6,7 +6,14 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import stats_table
-from pgvector_pipeline.contract import RESTORE_FLAG_HELP, RESTORE_JOB, RestoreFlags, database_tags
+from pgvector_pipeline.contract import (
+    MIGRATION_HELP,
+    RESTORE_FLAG_HELP,
+    RESTORE_JOB,
+    Migration,
+    RestoreFlags,
+    database_tags,
+)
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
@@ -51,9 +58,18 @@ class RestoreConfig(dg.Config):
         "restored even when collections leaves them out.",
     )
 
+    # The settings of contract.Migration, described once in contract.MIGRATION_HELP.
+    migrate_to: str = Field(default="", description=MIGRATION_HELP["migrate_to"][1])
+    store_table: str = Field(default="", description=MIGRATION_HELP["store_table"][1])
+    metadata_columns: list[str] = Field(default=[], description=MIGRATION_HELP["metadata_columns"][1])
+
     def flags(self) -> RestoreFlags:
         """The restore switches of this config."""
         return RestoreFlags(**{name: getattr(self, name) for name in RESTORE_FLAG_HELP})
+
+    def migration(self) -> Migration:
+        """The migration settings of this config (none set: the set's own layout)."""
+        return Migration(self.migrate_to, self.store_table, tuple(self.metadata_columns))
 
 
 @dg.op(
@@ -81,6 +97,7 @@ def restore_vector_backup(
             tables=config.tables or None,
             collections=config.collections,
             rename=config.rename,
+            migration=config.migration(),
             log=context.log,
         )
     metadata: dict[str, Any] = {
@@ -88,6 +105,7 @@ def restore_vector_backup(
         "backup_dir": dg.MetadataValue.path(backup_set.location),
         "collections": ", ".join(config.collections or config.rename) or "all of the set's",
         **({"renamed": ", ".join(f"{old} -> {new}" for old, new in config.rename.items())} if config.rename else {}),
+        **({"migrated_to": config.migrate_to} if config.migrate_to else {}),
         "target": result.target,
         "verify_only": result.verify_only,
         "created": ", ".join(result.created) or "nothing",

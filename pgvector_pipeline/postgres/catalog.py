@@ -1,6 +1,7 @@
 """Reading table definitions from the PostgreSQL catalog, by column name, never by position."""
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,9 +207,9 @@ def set_local_search_path(cur, *schemas: str) -> None:
     cur.execute("SELECT set_config('search_path', %s, true)", (path,))
 
 
-def langchain_layout(embedding: TableDescription) -> str:
-    """Which LangChain package wrote the store, told apart by column names."""
-    names = set(embedding.column_names)
+def langchain_layout(embedding_columns: Iterable[str]) -> str:
+    """Which LangChain package wrote the store, told apart by the embedding table's (or file's) column names."""
+    names = set(embedding_columns)
     if {"custom_id", "uuid"} <= names:
         return LANGCHAIN_COMMUNITY
     if "id" in names:

@@ -1,7 +1,7 @@
 """Collections of a LangChain store as rows: which rows a per-collection backup takes, and how many embeddings
 each collection holds. All SQL of it lives here; identifiers through psycopg2.sql."""
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,7 +16,7 @@ from pgvector_pipeline.names import (
     COLLECTION_TABLE,
     EMBEDDING_TABLE,
 )
-from pgvector_pipeline.postgres.catalog import qualified
+from pgvector_pipeline.postgres.catalog import Column, TableDescription, qualified
 
 # A listing of the collections a store holds, in a message, stops after this many names.
 _SHOWN = 20
@@ -111,8 +111,20 @@ class ChosenCollections:
 
 
 def stage_table(table: str) -> sql.Identifier:
-    """The temporary table a file is loaded into before its chosen rows are inserted."""
+    """The temporary table a file is loaded into before its rows are inserted into `table`."""
     return sql.Identifier(f"pgvector_restore_{table}")
+
+
+def create_stage(cur, table: str, columns: Sequence[str]) -> sql.Identifier:
+    """A temporary table with the file's columns (from its header), all text: COPY parses nothing into it, and the
+    INSERT … SELECT that takes the rows on casts each value once, to the target column's type."""
+    stage = stage_table(table)
+    cur.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {stage} ({columns}) ON COMMIT DROP").format(
+            stage=stage, columns=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)
+        )
+    )
+    return stage
 
 
 _RENAMES = sql.Identifier("pgvector_restore_renames")
@@ -146,49 +158,70 @@ def prepare_chosen(cur, schema: str, chosen: ChosenCollections, log: Callable[[s
         cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, gen_random_uuid())").format(_RENAMES), (old, new))
 
 
-def insert_chosen(cur, schema: str, table: str, columns: Sequence[str], chosen: ChosenCollections) -> int:
-    """Insert the chosen collections' rows of `table` from its staging table (renamed ones under their new name
-    and key, their embeddings following); the rows inserted. A key or id the target holds already is a clear
-    DataError."""
-    stage, names = stage_table(table), sql.Literal(list(chosen.names))
-    key, name, ref = map(sql.Identifier, (COLLECTION_KEY_COLUMN, COLLECTION_NAME_COLUMN, COLLECTION_REF_COLUMN))
-    renamed = {COLLECTION_KEY_COLUMN: "new_key", COLLECTION_NAME_COLUMN: "new_name"}
-    if table == COLLECTION_TABLE:
-        source = sql.SQL("{stage} s LEFT JOIN {renames} r ON r.old_name = s.{name} WHERE s.{name} = ANY({names})")
-        values = [
-            sql.SQL("COALESCE(r.{}, s.{})").format(sql.Identifier(renamed[c]), sql.Identifier(c))
-            if c in renamed
-            else sql.SQL("s.{}").format(sql.Identifier(c))
-            for c in columns
-        ]
-    else:
-        source = sql.SQL(
-            "{stage} s JOIN {collection_stage} c ON s.{ref} = c.{key} LEFT JOIN {renames} r ON r.old_name = c.{name} "
-            "WHERE c.{name} = ANY({names})"
-        )
-        values = [
-            sql.SQL("COALESCE(r.new_key, s.{})").format(ref)
-            if c == COLLECTION_REF_COLUMN
-            else sql.SQL("s.{}").format(sql.Identifier(c))
-            for c in columns
-        ]
+def insert_staged(
+    cur,
+    schema: str,
+    target: TableDescription,
+    file_columns: Sequence[str],
+    chosen: ChosenCollections | None,
+    derived: Mapping[str, sql.Composable] | None = None,
+) -> int:
+    """Insert the staged rows of a file into its target table (see create_stage), each value cast to its column's
+    type; the rows inserted. `chosen`: only those collections' rows, renamed ones under their new name and key
+    (their embeddings following); None: every row. `derived`: target columns computed from the staged row `s`
+    (a migration's new keys) rather than taken from a file column of the same name. A key or id the target holds
+    already is a clear DataError."""
+    table, derived = target.name, derived or {}
+    columns = [c for c in target.data_columns if c.name in derived or c.name in file_columns]
     statement = sql.SQL("INSERT INTO {target} ({columns}) SELECT {values} FROM {source}").format(
         target=qualified(schema, table),
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        values=sql.SQL(", ").join(values),
-        source=source.format(
-            stage=stage,
-            collection_stage=stage_table(COLLECTION_TABLE),
-            renames=_RENAMES,
-            name=name,
-            names=names,
-            ref=ref,
-            key=key,
+        columns=sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
+        values=sql.SQL(", ").join(
+            derived[c.name] if c.name in derived else _staged_value(table, c, chosen) for c in columns
         ),
+        source=_staged_rows(table, chosen),
     )
     with keys_taken_is_clear(table):
         cur.execute(statement)
     return cur.rowcount
+
+
+def _staged_value(table: str, column: Column, chosen: ChosenCollections | None) -> sql.Composable:
+    """A staged (text) value cast to its column's type; a renamed collection's new name or key in its place."""
+    # The type is the catalog's own format_type of the target column, not file content.
+    value = sql.SQL("s.{}::{}").format(sql.Identifier(column.name), sql.SQL(column.type))
+    renamed = {COLLECTION_KEY_COLUMN: "new_key", COLLECTION_NAME_COLUMN: "new_name"}
+    if chosen is None or not chosen.renames:
+        return value
+    if table == COLLECTION_TABLE and column.name in renamed:
+        return sql.SQL("COALESCE(r.{}, {})").format(sql.Identifier(renamed[column.name]), value)
+    if table == EMBEDDING_TABLE and column.name == COLLECTION_REF_COLUMN:
+        return sql.SQL("COALESCE(r.new_key, {})").format(value)
+    return value
+
+
+def _staged_rows(table: str, chosen: ChosenCollections | None) -> sql.Composable:
+    """The FROM of insert_staged: the staged rows `s`, of the chosen collections only (joined to their renames)."""
+    stage = stage_table(table)
+    if chosen is None:
+        return sql.SQL("{} s").format(stage)
+    if table == COLLECTION_TABLE:
+        source = sql.SQL("{stage} s LEFT JOIN {renames} r ON r.old_name = s.{name} WHERE s.{name} = ANY({names})")
+    else:
+        # Both staged columns are the server's own uuid text, so they compare as text.
+        source = sql.SQL(
+            "{stage} s JOIN {collection_stage} c ON s.{ref} = c.{key} LEFT JOIN {renames} r ON r.old_name = c.{name} "
+            "WHERE c.{name} = ANY({names})"
+        )
+    return source.format(
+        stage=stage,
+        collection_stage=stage_table(COLLECTION_TABLE),
+        renames=_RENAMES,
+        name=sql.Identifier(COLLECTION_NAME_COLUMN),
+        names=sql.Literal(list(chosen.names)),
+        ref=sql.Identifier(COLLECTION_REF_COLUMN),
+        key=sql.Identifier(COLLECTION_KEY_COLUMN),
+    )
 
 
 @contextmanager

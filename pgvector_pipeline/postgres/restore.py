@@ -20,20 +20,21 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound, with_outcome
-from pgvector_pipeline.names import DOCUMENT_COLUMN
+from pgvector_pipeline.names import DOCUMENT_COLUMN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.collections import (
     ChosenCollections,
-    insert_chosen,
+    create_stage,
+    insert_staged,
     keys_taken_is_clear,
     prepare_chosen,
-    stage_table,
 )
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
+from pgvector_pipeline.postgres.migrate import check_layouts, duplicated_custom_ids, loaded_columns, new_ids
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 
 # What a failed restore transaction leaves: said with every database error it ends on.
@@ -87,6 +88,8 @@ class RestoreOptions:
     maintenance_work_mem: str = ""
     # Load only these collections' rows (renamed, replacing the target's, as it says); None: every row.
     chosen: ChosenCollections | None = None
+    # A langchain_community set into langchain_postgres tables: embeddings get new ids (see postgres.migrate).
+    migrate_ids: bool = False
 
 
 def default_maintenance_work_mem() -> str:
@@ -150,11 +153,9 @@ def restore_tables(
             for load in loads:
                 transaction.doing = f"restoring {load.table}"
                 target = prepared.targets[load.table]
-                stats.append(
-                    _load_table(cur, schema, load, target, prepared.rows_before, options.truncate, log, options.chosen)
-                )
+                stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log))
             transaction.doing = "building the indexes"
-            _build_indexes(cur, prepared.index_builds(options), options, log)
+            build_indexes(cur, prepared.index_builds(options), options, log)
     return stats, prepared.created
 
 
@@ -230,7 +231,7 @@ def _prepare(
     indexes as the options say: everything that can refuse comes before anything that changes rows."""
     hold_restore_lock(cur, schema)
     created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
-    targets = {load.table: _target_columns(cur, schema, load, options.fill_extra_columns) for load in loads}
+    targets = {load.table: _target_columns(cur, schema, load, options) for load in loads}
     _check_privileges(cur, schema, [load.table for load in loads], options.truncate)
     before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
     return _Prepared(created, targets, before, dropped)
@@ -273,7 +274,7 @@ def _prepare_tables(
             )
         else:
             rebuildable.append(table)
-    return before, _drop_rebuildable_indexes(cur, schema, rebuildable, log)
+    return before, drop_rebuildable_indexes(cur, schema, rebuildable, log)
 
 
 def _load_table(
@@ -282,29 +283,32 @@ def _load_table(
     load: TableLoad,
     target: tuple[catalog.TableDescription, tuple[str, ...]],
     before: dict[str, int],
-    emptied: bool,
+    options: RestoreOptions,
     log: Callable[[str], None],
-    chosen: ChosenCollections | None = None,
 ) -> TableRestoreStats:
     description, filled = target
+    chosen = options.chosen
     started = time.monotonic()
     log(f"Loading {load.table} ({', '.join(load.columns)}).")
     if filled:
         log(f"{load.table}: the set has no {', '.join(filled)}; they get NULL or their default.")
-    if chosen is not None:
-        if chosen.whole_set:
-            log(f"{load.table}: the set holds just the collections restored: loading straight into the table.")
-        restored = _copy_chosen(cur, schema, load, description, chosen)
+    migrating = options.migrate_ids and load.table == EMBEDDING_TABLE
+    if chosen is not None and chosen.whole_set and not migrating:
+        log(f"{load.table}: the set holds just the collections restored: loading straight into the table.")
+        with keys_taken_is_clear(load.table):
+            restored = copy_in(cur, schema, load, description)
+    elif chosen is not None or migrating:
+        restored = _copy_staged(cur, schema, load, description, chosen, migrating, log)
     else:
-        restored = _copy_in(cur, schema, load, description)
+        restored = copy_in(cur, schema, load, description)
     after = count_rows(cur, schema, load.table)
-    _check_restored_rows(load, restored, after if emptied else None, chosen=chosen is not None)
+    check_restored_rows(load, restored, after if options.truncate else None, chosen=chosen is not None)
     duration = time.monotonic() - started
     log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
     return TableRestoreStats(load.table, before[load.table], restored, after, duration, filled)
 
 
-def _drop_rebuildable_indexes(
+def drop_rebuildable_indexes(
     cur, schema: str, tables: list[str], log: Callable[[str], None]
 ) -> list[catalog.RebuildableIndex]:
     """Drop the emptied tables' rebuildable indexes; their definitions, to build them after the load."""
@@ -321,7 +325,7 @@ def _drop_rebuildable_indexes(
     return dropped
 
 
-def _build_indexes(cur, statements: list[str], options: RestoreOptions, log: Callable[[str], None]) -> None:
+def build_indexes(cur, statements: list[str], options: RestoreOptions, log: Callable[[str], None]) -> None:
     """Build indexes after the load, with the memory and workers of this transaction raised for it."""
     if not statements:
         return
@@ -373,13 +377,16 @@ def _ensure_schema_objects(
 
 
 def _target_columns(
-    cur, schema: str, load: TableLoad, fill_extra_columns: bool
+    cur, schema: str, load: TableLoad, options: RestoreOptions
 ) -> tuple[catalog.TableDescription, tuple[str, ...]]:
     """The target's description and the columns left to NULL/defaults; DataError if the header does not fit."""
     target = catalog.describe_table(cur, schema, load.table)
     assert target is not None  # _ensure_schema_objects made sure it exists
-    unknown = [c for c in load.columns if target.column(c) is None]
-    generated = [c.name for c in target.columns if c.generated and c.name in load.columns]
+    check_layouts(target, load.columns, options.migrate_ids)
+    # A migrated embedding file fills id from columns the target lacks (postgres.migrate).
+    columns = loaded_columns(load.columns) if options.migrate_ids and load.table == EMBEDDING_TABLE else load.columns
+    unknown = [c for c in columns if target.column(c) is None]
+    generated = [c.name for c in target.columns if c.generated and c.name in columns]
     if generated:
         raise DataError(
             f"The CSV of {load.table} holds {', '.join(generated)}, a generated column in the target table: "
@@ -388,8 +395,8 @@ def _target_columns(
             f"restore a newer set. Nothing was changed."
         )
     # Generated columns fill themselves: they are never "extra".
-    extra = [column for column in target.data_columns if column.name not in load.columns]
-    duplicated = sorted({c for c in load.columns if load.columns.count(c) > 1})
+    extra = [column for column in target.data_columns if column.name not in columns]
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if unknown or duplicated:
         raise DataError(
             f"The CSV header of {load.table} does not match the target table: columns only in the file "
@@ -404,7 +411,7 @@ def _target_columns(
         for c in extra
     ]
     unfillable = [c.name for c in extra if c.not_null and not c.has_default]
-    if not fill_extra_columns or unfillable:
+    if not options.fill_extra_columns or unfillable:
         advice = (
             f"{', '.join(unfillable)} cannot be filled: give it a default (ALTER TABLE ... ALTER COLUMN ... SET "
             f"DEFAULT ...) or allow NULL in it, then restore again with fill_extra_columns: true."
@@ -418,29 +425,41 @@ def _target_columns(
     return target, tuple(c.name for c in extra)
 
 
-def _copy_chosen(cur, schema: str, load: TableLoad, target: catalog.TableDescription, chosen: ChosenCollections) -> int:
-    """Load the file into a staging table (its row count checked against the manifest), then insert only the
-    chosen collections' rows into the target (see postgres.collections.insert_chosen); the rows inserted. A set
-    that holds exactly the chosen collections, none renamed, loads straight into the target."""
-    if chosen.whole_set:
-        with keys_taken_is_clear(load.table):
-            return _copy_in(cur, schema, load, target)
-    stage = stage_table(load.table)
-    cur.execute(
-        sql.SQL("CREATE TEMPORARY TABLE {stage} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-            stage=stage, target=qualified(schema, load.table)
-        )
-    )
-    _check_restored_rows(load, _copy_in(cur, schema, load, target, into=stage), None)  # the whole file's rows
-    return insert_chosen(cur, schema, load.table, load.columns, chosen)
-
-
-def _copy_in(
-    cur, schema: str, load: TableLoad, target: catalog.TableDescription, into: sql.Composable | None = None
+def _copy_staged(
+    cur,
+    schema: str,
+    load: TableLoad,
+    target: catalog.TableDescription,
+    chosen: ChosenCollections | None,
+    migrating: bool,
+    log: Callable[[str], None],
 ) -> int:
-    """COPY the file into its table (or into `into`, a staging table shaped like it); the rows loaded."""
+    """Load the file into a staging table (its row count checked against the manifest), then insert its rows into
+    the target: only the chosen collections' (see postgres.collections.insert_staged), with new ids when migrating
+    (see postgres.migrate); the rows inserted."""
+    stage = create_stage(cur, load.table, load.columns)
+    check_restored_rows(load, copy_in(cur, schema, load, target, into=stage), None)  # the whole file's rows
+    derived = new_ids(cur) if migrating else None
+    if migrating:
+        twice = duplicated_custom_ids(cur)
+        log(
+            f"{load.table}: each row's id is its custom_id where that is unique in the set, else its old uuid"
+            + (f" ({twice:,} custom ids appear more than once: their rows keep their uuid)." if twice else ".")
+        )
+    return insert_staged(cur, schema, target, load.columns, chosen, derived)
+
+
+def copy_in(
+    cur, schema: str, load: TableLoad, target: catalog.TableDescription | None, into: sql.Composable | None = None
+) -> int:
+    """COPY the file into its table (or into `into`, a staging table of the file's columns); the rows loaded.
+    `target` describes the table the rows end in, when it exists (see legacy_not_null_columns)."""
     options: list[sql.Composable] = [sql.SQL("FORMAT csv"), sql.SQL("HEADER")]
-    if load.legacy_empty_fields and (keep_empty := legacy_not_null_columns(target, load.columns)):
+    if target is None:  # loading into a staging table only: LangChain's document is the one never-NULL text
+        keep_empty = [c for c in load.columns if c == DOCUMENT_COLUMN]
+    else:
+        keep_empty = legacy_not_null_columns(target, load.columns)
+    if load.legacy_empty_fields and keep_empty:
         options.append(sql.SQL("FORCE_NOT_NULL ({})").format(sql.SQL(", ").join(map(sql.Identifier, keep_empty))))
     statement = sql.SQL("COPY {table} ({cols}) FROM STDIN WITH ({options})").format(
         table=into if into is not None else qualified(schema, load.table),
@@ -474,7 +493,7 @@ class _ReadErrors:
             raise
 
 
-def _check_restored_rows(load: TableLoad, restored: int, after_emptied: int | None, chosen: bool = False) -> None:
+def check_restored_rows(load: TableLoad, restored: int, after_emptied: int | None, chosen: bool = False) -> None:
     """The rows COPY loaded (or, for chosen collections, inserted) against the manifest; and, for a table emptied
     and locked by this transaction (no other writer), the rows it holds now. An appended table's count includes
     other sessions' new rows."""

@@ -6,7 +6,14 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.backup import DEFAULT_CHOICES, BackupChoices, BackupOptions, BackupResult, Log, back_up_database
-from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV, PLAIN_RESTORE, RestoreFlags
+from pgvector_pipeline.contract import (
+    DATABASE_TAG,
+    DEFAULT_DSN_ENV,
+    NO_MIGRATION,
+    PLAIN_RESTORE,
+    Migration,
+    RestoreFlags,
+)
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_secrets, redact_dsn
@@ -173,6 +180,7 @@ class PgVectorResource(dg.ConfigurableResource):
         tables: Sequence[str] | None = None,
         collections: Sequence[str] = (),
         rename: Mapping[str, str] | None = None,
+        migration: Migration = NO_MIGRATION,
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         """Restore `backup_set` into this database (see restore_backup_set)."""
@@ -184,6 +192,7 @@ class PgVectorResource(dg.ConfigurableResource):
             tables=tables,
             collections=collections,
             rename=rename,
+            migration=migration,
             maintenance_work_mem=self.maintenance_work_mem,
             lock_timeout_s=self.lock_timeout_s,
             log=log,
