@@ -17,6 +17,8 @@ comparison A/B `--rounds` times and prints medians and ratios (ours / reference)
 - the replaced system's client-side cursor export, once, as a reference
 - backup to and restore from S3 (SeaweedFS on loopback, started here) vs the same on local disk, zstd and plain
   (`--s3-only`: just this, e.g. at 10,000 and 200,000 rows to see that peak RSS stays flat)
+- migration into a PGVectorStore table: a restore of the set vs langchain-postgres's `pgvector_migrator` from
+  the live tables (`--migration-only`: just this)
 - per collection (the store split in two collections): backup of one vs the whole table; a restore replacing
   one (indexes in place) vs a truncating restore of the whole set (indexes built after), with PK + GIN and with
   HNSW (`--collections-only`: just this)
@@ -89,6 +91,40 @@ flags = RestoreFlags(replace_collections=True) if collections else RestoreFlags(
 started = time.monotonic()
 restore_backup_set(sys.argv[1], "public", backup_set, flags, collections=collections)
 print(json.dumps({"seconds": time.monotonic() - started,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+MIGRATE_CHILD = """
+import json, resource, sys, time
+from pgvector_pipeline.contract import MIGRATE_TO_PGVECTOR_STORE, Migration
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.roots import store_at
+backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
+started = time.monotonic()
+result = restore_backup_set(
+    sys.argv[1], "public", backup_set, migration=Migration(MIGRATE_TO_PGVECTOR_STORE, sys.argv[4])
+)
+print(json.dumps({"seconds": time.monotonic() - started, "rows": result.tables[0].rows_after,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+# langchain-postgres's own migrator (utils/pgvector_migrator.py), into a table LangChain made (not timed).
+MIGRATOR_CHILD = """
+import asyncio, json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_postgres import PGEngine, PGVectorStore
+from langchain_postgres.utils.pgvector_migrator import migrate_pgvector_collection
+engine = PGEngine.from_connection_string(url=sys.argv[1].replace("postgresql://", "postgresql+psycopg://", 1))
+dims, table, collection = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+engine.init_vectorstore_table(table, dims)
+store = PGVectorStore.create_sync(engine, table_name=table, embedding_service=DeterministicFakeEmbedding(size=dims))
+started = time.monotonic()
+migrate_pgvector_collection(engine, collection, store)
+seconds = time.monotonic() - started
+import psycopg2
+with psycopg2.connect(sys.argv[1]) as conn, conn.cursor() as cur:
+    cur.execute(f"SELECT count(*) FROM {table}")
+    rows = cur.fetchone()[0]
+print(json.dumps({"seconds": seconds, "rows": rows,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 OLD_SYSTEM_CHILD = """
@@ -429,6 +465,44 @@ def compare_collections(
     return rows
 
 
+def compare_migration(
+    work: Path, server, root: Path, rounds: int, rows: int, dims: int
+) -> list[tuple[str, str, str, str]]:
+    """A PGVector store into a PGVectorStore table: our restore of its set (one transaction, COPY) against
+    langchain-postgres's pgvector_migrator from the live tables (batched INSERTs, 100 at once). In a database of its
+    own whose ids are UUIDs, as the migrator needs (it does not convert other ids)."""
+    dsn = ensure_database(server, "bench_migration")
+    conn = connect(dsn)
+    with conn, conn.cursor() as cur:
+        create_langchain_tables(cur, "public", dimension=dims)
+        cur.execute(FILL.replace("'doc-' || i", "md5(i::text)::uuid::text"), {"rows": rows, "dims": dims})
+    conn.close()
+    bench = Bench(work, dsn, dims)
+    bench.run_psql("VACUUM (ANALYZE) langchain_pg_embedding", "CHECKPOINT")
+    ts = bench.our_backup(root, DEFAULT_EXPORT_SESSIONS, "zstd")["timestamp"]
+    tables = iter(range(1_000))
+
+    def ours() -> dict:
+        return child(MIGRATE_CHILD, dsn, str(root), ts, f"ours_{next(tables)}")
+
+    def theirs() -> dict:
+        return child(MIGRATOR_CHILD, dsn, str(dims), f"theirs_{next(tables)}", 'bench "docs", 2026')
+
+    mine, migrator = alternate(rounds, ours, theirs)
+    assert all(r["rows"] == rows for r in mine + migrator), (mine, migrator)
+    result = [
+        (
+            "migration of a PGVector store into a PGVectorStore table (restore of its zstd set, one transaction)",
+            f"{median(mine):.2f} s, peak RSS {max(r['max_rss_mb'] for r in mine):.0f} MB",
+            f"langchain-postgres pgvector_migrator {median(migrator):.2f} s, peak RSS "
+            f"{max(r['max_rss_mb'] for r in migrator):.0f} MB",
+            f"{median(migrator) / median(mine):.1f}× faster",
+        )
+    ]
+    print(result[-1], flush=True)
+    return result
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -456,6 +530,11 @@ def main() -> None:
     parser.add_argument(
         "--collections-only", action="store_true", help="Only the per-collection backup and restore comparison."
     )
+    parser.add_argument(
+        "--migration-only",
+        action="store_true",
+        help="Only the migration into a PGVectorStore table vs pgvector_migrator.",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pgvector_bench_"))
@@ -478,15 +557,18 @@ def main() -> None:
         root = work / "root"
         print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
         csv_mb = bench.psql_backup()["bytes"] / 1e6
-        if not args.collections_only:
+        only = args.s3_only or args.collections_only or args.migration_only
+        if not only or args.migration_only:
+            rows.extend(compare_migration(work, server, root, args.rounds, args.rows, args.dims))
+        if not only or args.s3_only:
             with seaweedfs_server(work / "s3") as s3_server:
                 # The children find the server as a deployment would: through the standard AWS variables.
                 os.environ.update(s3_server.env())
                 s3_server.client().create_bucket(Bucket="bench")
                 rows.extend(compare_s3(bench, root, "s3://bench/backups", args.rounds))
-        if not (args.s3_only or args.collections_only):
+        if not only:
             rows.extend(compare_with_psql(bench, root, dsn, work, args))
-        if not args.s3_only:
+        if not only or args.collections_only:
             # Last: it splits the one collection in two.
             rows.extend(compare_collections(bench, root, args.rounds, not args.no_hnsw, args.dims))
     finally:

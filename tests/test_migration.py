@@ -272,3 +272,17 @@ def test_the_restore_job_migrates_from_run_config(pg_server, postgres_source, in
     assert result.success
     after = lc.vector_store_search(target, "tickets_store", metadata_columns=["source"])
     assert after == _as_migrated(before["tickets"])
+
+
+def test_a_metadata_value_its_column_cannot_hold_refuses_the_load(pg_server, postgres_source):
+    _, _, backup_set = postgres_source
+    target = new_db(pg_server)
+    migration = Migration(MIGRATE_TO_PGVECTOR_STORE, "store", ("source:integer",))
+
+    with pytest.raises(
+        DataError,
+        match=r"A row of the set does not fit store: invalid input syntax for type integer: "
+        r'"handbook.pdf".*metadata_columns',
+    ):
+        restore_backup_set(target, "public", backup_set, migration=migration)
+    assert query(target, "SELECT to_regclass('public.store') IS NULL") == [(True,)]

@@ -401,7 +401,7 @@ def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescriptio
         cur.execute(statement)
     except psycopg2.errors.UniqueViolation as exc:
         raise _ids_taken(store, exc) from None
-    except psycopg2.errors.DataException as exc:
+    except psycopg2.DataError as exc:  # SQLSTATE class 22: a value its column cannot hold
         raise DataError(
             f"A row of the set does not fit {store.table}: {str(exc).strip()}. An embedding of another dimension "
             f"than the table's, or a metadata value its column's type cannot hold (metadata_columns), does this. "
