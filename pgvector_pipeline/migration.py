@@ -21,7 +21,13 @@ from pgvector_pipeline.contract import (
     RestoreFlags,
 )
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.names import COLUMN_NAME_PATTERN, LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
+from pgvector_pipeline.names import (
+    COLLECTION_TABLE,
+    COLUMN_NAME_PATTERN,
+    EMBEDDING_TABLE,
+    LANGCHAIN_COMMUNITY,
+    LANGCHAIN_POSTGRES,
+)
 from pgvector_pipeline.postgres.pgvector_store import MetadataColumn, StoreTable
 
 # The types a metadata column may have: PostgreSQL type names a cast of a JSON value's text can reach. Kept to a
@@ -100,6 +106,11 @@ def check_migration(
                 + (": restore it without migrate_to." if set_layout == LANGCHAIN_POSTGRES else ".")
             )
         return None
+    if not {COLLECTION_TABLE, EMBEDDING_TABLE} <= set(held):
+        raise InvalidParams(
+            f"migrate_to {MIGRATE_TO_PGVECTOR_STORE} needs a set of both LangChain tables ({COLLECTION_TABLE}, "
+            f"{EMBEDDING_TABLE}); this set holds {', '.join(held)}."
+        )
     if set_layout not in (LANGCHAIN_POSTGRES, LANGCHAIN_COMMUNITY):
         raise InvalidParams(
             f"migrate_to {MIGRATE_TO_PGVECTOR_STORE} loads a LangChain PGVector set; this set's "

@@ -25,7 +25,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DatabaseError, DataError
 from pgvector_pipeline.names import (
     COLLECTION_KEY_COLUMN,
     COLLECTION_NAME_COLUMN,
@@ -58,6 +58,9 @@ from pgvector_pipeline.postgres.restore import (
 MIGRATED_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "pgvector-pipeline:pgvector-store-id")
 METADATA_COLUMN = "cmetadata"
 _NEW_IDS = sql.Identifier("pgvector_restore_store_ids")
+# Staged typed, so COPY parses them once (see create_stage); the rest as text. `vector` is found through the
+# transaction's search_path (see _ensure_extension).
+_STAGED_TYPES = {EMBEDDING_COLUMN: "vector", METADATA_COLUMN: "jsonb"}
 # A message naming rows stops after this many ids.
 _SHOWN = 5
 
@@ -136,7 +139,7 @@ def restore_into_store(
         expected = {stage_table(x.table).string: (x.expected_rows, x.file_bytes) for x in loads}
         with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
             for table_load in loads:
-                stage = create_stage(cur, table_load.table, table_load.columns)
+                stage = create_stage(cur, table_load.table, table_load.columns, _STAGED_TYPES)
                 check_restored_rows(table_load, copy_in(cur, schema, table_load, None, into=stage), None)
             transaction.doing = "checking the rows"
             source = _source(cur, load)
@@ -205,8 +208,8 @@ def _source(cur, load: StoreLoad) -> _Source:
     rows = sql.SQL("{} s").format(stage_table(EMBEDDING_TABLE))
     if not load.names:
         return _Source(rows, None, old_id)
-    # Both staged columns are the server's own uuid text, so they compare as text.
-    rows = sql.SQL("{rows} JOIN {collections} c ON s.{ref} = c.{key}").format(
+    # Both staged columns are text: compared as uuids, as the foreign key compared them.
+    rows = sql.SQL("{rows} JOIN {collections} c ON s.{ref}::uuid = c.{key}::uuid").format(
         rows=rows,
         collections=stage_table(COLLECTION_TABLE),
         ref=sql.Identifier(COLLECTION_REF_COLUMN),
@@ -292,7 +295,10 @@ def _prepare_target(
     _check_table(description, store, schema)
     missing = catalog.missing_privileges(cur, schema, [store.table], options.truncate)
     if missing:
-        raise DataError(f"The database role cannot restore into {store.table}: it lacks {', '.join(missing)}.")
+        raise DatabaseError(
+            f"The database role cannot restore into {store.table}: it lacks {', '.join(missing)}. Nothing was "
+            f"changed. Grant them, or restore as the table's owner."
+        )
     if not options.truncate:
         lock_tables(cur.connection, cur, schema, [store.table], "ROW EXCLUSIVE", "the restore")
         return description, count_rows(cur, schema, store.table), []

@@ -437,7 +437,7 @@ def _copy_staged(
     """Load the file into a staging table (its row count checked against the manifest), then insert its rows into
     the target: only the chosen collections' (see postgres.collections.insert_staged), with new ids when migrating
     (see postgres.migrate); the rows inserted."""
-    stage = create_stage(cur, load.table, load.columns)
+    stage = create_stage(cur, load.table, load.columns, {c.name: c.type for c in target.data_columns})
     check_restored_rows(load, copy_in(cur, schema, load, target, into=stage), None)  # the whole file's rows
     derived = new_ids(cur) if migrating else None
     if migrating:
