@@ -25,7 +25,7 @@ from pgvector_pipeline.postgres.catalog import (
     TableDescription,
     langchain_layout,
 )
-from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, classified, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import (
     UnsafeDDL,
     checked_create_index,
@@ -33,7 +33,9 @@ from pgvector_pipeline.postgres.ddl import (
 )
 from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committed_rows
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
+from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
 from pgvector_pipeline.postgres.snapshot import Snapshot
+from pgvector_pipeline.postgres.table_sets import resolve_table_set
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
@@ -52,7 +54,7 @@ from pgvector_pipeline.store.manifest import (
     ManifestSource,
     ManifestTable,
 )
-from pgvector_pipeline.tables import DEFAULT_TABLES, TableSet
+from pgvector_pipeline.tables import DEFAULT_TABLES, TableSet, TableSpec
 
 
 class Log(Protocol):
@@ -175,10 +177,37 @@ class BackupChoices:
     create_task_dir: bool = False
     compression: Compression = DEFAULT_COMPRESSION
     collections: tuple[str, ...] = ()
+    # The tables to back up (empty: LangChain's two), checked against the catalog by backup_options.
+    tables: tuple[TableSpec, ...] = ()
 
 
 # Every collection, the default compression, nothing truncated, the task directory must exist.
 DEFAULT_CHOICES = BackupChoices()
+
+
+def backup_options(
+    dsn: str, schema: str, choices: BackupChoices, export_sessions: int, lock_timeout_s: float, log: Log
+) -> BackupOptions:
+    """The options of a run that chose `choices`: the tables it names checked against the database's catalog and
+    put in restore order (see postgres.table_sets); LangChain's two tables when it names none."""
+    tables = DEFAULT_TABLES
+    if choices.tables:
+        with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
+            with classified("reading the tables to back up from the catalog", conn), conn.cursor() as cur:
+                tables = resolve_table_set(cur, schema, choices.tables, log.warning)
+            conn.rollback()
+        log.info(
+            "Backing up "
+            + ", ".join(f"{t.name}" + (f" (rows where {t.row_filter})" if t.row_filter else "") for t in tables.tables)
+            + f" of schema {schema}, in this order (tables after those they reference)."
+        )
+    if choices.truncate_after_backup and not tables.truncated_by_default:
+        raise InvalidParams(
+            f"truncate_after_backup truncates {', '.join(DEFAULT_TABLES.truncated_by_default)}, which tables leaves "
+            f"out. Name it in tables, or back up without truncating."
+        )
+    fields = {name: value for name, value in vars(choices).items() if name != "tables"}
+    return BackupOptions(**fields, tables=tables, export_sessions=export_sessions, lock_timeout_s=lock_timeout_s)
 
 
 # Export only, into an existing location, with the default compression, sessions and lock bound.
@@ -311,21 +340,24 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
     names = options.tables.names
     pgvector_version = snap.pgvector_version()
     descriptions = {table: snap.describe(table) for table in names}
-    counts = {table: snap.count(table, options.collections) for table in names}
+    choices = {table.name: RowChoice(options.collections, table.row_filter) for table in options.tables.tables}
+    counts = {table: snap.count(table, choices[table]) for table in names}
     per_collection = _collections(snap, options, log)
     embedding_table = options.tables.embedding_table
     dimensions = (
-        snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table], options.collections)
+        snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table], choices[embedding_table])
         if embedding_table
         else {}
     )
     layout = langchain_layout(descriptions[embedding_table].column_names) if embedding_table else "unknown"
     server_version = snap.server_version()
     for description in descriptions.values():
-        _warn_if_not_recreatable(description, log)
+        _warn_if_not_recreatable(description, options.tables.references_of(description.name), log)
     tables: list[TableBackup] = []
     for table in names:
-        export = _Export(descriptions[table], counts[table], options.compression, options.collections)
+        export = _Export(
+            descriptions[table], counts[table], options.compression, choices[table], options.tables.references_of(table)
+        )
         tables.append(_export_table(snap, set_writer, export, tables, log))
     return _SnapshotContents(tables, pgvector_version, server_version, dimensions, layout, per_collection)
 
@@ -350,13 +382,13 @@ class _Export:
     description: TableDescription
     expected_rows: int
     compression: Compression
-    collections: tuple[str, ...] = ()  # only the rows of these collections; empty: every row
+    rows: RowChoice = ALL_ROWS  # the rows of the chosen collections, and those the table's row filter keeps
+    references: tuple[str, ...] = ()  # the set's tables this table's foreign keys reference
 
 
-def _warn_if_not_recreatable(description: TableDescription, log: Log) -> None:
+def _warn_if_not_recreatable(description: TableDescription, references: tuple[str, ...], log: Log) -> None:
     """Restore's create_missing executes only DDL its checker accepts: say now if this table's is not."""
     try:
-        references = DEFAULT_TABLES.references_of(description.name)
         checked_create_table(description.create_table, description.name, references)
         for statement in description.indexes:
             checked_create_index(statement, description.name)
@@ -382,7 +414,7 @@ def _export_table(
     clock = time.monotonic()
     writer = set_writer.open_table(table, progress, export.compression)
     try:
-        rows = snap.copy_to(table, columns, writer, log.info, export.collections)
+        rows = snap.copy_to(table, columns, writer, log.info, export.rows)
         writer.finish()
     except OSError as exc:
         # Estimated from what was stored; the partial file goes first, so the free space shown is real.
@@ -394,9 +426,7 @@ def _export_table(
     duration = time.monotonic() - clock
     stored = "" if writer.codec == NONE else f", stored as {writer.codec} in {human_size(writer.stored_bytes)}"
     log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} of CSV{stored} in {duration:.1f} s.")
-    return TableBackup(
-        table, set_writer.location, _manifest_table(writer, rows, duration, export.description), export.description
-    )
+    return TableBackup(table, set_writer.location, _manifest_table(writer, rows, duration, export), export.description)
 
 
 def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: TableWriter) -> None:
@@ -433,8 +463,9 @@ def _manifest(task: str, timestamp: str, start: _Start, schema: str, contents: _
     return Manifest.model_validate_json(manifest.as_bytes())
 
 
-def _manifest_table(writer: TableWriter, rows: int, duration: float, description: TableDescription) -> ManifestTable:
+def _manifest_table(writer: TableWriter, rows: int, duration: float, export: _Export) -> ManifestTable:
     """What the manifest records of one exported table."""
+    description = export.description
     return ManifestTable(
         file=writer.name,
         rows=rows,
@@ -447,6 +478,8 @@ def _manifest_table(writer: TableWriter, rows: int, duration: float, description
         columns=[ManifestColumn(name=c.name, type=c.type, not_null=c.not_null) for c in description.data_columns],
         create_table=description.create_table,
         indexes=list(description.indexes),
+        references=list(export.references),
+        row_filter=export.rows.row_filter,
     )
 
 

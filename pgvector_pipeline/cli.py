@@ -29,7 +29,7 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
 )
-from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.errors import InvalidParams, PipelineError
 from pgvector_pipeline.store.codecs import CODEC_NAMES
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
@@ -71,10 +71,28 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
         compression=args.compression or "",
         compression_level=args.compression_level,
         collections=args.collections or (),
+        tables=_table_filters(args.tables or [], args.where or []),
         dsn_env=args.dsn_env,
         db_schema=args.schema,
     )
     return _finish(client, launched, args)
+
+
+def _table_filters(tables: list[str], filters: list[tuple[str, str]]) -> dict[str, str]:
+    """--table NAME … with --where NAME=CONDITION …: {name: condition or ''}, in the order named."""
+    named = dict.fromkeys(tables, "")
+    for table, condition in filters:
+        if table not in named:
+            raise InvalidParams(f"--where names {table!r}, which no --table names: add --table {table}.")
+        named[table] = condition
+    return named
+
+
+def _where_pair(text: str) -> tuple[str, str]:
+    table, sep, condition = text.partition("=")
+    if not sep or not table or not condition:
+        raise argparse.ArgumentTypeError(f"{text!r} is not TABLE=CONDITION (e.g. \"docs=lang = 'de'\")")
+    return table, condition
 
 
 def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -170,6 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--compression-level", type=int, help="The codec's level (zstd 1-19, gzip 1-9).")
     backup.add_argument(
         "--collections", nargs="+", metavar="NAME", help="Back up only these collections; default: all of them."
+    )
+    backup.add_argument(
+        "--table",
+        dest="tables",
+        action="append",
+        metavar="NAME",
+        help="Back up this table of the schema instead of LangChain's two (repeat for more): any table with a vector, "
+        "halfvec or sparsevec column, and the tables it references.",
+    )
+    backup.add_argument(
+        "--where",
+        action="append",
+        type=_where_pair,
+        metavar="TABLE=CONDITION",
+        help="Back up only the rows of a --table that the condition on its columns keeps (comparisons, LIKE, IN, "
+        "BETWEEN, IS NULL, AND/OR/NOT, jsonb operators; no function calls or subqueries).",
     )
     _database_options(backup)
     _wait_options(backup)

@@ -310,12 +310,14 @@ class VectorBackupClient:
         compression: str = "",
         compression_level: int | None = None,
         collections: Sequence[str] = (),
+        tables: Mapping[str, str] | None = None,
         timestamp: str | None = None,
         dsn_env: str | None = None,
         db_schema: str | None = None,
     ) -> LaunchedRun:
         """Launch a backup; task_id None means global; compression "" is the code location's default; collections
-        empty backs up every collection.
+        empty backs up every collection; `tables` ({name: row filter or ''}) backs up those tables of the schema
+        instead of LangChain's two.
 
         Without `timestamp` it launches request_vector_backup_job, which claims a new set in the code
         location (so starts at the same moment get distinct sets). With one (it must be about now), it
@@ -332,13 +334,16 @@ class VectorBackupClient:
                 compression=compression,
                 compression_level=compression_level,
                 collections=collections,
+                tables=tables,
             )
             run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
         self.add_dynamic_partition(TASK_PARTITIONS, task)
         self.add_dynamic_partition(TIMESTAMP_PARTITIONS, timestamp)
-        config = backup_run_config(truncate_after_backup, create_task_dir, compression, compression_level, collections)
+        config = backup_run_config(
+            truncate_after_backup, create_task_dir, compression, compression_level, collections, tables
+        )
         run_config = {**config, **resources}
         run_id = self.launch_job(BACKUP_JOB, run_config, {**tags, PARTITION_TAG: key})
         return LaunchedRun(run_id, BACKUP_JOB, task, timestamp)

@@ -37,6 +37,8 @@ DISCOVERY_SENSOR = "backup_discovery_sensor"
 FRESHNESS_CHECK = "recent_global_backup"
 
 INVENTORY_ASSET = "vector_backup_inventory"
+# The files of the tables a run names besides LangChain's two (backup config `tables`).
+OTHER_TABLES_ASSET = "vector_tables_backup"
 
 TASK_PARTITIONS = "vector_backup_task"
 TIMESTAMP_PARTITIONS = "vector_backup_timestamp"
@@ -91,8 +93,10 @@ def backup_run_config(
     compression: str = "",
     compression_level: int | None = None,
     collections: Sequence[str] = (),
+    tables: Mapping[str, str] | None = None,
 ) -> dict:
-    """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all."""
+    """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all; `tables`
+    names the tables to back up instead of LangChain's two, each with its row filter ('' for every row)."""
     config = {
         "truncate_after_backup": truncate_after_backup,
         "create_task_dir": create_task_dir,
@@ -100,6 +104,8 @@ def backup_run_config(
     }
     if collections:
         config["collections"] = list(collections)
+    if tables:
+        config["tables"] = [{"name": name, "where": where} for name, where in tables.items()]
     return {"ops": {BACKUP_OP: {"config": config}}}
 
 

@@ -69,7 +69,7 @@ def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None
         raise InvalidParams(
             f"Cannot restore {unknown or 'no tables'}: set {backup_set.timestamp} holds {held}; choose from those."
         )
-    return DEFAULT_TABLES.in_order(tables)
+    return [table for table in held if table in tables]  # the set's order: each after the tables it references
 
 
 def check_renames(
@@ -250,7 +250,7 @@ def _checked_ddl(manifest: Manifest | None) -> dict[str, TableDDL]:
 
 def _checked_table_ddl(table: str, entry: ManifestTable) -> TableDDL:
     return TableDDL(
-        checked_create_table(entry.create_table or "", table, DEFAULT_TABLES.references_of(table)),
+        checked_create_table(entry.create_table or "", table, entry.references or DEFAULT_TABLES.references_of(table)),
         [checked_create_index(statement, table) for statement in entry.indexes],
     )
 

@@ -4,14 +4,16 @@ truncate and the Dagster assets all take their tables from here; no other module
 A set is what its manifest says (store.manifest lists its tables); the table set below is what a new
 backup writes, and what a set without a manifest (the old system's) is taken to hold.
 
-To back up a further table, add a BackupTable to DEFAULT_TABLES (in restore order: a table after the
-tables it references) and give it an asset key in assets/backup.py's BACKUP_ASSETS; nothing else changes.
+A run may name other tables instead (`tables`: any table with a vector, halfvec or sparsevec column, and the
+tables they reference): postgres.table_sets checks the names against the catalog and builds their TableSet, in
+restore order from the catalog's foreign keys (TableSet.in_dependency_order).
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,25 @@ class BackupTable:
     truncated_by_default: bool = False
     # Holds the vectors: its dimensions are recorded, and its columns tell which LangChain layout wrote it.
     holds_embeddings: bool = False
+    # Only the rows this condition keeps (checked and re-printed by postgres.row_filter); None: every row.
+    row_filter: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table a run names to back up (run config: untrusted until checked): its name in the run's schema, and
+    an optional row filter (a SQL condition on its columns, checked by postgres.row_filter)."""
+
+    name: str
+    row_filter: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not COLUMN_NAME_PATTERN.fullmatch(self.name):
+            raise InvalidParams(
+                f"Table name {self.name!r} is not a plain name (letters, digits, underscores, at most 63, not "
+                f"starting with a digit); name the table as the catalog spells it, without its schema (the run's "
+                f"db_schema is the schema)."
+            )
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,24 @@ class TableSet:
     def referencing(self, name: str) -> list[str]:
         """The tables whose rows reference `name`'s rows."""
         return [table.name for table in self.tables if name in table.references]
+
+    @classmethod
+    def in_dependency_order(cls, tables: Iterable[BackupTable]) -> "TableSet":
+        """The tables in restore order (each after the tables of the set it references; otherwise as given);
+        InvalidParams naming a cycle of foreign keys, which no load order satisfies."""
+        pending, ordered = list(tables), list[BackupTable]()
+        names = {table.name for table in pending}
+        while pending:
+            done = {table.name for table in ordered}
+            ready = next((t for t in pending if all(r in done or r not in names for r in t.references)), None)
+            if ready is None:
+                raise InvalidParams(
+                    f"The foreign keys of {', '.join(t.name for t in pending)} reference each other in a cycle: no "
+                    f"order loads them. Back them up in separate sets, or drop a foreign key of the cycle."
+                )
+            ordered.append(ready)
+            pending.remove(ready)
+        return cls(tuple(ordered))
 
 
 DEFAULT_TABLES = TableSet(

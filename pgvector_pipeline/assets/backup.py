@@ -8,22 +8,37 @@ from pydantic import Field
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
 from pgvector_pipeline.backup import BackupChoices, BackupResult, TableBackup
-from pgvector_pipeline.contract import BACKFILL_TAG
+from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.store.codecs import CODEC_NAMES, DEFAULT_COMPRESSION, Compression
 from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
-from pgvector_pipeline.tables import DEFAULT_TABLES
+from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
 
-# One asset per backed-up table, named after it: the set's tables come from one snapshot, so they materialize together.
+# One asset per LangChain table, named after it, and one for the other tables a run names: the set's tables come
+# from one snapshot, so they materialize together (each only when the set holds its tables).
 ASSET_BY_TABLE = {name: dg.AssetKey(f"{name}_backup") for name in DEFAULT_TABLES.names}
+OTHER_TABLES = dg.AssetKey(OTHER_TABLES_ASSET)
+BACKUP_ASSET_KEYS = [*ASSET_BY_TABLE.values(), OTHER_TABLES]
 # The deployment's compression when a run's config names none (see BackupConfig.compression).
 COMPRESSION_ENV = "PGVECTOR_BACKUP_COMPRESSION"
 
 # Lost connections and server restarts are retried (exponential back-off, see failures.py); nothing else.
 CONNECTION_RETRIES = 3
+
+
+class TableConfig(dg.Config):
+    """One table of a backup's `tables`."""
+
+    name: str = Field(description="The table's name in the run's schema (no schema prefix).")
+    where: str = Field(
+        default="",
+        description="Back up only the rows this condition on the table's own columns keeps, e.g. "
+        "\"cmetadata->>'source' = 'a.pdf'\" (comparisons, LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, jsonb operators, "
+        "casts; no function calls or subqueries). Empty: every row.",
+    )
 
 
 class BackupConfig(dg.Config):
@@ -59,6 +74,15 @@ class BackupConfig(dg.Config):
             "collection. The manifest records which ones, and the embeddings of each."
         ),
     )
+    tables: list[TableConfig] = Field(
+        default=[],
+        description=(
+            "The tables to back up instead of LangChain's two: any table of the run's schema (the pgvector "
+            "resource's db_schema) with a vector, halfvec or sparsevec column (a PGVectorStore table, LlamaIndex's "
+            "data_* tables, your own), and the tables they reference; in one snapshot, restored in foreign-key "
+            "order. Empty: langchain_pg_collection and langchain_pg_embedding."
+        ),
+    )
 
     def compression_setting(self) -> Compression:
         """The compression of this run, resolved at run time; InvalidParams for an unknown codec or level."""
@@ -72,6 +96,7 @@ class BackupConfig(dg.Config):
             create_task_dir=self.create_task_dir,
             compression=self.compression_setting(),
             collections=tuple(self.collections),
+            tables=tuple(TableSpec(table.name, table.where) for table in self.tables),
         )
 
 
@@ -83,8 +108,20 @@ class BackupConfig(dg.Config):
             f"as the set's other tables.",
             group_name=BACKUP_GROUP,
             kinds={"postgres", "csv"},
+            skippable=True,
         )
         for table, asset in ASSET_BY_TABLE.items()
+    ]
+    + [
+        dg.AssetSpec(
+            OTHER_TABLES,
+            description="CSVs of the other pgvector tables a set holds (the backup's `tables` config: a "
+            "PGVectorStore table, LlamaIndex's data_* tables, your own), from the same snapshot as the set's other "
+            "tables.",
+            group_name=BACKUP_GROUP,
+            kinds={"postgres", "csv"},
+            skippable=True,
+        )
     ],
     partitions_def=backup_partitions,
 )
@@ -111,10 +148,48 @@ def vector_store_backup(
             f"of task {task} in {store.where}."
         )
         result = pgvector.back_up(store, task, timestamp, choices, log=context.log)
-    for table in result.tables:
-        yield dg.MaterializeResult(asset_key=ASSET_BY_TABLE[table.table], metadata=backup_metadata(result, table))
+    for asset_key, metadata in materializations(result):
+        yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
     # A listing right after this run includes its set.
     context.log_event(inventory_refreshed(store.where, store.list_sets()))
+
+
+def materializations(result: BackupResult) -> list[tuple[dg.AssetKey, dict]]:
+    """The backup assets a result materializes, each with its metadata: LangChain's tables one by one, the other
+    tables together."""
+    done = [(ASSET_BY_TABLE[t.table], backup_metadata(result, t)) for t in result.tables if t.table in ASSET_BY_TABLE]
+    others = [table for table in result.tables if table.table not in ASSET_BY_TABLE]
+    return done + ([(OTHER_TABLES, other_tables_metadata(result, others))] if others else [])
+
+
+def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> dict:
+    """Materialization metadata of the set's tables besides LangChain's: one row per table."""
+    columns = {"table": "string", "file": "string", "rows": "int", "csv_bytes": "int", "stored_bytes": "int"}
+    columns.update({"references": "string", "row_filter": "string", "sha256": "string"})
+    records = [
+        dg.TableRecord(
+            {
+                "table": t.table,
+                "file": t.entry.file,
+                "rows": t.entry.rows,
+                "csv_bytes": t.entry.bytes,
+                "stored_bytes": t.entry.file_bytes,
+                "references": ", ".join(t.entry.references) or "-",
+                "row_filter": t.entry.row_filter or "every row",
+                "sha256": t.entry.sha256,
+            }
+        )
+        for t in tables
+    ]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns.items()])
+    return {
+        "backup_dir": dg.MetadataValue.path(result.location),
+        "manifest": manifest_name(result.timestamp),
+        "tables": dg.MetadataValue.table(records=records, schema=schema),
+        "rows": sum(t.entry.rows for t in tables),
+        "source_database": result.source,
+        "set_duration_s": round(result.duration_s, 3),
+    }
 
 
 def backup_metadata(result: BackupResult, table: TableBackup) -> dict:

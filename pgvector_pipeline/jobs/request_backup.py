@@ -5,10 +5,9 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.backup import (
-    ASSET_BY_TABLE,
     CONNECTION_RETRIES,
     BackupConfig,
-    backup_metadata,
+    materializations,
 )
 from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import BACKUP_SET_TAG, REQUEST_BACKUP_JOB, database_tags
@@ -56,10 +55,8 @@ def request_vector_backup(
         task = task_key(config.task_id)
         store = backup_store.store()
         result = pgvector.back_up(store, task, None, config.choices(), on_claim=register, log=context.log)
-    for table in result.tables:
-        yield dg.AssetMaterialization(
-            asset_key=ASSET_BY_TABLE[table.table], partition=str(claimed[-1]), metadata=backup_metadata(result, table)
-        )
+    for asset_key, metadata in materializations(result):
+        yield dg.AssetMaterialization(asset_key=asset_key, partition=str(claimed[-1]), metadata=metadata)
     yield inventory_refreshed(store.where, store.list_sets())
     yield dg.Output(
         None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(result.location)}

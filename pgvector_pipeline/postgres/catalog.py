@@ -18,6 +18,7 @@ _TEXT_TYPES = re.compile(r"(?:text|character varying|character|varchar|char)(?:\
 # pg_attribute.attgenerated: 's' stored, 'v' virtual (PostgreSQL 18); '' for ordinary columns.
 _GENERATED_KINDS = {"s": "STORED", "v": "VIRTUAL"}
 
+_VECTOR_TYPES = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsevec)(?:\([0-9]+\))?")
 _FIXED_DIMENSION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsevec)\(([0-9]+)\)")
 
 
@@ -58,6 +59,11 @@ class TableDescription:
 
     def column(self, name: str) -> Column | None:
         return next((column for column in self.columns if column.name == name), None)
+
+    @property
+    def vector_columns(self) -> list[str]:
+        """The columns of pgvector's types (vector, halfvec, sparsevec)."""
+        return [column.name for column in self.columns if _VECTOR_TYPES.fullmatch(column.type)]
 
     @property
     def fixed_embedding_dimension(self) -> int | None:
@@ -224,6 +230,40 @@ class RebuildableIndex:
 
     name: str
     definition: str
+
+
+def referenced_tables(cur, schema: str, table: str) -> list[str]:
+    """The tables of `schema` that `table`'s foreign keys reference (itself left out), by name."""
+    cur.execute(
+        "SELECT DISTINCT r.relname FROM pg_constraint k JOIN pg_class r ON r.oid = k.confrelid "
+        "JOIN pg_namespace n ON n.oid = r.relnamespace "
+        "WHERE k.contype = 'f' AND k.conrelid = %s AND n.nspname = %s AND k.confrelid <> k.conrelid ORDER BY 1",
+        (table_oid(cur, schema, table), schema),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def owned_sequences(cur, schema: str, table: str) -> list[tuple[str, str]]:
+    """(column, sequence) of the table's columns that draw from a sequence they own (serial, identity)."""
+    cur.execute(
+        "SELECT a.attname, s.seq FROM pg_attribute a, LATERAL (SELECT pg_get_serial_sequence(a.attrelid::regclass::text,"
+        " a.attname) AS seq) s WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL "
+        "ORDER BY a.attnum",
+        (table_oid(cur, schema, table),),
+    )
+    return [(column, sequence) for column, sequence in cur.fetchall()]
+
+
+def tables_with_vectors(cur, schema: str) -> list[str]:
+    """The tables of `schema` with a column of pgvector's types, by name."""
+    cur.execute(
+        "SELECT DISTINCT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+        "AND t.typname IN ('vector', 'halfvec', 'sparsevec') ORDER BY 1",
+        (schema,),
+    )
+    return [row[0] for row in cur.fetchall()]
 
 
 def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:

@@ -61,7 +61,7 @@ def checked_create_table(statement: str, table: str, references: Sequence[str] =
         _refuse(statement, "it creates a temporary or unlogged table")
     for element in stmt.tableElts or ():
         if isinstance(element, ast.ColumnDef):
-            _check_column(element, statement, references)
+            _check_column(element, statement, references, table)
         elif isinstance(element, ast.Constraint) and element.contype in _TABLE_CONSTRAINTS:
             _check_constraint(element, statement, references)
         else:
@@ -113,7 +113,11 @@ def _check_relation(relation: ast.RangeVar, table: str, statement: str) -> None:
         _refuse(statement, f"it names table {relation.relname!r} (schema {relation.schemaname!r}) instead of {table!r}")
 
 
-def _check_column(column: ast.ColumnDef, statement: str, references: Sequence[str]) -> None:
+# The types a column whose default draws from its own sequence is re-printed as (CREATE TABLE makes the sequence).
+_SERIAL_TYPES = {"int2": "smallserial", "int4": "serial", "int8": "bigserial"}
+
+
+def _check_column(column: ast.ColumnDef, statement: str, references: Sequence[str], table: str = "") -> None:
     if column.typeName is None or column.typeName.setof or column.typeName.pct_type:
         _refuse(statement, f"column {column.colname!r} has no plain type")
     for typmod in column.typeName.typmods or ():
@@ -141,9 +145,45 @@ def _check_column(column: ast.ColumnDef, statement: str, references: Sequence[st
             )
         if constraint.contype not in _COLUMN_CONSTRAINTS:
             _refuse(statement, f"column {column.colname!r} has a {constraint.contype.name} constraint")
+        if constraint.contype == ConstrType.CONSTR_DEFAULT and _is_serial(constraint.raw_expr, column, table):
+            continue
         if constraint.contype == ConstrType.CONSTR_DEFAULT:
             _check_default(constraint.raw_expr, column.colname or "", statement)
         _check_constraint(constraint, statement, references)
+    _make_serial(column, table)
+
+
+def _is_serial(expression, column: ast.ColumnDef, table: str) -> bool:
+    """Whether a default is `nextval('{table}_{column}_seq'::regclass)` on an integer column: what serial and
+    bigserial columns (LlamaIndex's ids, say) look like in the catalog."""
+    if not isinstance(expression, ast.FuncCall) or not expression.args or len(expression.args) != 1:
+        return False
+    names = [name.sval for name in expression.funcname or ()]
+    argument = expression.args[0]
+    if names not in (["nextval"], ["pg_catalog", "nextval"]) or not isinstance(argument, ast.TypeCast):
+        return False
+    value = argument.arg.val if isinstance(argument.arg, ast.A_Const) else None
+    cast = [name.sval for name in (argument.typeName.names if argument.typeName else ()) or ()]
+    type_names = [name.sval for name in (column.typeName.names if column.typeName else ()) or ()]
+    return (
+        isinstance(value, ast.String)
+        and value.sval == f"{table}_{column.colname}_seq"
+        and cast[-1:] == ["regclass"]
+        and type_names[-1:] != []
+        and type_names[-1] in _SERIAL_TYPES
+    )
+
+
+def _make_serial(column: ast.ColumnDef, table: str) -> None:
+    """Re-print a column whose default draws from its own sequence as serial/bigserial, without that default:
+    CREATE TABLE then makes the sequence (named as before) and the default, and owns it to the column."""
+    defaults = [c for c in column.constraints or () if c.contype == ConstrType.CONSTR_DEFAULT]
+    if not defaults or not _is_serial(defaults[0].raw_expr, column, table):
+        return
+    assert column.typeName is not None and column.typeName.names is not None
+    serial = _SERIAL_TYPES[column.typeName.names[-1].sval]
+    column.typeName = ast.TypeName(names=(ast.String(sval=serial),), typemod=-1)
+    column.constraints = tuple(c for c in column.constraints or () if c.contype != ConstrType.CONSTR_DEFAULT)
 
 
 def _check_constraint(constraint: ast.Constraint, statement: str, references: Sequence[str]) -> None:

@@ -154,6 +154,9 @@ def restore_tables(
                 transaction.doing = f"restoring {load.table}"
                 target = prepared.targets[load.table]
                 stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log))
+            transaction.doing = "moving sequences past the restored ids"
+            for load in loads:
+                advance_sequences(cur, schema, load.table, log, warn)
             transaction.doing = "building the indexes"
             build_indexes(cur, prepared.index_builds(options), options, log)
     return stats, prepared.created
@@ -306,6 +309,33 @@ def _load_table(
     duration = time.monotonic() - started
     log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
     return TableRestoreStats(load.table, before[load.table], restored, after, duration, filled)
+
+
+def advance_sequences(cur, schema: str, table: str, log: Callable[[str], None], warn: Callable[[str], None]) -> None:
+    """Move each sequence a column of the table owns (serial, identity) past the largest value restored, as pg_dump
+    restores a sequence with its table: otherwise the app's next insert takes an id a restored row has."""
+    for column, sequence in catalog.owned_sequences(cur, schema, table):
+        cur.execute("SELECT has_sequence_privilege(%s, 'UPDATE')", (sequence,))
+        if not catalog.single_value(cur):
+            warn(
+                f"{table}.{column}: cannot move sequence {sequence} past the restored ids (no UPDATE privilege on it)."
+            )
+            continue
+        cur.execute(
+            sql.SQL(
+                "SELECT setval(%s, m) FROM (SELECT max({column}) AS m FROM {table}) x WHERE m IS NOT NULL "
+                "AND m >= (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence})"
+            ).format(
+                column=sql.Identifier(column),
+                table=qualified(schema, table),
+                # pg_get_serial_sequence's own quoted, qualified name.
+                sequence=sql.SQL(sequence),
+            ),
+            (sequence,),
+        )
+        moved = cur.fetchone()
+        if moved:
+            log(f"{table}.{column}: moved sequence {sequence} to {moved[0]:,}, the largest id restored.")
 
 
 def drop_rebuildable_indexes(

@@ -14,7 +14,7 @@ from pgvector_pipeline.errors import DatabaseError, ResourceNotFound
 from pgvector_pipeline.names import EMBEDDING_COLUMN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
-from pgvector_pipeline.postgres.collections import embeddings_per_collection, row_filter
+from pgvector_pipeline.postgres.collections import embeddings_per_collection
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classified, classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import lock_tables
@@ -31,6 +31,7 @@ from pgvector_pipeline.postgres.ranges import (
     SnapshotSession,
     export_ranges,
 )
+from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
 
 
 class CopySink(Protocol):
@@ -143,11 +144,11 @@ class Snapshot:
             )
         return description
 
-    def count(self, table: str, collections: Sequence[str] = ()) -> int:
-        """Rows of the table in this snapshot (of the collections named; all without); row-level security that
-        would hide rows is an error, not a filter."""
+    def count(self, table: str, rows: RowChoice = ALL_ROWS) -> int:
+        """Rows of the table in this snapshot (those `rows` chooses); row-level security that would hide rows is an
+        error, not a filter."""
         with self._counting(f"counting the rows of {table}", table):
-            return count_rows(self.cur, self.schema, table, row_filter(self.schema, table, collections))
+            return count_rows(self.cur, self.schema, table, rows.condition(self.schema, table))
 
     @contextmanager
     def _counting(self, doing: str, table: str) -> Iterator[None]:
@@ -164,7 +165,7 @@ class Snapshot:
             raise classify_error(exc, doing, self.conn) from exc
 
     def embedding_dimensions(
-        self, description: catalog.TableDescription, rows: int, collections: Sequence[str] = ()
+        self, description: catalog.TableDescription, rows: int, choice: RowChoice = ALL_ROWS
     ) -> dict[str, int]:
         """Rows per embedding dimension ('null' for rows without a vector), given the table's row count.
 
@@ -175,7 +176,7 @@ class Snapshot:
         fixed = description.fixed_embedding_dimension
         if fixed is not None:
             return {str(fixed): rows}
-        where = row_filter(self.schema, description.name, collections)
+        where = choice.condition(self.schema, description.name)
         with classified(f"reading the embedding dimensions of {description.name}", self.conn):
             self.cur.execute(
                 sql.SQL("SELECT vector_dims({col}), count(*) FROM {table}{where} GROUP BY 1 ORDER BY 1").format(
@@ -197,11 +198,11 @@ class Snapshot:
         columns: list[str],
         sink: CopySink,
         log: Callable[[str], None],
-        collections: Sequence[str] = (),
+        rows: RowChoice = ALL_ROWS,
     ) -> int:
-        """Stream the table (its rows of the collections named; all without) as CSV with a header row into `sink`;
-        returns the rows PostgreSQL sent. The filter applies inside each parallel range as well."""
-        where = row_filter(self.schema, table, collections)
+        """Stream the table (the rows `rows` chooses) as CSV with a header row into `sink`; returns the rows
+        PostgreSQL sent. The filter applies inside each parallel range as well."""
+        where = rows.condition(self.schema, table)
         select = sql.SQL("SELECT {cols} FROM {table}").format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(self.schema, table)
         )

@@ -5,7 +5,14 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.backup import DEFAULT_CHOICES, BackupChoices, BackupOptions, BackupResult, Log, back_up_database
+from pgvector_pipeline.backup import (
+    DEFAULT_CHOICES,
+    BackupChoices,
+    BackupResult,
+    Log,
+    back_up_database,
+    backup_options,
+)
 from pgvector_pipeline.contract import (
     DATABASE_TAG,
     DEFAULT_DSN_ENV,
@@ -161,13 +168,14 @@ class PgVectorResource(dg.ConfigurableResource):
     ) -> BackupResult:
         """Back up into the set `timestamp` of `task` in `store` as the run `choices`; None claims a new set (see
         back_up_database)."""
+        log = log or logging.getLogger(__name__)
         return back_up_database(
             self.dsn,
             self.db_schema,
             store,
             task,
             timestamp,
-            BackupOptions(**vars(choices), export_sessions=self.export_sessions, lock_timeout_s=self.lock_timeout_s),
+            backup_options(self.dsn, self.db_schema, choices, self.export_sessions, self.lock_timeout_s, log),
             on_claim=on_claim,
             log=log,
         )

@@ -7,7 +7,7 @@ import time
 
 import dagster as dg
 
-from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, BACKUP_ASSET_KEYS, OTHER_TABLES
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
 from pgvector_pipeline.contract import TASK_PARTITIONS, TIMESTAMP_PARTITIONS
 from pgvector_pipeline.errors import PipelineError
@@ -97,9 +97,7 @@ def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSet
 
 def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo], budget: _TickBudget) -> int:
     """Register complete sets Dagster does not know while the budget lasts; how many are left."""
-    known = {
-        str(key) for asset in ASSET_BY_TABLE.values() for key in context.instance.get_materialized_partitions(asset)
-    }
+    known = {str(key) for asset in BACKUP_ASSET_KEYS for key in context.instance.get_materialized_partitions(asset)}
     unknown = [
         s for s in sets if s.status == STATUS_COMPLETE and str(backup_partition_key(s.task, s.timestamp)) not in known
     ]
@@ -119,12 +117,12 @@ def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo
     for backup_set in chosen:
         key = backup_partition_key(backup_set.task, backup_set.timestamp)
         for table in backup_set.tables:
-            if table not in ASSET_BY_TABLE:
-                continue  # a table this code location has no asset for: listed and restorable all the same
+            # The other tables of a set share one asset: its first such table's event stands for them.
+            asset = ASSET_BY_TABLE.get(table, OTHER_TABLES)
+            if asset == OTHER_TABLES and table != next(t for t in backup_set.tables if t not in ASSET_BY_TABLE):
+                continue
             context.instance.report_runless_asset_event(
-                dg.AssetMaterialization(
-                    ASSET_BY_TABLE[table], partition=str(key), metadata=discovered_metadata(backup_set, table)
-                )
+                dg.AssetMaterialization(asset, partition=str(key), metadata=discovered_metadata(backup_set, table))
             )
     if chosen:
         context.log.info(

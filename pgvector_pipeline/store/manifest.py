@@ -81,6 +81,10 @@ class ManifestTable(_Strict):
     # Absent in adopted sets. Untrusted SQL text: only postgres.ddl's checked re-prints are executed.
     create_table: str | None = None
     indexes: list[str] = []
+    # Format 3: the set's tables this table's foreign keys reference (restored first; the only tables its DDL may
+    # reference), and the row filter of the backup (informative: never executed from here).
+    references: list[TableName] = []
+    row_filter: Annotated[str, Field(max_length=4000)] | None = None
 
     @property
     def file_bytes(self) -> int:

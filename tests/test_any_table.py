@@ -1,0 +1,214 @@
+"""Backups of any pgvector table (`tables`): a PGVectorStore table written by LangChain in another schema, a table
+of LlamaIndex's layout, and a user's own tables with halfvec, sparsevec and a foreign key. Row filters pass
+PostgreSQL's parser or are refused; restore order comes from the catalog's foreign keys; a restore of such a set keeps
+every guarantee of a LangChain one."""
+
+import itertools
+import logging
+
+import pytest
+
+from pgvector_pipeline.assets.backup import OTHER_TABLES
+from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_options
+from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, RestoreFlags, request_run_config
+from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.codecs import UNCOMPRESSED
+from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.tables import TableSpec
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.embedded import ensure_database
+from tests import langchain_stores as lc
+from tests.helpers import DSN_ENV, flip_a_digit, read_csv_rows, resources_config
+
+SCHEMA = "rag"
+STORE_TABLE = "handbook"
+_databases = itertools.count()
+
+USER_TABLES = f"""
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE {SCHEMA}.projects (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE {SCHEMA}.project_chunks (id int PRIMARY KEY, project_id int NOT NULL REFERENCES {SCHEMA}.projects (id),
+  body text, dense halfvec(3), sparse sparsevec(5));
+CREATE INDEX ON {SCHEMA}.project_chunks USING hnsw (dense halfvec_cosine_ops);
+INSERT INTO {SCHEMA}.projects VALUES (1, 'alpha'), (2, 'beta, "quoted"');
+INSERT INTO {SCHEMA}.project_chunks VALUES
+  (10, 1, 'line one\r\nline two', '[1,2,3]', '{{1:0.5,4:1}}/5'),
+  (11, 1, '', '[0.5,0.25,0]', NULL),
+  (12, 2, NULL, NULL, '{{2:3}}/5');
+CREATE TABLE {SCHEMA}.data_docs (id bigserial PRIMARY KEY, text varchar NOT NULL, metadata_ json, node_id varchar,
+  embedding vector(3));
+INSERT INTO {SCHEMA}.data_docs (text, metadata_, node_id, embedding) VALUES
+  ('llama one', '{{"file": "a.md"}}', 'n1', '[1,0,0]'), ('llama two', '{{"file": "b.md"}}', 'n2', '[0,1,0]');
+"""
+ALL_TABLES = ("project_chunks", "projects", "data_docs", STORE_TABLE)
+
+
+def new_db(pg_server) -> str:
+    return ensure_database(pg_server, f"any_table_{next(_databases)}")
+
+
+def file_of(backup_set, table: str):
+    return backup_set.directory / backup_set.table_files[table]
+
+
+def rows(dsn: str, table: str) -> list[str]:
+    return [r[0] for r in query(dsn, f"SELECT t::text FROM {SCHEMA}.{table} t ORDER BY t::text")]
+
+
+@pytest.fixture
+def source(pg_server) -> str:
+    """The user's tables, LlamaIndex's layout, and a PGVectorStore table LangChain made and filled, in schema rag."""
+    dsn = new_db(pg_server)
+    execute(dsn, lambda cur: cur.execute(USER_TABLES))
+    from langchain_postgres import Column, PGEngine, PGVectorStore
+
+    engine = PGEngine.from_connection_string(url=lc.sqlalchemy_url(dsn, "psycopg"))
+    engine.init_vectorstore_table(
+        STORE_TABLE, lc.DIMENSION, schema_name=SCHEMA, metadata_columns=[Column("page", "INTEGER")]
+    )
+    store = PGVectorStore.create_sync(
+        engine, table_name=STORE_TABLE, schema_name=SCHEMA, embedding_service=lc.embedding(), metadata_columns=["page"]
+    )
+    store.add_texts(["alpha report", "beta notes", "gamma"], metadatas=[{"page": i, "src": "x"} for i in range(3)])
+    return dsn
+
+
+def back_up(dsn: str, root, *specs: TableSpec, schema: str = SCHEMA):
+    log = logging.getLogger("test")
+    choices = BackupChoices(tables=specs, compression=UNCOMPRESSED)
+    options = backup_options(dsn, schema, choices, 2, DEFAULT_LOCK_TIMEOUT_S, log)
+    result = back_up_database(dsn, schema, LocalBackupStore(root), "global", None, options)
+    return LocalBackupStore(root).locate(timestamp=result.timestamp)
+
+
+def test_any_pgvector_tables_back_up_and_restore_into_an_empty_database(pg_server, source, backup_root):
+    before_search = lc.vector_store_search(source, STORE_TABLE, SCHEMA, metadata_columns=["page"])
+    backup_set = back_up(source, backup_root, *(TableSpec(name) for name in ALL_TABLES))
+
+    # Restore order from the foreign keys: projects before the chunks that reference it, else as named.
+    assert backup_set.tables == ["projects", "project_chunks", "data_docs", STORE_TABLE]
+    assert backup_set.manifest.tables["project_chunks"].references == ["projects"]
+    assert backup_set.manifest.source.db_schema == SCHEMA
+    target = new_db(pg_server)
+    restore_backup_set(target, SCHEMA, backup_set, RestoreFlags(create_missing=True))
+
+    assert {t: rows(target, t) for t in ALL_TABLES} == {t: rows(source, t) for t in ALL_TABLES}
+    assert lc.vector_store_search(target, STORE_TABLE, SCHEMA, metadata_columns=["page"]) == before_search
+    indexes = "SELECT indexdef FROM pg_indexes WHERE tablename = 'project_chunks' ORDER BY 1"
+    assert query(target, indexes) == query(source, indexes)
+    # data_docs.id is a bigserial: its new sequence continues after the restored ids, as the app expects.
+    new_row = f"INSERT INTO {SCHEMA}.data_docs (text) VALUES ('new') RETURNING id"
+    assert query(target, new_row) == [(3,)]
+
+
+def test_a_row_filter_backs_up_only_the_rows_it_keeps(source, backup_root):
+    backup_set = back_up(
+        source,
+        backup_root,
+        TableSpec("projects", "id = 1"),
+        TableSpec("project_chunks", "project_id = 1 AND body IS NOT NULL"),
+        TableSpec("data_docs", "metadata_->>'file' LIKE 'b%'"),
+    )
+
+    chunks = read_csv_rows(file_of(backup_set, "project_chunks"))
+    assert [row["id"] for row in chunks] == ["10", "11"]
+    assert [row["text"] for row in read_csv_rows(file_of(backup_set, "data_docs"))] == ["llama two"]
+    assert backup_set.manifest.tables["project_chunks"].row_filter == "project_id = 1 AND body IS NOT NULL"
+    assert backup_set.rows("projects") == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (TableSpec("projects", "pg_sleep(1) IS NULL"), "it holds a FuncCall"),
+        (TableSpec("projects", "id IN (SELECT 1 FROM pg_authid)"), "it holds a SubLink"),
+        (TableSpec("projects", "1 = 1) UNION (SELECT 1"), "not a valid SQL condition"),
+        (TableSpec("projects", "true; DROP TABLE rag.projects"), "more than one condition"),
+        (TableSpec("projects", "secret = 1"), "'secret', which is not a column of projects"),
+        (TableSpec("projects", "id::regclass IS NULL"), "it casts to 'regclass'"),
+    ],
+)
+def test_an_unsafe_row_filter_is_refused_before_any_export(source, backup_root, spec, message):
+    with pytest.raises(InvalidParams, match=message):
+        back_up(source, backup_root, TableSpec("project_chunks"), spec)
+    assert list(backup_root.rglob("*.csv*")) == []
+
+
+def test_tables_that_cannot_make_a_set_are_refused_with_what_the_schema_holds(source, backup_root):
+    with pytest.raises(ResourceNotFound, match=r"rag.nope does not exist.*tables with vectors are data_docs, handbook"):
+        back_up(source, backup_root, TableSpec("nope"))
+    with pytest.raises(InvalidParams, match="projects in schema rag has no vector, halfvec or sparsevec column"):
+        back_up(source, backup_root, TableSpec("projects"), TableSpec("data_docs"))
+    with pytest.raises(InvalidParams, match="is not a plain name"):
+        TableSpec("rag.projects")
+    execute(
+        source,
+        lambda cur: cur.execute(
+            f"ALTER TABLE {SCHEMA}.projects ADD COLUMN lead int REFERENCES {SCHEMA}.project_chunks (id)"
+        ),
+    )
+    with pytest.raises(InvalidParams, match="reference each other in a cycle"):
+        back_up(source, backup_root, TableSpec("projects"), TableSpec("project_chunks"))
+
+
+def test_a_changed_file_of_such_a_set_restores_nothing(pg_server, source, backup_root):
+    backup_set = back_up(source, backup_root, TableSpec("projects"), TableSpec("project_chunks"))
+    path = file_of(backup_set, "project_chunks")
+    path.write_bytes(flip_a_digit(path.read_bytes()))
+    target = new_db(pg_server)
+    execute(target, lambda cur: cur.execute(USER_TABLES))
+    before = {t: rows(target, t) for t in ("projects", "project_chunks")}
+
+    with pytest.raises(DataError, match="sha256"):
+        restore_backup_set(
+            target,
+            SCHEMA,
+            LocalBackupStore(backup_root).locate(timestamp=backup_set.timestamp),
+            RestoreFlags(truncate_before_restore=True),
+        )
+    assert {t: rows(target, t) for t in ("projects", "project_chunks")} == before
+
+
+def test_a_row_the_target_refuses_rolls_back_every_table(pg_server, source, backup_root):
+    backup_set = back_up(source, backup_root, TableSpec("projects"), TableSpec("project_chunks"))
+    target = new_db(pg_server)
+    execute(
+        target,
+        lambda cur: cur.execute(
+            USER_TABLES
+            + f"DELETE FROM {SCHEMA}.project_chunks WHERE id >= 11;"
+            + f"ALTER TABLE {SCHEMA}.project_chunks ADD CHECK (id < 11);"
+        ),
+    )
+    before = {t: rows(target, t) for t in ("projects", "project_chunks")}
+
+    with pytest.raises(DataError, match="project_chunks_id_check"):
+        restore_backup_set(target, SCHEMA, backup_set, RestoreFlags(truncate_before_restore=True))
+    assert {t: rows(target, t) for t in ("projects", "project_chunks")} == before
+
+
+def test_the_backup_job_takes_tables_from_run_config(source, backup_root, instance, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, source)
+    config = request_run_config(None, tables={"projects": "", "project_chunks": "project_id = 2"})
+    resources = resources_config()
+    resources["resources"]["pgvector"]["config"]["db_schema"] = SCHEMA
+
+    result = defs.get_job_def(REQUEST_BACKUP_JOB).execute_in_process(
+        run_config={**config, **resources}, instance=instance
+    )
+
+    assert result.success
+    [materialization] = [
+        m for m in result.asset_materializations_for_node("request_vector_backup") if m.asset_key == OTHER_TABLES
+    ]
+    table = materialization.metadata["tables"].value
+    assert [(r.data["table"], r.data["rows"], r.data["row_filter"]) for r in table.records] == [
+        ("projects", 2, "every row"),
+        ("project_chunks", 1, "project_id = 2"),
+    ]
+    [listed] = LocalBackupStore(backup_root).list_sets()
+    assert listed.tables == ["projects", "project_chunks"]
