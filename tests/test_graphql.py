@@ -183,7 +183,7 @@ def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_serve
         assert secret not in s3.get_object(Bucket=s3_bucket, Key=item["Key"])["Body"].read()
 
 
-def test_per_collection_backup_and_restore_through_graphql(webserver, store_db):
+def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, backup_root):
     client = VectorBackupClient("127.0.0.1", webserver)
     launched = client.launch_backup(collections=["sample_collection_1"])
     assert client.wait_for_run(launched.run_id, timeout_s=180).status == "SUCCESS"
@@ -218,3 +218,17 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db):
     )
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     assert query(store_db, "SELECT count(*), count(DISTINCT page) FROM collection_1") == [(100, 7)]
+
+    # Named tables with a row filter, from the command line: the new PGVectorStore table, the pages 3 only.
+    named = subprocess.run(
+        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "backup", "--table", "collection_1"]
+        + ["--where", "collection_1=page = 3", "--compression", "none", "--wait"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert named.returncode == 0, named.stdout + named.stderr
+    newest = max(client.list_backup_sets(), key=lambda s: s["timestamp"])
+    assert (newest["tables"], newest["status"]) == ("collection_1", "complete")
+    [listed_set] = [s for s in LocalBackupStore(backup_root).list_sets() if s.timestamp == newest["timestamp"]]
+    assert listed_set.rows("collection_1") == query(store_db, "SELECT count(*) FROM collection_1 WHERE page = 3")[0][0]
