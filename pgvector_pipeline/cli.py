@@ -298,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     except TimeoutError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_TIMEOUT
+    except BrokenPipeError:
+        # The reader stopped reading (`| head`): not an error of this command. Python would complain at exit
+        # about flushing stdout to the closed pipe; point it at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

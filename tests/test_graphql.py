@@ -5,6 +5,7 @@ launch at once without a dagster-daemon.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -229,6 +230,18 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     )
     assert named.returncode == 0, named.stdout + named.stderr
     newest = max(client.list_backup_sets(), key=lambda s: s["timestamp"])
-    assert (newest["tables"], newest["status"]) == ("collection_1", "complete")
+    assert (newest["tables"], newest["status"]) == ("collection_1 (14 rows)", "complete")
+    # A reader that stops reading (`list | head`) is not an error of the command: no traceback, exit 0.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    piped = subprocess.run(
+        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "list"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(write_end)
+    assert (piped.returncode, piped.stderr) == (0, "")
     [listed_set] = [s for s in LocalBackupStore(backup_root).list_sets() if s.timestamp == newest["timestamp"]]
     assert listed_set.rows("collection_1") == query(store_db, "SELECT count(*) FROM collection_1 WHERE page = 3")[0][0]

@@ -51,7 +51,7 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
                 "has_log": s.has_log,
                 **{f"{t.label}_rows": s.rows(t.name) for t in DEFAULT_TABLES.tables},
                 **{f"{t.label}_bytes": s.sizes.get(t.name) for t in DEFAULT_TABLES.tables},
-                "tables": ", ".join(s.tables),
+                "tables": ", ".join(t if s.rows(t) is None else f"{t} ({s.rows(t):,} rows)" for t in s.tables),
                 "compression": "+".join(sorted(set(s.codecs.values()))),
                 "compression_ratio": s.compression_ratio,
                 "collections": s.collections,
