@@ -193,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--table",
         dest="tables",
         action="append",
-        metavar="NAME",
-        help="Back up this table of the schema instead of LangChain's two (repeat for more): any table with a vector, "
-        "halfvec or sparsevec column, and the tables it references.",
+        metavar="[SCHEMA.]NAME",
+        help="Back up this table instead of LangChain's two (repeat for more): any table with a vector, halfvec or "
+        "sparsevec column, and the tables it references; in --schema unless named with its schema.",
     )
     backup.add_argument(
         "--where",

@@ -96,7 +96,8 @@ def backup_run_config(
     tables: Mapping[str, str] | None = None,
 ) -> dict:
     """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all; `tables`
-    names the tables to back up instead of LangChain's two, each with its row filter ('' for every row)."""
+    names the tables to back up instead of LangChain's two ('name' or 'schema.name'), each with its row filter
+    ('' for every row)."""
     config = {
         "truncate_after_backup": truncate_after_backup,
         "create_task_dir": create_task_dir,
@@ -105,8 +106,13 @@ def backup_run_config(
     if collections:
         config["collections"] = list(collections)
     if tables:
-        config["tables"] = [{"name": name, "where": where} for name, where in tables.items()]
+        config["tables"] = [_table_config(name, where) for name, where in tables.items()]
     return {"ops": {BACKUP_OP: {"config": config}}}
+
+
+def _table_config(qualified_name: str, where: str) -> dict:
+    schema, _, name = qualified_name.rpartition(".")
+    return {"name": name, "where": where, **({"db_schema": schema} if schema else {})}
 
 
 @dataclass(frozen=True)

@@ -35,19 +35,32 @@ class BackupTable:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table a run names to back up (run config: untrusted until checked): its name in the run's schema, and
-    an optional row filter (a SQL condition on its columns, checked by postgres.row_filter)."""
+    """A table a run names to back up (run config: untrusted until checked): its name, its schema ('': the run's
+    db_schema), and an optional row filter (a SQL condition on its columns, checked by postgres.row_filter)."""
 
     name: str
     row_filter: str = ""
+    schema: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not COLUMN_NAME_PATTERN.fullmatch(self.name):
-            raise InvalidParams(
-                f"Table name {self.name!r} is not a plain name (letters, digits, underscores, at most 63, not "
-                f"starting with a digit); name the table as the catalog spells it, without its schema (the run's "
-                f"db_schema is the schema)."
-            )
+        for what, value in (("Table name", self.name), ("Schema name", self.schema or "public")):
+            if not isinstance(value, str) or not COLUMN_NAME_PATTERN.fullmatch(value):
+                raise InvalidParams(
+                    f"{what} {value!r} is not a plain name (letters, digits, underscores, at most 63, not starting "
+                    f"with a digit); name it as the catalog spells it, the schema apart (schema: name)."
+                )
+
+
+def schema_of(specs: Iterable[TableSpec], default: str) -> str:
+    """The one schema the tables named are in (`default`, the run's db_schema, for those that name none); a set
+    holds tables of one schema, so InvalidParams for several."""
+    schemas = sorted({spec.schema or default for spec in specs}) or [default]
+    if len(schemas) > 1:
+        raise InvalidParams(
+            f"tables names tables of schemas {', '.join(schemas)}; a set holds tables of one schema (its manifest "
+            f"records it, and a restore loads them into one). Back up each schema in a run of its own."
+        )
+    return schemas[0]
 
 
 @dataclass(frozen=True)

@@ -193,9 +193,9 @@ def test_a_row_the_target_refuses_rolls_back_every_table(pg_server, source, back
 
 def test_the_backup_job_takes_tables_from_run_config(source, backup_root, instance, monkeypatch):
     monkeypatch.setenv(DSN_ENV, source)
-    config = request_run_config(None, tables={"projects": "", "project_chunks": "project_id = 2"})
+    # The tables name their schema; the resource's db_schema stays public.
+    config = request_run_config(None, tables={f"{SCHEMA}.projects": "", f"{SCHEMA}.project_chunks": "project_id = 2"})
     resources = resources_config()
-    resources["resources"]["pgvector"]["config"]["db_schema"] = SCHEMA
 
     result = defs.get_job_def(REQUEST_BACKUP_JOB).execute_in_process(
         run_config={**config, **resources}, instance=instance
@@ -211,4 +211,16 @@ def test_the_backup_job_takes_tables_from_run_config(source, backup_root, instan
         ("project_chunks", 1, "project_id = 2"),
     ]
     [listed] = LocalBackupStore(backup_root).list_sets()
-    assert listed.tables == ["projects", "project_chunks"]
+    assert (listed.tables, listed.manifest.source.db_schema) == (["projects", "project_chunks"], SCHEMA)
+
+
+def test_tables_of_two_schemas_are_refused(source, backup_root, instance, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, source)
+    config = request_run_config(None, tables={f"{SCHEMA}.data_docs": "", "public.other": ""})
+    result = defs.get_job_def(REQUEST_BACKUP_JOB).execute_in_process(
+        run_config={**config, **resources_config()}, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "a set holds tables of one schema" in failure.step_failure_data.error.message
+    assert list(backup_root.rglob("*.csv*")) == []

@@ -32,7 +32,10 @@ CONNECTION_RETRIES = 3
 class TableConfig(dg.Config):
     """One table of a backup's `tables`."""
 
-    name: str = Field(description="The table's name in the run's schema (no schema prefix).")
+    name: str = Field(description="The table's name, without its schema.")
+    db_schema: str = Field(
+        default="", description="Its schema. Empty: the pgvector resource's db_schema. A set holds one schema's tables."
+    )
     where: str = Field(
         default="",
         description="Back up only the rows this condition on the table's own columns keeps, e.g. "
@@ -96,7 +99,7 @@ class BackupConfig(dg.Config):
             create_task_dir=self.create_task_dir,
             compression=self.compression_setting(),
             collections=tuple(self.collections),
-            tables=tuple(TableSpec(table.name, table.where) for table in self.tables),
+            tables=tuple(TableSpec(table.name, table.where, table.db_schema) for table in self.tables),
         )
 
 

@@ -29,6 +29,7 @@ from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.listing import BackupSetInfo
+from pgvector_pipeline.tables import schema_of
 
 
 def literal_dsns_with_password(run_config: Mapping[str, Any]) -> list[str]:
@@ -169,13 +170,14 @@ class PgVectorResource(dg.ConfigurableResource):
         """Back up into the set `timestamp` of `task` in `store` as the run `choices`; None claims a new set (see
         back_up_database)."""
         log = log or logging.getLogger(__name__)
+        schema = schema_of(choices.tables, self.db_schema)  # named tables may name their schema
         return back_up_database(
             self.dsn,
-            self.db_schema,
+            schema,
             store,
             task,
             timestamp,
-            backup_options(self.dsn, self.db_schema, choices, self.export_sessions, self.lock_timeout_s, log),
+            backup_options(self.dsn, schema, choices, self.export_sessions, self.lock_timeout_s, log),
             on_claim=on_claim,
             log=log,
         )
