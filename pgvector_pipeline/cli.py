@@ -88,11 +88,20 @@ def _table_filters(tables: list[str], filters: list[tuple[str, str]]) -> dict[st
     return named
 
 
-def _where_pair(text: str) -> tuple[str, str]:
-    table, sep, condition = text.partition("=")
-    if not sep or not table or not condition:
-        raise argparse.ArgumentTypeError(f"{text!r} is not TABLE=CONDITION (e.g. \"docs=lang = 'de'\")")
-    return table, condition
+def _pair(shape: str, example: str) -> Callable[[str], tuple[str, str]]:
+    """An argparse type for 'KEY=VALUE' (split at the first '='): both parts must be given."""
+
+    def parse(text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key or not value:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {shape} ({example})")
+        return key, value
+
+    return parse
+
+
+_where_pair = _pair("TABLE=CONDITION", "e.g. \"docs=lang = 'de'\"")
+_rename_pair = _pair("OLD=NEW", "a collection's name in the set, = its new name")
 
 
 def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -139,13 +148,6 @@ def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
 def _start(client: VectorBackupClient, args: argparse.Namespace) -> int:
     _print({"name": args.name, "status": client.start_automation(args.name)})
     return EXIT_OK
-
-
-def _rename_pair(text: str) -> tuple[str, str]:
-    old, sep, new = text.partition("=")
-    if not sep or not old or not new:
-        raise argparse.ArgumentTypeError(f"{text!r} is not OLD=NEW (a collection's name in the set, = its new name)")
-    return old, new
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:
