@@ -438,7 +438,10 @@ def compare_collections(
     ]
     print(rows[-1], flush=True)
     ts, half_ts = whole[0]["timestamp"], half[0]["timestamp"]
-    for label, index in (("PK + GIN", None), ("PK + GIN + HNSW", HNSW.format(dims=dims)) if hnsw else ()):
+    indexes: list[tuple[str, str | None]] = [("PK + GIN", None)]
+    if hnsw:
+        indexes.append(("PK + GIN + HNSW", HNSW.format(dims=dims)))
+    for label, index in indexes:
         if index:
             bench.execute(index)
         replace, replace_own, truncating = alternate(
