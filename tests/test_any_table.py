@@ -224,3 +224,26 @@ def test_tables_of_two_schemas_are_refused(source, backup_root, instance, monkey
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "a set holds tables of one schema" in failure.step_failure_data.error.message
     assert list(backup_root.rglob("*.csv*")) == []
+
+
+def test_such_a_set_copies_to_another_store_and_restores_from_it_through_the_restore_job(
+    pg_server, source, backup_root, tmp_path, instance, monkeypatch
+):
+    from pgvector_pipeline.contract import RESTORE_JOB, restore_run_config
+    from pgvector_pipeline.copy import copy_set
+
+    backup_set = back_up(source, backup_root, *(TableSpec(name) for name in ALL_TABLES))
+    other = LocalBackupStore(tmp_path / "other")
+    (tmp_path / "other").mkdir()
+    copy_set(backup_set, other)
+    monkeypatch.setenv("PGVECTOR_BACKUP_ROOT", str(tmp_path / "other"))
+    target = new_db(pg_server)
+    monkeypatch.setenv(DSN_ENV, target)
+    config = restore_run_config(None, backup_set.timestamp, flags=RestoreFlags(create_missing=True))
+    resources = resources_config()
+    resources["resources"]["pgvector"]["config"]["db_schema"] = SCHEMA
+
+    result = defs.get_job_def(RESTORE_JOB).execute_in_process(run_config={**config, **resources}, instance=instance)
+
+    assert result.success
+    assert {t: rows(target, t) for t in ALL_TABLES} == {t: rows(source, t) for t in ALL_TABLES}
