@@ -247,3 +247,29 @@ def test_such_a_set_copies_to_another_store_and_restores_from_it_through_the_res
 
     assert result.success
     assert {t: rows(target, t) for t in ALL_TABLES} == {t: rows(source, t) for t in ALL_TABLES}
+
+
+def test_a_session_killed_while_such_a_set_loads_leaves_every_table_as_it_was(
+    pg_server, source, backup_root, admin_dsn
+):
+    import dataclasses
+
+    from pgvector_pipeline.errors import DatabaseError
+    from pgvector_pipeline.postgres.connection import APPLICATION_NAME
+    from pgvector_pipeline.testing.admin import terminate_backends
+    from tests.faulty_stores import FaultyStore
+
+    backup_set = back_up(source, backup_root, TableSpec("projects"), TableSpec("project_chunks"))
+    target = new_db(pg_server)
+    execute(target, lambda cur: cur.execute(USER_TABLES + f"DELETE FROM {SCHEMA}.project_chunks WHERE id = 12;"))
+    before = {t: rows(target, t) for t in ("projects", "project_chunks")}
+
+    def kill_on_the_second_table(table: str, reads: int) -> None:
+        if table == "project_chunks" and reads == 1:  # projects is truncated and loaded by now
+            assert terminate_backends(admin_dsn, APPLICATION_NAME) >= 1
+
+    faulty = dataclasses.replace(backup_set, store=FaultyStore(backup_root, on_read=kill_on_the_second_table))
+    with pytest.raises(DatabaseError) as failure:
+        restore_backup_set(target, SCHEMA, faulty, RestoreFlags(truncate_before_restore=True))
+    assert failure.value.can_retry
+    assert {t: rows(target, t) for t in ("projects", "project_chunks")} == before
