@@ -1,0 +1,302 @@
+"""New tables beside the live ones, the same in every respect, swapped in by renaming (issue 23).
+
+A restore that must not take the app down loads into new tables nobody reads yet, builds their indexes, and then, in
+one short transaction, renames the live tables away, gives the new ones their names and drops the old ones. Readers
+wait only for that transaction. This module makes the new tables faithful to the live ones and swaps them:
+
+  create_shadows   CREATE TABLE … (LIKE live INCLUDING columns, defaults, CHECK and NOT NULL constraints, generated
+                   and identity columns, storage, compression, statistics, comments), storage parameters and the
+                   table's comment; no index yet, so the load is fast
+  finish_shadows   after the load: indexes and primary/unique/exclusion constraints (temporary names), foreign keys
+                   (those between swapped tables re-pointed at the new tables), replica identity, triggers, row-level
+                   security and its policies, grants, owner
+  swap_shadows     in the caller's transaction: the live tables, their indexes and constraints renamed away, the new
+                   ones given their names, owned sequences handed over, the old tables dropped
+
+Everything is read from the catalog (pg_get_indexdef, pg_get_constraintdef, pg_get_triggerdef, policies, ACLs) and
+re-aimed with PostgreSQL's parser (pglast), never by editing SQL text. What a swap cannot carry faithfully (views,
+other tables' foreign keys, publications, partitioning: postgres.swap) must be refused before this runs.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pglast import ast, parse_sql
+from pglast.stream import RawStream
+from psycopg2 import sql
+
+from pgvector_pipeline.postgres.catalog import qualified, table_oid
+
+
+@dataclass
+class Shadow:
+    """A live table and the new table beside it, with what finish_shadows and swap_shadows need."""
+
+    live: str
+    oid: int
+    name: str
+    # (live name, temporary name) of each index and index-backed constraint built on the new table.
+    renames: list[tuple[str, str]] = field(default_factory=list)
+
+
+def shadow_name(oid: int) -> str:
+    """The new table's name while it is built: the live table's oid makes it unique and at most 63 characters."""
+    return f"pgvector_new_{oid}"
+
+
+def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
+    """Create a new, empty table beside each live one (see the module's docstring), in `tables`' order."""
+    shadows = []
+    for table in tables:
+        oid = table_oid(cur, schema, table)
+        assert oid is not None, f"{schema}.{table} exists"
+        shadow = Shadow(table, oid, shadow_name(oid))
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED "
+                "INCLUDING IDENTITY INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS INCLUDING STATISTICS)"
+            ).format(new=qualified(schema, shadow.name), live=qualified(schema, table))
+        )
+        cur.execute("SELECT reloptions, obj_description(oid, 'pg_class') FROM pg_class WHERE oid = %s", (oid,))
+        options, comment = cur.fetchone()
+        for option in options or ():
+            key, _, value = option.partition("=")
+            cur.execute(
+                sql.SQL("ALTER TABLE {} SET ({} = {})").format(
+                    qualified(schema, shadow.name), sql.Identifier(key), sql.Literal(value)
+                )
+            )
+        if comment is not None:
+            cur.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(qualified(schema, shadow.name)), (comment,))
+        shadows.append(shadow)
+    return shadows
+
+
+def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
+    """After the load: give each new table the live one's indexes, constraints, triggers, security and owner."""
+    new_names = {shadow.live: shadow.name for shadow in shadows}
+    for shadow in shadows:
+        _indexes(cur, schema, shadow, log)
+        _constraints(cur, schema, shadow, new_names)
+        _replica_identity(cur, schema, shadow)
+        _triggers(cur, schema, shadow)
+        _row_security(cur, schema, shadow)
+        _grants_and_owner(cur, schema, shadow)
+
+
+def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
+    """Swap the new tables in for the live ones and drop the old ones, in the caller's transaction (which must hold
+    ACCESS EXCLUSIVE locks on the live tables)."""
+    for shadow in shadows:
+        old = f"pgvector_old_{shadow.oid}"
+        for live_name, _ in shadow.renames:
+            cur.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    qualified(schema, live_name), sql.Identifier(f"pgvector_old_{shadow.oid}_{live_name}"[:63])
+                )
+            )
+        cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, shadow.live), sql.Identifier(old)))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, shadow.name), sql.Identifier(shadow.live))
+        )
+        for live_name, temporary in shadow.renames:
+            cur.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(qualified(schema, temporary), sql.Identifier(live_name))
+            )
+        _hand_over_sequences(cur, schema, shadow, old)
+    # Dropped last, together: the old tables' foreign keys between them go with them.
+    cur.execute(
+        sql.SQL("DROP TABLE {}").format(
+            sql.SQL(", ").join(qualified(schema, f"pgvector_old_{shadow.oid}") for shadow in shadows)
+        )
+    )
+
+
+def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> None:
+    """The live table's indexes, on the new table under temporary names; index-backed constraints (primary key,
+    unique, exclusion) as constraints whose index gets a temporary name (its constraint name follows the index)."""
+    cur.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid), con.oid, pg_get_constraintdef(con.oid), "
+        "obj_description(i.indexrelid, 'pg_class'), obj_description(con.oid, 'pg_constraint') "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
+        "WHERE i.indrelid = %s ORDER BY c.relname",
+        (shadow.oid,),
+    )
+    for name, definition, constraint, constraint_def, index_comment, constraint_comment in cur.fetchall():
+        temporary = f"pgvector_new_{shadow.oid}_{name}"[:63]
+        if constraint is not None:
+            statement = _aimed_constraint(constraint_def, schema, shadow.name, temporary, {})
+        else:
+            statement = _aimed_index(definition, schema, shadow.name, temporary)
+        cur.execute(statement)
+        if index_comment is not None:
+            cur.execute(sql.SQL("COMMENT ON INDEX {} IS %s").format(qualified(schema, temporary)), (index_comment,))
+        if constraint_comment is not None:
+            cur.execute(
+                sql.SQL("COMMENT ON CONSTRAINT {} ON {} IS %s").format(
+                    sql.Identifier(temporary), qualified(schema, shadow.name)
+                ),
+                (constraint_comment,),
+            )
+        shadow.renames.append((name, temporary))
+        log(f"{shadow.live}: built {name} on the new table.")
+
+
+def _constraints(cur, schema: str, shadow: Shadow, new_names: dict[str, str]) -> None:
+    """Foreign keys (others came with LIKE or with the indexes): those into a swapped table point at its new table."""
+    cur.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s AND contype = 'f' "
+        "ORDER BY conname",
+        (shadow.oid,),
+    )
+    for name, definition in cur.fetchall():
+        cur.execute(_aimed_constraint(definition, schema, shadow.name, name, new_names))
+
+
+def _replica_identity(cur, schema: str, shadow: Shadow) -> None:
+    cur.execute(
+        "SELECT c.relreplident, (SELECT r.relname FROM pg_index i JOIN pg_class r ON r.oid = i.indexrelid "
+        "WHERE i.indrelid = c.oid AND i.indisreplident) FROM pg_class c WHERE c.oid = %s",
+        (shadow.oid,),
+    )
+    kind, index = cur.fetchone()
+    table = qualified(schema, shadow.name)
+    if kind == "f":
+        cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(table))
+    elif kind == "n":
+        cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY NOTHING").format(table))
+    elif kind == "i" and index:
+        temporary = dict(shadow.renames)[index]
+        cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY USING INDEX {}").format(table, sql.Identifier(temporary)))
+
+
+def _triggers(cur, schema: str, shadow: Shadow) -> None:
+    """The live table's own triggers (not the foreign keys' internal ones), created after the load so they do not
+    fire on restored rows."""
+    cur.execute(
+        "SELECT pg_get_triggerdef(oid), tgenabled FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal "
+        "ORDER BY tgname",
+        (shadow.oid,),
+    )
+    for definition, enabled in cur.fetchall():
+        [statement] = parse_sql(definition)
+        trigger = statement.stmt
+        assert isinstance(trigger, ast.CreateTrigStmt)
+        trigger.relation = ast.RangeVar(schemaname=schema, relname=shadow.name, inh=True, relpersistence="p")
+        cur.execute(RawStream()(trigger))
+        if enabled != "O":  # O: fires in origin and local mode (the default); D: disabled; R, A: replica, always
+            mode = {"D": "DISABLE", "R": "ENABLE REPLICA", "A": "ENABLE ALWAYS"}[enabled]
+            cur.execute(
+                sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
+                    qualified(schema, shadow.name), sql.SQL(mode), sql.Identifier(str(trigger.trigname))
+                )
+            )
+
+
+def _row_security(cur, schema: str, shadow: Shadow) -> None:
+    table = qualified(schema, shadow.name)
+    cur.execute("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s", (shadow.oid,))
+    enabled, forced = cur.fetchone()
+    if enabled:
+        cur.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table))
+    if forced:
+        cur.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(table))
+    cur.execute(
+        "SELECT polname, polpermissive, polcmd, ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END "
+        "FROM unnest(polroles) r), pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid) "
+        "FROM pg_policy WHERE polrelid = %s ORDER BY polname",
+        (shadow.oid,),
+    )
+    commands = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+    for name, permissive, command, roles, using, check in cur.fetchall():
+        # The expressions are the server's own deparse of the live policy (pg_get_expr), not outside text.
+        cur.execute(
+            sql.SQL("CREATE POLICY {name} ON {table} AS {kind} FOR {command} TO {roles}{using}{check}").format(
+                name=sql.Identifier(name),
+                table=table,
+                kind=sql.SQL("PERMISSIVE" if permissive else "RESTRICTIVE"),
+                command=sql.SQL(commands[command]),
+                roles=sql.SQL(", ").join(
+                    sql.SQL("PUBLIC") if role == "public" else sql.SQL(role)  # regrole text: quoted as needed
+                    for role in roles
+                ),
+                using=sql.SQL(" USING ({})").format(sql.SQL(using)) if using else sql.SQL(""),
+                check=sql.SQL(" WITH CHECK ({})").format(sql.SQL(check)) if check else sql.SQL(""),
+            )
+        )
+
+
+def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
+    """The live table's and its columns' privileges, then its owner (last: the new owner's grants are kept)."""
+    table = qualified(schema, shadow.name)
+    cur.execute(
+        "SELECT NULL::text, a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, "
+        "a.is_grantable, a.grantor::regrole::text FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = %(oid)s "
+        "UNION ALL SELECT att.attname, a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE "
+        "a.grantee::regrole::text END, a.is_grantable, a.grantor::regrole::text FROM pg_attribute att, "
+        "aclexplode(att.attacl) a WHERE att.attrelid = %(oid)s AND att.attnum > 0 AND NOT att.attisdropped",
+        {"oid": shadow.oid},
+    )
+    for column, privilege, grantee, grantable, _ in cur.fetchall():
+        cur.execute(
+            sql.SQL("GRANT {privilege}{column} ON {table} TO {grantee}{option}").format(
+                privilege=sql.SQL(privilege),  # one of the server's privilege names (aclexplode)
+                column=sql.SQL(" ({})").format(sql.Identifier(column)) if column else sql.SQL(""),
+                table=table,
+                grantee=sql.SQL(grantee),  # regrole text (quoted as needed) or PUBLIC
+                option=sql.SQL(" WITH GRANT OPTION") if grantable else sql.SQL(""),
+            )
+        )
+    cur.execute(
+        "SELECT relowner::regrole::text, relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
+        "FROM pg_class WHERE oid = %s",
+        (shadow.oid,),
+    )
+    owner, ours = cur.fetchone()
+    if not ours:
+        cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(table, sql.SQL(owner)))
+
+
+def _hand_over_sequences(cur, schema: str, shadow: Shadow, old: str) -> None:
+    """Sequences the old table's columns own (serial) now belong to the new table's columns, so dropping the old
+    table keeps them; identity columns came with their own sequences (LIKE INCLUDING IDENTITY)."""
+    cur.execute(
+        "SELECT s.oid::regclass::text, a.attname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
+        "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+        "WHERE d.classid = 'pg_class'::regclass AND d.refobjid = %s AND d.deptype = 'a' AND s.relkind = 'S'",
+        (shadow.oid,),
+    )
+    for sequence, column in cur.fetchall():
+        cur.execute(
+            sql.SQL("ALTER SEQUENCE {} OWNED BY {}.{}").format(
+                sql.SQL(sequence), qualified(schema, shadow.live), sql.Identifier(column)
+            )
+        )
+
+
+def _aimed_index(definition: str, schema: str, table: str, name: str) -> str:
+    """A CREATE INDEX of the server (pg_get_indexdef) aimed at `table` under `name`."""
+    [statement] = parse_sql(definition)
+    index = statement.stmt
+    assert isinstance(index, ast.IndexStmt)
+    index.idxname = name
+    index.relation = ast.RangeVar(schemaname=schema, relname=table, inh=True, relpersistence="p")
+    return RawStream()(index)
+
+
+def _aimed_constraint(definition: str, schema: str, table: str, name: str, new_names: dict[str, str]) -> str:
+    """ALTER TABLE table ADD CONSTRAINT name <definition> (pg_get_constraintdef), a foreign key into a swapped table
+    pointed at its new table; an index-backed constraint's index is named `name` too."""
+    [statement] = parse_sql(f"ALTER TABLE t ADD CONSTRAINT c {definition}")
+    alter = statement.stmt
+    assert isinstance(alter, ast.AlterTableStmt) and alter.cmds
+    constraint = alter.cmds[0].def_
+    assert isinstance(constraint, ast.Constraint)
+    constraint.conname = name
+    if constraint.pktable is not None and constraint.pktable.relname in new_names:
+        constraint.pktable = ast.RangeVar(
+            schemaname=schema, relname=new_names[constraint.pktable.relname], inh=True, relpersistence="p"
+        )
+    alter.relation = ast.RangeVar(schemaname=schema, relname=table, inh=True, relpersistence="p")
+    return RawStream()(alter)
