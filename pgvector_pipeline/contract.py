@@ -126,6 +126,7 @@ class RestoreFlags:
     allow_legacy: bool = False
     fill_extra_columns: bool = False
     replace_collections: bool = False
+    swap: bool = False
 
 
 # A restore that only appends, checks everything and commits: every switch off.
@@ -159,6 +160,13 @@ RESTORE_FLAG_HELP = {
         "--replace-collections",
         "With collections named: delete those collections and their embeddings first, in the same transaction, "
         "so the set's rows replace them; every other collection stays as it is.",
+    ),
+    "swap": (
+        "--swap",
+        "With truncate_before_restore: load into new tables beside the live ones, build their indexes, then swap "
+        "them in (a lock wait of at most 1 s per attempt): readers are not blocked until the swap, writers wait and "
+        "write into the restored tables. Loads in place, saying why, when views, other tables' foreign keys, "
+        "publications or partitioning depend on the tables.",
     ),
 }
 

@@ -150,6 +150,11 @@ def restore_backup_set(
     """
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
+    if flags.swap and not flags.truncate_before_restore:
+        raise InvalidParams(
+            "swap replaces the whole tables with new ones: it goes with truncate_before_restore (--truncate). To add "
+            "rows to the live tables, restore without swap."
+        )
     tables = check_restore_tables(backup_set, tables)
     names, renames = check_renames(collections, rename or {})
     chosen = check_restore_collections(backup_set, tables, names, flags)
@@ -182,6 +187,7 @@ def restore_backup_set(
             if chosen
             else None,
             migrate_ids=migrate_ids,
+            swap=flags.swap,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             if store is not None:

@@ -76,7 +76,7 @@ def lock_tables(
         holders = _holders_after_rollback(conn, schema, tables)
         raise DatabaseError(
             f"Gave up {doing} after waiting {waited} (lock_timeout) for a {mode} lock on "
-            f"{', '.join(tables)}: {_described(holders)}. Nothing was changed. Until that lock is granted every "
+            f"{', '.join(tables)}: {described(holders)}. Nothing was changed. Until that lock is granted every "
             f"new query on the tables would wait too, so this run does not wait longer. End or commit the "
             f"sessions in the way (SELECT pg_terminate_backend(pid) ends one), or run again when they are done; "
             f"the resource's lock_timeout_s sets how long to wait. ({str(exc).strip()})"
@@ -107,7 +107,7 @@ def _holders_after_rollback(conn, schema: str, tables: list[str]) -> list[LockHo
         return None
 
 
-def _described(holders: list[LockHolder] | None) -> str:
+def described(holders: list[LockHolder] | None) -> str:
     if holders is None:
         return "the sessions holding locks could not be listed"
     if not holders:

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import psycopg2
@@ -36,6 +36,8 @@ from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 from pgvector_pipeline.postgres.migrate import check_layouts, duplicated_custom_ids, loaded_columns, new_ids
 from pgvector_pipeline.postgres.progress import ProgressMonitor
+from pgvector_pipeline.postgres.shadow import Shadow, create_shadows, finish_shadows, swap_in
+from pgvector_pipeline.postgres.swap import swap_blockers
 
 # What a failed restore transaction leaves: said with every database error it ends on.
 _ROLLED_BACK = "The restore was rolled back: the target tables, their rows and indexes are as they were."
@@ -90,6 +92,8 @@ class RestoreOptions:
     chosen: ChosenCollections | None = None
     # A langchain_community set into langchain_postgres tables: embeddings get new ids (see postgres.migrate).
     migrate_ids: bool = False
+    # With truncate: load into new tables beside the live ones and swap them in (see postgres.shadow).
+    swap: bool = False
 
 
 def default_maintenance_work_mem() -> str:
@@ -153,7 +157,14 @@ def restore_tables(
             for load in loads:
                 transaction.doing = f"restoring {load.table}"
                 target = prepared.targets[load.table]
-                stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log))
+                into = prepared.loaded_table(load.table)
+                stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log, into))
+            if prepared.shadows:
+                transaction.doing = "building the new tables' indexes"
+                _raise_maintenance_settings(cur, options)
+                finish_shadows(cur, schema, prepared.shadows, log)
+                transaction.doing = "swapping the new tables in"
+                swap_in(cur, schema, prepared.shadows, log)
             transaction.doing = "moving sequences past the restored ids"
             for load in loads:
                 advance_sequences(cur, schema, load.table, log, warn)
@@ -215,6 +226,12 @@ class _Prepared:
     targets: dict[str, tuple[catalog.TableDescription, tuple[str, ...]]]
     rows_before: dict[str, int]
     dropped: list[catalog.RebuildableIndex]
+    # The new tables loaded in place of the live ones, when the restore swaps (empty: it loads in place).
+    shadows: list[Shadow] = field(default_factory=list)
+
+    def loaded_table(self, table: str) -> str:
+        """The table the rows of `table` are loaded into: its new table when swapping, else itself."""
+        return next((shadow.name for shadow in self.shadows if shadow.live == table), table)
 
     def index_builds(self, options: RestoreOptions) -> list[str]:
         """The dropped indexes, then those of the tables created here (built once, after the loads)."""
@@ -236,8 +253,41 @@ def _prepare(
     created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
     targets = {load.table: _target_columns(cur, schema, load, options) for load in loads}
     _check_privileges(cur, schema, [load.table for load in loads], options.truncate)
+    tables = [load.table for load in loads]
+    why_not = swap_refusal(cur, schema, tables, options, created) if options.swap else None
+    if options.swap and why_not is None:
+        before = _hold_writers_off(cur, schema, tables)
+        shadows = create_shadows(cur, schema, tables)
+        log(
+            f"Loading into new tables beside {', '.join(tables)}: readers go on until the swap; writers wait (SHARE "
+            f"lock) and then write into the restored tables."
+        )
+        return _Prepared(created, targets, before, [], shadows)
+    if why_not:
+        log(f"Loading in place (the tables cannot be swapped): {why_not}.")
     before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
     return _Prepared(created, targets, before, dropped)
+
+
+def swap_refusal(cur, schema: str, tables: list[str], options: RestoreOptions, created: list[str]) -> str | None:
+    """Why this restore loads in place instead of swapping; None when it can swap."""
+    if options.chosen is not None or options.migrate_ids:
+        return "restores of some collections and migrations load into the live tables"
+    if created:
+        return f"{', '.join(created)} were created by this restore, so nobody reads them yet"
+    reasons = swap_blockers(cur, schema, tables)
+    for table in tables:
+        refusal = catalog.index_rebuild_refusal(cur, schema, table)
+        if refusal:
+            reasons.append(refusal)
+    return "; ".join(reasons) or None
+
+
+def _hold_writers_off(cur, schema: str, tables: list[str]) -> dict[str, int]:
+    """SHARE-lock the live tables until the swap (bounded wait): readers go on, writers wait, so no write is made
+    to a table about to be replaced. The rows they hold now."""
+    lock_tables(cur.connection, cur, schema, tables, "SHARE", "the restore (holding writers off until the swap)")
+    return {table: count_rows(cur, schema, table) for table in tables}
 
 
 def _check_privileges(cur, schema: str, tables: list[str], truncate: bool) -> None:
@@ -288,7 +338,9 @@ def _load_table(
     before: dict[str, int],
     options: RestoreOptions,
     log: Callable[[str], None],
+    into: str | None = None,
 ) -> TableRestoreStats:
+    """Load one file into its table (or into `into`, its new table when swapping) and check the rows."""
     description, filled = target
     chosen = options.chosen
     started = time.monotonic()
@@ -303,8 +355,8 @@ def _load_table(
     elif chosen is not None or migrating:
         restored = _copy_staged(cur, schema, load, description, chosen, migrating, log)
     else:
-        restored = copy_in(cur, schema, load, description)
-    after = count_rows(cur, schema, load.table)
+        restored = copy_in(cur, schema, load, description, into=qualified(schema, into) if into else None)
+    after = count_rows(cur, schema, into or load.table)
     check_restored_rows(load, restored, after if options.truncate else None, chosen=chosen is not None)
     duration = time.monotonic() - started
     log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
@@ -355,15 +407,21 @@ def drop_rebuildable_indexes(
     return dropped
 
 
-def build_indexes(cur, statements: list[str], options: RestoreOptions, log: Callable[[str], None]) -> None:
-    """Build indexes after the load, with the memory and workers of this transaction raised for it."""
-    if not statements:
-        return
+def _raise_maintenance_settings(cur, options: RestoreOptions) -> tuple[str, int]:
+    """This transaction's memory and parallel workers for index builds; what they were set to."""
     memory = options.maintenance_work_mem or default_maintenance_work_mem()
     workers = default_maintenance_workers()
     # set_config takes the values as parameters; the server checks them (a bad value is a DATABASE_ERROR).
     cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (memory,))
     cur.execute("SELECT set_config('max_parallel_maintenance_workers', %s, true)", (str(workers),))
+    return memory, workers
+
+
+def build_indexes(cur, statements: list[str], options: RestoreOptions, log: Callable[[str], None]) -> None:
+    """Build indexes after the load, with the memory and workers of this transaction raised for it."""
+    if not statements:
+        return
+    memory, workers = _raise_maintenance_settings(cur, options)
     for statement in statements:
         started = time.monotonic()
         log(f"Building index (maintenance_work_mem {memory}, {workers} parallel workers): {statement}")

@@ -18,14 +18,24 @@ re-aimed with PostgreSQL's parser (pglast), never by editing SQL text. What a sw
 other tables' foreign keys, publications, partitioning: postgres.swap) must be refused before this runs.
 """
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import psycopg2.errors
 from pglast import ast, parse_sql
 from pglast.stream import RawStream
 from psycopg2 import sql
 
+from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.postgres.catalog import qualified, table_oid
+from pgvector_pipeline.postgres.locks import described, lock_holders
+
+# Each attempt at the swap waits this long for its ACCESS EXCLUSIVE locks: readers that come meanwhile queue behind
+# the request, so this bounds how long any of them waits.
+SWAP_LOCK_WAIT_MS = 1000
+SWAP_ATTEMPTS = 5
+_SWAP_PAUSE_S = 1.0
 
 
 @dataclass
@@ -109,6 +119,44 @@ def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
         sql.SQL("DROP TABLE {}").format(
             sql.SQL(", ").join(qualified(schema, f"pgvector_old_{shadow.oid}") for shadow in shadows)
         )
+    )
+
+
+def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
+    """swap_shadows under ACCESS EXCLUSIVE locks waited for at most SWAP_LOCK_WAIT_MS per attempt; an attempt that
+    cannot get them (a long query holds the tables, or a deadlock) is undone to a savepoint, so the loaded tables
+    stay, and tried again after a pause; DatabaseError naming the sessions in the way after SWAP_ATTEMPTS."""
+    tables = [shadow.live for shadow in shadows]
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{SWAP_LOCK_WAIT_MS}ms",))
+    lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+        sql.SQL(", ").join(qualified(schema, table) for table in tables)
+    )
+    holders = ""
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        cur.execute("SAVEPOINT pgvector_swap")
+        started = time.monotonic()
+        try:
+            cur.execute(lock)
+            waited = time.monotonic() - started
+            swap_shadows(cur, schema, shadows)
+        except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT pgvector_swap")
+            holders = described(lock_holders(cur, schema, tables))
+            why = "deadlock" if isinstance(exc, psycopg2.errors.DeadlockDetected) else f"{SWAP_LOCK_WAIT_MS} ms"
+            log(f"Swap attempt {attempt} of {SWAP_ATTEMPTS} could not lock {', '.join(tables)} ({why}): {holders}.")
+            time.sleep(_SWAP_PAUSE_S)
+            continue
+        cur.execute("RELEASE SAVEPOINT pgvector_swap")
+        log(
+            f"Swapped the new {', '.join(tables)} in (waited {waited * 1000:.0f} ms for the locks, swapped in "
+            f"{(time.monotonic() - started - waited) * 1000:.0f} ms); the old tables are dropped at commit."
+        )
+        return
+    raise DatabaseError(
+        f"Gave up swapping the new {', '.join(tables)} in: {SWAP_ATTEMPTS} attempts of {SWAP_LOCK_WAIT_MS} ms could "
+        f"not lock them ({holders}). Nothing was changed. End the sessions in the way, or restore again when they "
+        f"are done.",
+        can_retry=True,
     )
 
 

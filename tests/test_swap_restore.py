@@ -1,0 +1,200 @@
+"""Restores that load beside the live tables and swap them in (`swap`, issue 23): readers are not blocked until the
+swap, writers wait and land in the restored tables, the swapped tables are the live ones in every respect, and any
+failure before the swap leaves the live tables as they were."""
+
+import dataclasses
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.faulty_stores import FaultyStore
+from tests.helpers import PLAIN_CSV, RecordingLog
+from tests.test_shadow import EXTRAS, contents, fingerprint
+
+SWAP = RestoreFlags(truncate_before_restore=True, swap=True)
+IN_PLACE = RestoreFlags(truncate_before_restore=True)
+
+
+def backed_up(dsn: str, root):
+    result = back_up_database(dsn, "public", LocalBackupStore(root), "global", None, PLAIN_CSV)
+    return LocalBackupStore(root).locate(timestamp=result.timestamp)
+
+
+@pytest.fixture
+def dressed(store_db, backup_root):
+    """LangChain tables with indexes, grants, policies, triggers and comments, 40 rows, and a set of them."""
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=20, dimension=8),
+    )
+    execute(store_db, lambda cur: cur.execute(EXTRAS))
+    return store_db, backed_up(store_db, backup_root)
+
+
+def test_a_swapped_restore_leaves_the_tables_as_they_were_with_the_sets_rows(dressed):
+    dsn, backup_set = dressed
+    rows, before = contents(dsn), fingerprint(dsn)
+    execute(dsn, lambda cur: cur.execute(f"DELETE FROM {EMBEDDING_TABLE} WHERE cmetadata->>'page' = '3'"))
+    log = RecordingLog()
+
+    result = restore_backup_set(dsn, "public", backup_set, SWAP, log=log)
+
+    assert contents(dsn) == rows
+    assert fingerprint(dsn) == before
+    assert [(s.table, s.rows_restored) for s in result.tables] == [(COLLECTION_TABLE, 2), (EMBEDDING_TABLE, 40)]
+    assert any(
+        line.startswith("Swapped the new langchain_pg_collection, langchain_pg_embedding in") for line in log.infos
+    )
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
+
+
+def test_a_view_makes_it_load_in_place_and_say_why(dressed):
+    dsn, backup_set = dressed
+    execute(dsn, lambda cur: cur.execute(f"CREATE VIEW docs AS SELECT document FROM {EMBEDDING_TABLE}"))
+    log = RecordingLog()
+
+    restore_backup_set(dsn, "public", backup_set, SWAP, log=log)
+
+    assert f"Loading in place (the tables cannot be swapped): view docs reads {EMBEDDING_TABLE}." in log.infos
+    assert query(dsn, "SELECT count(*) FROM docs") == [(40,)]
+
+
+def test_a_row_the_new_table_refuses_leaves_the_live_tables_and_no_new_ones(dressed):
+    dsn, backup_set = dressed
+    execute(
+        dsn,
+        lambda cur: cur.execute(
+            f"DELETE FROM {EMBEDDING_TABLE} WHERE cmetadata->>'page' = '3';"
+            f"ALTER TABLE {EMBEDDING_TABLE} ADD CONSTRAINT no_page_3 CHECK (cmetadata->>'page' <> '3')"
+        ),
+    )
+    rows, before = contents(dsn), fingerprint(dsn)
+
+    with pytest.raises(DataError, match="no_page_3"):
+        restore_backup_set(dsn, "public", backup_set, SWAP)
+
+    assert (contents(dsn), fingerprint(dsn)) == (rows, before)
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
+
+
+def test_swap_needs_a_truncating_restore(dressed):
+    _, backup_set = dressed
+    with pytest.raises(InvalidParams, match="swap replaces the whole tables"):
+        restore_backup_set("postgresql://nobody@127.0.0.1:1/none", "public", backup_set, RestoreFlags(swap=True))
+
+
+def test_a_write_during_the_load_waits_and_lands_in_the_restored_table(dressed, backup_root):
+    dsn, backup_set = dressed
+    outcome: dict = {}
+
+    def write() -> None:
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, document) SELECT 'written-during-restore', "
+                    f"uuid, 'late' FROM {COLLECTION_TABLE} LIMIT 1"
+                )
+            outcome["ok"] = True
+        except psycopg2.Error as exc:
+            outcome["error"] = exc
+        finally:
+            conn.close()
+
+    writer = threading.Thread(target=write)
+
+    def start_writer(table: str, reads: int) -> None:
+        if table == EMBEDDING_TABLE and reads == 1:  # the live tables are SHARE-locked and the new ones loading
+            writer.start()
+            time.sleep(0.5)
+
+    faulty = dataclasses.replace(backup_set, store=FaultyStore(backup_root, on_read=start_writer))
+    restore_backup_set(dsn, "public", faulty, SWAP)
+    writer.join(timeout=30)
+
+    assert outcome == {"ok": True}
+    assert query(dsn, f"SELECT document FROM {EMBEDDING_TABLE} WHERE id = 'written-during-restore'") == [("late",)]
+    assert query(dsn, f"SELECT count(*) FROM {EMBEDDING_TABLE}") == [(41,)]
+
+
+def test_a_reader_that_never_lets_go_makes_the_swap_give_up_naming_it(dressed):
+    dsn, backup_set = dressed
+    rows = contents(dsn)
+    reader = psycopg2.connect(dsn, application_name="stuck_reader")
+    try:
+        with reader.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {EMBEDDING_TABLE}")  # holds ACCESS SHARE until its transaction ends
+        with pytest.raises(DatabaseError, match=r"Gave up swapping .*\(stuck_reader, idle in transaction"):
+            restore_backup_set(dsn, "public", backup_set, SWAP)
+    finally:
+        reader.close()
+    assert contents(dsn) == rows
+
+
+def longest_search_wait(dsn: str, during) -> tuple[float, float]:
+    """The longest a search loop waited for one search while `during()` ran, and how long `during` took."""
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                started = time.monotonic()
+                cur.execute(
+                    f"SELECT id FROM {EMBEDDING_TABLE} ORDER BY embedding <=> (SELECT embedding FROM "
+                    f"{EMBEDDING_TABLE} LIMIT 1) LIMIT 5"
+                )
+                waits.append(time.monotonic() - started)
+        conn.close()
+
+    loop = threading.Thread(target=search)
+    loop.start()
+    started = time.monotonic()
+    try:
+        during()
+    finally:
+        took = time.monotonic() - started
+        stop.set()
+        loop.join()
+    return max(waits), took
+
+
+def test_searches_wait_at_most_the_swap_while_a_restore_loads_and_indexes(store_db, backup_root):
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=10000, dimension=128),
+    )
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            f"CREATE INDEX ix_hnsw ON {EMBEDDING_TABLE} USING hnsw ((embedding::vector(128)) vector_cosine_ops)"
+        ),
+    )
+    backup_set = backed_up(store_db, backup_root)
+
+    in_place_wait, in_place_took = longest_search_wait(
+        store_db, lambda: restore_backup_set(store_db, "public", backup_set, IN_PLACE)
+    )
+    swap_wait, swap_took = longest_search_wait(
+        store_db, lambda: restore_backup_set(store_db, "public", backup_set, SWAP)
+    )
+
+    # In place, a search waits for the whole restore; swapped, at most one attempt's lock wait and the renames.
+    print(
+        f"in place: longest wait {in_place_wait:.2f} s of {in_place_took:.2f} s; swap: {swap_wait:.3f} s of {swap_took:.2f} s"
+    )
+    assert swap_took > 2.0  # long enough for the bound to mean something
+    assert in_place_wait > 0.8 * in_place_took, (in_place_wait, in_place_took)
+    assert swap_wait < 1.0, (swap_wait, swap_took)
