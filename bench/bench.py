@@ -19,6 +19,8 @@ comparison A/B `--rounds` times and prints medians and ratios (ours / reference)
   (`--s3-only`: just this, e.g. at 10,000 and 200,000 rows to see that peak RSS stays flat)
 - migration into a PGVectorStore table: a restore of the set vs langchain-postgres's `pgvector_migrator` from
   the live tables (`--migration-only`: just this)
+- truncating restores swapped in (`swap`) vs in place, with a search loop running beside each: time and the
+  longest wait of one search (`--swap-only`: just this)
 - per collection (the store split in two collections): backup of one vs the whole table; a restore replacing
   one (indexes in place) vs a truncating restore of the whole set (indexes built after), with PK + GIN and with
   HNSW (`--collections-only`: just this)
@@ -36,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -125,6 +128,19 @@ with psycopg2.connect(sys.argv[1]) as conn, conn.cursor() as cur:
     cur.execute(f"SELECT count(*) FROM {table}")
     rows = cur.fetchone()[0]
 print(json.dumps({"seconds": seconds, "rows": rows,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+# A truncating restore, in place or swapped in (argv[4] "swap"), while this process runs a search loop beside it.
+SWAP_CHILD = """
+import json, resource, sys, time
+from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.roots import store_at
+backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
+flags = RestoreFlags(truncate_before_restore=True, swap=sys.argv[4] == "swap")
+started = time.monotonic()
+restore_backup_set(sys.argv[1], "public", backup_set, flags)
+print(json.dumps({"seconds": time.monotonic() - started,
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 OLD_SYSTEM_CHILD = """
@@ -506,6 +522,62 @@ def compare_migration(
     return result
 
 
+def restore_with_searches(bench: "Bench", root: Path, ts: str, mode: str) -> dict:
+    """A truncating restore (`mode` "in_place" or "swap") in a child while a search loop runs here; the restore's
+    time and the longest any one search waited."""
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        conn = psycopg2.connect(bench.dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                started = time.monotonic()
+                cur.execute("SELECT id FROM langchain_pg_embedding WHERE id = 'doc-7'")
+                waits.append(time.monotonic() - started)
+        conn.close()
+
+    loop = threading.Thread(target=search)
+    loop.start()
+    try:
+        result = child(SWAP_CHILD, bench.dsn, str(root), ts, mode)
+    finally:
+        stop.set()
+        loop.join()
+    return {**result, "longest_wait": max(waits), "searches": len(waits)}
+
+
+def compare_swap(bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int) -> list[tuple[str, str, str, str]]:
+    """Truncating restores swapped in against in place: their time, and the longest a search waited meanwhile."""
+    ts = bench.our_backup(root, DEFAULT_EXPORT_SESSIONS, "zstd")["timestamp"]
+    indexes: list[tuple[str, str | None]] = [("PK + GIN", None)]
+    if hnsw:
+        indexes.append(("PK + GIN + HNSW", HNSW.format(dims=dims)))
+    rows = []
+    for label, index in indexes:
+        if index:
+            bench.execute(index)
+        swapped, in_place = alternate(
+            1 if index else rounds,
+            partial(restore_with_searches, bench, root, ts, "swap"),
+            partial(restore_with_searches, bench, root, ts, "in_place"),
+        )
+        rows.append(
+            (
+                f"truncating restore swapped in (swap), {label}: longest wait of a search running meanwhile",
+                f"{median(swapped):.2f} s, searches waited up to {max(r['longest_wait'] for r in swapped):.3f} s",
+                f"in place {median(in_place):.2f} s, searches waited up to "
+                f"{max(r['longest_wait'] for r in in_place):.2f} s",
+                f"{median(swapped) / median(in_place):.2f}×",
+            )
+        )
+        print(rows[-1], flush=True)
+        if index:
+            bench.execute("DROP INDEX ix_embedding_hnsw")
+    return rows
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -538,6 +610,9 @@ def main() -> None:
         action="store_true",
         help="Only the migration into a PGVectorStore table vs pgvector_migrator.",
     )
+    parser.add_argument(
+        "--swap-only", action="store_true", help="Only truncating restores swapped in vs in place, with a search loop."
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pgvector_bench_"))
@@ -560,7 +635,9 @@ def main() -> None:
         root = work / "root"
         print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
         csv_mb = bench.psql_backup()["bytes"] / 1e6
-        only = args.s3_only or args.collections_only or args.migration_only
+        only = args.s3_only or args.collections_only or args.migration_only or args.swap_only
+        if not only or args.swap_only:
+            rows.extend(compare_swap(bench, root, args.rounds, not args.no_hnsw, args.dims))
         if not only or args.migration_only:
             rows.extend(compare_migration(work, server, root, args.rounds, args.rows, args.dims))
         if not only or args.s3_only:
