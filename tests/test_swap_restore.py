@@ -198,3 +198,77 @@ def test_searches_wait_at_most_the_swap_while_a_restore_loads_and_indexes(store_
     assert swap_took > 2.0  # long enough for the bound to mean something
     assert in_place_wait > 0.8 * in_place_took, (in_place_wait, in_place_took)
     assert swap_wait < 1.0, (swap_wait, swap_took)
+
+
+@pytest.mark.parametrize(
+    ("moment", "doing"),
+    [
+        ("langchain_pg_embedding: built ix_embedding_hnsw on the new table.", "building the new tables' indexes"),
+        ("Swapped the new langchain_pg_collection, langchain_pg_embedding in", "swapping the new tables in"),
+    ],
+)
+def test_a_connection_lost_while_building_or_after_swapping_leaves_the_live_tables(dressed, admin_dsn, moment, doing):
+    from pgvector_pipeline.postgres.connection import APPLICATION_NAME
+    from pgvector_pipeline.testing.admin import terminate_backends
+
+    dsn, backup_set = dressed
+    rows, before = contents(dsn), fingerprint(dsn)
+
+    class KillAt(RecordingLog):
+        def info(self, msg: str) -> None:
+            super().info(msg)
+            if msg.startswith(moment):
+                assert terminate_backends(admin_dsn, APPLICATION_NAME) == 1
+
+    with pytest.raises(DatabaseError) as lost:
+        restore_backup_set(dsn, "public", backup_set, SWAP, log=KillAt())
+
+    assert lost.value.can_retry
+    assert (contents(dsn), fingerprint(dsn)) == (rows, before)
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
+
+
+KILLED_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+import dataclasses
+from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
+from tests.faulty_stores import FaultyStore
+
+def stall(table, reads):
+    if table == "langchain_pg_embedding":
+        print("loading", flush=True)
+        time.sleep(60)  # killed here, in the middle of the load into the new tables
+
+backup_set = LocalBackupStore(sys.argv[2]).locate(timestamp=sys.argv[4])
+faulty = dataclasses.replace(backup_set, store=FaultyStore(sys.argv[2], on_read=stall))
+restore_backup_set(sys.argv[1], "public", faulty, RestoreFlags(truncate_before_restore=True, swap=True))
+"""
+
+
+def test_a_restoring_process_killed_mid_load_leaves_the_live_tables(dressed, backup_root):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dsn, backup_set = dressed
+    rows, before = contents(dsn), fingerprint(dsn)
+    repo = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CHILD, dsn, str(backup_root), repo, backup_set.timestamp],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline().strip() == "loading"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+    # The server ends the dead client's transaction: the new tables and the SHARE lock go with it.
+    deadline = time.monotonic() + 30
+    while query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") != [(0,)]:
+        assert time.monotonic() < deadline, "the killed restore's new tables are still there"
+        time.sleep(0.2)
+    assert (contents(dsn), fingerprint(dsn)) == (rows, before)
