@@ -26,6 +26,7 @@ from pgvector_pipeline.postgres.collections import ChosenCollections
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.migrate import langchain_postgres_ddl
+from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.pgvector_store import StoreLoad, StoreTable, restore_into_store
 from pgvector_pipeline.postgres.restore import (
     RestoreOptions,
@@ -138,6 +139,7 @@ def restore_backup_set(
     migration: Migration = NO_MIGRATION,
     maintenance_work_mem: str = "",
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    load_sessions: int = DEFAULT_LOAD_SESSIONS,
     log: Log | None = None,
 ) -> RestoreResult:
     """Restore `tables` of the set (None: all it holds) as `flags` say, into a newer LangChain layout as `migration`
@@ -188,6 +190,7 @@ def restore_backup_set(
             else None,
             migrate_ids=migrate_ids,
             swap=flags.swap,
+            load_sessions=load_sessions,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             if store is not None:

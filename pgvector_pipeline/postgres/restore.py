@@ -11,7 +11,7 @@ restore_tables          one transaction: prepare, COPY each table and count, bui
 import os
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,12 +35,22 @@ from pgvector_pipeline.postgres.connection import classify_error, rollback_quiet
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 from pgvector_pipeline.postgres.migrate import check_layouts, duplicated_custom_ids, loaded_columns, new_ids
+from pgvector_pipeline.postgres.parallel_load import parallel_copy
 from pgvector_pipeline.postgres.progress import ProgressMonitor
-from pgvector_pipeline.postgres.shadow import Shadow, create_shadows, finish_shadows, swap_in
+from pgvector_pipeline.postgres.shadow import (
+    Shadow,
+    committed_shadows,
+    create_shadows,
+    drop_shadows_quietly,
+    finish_shadows,
+    swap_in,
+)
 from pgvector_pipeline.postgres.swap import swap_blockers
 
 # What a failed restore transaction leaves: said with every database error it ends on.
 _ROLLED_BACK = "The restore was rolled back: the target tables, their rows and indexes are as they were."
+# Files smaller than this load in one session even when several could: starting sessions costs more than it saves.
+PARALLEL_LOAD_MIN_BYTES = 16 << 20
 # Bytes per CopyData message. The server parses a message only once it has all of it: with 1 MiB messages
 # its process waited for data a fifth of a restore (busy 82 %), with 64 KiB it is busy 97 % (bench/).
 _COPY_MESSAGE_BYTES = 64 << 10
@@ -94,6 +104,9 @@ class RestoreOptions:
     migrate_ids: bool = False
     # With truncate: load into new tables beside the live ones and swap them in (see postgres.shadow).
     swap: bool = False
+    # Swapping: sessions that load a large file into its new table at once (see postgres.parallel_load); 1: the
+    # restore's own session, in its transaction.
+    load_sessions: int = 1
 
 
 def default_maintenance_work_mem() -> str:
@@ -149,8 +162,14 @@ def restore_tables(
     Every statement is executed alone (one statement per execute). On any error the transaction is
     rolled back and the target is unchanged; a COMMIT whose connection drops is looked up (`dsn`).
     """
-    with RestoreTransaction(conn, dsn, loads, options, warn) as transaction, conn.cursor() as cur:
-        prepared = _prepare(cur, schema, loads, options, log)
+    with (
+        ExitStack() as cleanup,
+        RestoreTransaction(conn, dsn, loads, options, warn) as transaction,
+        conn.cursor() as cur,
+    ):
+        prepared = _prepare(cur, dsn, schema, loads, options, log)
+        if prepared.shadows and _loads_in_parallel(loads, options):
+            cleanup.callback(drop_shadows_quietly, dsn, schema, prepared.shadows)  # no-op once swapped in
         stats = []
         expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
         with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
@@ -158,7 +177,10 @@ def restore_tables(
                 transaction.doing = f"restoring {load.table}"
                 target = prepared.targets[load.table]
                 into = prepared.loaded_table(load.table)
-                stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log, into))
+                if prepared.shadows and _loads_in_parallel([load], options):
+                    stats.append(_load_in_parallel(dsn, cur, schema, load, into, prepared.rows_before, options, log))
+                else:
+                    stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log, into))
             if prepared.shadows:
                 transaction.doing = "building the new tables' indexes"
                 _raise_maintenance_settings(cur, options)
@@ -245,7 +267,7 @@ class _Prepared:
 
 
 def _prepare(
-    cur, schema: str, loads: list[TableLoad], options: RestoreOptions, log: Callable[[str], None]
+    cur, dsn: str, schema: str, loads: list[TableLoad], options: RestoreOptions, log: Callable[[str], None]
 ) -> _Prepared:
     """Take the restore lock, create what is missing, check headers and privileges, then lock, truncate and drop
     indexes as the options say: everything that can refuse comes before anything that changes rows."""
@@ -257,7 +279,12 @@ def _prepare(
     why_not = swap_refusal(cur, schema, tables, options, created) if options.swap else None
     if options.swap and why_not is None:
         before = _hold_writers_off(cur, schema, tables)
-        shadows = create_shadows(cur, schema, tables)
+        if _loads_in_parallel(loads, options):
+            # Other sessions load them: they must exist outside this transaction (dropped again on any failure; a
+            # killed restore leaves them, and the next one drops them first).
+            shadows = committed_shadows(dsn, schema, tables)
+        else:
+            shadows = create_shadows(cur, schema, tables)
         log(
             f"Loading into new tables beside {', '.join(tables)}: readers go on until the swap; writers wait (SHARE "
             f"lock) and then write into the restored tables."
@@ -281,6 +308,38 @@ def swap_refusal(cur, schema: str, tables: list[str], options: RestoreOptions, c
         if refusal:
             reasons.append(refusal)
     return "; ".join(reasons) or None
+
+
+def _loads_in_parallel(loads: list[TableLoad], options: RestoreOptions) -> bool:
+    """Whether several sessions load one of `loads` (into a swapped restore's new tables): a large file of a set
+    with a manifest (an old-system file is repaired while it is read, which one session does)."""
+    return (
+        options.swap
+        and options.load_sessions > 1
+        and any(not load.legacy_empty_fields and (load.file_bytes or 0) >= PARALLEL_LOAD_MIN_BYTES for load in loads)
+    )
+
+
+def _load_in_parallel(
+    dsn: str,
+    cur,
+    schema: str,
+    load: TableLoad,
+    into: str,
+    before: dict[str, int],
+    options: RestoreOptions,
+    log: Callable[[str], None],
+) -> TableRestoreStats:
+    """Load one file into its new table by options.load_sessions sessions (committed together), then check the
+    rows this transaction sees in it."""
+    started = time.monotonic()
+    log(f"Loading {load.table} ({', '.join(load.columns)}) by {options.load_sessions} sessions at once.")
+    restored = parallel_copy(dsn, schema, into, load.columns, load.open_csv, options.load_sessions, 10.0)
+    after = count_rows(cur, schema, into)
+    check_restored_rows(load, restored, after)
+    duration = time.monotonic() - started
+    log(f"Loaded {restored:,} rows into {load.table} in {duration:.1f} s.")
+    return TableRestoreStats(load.table, before[load.table], restored, after, duration)
 
 
 def _hold_writers_off(cur, schema: str, tables: list[str]) -> dict[str, int]:

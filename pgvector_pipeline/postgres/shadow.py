@@ -20,15 +20,18 @@ other tables' foreign keys, publications, partitioning: postgres.swap) must be r
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
+import psycopg2
 import psycopg2.errors
 from pglast import ast, parse_sql
 from pglast.stream import RawStream
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DatabaseError
+from pgvector_pipeline.errors import DatabaseError, PipelineError
 from pgvector_pipeline.postgres.catalog import qualified, table_oid
+from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.locks import described, lock_holders
 
 # Each attempt at the swap waits this long for its ACCESS EXCLUSIVE locks: readers that come meanwhile queue behind
@@ -80,6 +83,28 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
             cur.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(qualified(schema, shadow.name)), (comment,))
         shadows.append(shadow)
     return shadows
+
+
+def committed_shadows(dsn: str, schema: str, tables: Sequence[str]) -> list[Shadow]:
+    """create_shadows in a transaction of its own, committed, so that other sessions can load the new tables; the
+    leftovers of a restore that died before dropping its new tables are dropped first (the caller holds the
+    schema's restore lock, so no other restore is building them)."""
+    with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
+        for table in tables:
+            oid = table_oid(cur, schema, table)
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, shadow_name(oid or 0))))
+        return create_shadows(cur, schema, tables)
+
+
+def drop_shadows_quietly(dsn: str, schema: str, shadows: list[Shadow]) -> None:
+    """Drop new tables that were not swapped in (none remain after a swap: they have the live names then). A
+    failure here leaves them for the next restore, which drops them first; it never hides the restore's error."""
+    try:
+        with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
+            for shadow in shadows:
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, shadow.name)))
+    except (PipelineError, psycopg2.Error):
+        pass
 
 
 def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:

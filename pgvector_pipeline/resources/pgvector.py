@@ -25,6 +25,7 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_secrets, redact_dsn
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
+from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.store.interface import BackupStore
@@ -102,6 +103,16 @@ class PgVectorResource(dg.ConfigurableResource):
             "Memory of the index builds after a restore's load (e.g. '2GB'; an HNSW build is fast while its graph "
             "fits). Empty: an eighth of the code server's memory, 64 MB to 1 GB; set it when the database "
             "server is another machine."
+        ),
+    )
+    load_sessions: int = Field(
+        default=DEFAULT_LOAD_SESSIONS,
+        ge=1,
+        le=16,
+        description=(
+            "Sessions that load a large file (16 MB or more) at once into the new tables of a swapped restore "
+            "(swap: true). The database server parses the vectors, so this helps up to its number of cores; 1 loads "
+            "in the restore's own session."
         ),
     )
     export_sessions: int = Field(
@@ -205,6 +216,7 @@ class PgVectorResource(dg.ConfigurableResource):
             migration=migration,
             maintenance_work_mem=self.maintenance_work_mem,
             lock_timeout_s=self.lock_timeout_s,
+            load_sessions=self.load_sessions,
             log=log,
         )
 

@@ -1,0 +1,115 @@
+"""Large files of a swapped restore loaded by several sessions at once (postgres.parallel_load): cut at row
+boundaries only, every row loaded once, all sessions or none committed, nothing left behind on any failure."""
+
+import csv
+import dataclasses
+import io
+
+import pytest
+
+from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.errors import DatabaseError, DataError
+from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.postgres.connection import APPLICATION_NAME
+from pgvector_pipeline.postgres.parallel_load import row_blocks
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.testing.admin import terminate_backends
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.faulty_stores import FaultyStore
+from tests.helpers import PLAIN_CSV, RecordingLog, flip_a_digit
+
+SWAP = RestoreFlags(truncate_before_restore=True, swap=True)
+
+
+def test_blocks_end_only_where_rows_end():
+    rows = [["id", "document"]] + [[str(i), f'line "{i}"\r\nnext, "quoted" ""\n{"x" * (i % 50)}'] for i in range(300)]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    data = buffer.getvalue().encode()
+    stream = io.BytesIO(data)
+
+    blocks = list(row_blocks(stream.read, block_bytes=97))  # small blocks: cuts fall inside quoted fields
+
+    assert b"".join(blocks) == data[data.index(b"\n") + 1 :]
+    parsed = [row for block in blocks for row in csv.reader(io.StringIO(block.decode(), newline=""))]
+    assert parsed == rows[1:]
+    assert len(blocks) > 20
+
+
+def contents(dsn: str) -> tuple:
+    return query(dsn, f"SELECT count(*), md5(string_agg(t::text, ',' ORDER BY id)) FROM {EMBEDDING_TABLE} t")[0]
+
+
+@pytest.fixture
+def big_set(store_db, backup_root):
+    """About 28 MB of embedding CSV (above the size several sessions load), and a plain set of it."""
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=6000, dimension=256),
+    )
+    execute(store_db, lambda cur: cur.execute(f"CREATE INDEX ix_document ON {EMBEDDING_TABLE} (document)"))
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None, PLAIN_CSV)
+    return store_db, LocalBackupStore(backup_root).locate(timestamp=result.timestamp)
+
+
+def leftovers(dsn: str) -> list:
+    return query(dsn, "SELECT relname FROM pg_class WHERE relname LIKE 'pgvector_new%%'")
+
+
+def test_two_sessions_load_every_row_once(big_set):
+    dsn, backup_set = big_set
+    before = contents(dsn)
+    execute(dsn, lambda cur: cur.execute(f"DELETE FROM {EMBEDDING_TABLE} WHERE cmetadata->>'page' = '1'"))
+    log = RecordingLog()
+
+    restore_backup_set(dsn, "public", backup_set, SWAP, load_sessions=2, log=log)
+
+    assert contents(dsn) == before
+    assert (
+        f"Loading {EMBEDDING_TABLE} (id, collection_id, embedding, document, cmetadata) by 2 sessions at once."
+        in log.infos
+    )
+    assert leftovers(dsn) == []
+
+
+def test_a_damaged_file_commits_no_session_and_leaves_no_new_table(big_set, backup_root):
+    dsn, backup_set = big_set
+    path = backup_set.directory / backup_set.table_files[EMBEDDING_TABLE]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + flip_a_digit(data[len(data) // 2 :]))
+    before = contents(dsn)
+
+    with pytest.raises(DataError, match="sha256"):
+        restore_backup_set(dsn, "public", LocalBackupStore(backup_root).locate(timestamp=backup_set.timestamp), SWAP)
+
+    assert contents(dsn) == before
+    assert leftovers(dsn) == []
+
+
+def test_a_loading_session_killed_rolls_back_the_others_and_leaves_no_new_table(big_set, backup_root, admin_dsn):
+    dsn, backup_set = big_set
+    before = contents(dsn)
+
+    def kill_loaders(table: str, reads: int) -> None:
+        if table == EMBEDDING_TABLE and reads == 8:  # the two sessions are loading
+            assert terminate_backends(admin_dsn, APPLICATION_NAME) >= 1
+
+    faulty = dataclasses.replace(backup_set, store=FaultyStore(backup_root, on_read=kill_loaders))
+    with pytest.raises(DatabaseError):
+        restore_backup_set(dsn, "public", faulty, SWAP)
+
+    assert contents(dsn) == before
+    assert leftovers(dsn) == []
+
+
+def test_the_new_tables_a_dead_restore_left_are_dropped_by_the_next(big_set):
+    dsn, backup_set = big_set
+    oid = query(dsn, f"SELECT '{EMBEDDING_TABLE}'::regclass::oid")[0][0]
+    execute(dsn, lambda cur: cur.execute(f"CREATE TABLE pgvector_new_{oid} (x int)"))  # as a killed restore leaves it
+
+    restore_backup_set(dsn, "public", backup_set, SWAP)
+
+    assert leftovers(dsn) == []
