@@ -160,7 +160,9 @@ print(json.dumps({"seconds": time.monotonic() - started,
 
 
 def child(code: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if done.returncode != 0:  # show why: the child's own error is the useful part
+        raise RuntimeError(f"bench child failed ({done.returncode}): {done.stderr.strip()[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

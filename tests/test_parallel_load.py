@@ -56,7 +56,7 @@ def big_set(store_db, backup_root):
 
 
 def leftovers(dsn: str) -> list:
-    return query(dsn, "SELECT relname FROM pg_class WHERE relname LIKE 'pgvector_new%%'")
+    return query(dsn, "SELECT relname FROM pg_class WHERE relname ~ '^pgvector_(new|old)_'")
 
 
 def test_two_sessions_load_every_row_once(big_set):
@@ -108,7 +108,10 @@ def test_a_loading_session_killed_rolls_back_the_others_and_leaves_no_new_table(
 def test_the_new_tables_a_dead_restore_left_are_dropped_by_the_next(big_set):
     dsn, backup_set = big_set
     oid = query(dsn, f"SELECT '{EMBEDDING_TABLE}'::regclass::oid")[0][0]
-    execute(dsn, lambda cur: cur.execute(f"CREATE TABLE pgvector_new_{oid} (x int)"))  # as a killed restore leaves it
+    # As a killed restore leaves them: a new table it loaded, an old one it could not drop.
+    execute(
+        dsn, lambda cur: cur.execute(f"CREATE TABLE pgvector_new_{oid} (x int); CREATE TABLE pgvector_old_1 (x int)")
+    )
 
     restore_backup_set(dsn, "public", backup_set, SWAP)
 

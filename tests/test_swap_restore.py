@@ -272,3 +272,14 @@ def test_a_restoring_process_killed_mid_load_leaves_the_live_tables(dressed, bac
         assert time.monotonic() < deadline, "the killed restore's new tables are still there"
         time.sleep(0.2)
     assert (contents(dsn), fingerprint(dsn)) == (rows, before)
+
+
+def test_tables_a_dead_swapped_restore_left_are_dropped_and_named(dressed):
+    dsn, backup_set = dressed
+    execute(dsn, lambda cur: cur.execute("CREATE TABLE pgvector_old_42 (x int); CREATE TABLE pgvector_new_43 (x int)"))
+    log = RecordingLog()
+
+    restore_backup_set(dsn, "public", backup_set, SWAP, log=log)
+
+    assert "Dropped pgvector_new_43, pgvector_old_42, left by a swapped restore that died." in log.infos
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname ~ '^pgvector_(new|old)_'") == [(0,)]

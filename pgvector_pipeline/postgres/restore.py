@@ -41,6 +41,8 @@ from pgvector_pipeline.postgres.shadow import (
     Shadow,
     committed_shadows,
     create_shadows,
+    drop_leftovers,
+    drop_old_tables_after,
     drop_shadows_quietly,
     finish_shadows,
     swap_in,
@@ -192,6 +194,8 @@ def restore_tables(
                 advance_sequences(cur, schema, load.table, log, warn)
             transaction.doing = "building the indexes"
             build_indexes(cur, prepared.index_builds(options), options, log)
+    if prepared.shadows and options.commit:
+        drop_old_tables_after(dsn, schema, prepared.shadows, warn)
     return stats, prepared.created
 
 
@@ -284,6 +288,9 @@ def _prepare(
             # killed restore leaves them, and the next one drops them first).
             shadows = committed_shadows(dsn, schema, tables)
         else:
+            dropped_leftovers = drop_leftovers(cur, schema)
+            if dropped_leftovers:
+                log(f"Dropped {', '.join(dropped_leftovers)}, left by a swapped restore that died.")
             shadows = create_shadows(cur, schema, tables)
         log(
             f"Loading into new tables beside {', '.join(tables)}: readers go on until the swap; writers wait (SHARE "

@@ -5,9 +5,10 @@ one short transaction, renames the live tables away, gives the new ones their na
 wait only for that transaction. This module makes the new tables faithful to the live ones and swaps them:
 
   create_shadows   CREATE TABLE … (LIKE live INCLUDING columns, defaults, CHECK and NOT NULL constraints, generated
-                   and identity columns, storage, compression, statistics, comments), storage parameters and the
-                   table's comment; no index yet, so the load is fast
-  finish_shadows   after the load: indexes and primary/unique/exclusion constraints (temporary names), foreign keys
+                   and identity columns, storage, compression, statistics, comments) and the table's comment;
+                   no index and no autovacuum yet, so the load is fast and nothing else locks it
+  finish_shadows   after the load: storage parameters, ANALYZE, indexes and primary/unique/exclusion constraints
+                   (temporary names), foreign keys
                    (those between swapped tables re-pointed at the new tables), replica identity, triggers, row-level
                    security and its policies, grants, owner
   swap_shadows     in the caller's transaction: the live tables, their indexes and constraints renamed away, the new
@@ -70,15 +71,14 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
                 "INCLUDING IDENTITY INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS INCLUDING STATISTICS)"
             ).format(new=qualified(schema, shadow.name), live=qualified(schema, table))
         )
-        cur.execute("SELECT reloptions, obj_description(oid, 'pg_class') FROM pg_class WHERE oid = %s", (oid,))
-        options, comment = cur.fetchone()
-        for option in options or ():
-            key, _, value = option.partition("=")
-            cur.execute(
-                sql.SQL("ALTER TABLE {} SET ({} = {})").format(
-                    qualified(schema, shadow.name), sql.Identifier(key), sql.Literal(value)
-                )
+        # Autovacuum must not work on it while it loads: its lock would hold up the swap's renames.
+        cur.execute(
+            sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)").format(
+                qualified(schema, shadow.name)
             )
+        )
+        cur.execute("SELECT obj_description(%s, 'pg_class')", (oid,))
+        comment = cur.fetchone()[0]
         if comment is not None:
             cur.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(qualified(schema, shadow.name)), (comment,))
         shadows.append(shadow)
@@ -90,9 +90,7 @@ def committed_shadows(dsn: str, schema: str, tables: Sequence[str]) -> list[Shad
     leftovers of a restore that died before dropping its new tables are dropped first (the caller holds the
     schema's restore lock, so no other restore is building them)."""
     with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
-        for table in tables:
-            oid = table_oid(cur, schema, table)
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, shadow_name(oid or 0))))
+        drop_leftovers(cur, schema)
         return create_shadows(cur, schema, tables)
 
 
@@ -111,6 +109,7 @@ def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str],
     """After the load: give each new table the live one's indexes, constraints, triggers, security and owner."""
     new_names = {shadow.live: shadow.name for shadow in shadows}
     for shadow in shadows:
+        _storage_options(cur, schema, shadow)
         _indexes(cur, schema, shadow, log)
         _constraints(cur, schema, shadow, new_names)
         _replica_identity(cur, schema, shadow)
@@ -120,8 +119,8 @@ def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str],
 
 
 def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
-    """Swap the new tables in for the live ones and drop the old ones, in the caller's transaction (which must hold
-    ACCESS EXCLUSIVE locks on the live tables)."""
+    """Swap the new tables in for the live ones, in the caller's transaction (which must hold ACCESS EXCLUSIVE locks
+    on the live tables); the old tables keep their rows under old_name() until drop_old_tables."""
     for shadow in shadows:
         old = f"pgvector_old_{shadow.oid}"
         for live_name, _ in shadow.renames:
@@ -139,12 +138,48 @@ def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
                 sql.SQL("ALTER INDEX {} RENAME TO {}").format(qualified(schema, temporary), sql.Identifier(live_name))
             )
         _hand_over_sequences(cur, schema, shadow, old)
-    # Dropped last, together: the old tables' foreign keys between them go with them.
+
+
+def old_name(shadow: Shadow) -> str:
+    """The name a swapped-out live table has until it is dropped."""
+    return f"pgvector_old_{shadow.oid}"
+
+
+def drop_old_tables(cur, schema: str, shadows: list[Shadow]) -> None:
+    """Drop the swapped-out tables, together (their foreign keys between them go with them)."""
     cur.execute(
-        sql.SQL("DROP TABLE {}").format(
-            sql.SQL(", ").join(qualified(schema, f"pgvector_old_{shadow.oid}") for shadow in shadows)
+        sql.SQL("DROP TABLE IF EXISTS {}").format(
+            sql.SQL(", ").join(qualified(schema, old_name(shadow)) for shadow in shadows)
         )
     )
+
+
+def drop_old_tables_after(dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
+    """After the swap is committed: drop the old tables in a transaction of their own. Nobody reads them any more,
+    but autovacuum may still be working on them (the swap does not wait for it); if the drop cannot get its locks,
+    the next swapped restore drops them (drop_leftovers)."""
+    try:
+        with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
+            drop_old_tables(cur, schema, shadows)
+    except (PipelineError, psycopg2.Error) as exc:
+        warn(
+            f"The swapped-out tables {', '.join(old_name(s) for s in shadows)} were not dropped ({exc}); the next "
+            f"swapped restore drops them, or DROP TABLE them yourself."
+        )
+
+
+def drop_leftovers(cur, schema: str) -> list[str]:
+    """Drop the new and old tables a swapped restore of `schema` left when it died (the caller holds the schema's
+    restore lock, so no other restore is using them); their names."""
+    cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+        "AND c.relkind = 'r' AND c.relname ~ '^pgvector_(new|old)_[0-9]+$' ORDER BY 1",
+        (schema,),
+    )
+    names = [row[0] for row in cur.fetchall()]
+    if names:
+        cur.execute(sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(qualified(schema, n) for n in names)))
+    return names
 
 
 def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
@@ -166,7 +201,7 @@ def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None])
             swap_shadows(cur, schema, shadows)
         except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
             cur.execute("ROLLBACK TO SAVEPOINT pgvector_swap")
-            holders = described(lock_holders(cur, schema, tables))
+            holders = described(lock_holders(cur, schema, tables + [shadow.name for shadow in shadows]))
             why = "deadlock" if isinstance(exc, psycopg2.errors.DeadlockDetected) else f"{SWAP_LOCK_WAIT_MS} ms"
             log(f"Swap attempt {attempt} of {SWAP_ATTEMPTS} could not lock {', '.join(tables)} ({why}): {holders}.")
             time.sleep(_SWAP_PAUSE_S)
@@ -174,7 +209,7 @@ def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None])
         cur.execute("RELEASE SAVEPOINT pgvector_swap")
         log(
             f"Swapped the new {', '.join(tables)} in (waited {waited * 1000:.0f} ms for the locks, swapped in "
-            f"{(time.monotonic() - started - waited) * 1000:.0f} ms); the old tables are dropped at commit."
+            f"{(time.monotonic() - started - waited) * 1000:.0f} ms); the old tables are dropped after the commit."
         )
         return
     raise DatabaseError(
@@ -183,6 +218,28 @@ def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None])
         f"are done.",
         can_retry=True,
     )
+
+
+def _storage_options(cur, schema: str, shadow: Shadow) -> None:
+    """The live table's storage parameters (autovacuum was off while the new table loaded), then statistics for
+    the planner: the app's first queries after the swap find the new table analyzed."""
+    table = qualified(schema, shadow.name)
+    cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled, toast.autovacuum_enabled)").format(table))
+    cur.execute(
+        "SELECT c.reloptions, t.reloptions FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid "
+        "WHERE c.oid = %s",
+        (shadow.oid,),
+    )
+    options, toast_options = cur.fetchone()
+    for prefix, listed in (("", options), ("toast.", toast_options)):
+        for option in listed or ():
+            key, _, value = option.partition("=")
+            cur.execute(
+                sql.SQL("ALTER TABLE {} SET ({} = {})").format(
+                    table, sql.SQL(prefix) + sql.Identifier(key), sql.Literal(value)
+                )
+            )
+    cur.execute(sql.SQL("ANALYZE {}").format(table))
 
 
 def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> None:
