@@ -236,6 +236,12 @@ def alternate(rounds: int, *runners) -> list[list[dict]]:
     return results
 
 
+def report(rows: list[tuple[str, str, str, str]], work: str, ours: str, reference: str, ratio: str) -> None:
+    """Add a row to the results table, and print it at once (a long run shows its rows as they come)."""
+    rows.append((work, ours, reference, ratio))
+    print(rows[-1], flush=True)
+
+
 def median(runs: list[dict], key: str = "seconds") -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -472,15 +478,13 @@ def compare_collections(
             (replace, "from the whole set, staged"),
             (replace_own, "from a set of just it, no staging"),
         ):
-            rows.append(
-                (
-                    f"restore replacing one of two collections (half the rows) {source}, {label}: indexes stay in place",
-                    f"{median(runs):.2f} s",
-                    f"truncating restore of the whole set (indexes built after the load) {median(truncating):.2f} s",
-                    f"{median(runs) / median(truncating):.2f}×",
-                )
+            report(
+                rows,
+                f"restore replacing one of two collections (half the rows) {source}, {label}: indexes stay in place",
+                f"{median(runs):.2f} s",
+                f"truncating restore of the whole set (indexes built after the load) {median(truncating):.2f} s",
+                f"{median(runs) / median(truncating):.2f}×",
             )
-            print(rows[-1], flush=True)
         if index:
             bench.execute("DROP INDEX ix_embedding_hnsw")
     return rows
@@ -579,15 +583,13 @@ def compare_swap(bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int)
         print(rows[-1], flush=True)
         if not index:
             psql = results[2]
-            rows.append(
-                (
-                    f"truncating restore swapped in (swap), {label}, against psql",
-                    f"{median(swapped):.2f} s",
-                    f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
-                    f"{median(swapped) / median(psql):.2f}×",
-                )
+            report(
+                rows,
+                f"truncating restore swapped in (swap), {label}, against psql",
+                f"{median(swapped):.2f} s",
+                f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
+                f"{median(swapped) / median(psql):.2f}×",
             )
-            print(rows[-1], flush=True)
         if index:
             bench.execute("DROP INDEX ix_embedding_hnsw")
     return rows
