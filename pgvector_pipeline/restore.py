@@ -33,6 +33,7 @@ from pgvector_pipeline.postgres.restore import (
     TableDDL,
     TableLoad,
     TableRestoreStats,
+    TablesRestored,
     restore_tables,
 )
 from pgvector_pipeline.store.codecs import NONE
@@ -57,6 +58,7 @@ class RestoreResult:
     created: list[str]
     verify_only: bool
     duration_s: float
+    swap: str = ""  # "" (not asked), "swapped in", or "in place: why"
 
 
 def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None) -> list[str]:
@@ -195,14 +197,22 @@ def restore_backup_set(
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             if store is not None:
                 into_store = _store_load(backup_set, loads, chosen)
-                stats, created = _into_store(conn, dsn, schema, into_store, store, options, log)
+                done = _into_store(conn, dsn, schema, into_store, store, options, log)
             else:
-                stats, created = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
+                done = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
     outcome = "verified (rolled back, nothing changed)" if flags.verify_only else "restored"
     log.info(
-        f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in stats)
+        f"Set {backup_set.timestamp} {outcome}: " + ", ".join(f"{s.table} {s.rows_restored:,} rows" for s in done.stats)
     )
-    return RestoreResult(backup_set, redact_dsn(dsn), stats, created, flags.verify_only, time.monotonic() - clock)
+    return RestoreResult(
+        backup_set,
+        redact_dsn(dsn),
+        done.stats,
+        done.created,
+        flags.verify_only,
+        time.monotonic() - clock,
+        done.swap,
+    )
 
 
 def _set_layout(manifest: Manifest | None, loads: list[TableLoad]) -> str:
@@ -228,9 +238,9 @@ def _store_load(backup_set: BackupSetInfo, loads: list[TableLoad], chosen: tuple
 
 def _into_store(
     conn, dsn: str, schema: str, load: StoreLoad, store: StoreTable, options: RestoreOptions, log: Log
-) -> tuple[list[TableRestoreStats], list[str]]:
+) -> TablesRestored:
     stats, created = restore_into_store(conn, dsn, schema, load, store, options, log=log.info, warn=log.warning)
-    return [stats], created
+    return TablesRestored([stats], created)
 
 
 def _table_ddl(manifest: Manifest | None, migrate_ids: bool) -> dict[str, TableDDL]:

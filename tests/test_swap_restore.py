@@ -52,6 +52,7 @@ def test_a_swapped_restore_leaves_the_tables_as_they_were_with_the_sets_rows(dre
     assert contents(dsn) == rows
     assert fingerprint(dsn) == before
     assert [(s.table, s.rows_restored) for s in result.tables] == [(COLLECTION_TABLE, 2), (EMBEDDING_TABLE, 40)]
+    assert result.swap == "swapped in"
     assert any(
         line.startswith("Swapped the new langchain_pg_collection, langchain_pg_embedding in") for line in log.infos
     )
@@ -63,9 +64,10 @@ def test_a_view_makes_it_load_in_place_and_say_why(dressed):
     execute(dsn, lambda cur: cur.execute(f"CREATE VIEW docs AS SELECT document FROM {EMBEDDING_TABLE}"))
     log = RecordingLog()
 
-    restore_backup_set(dsn, "public", backup_set, SWAP, log=log)
+    result = restore_backup_set(dsn, "public", backup_set, SWAP, log=log)
 
     assert f"Loading in place (the tables cannot be swapped): view docs reads {EMBEDDING_TABLE}." in log.infos
+    assert result.swap == f"in place: view docs reads {EMBEDDING_TABLE}"
     assert query(dsn, "SELECT count(*) FROM docs") == [(40,)]
 
 
@@ -283,3 +285,20 @@ def test_tables_a_dead_swapped_restore_left_are_dropped_and_named(dressed):
 
     assert "Dropped pgvector_new_43, pgvector_old_42, left by a swapped restore that died." in log.infos
     assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname ~ '^pgvector_(new|old)_'") == [(0,)]
+
+
+def test_the_restore_job_says_in_its_metadata_that_it_swapped(dressed, instance, monkeypatch):
+    from pgvector_pipeline.contract import RESTORE_JOB, restore_run_config
+    from pgvector_pipeline.definitions import defs
+    from tests.helpers import DSN_ENV, resources_config
+
+    dsn, backup_set = dressed
+    monkeypatch.setenv(DSN_ENV, dsn)
+    config = restore_run_config(None, backup_set.timestamp, flags=SWAP)
+
+    result = defs.get_job_def(RESTORE_JOB).execute_in_process(
+        run_config={**config, **resources_config()}, instance=instance
+    )
+
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["swap"].value == "swapped in"

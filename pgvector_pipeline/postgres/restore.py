@@ -157,9 +157,9 @@ def restore_tables(
     *,
     log: Callable[[str], None],
     warn: Callable[[str], None],
-) -> tuple[list[TableRestoreStats], list[str]]:
-    """COPY each load (in the order given: collections first) in one transaction and return per-table counts
-    and the objects created.
+) -> "TablesRestored":
+    """COPY each load (in the order given: collections first) in one transaction and return per-table counts,
+    the objects created and what became of a swap.
 
     Every statement is executed alone (one statement per execute). On any error the transaction is
     rolled back and the target is unchanged; a COMMIT whose connection drops is looked up (`dsn`).
@@ -196,7 +196,17 @@ def restore_tables(
             build_indexes(cur, prepared.index_builds(options), options, log)
     if prepared.shadows and options.commit:
         drop_old_tables_after(dsn, schema, prepared.shadows, warn)
-    return stats, prepared.created
+    return TablesRestored(stats, prepared.created, prepared.swap_outcome(options))
+
+
+@dataclass(frozen=True)
+class TablesRestored:
+    """What restore_tables did: per-table counts, the objects it created, and what became of a swap ("" not asked,
+    "swapped in", or "in place: why")."""
+
+    stats: list[TableRestoreStats]
+    created: list[str]
+    swap: str = ""
 
 
 class RestoreTransaction:
@@ -254,6 +264,14 @@ class _Prepared:
     dropped: list[catalog.RebuildableIndex]
     # The new tables loaded in place of the live ones, when the restore swaps (empty: it loads in place).
     shadows: list[Shadow] = field(default_factory=list)
+    # Why a restore asked to swap loads in place ("": it swaps, or was not asked to).
+    in_place_because: str = ""
+
+    def swap_outcome(self, options: RestoreOptions) -> str:
+        """What became of a swap: "" (not asked), "swapped in", or "in place: why"."""
+        if not options.swap:
+            return ""
+        return "swapped in" if self.shadows else f"in place: {self.in_place_because}"
 
     def loaded_table(self, table: str) -> str:
         """The table the rows of `table` are loaded into: its new table when swapping, else itself."""
@@ -300,7 +318,7 @@ def _prepare(
     if why_not:
         log(f"Loading in place (the tables cannot be swapped): {why_not}.")
     before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
-    return _Prepared(created, targets, before, dropped)
+    return _Prepared(created, targets, before, dropped, in_place_because=why_not or "")
 
 
 def swap_refusal(cur, schema: str, tables: list[str], options: RestoreOptions, created: list[str]) -> str | None:
