@@ -225,15 +225,15 @@ def _set_layout(manifest: Manifest | None, loads: list[TableLoad]) -> str:
 
 def _store_load(backup_set: BackupSetInfo, loads: list[TableLoad], chosen: tuple[str, ...]) -> StoreLoad:
     by_table = {load.table: load for load in loads}
-    recorded = backup_set.manifest.embedding_dimensions if backup_set.manifest else {}
     expected = _chosen_rows(backup_set, EMBEDDING_TABLE, chosen) if chosen else backup_set.rows(EMBEDDING_TABLE)
-    return StoreLoad(
-        by_table[COLLECTION_TABLE],
-        by_table[EMBEDDING_TABLE],
-        chosen,
-        tuple(sorted(int(dims) for dims in recorded if dims != "null")),
-        expected,
-    )
+    dimensions = _recorded_dimensions(backup_set.manifest)
+    return StoreLoad(by_table[COLLECTION_TABLE], by_table[EMBEDDING_TABLE], chosen, dimensions, expected)
+
+
+def _recorded_dimensions(manifest: Manifest | None) -> tuple[int, ...]:
+    """The embedding dimensions the set's manifest records (rows without a vector left out), ascending."""
+    recorded = manifest.embedding_dimensions if manifest else {}
+    return tuple(sorted(int(dims) for dims in recorded if dims != "null"))
 
 
 def _into_store(
@@ -248,7 +248,7 @@ def _table_ddl(manifest: Manifest | None, migrate_ids: bool) -> dict[str, TableD
     a langchain_community set into them."""
     if not migrate_ids:
         return _checked_ddl(manifest)
-    dimensions = [int(d) for d in (manifest.embedding_dimensions if manifest else {}) if d != "null"]
+    dimensions = _recorded_dimensions(manifest)
     ddl = langchain_postgres_ddl(dimensions[0] if len(dimensions) == 1 else None)
     return {table: TableDDL(create, indexes) for table, (create, indexes) in ddl.items()}
 

@@ -273,3 +273,25 @@ def test_a_session_killed_while_such_a_set_loads_leaves_every_table_as_it_was(
         restore_backup_set(target, SCHEMA, faulty, RestoreFlags(truncate_before_restore=True))
     assert failure.value.can_retry
     assert {t: rows(target, t) for t in ("projects", "project_chunks")} == before
+
+
+def test_the_discovery_sensor_registers_a_set_of_other_tables_under_their_one_asset(source, backup_root, instance):
+    import dagster as dg
+
+    from pgvector_pipeline.partitions import backup_partition_key
+    from pgvector_pipeline.resources.backup_store import BackupStoreResource
+    from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
+
+    backup_set = back_up(
+        source, backup_root, TableSpec("projects"), TableSpec("project_chunks"), TableSpec("data_docs")
+    )
+
+    backup_discovery_sensor(
+        dg.build_sensor_context(instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource()})
+    )
+
+    key = str(backup_partition_key("global", backup_set.timestamp))
+    assert instance.get_materialized_partitions(OTHER_TABLES) == {key}
+    [event] = instance.fetch_materializations(OTHER_TABLES, limit=10).records
+    path = event.asset_materialization.metadata["path"].value
+    assert path == f"{backup_set.location}/{backup_set.table_files['projects']}"

@@ -6,7 +6,7 @@ import pytest
 
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import qualified
-from pgvector_pipeline.postgres.shadow import create_shadows, drop_old_tables, finish_shadows, swap_shadows
+from pgvector_pipeline.postgres.shadow import create_shadows, finish_shadows, old_name, swap_shadows
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
@@ -89,7 +89,7 @@ def swap_in_copies(dsn: str) -> None:
             cur.execute(f"INSERT INTO {qualified('public', shadow.name).as_string(cur)} SELECT * FROM {shadow.live}")
         finish_shadows(cur, "public", shadows, lambda _: None)
         swap_shadows(cur, "public", shadows)
-        drop_old_tables(cur, "public", shadows)
+        cur.execute(f"DROP TABLE {', '.join(old_name(shadow) for shadow in shadows)}")
 
     execute(dsn, work)
 
@@ -135,7 +135,7 @@ def test_a_serial_id_keeps_its_sequence(empty_db):
         cur.execute(f"INSERT INTO {shadows[0].name} SELECT * FROM data_docs")
         finish_shadows(cur, "public", shadows, lambda _: None)
         swap_shadows(cur, "public", shadows)
-        drop_old_tables(cur, "public", shadows)
+        cur.execute(f"DROP TABLE {', '.join(old_name(shadow) for shadow in shadows)}")
 
     execute(empty_db, work)
 

@@ -19,14 +19,13 @@ from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, PipelineError
 from pgvector_pipeline.postgres.catalog import qualified
-from pgvector_pipeline.postgres.connection import classify_error, connect, rollback_quietly
+from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, connect, rollback_quietly
 
 # Sessions that load a large file into a new table (a swapped restore): the server parses on one core per session.
 DEFAULT_LOAD_SESSIONS = 2
 # Bytes a block holds, at most one row more; each session's queue holds this many blocks.
 BLOCK_BYTES = 1 << 20
 _QUEUED_BLOCKS = 3
-_COPY_MESSAGE_BYTES = 64 << 10
 _END = b""
 
 
@@ -108,7 +107,7 @@ def parallel_copy(
         def load(index: int) -> None:
             try:
                 with conns[index].cursor() as cur:
-                    cur.copy_expert(statement, feeds[index], size=_COPY_MESSAGE_BYTES)
+                    cur.copy_expert(statement, feeds[index], size=COPY_MESSAGE_BYTES)
                     results[index] = cur.rowcount
             except BaseException as exc:  # handed to the caller, which rolls every session back
                 results[index] = exc

@@ -25,7 +25,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DatabaseError, DataError
+from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import (
     COLLECTION_KEY_COLUMN,
     COLLECTION_NAME_COLUMN,
@@ -40,7 +40,7 @@ from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import langchain_layout, qualified
 from pgvector_pipeline.postgres.collections import create_stage, stage_table
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
-from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
+from pgvector_pipeline.postgres.maintenance import count_rows
 from pgvector_pipeline.postgres.migrate import NEW_ID_COLUMN, new_ids
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 from pgvector_pipeline.postgres.restore import (
@@ -49,9 +49,11 @@ from pgvector_pipeline.postgres.restore import (
     TableLoad,
     TableRestoreStats,
     build_indexes,
+    check_privileges,
     check_restored_rows,
     copy_in,
-    drop_rebuildable_indexes,
+    empty_tables,
+    ensure_vector_extension,
 )
 
 # The namespace of the uuid5 a non-UUID id becomes: fixed, so a migration gives the same ids every time.
@@ -134,7 +136,8 @@ def restore_into_store(
     loads = [load.collections, load.embeddings]
     with RestoreTransaction(conn, dsn, loads, options, warn) as transaction, conn.cursor() as cur:
         hold_restore_lock(cur, schema)
-        created = _ensure_extension(cur, schema)
+        # Created when missing, as LangChain's init_vectorstore_table does.
+        created = ensure_vector_extension(cur, schema, may_create=True)
         transaction.doing = "loading the set's files into staging tables"
         expected = {stage_table(x.table).string: (x.expected_rows, x.file_bytes) for x in loads}
         with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
@@ -170,19 +173,6 @@ def restore_into_store(
 
 def _chosen(load: StoreLoad) -> str:
     return f"collections {', '.join(repr(n) for n in load.names)}" if load.names else "all collections"
-
-
-def _ensure_extension(cur, schema: str) -> list[str]:
-    """Create the vector extension when missing (as LangChain's init_vectorstore_table does); let the target
-    schema and the extension's be this transaction's search_path."""
-    ext_schema = catalog.extension_schema(cur)
-    created = []
-    if ext_schema is None:
-        cur.execute("CREATE EXTENSION vector")
-        ext_schema = catalog.extension_schema(cur) or schema
-        created.append("extension vector")
-    catalog.set_local_search_path(cur, schema, ext_schema)
-    return created
 
 
 @dataclass(frozen=True)
@@ -293,21 +283,12 @@ def _prepare_target(
         assert description is not None
         return description, 0, []
     _check_table(description, store, schema)
-    missing = catalog.missing_privileges(cur, schema, [store.table], options.truncate)
-    if missing:
-        raise DatabaseError(
-            f"The database role cannot restore into {store.table}: it lacks {', '.join(missing)}. Nothing was "
-            f"changed. Grant them, or restore as the table's owner."
-        )
+    check_privileges(cur, schema, [store.table], options.truncate)
     if not options.truncate:
         lock_tables(cur.connection, cur, schema, [store.table], "ROW EXCLUSIVE", "the restore")
         return description, count_rows(cur, schema, store.table), []
-    before = truncate_tables(cur, schema, [store.table])[0].rows_before
-    refusal = catalog.index_rebuild_refusal(cur, schema, store.table)
-    if refusal:
-        log(f"{store.table}: loading with its indexes in place, which is slower: {refusal}.")
-        return description, before, []
-    return description, before, drop_rebuildable_indexes(cur, schema, [store.table], log)
+    before, dropped = empty_tables(cur, schema, [store.table], created, log)
+    return description, before[store.table], dropped
 
 
 def _dimension(cur, load: StoreLoad, store: StoreTable) -> int:

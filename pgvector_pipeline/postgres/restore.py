@@ -31,7 +31,7 @@ from pgvector_pipeline.postgres.collections import (
     prepare_chosen,
 )
 from pgvector_pipeline.postgres.commit import commit_confirmed
-from pgvector_pipeline.postgres.connection import classify_error, rollback_quietly
+from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 from pgvector_pipeline.postgres.migrate import check_layouts, duplicated_custom_ids, loaded_columns, new_ids
@@ -53,9 +53,6 @@ from pgvector_pipeline.postgres.swap import swap_blockers
 _ROLLED_BACK = "The restore was rolled back: the target tables, their rows and indexes are as they were."
 # Files smaller than this load in one session even when several could: starting sessions costs more than it saves.
 PARALLEL_LOAD_MIN_BYTES = 16 << 20
-# Bytes per CopyData message. The server parses a message only once it has all of it: with 1 MiB messages
-# its process waited for data a fifth of a restore (busy 82 %), with 64 KiB it is busy 97 % (bench/).
-_COPY_MESSAGE_BYTES = 64 << 10
 
 
 class CsvSource(Protocol):
@@ -171,7 +168,7 @@ def restore_tables(
     ):
         prepared = _prepare(cur, dsn, schema, loads, options, log)
         if prepared.shadows and _loads_in_parallel(loads, options):
-            cleanup.callback(drop_shadows_quietly, dsn, schema, prepared.shadows)  # no-op once swapped in
+            cleanup.callback(drop_shadows_quietly, dsn, schema, prepared.shadows, warn)  # no-op once swapped in
         stats = []
         expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
         with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
@@ -296,7 +293,7 @@ def _prepare(
     hold_restore_lock(cur, schema)
     created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
     targets = {load.table: _target_columns(cur, schema, load, options) for load in loads}
-    _check_privileges(cur, schema, [load.table for load in loads], options.truncate)
+    check_privileges(cur, schema, [load.table for load in loads], options.truncate)
     tables = [load.table for load in loads]
     why_not = swap_refusal(cur, schema, tables, options, created) if options.swap else None
     if options.swap and why_not is None:
@@ -374,7 +371,7 @@ def _hold_writers_off(cur, schema: str, tables: list[str]) -> dict[str, int]:
     return {table: count_rows(cur, schema, table) for table in tables}
 
 
-def _check_privileges(cur, schema: str, tables: list[str], truncate: bool) -> None:
+def check_privileges(cur, schema: str, tables: list[str], truncate: bool) -> None:
     """Refuse before anything changes when the role cannot do what the restore needs."""
     missing = catalog.missing_privileges(cur, schema, tables, truncate)
     if missing:
@@ -398,6 +395,14 @@ def _prepare_tables(
         if options.chosen is not None:
             prepare_chosen(cur, schema, options.chosen, log)
         return before, []
+    return empty_tables(cur, schema, tables, created, log)
+
+
+def empty_tables(
+    cur, schema: str, tables: list[str], created: list[str], log: Callable[[str], None]
+) -> tuple[dict[str, int], list[catalog.RebuildableIndex]]:
+    """Truncate `tables` and drop the indexes an emptied table rebuilds faster after the load (those of tables
+    `created` here have none yet); the row counts before, and the dropped indexes."""
     before = {s.table: s.rows_before for s in truncate_tables(cur, schema, tables)}
     # The tables are empty now: one index build after the load is many times faster than updating an HNSW
     # or GIN index row by row (pgvector's advice: load first, index after). That needs the table's owner.
@@ -514,13 +519,14 @@ def build_indexes(cur, statements: list[str], options: RestoreOptions, log: Call
         log(f"Built the index in {time.monotonic() - started:.1f} s.")
 
 
-def _ensure_schema_objects(
-    cur, schema: str, loads: list[TableLoad], table_ddl: dict[str, TableDDL] | None
-) -> list[str]:
-    created = []
+def ensure_vector_extension(cur, schema: str, may_create: bool) -> list[str]:
+    """The vector extension, created when missing if `may_create`, else ResourceNotFound; then the target schema
+    and the extension's are this transaction's search_path (unqualified names and `vector` resolve there). What
+    it created."""
     ext_schema = catalog.extension_schema(cur)
+    created = []
     if ext_schema is None:
-        if table_ddl is None:
+        if not may_create:
             raise ResourceNotFound(
                 "The target database has no pgvector extension. Run CREATE EXTENSION vector there, or set "
                 "create_missing: true to create it with the tables (needs a set with a manifest)."
@@ -528,8 +534,15 @@ def _ensure_schema_objects(
         cur.execute("CREATE EXTENSION vector")
         ext_schema = catalog.extension_schema(cur) or schema
         created.append("extension vector")
-    # The manifest's DDL names tables without a schema: create them in the target schema.
     catalog.set_local_search_path(cur, schema, ext_schema)
+    return created
+
+
+def _ensure_schema_objects(
+    cur, schema: str, loads: list[TableLoad], table_ddl: dict[str, TableDDL] | None
+) -> list[str]:
+    # The manifest's DDL names tables without a schema: they are created in the target schema.
+    created = ensure_vector_extension(cur, schema, may_create=table_ddl is not None)
     # The DDL's tables come in restore order (a table after those it references), then any other loaded table.
     tables = list(table_ddl or {}) + [load.table for load in loads if load.table not in (table_ddl or {})]
     for table in tables:
@@ -641,7 +654,7 @@ def copy_in(
     with load.open_csv() as stream:
         source = _ReadErrors(stream)
         try:
-            cur.copy_expert(statement, source, size=_COPY_MESSAGE_BYTES)
+            cur.copy_expert(statement, source, size=COPY_MESSAGE_BYTES)
         except psycopg2.Error:
             # psycopg2 turns an exception raised by read() into "error in .read() call: ...", a driver error.
             if isinstance(source.error, PipelineError):

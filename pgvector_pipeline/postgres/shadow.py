@@ -94,15 +94,10 @@ def committed_shadows(dsn: str, schema: str, tables: Sequence[str]) -> list[Shad
         return create_shadows(cur, schema, tables)
 
 
-def drop_shadows_quietly(dsn: str, schema: str, shadows: list[Shadow]) -> None:
-    """Drop new tables that were not swapped in (none remain after a swap: they have the live names then). A
-    failure here leaves them for the next restore, which drops them first; it never hides the restore's error."""
-    try:
-        with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
-            for shadow in shadows:
-                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(qualified(schema, shadow.name)))
-    except (PipelineError, psycopg2.Error):
-        pass
+def drop_shadows_quietly(dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
+    """Drop new tables that were not swapped in (none remain after a swap: they have the live names then), in a
+    transaction of their own; see _drop_quietly."""
+    _drop_quietly(dsn, schema, [shadow.name for shadow in shadows], "new tables", warn)
 
 
 def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
@@ -120,7 +115,7 @@ def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str],
 
 def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
     """Swap the new tables in for the live ones, in the caller's transaction (which must hold ACCESS EXCLUSIVE locks
-    on the live tables); the old tables keep their rows under old_name() until drop_old_tables."""
+    on the live tables); the old tables keep their rows under old_name() until drop_old_tables_after."""
     for shadow in shadows:
         old = f"pgvector_old_{shadow.oid}"
         for live_name, _ in shadow.renames:
@@ -145,26 +140,24 @@ def old_name(shadow: Shadow) -> str:
     return f"pgvector_old_{shadow.oid}"
 
 
-def drop_old_tables(cur, schema: str, shadows: list[Shadow]) -> None:
-    """Drop the swapped-out tables, together (their foreign keys between them go with them)."""
-    cur.execute(
-        sql.SQL("DROP TABLE IF EXISTS {}").format(
-            sql.SQL(", ").join(qualified(schema, old_name(shadow)) for shadow in shadows)
-        )
-    )
-
-
 def drop_old_tables_after(dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
     """After the swap is committed: drop the old tables in a transaction of their own. Nobody reads them any more,
-    but autovacuum may still be working on them (the swap does not wait for it); if the drop cannot get its locks,
-    the next swapped restore drops them (drop_leftovers)."""
+    but autovacuum may still be working on them (the swap does not wait for it); see _drop_quietly."""
+    _drop_quietly(dsn, schema, [old_name(shadow) for shadow in shadows], "swapped-out tables", warn)
+
+
+def _drop_quietly(dsn: str, schema: str, names: list[str], what: str, warn: Callable[[str], None]) -> None:
+    """DROP TABLE IF EXISTS `names`, together (foreign keys between them go with them), in a new session. A failure
+    only warns: the next swapped restore drops them (drop_leftovers), and it never hides the restore's own error."""
     try:
         with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
-            drop_old_tables(cur, schema, shadows)
+            cur.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(qualified(schema, n) for n in names))
+            )
     except (PipelineError, psycopg2.Error) as exc:
         warn(
-            f"The swapped-out tables {', '.join(old_name(s) for s in shadows)} were not dropped ({exc}); the next "
-            f"swapped restore drops them, or DROP TABLE them yourself."
+            f"The {what} {', '.join(names)} were not dropped ({exc}); the next swapped restore drops them, or DROP "
+            f"TABLE them yourself."
         )
 
 

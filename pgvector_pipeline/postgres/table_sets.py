@@ -2,6 +2,7 @@
 halfvec or sparsevec column (or is referenced by a named table that does), its row filter is safe; restore order
 from the catalog's foreign keys. LangChain's two tables keep their own descriptions (DEFAULT_TABLES)."""
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
@@ -59,9 +60,7 @@ def _backup_table(spec: TableSpec, description: catalog.TableDescription, refere
         else None
     )
     if known is not None:  # LangChain's own tables keep their label, truncate default and embedding role
-        return BackupTable(
-            known.name, known.label, known.references, known.truncated_by_default, known.holds_embeddings, row_filter
-        )
+        return dataclasses.replace(known, row_filter=row_filter)
     return BackupTable(spec.name, label=spec.name, references=tuple(references), row_filter=row_filter)
 
 

@@ -116,11 +116,12 @@ def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo
             context.instance.add_dynamic_partitions(name, missing)
     for backup_set in chosen:
         key = backup_partition_key(backup_set.task, backup_set.timestamp)
+        # One event per LangChain table's asset; the other tables share one asset, its first such table's event
+        # standing for them.
+        firsts: dict[dg.AssetKey, str] = {}
         for table in backup_set.tables:
-            # The other tables of a set share one asset: its first such table's event stands for them.
-            asset = ASSET_BY_TABLE.get(table, OTHER_TABLES)
-            if asset == OTHER_TABLES and table != next(t for t in backup_set.tables if t not in ASSET_BY_TABLE):
-                continue
+            firsts.setdefault(ASSET_BY_TABLE.get(table, OTHER_TABLES), table)
+        for asset, table in firsts.items():
             context.instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset, partition=str(key), metadata=discovered_metadata(backup_set, table))
             )
