@@ -302,3 +302,20 @@ def test_the_restore_job_says_in_its_metadata_that_it_swapped(dressed, instance,
 
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     assert output.event_specific_data.metadata["swap"].value == "swapped in"
+
+
+def test_indexes_with_long_names_alike_swap_in_under_their_names(dressed):
+    dsn, backup_set = dressed
+    # Two names of 63 characters that differ only at the end: a prefix plus the name, cut to 63, would clash.
+    names = ["ix_" + "a" * 59 + "1", "ix_" + "a" * 59 + "2"]
+    for name, column in zip(names, ("document", "id"), strict=True):
+        execute(
+            dsn,
+            lambda cur, name=name, column=column: cur.execute(f"CREATE INDEX {name} ON {EMBEDDING_TABLE} ({column})"),
+        )
+    before = fingerprint(dsn)
+
+    result = restore_backup_set(dsn, "public", backup_set, SWAP)
+
+    assert result.swap == "swapped in"
+    assert fingerprint(dsn) == before

@@ -49,8 +49,9 @@ class Shadow:
     live: str
     oid: int
     name: str
-    # (live name, temporary name) of each index and index-backed constraint built on the new table.
-    renames: list[tuple[str, str]] = field(default_factory=list)
+    # Each index and index-backed constraint built on the new table: its live name, and the names the new one has
+    # until the swap and the live one has after it (from the live index's oid: unique, short, whatever its name).
+    renames: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def shadow_name(oid: int) -> str:
@@ -117,18 +118,16 @@ def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
     """Swap the new tables in for the live ones, in the caller's transaction (which must hold ACCESS EXCLUSIVE locks
     on the live tables); the old tables keep their rows under old_name() until drop_old_tables_after."""
     for shadow in shadows:
-        old = f"pgvector_old_{shadow.oid}"
-        for live_name, _ in shadow.renames:
+        old = old_name(shadow)
+        for live_name, _, swapped_out in shadow.renames:
             cur.execute(
-                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    qualified(schema, live_name), sql.Identifier(f"pgvector_old_{shadow.oid}_{live_name}"[:63])
-                )
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(qualified(schema, live_name), sql.Identifier(swapped_out))
             )
         cur.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, shadow.live), sql.Identifier(old)))
         cur.execute(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(qualified(schema, shadow.name), sql.Identifier(shadow.live))
         )
-        for live_name, temporary in shadow.renames:
+        for live_name, temporary, _ in shadow.renames:
             cur.execute(
                 sql.SQL("ALTER INDEX {} RENAME TO {}").format(qualified(schema, temporary), sql.Identifier(live_name))
             )
@@ -239,15 +238,15 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
     """The live table's indexes, on the new table under temporary names; index-backed constraints (primary key,
     unique, exclusion) as constraints whose index gets a temporary name (its constraint name follows the index)."""
     cur.execute(
-        "SELECT c.relname, pg_get_indexdef(i.indexrelid), con.oid, pg_get_constraintdef(con.oid), "
+        "SELECT i.indexrelid::oid, c.relname, pg_get_indexdef(i.indexrelid), con.oid, pg_get_constraintdef(con.oid), "
         "obj_description(i.indexrelid, 'pg_class'), obj_description(con.oid, 'pg_constraint') "
         "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
         "WHERE i.indrelid = %s ORDER BY c.relname",
         (shadow.oid,),
     )
-    for name, definition, constraint, constraint_def, index_comment, constraint_comment in cur.fetchall():
-        temporary = f"pgvector_new_{shadow.oid}_{name}"[:63]
+    for index_oid, name, definition, constraint, constraint_def, index_comment, constraint_comment in cur.fetchall():
+        temporary = f"pgvector_new_ix_{index_oid}"
         if constraint is not None:
             statement = _aimed_constraint(constraint_def, schema, shadow.name, temporary, {})
         else:
@@ -262,7 +261,7 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
                 ),
                 (constraint_comment,),
             )
-        shadow.renames.append((name, temporary))
+        shadow.renames.append((name, temporary, f"pgvector_old_ix_{index_oid}"))
         log(f"{shadow.live}: built {name} on the new table.")
 
 
@@ -290,7 +289,7 @@ def _replica_identity(cur, schema: str, shadow: Shadow) -> None:
     elif kind == "n":
         cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY NOTHING").format(table))
     elif kind == "i" and index:
-        temporary = dict(shadow.renames)[index]
+        temporary = next(new for live, new, _ in shadow.renames if live == index)
         cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY USING INDEX {}").format(table, sql.Identifier(temporary)))
 
 
