@@ -92,7 +92,6 @@ def parallel_copy(
     columns: list[str],
     open_csv: Callable,
     sessions: int,
-    lock_timeout_s: float,
 ) -> int:
     """COPY the CSV `open_csv()` gives (header first) into `schema.table` by `sessions` sessions; the rows loaded.
     All sessions commit, or none does."""
@@ -100,7 +99,7 @@ def parallel_copy(
         qualified(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with ExitStack() as stack:
-        conns = [stack.enter_context(closing(connect(dsn, lock_timeout_s=lock_timeout_s))) for _ in range(sessions)]
+        conns = [stack.enter_context(closing(connect(dsn))) for _ in range(sessions)]
         feeds = [_BlockQueue() for _ in conns]
         results: list = [None] * sessions
 
@@ -140,24 +139,18 @@ def _feed(open_csv: Callable, feeds: list[_BlockQueue], threads: list[threading.
     try:
         with open_csv() as stream:
             for block in row_blocks(stream.read):
-                while True:
-                    if not threads[turn].is_alive():  # that session failed: stop feeding
-                        raise _SessionEnded()
-                    try:
-                        feeds[turn].blocks.put(block, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
+                if not _put(feeds[turn], block, threads[turn]):  # that session failed: stop feeding
+                    raise _SessionEnded()
                 turn = (turn + 1) % len(feeds)
         for feed, thread in zip(feeds, threads, strict=True):
-            _put_always(feed, _END, thread)
+            _put(feed, _END, thread)
         return None
     except _SessionEnded:
         error: BaseException | None = None
     except BaseException as exc:  # noqa: BLE001 - every session must hear of it, then the caller raises it
         error = exc
     for feed, thread in zip(feeds, threads, strict=True):
-        _put_always(feed, error or _SessionEnded(), thread)
+        _put(feed, error or _SessionEnded(), thread)
     return error
 
 
@@ -165,11 +158,13 @@ class _SessionEnded(Exception):
     """A loading session ended before its blocks did (its own error says why)."""
 
 
-def _put_always(feed: _BlockQueue, item, thread: threading.Thread) -> None:
-    """Put `item` in a session's queue unless the session has ended (then it takes nothing more)."""
+def _put(feed: _BlockQueue, item, thread: threading.Thread) -> bool:
+    """Put `item` in a session's queue, waiting while it is full; False when the session has ended (then it takes
+    nothing more)."""
     while thread.is_alive():
         try:
             feed.blocks.put(item, timeout=0.5)
-            return
+            return True
         except queue.Full:
             continue
+    return False

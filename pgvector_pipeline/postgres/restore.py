@@ -356,7 +356,7 @@ def _load_in_parallel(
     rows this transaction sees in it."""
     started = time.monotonic()
     log(f"Loading {load.table} ({', '.join(load.columns)}) by {options.load_sessions} sessions at once.")
-    restored = parallel_copy(dsn, schema, into, load.columns, load.open_csv, options.load_sessions, 10.0)
+    restored = parallel_copy(dsn, schema, into, load.columns, load.open_csv, options.load_sessions)
     after = count_rows(cur, schema, into)
     check_restored_rows(load, restored, after)
     duration = time.monotonic() - started
