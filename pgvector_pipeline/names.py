@@ -13,6 +13,13 @@ COLLECTION_KEY_COLUMN = "uuid"
 COLLECTION_REF_COLUMN = "collection_id"
 # LangChain always writes a document (possibly ''), never NULL.
 DOCUMENT_COLUMN = "document"
+# The metadata (jsonb, or json in old layouts) of a collection and of an embedding, in both layouts.
+METADATA_COLUMN = "cmetadata"
+# An embedding's key: `id` (varchar) in langchain_postgres; `uuid` (uuid) plus the app's `custom_id` in
+# langchain_community. Which of them a table or file has tells the layouts apart (postgres.catalog.langchain_layout).
+EMBEDDING_ID_COLUMN = "id"
+COMMUNITY_KEY_COLUMN = "uuid"
+COMMUNITY_CUSTOM_ID_COLUMN = "custom_id"
 
 # The packages whose PGVector wrote the tables, told apart by column names (postgres.catalog.langchain_layout).
 LANGCHAIN_POSTGRES = "langchain_postgres"

@@ -8,7 +8,10 @@ from typing import Any
 from psycopg2 import sql
 
 from pgvector_pipeline.names import (
+    COMMUNITY_CUSTOM_ID_COLUMN,
+    COMMUNITY_KEY_COLUMN,
     EMBEDDING_COLUMN,
+    EMBEDDING_ID_COLUMN,
     LANGCHAIN_COMMUNITY,
     LANGCHAIN_POSTGRES,
 )
@@ -216,9 +219,9 @@ def set_local_search_path(cur, *schemas: str) -> None:
 def langchain_layout(embedding_columns: Iterable[str]) -> str:
     """Which LangChain package wrote the store, told apart by the embedding table's (or file's) column names."""
     names = set(embedding_columns)
-    if {"custom_id", "uuid"} <= names:
+    if {COMMUNITY_CUSTOM_ID_COLUMN, COMMUNITY_KEY_COLUMN} <= names:
         return LANGCHAIN_COMMUNITY
-    if "id" in names:
+    if EMBEDDING_ID_COLUMN in names:
         return LANGCHAIN_POSTGRES
     return "unknown"
 

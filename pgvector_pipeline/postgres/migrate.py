@@ -11,15 +11,20 @@ of its collections a restore takes. The collection tables differ only in column 
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
+from pgvector_pipeline.names import (
+    COLLECTION_TABLE,
+    COMMUNITY_CUSTOM_ID_COLUMN,
+    COMMUNITY_KEY_COLUMN,
+    EMBEDDING_ID_COLUMN,
+    EMBEDDING_TABLE,
+    LANGCHAIN_COMMUNITY,
+    LANGCHAIN_POSTGRES,
+)
 from pgvector_pipeline.postgres.catalog import TableDescription, langchain_layout
 from pgvector_pipeline.postgres.collections import stage_table
 
-CUSTOM_ID_COLUMN = "custom_id"
-OLD_KEY_COLUMN = "uuid"
-NEW_ID_COLUMN = "id"
 # The community file's columns that make the new id and are not loaded as such.
-CONSUMED_COLUMNS = (CUSTOM_ID_COLUMN, OLD_KEY_COLUMN)
+CONSUMED_COLUMNS = (COMMUNITY_CUSTOM_ID_COLUMN, COMMUNITY_KEY_COLUMN)
 
 _DUPLICATED = sql.Identifier("pgvector_restore_duplicated_custom_ids")
 
@@ -49,7 +54,7 @@ def langchain_postgres_ddl(dimension: int | None) -> dict[str, tuple[str, list[s
 
 def loaded_columns(file_columns: list[str]) -> list[str]:
     """The target columns a community embedding file fills when migrated: its own but the consumed ones, and id."""
-    return [c for c in file_columns if c not in CONSUMED_COLUMNS] + [NEW_ID_COLUMN]
+    return [c for c in file_columns if c not in CONSUMED_COLUMNS] + [EMBEDDING_ID_COLUMN]
 
 
 def check_layouts(target: TableDescription, file_columns: list[str], migrating: bool) -> None:
@@ -78,7 +83,7 @@ def check_layouts(target: TableDescription, file_columns: list[str], migrating: 
 def new_ids(cur) -> dict[str, sql.Composable]:
     """The expression of each migrated row's new id over the staged embedding row `s` (see the module's
     docstring), after noting which custom ids the set holds more than once."""
-    stage, custom_id = stage_table(EMBEDDING_TABLE), sql.Identifier(CUSTOM_ID_COLUMN)
+    stage, custom_id = stage_table(EMBEDDING_TABLE), sql.Identifier(COMMUNITY_CUSTOM_ID_COLUMN)
     cur.execute(
         sql.SQL(
             "CREATE TEMPORARY TABLE {duplicated} ON COMMIT DROP AS "
@@ -89,8 +94,8 @@ def new_ids(cur) -> dict[str, sql.Composable]:
     expression = sql.SQL(
         "CASE WHEN s.{custom_id} <> '' AND s.{custom_id} NOT IN (SELECT {custom_id} FROM {duplicated}) "
         "THEN s.{custom_id} ELSE s.{old_key} END"
-    ).format(custom_id=custom_id, duplicated=_DUPLICATED, old_key=sql.Identifier(OLD_KEY_COLUMN))
-    return {NEW_ID_COLUMN: expression}
+    ).format(custom_id=custom_id, duplicated=_DUPLICATED, old_key=sql.Identifier(COMMUNITY_KEY_COLUMN))
+    return {EMBEDDING_ID_COLUMN: expression}
 
 
 def duplicated_custom_ids(cur) -> int:

@@ -33,15 +33,17 @@ from pgvector_pipeline.names import (
     COLLECTION_TABLE,
     DOCUMENT_COLUMN,
     EMBEDDING_COLUMN,
+    EMBEDDING_ID_COLUMN,
     EMBEDDING_TABLE,
     LANGCHAIN_COMMUNITY,
+    METADATA_COLUMN,
 )
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import langchain_layout, qualified
 from pgvector_pipeline.postgres.collections import create_stage, stage_table
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows
-from pgvector_pipeline.postgres.migrate import NEW_ID_COLUMN, new_ids
+from pgvector_pipeline.postgres.migrate import new_ids
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 from pgvector_pipeline.postgres.restore import (
     RestoreOptions,
@@ -58,7 +60,6 @@ from pgvector_pipeline.postgres.restore import (
 
 # The namespace of the uuid5 a non-UUID id becomes: fixed, so a migration gives the same ids every time.
 MIGRATED_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "pgvector-pipeline:pgvector-store-id")
-METADATA_COLUMN = "cmetadata"
 _NEW_IDS = sql.Identifier("pgvector_restore_store_ids")
 # Staged typed, so COPY parses them once (see create_stage); the rest as text. `vector` is found through the
 # transaction's search_path (see _ensure_extension).
@@ -191,9 +192,9 @@ class _Source:
 def _source(cur, load: StoreLoad) -> _Source:
     layout = langchain_layout(load.embeddings.columns)
     old_id = (
-        new_ids(cur)[NEW_ID_COLUMN]
+        new_ids(cur)[EMBEDDING_ID_COLUMN]
         if layout == LANGCHAIN_COMMUNITY
-        else sql.SQL("s.{}").format(sql.Identifier(NEW_ID_COLUMN))
+        else sql.SQL("s.{}").format(sql.Identifier(EMBEDDING_ID_COLUMN))
     )
     rows = sql.SQL("{} s").format(stage_table(EMBEDDING_TABLE))
     if not load.names:

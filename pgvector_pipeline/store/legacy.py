@@ -7,9 +7,10 @@ import json
 from typing import Any, BinaryIO, TextIO
 
 from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.names import METADATA_COLUMN
 
 # The JSON columns of both LangChain layouts.
-LEGACY_JSON_COLUMNS = frozenset({"cmetadata"})
+LEGACY_JSON_COLUMNS = frozenset({METADATA_COLUMN})
 # The largest field PostgreSQL stores (1 GB): legacy fields up to that read (csv's default limit is 128 KiB).
 MAX_FIELD_BYTES = 1 << 30
 
