@@ -80,12 +80,18 @@ def qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
-def where_clause(*conditions: sql.Composable | None) -> sql.Composable:
-    """ " WHERE (a) AND (b)" of the conditions given (None ones left out); nothing when none is."""
+def all_of(*conditions: sql.Composable | None) -> sql.Composable | None:
+    """ "(a) AND (b)" of the conditions given (None ones left out); None when none is."""
     given = [condition for condition in conditions if condition is not None]
     if not given:
-        return sql.SQL("")
-    return sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(sql.SQL("({})").format(c) for c in given))
+        return None
+    return sql.SQL(" AND ").join(sql.SQL("({})").format(c) for c in given)
+
+
+def where_clause(*conditions: sql.Composable | None) -> sql.Composable:
+    """ " WHERE (a) AND (b)" of the conditions given (None ones left out); nothing when none is."""
+    condition = all_of(*conditions)
+    return sql.SQL("") if condition is None else sql.SQL(" WHERE {}").format(condition)
 
 
 def single_value(cur) -> Any:

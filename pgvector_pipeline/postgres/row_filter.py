@@ -19,6 +19,7 @@ from pglast.stream import RawStream
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.postgres.catalog import all_of
 from pgvector_pipeline.postgres.collections import row_filter as collections_filter
 from pgvector_pipeline.postgres.ddl import SAFE_OPERATORS
 
@@ -51,18 +52,11 @@ class RowChoice:
 
     def condition(self, schema: str, table: str) -> sql.Composable | None:
         """The WHERE condition of these rows of `schema.table` (None: every row)."""
-        conditions = [
-            c
-            for c in (
-                collections_filter(schema, table, self.collections),
-                # Re-printed from a parse tree that holds only the table's columns, constants and operators.
-                sql.SQL(self.row_filter) if self.row_filter else None,
-            )
-            if c is not None
-        ]
-        if not conditions:
-            return None
-        return sql.SQL(" AND ").join(sql.SQL("({})").format(c) for c in conditions)
+        return all_of(
+            collections_filter(schema, table, self.collections),
+            # Re-printed from a parse tree that holds only the table's columns, constants and operators.
+            sql.SQL(self.row_filter) if self.row_filter else None,
+        )
 
 
 ALL_ROWS = RowChoice()
