@@ -87,4 +87,4 @@ def vector_store_search(
         )
         return search(store, k=k)
     finally:
-        asyncio.run(engine.close()) if hasattr(engine, "close") else None
+        asyncio.run(engine.close())

@@ -17,9 +17,9 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from tests.catalog_fingerprint import EXTRAS, contents, fingerprint
 from tests.faulty_stores import FaultyStore
 from tests.helpers import PLAIN_CSV, RecordingLog
-from tests.test_shadow import EXTRAS, contents, fingerprint
 
 SWAP = RestoreFlags(truncate_before_restore=True, swap=True)
 IN_PLACE = RestoreFlags(truncate_before_restore=True)
