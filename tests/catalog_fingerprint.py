@@ -2,7 +2,8 @@
 fingerprint a table swapped in must share with the live one (tests/test_shadow.py, tests/test_swap_restore.py)."""
 
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.testing.db import query
+from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
 TABLES = [COLLECTION_TABLE, EMBEDDING_TABLE]
 EXTRAS = f"""
@@ -62,3 +63,12 @@ def fingerprint(dsn: str) -> dict[str, list[tuple]]:
 
 def contents(dsn: str) -> dict[str, list[tuple]]:
     return {table: query(dsn, f"SELECT t::text FROM {table} t ORDER BY 1") for table in TABLES}
+
+
+def dress(dsn: str) -> str:
+    """Fill `dsn` with LangChain tables of 40 rows (2 collections, dimension 8) dressed with EXTRAS; returns it."""
+    execute(
+        dsn, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=20, dimension=8)
+    )
+    execute(dsn, lambda cur: cur.execute(EXTRAS))
+    return dsn

@@ -8,18 +8,12 @@ from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.shadow import create_shadows, finish_shadows, old_name, swap_shadows
 from pgvector_pipeline.testing.db import execute, query
-from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.catalog_fingerprint import EXTRAS, TABLES, contents, fingerprint
+from tests.catalog_fingerprint import TABLES, contents, dress, fingerprint
 
 
 @pytest.fixture
 def dressed_store(store_db) -> str:
-    execute(
-        store_db,
-        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=20, dimension=8),
-    )
-    execute(store_db, lambda cur: cur.execute(EXTRAS))
-    return store_db
+    return dress(store_db)
 
 
 def swap_in_copies(dsn: str) -> None:

