@@ -52,6 +52,23 @@ def test_swapping_the_embeddings_alone_is_blocked_by_nothing_of_theirs(store_db)
             f"nextval('shared'))",
             f"sequence shared of {COLLECTION_TABLE} is also used by other",
         ),
+        (
+            f"CREATE FUNCTION count_docs() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM "
+            f"{EMBEDDING_TABLE}; END",
+            f"function count_docs() depends on {EMBEDDING_TABLE}",
+        ),
+        (
+            f"CREATE FUNCTION first_row() RETURNS SETOF {EMBEDDING_TABLE} LANGUAGE sql AS "
+            f"'SELECT * FROM {EMBEDDING_TABLE} LIMIT 1'",
+            f"function first_row() depends on {EMBEDDING_TABLE}",
+        ),
+        (f"CREATE TABLE kept (r {EMBEDDING_TABLE})", f"column r of table kept depends on {EMBEDDING_TABLE}"),
+        (
+            # Its expression is bound to the collection table it reads now: rebuilt on the new embedding table, it
+            # would go on reading the old collection table after the swap.
+            f"CREATE POLICY named ON {EMBEDDING_TABLE} USING (collection_id IN (SELECT uuid FROM {COLLECTION_TABLE}))",
+            f"policy named on table {EMBEDDING_TABLE} depends on {COLLECTION_TABLE}",
+        ),
     ],
 )
 def test_each_dependent_is_named(store_db, ddl, reason):

@@ -66,11 +66,24 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
         oid = table_oid(cur, schema, table)
         assert oid is not None, f"{schema}.{table} exists"
         shadow = Shadow(table, oid, shadow_name(oid))
+        # LIKE copies neither: an unlogged table stays unlogged, and the new table lives where the live one does.
+        cur.execute(
+            "SELECT c.relpersistence = 'u', t.spcname FROM pg_class c LEFT JOIN pg_tablespace t "
+            "ON t.oid = c.reltablespace WHERE c.oid = %s",
+            (oid,),
+        )
+        unlogged, tablespace = cur.fetchone()
         cur.execute(
             sql.SQL(
-                "CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED "
-                "INCLUDING IDENTITY INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS INCLUDING STATISTICS)"
-            ).format(new=qualified(schema, shadow.name), live=qualified(schema, table))
+                "CREATE {unlogged}TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING "
+                "GENERATED INCLUDING IDENTITY INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS INCLUDING "
+                "STATISTICS){tablespace}"
+            ).format(
+                unlogged=sql.SQL("UNLOGGED " if unlogged else ""),
+                new=qualified(schema, shadow.name),
+                live=qualified(schema, table),
+                tablespace=sql.SQL(" TABLESPACE {}").format(sql.Identifier(tablespace)) if tablespace else sql.SQL(""),
+            )
         )
         # Autovacuum must not work on it while it loads: its lock would hold up the swap's renames.
         cur.execute(
@@ -239,19 +252,35 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
     unique, exclusion) as constraints whose index gets a temporary name (its constraint name follows the index)."""
     cur.execute(
         "SELECT i.indexrelid::oid, c.relname, pg_get_indexdef(i.indexrelid), con.oid, pg_get_constraintdef(con.oid), "
-        "obj_description(i.indexrelid, 'pg_class'), obj_description(con.oid, 'pg_constraint') "
-        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "obj_description(i.indexrelid, 'pg_class'), obj_description(con.oid, 'pg_constraint'), "
+        "coalesce(t.spcname, '') FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace "
         "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
         "WHERE i.indrelid = %s ORDER BY c.relname",
         (shadow.oid,),
     )
-    for index_oid, name, definition, constraint, constraint_def, index_comment, constraint_comment in cur.fetchall():
+    indexes = cur.fetchall()
+    cur.execute("SELECT current_setting('default_tablespace')")
+    default_tablespace = cur.fetchone()[0]
+    for (
+        index_oid,
+        name,
+        definition,
+        constraint,
+        constraint_def,
+        index_comment,
+        constraint_comment,
+        tablespace,
+    ) in indexes:
         temporary = f"pgvector_new_ix_{index_oid}"
         if constraint is not None:
             statement = _aimed_constraint(constraint_def, schema, shadow.name, temporary, {})
         else:
             statement = _aimed_index(definition, schema, shadow.name, temporary)
+        # pg_get_indexdef leaves the tablespace out; pg_dump sets default_tablespace around the index, as here.
+        cur.execute("SELECT set_config('default_tablespace', %s, true)", (tablespace,))
         cur.execute(statement)
+        cur.execute("SELECT set_config('default_tablespace', %s, true)", (default_tablespace,))
         if index_comment is not None:
             cur.execute(sql.SQL("COMMENT ON INDEX {} IS %s").format(qualified(schema, temporary)), (index_comment,))
         if constraint_comment is not None:

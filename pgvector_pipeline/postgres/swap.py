@@ -10,7 +10,11 @@ tables); everything else that depends on a live table blocks the swap:
 - another table's foreign key into it (that table is not swapped);
 - a publication of it, or of all tables (logical replication follows the oid);
 - inheritance or partitioning (a partitioned table, a partition, a parent or a child);
-- a sequence it owns that another table's column also draws from.
+- a sequence it owns that another table's column also draws from;
+- anything else the catalog records as depending on it or on its row type (a function with a SQL-standard body or
+  returning its rows, another table's column of its row type, a policy of another table reading it), or an
+  extension it belongs to: whatever PostgreSQL would keep bound to the old table. This catch-all is what keeps a
+  kind of dependent nobody listed here from being swapped away silently.
 """
 
 from collections.abc import Sequence
@@ -49,6 +53,35 @@ WHERE o.classid = 'pg_class'::regclass AND o.refobjid = %(oid)s AND o.deptype IN
   AND d.adrelid <> ALL(%(swapped)s) ORDER BY 1
 """
 
+# Dependents recorded in pg_depend (on the table or its row type) other than the table's own parts, which a swap
+# rebuilds (indexes, constraints, defaults, triggers, policies, statistics), and the kinds named above.
+_OTHER_DEPENDENTS = """
+SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d
+WHERE d.deptype = 'n'
+  AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = %(oid)s)
+    OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = (SELECT reltype FROM pg_class WHERE oid = %(oid)s)))
+  AND d.classid <> 'pg_rewrite'::regclass
+  AND NOT (d.classid = 'pg_constraint'::regclass
+    AND EXISTS (SELECT 1 FROM pg_constraint c WHERE c.oid = d.objid AND (c.conrelid = %(oid)s OR c.contype = 'f')))
+  AND NOT (d.classid = 'pg_policy'::regclass
+    AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.oid = d.objid AND p.polrelid = %(oid)s))
+  AND NOT (d.classid = 'pg_trigger'::regclass
+    AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.oid = d.objid AND t.tgrelid = %(oid)s))
+  AND NOT (d.classid = 'pg_attrdef'::regclass
+    AND EXISTS (SELECT 1 FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid = %(oid)s))
+  AND NOT (d.classid = 'pg_statistic_ext'::regclass
+    AND EXISTS (SELECT 1 FROM pg_statistic_ext x WHERE x.oid = d.objid AND x.stxrelid = %(oid)s))
+  AND NOT (d.classid = 'pg_class'::regclass AND d.objsubid = 0
+    AND (EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid AND i.indrelid = %(oid)s)
+      OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = d.objid AND h.inhparent = %(oid)s)))
+ORDER BY 1
+"""
+_EXTENSION = """
+SELECT e.extname FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+WHERE d.classid = 'pg_class'::regclass AND d.objid = %(oid)s AND d.refclassid = 'pg_extension'::regclass
+  AND d.deptype = 'e'
+"""
+
 
 def swap_blockers(cur, schema: str, tables: Sequence[str]) -> list[str]:
     """Why the live `tables` cannot be swapped for new ones, one reason per line (empty: they can)."""
@@ -81,4 +114,8 @@ def swap_blockers(cur, schema: str, tables: Sequence[str]) -> list[str]:
         ]
         cur.execute(_SHARED_SEQUENCES, params)
         reasons += [f"sequence {seq} of {table} is also used by {other}" for seq, other in cur.fetchall()]
+        cur.execute(_OTHER_DEPENDENTS, params)
+        reasons += [f"{dependent} depends on {table}" for (dependent,) in cur.fetchall()]
+        cur.execute(_EXTENSION, params)
+        reasons += [f"{table} belongs to extension {name}" for (name,) in cur.fetchall()]
     return reasons
