@@ -265,6 +265,12 @@ def classify_error(
             f"The database refused to write while {doing}: {detail}. The server is a read-only standby, or "
             f"default_transaction_read_only is on for this role or database. Nothing was committed."
         )
+    if code == "53100":
+        return DatabaseError(
+            f"The database server ran out of disk space while {doing}: {detail}. Nothing was committed: the "
+            f"tables are as they were, and the space the load took is free again. Until it commits, a restore "
+            f"keeps the live rows beside the new ones; free space on the server and retry."
+        )
     if isinstance(exc, (psycopg2.DataError, psycopg2.IntegrityError)):
         return DataError(f"PostgreSQL rejected the data while {doing}: {detail}")
     return DatabaseError(f"PostgreSQL reported an error while {doing}: {detail}")

@@ -32,6 +32,7 @@ from pgvector_pipeline.postgres.collections import (
 )
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, rollback_quietly
+from pgvector_pipeline.postgres.disk_space import Need, room_for
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 from pgvector_pipeline.postgres.migrate import check_layouts, duplicated_custom_ids, loaded_columns, new_ids
@@ -294,6 +295,7 @@ def _prepare(
     created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
     targets = {load.table: _target_columns(cur, schema, load, options) for load in loads}
     check_privileges(cur, schema, [load.table for load in loads], options.truncate)
+    check_room(cur, schema, loads, log)
     tables = [load.table for load in loads]
     why_not = swap_refusal(cur, schema, tables, options, created) if options.swap else None
     if options.swap and why_not is None:
@@ -316,6 +318,22 @@ def _prepare(
         log(f"Loading in place (the tables cannot be swapped): {why_not}.")
     before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
     return _Prepared(created, targets, before, dropped, in_place_because=why_not or "")
+
+
+def check_room(cur, schema: str, loads: list[TableLoad], log: Callable[[str], None]) -> None:
+    """Refuse before anything changes when the server's disk cannot hold the set's rows beside the live ones (see
+    postgres.disk_space); when this process cannot see the server's disk, log the estimate instead."""
+    needs = {load.table: Need(load.expected_rows, load.file_bytes or 0) for load in loads}
+    rooms = room_for(cur, schema, needs)
+    short = [room for room in rooms if not room.enough]
+    if short:
+        raise DatabaseError(
+            f"Not enough disk space on the database server for this restore: {'; '.join(r.described() for r in short)}. "
+            f"Nothing was changed. Until it commits, a restore keeps the live rows beside the new ones (a TRUNCATE "
+            f"keeps the old files so that a rollback can bring them back; a swapped restore keeps the live tables "
+            f"until the swap). Free space on the server, or restore fewer tables or collections."
+        )
+    log(f"Disk space: {'; '.join(room.described() for room in rooms)}.")
 
 
 def swap_refusal(cur, schema: str, tables: list[str], options: RestoreOptions, created: list[str]) -> str | None:

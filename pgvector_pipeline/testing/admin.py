@@ -58,3 +58,14 @@ def dsn_as(dsn: str, role: str) -> str:
     params["user"] = role
     params.pop("password", None)
     return psycopg2.extensions.make_dsn(**params)
+
+
+def run_outside_transaction(admin_dsn: str, statement: str) -> None:
+    """One statement in autocommit mode (CREATE / DROP TABLESPACE refuse to run in a transaction block)."""
+    conn = connect(admin_dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()

@@ -5,6 +5,11 @@ dagster_postgres ships its test fixtures: every test gets a fresh database.
 """
 
 import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -15,7 +20,7 @@ from psycopg2 import sql
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres import ranges
 from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
-from pgvector_pipeline.testing.admin import create_role, dsn_as
+from pgvector_pipeline.testing.admin import create_role, dsn_as, run_outside_transaction
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.embedded import (
     database_dsn,
@@ -123,6 +128,50 @@ def instance():
     """A throwaway Dagster instance (SQLite storage in a temporary directory)."""
     with dg.instance_for_test() as dagster_instance:
         yield dagster_instance
+
+
+@pytest.fixture
+def small_tablespace(pg_server, admin_dsn, store_db):
+    """A tablespace `small` on a 16 MiB tmpfs mounted for this test (a file system of the server's that really runs
+    out of space; needs root): yields its directory. Whatever the test put in it is dropped at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    directory = Path(tempfile.mkdtemp(prefix="pgvector_ts_"))
+    directory.chmod(0o755)
+    mount = directory / "small"
+    mount.mkdir()
+    owner = pwd.getpwnam(pg_server.system_user) if pg_server.system_user else pwd.getpwuid(os.getuid())
+    done = subprocess.run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size=16m,mode=0700,uid={owner.pw_uid},gid={owner.pw_gid}",
+            "tmpfs",
+            str(mount),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        run_outside_transaction(admin_dsn, f"CREATE TABLESPACE small LOCATION '{mount}'")
+        yield mount
+    finally:
+        execute(
+            store_db,
+            lambda cur: cur.execute(
+                "DO $$ DECLARE r record; BEGIN FOR r IN SELECT c.oid::regclass AS name FROM pg_class c "
+                "JOIN pg_tablespace t ON t.oid = c.reltablespace WHERE t.spcname = 'small' AND c.relkind IN ('r', 'p') "
+                "LOOP EXECUTE format('DROP TABLE %s CASCADE', r.name); END LOOP; "
+                "EXECUTE 'ALTER INDEX ALL IN TABLESPACE small SET TABLESPACE pg_default'; END $$"
+            ),
+        )
+        run_outside_transaction(admin_dsn, "DROP TABLESPACE IF EXISTS small")
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
