@@ -19,7 +19,7 @@ comparison A/B `--rounds` times and prints medians and ratios (ours / reference)
   (`--s3-only`: just this, e.g. at 10,000 and 200,000 rows to see that peak RSS stays flat)
 - migration into a PGVectorStore table: a restore of the set vs langchain-postgres's `pgvector_migrator` from
   the live tables (`--migration-only`: just this)
-- truncating restores swapped in (`swap`) vs in place, with a search loop running beside each: time and the
+- truncating restores swapped in (the default) vs in place (`in_place`), with a search loop running beside each: time and the
   longest wait of one search (`--swap-only`: just this)
 - per collection (the store split in two collections): backup of one vs the whole table; a restore replacing
   one (indexes in place) vs a truncating restore of the whole set (indexes built after), with PK + GIN and with
@@ -137,7 +137,7 @@ from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.roots import store_at
 backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
-flags = RestoreFlags(truncate_before_restore=True, swap=sys.argv[4] == "swap")
+flags = RestoreFlags(truncate_before_restore=True, in_place=sys.argv[4] != "swap")
 started = time.monotonic()
 restore_backup_set(sys.argv[1], "public", backup_set, flags)
 print(json.dumps({"seconds": time.monotonic() - started,
@@ -573,9 +573,10 @@ def compare_swap(bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int)
         swapped, in_place = results[0], results[1]
         rows.append(
             (
-                f"truncating restore swapped in (swap), {label}: longest wait of a search running meanwhile",
-                f"{median(swapped):.2f} s, searches waited up to {max(r['longest_wait'] for r in swapped):.3f} s",
-                f"in place {median(in_place):.2f} s, searches waited up to "
+                f"truncating restore swapped in (the default), {label}: longest wait of a search running meanwhile",
+                f"{median(swapped):.2f} s, searches waited up to {max(r['longest_wait'] for r in swapped):.3f} s, "
+                f"peak RSS {max(r['max_rss_mb'] for r in swapped):.0f} MB",
+                f"in place (in_place) {median(in_place):.2f} s, searches waited up to "
                 f"{max(r['longest_wait'] for r in in_place):.2f} s",
                 f"{median(swapped) / median(in_place):.2f}×",
             )
@@ -585,7 +586,7 @@ def compare_swap(bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int)
             psql = results[2]
             report(
                 rows,
-                f"truncating restore swapped in (swap), {label}, against psql",
+                f"truncating restore swapped in (the default), {label}, against psql",
                 f"{median(swapped):.2f} s",
                 f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
                 f"{median(swapped) / median(psql):.2f}×",

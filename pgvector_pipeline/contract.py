@@ -126,7 +126,7 @@ class RestoreFlags:
     allow_legacy: bool = False
     fill_extra_columns: bool = False
     replace_collections: bool = False
-    swap: bool = False
+    in_place: bool = False
 
 
 # A restore that only appends, checks everything and commits: every switch off.
@@ -161,12 +161,13 @@ RESTORE_FLAG_HELP = {
         "With collections named: delete those collections and their embeddings first, in the same transaction, "
         "so the set's rows replace them; every other collection stays as it is.",
     ),
-    "swap": (
-        "--swap",
-        "With truncate_before_restore: load into new tables beside the live ones, build their indexes, then swap "
-        "them in (a lock wait of at most 1 s per attempt): readers are not blocked until the swap, writers wait and "
-        "write into the restored tables. Loads in place, saying why, when views, other tables' foreign keys, "
-        "publications or partitioning depend on the tables.",
+    "in_place": (
+        "--in-place",
+        "With truncate_before_restore: empty and load the live tables under an exclusive lock, so that every search "
+        "and write waits for the whole restore. Without it, a truncating restore loads new tables beside the live "
+        "ones, builds their indexes and swaps them in (a lock wait of at most 1 s per attempt): searches go on, "
+        "writes wait and land in the restored tables. In place is faster on a busy 2-core server and is what a "
+        "restore does anyway when the tables cannot be swapped (the run's log says why).",
     ),
 }
 

@@ -58,7 +58,7 @@ class RestoreResult:
     created: list[str]
     verify_only: bool
     duration_s: float
-    swap: str = ""  # "" (not asked), "swapped in", or "in place: why"
+    swap: str = ""  # "" (a restore that appends), "swapped in", or "in place: why"
 
 
 def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None) -> list[str]:
@@ -154,10 +154,10 @@ def restore_backup_set(
     """
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
-    if flags.swap and not flags.truncate_before_restore:
+    if flags.in_place and not flags.truncate_before_restore:
         raise InvalidParams(
-            "swap replaces the whole tables with new ones: it goes with truncate_before_restore (--truncate). To add "
-            "rows to the live tables, restore without swap."
+            "in_place (--in-place) chooses how a truncating restore loads: it goes with truncate_before_restore "
+            "(--truncate). A restore that appends always loads into the live tables; leave in_place off."
         )
     tables = check_restore_tables(backup_set, tables)
     names, renames = check_renames(collections, rename or {})
@@ -191,7 +191,7 @@ def restore_backup_set(
             if chosen
             else None,
             migrate_ids=migrate_ids,
-            swap=flags.swap,
+            swap=flags.truncate_before_restore and not flags.in_place,
             load_sessions=load_sessions,
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
@@ -211,7 +211,7 @@ def restore_backup_set(
         done.created,
         flags.verify_only,
         time.monotonic() - clock,
-        done.swap,
+        done.swap or ("in place: asked (in_place)" if flags.in_place else ""),
     )
 
 

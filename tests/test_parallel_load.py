@@ -21,7 +21,7 @@ from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.faulty_stores import FaultyStore
 from tests.helpers import PLAIN_CSV, RecordingLog, flip_a_digit
 
-SWAP = RestoreFlags(truncate_before_restore=True, swap=True)
+SWAP = RestoreFlags(truncate_before_restore=True)
 
 
 def test_blocks_end_only_where_rows_end():

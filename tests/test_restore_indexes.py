@@ -1,5 +1,6 @@
-"""Restores into emptied tables drop their rebuildable indexes, load, and build them again in the same
-transaction; any failure leaves the original indexes and rows. Progress lines while it works."""
+"""Restores in place (in_place) into emptied tables drop their rebuildable indexes, load, and build them again in
+the same transaction; any failure leaves the original indexes and rows. Progress lines while it works. (A swapped
+restore, the default, builds the indexes on its new tables: tests/test_swap_restore.py.)"""
 
 import threading
 import time
@@ -22,6 +23,7 @@ from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog
 
 TS = "20261124_101500"
+IN_PLACE = RestoreFlags(truncate_before_restore=True, in_place=True)
 DIMENSION = 16
 # What users add: a cosine HNSW index on a dimension-less column (by expression), and a btree on the document.
 USER_INDEXES = [
@@ -62,7 +64,7 @@ def test_restore_after_truncate_rebuilds_the_same_indexes(indexed_store):
     execute(dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%-1%'"))
     log = RecordingLog()
 
-    restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), log=log)
+    restore_backup_set(dsn, "public", backup_set, IN_PLACE, log=log)
 
     assert indexes(dsn) == before_indexes
     assert fingerprint(dsn) == before_rows
@@ -100,7 +102,7 @@ def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_stor
     before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
 
     with pytest.raises(DataError) as failed:
-        restore_backup_set(dsn, "public", bad_set, RestoreFlags(truncate_before_restore=True))
+        restore_backup_set(dsn, "public", bad_set, IN_PLACE)
 
     assert failed.value.message == (
         "PostgreSQL rejected the data while building the indexes: division by zero. The restore was rolled back: "
@@ -123,9 +125,7 @@ def test_a_failing_load_leaves_the_original_indexes_and_rows(indexed_store):
     before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
 
     with pytest.raises((DataError, DatabaseError), match="foreign key"):
-        restore_backup_set(
-            dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), tables=["langchain_pg_embedding"]
-        )
+        restore_backup_set(dsn, "public", backup_set, IN_PLACE, tables=["langchain_pg_embedding"])
 
     assert indexes(dsn) == before_indexes
     assert fingerprint(dsn) == before_rows
@@ -188,9 +188,7 @@ def test_a_connection_lost_during_the_index_builds_leaves_the_original_indexes_a
                 assert terminate_backends(admin_dsn, APPLICATION_NAME) == 1
 
     with pytest.raises(DatabaseError) as lost:
-        restore_backup_set(
-            dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), log=KillAtIndexBuild()
-        )
+        restore_backup_set(dsn, "public", backup_set, IN_PLACE, log=KillAtIndexBuild())
 
     assert lost.value.can_retry is True and "building the indexes" in lost.value.message
     assert indexes(dsn) == before_indexes

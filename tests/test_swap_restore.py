@@ -21,8 +21,8 @@ from tests.catalog_fingerprint import contents, dress, fingerprint
 from tests.faulty_stores import FaultyStore
 from tests.helpers import PLAIN_CSV, RecordingLog
 
-SWAP = RestoreFlags(truncate_before_restore=True, swap=True)
-IN_PLACE = RestoreFlags(truncate_before_restore=True)
+SWAP = RestoreFlags(truncate_before_restore=True)  # the default for truncating restores
+IN_PLACE = RestoreFlags(truncate_before_restore=True, in_place=True)
 
 
 def backed_up(dsn: str, root):
@@ -84,10 +84,24 @@ def test_a_row_the_new_table_refuses_leaves_the_live_tables_and_no_new_ones(dres
     assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
 
 
-def test_swap_needs_a_truncating_restore(dressed):
+def test_in_place_goes_with_a_truncating_restore(dressed):
     _, backup_set = dressed
-    with pytest.raises(InvalidParams, match="swap replaces the whole tables"):
-        restore_backup_set("postgresql://nobody@127.0.0.1:1/none", "public", backup_set, RestoreFlags(swap=True))
+    with pytest.raises(InvalidParams) as refused:
+        restore_backup_set("postgresql://nobody@127.0.0.1:1/none", "public", backup_set, RestoreFlags(in_place=True))
+    assert refused.value.message == (
+        "in_place (--in-place) chooses how a truncating restore loads: it goes with truncate_before_restore "
+        "(--truncate). A restore that appends always loads into the live tables; leave in_place off."
+    )
+
+
+def test_a_restore_asked_to_load_in_place_says_so_and_blocks_no_differently(dressed):
+    dsn, backup_set = dressed
+    log = RecordingLog()
+
+    result = restore_backup_set(dsn, "public", backup_set, IN_PLACE, log=log)
+
+    assert result.swap == "in place: asked (in_place)"
+    assert not any(line.startswith("Loading into new tables") for line in log.infos)
 
 
 def test_a_write_during_the_load_waits_and_lands_in_the_restored_table(dressed, backup_root):
@@ -241,7 +255,7 @@ def stall(table, reads):
 
 backup_set = LocalBackupStore(sys.argv[2]).locate(timestamp=sys.argv[4])
 faulty = dataclasses.replace(backup_set, store=FaultyStore(sys.argv[2], on_read=stall))
-restore_backup_set(sys.argv[1], "public", faulty, RestoreFlags(truncate_before_restore=True, swap=True))
+restore_backup_set(sys.argv[1], "public", faulty, RestoreFlags(truncate_before_restore=True))
 """
 
 

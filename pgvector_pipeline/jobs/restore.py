@@ -46,7 +46,7 @@ class RestoreConfig(dg.Config):
     allow_legacy: bool = Field(default=False, description=RESTORE_FLAG_HELP["allow_legacy"][1])
     fill_extra_columns: bool = Field(default=False, description=RESTORE_FLAG_HELP["fill_extra_columns"][1])
     replace_collections: bool = Field(default=False, description=RESTORE_FLAG_HELP["replace_collections"][1])
-    swap: bool = Field(default=False, description=RESTORE_FLAG_HELP["swap"][1])
+    in_place: bool = Field(default=False, description=RESTORE_FLAG_HELP["in_place"][1])
     collections: list[str] = Field(
         default=[],
         description="Restore only these collections (by name) and their embeddings; empty: every row of the set. "

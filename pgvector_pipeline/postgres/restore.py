@@ -199,7 +199,7 @@ def restore_tables(
 
 @dataclass(frozen=True)
 class TablesRestored:
-    """What restore_tables did: per-table counts, the objects it created, and what became of a swap ("" not asked,
+    """What restore_tables did: per-table counts, the objects it created, and what became of a swap ("" an append,
     "swapped in", or "in place: why")."""
 
     stats: list[TableRestoreStats]
@@ -262,11 +262,11 @@ class _Prepared:
     dropped: list[catalog.RebuildableIndex]
     # The new tables loaded in place of the live ones, when the restore swaps (empty: it loads in place).
     shadows: list[Shadow] = field(default_factory=list)
-    # Why a restore asked to swap loads in place ("": it swaps, or was not asked to).
+    # Why a truncating restore loads in place ("": it swaps, or it appends).
     in_place_because: str = ""
 
     def swap_outcome(self, options: RestoreOptions) -> str:
-        """What became of a swap: "" (not asked), "swapped in", or "in place: why"."""
+        """What became of a swap: "" (an append, or in place as asked), "swapped in", or "in place: why"."""
         if not options.swap:
             return ""
         return "swapped in" if self.shadows else f"in place: {self.in_place_because}"

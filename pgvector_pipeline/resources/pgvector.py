@@ -111,7 +111,8 @@ class PgVectorResource(dg.ConfigurableResource):
         le=16,
         description=(
             "Sessions that load a large file (16 MB or more) at once into the new tables of a swapped restore "
-            "(swap: true). The database server parses the vectors, so this helps up to its number of cores; 1 loads "
+            "(a truncating restore without in_place). The database server parses the vectors, so this helps up to its "
+            "number of cores; 1 loads "
             "in the restore's own session."
         ),
     )

@@ -18,8 +18,8 @@ from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.catalog_fingerprint import contents, fingerprint
 from tests.helpers import PLAIN_CSV, RecordingLog
 
-IN_PLACE = RestoreFlags(truncate_before_restore=True, swap=False)
-SWAP = RestoreFlags(truncate_before_restore=True, swap=True)
+IN_PLACE = RestoreFlags(truncate_before_restore=True, in_place=True)
+SWAP = RestoreFlags(truncate_before_restore=True)
 MODES = pytest.mark.parametrize("flags", [IN_PLACE, SWAP], ids=["in place", "swap"])
 
 

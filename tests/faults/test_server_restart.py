@@ -15,8 +15,8 @@ from pgvector_pipeline.testing.embedded import restart_embedded_server
 from tests.catalog_fingerprint import contents, dress, fingerprint
 from tests.helpers import PLAIN_CSV, RecordingLog
 
-IN_PLACE = RestoreFlags(truncate_before_restore=True, swap=False)
-SWAP = RestoreFlags(truncate_before_restore=True, swap=True)
+IN_PLACE = RestoreFlags(truncate_before_restore=True, in_place=True)
+SWAP = RestoreFlags(truncate_before_restore=True)
 
 
 @pytest.mark.parametrize(
