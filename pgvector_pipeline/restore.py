@@ -22,13 +22,14 @@ from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.migration import check_migration
 from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import langchain_layout
-from pgvector_pipeline.postgres.collections import ChosenCollections
+from pgvector_pipeline.postgres.collections import ChosenCollections, collections_present
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.migrate import langchain_postgres_ddl
 from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.pgvector_store import StoreLoad, StoreTable, restore_into_store
 from pgvector_pipeline.postgres.restore import (
+    APPEND_CLASH_HINT,
     RestoreOptions,
     TableDDL,
     TableLoad,
@@ -199,6 +200,7 @@ def restore_backup_set(
                 into_store = _store_load(backup_set, loads, chosen)
                 done = _into_store(conn, dsn, schema, into_store, store, options, log)
             else:
+                _refuse_collections_present(conn, schema, manifest, tables, flags, chosen)
                 done = restore_tables(conn, dsn, schema, loads, options, log=log.info, warn=log.warning)
     outcome = "verified (rolled back, nothing changed)" if flags.verify_only else "restored"
     log.info(
@@ -213,6 +215,29 @@ def restore_backup_set(
         time.monotonic() - clock,
         done.swap or ("in place: asked (in_place)" if flags.in_place else ""),
     )
+
+
+def _refuse_collections_present(
+    conn, schema: str, manifest: Manifest | None, tables: list[str], flags: RestoreFlags, chosen: tuple[str, ...]
+) -> None:
+    """An append of a whole set whose collections the target holds already would fail on the first duplicate key:
+    say so, and what to do, before anything loads (the names come from the manifest, format 3 on)."""
+    if flags.truncate_before_restore or chosen or COLLECTION_TABLE not in tables:
+        return
+    names = list(manifest.collections.embeddings) if manifest and manifest.collections else []
+    if not names:
+        return
+    with conn.cursor() as cur:
+        present = collections_present(cur, schema, names)
+    conn.rollback()
+    if present:
+        shown = ", ".join(repr(name) for name in present[:5]) + (
+            f" and {len(present) - 5} more" if len(present) > 5 else ""
+        )
+        raise InvalidParams(
+            f"The target already holds the set's collections {shown} ({COLLECTION_TABLE}): restoring them again "
+            f"would duplicate them. Nothing was changed. {APPEND_CLASH_HINT}"
+        )
 
 
 def _set_layout(manifest: Manifest | None, loads: list[TableLoad]) -> str:

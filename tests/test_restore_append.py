@@ -1,10 +1,16 @@
-"""Appending restores: checked by the rows COPY loaded, so other sessions' writes do not fail them."""
+"""Appending restores: checked by the rows COPY loaded, so other sessions' writes do not fail them; one that would
+duplicate what the target holds says what to do instead (issue 24)."""
 
 import threading
 
+import pytest
+
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
+from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.postgres.connection import connect
+from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
@@ -48,3 +54,35 @@ def test_an_append_restore_succeeds_while_an_app_writes(store_db, backup_root):
     assert written, "the app wrote nothing during the restore"
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding WHERE id NOT LIKE 'app-%%'")[0][0] == 3000
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding WHERE id LIKE 'app-%%'")[0][0] == len(written)
+
+
+@pytest.mark.parametrize("flags", [PLAIN_RESTORE, RestoreFlags(verify_only=True)], ids=["restore", "verify_only"])
+def test_restoring_a_set_into_the_store_it_came_from_says_what_to_do_before_loading(store_db, backup_root, flags):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=10, dimension=4)
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
+    rows = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")
+
+    with pytest.raises(InvalidParams) as refused:
+        restore_backup_set(store_db, "public", locate_backup_set(backup_root, timestamp=TS), flags)
+
+    assert refused.value.message == (
+        "The target already holds the set's collections 'sample_collection_0', 'sample_collection_1' "
+        "(langchain_pg_collection): restoring them again would duplicate them. Nothing was changed. "
+        + APPEND_CLASH_HINT
+    )
+    assert "--truncate" in APPEND_CLASH_HINT and "--replace-collections" in APPEND_CLASH_HINT
+    assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding") == rows
+
+
+def test_embeddings_appended_over_their_own_ids_fail_saying_what_to_do(store_db, backup_root):
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=4)
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
+
+    with pytest.raises(DataError) as failed:
+        restore_backup_set(store_db, "public", locate_backup_set(backup_root, timestamp=TS), tables=[EMBEDDING_TABLE])
+
+    assert failed.value.message.startswith(
+        "PostgreSQL rejected the data while restoring langchain_pg_embedding: duplicate key value violates unique "
+        'constraint "langchain_pg_embedding_pkey"'
+    )
+    assert failed.value.message.endswith("are as they were. " + APPEND_CLASH_HINT)

@@ -230,6 +230,20 @@ def _staged_rows(table: str, chosen: ChosenCollections | None) -> sql.Composable
     )
 
 
+def collections_present(cur, schema: str, names: Sequence[str]) -> list[str]:
+    """Which of `names` the target's collection table holds already (none when it has no such table)."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{COLLECTION_TABLE}",))
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute(
+        sql.SQL("SELECT {name} FROM {table} WHERE {name} = ANY(%s) ORDER BY 1").format(
+            name=sql.Identifier(COLLECTION_NAME_COLUMN), table=qualified(schema, COLLECTION_TABLE)
+        ),
+        (list(names),),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
 @contextmanager
 def keys_taken_is_clear(table: str) -> Iterator[None]:
     """A unique violation while the chosen collections' rows go in becomes a DataError that says what it means:

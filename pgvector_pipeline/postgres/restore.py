@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -207,6 +208,16 @@ class TablesRestored:
     swap: str = ""
 
 
+# What to do when a restore that appends meets rows the target holds already: one home for the check before the load
+# (pgvector_pipeline.restore) and the unique violation during it.
+APPEND_CLASH_HINT = (
+    "A restore without truncate_before_restore adds the set's rows to the live ones. To roll the tables back to the "
+    "set, restore with truncate_before_restore (--truncate); to replace only some collections, name them with "
+    "replace_collections (--collections NAME --replace-collections); to keep both, restore them under new names "
+    "(rename, --rename OLD=NEW)."
+)
+
+
 class RestoreTransaction:
     """The restore's one transaction, as a context manager: leaving it without an error commits (with a known
     outcome, see postgres.commit), or rolls back when `options.commit` is off; leaving it on an error rolls back
@@ -236,7 +247,10 @@ class RestoreTransaction:
         if exc is not None:
             rollback_quietly(self.conn)
             if isinstance(exc, psycopg2.Error):
-                raise with_outcome(classify_error(exc, self.doing, self.conn), _ROLLED_BACK) from exc
+                error = with_outcome(classify_error(exc, self.doing, self.conn), _ROLLED_BACK)
+                if isinstance(exc, psycopg2.errors.UniqueViolation) and not self.options.truncate:
+                    error = with_outcome(error, APPEND_CLASH_HINT)
+                raise error from exc
             return
         if not self.options.commit:
             rollback_quietly(self.conn)
