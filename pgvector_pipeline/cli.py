@@ -17,6 +17,7 @@ from pgvector_pipeline.client import (
     UNREACHABLE,
     LaunchedRun,
     PipelineClientError,
+    RunInfo,
     VectorBackupClient,
 )
 from pgvector_pipeline.contract import (
@@ -59,8 +60,21 @@ def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Na
         _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED"})
         return EXIT_OK
     info = client.wait_for_run(launched.run_id, timeout_s=args.timeout)
+    return _report(info)
+
+
+def _report(info: RunInfo) -> int:
+    """The run as JSON on stdout; a failed or canceled run's error also on stderr (cron mails stderr)."""
     _print(info.as_dict())
-    return EXIT_OK if info.status == "SUCCESS" else EXIT_RUN_FAILED
+    if info.status in ("FAILURE", "CANCELED"):
+        print(
+            f"error: run {info.run_id} {info.status}: {info.error_type or 'ERROR'}: {info.error_message or ''}".rstrip(
+                ": "
+            ),
+            file=sys.stderr,
+        )
+        return EXIT_RUN_FAILED
+    return EXIT_OK
 
 
 def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -141,12 +155,16 @@ def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
     info = client.wait_for_run(args.run_id, timeout_s=args.timeout) if args.wait else client.run_status(args.run_id)
-    _print(info.as_dict())
-    return EXIT_RUN_FAILED if info.status in ("FAILURE", "CANCELED") else EXIT_OK
+    return _report(info)
 
 
 def _start(client: VectorBackupClient, args: argparse.Namespace) -> int:
     _print({"name": args.name, "status": client.start_automation(args.name)})
+    return EXIT_OK
+
+
+def _stop(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    _print({"name": args.name, "status": client.stop_automation(args.name)})
     return EXIT_OK
 
 
@@ -279,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="Switch a schedule or sensor on.")
     start.add_argument("name", choices=SCHEDULES + SENSORS)
     start.set_defaults(run=_start)
+
+    stop = commands.add_parser("stop", help="Switch a schedule or sensor off.")
+    stop.add_argument("name", choices=SCHEDULES + SENSORS)
+    stop.set_defaults(run=_stop)
     return parser
 
 

@@ -169,6 +169,44 @@ mutation StartSensor($selector: SensorSelector!) {
 }
 """
 
+# Stopping needs the schedule's or sensor's state id, which the start mutations do not take.
+INSTIGATION_STATE_ID = """
+query StateId($schedule: ScheduleSelector!, $sensor: SensorSelector!, $isSchedule: Boolean!) {
+  scheduleOrError(scheduleSelector: $schedule) @include(if: $isSchedule) {
+    __typename
+    ... on Schedule { scheduleState { id } }
+    ... on PythonError { message }
+  }
+  sensorOrError(sensorSelector: $sensor) @skip(if: $isSchedule) {
+    __typename
+    ... on Sensor { sensorState { id } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+STOP_SCHEDULE = """
+mutation StopSchedule($id: String!) {
+  stopRunningSchedule(id: $id) {
+    __typename
+    ... on ScheduleStateResult { scheduleState { status } }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+STOP_SENSOR = """
+mutation StopSensor($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
 SCHEDULES = (BACKUP_SCHEDULE, RETENTION_SCHEDULE, FRESHNESS_SCHEDULE)
 SENSORS = (TASK_SENSOR, DISCOVERY_SENSOR)
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
@@ -508,3 +546,39 @@ class VectorBackupClient:
                 can_retry=False,
             )
         raise PipelineClientError(f"Starting {name} failed: {result.get('message', result['__typename'])}")
+
+    def stop_automation(self, name: str) -> str:
+        """Switch a schedule or sensor of the code location off; its new status."""
+        self._check_automation(name)
+        is_schedule = name in SCHEDULES
+        found = self._execute(
+            INSTIGATION_STATE_ID,
+            {
+                "schedule": {**self._repository, "scheduleName": name},
+                "sensor": {**self._repository, "sensorName": name},
+                "isSchedule": is_schedule,
+            },
+        )
+        instigator = found["scheduleOrError" if is_schedule else "sensorOrError"]
+        state = instigator.get("scheduleState" if is_schedule else "sensorState")
+        if state is None:
+            raise PipelineClientError(f"Stopping {name} failed: {instigator.get('message', instigator['__typename'])}")
+        if is_schedule:
+            result = self._execute(STOP_SCHEDULE, {"id": state["id"]})["stopRunningSchedule"]
+            if result["__typename"] == "ScheduleStateResult":
+                return result["scheduleState"]["status"]
+        else:
+            result = self._execute(STOP_SENSOR, {"id": state["id"]})["stopSensor"]
+            if result["__typename"] == "StopSensorMutationResult":
+                return result["instigationState"]["status"]
+        raise PipelineClientError(f"Stopping {name} failed: {result.get('message', result['__typename'])}")
+
+    @staticmethod
+    def _check_automation(name: str) -> None:
+        if name not in SCHEDULES + SENSORS:
+            raise PipelineClientError(
+                f"{name!r:.60} is not a schedule or sensor of this code location: one of "
+                + ", ".join(SCHEDULES + SENSORS),
+                error_type="INVALID_PARAMS",
+                can_retry=False,
+            )

@@ -127,6 +127,14 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     assert listed.returncode == 0, listed.stderr
     assert {json.loads(line)["task_id"] for line in listed.stdout.splitlines()} == {"global", "task_train_1"}
 
+    # And off again: one schedule and the sensor.
+    for name in (BACKUP_SCHEDULE, TASK_SENSOR):
+        stopped = cli(port, "stop", name)
+        assert stopped.returncode == 0, stopped.stderr
+        assert json.loads(stopped.stdout) == {"name": name, "status": "STOPPED"}
+    states = dict(query(deployment["instance_db"], "SELECT selector_id, status FROM instigators"))
+    assert sorted(states.values()).count("STOPPED") >= 2, states
+
 
 def test_runs_on_one_database_never_overlap_and_restore_through_the_cli(deployment):
     port, store = deployment["port"], deployment["store"]
@@ -172,3 +180,5 @@ def test_a_failed_run_reports_its_error_type_through_the_cli(deployment):
     status = json.loads(failed.stdout)
     assert status["status"] == "FAILURE" and status["error_type"] == "RESOURCE_NOT_FOUND"
     assert status["can_retry"] is False and "20200101_000000" in status["error_message"]
+    # Cron mails what a job writes to stderr: the failure is there too, in one line.
+    assert failed.stderr == (f"error: run {status['run_id']} FAILURE: RESOURCE_NOT_FOUND: {status['error_message']}\n")
