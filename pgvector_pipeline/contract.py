@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pgvector_pipeline.errors import InvalidParams
+
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
 REPOSITORY_NAME = "__repository__"
@@ -127,6 +129,14 @@ class RestoreFlags:
     fill_extra_columns: bool = False
     replace_collections: bool = False
     in_place: bool = False
+
+    def __post_init__(self) -> None:
+        # Refused where the flags are made (the command line, the client, the job's config), before any launch.
+        if self.in_place and not self.truncate_before_restore:
+            raise InvalidParams(
+                "in_place (--in-place) chooses how a truncating restore loads: it goes with truncate_before_restore "
+                "(--truncate). A restore that appends always loads into the live tables; leave in_place off."
+            )
 
 
 # A restore that only appends, checks everything and commits: every switch off.

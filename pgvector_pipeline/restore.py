@@ -155,11 +155,6 @@ def restore_backup_set(
     """
     log = log or logging.getLogger(__name__)
     clock = time.monotonic()
-    if flags.in_place and not flags.truncate_before_restore:
-        raise InvalidParams(
-            "in_place (--in-place) chooses how a truncating restore loads: it goes with truncate_before_restore "
-            "(--truncate). A restore that appends always loads into the live tables; leave in_place off."
-        )
     tables = check_restore_tables(backup_set, tables)
     names, renames = check_renames(collections, rename or {})
     chosen = check_restore_collections(backup_set, tables, names, flags)
