@@ -528,23 +528,17 @@ class VectorBackupClient:
 
     def start_automation(self, name: str) -> str:
         """Switch a schedule or sensor of the code location on; its new status."""
+        self._check_automation(name)
         if name in SCHEDULES:
             selector = {**self._repository, "scheduleName": name}
             result = self._execute(START_SCHEDULE, {"selector": selector})["startSchedule"]
             if result["__typename"] == "ScheduleStateResult":
                 return result["scheduleState"]["status"]
-        elif name in SENSORS:
+        else:
             selector = {**self._repository, "sensorName": name}
             result = self._execute(START_SENSOR, {"selector": selector})["startSensor"]
             if result["__typename"] == "Sensor":
                 return result["sensorState"]["status"]
-        else:
-            raise PipelineClientError(
-                f"{name!r:.60} is not a schedule or sensor of this code location: one of "
-                + ", ".join(SCHEDULES + SENSORS),
-                error_type="INVALID_PARAMS",
-                can_retry=False,
-            )
         raise PipelineClientError(f"Starting {name} failed: {result.get('message', result['__typename'])}")
 
     def stop_automation(self, name: str) -> str:

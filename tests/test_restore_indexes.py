@@ -84,7 +84,15 @@ def test_restore_after_truncate_rebuilds_the_same_indexes(indexed_store):
     assert any("ix_embedding_hnsw" in row[0] for row in plan)
 
 
-def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_store):
+@pytest.mark.parametrize(
+    ("flags", "doing"),
+    [
+        (IN_PLACE, "building the indexes"),
+        (RestoreFlags(truncate_before_restore=True), "building the new tables' indexes"),
+    ],
+    ids=["in place", "swapped"],
+)
+def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_store, flags, doing):
     dsn, backup_set = indexed_store
     # An index that cannot be built over the set's rows: one of them has a 5-character document.
     execute(
@@ -102,14 +110,15 @@ def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_stor
     before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
 
     with pytest.raises(DataError) as failed:
-        restore_backup_set(dsn, "public", bad_set, IN_PLACE)
+        restore_backup_set(dsn, "public", bad_set, flags)
 
     assert failed.value.message == (
-        "PostgreSQL rejected the data while building the indexes: division by zero. The restore was rolled back: "
+        f"PostgreSQL rejected the data while {doing}: division by zero. The restore was rolled back: "
         "the target tables, their rows and indexes are as they were."
     )
     assert indexes(dsn) == before_indexes
     assert fingerprint(dsn) == before_rows
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
 
 
 def test_a_failing_load_leaves_the_original_indexes_and_rows(indexed_store):

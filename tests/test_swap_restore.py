@@ -327,30 +327,3 @@ def test_indexes_with_long_names_alike_swap_in_under_their_names(dressed):
 
     assert result.swap == "swapped in"
     assert fingerprint(dsn) == before
-
-
-def test_a_failing_index_build_on_the_new_tables_leaves_the_live_tables(dressed, backup_root):
-    dsn, _ = dressed
-    # An index that cannot be built over the set's rows: one of them has a 5-character document.
-    execute(
-        dsn,
-        lambda cur: cur.execute(
-            f"UPDATE {EMBEDDING_TABLE} SET document = 'short' WHERE id = (SELECT min(id) FROM {EMBEDDING_TABLE})"
-        ),
-    )
-    bad_set = backed_up(dsn, backup_root)
-    execute(dsn, lambda cur: cur.execute(f"DELETE FROM {EMBEDDING_TABLE} WHERE document = 'short'"))
-    execute(
-        dsn, lambda cur: cur.execute(f"CREATE INDEX ix_fragile ON {EMBEDDING_TABLE} ((1 / (length(document) - 5)))")
-    )
-    rows, before = contents(dsn), fingerprint(dsn)
-
-    with pytest.raises(DataError) as failed:
-        restore_backup_set(dsn, "public", bad_set, SWAP)
-
-    assert failed.value.message == (
-        "PostgreSQL rejected the data while building the new tables' indexes: division by zero. The restore was "
-        "rolled back: the target tables, their rows and indexes are as they were."
-    )
-    assert (contents(dsn), fingerprint(dsn)) == (rows, before)
-    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
