@@ -194,17 +194,6 @@ def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -
     backup_set.manifest = backup_set.store.locate(task_id=backup_set.task, timestamp=backup_set.timestamp).manifest
 
 
-def test_duplicate_keys_without_truncate_roll_back(restorable):
-    dsn, backup_set, before = restorable
-    with pytest.raises(DataError) as failure:
-        restore_backup_set(dsn, "public", backup_set)
-    assert "langchain_pg_collection" in failure.value.message and "duplicate key" in failure.value.message
-    assert failure.value.message.endswith(
-        "The restore was rolled back: the target tables, their rows and indexes are as they were."
-    )
-    assert contents(dsn) == before
-
-
 def test_bad_vector_in_the_last_row_rolls_back_the_truncate_too(restorable):
     dsn, backup_set, before = restorable
 

@@ -60,7 +60,7 @@ def test_an_append_restore_succeeds_while_an_app_writes(store_db, backup_root):
 def test_restoring_a_set_into_the_store_it_came_from_says_what_to_do_before_loading(store_db, backup_root, flags):
     fill_sample_store(store_db, collections=2, embeddings_per_collection=10, dimension=4)
     back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
-    rows = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")
+    rows = query(store_db, "SELECT t::text FROM langchain_pg_embedding t ORDER BY 1")
 
     with pytest.raises(InvalidParams) as refused:
         restore_backup_set(store_db, "public", locate_backup_set(backup_root, timestamp=TS), flags)
@@ -71,7 +71,7 @@ def test_restoring_a_set_into_the_store_it_came_from_says_what_to_do_before_load
         + APPEND_CLASH_HINT
     )
     assert "--truncate" in APPEND_CLASH_HINT and "--replace-collections" in APPEND_CLASH_HINT
-    assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding") == rows
+    assert query(store_db, "SELECT t::text FROM langchain_pg_embedding t ORDER BY 1") == rows
 
 
 def test_embeddings_appended_over_their_own_ids_fail_saying_what_to_do(store_db, backup_root):
