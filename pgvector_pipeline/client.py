@@ -29,6 +29,7 @@ from pgvector_pipeline.contract import (
     BACKUP_JOB,
     BACKUP_SCHEDULE,
     BACKUP_SET_TAG,
+    BYTES_TAG,
     COPY_JOB,
     COPY_TO_OTHER,
     DISCOVERY_SENSOR,
@@ -44,6 +45,7 @@ from pgvector_pipeline.contract import (
     RESTORE_JOB,
     RETENTION_JOB,
     RETENTION_SCHEDULE,
+    ROWS_TAG,
     TASK_PARTITIONS,
     TASK_SENSOR,
     TIMESTAMP_PARTITIONS,
@@ -96,7 +98,7 @@ RUN_STATUS = """
 query RunStatus($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
-    ... on Run { runId jobName status tags { key value } }
+    ... on Run { runId jobName status startTime endTime tags { key value } }
     ... on RunNotFoundError { message }
     ... on PythonError { message }
   }
@@ -247,6 +249,8 @@ class RunInfo:
     error_type: str | None = None
     can_retry: bool | None = None
     error_message: str | None = None
+    started: float | None = None  # epoch seconds
+    ended: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -257,6 +261,15 @@ class RunInfo:
         """The set ('task|timestamp') a backup run wrote or claimed; None before it claimed one."""
         return self.tags.get(BACKUP_SET_TAG) or self.tags.get(PARTITION_TAG)
 
+    def _counted(self, tag: str) -> int | None:
+        value = self.tags.get(tag, "")
+        return int(value) if value.isascii() and value.isdigit() else None
+
+    @property
+    def duration_s(self) -> float | None:
+        """From the run's start to its end (None until it has both)."""
+        return round(self.ended - self.started, 3) if self.started and self.ended else None
+
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for JSON output."""
         return {
@@ -264,6 +277,9 @@ class RunInfo:
             "job_name": self.job_name,
             "status": self.status,
             "backup_set": self.backup_set,
+            "rows": self._counted(ROWS_TAG),
+            "bytes": self._counted(BYTES_TAG),
+            "duration_s": self.duration_s,
             "error_type": self.error_type,
             "can_retry": self.can_retry,
             "error_message": self.error_message,
@@ -443,7 +459,14 @@ class VectorBackupClient:
             raise PipelineClientError(
                 f"Run {run_id}: {run.get('message', run['__typename'])}", error_type="INVALID_PARAMS", can_retry=False
             )
-        info = RunInfo(run["runId"], run["jobName"], run["status"], {t["key"]: t["value"] for t in run["tags"]})
+        info = RunInfo(
+            run["runId"],
+            run["jobName"],
+            run["status"],
+            {t["key"]: t["value"] for t in run["tags"]},
+            started=run.get("startTime"),
+            ended=run.get("endTime"),
+        )
         return self._with_failure(info) if info.status == "FAILURE" else info
 
     def _with_failure(self, info: RunInfo) -> RunInfo:

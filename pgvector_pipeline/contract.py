@@ -51,8 +51,18 @@ MULTI_KEY_SEPARATOR = "|"
 PARTITION_TAG = "dagster/partition"
 # Dagster's tag on every run of a backfill.
 BACKFILL_TAG = "dagster/backfill"
-# The set a request run claimed, as a partition key of the backup assets ("task|timestamp").
+# The set a run backed up into or restored from, as a partition key of the backup assets ("task|timestamp").
 BACKUP_SET_TAG = "pgvector_pipeline/backup_set"
+# What a backup or restore moved, tagged on its run when it succeeds: rows of every table, and the set's bytes.
+ROWS_TAG = "pgvector_pipeline/rows"
+BYTES_TAG = "pgvector_pipeline/bytes"
+
+
+def result_tags(rows: int, size: int) -> dict[str, str]:
+    """The run tags that say what a backup or restore moved (read back by the client's RunInfo)."""
+    return {ROWS_TAG: str(rows), BYTES_TAG: str(size)}
+
+
 # Runs that touch a database carry this tag; the instance's run queue (deploy/*/dagster.yaml) runs one at a
 # time per value. Its value names the environment variable holding the database's DSN.
 DATABASE_TAG = "pgvector_pipeline/database"

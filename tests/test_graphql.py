@@ -219,6 +219,10 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     )
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     assert query(store_db, "SELECT count(*), count(DISTINCT page) FROM collection_1") == [(100, 7)]
+    # The run's result names the set it restored and says what it moved and how long it took.
+    result = json.loads(migrated.stdout)
+    assert result["backup_set"] == f"global|{listed['timestamp']}" and result["status"] == "SUCCESS"
+    assert result["rows"] >= 100 and result["bytes"] > 0 and 0 < result["duration_s"] < 300
 
     # Named tables with a row filter, from the command line: the new PGVectorStore table, the pages 3 only.
     named = subprocess.run(
@@ -231,6 +235,9 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     assert named.returncode == 0, named.stdout + named.stderr
     newest = max(client.list_backup_sets(), key=lambda s: s["timestamp"])
     assert (newest["tables"], newest["status"]) == ("collection_1 (14 rows)", "complete")
+    backed_up = json.loads(named.stdout)
+    assert (backed_up["backup_set"], backed_up["rows"]) == (f"global|{newest['timestamp']}", 14)
+    assert backed_up["bytes"] > 0 and 0 < backed_up["duration_s"] < 300
     # A reader that stops reading (`list | head`) is not an error of the command: no traceback, exit 0.
     read_end, write_end = os.pipe()
     os.close(read_end)

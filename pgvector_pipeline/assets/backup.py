@@ -8,7 +8,7 @@ from pydantic import Field
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
 from pgvector_pipeline.backup import BackupChoices, BackupResult, TableBackup
-from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET
+from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET, result_tags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
@@ -151,10 +151,16 @@ def vector_store_backup(
             f"of task {task} in {store.where}."
         )
         result = pgvector.back_up(store, task, timestamp, choices, log=context.log)
+    context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
     # A listing right after this run includes its set.
     context.log_event(inventory_refreshed(store.where, store.list_sets()))
+
+
+def backed_up_tags(result: BackupResult) -> dict[str, str]:
+    """The run tags that say what a backup wrote: rows of every table, and the set's bytes as stored."""
+    return result_tags(sum(t.rows for t in result.tables), sum(t.entry.file_bytes for t in result.tables))
 
 
 def materializations(result: BackupResult) -> list[tuple[dg.AssetKey, dict]]:

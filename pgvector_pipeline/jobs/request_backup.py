@@ -7,6 +7,7 @@ from pydantic import Field
 from pgvector_pipeline.assets.backup import (
     CONNECTION_RETRIES,
     BackupConfig,
+    backed_up_tags,
     materializations,
 )
 from pgvector_pipeline.assets.inventory import inventory_refreshed
@@ -55,6 +56,7 @@ def request_vector_backup(
         task = task_key(config.task_id)
         store = backup_store.store()
         result = pgvector.back_up(store, task, None, config.choices(), on_claim=register, log=context.log)
+    context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.AssetMaterialization(asset_key=asset_key, partition=str(claimed[-1]), metadata=metadata)
     yield inventory_refreshed(store.where, store.list_sets())

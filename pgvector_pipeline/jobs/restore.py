@@ -7,12 +7,14 @@ from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import stats_table
 from pgvector_pipeline.contract import (
+    BACKUP_SET_TAG,
     MIGRATION_HELP,
     RESTORE_FLAG_HELP,
     RESTORE_JOB,
     Migration,
     RestoreFlags,
     database_tags,
+    result_tags,
 )
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
@@ -91,6 +93,7 @@ def restore_vector_backup(
         backup_set = backup_store.store().locate(
             task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
+        context.instance.add_run_tags(context.run_id, {BACKUP_SET_TAG: f"{backup_set.task}|{backup_set.timestamp}"})
         context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.location} into {pgvector.redacted_dsn}.")
         result = pgvector.restore(
             backup_set,
@@ -101,6 +104,10 @@ def restore_vector_backup(
             migration=config.migration(),
             log=context.log,
         )
+    restored_rows = sum(stats.rows_restored for stats in result.tables)
+    # The files read: those of the tables named, else all of the set's (a migration loads them into other tables).
+    restored_bytes = sum(size for table, size in backup_set.sizes.items() if table in (config.tables or [table]))
+    context.instance.add_run_tags(context.run_id, result_tags(restored_rows, restored_bytes))
     metadata: dict[str, Any] = {
         "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
         "backup_dir": dg.MetadataValue.path(backup_set.location),
