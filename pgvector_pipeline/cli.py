@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime, timedelta
 
 from pgvector_pipeline.client import (
     SCHEDULES,
@@ -148,9 +149,49 @@ def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 
 def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    for backup_set in client.list_backup_sets(global_only=args.global_only, task_id=args.task_id, refresh=args.refresh):
-        _print(backup_set)
+    sets = client.list_backup_sets(global_only=args.global_only, task_id=args.task_id, refresh=args.refresh)
+    if args.json:
+        for backup_set in sets:
+            _print(backup_set)
+    else:
+        print("\n".join(set_table(sets, datetime.now())) if sets else "No backup sets.")
     return EXIT_OK
+
+
+SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED AS", "CONTENTS")
+
+
+def set_table(sets: list[dict], now: datetime) -> list[str]:
+    """The sets as an aligned table for people, newest first, with each set's age (its name is local time)."""
+    rows = [
+        (
+            s["task_id"],
+            _taken(s["timestamp"]).strftime("%Y-%m-%d %H:%M:%S"),
+            _age(now - _taken(s["timestamp"])),
+            s["status"],
+            s.get("size") or "",
+            s.get("compression") or "",
+            "; ".join(part for part in (s.get("tables"), s.get("collections")) if part and not part.startswith("all")),
+        )
+        for s in sets
+    ]
+    widths = [max(len(str(row[i])) for row in [SET_COLUMNS, *rows]) for i in range(len(SET_COLUMNS) - 1)]
+    return [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + str(row[-1])
+        for row in [SET_COLUMNS, *rows]
+    ]
+
+
+def _taken(timestamp: str) -> datetime:
+    return datetime.strptime(timestamp, "%Y%m%d_%H%M%S")
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(delta.total_seconds(), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return "just now"
 
 
 def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -283,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_options(copy)
     copy.set_defaults(run=_copy)
 
-    listing = commands.add_parser("list", help="Backup sets, newest first, one JSON object per line.")
+    listing = commands.add_parser("list", help="Backup sets, newest first, as a table (--json: one object per line).")
+    listing.add_argument("--json", action="store_true", help="One JSON object per set and line, for scripts.")
     listing.add_argument("--global-only", action="store_true", help="Only {root}/vector_bak/.")
     listing.add_argument("--task-id", help="Only this task's sets.")
     listing.add_argument("--refresh", action="store_true", help="Re-scan the backup root first.")

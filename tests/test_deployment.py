@@ -123,9 +123,16 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     stamped = datetime.strptime(sets["global"].timestamp, "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
     assert timedelta(0) <= stamped - deployment["tick"] < timedelta(seconds=120)
 
-    listed = cli(port, "list")
+    listed = cli(port, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert {json.loads(line)["task_id"] for line in listed.stdout.splitlines()} == {"global", "task_train_1"}
+    # For people: a table, newest first, with each set's age.
+    table = cli(port, "list").stdout.splitlines()
+    assert table[0].split() == ["TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED", "AS", "CONTENTS"]
+    assert sorted(line.split()[0] for line in table[1:]) == ["global", "task_train_1"]
+    assert all(" ago " in line or "just now" in line for line in table[1:]) and all(
+        "complete" in line for line in table[1:]
+    )
 
     # And off again: one schedule and the sensor.
     for name in (BACKUP_SCHEDULE, TASK_SENSOR):

@@ -117,3 +117,38 @@ def test_manifest_model_accepts_what_backups_write_and_rejects_odd_types():
             Manifest.model_validate_json(
                 json.dumps({**document, "tables": {"langchain_pg_embedding": {**entry, **change}}})
             )
+
+
+def test_the_set_table_reads_well_for_people():
+    from datetime import datetime
+
+    from pgvector_pipeline.cli import set_table
+
+    sets = [
+        {
+            "task_id": "task_7",
+            "timestamp": "20261124_101500",
+            "status": "complete",
+            "size": "4.2 MB",
+            "compression": "zstd",
+            "tables": "langchain_pg_collection (3 rows), langchain_pg_embedding (3,000 rows)",
+            "collections": "all (3)",
+        },
+        {
+            "task_id": "global",
+            "timestamp": "20261124_081500",
+            "status": "incomplete",
+            "size": "",
+            "compression": "",
+            "tables": "langchain_pg_embedding (10 rows)",
+            "collections": "1 chosen: 'a' (10)",
+        },
+    ]
+
+    assert set_table(sets, datetime(2026, 11, 24, 12, 15)) == [
+        "TASK    TAKEN                AGE      STATUS      SIZE    STORED AS  CONTENTS",
+        "task_7  2026-11-24 10:15:00  2 h ago  complete    4.2 MB  zstd       langchain_pg_collection (3 rows), "
+        "langchain_pg_embedding (3,000 rows)",
+        "global  2026-11-24 08:15:00  4 h ago  incomplete                     langchain_pg_embedding (10 rows); "
+        "1 chosen: 'a' (10)",
+    ]
