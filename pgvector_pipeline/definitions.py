@@ -24,6 +24,8 @@ from pgvector_pipeline.sensors.task_backup import task_backup_sensor
 defs = dg.Definitions(
     assets=[vector_store_backup, vector_backup_inventory],
     asset_checks=[recent_global_backup],
+    # Every job is one op (or one asset step): a subprocess per step would cost seconds for nothing.
+    executor=dg.in_process_executor,
     jobs=[
         vector_backup_job,
         request_vector_backup_job,
