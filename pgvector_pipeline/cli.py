@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from pgvector_pipeline import direct
+from pgvector_pipeline.backup import BackupChoices
 from pgvector_pipeline.client import (
     SCHEDULES,
     SENSORS,
@@ -24,6 +26,7 @@ from pgvector_pipeline.client import (
 from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
     COPY_TO_OTHER,
+    DEFAULT_DSN_ENV,
     MIGRATION_HELP,
     MIGRATION_TARGETS,
     NO_MIGRATION,
@@ -32,8 +35,9 @@ from pgvector_pipeline.contract import (
     RestoreFlags,
 )
 from pgvector_pipeline.errors import InvalidParams, PipelineError
-from pgvector_pipeline.store.codecs import CODEC_NAMES
-from pgvector_pipeline.tables import DEFAULT_TABLES
+from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
+from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
 
 HOST_ENV = "DAGSTER_WEBSERVER_HOST"
 PORT_ENV = "DAGSTER_WEBSERVER_PORT"
@@ -119,8 +123,16 @@ _where_pair = _pair("TABLE=CONDITION", "e.g. \"docs=lang = 'de'\"")
 _rename_pair = _pair("OLD=NEW", "a collection's name in the set, = its new name")
 
 
+def _restore_flags(args: argparse.Namespace) -> RestoreFlags:
+    return RestoreFlags(**{name: getattr(args, name) for name in RESTORE_FLAG_HELP})
+
+
+def _migration(args: argparse.Namespace) -> Migration:
+    return Migration(args.migrate_to or "", args.store_table or "", tuple(args.metadata_columns or ()))
+
+
 def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    flags = RestoreFlags(**{name: getattr(args, name) for name in RESTORE_FLAG_HELP})
+    flags = _restore_flags(args)
     launched = client.launch_restore(
         args.task_id,
         args.timestamp,
@@ -128,11 +140,74 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
         flags=flags,
         collections=args.collections or (),
         rename=dict(args.rename or []),
-        migration=Migration(args.migrate_to or "", args.store_table or "", tuple(args.metadata_columns or ())),
+        migration=_migration(args),
         dsn_env=args.dsn_env,
         db_schema=args.schema,
     )
     return _finish(client, launched, args)
+
+
+# --direct: the same commands in this process, without Dagster (see pgvector_pipeline.direct).
+
+
+def _backup_direct(args: argparse.Namespace) -> dict:
+    choices = BackupChoices(
+        truncate_after_backup=args.truncate,
+        create_task_dir=args.create_task_dir,
+        compression=compression_of(args.compression or "", args.compression_level),
+        collections=tuple(args.collections or ()),
+        tables=tuple(
+            TableSpec(name.rpartition(".")[2], where, name.rpartition(".")[0])
+            for name, where in _table_filters(args.tables or [], args.where or []).items()
+        ),
+    )
+    return direct.back_up(direct.target(args.root, args.dsn_env, args.schema), args.task_id, choices)
+
+
+def _restore_direct(args: argparse.Namespace) -> dict:
+    return direct.restore(
+        direct.target(args.root, args.dsn_env, args.schema),
+        args.task_id,
+        args.timestamp,
+        _restore_flags(args),
+        tables=args.tables,
+        collections=args.collections or (),
+        rename=dict(args.rename or []),
+        migration=_migration(args),
+    )
+
+
+def _list_direct(args: argparse.Namespace) -> list[dict]:
+    return direct.list_sets(direct.target(args.root, None, None, need_dsn=False), args.task_id, args.global_only)
+
+
+def _run_direct(args: argparse.Namespace) -> int:
+    """One command in this process: its result (or a failure, shaped as a failed run's) as JSON on stdout, the
+    error also on stderr; exit codes as for runs."""
+    if args.direct_run is None:
+        print(
+            f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore and list.",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        done = args.direct_run(args)
+    except PipelineError as error:
+        _print(
+            {
+                "status": "FAILURE",
+                "error_type": error.error_type,
+                "can_retry": error.can_retry,
+                "error_message": error.message,
+            }
+        )
+        print(f"error: {error.error_type}: {error.message}", file=sys.stderr)
+        return EXIT_INVALID if error.error_type == "INVALID_PARAMS" else EXIT_RUN_FAILED
+    if isinstance(done, list):  # list
+        _print_sets(done, args.json)
+    else:
+        _print(done)
+    return EXIT_OK
 
 
 def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -149,13 +224,18 @@ def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 
 def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    sets = client.list_backup_sets(global_only=args.global_only, task_id=args.task_id, refresh=args.refresh)
-    if args.json:
+    _print_sets(
+        client.list_backup_sets(global_only=args.global_only, task_id=args.task_id, refresh=args.refresh), args.json
+    )
+    return EXIT_OK
+
+
+def _print_sets(sets: list[dict], as_json: bool) -> None:
+    if as_json:
         for backup_set in sets:
             _print(backup_set)
     else:
         print("\n".join(set_table(sets, datetime.now())) if sets else "No backup sets.")
-    return EXIT_OK
 
 
 SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED AS", "CONTENTS")
@@ -230,7 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, "127.0.0.1"), help=f"Webserver host (${HOST_ENV}).")
     parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "3000")), help=f"Port (${PORT_ENV}).")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="Run backup, restore or list in this process, without the Dagster webserver or daemon (disaster "
+        f"recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
+        f"${BACKUP_ROOT_ENV}).",
+    )
+    parser.add_argument(
+        "--root", help=f"With --direct: the backup root, a directory or s3://bucket/prefix (${BACKUP_ROOT_ENV})."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    parser.set_defaults(direct_run=None)
 
     backup = commands.add_parser("backup", help="Back up the tables into a new set.")
     backup.add_argument("--task-id", help="Task whose {root}/{task_id}/vector_bak/ gets the set; default global.")
@@ -268,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _database_options(backup)
     _wait_options(backup)
-    backup.set_defaults(run=_backup)
+    backup.set_defaults(run=_backup, direct_run=_backup_direct)
 
     restore = commands.add_parser("restore", help="Restore a set, all or nothing.")
     restore.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
@@ -296,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _database_options(restore)
     _wait_options(restore)
-    restore.set_defaults(run=_restore)
+    restore.set_defaults(run=_restore, direct_run=_restore_direct)
 
     default_truncated = ", ".join(DEFAULT_TABLES.truncated_by_default)
     truncate = commands.add_parser("truncate", help=f"Truncate {default_truncated} (or the tables named).")
@@ -329,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--global-only", action="store_true", help="Only {root}/vector_bak/.")
     listing.add_argument("--task-id", help="Only this task's sets.")
     listing.add_argument("--refresh", action="store_true", help="Re-scan the backup root first.")
-    listing.set_defaults(run=_list)
+    listing.set_defaults(run=_list, direct_run=_list_direct)
 
     status = commands.add_parser("status", help="A run's status (and error, once it failed).")
     status.add_argument("run_id")
@@ -349,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; the exit code says how it went (EXIT_CODES)."""
     args = build_parser().parse_args(argv)
+    if args.direct:
+        return _run_direct(args)
     client = VectorBackupClient(args.host, args.port)
     run: Callable[[VectorBackupClient, argparse.Namespace], int] = args.run
     try:

@@ -14,9 +14,9 @@ from pgvector_pipeline.backup import BackupOptions
 from pgvector_pipeline.contract import BACKUP_JOB, DEFAULT_DSN_ENV, backup_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import register_backup_partition
-from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import new_timestamp
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 
 # The database comes from an environment variable named in run config: no DSN or password in config.
 DSN_ENV = DEFAULT_DSN_ENV

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, COMPRESSION_ENV
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
@@ -16,6 +16,7 @@ from pgvector_pipeline.partitions import (
     task_partitions,
     timestamp_partitions,
 )
+from pgvector_pipeline.store.codecs import COMPRESSION_ENV
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store

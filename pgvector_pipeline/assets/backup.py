@@ -1,7 +1,5 @@
 """The backup files of the backed-up tables (both LangChain tables), materialized together from one snapshot."""
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
@@ -13,7 +11,13 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
-from pgvector_pipeline.store.codecs import CODEC_NAMES, DEFAULT_COMPRESSION, Compression
+from pgvector_pipeline.store.codecs import (
+    CODEC_NAMES,
+    COMPRESSION_ENV,
+    DEFAULT_COMPRESSION,
+    Compression,
+    compression_of,
+)
 from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
 
@@ -23,7 +27,6 @@ ASSET_BY_TABLE = {name: dg.AssetKey(f"{name}_backup") for name in DEFAULT_TABLES
 OTHER_TABLES = dg.AssetKey(OTHER_TABLES_ASSET)
 BACKUP_ASSET_KEYS = [*ASSET_BY_TABLE.values(), OTHER_TABLES]
 # The deployment's compression when a run's config names none (see BackupConfig.compression).
-COMPRESSION_ENV = "PGVECTOR_BACKUP_COMPRESSION"
 
 # Lost connections and server restarts are retried (exponential back-off, see failures.py); nothing else.
 CONNECTION_RETRIES = 3
@@ -89,8 +92,7 @@ class BackupConfig(dg.Config):
 
     def compression_setting(self) -> Compression:
         """The compression of this run, resolved at run time; InvalidParams for an unknown codec or level."""
-        codec = self.compression or os.environ.get(COMPRESSION_ENV) or DEFAULT_COMPRESSION.codec
-        return Compression(codec, self.compression_level)
+        return compression_of(self.compression, self.compression_level)
 
     def choices(self) -> BackupChoices:
         """What this run's config chooses, resolved at run time (InvalidParams for bad values)."""

@@ -5,8 +5,7 @@ import pandas as pd
 
 from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.listing import BackupSetInfo
+from pgvector_pipeline.store.listing import BackupSetInfo, set_record
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # The UI group of the backup assets and the inventory.
@@ -40,28 +39,7 @@ _COUNT_COLUMNS = [c for c in INVENTORY_COLUMNS if c.endswith(("_rows", "_bytes")
 
 def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
     """The inventory's DataFrame: one row per set, newest first."""
-    frame = pd.DataFrame(
-        [
-            {
-                "task_id": s.task,
-                "timestamp": s.timestamp,
-                "status": s.status,
-                "complete": s.complete,
-                "has_manifest": s.has_manifest,
-                "has_log": s.has_log,
-                **{f"{t.label}_rows": s.rows(t.name) for t in DEFAULT_TABLES.tables},
-                **{f"{t.label}_bytes": s.sizes.get(t.name) for t in DEFAULT_TABLES.tables},
-                "tables": ", ".join(t if s.rows(t) is None else f"{t} ({s.rows(t):,} rows)" for t in s.tables),
-                "compression": "+".join(sorted(set(s.codecs.values()))),
-                "compression_ratio": s.compression_ratio,
-                "collections": s.collections,
-                "size": human_size(s.total_bytes),
-                "location": s.location,
-            }
-            for s in sets
-        ],
-        columns=INVENTORY_COLUMNS,
-    )
+    frame = pd.DataFrame([set_record(s) for s in sets], columns=INVENTORY_COLUMNS)
     return frame.astype({column: "Int64" for column in _COUNT_COLUMNS})
 
 

@@ -14,11 +14,10 @@ from pgvector_pipeline.store.files import (
     check_file_mode,
 )
 from pgvector_pipeline.store.interface import BackupStore
-from pgvector_pipeline.store.roots import store_at
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV, store_at
 from pgvector_pipeline.store.s3_client import S3Options, is_s3_root
 from pgvector_pipeline.store.s3_upload import DEFAULT_IN_FLIGHT, DEFAULT_PART_SIZE, MIN_PART_SIZE
 
-BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
 RESOURCE_KEY = "backup_store"
 # The second store a copy reads from or writes to (vector_copy_job): moving sets off a machine, or back.
 OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"

@@ -5,6 +5,7 @@ takes chunks and returns chunks, a decoder the same the other way, so memory sta
 table's size. zstandard is imported only when a zstd set is written or read.
 """
 
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -137,3 +138,11 @@ class Compression:
 # Sets the old system and psql can read as they are.
 UNCOMPRESSED = Compression(NONE)
 DEFAULT_COMPRESSION = Compression(ZSTD)
+# The code location's (or a --direct shell's) compression when a run names none.
+COMPRESSION_ENV = "PGVECTOR_BACKUP_COMPRESSION"
+
+
+def compression_of(codec: str, level: int | None) -> Compression:
+    """The compression a backup asked for: `codec`, else $PGVECTOR_BACKUP_COMPRESSION, else zstd; resolved when the
+    backup runs (InvalidParams for an unknown codec or level)."""
+    return Compression(codec or os.environ.get(COMPRESSION_ENV) or DEFAULT_COMPRESSION.codec, level)

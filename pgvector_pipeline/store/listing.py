@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import (
@@ -374,3 +375,23 @@ def find_set(
         f"No backup set with timestamp {timestamp} in {location_path(root, task)}{missing}. List the sets "
         f"(vector_backup_inventory) and pick an existing task id and timestamp."
     )
+
+
+def set_record(s: BackupSetInfo) -> dict:
+    """One set as plain data for people and scripts: the inventory's row, the CLI's `list --json` line."""
+    return {
+        "task_id": s.task,
+        "timestamp": s.timestamp,
+        "status": s.status,
+        "complete": s.complete,
+        "has_manifest": s.has_manifest,
+        "has_log": s.has_log,
+        **{f"{t.label}_rows": s.rows(t.name) for t in DEFAULT_TABLES.tables},
+        **{f"{t.label}_bytes": s.sizes.get(t.name) for t in DEFAULT_TABLES.tables},
+        "tables": ", ".join(t if s.rows(t) is None else f"{t} ({s.rows(t):,} rows)" for t in s.tables),
+        "compression": "+".join(sorted(set(s.codecs.values()))),
+        "compression_ratio": s.compression_ratio,
+        "collections": s.collections,
+        "size": human_size(s.total_bytes),
+        "location": s.location,
+    }

@@ -9,6 +9,9 @@ from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.s3_client import S3Options, S3Root, is_s3_root, make_client
 
+# The backup root of the code location (and of a --direct shell): a directory or s3://bucket/prefix.
+BACKUP_ROOT_ENV = "PGVECTOR_BACKUP_ROOT"
+
 
 def store_at(
     root: str,

@@ -12,7 +12,7 @@ import dagster as dg
 from pgvector_pipeline.names import COLLECTION_TABLE
 from pgvector_pipeline.postgres.catalog import table_oid
 from pgvector_pipeline.postgres.connection import connect
-from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
 from pgvector_pipeline.testing.langchain_tables import (
     create_langchain_tables,

@@ -19,7 +19,7 @@ from psycopg2 import sql
 
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
 from pgvector_pipeline.postgres import ranges
-from pgvector_pipeline.resources.backup_store import BACKUP_ROOT_ENV
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.testing.admin import create_role, dsn_as, run_outside_transaction
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.embedded import (

@@ -1,0 +1,137 @@
+"""The command line without Dagster (`pgvector-pipeline --direct …`): the same plain-Python backup, restore and
+listing the Dagster runs use, run in this process against a backup store (local or S3) and a database. It is the
+disaster-recovery path: it needs neither the webserver nor the daemon, only this package, the root and the DSN.
+
+Settings come from this process's environment, as the code server's come from its own: the DSN from the variable
+`--dsn-env` names (PGVECTOR_DSN by default; never from the command line, where `ps` shows it), the root from `--root`
+or PGVECTOR_BACKUP_ROOT (no silent ./vector_backups default: a recovery must say where it reads), S3 credentials from
+the standard AWS variables. Progress goes to stderr, the result to stdout as JSON (the shape `--wait` prints).
+"""
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_options
+from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
+from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
+from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.interface import BackupStore
+from pgvector_pipeline.store.layout import task_key
+from pgvector_pipeline.store.listing import set_record
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV, store_at
+from pgvector_pipeline.tables import schema_of
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a direct command works: the backup store and the database (its DSN read from the environment)."""
+
+    store: BackupStore
+    dsn: str
+    schema: str
+
+
+def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: bool = True) -> Target:
+    """The store of `root` (else $PGVECTOR_BACKUP_ROOT) and the DSN in $`dsn_env` (else $PGVECTOR_DSN);
+    InvalidParams naming the variable to set when one is missing."""
+    root = root or os.environ.get(BACKUP_ROOT_ENV, "")
+    if not root:
+        raise InvalidParams(f"--direct needs the backup root: pass --root PATH_OR_S3_URL, or set {BACKUP_ROOT_ENV}.")
+    variable = dsn_env or DEFAULT_DSN_ENV
+    dsn = os.environ.get(variable, "")
+    if need_dsn and not dsn:
+        raise InvalidParams(
+            f"--direct reads the database's DSN from ${variable}, which is not set in this shell: export it (a "
+            f"password may also come from ~/.pgpass), or name another variable with --dsn-env."
+        )
+    return Target(store_at(root), dsn, schema or "public")
+
+
+def progress_log() -> logging.Logger:
+    """A logger that writes each progress line to stderr with the time, as the Dagster event log shows them."""
+    log = logging.getLogger("pgvector_pipeline.direct")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
+def back_up(where: Target, task_id: str | None, choices: BackupChoices) -> dict:
+    """A backup into a new set of `task_id` (None: global): the result as --wait prints it."""
+    log, started = progress_log(), time.monotonic()
+    schema = schema_of(choices.tables, where.schema)
+    options = backup_options(where.dsn, schema, choices, DEFAULT_EXPORT_SESSIONS, DEFAULT_LOCK_TIMEOUT_S, log)
+    result = back_up_database(where.dsn, schema, where.store, task_key(task_id), None, options, log=log)
+    return _result(
+        "backup",
+        f"{result.task}|{result.timestamp}",
+        sum(t.rows for t in result.tables),
+        sum(t.entry.file_bytes for t in result.tables),
+        started,
+    )
+
+
+def restore(
+    where: Target,
+    task_id: str | None,
+    timestamp: str,
+    flags: RestoreFlags,
+    *,
+    tables: Sequence[str] | None,
+    collections: Sequence[str],
+    rename: Mapping[str, str],
+    migration: Migration,
+) -> dict:
+    """A restore of the set `timestamp` of `task_id` (None: global): the result as --wait prints it."""
+    log, started = progress_log(), time.monotonic()
+    backup_set = where.store.locate(task_id=task_key(task_id), timestamp=timestamp)
+    result = restore_backup_set(
+        where.dsn,
+        where.schema,
+        backup_set,
+        flags,
+        tables=tables,
+        collections=collections,
+        rename=rename,
+        migration=migration,
+        lock_timeout_s=DEFAULT_LOCK_TIMEOUT_S,
+        log=log,
+    )
+    return _result(
+        "verify_only" if flags.verify_only else "restore",
+        f"{backup_set.task}|{backup_set.timestamp}",
+        sum(stats.rows_restored for stats in result.tables),
+        sum(size for table, size in backup_set.sizes.items() if table in (tables or [table])),
+        started,
+        swap=result.swap,
+    )
+
+
+def list_sets(where: Target, task_id: str | None, global_only: bool) -> list[dict]:
+    """The sets of the store, newest first, as the inventory records them (see store.listing.set_record)."""
+    sets = [set_record(s) for s in where.store.list_sets()]
+    if global_only or task_id:
+        wanted = task_key(None if global_only else task_id)
+        sets = [s for s in sets if s["task_id"] == wanted]
+    return sets
+
+
+def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict:
+    return {
+        "command": what,
+        "status": "SUCCESS",
+        "backup_set": backup_set,
+        "rows": rows,
+        "bytes": size,
+        "duration_s": round(time.monotonic() - started, 3),
+        **{key: value for key, value in extra.items() if value},
+    }
