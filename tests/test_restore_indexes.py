@@ -202,3 +202,25 @@ def test_a_connection_lost_during_the_index_builds_leaves_the_original_indexes_a
     assert lost.value.can_retry is True and "building the indexes" in lost.value.message
     assert indexes(dsn) == before_indexes
     assert fingerprint(dsn) == before_rows
+
+
+def test_progress_lines_name_an_index_built_inside_the_transaction(store_db):
+    # Another session cannot see an index the restore's transaction is building (its oid shows as "-"): the line
+    # names it from the statement.
+    worker = psycopg2.connect(store_db)
+    lines: list[str] = []
+    try:
+        with worker.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE fresh (id int, embedding vector(16)); INSERT INTO fresh SELECT i, "
+                "array_fill(random()::real, ARRAY[16])::vector FROM generate_series(1, 60000) i"
+            )
+            with ProgressMonitor(store_db, worker.get_backend_pid(), lines.append, interval_s=0.2):
+                cur.execute("CREATE INDEX ix_fresh_hnsw ON fresh USING hnsw (embedding vector_l2_ops) WITH (m = 16)")
+        worker.rollback()
+    finally:
+        worker.close()
+
+    index_lines = [line for line in lines if line.startswith("Index ")]
+    assert index_lines, lines
+    assert all(line.startswith("Index ix_fresh_hnsw: building index") for line in index_lines), index_lines

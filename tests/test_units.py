@@ -152,3 +152,15 @@ def test_the_set_table_reads_well_for_people():
         "global  2026-11-24 08:15:00  4 h ago  incomplete                     langchain_pg_embedding (10 rows); "
         "1 chosen: 'a' (10)",
     ]
+
+
+def test_the_index_a_statement_builds_is_named_from_the_statement():
+    from pgvector_pipeline.postgres.progress import built_index_name
+
+    assert built_index_name("CREATE INDEX ix_h ON public.t USING hnsw ((embedding::vector(8)) vector_cosine_ops)") == (
+        "ix_h"
+    )
+    assert built_index_name("ALTER TABLE public.pgvector_new_1 ADD CONSTRAINT t_pkey PRIMARY KEY (id)") == "t_pkey"
+    assert built_index_name('CREATE UNIQUE INDEX "Odd Name" ON t (a)') == "Odd Name"
+    assert built_index_name("not sql at all") == "-"
+    assert built_index_name("") == "-"

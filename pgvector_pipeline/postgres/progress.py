@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 import psycopg2
+from pglast import ast, parse_sql
 
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME, connect
@@ -23,9 +24,11 @@ _COPY_PROGRESS = """
 SELECT relid::regclass::text, bytes_processed, bytes_total, tuples_processed
 FROM pg_stat_progress_copy WHERE pid = %s
 """
+# An index built inside the restore's transaction is not visible to this session yet (index_relid shows as "-"):
+# its name is read from the statement the restore is running.
 _INDEX_PROGRESS = """
-SELECT index_relid::regclass::text, phase, blocks_done, blocks_total, tuples_done, tuples_total
-FROM pg_stat_progress_create_index WHERE pid = %s
+SELECT p.index_relid::regclass::text, p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total, a.query
+FROM pg_stat_progress_create_index p LEFT JOIN pg_stat_activity a ON a.pid = p.pid WHERE p.pid = %s
 """
 
 
@@ -100,7 +103,8 @@ class ProgressMonitor:
             size = human_size(bytes_done) + (f" of {human_size(bytes_total)}" if bytes_total else "")
             lines.append(f"COPY {table}: {rows}, {size}.")
         cur.execute(_INDEX_PROGRESS, (self._pid,))
-        for index, phase, blocks_done, blocks_total, tuples_done, tuples_total in cur.fetchall():
+        for relation, phase, blocks_done, blocks_total, tuples_done, tuples_total, statement in cur.fetchall():
+            index = relation if relation not in ("-", "0") else built_index_name(statement or "")
             if tuples_total:
                 detail = f", {tuples_done:,} of {tuples_total:,} tuples{_share(tuples_done, tuples_total)}"
             elif blocks_total:
@@ -109,3 +113,20 @@ class ProgressMonitor:
                 detail = ""
             lines.append(f"Index {index}: {phase}{detail}.")
         return lines
+
+
+def built_index_name(statement: str) -> str:
+    """The index a CREATE INDEX names, or the constraint an ALTER TABLE … ADD CONSTRAINT builds; "-" if neither."""
+    try:
+        [raw] = parse_sql(statement)
+    except Exception:  # noqa: BLE001 - a statement we cannot parse only costs the label
+        return "-"
+    node = raw.stmt
+    if isinstance(node, ast.IndexStmt) and node.idxname:
+        return node.idxname
+    if isinstance(node, ast.AlterTableStmt):
+        for command in node.cmds or ():
+            constraint = getattr(command, "def_", None)
+            if isinstance(constraint, ast.Constraint) and constraint.conname:
+                return constraint.conname
+    return "-"
