@@ -64,8 +64,13 @@ def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Na
     if not args.wait:
         _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED"})
         return EXIT_OK
-    info = client.wait_for_run(launched.run_id, timeout_s=args.timeout)
+    info = client.wait_for_run(launched.run_id, timeout_s=args.timeout, on_line=_progress)
     return _report(info)
+
+
+def _progress(line: str) -> None:
+    """A progress line of the run, on stderr as it arrives (stdout keeps the JSON result alone)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _report(info: RunInfo) -> int:
@@ -275,7 +280,11 @@ def _age(delta: timedelta) -> str:
 
 
 def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    info = client.wait_for_run(args.run_id, timeout_s=args.timeout) if args.wait else client.run_status(args.run_id)
+    info = (
+        client.wait_for_run(args.run_id, timeout_s=args.timeout, on_line=_progress)
+        if args.wait
+        else client.run_status(args.run_id)
+    )
     return _report(info)
 
 

@@ -16,7 +16,7 @@ naming the run's state when waiting runs out (a run QUEUED for good means no dag
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -101,6 +101,19 @@ query RunStatus($runId: ID!) {
     ... on Run { runId jobName status startTime endTime tags { key value } }
     ... on RunNotFoundError { message }
     ... on PythonError { message }
+  }
+}
+"""
+
+# The messages the run's op logged (its progress lines), after a cursor.
+RUN_MESSAGES = """
+query RunMessages($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after, limit: 500) {
+    __typename
+    ... on EventConnection {
+      cursor
+      events { __typename ... on LogMessageEvent { message level stepKey timestamp } }
+    }
   }
 }
 """
@@ -498,11 +511,21 @@ class VectorBackupClient:
             can_retry=False if refused else None,
         )
 
-    def wait_for_run(self, run_id: str, timeout_s: float = 600, poll_s: float = 1.0) -> RunInfo:
-        """Poll until the run ends and return it; TimeoutError (saying in which state) after `timeout_s`."""
+    def wait_for_run(
+        self,
+        run_id: str,
+        timeout_s: float = 600,
+        poll_s: float = 1.0,
+        on_line: Callable[[str], None] | None = None,
+    ) -> RunInfo:
+        """Poll until the run ends and return it; TimeoutError (saying in which state) after `timeout_s`. With
+        `on_line`, each progress line the run's op logs is passed to it as it arrives ("HH:MM:SS LEVEL message")."""
         deadline = time.monotonic() + timeout_s
+        cursor: str | None = None
         while True:
             info = self.run_status(run_id)
+            if on_line is not None:
+                cursor = self._follow(run_id, cursor, on_line)
             if info.finished:
                 return info
             if time.monotonic() > deadline:
@@ -514,6 +537,17 @@ class VectorBackupClient:
                 )
                 raise TimeoutError(f"Run {run_id} is still {info.status} after {timeout_s:g} s.{hint}")
             time.sleep(poll_s)
+
+    def _follow(self, run_id: str, cursor: str | None, on_line: Callable[[str], None]) -> str | None:
+        """Pass the op's log messages after `cursor` to `on_line`; the new cursor."""
+        logs = self._execute(RUN_MESSAGES, {"runId": run_id, "after": cursor})["logsForRun"]
+        if logs["__typename"] != "EventConnection":
+            return cursor
+        for event in logs["events"]:
+            if event["__typename"] == "LogMessageEvent" and event.get("stepKey"):
+                at = time.strftime("%H:%M:%S", time.localtime(int(event["timestamp"]) / 1000))
+                on_line(f"{at} {event['level']} {event['message']}")
+        return logs["cursor"]
 
     def check_run(self, info: RunInfo) -> RunInfo:
         """`info` if the run succeeded; PipelineClientError with the run's error otherwise."""

@@ -236,6 +236,8 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     newest = max(client.list_backup_sets(), key=lambda s: s["timestamp"])
     assert (newest["tables"], newest["status"]) == ("collection_1 (14 rows)", "complete")
     backed_up = json.loads(named.stdout)
+    # --wait followed the run: its progress lines arrived on stderr, stdout kept the result alone.
+    assert f" INFO Backup set {newest['timestamp']} written to " in named.stderr, named.stderr
     assert (backed_up["backup_set"], backed_up["rows"]) == (f"global|{newest['timestamp']}", 14)
     assert backed_up["bytes"] > 0 and 0 < backed_up["duration_s"] < 300
     # A reader that stops reading (`list | head`) is not an error of the command: no traceback, exit 0.
