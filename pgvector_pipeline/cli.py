@@ -220,6 +220,8 @@ def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 
 def _retention(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    # Always followed to its end: what it would delete (or deleted) is the point of running it.
+    args.wait = True
     return _finish(client, client.launch_retention(args.keep_newest, args.max_age_days, dry_run=not args.delete), args)
 
 
@@ -405,7 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_options(truncate)
     truncate.set_defaults(run=_truncate)
 
-    retention = commands.add_parser("retention", help="Delete old sets by policy (a dry run without --delete).")
+    retention = commands.add_parser(
+        "retention",
+        help="Delete old sets by policy (a dry run without --delete); always waits, printing each set it would "
+        "delete (or deleted) on stderr.",
+    )
     retention.add_argument("--keep-newest", type=int, help="Keep the newest N sets of each location.")
     retention.add_argument("--max-age-days", type=float, help="Keep sets younger than this many days.")
     retention.add_argument("--delete", action="store_true", help="Delete (default: only report what would go).")

@@ -134,6 +134,15 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
         "complete" in line for line in table[1:]
     )
 
+    # Retention from the CLI waits and says what it would delete (a dry run: nothing goes).
+    dry = cli(port, "retention", "--max-age-days", "0.00001")
+    assert dry.returncode == 0, dry.stderr
+    would = sorted(line.split(" INFO ", 1)[1] for line in dry.stderr.splitlines() if " Would delete set " in line)
+    assert [line.split(" in ")[0] for line in would] == sorted(
+        f"Would delete set {s.timestamp}" for s in list_backup_sets(root)
+    ), dry.stderr
+    assert {s.task for s in list_backup_sets(root)} == {"global", "task_train_1"}
+
     # And off again: one schedule and the sensor.
     for name in (BACKUP_SCHEDULE, TASK_SENSOR):
         stopped = cli(port, "stop", name)

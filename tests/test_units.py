@@ -164,3 +164,23 @@ def test_the_index_a_statement_builds_is_named_from_the_statement():
     assert built_index_name('CREATE UNIQUE INDEX "Odd Name" ON t (a)') == "Odd Name"
     assert built_index_name("not sql at all") == "-"
     assert built_index_name("") == "-"
+
+
+def test_loading_the_code_location_warns_of_nothing_a_user_cannot_act_on():
+    import subprocess
+    import sys
+
+    # A fresh interpreter: the filter must come with the definitions, not with this test session.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::Warning",
+            "-c",
+            "import pgvector_pipeline.definitions as d; d.defs.get_repository_def()",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]

@@ -4,12 +4,10 @@ import dagster as dg
 
 from pgvector_pipeline.assets.backup import BACKUP_ASSET_KEYS
 from pgvector_pipeline.contract import BACKUP_JOB, database_tags
-from pgvector_pipeline.partitions import backup_partitions
 
 vector_backup_job = dg.define_asset_job(
     BACKUP_JOB,
     selection=dg.AssetSelection.assets(*BACKUP_ASSET_KEYS),
-    partitions_def=backup_partitions,
     tags=database_tags(),
     description="Back up the LangChain tables (or the tables its config names) from one snapshot into the set named "
     "by the partition.",

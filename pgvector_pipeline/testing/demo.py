@@ -1,5 +1,6 @@
-"""The demo: an embedded PostgreSQL + pgvector server with sample LangChain data, and one backup
-through Dagster. `./run demo` runs this, then serves the Dagster UI on the same instance."""
+"""The demo: an embedded PostgreSQL + pgvector server with sample LangChain data, and, on its first start, one
+backup through Dagster. `./run demo` runs this, then serves the Dagster UI on the same instance; `./run demo-stop`
+stops the servers it leaves running (PostgreSQL, and SeaweedFS with PGVECTOR_DEMO_S3=1)."""
 
 import argparse
 import os
@@ -12,7 +13,7 @@ import dagster as dg
 from pgvector_pipeline.names import COLLECTION_TABLE
 from pgvector_pipeline.postgres.catalog import table_oid
 from pgvector_pipeline.postgres.connection import connect
-from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV, store_at
 from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
 from pgvector_pipeline.testing.langchain_tables import (
     create_langchain_tables,
@@ -80,6 +81,15 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
     shutil.copyfile(LOCAL_INSTANCE_CONFIG, Path(env["DAGSTER_HOME"]) / "dagster.yaml")
     os.environ.update(env)
 
+    # Only the first start backs up: a restart should not add a full set each time.
+    existing = store_at(env[BACKUP_ROOT_ENV]).list_sets()
+    if existing and not seeded:
+        print(
+            f"{len(existing)} backup set(s) exist already (newest {existing[0].timestamp}): the demo takes no new one. "
+            f"Back up from the UI (request_vector_backup_job) or with `pgvector-pipeline backup --wait`."
+        )
+        return env
+
     # Imported after the environment is set: the definitions read the backup root when loaded.
     from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
     from pgvector_pipeline.definitions import defs
@@ -99,12 +109,31 @@ def run_demo_backup(state_dir: Path) -> dict[str, str]:
     return env
 
 
+def stop_demo(state_dir: Path) -> None:
+    """Stop the servers the demo left running (its data stays for the next start)."""
+    state_dir = state_dir.resolve()
+    if (state_dir / "pgdata" / "PG_VERSION").exists():
+        start_embedded_server(state_dir / "pgdata", keep_running=False).cleanup()
+        print(f"Stopped the demo's PostgreSQL ({state_dir / 'pgdata'}).")
+    seaweed = state_dir / "seaweedfs" / "server.json"
+    if seaweed.exists():
+        from pgvector_pipeline.testing.seaweed import ensure_running
+
+        ensure_running(state_dir / "seaweedfs").stop()
+        seaweed.unlink()
+        print("Stopped the demo's S3 server (SeaweedFS).")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line of the demo: start, seed and back up, then write the environment for the UI."""
+    """Command line of the demo: start, seed and back up, then write the environment for the UI; or --stop."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="Server data, backups, Dagster home.")
     parser.add_argument("--env-file", type=Path, help="Write the environment to serve the UI with to this file.")
+    parser.add_argument("--stop", action="store_true", help="Stop the servers the demo left running, and exit.")
     args = parser.parse_args(argv)
+    if args.stop:
+        stop_demo(args.state_dir)
+        return 0
     env = run_demo_backup(args.state_dir)
     if args.env_file:
         args.env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()))
