@@ -123,3 +123,18 @@ def retain_newest(backup_root, keep: int, log: "RecordingLog"):
         log_info=log.info,
         warn=log.warning,
     )
+
+
+def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -> None:
+    """Change a CSV and update its manifest entry, as if the set had been written that way."""
+    import hashlib
+    import json
+
+    path = backup_set.files[table]
+    data = transform(path.read_bytes())
+    path.write_bytes(data)
+    manifest = json.loads(backup_set.manifest_path.read_text())
+    digest = hashlib.sha256(data).hexdigest()
+    manifest["tables"][table].update(bytes=len(data), sha256=digest, stored_bytes=len(data), stored_sha256=digest)
+    backup_set.manifest_path.write_text(json.dumps(manifest))
+    backup_set.manifest = backup_set.store.locate(task_id=backup_set.task, timestamp=backup_set.timestamp).manifest

@@ -1,7 +1,6 @@
 """Restore against a real server: exact round trips, migration, and all-or-nothing failure behaviour."""
 
 import dataclasses
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -27,7 +26,7 @@ from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.faulty_stores import FaultyStore
-from tests.helpers import DSN_ENV, PLAIN_CSV, RecordingLog, flip_a_digit
+from tests.helpers import DSN_ENV, PLAIN_CSV, RecordingLog, flip_a_digit, rewrite_csv_keeping_manifest_consistent
 from tests.legacy_format import write_legacy_set
 from tests.stores import TRICKY_METADATA, make_store
 
@@ -178,20 +177,6 @@ def restorable(empty_db, backup_root):
         lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=3000, dimension=32),
     )
     return empty_db, backed_up(empty_db, backup_root), contents(empty_db)
-
-
-def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -> None:
-    """Change a CSV and update its manifest entry, as if the set had been written that way."""
-    import hashlib
-
-    path = backup_set.files[table]
-    data = transform(path.read_bytes())
-    path.write_bytes(data)
-    manifest = json.loads(backup_set.manifest_path.read_text())
-    digest = hashlib.sha256(data).hexdigest()
-    manifest["tables"][table].update(bytes=len(data), sha256=digest, stored_bytes=len(data), stored_sha256=digest)
-    backup_set.manifest_path.write_text(json.dumps(manifest))
-    backup_set.manifest = backup_set.store.locate(task_id=backup_set.task, timestamp=backup_set.timestamp).manifest
 
 
 def test_bad_vector_in_the_last_row_rolls_back_the_truncate_too(restorable):

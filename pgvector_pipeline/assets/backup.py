@@ -20,12 +20,29 @@ from pgvector_pipeline.store.codecs import (
 )
 from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
+from pgvector_pipeline.verify import (
+    DEFAULT_ROWS_DROP,
+    EMBEDDINGS_CHECK,
+    FILES_CHECK,
+    ROWS_CHECK,
+    ROWS_DROP_ENV,
+    SetCheck,
+    check_set,
+)
 
 # One asset per LangChain table, named after it, and one for the other tables a run names: the set's tables come
 # from one snapshot, so they materialize together (each only when the set holds its tables).
 ASSET_BY_TABLE = {name: dg.AssetKey(f"{name}_backup") for name in DEFAULT_TABLES.names}
 OTHER_TABLES = dg.AssetKey(OTHER_TABLES_ASSET)
 BACKUP_ASSET_KEYS = [*ASSET_BY_TABLE.values(), OTHER_TABLES]
+
+# The checks every backup run makes of the set it wrote, on each backup asset it materialized (pgvector_pipeline.verify).
+SET_CHECKS = {
+    FILES_CHECK: "Every file of the set matches its manifest: sizes and sha256, as stored and decompressed.",
+    EMBEDDINGS_CHECK: "Every vector of the set parses, is finite, and has the dimension of its collection's others.",
+    ROWS_CHECK: f"No table lost more than ${ROWS_DROP_ENV} (default {DEFAULT_ROWS_DROP:.0%}) of its rows since the "
+    f"location's previous complete set (a warning).",
+}
 # The deployment's compression when a run's config names none (see BackupConfig.compression).
 
 # Lost connections and server restarts are retried (exponential back-off, see failures.py); nothing else.
@@ -128,6 +145,11 @@ class BackupConfig(dg.Config):
             skippable=True,
         )
     ],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset=asset, description=description, blocking=name == FILES_CHECK)
+        for asset in BACKUP_ASSET_KEYS
+        for name, description in SET_CHECKS.items()
+    ],
     partitions_def=backup_partitions,
 )
 def vector_store_backup(
@@ -156,8 +178,39 @@ def vector_store_backup(
     context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
+    sets = store.list_sets()
+    for fields in set_checks(result, sets, context.log):
+        yield dg.AssetCheckResult(**fields)
     # A listing right after this run includes its set.
-    context.log_event(inventory_refreshed(store.where, store.list_sets()))
+    context.log_event(inventory_refreshed(store.where, sets))
+
+
+def set_checks(result: BackupResult, sets: list, log) -> list[dict]:
+    """The checks of the set `result` wrote (read back from the store) as the fields of an AssetCheckResult or
+    AssetCheckEvaluation, one per declared check of each backup asset."""
+    mine = next(s for s in sets if (s.task, s.timestamp) == (result.task, result.timestamp))
+    previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
+    checks = check_set(mine, previous)
+    for check in checks:
+        (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
+    materialized = {asset_key for asset_key, _ in materializations(result)}
+    fields = []
+    for asset_key in BACKUP_ASSET_KEYS:
+        for check in checks:
+            if asset_key not in materialized:
+                # Every declared check must report: an asset this set does not hold has nothing to check.
+                check = SetCheck(check.name, True, f"Set {result.timestamp} holds nothing of this asset.", True)
+            fields.append(
+                {
+                    "asset_key": asset_key,
+                    "check_name": check.name,
+                    "passed": check.passed,
+                    "severity": dg.AssetCheckSeverity.WARN if check.warn_only else dg.AssetCheckSeverity.ERROR,
+                    "description": check.description,
+                    "metadata": {"backup_set": f"{result.task}|{result.timestamp}", **check.metadata},
+                }
+            )
+    return fields
 
 
 def backed_up_tags(result: BackupResult) -> dict[str, str]:

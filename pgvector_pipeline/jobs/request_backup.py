@@ -9,6 +9,7 @@ from pgvector_pipeline.assets.backup import (
     BackupConfig,
     backed_up_tags,
     materializations,
+    set_checks,
 )
 from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import BACKUP_SET_TAG, REQUEST_BACKUP_JOB, database_tags
@@ -59,7 +60,11 @@ def request_vector_backup(
     context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.AssetMaterialization(asset_key=asset_key, partition=str(claimed[-1]), metadata=metadata)
-    yield inventory_refreshed(store.where, store.list_sets())
+    sets = store.list_sets()
+    # The same checks as the asset job's, reported as evaluations of the backup assets' declared checks.
+    for fields in set_checks(result, sets, context.log):
+        yield dg.AssetCheckEvaluation(**fields)
+    yield inventory_refreshed(store.where, sets)
     yield dg.Output(
         None, metadata={"backup_set": str(claimed[-1]), "directory": dg.MetadataValue.path(result.location)}
     )

@@ -1,0 +1,120 @@
+"""Every backup proven restorable (issue 24): the checks each backup run makes of the set it wrote, read back from
+the store: files against the manifest, every vector parsed, rows against the location's previous set. A sound set
+passes; a damaged file, a NaN, a collection of mixed dimensions and a store that lost most of its rows are caught,
+in plain Python and as the backup assets' checks in Dagster."""
+
+import dagster as dg
+
+from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.testing.db import execute
+from pgvector_pipeline.testing.langchain_tables import fill_sample_store
+from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK, ROWS_CHECK, check_set
+from tests.helpers import PLAIN_CSV, flip_a_digit, rewrite_csv_keeping_manifest_consistent
+
+
+def backed_up(dsn: str, root):
+    result = back_up_database(dsn, "public", LocalBackupStore(root), "global", None, PLAIN_CSV)
+    return LocalBackupStore(root).locate(timestamp=result.timestamp)
+
+
+def verdicts(backup_set, previous=None) -> dict[str, tuple[bool, str]]:
+    return {check.name: (check.passed, check.description) for check in check_set(backup_set, previous)}
+
+
+def test_a_sound_set_passes_every_check(store_db, backup_root):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=20, dimension=8)
+
+    found = verdicts(backed_up(store_db, backup_root))
+
+    assert found == {
+        FILES_CHECK: (True, "All 2 files match the manifest (sizes and sha256, as stored and decompressed)."),
+        EMBEDDINGS_CHECK: (True, "All 40 vectors parse, are finite, and have one dimension per collection."),
+        ROWS_CHECK: (True, "No earlier complete set in this location to compare with."),
+    }
+
+
+def test_a_changed_file_fails_the_files_check(store_db, backup_root):
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=20, dimension=8)
+    backup_set = backed_up(store_db, backup_root)
+    path = backup_set.files[EMBEDDING_TABLE]
+    path.write_bytes(flip_a_digit(path.read_bytes()))
+
+    found = verdicts(backup_set)
+
+    assert not found[FILES_CHECK][0]
+    assert found[FILES_CHECK][1].startswith(f"{backup_set.files[EMBEDDING_TABLE].name} does not match its manifest")
+    assert found[EMBEDDINGS_CHECK] == (False, "Not checked: the set's files do not match its manifest.")
+
+
+def test_a_nan_and_a_collection_of_mixed_dimensions_fail_the_embeddings_check(store_db, backup_root):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=5, dimension=4)
+    # A dimension-less column takes any length: one collection now holds 4- and 3-dimensional vectors.
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document) SELECT 'short', uuid, "
+            "'[1,2,3]', 'x' FROM langchain_pg_collection WHERE name = 'sample_collection_1'"
+        ),
+    )
+    backup_set = backed_up(store_db, backup_root)
+    # pgvector refuses NaN, so a set can hold one only by damage that kept the manifest consistent.
+    rewrite_csv_keeping_manifest_consistent(
+        backup_set, EMBEDDING_TABLE, lambda data: data.replace(b'"[1,2,3]"', b'"[1,NaN,3]"')
+    )
+
+    passed, description = verdicts(backup_set)[EMBEDDINGS_CHECK]
+
+    assert not passed
+    assert "row 11, embedding: NaN or infinity" in description
+    assert "has vectors of [3, 4] dimensions" in description and "langchain_pg_embedding " in description
+
+
+def test_a_store_that_lost_most_of_its_rows_warns(store_db, backup_root):
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=100, dimension=4)
+    first = backed_up(store_db, backup_root)
+    execute(store_db, lambda cur: cur.execute(f"DELETE FROM {EMBEDDING_TABLE} WHERE id NOT LIKE '%%-1%%'"))
+    second = backed_up(store_db, backup_root)
+
+    check = {c.name: c for c in check_set(second, first)}[ROWS_CHECK]
+
+    assert (check.passed, check.warn_only) == (False, True)
+    assert check.description.startswith(
+        f"Fewer rows than set {first.timestamp} by more than 50%: langchain_pg_embedding 100 -> "
+    )
+
+
+def test_the_backup_run_records_the_checks_on_its_assets(store_db, backup_root, instance, monkeypatch):
+    from pgvector_pipeline.definitions import defs
+    from tests.helpers import DSN_ENV, resources_config
+
+    monkeypatch.setenv(DSN_ENV, store_db)
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=5, dimension=4)
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document) SELECT 'short', uuid, "
+            "'[1,2,3]', 'x' FROM langchain_pg_collection"
+        ),
+    )
+    from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
+
+    result = defs.get_job_def(REQUEST_BACKUP_JOB).execute_in_process(
+        run_config={**request_run_config(), **resources_config()}, instance=instance
+    )
+
+    assert result.success
+    embedding_checks = {
+        e.check_name: e
+        for e in (
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+        if e.asset_key == dg.AssetKey("langchain_pg_embedding_backup")
+    }
+    assert embedding_checks[FILES_CHECK].passed
+    assert not embedding_checks[EMBEDDINGS_CHECK].passed
+    assert embedding_checks[EMBEDDINGS_CHECK].severity == dg.AssetCheckSeverity.ERROR
+    assert embedding_checks[ROWS_CHECK].passed
