@@ -33,6 +33,7 @@ from pgvector_pipeline.contract import (
     COPY_JOB,
     COPY_TO_OTHER,
     DISCOVERY_SENSOR,
+    DRILL_JOB,
     FRESHNESS_SCHEDULE,
     INVENTORY_ASSET,
     INVENTORY_JOB,
@@ -55,6 +56,7 @@ from pgvector_pipeline.contract import (
     backup_run_config,
     copy_run_config,
     database_tags,
+    drill_run_config,
     partition_key,
     pgvector_resource_config,
     request_run_config,
@@ -457,6 +459,18 @@ class VectorBackupClient:
         (direction 'to_other') or from it ('from_other')."""
         run_config = copy_run_config(task_key(task_id), validate_timestamp(timestamp), direction)
         return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB)
+
+    def launch_drill(
+        self, task_id: str | None, timestamp: str = "", *, compare_live: bool = False, dsn_env: str | None = None
+    ) -> LaunchedRun:
+        """Launch vector_restore_drill_job: restore the set `timestamp` of `task_id` (None: global; empty timestamp:
+        its newest complete set) into a scratch schema, compare it (with `compare_live`, the live tables too), drop
+        it."""
+        run_config = {
+            **drill_run_config(task_key(task_id), validate_timestamp(timestamp) if timestamp else "", compare_live),
+            **pgvector_resource_config(dsn_env, None),
+        }
+        return LaunchedRun(self.launch_job(DRILL_JOB, run_config, database_tags(dsn_env)), DRILL_JOB)
 
     def launch_retention(
         self, keep_newest: int | None = None, max_age_days: float | None = None, *, dry_run: bool = True

@@ -20,6 +20,7 @@ TRUNCATE_JOB = "vector_truncate_job"
 INVENTORY_JOB = "vector_inventory_job"
 RETENTION_JOB = "vector_retention_job"
 COPY_JOB = "vector_copy_job"
+DRILL_JOB = "vector_restore_drill_job"
 
 BACKUP_OP = "vector_store_backup"
 REQUEST_BACKUP_OP = "request_vector_backup"
@@ -27,6 +28,7 @@ RESTORE_OP = "restore_vector_backup"
 TRUNCATE_OP = "truncate_vector_tables"
 RETENTION_OP = "delete_old_backup_sets"
 COPY_OP = "copy_backup_set"
+DRILL_OP = "vector_restore_drill"
 # Which way vector_copy_job copies: from the backup store to the other store, or back.
 COPY_TO_OTHER = "to_other"
 COPY_FROM_OTHER = "from_other"
@@ -34,6 +36,7 @@ COPY_FROM_OTHER = "from_other"
 BACKUP_SCHEDULE = "daily_vector_backup_schedule"
 RETENTION_SCHEDULE = "vector_retention_schedule"
 FRESHNESS_SCHEDULE = "vector_backup_freshness_schedule"
+DRILL_SCHEDULE = "vector_restore_drill_schedule"
 TASK_SENSOR = "task_backup_sensor"
 DISCOVERY_SENSOR = "backup_discovery_sensor"
 FRESHNESS_CHECK = "recent_global_backup"
@@ -283,6 +286,17 @@ def retention_run_config(
     if max_age_days is not None:
         config["max_age_days"] = max_age_days
     return {"ops": {RETENTION_OP: {"config": config}}}
+
+
+def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict:
+    """Run config of vector_restore_drill_job: the set (empty timestamp: the location's newest complete one), and
+    whether to compare the live tables with it too (what `verify` asks)."""
+    config: dict = {"compare_live": compare_live}
+    if task_id:
+        config["task_id"] = task_id
+    if timestamp:
+        config["timestamp"] = timestamp
+    return {"ops": {DRILL_OP: {"config": config}}}
 
 
 def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict:

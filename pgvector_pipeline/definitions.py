@@ -10,6 +10,7 @@ from pgvector_pipeline.assets.inventory import vector_backup_inventory
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV
 from pgvector_pipeline.jobs.backup import vector_backup_job
 from pgvector_pipeline.jobs.copy import vector_copy_job
+from pgvector_pipeline.jobs.drill import vector_restore_drill_job
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
 from pgvector_pipeline.jobs.restore import vector_restore_job
@@ -18,6 +19,7 @@ from pgvector_pipeline.jobs.truncate import vector_truncate_job
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
 from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
+from pgvector_pipeline.schedules.drill import build_vector_restore_drill_schedule
 from pgvector_pipeline.schedules.freshness import build_vector_backup_freshness_schedule
 from pgvector_pipeline.schedules.retention import build_vector_retention_schedule
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
@@ -43,12 +45,14 @@ defs = dg.Definitions(
         vector_inventory_job,
         vector_retention_job,
         vector_copy_job,
+        vector_restore_drill_job,
     ],
     # Cron expressions are part of a schedule's definition, so they are read from the environment here.
     schedules=[
         build_daily_vector_backup_schedule(),
         build_vector_retention_schedule(),
         build_vector_backup_freshness_schedule(),
+        build_vector_restore_drill_schedule(),
     ],
     sensors=[backup_discovery_sensor, task_backup_sensor],
     resources={

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_options
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags
+from pgvector_pipeline.drill import restore_drill, set_to_drill
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
@@ -114,6 +115,30 @@ def restore(
         started,
         swap=result.swap,
     )
+
+
+def verify(where: Target, task_id: str | None, timestamp: str) -> dict:
+    """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
+    live tables with it: the result as --wait prints it, with each table's comparison."""
+    log, started = progress_log(), time.monotonic()
+    backup_set = set_to_drill(where.store, task_key(task_id), timestamp)
+    result = restore_drill(where.dsn, where.schema, backup_set, True, log)
+    return {
+        **_result(
+            "verify",
+            f"{backup_set.task}|{backup_set.timestamp}",
+            sum(t.restored_rows for t in result.tables),
+            backup_set.total_bytes,
+            started,
+        ),
+        "restore_s": round(result.restore_s, 3),
+        "data_age_hours": round(result.data_age_h, 2),
+        "live_equal": all(t.live_equal for t in result.tables),
+        "tables": [
+            {"table": t.table, "set_rows": t.set_rows, "live_rows": t.live_rows, "live_equal": t.live_equal}
+            for t in result.tables
+        ],
+    }
 
 
 def list_sets(where: Target, task_id: str | None, global_only: bool) -> list[dict]:

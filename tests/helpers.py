@@ -4,6 +4,8 @@ import csv
 import gzip
 import io
 import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -138,3 +140,15 @@ def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -
     manifest["tables"][table].update(bytes=len(data), sha256=digest, stored_bytes=len(data), stored_sha256=digest)
     backup_set.manifest_path.write_text(json.dumps(manifest))
     backup_set.manifest = backup_set.store.locate(task_id=backup_set.task, timestamp=backup_set.timestamp).manifest
+
+
+def direct(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`pgvector-pipeline --direct ARGS` in a fresh process, with only `env` added to a clean environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PGVECTOR_", "DAGSTER_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", "9", "--direct", *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

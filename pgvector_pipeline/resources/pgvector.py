@@ -21,6 +21,7 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
 )
+from pgvector_pipeline.drill import DrillResult, restore_drill
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_secrets, redact_dsn
@@ -220,6 +221,10 @@ class PgVectorResource(dg.ConfigurableResource):
             load_sessions=self.load_sessions,
             log=log,
         )
+
+    def drill(self, backup_set: BackupSetInfo, compare_live: bool, log: Log | logging.Logger) -> DrillResult:
+        """Restore `backup_set` into a scratch schema of this database, compare, drop (see pgvector_pipeline.drill)."""
+        return restore_drill(self.dsn, self.db_schema, backup_set, compare_live, log)
 
     def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:
         """Truncate `tables` in one statement (see truncate_tables_now)."""

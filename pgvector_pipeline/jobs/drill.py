@@ -1,0 +1,90 @@
+"""vector_restore_drill_job: prove a set restores by restoring it into a scratch schema, comparing it by content
+(and, for `verify`, the live tables with it), and dropping it; what a rollback would take, and how old its data is."""
+
+import dagster as dg
+from pydantic import Field
+
+from pgvector_pipeline.contract import DRILL_JOB, database_tags
+from pgvector_pipeline.drill import set_to_drill
+from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.store.layout import task_key
+
+
+class DrillConfig(dg.Config):
+    """Run config of vector_restore_drill."""
+
+    task_id: str = Field(default="", description="The set's task; empty or 'global': {root}/vector_bak/.")
+    timestamp: str = Field(default="", description="The set (YYYYMMDD_HHMMSS); empty: the newest complete one.")
+    compare_live: bool = Field(
+        default=False, description="Also compare the live tables with the set, row by row (what `verify` does)."
+    )
+
+
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    description="Restore a set into a scratch schema of the database, compare it by content, drop it.",
+)
+def vector_restore_drill(
+    context: dg.OpExecutionContext, config: DrillConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
+):
+    """Restore the chosen set into a scratch schema, compare, drop; fail if it did not restore as recorded."""
+    with failures_reported():
+        store = backup_store.store()
+        backup_set = set_to_drill(store, task_key(config.task_id or None), config.timestamp)
+        result = pgvector.drill(backup_set, config.compare_live, context.log)
+        for t in result.tables:
+            context.log.info(
+                f"{t.table}: {t.restored_rows:,} rows restored of {t.set_rows:,} recorded, digest {t.restored_digest}"
+                + ("" if t.live_equal is None else f"; live table {'equal' if t.live_equal else 'DIFFERS'}")
+                + ("" if t.live_rows is None else f" ({t.live_rows:,} rows)")
+                + "."
+            )
+    yield dg.Output(
+        None,
+        metadata={
+            "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
+            "restore_s": round(result.restore_s, 3),
+            "data_age_hours": round(result.data_age_h, 2),
+            "live_equal": "not compared"
+            if not config.compare_live
+            else ("yes" if all(t.live_equal for t in result.tables) else "no"),
+            "tables": dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord(
+                        {
+                            "table": t.table,
+                            "set_rows": t.set_rows,
+                            "restored_rows": t.restored_rows,
+                            "live_rows": t.live_rows,
+                            "live_equal": None if t.live_equal is None else str(t.live_equal).lower(),
+                            "digest": t.restored_digest,
+                        }
+                    )
+                    for t in result.tables
+                ],
+                schema=dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("table"),
+                        dg.TableColumn("set_rows", "int"),
+                        dg.TableColumn("restored_rows", "int"),
+                        dg.TableColumn("live_rows", "int"),
+                        dg.TableColumn("live_equal"),
+                        dg.TableColumn("digest"),
+                    ]
+                ),
+            ),
+        },
+    )
+
+
+@dg.job(
+    name=DRILL_JOB,
+    tags=database_tags(),
+    description="Restore drill: restore a set (default: the newest complete global one) into a scratch schema, "
+    "compare it by content (and the live tables, with compare_live), report the restore's time and the data's age, "
+    "drop it. The live tables are only read.",
+)
+def vector_restore_drill_job():
+    """Prove a set restores."""
+    vector_restore_drill()

@@ -1,0 +1,42 @@
+"""Tables compared by content, as pgcopydb's `compare data` does: a count and a digest over every row, the same
+whatever order the rows are stored in (the md5 of the sorted md5s of each row's values as text)."""
+
+from collections.abc import Sequence
+
+from psycopg2 import sql
+
+from pgvector_pipeline.postgres.catalog import qualified
+
+_SCRATCH_PREFIX = "pgvector_drill_"
+
+
+def table_digest(cur, schema: str, table: str, columns: Sequence[str]) -> tuple[int, str]:
+    """Rows of `schema.table` and the digest of their `columns` (in that order, so that two tables whose columns
+    are ordered differently compare equal)."""
+    cur.execute(
+        sql.SQL(
+            "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') "
+            "FROM (SELECT md5(ROW({columns})::text) AS h FROM {table}) AS rows"
+        ).format(columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(schema, table))
+    )
+    rows, digest = cur.fetchone()
+    return rows, digest
+
+
+def scratch_schema(timestamp: str) -> str:
+    """The schema a restore drill loads a set into (dropped when it ends)."""
+    return f"{_SCRATCH_PREFIX}{timestamp}"
+
+
+def create_scratch(cur, schema: str) -> list[str]:
+    """Drop what earlier drills left (a killed run), then create `schema`; the leftovers' names."""
+    cur.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY 1", (_SCRATCH_PREFIX + "%",))
+    leftovers = [row[0] for row in cur.fetchall()]
+    for name in leftovers:
+        cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+    cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    return leftovers
+
+
+def drop_scratch(cur, schema: str) -> None:
+    cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
