@@ -47,9 +47,8 @@ from pgvector_pipeline.contract import (
     RETENTION_JOB,
     RETENTION_SCHEDULE,
     ROWS_TAG,
-    TASK_PARTITIONS,
+    SET_PARTITIONS,
     TASK_SENSOR,
-    TIMESTAMP_PARTITIONS,
     TRUNCATE_JOB,
     Migration,
     RestoreFlags,
@@ -273,7 +272,7 @@ class RunInfo:
 
     @property
     def backup_set(self) -> str | None:
-        """The set ('task|timestamp') a backup run wrote or claimed; None before it claimed one."""
+        """The set ('task/timestamp') a backup run wrote or claimed; None before it claimed one."""
         return self.tags.get(BACKUP_SET_TAG) or self.tags.get(PARTITION_TAG)
 
     def _counted(self, tag: str) -> int | None:
@@ -408,8 +407,7 @@ class VectorBackupClient:
             run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
-        self.add_dynamic_partition(TASK_PARTITIONS, task)
-        self.add_dynamic_partition(TIMESTAMP_PARTITIONS, timestamp)
+        self.add_dynamic_partition(SET_PARTITIONS, key)
         config = backup_run_config(
             truncate_after_backup, create_task_dir, compression, compression_level, collections, tables
         )

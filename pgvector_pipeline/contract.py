@@ -45,16 +45,15 @@ INVENTORY_ASSET = "vector_backup_inventory"
 # The files of the tables a run names besides LangChain's two (backup config `tables`).
 OTHER_TABLES_ASSET = "vector_tables_backup"
 
-TASK_PARTITIONS = "vector_backup_task"
-TIMESTAMP_PARTITIONS = "vector_backup_timestamp"
-TASK_DIMENSION = "task_id"
-TIMESTAMP_DIMENSION = "timestamp"
-# Dagster joins the keys of a multi-partition key with "|", dimensions ordered by name.
-MULTI_KEY_SEPARATOR = "|"
+# One dynamic partition per set, keyed 'task/timestamp' (see pgvector_pipeline.partitions).
+SET_PARTITIONS = "vector_backup_set"
+SET_KEY_SEPARATOR = "/"
+# The two dynamic dimensions (task × timestamp) of the layout before: their keys are removed on upgrade.
+LEGACY_PARTITIONS = ("vector_backup_task", "vector_backup_timestamp")
 PARTITION_TAG = "dagster/partition"
 # Dagster's tag on every run of a backfill.
 BACKFILL_TAG = "dagster/backfill"
-# The set a run backed up into or restored from, as a partition key of the backup assets ("task|timestamp").
+# The set a run backed up into or restored from, as a partition key of the backup assets ("task/timestamp").
 BACKUP_SET_TAG = "pgvector_pipeline/backup_set"
 # What a backup or restore moved, tagged on its run when it succeeds: rows of every table, and the set's bytes.
 ROWS_TAG = "pgvector_pipeline/rows"
@@ -88,8 +87,9 @@ def pgvector_resource_config(dsn_env: str | None = None, db_schema: str | None =
 
 
 def partition_key(task: str, timestamp: str) -> str:
-    """The backup assets' partition key of a set (task key, then timestamp; validate them first)."""
-    return f"{task}{MULTI_KEY_SEPARATOR}{timestamp}"
+    """A set's name: the backup assets' partition key, the run tag and what results print ('global/20261124_101500';
+    validate both first)."""
+    return f"{task}{SET_KEY_SEPARATOR}{timestamp}"
 
 
 def compression_config(compression: str = "", compression_level: int | None = None) -> dict:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_options
-from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags
+from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags, partition_key
 from pgvector_pipeline.drill import restore_drill, set_to_drill
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
@@ -74,7 +74,7 @@ def back_up(where: Target, task_id: str | None, choices: BackupChoices) -> dict:
     result = back_up_database(where.dsn, schema, where.store, task_key(task_id), None, options, log=log)
     return _result(
         "backup",
-        f"{result.task}|{result.timestamp}",
+        partition_key(result.task, result.timestamp),
         sum(t.rows for t in result.tables),
         sum(t.entry.file_bytes for t in result.tables),
         started,
@@ -109,7 +109,7 @@ def restore(
     )
     return _result(
         "verify_only" if flags.verify_only else "restore",
-        f"{backup_set.task}|{backup_set.timestamp}",
+        partition_key(backup_set.task, backup_set.timestamp),
         sum(stats.rows_restored for stats in result.tables),
         sum(size for table, size in backup_set.sizes.items() if table in (tables or [table])),
         started,
@@ -126,7 +126,7 @@ def verify(where: Target, task_id: str | None, timestamp: str) -> dict:
     return {
         **_result(
             "verify",
-            f"{backup_set.task}|{backup_set.timestamp}",
+            partition_key(backup_set.task, backup_set.timestamp),
             sum(t.restored_rows for t in result.tables),
             backup_set.total_bytes,
             started,

@@ -1,88 +1,70 @@
-"""Backup sets as partitions: task id x timestamp, both dynamic."""
+"""Backup sets as partitions: one dynamic partition per set that exists, keyed `task/timestamp` (e.g.
+`task_7/20261124_101500`, `global/20261124_101500`), so that the partition grid, the Launchpad's picker and
+"Missing" mean the real sets and nothing else.
+
+Instances from before this layout had two dynamic dimensions (task × timestamp, whose every combination showed as a
+partition); backup_discovery_sensor removes their keys and registers every set under its own key on its next tick.
+"""
 
 from collections.abc import Sequence
 
 import dagster as dg
 
-from pgvector_pipeline.contract import (
-    MULTI_KEY_SEPARATOR,
-    TASK_DIMENSION,
-    TASK_PARTITIONS,
-    TIMESTAMP_DIMENSION,
-    TIMESTAMP_PARTITIONS,
-)
+from pgvector_pipeline.contract import SET_PARTITIONS, partition_key
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.store.layout import (
-    task_key,
-    validate_task_id,
-    validate_timestamp,
-)
+from pgvector_pipeline.store.layout import task_key, validate_task_id, validate_timestamp
 from pgvector_pipeline.store.listing import BackupSetInfo
 
-task_partitions = dg.DynamicPartitionsDefinition(name=TASK_PARTITIONS)
-timestamp_partitions = dg.DynamicPartitionsDefinition(name=TIMESTAMP_PARTITIONS)
-backup_partitions = dg.MultiPartitionsDefinition(
-    {TASK_DIMENSION: task_partitions, TIMESTAMP_DIMENSION: timestamp_partitions}
-)
+backup_partitions = dg.DynamicPartitionsDefinition(name=SET_PARTITIONS)
+# Runs of the old layout carry 'task|timestamp' keys in their tags: still read.
+_LEGACY_SEPARATOR = "|"
 
 
-def backup_partition_key(task: str | None, timestamp: str) -> dg.MultiPartitionKey:
+def backup_partition_key(task: str | None, timestamp: str) -> str:
     """The partition of a set; task None, '' or 'global' is the global directory."""
-    return dg.MultiPartitionKey({TASK_DIMENSION: task_key(task), TIMESTAMP_DIMENSION: validate_timestamp(timestamp)})
+    return partition_key(task_key(task), validate_timestamp(timestamp))
 
 
-def backup_set_of(partition_key: str) -> tuple[str, str]:
+def backup_set_of(key: str) -> tuple[str, str]:
     """(task, timestamp) of a partition key, both validated; InvalidParams for anything else.
 
-    Runs launched by tag see a plain string, not a MultiPartitionKey, and any string can arrive that way
-    (GraphQL accepts every key), so the key is parsed here rather than trusted.
+    Runs launched by tag can carry any string (GraphQL accepts every key), so the key is parsed here rather than
+    trusted; an old layout's 'task|timestamp' is read too.
     """
-    parts = str(partition_key).split(MULTI_KEY_SEPARATOR)
-    if len(parts) != 2:
-        raise InvalidParams(
-            f"Partition key {str(partition_key)!r:.80} is not 'task_id{MULTI_KEY_SEPARATOR}timestamp' "
-            f"(e.g. 'global{MULTI_KEY_SEPARATOR}20261123_121700')."
-        )
-    # Dagster orders the dimensions of a multi-partition key by name: task_id, then timestamp.
-    return validate_task_id(parts[0]), validate_timestamp(parts[1])
+    text = str(key)
+    task, separator, timestamp = text.replace(_LEGACY_SEPARATOR, "/", 1).partition("/")
+    if not separator:
+        raise InvalidParams(f"Partition key {text!r:.80} is not 'task_id/timestamp' (e.g. 'global/20261123_121700').")
+    return validate_task_id(task), validate_timestamp(timestamp)
 
 
-def invalid_partition_keys(instance: dg.DagsterInstance) -> dict[str, list[str]]:
-    """Dynamic partition keys that are not a task key or a timestamp (added by hand or over GraphQL)."""
-    checks = {TASK_PARTITIONS: validate_task_id, TIMESTAMP_PARTITIONS: validate_timestamp}
-    invalid: dict[str, list[str]] = {}
-    for name, check in checks.items():
-        for key in instance.get_dynamic_partitions(name):
-            try:
-                check(key)
-            except InvalidParams:
-                invalid.setdefault(name, []).append(key)
+def invalid_partition_keys(instance: dg.DagsterInstance) -> list[str]:
+    """Set partition keys that are not 'task/timestamp' (added by hand or over GraphQL)."""
+    invalid = []
+    for key in instance.get_dynamic_partitions(SET_PARTITIONS):
+        try:
+            backup_set_of(key)
+        except InvalidParams:
+            invalid.append(key)
     return invalid
 
 
-def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp: str) -> dg.MultiPartitionKey:
-    """Add both dimension keys of a set (a no-op for keys that exist) and return its partition key."""
+def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp: str) -> str:
+    """Add the set's partition key (a no-op when it exists) and return it."""
     key = backup_partition_key(task, timestamp)
-    for name, dimension in ((TASK_PARTITIONS, TASK_DIMENSION), (TIMESTAMP_PARTITIONS, TIMESTAMP_DIMENSION)):
-        value = key.keys_by_dimension[dimension]
-        if not instance.has_dynamic_partition(name, value):
-            instance.add_dynamic_partitions(name, [value])
+    if not instance.has_dynamic_partition(SET_PARTITIONS, key):
+        instance.add_dynamic_partitions(SET_PARTITIONS, [key])
     return key
 
 
 def remove_unused_partition_keys(
     instance: dg.DagsterInstance, deleted: Sequence[BackupSetInfo], remaining: Sequence[BackupSetInfo]
 ) -> list[str]:
-    """Delete the task and timestamp keys of deleted sets that no set left on disk uses; the keys removed.
-
-    Only keys of the deleted sets are candidates: a key added for a run about to start stays.
-    """
-    in_use = {TASK_PARTITIONS: {s.task for s in remaining}, TIMESTAMP_PARTITIONS: {s.timestamp for s in remaining}}
-    candidates = {TASK_PARTITIONS: {s.task for s in deleted}, TIMESTAMP_PARTITIONS: {s.timestamp for s in deleted}}
+    """Delete the partition keys of deleted sets that no set left in the store has; the keys removed."""
+    in_use = {backup_partition_key(s.task, s.timestamp) for s in remaining}
     removed = []
-    for name, keys in candidates.items():
-        for key in sorted(keys - in_use[name]):
-            if instance.has_dynamic_partition(name, key):
-                instance.delete_dynamic_partition(name, key)
-                removed.append(key)
+    for key in sorted({backup_partition_key(s.task, s.timestamp) for s in deleted} - in_use):
+        if instance.has_dynamic_partition(SET_PARTITIONS, key):
+            instance.delete_dynamic_partition(SET_PARTITIONS, key)
+            removed.append(key)
     return removed

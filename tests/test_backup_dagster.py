@@ -12,9 +12,8 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import (
+    backup_partitions,
     register_backup_partition,
-    task_partitions,
-    timestamp_partitions,
 )
 from pgvector_pipeline.store.codecs import COMPRESSION_ENV
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
@@ -55,7 +54,7 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
     events = backup_materializations(result)
     assert set(events) == {ASSET_BY_TABLE["langchain_pg_collection"], ASSET_BY_TABLE["langchain_pg_embedding"]}
     embedding = events[ASSET_BY_TABLE["langchain_pg_embedding"]]
-    assert embedding.partition == "global|" + ts
+    assert embedding.partition == "global/" + ts
     metadata = {k: v.value for k, v in embedding.metadata.items()}
     # The default compression: zstd, its ratio shown beside the stored size.
     path = backup_root / "vector_bak" / f"langchain_pg_embedding_{ts}.csv.zst"
@@ -76,7 +75,7 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
     assert "truncated_rows_before" not in metadata
     assert query(sample_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 100
     stored = instance.get_latest_materialization_event(ASSET_BY_TABLE["langchain_pg_collection"]).asset_materialization
-    assert stored.partition == "global|" + ts and stored.metadata["dagster/row_count"].value == 2
+    assert stored.partition == "global/" + ts and stored.metadata["dagster/row_count"].value == 2
 
 
 def test_truncate_after_backup_reports_counts(instance, sample_db, backup_root, ts, tmp_path):
@@ -129,9 +128,8 @@ def test_request_job_claims_a_set_registers_it_and_backs_up(instance, sample_db,
     )
 
     assert request.success
-    [timestamp] = instance.get_dynamic_partitions(timestamp_partitions.name)
-    assert instance.get_dynamic_partitions(task_partitions.name) == ["task_42"]
-    key = f"task_42|{timestamp}"
+    [key] = instance.get_dynamic_partitions(backup_partitions.name)
+    timestamp = key.removeprefix("task_42/")
     assert instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG] == key
     events = backup_materializations(request)
     assert {k: m.partition for k, m in events.items()} == {
@@ -153,7 +151,7 @@ def test_request_job_rejects_bad_task_id(instance, sample_db, backup_root):
     assert not result.success
     failure = result.failure_data_for_node("request_vector_backup").user_failure_data
     assert "not valid" in failure.description and failure.metadata["error_type"].value == "INVALID_PARAMS"
-    assert instance.get_dynamic_partitions(timestamp_partitions.name) == []
+    assert instance.get_dynamic_partitions(backup_partitions.name) == []
 
 
 def test_backup_stamped_far_from_now_is_refused(instance, sample_db, backup_root):
@@ -189,7 +187,7 @@ def test_backup_runs_refresh_the_inventory(instance, sample_db, backup_root, ts)
     inventory = instance.get_latest_materialization_event(INVENTORY).asset_materialization
     records = inventory.metadata["sets"].value.records
     assert len(records) == 2 and inventory.metadata["complete_sets"].value == 2
-    claimed = instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG].split("|")[1]
+    claimed = instance.get_run_by_id(request.run_id).tags[BACKUP_SET_TAG].split("/")[1]
     assert {r.data["timestamp"] for r in records} == {ts, claimed}
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 
 from pgvector_pipeline import contract
 from pgvector_pipeline.definitions import defs
-from pgvector_pipeline.partitions import task_partitions, timestamp_partitions
+from pgvector_pipeline.partitions import backup_partitions
 
 
 def test_every_job_and_op_name_of_the_contract_exists():
@@ -22,10 +22,7 @@ def test_every_job_and_op_name_of_the_contract_exists():
         assert job.name == job_name and job.graph.has_node_named(op_name)
     assert defs.resolve_job_def(contract.INVENTORY_JOB).name == contract.INVENTORY_JOB
     assert defs.resolve_assets_def(dg.AssetKey(contract.INVENTORY_ASSET)) is not None
-    assert (task_partitions.name, timestamp_partitions.name) == (
-        contract.TASK_PARTITIONS,
-        contract.TIMESTAMP_PARTITIONS,
-    )
+    assert backup_partitions.name == contract.SET_PARTITIONS
 
 
 def test_python_names_of_jobs_equal_their_dagster_names():
@@ -37,8 +34,11 @@ def test_python_names_of_jobs_equal_their_dagster_names():
 
 
 def test_partition_key_and_run_configs_match_dagster():
-    key = dg.MultiPartitionKey({contract.TASK_DIMENSION: "task_7", contract.TIMESTAMP_DIMENSION: "20261124_101500"})
-    assert contract.partition_key("task_7", "20261124_101500") == str(key)
+    assert contract.partition_key("task_7", "20261124_101500") == "task_7/20261124_101500"
+    # Dagster takes '/' in a dynamic partition's key, and joins nothing: the key is the set's name as it is.
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(backup_partitions.name, ["task_7/20261124_101500"])
+        assert instance.get_dynamic_partitions(backup_partitions.name) == ["task_7/20261124_101500"]
     assert set(contract.backup_run_config()["ops"]) == {contract.BACKUP_OP}
     assert contract.request_run_config("task_7")["ops"][contract.REQUEST_BACKUP_OP]["config"]["task_id"] == "task_7"
 

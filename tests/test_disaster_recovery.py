@@ -41,9 +41,9 @@ def test_back_up_list_and_restore_with_the_cli_alone(store_db, tmp_path, root_ki
     assert backed_up.returncode == 0, backed_up.stderr
     result = json.loads(backed_up.stdout)
     assert (result["command"], result["status"], result["rows"]) == ("backup", "SUCCESS", 102)
-    assert result["backup_set"].startswith("global|") and result["bytes"] > 0
+    assert result["backup_set"].startswith("global/") and result["bytes"] > 0
     # Progress lines, on stderr, with the time.
-    assert f" INFO Backup set {result['backup_set'].split('|')[1]} written to " in backed_up.stderr
+    assert f" INFO Backup set {result['backup_set'].split('/')[1]} written to " in backed_up.stderr
 
     listed = direct("list", "--json", env=env)
     [record] = [json.loads(line) for line in listed.stdout.splitlines()]
@@ -56,7 +56,7 @@ def test_back_up_list_and_restore_with_the_cli_alone(store_db, tmp_path, root_ki
     restored = direct("restore", "--timestamp", timestamp, "--truncate", env=env)
     assert restored.returncode == 0, restored.stderr
     outcome = json.loads(restored.stdout)
-    assert (outcome["backup_set"], outcome["rows"], outcome["swap"]) == (f"global|{timestamp}", 102, "swapped in")
+    assert (outcome["backup_set"], outcome["rows"], outcome["swap"]) == (f"global/{timestamp}", 102, "swapped in")
     assert "Swapped the new langchain_pg_collection, langchain_pg_embedding in" in restored.stderr
     assert contents(store_db) == before
 
@@ -86,7 +86,7 @@ def test_direct_mode_says_what_is_missing_and_refuses_what_it_does_not_do(store_
 def test_a_failed_direct_restore_exits_1_and_changes_nothing(store_db, tmp_path):
     fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=4)
     env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(tmp_path)}
-    timestamp = json.loads(direct("backup", env=env).stdout)["backup_set"].split("|")[1]
+    timestamp = json.loads(direct("backup", env=env).stdout)["backup_set"].split("/")[1]
     [csv] = tmp_path.glob("vector_bak/langchain_pg_embedding_*.csv.zst")
     csv.write_bytes(csv.read_bytes()[:-10])  # cut: its size no longer matches the manifest
     before = contents(store_db)

@@ -37,7 +37,7 @@ def test_backup_launched_through_graphql(webserver, store_db, backup_root):
     launched = client.launch_backup(truncate_after_backup=True, compression="none")
 
     assert client.wait_for_run(launched.run_id, timeout_s=180).status == "SUCCESS"
-    task, timestamp = client.run_status(launched.run_id).backup_set.split("|")
+    task, timestamp = client.run_status(launched.run_id).backup_set.split("/")
     assert task == launched.task == "global"
     csv_path = backup_root / "vector_bak" / f"langchain_pg_embedding_{timestamp}.csv"
     assert csv_path.read_bytes().count(b"\n") == 201  # header + 200 rows (no newlines in sample documents)
@@ -58,7 +58,7 @@ def test_backups_launched_together_get_distinct_complete_sets(webserver, backup_
     assert [client.wait_for_run(run.run_id, timeout_s=180).status for run in launched] == ["SUCCESS"] * 3
     sets = {client.run_status(run.run_id).backup_set for run in launched}
     assert len(sets) == 3
-    listed = {f"{s['task_id']}|{s['timestamp']}": s for s in client.list_backup_sets(refresh=True)}
+    listed = {f"{s['task_id']}/{s['timestamp']}": s for s in client.list_backup_sets(refresh=True)}
     assert set(listed) == sets and all(
         s["status"] == "complete" and s["embedding_rows"] == 200 for s in listed.values()
     )
@@ -80,7 +80,7 @@ def test_sets_listed_through_graphql(webserver, backup_root):
     assert client.list_backup_sets() == []
     launched = client.launch_backup()
     assert client.wait_for_run(launched.run_id, timeout_s=180).status == "SUCCESS"
-    timestamp = client.run_status(launched.run_id).backup_set.split("|")[1]
+    timestamp = client.run_status(launched.run_id).backup_set.split("/")[1]
     (backup_root / "task_2" / "vector_bak").mkdir(parents=True)
     (backup_root / "task_2" / "vector_bak" / "langchain_pg_embedding_20200101_000000.csv").write_text("id\n")
 
@@ -101,7 +101,7 @@ def test_a_listing_right_after_a_backup_includes_it(webserver):
     assert info.status == "SUCCESS"
 
     # No refresh and no sensor tick: the backup run refreshed the inventory itself.
-    assert [f"{s['task_id']}|{s['timestamp']}" for s in client.list_backup_sets()] == [info.backup_set]
+    assert [f"{s['task_id']}/{s['timestamp']}" for s in client.list_backup_sets()] == [info.backup_set]
 
 
 def test_refused_launches_carry_dagsters_reasons(webserver):
@@ -158,17 +158,17 @@ def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_serve
         assert [client.wait_for_run(run.run_id, timeout_s=180).status for run in launched] == ["SUCCESS"] * 2
         made = [client.run_status(run.run_id).backup_set for run in launched]
         listed = client.list_backup_sets()
-        assert sorted(f"{s['task_id']}|{s['timestamp']}" for s in listed) == sorted(made)
+        assert sorted(f"{s['task_id']}/{s['timestamp']}" for s in listed) == sorted(made)
         assert {s["location"] for s in listed} == {f"s3://{s3_bucket}/prod/vector_bak"}
         assert all(s["status"] == "complete" and s["embedding_rows"] == 200 for s in listed)
 
-        restore = client.launch_restore(None, made[1].split("|")[1], flags=RestoreFlags(truncate_before_restore=True))
+        restore = client.launch_restore(None, made[1].split("/")[1], flags=RestoreFlags(truncate_before_restore=True))
         assert client.wait_for_run(restore.run_id, timeout_s=180).status == "SUCCESS"
 
         # Off the object store onto this machine's disk, from the command line.
         copied = subprocess.run(
             [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), "copy", "--timestamp"]
-            + [made[0].split("|")[1], "--wait"],
+            + [made[0].split("/")[1], "--wait"],
             capture_output=True,
             text=True,
             timeout=300,
@@ -221,7 +221,7 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     assert query(store_db, "SELECT count(*), count(DISTINCT page) FROM collection_1") == [(100, 7)]
     # The run's result names the set it restored and says what it moved and how long it took.
     result = json.loads(migrated.stdout)
-    assert result["backup_set"] == f"global|{listed['timestamp']}" and result["status"] == "SUCCESS"
+    assert result["backup_set"] == f"global/{listed['timestamp']}" and result["status"] == "SUCCESS"
     assert result["rows"] >= 100 and result["bytes"] > 0 and 0 < result["duration_s"] < 300
 
     # Named tables with a row filter, from the command line: the new PGVectorStore table, the pages 3 only.
@@ -238,7 +238,7 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     backed_up = json.loads(named.stdout)
     # --wait followed the run: its progress lines arrived on stderr, stdout kept the result alone.
     assert f" INFO Backup set {newest['timestamp']} written to " in named.stderr, named.stderr
-    assert (backed_up["backup_set"], backed_up["rows"]) == (f"global|{newest['timestamp']}", 14)
+    assert (backed_up["backup_set"], backed_up["rows"]) == (f"global/{newest['timestamp']}", 14)
     assert backed_up["bytes"] > 0 and 0 < backed_up["duration_s"] < 300
     # A reader that stops reading (`list | head`) is not an error of the command: no traceback, exit 0.
     read_end, write_end = os.pipe()

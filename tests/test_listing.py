@@ -13,8 +13,7 @@ from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.partitions import (
     backup_partition_key,
-    task_partitions,
-    timestamp_partitions,
+    backup_partitions,
 )
 from pgvector_pipeline.postgres.connection import redact_dsn
 from pgvector_pipeline.resources import BackupStoreResource
@@ -112,8 +111,7 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(
     first = backup_discovery_sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
 
     key = backup_partition_key("task_legacy", LEGACY_TS)
-    assert instance.get_dynamic_partitions(task_partitions.name) == ["task_legacy"]
-    assert instance.get_dynamic_partitions(timestamp_partitions.name) == [LEGACY_TS]
+    assert instance.get_dynamic_partitions(backup_partitions.name) == [f"task_legacy/{LEGACY_TS}"]
     assert instance.get_materialized_partitions(ASSET_BY_TABLE["langchain_pg_embedding"]) == {key}
     event = instance.get_latest_materialization_event(ASSET_BY_TABLE["langchain_pg_collection"]).asset_materialization
     adopted = backup_root / "task_legacy" / "vector_bak" / f"vector_backup_{LEGACY_TS}.json"
@@ -159,7 +157,7 @@ def test_restore_job_by_config_reports_metadata_and_clear_errors(instance, store
     assert result.success
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = output.event_specific_data.metadata
-    assert metadata["backup_set"].value == f"task_legacy|{LEGACY_TS}"
+    assert metadata["backup_set"].value == f"task_legacy/{LEGACY_TS}"
     assert metadata[f"{EMBEDDING_TABLE}.rows_restored"].value == 8
     assert [r.data["rows_after"] for r in metadata["tables"].value.records] == [2, 8]
     assert metadata["target"].value == redact_dsn(store_db)
@@ -260,4 +258,29 @@ def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup
         registered.append(len(instance.get_materialized_partitions(ASSET_BY_TABLE["langchain_pg_embedding"])))
     # Ten sets of work per tick: 10 adoptions; 5 adoptions + 5 registrations; the last 10 registrations.
     assert registered == [0, 5, 15]
-    assert len(instance.get_dynamic_partitions(task_partitions.name)) == 15
+    assert len(instance.get_dynamic_partitions(backup_partitions.name)) == 15
+
+
+def test_an_instance_of_the_old_partition_layout_moves_to_one_partition_per_set(
+    instance, store_db, backup_root, monkeypatch
+):
+    from pgvector_pipeline.backup import back_up_database
+    from pgvector_pipeline.contract import LEGACY_PARTITIONS
+    from pgvector_pipeline.store.local import LocalBackupStore
+
+    monkeypatch.setenv(DSN_ENV, store_db)
+    made = [back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None) for _ in range(2)]
+    # What the layout before left: every task and every timestamp a dimension key, 1 × 3 "partitions" for 2 sets.
+    instance.add_dynamic_partitions(LEGACY_PARTITIONS[0], ["global"])
+    instance.add_dynamic_partitions(LEGACY_PARTITIONS[1], [m.timestamp for m in made] + ["20200101_000000"])
+    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+
+    result = backup_discovery_sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
+
+    assert {(r.partitions_def_name, tuple(r.partition_keys)) for r in result.dynamic_partitions_requests} == {
+        (LEGACY_PARTITIONS[0], ("global",)),
+        (LEGACY_PARTITIONS[1], (made[0].timestamp, made[1].timestamp, "20200101_000000")),
+    }
+    keys = [f"global/{m.timestamp}" for m in made]
+    assert sorted(instance.get_dynamic_partitions(backup_partitions.name)) == keys
+    assert instance.get_materialized_partitions(ASSET_BY_TABLE[EMBEDDING_TABLE]) == set(keys)

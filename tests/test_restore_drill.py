@@ -67,7 +67,7 @@ def test_verify_from_the_shell_says_whether_the_live_tables_are_the_sets(store_a
     found = json.loads(same.stdout)
     assert (found["command"], found["backup_set"], found["live_equal"]) == (
         "verify",
-        f"global|{backup_set.timestamp}",
+        f"global/{backup_set.timestamp}",
         True,
     )
 
@@ -80,7 +80,7 @@ def test_verify_from_the_shell_says_whether_the_live_tables_are_the_sets(store_a
         ("langchain_pg_collection", True),
         ("langchain_pg_embedding", False),
     ]
-    assert changed.stderr.splitlines()[-1] == f"error: the live tables differ from set global|{backup_set.timestamp}."
+    assert changed.stderr.splitlines()[-1] == f"error: the live tables differ from set global/{backup_set.timestamp}."
     assert query(dsn, SCRATCH) == []
 
 
@@ -97,7 +97,7 @@ def test_the_drill_job_reports_the_restores_time_and_the_datas_age(store_and_set
     assert result.success
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = output.event_specific_data.metadata
-    assert metadata["backup_set"].value == f"global|{backup_set.timestamp}"
+    assert metadata["backup_set"].value == f"global/{backup_set.timestamp}"
     assert metadata["restore_s"].value > 0 and metadata["data_age_hours"].value < 1
     assert metadata["live_equal"].value == "not compared"
     assert [r.data["restored_rows"] for r in metadata["tables"].value.records] == [2, 50]

@@ -11,7 +11,7 @@ from pgvector_pipeline.contract import RETENTION_JOB, retention_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.partitions import register_backup_partition, task_partitions, timestamp_partitions
+from pgvector_pipeline.partitions import backup_partitions, register_backup_partition
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, csv_name
@@ -126,12 +126,11 @@ def test_retention_job_deletes_logs_and_removes_partition_keys(store_db, backup_
         log = (backup_root / "vector_bak" / LOG_FILE_NAME).read_text()
         assert "retention deleted set 20261101_000000 (complete, " in log
         assert "    vector_backup_20261102_000000.json\n" in log
-        # 20261101 is gone everywhere; 20261102 is still the timestamp of task_9's set.
-        assert sorted(instance.get_dynamic_partitions(timestamp_partitions.name)) == [
-            "20261102_000000",
-            "20261103_000000",
+        # Only the partitions of the sets that are left: one per set.
+        assert sorted(instance.get_dynamic_partitions(backup_partitions.name)) == [
+            "global/20261103_000000",
+            "task_9/20261102_000000",
         ]
-        assert sorted(instance.get_dynamic_partitions(task_partitions.name)) == ["global", "task_9"]
         metadata = step_output_metadata(result)
         assert metadata["sets_deleted"].value == 2 and metadata["bytes_freed"].value > 0
         inventory = instance.get_latest_materialization_event(dg.AssetKey("vector_backup_inventory"))

@@ -6,7 +6,7 @@ from pydantic import Field
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
 from pgvector_pipeline.backup import BackupChoices, BackupResult, TableBackup
-from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET, result_tags
+from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET, partition_key, result_tags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
@@ -207,7 +207,7 @@ def set_checks(result: BackupResult, sets: list, log) -> list[dict]:
                     "passed": check.passed,
                     "severity": dg.AssetCheckSeverity.WARN if check.warn_only else dg.AssetCheckSeverity.ERROR,
                     "description": check.description,
-                    "metadata": {"backup_set": f"{result.task}|{result.timestamp}", **check.metadata},
+                    "metadata": {"backup_set": partition_key(result.task, result.timestamp), **check.metadata},
                 }
             )
     return fields

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import inventory_refreshed
-from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_JOB, COPY_TO_OTHER
+from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_JOB, COPY_TO_OTHER, partition_key
 from pgvector_pipeline.copy import copy_set
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import BackupStoreResource
@@ -55,7 +55,7 @@ def copy_backup_set(
     yield dg.Output(
         None,
         metadata={
-            "backup_set": f"{result.task}|{result.timestamp}",
+            "backup_set": partition_key(result.task, result.timestamp),
             "from": dg.MetadataValue.path(result.source),
             "to": dg.MetadataValue.path(result.target),
             "bytes": result.total_bytes,

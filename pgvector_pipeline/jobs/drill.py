@@ -4,7 +4,7 @@
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.contract import DRILL_JOB, database_tags
+from pgvector_pipeline.contract import DRILL_JOB, database_tags, partition_key
 from pgvector_pipeline.drill import set_to_drill
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
@@ -43,7 +43,7 @@ def vector_restore_drill(
     yield dg.Output(
         None,
         metadata={
-            "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
+            "backup_set": partition_key(backup_set.task, backup_set.timestamp),
             "restore_s": round(result.restore_s, 3),
             "data_age_hours": round(result.data_age_h, 2),
             "live_equal": "not compared"

@@ -45,7 +45,7 @@ def request_vector_backup(
     backup_store: BackupStoreResource,
 ):
     """Claim a new set, register its partition, back up, and record both assets' materializations."""
-    claimed: list[dg.MultiPartitionKey] = []
+    claimed: list[str] = []
 
     def register(timestamp: str) -> None:
         key = register_backup_partition(context.instance, task, timestamp)

@@ -14,6 +14,7 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
     database_tags,
+    partition_key,
     result_tags,
 )
 from pgvector_pipeline.failures import failures_reported
@@ -93,7 +94,9 @@ def restore_vector_backup(
         backup_set = backup_store.store().locate(
             task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
-        context.instance.add_run_tags(context.run_id, {BACKUP_SET_TAG: f"{backup_set.task}|{backup_set.timestamp}"})
+        context.instance.add_run_tags(
+            context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
+        )
         context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.location} into {pgvector.redacted_dsn}.")
         result = pgvector.restore(
             backup_set,
@@ -109,7 +112,7 @@ def restore_vector_backup(
     restored_bytes = sum(size for table, size in backup_set.sizes.items() if table in (config.tables or [table]))
     context.instance.add_run_tags(context.run_id, result_tags(restored_rows, restored_bytes))
     metadata: dict[str, Any] = {
-        "backup_set": f"{backup_set.task}|{backup_set.timestamp}",
+        "backup_set": partition_key(backup_set.task, backup_set.timestamp),
         "backup_dir": dg.MetadataValue.path(backup_set.location),
         "collections": ", ".join(config.collections or config.rename) or "all of the set's",
         **({"renamed": ", ".join(f"{old} -> {new}" for old, new in config.rename.items())} if config.rename else {}),

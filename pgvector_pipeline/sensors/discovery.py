@@ -9,14 +9,13 @@ import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, BACKUP_ASSET_KEYS, OTHER_TABLES
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
-from pgvector_pipeline.contract import TASK_PARTITIONS, TIMESTAMP_PARTITIONS
+from pgvector_pipeline.contract import LEGACY_PARTITIONS, SET_PARTITIONS
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.partitions import (
     backup_partition_key,
+    backup_partitions,
     invalid_partition_keys,
-    task_partitions,
-    timestamp_partitions,
 )
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import manifest_name
@@ -106,14 +105,11 @@ def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo
         if not budget.take():
             break
         chosen.append(backup_set)
-    # One call per dimension for every key the chosen sets need, not two per set.
-    for name, keys in (
-        (TASK_PARTITIONS, {s.task for s in chosen}),
-        (TIMESTAMP_PARTITIONS, {s.timestamp for s in chosen}),
-    ):
-        missing = sorted(keys - set(context.instance.get_dynamic_partitions(name)))
-        if missing:
-            context.instance.add_dynamic_partitions(name, missing)
+    # One call for every key the chosen sets need, not one per set.
+    keys = {backup_partition_key(s.task, s.timestamp) for s in chosen}
+    missing = sorted(keys - set(context.instance.get_dynamic_partitions(SET_PARTITIONS)))
+    if missing:
+        context.instance.add_dynamic_partitions(SET_PARTITIONS, missing)
     for backup_set in chosen:
         key = backup_partition_key(backup_set.task, backup_set.timestamp)
         # One event per LangChain table's asset; the other tables share one asset, its first such table's event
@@ -140,21 +136,26 @@ def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Adopts old-system sets (records their checksums in a manifest), registers complete sets unknown to "
-        "Dagster, removes partition keys that are not valid task ids or timestamps, refreshes the inventory."
+        "Dagster (one partition per set), removes partition keys that are not a task/timestamp, refreshes the "
+        "inventory."
     ),
 )
 def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: BackupStoreResource):
     """Adopt old-system sets, register sets Dagster does not know, drop invalid partition keys, refresh the inventory."""
     invalid = invalid_partition_keys(context.instance)
-    deletions = [
-        definition.build_delete_request(invalid[definition.name])
-        for definition in (task_partitions, timestamp_partitions)
-        if definition.name in invalid
-    ]
-    for name, keys in invalid.items():
+    deletions = [backup_partitions.build_delete_request(invalid)] if invalid else []
+    if invalid:
         context.log.warning(
-            f"Removing {len(keys)} invalid keys from {name}: {', '.join(repr(k)[:40] for k in keys[:10])}"
+            f"Removing {len(invalid)} invalid keys from {SET_PARTITIONS}: "
+            + ", ".join(repr(k)[:40] for k in invalid[:10])
         )
+    # An instance of the layout before (task × timestamp dimensions): drop those keys; every set is registered
+    # under its own key below, since none of them has a materialization under it yet.
+    for name in LEGACY_PARTITIONS:
+        old_keys = context.instance.get_dynamic_partitions(name)
+        if old_keys:
+            deletions.append(dg.DynamicPartitionsDefinition(name=name).build_delete_request(old_keys))
+            context.log.info(f"Moving to one partition per set: removing {len(old_keys)} keys of {name}.")
     sets = backup_store.store().list_sets()
     # The cursor is a fingerprint of what is on disk: an unchanged store costs one directory scan.
     fingerprint = _fingerprint(sets)

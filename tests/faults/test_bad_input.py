@@ -14,11 +14,7 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.partitions import (
-    register_backup_partition,
-    task_partitions,
-    timestamp_partitions,
-)
+from pgvector_pipeline.partitions import backup_partitions, register_backup_partition
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.store.layout import (
@@ -36,12 +32,13 @@ TS = "20261124_170000"
 BAD_TASK_IDS = ["task_nl\n", "x" * 10_000, "a\x00b", "tâche", "task１", "", "a|b", "a,b", "../x", "a b", "a/b"]
 BAD_TIMESTAMPS = ["20261124_170000\n", "２０２６1124_170000", "20261124_1700000", "2026-11-24", "\x0020261124_170000"]
 BAD_PARTITION_KEYS = [
-    "a|b|" + TS,
-    "../x|" + TS,
-    "x" * 10_000 + "|" + TS,
-    "a\x00|" + TS,
-    "'; DROP TABLE langchain_pg_embedding; --|" + TS,
-    "global|" + TS + "\n",
+    "a/b/" + TS,
+    "../x/" + TS,
+    "x" * 10_000 + "/" + TS,
+    "a\x00/" + TS,
+    "'; DROP TABLE langchain_pg_embedding; --/" + TS,
+    "global/" + TS + "\n",
+    "global|" + TS + "\n",  # the layout before, still read from old runs' tags
     "global",
 ]
 
@@ -98,7 +95,7 @@ def test_runs_for_bad_partition_keys_fail_fast(partition_key, store_db, backup_r
     with dg.instance_for_test() as instance:
         result = run_backup_job(instance, backup_root, {"env": DSN_ENV}, tags={"dagster/partition": partition_key})
     assert_failed_once(
-        result, "INVALID_PARAMS", "is not valid" if partition_key.count("|") == 1 else "is not 'task_id|timestamp'"
+        result, "INVALID_PARAMS", "is not valid" if {"/", "|"} & set(partition_key) else "is not 'task_id/timestamp'"
     )
     assert list(backup_root.iterdir()) == []
 
@@ -147,15 +144,23 @@ def test_request_job_refuses_a_huge_task_id_plainly(backup_root, store_db, monke
         )
         failure = result.failure_data_for_node("request_vector_backup").user_failure_data
         assert failure.metadata["error_type"].value == "INVALID_PARAMS" and "10002 characters" in failure.description
-        assert instance.get_dynamic_partitions(timestamp_partitions.name) == []
+        assert instance.get_dynamic_partitions(backup_partitions.name) == []
 
 
 def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(
-            task_partitions.name, ["task_ok", "../x", "a\x00", "x" * 10_000, "DROP TABLE x"]
+            backup_partitions.name,
+            [
+                "task_ok/" + TS,
+                "../x/" + TS,
+                "a\x00",
+                "x" * 10_000,
+                "DROP TABLE x",
+                "global/2026",
+                "global/" + TS + "\n",
+            ],
         )
-        instance.add_dynamic_partitions(timestamp_partitions.name, [TS, "2026", TS + "\n"])
         context = dg.build_sensor_context(
             instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource(root=str(backup_root))}
         )
@@ -163,8 +168,10 @@ def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
 
     deletions = {(r.partitions_def_name, tuple(r.partition_keys)) for r in result.dynamic_partitions_requests}
     assert deletions == {
-        (task_partitions.name, ("../x", "a\x00", "x" * 10_000, "DROP TABLE x")),
-        (timestamp_partitions.name, ("2026", TS + "\n")),
+        (
+            backup_partitions.name,
+            ("../x/" + TS, "a\x00", "x" * 10_000, "DROP TABLE x", "global/2026", "global/" + TS + "\n"),
+        )
     }
     assert all(isinstance(r, dg.DeleteDynamicPartitionsRequest) for r in result.dynamic_partitions_requests)
 
