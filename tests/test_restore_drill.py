@@ -101,5 +101,5 @@ def test_the_drill_job_reports_the_restores_time_and_the_datas_age(store_and_set
     assert metadata["restore_s"].value > 0 and metadata["data_age_hours"].value < 1
     assert metadata["live_equal"].value == "not compared"
     assert [r.data["restored_rows"] for r in metadata["tables"].value.records] == [2, 50]
-    schedule = defs.get_schedule_def(DRILL_SCHEDULE)
+    schedule = defs.resolve_schedule_def(DRILL_SCHEDULE)
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
