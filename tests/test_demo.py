@@ -25,36 +25,18 @@ def demo_state(tmp_path):
         start_embedded_server(state / "pgdata", keep_running=False).cleanup()
 
 
-def run_demo(state: Path, **extra_env: str) -> str:
+def run_demo(state: Path, *args: str, **extra_env: str) -> str:
+    """The demo's module as `./run demo` runs it (or with `args`, e.g. --stop); its output."""
     unset = ("PGVECTOR_DSN", "PGVECTOR_BACKUP_ROOT", "DAGSTER_HOME", "PGVECTOR_DEMO_S3")
     env = {k: v for k, v in os.environ.items() if k not in unset} | extra_env
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pgvector_pipeline.testing.demo",
-            "--state-dir",
-            str(state),
-            "--env-file",
-            str(state / "demo.env"),
-        ],
+        [sys.executable, "-m", "pgvector_pipeline.testing.demo", "--state-dir", str(state)]
+        + (list(args) or ["--env-file", str(state / "demo.env")]),
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return completed.stdout
-
-
-def run_demo_stop(state: Path) -> str:
-    completed = subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.testing.demo", "--state-dir", str(state), "--stop"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed.stdout
@@ -97,7 +79,7 @@ def test_one_variable_points_the_demo_at_s3(demo_state, monkeypatch):
 
         # ./run demo-stop stops both servers it left running.
         pid = json.loads((demo_state / "seaweedfs" / "server.json").read_text())["pid"]
-        stopped = run_demo_stop(demo_state)
+        stopped = run_demo(demo_state, "--stop")
         assert "Stopped the demo's PostgreSQL" in stopped and "Stopped the demo's S3 server (SeaweedFS)." in stopped
         assert not (demo_state / "pgdata" / "postmaster.pid").exists()
         with pytest.raises(ProcessLookupError):
