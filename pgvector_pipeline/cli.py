@@ -7,6 +7,7 @@ script can test: see EXIT_CODES.
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -73,14 +74,32 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+# Run-config switches the CLI spells as flags, for hints in the messages it prints (restore switches: their help).
+CONFIG_FLAGS = {
+    **{name: flag for name, (flag, _) in RESTORE_FLAG_HELP.items()},
+    "create_task_dir": "--create-task-dir",
+    "truncate_after_backup": "--truncate",
+}
+_CONFIG_SETTING = re.compile(r"\b(?:[Ss]et |[Uu]se )?(?P<name>[a-z_]+): true\b")
+_CONFIG_AND_FLAG = re.compile(r"\b(?P<name>[a-z_]+) \((?P<flag>--[a-z-]+)\)")
+
+
+def for_cli(message: str) -> str:
+    """A message as the CLI user needs it: 'set create_task_dir: true' becomes 'pass --create-task-dir', and
+    'truncate_before_restore (--truncate)' becomes '--truncate' (the run's config spellings are for the UI)."""
+    message = _CONFIG_AND_FLAG.sub(lambda m: m["flag"] if m["name"] in CONFIG_FLAGS else m[0], message)
+    return _CONFIG_SETTING.sub(
+        lambda m: f"pass {CONFIG_FLAGS[m['name']]}" if m["name"] in CONFIG_FLAGS else m[0], message
+    )
+
+
 def _report(info: RunInfo) -> int:
     """The run as JSON on stdout; a failed or canceled run's error also on stderr (cron mails stderr)."""
     _print(info.as_dict())
     if info.status in ("FAILURE", "CANCELED"):
         print(
-            f"error: run {info.run_id} {info.status}: {info.error_type or 'ERROR'}: {info.error_message or ''}".rstrip(
-                ": "
-            ),
+            f"error: run {info.run_id} {info.status}: {info.error_type or 'ERROR'}: "
+            f"{for_cli(info.error_message or '')}".rstrip(": "),
             file=sys.stderr,
         )
         return EXIT_RUN_FAILED
@@ -207,7 +226,7 @@ def _run_direct(args: argparse.Namespace) -> int:
                 "error_message": error.message,
             }
         )
-        print(f"error: {error.error_type}: {error.message}", file=sys.stderr)
+        print(f"error: {error.error_type}: {for_cli(error.message)}", file=sys.stderr)
         return EXIT_INVALID if error.error_type == "INVALID_PARAMS" else EXIT_RUN_FAILED
     if isinstance(done, list):  # list
         _print_sets(done, args.json)
@@ -488,10 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(client, args)
     except PipelineError as error:  # bad task id or timestamp, caught before anything is sent
-        print(f"error: {error.message}", file=sys.stderr)
+        print(f"error: {for_cli(error.message)}", file=sys.stderr)
         return EXIT_INVALID
     except PipelineClientError as error:
-        print(f"error: {error.message}", file=sys.stderr)
+        print(f"error: {for_cli(error.message)}", file=sys.stderr)
         if error.error_type == UNREACHABLE:
             return EXIT_UNREACHABLE
         return EXIT_INVALID if error.error_type == "INVALID_PARAMS" else EXIT_RUN_FAILED

@@ -72,6 +72,11 @@ def test_direct_mode_says_what_is_missing_and_refuses_what_it_does_not_do(store_
     )
     assert json.loads(missing.stdout)["status"] == "FAILURE"
 
+    no_task_dir = direct("--root", str(tmp_path), "backup", "--task-id", "task_new", env={DSN_ENV: store_db})
+    assert no_task_dir.returncode == 1  # RESOURCE_NOT_FOUND: as a run that failed
+    # The hint names the flag, not the run config's spelling (create_task_dir: true).
+    assert "pass --create-task-dir" in no_task_dir.stderr and "create_task_dir" in no_task_dir.stdout
+
     no_root = direct("backup", env={DSN_ENV: store_db})
     assert no_root.returncode == 2 and "--direct needs the backup root: pass --root" in no_root.stderr
 

@@ -184,3 +184,15 @@ def test_loading_the_code_location_warns_of_nothing_a_user_cannot_act_on():
         timeout=120,
     )
     assert loaded.returncode == 0, loaded.stderr[-2000:]
+
+
+def test_cli_messages_name_the_flags_instead_of_the_config():
+    from pgvector_pipeline.cli import for_cli
+
+    assert for_cli("Missing: create it or set create_task_dir: true to create it.") == (
+        "Missing: create it or pass --create-task-dir to create it."
+    )
+    assert for_cli("restore with truncate_before_restore (--truncate); or Set create_missing: true") == (
+        "restore with --truncate; or pass --create-missing"
+    )
+    assert for_cli("some_option: true and other (--x) stay") == "some_option: true and other (--x) stay"
