@@ -21,6 +21,7 @@ comparison A/B `--rounds` times and prints medians and ratios (ours / reference)
   the live tables (`--migration-only`: just this)
 - truncating restores swapped in (the default) vs in place (`in_place`), with a search loop running beside each: time and the
   longest wait of one search (`--swap-only`: just this)
+- an empty-store backup launched over GraphQL and started by dagster-daemon: launch to SUCCESS (`--daemon-only`)
 - per collection (the store split in two collections): backup of one vs the whole table; a restore replacing
   one (indexes in place) vs a truncating restore of the whole set (indexes built after), with PK + GIN and with
   HNSW (`--collections-only`: just this)
@@ -596,6 +597,45 @@ def compare_swap(bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int)
     return rows
 
 
+def daemon_latency(server, work: Path, rounds: int) -> list[tuple[str, str, str, str]]:
+    """An empty-store backup launched over GraphQL and started by dagster-daemon, as a user's CLI backup is: the
+    time from the launch to SUCCESS, on the shipped single-machine instance (deploy/local/dagster.yaml)."""
+    from pgvector_pipeline.client import VectorBackupClient
+    from pgvector_pipeline.testing.webserver import REPO_ROOT, running_webserver
+
+    dsn = ensure_database(server, "bench_daemon")
+    conn = connect(dsn)
+    with conn, conn.cursor() as cur:
+        create_langchain_tables(cur, "public", dimension=8)
+    conn.close()
+    root = work / "daemon_root"
+    root.mkdir()
+    env = {"PGVECTOR_DSN": dsn, "PGVECTOR_BACKUP_ROOT": str(root)}
+    times = []
+    (work / "daemon").mkdir()
+    with running_webserver(work / "daemon", env, REPO_ROOT / "deploy" / "local" / "dagster.yaml", daemon=True) as port:
+        client = VectorBackupClient("127.0.0.1", port)
+        for _ in range(rounds + 1):  # the first run also loads the code location in the daemon: not counted
+            started = time.monotonic()
+            info = client.wait_for_run(client.launch_backup().run_id, timeout_s=120, poll_s=0.1)
+            assert info.status == "SUCCESS", info
+            times.append(time.monotonic() - started)
+    counted = times[1:]
+    row = (
+        "empty-store backup launched over GraphQL, started by dagster-daemon: launch to SUCCESS",
+        f"{median_of(counted):.2f} s (max {max(counted):.2f} s, {len(counted)} runs; the first, loading the code, "
+        f"{times[0]:.2f} s)",
+        "target 5 s",
+        f"{median_of(counted) / 5:.2f}×",
+    )
+    print(row, flush=True)
+    return [row]
+
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -631,6 +671,9 @@ def main() -> None:
     parser.add_argument(
         "--swap-only", action="store_true", help="Only truncating restores swapped in vs in place, with a search loop."
     )
+    parser.add_argument(
+        "--daemon-only", action="store_true", help="Only the launch-to-SUCCESS time of a backup through the daemon."
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pgvector_bench_"))
@@ -653,7 +696,9 @@ def main() -> None:
         root = work / "root"
         print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
         csv_mb = bench.psql_backup()["bytes"] / 1e6
-        only = args.s3_only or args.collections_only or args.migration_only or args.swap_only
+        only = args.s3_only or args.collections_only or args.migration_only or args.swap_only or args.daemon_only
+        if not only or args.daemon_only:
+            rows.extend(daemon_latency(server, work, args.rounds))
         if not only or args.swap_only:
             rows.extend(compare_swap(bench, root, args.rounds, not args.no_hnsw, args.dims))
         if not only or args.migration_only:

@@ -27,7 +27,7 @@ from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
-from tests.webserver import REPO_ROOT, running_webserver
+from pgvector_pipeline.testing.webserver import REPO_ROOT, running_webserver
 
 TICK_TIMEOUT_S = 240
 

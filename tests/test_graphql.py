@@ -16,8 +16,8 @@ from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
+from pgvector_pipeline.testing.webserver import running_webserver
 from tests.helpers import recent_timestamp
-from tests.webserver import running_webserver
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def test_a_literal_dsn_without_password_is_refused_whatever_the_tag(tag, store_d
 
 def test_a_refused_run_reaches_the_client_with_its_error_type(store_db, backup_root, tmp_path):
     from pgvector_pipeline.client import VectorBackupClient
-    from tests.webserver import running_webserver
+    from pgvector_pipeline.testing.webserver import running_webserver
 
     env = {"PGVECTOR_DSN": store_db, "PGVECTOR_BACKUP_ROOT": str(backup_root)}
     with running_webserver(tmp_path, env) as port:

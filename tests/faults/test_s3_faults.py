@@ -27,10 +27,10 @@ from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.fixtures import new_bucket
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 from pgvector_pipeline.testing.seaweed import ACCESS_KEY, REGION, SECRET_KEY, seaweedfs_server
+from pgvector_pipeline.testing.webserver import REPO_ROOT
 from tests.faults.tcp_proxy import CuttingProxy
 from tests.faulty_stores import Faulty
 from tests.helpers import RecordingLog
-from tests.webserver import REPO_ROOT
 
 PLAIN = BackupOptions(compression=UNCOMPRESSED)
 # Claims and holds go stale fast here, so a dead run's leftovers can be cleaned within the test.
