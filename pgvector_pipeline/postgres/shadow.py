@@ -10,7 +10,7 @@ wait only for that transaction. This module makes the new tables faithful to the
   finish_shadows   after the load: storage parameters, ANALYZE, indexes and primary/unique/exclusion constraints
                    (temporary names), foreign keys
                    (those between swapped tables re-pointed at the new tables), replica identity, triggers, row-level
-                   security and its policies, grants, owner
+                   security and its policies, grants, owner, identity sequences' positions
   swap_shadows     in the caller's transaction: the live tables, their indexes and constraints renamed away, the new
                    ones given their names, owned sequences handed over, the old tables dropped
 
@@ -125,6 +125,7 @@ def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str],
         _triggers(cur, schema, shadow)
         _row_security(cur, schema, shadow)
         _grants_and_owner(cur, schema, shadow)
+        _identity_positions(cur, schema, shadow)
 
 
 def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
@@ -407,6 +408,27 @@ def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
     owner, ours = cur.fetchone()
     if not ours:
         cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(table, sql.SQL(owner)))
+
+
+def _identity_positions(cur, schema: str, shadow: Shadow) -> None:
+    """Identity columns came with new sequences (LIKE INCLUDING IDENTITY), which start over: each takes its live
+    sequence's position, so no id the app was handed before the swap is handed out again (the restore then moves it
+    past the restored ids, as for any owned sequence)."""
+    cur.execute(
+        "SELECT pg_get_serial_sequence(%(live)s, a.attname), pg_get_serial_sequence(%(new)s, a.attname) "
+        "FROM pg_attribute a WHERE a.attrelid = %(oid)s AND a.attidentity <> '' AND NOT a.attisdropped",
+        {
+            # pg_get_serial_sequence reads its table name as SQL text: quoted as an identifier.
+            "live": qualified(schema, shadow.live).as_string(cur),
+            "new": qualified(schema, shadow.name).as_string(cur),
+            "oid": shadow.oid,
+        },
+    )
+    for live_sequence, new_sequence in cur.fetchall():
+        cur.execute(
+            sql.SQL("SELECT setval(%s, last_value, is_called) FROM {}").format(sql.SQL(live_sequence)),
+            (new_sequence,),
+        )
 
 
 def _hand_over_sequences(cur, schema: str, shadow: Shadow, old: str) -> None:
