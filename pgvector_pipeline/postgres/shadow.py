@@ -10,7 +10,8 @@ wait only for that transaction. This module makes the new tables faithful to the
   finish_shadows   after the load: storage parameters, ANALYZE, indexes and primary/unique/exclusion constraints
                    (temporary names), foreign keys
                    (those between swapped tables re-pointed at the new tables), replica identity, triggers, row-level
-                   security and its policies, grants, owner, identity sequences' positions
+                   security and its policies, grants, owner, identity sequences' positions, columns'
+                   statistics targets and options, the index it is clustered on
   swap_shadows     in the caller's transaction: the live tables, their indexes and constraints renamed away, the new
                    ones given their names, owned sequences handed over, the old tables dropped
 
@@ -126,6 +127,7 @@ def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str],
         _row_security(cur, schema, shadow)
         _grants_and_owner(cur, schema, shadow)
         _identity_positions(cur, schema, shadow)
+        _planner_settings(cur, schema, shadow)
 
 
 def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
@@ -408,6 +410,42 @@ def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
     owner, ours = cur.fetchone()
     if not ours:
         cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(table, sql.SQL(owner)))
+
+
+def _planner_settings(cur, schema: str, shadow: Shadow) -> None:
+    """What LIKE leaves out that the planner and CLUSTER read: columns' statistics targets and options (n_distinct),
+    and the index the table is clustered on (by its live name, which the new index takes at the swap)."""
+    table = qualified(schema, shadow.name)
+    cur.execute(
+        "SELECT attname, attstattarget, attoptions FROM pg_attribute WHERE attrelid = %s AND attnum > 0 "
+        "AND NOT attisdropped AND (attstattarget IS NOT NULL AND attstattarget >= 0 OR attoptions IS NOT NULL)",
+        (shadow.oid,),
+    )
+    for column, target, options in cur.fetchall():
+        if target is not None and target >= 0:
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STATISTICS {}").format(
+                    table, sql.Identifier(column), sql.Literal(target)
+                )
+            )
+        if options:
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET ({})").format(
+                    table, sql.Identifier(column), sql.SQL(", ").join(_option(o) for o in options)
+                )
+            )
+    cur.execute("SELECT indexrelid FROM pg_index WHERE indrelid = %s AND indisclustered", (shadow.oid,))
+    clustered = {row[0] for row in cur.fetchall()}
+    for live_name, temporary, _ in shadow.renames:
+        cur.execute("SELECT %s::regclass::oid", (qualified(schema, live_name).as_string(cur),))
+        if cur.fetchone()[0] in clustered:
+            cur.execute(sql.SQL("ALTER TABLE {} CLUSTER ON {}").format(table, sql.Identifier(temporary)))
+
+
+def _option(text: str) -> sql.Composable:
+    """One 'name=value' of pg_attribute.attoptions as SQL: the name an identifier, the value a literal."""
+    name, _, value = text.partition("=")
+    return sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
 
 
 def _identity_positions(cur, schema: str, shadow: Shadow) -> None:
