@@ -32,6 +32,7 @@ from pgvector_pipeline.postgres.ddl import (
     checked_create_table,
 )
 from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committed_rows
+from pgvector_pipeline.postgres.progress import ProgressEvent, progress_sink
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
 from pgvector_pipeline.postgres.snapshot import Snapshot
@@ -406,10 +407,14 @@ def _export_table(
     columns = [column.name for column in export.description.data_columns]
     log.info(f"Exporting {table}: {expected_rows:,} rows, columns {', '.join(columns)}.")
 
+    sink = progress_sink(log)
+
     def progress(writes: int, written: int) -> None:
         rows = max(writes - 1, 0)
         share = f" ({rows / expected_rows:.0%})" if expected_rows else ""
         log.info(f"{table}: {rows:,} of {expected_rows:,} rows{share}, {human_size(written)} of CSV written.")
+        if sink is not None:
+            sink(ProgressEvent(f"export {table}", rows, expected_rows or None, "rows", written))
 
     clock = time.monotonic()
     writer = set_writer.open_table(table, progress, export.compression)

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from pgvector_pipeline import direct
-from pgvector_pipeline.backup import BackupChoices
+from pgvector_pipeline.backup import BackupChoices, Log
 from pgvector_pipeline.client import (
     SCHEDULES,
     SENSORS,
@@ -174,7 +174,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
 # --direct: the same commands in this process, without Dagster (see pgvector_pipeline.direct).
 
 
-def _backup_direct(args: argparse.Namespace) -> dict:
+def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
     choices = BackupChoices(
         truncate_after_backup=args.truncate,
         create_task_dir=args.create_task_dir,
@@ -185,10 +185,10 @@ def _backup_direct(args: argparse.Namespace) -> dict:
             for name, where in _table_filters(args.tables or [], args.where or []).items()
         ),
     )
-    return direct.back_up(direct.target(args.root, args.dsn_env, args.schema), args.task_id, choices)
+    return direct.back_up(direct.target(args.root, args.dsn_env, args.schema), args.task_id, choices, log)
 
 
-def _restore_direct(args: argparse.Namespace) -> dict:
+def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
     return direct.restore(
         direct.target(args.root, args.dsn_env, args.schema),
         args.task_id,
@@ -198,10 +198,11 @@ def _restore_direct(args: argparse.Namespace) -> dict:
         collections=args.collections or (),
         rename=dict(args.rename or []),
         migration=_migration(args),
+        log=log,
     )
 
 
-def _list_direct(args: argparse.Namespace) -> list[dict]:
+def _list_direct(args: argparse.Namespace, log: Log) -> list[dict]:
     return direct.list_sets(direct.target(args.root, None, None, need_dsn=False), args.task_id, args.global_only)
 
 
@@ -216,7 +217,8 @@ def _run_direct(args: argparse.Namespace) -> int:
         )
         return EXIT_INVALID
     try:
-        done = args.direct_run(args)
+        with direct.progress_log() as log:
+            done = args.direct_run(args, log)
     except PipelineError as error:
         _print(
             {
@@ -255,8 +257,8 @@ def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, launched, args)
 
 
-def _verify_direct(args: argparse.Namespace) -> dict:
-    return direct.verify(direct.target(args.root, args.dsn_env, args.schema), args.task_id, args.timestamp or "")
+def _verify_direct(args: argparse.Namespace, log: Log) -> dict:
+    return direct.verify(direct.target(args.root, args.dsn_env, args.schema), args.task_id, args.timestamp or "", log)
 
 
 def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:

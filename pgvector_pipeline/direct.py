@@ -12,10 +12,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_options
+from pgvector_pipeline.backup import BackupChoices, Log, back_up_database, backup_options
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags, partition_key
 from pgvector_pipeline.drill import restore_drill, set_to_drill
 from pgvector_pipeline.errors import InvalidParams
@@ -54,8 +55,22 @@ def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: 
     return Target(store_at(root), dsn, schema or "public")
 
 
-def progress_log() -> logging.Logger:
-    """A logger that writes each progress line to stderr with the time, as the Dagster event log shows them."""
+@contextmanager
+def progress_log() -> Iterator[Log]:
+    """Where a direct command's progress goes, on stderr: bars under the progress lines on a terminal, else the
+    lines alone, each with the time, as the Dagster event log shows them."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        from pgvector_pipeline.progress_bars import BarsLog
+
+        with BarsLog(Console(file=sys.stderr)) as bars:
+            yield bars
+    else:
+        yield _line_log()
+
+
+def _line_log() -> logging.Logger:
     log = logging.getLogger("pgvector_pipeline.direct")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -66,9 +81,9 @@ def progress_log() -> logging.Logger:
     return log
 
 
-def back_up(where: Target, task_id: str | None, choices: BackupChoices) -> dict:
+def back_up(where: Target, task_id: str | None, choices: BackupChoices, log: Log) -> dict:
     """A backup into a new set of `task_id` (None: global): the result as --wait prints it."""
-    log, started = progress_log(), time.monotonic()
+    started = time.monotonic()
     schema = schema_of(choices.tables, where.schema)
     options = backup_options(where.dsn, schema, choices, DEFAULT_EXPORT_SESSIONS, DEFAULT_LOCK_TIMEOUT_S, log)
     result = back_up_database(where.dsn, schema, where.store, task_key(task_id), None, options, log=log)
@@ -91,9 +106,10 @@ def restore(
     collections: Sequence[str],
     rename: Mapping[str, str],
     migration: Migration,
+    log: Log,
 ) -> dict:
     """A restore of the set `timestamp` of `task_id` (None: global): the result as --wait prints it."""
-    log, started = progress_log(), time.monotonic()
+    started = time.monotonic()
     backup_set = where.store.locate(task_id=task_key(task_id), timestamp=timestamp)
     result = restore_backup_set(
         where.dsn,
@@ -117,10 +133,10 @@ def restore(
     )
 
 
-def verify(where: Target, task_id: str | None, timestamp: str) -> dict:
+def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict:
     """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
     live tables with it: the result as --wait prints it, with each table's comparison."""
-    log, started = progress_log(), time.monotonic()
+    started = time.monotonic()
     backup_set = set_to_drill(where.store, task_key(task_id), timestamp)
     result = restore_drill(where.dsn, where.schema, backup_set, True, log)
     return {

@@ -28,6 +28,7 @@ from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_
 from pgvector_pipeline.postgres.migrate import langchain_postgres_ddl
 from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.pgvector_store import StoreLoad, StoreTable, restore_into_store
+from pgvector_pipeline.postgres.progress import PROGRESS_INTERVAL_S, progress_sink
 from pgvector_pipeline.postgres.restore import (
     APPEND_CLASH_HINT,
     RestoreOptions,
@@ -189,6 +190,8 @@ def restore_backup_set(
             migrate_ids=migrate_ids,
             swap=flags.truncate_before_restore and not flags.in_place,
             load_sessions=load_sessions,
+            progress=progress_sink(log),
+            progress_interval_s=getattr(log, "progress_interval_s", PROGRESS_INTERVAL_S),
         )
         with closing(connect(dsn, lock_timeout_s=lock_timeout_s)) as conn:
             if store is not None:

@@ -116,3 +116,25 @@ def test_the_new_tables_a_dead_restore_left_are_dropped_by_the_next(big_set):
     restore_backup_set(dsn, "public", backup_set, SWAP)
 
     assert leftovers(dsn) == []
+
+
+def test_the_sessions_progress_is_reported_together_and_as_events(big_set):
+    from pgvector_pipeline.postgres.progress import ProgressEvent
+
+    dsn, backup_set = big_set
+
+    class Watching(RecordingLog):
+        progress_interval_s = 0.05  # read the server's progress often: the load takes about a second
+        events: list[ProgressEvent] = []
+
+        def progress(self, event: ProgressEvent) -> None:
+            self.events.append(event)
+
+    log = Watching()
+    restore_backup_set(dsn, "public", backup_set, SWAP, load_sessions=2, log=log)
+
+    # The loading sessions are other server processes than the restore's: their COPYs are summed by table name.
+    copies = [line for line in log.infos if line.startswith(f"COPY {EMBEDDING_TABLE}: ")]
+    assert any(" of 12,000 rows (" in line and " by 2 sessions (" in line for line in copies), log.infos
+    events = [e for e in log.events if e.task == f"COPY {EMBEDDING_TABLE}"]
+    assert events and all(e.total == 12000 and e.unit == "rows" and e.bytes_done for e in events)

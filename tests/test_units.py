@@ -196,3 +196,24 @@ def test_cli_messages_name_the_flags_instead_of_the_config():
         "restore with --truncate; or pass --create-missing"
     )
     assert for_cli("some_option: true and other (--x) stay") == "some_option: true and other (--x) stay"
+
+
+def test_progress_bars_show_rows_bytes_rate_and_the_lines_above_them():
+    import io
+
+    from rich.console import Console
+
+    from pgvector_pipeline.postgres.progress import ProgressEvent
+    from pgvector_pipeline.progress_bars import BarsLog
+
+    screen = io.StringIO()
+    with BarsLog(Console(file=screen, force_terminal=True, width=160, color_system=None)) as log:
+        log.info("Loading langchain_pg_embedding.")
+        log.progress(ProgressEvent("COPY langchain_pg_embedding", 5000, 20000, "rows", 4 << 20, 16 << 20))
+        log.progress(ProgressEvent("COPY langchain_pg_embedding", 10000, 20000, "rows", 8 << 20, 16 << 20))
+        log.progress(ProgressEvent("index ix_hnsw: building index", 300, 1000, "tuples"))
+    shown = screen.getvalue()
+
+    assert " INFO Loading langchain_pg_embedding." in shown
+    assert "COPY langchain_pg_embedding" in shown and "10,000 of 20,000 rows, 8.0 MB of 16.0 MB" in shown
+    assert "index ix_hnsw: building index" in shown and "300 of 1,000 tuples" in shown

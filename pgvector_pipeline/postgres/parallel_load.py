@@ -92,14 +92,18 @@ def parallel_copy(
     columns: list[str],
     open_csv: Callable,
     sessions: int,
+    on_sessions: Callable[[list[int]], None] | None = None,
 ) -> int:
     """COPY the CSV `open_csv()` gives (header first) into `schema.table` by `sessions` sessions; the rows loaded.
-    All sessions commit, or none does."""
+    All sessions commit, or none does. `on_sessions` gets their server processes' pids once they are connected (for
+    progress lines)."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
         qualified(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with ExitStack() as stack:
         conns = [stack.enter_context(closing(connect(dsn))) for _ in range(sessions)]
+        if on_sessions is not None:
+            on_sessions([conn.get_backend_pid() for conn in conns])
         feeds = [_BlockQueue() for _ in conns]
         results: list = [None] * sessions
 

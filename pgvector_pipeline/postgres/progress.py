@@ -9,6 +9,7 @@ the work goes on without progress lines.
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 import psycopg2
@@ -20,9 +21,34 @@ from pgvector_pipeline.sizes import human_size
 
 PROGRESS_INTERVAL_S = 10.0
 
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One measurement of long work, for a display that draws bars (the CLI's --direct mode): what is being done
+    (`task`, e.g. 'COPY langchain_pg_embedding' or 'index ix_hnsw: building index'), how far (`done` of `total`, in
+    `unit`), and bytes when known."""
+
+    task: str
+    done: int
+    total: int | None
+    unit: str
+    bytes_done: int | None = None
+    bytes_total: int | None = None
+
+
+# Receives progress events; a log may offer one as its `progress` method (see report_progress).
+ProgressSink = Callable[[ProgressEvent], None]
+
+
+def progress_sink(log: object) -> ProgressSink | None:
+    """The log's `progress` method when it has one (a display that draws bars), else None."""
+    sink = getattr(log, "progress", None)
+    return sink if callable(sink) else None
+
+
 _COPY_PROGRESS = """
 SELECT relid::regclass::text, bytes_processed, bytes_total, tuples_processed
-FROM pg_stat_progress_copy WHERE pid = %s
+FROM pg_stat_progress_copy WHERE pid = ANY(%s)
 """
 # An index built inside the restore's transaction is not visible to this session yet (index_relid shows as "-"):
 # its name is read from the statement the restore is running.
@@ -49,14 +75,27 @@ class ProgressMonitor:
         log: Callable[[str], None],
         expected: dict[str, tuple[int | None, int | None]] | None = None,
         interval_s: float = PROGRESS_INTERVAL_S,
+        sink: ProgressSink | None = None,
     ):
         self._dsn = dsn
         self._pid = pid
         self._log = log
         self._expected = expected or {}
         self._interval_s = interval_s
+        self._sink = sink
+        # The sessions watched (the work's own, and sessions that load for it) and names to show for their tables.
+        self._pids = [pid]
+        self._aliases: dict[str, str] = {}
+        self._watched = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"progress-{pid}", daemon=True)
+
+    def watch(self, pids: list[int], aliases: dict[str, str]) -> None:
+        """Also report the COPYs of `pids` (sessions loading for the work), their tables named as `aliases` say
+        (a new table by the live name it will take)."""
+        with self._watched:
+            self._pids = self._pids + pids
+            self._aliases = {**self._aliases, **aliases}
 
     def __enter__(self) -> "ProgressMonitor":
         self._thread.start()
@@ -92,16 +131,25 @@ class ProgressMonitor:
 
     def _lines(self, cur) -> list[str]:
         lines = []
-        cur.execute(_COPY_PROGRESS, (self._pid,))
+        with self._watched:
+            pids, aliases = list(self._pids), dict(self._aliases)
+        cur.execute(_COPY_PROGRESS, (pids,))
+        copies: dict[str, list[tuple[int, int, int]]] = {}
         for relation, bytes_done, bytes_total, rows_done in cur.fetchall():
             table = relation.rsplit(".", 1)[-1].strip('"')
+            copies.setdefault(aliases.get(table, table), []).append((rows_done, bytes_done, bytes_total or 0))
+        for table, sessions in copies.items():
             rows_total, file_bytes = self._expected.get(table, (None, None))
-            bytes_total = bytes_total or file_bytes or 0
+            rows_done, bytes_done = sum(s[0] for s in sessions), sum(s[1] for s in sessions)
+            bytes_total = sum(s[2] for s in sessions) or file_bytes or 0
             rows = f"{rows_done:,}" + (
                 f" of {rows_total:,} rows{_share(rows_done, rows_total)}" if rows_total else " rows"
             )
             size = human_size(bytes_done) + (f" of {human_size(bytes_total)}" if bytes_total else "")
-            lines.append(f"COPY {table}: {rows}, {size}.")
+            each = " + ".join(f"{s[0]:,}" for s in sessions)
+            by = f" by {len(sessions)} sessions ({each} rows)" if len(sessions) > 1 else ""
+            lines.append(f"COPY {table}: {rows}, {size}{by}.")
+            self._event(ProgressEvent(f"COPY {table}", rows_done, rows_total, "rows", bytes_done, bytes_total or None))
         cur.execute(_INDEX_PROGRESS, (self._pid,))
         for relation, phase, blocks_done, blocks_total, tuples_done, tuples_total, statement in cur.fetchall():
             index = relation if relation not in ("-", "0") else built_index_name(statement or "")
@@ -112,7 +160,15 @@ class ProgressMonitor:
             else:
                 detail = ""
             lines.append(f"Index {index}: {phase}{detail}.")
+            done, total, unit = (
+                (tuples_done, tuples_total, "tuples") if tuples_total else (blocks_done, blocks_total, "blocks")
+            )
+            self._event(ProgressEvent(f"index {index}: {phase}", done or 0, total or None, unit))
         return lines
+
+    def _event(self, event: ProgressEvent) -> None:
+        if self._sink is not None:
+            self._sink(event)
 
 
 def built_index_name(statement: str) -> str:

@@ -38,7 +38,7 @@ from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
 from pgvector_pipeline.postgres.migrate import check_layouts, duplicated_custom_ids, loaded_columns, new_ids
 from pgvector_pipeline.postgres.parallel_load import parallel_copy
-from pgvector_pipeline.postgres.progress import ProgressMonitor
+from pgvector_pipeline.postgres.progress import PROGRESS_INTERVAL_S, ProgressMonitor, ProgressSink
 from pgvector_pipeline.postgres.shadow import (
     Shadow,
     committed_shadows,
@@ -108,6 +108,9 @@ class RestoreOptions:
     # Swapping: sessions that load a large file into its new table at once (see postgres.parallel_load); 1: the
     # restore's own session, in its transaction.
     load_sessions: int = 1
+    # Where progress goes besides the log lines, and how often it is measured (see postgres.progress).
+    progress: ProgressSink | None = None
+    progress_interval_s: float = PROGRESS_INTERVAL_S
 
 
 def default_maintenance_work_mem() -> str:
@@ -173,13 +176,17 @@ def restore_tables(
             cleanup.callback(drop_shadows_quietly, dsn, schema, prepared.shadows, warn)  # no-op once swapped in
         stats = []
         expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
-        with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
+        with ProgressMonitor(
+            dsn, conn.get_backend_pid(), log, expected, options.progress_interval_s, options.progress
+        ) as monitor:
             for load in loads:
                 transaction.doing = f"restoring {load.table}"
                 target = prepared.targets[load.table]
                 into = prepared.loaded_table(load.table)
                 if prepared.shadows and _loads_in_parallel([load], options):
-                    stats.append(_load_in_parallel(dsn, cur, schema, load, into, prepared.rows_before, options, log))
+                    stats.append(
+                        _load_in_parallel(dsn, cur, schema, load, into, prepared.rows_before, options, log, monitor)
+                    )
                 else:
                     stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log, into))
             if prepared.shadows:
@@ -383,12 +390,21 @@ def _load_in_parallel(
     before: dict[str, int],
     options: RestoreOptions,
     log: Callable[[str], None],
+    monitor: ProgressMonitor,
 ) -> TableRestoreStats:
     """Load one file into its new table by options.load_sessions sessions (committed together), then check the
     rows this transaction sees in it."""
     started = time.monotonic()
     log(f"Loading {load.table} ({', '.join(load.columns)}) by {options.load_sessions} sessions at once.")
-    restored = parallel_copy(dsn, schema, into, load.columns, load.open_csv, options.load_sessions)
+    restored = parallel_copy(
+        dsn,
+        schema,
+        into,
+        load.columns,
+        load.open_csv,
+        options.load_sessions,
+        on_sessions=lambda pids: monitor.watch(pids, {into: load.table}),
+    )
     after = count_rows(cur, schema, into)
     check_restored_rows(load, restored, after)
     duration = time.monotonic() - started
