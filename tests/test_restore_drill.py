@@ -8,7 +8,14 @@ import dagster as dg
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
-from pgvector_pipeline.contract import DRILL_JOB, DRILL_SCHEDULE, drill_run_config
+from pgvector_pipeline.contract import (
+    BACKUP_SET_TAG,
+    BYTES_TAG,
+    DRILL_JOB,
+    DRILL_SCHEDULE,
+    ROWS_TAG,
+    drill_run_config,
+)
 from pgvector_pipeline.drill import restore_drill
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
@@ -101,5 +108,9 @@ def test_the_drill_job_reports_the_restores_time_and_the_datas_age(store_and_set
     assert metadata["restore_s"].value > 0 and metadata["data_age_hours"].value < 1
     assert metadata["live_equal"].value == "not compared"
     assert [r.data["restored_rows"] for r in metadata["tables"].value.records] == [2, 50]
+    # What the CLI's verify prints: the set, the rows restored, the set's bytes.
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert (tags[BACKUP_SET_TAG], tags[ROWS_TAG]) == (f"global/{backup_set.timestamp}", "52")
+    assert int(tags[BYTES_TAG]) == backup_set.total_bytes
     schedule = defs.resolve_schedule_def(DRILL_SCHEDULE)
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED

@@ -4,7 +4,7 @@
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.contract import DRILL_JOB, database_tags, partition_key
+from pgvector_pipeline.contract import BACKUP_SET_TAG, DRILL_JOB, database_tags, partition_key, result_tags
 from pgvector_pipeline.drill import set_to_drill
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
@@ -32,7 +32,13 @@ def vector_restore_drill(
     with failures_reported():
         store = backup_store.store()
         backup_set = set_to_drill(store, task_key(config.task_id or None), config.timestamp)
+        context.instance.add_run_tags(
+            context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
+        )
         result = pgvector.drill(backup_set, config.compare_live, context.log)
+        context.instance.add_run_tags(
+            context.run_id, result_tags(sum(t.restored_rows for t in result.tables), backup_set.total_bytes)
+        )
         for t in result.tables:
             context.log.info(
                 f"{t.table}: {t.restored_rows:,} rows restored of {t.set_rows:,} recorded, digest {t.restored_digest}"
