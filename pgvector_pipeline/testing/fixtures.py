@@ -26,6 +26,7 @@ from pgvector_pipeline.testing.embedded import (
     database_dsn,
     ensure_database,
     start_embedded_server,
+    stop_embedded_server,
 )
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 
@@ -38,7 +39,7 @@ def pg_server(tmp_path_factory):
     """The embedded server of this test session, stopped at its end."""
     server = start_embedded_server(tmp_path_factory.mktemp("pg") / "data", keep_running=False)
     yield server
-    server.cleanup()
+    stop_embedded_server(server)  # also when a test restarted it
 
 
 @pytest.fixture(scope="session")
