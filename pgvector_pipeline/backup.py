@@ -119,6 +119,16 @@ class BackupResult:
         return next(t for t in self.tables if t.table == name)
 
     @property
+    def rows(self) -> int:
+        """Of every table of the set."""
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def stored_bytes(self) -> int:
+        """Of the set's files, as stored."""
+        return sum(t.entry.file_bytes for t in self.tables)
+
+    @property
     def directory(self) -> Path:
         """The set's directory in a local store."""
         return Path(self.location)

@@ -90,8 +90,8 @@ def back_up(where: Target, task_id: str | None, choices: BackupChoices, log: Log
     return _result(
         "backup",
         partition_key(result.task, result.timestamp),
-        sum(t.rows for t in result.tables),
-        sum(t.entry.file_bytes for t in result.tables),
+        result.rows,
+        result.stored_bytes,
         started,
     )
 
@@ -126,8 +126,8 @@ def restore(
     return _result(
         "verify_only" if flags.verify_only else "restore",
         partition_key(backup_set.task, backup_set.timestamp),
-        sum(stats.rows_restored for stats in result.tables),
-        sum(size for table, size in backup_set.sizes.items() if table in (tables or [table])),
+        result.rows_restored,
+        result.bytes_read,
         started,
         swap=result.swap,
     )
@@ -143,7 +143,7 @@ def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict
         **_result(
             "verify",
             partition_key(backup_set.task, backup_set.timestamp),
-            sum(t.restored_rows for t in result.tables),
+            result.rows_restored,
             backup_set.total_bytes,
             started,
         ),
@@ -159,11 +159,7 @@ def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict
 
 def list_sets(where: Target, task_id: str | None, global_only: bool) -> list[dict]:
     """The sets of the store, newest first, as the inventory records them (see store.listing.set_record)."""
-    sets = [set_record(s) for s in where.store.list_sets()]
-    if global_only or task_id:
-        wanted = task_key(None if global_only else task_id)
-        sets = [s for s in sets if s["task_id"] == wanted]
-    return sets
+    return [set_record(s) for s in where.store.list_sets(global_only=global_only, task_id=task_id)]
 
 
 def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict:

@@ -55,6 +55,10 @@ class DrillResult:
     tables: list[TableComparison]
 
     @property
+    def rows_restored(self) -> int:
+        return sum(t.restored_rows for t in self.tables)
+
+    @property
     def passed(self) -> bool:
         return all(t.restored_as_recorded for t in self.tables)
 
@@ -95,7 +99,7 @@ def set_to_drill(store: BackupStore, task: str, timestamp: str) -> BackupSetInfo
     """The set `timestamp` of `task`, or (empty timestamp) the location's newest complete set."""
     if timestamp:
         return store.locate(task_id=task, timestamp=timestamp)
-    newest = next((s for s in store.list_sets() if s.task == task and s.complete), None)
+    newest = next((s for s in store.list_sets(task_id=task) if s.complete), None)
     if newest is None:
         raise ResourceNotFound(f"There is no complete set in {store.location(task)} to drill.")
     return newest

@@ -61,6 +61,16 @@ class RestoreResult:
     verify_only: bool
     duration_s: float
     swap: str = ""  # "" (a restore that appends), "swapped in", or "in place: why"
+    read: tuple[str, ...] = ()  # the set's tables whose files were read
+
+    @property
+    def rows_restored(self) -> int:
+        return sum(stats.rows_restored for stats in self.tables)
+
+    @property
+    def bytes_read(self) -> int:
+        """Of the set's files read, as stored."""
+        return sum(self.backup_set.sizes.get(table, 0) for table in self.read)
 
 
 def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None) -> list[str]:
@@ -212,6 +222,7 @@ def restore_backup_set(
         flags.verify_only,
         time.monotonic() - clock,
         done.swap or ("in place: asked (in_place)" if flags.in_place else ""),
+        tuple(tables),
     )
 
 

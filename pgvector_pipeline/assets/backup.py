@@ -36,6 +36,12 @@ ASSET_BY_TABLE = {name: dg.AssetKey(f"{name}_backup") for name in DEFAULT_TABLES
 OTHER_TABLES = dg.AssetKey(OTHER_TABLES_ASSET)
 BACKUP_ASSET_KEYS = [*ASSET_BY_TABLE.values(), OTHER_TABLES]
 
+
+def asset_of(table: str) -> dg.AssetKey:
+    """The backup asset a table's file belongs to: LangChain's tables one each, every other table together."""
+    return ASSET_BY_TABLE.get(table, OTHER_TABLES)
+
+
 # The checks every backup run makes of the set it wrote, on each backup asset it materialized (pgvector_pipeline.verify).
 SET_CHECKS = {
     FILES_CHECK: "Every file of the set matches its manifest: sizes and sha256, as stored and decompressed.",
@@ -193,7 +199,7 @@ def set_checks(result: BackupResult, sets: list, log) -> list[dict]:
     checks = check_set(mine, previous)
     for check in checks:
         (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
-    materialized = {asset_key for asset_key, _ in materializations(result)}
+    materialized = {asset_of(t.table) for t in result.tables}
     fields = []
     for asset_key in BACKUP_ASSET_KEYS:
         for check in checks:
@@ -215,7 +221,7 @@ def set_checks(result: BackupResult, sets: list, log) -> list[dict]:
 
 def backed_up_tags(result: BackupResult) -> dict[str, str]:
     """The run tags that say what a backup wrote: rows of every table, and the set's bytes as stored."""
-    return result_tags(sum(t.rows for t in result.tables), sum(t.entry.file_bytes for t in result.tables))
+    return result_tags(result.rows, result.stored_bytes)
 
 
 def materializations(result: BackupResult) -> list[tuple[dg.AssetKey, dict]]:

@@ -107,10 +107,7 @@ def restore_vector_backup(
             migration=config.migration(),
             log=context.log,
         )
-    restored_rows = sum(stats.rows_restored for stats in result.tables)
-    # The files read: those of the tables named, else all of the set's (a migration loads them into other tables).
-    restored_bytes = sum(size for table, size in backup_set.sizes.items() if table in (config.tables or [table]))
-    context.instance.add_run_tags(context.run_id, result_tags(restored_rows, restored_bytes))
+    context.instance.add_run_tags(context.run_id, result_tags(result.rows_restored, result.bytes_read))
     metadata: dict[str, Any] = {
         "backup_set": partition_key(backup_set.task, backup_set.timestamp),
         "backup_dir": dg.MetadataValue.path(backup_set.location),

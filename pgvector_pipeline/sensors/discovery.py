@@ -7,7 +7,7 @@ import time
 
 import dagster as dg
 
-from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, BACKUP_ASSET_KEYS, OTHER_TABLES
+from pgvector_pipeline.assets.backup import BACKUP_ASSET_KEYS, asset_of
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
 from pgvector_pipeline.contract import LEGACY_PARTITIONS, SET_PARTITIONS
 from pgvector_pipeline.errors import PipelineError
@@ -116,7 +116,7 @@ def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo
         # standing for them.
         firsts: dict[dg.AssetKey, str] = {}
         for table in backup_set.tables:
-            firsts.setdefault(ASSET_BY_TABLE.get(table, OTHER_TABLES), table)
+            firsts.setdefault(asset_of(table), table)
         for asset, table in firsts.items():
             context.instance.report_runless_asset_event(
                 dg.AssetMaterialization(asset, partition=str(key), metadata=discovered_metadata(backup_set, table))
