@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--direct",
         action="store_true",
-        help="Run backup, restore or list in this process, without the Dagster webserver or daemon (disaster "
+        help="Run backup, restore, verify or list in this process, without the Dagster webserver or daemon (disaster "
         f"recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
         f"${BACKUP_ROOT_ENV}).",
     )

@@ -112,34 +112,35 @@ class _Vectors:
     """What the vectors of a set hold, collected as the files stream by: dimensions by group, and the bad ones."""
 
     def __init__(self) -> None:
-        self.dimensions: dict[str, set[int]] = {}
+        # By (table, collection key): '' for a table outside LangChain's layout, whose vectors are one group.
+        self.dimensions: dict[tuple[str, str], set[int]] = {}
         self.vectors = 0
         self.bad: list[str] = []
 
     def read(self, table: str, entry: ManifestTable, stream: io.RawIOBase) -> None:
         columns = [c.name for c in entry.columns if c.type.split("(")[0] in _VECTOR_TYPES]
         if not columns:
-            io.BufferedReader(stream).read()  # the file is still read to its end, so its checksums are checked
-            return
+            return  # leaving verified_csv reads the rest in chunks and checks it
         reader = csv.reader(io.TextIOWrapper(io.BufferedReader(stream, 1 << 16), encoding="utf-8", newline=""))
         header = next(reader, [])
         positions = [header.index(name) for name in columns if name in header]
         group_at = header.index(COLLECTION_REF_COLUMN) if COLLECTION_REF_COLUMN in header else None
-        for line, row in enumerate(reader, start=2):
+        for row_number, row in enumerate(reader, start=1):
+            group = (table, row[group_at] if group_at is not None else "")
             for position in positions:
                 if row[position]:
-                    group = f"{table} {row[group_at]}" if group_at is not None else table
-                    self._one(row[position], group, f"{entry.file} row {line - 1}, {header[position]}")
+                    problem = self._one(row[position], group)
+                    if problem:
+                        self._bad(f"{entry.file} row {row_number}, {header[position]}: {problem}")
 
-    def _one(self, text: str, group: str, where: str) -> None:
+    def _one(self, text: str, group: tuple[str, str]) -> str | None:
+        """Count one vector and note its dimension; what is wrong with it, if anything."""
         self.vectors += 1
         values = _floats(text)
         if values is None:
-            self._bad(f"{where}: not a vector ({text[:40]!r})")
-            return
-        if not np.isfinite(values).all():
-            self._bad(f"{where}: NaN or infinity")
+            return f"not a vector ({text[:40]!r})"
         self.dimensions.setdefault(group, set()).add(len(values))
+        return None if np.isfinite(values).all() else "NaN or infinity"
 
     def _bad(self, what: str) -> None:
         if len(self.bad) < _SHOWN:
@@ -151,7 +152,10 @@ class _Vectors:
         mixed = {group: sorted(dims) for group, dims in self.dimensions.items() if len(dims) > 1}
         metadata = {"vectors": self.vectors, "dimensions": ", ".join(_dimension_list(self.dimensions)) or "none"}
         if self.bad or mixed:
-            problems = self.bad + [f"{group} has vectors of {dims} dimensions" for group, dims in list(mixed.items())]
+            problems = self.bad + [
+                f"{' '.join(part for part in group if part)} has vectors of {dims} dimensions"
+                for group, dims in mixed.items()
+            ]
             return SetCheck(
                 EMBEDDINGS_CHECK,
                 False,
@@ -180,6 +184,6 @@ def _floats(text: str) -> "np.ndarray | None":
     return values if len(values) == inner.count(",") + 1 else None
 
 
-def _dimension_list(dimensions: dict[str, set[int]]) -> Iterator[str]:
+def _dimension_list(dimensions: dict[tuple[str, str], set[int]]) -> Iterator[str]:
     for dims in sorted({d for found in dimensions.values() for d in found}):
         yield str(dims)

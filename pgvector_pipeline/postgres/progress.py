@@ -130,7 +130,10 @@ class ProgressMonitor:
             conn.close()
 
     def _lines(self, cur) -> list[str]:
-        lines = []
+        return self._copy_lines(cur) + self._index_lines(cur)
+
+    def _copy_lines(self, cur) -> list[str]:
+        """One line per table being loaded, summed over the sessions loading it."""
         with self._watched:
             pids, aliases = list(self._pids), dict(self._aliases)
         cur.execute(_COPY_PROGRESS, (pids,))
@@ -138,6 +141,7 @@ class ProgressMonitor:
         for relation, bytes_done, bytes_total, rows_done in cur.fetchall():
             table = relation.rsplit(".", 1)[-1].strip('"')
             copies.setdefault(aliases.get(table, table), []).append((rows_done, bytes_done, bytes_total or 0))
+        lines = []
         for table, sessions in copies.items():
             rows_total, file_bytes = self._expected.get(table, (None, None))
             rows_done, bytes_done = sum(s[0] for s in sessions), sum(s[1] for s in sessions)
@@ -150,19 +154,19 @@ class ProgressMonitor:
             by = f" by {len(sessions)} sessions ({each} rows)" if len(sessions) > 1 else ""
             lines.append(f"COPY {table}: {rows}, {size}{by}.")
             self._event(ProgressEvent(f"COPY {table}", rows_done, rows_total, "rows", bytes_done, bytes_total or None))
+        return lines
+
+    def _index_lines(self, cur) -> list[str]:
+        """One line per index being built, with tuples (or blocks) done of the phase's total."""
         cur.execute(_INDEX_PROGRESS, (self._pid,))
+        lines = []
         for relation, phase, blocks_done, blocks_total, tuples_done, tuples_total, statement in cur.fetchall():
             index = relation if relation not in ("-", "0") else built_index_name(statement or "")
-            if tuples_total:
-                detail = f", {tuples_done:,} of {tuples_total:,} tuples{_share(tuples_done, tuples_total)}"
-            elif blocks_total:
-                detail = f", {blocks_done:,} of {blocks_total:,} blocks{_share(blocks_done, blocks_total)}"
-            else:
-                detail = ""
-            lines.append(f"Index {index}: {phase}{detail}.")
             done, total, unit = (
                 (tuples_done, tuples_total, "tuples") if tuples_total else (blocks_done, blocks_total, "blocks")
             )
+            detail = f", {done:,} of {total:,} {unit}{_share(done, total)}" if total else ""
+            lines.append(f"Index {index}: {phase}{detail}.")
             self._event(ProgressEvent(f"index {index}: {phase}", done or 0, total or None, unit))
         return lines
 

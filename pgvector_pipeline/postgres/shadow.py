@@ -434,11 +434,14 @@ def _planner_settings(cur, schema: str, shadow: Shadow) -> None:
                     table, sql.Identifier(column), sql.SQL(", ").join(_option(o) for o in options)
                 )
             )
-    cur.execute("SELECT indexrelid FROM pg_index WHERE indrelid = %s AND indisclustered", (shadow.oid,))
+    cur.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s AND i.indisclustered",
+        (shadow.oid,),
+    )
     clustered = {row[0] for row in cur.fetchall()}
     for live_name, temporary, _ in shadow.renames:
-        cur.execute("SELECT %s::regclass::oid", (qualified(schema, live_name).as_string(cur),))
-        if cur.fetchone()[0] in clustered:
+        if live_name in clustered:
             cur.execute(sql.SQL("ALTER TABLE {} CLUSTER ON {}").format(table, sql.Identifier(temporary)))
 
 
