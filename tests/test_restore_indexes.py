@@ -2,8 +2,10 @@
 the same transaction; any failure leaves the original indexes and rows. Progress lines while it works. (A swapped
 restore, the default, builds the indexes on its new tables: tests/test_swap_restore.py.)"""
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import psycopg2
 import pytest
@@ -38,6 +40,18 @@ def indexes(dsn: str) -> list[tuple[str, str]]:
         dsn,
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'langchain_pg_%' ORDER BY indexname",
     )
+
+
+@contextlib.contextmanager
+def snapshot_held(dsn: str) -> Iterator[None]:
+    """Another session holds a snapshot (and no table lock) meanwhile, so deleted rows stay visible to it."""
+    reader = psycopg2.connect(dsn)
+    try:
+        reader.set_session(isolation_level="REPEATABLE READ")
+        reader.cursor().execute("SELECT 1")
+        yield
+    finally:
+        reader.close()
 
 
 def fingerprint(dsn: str) -> tuple:
@@ -103,10 +117,20 @@ def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_stor
     )
     back_up_database(dsn, "public", LocalBackupStore(backup_set.directory.parent), GLOBAL_TASK_KEY, "20261124_101501")
     bad_set = locate_backup_set(backup_set.directory.parent, timestamp="20261124_101501")
-    execute(dsn, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE document = 'short'"))
-    execute(
-        dsn, lambda cur: cur.execute("CREATE INDEX ix_fragile ON langchain_pg_embedding ((1 / (length(document) - 5)))")
-    )
+    # Not a DELETE: CREATE INDEX also indexes a deleted row that a snapshot elsewhere may still see (an autovacuum
+    # ANALYZE did, in CI; here a reader holds one) and would fail on it. TRUNCATE leaves no such row.
+    with snapshot_held(dsn):
+        execute(
+            dsn,
+            lambda cur: cur.execute(
+                "CREATE TEMP TABLE kept AS SELECT * FROM langchain_pg_embedding WHERE document <> 'short';"
+                "TRUNCATE langchain_pg_embedding; INSERT INTO langchain_pg_embedding SELECT * FROM kept"
+            ),
+        )
+        execute(
+            dsn,
+            lambda cur: cur.execute("CREATE INDEX ix_fragile ON langchain_pg_embedding ((1 / (length(document) - 5)))"),
+        )
     before_indexes, before_rows = indexes(dsn), fingerprint(dsn)
 
     with pytest.raises(DataError) as failed:
