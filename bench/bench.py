@@ -11,8 +11,8 @@ comparison A/B `--rounds` times and prints medians and ratios (ours / reference)
   with the default export sessions and with one, as plain CSV (compression none)
 - compression: set sizes and backup times of zstd (the default) and gzip sets vs plain CSV, `psql \\copy TO`
   and `psql \\copy TO PROGRAM 'zstd'`; restore of the zstd set vs `psql \\copy FROM` of the plain CSV
-- restore into truncated tables with PK + GIN vs `psql -1` (TRUNCATE, `\\copy FROM` both tables)
-- restore into PK + GIN + HNSW (cosine, by expression) vs the same `psql -1` into the indexed table
+- truncating restore (swapped in, the default) into PK + GIN vs `psql -1` (TRUNCATE, `\\copy FROM` both tables)
+- the same into PK + GIN + HNSW (cosine, by expression) vs the same `psql -1` into the indexed table
 - a Dagster backup run (request_vector_backup_job, in process) vs the plain export, on empty tables
 - the replaced system's client-side cursor export, once, as a reference
 - backup to and restore from S3 (SeaweedFS on loopback, started here) vs the same on local disk, zstd and plain
@@ -381,7 +381,7 @@ def compare_with_psql(
         rss = max(r["max_rss_mb"] for r in runs)
         rows.append(
             (
-                f"restore into truncated tables, PK + GIN, {label}",
+                f"truncating restore (swapped in, the default; no searches running), PK + GIN, {label}",
                 f"{median(runs):.2f} s, peak RSS {rss:.0f} MB",
                 f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
                 f"{median(runs) / median(psql):.2f}×",
@@ -394,7 +394,7 @@ def compare_with_psql(
         ours, psql = alternate(args.hnsw_rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)
         rows.append(
             (
-                "restore into PK + GIN + HNSW (cosine)",
+                "truncating restore (swapped in, the default; no searches running) into PK + GIN + HNSW (cosine)",
                 f"{median(ours):.2f} s",
                 f"`psql -1` TRUNCATE + `\\copy FROM` {median(psql):.2f} s",
                 f"{median(psql) / median(ours):.1f}× faster",
