@@ -25,5 +25,11 @@ COMMUNITY_CUSTOM_ID_COLUMN = "custom_id"
 LANGCHAIN_POSTGRES = "langchain_postgres"
 LANGCHAIN_COMMUNITY = "langchain_community"
 
+# A column of one of pgvector's types as the catalog and manifests spell it (format_type: maybe schema-qualified, the
+# declared dimension in parentheses): groups "kind" and "dimensions".
+VECTOR_TYPE_PATTERN = re.compile(
+    r"(?:[a-z_][a-z0-9_]*\.)?(?P<kind>vector|halfvec|sparsevec)(?:\((?P<dimensions>[0-9]+)\))?"
+)
+
 # A column name as this tool shows and uses it from a CSV header (file content): a plain identifier.
 COLUMN_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

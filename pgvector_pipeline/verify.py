@@ -14,13 +14,14 @@ One read of each file serves the first two, streamed as a restore streams it: me
 import csv
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.names import COLLECTION_REF_COLUMN
+from pgvector_pipeline.names import COLLECTION_REF_COLUMN, VECTOR_TYPE_PATTERN
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import ManifestTable
@@ -30,8 +31,12 @@ EMBEDDINGS_CHECK = "embeddings_parse"
 ROWS_CHECK = "rows_hold_up"
 ROWS_DROP_ENV = "PGVECTOR_ROWS_DROP_WARN"
 DEFAULT_ROWS_DROP = 0.5
-_VECTOR_TYPES = ("vector", "halfvec")  # sparsevec text is another format: its files are checked, not parsed
 _SHOWN = 5
+# What pgvector's input functions take, mirrored here: at most 16,000 dimensions (VECTOR_MAX_DIM, HALFVEC_MAX_DIM),
+# each number as strtof reads it then stored in the type's width, around it only C's whitespace.
+_MAX_DIMENSIONS = 16_000
+_STORED_AS = {"vector": np.float32, "halfvec": np.float16}
+_SPACE = " \t\n\r\v\f"
 
 
 @dataclass(frozen=True)
@@ -118,29 +123,29 @@ class _Vectors:
         self.bad: list[str] = []
 
     def read(self, table: str, entry: ManifestTable, stream: io.RawIOBase) -> None:
-        columns = [c.name for c in entry.columns if c.type.split("(")[0] in _VECTOR_TYPES]
-        if not columns:
+        types = {c.name: t for c in entry.columns if (t := VectorType.of(c.type)) is not None}
+        if not types:
             return  # leaving verified_csv reads the rest in chunks and checks it
         reader = csv.reader(io.TextIOWrapper(io.BufferedReader(stream, 1 << 16), encoding="utf-8", newline=""))
         header = next(reader, [])
-        positions = [header.index(name) for name in columns if name in header]
+        columns = [(position, types[name]) for position, name in enumerate(header) if name in types]
         group_at = header.index(COLLECTION_REF_COLUMN) if COLLECTION_REF_COLUMN in header else None
         for row_number, row in enumerate(reader, start=1):
             group = (table, row[group_at] if group_at is not None else "")
-            for position in positions:
+            for position, vector_type in columns:
                 if row[position]:
-                    problem = self._one(row[position], group)
+                    problem = self._one(row[position], vector_type, group)
                     if problem:
                         self._bad(f"{entry.file} row {row_number}, {header[position]}: {problem}")
 
-    def _one(self, text: str, group: tuple[str, str]) -> str | None:
+    def _one(self, text: str, vector_type: "VectorType", group: tuple[str, str]) -> str | None:
         """Count one vector and note its dimension; what is wrong with it, if anything."""
         self.vectors += 1
-        values = _floats(text)
-        if values is None:
-            return f"not a vector ({text[:40]!r})"
+        values = parsed_vector(text)
+        if isinstance(values, str):
+            return values
         self.dimensions.setdefault(group, set()).add(len(values))
-        return None if np.isfinite(values).all() else "NaN or infinity"
+        return vector_problem(values, vector_type)
 
     def _bad(self, what: str) -> None:
         if len(self.bad) < _SHOWN:
@@ -170,18 +175,83 @@ class _Vectors:
         )
 
 
-def _floats(text: str) -> "np.ndarray | None":
-    """The numbers of a vector's text ('[1,2.5,3]'), parsed in C; None when it is not one."""
-    if not (text.startswith("[") and text.endswith("]")):
-        return None
-    inner = text[1:-1]
-    if not inner:
-        return np.empty(0)
+@dataclass(frozen=True)
+class VectorType:
+    """A column type whose text this check parses: vector or halfvec, with its declared dimension if any (sparsevec
+    text is another format: its files are checked, not parsed)."""
+
+    kind: str
+    dimensions: int | None
+
+    @classmethod
+    def of(cls, column_type: str) -> "VectorType | None":
+        match = VECTOR_TYPE_PATTERN.fullmatch(column_type)
+        if match is None or match["kind"] not in _STORED_AS:
+            return None
+        return cls(match["kind"], int(match["dimensions"]) if match["dimensions"] else None)
+
+
+def vector_values(text: str, vector_type: VectorType) -> "np.ndarray | str":
+    """The numbers of a vector's text ('[1,2.5,3]') as pgvector's input function reads them into `vector_type`, or
+    what it would refuse them for."""
+    values = parsed_vector(text)
+    if isinstance(values, str):
+        return values
+    return vector_problem(values, vector_type) or values
+
+
+def parsed_vector(text: str) -> "np.ndarray | str":
+    """The numbers of a vector's text, or why it is not a vector's text at all."""
+    body = text.strip(_SPACE)
+    if len(body) < 2 or body[0] != "[" or body[-1] != "]":
+        return f"not a vector ({text[:40]!r})"
+    inner = body[1:-1]
+    if not inner.strip(_SPACE):
+        return "no dimensions"
+    values = _numbers(inner)
+    return f"not a vector ({text[:40]!r})" if values is None else values
+
+
+def vector_problem(values: "np.ndarray", vector_type: VectorType) -> str | None:
+    """What pgvector would refuse a vector of these numbers for, in its own order of checks; None: nothing."""
+    if len(values) > _MAX_DIMENSIONS:
+        return f"{len(values):,} dimensions, more than pgvector's {_MAX_DIMENSIONS:,}"
+    if not np.isfinite(values).all():
+        return "NaN or infinity"
+    with np.errstate(over="ignore"):
+        stored = values.astype(np.float32).astype(_STORED_AS[vector_type.kind])
+    if not np.isfinite(stored).all():
+        return f"a number out of range for type {vector_type.kind}"
+    if vector_type.dimensions is not None and len(values) != vector_type.dimensions:
+        return f"{len(values)} dimensions where the column holds {vector_type.dimensions}"
+    return None
+
+
+def _numbers(inner: str) -> "np.ndarray | None":
+    """The comma-separated numbers of `inner`, parsed in C; the slow, exact reading where numpy stops early (hex
+    numbers, which strtof takes) or the text is wrong (None)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # numpy's "could not be read to its end": handled below
+        try:
+            values = np.fromstring(inner, dtype=np.float64, sep=",")
+        except ValueError:
+            values = None
+    if values is not None and len(values) == inner.count(",") + 1:
+        return values
     try:
-        values = np.fromstring(inner, dtype=np.float64, sep=",")
-    except ValueError:  # a number it cannot read
+        return np.array([_strtof_number(token) for token in inner.split(",")], dtype=np.float64)
+    except ValueError:
         return None
-    return values if len(values) == inner.count(",") + 1 else None
+
+
+def _strtof_number(token: str) -> float:
+    """One number as C's strtof reads a whole token: ASCII only, no digit separators, hex allowed; else ValueError."""
+    number = token.strip(_SPACE)
+    if not number.isascii() or "_" in number or not number:
+        raise ValueError(token)
+    if number.lstrip("+-")[:2].lower() == "0x":
+        return float.fromhex(number)
+    return float(number)
 
 
 def _dimension_list(dimensions: dict[tuple[str, str], set[int]]) -> Iterator[str]:

@@ -3,10 +3,16 @@ the store: files against the manifest, every vector parsed, rows against the loc
 passes; a damaged file, a NaN, a collection of mixed dimensions and a store that lost most of its rows are caught,
 in plain Python and as the backup assets' checks in Dagster."""
 
+import re
+
 import dagster as dg
+import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
@@ -69,6 +75,26 @@ def test_a_nan_and_a_collection_of_mixed_dimensions_fail_the_embeddings_check(st
     assert not passed
     assert "row 11, embedding: NaN or infinity" in description
     assert "has vectors of [3, 4] dimensions" in description and "langchain_pg_embedding " in description
+
+
+def test_vectors_pgvector_would_refuse_fail_the_embeddings_check_and_the_restore(store_db, backup_root):
+    """The check mirrors pgvector's input function: a number past float4's range and a vector of no dimensions parse
+    as float64 text, yet the restore of such a set fails."""
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=3, dimension=2)
+    execute(store_db, lambda cur: cur.execute(f"UPDATE {EMBEDDING_TABLE} SET embedding = '[1,2]'"))
+    backup_set = backed_up(store_db, backup_root)
+    damaged = iter((b'"[1e39,2]"', b'"[]"'))
+    rewrite_csv_keeping_manifest_consistent(
+        backup_set, EMBEDDING_TABLE, lambda data: re.sub(rb'"\[1,2\]"', lambda _: next(damaged, b'"[1,2]"'), data)
+    )
+
+    passed, description = verdicts(backup_set)[EMBEDDINGS_CHECK]
+    with pytest.raises(DataError, match="out of range for type vector"):
+        restore_backup_set(store_db, "public", backup_set, RestoreFlags(truncate_before_restore=True))
+
+    assert not passed
+    assert "row 1, embedding: a number out of range for type vector" in description
+    assert "row 2, embedding: no dimensions" in description
 
 
 def test_a_store_that_lost_most_of_its_rows_warns(store_db, backup_root):

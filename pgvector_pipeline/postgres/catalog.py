@@ -14,15 +14,13 @@ from pgvector_pipeline.names import (
     EMBEDDING_ID_COLUMN,
     LANGCHAIN_COMMUNITY,
     LANGCHAIN_POSTGRES,
+    VECTOR_TYPE_PATTERN,
 )
 
 _TEXT_TYPES = re.compile(r"(?:text|character varying|character|varchar|char)(?:\([0-9]+\))?")
 
 # pg_attribute.attgenerated: 's' stored, 'v' virtual (PostgreSQL 18); '' for ordinary columns.
 _GENERATED_KINDS = {"s": "STORED", "v": "VIRTUAL"}
-
-_VECTOR_TYPES = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsevec)(?:\([0-9]+\))?")
-_FIXED_DIMENSION = re.compile(r"(?:[a-z_][a-z0-9_]*\.)?(?:vector|halfvec|sparsevec)\(([0-9]+)\)")
 
 
 @dataclass(frozen=True)
@@ -66,13 +64,13 @@ class TableDescription:
     @property
     def vector_columns(self) -> list[str]:
         """The columns of pgvector's types (vector, halfvec, sparsevec)."""
-        return [column.name for column in self.columns if _VECTOR_TYPES.fullmatch(column.type)]
+        return [column.name for column in self.columns if VECTOR_TYPE_PATTERN.fullmatch(column.type)]
 
     @property
     def fixed_embedding_dimension(self) -> int | None:
         column = self.column(EMBEDDING_COLUMN)
-        match = _FIXED_DIMENSION.fullmatch(column.type) if column else None
-        return int(match.group(1)) if match else None
+        match = VECTOR_TYPE_PATTERN.fullmatch(column.type) if column else None
+        return int(match["dimensions"]) if match and match["dimensions"] else None
 
 
 def qualified(schema: str, table: str) -> sql.Composed:
