@@ -79,14 +79,20 @@ CONFIG_FLAGS = {
     **{name: flag for name, (flag, _) in RESTORE_FLAG_HELP.items()},
     "create_task_dir": "--create-task-dir",
     "truncate_after_backup": "--truncate",
+    "rename": "--rename",
 }
+# Dagster names messages send a user to, and the command that does the same from the shell.
+CLI_COMMANDS = {"(vector_backup_inventory)": "(pgvector-pipeline list)"}
 _CONFIG_SETTING = re.compile(r"\b(?:[Ss]et |[Uu]se )?(?P<name>[a-z_]+): true\b")
-_CONFIG_AND_FLAG = re.compile(r"\b(?P<name>[a-z_]+) \((?P<flag>--[a-z-]+)\)")
+_CONFIG_AND_FLAG = re.compile(r"\b(?P<name>[a-z_]+) \((?P<flag>--[a-z-]+(?: [A-Z=]+| --[a-z-]+)*)\)")
 
 
 def for_cli(message: str) -> str:
-    """A message as the CLI user needs it: 'set create_task_dir: true' becomes 'pass --create-task-dir', and
-    'truncate_before_restore (--truncate)' becomes '--truncate' (the run's config spellings are for the UI)."""
+    """A message as the CLI user needs it: 'set create_task_dir: true' becomes 'pass --create-task-dir',
+    'truncate_before_restore (--truncate)' becomes '--truncate' (the run's config spellings are for the UI), and a
+    Dagster job or asset it points to becomes the command."""
+    for dagster_name, command in CLI_COMMANDS.items():
+        message = message.replace(dagster_name, command)
     message = _CONFIG_AND_FLAG.sub(lambda m: m["flag"] if m["name"] in CONFIG_FLAGS else m[0], message)
     return _CONFIG_SETTING.sub(
         lambda m: f"pass {CONFIG_FLAGS[m['name']]}" if m["name"] in CONFIG_FLAGS else m[0], message

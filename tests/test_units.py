@@ -188,6 +188,7 @@ def test_loading_the_code_location_warns_of_nothing_a_user_cannot_act_on():
 
 def test_cli_messages_name_the_flags_instead_of_the_config():
     from pgvector_pipeline.cli import for_cli
+    from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
 
     assert for_cli("Missing: create it or set create_task_dir: true to create it.") == (
         "Missing: create it or pass --create-task-dir to create it."
@@ -196,6 +197,18 @@ def test_cli_messages_name_the_flags_instead_of_the_config():
         "restore with --truncate; or pass --create-missing"
     )
     assert for_cli("some_option: true and other (--x) stay") == "some_option: true and other (--x) stay"
+    assert for_cli(APPEND_CLASH_HINT) == (
+        "A restore without --truncate adds the set's rows to the live ones. To roll the tables back to "
+        "the set, restore with --truncate; to replace only some collections, name them with --collections NAME "
+        "--replace-collections; to keep both, restore them under new names with --rename OLD=NEW."
+    )
+    assert for_cli(
+        "No backup set with timestamp 20250101_000000 in /r/vector_bak. List the sets "
+        "(vector_backup_inventory) and pick one."
+    ) == (
+        "No backup set with timestamp 20250101_000000 in /r/vector_bak. List the sets (pgvector-pipeline list) and "
+        "pick one."
+    )
 
 
 def test_progress_bars_show_rows_bytes_rate_and_the_lines_above_them():

@@ -218,10 +218,10 @@ class TablesRestored:
 # What to do when a restore that appends meets rows the target holds already: one home for the check before the load
 # (pgvector_pipeline.restore) and the unique violation during it.
 APPEND_CLASH_HINT = (
-    "A restore without truncate_before_restore adds the set's rows to the live ones. To roll the tables back to the "
-    "set, restore with truncate_before_restore (--truncate); to replace only some collections, name them with "
-    "replace_collections (--collections NAME --replace-collections); to keep both, restore them under new names "
-    "(rename, --rename OLD=NEW)."
+    "A restore without truncate_before_restore (--truncate) adds the set's rows to the live ones. To roll the tables "
+    "back to the set, restore with truncate_before_restore (--truncate); to replace only some collections, name them "
+    "with replace_collections (--collections NAME --replace-collections); to keep both, restore them under new "
+    "names with rename (--rename OLD=NEW)."
 )
 
 
