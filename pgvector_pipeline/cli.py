@@ -354,6 +354,24 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="Seconds --wait waits (default 3600).")
 
 
+def _direct_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """--direct and --root, before the command (`default` None) and again after it (`default` SUPPRESS: given there,
+    they win; not given, the ones before the command stay)."""
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        default=default if default is not None else False,
+        help="Run backup, restore, verify or list in this process, without the Dagster webserver or daemon (disaster "
+        f"recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
+        f"${BACKUP_ROOT_ENV}).",
+    )
+    parser.add_argument(
+        "--root",
+        default=default,
+        help=f"With --direct: the backup root, a directory or s3://bucket/prefix (${BACKUP_ROOT_ENV}).",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -363,16 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, "127.0.0.1"), help=f"Webserver host (${HOST_ENV}).")
     parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "3000")), help=f"Port (${PORT_ENV}).")
-    parser.add_argument(
-        "--direct",
-        action="store_true",
-        help="Run backup, restore, verify or list in this process, without the Dagster webserver or daemon (disaster "
-        f"recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
-        f"${BACKUP_ROOT_ENV}).",
-    )
-    parser.add_argument(
-        "--root", help=f"With --direct: the backup root, a directory or s3://bucket/prefix (${BACKUP_ROOT_ENV})."
-    )
+    _direct_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True)
     parser.set_defaults(direct_run=None)
 
@@ -502,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("stop", help="Switch a schedule or sensor off.")
     stop.add_argument("name", choices=SCHEDULES + SENSORS)
     stop.set_defaults(run=_stop)
+    for command in commands.choices.values():  # `list --direct --root R` reads as well as `--direct --root R list`
+        _direct_options(command, argparse.SUPPRESS)
     return parser
 
 

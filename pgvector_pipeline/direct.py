@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pgvector_pipeline.backup import BackupChoices, Log, back_up_database, backup_options
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags, partition_key
 from pgvector_pipeline.drill import restore_drill, set_to_drill
-from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
 from pgvector_pipeline.store.listing import set_record
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV, store_at
 from pgvector_pipeline.tables import schema_of
 
@@ -158,8 +159,15 @@ def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict
 
 
 def list_sets(where: Target, task_id: str | None, global_only: bool) -> list[dict]:
-    """The sets of the store, newest first, as the inventory records them (see store.listing.set_record)."""
-    return [set_record(s) for s in where.store.list_sets(global_only=global_only, task_id=task_id)]
+    """The sets of the store, newest first, as the inventory records them (see store.listing.set_record).
+    ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
+    sets = [set_record(s) for s in where.store.list_sets(global_only=global_only, task_id=task_id)]
+    if not sets and isinstance(where.store, LocalBackupStore) and not where.store.root.is_dir():
+        raise ResourceNotFound(
+            f"The backup root {where.store.where} does not exist (or is not a directory): check --root or "
+            f"${BACKUP_ROOT_ENV}."
+        )
+    return sets
 
 
 def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict:

