@@ -195,7 +195,10 @@ def test_a_failed_run_reports_its_error_type_through_the_cli(deployment):
     status = json.loads(failed.stdout)
     assert status["status"] == "FAILURE" and status["error_type"] == "RESOURCE_NOT_FOUND"
     assert status["can_retry"] is False and "20200101_000000" in status["error_message"]
-    # Cron mails what a job writes to stderr: the failure is there too, in one line, after the run's progress.
+    # Cron mails what a job writes to stderr: the failure is there too, in one line, after the run's progress, with
+    # the command that lists the sets where the run's message names the Dagster asset.
+    assert "List the sets (vector_backup_inventory)" in status["error_message"]
     assert failed.stderr.splitlines()[-1] == (
-        f"error: run {status['run_id']} FAILURE: RESOURCE_NOT_FOUND: {status['error_message']}"
+        f"error: run {status['run_id']} FAILURE: RESOURCE_NOT_FOUND: "
+        + status["error_message"].replace("(vector_backup_inventory)", "(pgvector-pipeline list)")
     )
