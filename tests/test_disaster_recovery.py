@@ -182,6 +182,51 @@ def test_the_last_resort_refuses_a_manifest_that_smuggles_a_command(store_db, ba
     assert "holds a file name, a name or a statement this tool does not write; refusing." in done.stderr
 
 
+@pytest.mark.parametrize("planted", ["symlink", "fifo"])
+def test_the_last_resort_opens_regular_files_only(store_db, backup_root, tmp_path, planted):
+    """A symlink to a copy of the very file passes the checksum, yet could point anywhere; a FIFO would block the
+    checksum forever. Both are refused before psql starts."""
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=4)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None, _options("none"))
+    [csv] = (backup_root / "vector_bak").glob("langchain_pg_embedding_*.csv")
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_bytes(csv.read_bytes())
+    csv.unlink()
+    if planted == "symlink":
+        csv.symlink_to(elsewhere)
+    else:
+        os.mkfifo(csv)
+    before = contents(store_db)
+
+    done = psql_restore(backup_root / "vector_bak", result.timestamp, store_db)
+
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"{backup_root / 'vector_bak'}/{csv.name} is not a regular file (a symlink, a FIFO or missing); refusing.\n",
+    )
+    assert contents(store_db) == before
+
+
+def test_the_last_resort_loads_only_the_bytes_it_checked(tmp_path):
+    """psql reads each file through read_verified.sh, which hashes what it passes on: bytes that changed after the
+    first check fail the \\copy (exit 1, after the data), so the transaction rolls back."""
+    import hashlib
+
+    data = b"id,document\n1,x\n"
+    (tmp_path / "t.csv").write_bytes(data)
+    reader = ["sh", str(REPO / "deploy" / "read_verified.sh"), "t.csv"]
+
+    same = subprocess.run([*reader, hashlib.sha256(data).hexdigest(), "none"], cwd=tmp_path, capture_output=True)
+    changed = subprocess.run([*reader, "0" * 64, "none"], cwd=tmp_path, capture_output=True, timeout=30)
+
+    assert (same.returncode, same.stdout, same.stderr) == (0, data, b"")
+    assert changed.returncode == 1
+    assert changed.stderr.decode() == (
+        f"t.csv changed since it was checked: its sha256 is now {hashlib.sha256(data).hexdigest()}, the manifest says "
+        f"{'0' * 64}; refusing.\n"
+    )
+
+
 def _options(codec: str):
     from pgvector_pipeline.backup import BackupOptions
 
