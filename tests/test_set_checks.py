@@ -16,7 +16,7 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
-from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK, ROWS_CHECK, check_set
+from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK, ROWS_CHECK, check_files_and_embeddings, check_set
 from tests.helpers import PLAIN_CSV, flip_a_digit, rewrite_csv_keeping_manifest_consistent
 
 
@@ -95,6 +95,38 @@ def test_vectors_pgvector_would_refuse_fail_the_embeddings_check_and_the_restore
     assert not passed
     assert "row 1, embedding: a number out of range for type vector" in description
     assert "row 2, embedding: no dimensions" in description
+
+
+def test_worker_processes_find_what_this_process_finds(store_db, backup_root):
+    """A large set's vectors are parsed by worker processes: the same verdicts, the rows at fault in the same order,
+    as parsed here (batches of 250 vectors: this set makes several)."""
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=400, dimension=4)
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document) SELECT 'short', uuid, "
+            "'[1,2,3]', 'x' FROM langchain_pg_collection WHERE name = 'sample_collection_1'"
+        ),
+    )
+    backup_set = backed_up(store_db, backup_root)
+    at_fault = iter(range(3))
+    rewrite_csv_keeping_manifest_consistent(
+        backup_set,
+        EMBEDDING_TABLE,
+        lambda data: re.sub(rb'"\[[^"]*\]"', lambda m: b'"[1,NaN,3]"' if next(at_fault, 3) < 2 else m[0], data),
+    )
+
+    here = check_files_and_embeddings(backup_set, workers=0)
+    pooled = check_files_and_embeddings(backup_set, workers=2)
+
+    assert pooled == here
+    assert not here[1].passed and here[1].metadata["vectors"] == 801
+    assert (
+        here[1].description.startswith(
+            "Vectors that would not restore or search as they should: langchain_pg_embedding_"
+        )
+        and ".csv row 1, embedding: NaN or infinity; " in here[1].description
+    )
 
 
 def test_a_store_that_lost_most_of_its_rows_warns(store_db, backup_root):
