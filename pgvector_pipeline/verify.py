@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -45,9 +45,19 @@ _BATCH = 250
 _IN_FLIGHT = 2
 
 
-def parse_workers() -> int:
-    """Worker processes for a large set's vectors: one per core, at most 4 (this process reads and hashes)."""
-    return min(4, os.cpu_count() or 1)
+# Worker processes that parse a set's vectors, whatever its size (0: none, parse in the run's process).
+CHECK_WORKERS_ENV = "PGVECTOR_CHECK_WORKERS"
+
+
+def parse_workers(vector_bytes: int) -> int:
+    """Worker processes for a set whose files with vectors hold `vector_bytes`: $PGVECTOR_CHECK_WORKERS if set, else
+    one per core, at most 4 (this process reads and hashes), from PARALLEL_PARSE_MIN_BYTES on."""
+    configured = os.environ.get(CHECK_WORKERS_ENV, "").strip()
+    if configured:
+        if not configured.isascii() or not configured.isdigit():
+            raise InvalidParams(f"{CHECK_WORKERS_ENV} is a number of processes (0: none), not {configured!r}.")
+        return int(configured)
+    return min(4, os.cpu_count() or 1) if vector_bytes >= PARALLEL_PARSE_MIN_BYTES else 0
 
 
 @dataclass(frozen=True)
@@ -69,14 +79,13 @@ def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None) -> list
 
 def check_files_and_embeddings(backup_set: BackupSetInfo, workers: int | None = None) -> tuple[SetCheck, SetCheck]:
     """files_match_manifest and embeddings_parse, from one read of each file. `workers`: processes that parse the
-    vectors (0: this one; None: parse_workers() for a set of PARALLEL_PARSE_MIN_BYTES or more)."""
+    vectors (0: this one; None: as parse_workers says for this set)."""
     manifest = backup_set.manifest
     if manifest is None or backup_set.store is None:
         why = f"Set {backup_set.timestamp} has no manifest (made by the old system): nothing to compare it with."
         return (SetCheck(FILES_CHECK, False, why, warn_only=True), SetCheck(EMBEDDINGS_CHECK, False, why, True))
     if workers is None:
-        vector_bytes = sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e))
-        workers = parse_workers() if vector_bytes >= PARALLEL_PARSE_MIN_BYTES else 0
+        workers = parse_workers(sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e)))
     try:
         return _read_and_check(backup_set, workers)
     except BrokenProcessPool:  # a worker died (killed, out of memory): the set is not at fault, read it again here
@@ -165,6 +174,7 @@ class _Vectors:
         self._pool = pool
         self._waiting: deque[tuple[_Batch, Future | list]] = deque()
         self._in_flight = _IN_FLIGHT * workers
+        self._workers = workers
 
     def read(self, table: str, entry: ManifestTable, stream: io.RawIOBase) -> None:
         types = _vector_types(entry)
@@ -218,7 +228,11 @@ class _Vectors:
 
     def verdict(self) -> SetCheck:
         mixed = {group: sorted(dims) for group, dims in self.dimensions.items() if len(dims) > 1}
-        metadata = {"vectors": self.vectors, "dimensions": ", ".join(_dimension_list(self.dimensions)) or "none"}
+        metadata = {
+            "vectors": self.vectors,
+            "dimensions": ", ".join(_dimension_list(self.dimensions)) or "none",
+            "parse_workers": self._workers,
+        }
         if self.bad or mixed:
             problems = self.bad + [
                 f"{' '.join(part for part in group if part)} has vectors of {dims} dimensions"

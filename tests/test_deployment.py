@@ -77,6 +77,9 @@ def deployment(pg_server, tmp_path_factory):
         "PGVECTOR_RETENTION_CRON": cron,
         "PGVECTOR_FRESHNESS_CRON": cron,
         "PGVECTOR_RETENTION_KEEP_NEWEST": "5",
+        # The runs' set checks parse vectors in spawned worker processes, as a large set's do: here under
+        # `python -m dagster api execute_run`, as in production.
+        "PGVECTOR_CHECK_WORKERS": "2",
     }
     with running_webserver(work, env, REPO_ROOT / "deploy" / "postgres" / "dagster.yaml", daemon=True) as port:
         yield {"port": port, "root": root, "store": store, "instance_db": instance_db, "tick": tick, "work": work}
@@ -115,6 +118,14 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     ]
     checks = query(deployment["instance_db"], "SELECT check_name, execution_status FROM asset_check_executions")
     assert ("recent_global_backup", "SUCCEEDED") in checks or ("recent_global_backup", "FAILED") in checks
+    # Both backups' embeddings checks passed, their vectors parsed by worker processes.
+    parsed = query(
+        deployment["instance_db"],
+        "SELECT e.execution_status, (e.evaluation_event::json #>> '{dagster_event,event_specific_data,metadata,"
+        "parse_workers,value}') FROM asset_check_executions e "
+        "WHERE e.check_name = 'embeddings_parse' AND e.asset_key LIKE '%%langchain_pg_embedding_backup%%'",
+    )
+    assert parsed == [("SUCCEEDED", "2"), ("SUCCEEDED", "2")], parsed
     sets = {s.task: s for s in list_backup_sets(root)}
     assert {task: s.status for task, s in sets.items()} == {"global": "complete", "task_train_1": "complete"}
     assert sets["global"].rows("langchain_pg_embedding") == 200
