@@ -1,6 +1,7 @@
 """Pure units, no server: DSN redaction, error classification, names and validators, manifest model."""
 
 import json
+import os
 
 import psycopg2
 import pytest
@@ -230,3 +231,17 @@ def test_progress_bars_show_rows_bytes_rate_and_the_lines_above_them():
     assert " INFO Loading langchain_pg_embedding." in shown
     assert "COPY langchain_pg_embedding" in shown and "10,000 of 20,000 rows, 8.0 MB of 16.0 MB" in shown
     assert "index ix_hnsw: building index" in shown and "300 of 1,000 tuples" in shown
+
+
+def test_the_parse_workers_of_the_set_checks(monkeypatch):
+    from pgvector_pipeline.verify import CHECK_WORKERS_ENV, PARALLEL_PARSE_MIN_BYTES, parse_workers
+
+    monkeypatch.delenv(CHECK_WORKERS_ENV, raising=False)
+    assert parse_workers(PARALLEL_PARSE_MIN_BYTES - 1) == 0
+    assert parse_workers(PARALLEL_PARSE_MIN_BYTES) == min(4, os.cpu_count() or 1)
+    monkeypatch.setenv(CHECK_WORKERS_ENV, "0")
+    assert parse_workers(10 * PARALLEL_PARSE_MIN_BYTES) == 0
+    monkeypatch.setenv(CHECK_WORKERS_ENV, "two")
+    with pytest.raises(InvalidParams) as refused:
+        parse_workers(0)
+    assert refused.value.message == "PGVECTOR_CHECK_WORKERS is a number of processes (0: none), not 'two'."
