@@ -231,7 +231,8 @@ class _Vectors:
         metadata = {
             "vectors": self.vectors,
             "dimensions": ", ".join(_dimension_list(self.dimensions)) or "none",
-            "parse_workers": self._workers,
+            # Text, not a number: the UI plots numbers, and this one says nothing over time.
+            "parsed_by": f"{self._workers} worker processes" if self._workers else "the run's process",
         }
         if self.bad or mixed:
             problems = self.bad + [

@@ -122,10 +122,10 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     parsed = query(
         deployment["instance_db"],
         "SELECT e.execution_status, (e.evaluation_event::json #>> '{dagster_event,event_specific_data,metadata,"
-        "parse_workers,value}') FROM asset_check_executions e "
+        "parsed_by,text}') FROM asset_check_executions e "
         "WHERE e.check_name = 'embeddings_parse' AND e.asset_key LIKE '%%langchain_pg_embedding_backup%%'",
     )
-    assert parsed == [("SUCCEEDED", "2"), ("SUCCEEDED", "2")], parsed
+    assert parsed == [("SUCCEEDED", "2 worker processes"), ("SUCCEEDED", "2 worker processes")], parsed
     sets = {s.task: s for s in list_backup_sets(root)}
     assert {task: s.status for task, s in sets.items()} == {"global": "complete", "task_train_1": "complete"}
     assert sets["global"].rows("langchain_pg_embedding") == 200

@@ -120,7 +120,10 @@ def test_worker_processes_find_what_this_process_finds(store_db, backup_root):
     pooled = check_files_and_embeddings(backup_set, workers=2)
 
     assert [(c.passed, c.description) for c in pooled] == [(c.passed, c.description) for c in here]
-    assert (here[1].metadata["parse_workers"], pooled[1].metadata["parse_workers"]) == (0, 2)
+    assert (here[1].metadata["parsed_by"], pooled[1].metadata["parsed_by"]) == (
+        "the run's process",
+        "2 worker processes",
+    )
     assert not here[1].passed and here[1].metadata["vectors"] == 801
     assert (
         here[1].description.startswith(
