@@ -25,6 +25,17 @@ def backed_up(dsn: str, root):
     return LocalBackupStore(root).locate(timestamp=result.timestamp)
 
 
+def add_a_shorter_vector(dsn: str) -> None:
+    """A dimension-less column takes any length: sample_collection_1 now holds a 3-dimensional vector too."""
+    execute(
+        dsn,
+        lambda cur: cur.execute(
+            f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document) SELECT 'short', uuid, "
+            "'[1,2,3]', 'x' FROM langchain_pg_collection WHERE name = 'sample_collection_1'"
+        ),
+    )
+
+
 def verdicts(backup_set, previous=None) -> dict[str, tuple[bool, str]]:
     return {check.name: (check.passed, check.description) for check in check_set(backup_set, previous)}
 
@@ -56,14 +67,7 @@ def test_a_changed_file_fails_the_files_check(store_db, backup_root):
 
 def test_a_nan_and_a_collection_of_mixed_dimensions_fail_the_embeddings_check(store_db, backup_root):
     fill_sample_store(store_db, collections=2, embeddings_per_collection=5, dimension=4)
-    # A dimension-less column takes any length: one collection now holds 4- and 3-dimensional vectors.
-    execute(
-        store_db,
-        lambda cur: cur.execute(
-            f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document) SELECT 'short', uuid, "
-            "'[1,2,3]', 'x' FROM langchain_pg_collection WHERE name = 'sample_collection_1'"
-        ),
-    )
+    add_a_shorter_vector(store_db)
     backup_set = backed_up(store_db, backup_root)
     # pgvector refuses NaN, so a set can hold one only by damage that kept the manifest consistent.
     rewrite_csv_keeping_manifest_consistent(
@@ -101,13 +105,7 @@ def test_worker_processes_find_what_this_process_finds(store_db, backup_root):
     """A large set's vectors are parsed by worker processes: the same verdicts, the rows at fault in the same order,
     as parsed here (batches of 250 vectors: this set makes several)."""
     fill_sample_store(store_db, collections=2, embeddings_per_collection=400, dimension=4)
-    execute(
-        store_db,
-        lambda cur: cur.execute(
-            f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document) SELECT 'short', uuid, "
-            "'[1,2,3]', 'x' FROM langchain_pg_collection WHERE name = 'sample_collection_1'"
-        ),
-    )
+    add_a_shorter_vector(store_db)
     backup_set = backed_up(store_db, backup_root)
     at_fault = iter(range(3))
     rewrite_csv_keeping_manifest_consistent(
