@@ -248,7 +248,7 @@ class _Vectors:
         return SetCheck(
             EMBEDDINGS_CHECK,
             True,
-            f"All {self.vectors:,} vectors parse, are finite, and have one dimension per collection.",
+            f"All {self.vectors:,} vectors load as pgvector reads them, and have one dimension per collection.",
             metadata=metadata,
         )
 

@@ -47,7 +47,7 @@ def test_a_sound_set_passes_every_check(store_db, backup_root):
 
     assert found == {
         FILES_CHECK: (True, "All 2 files match the manifest (sizes and sha256, as stored and decompressed)."),
-        EMBEDDINGS_CHECK: (True, "All 40 vectors parse, are finite, and have one dimension per collection."),
+        EMBEDDINGS_CHECK: (True, "All 40 vectors load as pgvector reads them, and have one dimension per collection."),
         ROWS_CHECK: (True, "No earlier complete set in this location to compare with."),
     }
 

@@ -45,7 +45,10 @@ def asset_of(table: str) -> dg.AssetKey:
 # The checks every backup run makes of the set it wrote, on each backup asset it materialized (pgvector_pipeline.verify).
 SET_CHECKS = {
     FILES_CHECK: "Every file of the set matches its manifest: sizes and sha256, as stored and decompressed.",
-    EMBEDDINGS_CHECK: "Every vector of the set parses, is finite, and has the dimension of its collection's others.",
+    EMBEDDINGS_CHECK: (
+        "Every vector of the set loads as pgvector reads it (finite, in its type's range, of its column's dimension) "
+        "and has the dimension of its collection's others."
+    ),
     ROWS_CHECK: f"No table lost more than ${ROWS_DROP_ENV} (default {DEFAULT_ROWS_DROP:.0%}) of its rows since the "
     f"location's previous complete set (a warning).",
 }
