@@ -124,7 +124,7 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
 
 def rows_hold_up(backup_set: BackupSetInfo, previous: BackupSetInfo | None) -> SetCheck:
     """A warning when a table lost more than the allowed share of rows since the location's previous set."""
-    allowed = float(os.environ.get(ROWS_DROP_ENV) or DEFAULT_ROWS_DROP)
+    allowed = allowed_rows_drop()
     if previous is None:
         return SetCheck(ROWS_CHECK, True, "No earlier complete set in this location to compare with.", True)
     dropped = []
@@ -149,6 +149,20 @@ def rows_hold_up(backup_set: BackupSetInfo, previous: BackupSetInfo | None) -> S
         True,
         {"previous_set": previous.timestamp},
     )
+
+
+def allowed_rows_drop() -> float:
+    """The share of rows a table may lose between sets before rows_hold_up warns: $PGVECTOR_ROWS_DROP_WARN."""
+    configured = os.environ.get(ROWS_DROP_ENV, "").strip()
+    if not configured:
+        return DEFAULT_ROWS_DROP
+    try:
+        allowed = float(configured)
+    except ValueError:
+        allowed = -1.0
+    if not 0 <= allowed <= 1:
+        raise InvalidParams(f"{ROWS_DROP_ENV} is a share of rows from 0 to 1 (0.5: half), not {configured!r}.")
+    return allowed
 
 
 @dataclass(frozen=True)

@@ -245,3 +245,17 @@ def test_the_parse_workers_of_the_set_checks(monkeypatch):
     with pytest.raises(InvalidParams) as refused:
         parse_workers(0)
     assert refused.value.message == "PGVECTOR_CHECK_WORKERS is a number of processes (0: none), not 'two'."
+
+
+@pytest.mark.parametrize("configured", ["half", "1.5", "-0.1", "nan"])
+def test_a_bad_rows_drop_share_is_refused_naming_the_variable(monkeypatch, configured):
+    from pgvector_pipeline.verify import ROWS_DROP_ENV, allowed_rows_drop
+
+    monkeypatch.setenv(ROWS_DROP_ENV, configured)
+    with pytest.raises(InvalidParams) as refused:
+        allowed_rows_drop()
+    assert refused.value.message == (
+        f"PGVECTOR_ROWS_DROP_WARN is a share of rows from 0 to 1 (0.5: half), not {configured!r}."
+    )
+    monkeypatch.setenv(ROWS_DROP_ENV, "0.25")
+    assert allowed_rows_drop() == 0.25
