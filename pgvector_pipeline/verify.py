@@ -24,7 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from pgvector_pipeline.errors import DataError, InvalidParams
+from pgvector_pipeline.env_numbers import number_from_env, whole_number
+from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -52,12 +53,10 @@ CHECK_WORKERS_ENV = "PGVECTOR_CHECK_WORKERS"
 def parse_workers(vector_bytes: int) -> int:
     """Worker processes for a set whose files with vectors hold `vector_bytes`: $PGVECTOR_CHECK_WORKERS if set, else
     one per core, at most 4 (this process reads and hashes), from PARALLEL_PARSE_MIN_BYTES on."""
-    configured = os.environ.get(CHECK_WORKERS_ENV, "").strip()
-    if configured:
-        if not configured.isascii() or not configured.isdigit():
-            raise InvalidParams(f"{CHECK_WORKERS_ENV} is a number of processes (0: none), not {configured!r}.")
-        return int(configured)
-    return min(4, os.cpu_count() or 1) if vector_bytes >= PARALLEL_PARSE_MIN_BYTES else 0
+    default = min(4, os.cpu_count() or 1) if vector_bytes >= PARALLEL_PARSE_MIN_BYTES else 0
+    return number_from_env(
+        CHECK_WORKERS_ENV, default, whole_number, lambda workers: True, "is a number of processes (0: none)"
+    )
 
 
 @dataclass(frozen=True)
@@ -153,16 +152,13 @@ def rows_hold_up(backup_set: BackupSetInfo, previous: BackupSetInfo | None) -> S
 
 def allowed_rows_drop() -> float:
     """The share of rows a table may lose between sets before rows_hold_up warns: $PGVECTOR_ROWS_DROP_WARN."""
-    configured = os.environ.get(ROWS_DROP_ENV, "").strip()
-    if not configured:
-        return DEFAULT_ROWS_DROP
-    try:
-        allowed = float(configured)
-    except ValueError:
-        allowed = -1.0
-    if not 0 <= allowed <= 1:
-        raise InvalidParams(f"{ROWS_DROP_ENV} is a share of rows from 0 to 1 (0.5: half), not {configured!r}.")
-    return allowed
+    return number_from_env(
+        ROWS_DROP_ENV,
+        DEFAULT_ROWS_DROP,
+        float,
+        lambda share: 0 <= share <= 1,
+        "is a share of rows from 0 to 1 (0.5: half)",
+    )
 
 
 @dataclass(frozen=True)

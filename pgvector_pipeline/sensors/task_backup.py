@@ -12,6 +12,7 @@ import os
 import dagster as dg
 
 from pgvector_pipeline.contract import TASK_SENSOR, request_run_config
+from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
 from pgvector_pipeline.resources import BackupStoreResource
@@ -28,10 +29,9 @@ MAX_DIRECTORIES_PER_TICK = 200
 
 def max_runs_per_tick() -> int:
     """Backups one tick may request (read at each tick): a whole number of at least 1."""
-    raw = os.environ.get(MAX_RUNS_ENV) or str(DEFAULT_MAX_RUNS)
-    if not raw.isdigit() or int(raw) < 1:
-        raise InvalidParams(f"{MAX_RUNS_ENV} must be a whole number of at least 1, not {raw!r:.40}.")
-    return int(raw)
+    return number_from_env(
+        MAX_RUNS_ENV, DEFAULT_MAX_RUNS, whole_number, lambda runs: runs >= 1, "must be a whole number of at least 1"
+    )
 
 
 def truncate_requested() -> bool:
