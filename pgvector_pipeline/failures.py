@@ -6,12 +6,12 @@ Retries are requested explicitly (`RetryRequested`) for retryable errors only: n
 policy re-runs bad input.
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 
+from pgvector_pipeline.env_numbers import number_from_env
 from pgvector_pipeline.errors import PipelineError
 
 RETRY_DELAY_ENV = "PGVECTOR_RETRY_DELAY_S"
@@ -40,7 +40,9 @@ def refusal_at_start(error: PipelineError) -> dg.Failure:
 
 def retry_delay_s() -> float:
     """Base delay of the exponential back-off, read when a retry is due (not at import)."""
-    return float(os.environ.get(RETRY_DELAY_ENV) or DEFAULT_RETRY_DELAY_S)
+    return number_from_env(
+        RETRY_DELAY_ENV, DEFAULT_RETRY_DELAY_S, float, lambda s: s >= 0, "is a number of seconds (0 or more)"
+    )
 
 
 @contextmanager

@@ -125,3 +125,17 @@ def test_task_sensor_requests_a_bounded_number_of_backups_per_tick(backup_root, 
             cursor = result.cursor
     assert per_tick == [5, 5, 2]
     assert len(json.loads(cursor)) == 12
+
+
+def test_a_bad_freshness_age_fails_the_check_naming_the_variable(backup_root, monkeypatch):
+    monkeypatch.setenv("PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS", "a day")
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(INVENTORY_JOB).execute_in_process(
+            instance=instance, run_config={}, raise_on_error=False
+        )
+
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    # Dagster wraps the check's error: InvalidParams is its cause.
+    cause = failure.event_specific_data.error.cause
+    assert cause.cls_name == "InvalidParams"
+    assert "PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS is a number of hours above 0, not 'a day'." in cause.message

@@ -259,3 +259,15 @@ def test_a_bad_rows_drop_share_is_refused_naming_the_variable(monkeypatch, confi
     )
     monkeypatch.setenv(ROWS_DROP_ENV, "0.25")
     assert allowed_rows_drop() == 0.25
+
+
+def test_a_bad_retry_delay_is_refused_naming_the_variable(monkeypatch):
+    from pgvector_pipeline.failures import retry_delay_s
+
+    monkeypatch.setenv("PGVECTOR_RETRY_DELAY_S", "soon")
+    with pytest.raises(InvalidParams) as refused:
+        retry_delay_s()
+    assert refused.value.message == "PGVECTOR_RETRY_DELAY_S is a number of seconds (0 or more), not 'soon'."
+    monkeypatch.setenv("PGVECTOR_RETRY_DELAY_S", "-1")
+    with pytest.raises(InvalidParams):
+        retry_delay_s()

@@ -1,13 +1,13 @@
 """recent_global_backup: a check on the inventory that fails when no complete global backup is recent,
 so a schedule that silently stopped shows up red in the UI."""
 
-import os
 from datetime import datetime
 
 import dagster as dg
 
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import FRESHNESS_CHECK
+from pgvector_pipeline.env_numbers import number_from_env
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 
@@ -26,7 +26,9 @@ DEFAULT_MAX_AGE_HOURS = 26.0
 )
 def recent_global_backup(backup_store: BackupStoreResource) -> dg.AssetCheckResult:
     """Age of the newest complete global set against the allowed maximum."""
-    max_age_h = float(os.environ.get(MAX_AGE_ENV) or DEFAULT_MAX_AGE_HOURS)
+    max_age_h = number_from_env(
+        MAX_AGE_ENV, DEFAULT_MAX_AGE_HOURS, float, lambda h: h > 0, "is a number of hours above 0"
+    )
     store = backup_store.store()
     newest = next((s for s in store.list_sets(global_only=True) if s.complete), None)
     if newest is None:
