@@ -271,3 +271,13 @@ def test_a_bad_retry_delay_is_refused_naming_the_variable(monkeypatch):
     monkeypatch.setenv("PGVECTOR_RETRY_DELAY_S", "-1")
     with pytest.raises(InvalidParams):
         retry_delay_s()
+
+
+@pytest.mark.parametrize(("configured", "taken"), [("10", 10), ("0", 200), ("ten", 200), ("²", 200)])
+def test_the_discovery_sensor_falls_back_to_its_default_on_a_bad_limit(monkeypatch, configured, taken):
+    """It must keep registering sets: a bad value is not fatal to it (a superscript digit, which str.isdigit takes,
+    crashed it)."""
+    from pgvector_pipeline.sensors.discovery import MAX_SETS_ENV, max_sets_per_tick
+
+    monkeypatch.setenv(MAX_SETS_ENV, configured)
+    assert max_sets_per_tick() == taken

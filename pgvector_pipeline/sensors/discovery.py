@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 import time
 
 import dagster as dg
@@ -10,7 +9,8 @@ import dagster as dg
 from pgvector_pipeline.assets.backup import BACKUP_ASSET_KEYS, asset_of
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
 from pgvector_pipeline.contract import LEGACY_PARTITIONS, SET_PARTITIONS
-from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.env_numbers import number_from_env, whole_number
+from pgvector_pipeline.errors import InvalidParams, PipelineError
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.partitions import (
     backup_partition_key,
@@ -58,9 +58,14 @@ def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
 
 
 def max_sets_per_tick() -> int:
-    """Sets one tick may adopt or register (read at each tick)."""
-    raw = os.environ.get(MAX_SETS_ENV) or str(DEFAULT_MAX_SETS)
-    return int(raw) if raw.isdigit() and int(raw) >= 1 else DEFAULT_MAX_SETS
+    """Sets one tick may adopt or register (read at each tick). Unlike other settings, a value that is not a whole
+    number of at least 1 falls back to the default: this sensor must keep registering sets."""
+    try:
+        return number_from_env(
+            MAX_SETS_ENV, DEFAULT_MAX_SETS, whole_number, lambda sets: sets >= 1, "must be a whole number of at least 1"
+        )
+    except InvalidParams:
+        return DEFAULT_MAX_SETS
 
 
 class _TickBudget:
