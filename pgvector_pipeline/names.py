@@ -25,6 +25,8 @@ COMMUNITY_CUSTOM_ID_COLUMN = "custom_id"
 LANGCHAIN_POSTGRES = "langchain_postgres"
 LANGCHAIN_COMMUNITY = "langchain_community"
 
+# pgvector's column types.
+VECTOR_TYPES = ("vector", "halfvec", "sparsevec")
 # A column of one of pgvector's types as the catalog and manifests spell it (format_type: maybe schema-qualified, the
 # declared dimension in parentheses): groups "kind" and "dimensions".
 VECTOR_TYPE_PATTERN = re.compile(

@@ -1,7 +1,8 @@
 """Reading table definitions from the PostgreSQL catalog, by column name, never by position."""
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from pgvector_pipeline.names import (
     LANGCHAIN_COMMUNITY,
     LANGCHAIN_POSTGRES,
     VECTOR_TYPE_PATTERN,
+    VECTOR_TYPES,
 )
 
 _TEXT_TYPES = re.compile(r"(?:text|character varying|character|varchar|char)(?:\([0-9]+\))?")
@@ -33,6 +35,9 @@ class Column:
     has_default: bool = False
     # GENERATED ALWAYS AS (...): computed by the server, so never in a CSV (COPY FROM cannot name it).
     generated: bool = False
+    # The type as SQL of ours names it (a cast, a staging table): qualified wherever it lives outside pg_catalog
+    # (`public.vector(8)`), since sessions run with an empty search_path. `type` is the schema-independent spelling.
+    sql_type: str = ""
 
     @property
     def is_text(self) -> bool:
@@ -103,8 +108,9 @@ def single_value(cur) -> Any:
 def table_oid(cur, schema: str, table: str) -> int | None:
     """The table's oid, or None when `schema.table` does not exist."""
     cur.execute(
-        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) "
+        "c.relnamespace WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relname OPERATOR(pg_catalog.=) %s "
+        "AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])",
         (schema, table),
     )
     row = cur.fetchone()
@@ -117,48 +123,52 @@ def table_extent(cur, schema: str, table: str) -> tuple[int, int]:
     if oid is None:
         return 0, 0
     cur.execute(
-        "SELECT pg_relation_size(%(oid)s::regclass) / current_setting('block_size')::bigint, "
-        "pg_table_size(%(oid)s::regclass)",
+        "SELECT pg_catalog.pg_relation_size(%(oid)s::pg_catalog.regclass) OPERATOR(pg_catalog./) "
+        "pg_catalog.current_setting('block_size')::pg_catalog.int8, pg_catalog.pg_table_size(%(oid)s::pg_catalog.regclass)",
         {"oid": oid},
     )
     heap_blocks, table_bytes = cur.fetchone()
     return int(heap_blocks), int(table_bytes)
 
 
+@contextmanager
+def deparsed_relative_to(cur, schema: str) -> Iterator[None]:
+    """Within the block, the server prints names (format_type, pg_get_expr, pg_get_*def) without the schema when
+    they live in `schema` or in pgvector's: DDL that fits any target schema and extension schema. The block's own
+    statements must name everything they call (pg_catalog.…, OPERATOR(pg_catalog.=)): the path holds schemas
+    other roles may create objects in. The empty path is set again on the way out."""
+    ext_schema = extension_schema(cur)
+    path = sql.SQL(", ").join(sql.Identifier(s) for s in dict.fromkeys([schema, ext_schema or schema]))
+    cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path.as_string(cur),))
+    try:
+        yield
+    finally:
+        if not cur.connection.closed and cur.connection.get_transaction_status() != _IN_ERROR:
+            cur.execute("SELECT pg_catalog.set_config('search_path', '', true)")
+
+
+# psycopg2.extensions.TRANSACTION_STATUS_INERROR: a failed transaction takes no statement (and ends the local path).
+_IN_ERROR = 3
+
+
 def describe_table(cur, schema: str, table: str) -> TableDescription | None:
     """The table's columns and the DDL to recreate it, or None when it does not exist.
 
-    Names in the DDL are qualified only where the session's search_path does not see them, so
-    callers set search_path to the table's schema first to get schema-independent DDL.
+    Names in the DDL are qualified only where they live outside the table's schema and pgvector's
+    (see deparsed_relative_to): schema-independent DDL.
     """
     oid = table_oid(cur, schema, table)
     if oid is None:
         return None
-    cur.execute(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-        "       pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text "
-        "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-        "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        (oid,),
-    )
-    column_rows = cur.fetchall()
-    # NOT NULL rows (contype 'n', PostgreSQL 18+) are left out: the column definitions carry them, and
-    # older servers reject the constraint syntax. Foreign keys last, for the reader.
-    cur.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = %s AND contype <> 'n' ORDER BY contype = 'f', conname",
-        (oid,),
-    )
-    constraint_rows = cur.fetchall()
-    cur.execute(
-        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
-        "WHERE i.indrelid = %s AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) "
-        "ORDER BY ic.relname",
-        (oid,),
-    )
-    index_rows = [row[0] for row in cur.fetchall()]
+    with deparsed_relative_to(cur, schema):
+        column_rows, constraint_rows, index_rows = _definitions(cur, oid)
+    sql_types = _column_types(cur, oid)
     # pg_get_indexdef always qualifies the table; drop the schema so the DDL fits any target schema.
-    cur.execute("SELECT ' ON ' || quote_ident(%s) || '.' || quote_ident(%s) || ' USING '", (schema, table))
+    cur.execute(
+        "SELECT ' ON ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(%s) OPERATOR(pg_catalog.||) '.' "
+        "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(%s) OPERATOR(pg_catalog.||) ' USING '",
+        (schema, table),
+    )
     qualified_on = single_value(cur)
     unqualified_on = " ON " + sql.Identifier(table).as_string(cur) + " USING "
     indexes = tuple(definition.replace(qualified_on, unqualified_on, 1) for definition in index_rows)
@@ -185,15 +195,55 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
     )
 
     columns = tuple(
-        Column(name, type_sql, not_null, default is not None and not generated, bool(generated))
+        Column(name, type_sql, not_null, default is not None and not generated, bool(generated), sql_types[name])
         for name, type_sql, not_null, default, generated in column_rows
     )
     return TableDescription(table, columns, create_table, indexes)
 
 
+def _column_types(cur, oid: int) -> dict[str, str]:
+    """Each column's type as the server prints it under the empty search_path: qualified outside pg_catalog."""
+    cur.execute(
+        "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+        "WHERE a.attrelid OPERATOR(pg_catalog.=) %s AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
+        (oid,),
+    )
+    return dict(cur.fetchall())
+
+
+def _definitions(cur, oid: int) -> tuple[list[tuple], list[tuple], list[str]]:
+    """The table's columns, constraints and non-constraint indexes as the server prints them."""
+    cur.execute(
+        "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "       pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attgenerated::pg_catalog.text "
+        "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) "
+        "a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum WHERE a.attrelid OPERATOR(pg_catalog.=) %s "
+        "AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (oid,),
+    )
+    column_rows = cur.fetchall()
+    # NOT NULL rows (contype 'n', PostgreSQL 18+) are left out: the column definitions carry them, and
+    # older servers reject the constraint syntax. Foreign keys last, for the reader.
+    cur.execute(
+        "SELECT conname, pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint "
+        "WHERE conrelid OPERATOR(pg_catalog.=) %s AND contype OPERATOR(pg_catalog.<>) 'n' "
+        "ORDER BY contype OPERATOR(pg_catalog.=) 'f', conname",
+        (oid,),
+    )
+    constraint_rows = cur.fetchall()
+    cur.execute(
+        "SELECT pg_catalog.pg_get_indexdef(i.indexrelid) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic "
+        "ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid WHERE i.indrelid OPERATOR(pg_catalog.=) %s AND NOT EXISTS "
+        "(SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid OPERATOR(pg_catalog.=) i.indexrelid) "
+        "ORDER BY ic.relname",
+        (oid,),
+    )
+    return column_rows, constraint_rows, [row[0] for row in cur.fetchall()]
+
+
 def extension_version(cur, name: str = "vector") -> str | None:
     """The installed version of the extension, or None."""
-    cur.execute("SELECT extversion FROM pg_extension WHERE extname = %s", (name,))
+    cur.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) %s", (name,))
     row = cur.fetchone()
     return row[0] if row else None
 
@@ -201,7 +251,8 @@ def extension_version(cur, name: str = "vector") -> str | None:
 def extension_schema(cur, name: str = "vector") -> str | None:
     """The schema the extension lives in, or None when it is not installed."""
     cur.execute(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = %s",
+        "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+        "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace WHERE e.extname OPERATOR(pg_catalog.=) %s",
         (name,),
     )
     row = cur.fetchone()
@@ -214,10 +265,22 @@ def server_version(cur) -> str:
     return single_value(cur)
 
 
-def set_local_search_path(cur, *schemas: str) -> None:
-    """Make `schemas` the search_path for the rest of this transaction only."""
-    path = sql.SQL(", ").join(sql.Identifier(schema) for schema in dict.fromkeys(schemas)).as_string(cur)
-    cur.execute("SELECT set_config('search_path', %s, true)", (path,))
+def pgvector_name(cur, name: str) -> sql.Composed:
+    """`name` (a type or function of pgvector) qualified by the extension's schema: sessions run with an empty
+    search_path, in which pgvector's names resolve only so."""
+    return sql.SQL("{}.{}").format(sql.Identifier(extension_schema(cur) or "public"), sql.Identifier(name))
+
+
+def pgvector_operator_classes(cur) -> frozenset[str]:
+    """The operator classes the vector extension defines (vector_cosine_ops, …): an index definition names them
+    through the extension's schema."""
+    cur.execute(
+        "SELECT o.opcname FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) "
+        "o.oid AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_opclass'::pg_catalog.regclass AND d.deptype "
+        "OPERATOR(pg_catalog.=) 'e' JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'vector'"
+    )
+    return frozenset(row[0] for row in cur.fetchall())
 
 
 def langchain_layout(embedding_columns: Iterable[str]) -> str:
@@ -264,11 +327,15 @@ def owned_sequences(cur, schema: str, table: str) -> list[tuple[str, str]]:
 def tables_with_vectors(cur, schema: str) -> list[str]:
     """The tables of `schema` with a column of pgvector's types, by name."""
     cur.execute(
-        "SELECT DISTINCT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
-        "AND t.typname IN ('vector', 'halfvec', 'sparsevec') ORDER BY 1",
-        (schema,),
+        # pgvector's own types (the extension's schema): a type of the same name in another schema is not one.
+        "SELECT DISTINCT c.relname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid "
+        "OPERATOR(pg_catalog.=) a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) "
+        "c.relnamespace JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid "
+        "JOIN pg_catalog.pg_extension e ON e.extnamespace OPERATOR(pg_catalog.=) t.typnamespace "
+        "AND e.extname OPERATOR(pg_catalog.=) 'vector' WHERE n.nspname OPERATOR(pg_catalog.=) %s "
+        "AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) AND a.attnum OPERATOR(pg_catalog.>) 0 "
+        "AND NOT a.attisdropped AND t.typname OPERATOR(pg_catalog.=) ANY (%s) ORDER BY 1",
+        (schema, list(VECTOR_TYPES)),
     )
     return [row[0] for row in cur.fetchall()]
 

@@ -196,7 +196,7 @@ def insert_staged(
 def _staged_value(table: str, column: Column, chosen: ChosenCollections | None) -> sql.Composable:
     """A staged (text) value cast to its column's type; a renamed collection's new name or key in its place."""
     # The type is the catalog's own format_type of the target column, not file content.
-    value = sql.SQL("s.{}::{}").format(sql.Identifier(column.name), sql.SQL(column.type))
+    value = sql.SQL("s.{}::{}").format(sql.Identifier(column.name), sql.SQL(column.sql_type or column.type))
     renamed = {COLLECTION_KEY_COLUMN: "new_key", COLLECTION_NAME_COLUMN: "new_name"}
     if chosen is None or not chosen.renames:
         return value

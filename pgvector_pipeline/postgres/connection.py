@@ -49,8 +49,16 @@ SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
 # (ALTER ROLE ... SET): pg_dump does the same. row_security off makes a role subject to a row-level security
 # policy fail with an error instead of silently reading (and backing up, counting, truncating around) only
 # the rows the policy shows it; no statement or idle timeout may end a backup whose helper sessions export
-# while this one waits idle in its transaction.
-_SESSION_SETTINGS = {"row_security": "off", "statement_timeout": "0", "idle_in_transaction_session_timeout": "0"}
+# while this one waits idle in its transaction. An empty search_path, as pg_dump has set since CVE-2018-1058: a
+# role that can create objects in a schema on the path (one it owns; `public` of a database it owns) could otherwise
+# plant a `count`, an `=` or a `vector_dims` that our unqualified SQL would call with our privileges. With it, an
+# unqualified function, operator or type resolves in pg_catalog only; everything else we name is qualified.
+_SESSION_SETTINGS = {
+    "search_path": "",
+    "row_security": "off",
+    "statement_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
+}
 # PostgreSQL 17 added transaction_timeout; older servers reject the name.
 _SESSION_SETTINGS_17 = {"transaction_timeout": "0"}
 # How long any lock request of this project may wait (lock_timeout) unless the caller says otherwise. An
@@ -145,7 +153,8 @@ def _apply_session_settings(conn: psycopg2.extensions.connection, dsn: str, lock
         conn.autocommit = True  # session-level settings, outside any transaction
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                # Qualified: until it is set, the path is the role's or database's, which a database owner can change.
+                "SELECT " + ", ".join(["pg_catalog.set_config(%s, %s, false)"] * len(settings)),
                 [value for pair in settings.items() for value in pair],
             )
         conn.autocommit = False

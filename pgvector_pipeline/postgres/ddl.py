@@ -8,6 +8,7 @@ What is executed is the statement re-printed from the checked parse tree, never 
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NoReturn
 
 from pglast import ast, parse_sql
@@ -16,6 +17,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 
 from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.names import VECTOR_TYPES
 
 # Index access methods of PostgreSQL and pgvector.
 INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hnsw", "ivfflat"})
@@ -91,6 +93,45 @@ def checked_create_index(statement: str, table: str) -> str:
     if stmt.whereClause is not None:
         _check_expression(stmt.whereClause, statement)
     return RawStream()(stmt)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a restore creates what a manifest's DDL describes: the target schema, pgvector's schema and the operator
+    classes the extension defines. Sessions run with an empty search_path, so every name the DDL leaves unqualified
+    is given its schema here, and nothing resolves through a schema another role may create objects in."""
+
+    schema: str
+    extension_schema: str
+    extension_operator_classes: frozenset[str] = frozenset()
+
+
+def placed(statement: str, placement: Placement) -> str:
+    """A checked CREATE TABLE or CREATE INDEX (see checked_create_table, checked_create_index) with its table, the
+    tables its foreign keys reference, pgvector's types and operator classes qualified as `placement` says."""
+    stmt = parse_sql(statement)[0].stmt
+    stmt.relation.schemaname = placement.schema
+    if isinstance(stmt, ast.CreateStmt):
+        for element in stmt.tableElts or ():
+            if isinstance(element, ast.ColumnDef):
+                element.typeName = _placed_type(element.typeName, placement)
+            constraints = element.constraints if isinstance(element, ast.ColumnDef) else (element,)
+            for constraint in constraints or ():
+                if getattr(constraint, "pktable", None) is not None:
+                    constraint.pktable.schemaname = placement.schema
+    else:
+        for param in (*(stmt.indexParams or ()), *(stmt.indexIncludingParams or ())):
+            names = [name.sval for name in param.opclass or ()]
+            if len(names) == 1 and names[0] in placement.extension_operator_classes:
+                param.opclass = (ast.String(sval=placement.extension_schema), ast.String(sval=names[0]))
+    return RawStream()(stmt)
+
+
+def _placed_type(type_name, placement: Placement):
+    names = [name.sval for name in (type_name.names if type_name else None) or ()]
+    if len(names) == 1 and names[0] in VECTOR_TYPES:
+        type_name.names = (ast.String(sval=placement.extension_schema), ast.String(sval=names[0]))
+    return type_name
 
 
 def _single_statement(statement: str, expected: type, what: str):

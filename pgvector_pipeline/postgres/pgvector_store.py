@@ -61,8 +61,8 @@ from pgvector_pipeline.postgres.restore import (
 # The namespace of the uuid5 a non-UUID id becomes: fixed, so a migration gives the same ids every time.
 MIGRATED_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "pgvector-pipeline:pgvector-store-id")
 _NEW_IDS = sql.Identifier("pgvector_restore_store_ids")
-# Staged typed, so COPY parses them once (see create_stage); the rest as text. `vector` is found through the
-# transaction's search_path (see _ensure_extension).
+# Staged typed, so COPY parses them once (see create_stage); the rest as text. `vector` is pgvector's, named through
+# the extension's schema (see _staged_types).
 _STAGED_TYPES = {EMBEDDING_COLUMN: "vector", METADATA_COLUMN: "jsonb"}
 # A message naming rows stops after this many ids.
 _SHOWN = 5
@@ -143,7 +143,7 @@ def restore_into_store(
         expected = {stage_table(x.table).string: (x.expected_rows, x.file_bytes) for x in loads}
         with ProgressMonitor(dsn, conn.get_backend_pid(), log, expected):
             for table_load in loads:
-                stage = create_stage(cur, table_load.table, table_load.columns, _STAGED_TYPES)
+                stage = create_stage(cur, table_load.table, table_load.columns, _staged_types(cur))
                 check_restored_rows(table_load, copy_in(cur, schema, table_load, None, into=stage), None)
             transaction.doing = "checking the rows"
             source = _source(cur, load)
@@ -299,9 +299,12 @@ def _dimension(cur, load: StoreLoad, store: StoreTable) -> int:
         return load.dimensions[0]
     if not load.dimensions:
         cur.execute(
-            sql.SQL(
-                "SELECT vector_dims(s.{column}::vector) FROM {stage} s WHERE s.{column} IS NOT NULL LIMIT 1"
-            ).format(column=sql.Identifier(EMBEDDING_COLUMN), stage=stage_table(EMBEDDING_TABLE))
+            sql.SQL("SELECT {dims}(s.{column}::{vector}) FROM {stage} s WHERE s.{column} IS NOT NULL LIMIT 1").format(
+                dims=catalog.pgvector_name(cur, "vector_dims"),
+                vector=catalog.pgvector_name(cur, "vector"),
+                column=sql.Identifier(EMBEDDING_COLUMN),
+                stage=stage_table(EMBEDDING_TABLE),
+            )
         )
         row = cur.fetchone()
         if row:
@@ -314,11 +317,21 @@ def _dimension(cur, load: StoreLoad, store: StoreTable) -> int:
     )
 
 
+def _staged_types(cur) -> dict[str, str]:
+    """_STAGED_TYPES as SQL names them: pgvector's through the extension's schema."""
+    return {
+        column: catalog.pgvector_name(cur, name).as_string(cur) if name == "vector" else name
+        for column, name in _STAGED_TYPES.items()
+    }
+
+
 def _create_table(cur, schema: str, store: StoreTable, dimension: int) -> None:
     columns = [
         sql.SQL("{} uuid NOT NULL").format(sql.Identifier(store.id_column)),
         sql.SQL("{} text NOT NULL").format(sql.Identifier(store.content_column)),
-        sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(store.embedding_column), sql.Literal(dimension)),
+        sql.SQL("{} {}({}) NOT NULL").format(
+            sql.Identifier(store.embedding_column), catalog.pgvector_name(cur, "vector"), sql.Literal(dimension)
+        ),
         *(
             # The type is one of migration's allowed type names.
             sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.data_type))
@@ -360,7 +373,7 @@ def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescriptio
         # The type is the catalog's own format_type of the target column, not file content.
         column_type = target.column(column)
         assert column_type is not None  # _check_table or _create_table made sure
-        return sql.SQL("({})::{}").format(value, sql.SQL(column_type.type))
+        return sql.SQL("({})::{}").format(value, sql.SQL(column_type.sql_type or column_type.type))
 
     values = [
         sql.SQL("coalesce(m.new_id, ({})::uuid)").format(source.old_id),

@@ -22,7 +22,7 @@ from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound, with_outcome
 from pgvector_pipeline.names import DOCUMENT_COLUMN, EMBEDDING_TABLE
-from pgvector_pipeline.postgres import catalog
+from pgvector_pipeline.postgres import catalog, ddl
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.collections import (
     ChosenCollections,
@@ -50,6 +50,7 @@ from pgvector_pipeline.postgres.shadow import (
     swap_in,
 )
 from pgvector_pipeline.postgres.swap import swap_blockers
+from pgvector_pipeline.postgres.table_sets import refuse_tables_no_backup_takes
 
 # What a failed restore transaction leaves: said with every database error it ends on.
 _ROLLED_BACK = "The restore was rolled back: the target tables, their rows and indexes are as they were."
@@ -199,7 +200,7 @@ def restore_tables(
             for load in loads:
                 advance_sequences(cur, schema, load.table, log, warn)
             transaction.doing = "building the indexes"
-            build_indexes(cur, prepared.index_builds(options), options, log)
+            build_indexes(cur, prepared.index_builds(cur, schema, options), options, log)
     if prepared.shadows and options.commit:
         drop_old_tables_after(dsn, schema, prepared.shadows, warn)
     return TablesRestored(stats, prepared.created, prepared.swap_outcome(options))
@@ -296,13 +297,14 @@ class _Prepared:
         """The table the rows of `table` are loaded into: its new table when swapping, else itself."""
         return next((shadow.name for shadow in self.shadows if shadow.live == table), table)
 
-    def index_builds(self, options: RestoreOptions) -> list[str]:
+    def index_builds(self, cur, schema: str, options: RestoreOptions) -> list[str]:
         """The dropped indexes, then those of the tables created here (built once, after the loads)."""
+        placement = placement_of(cur, schema)
         created = [
-            statement
-            for table, ddl in (options.table_ddl or {}).items()
+            ddl.placed(statement, placement)
+            for table, table_ddl in (options.table_ddl or {}).items()
             if table in self.created
-            for statement in ddl.indexes
+            for statement in table_ddl.indexes
         ]
         return [index.definition for index in self.dropped] + created
 
@@ -314,6 +316,7 @@ def _prepare(
     indexes as the options say: everything that can refuse comes before anything that changes rows."""
     hold_restore_lock(cur, schema)
     created = _ensure_schema_objects(cur, schema, loads, options.table_ddl)
+    refuse_tables_no_backup_takes(cur, schema, [load.table for load in loads])
     targets = {load.table: _target_columns(cur, schema, load, options) for load in loads}
     check_privileges(cur, schema, [load.table for load in loads], options.truncate)
     check_room(cur, schema, loads, log)
@@ -568,9 +571,7 @@ def build_indexes(cur, statements: list[str], options: RestoreOptions, log: Call
 
 
 def ensure_vector_extension(cur, schema: str, may_create: bool) -> list[str]:
-    """The vector extension, created when missing if `may_create`, else ResourceNotFound; then the target schema
-    and the extension's are this transaction's search_path (unqualified names and `vector` resolve there). What
-    it created."""
+    """The vector extension, created when missing if `may_create`, else ResourceNotFound. What it created."""
     ext_schema = catalog.extension_schema(cur)
     created = []
     if ext_schema is None:
@@ -579,11 +580,15 @@ def ensure_vector_extension(cur, schema: str, may_create: bool) -> list[str]:
                 "The target database has no pgvector extension. Run CREATE EXTENSION vector there, or set "
                 "create_missing: true to create it with the tables (needs a set with a manifest)."
             )
-        cur.execute("CREATE EXTENSION vector")
-        ext_schema = catalog.extension_schema(cur) or schema
+        # In public, as CREATE EXTENSION does by default (sessions run with an empty search_path).
+        cur.execute("CREATE EXTENSION vector SCHEMA public")
         created.append("extension vector")
-    catalog.set_local_search_path(cur, schema, ext_schema)
     return created
+
+
+def placement_of(cur, schema: str) -> ddl.Placement:
+    """Where a manifest's DDL creates its tables and finds pgvector's names, in this database."""
+    return ddl.Placement(schema, catalog.extension_schema(cur) or "public", catalog.pgvector_operator_classes(cur))
 
 
 def _ensure_schema_objects(
@@ -604,7 +609,7 @@ def _ensure_schema_objects(
                 )
             continue
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        cur.execute(table_ddl[table].create_table)
+        cur.execute(ddl.placed(table_ddl[table].create_table, placement_of(cur, schema)))
         created.append(table)
     return created
 
@@ -670,7 +675,7 @@ def _copy_staged(
     """Load the file into a staging table (its row count checked against the manifest), then insert its rows into
     the target: only the chosen collections' (see postgres.collections.insert_staged), with new ids when migrating
     (see postgres.migrate); the rows inserted."""
-    stage = create_stage(cur, load.table, load.columns, {c.name: c.type for c in target.data_columns})
+    stage = create_stage(cur, load.table, load.columns, {c.name: c.sql_type or c.type for c in target.data_columns})
     check_restored_rows(load, copy_in(cur, schema, load, target, into=stage), None)  # the whole file's rows
     derived = new_ids(cur) if migrating else None
     if migrating:

@@ -84,9 +84,6 @@ class Snapshot:
             if self.lock_for_truncate:
                 lock_tables(self.conn, self.cur, self.schema, self.lock_for_truncate, "SHARE", "the backup")
             lock_tables(self.conn, self.cur, self.schema, list(self.tables), "ACCESS SHARE", "the backup")
-            ext_schema = catalog.extension_schema(self.cur) or "public"
-            # Schema-independent DDL in the manifest: names resolve relative to the backed-up schema.
-            catalog.set_local_search_path(self.cur, self.schema, ext_schema)
         except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName):
             rollback_quietly(self.conn)
             raise self._missing_table() from None
@@ -179,7 +176,8 @@ class Snapshot:
         where = choice.condition(self.schema, description.name)
         with classified(f"reading the embedding dimensions of {description.name}", self.conn):
             self.cur.execute(
-                sql.SQL("SELECT vector_dims({col}), count(*) FROM {table}{where} GROUP BY 1 ORDER BY 1").format(
+                sql.SQL("SELECT {dims}({col}), pg_catalog.count(*) FROM {table}{where} GROUP BY 1 ORDER BY 1").format(
+                    dims=catalog.pgvector_name(self.cur, "vector_dims"),
                     col=sql.Identifier(EMBEDDING_COLUMN),
                     table=qualified(self.schema, description.name),
                     where=catalog.where_clause(where),
@@ -257,7 +255,7 @@ class Snapshot:
     def _exported_id(self) -> str:
         """This transaction's snapshot, exported for other sessions (valid until the transaction ends)."""
         if self._snapshot_id is None:
-            self.cur.execute("SELECT pg_export_snapshot()")
+            self.cur.execute("SELECT pg_catalog.pg_export_snapshot()")
             self._snapshot_id = catalog.single_value(self.cur)
         return self._snapshot_id
 

@@ -9,9 +9,11 @@ from pgvector_pipeline.postgres.connection import connect
 
 
 def execute(dsn: str, work: Callable[[Any], Any]) -> Any:
-    """Run `work(cursor)` in one committed transaction and return its result."""
+    """Run `work(cursor)` in one committed transaction and return its result, as an app's session would: with the
+    role's and database's search_path (the tool's own sessions run with an empty one)."""
     with closing(connect(dsn)) as conn:
         with conn, conn.cursor() as cur:
+            cur.execute("RESET search_path")
             return work(cur)
 
 
