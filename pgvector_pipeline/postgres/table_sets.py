@@ -5,7 +5,7 @@ from the catalog's foreign keys. LangChain's two tables keep their own descripti
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.row_filter import checked_row_filter
 from pgvector_pipeline.tables import DEFAULT_TABLES, BackupTable, TableSet, TableSpec
@@ -68,3 +68,19 @@ def _vector_tables(cur, schema: str) -> str:
     held = catalog.tables_with_vectors(cur, schema)
     shown = ", ".join(held[:_SHOWN]) + (", …" if len(held) > _SHOWN else "")
     return f"the schema's tables with vectors are {shown}" if held else f"schema {schema} has no table with vectors"
+
+
+def refuse_tables_no_backup_takes(cur, schema: str, tables: Sequence[str]) -> None:
+    """DataError unless each of `tables` (a set's, being restored into `schema`) is one a backup takes: it has a
+    vector, halfvec or sparsevec column in the target's catalog, or a table of the schema that has one references
+    it. A set is untrusted input: a table added to its manifest (with a correct checksum) must not let a restore
+    replace an app's table that holds no vectors."""
+    with_vectors = set(catalog.tables_with_vectors(cur, schema))
+    referenced = {target for table in with_vectors for target in catalog.referenced_tables(cur, schema, table)}
+    others = [table for table in tables if table not in with_vectors and table not in referenced]
+    if others:
+        raise DataError(
+            f"The set holds {', '.join(others)}, which in schema {schema} has no vector, halfvec or sparsevec "
+            f"column and no table with one references: a backup never takes such a table, so the set was changed or "
+            f"damaged. Nothing was restored. Restore another set, or name the set's vector tables (tables)."
+        )

@@ -103,3 +103,49 @@ def test_adopted_set_catches_damage_done_after_adoption(store_db, backup_root):
     with pytest.raises(DataError, match="does not match its manifest"):
         restore_backup_set(store_db, "public", adopted)
     assert contents(store_db) == []
+
+
+def test_a_table_added_to_a_manifest_that_no_backup_takes_is_refused_and_nothing_restored(backed_up, backup_root):
+    """A crafted set: an app's table without vectors added to a real set's manifest, with a correct sha256."""
+    import hashlib
+    import json
+
+    from pgvector_pipeline.store.layout import csv_name
+
+    dsn, result = backed_up
+    execute(
+        dsn,
+        lambda cur: cur.execute(
+            "CREATE TABLE app_users (id int PRIMARY KEY, name text); INSERT INTO app_users VALUES (1, 'alice')"
+        ),
+    )
+    data = b"id,name\n666,mallory\n"
+    file_name = csv_name("app_users", TS, "none")
+    (result.manifest_path.parent / file_name).write_bytes(data)
+    manifest = json.loads(result.manifest_path.read_text())
+    digest = hashlib.sha256(data).hexdigest()
+    manifest["tables"]["app_users"] = {
+        **manifest["tables"][EMBEDDING_TABLE],
+        "file": file_name,
+        "rows": 1,
+        "bytes": len(data),
+        "sha256": digest,
+        "stored_bytes": len(data),
+        "stored_sha256": digest,
+        "columns": [
+            {"name": "id", "type": "integer", "not_null": True},
+            {"name": "name", "type": "text", "not_null": False},
+        ],
+        "create_table": "CREATE TABLE app_users (id integer NOT NULL, name text)",
+        "indexes": [],
+        "references": [],
+    }
+    result.manifest_path.write_text(json.dumps(manifest))
+    backup_set = LocalBackupStore(backup_root).locate(timestamp=TS)
+    before = contents(dsn)
+
+    with pytest.raises(DataError, match=r"The set holds app_users, which in schema public has no vector"):
+        restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True))
+
+    assert query(dsn, "SELECT id, name FROM app_users") == [(1, "alice")]
+    assert contents(dsn) == before
