@@ -13,6 +13,7 @@ from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_opt
 from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, RestoreFlags, request_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.postgres.row_filter import checked_row_filter
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
@@ -117,8 +118,30 @@ def test_a_row_filter_backs_up_only_the_rows_it_keeps(source, backup_root):
     chunks = read_csv_rows(file_of(backup_set, "project_chunks"))
     assert [row["id"] for row in chunks] == ["10", "11"]
     assert [row["text"] for row in read_csv_rows(file_of(backup_set, "data_docs"))] == ["llama two"]
-    assert backup_set.manifest.tables["project_chunks"].row_filter == "project_id = 1 AND body IS NOT NULL"
+    # Re-printed with every operator through pg_catalog and every operation in parentheses (see postgres.row_filter).
+    assert backup_set.manifest.tables["project_chunks"].row_filter == (
+        "((project_id OPERATOR(pg_catalog.=) 1) AND (body IS NOT NULL))"
+    )
     assert backup_set.rows("projects") == 1
+
+
+FILTERS = [
+    "id IN (10, 12) OR body ILIKE 'LINE%'",
+    "id NOT IN (10) AND project_id BETWEEN 1 AND 2",
+    "id NOT BETWEEN 11 AND 12 OR body NOT LIKE '%two'",
+    "body::varchar(4) = 'line' AND (project_id::text)::int4 >= 1",
+    "body IS NULL OR body = '' IS TRUE",
+    "NOT (project_id = 2) AND id::numeric(5, 1) <> 10.5",
+]
+
+
+@pytest.mark.parametrize("text", FILTERS)
+def test_a_re_printed_row_filter_keeps_the_rows_the_given_one_keeps(source, text):
+    printed = checked_row_filter(text, "project_chunks", ["id", "project_id", "body", "dense", "sparse"])
+
+    assert "OPERATOR(pg_catalog." in printed
+    keeps = f"SELECT id FROM {SCHEMA}.project_chunks WHERE {{}} ORDER BY id"
+    assert query(source, keeps.format(printed)) == query(source, keeps.format(text))
 
 
 @pytest.mark.parametrize(

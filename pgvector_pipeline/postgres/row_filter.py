@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from pglast import ast, parse_sql
-from pglast.enums import A_Expr_Kind
+from pglast.enums import A_Expr_Kind, BoolExprType, BoolTestType, NullTestType
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 from psycopg2 import sql
@@ -75,7 +75,63 @@ def checked_row_filter(text: str, table: str, columns: Sequence[str]) -> str:
     if not isinstance(statement, ast.SelectStmt) or statement.whereClause is None or _has_more(statement):
         _refuse(text, table, "it is more than one condition")
     _check(statement.whereClause, text, table, set(columns))
-    return RawStream()(statement.whereClause)
+    return _printed(statement.whereClause)
+
+
+def _printed(node) -> str:
+    """The checked condition re-printed with every operator and cast type named through pg_catalog, and every
+    operation in parentheses, as pg_dump prints expressions: `(a OPERATOR(pg_catalog.=) 1)`,
+    `CAST(x AS pg_catalog.int4)`. What it calls cannot resolve to an object another role planted in a schema on a
+    path, and OPERATOR()'s own precedence changes nothing. LIKE, IN and BETWEEN, whose syntax takes no qualified
+    operator, become the operators they stand for."""
+    if isinstance(node, (ast.A_Const, ast.ColumnRef)):
+        return RawStream()(node)
+    if isinstance(node, ast.TypeCast):
+        assert node.typeName is not None and node.typeName.names is not None  # _check made sure
+        # Printed here: pglast spells pg_catalog.bpchar as `char`, which is char(1).
+        modifiers = ", ".join(RawStream()(modifier) for modifier in node.typeName.typmods or ())
+        type_name = f"pg_catalog.{node.typeName.names[-1].sval}" + (f"({modifiers})" if modifiers else "")
+        return f"CAST({_printed(node.arg)} AS {type_name})"
+    if isinstance(node, ast.NullTest):
+        return f"({_printed(node.arg)} IS {'NOT ' if node.nulltesttype == NullTestType.IS_NOT_NULL else ''}NULL)"
+    if isinstance(node, ast.BooleanTest):
+        return f"({_printed(node.arg)} {_BOOLEAN_TESTS[node.booltesttype]})"
+    if isinstance(node, ast.BoolExpr):
+        if node.boolop == BoolExprType.NOT_EXPR:
+            return f"(NOT {_printed(node.args[0])})"
+        return "(" + _BOOLEAN_JOINS[node.boolop].join(_printed(argument) for argument in node.args) + ")"
+    assert isinstance(node, ast.A_Expr)  # _check refused everything else
+    return _printed_operation(node)
+
+
+_BOOLEAN_JOINS = {BoolExprType.AND_EXPR: " AND ", BoolExprType.OR_EXPR: " OR "}
+_BOOLEAN_TESTS = {
+    BoolTestType.IS_TRUE: "IS TRUE",
+    BoolTestType.IS_NOT_TRUE: "IS NOT TRUE",
+    BoolTestType.IS_FALSE: "IS FALSE",
+    BoolTestType.IS_NOT_FALSE: "IS NOT FALSE",
+    BoolTestType.IS_UNKNOWN: "IS UNKNOWN",
+    BoolTestType.IS_NOT_UNKNOWN: "IS NOT UNKNOWN",
+}
+
+
+def _operation(operator: str, left: str, right: str) -> str:
+    return f"({left} OPERATOR(pg_catalog.{operator}) {right})"
+
+
+def _printed_operation(node: ast.A_Expr) -> str:
+    left = _printed(node.lexpr)
+    operator = str(node.name[-1].sval) if node.name else ""
+    if node.kind == A_Expr_Kind.AEXPR_IN:  # x IN (a, b): x = a OR x = b; NOT IN: x <> a AND x <> b
+        join = " OR " if operator == "=" else " AND "
+        return "(" + join.join(_operation(operator, left, _printed(value)) for value in node.rexpr) + ")"
+    if node.kind in (A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_NOT_BETWEEN):
+        low, high = (_printed(value) for value in node.rexpr)
+        if node.kind == A_Expr_Kind.AEXPR_BETWEEN:
+            return f"({_operation('>=', left, low)} AND {_operation('<=', left, high)})"
+        return f"({_operation('<', left, low)} OR {_operation('>', left, high)})"
+    # LIKE and ILIKE carry their operator's name (~~, !~~, ~~*, !~~*); comparisons and jsonb operators their own.
+    return _operation(operator, left, _printed(node.rexpr))
 
 
 def _has_more(statement: ast.SelectStmt) -> bool:
