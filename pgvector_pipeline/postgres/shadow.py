@@ -135,6 +135,7 @@ def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
     on the live tables); the old tables keep their rows under old_name() until drop_old_tables_after."""
     for shadow in shadows:
         old = old_name(shadow)
+        identity_sequences = _identity_sequences(cur, schema, shadow)
         for live_name, _, swapped_out in shadow.renames:
             cur.execute(
                 sql.SQL("ALTER INDEX {} RENAME TO {}").format(qualified(schema, live_name), sql.Identifier(swapped_out))
@@ -148,6 +149,19 @@ def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
                 sql.SQL("ALTER INDEX {} RENAME TO {}").format(qualified(schema, temporary), sql.Identifier(live_name))
             )
         _hand_over_sequences(cur, schema, shadow, old)
+        _rename_identity_sequences(cur, schema, shadow, identity_sequences)
+
+
+def _rename_identity_sequences(cur, schema: str, shadow: Shadow, pairs: list[tuple[int, str, str]]) -> None:
+    """The new identity sequences take the live ones' names (`nextval('docs_id_seq')` in the app's code or defaults),
+    the live ones, dropped with the old table, a name of their own. `pairs`: _identity_sequences before the swap."""
+    for number, (_, new, live) in enumerate(pairs):
+        cur.execute(
+            sql.SQL("ALTER SEQUENCE {} RENAME TO {}").format(
+                qualified(schema, live), sql.Identifier(f"{old_name(shadow)}_seq{number}")
+            )
+        )
+        cur.execute(sql.SQL("ALTER SEQUENCE {} RENAME TO {}").format(qualified(schema, new), sql.Identifier(live)))
 
 
 def old_name(shadow: Shadow) -> str:
@@ -381,6 +395,25 @@ def _row_security(cur, schema: str, shadow: Shadow) -> None:
         )
 
 
+def _copy_grants(cur, source: int, target: sql.Composable) -> None:
+    """GRANT on `target` (e.g. SEQUENCE name) what the relation `source` (an oid) grants."""
+    cur.execute(
+        "SELECT a.privilege_type, CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE "
+        "a.grantee::pg_catalog.regrole::pg_catalog.text END, a.is_grantable FROM pg_catalog.pg_class c, "
+        "pg_catalog.aclexplode(c.relacl) a WHERE c.oid OPERATOR(pg_catalog.=) %s",
+        (source,),
+    )
+    for privilege, grantee, grantable in cur.fetchall():
+        cur.execute(
+            sql.SQL("GRANT {} ON {} TO {}{}").format(
+                sql.SQL(privilege),  # one of the server's privilege names (aclexplode)
+                target,
+                sql.SQL(grantee),  # regrole text (quoted as needed) or PUBLIC
+                sql.SQL(" WITH GRANT OPTION") if grantable else sql.SQL(""),
+            )
+        )
+
+
 def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
     """The live table's and its columns' privileges, then its owner (last: the new owner's grants are kept)."""
     table = qualified(schema, shadow.name)
@@ -467,9 +500,31 @@ def _identity_positions(cur, schema: str, shadow: Shadow) -> None:
     )
     for live_sequence, new_sequence in cur.fetchall():
         cur.execute(
-            sql.SQL("SELECT setval(%s, last_value, is_called) FROM {}").format(sql.SQL(live_sequence)),
+            sql.SQL("SELECT pg_catalog.setval(%s, last_value, is_called) FROM {}").format(sql.SQL(live_sequence)),
             (new_sequence,),
         )
+    # The app's grants on the identity sequences (nextval needs USAGE); their owner follows the table's.
+    for live, new, _ in _identity_sequences(cur, schema, shadow):
+        _copy_grants(cur, live, sql.SQL("SEQUENCE {}").format(qualified(schema, new)))
+
+
+def _identity_sequences(cur, schema: str, shadow: Shadow) -> list[tuple[int, str, str]]:
+    """(live sequence's oid, new sequence's name, live sequence's name) of each identity column: LIKE INCLUDING
+    IDENTITY gave the new table sequences of its own, named after it."""
+    cur.execute(
+        "SELECT l.oid, n.relname, l.relname FROM pg_catalog.pg_attribute a "
+        "JOIN pg_catalog.pg_depend ld ON ld.refobjid OPERATOR(pg_catalog.=) a.attrelid "
+        "AND ld.refobjsubid OPERATOR(pg_catalog.=) a.attnum AND ld.deptype OPERATOR(pg_catalog.=) 'i' "
+        "JOIN pg_catalog.pg_class l ON l.oid OPERATOR(pg_catalog.=) ld.objid AND l.relkind OPERATOR(pg_catalog.=) 'S' "
+        "JOIN pg_catalog.pg_attribute na ON na.attrelid OPERATOR(pg_catalog.=) %(new)s AND na.attname "
+        "OPERATOR(pg_catalog.=) a.attname JOIN pg_catalog.pg_depend nd ON nd.refobjid OPERATOR(pg_catalog.=) "
+        "na.attrelid AND nd.refobjsubid OPERATOR(pg_catalog.=) na.attnum AND nd.deptype OPERATOR(pg_catalog.=) 'i' "
+        "JOIN pg_catalog.pg_class n ON n.oid OPERATOR(pg_catalog.=) nd.objid AND n.relkind OPERATOR(pg_catalog.=) 'S' "
+        "WHERE a.attrelid OPERATOR(pg_catalog.=) %(live)s AND a.attidentity OPERATOR(pg_catalog.<>) '' "
+        "AND NOT a.attisdropped ORDER BY a.attnum",
+        {"live": shadow.oid, "new": table_oid(cur, schema, shadow.name)},
+    )
+    return [(live, new, name) for live, new, name in cur.fetchall()]
 
 
 def _hand_over_sequences(cur, schema: str, shadow: Shadow, old: str) -> None:
