@@ -61,6 +61,9 @@ _SESSION_SETTINGS = {
 }
 # PostgreSQL 17 added transaction_timeout; older servers reject the name.
 _SESSION_SETTINGS_17 = {"transaction_timeout": "0"}
+# PostgreSQL notices a dead client only when it next writes to it: the session of a killed restore went on building
+# an index, holding writers off. Since PostgreSQL 14 it can look every second during a long statement and stop.
+_SESSION_SETTINGS_14 = {"client_connection_check_interval": "1s"}
 # How long any lock request of this project may wait (lock_timeout) unless the caller says otherwise. An
 # ACCESS EXCLUSIVE request that waits makes every later query on the table wait behind it: the wait must be short.
 DEFAULT_LOCK_TIMEOUT_S = 10.0
@@ -147,6 +150,8 @@ def connect(
 
 def _apply_session_settings(conn: psycopg2.extensions.connection, dsn: str, lock_timeout_s: float) -> None:
     settings = {**_SESSION_SETTINGS, "lock_timeout": f"{max(int(lock_timeout_s * 1000), 1)}ms"}
+    if conn.server_version >= 140000:
+        settings.update(_SESSION_SETTINGS_14)
     if conn.server_version >= 170000:
         settings.update(_SESSION_SETTINGS_17)
     try:

@@ -122,3 +122,35 @@ def test_a_live_writers_files_are_never_removed(store_db, backup_root):
             back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, live_ts)
     finally:
         lock.release()
+
+
+# A session of this tool that runs a long statement, as an index build does: killed with SIGKILL while it runs.
+LONG_STATEMENT = """
+import sys
+from pgvector_pipeline.postgres.connection import connect
+conn = connect(sys.argv[1], application_name="pgvector_pipeline_killed")
+cur = conn.cursor()
+print("RUNNING", flush=True)
+cur.execute("SELECT pg_catalog.pg_sleep(120)")
+"""
+
+
+def test_a_killed_clients_server_session_ends_within_seconds(store_db):
+    """PostgreSQL notices a dead client only when it next talks to it; our sessions ask it to look every second
+    (client_connection_check_interval), so an index build of a killed restore stops holding writers off."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", LONG_STATEMENT, store_db], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "RUNNING"
+    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgvector_pipeline_killed'"
+    deadline = time.monotonic() + 10
+    while execute(store_db, lambda cur: cur.execute(sessions) or cur.fetchone()[0]) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    killed_at = time.monotonic()
+    while execute(store_db, lambda cur: cur.execute(sessions) or cur.fetchone()[0]) != 0:
+        assert time.monotonic() - killed_at < 15, "the dead client's session went on running its statement"
+        time.sleep(0.2)
