@@ -113,9 +113,12 @@ def test_the_new_tables_a_dead_restore_left_are_dropped_by_the_next(big_set):
         dsn, lambda cur: cur.execute(f"CREATE TABLE pgvector_new_{oid} (x int); CREATE TABLE pgvector_old_1 (x int)")
     )
 
-    restore_backup_set(dsn, "public", backup_set, SWAP)
+    log = RecordingLog()
+    restore_backup_set(dsn, "public", backup_set, SWAP, log=log)
 
     assert leftovers(dsn) == []
+    # Named, so an operator who wonders where the killed load's tables went can read it in the run's log.
+    assert f"Dropped pgvector_new_{oid}, pgvector_old_1, left by a swapped restore that died." in log.infos
 
 
 def test_the_sessions_progress_is_reported_together_and_as_events(big_set):

@@ -327,12 +327,12 @@ def _prepare(
         if _loads_in_parallel(loads, options):
             # Other sessions load them: they must exist outside this transaction (dropped again on any failure; a
             # killed restore leaves them, and the next one drops them first).
-            shadows = committed_shadows(dsn, schema, tables)
+            dropped_leftovers, shadows = committed_shadows(dsn, schema, tables)
         else:
             dropped_leftovers = drop_leftovers(cur, schema)
-            if dropped_leftovers:
-                log(f"Dropped {', '.join(dropped_leftovers)}, left by a swapped restore that died.")
             shadows = create_shadows(cur, schema, tables)
+        if dropped_leftovers:
+            log(f"Dropped {', '.join(dropped_leftovers)}, left by a swapped restore that died.")
         log(
             f"Loading into new tables beside {', '.join(tables)}: readers go on until the swap; writers wait (SHARE "
             f"lock) and then write into the restored tables."

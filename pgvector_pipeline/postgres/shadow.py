@@ -100,13 +100,13 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
     return shadows
 
 
-def committed_shadows(dsn: str, schema: str, tables: Sequence[str]) -> list[Shadow]:
+def committed_shadows(dsn: str, schema: str, tables: Sequence[str]) -> tuple[list[str], list[Shadow]]:
     """create_shadows in a transaction of its own, committed, so that other sessions can load the new tables; the
     leftovers of a restore that died before dropping its new tables are dropped first (the caller holds the
-    schema's restore lock, so no other restore is building them)."""
+    schema's restore lock, so no other restore is building them). The leftovers' names, and the new tables."""
     with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
-        drop_leftovers(cur, schema)
-        return create_shadows(cur, schema, tables)
+        dropped = drop_leftovers(cur, schema)
+        return dropped, create_shadows(cur, schema, tables)
 
 
 def drop_shadows_quietly(dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
