@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import psycopg2
 
 from pgvector_pipeline.env_numbers import number_from_env
 from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.postgres.connection import classify_error
 
 RETRY_DELAY_ENV = "PGVECTOR_RETRY_DELAY_S"
 DEFAULT_RETRY_DELAY_S = 5.0
@@ -51,7 +53,11 @@ def failures_reported(
 ) -> Iterator[None]:
     """Raise PipelineErrors as Failures; retryable ones are retried up to `max_retries` times first."""
     try:
-        yield
+        try:
+            yield
+        except psycopg2.Error as exc:
+            # A driver error the engine did not classify where it happened still reaches the user classified.
+            raise classify_error(exc, "running it") from exc
     except PipelineError as error:
         failure = as_failure(error)
         if context is not None and error.can_retry and context.retry_number < max_retries:

@@ -21,9 +21,9 @@ from pgvector_pipeline.contract import (
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.migration import check_migration
 from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
-from pgvector_pipeline.postgres.catalog import langchain_layout
+from pgvector_pipeline.postgres.catalog import langchain_layout, table_oid
 from pgvector_pipeline.postgres.collections import ChosenCollections, collections_present
-from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, connect, redact_dsn
+from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, classified, connect, redact_dsn
 from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_table
 from pgvector_pipeline.postgres.migrate import langchain_postgres_ddl
 from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
@@ -36,6 +36,7 @@ from pgvector_pipeline.postgres.restore import (
     TableLoad,
     TableRestoreStats,
     TablesRestored,
+    check_privileges,
     restore_tables,
 )
 from pgvector_pipeline.store.codecs import NONE
@@ -236,7 +237,9 @@ def _refuse_collections_present(
     names = list(manifest.collections.embeddings) if manifest and manifest.collections else []
     if not names:
         return
-    with conn.cursor() as cur:
+    with conn.cursor() as cur, classified("reading which of the set's collections the target holds", conn):
+        # Before reading: a role that may insert but not read is told which privileges it lacks.
+        check_privileges(cur, schema, [t for t in tables if table_oid(cur, schema, t) is not None], False)
         present = collections_present(cur, schema, names)
     conn.rollback()
     if present:

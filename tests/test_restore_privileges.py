@@ -6,7 +6,7 @@ from psycopg2 import sql
 
 from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
-from pgvector_pipeline.errors import DatabaseError
+from pgvector_pipeline.errors import DatabaseError, ErrorType
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
@@ -81,3 +81,33 @@ def test_missing_privileges_are_named_before_anything_changes(store_db, backed_u
     )
     assert "Nothing was changed" in failure.value.message
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == before
+
+
+@pytest.mark.parametrize(
+    ("grants", "flags", "missing"),
+    [
+        (("INSERT",), RestoreFlags(), "SELECT on public.langchain_pg_collection"),
+        (
+            ("INSERT", "TRUNCATE"),
+            RestoreFlags(truncate_before_restore=True),
+            "SELECT on public.langchain_pg_collection",
+        ),
+        (
+            ("SELECT", "INSERT"),
+            RestoreFlags(truncate_before_restore=True),
+            "TRUNCATE on public.langchain_pg_collection",
+        ),
+    ],
+    ids=["append, insert only", "truncate, no select", "truncate, no truncate"],
+)
+def test_every_privilege_a_restore_lacks_is_named_before_any_change(
+    store_db, backed_up, make_role, grants, flags, missing
+):
+    role = make_role(*grants)
+    before = query(store_db, "SELECT count(*) FROM langchain_pg_embedding")
+
+    with pytest.raises(DatabaseError, match=f"lacks .*{missing}") as raised:
+        restore_backup_set(role, "public", backed_up, flags)
+
+    assert raised.value.error_type == ErrorType.DATABASE_ERROR
+    assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding") == before

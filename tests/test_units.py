@@ -281,3 +281,17 @@ def test_the_discovery_sensor_falls_back_to_its_default_on_a_bad_limit(monkeypat
 
     monkeypatch.setenv(MAX_SETS_ENV, configured)
     assert max_sets_per_tick() == taken
+
+
+def test_a_driver_error_nothing_classified_still_fails_classified():
+    import dagster as dg
+    import psycopg2.errors
+
+    from pgvector_pipeline.failures import failures_reported
+
+    with pytest.raises(dg.Failure) as raised:
+        with failures_reported():
+            raise psycopg2.errors.InsufficientPrivilege("permission denied for table langchain_pg_collection")
+
+    assert raised.value.metadata["error_type"].value == "DATABASE_ERROR"
+    assert raised.value.description.startswith("PostgreSQL reported an error while running it: permission denied")
