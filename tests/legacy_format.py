@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 from pgvector_pipeline.names import BACKUP_TABLES
-from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, csv_name
+from pgvector_pipeline.testing.db import app_connection
 
 
 def write_legacy_set(dsn: str, directory: Path, timestamp: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    conn = connect(dsn)
+    conn = app_connection(dsn)
     try:
         for table in BACKUP_TABLES:
             with conn.cursor() as cur:

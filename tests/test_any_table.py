@@ -13,8 +13,8 @@ from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_opt
 from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, RestoreFlags, request_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.row_filter import checked_row_filter
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
+from pgvector_pipeline.postgres.row_filter import checked_row_filter
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore

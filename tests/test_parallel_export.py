@@ -10,10 +10,9 @@ from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.postgres import ranges
-from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.db import app_connection, execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog, csv_of, read_csv_rows, recent_timestamps
 
@@ -126,7 +125,7 @@ def test_a_killed_export_session_fails_the_backup_and_leaves_no_set(
 def test_a_waiting_exclusive_lock_makes_the_export_use_one_session(store, backup_root, small_export_ranges):
     # ALTER TABLE waits for the backup's lock; a second session queueing behind it would wait for the
     # backup, which waits for that session: a hang PostgreSQL cannot detect. The backup goes on alone.
-    waiter = connect(store)
+    waiter = app_connection(store)
     altered: dict = {}
 
     def alter() -> None:

@@ -9,13 +9,12 @@ from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.db import app_connection, execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 
 TS = "20261125_120000"
@@ -28,7 +27,7 @@ def test_an_append_restore_succeeds_while_an_app_writes(store_db, backup_root):
     stop, written = threading.Event(), []
 
     def app_writes():
-        conn = connect(store_db, application_name="rag_app")
+        conn = app_connection(store_db, application_name="rag_app")
         conn.autocommit = True
         with conn.cursor() as cur:
             while not stop.is_set():

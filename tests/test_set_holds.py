@@ -6,12 +6,11 @@ import time
 from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
-from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.testing.db import query
+from pgvector_pipeline.testing.db import app_connection, query
 from tests.helpers import RecordingLog, retain_newest
 from tests.stores import make_store
 
@@ -23,7 +22,7 @@ def test_retention_skips_a_set_a_restore_is_reading(empty_db, backup_root):
     back_up_database(empty_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, OLDER)
     back_up_database(empty_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, NEWER)
     older = locate_backup_set(backup_root, timestamp=OLDER)
-    app = connect(empty_db, application_name="rag_app")
+    app = app_connection(empty_db, application_name="rag_app")
     with app.cursor() as cur:
         cur.execute("SELECT count(*) FROM langchain_pg_embedding")  # holds the restore at its lock for a while
     outcome: dict = {}

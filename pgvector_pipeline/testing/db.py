@@ -8,6 +8,17 @@ from typing import Any
 from pgvector_pipeline.postgres.connection import connect
 
 
+def app_connection(dsn: str, **options: Any):
+    """A session as an app opens it: this tool's connect() (lock bounds, row security off, …) with the role's and
+    database's search_path back (the tool's own sessions run with an empty one), so unqualified names resolve as the
+    app's do."""
+    conn = connect(dsn, **options)
+    with conn.cursor() as cur:
+        cur.execute("RESET search_path")
+    conn.commit()
+    return conn
+
+
 def execute(dsn: str, work: Callable[[Any], Any]) -> Any:
     """Run `work(cursor)` in one committed transaction and return its result, as an app's session would: with the
     role's and database's search_path (the tool's own sessions run with an empty one)."""

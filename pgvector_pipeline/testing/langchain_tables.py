@@ -14,7 +14,7 @@ from pgvector_pipeline.names import (
     LANGCHAIN_COMMUNITY,
     LANGCHAIN_POSTGRES,
 )
-from pgvector_pipeline.postgres.catalog import qualified
+from pgvector_pipeline.postgres.catalog import pgvector_name, qualified
 
 _TABLES = {
     # langchain_postgres.PGVector (current).
@@ -36,9 +36,11 @@ _TABLES = {
 
 def create_langchain_tables(cur, schema: str, layout: str = LANGCHAIN_POSTGRES, dimension: int | None = None) -> None:
     """Create the vector extension and the two tables as LangChain does (a fixed dimension is optional)."""
-    cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    # Named through schemas: this tool's sessions (connect) run with an empty search_path.
+    cur.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    vector = sql.SQL("vector") if dimension is None else sql.SQL("vector({})").format(sql.Literal(dimension))
+    vector = pgvector_name(cur, "vector")
+    vector = vector if dimension is None else sql.SQL("{}({})").format(vector, sql.Literal(dimension))
     names = {"collection": qualified(schema, COLLECTION_TABLE), "embedding": qualified(schema, EMBEDDING_TABLE)}
     for statement in _TABLES[layout]:
         cur.execute(sql.SQL(statement).format(vector=vector, **names))

@@ -8,12 +8,11 @@ import pytest
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError
-from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.db import app_connection, execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 
 TS = "20261125_100000"
@@ -32,7 +31,7 @@ def store(store_db):
 @pytest.fixture
 def idle_app_session(store):
     """An app session that searched and then sat idle in its transaction (it holds ACCESS SHARE)."""
-    conn = connect(store, application_name="rag_app")
+    conn = app_connection(store, application_name="rag_app")
     with conn.cursor() as cur:
         cur.execute(SEARCH)
         cur.fetchall()
@@ -62,7 +61,7 @@ def in_thread(work) -> dict:
 
 
 def longest_search_wait(dsn: str, stop: threading.Event, waits: list[float]) -> None:
-    conn = connect(dsn, application_name="rag_search")
+    conn = app_connection(dsn, application_name="rag_search")
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -112,7 +111,7 @@ def test_a_truncating_restore_gives_up_on_an_idle_app_session(store, backup_root
     backup_set = locate_backup_set(backup_root, timestamp=TS)
     execute(store, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%1'"))
     remaining = rows(store)
-    app = connect(store, application_name="rag_app")
+    app = app_connection(store, application_name="rag_app")
     app_pid = app.get_backend_pid()
     try:
         with app.cursor() as cur:
@@ -131,7 +130,7 @@ def test_a_truncating_restore_gives_up_on_an_idle_app_session(store, backup_root
 
 def test_a_deadlock_with_an_app_transaction_is_reported_as_a_deadlock(store_db, backup_root, admin_dsn):
     fill_sample_store(store_db, collections=2, embeddings_per_collection=20_000, dimension=32)
-    app = connect(store_db, application_name="rag_app")
+    app = app_connection(store_db, application_name="rag_app")
     app_cur = app.cursor()
     # The session whose deadlock check runs first once the cycle exists is cancelled: let it be the backup's.
     app_cur.execute("SET deadlock_timeout = '60s'")
@@ -183,7 +182,7 @@ def test_a_deadlock_with_an_app_transaction_is_reported_as_a_deadlock(store_db, 
 def test_a_second_restore_that_slipped_past_the_queue_is_told_another_is_restoring(store, backup_root):
     back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS)
     backup_set = locate_backup_set(backup_root, timestamp=TS)
-    app = connect(store, application_name="rag_app")
+    app = app_connection(store, application_name="rag_app")
     try:
         with app.cursor() as cur:
             cur.execute(SEARCH)  # holds the first restore at its truncate lock

@@ -6,10 +6,9 @@ import time
 import pytest
 
 from pgvector_pipeline.backup import BackupOptions, back_up_database
-from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.db import app_connection, execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import RecordingLog, read_csv_rows
 
@@ -48,7 +47,7 @@ class Writers:
         return not self._stop.is_set() and time.monotonic() - started < WRITER_DEADLINE_S
 
     def _autocommit_rows(self) -> None:
-        conn, started, n = connect(self.dsn), time.monotonic(), 0
+        conn, started, n = app_connection(self.dsn), time.monotonic(), 0
         conn.autocommit = True
         with conn.cursor() as cur:
             while self._running(started):
@@ -58,7 +57,7 @@ class Writers:
         conn.close()
 
     def _batches(self) -> None:
-        conn, started, batch = connect(self.dsn), time.monotonic(), 0
+        conn, started, batch = app_connection(self.dsn), time.monotonic(), 0
         while self._running(started):
             with conn.cursor() as cur:
                 ids = [f"batch-{batch}-{i}" for i in range(50)]
@@ -94,7 +93,7 @@ def test_no_committed_row_is_lost_by_truncate_after_backup(store_db, backup_root
         lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=2000, dimension=8),
     )
     # A writer's transaction is open when the backup starts and commits while the backup waits for it.
-    open_conn = connect(store_db)
+    open_conn = app_connection(store_db)
     open_ids = [f"open-{i}" for i in range(100)]
     with open_conn.cursor() as cur:
         for id_ in open_ids:
