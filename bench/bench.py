@@ -48,9 +48,9 @@ from pathlib import Path
 
 import psycopg2
 
-from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.store.s3_upload import DEFAULT_PART_SIZE
+from pgvector_pipeline.testing.db import app_connection
 from pgvector_pipeline.testing.embedded import ensure_database, start_embedded_server
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 from pgvector_pipeline.testing.seaweed import seaweedfs_server
@@ -223,7 +223,7 @@ class Bench:
         return child(RESTORE_CHILD, self.dsn, str(root), ts, *collections)
 
     def execute(self, statement: str) -> None:
-        conn = connect(self.dsn)
+        conn = app_connection(self.dsn)  # the app's search_path: the statements name tables and types unqualified
         try:
             with conn, conn.cursor() as cur:
                 cur.execute(statement)
@@ -447,7 +447,7 @@ def compare_collections(
     bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int
 ) -> list[tuple[str, str, str, str]]:
     """Per-collection backups and restores (half of the rows: one of two collections) against the whole table."""
-    conn = connect(bench.dsn)
+    conn = app_connection(bench.dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
         for statement in SPLIT.strip().split(";\n"):
@@ -503,7 +503,7 @@ def compare_migration(
     langchain-postgres's pgvector_migrator from the live tables (batched INSERTs, 100 at once). In a database of its
     own whose ids are UUIDs, as the migrator needs (it does not convert other ids)."""
     dsn = ensure_database(server, "bench_migration")
-    conn = connect(dsn)
+    conn = app_connection(dsn)
     with conn, conn.cursor() as cur:
         create_langchain_tables(cur, "public", dimension=dims)
         cur.execute(FILL.replace("'doc-' || i", "md5(i::text)::uuid::text"), {"rows": rows, "dims": dims})
@@ -609,7 +609,7 @@ def daemon_latency(server, work: Path, rounds: int) -> list[tuple[str, str, str,
     from pgvector_pipeline.testing.webserver import REPO_ROOT, running_webserver
 
     dsn = ensure_database(server, "bench_daemon")
-    conn = connect(dsn)
+    conn = app_connection(dsn)
     with conn, conn.cursor() as cur:
         create_langchain_tables(cur, "public", dimension=8)
     conn.close()
@@ -689,7 +689,7 @@ def main() -> None:
     rows: list[tuple[str, str, str, str]] = []
     try:
         dsn = ensure_database(server, "bench")
-        conn = connect(dsn)
+        conn = app_connection(dsn)
         with conn, conn.cursor() as cur:
             create_langchain_tables(cur, "public", dimension=args.dims)
             cur.execute(FILL, {"rows": args.rows, "dims": args.dims})

@@ -231,7 +231,7 @@ def test_the_backup_job_takes_tables_from_run_config(source, backup_root, instan
     table = materialization.metadata["tables"].value
     assert [(r.data["table"], r.data["rows"], r.data["row_filter"]) for r in table.records] == [
         ("projects", 2, "every row"),
-        ("project_chunks", 1, "project_id = 2"),
+        ("project_chunks", 1, "(project_id OPERATOR(pg_catalog.=) 2)"),
     ]
     [listed] = LocalBackupStore(backup_root).list_sets()
     assert (listed.tables, listed.manifest.source.db_schema) == (["projects", "project_chunks"], SCHEMA)

@@ -110,6 +110,7 @@ def placed(statement: str, placement: Placement) -> str:
     """A checked CREATE TABLE or CREATE INDEX (see checked_create_table, checked_create_index) with its table, the
     tables its foreign keys reference, pgvector's types and operator classes qualified as `placement` says."""
     stmt = parse_sql(statement)[0].stmt
+    assert isinstance(stmt, (ast.CreateStmt, ast.IndexStmt)) and stmt.relation is not None  # checked before
     stmt.relation.schemaname = placement.schema
     if isinstance(stmt, ast.CreateStmt):
         for element in stmt.tableElts or ():

@@ -95,11 +95,14 @@ def _printed(node) -> str:
     if isinstance(node, ast.NullTest):
         return f"({_printed(node.arg)} IS {'NOT ' if node.nulltesttype == NullTestType.IS_NOT_NULL else ''}NULL)"
     if isinstance(node, ast.BooleanTest):
+        assert node.booltesttype is not None
         return f"({_printed(node.arg)} {_BOOLEAN_TESTS[node.booltesttype]})"
     if isinstance(node, ast.BoolExpr):
+        arguments = [_printed(argument) for argument in node.args or ()]
         if node.boolop == BoolExprType.NOT_EXPR:
-            return f"(NOT {_printed(node.args[0])})"
-        return "(" + _BOOLEAN_JOINS[node.boolop].join(_printed(argument) for argument in node.args) + ")"
+            return f"(NOT {arguments[0]})"
+        assert node.boolop is not None
+        return "(" + _BOOLEAN_JOINS[node.boolop].join(arguments) + ")"
     assert isinstance(node, ast.A_Expr)  # _check refused everything else
     return _printed_operation(node)
 
@@ -119,14 +122,20 @@ def _operation(operator: str, left: str, right: str) -> str:
     return f"({left} OPERATOR(pg_catalog.{operator}) {right})"
 
 
+def _values(node: ast.A_Expr) -> tuple:
+    """The list of IN (…) or BETWEEN … AND …."""
+    assert isinstance(node.rexpr, tuple)  # what the parser makes of both
+    return node.rexpr
+
+
 def _printed_operation(node: ast.A_Expr) -> str:
     left = _printed(node.lexpr)
     operator = str(node.name[-1].sval) if node.name else ""
     if node.kind == A_Expr_Kind.AEXPR_IN:  # x IN (a, b): x = a OR x = b; NOT IN: x <> a AND x <> b
         join = " OR " if operator == "=" else " AND "
-        return "(" + join.join(_operation(operator, left, _printed(value)) for value in node.rexpr) + ")"
+        return "(" + join.join(_operation(operator, left, _printed(value)) for value in _values(node)) + ")"
     if node.kind in (A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_NOT_BETWEEN):
-        low, high = (_printed(value) for value in node.rexpr)
+        low, high = (_printed(value) for value in _values(node))
         if node.kind == A_Expr_Kind.AEXPR_BETWEEN:
             return f"({_operation('>=', left, low)} AND {_operation('<=', left, high)})"
         return f"({_operation('<', left, low)} OR {_operation('>', left, high)})"
