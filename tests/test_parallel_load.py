@@ -141,3 +141,28 @@ def test_the_sessions_progress_is_reported_together_and_as_events(big_set):
     assert any(" of 12,000 rows (" in line and " by 2 sessions (" in line for line in copies), log.infos
     events = [e for e in log.events if e.task == f"COPY {EMBEDDING_TABLE}"]
     assert events and all(e.total == 12000 and e.unit == "rows" and e.bytes_done for e in events)
+
+
+def test_a_role_with_one_connection_slot_restores_in_its_own_session_and_says_so(big_set, make_role, admin_dsn):
+    dsn, backup_set = big_set
+    restorer = make_role("SELECT", "INSERT", "TRUNCATE")
+    role = query(restorer, "SELECT current_user")[0][0]
+    execute(
+        dsn,
+        lambda cur: cur.execute(
+            f'ALTER TABLE {EMBEDDING_TABLE} OWNER TO "{role}"; ALTER TABLE langchain_pg_collection OWNER TO "{role}";'
+            f'GRANT CREATE ON SCHEMA public TO "{role}"'
+        ),
+    )
+    execute(admin_dsn, lambda cur: cur.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 1'))
+    before = contents(dsn)
+    execute(dsn, lambda cur: cur.execute(f"DELETE FROM {EMBEDDING_TABLE} WHERE id LIKE '%%7'"))
+    log = RecordingLog()
+
+    result = restore_backup_set(restorer, "public", backup_set, SWAP, log=log)
+
+    assert result.swap == "swapped in"
+    assert contents(dsn) == before
+    assert leftovers(dsn) == []
+    assert any("in this session alone: no further session could connect" in line for line in log.infos), log.infos
+    assert log.warnings == []

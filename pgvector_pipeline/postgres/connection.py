@@ -168,6 +168,19 @@ def _apply_session_settings(conn: psycopg2.extensions.connection, dsn: str, lock
         raise classify_error(exc, "configuring the session", None) from None
 
 
+class SessionUnavailable(Exception):
+    """No further session can be had now (no free connection slot, the role's connection limit, …) for work the
+    caller's own session can also do, slower; the message says why."""
+
+
+def further_session(dsn: str, application_name: str = APPLICATION_NAME) -> psycopg2.extensions.connection:
+    """One more session beside the caller's, or SessionUnavailable saying why none can connect."""
+    try:
+        return connect(dsn, application_name=application_name)
+    except PipelineError as error:  # redacted and classified by connect()
+        raise SessionUnavailable(error.message) from None
+
+
 def rollback_quietly(conn: psycopg2.extensions.connection) -> None:
     """Roll back, as cleanup: never raises, so the error that made the caller clean up is the one reported.
 

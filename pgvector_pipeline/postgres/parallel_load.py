@@ -19,7 +19,7 @@ from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, PipelineError
 from pgvector_pipeline.postgres.catalog import qualified
-from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, connect, rollback_quietly
+from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, further_session, rollback_quietly
 
 # Sessions that load a large file into a new table (a swapped restore): the server parses on one core per session.
 DEFAULT_LOAD_SESSIONS = 2
@@ -101,7 +101,8 @@ def parallel_copy(
         qualified(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with ExitStack() as stack:
-        conns = [stack.enter_context(closing(connect(dsn))) for _ in range(sessions)]
+        # SessionUnavailable when one cannot connect: the caller loads in its own session instead.
+        conns = [stack.enter_context(closing(further_session(dsn))) for _ in range(sessions)]
         if on_sessions is not None:
             on_sessions([conn.get_backend_pid() for conn in conns])
         feeds = [_BlockQueue() for _ in conns]

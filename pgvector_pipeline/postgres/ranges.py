@@ -22,9 +22,8 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.postgres.catalog import qualified
-from pgvector_pipeline.postgres.connection import classify_error, connect
+from pgvector_pipeline.postgres.connection import SessionUnavailable, classify_error, further_session
 
 # Sessions exporting a large table. Two measured 0.7x the time of one on a 2-core server (bench/); more
 # help only where the database server has more cores.
@@ -72,10 +71,6 @@ def export_ranges(heap_blocks: int, table_bytes: int) -> list[BlockRange]:
 RangeStatement = Callable[[BlockRange, bool], sql.Composable]
 
 
-class SessionUnavailable(Exception):
-    """No further session can read the table now (see SnapshotSession); the message says why."""
-
-
 class SnapshotSession:
     """One more session reading the exported snapshot `snapshot_id`: the same rows, another server process.
 
@@ -90,10 +85,7 @@ class SnapshotSession:
         self._dsn, self._snapshot_id, self._schema, self._table = dsn, snapshot_id, schema, table
 
     def __enter__(self) -> "SnapshotSession":
-        try:
-            self.conn = connect(self._dsn)
-        except PipelineError as error:  # redacted and classified by connect()
-            raise SessionUnavailable(error.message) from None
+        self.conn = further_session(self._dsn)
         try:
             self.conn.set_session(
                 isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True, autocommit=False

@@ -32,7 +32,12 @@ from pgvector_pipeline.postgres.collections import (
     prepare_chosen,
 )
 from pgvector_pipeline.postgres.commit import commit_confirmed
-from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, rollback_quietly
+from pgvector_pipeline.postgres.connection import (
+    COPY_MESSAGE_BYTES,
+    SessionUnavailable,
+    classify_error,
+    rollback_quietly,
+)
 from pgvector_pipeline.postgres.disk_space import Need, room_for
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows, truncate_tables
@@ -173,8 +178,8 @@ def restore_tables(
         conn.cursor() as cur,
     ):
         prepared = _prepare(cur, dsn, schema, loads, options, log)
-        if prepared.shadows and _loads_in_parallel(loads, options):
-            cleanup.callback(drop_shadows_quietly, dsn, schema, prepared.shadows, warn)  # no-op once swapped in
+        if prepared.parallel:
+            cleanup.callback(drop_shadows_quietly, conn, dsn, schema, prepared.shadows, warn)  # no-op once swapped in
         stats = []
         expected = {load.table: (load.expected_rows, load.file_bytes) for load in loads}
         with ProgressMonitor(
@@ -182,14 +187,7 @@ def restore_tables(
         ) as monitor:
             for load in loads:
                 transaction.doing = f"restoring {load.table}"
-                target = prepared.targets[load.table]
-                into = prepared.loaded_table(load.table)
-                if prepared.shadows and _loads_in_parallel([load], options):
-                    stats.append(
-                        _load_in_parallel(dsn, cur, schema, load, into, prepared.rows_before, options, log, monitor)
-                    )
-                else:
-                    stats.append(_load_table(cur, schema, load, target, prepared.rows_before, options, log, into))
+                stats.append(_load(dsn, cur, schema, load, prepared, options, log, monitor))
             if prepared.shadows:
                 transaction.doing = "building the new tables' indexes"
                 _raise_maintenance_settings(cur, options)
@@ -202,7 +200,7 @@ def restore_tables(
             transaction.doing = "building the indexes"
             build_indexes(cur, prepared.index_builds(cur, schema, options), options, log)
     if prepared.shadows and options.commit:
-        drop_old_tables_after(dsn, schema, prepared.shadows, warn)
+        drop_old_tables_after(conn, dsn, schema, prepared.shadows, warn)
     return TablesRestored(stats, prepared.created, prepared.swap_outcome(options))
 
 
@@ -286,6 +284,8 @@ class _Prepared:
     shadows: list[Shadow] = field(default_factory=list)
     # Why a truncating restore loads in place ("": it swaps, or it appends).
     in_place_because: str = ""
+    # Large files are loaded into committed new tables by further sessions (see postgres.parallel_load).
+    parallel: bool = False
 
     def swap_outcome(self, options: RestoreOptions) -> str:
         """What became of a swap: "" (an append, or in place as asked), "swapped in", or "in place: why"."""
@@ -324,20 +324,14 @@ def _prepare(
     why_not = swap_refusal(cur, schema, tables, options, created) if options.swap else None
     if options.swap and why_not is None:
         before = _hold_writers_off(cur, schema, tables)
-        if _loads_in_parallel(loads, options):
-            # Other sessions load them: they must exist outside this transaction (dropped again on any failure; a
-            # killed restore leaves them, and the next one drops them first).
-            dropped_leftovers, shadows = committed_shadows(dsn, schema, tables)
-        else:
-            dropped_leftovers = drop_leftovers(cur, schema)
-            shadows = create_shadows(cur, schema, tables)
+        dropped_leftovers, shadows, parallel = _shadows(cur, dsn, schema, loads, options, log)
         if dropped_leftovers:
             log(f"Dropped {', '.join(dropped_leftovers)}, left by a swapped restore that died.")
         log(
             f"Loading into new tables beside {', '.join(tables)}: readers go on until the swap; writers wait (SHARE "
             f"lock) and then write into the restored tables."
         )
-        return _Prepared(created, targets, before, [], shadows)
+        return _Prepared(created, targets, before, [], shadows, parallel=parallel)
     if why_not:
         log(f"Loading in place (the tables cannot be swapped): {why_not}.")
     before, dropped = _prepare_tables(cur, schema, loads, options, created, log)
@@ -372,6 +366,41 @@ def swap_refusal(cur, schema: str, tables: list[str], options: RestoreOptions, c
         if refusal:
             reasons.append(refusal)
     return "; ".join(reasons) or None
+
+
+def _shadows(
+    cur, dsn: str, schema: str, loads: list[TableLoad], options: RestoreOptions, log: Callable[[str], None]
+) -> tuple[list[str], list[Shadow], bool]:
+    """The leftovers dropped first, the new tables beside the live ones, and whether further sessions load them: then
+    the tables are committed by a further session (they must exist outside this transaction; dropped again on any
+    failure, and a killed restore's are dropped by the next one); else they are made in this transaction."""
+    tables = [load.table for load in loads]
+    if _loads_in_parallel(loads, options):
+        try:
+            return (*committed_shadows(dsn, schema, tables), True)
+        except SessionUnavailable as unavailable:
+            log(f"Loading {', '.join(tables)} in this session alone: no further session could connect ({unavailable}).")
+    return drop_leftovers(cur, schema), create_shadows(cur, schema, tables), False
+
+
+def _load(
+    dsn: str,
+    cur,
+    schema: str,
+    load: TableLoad,
+    prepared: "_Prepared",
+    options: RestoreOptions,
+    log: Callable[[str], None],
+    monitor: ProgressMonitor,
+) -> TableRestoreStats:
+    """One file loaded into its table (or new table): by further sessions at once where they can connect."""
+    target, into = prepared.targets[load.table], prepared.loaded_table(load.table)
+    if prepared.parallel and _loads_in_parallel([load], options):
+        try:
+            return _load_in_parallel(dsn, cur, schema, load, into, prepared.rows_before, options, log, monitor)
+        except SessionUnavailable as unavailable:
+            log(f"{load.table}: loaded by this session alone: no further session could connect ({unavailable}).")
+    return _load_table(cur, schema, load, target, prepared.rows_before, options, log, into)
 
 
 def _loads_in_parallel(loads: list[TableLoad], options: RestoreOptions) -> bool:

@@ -33,7 +33,7 @@ from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, PipelineError
 from pgvector_pipeline.postgres.catalog import qualified, table_oid
-from pgvector_pipeline.postgres.connection import connect
+from pgvector_pipeline.postgres.connection import connect, further_session
 from pgvector_pipeline.postgres.locks import described, lock_holders
 
 # Each attempt at the swap waits this long for its ACCESS EXCLUSIVE locks: readers that come meanwhile queue behind
@@ -103,16 +103,17 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
 def committed_shadows(dsn: str, schema: str, tables: Sequence[str]) -> tuple[list[str], list[Shadow]]:
     """create_shadows in a transaction of its own, committed, so that other sessions can load the new tables; the
     leftovers of a restore that died before dropping its new tables are dropped first (the caller holds the
-    schema's restore lock, so no other restore is building them). The leftovers' names, and the new tables."""
-    with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
+    schema's restore lock, so no other restore is building them). The leftovers' names, and the new tables;
+    SessionUnavailable when no further session can connect."""
+    with closing(further_session(dsn)) as conn, conn, conn.cursor() as cur:
         dropped = drop_leftovers(cur, schema)
         return dropped, create_shadows(cur, schema, tables)
 
 
-def drop_shadows_quietly(dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
+def drop_shadows_quietly(conn, dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
     """Drop new tables that were not swapped in (none remain after a swap: they have the live names then), in a
     transaction of their own; see _drop_quietly."""
-    _drop_quietly(dsn, schema, [shadow.name for shadow in shadows], "new tables", warn)
+    _drop_quietly(conn, dsn, schema, [shadow.name for shadow in shadows], "new tables", warn)
 
 
 def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
@@ -169,20 +170,25 @@ def old_name(shadow: Shadow) -> str:
     return f"pgvector_old_{shadow.oid}"
 
 
-def drop_old_tables_after(dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
+def drop_old_tables_after(conn, dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
     """After the swap is committed: drop the old tables in a transaction of their own. Nobody reads them any more,
     but autovacuum may still be working on them (the swap does not wait for it); see _drop_quietly."""
-    _drop_quietly(dsn, schema, [old_name(shadow) for shadow in shadows], "swapped-out tables", warn)
+    _drop_quietly(conn, dsn, schema, [old_name(shadow) for shadow in shadows], "swapped-out tables", warn)
 
 
-def _drop_quietly(dsn: str, schema: str, names: list[str], what: str, warn: Callable[[str], None]) -> None:
-    """DROP TABLE IF EXISTS `names`, together (foreign keys between them go with them), in a new session. A failure
-    only warns: the next swapped restore drops them (drop_leftovers), and it never hides the restore's own error."""
+def _drop_quietly(conn, dsn: str, schema: str, names: list[str], what: str, warn: Callable[[str], None]) -> None:
+    """DROP TABLE IF EXISTS `names`, together (foreign keys between them go with them), in a transaction of its own:
+    in the restore's session `conn` once its transaction has ended (a role may have no further connection slot),
+    else in a new one. A failure only warns: the next swapped restore drops them (drop_leftovers), and it never
+    hides the restore's own error."""
+    drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(qualified(schema, n) for n in names))
     try:
-        with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(qualified(schema, n) for n in names))
-            )
+        if not conn.closed and conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            with conn, conn.cursor() as cur:
+                cur.execute(drop)
+            return
+        with closing(connect(dsn)) as new, new, new.cursor() as cur:
+            cur.execute(drop)
     except (PipelineError, psycopg2.Error) as exc:
         warn(
             f"The {what} {', '.join(names)} were not dropped ({exc}); the next swapped restore drops them, or DROP "

@@ -16,7 +16,7 @@ from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.collections import embeddings_per_collection
 from pgvector_pipeline.postgres.commit import commit_confirmed
-from pgvector_pipeline.postgres.connection import classified, classify_error, rollback_quietly
+from pgvector_pipeline.postgres.connection import SessionUnavailable, classified, classify_error, rollback_quietly
 from pgvector_pipeline.postgres.locks import lock_tables
 from pgvector_pipeline.postgres.maintenance import (
     TruncateStats,
@@ -27,7 +27,6 @@ from pgvector_pipeline.postgres.ranges import (
     BlockRange,
     OrderedRangeCopy,
     RangeStatement,
-    SessionUnavailable,
     SnapshotSession,
     export_ranges,
 )
