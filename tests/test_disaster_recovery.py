@@ -217,6 +217,35 @@ def test_the_last_resort_refuses_a_manifest_that_smuggles_a_command(store_db, ba
     assert "holds a file name, a name or a statement this tool does not write; refusing." in done.stderr
 
 
+def test_the_last_resort_refuses_an_argument_it_does_not_know(store_db, backup_root):
+    """A mistyped --create emptied the tables and loaded the set (the old script took any third argument as none)."""
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=4)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None, _options("none"))
+    execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding"))
+    before = contents(store_db)
+
+    done = psql_restore(backup_root / "vector_bak", result.timestamp, store_db, "--crate")
+
+    script = REPO / "deploy" / "psql_restore.sh"
+    assert (done.returncode, done.stderr) == (2, f"usage: {script} SET_DIRECTORY TIMESTAMP [--create]\n")
+    assert contents(store_db) == before
+
+
+def test_the_last_resort_reads_no_manifest_larger_than_the_tools_limit(tmp_path):
+    """The manifest is held in memory (read once); the tool writes none larger than MAX_MANIFEST_BYTES."""
+    from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES
+
+    (tmp_path / "vector_backup_20260101_000000.json").write_bytes(b" " * (MAX_MANIFEST_BYTES + 1))
+
+    done = psql_restore(tmp_path, "20260101_000000", "dbname=vectors")
+
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"vector_backup_20260101_000000.json is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool "
+        "wrote; refusing.\n",
+    )
+
+
 @pytest.mark.parametrize("planted", ["symlink", "fifo"])
 def test_the_last_resort_opens_regular_files_only(store_db, backup_root, tmp_path, planted):
     """A symlink to a copy of the very file passes the checksum, yet could point anywhere; a FIFO would block the
@@ -511,7 +540,7 @@ def test_the_password_is_on_no_command_line(store_db, backup_root, tmp_path, pas
     assert done.returncode == 0, done.stderr
     assert contents(store_db) == before
     command_lines = log.read_text()
-    assert "/psql -X -q" in command_lines and "read_verified.sh" in command_lines
+    assert f"{tmp_path / 'bin' / 'psql'} -X -q" in command_lines and "read_verified.sh" in command_lines
     assert "S3cretPw" not in command_lines
 
 
@@ -604,4 +633,4 @@ def test_a_dsn_it_cannot_pass_safely_is_refused_before_psql_starts(backup_root, 
     done = psql_restore(backup_root, "20260101_000000", dsn, path=wrapped_commands(tmp_path / "bin", log))
 
     assert (done.returncode, done.stdout, done.stderr) == (1, "", message + "\n")
-    assert "psql" not in log.read_text()
+    assert f"{tmp_path / 'bin' / 'psql'} " not in log.read_text()
