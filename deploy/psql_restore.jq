@@ -14,12 +14,14 @@ def refuse($message): "\($message)\n" | halt_error(1);
 
 # --- Names
 
-# A table or column name as the tool accepts one (pgvector_pipeline.names.COLUMN_NAME_PATTERN).
-def plain_name: type == "string" and test("\\A[A-Za-z_][A-Za-z0-9_]{0,62}\\z");
+# A table or column name as the tool accepts one: pgvector_pipeline.names.COLUMN_NAME_PATTERN (a test keeps the two
+# equal, as it does index_methods and file_suffix).
+def plain_name_pattern: "[A-Za-z_][A-Za-z0-9_]{0,62}";
+def plain_name: type == "string" and test("\\A\(plain_name_pattern)\\z");
 def quoted: "\"" + . + "\"";
 # A plain name as PostgreSQL's quote_ident prints it in pg_get_constraintdef and pg_get_indexdef: bare when lower
 # case, else double-quoted.
-def printed_name: "(?:[a-z_][a-z0-9_]{0,62}|\"[A-Za-z_][A-Za-z0-9_]{0,62}\")";
+def printed_name: "(?:[a-z_][a-z0-9_]{0,62}|\"\(plain_name_pattern)\")";
 def unprinted: ltrimstr("\"") | rtrimstr("\"");
 
 # --- The manifest's files (the tool's one home of codecs and file names: pgvector_pipeline.store.codecs, .layout)
@@ -91,7 +93,7 @@ def definitions($table):
 # definition is exactly `"name" type[ NOT NULL]`, or the serial form of it.
 def rebuilt_column($table; $records):
   . as $definition
-  | (capture("\\A\"(?<name>[A-Za-z_][A-Za-z0-9_]{0,62})\" ") // cannot_rebuild($table; "a column definition is not one the tool writes"))
+  | (capture("\\A\"(?<name>\(plain_name_pattern))\" ") // cannot_rebuild($table; "a column definition is not one the tool writes"))
   | .name as $name
   | ($name | tojson) as $shown
   | (first($records[] | select(.name == $name)) // null) as $record
@@ -131,7 +133,7 @@ def referential_actions: {"CASCADE": "CASCADE", "RESTRICT": "RESTRICT", "SET NUL
 # A constraint definition -> the constraint rebuilt: a primary key, unique key or foreign key of plain columns. A
 # foreign key may reference the tables of $known ({table: [columns]}): those created before this one, and itself.
 def rebuilt_constraint($table; $columns; $known):
-  (capture("\\ACONSTRAINT \"(?<name>[A-Za-z_][A-Za-z0-9_]{0,62})\" (?<body>.*)\\z")
+  (capture("\\ACONSTRAINT \"(?<name>\(plain_name_pattern))\" (?<body>.*)\\z")
     // cannot_rebuild($table; "a constraint definition is not one the tool writes"))
   | .name as $name
   | "constraint \($name | tojson)" as $what
@@ -175,7 +177,7 @@ def create_table($known):
   | [$definitions[] | select(startswith("\"") | not) | rebuilt_constraint($table; $names; $known)] as $constraints
   | "CREATE TABLE \($table | quoted) (\n    \(($columns | map(.sql)) + $constraints | join(",\n    "))\n);";
 
-# pgvector_pipeline.postgres.ddl.INDEX_METHODS.
+# The index methods of PostgreSQL and pgvector: pgvector_pipeline.postgres.ddl.INDEX_METHODS.
 def index_methods: ["btree", "hash", "gin", "gist", "spgist", "brin", "hnsw", "ivfflat"];
 def null_orders: {" NULLS FIRST": " NULLS FIRST", " NULLS LAST": " NULLS LAST"};
 

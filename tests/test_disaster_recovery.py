@@ -559,6 +559,33 @@ VARIABLES = {
 }
 
 
+def test_the_jq_module_shares_the_tools_names_methods_and_suffixes():
+    """psql_restore.jq runs without this package, so it repeats three of its facts; here they are kept equal."""
+    from pgvector_pipeline.names import COLUMN_NAME_PATTERN
+    from pgvector_pipeline.postgres.ddl import INDEX_METHODS
+    from pgvector_pipeline.store.codecs import CODECS
+
+    read = subprocess.run(
+        [
+            "jq",
+            "-n",
+            "-c",
+            "-L",
+            str(REPO / "deploy"),
+            'include "psql_restore"; plain_name_pattern, index_methods, '
+            '({} | [("zstd", "gzip", "none") as $codec | {($codec): ($codec | file_suffix)}] | add)',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    pattern, methods, suffixes = (json.loads(line) for line in read.stdout.splitlines())
+    assert pattern == COLUMN_NAME_PATTERN.pattern
+    assert sorted(methods) == sorted(INDEX_METHODS)
+    assert suffixes == {codec.name: codec.suffix for codec in CODECS.values()}
+
+
 def connection_settings(dsn: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["jq", "-n", "-L", str(REPO / "deploy"), 'include "psql_restore"; connection_settings'],
