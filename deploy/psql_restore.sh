@@ -1,37 +1,64 @@
 #!/bin/sh
 # The last resort: restore a backup set with psql alone, when neither Dagster nor this package can run.
-# Needs psql, jq, sha256sum, and zstd or gzip for compressed sets, and read_verified.sh beside it. Reads the DSN from
-# $PGVECTOR_DSN.
+# Needs psql, jq, sha256sum, and zstd or gzip for compressed sets, and read_verified.sh and psql_restore.jq beside it.
+# Reads the DSN from $PGVECTOR_DSN.
 #
 #   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP            # empty the set's tables and load them, one transaction
 #   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP --create   # into an empty database: extension, tables, indexes
 #
-# 1. Every file of the set must be a regular file (not a symlink or a FIFO) and is checked against the manifest's
-#    sha256 (of the file as stored) before psql starts.
-# 2. One transaction, stopped at the first error (nothing changes then): TRUNCATE of the set's tables (or, with
-#    --create, CREATE EXTENSION vector and the manifest's CREATE TABLE statements), a \copy per table in the
-#    manifest's order (tables before those that reference them), read once and decompressed on the fly by
-#    read_verified.sh, which fails the \copy when the bytes it read are not the manifest's (a file changed after
-#    step 1), with HEADER MATCH so a file whose columns differ is refused, then (with --create) the manifest's
-#    indexes, then COMMIT.
+# 1. The DSN is read as libpq reads it (a postgresql:// URI, keyword=value settings or a database name) and handed
+#    to psql as PG* variables (PGHOST, PGPASSWORD, ...): never on a command line, which every local user can read in
+#    /proc/PID/cmdline. A setting libpq reads from no variable (keepalives, sslpassword, ...) is refused: put it in a
+#    connection service file and name the service in the DSN (service=NAME).
+# 2. The manifest is read once (what is checked is what is used) and must hold only the file names, names,
+#    checksums and codecs the tool writes. Every file of the set must be a regular file (not a symlink or a FIFO) and
+#    is checked against the manifest's sha256 (of the file as stored) before psql starts.
+# 3. One transaction, stopped at the first error (nothing changes then): TRUNCATE of the set's tables (or, with
+#    --create, CREATE EXTENSION vector and the set's tables), a \copy per table in the manifest's order (tables
+#    before those that reference them), read once and decompressed on the fly by read_verified.sh, which fails the
+#    \copy when the bytes it read are not the manifest's (a file changed after step 2), with HEADER MATCH so a file
+#    whose columns differ is refused, then (with --create) the set's indexes, then COMMIT.
+# --create runs no SQL text of the manifest: psql_restore.jq builds each CREATE TABLE from the manifest's column
+# names and types (a list of types; names plain identifiers, double-quoted) and the primary, unique and foreign keys
+# of its CREATE TABLE, and each CREATE INDEX from plain columns, operator classes and plain options. A table with
+# anything else (a default other than its own sequence, a generated column, a CHECK, an expression index, another
+# type) is refused before psql starts: create the tables yourself and run without --create, or use the tool.
 # What it does not do, unlike the tool: check the CSV's row counts while loading, rebuild indexes faster, swap
 # tables in without blocking the app, or move serial sequences past the restored ids (SELECT setval(...) yourself
 # for tables with serial ids).
 set -eu
 
-if [ $# -lt 2 ]; then
+usage() {
     echo "usage: $0 SET_DIRECTORY TIMESTAMP [--create]" >&2
     exit 2
-fi
+}
+[ $# -ge 2 ] && [ $# -le 3 ] || usage
 directory=$1
 timestamp=$2
-create=${3:-}
+case ${3:-} in
+    "") create=false ;;
+    --create) create=true ;;
+    *) usage ;;  # a mistyped --create must not empty the tables instead
+esac
+case $timestamp in
+    "" | *[!0-9_]*) echo "$timestamp is not a set's timestamp (YYYYMMDD_HHMMSS)." >&2; exit 2 ;;
+esac
 : "${PGVECTOR_DSN:?set PGVECTOR_DSN to the target database}"
+here="$(cd "$(dirname "$0")" && pwd)"
 # The reader psql runs for each file (read once, hashed as it loads); its path goes into a shell command.
-reader="$(cd "$(dirname "$0")" && pwd)/read_verified.sh"
+reader="$here/read_verified.sh"
 case $reader in
     *[!A-Za-z0-9_./-]*) echo "Move this script to a path of letters, digits and _ . / - only: $reader" >&2; exit 2 ;;
 esac
+module() {  # jq with psql_restore.jq's definitions
+    jq -L "$here" "$@"
+}
+
+# The connection settings, as shell commands that export PG* variables (values quoted): read now, so that a DSN it
+# cannot pass is refused before anything else, and exported in psql's process alone. The DSN is not passed on.
+settings=$(module -n -r 'include "psql_restore"; connection_exports') || exit 1
+unset PGVECTOR_DSN
+
 cd "$directory"
 manifest="vector_backup_$timestamp.json"
 # Every file of the set is opened as a regular file only (not a symlink, not a FIFO, which would block).
@@ -42,44 +69,27 @@ regular() {
     fi
 }
 regular "$manifest"
-
-# The manifest is untrusted: its file names go into a shell command (\copy ... FROM PROGRAM), its table and column
-# names into SQL, its DDL to psql. Only what the tool writes is accepted: its file names, names without quotes or
-# line breaks, and single CREATE TABLE / CREATE INDEX statements without semicolons or backslashes (a backslash
-# would be a psql command).
-jq -e '
-    [.tables | to_entries[] |
-        (.value.file | test("^[A-Za-z0-9_]+_[0-9]{8}_[0-9]{6}[.]csv([.](zst|gz))?$")),
-        ([.key, .value.columns[].name][] | test("^[^\"\n\r]+$")),
-        (.value.create_table // "CREATE TABLE t" | test("^CREATE TABLE [^;\\\\]*$")),
-        ((.value.indexes // [])[] | test("^CREATE (UNIQUE )?INDEX [^;\\\\]*$")),
-        (.value.stored_sha256 // .value.sha256 | test("^[0-9a-f]{64}$")),
-        ((.value.codec // "none") | IN("zstd", "gzip", "none"))
-    ] | all' "$manifest" >/dev/null || {
+# Read once: a manifest changed after it was checked is not read again. At most the tool's 4 MiB
+# (pgvector_pipeline.store.manifest.MAX_MANIFEST_BYTES): a larger one is not a manifest.
+document=$(head -c 4194305 -- "$manifest")
+if [ ${#document} -gt 4194304 ]; then
+    echo "$manifest is larger than 4194304 bytes: it is not a manifest this tool wrote; refusing." >&2
+    exit 1
+fi
+checked() {
+    printf '%s\n' "$document" | module "$@"
+}
+checked -e --arg timestamp "$timestamp" 'include "psql_restore"; acceptable($timestamp)' >/dev/null || {
     echo "$manifest holds a file name, a name or a statement this tool does not write; refusing." >&2
     exit 1
 }
-for file in $(jq -r '.tables[] | .file' "$manifest"); do
+# Built whole before any file is read or psql starts: a table --create cannot rebuild is refused here.
+script=$(checked -r --argjson create "$create" --arg reader "$reader" \
+    'include "psql_restore"; restore_script($create; $reader)') || exit 1
+for file in $(checked -r '.tables[] | .file'); do
     regular "$file"
 done
-jq -r '.tables[] | "\(.stored_sha256 // .sha256)  \(.file)"' "$manifest" | sha256sum --check --strict --quiet
+checked -r '.tables[] | "\(.stored_sha256 // .sha256)  \(.file)"' | sha256sum --check --strict --quiet
 
-{
-    echo '\set ON_ERROR_STOP on'
-    echo 'BEGIN;'
-    if [ "$create" = --create ]; then
-        echo 'CREATE EXTENSION IF NOT EXISTS vector;'
-        jq -r '.tables[] | .create_table + ";"' "$manifest"
-    else
-        jq -r '"TRUNCATE " + ([.tables | keys_unsorted[] | "\"" + . + "\""] | join(", ")) + ";"' "$manifest"
-    fi
-    jq -r '.tables | to_entries[] |
-        "\\copy \"\(.key)\" (\(.value.columns | map("\"" + .name + "\"") | join(", "))) FROM PROGRAM '"'"'" +
-        "sh " + $reader + " " + .value.file + " " + (.value.stored_sha256 // .value.sha256) + " " + (.value.codec // "none") +
-        "'"'"' WITH (FORMAT csv, HEADER MATCH)"' --arg reader "$reader" "$manifest"
-    if [ "$create" = --create ]; then
-        jq -r '.tables[] | .indexes[] | . + ";"' "$manifest"
-    fi
-    echo 'COMMIT;'
-} | psql -X -q "$PGVECTOR_DSN"
+printf '%s\n' "$script" | (eval "$settings" && exec psql -X -q)
 echo "Restored set $timestamp from $directory."
