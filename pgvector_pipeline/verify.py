@@ -10,23 +10,23 @@ report; these make it impossible not to know.
 
 One read of each file serves the first two, streamed as a restore streams it: memory stays flat. Parsing the
 vectors' text is what costs (pgvector_pipeline.vector_text); for a large set it is spread over worker processes
-while this one reads and hashes the files.
+(pgvector_pipeline.parse_workers: they start from that module, never from the caller's script) while this one reads
+and hashes the files.
 """
 
 import csv
 import io
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
+from pgvector_pipeline.parse_workers import ParseWorkers, WorkerDied
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import ManifestTable
@@ -87,7 +87,7 @@ def check_files_and_embeddings(backup_set: BackupSetInfo, workers: int | None = 
         workers = parse_workers(sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e)))
     try:
         return _read_and_check(backup_set, workers)
-    except BrokenProcessPool:  # a worker died (killed, out of memory): the set is not at fault, read it again here
+    except WorkerDied:  # a worker died (killed, out of memory): the set is not at fault, read it again here
         return _read_and_check(backup_set, 0)
 
 
@@ -97,9 +97,8 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
     tables = list(manifest.tables)
     with ExitStack() as stack:
         pool = None
-        if workers:  # spawned, not forked: the caller may run threads (Dagster does)
-            context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+        if workers:
+            pool = stack.enter_context(ParseWorkers(workers))
         found = _Vectors(pool, workers)
         try:
             with backup_set.store.read_set(backup_set, tables) as held:
@@ -176,7 +175,7 @@ class _Vectors:
     """What the vectors of a set hold, collected as the files stream by: dimensions by group, and the bad ones.
     Batches are parsed here or by `pool`'s workers, and taken in the order they were made."""
 
-    def __init__(self, pool: Executor | None, workers: int) -> None:
+    def __init__(self, pool: ParseWorkers | None, workers: int) -> None:
         # By (table, collection key): '' for a table outside LangChain's layout, whose vectors are one group.
         self.dimensions: dict[tuple[str, str], set[int]] = {}
         self.vectors = 0
@@ -210,7 +209,7 @@ class _Vectors:
         """Parse `batch` (or have a worker parse it); an empty batch of the same column to fill next."""
         if batch.texts:
             parsed = (
-                self._pool.submit(read_vectors, batch.texts, batch.vector_type)
+                self._pool.submit(batch.texts, batch.vector_type)
                 if self._pool is not None
                 else read_vectors(batch.texts, batch.vector_type)
             )
