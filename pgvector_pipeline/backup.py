@@ -6,7 +6,8 @@ set. Plain Python: the Dagster resource calls this, and so can any other tool.
         _read_snapshot      describe and count every table, then export each
           _export_table     one table: COPY TO STDOUT into the set's table writer, counted and hashed
         _manifest           what the set holds, built from the snapshot's results
-        _truncate_verified  re-read the files, count committed rows, truncate, commit (known outcome)
+        _truncate_verified  re-read the files (a changed one marks the set damaged), count committed rows, truncate,
+                            commit (known outcome)
 """
 
 import logging
@@ -18,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError
+from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import (
     Column,
@@ -509,13 +510,8 @@ def _truncate_verified(
 ) -> list[TruncateStats]:
     """Truncate `truncated` only if the set's files read back as written and hold exactly the rows committed."""
     names = ", ".join(truncated)
+    _reread(set_writer, tables, names)
     try:
-        for table in tables:
-            if set_writer.reread_sha256(table.table) != table.entry.file_sha256:
-                raise DataError(
-                    f"{table.location}/{table.entry.file} does not read back with the checksum that was written. "
-                    f"Check the storage holding the backup root."
-                )
         # The SHARE lock was taken before the snapshot, so a new session must see exactly the exported rows.
         for table in tables:
             if table.table not in truncated:
@@ -535,6 +531,45 @@ def _truncate_verified(
             # A retry of the same partition would meet the finished set and refuse to overwrite it.
             can_retry=False,
         ) from error
+
+
+def _reread(set_writer: SetWriter, tables: list[TableBackup], truncated: str) -> None:
+    """Every file of the published set, read back from the store, has the sha256 it was written with. A file that
+    does not marks the set damaged while this run's claim keeps it from listing as complete, so it never counts as
+    complete (retention keeps the location's set before it); either way the backup fails, truncating nothing."""
+    published = f"Set {set_writer.timestamp} was published in {set_writer.location}"
+    for table in tables:
+        file, written = table.entry.file, table.entry.file_sha256
+        try:
+            found = set_writer.reread_sha256(table.table)
+        except (PipelineError, OSError) as error:
+            why = error.message if isinstance(error, PipelineError) else str(error)
+            raise StorageError(
+                f"{published}, but {file} could not be read back to verify it ({why}), so {truncated} was NOT "
+                f"truncated. Check the storage holding the backup root, then back up again.",
+                can_retry=False,
+            ) from error
+        if found == written:
+            continue
+        changed = (
+            f"{published}, but {file} does not read back as it was written (sha256 {found[:12]}…, written "
+            f"{written[:12]}…): the storage holding the backup root changed it."
+        )
+        try:
+            marker = set_writer.mark_damaged(
+                f"{file} did not read back as written (sha256 {found}, written {written})."
+            )
+        except PipelineError as error:
+            raise DataError(
+                f"{changed} Marking the set damaged failed too ({error.message}), so it still lists as complete: "
+                f"delete it. {truncated} was NOT truncated. Check that storage, then back up again.",
+                can_retry=False,
+            ) from None
+        raise DataError(
+            f"{changed} The set is marked damaged ({marker}), so it never counts as complete, and {truncated} was "
+            f"NOT truncated. Check that storage, then back up again.",
+            can_retry=False,
+        )
 
 
 def _log_headline(result: BackupResult) -> str:

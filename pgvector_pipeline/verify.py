@@ -2,7 +2,9 @@
 carry in the UI (issue 24). "Backup said success, restore failed" is what users of every vector-database backup tool
 report; these make it impossible not to know.
 
-  files_match_manifest   every file's size and sha256 (as stored, and of the CSV inside) as the manifest records
+  files_match_manifest   every file's size and sha256 (as stored, and of the CSV inside) as the manifest records; a
+                         file that differs marks the set damaged in its store (store.damage): it never counts as
+                         complete, so retention keeps the location's set before it
   embeddings_parse       every vector of the set parses, holds no NaN or infinity, and the vectors of one collection
                          (one table, outside LangChain's layout) all have one dimension
   rows_hold_up           no table holds fewer rows than (1 - PGVECTOR_ROWS_DROP_WARN) of the location's previous
@@ -16,6 +18,7 @@ and hashes the files.
 
 import csv
 import io
+import logging
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -24,13 +27,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DataError, FilesDamaged, PipelineError
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.parse_workers import ParseWorkers, WorkerDied
 from pgvector_pipeline.store.files import verified_csv
+from pgvector_pipeline.store.interface import Warn
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import ManifestTable
 from pgvector_pipeline.vector_text import VectorType, read_vectors
+
+_log = logging.getLogger(__name__)
 
 FILES_CHECK = "files_match_manifest"
 EMBEDDINGS_CHECK = "embeddings_parse"
@@ -71,14 +77,18 @@ class SetCheck:
     metadata: dict = field(default_factory=dict)
 
 
-def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None) -> list[SetCheck]:
-    """Every check of `backup_set`; `previous` is the location's complete set before it (None: there is none)."""
-    return [*check_files_and_embeddings(backup_set), rows_hold_up(backup_set, previous)]
+def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: Warn | None = None) -> list[SetCheck]:
+    """Every check of `backup_set`; `previous` is the location's complete set before it (None: there is none).
+    `warn` hears of a damage marker that could not be logged."""
+    return [*check_files_and_embeddings(backup_set, warn=warn), rows_hold_up(backup_set, previous)]
 
 
-def check_files_and_embeddings(backup_set: BackupSetInfo, workers: int | None = None) -> tuple[SetCheck, SetCheck]:
-    """files_match_manifest and embeddings_parse, from one read of each file. `workers`: processes that parse the
-    vectors (0: this one; None: as parse_workers says for this set)."""
+def check_files_and_embeddings(
+    backup_set: BackupSetInfo, workers: int | None = None, warn: Warn | None = None
+) -> tuple[SetCheck, SetCheck]:
+    """files_match_manifest and embeddings_parse, from one read of each file; a file that does not match the manifest
+    marks the set damaged. `workers`: processes that parse the vectors (0: this one; None: as parse_workers says for
+    this set)."""
     manifest = backup_set.manifest
     if manifest is None or backup_set.store is None:
         why = f"Set {backup_set.timestamp} has no manifest (made by the old system): nothing to compare it with."
@@ -86,12 +96,34 @@ def check_files_and_embeddings(backup_set: BackupSetInfo, workers: int | None = 
     if workers is None:
         workers = parse_workers(sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e)))
     try:
-        return _read_and_check(backup_set, workers)
+        checks = _read_and_check(backup_set, workers)
     except WorkerDied:  # a worker died (killed, out of memory): the set is not at fault, read it again here
-        return _read_and_check(backup_set, 0)
+        checks = _read_and_check(backup_set, 0)
+    if isinstance(checks, FilesDamaged):
+        return _files_differ(checks.message + _marked(backup_set, checks, warn or _log.warning))
+    return checks
 
 
-def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, SetCheck]:
+def _files_differ(description: str) -> tuple[SetCheck, SetCheck]:
+    """The checks of a set whose files could not be read as its manifest records (`description`: why)."""
+    return (
+        SetCheck(FILES_CHECK, False, description),
+        SetCheck(EMBEDDINGS_CHECK, False, "Not checked: the set's files do not match its manifest.", True),
+    )
+
+
+def _marked(backup_set: BackupSetInfo, damage: FilesDamaged, warn: Warn) -> str:
+    """Mark the set damaged in its store; what became of it, said after the check's finding."""
+    assert backup_set.store is not None
+    try:
+        marker = backup_set.store.mark_damaged(backup_set, damage.message, warn)
+    except PipelineError as error:
+        return f" Marking the set damaged failed ({error.message}): it still lists as complete."
+    return f" The set is marked damaged ({marker}), so it never counts as complete."
+
+
+def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, SetCheck] | FilesDamaged:
+    """The two checks, or the damage found in a file (the set is marked outside the read, once it is released)."""
     manifest = backup_set.manifest
     assert manifest is not None and backup_set.store is not None
     tables = list(manifest.tables)
@@ -106,11 +138,10 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
                     entry = manifest.tables[table]
                     with verified_csv(held.file(table), entry.file, entry) as stream:
                         found.read(table, entry, stream)
+        except FilesDamaged as damage:
+            return damage
         except DataError as exc:
-            return (
-                SetCheck(FILES_CHECK, False, exc.message),
-                SetCheck(EMBEDDINGS_CHECK, False, "Not checked: the set's files do not match its manifest.", True),
-            )
+            return _files_differ(exc.message)
     files = SetCheck(
         FILES_CHECK,
         True,
