@@ -40,6 +40,7 @@ from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.postgres.table_sets import resolve_table_set
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression
+from pgvector_pipeline.store.damage import read_back_published
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
 from pgvector_pipeline.store.layout import (
     LOG_FILE_NAME,
@@ -534,40 +535,20 @@ def _truncate_verified(
 
 
 def _reread(set_writer: SetWriter, tables: list[TableBackup], truncated: str) -> None:
-    """Every file of the published set, read back from the store, has the sha256 it was written with. A file that
-    does not marks the set damaged while this run's claim keeps it from listing as complete, so it never counts as
-    complete (retention keeps the location's set before it); either way the backup fails, truncating nothing."""
-    published = f"Set {set_writer.timestamp} was published in {set_writer.location}"
-    for table in tables:
-        file, written = table.entry.file, table.entry.file_sha256
-        try:
-            found = set_writer.reread_sha256(table.table)
-        except (PipelineError, OSError) as error:
-            why = error.message if isinstance(error, PipelineError) else str(error)
-            raise StorageError(
-                f"{published}, but {file} could not be read back to verify it ({why}), so {truncated} was NOT "
-                f"truncated. Check the storage holding the backup root, then back up again.",
-                can_retry=False,
-            ) from error
-        if found == written:
-            continue
-        changed = (
-            f"{published}, but {file} does not read back as it was written (sha256 {found[:12]}…, written "
-            f"{written[:12]}…): the storage holding the backup root changed it."
-        )
-        try:
-            marker = set_writer.mark_damaged(
-                f"{file} did not read back as written (sha256 {found}, written {written})."
-            )
-        except PipelineError as error:
-            raise DataError(
-                f"{changed} Marking the set damaged failed too ({error.message}), so it still lists as complete: "
-                f"delete it. {truncated} was NOT truncated. Check that storage, then back up again.",
-                can_retry=False,
-            ) from None
+    """Every file of the published set, read back from the store, has the sha256 it was written with; a file that
+    does not marks the set damaged (store.damage). Otherwise the backup fails, truncating nothing."""
+    published = f"Set {set_writer.timestamp} was published in {set_writer.location}, but"
+    try:
+        finding = read_back_published(set_writer, {t.table: t.entry for t in tables})
+    except PipelineError as error:
+        raise StorageError(
+            f"{published} its files could not be read back to verify them ({error.message}), so {truncated} was NOT "
+            f"truncated. Check the storage holding the backup root, then back up again.",
+            can_retry=False,
+        ) from error
+    if finding is not None:
         raise DataError(
-            f"{changed} The set is marked damaged ({marker}), so it never counts as complete, and {truncated} was "
-            f"NOT truncated. Check that storage, then back up again.",
+            f"{published} {finding} {truncated} was NOT truncated. Check that storage, then back up again.",
             can_retry=False,
         )
 

@@ -27,9 +27,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
-from pgvector_pipeline.errors import DataError, FilesDamaged, PipelineError
+from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.parse_workers import ParseWorkers, WorkerDied
+from pgvector_pipeline.store.damage import mark_found_damage
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.interface import Warn
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -100,7 +101,7 @@ def check_files_and_embeddings(
     except WorkerDied:  # a worker died (killed, out of memory): the set is not at fault, read it again here
         checks = _read_and_check(backup_set, 0)
     if isinstance(checks, FilesDamaged):
-        return _files_differ(checks.message + _marked(backup_set, checks, warn or _log.warning))
+        return _files_differ(f"{checks.message} {mark_found_damage(backup_set, checks, warn or _log.warning)}")
     return checks
 
 
@@ -110,16 +111,6 @@ def _files_differ(description: str) -> tuple[SetCheck, SetCheck]:
         SetCheck(FILES_CHECK, False, description),
         SetCheck(EMBEDDINGS_CHECK, False, "Not checked: the set's files do not match its manifest.", True),
     )
-
-
-def _marked(backup_set: BackupSetInfo, damage: FilesDamaged, warn: Warn) -> str:
-    """Mark the set damaged in its store; what became of it, said after the check's finding."""
-    assert backup_set.store is not None
-    try:
-        marker = backup_set.store.mark_damaged(backup_set, damage.message, warn)
-    except PipelineError as error:
-        return f" Marking the set damaged failed ({error.message}): it still lists as complete."
-    return f" The set is marked damaged ({marker}), so it never counts as complete."
 
 
 def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, SetCheck] | FilesDamaged:

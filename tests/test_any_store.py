@@ -104,7 +104,7 @@ def test_runs_started_together_get_distinct_sets(filled_db, any_store):
     assert sorted(s.timestamp for s in any_store.list_sets() if s.complete) == sorted(r.timestamp for r in results)
 
 
-def test_a_changed_file_restores_nothing(filled_db, any_store):
+def test_a_changed_file_restores_nothing_and_marks_the_set_damaged(filled_db, any_store):
     result = back_up_database(
         filled_db, "public", any_store, "global", None, BackupOptions(compression=Compression(NONE))
     )
@@ -113,7 +113,7 @@ def test_a_changed_file_restores_nothing(filled_db, any_store):
         any_store, "global", listed.table_files[EMBEDDING_TABLE], lambda data: data.replace(b"five dims", b"five dimz")
     )
     before = rows(filled_db)
-    with pytest.raises(DataError, match="does not match its manifest"):
+    with pytest.raises(DataError, match="does not match its manifest") as failed:
         restore_backup_set(
             filled_db,
             "public",
@@ -121,6 +121,12 @@ def test_a_changed_file_restores_nothing(filled_db, any_store):
             RestoreFlags(truncate_before_restore=True),
         )
     assert rows(filled_db) == before
+    # What the restore found is kept: the set no longer counts as complete (drills, freshness, retention).
+    assert failed.value.message.endswith(
+        f"The set is marked damaged ({any_store.location('global')}/{damaged_name(result.timestamp)}), so it never "
+        f"counts as complete."
+    ), failed.value.message
+    assert any_store.locate(timestamp=result.timestamp).status == STATUS_DAMAGED
 
 
 def retain_newest_one(store) -> list[str]:
@@ -160,9 +166,9 @@ def test_a_set_that_fails_its_own_reread_is_damaged_and_the_last_good_set_is_kep
     where = any_store.location("global")
     assert re.fullmatch(
         rf"Set {bad} was published in {re.escape(where)}, but {re.escape(damaged_file[0])} does not read back as it "
-        rf"was written \(sha256 [0-9a-f]{{12}}…, written [0-9a-f]{{12}}…\): the storage holding the backup root "
-        rf"changed it\. The set is marked damaged \({re.escape(where)}/{damaged_name(bad)}\), so it never counts as "
-        rf"complete, and {EMBEDDING_TABLE} was NOT truncated\. Check that storage, then back up again\.",
+        rf"was written \(sha256 [0-9a-f]{{12}}…, written [0-9a-f]{{12}}…\): the storage holding it changed it\. The "
+        rf"set is marked damaged \({re.escape(where)}/{damaged_name(bad)}\), so it never counts as complete\. "
+        rf"{EMBEDDING_TABLE} was NOT truncated\. Check that storage, then back up again\.",
         failed.value.message,
     ), failed.value.message
     assert "verified" not in failed.value.message and not failed.value.can_retry
