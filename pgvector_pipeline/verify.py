@@ -30,7 +30,7 @@ from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.parse_workers import ParseWorkers, WorkerDied
-from pgvector_pipeline.store.damage import mark_found_damage
+from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.interface import Warn
 from pgvector_pipeline.store.listing import BackupSetInfo
@@ -97,12 +97,13 @@ def check_files_and_embeddings(
     if workers is None:
         workers = parse_workers(sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e)))
     try:
-        checks = _read_and_check(backup_set, workers)
-    except WorkerDied:  # a worker died (killed, out of memory): the set is not at fault, read it again here
-        checks = _read_and_check(backup_set, 0)
-    if isinstance(checks, FilesDamaged):
-        return _files_differ(f"{checks.message} {mark_found_damage(backup_set, checks, warn or _log.warning)}")
-    return checks
+        with damage_marked(backup_set, warn or _log.warning):
+            try:
+                return _read_and_check(backup_set, workers)
+            except WorkerDied:  # a worker died (killed, out of memory): the set is not at fault, read it again here
+                return _read_and_check(backup_set, 0)
+    except FilesDamaged as damage:  # the set is marked damaged by now, and the message says so
+        return _files_differ(damage.message)
 
 
 def _files_differ(description: str) -> tuple[SetCheck, SetCheck]:
@@ -113,8 +114,8 @@ def _files_differ(description: str) -> tuple[SetCheck, SetCheck]:
     )
 
 
-def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, SetCheck] | FilesDamaged:
-    """The two checks, or the damage found in a file (the set is marked outside the read, once it is released)."""
+def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, SetCheck]:
+    """The two checks; FilesDamaged when a file does not match the manifest."""
     manifest = backup_set.manifest
     assert manifest is not None and backup_set.store is not None
     tables = list(manifest.tables)
@@ -129,9 +130,9 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
                     entry = manifest.tables[table]
                     with verified_csv(held.file(table), entry.file, entry) as stream:
                         found.read(table, entry, stream)
-        except FilesDamaged as damage:
-            return damage
-        except DataError as exc:
+        except FilesDamaged:
+            raise
+        except DataError as exc:  # the set could not be read as listed (deleted, being deleted since)
             return _files_differ(exc.message)
     files = SetCheck(
         FILES_CHECK,

@@ -34,8 +34,8 @@ def marker_document(reason: str) -> dict:
 def marked_problem(where: str, timestamp: str) -> str:
     """Why a marked set is damaged, as listing says it (BackupSetInfo.problem)."""
     return (
-        f"{where}/{damaged_name(timestamp)} marks it damaged: a read-back after it was written found a file that does "
-        f"not match its manifest (the location's log says which)."
+        f"{where}/{damaged_name(timestamp)} marks it damaged: a read of it after it was published found a file that "
+        f"does not match its manifest (the location's log says which)."
     )
 
 
@@ -82,22 +82,17 @@ def read_back_published(set_writer: "SetWriter", written: "dict[str, ManifestTab
     return None
 
 
-def mark_found_damage(backup_set: "BackupSetInfo", damage: FilesDamaged, warn: "Warn") -> str:
-    """Mark a listed set damaged because a read of it found `damage`; what became of the set, as a sentence to say
-    after the finding."""
-    assert backup_set.store is not None, "listed sets know their store"
-    try:
-        marker = backup_set.store.mark_damaged(backup_set, damage.message, warn)
-    except PipelineError as error:
-        return f"Marking the set damaged failed ({error.message}): it still lists as complete."
-    return f"The set is marked damaged ({marker}), so it never counts as complete."
-
-
 @contextmanager
 def damage_marked(backup_set: "BackupSetInfo", warn: "Warn") -> Iterator[None]:
-    """Within the block (a restore or copy reading `backup_set`): a file found not to match the manifest marks the set
-    damaged once the block is left, and the error says so."""
+    """Within the block (a check, restore or copy reading `backup_set`): a file found not to match the manifest
+    (FilesDamaged) marks the set damaged once the block is left, and the error raised says so."""
     try:
         yield
     except FilesDamaged as damage:
-        raise with_outcome(damage, mark_found_damage(backup_set, damage, warn)) from damage
+        assert backup_set.store is not None, "listed sets know their store"
+        try:
+            marker = backup_set.store.mark_damaged(backup_set, damage.message, warn)
+            outcome = f"The set is marked damaged ({marker}), so it never counts as complete."
+        except PipelineError as error:
+            outcome = f"Marking the set damaged failed ({error.message}): it still lists as complete."
+        raise with_outcome(damage, outcome) from damage
