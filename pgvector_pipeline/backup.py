@@ -6,7 +6,8 @@ set. Plain Python: the Dagster resource calls this, and so can any other tool.
         _read_snapshot      describe and count every table, then export each
           _export_table     one table: COPY TO STDOUT into the set's table writer, counted and hashed
         _manifest           what the set holds, built from the snapshot's results
-        _truncate_verified  re-read the files, count committed rows, truncate, commit (known outcome)
+        _truncate_verified  re-read the files (a changed one marks the set damaged), count committed rows, truncate,
+                            commit (known outcome)
 """
 
 import logging
@@ -18,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError
+from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import (
     Column,
@@ -39,6 +40,7 @@ from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.postgres.table_sets import resolve_table_set
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression
+from pgvector_pipeline.store.damage import read_back_published
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
 from pgvector_pipeline.store.layout import (
     LOG_FILE_NAME,
@@ -509,13 +511,8 @@ def _truncate_verified(
 ) -> list[TruncateStats]:
     """Truncate `truncated` only if the set's files read back as written and hold exactly the rows committed."""
     names = ", ".join(truncated)
+    _reread(set_writer, tables, names)
     try:
-        for table in tables:
-            if set_writer.reread_sha256(table.table) != table.entry.file_sha256:
-                raise DataError(
-                    f"{table.location}/{table.entry.file} does not read back with the checksum that was written. "
-                    f"Check the storage holding the backup root."
-                )
         # The SHARE lock was taken before the snapshot, so a new session must see exactly the exported rows.
         for table in tables:
             if table.table not in truncated:
@@ -535,6 +532,25 @@ def _truncate_verified(
             # A retry of the same partition would meet the finished set and refuse to overwrite it.
             can_retry=False,
         ) from error
+
+
+def _reread(set_writer: SetWriter, tables: list[TableBackup], truncated: str) -> None:
+    """Every file of the published set, read back from the store, has the sha256 it was written with; a file that
+    does not marks the set damaged (store.damage). Otherwise the backup fails, truncating nothing."""
+    published = f"Set {set_writer.timestamp} was published in {set_writer.location}, but"
+    try:
+        finding = read_back_published(set_writer, {t.table: t.entry for t in tables})
+    except PipelineError as error:
+        raise StorageError(
+            f"{published} its files could not be read back to verify them ({error.message}), so {truncated} was NOT "
+            f"truncated. Check the storage holding the backup root, then back up again.",
+            can_retry=False,
+        ) from error
+    if finding is not None:
+        raise DataError(
+            f"{published} {finding} {truncated} was NOT truncated. Check that storage, then back up again.",
+            can_retry=False,
+        )
 
 
 def _log_headline(result: BackupResult) -> str:

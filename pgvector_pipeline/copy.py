@@ -4,7 +4,8 @@ Each table's file is streamed once from the source to the target as stored (comp
 compressed), while the bytes are checked against the manifest twice over: the stored file's size and
 sha256, and the CSV's inside it (decompressed on the way). The target set is written like a backup
 (claimed, files streamed, the same manifest published last) and then read back from the target and
-checked again, so a copy that lists as complete is a copy proven equal to the source. An old-system set is
+checked again, so a copy that lists as complete is a copy proven equal to the source (one that is not is marked
+damaged, as is a source found damaged: see store.damage). An old-system set is
 adopted in the source first (as the discovery sensor does), so that it has checksums to verify against.
 No Dagster, no SQL.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import Compression
+from pgvector_pipeline.store.damage import damage_marked, read_back_published
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.interface import BackupStore, SetReader, SetWriter, TableWriter
 from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
@@ -55,18 +57,20 @@ def copy_set(
         f"Copying set {backup_set.timestamp} ({human_size(backup_set.total_bytes)}) to {target.location(backup_set.task)}."
     )
     with (
+        damage_marked(backup_set, log),
         backup_set.store.read_set(backup_set, tables) as held,
         target.new_set(backup_set.task, backup_set.timestamp, create_task_dir=True) as writer,
     ):
         for table in tables:
             _copy_file(held, writer, table, manifest.tables[table], log)
         writer.publish(manifest)
-        for table in tables:
-            if writer.reread_sha256(table) != manifest.tables[table].file_sha256:
-                raise DataError(
-                    f"The copy of {manifest.tables[table].file} in {writer.location} does not read back with the "
-                    f"checksum of the source. Check the target storage, delete the copy and copy again."
-                )
+        finding = read_back_published(writer, {table: manifest.tables[table] for table in tables})
+        if finding is not None:
+            raise DataError(
+                f"The copy of set {backup_set.timestamp} was published in {writer.location}, but {finding} Check the "
+                f"target storage; delete the damaged copy (retention deletes it as it does old sets) before copying "
+                f"the set again."
+            )
     log(f"Copied and verified set {backup_set.timestamp}: {writer.location}.")
     return CopyResult(
         backup_set.task,

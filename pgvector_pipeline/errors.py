@@ -60,6 +60,11 @@ class DataError(PipelineError):
     error_type = ErrorType.DATA_ERROR
 
 
+class FilesDamaged(DataError):
+    """A set's stored file is not what its manifest records (other bytes, cut short, not decodable): the set itself is
+    damaged, not only this read of it."""
+
+
 class StorageError(PipelineError):
     """The backup root cannot be written (disk full, permissions)."""
 

@@ -18,7 +18,7 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
 )
-from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, ResourceNotFound
 from pgvector_pipeline.migration import check_migration
 from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import langchain_layout, table_oid
@@ -40,6 +40,7 @@ from pgvector_pipeline.postgres.restore import (
     restore_tables,
 )
 from pgvector_pipeline.store.codecs import NONE
+from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import decode_prefix, verified_csv
 from pgvector_pipeline.store.interface import SetReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
@@ -161,7 +162,8 @@ def restore_backup_set(
     says (see pgvector_pipeline.migration). With `verify_only` the whole load runs and is then rolled back.
 
     Completeness, file sizes and headers are checked before connecting. Each file's sha256 is computed
-    over the very bytes COPY loads (read once), and a mismatch rolls the whole transaction back. A set
+    over the very bytes COPY loads (read once), and a mismatch rolls the whole transaction back and marks the set
+    damaged in its store (store.damage). A set
     without a manifest (made by the old system and not yet adopted) restores only with `allow_legacy`,
     since nothing can verify it.
     """
@@ -175,7 +177,7 @@ def restore_backup_set(
     # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
     if backup_set.store is None:
         raise InvalidParams(f"Set {backup_set.timestamp} was not found through a backup store; locate it first.")
-    with backup_set.store.read_set(backup_set, tables) as held:
+    with damage_marked(backup_set, log.warning), backup_set.store.read_set(backup_set, tables) as held:
         if manifest:
             _check_file_sizes(backup_set, manifest, held, tables, log)
         else:
@@ -348,7 +350,7 @@ def _check_file_sizes(
             )
         size = held.size(table)
         if size != entry.file_bytes:
-            raise DataError(
+            raise FilesDamaged(
                 f"{name} does not match its manifest (expected {entry.file_bytes} bytes, found {size} bytes). The "
                 f"file was changed or damaged after the backup: restore another set."
             )

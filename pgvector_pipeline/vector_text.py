@@ -1,6 +1,6 @@
 """pgvector's text form of a vector, read as its input functions (vector_in, halfvec_in) read it, so that a check of
 a set's files passes exactly what a restore will load (tests/test_vector_text.py asks the server, text by text).
-Plain numpy, nothing else of this package: parse workers (pgvector_pipeline.verify) import this module alone."""
+Plain numpy, nothing else of this package: parse workers (pgvector_pipeline.parse_workers) import this module alone."""
 
 import warnings
 from dataclasses import dataclass
@@ -95,10 +95,13 @@ def _strtof_number(token: str) -> float:
     return float(number)
 
 
-def read_vectors(texts: list[str], vector_type: VectorType) -> list[tuple[int, str | None]]:
-    """Each text's dimensions (0 when it is no vector at all) and what pgvector would refuse it for (None: nothing),
-    in order: one batch of a parse worker."""
-    found: list[tuple[int, str | None]] = []
+# One text's dimensions (0 when it is no vector at all) and what pgvector would refuse it for (None: nothing).
+Parsed = tuple[int, str | None]
+
+
+def read_vectors(texts: list[str], vector_type: VectorType) -> list[Parsed]:
+    """What each text is (see Parsed), in order: one batch of a parse worker."""
+    found: list[Parsed] = []
     for text in texts:
         values = parsed_vector(text)
         if isinstance(values, str):

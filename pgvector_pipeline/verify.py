@@ -2,7 +2,9 @@
 carry in the UI (issue 24). "Backup said success, restore failed" is what users of every vector-database backup tool
 report; these make it impossible not to know.
 
-  files_match_manifest   every file's size and sha256 (as stored, and of the CSV inside) as the manifest records
+  files_match_manifest   every file's size and sha256 (as stored, and of the CSV inside) as the manifest records; a
+                         file that differs marks the set damaged in its store (store.damage): it never counts as
+                         complete, so retention keeps the location's set before it
   embeddings_parse       every vector of the set parses, holds no NaN or infinity, and the vectors of one collection
                          (one table, outside LangChain's layout) all have one dimension
   rows_hold_up           no table holds fewer rows than (1 - PGVECTOR_ROWS_DROP_WARN) of the location's previous
@@ -10,27 +12,32 @@ report; these make it impossible not to know.
 
 One read of each file serves the first two, streamed as a restore streams it: memory stays flat. Parsing the
 vectors' text is what costs (pgvector_pipeline.vector_text); for a large set it is spread over worker processes
-while this one reads and hashes the files.
+(pgvector_pipeline.parse_workers: they start from that module, never from the caller's script) while this one reads
+and hashes the files.
 """
 
 import csv
 import io
-import multiprocessing
+import logging
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
+from pgvector_pipeline.parse_workers import ParseWorkers, WorkerDied
+from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import verified_csv
+from pgvector_pipeline.store.interface import Warn
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import ManifestTable
 from pgvector_pipeline.vector_text import VectorType, read_vectors
+
+_log = logging.getLogger(__name__)
 
 FILES_CHECK = "files_match_manifest"
 EMBEDDINGS_CHECK = "embeddings_parse"
@@ -71,14 +78,18 @@ class SetCheck:
     metadata: dict = field(default_factory=dict)
 
 
-def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None) -> list[SetCheck]:
-    """Every check of `backup_set`; `previous` is the location's complete set before it (None: there is none)."""
-    return [*check_files_and_embeddings(backup_set), rows_hold_up(backup_set, previous)]
+def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: Warn | None = None) -> list[SetCheck]:
+    """Every check of `backup_set`; `previous` is the location's complete set before it (None: there is none).
+    `warn` hears of a damage marker that could not be logged."""
+    return [*check_files_and_embeddings(backup_set, warn=warn), rows_hold_up(backup_set, previous)]
 
 
-def check_files_and_embeddings(backup_set: BackupSetInfo, workers: int | None = None) -> tuple[SetCheck, SetCheck]:
-    """files_match_manifest and embeddings_parse, from one read of each file. `workers`: processes that parse the
-    vectors (0: this one; None: as parse_workers says for this set)."""
+def check_files_and_embeddings(
+    backup_set: BackupSetInfo, workers: int | None = None, warn: Warn | None = None
+) -> tuple[SetCheck, SetCheck]:
+    """files_match_manifest and embeddings_parse, from one read of each file; a file that does not match the manifest
+    marks the set damaged. `workers`: processes that parse the vectors (0: this one; None: as parse_workers says for
+    this set)."""
     manifest = backup_set.manifest
     if manifest is None or backup_set.store is None:
         why = f"Set {backup_set.timestamp} has no manifest (made by the old system): nothing to compare it with."
@@ -86,20 +97,32 @@ def check_files_and_embeddings(backup_set: BackupSetInfo, workers: int | None = 
     if workers is None:
         workers = parse_workers(sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e)))
     try:
-        return _read_and_check(backup_set, workers)
-    except BrokenProcessPool:  # a worker died (killed, out of memory): the set is not at fault, read it again here
-        return _read_and_check(backup_set, 0)
+        with damage_marked(backup_set, warn or _log.warning):
+            try:
+                return _read_and_check(backup_set, workers)
+            except WorkerDied:  # a worker died (killed, out of memory): the set is not at fault, read it again here
+                return _read_and_check(backup_set, 0)
+    except FilesDamaged as damage:  # the set is marked damaged by now, and the message says so
+        return _files_differ(damage.message)
+
+
+def _files_differ(description: str) -> tuple[SetCheck, SetCheck]:
+    """The checks of a set whose files could not be read as its manifest records (`description`: why)."""
+    return (
+        SetCheck(FILES_CHECK, False, description),
+        SetCheck(EMBEDDINGS_CHECK, False, "Not checked: the set's files do not match its manifest.", True),
+    )
 
 
 def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, SetCheck]:
+    """The two checks; FilesDamaged when a file does not match the manifest."""
     manifest = backup_set.manifest
     assert manifest is not None and backup_set.store is not None
     tables = list(manifest.tables)
     with ExitStack() as stack:
         pool = None
-        if workers:  # spawned, not forked: the caller may run threads (Dagster does)
-            context = multiprocessing.get_context("spawn")
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+        if workers:
+            pool = stack.enter_context(ParseWorkers(workers))
         found = _Vectors(pool, workers)
         try:
             with backup_set.store.read_set(backup_set, tables) as held:
@@ -107,11 +130,10 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
                     entry = manifest.tables[table]
                     with verified_csv(held.file(table), entry.file, entry) as stream:
                         found.read(table, entry, stream)
-        except DataError as exc:
-            return (
-                SetCheck(FILES_CHECK, False, exc.message),
-                SetCheck(EMBEDDINGS_CHECK, False, "Not checked: the set's files do not match its manifest.", True),
-            )
+        except FilesDamaged:
+            raise
+        except DataError as exc:  # the set could not be read as listed (deleted, being deleted since)
+            return _files_differ(exc.message)
     files = SetCheck(
         FILES_CHECK,
         True,
@@ -176,7 +198,7 @@ class _Vectors:
     """What the vectors of a set hold, collected as the files stream by: dimensions by group, and the bad ones.
     Batches are parsed here or by `pool`'s workers, and taken in the order they were made."""
 
-    def __init__(self, pool: Executor | None, workers: int) -> None:
+    def __init__(self, pool: ParseWorkers | None, workers: int) -> None:
         # By (table, collection key): '' for a table outside LangChain's layout, whose vectors are one group.
         self.dimensions: dict[tuple[str, str], set[int]] = {}
         self.vectors = 0
@@ -210,7 +232,7 @@ class _Vectors:
         """Parse `batch` (or have a worker parse it); an empty batch of the same column to fill next."""
         if batch.texts:
             parsed = (
-                self._pool.submit(read_vectors, batch.texts, batch.vector_type)
+                self._pool.submit(batch.texts, batch.vector_type)
                 if self._pool is not None
                 else read_vectors(batch.texts, batch.vector_type)
             )

@@ -1,13 +1,18 @@
 """Backup stores with faults injected through the store interface (store.interface), not by patching
-private names: a store whose table writers or readers call a hook on every write or read."""
+private names: a store whose table writers or readers call a hook on every write or read, or whose set writers call
+one right after publishing; and a stored file changed in place, as failing storage or a person could."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.manifest import Manifest
 
 # hook(table, count so far): called before each write (CSV line) or read; raise or act to inject the fault.
 Hook = Callable[[str, int], None]
+# on_publish(manifest): called right after a set writer published the set (every file has its final name).
+PublishHook = Callable[[Manifest], None]
 
 
 class _Counting:
@@ -48,8 +53,17 @@ class _Wrapped:
 
 
 class _SetWriter(_Wrapped):
+    def __init__(self, inner, hook: Hook, on_publish: PublishHook):
+        super().__init__(inner, hook)
+        self._on_publish = on_publish
+
     def open_table(self, table, progress=None, compression=UNCOMPRESSED):
         return _Counting(self._inner.open_table(table, progress, compression), table, self._hook, "write")
+
+    def publish(self, manifest):
+        where = self._inner.publish(manifest)
+        self._on_publish(manifest)
+        return where
 
 
 class _SetReader(_Wrapped):
@@ -58,19 +72,27 @@ class _SetReader(_Wrapped):
 
 
 class Faulty:
-    """Any backup store whose table writers call `on_write` and whose held files call `on_read`; everything else
-    is the store's own."""
+    """Any backup store whose table writers call `on_write`, whose held files call `on_read` and whose set writers
+    call `on_publish` once the set is published; everything else is the store's own."""
 
-    def __init__(self, inner, *, on_write: Hook | None = None, on_read: Hook | None = None):
+    def __init__(
+        self,
+        inner,
+        *,
+        on_write: Hook | None = None,
+        on_read: Hook | None = None,
+        on_publish: PublishHook | None = None,
+    ):
         self._inner = inner
         self._on_write = on_write or (lambda table, calls: None)
         self._on_read = on_read or (lambda table, calls: None)
+        self._on_publish = on_publish or (lambda manifest: None)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
     def new_set(self, *args, **kwargs):
-        return _SetWriter(self._inner.new_set(*args, **kwargs), self._on_write)
+        return _SetWriter(self._inner.new_set(*args, **kwargs), self._on_write, self._on_publish)
 
     def read_set(self, backup_set, tables):
         return _SetReader(self._inner.read_set(backup_set, tables), self._on_read)
@@ -79,3 +101,21 @@ class Faulty:
 def FaultyStore(root, *, on_write: Hook | None = None, on_read: Hook | None = None) -> Faulty:
     """A LocalBackupStore at `root` with faults (see Faulty)."""
     return Faulty(LocalBackupStore(root), on_write=on_write, on_read=on_read)
+
+
+def replace_stored_file(store, task: str, name: str, change: Callable[[bytes], bytes]) -> None:
+    """Rewrite one file of a location in place (a local or S3 store), as failing storage or someone with write access
+    to the store could."""
+    if hasattr(store, "client"):
+        key = store.location_key(task, name)
+        data = store.client.get_object(Bucket=store.root.bucket, Key=key)["Body"].read()
+        store.client.put_object(Bucket=store.root.bucket, Key=key, Body=change(data))
+    else:
+        path = Path(store.location(task)) / name
+        path.write_bytes(change(path.read_bytes()))
+
+
+def flip_a_byte(data: bytes) -> bytes:
+    """`data` with one bit of its middle byte flipped: the same size, another sha256 (any codec)."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]

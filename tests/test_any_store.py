@@ -4,19 +4,24 @@ Each test runs once per store (the `any_root` fixture): backing up, listing, res
 retention, the log and adoption, through the store interface and through the Dagster jobs and sensors.
 """
 
+import re
 import threading
 
 import pytest
 
+from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, set_checks
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
-from pgvector_pipeline.store.listing import STATUS_COMPLETE, STATUS_UNFINISHED
+from pgvector_pipeline.store.layout import damaged_name
+from pgvector_pipeline.store.listing import STATUS_COMPLETE, STATUS_DAMAGED, STATUS_UNFINISHED
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK
+from tests.faulty_stores import Faulty, flip_a_byte, replace_stored_file
 from tests.helpers import RecordingLog, recent_timestamps
 from tests.stores import make_store
 
@@ -99,14 +104,16 @@ def test_runs_started_together_get_distinct_sets(filled_db, any_store):
     assert sorted(s.timestamp for s in any_store.list_sets() if s.complete) == sorted(r.timestamp for r in results)
 
 
-def test_a_changed_file_restores_nothing(filled_db, any_store):
+def test_a_changed_file_restores_nothing_and_marks_the_set_damaged(filled_db, any_store):
     result = back_up_database(
         filled_db, "public", any_store, "global", None, BackupOptions(compression=Compression(NONE))
     )
     listed = any_store.locate(timestamp=result.timestamp)
-    replace_file(any_store, listed, EMBEDDING_TABLE, lambda data: data.replace(b"five dims", b"five dimz"))
+    replace_stored_file(
+        any_store, "global", listed.table_files[EMBEDDING_TABLE], lambda data: data.replace(b"five dims", b"five dimz")
+    )
     before = rows(filled_db)
-    with pytest.raises(DataError, match="does not match its manifest"):
+    with pytest.raises(DataError, match="does not match its manifest") as failed:
         restore_backup_set(
             filled_db,
             "public",
@@ -114,18 +121,89 @@ def test_a_changed_file_restores_nothing(filled_db, any_store):
             RestoreFlags(truncate_before_restore=True),
         )
     assert rows(filled_db) == before
+    # What the restore found is kept: the set no longer counts as complete (drills, freshness, retention).
+    assert failed.value.message.endswith(
+        f"The set is marked damaged ({any_store.location('global')}/{damaged_name(result.timestamp)}), so it never "
+        f"counts as complete."
+    ), failed.value.message
+    assert any_store.locate(timestamp=result.timestamp).status == STATUS_DAMAGED
 
 
-def replace_file(store, backup_set, table: str, change) -> None:
-    """Rewrite one file of a set in place, as someone with write access to the store could."""
-    name = backup_set.table_files[table]
-    if hasattr(store, "client"):
-        key = store.location_key(backup_set.task, name)
-        data = store.client.get_object(Bucket=store.root.bucket, Key=key)["Body"].read()
-        store.client.put_object(Bucket=store.root.bucket, Key=key, Body=change(data))
-    else:
-        path = backup_set.directory / name
-        path.write_bytes(change(path.read_bytes()))
+def retain_newest_one(store) -> list[str]:
+    """Retention keeping the newest set of each location (and always its newest complete one): what it deleted."""
+    log = RecordingLog()
+    result = apply_retention(
+        store.list_sets(), RetentionPolicy(keep_newest=1), dry_run=False, log_info=log.info, warn=log.warning
+    )
+    return sorted(s.timestamp for s in result.deleted)
+
+
+def test_a_set_that_fails_its_own_reread_is_damaged_and_the_last_good_set_is_kept(filled_db, any_store):
+    """One byte of the embeddings file flipped right after it got its final name: the backup's re-read before the
+    truncate finds it, truncates nothing, and marks the set damaged, so it never counts as complete and retention
+    keeps the set before it."""
+    good = back_up_database(filled_db, "public", any_store, "global", None).timestamp
+    before = rows(filled_db)
+    damaged_file: list[str] = []
+
+    def flip_a_stored_byte(manifest):
+        damaged_file.append(manifest.tables[EMBEDDING_TABLE].file)
+        replace_stored_file(any_store, manifest.task_id, damaged_file[0], flip_a_byte)
+
+    claimed: list[str] = []
+    with pytest.raises(DataError) as failed:
+        back_up_database(
+            filled_db,
+            "public",
+            Faulty(any_store, on_publish=flip_a_stored_byte),
+            "global",
+            None,
+            BackupOptions(truncate_after_backup=True),
+            on_claim=claimed.append,
+        )
+
+    [bad] = claimed
+    where = any_store.location("global")
+    assert re.fullmatch(
+        rf"Set {bad} was published in {re.escape(where)}, but {re.escape(damaged_file[0])} does not read back as it "
+        rf"was written \(sha256 [0-9a-f]{{12}}…, written [0-9a-f]{{12}}…\): the storage holding it changed it\. The "
+        rf"set is marked damaged \({re.escape(where)}/{damaged_name(bad)}\), so it never counts as complete\. "
+        rf"{EMBEDDING_TABLE} was NOT truncated\. Check that storage, then back up again\.",
+        failed.value.message,
+    ), failed.value.message
+    assert "verified" not in failed.value.message and not failed.value.can_retry
+    assert rows(filled_db) == before
+    listed = {s.timestamp: s for s in any_store.list_sets()}
+    assert (listed[bad].status, listed[good].status) == (STATUS_DAMAGED, STATUS_COMPLETE)
+    assert retain_newest_one(any_store) == []
+    with pytest.raises(DataError, match=f"Set {bad} in .* is damaged: .*{damaged_name(bad)} marks it damaged"):
+        restore_backup_set(filled_db, "public", any_store.locate(timestamp=bad))
+    # Once a newer set is complete, the damaged one goes like any other old set, its marker with it.
+    newer = back_up_database(filled_db, "public", any_store, "global", None).timestamp
+    assert retain_newest_one(any_store) == sorted([good, bad])
+    assert [(s.timestamp, s.status) for s in any_store.list_sets()] == [(newer, STATUS_COMPLETE)]
+
+
+def test_a_set_whose_files_check_fails_is_marked_damaged(filled_db, any_store):
+    """The backup run's files_match_manifest check reads the set back: a file that no longer matches its manifest
+    makes the set damaged in the store, not only a failed check, so retention keeps the set before it."""
+    good = back_up_database(filled_db, "public", any_store, "global", None).timestamp
+    result = back_up_database(filled_db, "public", any_store, "global", None)
+    replace_stored_file(any_store, "global", result.table(EMBEDDING_TABLE).entry.file, flip_a_byte)
+
+    fields, sets = set_checks(result, any_store, RecordingLog())
+
+    checks = {(f["asset_key"], f["check_name"]): f for f in fields}
+    files = checks[(ASSET_BY_TABLE[EMBEDDING_TABLE], FILES_CHECK)]
+    where = any_store.location("global")
+    assert not files["passed"] and not checks[(ASSET_BY_TABLE[EMBEDDING_TABLE], EMBEDDINGS_CHECK)]["passed"]
+    assert files["description"].endswith(
+        f" The set is marked damaged ({where}/{damaged_name(result.timestamp)}), so it never counts as complete."
+    ), files["description"]
+    # The inventory the run reports after its checks, and any later listing, say so.
+    assert {s.timestamp: s.status for s in sets} == {result.timestamp: STATUS_DAMAGED, good: STATUS_COMPLETE}
+    assert {s.timestamp: s.status for s in any_store.list_sets()} == {s.timestamp: s.status for s in sets}
+    assert retain_newest_one(any_store) == []
 
 
 def test_retention_deletes_old_sets_but_never_a_held_or_claimed_one(filled_db, any_store):

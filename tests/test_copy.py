@@ -1,6 +1,8 @@
 """Copying sets between stores (local <-> S3 on a real SeaweedFS server): byte-exact, verified, refused when
 anything differs, never overwriting; as plain Python and as vector_copy_job."""
 
+import re
+
 import pytest
 
 from pgvector_pipeline.backup import BackupOptions, back_up_database
@@ -12,10 +14,13 @@ from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
+from pgvector_pipeline.store.layout import damaged_name
+from pgvector_pipeline.store.listing import STATUS_DAMAGED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import S3Root
 from pgvector_pipeline.testing.db import execute, query
+from tests.faulty_stores import Faulty, flip_a_byte, replace_stored_file
 from tests.stores import make_store
 
 
@@ -70,10 +75,48 @@ def test_a_changed_source_file_copies_nothing(filled_db, backup_root, s3_store, 
     path = made.table(EMBEDDING_TABLE).path
     path.write_bytes(path.read_bytes().replace(b"five dims", b"five dimz"))
 
-    with pytest.raises(DataError, match="does not match its manifest"):
+    with pytest.raises(DataError, match="does not match its manifest") as failed:
         copy_set(local.locate(timestamp=made.timestamp), s3_store)
     assert s3_store.list_sets() == []
     assert s3_server.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    # The copy found the source damaged: it says so in the store too, and no longer counts as complete there.
+    assert failed.value.message.endswith(
+        f"The set is marked damaged ({local.location('global')}/{damaged_name(made.timestamp)}), so it never counts "
+        f"as complete."
+    )
+    assert local.locate(timestamp=made.timestamp).status == STATUS_DAMAGED
+
+
+@pytest.mark.parametrize("to_s3", [True, False])
+def test_a_copy_that_does_not_read_back_is_damaged_in_the_target(filled_db, backup_root, tmp_path, s3_store, to_s3):
+    """A byte of the copy flipped right after it was published: the copy's read-back finds it and marks the copy
+    damaged, so the target never counts it as complete."""
+    local = LocalBackupStore(backup_root)
+    made = back_up_database(filled_db, "public", local, "global", None)
+    source = local.locate(timestamp=made.timestamp)
+    source_store, target = (local, s3_store) if to_s3 else (s3_store, LocalBackupStore(tmp_path / "other"))
+    if not to_s3:
+        copy_set(source, s3_store)
+        source = s3_store.locate(timestamp=made.timestamp)
+    name = made.table(EMBEDDING_TABLE).entry.file
+
+    def flip_a_copied_byte(manifest):
+        replace_stored_file(target, manifest.task_id, name, flip_a_byte)
+
+    with pytest.raises(DataError) as failed:
+        copy_set(source, Faulty(target, on_publish=flip_a_copied_byte))
+
+    where = target.location("global")
+    assert re.fullmatch(
+        rf"The copy of set {made.timestamp} was published in {re.escape(where)}, but {re.escape(name)} does not read "
+        rf"back as it was written \(sha256 [0-9a-f]{{12}}…, written [0-9a-f]{{12}}…\): the storage holding it changed "
+        rf"it\. The set is marked damaged \({re.escape(where)}/{damaged_name(made.timestamp)}\), so it never counts "
+        rf"as complete\. Check the target storage; delete the damaged copy \(retention deletes it as it does old "
+        rf"sets\) before copying the set again\.",
+        failed.value.message,
+    ), failed.value.message
+    assert target.locate(timestamp=made.timestamp).status == STATUS_DAMAGED
+    assert source_store.locate(timestamp=made.timestamp).status == "complete"
 
 
 def test_a_copy_never_overwrites_and_old_system_sets_are_adopted_first(filled_db, backup_root, s3_store):

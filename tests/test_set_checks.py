@@ -178,3 +178,91 @@ def test_the_backup_run_records_the_checks_on_its_assets(store_db, backup_root, 
     assert not embedding_checks[EMBEDDINGS_CHECK].passed
     assert embedding_checks[EMBEDDINGS_CHECK].severity == dg.AssetCheckSeverity.ERROR
     assert embedding_checks[ROWS_CHECK].passed
+
+
+# A caller's script with no `if __name__ == "__main__":` guard, as Dagster's own testing pattern (execute_in_process
+# at top level) is often written: every time it is imported it notes so, then checks the set.
+_UNGUARDED_SCRIPT = """
+import sys
+
+with open(sys.argv[1], "a") as imports:
+    imports.write("imported\\n")
+
+from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.verify import check_files_and_embeddings
+
+backup_set = LocalBackupStore(sys.argv[2]).locate(timestamp=sys.argv[3])
+files, embeddings = check_files_and_embeddings(backup_set)
+print(files.passed, embeddings.passed, embeddings.metadata["parsed_by"])
+"""
+
+
+def test_parse_workers_never_run_the_callers_script(store_db, backup_root, tmp_path):
+    """The workers start from a module of this package: a script without a main guard runs once, not once more in
+    every worker (where it checked the set again, started workers of its own, and took 105 s instead of 17)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pgvector_pipeline
+    from pgvector_pipeline.verify import CHECK_WORKERS_ENV
+
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=400, dimension=4)
+    backup_set = backed_up(store_db, backup_root)
+    script, imports = tmp_path / "unguarded.py", tmp_path / "imports.txt"
+    script.write_text(_UNGUARDED_SCRIPT)
+    package_parent = str(Path(pgvector_pipeline.__file__).parent.parent)
+
+    done = subprocess.run(
+        [sys.executable, str(script), str(imports), str(backup_root), backup_set.timestamp],
+        env={**os.environ, CHECK_WORKERS_ENV: "2", "PYTHONPATH": package_parent},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert imports.read_text() == "imported\n"
+    assert (done.returncode, done.stdout) == (0, "True True 2 worker processes\n"), done.stderr
+
+
+def kill_parse_workers() -> int:
+    """SIGKILL this process's parse workers (its children running pgvector_pipeline.parse_workers); how many."""
+    import os
+    import signal
+    from pathlib import Path
+
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and b"pgvector_pipeline.parse_workers" in command:
+            os.kill(int(proc.name), signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def test_a_killed_parse_worker_makes_the_run_parse_the_set_itself(store_db, backup_root):
+    """A worker that dies (out of memory, killed) is no verdict on the set: it is read again and parsed here."""
+    import dataclasses
+
+    from tests.faulty_stores import FaultyStore
+
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=400, dimension=64)
+    backup_set = backed_up(store_db, backup_root)
+    killed = []
+
+    def kill_on_third_read(table, calls):
+        if table == EMBEDDING_TABLE and calls == 3 and not killed:
+            killed.append(kill_parse_workers())
+
+    faulty = dataclasses.replace(backup_set, store=FaultyStore(backup_root, on_read=kill_on_third_read))
+
+    files, embeddings = check_files_and_embeddings(faulty, workers=2)
+
+    assert killed == [2]
+    assert (files.passed, embeddings.passed, embeddings.metadata["parsed_by"]) == (True, True, "the run's process")
+    assert embeddings.metadata["vectors"] == 800

@@ -18,7 +18,9 @@ from pgvector_pipeline.store.codecs import (
     Compression,
     compression_of,
 )
+from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
+from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
 from pgvector_pipeline.verify import (
     DEFAULT_ROWS_DROP,
@@ -187,19 +189,21 @@ def vector_store_backup(
     context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
-    sets = store.list_sets()
-    for fields in set_checks(result, sets, context.log):
+    checks, sets = set_checks(result, store, context.log)
+    for fields in checks:
         yield dg.AssetCheckResult(**fields)
     # A listing right after this run includes its set.
     context.log_event(inventory_refreshed(store.where, sets))
 
 
-def set_checks(result: BackupResult, sets: list, log) -> list[dict]:
+def set_checks(result: BackupResult, store: BackupStore, log) -> tuple[list[dict], list[BackupSetInfo]]:
     """The checks of the set `result` wrote (read back from the store) as the fields of an AssetCheckResult or
-    AssetCheckEvaluation, one per declared check of each backup asset."""
+    AssetCheckEvaluation, one per declared check of each backup asset; and the store's sets once checked (listed
+    again when the checks found the set damaged: it no longer lists as complete)."""
+    sets = store.list_sets()
     mine = next(s for s in sets if (s.task, s.timestamp) == (result.task, result.timestamp))
     previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
-    checks = check_set(mine, previous)
+    checks = check_set(mine, previous, log.warning)
     for check in checks:
         (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
     materialized = {asset_of(t.table) for t in result.tables}
@@ -219,7 +223,8 @@ def set_checks(result: BackupResult, sets: list, log) -> list[dict]:
                     "metadata": {"backup_set": partition_key(result.task, result.timestamp), **check.metadata},
                 }
             )
-    return fields
+    files_differ = any(check.name == FILES_CHECK and not check.passed and not check.warn_only for check in checks)
+    return fields, store.list_sets() if files_differ else sets
 
 
 def backed_up_tags(result: BackupResult) -> dict[str, str]:

@@ -60,9 +60,9 @@ def request_vector_backup(
     context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.AssetMaterialization(asset_key=asset_key, partition=str(claimed[-1]), metadata=metadata)
-    sets = store.list_sets()
     # The same checks as the asset job's, reported as evaluations of the backup assets' declared checks.
-    for fields in set_checks(result, sets, context.log):
+    checks, sets = set_checks(result, store, context.log)
+    for fields in checks:
         yield dg.AssetCheckEvaluation(**fields)
     yield inventory_refreshed(store.where, sets)
     yield dg.Output(

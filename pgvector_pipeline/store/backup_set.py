@@ -10,8 +10,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from pgvector_pipeline.errors import StorageError
 from pgvector_pipeline.store.claims import SetTaken, claim_new_timestamp
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
+from pgvector_pipeline.store.damage import mark_in_directory
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
 from pgvector_pipeline.store.files import (
     DEFAULT_FILE_MODE,
@@ -213,7 +215,19 @@ class BackupSetWriter:
 
     def reread_sha256(self, table: str) -> str:
         """The sha256 of a published table file as stored, read back from the disk."""
-        return self.directory.sha256(self.writers[table].name)
+        name = self.writers[table].name
+        try:
+            return self.directory.sha256(name)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot read back {self.directory.path / name}: {exc.strerror or exc}. Check the disk holding the "
+                f"backup root."
+            ) from exc
+
+    def mark_damaged(self, reason: str) -> str:
+        """Mark the published set damaged (store.damage), its lock still held."""
+        assert self.published and self.timestamp is not None
+        return mark_in_directory(self.directory, self.timestamp, reason, self.mode)
 
     def publish(self, manifest: Manifest) -> str:
         """Make the set visible: manifest .tmp, CSVs renamed, manifest renamed, each step durable."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pgvector_pipeline.errors import DataError, InvalidParams, StorageError
+from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import NONE, UNCOMPRESSED, Compression, codec_of, decode_errors
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
@@ -233,7 +233,7 @@ class VerifiedReader(io.RawIOBase):
 
     The bytes hashed are the bytes handed on, so a file that changes between any earlier check and the
     load cannot load unnoticed, and the file is read once. A context manager: leaving it reads whatever
-    the consumer left unread and raises DataError when size or sha256 differ, also when the consumer
+    the consumer left unread and raises FilesDamaged when size or sha256 differ, also when the consumer
     failed (a damaged file is reported as damaged, not as the bad row the damage made). The consumer's
     work must stay undone until leaving succeeds: restore loads inside a transaction it commits later.
     """
@@ -274,9 +274,9 @@ class VerifiedReader(io.RawIOBase):
 
 
 def _check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], cause: BaseException | None) -> None:
-    """DataError when the bytes read (count, sha256) are not those the manifest records."""
+    """FilesDamaged when the bytes read (count, sha256) are not those the manifest records."""
     if found != expected:
-        raise DataError(
+        raise FilesDamaged(
             f"{name} does not match its manifest: the sha256 of its bytes is {found[1][:12]}… "
             f"({found[0]} bytes), the manifest records {expected[1][:12]}… ({expected[0]} bytes). "
             f"The file was changed or damaged after the backup, and nothing it held was kept: restore "
@@ -288,7 +288,7 @@ class DecodedReader(io.RawIOBase):
     """The CSV inside a compressed file, decompressed as it is read and checked like VerifiedReader: its size
     and sha256 against the manifest's record of the CSV, while `stored` checks the file's own bytes.
 
-    A context manager: leaving it decompresses what the consumer left unread and raises DataError when the
+    A context manager: leaving it decompresses what the consumer left unread and raises FilesDamaged when the
     stored bytes or the CSV differ from the manifest (the stored bytes' error first: it is the cause).
     """
 
@@ -315,7 +315,7 @@ class DecodedReader(io.RawIOBase):
             try:
                 self._pending = self._decoder.decompress(chunk)
             except decode_errors() as exc:
-                raise DataError(
+                raise FilesDamaged(
                     f"{self.name} cannot be decompressed as {self._codec} ({exc}): the file was changed or damaged "
                     f"after the backup, and nothing it held was kept: restore another set."
                 ) from None
@@ -358,14 +358,14 @@ def verified_csv(file: io.RawIOBase, name: str, entry: ManifestTable) -> Verifie
 
 
 def decode_prefix(data: bytes, name: str, codec: str, limit: int) -> bytes:
-    """At most `limit` bytes of the CSV whose stored file starts with `data` (decompressed); DataError when that
+    """At most `limit` bytes of the CSV whose stored file starts with `data` (decompressed); FilesDamaged when that
     start cannot be decompressed."""
     if codec == NONE:
         return data[:limit]
     try:
         return codec_of(codec).decoder().decompress(data)[:limit]
     except decode_errors() as exc:
-        raise DataError(
+        raise FilesDamaged(
             f"{name} cannot be decompressed as {codec} ({exc}): the file was changed or damaged after the backup. "
             f"Restore another set."
         ) from None

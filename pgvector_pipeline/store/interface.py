@@ -2,7 +2,7 @@
 one implementation per place (store.local: a directory tree; object storage next), chosen by the Dagster
 resource `backup_store`. No Dagster, no SQL here.
 
-    BackupStore      list and locate sets, start a new one, read one (held), delete one, log, adopt
+    BackupStore      list and locate sets, start a new one, read one (held), delete one, mark one damaged, log, adopt
     SetWriter        one set being written: claimed on entering, tables streamed in, manifest published last
     SetReader        one set being read: its files held open (and safe from deletion) while the block runs
 
@@ -87,6 +87,11 @@ class SetWriter(Protocol):
         """The sha256 of a published table file (its stored bytes) as the store holds it now."""
         ...
 
+    def mark_damaged(self, reason: str) -> str:
+        """Mark the published set damaged (see store.damage) while the claim still keeps it from listing as
+        complete; where the marker is. StorageError when it cannot be written."""
+        ...
+
 
 class SetReader(Protocol):
     """A set's files held for reading while the `with` block runs: deletion skips a held set."""
@@ -154,6 +159,11 @@ class BackupStore(Protocol):
 
     def delete_set(self, backup_set: "BackupSetInfo", warn: Warn) -> int | None:
         """Delete a set and log it; bytes freed, or None when a run writes or reads it now."""
+        ...
+
+    def mark_damaged(self, backup_set: "BackupSetInfo", reason: str, warn: Warn) -> str:
+        """Mark a published set damaged (see store.damage) and log it with `reason`; where the marker is.
+        StorageError when it cannot be written."""
         ...
 
     def append_log(self, task: str, headline: str, details: list[str], warn: Warn) -> bool:

@@ -6,6 +6,7 @@
                                                 langchain_pg_embedding_…); compressed sets end in .zst or .gz
         vector_backup_YYYYMMDD_HHMMSS.json      manifest (absent in sets made by the old system)
         vector_backup_YYYYMMDD_HHMMSS.lock      held (flock) by the run writing that set; gone once it ends
+        vector_backup_YYYYMMDD_HHMMSS.damaged   the published set failed a read-back: never complete (store.damage)
         *.tmp                                   files of a set still being written
         vector_backup_log.txt
 
@@ -44,7 +45,8 @@ _SUFFIXES = "|".join(re.escape(suffix) for suffix in CODEC_BY_SUFFIX if suffix)
 _CSV_FILE = re.compile(
     rf"(?P<table>{COLUMN_NAME_PATTERN.pattern})_(?P<timestamp>{_TS})\.csv(?P<suffix>{_SUFFIXES})?(?P<tmp>{_TMP})?"
 )
-_SET_META_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|lock)(?P<tmp>{_TMP})?")
+_SET_META_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|lock|damaged)(?P<tmp>{_TMP})?")
+_KIND_BY_EXT = {"json": "manifest", "lock": "lock", "damaged": "damaged"}
 # Object storage only (see above).
 LOG_ENTRIES_DIR = "vector_backup_log"
 _HOLD_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<token>[0-9a-f]{{32}})\.hold")
@@ -128,6 +130,11 @@ def lock_name(timestamp: str) -> str:
     return f"vector_backup_{timestamp}.lock"
 
 
+def damaged_name(timestamp: str) -> str:
+    """File name of the marker of a published set that failed a read-back (see store.damage)."""
+    return f"vector_backup_{timestamp}.damaged"
+
+
 def hold_name(timestamp: str, token: str) -> str:
     """Object storage: the name of one reader's hold on a set."""
     return f"vector_backup_{timestamp}.{token}.hold"
@@ -168,7 +175,7 @@ class SetFileName:
     """What a file name in a vector_bak directory says: which set, which part, finished or not."""
 
     timestamp: str
-    kind: str  # "csv", "manifest" or "lock"
+    kind: str  # "csv", "manifest", "lock" or "damaged"
     table: str | None  # for kind "csv"
     tmp: bool
     codec: str = NONE  # for kind "csv": how the file is compressed, told by its suffix
@@ -180,6 +187,5 @@ def parse_set_file_name(name: str) -> SetFileName | None:
         codec = CODEC_BY_SUFFIX[match["suffix"] or ""]
         return SetFileName(match["timestamp"], "csv", match["table"], bool(match["tmp"]), codec)
     if match := _SET_META_FILE.fullmatch(name):
-        kind = "manifest" if match["ext"] == "json" else "lock"
-        return SetFileName(match["timestamp"], kind, None, bool(match["tmp"]))
+        return SetFileName(match["timestamp"], _KIND_BY_EXT[match["ext"]], None, bool(match["tmp"]))
     return None

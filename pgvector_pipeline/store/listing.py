@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import NONE
+from pgvector_pipeline.store.damage import marked_problem
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import (
     BACKUP_DIR_NAME,
@@ -16,6 +17,7 @@ from pgvector_pipeline.store.layout import (
     LOG_FILE_NAME,
     TASK_ID_PATTERN,
     SetFileName,
+    damaged_name,
     manifest_name,
     parse_set_file_name,
     stored_codec,
@@ -37,7 +39,9 @@ STATUS_UNFINISHED = "unfinished"  # being written now, or its writer died (the n
 STATUS_INCOMPLETE = (
     "incomplete"  # a file of a table its manifest lists (or, without one, of a default table) is missing
 )
-STATUS_DAMAGED = "damaged"  # manifest unreadable, invalid or deleted, or a file leads out of the root
+# Manifest unreadable, invalid or deleted, a file leads out of the root, or a read-back found a file that does not
+# match the manifest (the set's damage marker, see store.damage).
+STATUS_DAMAGED = "damaged"
 
 
 @dataclass
@@ -53,6 +57,7 @@ class BackupSetInfo:
     has_manifest: bool = False
     has_log: bool = False
     unfinished: bool = False
+    marked_damaged: bool = False  # a read-back after publishing found it damaged (store.damage)
     manifest: Manifest | None = None
     problem: str | None = None  # why the set is damaged
 
@@ -155,9 +160,11 @@ class BackupSetInfo:
         return timestamp_time(self.timestamp).astimezone()
 
     def file_names(self) -> list[str]:
-        """The names of the set's published files: its CSVs, then its manifest when it has one."""
+        """The names of the set's published files: its CSVs, then its manifest when it has one, then its damage
+        marker (last: a deletion cut short leaves the set damaged, as it was)."""
         names = list(self.table_files.values())
-        return names + ([manifest_name(self.timestamp)] if self.has_manifest else [])
+        names += [manifest_name(self.timestamp)] if self.has_manifest else []
+        return names + ([damaged_name(self.timestamp)] if self.marked_damaged else [])
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,8 @@ def assemble_sets(listing: LocationListing) -> list[BackupSetInfo]:
         info.has_log = has_log
         if not (info.problem or info.unfinished):
             _read_set_manifest(info, listing, logged)
+        if info.marked_damaged and not info.problem:
+            info.problem = marked_problem(listing.where, info.timestamp)
     return list(sets.values())
 
 
@@ -222,6 +231,8 @@ def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where:
             )
         info.table_files[parsed.table] = item.name
         info.sizes[parsed.table] = item.size
+    elif parsed.kind == "damaged":
+        info.marked_damaged = True
     else:
         info.has_manifest = True
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from pgvector_pipeline.errors import ResourceNotFound
 from pgvector_pipeline.store.adopt import adopt_legacy_set
 from pgvector_pipeline.store.backup_set import BackupSetWriter, remove_interrupted_sets
+from pgvector_pipeline.store.damage import damage_log_entry, mark_in_directory
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, check_file_mode, storage_error
 from pgvector_pipeline.store.interface import InterruptedSet, Warn
 from pgvector_pipeline.store.listing import BackupSetInfo, find_set, scan_sets
@@ -100,6 +101,12 @@ class LocalBackupStore:
 
     def delete_set(self, backup_set: BackupSetInfo, warn: Warn) -> int | None:
         return delete_backup_set(self.root, backup_set, self.file_mode, warn)
+
+    def mark_damaged(self, backup_set: BackupSetInfo, reason: str, warn: Warn) -> str:
+        with open_location(self.root, backup_set.task) as location:
+            marker = mark_in_directory(location, backup_set.timestamp, reason, self.file_mode)
+            record_in_log(location, *damage_log_entry(backup_set.timestamp, reason), self.file_mode, warn)
+        return marker
 
     def append_log(self, task: str, headline: str, details: list[str], warn: Warn) -> bool:
         try:

@@ -10,6 +10,7 @@ zero-byte `{task_id}/` folder marker, as S3 consoles create, will do): that is w
 new task. Listing reads only names (a paginated prefix listing per location) and manifests.
 """
 
+import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,12 +19,14 @@ from typing import Any
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound, StorageError
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.adopt import adopted_manifest
+from pgvector_pipeline.store.damage import damage_log_entry, marker_document
 from pgvector_pipeline.store.interface import InterruptedSet, Warn
 from pgvector_pipeline.store.layout import (
     BACKUP_DIR_NAME,
     GLOBAL_TASK_KEY,
     LOG_FILE_NAME,
     TASK_ID_PATTERN,
+    damaged_name,
     lock_name,
     log_entry_name,
     manifest_name,
@@ -350,6 +353,22 @@ class S3BackupStore:
             task, f"retention deleted set {timestamp} ({backup_set.status}, {human_size(freed)})", doomed, warn
         )
         return freed
+
+    def put_damage_marker(self, task: str, timestamp: str, reason: str) -> str:
+        """Mark set `timestamp` of `task` damaged (store.damage; a set marked already keeps its first marker); the
+        marker's URL."""
+        key = self.location_key(task, damaged_name(timestamp))
+        try:
+            self.put(key, (json.dumps(marker_document(reason), indent=2) + "\n").encode(), if_absent=True)
+        except transport_errors() as exc:
+            if error_code(exc) not in CREATE_REFUSED_CODES:
+                raise s3_error(exc, "marking the set damaged", self.url_of(key)) from exc
+        return self.url_of(key)
+
+    def mark_damaged(self, backup_set: BackupSetInfo, reason: str, warn: Warn) -> str:
+        marker = self.put_damage_marker(backup_set.task, backup_set.timestamp, reason)
+        self.append_log(backup_set.task, *damage_log_entry(backup_set.timestamp, reason), warn)
+        return marker
 
     def append_log(self, task: str, headline: str, details: list[str], warn: Warn) -> bool:
         """One object per entry (objects cannot be appended to), named by its time so the entries sort."""

@@ -221,6 +221,11 @@ class S3SetWriter:
         """The sha256 of a published table file, read back from the server."""
         return self._store.sha256_of(self.writers[table].key)
 
+    def mark_damaged(self, reason: str) -> str:
+        """Mark the published set damaged (store.damage), its claim still held."""
+        assert self.published and self.timestamp is not None
+        return self._store.put_damage_marker(self.task, self.timestamp, reason)
+
     def publish(self, manifest: Manifest) -> str:
         """Put the manifest (only if absent), after checking that the claim is still this run's."""
         assert self._lease is not None and self.timestamp is not None
