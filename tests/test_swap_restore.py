@@ -385,3 +385,50 @@ def test_an_identity_columns_sequence_keeps_its_name_and_grants(dressed, backup_
         (True,)
     ]
     assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
+
+
+def test_a_langchain_writer_during_the_load_never_makes_the_swap_give_up(store_db, backup_root):
+    """PGVector.add_texts reads langchain_pg_collection, then inserts into langchain_pg_embedding in one transaction:
+    its insert waits for the restore (writers are held off), while the swap waits for its read. The restore cancels
+    that one statement (the only way either can go on), says so, and finishes; the app retries into the restored
+    tables. The app's longest wait is measured."""
+    from tests import langchain_stores as lc
+
+    store = lc.postgres_store(store_db, "docs")
+    store.add_texts([f"text {i}" for i in range(30)])
+    backup_set = backed_up(store_db, backup_root)
+    outcome: dict = {"waits": [], "errors": []}
+
+    def app_writes() -> None:
+        app = lc.postgres_store(store_db, "docs")
+        for _ in range(5):
+            started = time.monotonic()
+            try:
+                app.add_texts(["written during the restore"])
+                outcome["waits"].append(time.monotonic() - started)
+                return
+            except Exception as exc:  # the app sees its statement cancelled, and retries
+                outcome["waits"].append(time.monotonic() - started)
+                outcome["errors"].append(str(exc).splitlines()[0])
+
+    writer = threading.Thread(target=app_writes)
+
+    def start_writer(table: str, reads: int) -> None:
+        if table == EMBEDDING_TABLE and reads == 1:  # the live tables are SHARE-locked and the new ones loading
+            writer.start()
+            time.sleep(1.0)  # the app has read the collections and waits to insert
+
+    log = RecordingLog()
+    faulty = dataclasses.replace(backup_set, store=FaultyStore(backup_root, on_read=start_writer))
+    result = restore_backup_set(store_db, "public", faulty, SWAP, log=log)
+    writer.join(timeout=60)
+
+    assert result.swap == "swapped in"
+    assert any("Cancelled the statement of session" in line for line in log.infos), log.infos
+    assert len(outcome["errors"]) == 1 and "canceling statement due to user request" in outcome["errors"][0]
+    assert query(store_db, f"SELECT count(*) FROM {EMBEDDING_TABLE} WHERE document = 'written during the restore'") == [
+        (1,)
+    ]
+    assert query(store_db, f"SELECT count(*) FROM {EMBEDDING_TABLE}") == [(31,)]
+    print(f"the app's waits: {', '.join(f'{wait:.2f} s' for wait in outcome['waits'])}")
+    assert max(outcome["waits"]) < 15

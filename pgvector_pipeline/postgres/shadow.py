@@ -32,7 +32,7 @@ from pglast.stream import RawStream
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, PipelineError
-from pgvector_pipeline.postgres.catalog import qualified, table_oid
+from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid
 from pgvector_pipeline.postgres.connection import connect, further_session
 from pgvector_pipeline.postgres.locks import described, lock_holders
 
@@ -221,6 +221,7 @@ def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None])
     )
     holders = ""
     for attempt in range(1, SWAP_ATTEMPTS + 1):
+        _cancel_waiters_in_the_way(cur, schema, shadows, log)
         cur.execute("SAVEPOINT pgvector_swap")
         started = time.monotonic()
         try:
@@ -246,6 +247,42 @@ def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None])
         f"are done.",
         can_retry=True,
     )
+
+
+def _cancel_waiters_in_the_way(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
+    """Cancel the statement of each session that waits for this restore while holding a lock on a live table: an app
+    that read langchain_pg_collection and then waits to insert into langchain_pg_embedding (writers are held off
+    until the swap), as LangChain's PGVector.add_texts does in one transaction. The swap needs that session's lock,
+    and that session needs the swap to end: neither could go on, and lock_timeout would make every attempt fail.
+    Cancelled, its transaction is rolled back (its locks go with it) and the app can retry it: the retry waits for the
+    swap and writes into the restored tables. A session this role may not signal is left, and named if the swap
+    gives up."""
+    cur.execute(
+        "SELECT a.pid, COALESCE(NULLIF(a.application_name, ''), 'no application_name') "
+        "FROM pg_catalog.pg_stat_activity a WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) "
+        "ANY (pg_catalog.pg_blocking_pids(a.pid)) AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid "
+        "OPERATOR(pg_catalog.=) a.pid AND l.granted AND l.relation OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.oid[]))",
+        ([shadow.oid for shadow in shadows],),
+    )
+    for pid, application in cur.fetchall():
+        cur.execute("SAVEPOINT pgvector_cancel")
+        try:
+            cur.execute("SELECT pg_catalog.pg_cancel_backend(%s)", (pid,))
+            cancelled = bool(single_value(cur))
+        except psycopg2.errors.InsufficientPrivilege:
+            cancelled = False
+        cur.execute("RELEASE SAVEPOINT pgvector_cancel" if cancelled else "ROLLBACK TO SAVEPOINT pgvector_cancel")
+        if cancelled:
+            log(
+                f"Cancelled the statement of session pid {pid} ({application}): it waited for this restore while "
+                f"holding a table the swap replaces, a wait neither could end. Its transaction was rolled back; "
+                f"the app can retry it, and the retry writes into the restored tables."
+            )
+        else:
+            log(
+                f"Session pid {pid} ({application}) waits for this restore while holding a table the swap replaces, "
+                f"and this role may not cancel it (grant pg_signal_backend, or restore as the app's role)."
+            )
 
 
 def _storage_options(cur, schema: str, shadow: Shadow) -> None:
