@@ -432,3 +432,44 @@ def test_a_langchain_writer_during_the_load_never_makes_the_swap_give_up(store_d
     assert query(store_db, f"SELECT count(*) FROM {EMBEDDING_TABLE}") == [(31,)]
     print(f"the app's waits: {', '.join(f'{wait:.2f} s' for wait in outcome['waits'])}")
     assert max(outcome["waits"]) < 15
+
+
+class DDLWhileIndexesBuild(RecordingLog):
+    """A log that, when the first index of a new table is built, has the app commit `ddl` on the live tables (the
+    writers' SHARE lock lets CREATE INDEX, CREATE VIEW and GRANT through)."""
+
+    def __init__(self, dsn: str, ddl: str):
+        super().__init__()
+        self.dsn, self.ddl, self.done = dsn, ddl, False
+
+    def info(self, msg: str) -> None:
+        super().info(msg)
+        if not self.done and "on the new table" in msg:
+            self.done = True
+            execute(self.dsn, lambda cur: cur.execute(self.ddl))
+
+
+@pytest.mark.parametrize(
+    ("ddl", "named"),
+    [
+        (f"CREATE INDEX ix_app_made ON {EMBEDDING_TABLE} (document)", "ix_app_made"),
+        (f"CREATE VIEW app_docs AS SELECT document FROM {EMBEDDING_TABLE}", "view app_docs"),
+        (f"GRANT SELECT ON {COLLECTION_TABLE} TO PUBLIC", "langchain_pg_collection: grants"),
+    ],
+    ids=["index", "view", "grant"],
+)
+def test_app_ddl_committed_while_the_new_indexes_build_is_never_lost_nor_left_on_the_old_table(dressed, ddl, named):
+    dsn, backup_set = dressed
+    log = DDLWhileIndexesBuild(dsn, ddl)
+
+    with pytest.raises(DatabaseError, match=f"while they loaded, the live tables were changed .*{named}") as raised:
+        restore_backup_set(dsn, "public", backup_set, SWAP, log=log)
+
+    assert log.done and raised.value.can_retry
+    after_ddl = fingerprint(dsn)
+    assert query(dsn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgvector_%%'") == [(0,)]
+    # Restored again, the change is carried over (or the view makes it load in place).
+    restore_backup_set(dsn, "public", backup_set, SWAP)
+    assert fingerprint(dsn) == after_ddl
+    if "VIEW" in ddl:
+        assert query(dsn, "SELECT count(*) FROM app_docs") == [(40,)]

@@ -191,9 +191,9 @@ def restore_tables(
             if prepared.shadows:
                 transaction.doing = "building the new tables' indexes"
                 _raise_maintenance_settings(cur, options)
-                finish_shadows(cur, schema, prepared.shadows, log)
+                dressed_as = finish_shadows(cur, schema, prepared.shadows, log)
                 transaction.doing = "swapping the new tables in"
-                swap_in(cur, schema, prepared.shadows, log)
+                swap_in(cur, schema, prepared.shadows, log, dressed_as)
             transaction.doing = "moving sequences past the restored ids"
             for load in loads:
                 advance_sequences(cur, schema, load.table, log, warn)

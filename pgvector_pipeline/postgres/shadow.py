@@ -32,9 +32,11 @@ from pglast.stream import RawStream
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, PipelineError
+from pgvector_pipeline.postgres import drift
 from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid
 from pgvector_pipeline.postgres.connection import connect, further_session
 from pgvector_pipeline.postgres.locks import described, lock_holders
+from pgvector_pipeline.postgres.swap import swap_blockers
 
 # Each attempt at the swap waits this long for its ACCESS EXCLUSIVE locks: readers that come meanwhile queue behind
 # the request, so this bounds how long any of them waits.
@@ -116,8 +118,10 @@ def drop_shadows_quietly(conn, dsn: str, schema: str, shadows: list[Shadow], war
     _drop_quietly(conn, dsn, schema, [shadow.name for shadow in shadows], "new tables", warn)
 
 
-def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
-    """After the load: give each new table the live one's indexes, constraints, triggers, security and owner."""
+def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> dict[str, drift.TableState]:
+    """After the load: give each new table the live one's indexes, constraints, triggers, security and owner. The
+    live tables' state they were given (read first: the swap compares it with the state under its locks)."""
+    dressed_as = drift.table_states(cur, [(shadow.live, shadow.oid) for shadow in shadows])
     new_names = {shadow.live: shadow.name for shadow in shadows}
     for shadow in shadows:
         _storage_options(cur, schema, shadow)
@@ -129,6 +133,7 @@ def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str],
         _grants_and_owner(cur, schema, shadow)
         _identity_positions(cur, schema, shadow)
         _planner_settings(cur, schema, shadow)
+    return dressed_as
 
 
 def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
@@ -210,7 +215,13 @@ def drop_leftovers(cur, schema: str) -> list[str]:
     return names
 
 
-def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
+def swap_in(
+    cur,
+    schema: str,
+    shadows: list[Shadow],
+    log: Callable[[str], None],
+    dressed_as: dict[str, drift.TableState] | None = None,
+) -> None:
     """swap_shadows under ACCESS EXCLUSIVE locks waited for at most SWAP_LOCK_WAIT_MS per attempt; an attempt that
     cannot get them (a long query holds the tables, or a deadlock) is undone to a savepoint, so the loaded tables
     stay, and tried again after a pause; DatabaseError naming the sessions in the way after SWAP_ATTEMPTS."""
@@ -227,6 +238,7 @@ def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None])
         try:
             cur.execute(lock)
             waited = time.monotonic() - started
+            _refuse_changes_since(cur, schema, shadows, dressed_as)
             swap_shadows(cur, schema, shadows)
         except (psycopg2.errors.LockNotAvailable, psycopg2.errors.DeadlockDetected) as exc:
             cur.execute("ROLLBACK TO SAVEPOINT pgvector_swap")
@@ -247,6 +259,25 @@ def swap_in(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None])
         f"are done.",
         can_retry=True,
     )
+
+
+def _refuse_changes_since(cur, schema: str, shadows: list[Shadow], dressed_as: dict | None) -> None:
+    """Under the swap's locks: DatabaseError (retryable) when the app changed a live table since its new one was
+    dressed (see postgres.drift), or something now depends on it that a swap cannot carry (postgres.swap): the
+    change would be lost with the old table, or stay bound to it."""
+    tables = [shadow.live for shadow in shadows]
+    changed = swap_blockers(cur, schema, tables)
+    if dressed_as is not None:
+        changed += drift.changes(dressed_as, drift.table_states(cur, [(s.live, s.oid) for s in shadows]))
+    if changed:
+        cur.execute("ROLLBACK TO SAVEPOINT pgvector_swap")
+        raise DatabaseError(
+            f"Gave up swapping the new {', '.join(tables)} in: while they loaded, the live tables were changed "
+            f"({'; '.join(changed[:5])}). A swap would lose that change with the old tables, or leave it bound to "
+            f"them. Nothing was changed. Restore again: a new restore copies the change (or, when a view now reads "
+            f"the tables, loads in place).",
+            can_retry=True,
+        )
 
 
 def _cancel_waiters_in_the_way(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
