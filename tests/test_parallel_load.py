@@ -166,3 +166,27 @@ def test_a_role_with_one_connection_slot_restores_in_its_own_session_and_says_so
     assert leftovers(dsn) == []
     assert any("in this session alone: no further session could connect" in line for line in log.infos), log.infos
     assert log.warnings == []
+
+
+def test_ctrl_c_during_a_parallel_load_stays_an_interrupt_and_commits_nothing(store_db):
+    from contextlib import contextmanager
+
+    from pgvector_pipeline.postgres.parallel_load import parallel_copy
+
+    execute(store_db, lambda cur: cur.execute("CREATE TABLE loaded (id int, document text)"))
+    header_and_rows = b"id,document\n" + b"".join(f"{i},row {i}\n".encode() for i in range(20000))
+
+    class Interrupted(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() > 100_000:
+                raise KeyboardInterrupt
+            return super().read(min(size, 4096) if size and size > 0 else 4096)
+
+    @contextmanager
+    def open_csv():
+        yield Interrupted(header_and_rows)
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel_copy(store_db, "public", "loaded", ["id", "document"], open_csv, 2)
+
+    assert query(store_db, "SELECT count(*) FROM loaded") == [(0,)]

@@ -126,8 +126,8 @@ def parallel_copy(
         if failure is not None:
             for conn in conns:
                 rollback_quietly(conn)
-            if isinstance(failure, PipelineError):
-                raise failure
+            if isinstance(failure, (PipelineError, KeyboardInterrupt, SystemExit)):
+                raise failure  # an interrupt stays one: the caller says what was rolled back
             if isinstance(failure, psycopg2.Error):
                 conn = next(c for c, r in zip(conns, results, strict=True) if r is failure)
                 raise classify_error(failure, f"loading {table}", conn) from failure
