@@ -22,6 +22,7 @@ from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedul
 from pgvector_pipeline.schedules.drill import build_vector_restore_drill_schedule
 from pgvector_pipeline.schedules.freshness import build_vector_backup_freshness_schedule
 from pgvector_pipeline.schedules.retention import build_vector_retention_schedule
+from pgvector_pipeline.sensors.alerts import vector_run_failure_alert_sensor
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.sensors.task_backup import task_backup_sensor
 
@@ -54,7 +55,7 @@ defs = dg.Definitions(
         build_vector_backup_freshness_schedule(),
         build_vector_restore_drill_schedule(),
     ],
-    sensors=[backup_discovery_sensor, task_backup_sensor],
+    sensors=[backup_discovery_sensor, task_backup_sensor, vector_run_failure_alert_sensor],
     resources={
         "pgvector": PgVectorResource(dsn=dg.EnvVar(DEFAULT_DSN_ENV)),
         # The root is resolved when a run needs it (PGVECTOR_BACKUP_ROOT, else ./vector_backups), not at import.

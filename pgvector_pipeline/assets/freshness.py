@@ -5,6 +5,7 @@ from datetime import datetime
 
 import dagster as dg
 
+from pgvector_pipeline.alerts import Alert, post_alert
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import FRESHNESS_CHECK
 from pgvector_pipeline.env_numbers import number_from_env
@@ -24,8 +25,19 @@ DEFAULT_MAX_AGE_HOURS = 26.0
         f"{DEFAULT_MAX_AGE_HOURS:g}), or there is none. Runs with every inventory refresh and hourly."
     ),
 )
-def recent_global_backup(backup_store: BackupStoreResource) -> dg.AssetCheckResult:
-    """Age of the newest complete global set against the allowed maximum."""
+def recent_global_backup(
+    context: dg.AssetCheckExecutionContext, backup_store: BackupStoreResource
+) -> dg.AssetCheckResult:
+    """Age of the newest complete global set against the allowed maximum; a failure is also posted as an alert."""
+    result = _freshness(backup_store)
+    if not result.passed:
+        post_alert(
+            Alert("No recent global backup", result.description or "", {"check": FRESHNESS_CHECK}), context.log.warning
+        )
+    return result
+
+
+def _freshness(backup_store: BackupStoreResource) -> dg.AssetCheckResult:
     max_age_h = number_from_env(
         MAX_AGE_ENV, DEFAULT_MAX_AGE_HOURS, float, lambda h: h > 0, "is a number of hours above 0"
     )
