@@ -11,6 +11,8 @@ client.wait_for_run(client.launch_restore("task_20261123", "20261124_101500", fl
 Every failure is a PipelineClientError with a plain message: Dagster's reasons when it refuses a launch
 (config validation), the run's `error_type`, `can_retry` and message when a run fails, a TimeoutError
 naming the run's state when waiting runs out (a run QUEUED for good means no dagster-daemon is running).
+Arguments refused before anything is sent (a task id or timestamp that is not one, text holding a NUL) raise
+InvalidParams (pgvector_pipeline.errors).
 """
 
 import json
@@ -65,6 +67,7 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.errors import ErrorType
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
+from pgvector_pipeline.untrusted_text import refuse_nul
 
 LAUNCH_RUN = """
 mutation LaunchRun($executionParams: ExecutionParams!) {
@@ -335,7 +338,9 @@ class VectorBackupClient:
         return {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME}
 
     def launch_job(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
-        """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons."""
+        """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons (InvalidParams, before
+        anything is sent, for text holding a NUL: every launch of this client comes through here)."""
+        refuse_nul({"job_name": job_name, "run_config": run_config, "tags": tags}, "The launch")
         params = {
             "selector": {**self._repository, "jobName": job_name},
             "runConfigData": run_config or {},
@@ -407,11 +412,12 @@ class VectorBackupClient:
             run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
-        self.add_dynamic_partition(SET_PARTITIONS, key)
         config = backup_run_config(
             truncate_after_backup, create_task_dir, compression, compression_level, collections, tables
         )
         run_config = {**config, **resources}
+        refuse_nul(run_config, "The run config")  # before the partition is added
+        self.add_dynamic_partition(SET_PARTITIONS, key)
         run_id = self.launch_job(BACKUP_JOB, run_config, {**tags, PARTITION_TAG: key})
         return LaunchedRun(run_id, BACKUP_JOB, task, timestamp)
 

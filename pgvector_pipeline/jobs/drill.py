@@ -8,10 +8,11 @@ from pgvector_pipeline.contract import BACKUP_SET_TAG, DRILL_JOB, database_tags,
 from pgvector_pipeline.drill import set_to_drill
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.store.layout import task_key
 
 
-class DrillConfig(dg.Config):
+class DrillConfig(RunConfig):
     """Run config of vector_restore_drill."""
 
     task_id: str = Field(default="", description="The set's task; empty or 'global': {root}/vector_bak/.")

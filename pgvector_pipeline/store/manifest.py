@@ -20,7 +20,7 @@ A set holds the tables its manifest lists, whichever they are (names that are pl
 """
 
 import json
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,6 +35,7 @@ from pgvector_pipeline.store.layout import (
     csv_name,
     manifest_name,
 )
+from pgvector_pipeline.untrusted_text import nul_at, shown_path
 
 ManifestFormat = Literal["pgvector-pipeline-backup/1", "pgvector-pipeline-backup/2", "pgvector-pipeline-backup/3"]
 MANIFEST_FORMAT_1: ManifestFormat = "pgvector-pipeline-backup/1"
@@ -133,6 +134,15 @@ class Manifest(_Strict):
     embedding_dimensions: dict[str, Count] = {}
     collections: ManifestCollections | None = None
     tables: dict[TableName, ManifestTable]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, document: Any) -> Any:
+        """No text of the document (keys included) holds a NUL: see untrusted_text."""
+        path = nul_at(document)
+        if path is not None:
+            raise ValueError(f"{shown_path(path)} holds a NUL character (\\x00)")
+        return document
 
     @model_validator(mode="after")
     def _consistent(self) -> "Manifest":

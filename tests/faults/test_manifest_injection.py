@@ -112,6 +112,11 @@ ODD_MANIFESTS = [
     (lambda d: d.update(surprise=True), "surprise"),
     (lambda d: d.update(format="pgvector-pipeline-backup/9"), "format"),
     (lambda d: d["tables"][EMBEDDING_TABLE].update(rows=-1), "rows"),
+    # A NUL in any text of it: PostgreSQL refuses it, and C code would read the text as ending there.
+    (lambda d: d["collections"]["embeddings"].update({"a\x00b": 1}), "NUL"),
+    (lambda d: d["collections"].update(selected=["a\x00b"]), "NUL"),
+    (lambda d: d["source"].update(dsn="host=x\x00"), "NUL"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(row_filter="id <> 'a'\x00 OR true"), "NUL"),
 ]
 
 
