@@ -129,13 +129,23 @@ def for_cli(message: str) -> str:
 
 def _report(info: RunInfo) -> int:
     """The run as JSON on stdout; a failed or canceled run's error also on stderr (cron mails stderr)."""
-    _print(info.as_dict())
+    result = info.as_dict()
+    _print(result)
     if info.status in ("FAILURE", "CANCELED"):
         print(
             f"error: run {info.run_id} {info.status}: {info.error_type or 'ERROR'}: "
             f"{for_cli(info.error_message or '')}".rstrip(": "),
             file=sys.stderr,
         )
+        return EXIT_RUN_FAILED
+    return _verdict(result)
+
+
+def _verdict(result: dict) -> int:
+    """The exit code of a command that ran to its end, from its result, whichever path ran it (GraphQL or --direct):
+    a verify that found the live tables differ from the set fails."""
+    if result.get("live_equal") is False:
+        print(f"error: the live tables differ from set {result['backup_set']}.", file=sys.stderr)
         return EXIT_RUN_FAILED
     return EXIT_OK
 
@@ -255,10 +265,7 @@ def _run_direct(args: argparse.Namespace) -> int:
         _print_sets(done, args.json)
         return EXIT_OK
     _print(done)
-    if done.get("live_equal") is False:
-        print(f"error: the live tables differ from set {done['backup_set']}.", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    return EXIT_OK
+    return _verdict(done)
 
 
 def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:

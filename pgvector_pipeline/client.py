@@ -46,6 +46,7 @@ from pgvector_pipeline.contract import (
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
     RESTORE_JOB,
+    RESULT_METADATA,
     RETENTION_JOB,
     RETENTION_SCHEDULE,
     ROWS_TAG,
@@ -122,11 +123,14 @@ query RunMessages($runId: ID!, $after: String) {
 }
 """
 
+# Queries of a run's events taking $runId and $after are read page by page (see _run_events).
 RUN_FAILURE = """
-query RunFailure($runId: ID!) {
-  logsForRun(runId: $runId, limit: 1000) {
+query RunFailure($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
     __typename
     ... on EventConnection {
+      cursor
+      hasMore
       events {
         __typename
         ... on ExecutionStepFailureEvent {
@@ -147,6 +151,23 @@ query RunFailure($runId: ID!) {
     }
     ... on RunNotFoundError { message }
     ... on PythonError { message }
+  }
+}
+"""
+
+# What a run's op recorded as its result (contract.RESULT_METADATA).
+RUN_RESULT = """
+query RunResult($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
+    __typename
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on ExecutionStepOutputEvent { metadataEntries { label ... on JsonMetadataEntry { jsonString } } }
+      }
+    }
   }
 }
 """
@@ -268,6 +289,9 @@ class RunInfo:
     error_message: str | None = None
     started: float | None = None  # epoch seconds
     ended: float | None = None
+    # What the run's op recorded as its result besides rows and bytes (RESULT_METADATA), once it succeeded: for a
+    # verify, live_equal and each table's comparison.
+    result: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -300,6 +324,7 @@ class RunInfo:
             "error_type": self.error_type,
             "can_retry": self.can_retry,
             "error_message": self.error_message,
+            **self.result,
         }
 
 
@@ -498,11 +523,34 @@ class VectorBackupClient:
             started=run.get("startTime"),
             ended=run.get("endTime"),
         )
-        return self._with_failure(info) if info.status == "FAILURE" else info
+        if info.status == "FAILURE":
+            return self._with_failure(info)
+        return self._with_result(info) if info.status == "SUCCESS" else info
+
+    def _run_events(self, run_id: str, document: str) -> list[dict]:
+        """The events of the run that `document` (a logsForRun query with $runId and $after) selects, every page of
+        them: a run that logged many progress lines has its failure or result far down."""
+        events: list[dict] = []
+        cursor = None
+        while True:
+            logs = self._execute(document, {"runId": run_id, "after": cursor})["logsForRun"]
+            if logs["__typename"] != "EventConnection":
+                return events
+            events.extend(logs["events"])
+            if not logs["hasMore"] or logs["cursor"] == cursor:
+                return events
+            cursor = logs["cursor"]
+
+    def _with_result(self, info: RunInfo) -> RunInfo:
+        """`info` with the result its op recorded (RESULT_METADATA), when it recorded one."""
+        for event in self._run_events(info.run_id, RUN_RESULT):
+            for entry in event.get("metadataEntries") or ():
+                if entry["label"] == RESULT_METADATA and "jsonString" in entry:
+                    return replace(info, result=json.loads(entry["jsonString"]))
+        return info
 
     def _with_failure(self, info: RunInfo) -> RunInfo:
-        logs = self._execute(RUN_FAILURE, {"runId": info.run_id})["logsForRun"]
-        events = logs.get("events", []) if logs["__typename"] == "EventConnection" else []
+        events = self._run_events(info.run_id, RUN_FAILURE)
         for event in events:
             if event["__typename"] == "ExecutionStepFailureEvent":
                 failure = event.get("failureMetadata") or {}
