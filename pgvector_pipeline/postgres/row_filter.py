@@ -22,6 +22,7 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.postgres.catalog import all_of
 from pgvector_pipeline.postgres.collections import row_filter as collections_filter
 from pgvector_pipeline.postgres.ddl import SAFE_OPERATORS
+from pgvector_pipeline.postgres.parse_trees import MAX_DEPTH, deeper_than
 from pgvector_pipeline.untrusted_text import NUL
 
 _OPERATORS = SAFE_OPERATORS | {"!=", "~~", "!~~", "~~*", "!~~*"}
@@ -41,9 +42,6 @@ _CAST_TYPES = frozenset(
     }
 )  # fmt: skip
 _MAX_LENGTH = 4000
-# Levels of the condition's parse tree: real filters use a handful. The checker and pglast's printer recurse per level
-# (Python's recursion limit is hit at a few hundred: 500 NOTs, 600 casts), and so does the server's planner.
-_MAX_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -80,25 +78,10 @@ def checked_row_filter(text: str, table: str, columns: Sequence[str]) -> str:
     statement = parsed[0].stmt if len(parsed) == 1 else None
     if not isinstance(statement, ast.SelectStmt) or statement.whereClause is None or _has_more(statement):
         _refuse(text, table, "it is more than one condition")
-    if _deeper_than(statement.whereClause, _MAX_DEPTH):  # before anything walks the tree recursively
-        _refuse(text, table, f"it nests more than {_MAX_DEPTH} levels deep (write long lists with IN (…))")
+    if deeper_than(statement.whereClause):  # before anything walks the tree recursively
+        _refuse(text, table, f"it nests more than {MAX_DEPTH} levels deep (write long lists with IN (…))")
     _check(statement.whereClause, text, table, set(columns))
     return RawStream()(statement.whereClause)
-
-
-def _deeper_than(tree: ast.Node, levels: int) -> bool:
-    """Whether the parse tree has more than `levels` levels of nodes (lists are not levels), walked without
-    recursion: parse_sql builds deep trees fine, the recursive walkers after it do not."""
-    pending: list[tuple[object, int]] = [(tree, 1)]
-    while pending:
-        node, depth = pending.pop()
-        if isinstance(node, (list, tuple)):
-            pending.extend((item, depth) for item in node)
-        elif isinstance(node, ast.Node):
-            if depth > levels:
-                return True
-            pending.extend((getattr(node, name), depth + 1) for name in node)
-    return False
 
 
 def _has_more(statement: ast.SelectStmt) -> bool:

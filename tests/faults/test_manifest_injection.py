@@ -12,7 +12,8 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.testing.db import query
+from pgvector_pipeline.testing.db import execute, query
+from tests.helpers import RecordingLog
 from tests.stores import make_store
 
 TS = "20261124_150000"
@@ -91,6 +92,38 @@ def test_a_default_calling_a_function_outside_pg_catalog_is_refused(backed_up, b
         restore_backup_set(
             target, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(create_missing=True)
         )
+
+
+@pytest.mark.parametrize(
+    "deep",
+    [
+        "CREATE INDEX deep ON langchain_pg_embedding (id) WHERE " + "NOT " * 600 + "id IS NULL",
+        "CREATE INDEX deep ON langchain_pg_embedding ((id" + "::text" * 600 + "))",
+    ],
+)
+def test_deeply_nested_manifest_ddl_is_refused_as_damage(backed_up, backup_root, pg_server, deep):
+    """The checker and pglast's printer recurse per level of the parse tree: 600 levels were a RecursionError."""
+    from pgvector_pipeline.testing.embedded import ensure_database
+
+    edit_manifest(backed_up, lambda document: document["tables"][EMBEDDING_TABLE]["indexes"].append(deep))
+    target = ensure_database(pg_server, f"deep_ddl_target_{len(deep)}")
+    before = objects_in(target)
+
+    with pytest.raises(DataError, match="it nests more than 100 levels deep"):
+        restore_backup_set(
+            target, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(create_missing=True)
+        )
+    assert objects_in(target) == before
+
+
+def test_a_live_table_with_a_deeply_nested_index_backs_up_with_a_warning(store_db, backup_root):
+    deep = "CREATE INDEX deep ON langchain_pg_embedding (id) WHERE " + "NOT " * 600 + "id IS NULL"
+    execute(store_db, lambda cur: cur.execute(deep))
+    log = RecordingLog()
+
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, None, log=log)
+
+    assert any("will not recreate this table" in w and "nests more than 100 levels" in w for w in log.warnings)
 
 
 def test_a_pg_catalog_default_is_recreated_naming_pg_catalog():
