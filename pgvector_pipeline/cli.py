@@ -38,6 +38,7 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.errors import ErrorType, InvalidParams, PipelineError
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
+from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
 from pgvector_pipeline.untrusted_text import refuse_nul
@@ -317,8 +318,8 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
     rows = [
         (
             s["task_id"],
-            _taken(s["timestamp"]).strftime("%Y-%m-%d %H:%M:%S"),
-            _age(now - _taken(s["timestamp"])),
+            _when(s["timestamp"]),
+            _age(now - taken) if (taken := _taken(s["timestamp"])) else "",
             s["status"],
             s.get("size") or "",
             s.get("compression") or "",
@@ -333,8 +334,17 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
     ]
 
 
-def _taken(timestamp: str) -> datetime:
-    return datetime.strptime(timestamp, "%Y%m%d_%H%M%S")
+def _taken(timestamp: str) -> datetime | None:
+    """The local time a set's name says; None for a name that is no real time (such a set lists as damaged)."""
+    try:
+        return datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+    except ValueError:
+        return None
+
+
+def _when(timestamp: str) -> str:
+    taken = _taken(timestamp)
+    return taken.strftime("%Y-%m-%d %H:%M:%S") if taken else timestamp
 
 
 def _age(delta: timedelta) -> str:

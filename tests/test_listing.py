@@ -8,6 +8,7 @@ import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import INVENTORY
+from pgvector_pipeline.cli import main
 from pgvector_pipeline.contract import RESTORE_JOB, TRUNCATE_JOB
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
@@ -242,7 +243,7 @@ def test_inventory_counts_stay_integers_when_a_set_has_none(empty_db, backup_roo
     assert type(counted["embedding_rows"]) is int and type(counted["collection_bytes"]) is int
 
 
-def test_one_bogus_set_never_breaks_the_inventory_or_discovery(instance, empty_db, backup_root):
+def test_one_bogus_set_never_breaks_the_inventory_or_discovery(instance, empty_db, backup_root, capsys):
     """A manifest claiming 10**30 rows, and files named with a date that does not exist: those sets list as damaged
     with the reason; every other set still lists, in the inventory and the discovery sensor's tick."""
     from pgvector_pipeline.backup import back_up_database
@@ -275,6 +276,11 @@ def test_one_bogus_set_never_breaks_the_inventory_or_discovery(instance, empty_d
     )
     assert [r.job_name for r in tick.run_requests] == ["vector_inventory_job"]
     assert instance.get_dynamic_partitions(backup_partitions.name) == [f"global/{good}"]
+    # The command line's table for people shows it too, its time as named.
+    capsys.readouterr()
+    assert main(["--direct", "--root", str(backup_root), "list"]) == 0
+    [odd_row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("task_odd")]
+    assert odd_row.split()[1:3] == ["20261399_000000", "damaged"]
 
 
 def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup_root, monkeypatch):
