@@ -578,8 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         # about flushing stdout to the closed pipe; point it at /dev/null instead.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except KeyboardInterrupt:
-        print("error: interrupted; a run already launched goes on (see: pgvector-pipeline status).", file=sys.stderr)
+    except KeyboardInterrupt:  # with --direct the work was this process's own; otherwise a launched run goes on
+        after = "" if args.direct else "; a run already launched goes on (see: pgvector-pipeline status)"
+        print(f"error: interrupted{after}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - the last resort that keeps the promise: no traceback
         _failed(INTERNAL_ERROR, _unexpected(error), None, as_json)
