@@ -1,7 +1,8 @@
 """pgvector-pipeline: back up, restore, truncate, list and follow runs from a shell or cron, over GraphQL.
 
-Prints one JSON object per result on stdout (errors in plain words on stderr) and exits with a code a
-script can test: see EXIT_CODES.
+Prints one JSON object per result on stdout (errors in plain words on stderr, one line each, never a traceback;
+with --direct or list --json also as a JSON object on stdout) and exits with a code a script can test: see
+EXIT_CODES.
 """
 
 import argparse
@@ -35,10 +36,12 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
 )
-from pgvector_pipeline.errors import InvalidParams, PipelineError
+from pgvector_pipeline.errors import ErrorType, InvalidParams, PipelineError
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
+from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
+from pgvector_pipeline.untrusted_text import refuse_nul
 
 HOST_ENV = "DAGSTER_WEBSERVER_HOST"
 PORT_ENV = "DAGSTER_WEBSERVER_PORT"
@@ -48,17 +51,43 @@ EXIT_RUN_FAILED = 1
 EXIT_INVALID = 2  # bad arguments, or Dagster refused the launch (config validation)
 EXIT_UNREACHABLE = 3
 EXIT_TIMEOUT = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 EXIT_CODES = {
     EXIT_OK: "done (with --wait: the run succeeded)",
-    EXIT_RUN_FAILED: "the run failed or was canceled (its error_type and message are printed)",
+    EXIT_RUN_FAILED: "the run failed or was canceled, verify found the live tables differ from the set, or this "
+    "command failed unexpectedly (INTERNAL_ERROR); the error_type and message are printed",
     EXIT_INVALID: "bad arguments, or Dagster refused the launch (the reasons are printed)",
     EXIT_UNREACHABLE: "the Dagster webserver could not be reached",
     EXIT_TIMEOUT: "--wait ran out of time (the run goes on)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C; a run already launched goes on)",
 }
+
+
+# The error_type of a failure of this command itself (a bug, or an answer from the webserver it cannot read).
+INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 def _print(data: object) -> None:
     print(json.dumps(data, default=str))
+
+
+def _failed(error_type: str, message: str, can_retry: bool | None, as_json: bool) -> None:
+    """A failure said once: one line on stderr (cron mails it) and, where the output is JSON, the same failure shaped
+    as a failed run's on stdout."""
+    if as_json:
+        _print({"status": "FAILURE", "error_type": error_type, "can_retry": can_retry, "error_message": message})
+    print(f"error: {error_type}: {for_cli(message)}", file=sys.stderr)
+
+
+def _unexpected(error: Exception) -> str:
+    """What an exception no layer expected says, for the one line that replaces a traceback. A database driver's
+    message may quote the DSN (psycopg2's parse errors quote the offending token, which can be the password): not
+    shown."""
+    said = "" if type(error).__module__.startswith("psycopg2") else str(error)
+    return (
+        f"{type(error).__name__}{f': {said}' if said else ''} (a fault of pgvector-pipeline, or an answer from the "
+        f"webserver it cannot read: please report it with the command that caused it)"
+    )
 
 
 def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Namespace) -> int:
@@ -101,13 +130,23 @@ def for_cli(message: str) -> str:
 
 def _report(info: RunInfo) -> int:
     """The run as JSON on stdout; a failed or canceled run's error also on stderr (cron mails stderr)."""
-    _print(info.as_dict())
+    result = info.as_dict()
+    _print(result)
     if info.status in ("FAILURE", "CANCELED"):
         print(
             f"error: run {info.run_id} {info.status}: {info.error_type or 'ERROR'}: "
             f"{for_cli(info.error_message or '')}".rstrip(": "),
             file=sys.stderr,
         )
+        return EXIT_RUN_FAILED
+    return _verdict(result)
+
+
+def _verdict(result: dict) -> int:
+    """The exit code of a command that ran to its end, from its result, whichever path ran it (GraphQL or --direct):
+    a verify that found the live tables differ from the set fails."""
+    if result.get("live_equal") is False:
+        print(f"error: the live tables differ from set {result['backup_set']}.", file=sys.stderr)
         return EXIT_RUN_FAILED
     return EXIT_OK
 
@@ -213,8 +252,7 @@ def _list_direct(args: argparse.Namespace, log: Log) -> list[dict]:
 
 
 def _run_direct(args: argparse.Namespace) -> int:
-    """One command in this process: its result (or a failure, shaped as a failed run's) as JSON on stdout, the
-    error also on stderr; exit codes as for runs."""
+    """One command in this process: its result as JSON on stdout (a failure: see main); exit codes as for runs."""
     if args.direct_run is None:
         print(
             f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify "
@@ -222,28 +260,13 @@ def _run_direct(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    try:
-        with direct.progress_log() as log:
-            done = args.direct_run(args, log)
-    except PipelineError as error:
-        _print(
-            {
-                "status": "FAILURE",
-                "error_type": error.error_type,
-                "can_retry": error.can_retry,
-                "error_message": error.message,
-            }
-        )
-        print(f"error: {error.error_type}: {for_cli(error.message)}", file=sys.stderr)
-        return EXIT_INVALID if error.error_type == "INVALID_PARAMS" else EXIT_RUN_FAILED
+    with direct.progress_log() as log:
+        done = args.direct_run(args, log)
     if isinstance(done, list):  # list
         _print_sets(done, args.json)
         return EXIT_OK
     _print(done)
-    if done.get("live_equal") is False:
-        print(f"error: the live tables differ from set {done['backup_set']}.", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    return EXIT_OK
+    return _verdict(done)
 
 
 def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -295,8 +318,8 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
     rows = [
         (
             s["task_id"],
-            _taken(s["timestamp"]).strftime("%Y-%m-%d %H:%M:%S"),
-            _age(now - _taken(s["timestamp"])),
+            _when(s["timestamp"]),
+            _age(now - taken) if (taken := _taken(s["timestamp"])) else "",
             s["status"],
             s.get("size") or "",
             s.get("compression") or "",
@@ -311,8 +334,17 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
     ]
 
 
-def _taken(timestamp: str) -> datetime:
-    return datetime.strptime(timestamp, "%Y%m%d_%H%M%S")
+def _taken(timestamp: str) -> datetime | None:
+    """The local time a set's name says; None for a name that is no real time (such a set lists as damaged)."""
+    try:
+        return datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+    except ValueError:
+        return None
+
+
+def _when(timestamp: str) -> str:
+    taken = _taken(timestamp)
+    return taken.strftime("%Y-%m-%d %H:%M:%S") if taken else timestamp
 
 
 def _age(delta: timedelta) -> str:
@@ -516,31 +548,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; the exit code says how it went (EXIT_CODES)."""
-    args = build_parser().parse_args(argv)
-    if args.direct:
-        return _run_direct(args)
-    client = VectorBackupClient(args.host, args.port)
+def _run_client(args: argparse.Namespace) -> int:
     run: Callable[[VectorBackupClient, argparse.Namespace], int] = args.run
+    return run(VectorBackupClient(args.host, args.port), args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code says how it went (EXIT_CODES). Whatever fails is one line on stderr with its
+    error_type (and a JSON object on stdout where the output is JSON), never a traceback."""
+    args = build_parser().parse_args(argv)
+    # Where results are JSON (every --direct command, list --json), a failure is JSON too.
+    as_json = bool(args.direct or getattr(args, "json", False))
     try:
-        return run(client, args)
-    except PipelineError as error:  # bad task id or timestamp, caught before anything is sent
-        print(f"error: {for_cli(error.message)}", file=sys.stderr)
-        return EXIT_INVALID
+        refuse_nul(vars(args), "The command line")  # what argparse made of argv (and of the environment)
+        return _run_direct(args) if args.direct else _run_client(args)
+    except PipelineError as error:  # refused before anything was sent (bad task id), or a --direct command's error
+        _failed(error.error_type, error.message, error.can_retry, as_json)
+        return EXIT_INVALID if error.error_type == ErrorType.INVALID_PARAMS else EXIT_RUN_FAILED
     except PipelineClientError as error:
-        print(f"error: {for_cli(error.message)}", file=sys.stderr)
+        _failed(error.error_type or "ERROR", error.message, error.can_retry, as_json)
         if error.error_type == UNREACHABLE:
             return EXIT_UNREACHABLE
-        return EXIT_INVALID if error.error_type == "INVALID_PARAMS" else EXIT_RUN_FAILED
+        return EXIT_INVALID if error.error_type == ErrorType.INVALID_PARAMS else EXIT_RUN_FAILED
     except TimeoutError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _failed("TIMEOUT", str(error), True, as_json)
         return EXIT_TIMEOUT
     except BrokenPipeError:
         # The reader stopped reading (`| head`): not an error of this command. Python would complain at exit
         # about flushing stdout to the closed pipe; point it at /dev/null instead.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:  # with --direct the work was this process's own; otherwise a launched run goes on
+        after = "" if args.direct else "; a run already launched goes on (see: pgvector-pipeline status)"
+        print(f"error: interrupted{after}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - the last resort that keeps the promise: no traceback
+        _failed(INTERNAL_ERROR, _unexpected(error), None, as_json)
+        return EXIT_RUN_FAILED
 
 
 if __name__ == "__main__":

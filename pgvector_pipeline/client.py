@@ -11,6 +11,8 @@ client.wait_for_run(client.launch_restore("task_20261123", "20261124_101500", fl
 Every failure is a PipelineClientError with a plain message: Dagster's reasons when it refuses a launch
 (config validation), the run's `error_type`, `can_retry` and message when a run fails, a TimeoutError
 naming the run's state when waiting runs out (a run QUEUED for good means no dagster-daemon is running).
+Arguments refused before anything is sent (a task id or timestamp that is not one, text holding a NUL) raise
+InvalidParams (pgvector_pipeline.errors).
 """
 
 import json
@@ -44,6 +46,7 @@ from pgvector_pipeline.contract import (
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
     RESTORE_JOB,
+    RESULT_METADATA,
     RETENTION_JOB,
     RETENTION_SCHEDULE,
     ROWS_TAG,
@@ -65,6 +68,7 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.errors import ErrorType
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
+from pgvector_pipeline.untrusted_text import refuse_nul
 
 LAUNCH_RUN = """
 mutation LaunchRun($executionParams: ExecutionParams!) {
@@ -119,11 +123,14 @@ query RunMessages($runId: ID!, $after: String) {
 }
 """
 
+# Queries of a run's events taking $runId and $after are read page by page (see _run_events).
 RUN_FAILURE = """
-query RunFailure($runId: ID!) {
-  logsForRun(runId: $runId, limit: 1000) {
+query RunFailure($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
     __typename
     ... on EventConnection {
+      cursor
+      hasMore
       events {
         __typename
         ... on ExecutionStepFailureEvent {
@@ -144,6 +151,23 @@ query RunFailure($runId: ID!) {
     }
     ... on RunNotFoundError { message }
     ... on PythonError { message }
+  }
+}
+"""
+
+# What a run's op recorded as its result (contract.RESULT_METADATA).
+RUN_RESULT = """
+query RunResult($runId: ID!, $after: String) {
+  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
+    __typename
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on ExecutionStepOutputEvent { metadataEntries { label ... on JsonMetadataEntry { jsonString } } }
+      }
+    }
   }
 }
 """
@@ -265,6 +289,9 @@ class RunInfo:
     error_message: str | None = None
     started: float | None = None  # epoch seconds
     ended: float | None = None
+    # What the run's op recorded as its result besides rows and bytes (RESULT_METADATA), once it succeeded: for a
+    # verify, live_equal and each table's comparison.
+    result: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -297,6 +324,7 @@ class RunInfo:
             "error_type": self.error_type,
             "can_retry": self.can_retry,
             "error_message": self.error_message,
+            **self.result,
         }
 
 
@@ -335,7 +363,9 @@ class VectorBackupClient:
         return {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME}
 
     def launch_job(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
-        """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons."""
+        """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons (InvalidParams, before
+        anything is sent, for text holding a NUL: every launch of this client comes through here)."""
+        refuse_nul({"job_name": job_name, "run_config": run_config, "tags": tags}, "The launch")
         params = {
             "selector": {**self._repository, "jobName": job_name},
             "runConfigData": run_config or {},
@@ -407,11 +437,12 @@ class VectorBackupClient:
             run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
-        self.add_dynamic_partition(SET_PARTITIONS, key)
         config = backup_run_config(
             truncate_after_backup, create_task_dir, compression, compression_level, collections, tables
         )
         run_config = {**config, **resources}
+        refuse_nul(run_config, "The run config")  # before the partition is added
+        self.add_dynamic_partition(SET_PARTITIONS, key)
         run_id = self.launch_job(BACKUP_JOB, run_config, {**tags, PARTITION_TAG: key})
         return LaunchedRun(run_id, BACKUP_JOB, task, timestamp)
 
@@ -492,11 +523,34 @@ class VectorBackupClient:
             started=run.get("startTime"),
             ended=run.get("endTime"),
         )
-        return self._with_failure(info) if info.status == "FAILURE" else info
+        if info.status == "FAILURE":
+            return self._with_failure(info)
+        return self._with_result(info) if info.status == "SUCCESS" else info
+
+    def _run_events(self, run_id: str, document: str) -> list[dict]:
+        """The events of the run that `document` (a logsForRun query with $runId and $after) selects, every page of
+        them: a run that logged many progress lines has its failure or result far down."""
+        events: list[dict] = []
+        cursor = None
+        while True:
+            logs = self._execute(document, {"runId": run_id, "after": cursor})["logsForRun"]
+            if logs["__typename"] != "EventConnection":
+                return events
+            events.extend(logs["events"])
+            if not logs["hasMore"] or logs["cursor"] == cursor:
+                return events
+            cursor = logs["cursor"]
+
+    def _with_result(self, info: RunInfo) -> RunInfo:
+        """`info` with the result its op recorded (RESULT_METADATA), when it recorded one."""
+        for event in self._run_events(info.run_id, RUN_RESULT):
+            for entry in event.get("metadataEntries") or ():
+                if entry["label"] == RESULT_METADATA and "jsonString" in entry:
+                    return replace(info, result=json.loads(entry["jsonString"]))
+        return info
 
     def _with_failure(self, info: RunInfo) -> RunInfo:
-        logs = self._execute(RUN_FAILURE, {"runId": info.run_id})["logsForRun"]
-        events = logs.get("events", []) if logs["__typename"] == "EventConnection" else []
+        events = self._run_events(info.run_id, RUN_FAILURE)
         for event in events:
             if event["__typename"] == "ExecutionStepFailureEvent":
                 failure = event.get("failureMetadata") or {}

@@ -60,6 +60,12 @@ ROWS_TAG = "pgvector_pipeline/rows"
 BYTES_TAG = "pgvector_pipeline/bytes"
 
 
+# The label of the JSON metadata entry of an op's output that holds what its run found beyond rows and bytes, as the
+# command line prints it (a drill's comparisons): the client adds it to the run's result (RunInfo.as_dict), so a
+# command prints the same result over GraphQL as with --direct.
+RESULT_METADATA = "result"
+
+
 def result_tags(rows: int, size: int) -> dict[str, str]:
     """The run tags that say what a backup or restore moved (read back by the client's RunInfo)."""
     return {ROWS_TAG: str(rows), BYTES_TAG: str(size)}

@@ -140,22 +140,14 @@ def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict
     started = time.monotonic()
     backup_set = set_to_drill(where.store, task_key(task_id), timestamp)
     result = restore_drill(where.dsn, where.schema, backup_set, True, log)
-    return {
-        **_result(
-            "verify",
-            partition_key(backup_set.task, backup_set.timestamp),
-            result.rows_restored,
-            backup_set.total_bytes,
-            started,
-        ),
-        "restore_s": round(result.restore_s, 3),
-        "data_age_hours": round(result.data_age_h, 2),
-        "live_equal": all(t.live_equal for t in result.tables),
-        "tables": [
-            {"table": t.table, "set_rows": t.set_rows, "live_rows": t.live_rows, "live_equal": t.live_equal}
-            for t in result.tables
-        ],
-    }
+    done = _result(
+        "verify",
+        partition_key(backup_set.task, backup_set.timestamp),
+        result.rows_restored,
+        backup_set.total_bytes,
+        started,
+    )
+    return {**done, **result.report()}
 
 
 def list_sets(where: Target, task_id: str | None, global_only: bool) -> list[dict]:

@@ -53,6 +53,7 @@ class DrillResult:
     restore_s: float
     data_age_h: float
     tables: list[TableComparison]
+    compared_live: bool = False
 
     @property
     def rows_restored(self) -> int:
@@ -61,6 +62,32 @@ class DrillResult:
     @property
     def passed(self) -> bool:
         return all(t.restored_as_recorded for t in self.tables)
+
+    @property
+    def live_equal(self) -> bool | None:
+        """Whether every live table holds what the set holds (a live table that is missing differs); None when the
+        live tables were not compared."""
+        return all(t.live_equal for t in self.tables) if self.compared_live else None
+
+    def report(self) -> dict:
+        """What the drill found, as plain data: the one rendering `verify` prints on both paths (--direct prints it;
+        a run records it as its output's RESULT_METADATA, which the client reads back)."""
+        return {
+            "restore_s": round(self.restore_s, 3),
+            "data_age_hours": round(self.data_age_h, 2),
+            "live_equal": self.live_equal,
+            "tables": [
+                {
+                    "table": t.table,
+                    "set_rows": t.set_rows,
+                    "restored_rows": t.restored_rows,
+                    "live_rows": t.live_rows,
+                    "live_equal": t.live_equal,
+                    "digest": t.restored_digest,
+                }
+                for t in self.tables
+            ],
+        }
 
 
 def restore_drill(dsn: str, schema: str, backup_set: BackupSetInfo, compare_live: bool, log: Log) -> DrillResult:
@@ -86,7 +113,7 @@ def restore_drill(dsn: str, schema: str, backup_set: BackupSetInfo, compare_live
         with closing(connect(dsn)) as conn, conn, conn.cursor() as cur:
             drop_scratch(cur, scratch)
     age_h = (datetime.now().astimezone() - backup_set.taken_at).total_seconds() / 3600
-    result = DrillResult(backup_set, restore_s, age_h, tables)
+    result = DrillResult(backup_set, restore_s, age_h, tables, compare_live)
     if not result.passed:
         raise DataError(
             f"Set {backup_set.timestamp} restored other row counts than its manifest records: "

@@ -60,10 +60,12 @@ def register_backup_partition(instance: dg.DagsterInstance, task: str, timestamp
 def remove_unused_partition_keys(
     instance: dg.DagsterInstance, deleted: Sequence[BackupSetInfo], remaining: Sequence[BackupSetInfo]
 ) -> list[str]:
-    """Delete the partition keys of deleted sets that no set left in the store has; the keys removed."""
-    in_use = {backup_partition_key(s.task, s.timestamp) for s in remaining}
+    """Delete the partition keys of deleted sets that no set left in the store has; the keys removed. Listed sets'
+    keys are only compared, not validated: a set named with no real time (damaged) has no partition, and must not
+    fail the run that deleted it."""
+    in_use = {partition_key(s.task, s.timestamp) for s in remaining}
     removed = []
-    for key in sorted({backup_partition_key(s.task, s.timestamp) for s in deleted} - in_use):
+    for key in sorted({partition_key(s.task, s.timestamp) for s in deleted} - in_use):
         if instance.has_dynamic_partition(SET_PARTITIONS, key):
             instance.delete_dynamic_partition(SET_PARTITIONS, key)
             removed.append(key)

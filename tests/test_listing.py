@@ -8,6 +8,7 @@ import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import INVENTORY
+from pgvector_pipeline.cli import main
 from pgvector_pipeline.contract import RESTORE_JOB, TRUNCATE_JOB
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
@@ -240,6 +241,46 @@ def test_inventory_counts_stay_integers_when_a_set_has_none(empty_db, backup_roo
     counted, legacy = (record.data for record in records)
     assert (counted["embedding_rows"], legacy["embedding_rows"]) == (8, None)
     assert type(counted["embedding_rows"]) is int and type(counted["collection_bytes"]) is int
+
+
+def test_one_bogus_set_never_breaks_the_inventory_or_discovery(instance, empty_db, backup_root, capsys):
+    """A manifest claiming 10**30 rows, and files named with a date that does not exist: those sets list as damaged
+    with the reason; every other set still lists, in the inventory and the discovery sensor's tick."""
+    from pgvector_pipeline.backup import back_up_database
+    from pgvector_pipeline.store.local import LocalBackupStore
+
+    make_store(empty_db, LANGCHAIN_POSTGRES)
+    store = LocalBackupStore(backup_root)
+    good, bogus = (back_up_database(empty_db, "public", store, "global", None).timestamp for _ in range(2))
+    manifest = backup_root / "vector_bak" / f"vector_backup_{bogus}.json"
+    document = json.loads(manifest.read_text())
+    document["tables"][EMBEDDING_TABLE]["rows"] = 10**30
+    manifest.write_text(json.dumps(document))
+    touch_set(backup_root / "task_odd" / "vector_bak", "20261399_000000")  # the 99th of month 13
+
+    listed = {(s.task, s.timestamp): s for s in list_backup_sets(backup_root)}
+    assert listed[("global", good)].status == "complete"
+    assert listed[("global", bogus)].status == "damaged" and "rows" in listed[("global", bogus)].problem
+    odd = listed[("task_odd", "20261399_000000")]
+    assert odd.status == "damaged" and "is not a real date and time" in odd.problem
+
+    result = defs.resolve_job_def("vector_inventory_job").execute_in_process(instance=instance)
+    frame = result.output_for_node("vector_backup_inventory")
+    assert sorted(frame[["timestamp", "status"]].values.tolist()) == sorted(
+        [[good, "complete"], [bogus, "damaged"], ["20261399_000000", "damaged"]]
+    )
+    tick = backup_discovery_sensor(
+        dg.build_sensor_context(
+            instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource(root=str(backup_root))}
+        )
+    )
+    assert [r.job_name for r in tick.run_requests] == ["vector_inventory_job"]
+    assert instance.get_dynamic_partitions(backup_partitions.name) == [f"global/{good}"]
+    # The command line's table for people shows it too, its time as named.
+    capsys.readouterr()
+    assert main(["--direct", "--root", str(backup_root), "list"]) == 0
+    [odd_row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("task_odd")]
+    assert odd_row.split()[1:3] == ["20261399_000000", "damaged"]
 
 
 def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup_root, monkeypatch):

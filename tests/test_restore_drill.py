@@ -3,6 +3,8 @@ content (and with the live tables), and dropped; the live tables are only read. 
 live store that changed since the set is reported, table by table."""
 
 import json
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -114,3 +116,35 @@ def test_the_drill_job_reports_the_restores_time_and_the_datas_age(store_and_set
     assert int(tags[BYTES_TAG]) == backup_set.total_bytes
     schedule = defs.resolve_schedule_def(DRILL_SCHEDULE)
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_verify_through_the_webserver_gives_the_result_and_exit_code_direct_gives(store_and_set, backup_root, tmp_path):
+    """Both paths render one result: a changed live row makes `verify` exit 1 with live_equal false and the same
+    table comparisons, over GraphQL as with --direct. (DefaultRunCoordinator: the run starts without a daemon.)"""
+    from pgvector_pipeline.testing.webserver import running_webserver
+
+    dsn, backup_set = store_and_set
+    env = {DSN_ENV: dsn, BACKUP_ROOT_ENV: str(backup_root)}
+    execute(dsn, lambda cur: cur.execute(f"UPDATE {EMBEDDING_TABLE} SET document = 'changed' WHERE id LIKE '%%-3'"))
+    direct_verify = direct("verify", env=env)
+
+    with running_webserver(tmp_path, env) as port:
+        over_graphql = subprocess.run(
+            [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), "verify", "--timeout", "300"],
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+
+    assert (over_graphql.returncode, direct_verify.returncode) == (1, 1), over_graphql.stderr
+    through, here = json.loads(over_graphql.stdout), json.loads(direct_verify.stdout)
+    assert through["status"] == "SUCCESS" and through["live_equal"] is False
+    shared = ("backup_set", "rows", "bytes", "live_equal", "tables")
+    assert {k: through[k] for k in shared} == {k: here[k] for k in shared}
+    assert [(t["table"], t["live_equal"]) for t in through["tables"]] == [
+        ("langchain_pg_collection", True),
+        ("langchain_pg_embedding", False),
+    ]
+    differ = f"error: the live tables differ from set global/{backup_set.timestamp}."
+    assert over_graphql.stderr.splitlines()[-1] == direct_verify.stderr.splitlines()[-1] == differ
+    assert query(dsn, SCRATCH) == []

@@ -169,3 +169,17 @@ def test_newest_is_decided_by_the_time_taken_not_the_name_across_a_dst_fall_back
 
     assert [s.timestamp for s in sets] == ["20261101_011500", "20261101_013000"]
     assert decisions == {"20261101_011500": False, "20261101_013000": True}
+
+
+def test_a_set_named_with_no_real_time_is_deleted_like_any_damaged_set(backup_root):
+    touch_set(backup_root / "vector_bak", "20261101_000000")
+    touch_set(backup_root / "vector_bak", "20261399_000000")  # the 99th of month 13: listed as damaged
+
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(RETENTION_JOB).execute_in_process(
+            instance=instance, run_config=retention_run_config(keep_newest=1, dry_run=False), raise_on_error=False
+        )
+
+    assert result.success
+    assert step_output_metadata(result)["sets_deleted"].value == 1
+    assert [s.timestamp for s in list_backup_sets(backup_root)] == ["20261101_000000"]

@@ -11,6 +11,7 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.store.codecs import (
     CODEC_NAMES,
     COMPRESSION_ENV,
@@ -75,7 +76,7 @@ class TableConfig(dg.Config):
     )
 
 
-class BackupConfig(dg.Config):
+class BackupConfig(RunConfig):
     """Run config of vector_store_backup (vector_backup_job), and of request_vector_backup with its task id."""
 
     truncate_after_backup: bool = Field(

@@ -11,11 +11,12 @@ from pgvector_pipeline.copy import copy_set
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
+from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 
 
-class CopyConfig(dg.Config):
+class CopyConfig(RunConfig):
     """Run config of copy_backup_set: which set, and which way."""
 
     task_id: str = Field(default="", description="The set's task id; empty for the global sets ({root}/vector_bak/).")

@@ -4,14 +4,22 @@
 import dagster as dg
 from pydantic import Field
 
-from pgvector_pipeline.contract import BACKUP_SET_TAG, DRILL_JOB, database_tags, partition_key, result_tags
-from pgvector_pipeline.drill import set_to_drill
+from pgvector_pipeline.contract import (
+    BACKUP_SET_TAG,
+    DRILL_JOB,
+    RESULT_METADATA,
+    database_tags,
+    partition_key,
+    result_tags,
+)
+from pgvector_pipeline.drill import DrillResult, set_to_drill
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.store.layout import task_key
 
 
-class DrillConfig(dg.Config):
+class DrillConfig(RunConfig):
     """Run config of vector_restore_drill."""
 
     task_id: str = Field(default="", description="The set's task; empty or 'global': {root}/vector_bak/.")
@@ -44,42 +52,44 @@ def vector_restore_drill(
                 + ("" if t.live_rows is None else f" ({t.live_rows:,} rows)")
                 + "."
             )
-    yield dg.Output(
-        None,
-        metadata={
-            "backup_set": partition_key(backup_set.task, backup_set.timestamp),
-            "restore_s": round(result.restore_s, 3),
-            "data_age_hours": round(result.data_age_h, 2),
-            "live_equal": "not compared"
-            if not config.compare_live
-            else ("yes" if all(t.live_equal for t in result.tables) else "no"),
-            "tables": dg.MetadataValue.table(
-                records=[
-                    dg.TableRecord(
-                        {
-                            "table": t.table,
-                            "set_rows": t.set_rows,
-                            "restored_rows": t.restored_rows,
-                            "live_rows": t.live_rows,
-                            "live_equal": None if t.live_equal is None else str(t.live_equal).lower(),
-                            "digest": t.restored_digest,
-                        }
-                    )
-                    for t in result.tables
-                ],
-                schema=dg.TableSchema(
-                    columns=[
-                        dg.TableColumn("table"),
-                        dg.TableColumn("set_rows", "int"),
-                        dg.TableColumn("restored_rows", "int"),
-                        dg.TableColumn("live_rows", "int"),
-                        dg.TableColumn("live_equal"),
-                        dg.TableColumn("digest"),
-                    ]
-                ),
-            ),
-        },
-    )
+    yield dg.Output(None, metadata=drill_metadata(partition_key(backup_set.task, backup_set.timestamp), result))
+
+
+# The columns of the UI's table of compared tables (the report's), and their kinds.
+_TABLE_COLUMNS = {
+    "table": "string",
+    "set_rows": "int",
+    "restored_rows": "int",
+    "live_rows": "int",
+    "live_equal": "string",
+    "digest": "string",
+}
+
+
+def drill_metadata(backup_set: str, result: DrillResult) -> dict:
+    """The drill's output metadata for the UI, and its report (RESULT_METADATA) for the client: both from one
+    rendering, DrillResult.report."""
+    report = result.report()
+    return {
+        "backup_set": backup_set,
+        "restore_s": report["restore_s"],
+        "data_age_hours": report["data_age_hours"],
+        "live_equal": {True: "yes", False: "no", None: "not compared"}[report["live_equal"]],
+        "tables": dg.MetadataValue.table(
+            records=[
+                dg.TableRecord(
+                    {
+                        name: (str(value).lower() if isinstance(value, bool) else value)
+                        for name, value in table.items()
+                        if name in _TABLE_COLUMNS
+                    }
+                )
+                for table in report["tables"]
+            ],
+            schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in _TABLE_COLUMNS.items()]),
+        ),
+        RESULT_METADATA: dg.MetadataValue.json(report),
+    }
 
 
 @dg.job(

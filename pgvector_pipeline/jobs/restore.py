@@ -20,10 +20,11 @@ from pgvector_pipeline.contract import (
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 
 
-class RestoreConfig(dg.Config):
+class RestoreConfig(RunConfig):
     """Run config of restore_vector_backup: which set, which tables, and how."""
 
     task_id: str = Field(

@@ -8,11 +8,12 @@ from pgvector_pipeline.contract import RETENTION_JOB
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import remove_unused_partition_keys
 from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention, remove_interrupted_everywhere
 
 
-class RetentionConfig(dg.Config):
+class RetentionConfig(RunConfig):
     """Run config of delete_old_backup_sets."""
 
     keep_newest: int | None = Field(

@@ -7,10 +7,11 @@ from pgvector_pipeline.assets.metadata import stats_table
 from pgvector_pipeline.contract import TRUNCATE_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import PgVectorResource
+from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 
-class TruncateConfig(dg.Config):
+class TruncateConfig(RunConfig):
     """Run config of truncate_vector_tables."""
 
     tables: list[str] = Field(

@@ -18,6 +18,7 @@ from pglast.stream import RawStream
 
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import VECTOR_TYPES
+from pgvector_pipeline.postgres.parse_trees import MAX_DEPTH, deeper_than
 
 # Index access methods of PostgreSQL and pgvector.
 INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hnsw", "ivfflat"})
@@ -147,6 +148,8 @@ def _single_statement(statement: str, expected: type, what: str):
     stmt = parsed[0].stmt
     if not isinstance(stmt, expected):
         _refuse(statement, f"it is a {type(stmt).__name__}, not {what}")
+    if deeper_than(stmt):  # before the checks and the printer walk it recursively
+        _refuse(statement, f"it nests more than {MAX_DEPTH} levels deep")
     return stmt
 
 

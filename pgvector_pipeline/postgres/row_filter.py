@@ -22,6 +22,8 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.postgres.catalog import all_of
 from pgvector_pipeline.postgres.collections import row_filter as collections_filter
 from pgvector_pipeline.postgres.ddl import SAFE_OPERATORS
+from pgvector_pipeline.postgres.parse_trees import MAX_DEPTH, deeper_than
+from pgvector_pipeline.untrusted_text import NUL
 
 _OPERATORS = SAFE_OPERATORS | {"!=", "~~", "!~~", "~~*", "!~~*"}
 _KINDS = {
@@ -67,6 +69,8 @@ def checked_row_filter(text: str, table: str, columns: Sequence[str]) -> str:
     InvalidParams saying what is refused."""
     if not isinstance(text, str) or not text.strip() or len(text) > _MAX_LENGTH:
         _refuse(text, table, f"it is empty or longer than {_MAX_LENGTH} characters")
+    if NUL in text:  # pglast reads a C string: the condition would end at the NUL, silently
+        _refuse(text, table, "it holds a NUL character (\\x00)")
     try:
         parsed = parse_sql(f"SELECT FROM t WHERE {text}")
     except ParseError as exc:
@@ -74,6 +78,8 @@ def checked_row_filter(text: str, table: str, columns: Sequence[str]) -> str:
     statement = parsed[0].stmt if len(parsed) == 1 else None
     if not isinstance(statement, ast.SelectStmt) or statement.whereClause is None or _has_more(statement):
         _refuse(text, table, "it is more than one condition")
+    if deeper_than(statement.whereClause):  # before anything walks the tree recursively
+        _refuse(text, table, f"it nests more than {MAX_DEPTH} levels deep (write long lists with IN (…))")
     _check(statement.whereClause, text, table, set(columns))
     return _printed(statement.whereClause)
 

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
+from pgvector_pipeline.run_config import refuse_nul_at_start
 from pgvector_pipeline.store.files import (
     ALLOWED_FILE_MODES,
     DEFAULT_FILE_MODE,
@@ -99,7 +100,9 @@ class BackupStoreResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse a run whose config moves the backup root: anyone who can launch a run could otherwise make a
-        restore read, or a backup or retention write and delete, anywhere the code server can."""
+        restore read, or a backup or retention write and delete, anywhere the code server can. Config holding a NUL
+        is refused too."""
+        refuse_nul_at_start(context, "backup store")
         moved = context.run is not None and root_in_run_config(context.run.run_config)
         if moved:
             raise refusal_at_start(

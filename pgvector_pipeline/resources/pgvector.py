@@ -29,6 +29,7 @@ from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_table
 from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
+from pgvector_pipeline.run_config import refuse_nul_at_start
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.tables import schema_of
@@ -141,7 +142,8 @@ class PgVectorResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Refuse, before anything connects, a run whose config holds a DSN (with a password, or at all), and one
-        whose database tag would let it run beside another run on the same database."""
+        whose database tag would let it run beside another run on the same database, and config holding a NUL."""
+        refuse_nul_at_start(context, "pgvector")
         run = context.run
         if run is None:
             return

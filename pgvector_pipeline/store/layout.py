@@ -33,6 +33,9 @@ TMP_SUFFIX = ".tmp"
 # The task key of sets in {root}/vector_bak/. It is a valid task id too, so it is reserved.
 GLOBAL_TASK_KEY = "global"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+# The years a set may be stamped with, by its name or its manifest's times: sets are ordered by these times, and at
+# the ends of the calendar converting them between time zones overflows.
+MIN_YEAR, MAX_YEAR = 1970, 9998
 # Task ids become directory names and partition keys: keep them well below NAME_MAX (255).
 TASK_ID_MAX_LENGTH = 128
 
@@ -81,9 +84,11 @@ def validate_timestamp(timestamp: str) -> str:
     if not isinstance(timestamp, str) or not TIMESTAMP_PATTERN.fullmatch(timestamp):
         raise InvalidParams(f"Timestamp {_shown(timestamp)} is not valid: use YYYYMMDD_HHMMSS, e.g. 20261123_121700.")
     try:
-        datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+        year = datetime.strptime(timestamp, TIMESTAMP_FORMAT).year
     except ValueError as exc:
         raise InvalidParams(f"Timestamp {timestamp!r} is not a real date and time ({exc}).") from exc
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise InvalidParams(f"Timestamp {timestamp!r} is not a real date and time from {MIN_YEAR} to {MAX_YEAR}.")
     return timestamp
 
 

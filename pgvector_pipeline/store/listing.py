@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -150,14 +150,12 @@ class BackupSetInfo:
         newest/oldest decision uses this, never the name: local names repeat and go backwards when clocks fall
         back (DST) or the time zone changes."""
         started = self.manifest.started_at if self.manifest else None
-        if started:
-            try:
-                moment = datetime.fromisoformat(started)
-                if moment.tzinfo is not None:
-                    return moment
-            except ValueError:
-                pass
-        return timestamp_time(self.timestamp).astimezone()
+        if started:  # checked when the manifest was read: an aware time of the years a set may have
+            return datetime.fromisoformat(started)
+        try:
+            return timestamp_time(self.timestamp).astimezone()
+        except InvalidParams:  # named with no real time (the set lists as damaged): older than any other
+            return datetime.min.replace(tzinfo=UTC)
 
     def file_names(self) -> list[str]:
         """The names of the set's published files: its CSVs, then its manifest when it has one, then its damage
@@ -200,9 +198,9 @@ def assemble_sets(listing: LocationListing) -> list[BackupSetInfo]:
         parsed = parse_set_file_name(item.name)
         if parsed is None:
             continue
-        info = sets.setdefault(
-            parsed.timestamp, BackupSetInfo(listing.task, parsed.timestamp, listing.where, listing.store)
-        )
+        if parsed.timestamp not in sets:
+            sets[parsed.timestamp] = _new_set(listing, parsed.timestamp)
+        info = sets[parsed.timestamp]
         if item.not_a_file:
             # A symlink, FIFO, device or directory named like a set file is never opened or followed.
             info.problem = f"{listing.where}/{item.name} is {item.not_a_file}, not a regular file: it is not read."
@@ -216,6 +214,17 @@ def assemble_sets(listing: LocationListing) -> list[BackupSetInfo]:
         if info.marked_damaged and not info.problem:
             info.problem = marked_problem(listing.where, info.timestamp)
     return list(sets.values())
+
+
+def _new_set(listing: LocationListing, timestamp: str) -> BackupSetInfo:
+    """A set of the location, damaged when its name is no real time (20261399_000000): listed with the reason, never
+    read, so that it cannot break the listing of the others."""
+    info = BackupSetInfo(listing.task, timestamp, listing.where, listing.store)
+    try:
+        validate_timestamp(timestamp)
+    except InvalidParams as error:
+        info.problem = f"{error.message} Files named with it are not read as a set."
+    return info
 
 
 def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where: str) -> None:

@@ -20,9 +20,10 @@ A set holds the tables its manifest lists, whichever they are (names that are pl
 """
 
 import json
-from typing import Annotated, Literal, get_args
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import COLUMN_NAME_PATTERN
@@ -30,11 +31,14 @@ from pgvector_pipeline.store.codecs import CODEC_NAMES, NONE
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.layout import (
     GLOBAL_TASK_KEY,
+    MAX_YEAR,
+    MIN_YEAR,
     TASK_ID_PATTERN,
     TIMESTAMP_PATTERN,
     csv_name,
     manifest_name,
 )
+from pgvector_pipeline.untrusted_text import nul_at, shown_path
 
 ManifestFormat = Literal["pgvector-pipeline-backup/1", "pgvector-pipeline-backup/2", "pgvector-pipeline-backup/3"]
 MANIFEST_FORMAT_1: ManifestFormat = "pgvector-pipeline-backup/1"
@@ -49,8 +53,32 @@ MAX_MANIFEST_BYTES = 4 << 20
 TableName = Annotated[str, Field(pattern="^" + COLUMN_NAME_PATTERN.pattern + "$")]
 CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Count = Annotated[int, Field(ge=0)]
-Seconds = Annotated[float, Field(ge=0)]
+# Every number of a manifest is bounded here, where it is read: rows and bytes as PostgreSQL's bigint and pandas'
+# Int64 hold them (one set claiming 10**30 rows made the inventory of every set fail), durations shorter than a
+# working life, no infinity or NaN.
+MAX_COUNT = 2**63 - 1
+MAX_SECONDS = 1e9  # about 31 years
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+# embedding_dimensions' keys: a dimension as text (pgvector's largest, sparsevec's, has 10 digits), or 'null' for
+# rows without a vector.
+DimensionKey = Annotated[str, Field(pattern=r"^(null|[1-9][0-9]{0,9})$")]
+
+
+def _aware_time(text: str) -> str:
+    """`text` if it is an ISO 8601 time with its UTC offset that converts to UTC (sets are ordered by it); ValueError
+    otherwise."""
+    try:
+        moment = datetime.fromisoformat(text)
+        moment.astimezone(UTC)  # OverflowError at the ends of the calendar (year 1 at +14:00)
+    except (ValueError, OverflowError):
+        raise ValueError("is not an ISO 8601 date and time") from None
+    if moment.tzinfo is None or not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ValueError(f"is not a time with its UTC offset between {MIN_YEAR} and {MAX_YEAR}")
+    return text
+
+
+AwareTime = Annotated[str, Field(max_length=64), AfterValidator(_aware_time)]
 
 
 class _Strict(BaseModel):
@@ -126,13 +154,22 @@ class Manifest(_Strict):
     kind: Literal[KIND_BACKUP, KIND_ADOPTED] = KIND_BACKUP  # type: ignore[valid-type]
     task_id: str
     timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
-    started_at: str | None = None
-    finished_at: str | None = None
+    started_at: AwareTime | None = None
+    finished_at: AwareTime | None = None
     duration_s: Seconds | None = None
     source: ManifestSource | None = None
-    embedding_dimensions: dict[str, Count] = {}
+    embedding_dimensions: dict[DimensionKey, Count] = {}
     collections: ManifestCollections | None = None
     tables: dict[TableName, ManifestTable]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, document: Any) -> Any:
+        """No text of the document (keys included) holds a NUL: see untrusted_text."""
+        path = nul_at(document)
+        if path is not None:
+            raise ValueError(f"{shown_path(path)} holds a NUL character (\\x00)")
+        return document
 
     @model_validator(mode="after")
     def _consistent(self) -> "Manifest":

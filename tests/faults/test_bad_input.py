@@ -7,14 +7,17 @@ import pytest
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import (
     REQUEST_BACKUP_JOB,
+    RESTORE_JOB,
     TRUNCATE_JOB,
     database_tags,
     pgvector_resource_config,
     request_run_config,
+    restore_run_config,
 )
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.partitions import backup_partitions, register_backup_partition
+from pgvector_pipeline.postgres.row_filter import checked_row_filter
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.store.layout import (
@@ -196,3 +199,96 @@ def test_a_run_on_another_database_must_carry_its_database_tag(store_db, monkeyp
         )
         assert tagged.success
         assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 0
+
+
+# A NUL is refused wherever text comes in: PostgreSQL refuses it in text, libpq and pglast read C strings (a row
+# filter would end at it, silently), the OS refuses it in paths.
+NUL_IN_RUN_CONFIG = {
+    "backup collections": (REQUEST_BACKUP_JOB, lambda ts: request_run_config(None, collections=["sample\x00"])),
+    "backup row filter": (
+        REQUEST_BACKUP_JOB,
+        # Cut at the NUL, this filter would keep every row the full one drops.
+        lambda ts: request_run_config(
+            None, tables={"langchain_pg_collection": "", "langchain_pg_embedding": "document <> 'x'\x00 AND false"}
+        ),
+    ),
+    "restore rename": (
+        RESTORE_JOB,
+        lambda ts: restore_run_config(
+            GLOBAL_TASK_KEY, ts, collections=["sample_collection_0"], rename={"sample_collection_0": "new\x00name"}
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NUL_IN_RUN_CONFIG)
+def test_a_nul_in_run_config_is_refused_before_anything_runs(case, store_db, backup_root, monkeypatch):
+    execute(store_db, lambda cur: insert_sample_store(cur, "public", collections=2, embeddings_per_collection=5))
+    timestamp = back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, None).timestamp
+    before = query(store_db, "SELECT name FROM langchain_pg_collection ORDER BY 1")
+    monkeypatch.setenv(DSN_ENV, store_db)
+    job, run_config = NUL_IN_RUN_CONFIG[case]
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance,
+            run_config={**run_config(timestamp), **resources_config()},
+            tags=database_tags(),
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure]
+    assert failure.metadata["error_type"].value == "INVALID_PARAMS" and failure.metadata["can_retry"].value is False
+    assert "holds a NUL character" in failure.description, failure.description
+    assert [s.timestamp for s in list_backup_sets(backup_root)] == [timestamp]
+    assert query(store_db, "SELECT name FROM langchain_pg_collection ORDER BY 1") == before
+
+
+def test_a_nul_in_resource_config_is_refused_at_start(store_db, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(TRUNCATE_JOB).execute_in_process(
+            instance=instance,
+            run_config={"resources": {"pgvector": {"config": {"dsn": {"env": DSN_ENV}, "db_schema": "pub\x00lic"}}}},
+            tags=database_tags(),
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    assert "INVALID_PARAMS: The pgvector resource's config holds a NUL character" in str(
+        failure.event_specific_data.error
+    )
+
+
+def test_a_nul_cuts_no_row_filter_short():
+    with pytest.raises(InvalidParams, match="holds a NUL character"):
+        checked_row_filter("n <> 1\x00 AND n <> 2", "t", ["n"])
+
+
+@pytest.mark.parametrize(
+    "condition",
+    ["NOT " * 500 + "n = 1", "n" + "::int4" * 600 + " = 1", "(" * 300 + "NOT " * 300 + "n" + ")" * 300],
+)
+def test_a_deeply_nested_row_filter_is_refused_plainly(condition):
+    with pytest.raises(InvalidParams, match=r"it nests more than 100 levels deep"):
+        checked_row_filter(condition, "t", ["n"])
+
+
+def test_a_long_flat_row_filter_is_taken():
+    condition = " OR ".join(f"n = {i}" for i in range(300))
+    assert len(condition) < 4000 and checked_row_filter(condition, "t", ["n"]).startswith("n = 0 OR n = 1 OR")
+
+
+@pytest.mark.parametrize(
+    "launch",
+    [
+        lambda client: client.launch_backup(collections=["a\x00b"]),
+        lambda client: client.launch_backup(tables={"docs": "lang = 'de'\x00 OR true"}),
+        lambda client: client.launch_restore(None, TS, collections=["a"], rename={"a": "b\x00"}),
+    ],
+)
+def test_the_client_refuses_a_nul_before_it_sends_anything(launch):
+    from pgvector_pipeline.client import VectorBackupClient
+
+    # Nothing listens on port 1: a launch that got as far as sending would fail as unreachable.
+    with pytest.raises(InvalidParams, match="holds a NUL character"):
+        launch(VectorBackupClient("127.0.0.1", 1))

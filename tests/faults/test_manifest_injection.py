@@ -12,7 +12,8 @@ from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.testing.db import query
+from pgvector_pipeline.testing.db import execute, query
+from tests.helpers import RecordingLog
 from tests.stores import make_store
 
 TS = "20261124_150000"
@@ -93,6 +94,38 @@ def test_a_default_calling_a_function_outside_pg_catalog_is_refused(backed_up, b
         )
 
 
+@pytest.mark.parametrize(
+    "deep",
+    [
+        "CREATE INDEX deep ON langchain_pg_embedding (id) WHERE " + "NOT " * 600 + "id IS NULL",
+        "CREATE INDEX deep ON langchain_pg_embedding ((id" + "::text" * 600 + "))",
+    ],
+)
+def test_deeply_nested_manifest_ddl_is_refused_as_damage(backed_up, backup_root, pg_server, deep):
+    """The checker and pglast's printer recurse per level of the parse tree: 600 levels were a RecursionError."""
+    from pgvector_pipeline.testing.embedded import ensure_database
+
+    edit_manifest(backed_up, lambda document: document["tables"][EMBEDDING_TABLE]["indexes"].append(deep))
+    target = ensure_database(pg_server, f"deep_ddl_target_{len(deep)}")
+    before = objects_in(target)
+
+    with pytest.raises(DataError, match="it nests more than 100 levels deep"):
+        restore_backup_set(
+            target, "public", locate_backup_set(backup_root, timestamp=TS), RestoreFlags(create_missing=True)
+        )
+    assert objects_in(target) == before
+
+
+def test_a_live_table_with_a_deeply_nested_index_backs_up_with_a_warning(store_db, backup_root):
+    deep = "CREATE INDEX deep ON langchain_pg_embedding (id) WHERE " + "NOT " * 600 + "id IS NULL"
+    execute(store_db, lambda cur: cur.execute(deep))
+    log = RecordingLog()
+
+    back_up_database(store_db, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, None, log=log)
+
+    assert any("will not recreate this table" in w and "nests more than 100 levels" in w for w in log.warnings)
+
+
 def test_a_pg_catalog_default_is_recreated_naming_pg_catalog():
     from pgvector_pipeline.postgres.ddl import checked_create_table
 
@@ -112,6 +145,24 @@ ODD_MANIFESTS = [
     (lambda d: d.update(surprise=True), "surprise"),
     (lambda d: d.update(format="pgvector-pipeline-backup/9"), "format"),
     (lambda d: d["tables"][EMBEDDING_TABLE].update(rows=-1), "rows"),
+    # Numbers no table, file or clock can have: every one is bounded when the manifest is read.
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(rows=10**30), "rows"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(bytes=2**63), "bytes"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(stored_bytes=10**400), "stored_bytes"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(duration_s=1e300), "duration_s"),
+    (lambda d: d.update(duration_s=float("inf")), "duration_s"),
+    (lambda d: d.update(embedding_dimensions={"3": 2**64}), "embedding_dimensions"),
+    (lambda d: d.update(embedding_dimensions={"9" * 5000: 8}), "embedding_dimensions"),
+    (lambda d: d.update(embedding_dimensions={"three": 8}), "embedding_dimensions"),
+    (lambda d: d["collections"]["embeddings"].update(sample_collection_0=10**19), "collections"),
+    (lambda d: d.update(started_at="0001-01-01T00:00:00+14:00"), "started_at"),
+    (lambda d: d.update(started_at="yesterday"), "started_at"),
+    (lambda d: d.update(finished_at="9999-12-31T23:59:59-14:00"), "finished_at"),
+    # A NUL in any text of it: PostgreSQL refuses it, and C code would read the text as ending there.
+    (lambda d: d["collections"]["embeddings"].update({"a\x00b": 1}), "NUL"),
+    (lambda d: d["collections"].update(selected=["a\x00b"]), "NUL"),
+    (lambda d: d["source"].update(dsn="host=x\x00"), "NUL"),
+    (lambda d: d["tables"][EMBEDDING_TABLE].update(row_filter="id <> 'a'\x00 OR true"), "NUL"),
 ]
 
 

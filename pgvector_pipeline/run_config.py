@@ -1,0 +1,29 @@
+"""Run config and resource config, checked where Dagster makes them typed records: text holding a NUL (see
+untrusted_text) fails the run there, as INVALID_PARAMS, before an op or resource does anything with it."""
+
+import dagster as dg
+from pydantic import model_validator
+
+from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.failures import as_failure, refusal_at_start
+from pgvector_pipeline.untrusted_text import nul_problem
+
+
+class RunConfig(dg.Config):
+    """The base of every op's config class. Dagster builds it from the run's config as the op starts; a NUL anywhere
+    in it fails the step with the Failure any refused input gives (error_type INVALID_PARAMS, no retry). Configs nested
+    in one (a table of `tables`) need not derive from it: the op's config checks them, naming their place."""
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> "RunConfig":
+        problem = nul_problem(self.model_dump(), "The run config")
+        if problem:
+            raise as_failure(InvalidParams(problem))
+        return self
+
+
+def refuse_nul_at_start(context: dg.InitResourceContext, resource: str) -> None:
+    """A resource's setup_for_execution: refuse the run at start when the resource's config holds a NUL."""
+    problem = nul_problem(context.resource_config, f"The {resource} resource's config")
+    if problem:
+        raise refusal_at_start(InvalidParams(problem))
