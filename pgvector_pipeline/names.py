@@ -33,5 +33,10 @@ VECTOR_TYPE_PATTERN = re.compile(
     r"(?:[a-z_][a-z0-9_]*\.)?(?P<kind>vector|halfvec|sparsevec)(?:\((?P<dimensions>[0-9]+)\))?"
 )
 
+# A backup's row filter as given (run config) and as re-printed with every name qualified (postgres.row_filter), which
+# the manifest records: the re-print of the longest filter taken stays below the second.
+ROW_FILTER_MAX_CHARS = 4000
+PRINTED_ROW_FILTER_MAX_CHARS = 32000
+
 # A column name as this tool shows and uses it from a CSV header (file content): a plain identifier.
 COLUMN_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

@@ -19,6 +19,7 @@ from pglast.stream import RawStream
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.names import PRINTED_ROW_FILTER_MAX_CHARS, ROW_FILTER_MAX_CHARS
 from pgvector_pipeline.postgres.catalog import all_of
 from pgvector_pipeline.postgres.collections import row_filter as collections_filter
 from pgvector_pipeline.postgres.ddl import SAFE_OPERATORS
@@ -41,7 +42,6 @@ _CAST_TYPES = frozenset(
         "timestamp", "timestamptz", "uuid", "json", "jsonb", "interval",
     }
 )  # fmt: skip
-_MAX_LENGTH = 4000
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ ALL_ROWS = RowChoice()
 def checked_row_filter(text: str, table: str, columns: Sequence[str]) -> str:
     """The row filter `text` on `table` (whose columns are `columns`), re-printed from its checked parse tree;
     InvalidParams saying what is refused."""
-    if not isinstance(text, str) or not text.strip() or len(text) > _MAX_LENGTH:
-        _refuse(text, table, f"it is empty or longer than {_MAX_LENGTH} characters")
+    if not isinstance(text, str) or not text.strip() or len(text) > ROW_FILTER_MAX_CHARS:
+        _refuse(text, table, f"it is empty or longer than {ROW_FILTER_MAX_CHARS} characters")
     if NUL in text:  # pglast reads a C string: the condition would end at the NUL, silently
         _refuse(text, table, "it holds a NUL character (\\x00)")
     try:
@@ -81,7 +81,10 @@ def checked_row_filter(text: str, table: str, columns: Sequence[str]) -> str:
     if deeper_than(statement.whereClause):  # before anything walks the tree recursively
         _refuse(text, table, f"it nests more than {MAX_DEPTH} levels deep (write long lists with IN (…))")
     _check(statement.whereClause, text, table, set(columns))
-    return _printed(statement.whereClause)
+    printed = _printed(statement.whereClause)
+    if len(printed) > PRINTED_ROW_FILTER_MAX_CHARS:  # what the manifest records must fit it
+        _refuse(text, table, f"qualified, it is longer than {PRINTED_ROW_FILTER_MAX_CHARS} characters")
+    return printed
 
 
 def _printed(node) -> str:
@@ -137,9 +140,9 @@ def _values(node: ast.A_Expr) -> tuple:
 def _printed_operation(node: ast.A_Expr) -> str:
     left = _printed(node.lexpr)
     operator = str(node.name[-1].sval) if node.name else ""
-    if node.kind == A_Expr_Kind.AEXPR_IN:  # x IN (a, b): x = a OR x = b; NOT IN: x <> a AND x <> b
-        join = " OR " if operator == "=" else " AND "
-        return "(" + join.join(_operation(operator, left, _printed(value)) for value in _values(node)) + ")"
+    if node.kind == A_Expr_Kind.AEXPR_IN:  # x IN (a, b): x = ANY (ARRAY[a, b]); NOT IN: x <> ALL (ARRAY[a, b])
+        values = ", ".join(_printed(value) for value in _values(node))
+        return f"({left} OPERATOR(pg_catalog.{operator}) {'ANY' if operator == '=' else 'ALL'} (ARRAY[{values}]))"
     if node.kind in (A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_NOT_BETWEEN):
         low, high = (_printed(value) for value in _values(node))
         if node.kind == A_Expr_Kind.AEXPR_BETWEEN:

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.names import COLUMN_NAME_PATTERN
+from pgvector_pipeline.names import COLUMN_NAME_PATTERN, PRINTED_ROW_FILTER_MAX_CHARS
 from pgvector_pipeline.store.codecs import CODEC_NAMES, NONE
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.layout import (
@@ -112,7 +112,7 @@ class ManifestTable(_Strict):
     # Format 3: the set's tables this table's foreign keys reference (restored first; the only tables its DDL may
     # reference), and the row filter of the backup (informative: never executed from here).
     references: list[TableName] = []
-    row_filter: Annotated[str, Field(max_length=4000)] | None = None
+    row_filter: Annotated[str, Field(max_length=PRINTED_ROW_FILTER_MAX_CHARS)] | None = None
 
     @property
     def file_bytes(self) -> int:
