@@ -94,8 +94,32 @@ def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Na
     if not args.wait:
         _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED"})
         return EXIT_OK
-    info = client.wait_for_run(launched.run_id, timeout_s=args.timeout, on_line=_progress)
-    return _report(info)
+    return _report(_waited_for(client, launched.run_id, args.timeout))
+
+
+# What Ctrl-C leaves of a --direct command's own work (each rolls back or removes what it had not finished).
+_UNDONE = {
+    "backup": "the set being written was removed and nothing was truncated",
+    "restore": "its transaction was rolled back: the tables are as they were",
+    "verify": "its transaction was rolled back and the scratch schema dropped",
+    "list": "nothing was changed",
+}
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C while --wait followed run `run_id`, which goes on in Dagster."""
+
+    def __init__(self, run_id: str, runs_url: str):
+        super().__init__(run_id)
+        self.run_id, self.runs_url = run_id, runs_url
+
+
+def _waited_for(client: VectorBackupClient, run_id: str, timeout_s: float) -> dict:
+    """The run's end as wait_for_run reports it; RunInterrupted naming the run on Ctrl-C."""
+    try:
+        return client.wait_for_run(run_id, timeout_s=timeout_s, on_line=_progress)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_id, client.url.removesuffix("/graphql") + f"/runs/{run_id}") from None
 
 
 def _progress(line: str) -> None:
@@ -356,11 +380,7 @@ def _age(delta: timedelta) -> str:
 
 
 def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    info = (
-        client.wait_for_run(args.run_id, timeout_s=args.timeout, on_line=_progress)
-        if args.wait
-        else client.run_status(args.run_id)
-    )
+    info = _waited_for(client, args.run_id, args.timeout) if args.wait else client.run_status(args.run_id)
     return _report(info)
 
 
@@ -578,8 +598,15 @@ def main(argv: list[str] | None = None) -> int:
         # about flushing stdout to the closed pipe; point it at /dev/null instead.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except KeyboardInterrupt:  # with --direct the work was this process's own; otherwise a launched run goes on
-        after = "" if args.direct else "; a run already launched goes on (see: pgvector-pipeline status)"
+    except RunInterrupted as stopped:  # the run goes on in Dagster: say which, and how to follow or cancel it
+        print(
+            f"error: interrupted; run {stopped.run_id} goes on. Follow it with `pgvector-pipeline status "
+            f"{stopped.run_id} --wait`; cancel it in the UI ({stopped.runs_url}, Terminate).",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # with --direct the work was this process's own and is undone
+        after = f"; {_UNDONE.get(args.command, 'nothing was left half-done')}" if args.direct else ""
         print(f"error: interrupted{after}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - the last resort that keeps the promise: no traceback

@@ -134,4 +134,41 @@ def test_ctrl_c_while_waiting_is_one_line_and_the_run_goes_on(odd_webserver):
     out, err = waiting.communicate(timeout=60)
 
     assert waiting.returncode == 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
-    assert one_error_line(err) == "error: interrupted; a run already launched goes on (see: pgvector-pipeline status)."
+    assert one_error_line(err) == (
+        f"error: interrupted; run r1 goes on. Follow it with `pgvector-pipeline status r1 --wait`; cancel it in the UI "
+        f"(http://127.0.0.1:{port}/runs/r1, Terminate)."
+    )
+
+
+def test_ctrl_c_during_a_direct_restore_rolls_back_and_says_so_in_one_line(store_db, backup_root):
+    import os
+
+    from pgvector_pipeline.backup import back_up_database
+    from pgvector_pipeline.store.local import LocalBackupStore
+    from pgvector_pipeline.testing.db import app_connection, query
+    from pgvector_pipeline.testing.langchain_tables import fill_sample_store
+
+    fill_sample_store(store_db)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None)
+    rows = query(store_db, "SELECT count(*), md5(string_agg(id, ',' ORDER BY id)) FROM langchain_pg_embedding")
+    app = app_connection(store_db)  # an app's open transaction: the restore waits for its lock
+    app.cursor().execute("LOCK TABLE langchain_pg_embedding IN ROW EXCLUSIVE MODE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGVECTOR_", "DAGSTER_"))}
+    restoring = subprocess.Popen(
+        [sys.executable, "-m", "pgvector_pipeline.cli", "--direct", "--root", str(backup_root), "restore"]
+        + ["--timestamp", result.timestamp, "--truncate"],
+        env={**env, "PGVECTOR_DSN": store_db},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(4)  # imports, the checks, then the wait for the app's lock (lock_timeout 10 s)
+        restoring.send_signal(signal.SIGINT)
+        _, err = restoring.communicate(timeout=60)
+    finally:
+        app.close()
+
+    assert restoring.returncode == 130
+    assert one_error_line(err) == "error: interrupted; its transaction was rolled back: the tables are as they were."
+    assert query(store_db, "SELECT count(*), md5(string_agg(id, ',' ORDER BY id)) FROM langchain_pg_embedding") == rows
