@@ -154,7 +154,8 @@ def test_the_lint_finds_each_kind_of_unqualified_name(text):
 @pytest.mark.parametrize(
     "text",
     [
-        "SELECT pg_catalog.count(*), pg_catalog.md5(s.a::pg_catalog.text) FROM {} s WHERE s.{} OPERATOR(pg_catalog.=) %s",
+        "SELECT pg_catalog.count(*), pg_catalog.md5(s.a::pg_catalog.text) FROM {} s "
+        "WHERE s.{} OPERATOR(pg_catalog.=) %s",
         "ALTER TABLE {} SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)",
         "SELECT 1 FROM pg_catalog.pg_class WHERE relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[])",
         "SELECT {dims}(s.{column}::{vector}) FROM {stage} s WHERE s.{column} IS NOT NULL LIMIT 1",

@@ -224,7 +224,8 @@ def _staged_rows(table: str, chosen: ChosenCollections | None) -> sql.Composable
         )
     else:
         source = sql.SQL(
-            "{stage} s JOIN {collection_stage} c ON s.{ref}::pg_catalog.uuid OPERATOR(pg_catalog.=) c.{key}::pg_catalog.uuid "
+            "{stage} s JOIN {collection_stage} c "
+            "ON s.{ref}::pg_catalog.uuid OPERATOR(pg_catalog.=) c.{key}::pg_catalog.uuid "
             "LEFT JOIN {renames} r ON r.old_name OPERATOR(pg_catalog.=) c.{name} "
             "WHERE c.{name} OPERATOR(pg_catalog.=) ANY ({names})"
         )

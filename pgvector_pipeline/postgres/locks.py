@@ -26,7 +26,8 @@ _LOCK_HOLDERS = """
 SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), a.xact_start, a.state_change,
        l.mode, l.granted
 FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
-WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.relation OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.regclass[])
+WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
+  AND l.relation OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.regclass[])
   AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
 ORDER BY l.granted DESC, a.pid
 """
