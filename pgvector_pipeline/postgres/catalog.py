@@ -305,9 +305,11 @@ class RebuildableIndex:
 def referenced_tables(cur, schema: str, table: str) -> list[str]:
     """The tables of `schema` that `table`'s foreign keys reference (itself left out), by name."""
     cur.execute(
-        "SELECT DISTINCT r.relname FROM pg_constraint k JOIN pg_class r ON r.oid = k.confrelid "
-        "JOIN pg_namespace n ON n.oid = r.relnamespace "
-        "WHERE k.contype = 'f' AND k.conrelid = %s AND n.nspname = %s AND k.confrelid <> k.conrelid ORDER BY 1",
+        "SELECT DISTINCT r.relname FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class r "
+        "ON r.oid OPERATOR(pg_catalog.=) k.confrelid JOIN pg_catalog.pg_namespace n "
+        "ON n.oid OPERATOR(pg_catalog.=) r.relnamespace WHERE k.contype OPERATOR(pg_catalog.=) 'f' "
+        "AND k.conrelid OPERATOR(pg_catalog.=) %s AND n.nspname OPERATOR(pg_catalog.=) %s "
+        "AND k.confrelid OPERATOR(pg_catalog.<>) k.conrelid ORDER BY 1",
         (table_oid(cur, schema, table), schema),
     )
     return [row[0] for row in cur.fetchall()]
@@ -316,9 +318,9 @@ def referenced_tables(cur, schema: str, table: str) -> list[str]:
 def owned_sequences(cur, schema: str, table: str) -> list[tuple[str, str]]:
     """(column, sequence) of the table's columns that draw from a sequence they own (serial, identity)."""
     cur.execute(
-        "SELECT a.attname, s.seq FROM pg_attribute a, LATERAL (SELECT pg_get_serial_sequence(a.attrelid::regclass::text,"
-        " a.attname) AS seq) s WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL "
-        "ORDER BY a.attnum",
+        "SELECT a.attname, s.seq FROM pg_catalog.pg_attribute a, LATERAL (SELECT pg_catalog.pg_get_serial_sequence("
+        "a.attrelid::pg_catalog.regclass::pg_catalog.text, a.attname) AS seq) s WHERE a.attrelid OPERATOR(pg_catalog.=) "
+        "%s AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND s.seq IS NOT NULL ORDER BY a.attnum",
         (table_oid(cur, schema, table),),
     )
     return [(column, sequence) for column, sequence in cur.fetchall()]
@@ -346,11 +348,12 @@ def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:
     tablespace (pg_get_indexdef omits it) and without a comment (dropping would lose it)."""
     cur.execute(
         """
-        SELECT c.relname, pg_get_indexdef(i.indexrelid)
-        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-        WHERE i.indrelid = %s AND i.indisvalid AND NOT i.indisunique AND c.reltablespace = 0
-          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
-          AND obj_description(i.indexrelid, 'pg_class') IS NULL
+        SELECT c.relname, pg_catalog.pg_get_indexdef(i.indexrelid)
+        FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+        WHERE i.indrelid OPERATOR(pg_catalog.=) %s AND i.indisvalid AND NOT i.indisunique
+          AND c.reltablespace OPERATOR(pg_catalog.=) 0
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid OPERATOR(pg_catalog.=) i.indexrelid)
+          AND pg_catalog.obj_description(i.indexrelid, 'pg_class') IS NULL
         ORDER BY c.relname
         """,
         (table_oid(cur, schema, table),),
@@ -361,12 +364,12 @@ def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:
 def missing_privileges(cur, schema: str, tables: list[str], truncate: bool) -> list[str]:
     """The privileges a restore into `tables` needs that the current role lacks, as 'PRIVILEGE on schema.table'."""
     needed = ["SELECT", "INSERT"] + (["TRUNCATE"] if truncate else [])
-    cur.execute("SELECT has_schema_privilege(%s, 'USAGE')", (schema,))
+    cur.execute("SELECT pg_catalog.has_schema_privilege(%s, 'USAGE')", (schema,))
     missing = [] if single_value(cur) else [f"USAGE on schema {schema}"]
     for table in tables:
         oid = table_oid(cur, schema, table)
         for privilege in needed:
-            cur.execute("SELECT has_table_privilege(%s, %s)", (oid, privilege))
+            cur.execute("SELECT pg_catalog.has_table_privilege(%s, %s)", (oid, privilege))
             if not single_value(cur):
                 missing.append(f"{privilege} on {schema}.{table}")
     return missing
@@ -376,8 +379,9 @@ def index_rebuild_refusal(cur, schema: str, table: str) -> str | None:
     """Why the current role cannot drop and rebuild the table's indexes (not its owner, or no CREATE on the
     schema, which CREATE INDEX needs); None when it can."""
     cur.execute(
-        "SELECT pg_has_role(c.relowner, 'USAGE'), pg_get_userbyid(c.relowner), has_schema_privilege(%s, 'CREATE'), "
-        "current_user FROM pg_class c WHERE c.oid = %s",
+        "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE'), pg_catalog.pg_get_userbyid(c.relowner), "
+        "pg_catalog.has_schema_privilege(%s, 'CREATE'), current_user FROM pg_catalog.pg_class c "
+        "WHERE c.oid OPERATOR(pg_catalog.=) %s",
         (schema, table_oid(cur, schema, table)),
     )
     owns, owner, can_create, user = cur.fetchone()

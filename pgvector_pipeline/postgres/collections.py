@@ -27,13 +27,13 @@ def row_filter(schema: str, table: str, names: Sequence[str]) -> sql.Composable 
     are chosen through their collection's key, in the same snapshot, so the two files agree."""
     if not names:
         return None
-    chosen = sql.SQL("{name} = ANY({names})").format(
+    chosen = sql.SQL("{name} OPERATOR(pg_catalog.=) ANY ({names})").format(
         name=sql.Identifier(COLLECTION_NAME_COLUMN), names=sql.Literal(list(names))
     )
     if table == COLLECTION_TABLE:
         return chosen
     if table == EMBEDDING_TABLE:
-        return sql.SQL("{ref} IN (SELECT {key} FROM {collections} WHERE {chosen})").format(
+        return sql.SQL("{ref} OPERATOR(pg_catalog.=) ANY (SELECT {key} FROM {collections} WHERE {chosen})").format(
             ref=sql.Identifier(COLLECTION_REF_COLUMN),
             key=sql.Identifier(COLLECTION_KEY_COLUMN),
             collections=qualified(schema, COLLECTION_TABLE),
@@ -48,8 +48,8 @@ def embeddings_per_collection(cur, schema: str, names: Sequence[str]) -> dict[st
     where = row_filter(schema, COLLECTION_TABLE, names)
     cur.execute(
         sql.SQL(
-            "SELECT c.{name}, count(e.{ref}) FROM {collections} c LEFT JOIN {embeddings} e ON e.{ref} = c.{key}"
-            "{where} GROUP BY c.{name} ORDER BY c.{name}"
+            "SELECT c.{name}, pg_catalog.count(e.{ref}) FROM {collections} c LEFT JOIN {embeddings} e "
+            "ON e.{ref} OPERATOR(pg_catalog.=) c.{key}{where} GROUP BY c.{name} ORDER BY c.{name}"
         ).format(
             name=sql.Identifier(COLLECTION_NAME_COLUMN),
             ref=sql.Identifier(COLLECTION_REF_COLUMN),
@@ -126,7 +126,7 @@ def create_stage(cur, table: str, columns: Sequence[str], types: Mapping[str, st
             stage=stage,
             columns=sql.SQL(", ").join(
                 # A type is the catalog's own format_type of a target column, or one of the callers' constants.
-                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types.get(c, "text")))
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types.get(c, "pg_catalog.text")))
                 for c in columns
             ),
         )
@@ -144,7 +144,9 @@ def prepare_chosen(cur, schema: str, chosen: ChosenCollections, log: Callable[[s
         delete_collections(cur, schema, chosen.final_names, log)
     else:
         cur.execute(
-            sql.SQL("SELECT {name} FROM {collections} WHERE {name} = ANY({names}) ORDER BY 1").format(
+            sql.SQL(
+                "SELECT {name} FROM {collections} WHERE {name} OPERATOR(pg_catalog.=) ANY ({names}) ORDER BY 1"
+            ).format(
                 name=sql.Identifier(COLLECTION_NAME_COLUMN),
                 collections=qualified(schema, COLLECTION_TABLE),
                 names=sql.Literal(chosen.final_names),
@@ -157,12 +159,15 @@ def prepare_chosen(cur, schema: str, chosen: ChosenCollections, log: Callable[[s
                 f"replace them, or rename them on restore (rename: {{old: new}}). Nothing was changed."
             )
     cur.execute(
-        sql.SQL("CREATE TEMPORARY TABLE {} (old_name text, new_name text, new_key uuid) ON COMMIT DROP").format(
-            _RENAMES
-        )
+        sql.SQL(
+            "CREATE TEMPORARY TABLE {} (old_name pg_catalog.text, new_name pg_catalog.text, new_key pg_catalog.uuid) "
+            "ON COMMIT DROP"
+        ).format(_RENAMES)
     )
     for old, new in chosen.renames:
-        cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s, gen_random_uuid())").format(_RENAMES), (old, new))
+        cur.execute(
+            sql.SQL("INSERT INTO {} VALUES (%s, %s, pg_catalog.gen_random_uuid())").format(_RENAMES), (old, new)
+        )
 
 
 def insert_staged(
@@ -213,11 +218,16 @@ def _staged_rows(table: str, chosen: ChosenCollections | None) -> sql.Composable
     if chosen is None:
         return sql.SQL("{} s").format(stage)
     if table == COLLECTION_TABLE:
-        source = sql.SQL("{stage} s LEFT JOIN {renames} r ON r.old_name = s.{name} WHERE s.{name} = ANY({names})")
+        source = sql.SQL(
+            "{stage} s LEFT JOIN {renames} r ON r.old_name OPERATOR(pg_catalog.=) s.{name} "
+            "WHERE s.{name} OPERATOR(pg_catalog.=) ANY ({names})"
+        )
     else:
         source = sql.SQL(
-            "{stage} s JOIN {collection_stage} c ON s.{ref}::uuid = c.{key}::uuid LEFT JOIN {renames} r ON r.old_name = c.{name} "
-            "WHERE c.{name} = ANY({names})"
+            "{stage} s JOIN {collection_stage} c "
+            "ON s.{ref}::pg_catalog.uuid OPERATOR(pg_catalog.=) c.{key}::pg_catalog.uuid "
+            "LEFT JOIN {renames} r ON r.old_name OPERATOR(pg_catalog.=) c.{name} "
+            "WHERE c.{name} OPERATOR(pg_catalog.=) ANY ({names})"
         )
     return source.format(
         stage=stage,
@@ -232,11 +242,11 @@ def _staged_rows(table: str, chosen: ChosenCollections | None) -> sql.Composable
 
 def collections_present(cur, schema: str, names: Sequence[str]) -> list[str]:
     """Which of `names` the target's collection table holds already (none when it has no such table)."""
-    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{COLLECTION_TABLE}",))
+    cur.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (f"{schema}.{COLLECTION_TABLE}",))
     if not cur.fetchone()[0]:
         return []
     cur.execute(
-        sql.SQL("SELECT {name} FROM {table} WHERE {name} = ANY(%s) ORDER BY 1").format(
+        sql.SQL("SELECT {name} FROM {table} WHERE {name} OPERATOR(pg_catalog.=) ANY (%s) ORDER BY 1").format(
             name=sql.Identifier(COLLECTION_NAME_COLUMN), table=qualified(schema, COLLECTION_TABLE)
         ),
         (list(names),),

@@ -41,7 +41,7 @@ def commit_confirmed(
     try:
         with conn.cursor() as cur:
             # Assigns an xid if the transaction has none yet, so its fate can be looked up later.
-            cur.execute("SELECT pg_current_xact_id()::text")
+            cur.execute("SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text")
             xid = catalog.single_value(cur)
     except psycopg2.Error as exc:
         raise classify_error(exc, doing, conn) from exc
@@ -85,7 +85,7 @@ def _transaction_status(dsn: str, xid: str) -> tuple[str | None, str]:
             continue
         try:
             with conn, conn.cursor() as cur:
-                cur.execute("SELECT pg_xact_status(%s::xid8)", (xid,))
+                cur.execute("SELECT pg_catalog.pg_xact_status(%s::pg_catalog.xid8)", (xid,))
                 status = catalog.single_value(cur)
         except psycopg2.Error as exc:
             reason = f"asking the server failed: {str(exc).strip()}"

@@ -15,8 +15,8 @@ def table_digest(cur, schema: str, table: str, columns: Sequence[str]) -> tuple[
     are ordered differently compare equal)."""
     cur.execute(
         sql.SQL(
-            "SELECT count(*), coalesce(md5(string_agg(h, '' ORDER BY h)), '') "
-            "FROM (SELECT md5(ROW({columns})::text) AS h FROM {table}) AS rows"
+            "SELECT pg_catalog.count(*), coalesce(pg_catalog.md5(pg_catalog.string_agg(h, '' ORDER BY h)), '') "
+            "FROM (SELECT pg_catalog.md5(ROW({columns})::pg_catalog.text) AS h FROM {table}) AS rows"
         ).format(columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(schema, table))
     )
     rows, digest = cur.fetchone()
@@ -30,7 +30,11 @@ def scratch_schema(timestamp: str) -> str:
 
 def create_scratch(cur, schema: str) -> list[str]:
     """Drop what earlier drills left (a killed run), then create `schema`; the leftovers' names."""
-    cur.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY 1", (_SCRATCH_PREFIX + "%",))
+    cur.execute(
+        # ~~ is LIKE.
+        "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.~~) %s ORDER BY 1",
+        (_SCRATCH_PREFIX + "%",),
+    )
     leftovers = [row[0] for row in cur.fetchall()]
     for name in leftovers:
         cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))

@@ -63,13 +63,14 @@ def room_for(cur, schema: str, needs: Mapping[str, Need]) -> list[Room]:
         if oid is None:
             continue
         cur.execute(
-            "SELECT pg_total_relation_size(c.oid), c.reltablespace, pg_tablespace_location(c.reltablespace), "
-            "c.reltuples FROM pg_class c WHERE c.oid = %s",
+            "SELECT pg_catalog.pg_total_relation_size(c.oid), c.reltablespace, "
+            "pg_catalog.pg_tablespace_location(c.reltablespace), c.reltuples FROM pg_catalog.pg_class c "
+            "WHERE c.oid OPERATOR(pg_catalog.=) %s",
             (oid,),
         )
         size, tablespace, location, rows = cur.fetchone()
         if rows < 0:  # never analyzed
-            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified(schema, table)))
+            cur.execute(sql.SQL("SELECT pg_catalog.count(*) FROM {}").format(qualified(schema, table)))
             rows = cur.fetchone()[0]
         estimate = int(size * need.set_rows / rows) if rows >= 1 and need.set_rows is not None else need.csv_bytes
         where = location if tablespace and location else (data_directory or "")
@@ -93,8 +94,8 @@ def _data_directory(cur) -> str | None:
     cur.execute("SAVEPOINT pgvector_disk_space")
     try:
         cur.execute(
-            "SELECT current_setting('data_directory'), current_setting('port'), "
-            "floor(extract(epoch FROM pg_postmaster_start_time()))::bigint"
+            "SELECT pg_catalog.current_setting('data_directory'), pg_catalog.current_setting('port'), "
+            "pg_catalog.floor(extract(epoch FROM pg_catalog.pg_postmaster_start_time()))::pg_catalog.int8"
         )
     except psycopg2.errors.InsufficientPrivilege:  # not a superuser nor pg_read_all_settings
         cur.execute("ROLLBACK TO SAVEPOINT pgvector_disk_space")

@@ -25,8 +25,10 @@ _RESTORE_LOCK_SPACE = "pgvector_pipeline.restore"
 _LOCK_HOLDERS = """
 SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), a.xact_start, a.state_change,
        l.mode, l.granted
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'relation' AND l.relation = ANY(%s::regclass[]) AND l.pid <> pg_backend_pid()
+FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
+WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
+  AND l.relation OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.regclass[])
+  AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
 ORDER BY l.granted DESC, a.pid
 """
 
@@ -86,7 +88,7 @@ def lock_tables(
 def _current_setting(conn, name: str) -> str:
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT current_setting(%s)", (name,))
+            cur.execute("SELECT pg_catalog.current_setting(%s)", (name,))
             row = cur.fetchone()
         conn.rollback()
         return row[0] if row else "?"
@@ -120,16 +122,19 @@ def described(holders: list[LockHolder] | None) -> str:
 def hold_restore_lock(cur, schema: str) -> None:
     """Take this schema's restore lock for the transaction, or DatabaseError naming the session restoring now."""
     cur.execute(
-        "SELECT pg_try_advisory_xact_lock(hashtext(%s), hashtext(%s))",
+        "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))",
         (_RESTORE_LOCK_SPACE, schema),
     )
     row = cur.fetchone()
     if row and row[0]:
         return
     cur.execute(
-        "SELECT a.pid, coalesce(a.application_name, ''), a.xact_start FROM pg_locks l "
-        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-        "AND l.classid::int = hashtext(%s) AND l.objid::int = hashtext(%s) AND l.pid <> pg_backend_pid()",
+        "SELECT a.pid, coalesce(a.application_name, ''), a.xact_start FROM pg_catalog.pg_locks l "
+        "JOIN pg_catalog.pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid "
+        "WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.granted "
+        "AND l.classid::pg_catalog.int4 OPERATOR(pg_catalog.=) pg_catalog.hashtext(%s) "
+        "AND l.objid::pg_catalog.int4 OPERATOR(pg_catalog.=) pg_catalog.hashtext(%s) "
+        "AND l.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
         (_RESTORE_LOCK_SPACE, schema),
     )
     other = cur.fetchone()

@@ -29,7 +29,7 @@ class TruncateStats:
 
 def count_rows(cur, schema: str, table: str, where: sql.Composable | None = None) -> int:
     """count(*) of `schema.table` (of its rows `where` keeps) in the cursor's transaction."""
-    cur.execute(sql.SQL("SELECT count(*) FROM {}{}").format(qualified(schema, table), where_clause(where)))
+    cur.execute(sql.SQL("SELECT pg_catalog.count(*) FROM {}{}").format(qualified(schema, table), where_clause(where)))
     return single_value(cur)
 
 

@@ -29,7 +29,8 @@ CONSUMED_COLUMNS = (COMMUNITY_CUSTOM_ID_COLUMN, COMMUNITY_KEY_COLUMN)
 _DUPLICATED = sql.Identifier("pgvector_restore_duplicated_custom_ids")
 
 # langchain_postgres's PGVector tables as it creates them (0.0.19, langchain_postgres/vectorstores.py), in the
-# target schema (the restore's search_path): the tables of a migration with create_missing.
+# form of a manifest's DDL, placed in the target schema by ddl.placed (pgvector's type through its schema): the
+# tables of a migration with create_missing.
 _COLLECTION_DDL = (
     "CREATE TABLE langchain_pg_collection (uuid uuid PRIMARY KEY, name varchar NOT NULL UNIQUE, cmetadata json)"
 )
@@ -87,18 +88,20 @@ def new_ids(cur) -> dict[str, sql.Composable]:
     cur.execute(
         sql.SQL(
             "CREATE TEMPORARY TABLE {duplicated} ON COMMIT DROP AS "
-            "SELECT {custom_id} FROM {stage} WHERE {custom_id} <> '' GROUP BY 1 HAVING count(*) > 1"
+            "SELECT {custom_id} FROM {stage} WHERE {custom_id} OPERATOR(pg_catalog.<>) '' GROUP BY 1 "
+            "HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1"
         ).format(duplicated=_DUPLICATED, custom_id=custom_id, stage=stage)
     )
-    # NOT IN over a small table becomes one hashed lookup per row; the table holds no NULL, so NOT IN is exact.
+    # NOT (x = ANY (subquery)) is NOT IN, as the parser reads it: over a small table, one hashed lookup per row;
+    # the table holds no NULL, so it is exact.
     expression = sql.SQL(
-        "CASE WHEN s.{custom_id} <> '' AND s.{custom_id} NOT IN (SELECT {custom_id} FROM {duplicated}) "
-        "THEN s.{custom_id} ELSE s.{old_key} END"
+        "CASE WHEN s.{custom_id} OPERATOR(pg_catalog.<>) '' AND NOT (s.{custom_id} OPERATOR(pg_catalog.=) ANY "
+        "(SELECT {custom_id} FROM {duplicated})) THEN s.{custom_id} ELSE s.{old_key} END"
     ).format(custom_id=custom_id, duplicated=_DUPLICATED, old_key=sql.Identifier(COMMUNITY_KEY_COLUMN))
     return {EMBEDDING_ID_COLUMN: expression}
 
 
 def duplicated_custom_ids(cur) -> int:
     """How many custom ids the set holds more than once (their rows keep their old uuid as id)."""
-    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(_DUPLICATED))
+    cur.execute(sql.SQL("SELECT pg_catalog.count(*) FROM {}").format(_DUPLICATED))
     return cur.fetchone()[0]

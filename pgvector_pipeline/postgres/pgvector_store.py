@@ -200,13 +200,15 @@ def _source(cur, load: StoreLoad) -> _Source:
     if not load.names:
         return _Source(rows, None, old_id)
     # Both staged columns are text: compared as uuids, as the foreign key compared them.
-    rows = sql.SQL("{rows} JOIN {collections} c ON s.{ref}::uuid = c.{key}::uuid").format(
+    rows = sql.SQL(
+        "{rows} JOIN {collections} c ON s.{ref}::pg_catalog.uuid OPERATOR(pg_catalog.=) c.{key}::pg_catalog.uuid"
+    ).format(
         rows=rows,
         collections=stage_table(COLLECTION_TABLE),
         ref=sql.Identifier(COLLECTION_REF_COLUMN),
         key=sql.Identifier(COLLECTION_KEY_COLUMN),
     )
-    chosen = sql.SQL("c.{name} = ANY({names})").format(
+    chosen = sql.SQL("c.{name} OPERATOR(pg_catalog.=) ANY ({names})").format(
         name=sql.Identifier(COLLECTION_NAME_COLUMN), names=sql.Literal(list(load.names))
     )
     return _Source(rows, chosen, old_id)
@@ -235,12 +237,17 @@ def _check_rows(cur, source: _Source, store: StoreTable) -> None:
 def _map_ids(cur, source: _Source, store: StoreTable) -> int:
     """Give each id that is not a UUID its uuid5 (noted in a temporary table the INSERT joins); how many."""
     cur.execute(
-        sql.SQL("SELECT {old_id}, coalesce(s.{metadata}::jsonb ? {key}, false) FROM {rows}{where}").format(
+        sql.SQL(
+            "SELECT {old_id}, coalesce(s.{metadata}::pg_catalog.jsonb OPERATOR(pg_catalog.?) {key}, false) "
+            "FROM {rows}{where}"
+        ).format(
             old_id=source.old_id,
             metadata=sql.Identifier(METADATA_COLUMN),
             key=sql.Literal(store.old_id_key),
             rows=source.rows,
-            where=source.where(sql.SQL("NOT pg_input_is_valid({}, 'uuid')").format(source.old_id)),
+            where=source.where(
+                sql.SQL("NOT pg_catalog.pg_input_is_valid({}, 'pg_catalog.uuid')").format(source.old_id)
+            ),
         )
     )
     rows = cur.fetchall()
@@ -252,9 +259,10 @@ def _map_ids(cur, source: _Source, store: StoreTable) -> int:
             f"changed."
         )
     cur.execute(
-        sql.SQL("CREATE TEMPORARY TABLE {} (old_id text PRIMARY KEY, new_id uuid NOT NULL) ON COMMIT DROP").format(
-            _NEW_IDS
-        )
+        sql.SQL(
+            "CREATE TEMPORARY TABLE {} (old_id pg_catalog.text PRIMARY KEY, new_id pg_catalog.uuid NOT NULL) "
+            "ON COMMIT DROP"
+        ).format(_NEW_IDS)
     )
     if rows:
         buffer = io.StringIO()
@@ -318,26 +326,27 @@ def _dimension(cur, load: StoreLoad, store: StoreTable) -> int:
 
 
 def _staged_types(cur) -> dict[str, str]:
-    """_STAGED_TYPES as SQL names them: pgvector's through the extension's schema."""
+    """_STAGED_TYPES as SQL names them: pgvector's through the extension's schema, the others through pg_catalog."""
     return {
-        column: catalog.pgvector_name(cur, name).as_string(cur) if name == "vector" else name
+        column: catalog.pgvector_name(cur, name).as_string(cur) if name == "vector" else f"pg_catalog.{name}"
         for column, name in _STAGED_TYPES.items()
     }
 
 
 def _create_table(cur, schema: str, store: StoreTable, dimension: int) -> None:
     columns = [
-        sql.SQL("{} uuid NOT NULL").format(sql.Identifier(store.id_column)),
-        sql.SQL("{} text NOT NULL").format(sql.Identifier(store.content_column)),
+        sql.SQL("{} pg_catalog.uuid NOT NULL").format(sql.Identifier(store.id_column)),
+        sql.SQL("{} pg_catalog.text NOT NULL").format(sql.Identifier(store.content_column)),
         sql.SQL("{} {}({}) NOT NULL").format(
             sql.Identifier(store.embedding_column), catalog.pgvector_name(cur, "vector"), sql.Literal(dimension)
         ),
         *(
-            # The type is one of migration's allowed type names.
+            # The type is one of migration's allowed type names (SQL's keyword spellings among them, which take no
+            # schema; the others resolve in pg_catalog alone under the empty search_path).
             sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.data_type))
             for column in store.metadata_columns
         ),
-        sql.SQL("{} json").format(sql.Identifier(store.metadata_json_column)),
+        sql.SQL("{} pg_catalog.json").format(sql.Identifier(store.metadata_json_column)),
     ]
     cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     cur.execute(sql.SQL("CREATE TABLE {} ({})").format(qualified(schema, store.table), sql.SQL(", ").join(columns)))
@@ -361,13 +370,15 @@ def _check_table(description: catalog.TableDescription, store: StoreTable, schem
 
 def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescription, source: _Source) -> int:
     """One INSERT … SELECT of the staged rows into the store table; the rows inserted."""
-    metadata = sql.SQL("s.{}::jsonb").format(sql.Identifier(METADATA_COLUMN))
+    metadata = sql.SQL("s.{}::pg_catalog.jsonb").format(sql.Identifier(METADATA_COLUMN))
     kept_id = sql.SQL(
-        "CASE WHEN m.new_id IS NULL THEN {metadata} ELSE coalesce({metadata}, '{{}}') || jsonb_build_object({key}, "
-        "{old_id}) END"
+        "CASE WHEN m.new_id IS NULL THEN {metadata} ELSE coalesce({metadata}, '{{}}') OPERATOR(pg_catalog.||) "
+        "pg_catalog.jsonb_build_object({key}, {old_id}) END"
     ).format(metadata=metadata, key=sql.Literal(store.old_id_key), old_id=source.old_id)
     if store.metadata_keys:
-        kept_id = sql.SQL("({}) - {}::text[]").format(kept_id, sql.Literal(store.metadata_keys))
+        kept_id = sql.SQL("({}) OPERATOR(pg_catalog.-) {}::pg_catalog.text[]").format(
+            kept_id, sql.Literal(store.metadata_keys)
+        )
 
     def cast(value: sql.Composable, column: str) -> sql.Composable:
         # The type is the catalog's own format_type of the target column, not file content.
@@ -376,19 +387,25 @@ def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescriptio
         return sql.SQL("({})::{}").format(value, sql.SQL(column_type.sql_type or column_type.type))
 
     values = [
-        sql.SQL("coalesce(m.new_id, ({})::uuid)").format(source.old_id),
+        sql.SQL("coalesce(m.new_id, ({})::pg_catalog.uuid)").format(source.old_id),
         cast(sql.SQL("s.{}").format(sql.Identifier(DOCUMENT_COLUMN)), store.content_column),
         cast(sql.SQL("s.{}").format(sql.Identifier(EMBEDDING_COLUMN)), store.embedding_column),
         *(
             cast(
-                sql.SQL("{} {} {}").format(metadata, sql.SQL("->" if c.is_json else "->>"), sql.Literal(c.name)), c.name
+                sql.SQL("{} {} {}").format(
+                    metadata,
+                    sql.SQL("OPERATOR(pg_catalog.->)" if c.is_json else "OPERATOR(pg_catalog.->>)"),
+                    sql.Literal(c.name),
+                ),
+                c.name,
             )
             for c in store.metadata_columns
         ),
         cast(kept_id, store.metadata_json_column),
     ]
     statement = sql.SQL(
-        "INSERT INTO {target} ({columns}) SELECT {values} FROM {rows} LEFT JOIN {ids} m ON m.old_id = {old_id}{where}"
+        "INSERT INTO {target} ({columns}) SELECT {values} FROM {rows} LEFT JOIN {ids} m "
+        "ON m.old_id OPERATOR(pg_catalog.=) {old_id}{where}"
     ).format(
         target=qualified(schema, store.table),
         columns=sql.SQL(", ").join(map(sql.Identifier, [*store.columns, store.metadata_json_column])),

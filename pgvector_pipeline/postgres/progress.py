@@ -47,14 +47,17 @@ def progress_sink(log: object) -> ProgressSink | None:
 
 
 _COPY_PROGRESS = """
-SELECT relid::regclass::text, bytes_processed, bytes_total, tuples_processed
-FROM pg_stat_progress_copy WHERE pid = ANY(%s)
+SELECT relid::pg_catalog.regclass::pg_catalog.text, bytes_processed, bytes_total, tuples_processed
+FROM pg_catalog.pg_stat_progress_copy WHERE pid OPERATOR(pg_catalog.=) ANY (%s)
 """
 # An index built inside the restore's transaction is not visible to this session yet (index_relid shows as "-"):
 # its name is read from the statement the restore is running.
 _INDEX_PROGRESS = """
-SELECT p.index_relid::regclass::text, p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total, a.query
-FROM pg_stat_progress_create_index p LEFT JOIN pg_stat_activity a ON a.pid = p.pid WHERE p.pid = %s
+SELECT p.index_relid::pg_catalog.regclass::pg_catalog.text, p.phase, p.blocks_done, p.blocks_total, p.tuples_done,
+       p.tuples_total, a.query
+FROM pg_catalog.pg_stat_progress_create_index p LEFT JOIN pg_catalog.pg_stat_activity a
+  ON a.pid OPERATOR(pg_catalog.=) p.pid
+WHERE p.pid OPERATOR(pg_catalog.=) %s
 """
 
 

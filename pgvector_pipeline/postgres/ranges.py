@@ -47,10 +47,12 @@ class BlockRange:
 
     def condition(self) -> sql.Composable:
         """A WHERE condition PostgreSQL plans as a TID range scan."""
-        lower = sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({self.first},0)"))
+        lower = sql.SQL("ctid OPERATOR(pg_catalog.>=) {}::pg_catalog.tid").format(sql.Literal(f"({self.first},0)"))
         if self.end is None:
             return lower
-        return sql.SQL("{} AND ctid < {}::tid").format(lower, sql.Literal(f"({self.end},0)"))
+        return sql.SQL("{} AND ctid OPERATOR(pg_catalog.<) {}::pg_catalog.tid").format(
+            lower, sql.Literal(f"({self.end},0)")
+        )
 
 
 def export_ranges(heap_blocks: int, table_bytes: int) -> list[BlockRange]:

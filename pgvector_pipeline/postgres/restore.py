@@ -536,7 +536,7 @@ def advance_sequences(cur, schema: str, table: str, log: Callable[[str], None], 
     """Move each sequence a column of the table owns (serial, identity) past the largest value restored, as pg_dump
     restores a sequence with its table: otherwise the app's next insert takes an id a restored row has."""
     for column, sequence in catalog.owned_sequences(cur, schema, table):
-        cur.execute("SELECT has_sequence_privilege(%s, 'UPDATE')", (sequence,))
+        cur.execute("SELECT pg_catalog.has_sequence_privilege(%s, 'UPDATE')", (sequence,))
         if not catalog.single_value(cur):
             warn(
                 f"{table}.{column}: cannot move sequence {sequence} past the restored ids (no UPDATE privilege on it)."
@@ -544,8 +544,9 @@ def advance_sequences(cur, schema: str, table: str, log: Callable[[str], None], 
             continue
         cur.execute(
             sql.SQL(
-                "SELECT setval(%s, m) FROM (SELECT max({column}) AS m FROM {table}) x WHERE m IS NOT NULL "
-                "AND m >= (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence})"
+                "SELECT pg_catalog.setval(%s, m) FROM (SELECT pg_catalog.max({column}) AS m FROM {table}) x "
+                "WHERE m IS NOT NULL AND m OPERATOR(pg_catalog.>=) (SELECT CASE WHEN is_called THEN last_value "
+                "ELSE last_value OPERATOR(pg_catalog.-) 1 END FROM {sequence})"
             ).format(
                 column=sql.Identifier(column),
                 table=qualified(schema, table),
@@ -581,8 +582,8 @@ def _raise_maintenance_settings(cur, options: RestoreOptions) -> tuple[str, int]
     memory = options.maintenance_work_mem or default_maintenance_work_mem()
     workers = default_maintenance_workers()
     # set_config takes the values as parameters; the server checks them (a bad value is a DATABASE_ERROR).
-    cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (memory,))
-    cur.execute("SELECT set_config('max_parallel_maintenance_workers', %s, true)", (str(workers),))
+    cur.execute("SELECT pg_catalog.set_config('maintenance_work_mem', %s, true)", (memory,))
+    cur.execute("SELECT pg_catalog.set_config('max_parallel_maintenance_workers', %s, true)", (str(workers),))
     return memory, workers
 
 

@@ -71,8 +71,9 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
         shadow = Shadow(table, oid, shadow_name(oid))
         # LIKE copies neither: an unlogged table stays unlogged, and the new table lives where the live one does.
         cur.execute(
-            "SELECT c.relpersistence = 'u', t.spcname FROM pg_class c LEFT JOIN pg_tablespace t "
-            "ON t.oid = c.reltablespace WHERE c.oid = %s",
+            "SELECT c.relpersistence OPERATOR(pg_catalog.=) 'u', t.spcname FROM pg_catalog.pg_class c LEFT JOIN "
+            "pg_catalog.pg_tablespace t ON t.oid OPERATOR(pg_catalog.=) c.reltablespace WHERE c.oid "
+            "OPERATOR(pg_catalog.=) %s",
             (oid,),
         )
         unlogged, tablespace = cur.fetchone()
@@ -94,7 +95,7 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
                 qualified(schema, shadow.name)
             )
         )
-        cur.execute("SELECT obj_description(%s, 'pg_class')", (oid,))
+        cur.execute("SELECT pg_catalog.obj_description(%s, 'pg_class')", (oid,))
         comment = cur.fetchone()[0]
         if comment is not None:
             cur.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(qualified(schema, shadow.name)), (comment,))
@@ -205,8 +206,9 @@ def drop_leftovers(cur, schema: str) -> list[str]:
     """Drop the new and old tables a swapped restore of `schema` left when it died (the caller holds the schema's
     restore lock, so no other restore is using them); their names."""
     cur.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
-        "AND c.relkind = 'r' AND c.relname ~ '^pgvector_(new|old)_[0-9]+$' ORDER BY 1",
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) "
+        "c.relnamespace WHERE n.nspname OPERATOR(pg_catalog.=) %s AND c.relkind OPERATOR(pg_catalog.=) 'r' AND "
+        "c.relname OPERATOR(pg_catalog.~) '^pgvector_(new|old)_[0-9]+$' ORDER BY 1",
         (schema,),
     )
     names = [row[0] for row in cur.fetchall()]
@@ -226,7 +228,7 @@ def swap_in(
     cannot get them (a long query holds the tables, or a deadlock) is undone to a savepoint, so the loaded tables
     stay, and tried again after a pause; DatabaseError naming the sessions in the way after SWAP_ATTEMPTS."""
     tables = [shadow.live for shadow in shadows]
-    cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{SWAP_LOCK_WAIT_MS}ms",))
+    cur.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (f"{SWAP_LOCK_WAIT_MS}ms",))
     lock = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
         sql.SQL(", ").join(qualified(schema, table) for table in tables)
     )
@@ -322,8 +324,8 @@ def _storage_options(cur, schema: str, shadow: Shadow) -> None:
     table = qualified(schema, shadow.name)
     cur.execute(sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled, toast.autovacuum_enabled)").format(table))
     cur.execute(
-        "SELECT c.reloptions, t.reloptions FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid "
-        "WHERE c.oid = %s",
+        "SELECT c.reloptions, t.reloptions FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid "
+        "OPERATOR(pg_catalog.=) c.reltoastrelid WHERE c.oid OPERATOR(pg_catalog.=) %s",
         (shadow.oid,),
     )
     options, toast_options = cur.fetchone()
@@ -342,16 +344,17 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
     """The live table's indexes, on the new table under temporary names; index-backed constraints (primary key,
     unique, exclusion) as constraints whose index gets a temporary name (its constraint name follows the index)."""
     cur.execute(
-        "SELECT i.indexrelid::oid, c.relname, pg_get_indexdef(i.indexrelid), con.oid, pg_get_constraintdef(con.oid), "
-        "obj_description(i.indexrelid, 'pg_class'), obj_description(con.oid, 'pg_constraint'), "
-        "coalesce(t.spcname, '') FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace "
-        "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
-        "WHERE i.indrelid = %s ORDER BY c.relname",
+        "SELECT i.indexrelid::pg_catalog.oid, c.relname, pg_catalog.pg_get_indexdef(i.indexrelid), con.oid, "
+        "pg_catalog.pg_get_constraintdef(con.oid), pg_catalog.obj_description(i.indexrelid, 'pg_class'), "
+        "pg_catalog.obj_description(con.oid, 'pg_constraint'), coalesce(t.spcname, '') FROM pg_catalog.pg_index i JOIN "
+        "pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid LEFT JOIN pg_catalog.pg_tablespace t ON "
+        "t.oid OPERATOR(pg_catalog.=) c.reltablespace LEFT JOIN pg_catalog.pg_constraint con ON con.conindid "
+        "OPERATOR(pg_catalog.=) i.indexrelid AND con.conrelid OPERATOR(pg_catalog.=) i.indrelid WHERE i.indrelid "
+        "OPERATOR(pg_catalog.=) %s ORDER BY c.relname",
         (shadow.oid,),
     )
     indexes = cur.fetchall()
-    cur.execute("SELECT current_setting('default_tablespace')")
+    cur.execute("SELECT pg_catalog.current_setting('default_tablespace')")
     default_tablespace = cur.fetchone()[0]
     for (
         index_oid,
@@ -369,9 +372,9 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
         else:
             statement = _aimed_index(definition, schema, shadow.name, temporary)
         # pg_get_indexdef leaves the tablespace out; pg_dump sets default_tablespace around the index, as here.
-        cur.execute("SELECT set_config('default_tablespace', %s, true)", (tablespace,))
+        cur.execute("SELECT pg_catalog.set_config('default_tablespace', %s, true)", (tablespace,))
         cur.execute(statement)
-        cur.execute("SELECT set_config('default_tablespace', %s, true)", (default_tablespace,))
+        cur.execute("SELECT pg_catalog.set_config('default_tablespace', %s, true)", (default_tablespace,))
         if index_comment is not None:
             cur.execute(sql.SQL("COMMENT ON INDEX {} IS %s").format(qualified(schema, temporary)), (index_comment,))
         if constraint_comment is not None:
@@ -388,8 +391,8 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
 def _constraints(cur, schema: str, shadow: Shadow, new_names: dict[str, str]) -> None:
     """Foreign keys (others came with LIKE or with the indexes): those into a swapped table point at its new table."""
     cur.execute(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s AND contype = 'f' "
-        "ORDER BY conname",
+        "SELECT conname, pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint WHERE conrelid "
+        "OPERATOR(pg_catalog.=) %s AND contype OPERATOR(pg_catalog.=) 'f' ORDER BY conname",
         (shadow.oid,),
     )
     for name, definition in cur.fetchall():
@@ -398,8 +401,9 @@ def _constraints(cur, schema: str, shadow: Shadow, new_names: dict[str, str]) ->
 
 def _replica_identity(cur, schema: str, shadow: Shadow) -> None:
     cur.execute(
-        "SELECT c.relreplident, (SELECT r.relname FROM pg_index i JOIN pg_class r ON r.oid = i.indexrelid "
-        "WHERE i.indrelid = c.oid AND i.indisreplident) FROM pg_class c WHERE c.oid = %s",
+        "SELECT c.relreplident, (SELECT r.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class r ON r.oid "
+        "OPERATOR(pg_catalog.=) i.indexrelid WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisreplident) FROM "
+        "pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) %s",
         (shadow.oid,),
     )
     kind, index = cur.fetchone()
@@ -417,8 +421,8 @@ def _triggers(cur, schema: str, shadow: Shadow) -> None:
     """The live table's own triggers (not the foreign keys' internal ones), created after the load so they do not
     fire on restored rows."""
     cur.execute(
-        "SELECT pg_get_triggerdef(oid), tgenabled FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal "
-        "ORDER BY tgname",
+        "SELECT pg_catalog.pg_get_triggerdef(oid), tgenabled FROM pg_catalog.pg_trigger WHERE tgrelid "
+        "OPERATOR(pg_catalog.=) %s AND NOT tgisinternal ORDER BY tgname",
         (shadow.oid,),
     )
     for definition, enabled in cur.fetchall():
@@ -438,16 +442,20 @@ def _triggers(cur, schema: str, shadow: Shadow) -> None:
 
 def _row_security(cur, schema: str, shadow: Shadow) -> None:
     table = qualified(schema, shadow.name)
-    cur.execute("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s", (shadow.oid,))
+    cur.execute(
+        "SELECT relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) %s",
+        (shadow.oid,),
+    )
     enabled, forced = cur.fetchone()
     if enabled:
         cur.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table))
     if forced:
         cur.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(table))
     cur.execute(
-        "SELECT polname, polpermissive, polcmd, ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END "
-        "FROM unnest(polroles) r), pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid) "
-        "FROM pg_policy WHERE polrelid = %s ORDER BY polname",
+        "SELECT polname, polpermissive, polcmd, ARRAY(SELECT CASE WHEN r OPERATOR(pg_catalog.=) 0 THEN 'public' ELSE "
+        "r::pg_catalog.regrole::pg_catalog.text END FROM pg_catalog.unnest(polroles) r), "
+        "pg_catalog.pg_get_expr(polqual, polrelid), pg_catalog.pg_get_expr(polwithcheck, polrelid) FROM "
+        "pg_catalog.pg_policy WHERE polrelid OPERATOR(pg_catalog.=) %s ORDER BY polname",
         (shadow.oid,),
     )
     commands = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
@@ -492,11 +500,14 @@ def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
     """The live table's and its columns' privileges, then its owner (last: the new owner's grants are kept)."""
     table = qualified(schema, shadow.name)
     cur.execute(
-        "SELECT NULL::text, a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, "
-        "a.is_grantable, a.grantor::regrole::text FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = %(oid)s "
-        "UNION ALL SELECT att.attname, a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE "
-        "a.grantee::regrole::text END, a.is_grantable, a.grantor::regrole::text FROM pg_attribute att, "
-        "aclexplode(att.attacl) a WHERE att.attrelid = %(oid)s AND att.attnum > 0 AND NOT att.attisdropped",
+        "SELECT NULL::pg_catalog.text, a.privilege_type, CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' "
+        "ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END, a.is_grantable, "
+        "a.grantor::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+        "WHERE c.oid OPERATOR(pg_catalog.=) %(oid)s UNION ALL SELECT att.attname, a.privilege_type, CASE WHEN "
+        "a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END, "
+        "a.is_grantable, a.grantor::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_attribute att, "
+        "pg_catalog.aclexplode(att.attacl) a WHERE att.attrelid OPERATOR(pg_catalog.=) %(oid)s AND att.attnum "
+        "OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped",
         {"oid": shadow.oid},
     )
     for column, privilege, grantee, grantable, _ in cur.fetchall():
@@ -510,8 +521,9 @@ def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
             )
         )
     cur.execute(
-        "SELECT relowner::regrole::text, relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
-        "FROM pg_class WHERE oid = %s",
+        "SELECT relowner::pg_catalog.regrole::pg_catalog.text, relowner OPERATOR(pg_catalog.=) (SELECT oid FROM "
+        "pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) FROM pg_catalog.pg_class WHERE oid "
+        "OPERATOR(pg_catalog.=) %s",
         (shadow.oid,),
     )
     owner, ours = cur.fetchone()
@@ -524,8 +536,9 @@ def _planner_settings(cur, schema: str, shadow: Shadow) -> None:
     and the index the table is clustered on (by its live name, which the new index takes at the swap)."""
     table = qualified(schema, shadow.name)
     cur.execute(
-        "SELECT attname, attstattarget, attoptions FROM pg_attribute WHERE attrelid = %s AND attnum > 0 "
-        "AND NOT attisdropped AND (attstattarget IS NOT NULL AND attstattarget >= 0 OR attoptions IS NOT NULL)",
+        "SELECT attname, attstattarget, attoptions FROM pg_catalog.pg_attribute WHERE attrelid OPERATOR(pg_catalog.=) "
+        "%s AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped AND (attstattarget IS NOT NULL AND attstattarget "
+        "OPERATOR(pg_catalog.>=) 0 OR attoptions IS NOT NULL)",
         (shadow.oid,),
     )
     for column, target, options in cur.fetchall():
@@ -542,8 +555,8 @@ def _planner_settings(cur, schema: str, shadow: Shadow) -> None:
                 )
             )
     cur.execute(
-        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "WHERE i.indrelid = %s AND i.indisclustered",
+        "SELECT c.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) "
+        "i.indexrelid WHERE i.indrelid OPERATOR(pg_catalog.=) %s AND i.indisclustered",
         (shadow.oid,),
     )
     clustered = {row[0] for row in cur.fetchall()}
@@ -563,8 +576,9 @@ def _identity_positions(cur, schema: str, shadow: Shadow) -> None:
     sequence's position, so no id the app was handed before the swap is handed out again (the restore then moves it
     past the restored ids, as for any owned sequence)."""
     cur.execute(
-        "SELECT pg_get_serial_sequence(%(live)s, a.attname), pg_get_serial_sequence(%(new)s, a.attname) "
-        "FROM pg_attribute a WHERE a.attrelid = %(oid)s AND a.attidentity <> '' AND NOT a.attisdropped",
+        "SELECT pg_catalog.pg_get_serial_sequence(%(live)s, a.attname), pg_catalog.pg_get_serial_sequence(%(new)s, "
+        "a.attname) FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) %(oid)s AND a.attidentity "
+        "OPERATOR(pg_catalog.<>) '' AND NOT a.attisdropped",
         {
             # pg_get_serial_sequence reads its table name as SQL text: quoted as an identifier.
             "live": qualified(schema, shadow.live).as_string(cur),
@@ -605,9 +619,11 @@ def _hand_over_sequences(cur, schema: str, shadow: Shadow, old: str) -> None:
     """Sequences the old table's columns own (serial) now belong to the new table's columns, so dropping the old
     table keeps them; identity columns came with their own sequences (LIKE INCLUDING IDENTITY)."""
     cur.execute(
-        "SELECT s.oid::regclass::text, a.attname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
-        "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
-        "WHERE d.classid = 'pg_class'::regclass AND d.refobjid = %s AND d.deptype = 'a' AND s.relkind = 'S'",
+        "SELECT s.oid::pg_catalog.regclass::pg_catalog.text, a.attname FROM pg_catalog.pg_depend d JOIN "
+        "pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) d.objid JOIN pg_catalog.pg_attribute a ON a.attrelid "
+        "OPERATOR(pg_catalog.=) d.refobjid AND a.attnum OPERATOR(pg_catalog.=) d.refobjsubid WHERE d.classid "
+        "OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid OPERATOR(pg_catalog.=) %s "
+        "AND d.deptype OPERATOR(pg_catalog.=) 'a' AND s.relkind OPERATOR(pg_catalog.=) 'S'",
         (shadow.oid,),
     )
     for sequence, column in cur.fetchall():

@@ -22,64 +22,95 @@ from collections.abc import Sequence
 from pgvector_pipeline.postgres.catalog import table_oid
 
 _VIEWS = """
-SELECT DISTINCT v.relname, CASE v.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END
-FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
-WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = %(oid)s
-  AND v.oid <> %(oid)s ORDER BY 1
+SELECT DISTINCT v.relname, CASE WHEN v.relkind OPERATOR(pg_catalog.=) 'm' THEN 'materialized view' ELSE 'view' END
+FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid OPERATOR(pg_catalog.=) d.objid
+  JOIN pg_catalog.pg_class v ON v.oid OPERATOR(pg_catalog.=) r.ev_class
+WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+  AND d.refobjid OPERATOR(pg_catalog.=) %(oid)s
+  AND v.oid OPERATOR(pg_catalog.<>) %(oid)s ORDER BY 1
 """
-_RULES = "SELECT rulename FROM pg_rewrite WHERE ev_class = %(oid)s AND rulename <> '_RETURN' ORDER BY 1"
+_RULES = (
+    "SELECT rulename FROM pg_catalog.pg_rewrite WHERE ev_class OPERATOR(pg_catalog.=) %(oid)s "
+    "AND rulename OPERATOR(pg_catalog.<>) '_RETURN' ORDER BY 1"
+)
 _FOREIGN_KEYS_IN = """
-SELECT c.conname, t.relname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-WHERE c.contype = 'f' AND c.confrelid = %(oid)s AND c.conrelid <> ALL(%(swapped)s) ORDER BY 1
+SELECT c.conname, t.relname FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t
+  ON t.oid OPERATOR(pg_catalog.=) c.conrelid
+WHERE c.contype OPERATOR(pg_catalog.=) 'f' AND c.confrelid OPERATOR(pg_catalog.=) %(oid)s
+  AND c.conrelid OPERATOR(pg_catalog.<>) ALL (%(swapped)s) ORDER BY 1
 """
 _PUBLICATIONS = """
-SELECT pubname FROM pg_publication WHERE puballtables
-UNION SELECT p.pubname FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = %(oid)s
-UNION SELECT p.pubname FROM pg_publication_namespace n JOIN pg_publication p ON p.oid = n.pnpubid
-  JOIN pg_class c ON c.relnamespace = n.pnnspid WHERE c.oid = %(oid)s
+SELECT pubname FROM pg_catalog.pg_publication WHERE puballtables
+UNION SELECT p.pubname FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication p
+  ON p.oid OPERATOR(pg_catalog.=) r.prpubid WHERE r.prrelid OPERATOR(pg_catalog.=) %(oid)s
+UNION SELECT p.pubname FROM pg_catalog.pg_publication_namespace n JOIN pg_catalog.pg_publication p
+  ON p.oid OPERATOR(pg_catalog.=) n.pnpubid
+  JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.pnnspid
+  WHERE c.oid OPERATOR(pg_catalog.=) %(oid)s
 ORDER BY 1
 """
 _INHERITANCE = """
-SELECT c.relkind = 'p', c.relispartition,
-  NOT c.relispartition AND EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = %(oid)s),
-  c.relkind <> 'p' AND EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = %(oid)s)
-FROM pg_class c WHERE c.oid = %(oid)s
+SELECT c.relkind OPERATOR(pg_catalog.=) 'p', c.relispartition,
+  NOT c.relispartition AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits
+    WHERE inhrelid OPERATOR(pg_catalog.=) %(oid)s),
+  c.relkind OPERATOR(pg_catalog.<>) 'p' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits
+    WHERE inhparent OPERATOR(pg_catalog.=) %(oid)s)
+FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) %(oid)s
 """
 _SHARED_SEQUENCES = """
-SELECT DISTINCT s.relname, t.relname FROM pg_depend o JOIN pg_class s ON s.oid = o.objid
-JOIN pg_attrdef d ON true JOIN pg_depend u ON u.classid = 'pg_attrdef'::regclass AND u.objid = d.oid
-  AND u.refobjid = s.oid JOIN pg_class t ON t.oid = d.adrelid
-WHERE o.classid = 'pg_class'::regclass AND o.refobjid = %(oid)s AND o.deptype IN ('a', 'i') AND s.relkind = 'S'
-  AND d.adrelid <> ALL(%(swapped)s) ORDER BY 1
+SELECT DISTINCT s.relname, t.relname FROM pg_catalog.pg_depend o JOIN pg_catalog.pg_class s
+  ON s.oid OPERATOR(pg_catalog.=) o.objid
+JOIN pg_catalog.pg_attrdef d ON true JOIN pg_catalog.pg_depend u
+  ON u.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+  AND u.objid OPERATOR(pg_catalog.=) d.oid
+  AND u.refobjid OPERATOR(pg_catalog.=) s.oid JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) d.adrelid
+WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+  AND o.refobjid OPERATOR(pg_catalog.=) %(oid)s
+  AND o.deptype OPERATOR(pg_catalog.=) ANY ('{a,i}'::pg_catalog."char"[]) AND s.relkind OPERATOR(pg_catalog.=) 'S'
+  AND d.adrelid OPERATOR(pg_catalog.<>) ALL (%(swapped)s) ORDER BY 1
 """
 
 # Dependents recorded in pg_depend (on the table or its row type) other than the table's own parts, which a swap
 # rebuilds (indexes, constraints, defaults, triggers, policies, statistics), and the kinds named above.
 _OTHER_DEPENDENTS = """
-SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d
-WHERE d.deptype = 'n'
-  AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = %(oid)s)
-    OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = (SELECT reltype FROM pg_class WHERE oid = %(oid)s)))
-  AND d.classid <> 'pg_rewrite'::regclass
-  AND NOT (d.classid = 'pg_constraint'::regclass
-    AND EXISTS (SELECT 1 FROM pg_constraint c WHERE c.oid = d.objid AND (c.conrelid = %(oid)s OR c.contype = 'f')))
-  AND NOT (d.classid = 'pg_policy'::regclass
-    AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.oid = d.objid AND p.polrelid = %(oid)s))
-  AND NOT (d.classid = 'pg_trigger'::regclass
-    AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.oid = d.objid AND t.tgrelid = %(oid)s))
-  AND NOT (d.classid = 'pg_attrdef'::regclass
-    AND EXISTS (SELECT 1 FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid = %(oid)s))
-  AND NOT (d.classid = 'pg_statistic_ext'::regclass
-    AND EXISTS (SELECT 1 FROM pg_statistic_ext x WHERE x.oid = d.objid AND x.stxrelid = %(oid)s))
-  AND NOT (d.classid = 'pg_class'::regclass AND d.objsubid = 0
-    AND (EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid AND i.indrelid = %(oid)s)
-      OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = d.objid AND h.inhparent = %(oid)s)))
+SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_catalog.pg_depend d
+WHERE d.deptype OPERATOR(pg_catalog.=) 'n'
+  AND ((d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+    AND d.refobjid OPERATOR(pg_catalog.=) %(oid)s)
+    OR (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+      AND d.refobjid OPERATOR(pg_catalog.=) (SELECT reltype FROM pg_catalog.pg_class
+      WHERE oid OPERATOR(pg_catalog.=) %(oid)s)))
+  AND d.classid OPERATOR(pg_catalog.<>) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+  AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+    AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.oid OPERATOR(pg_catalog.=) d.objid
+      AND (c.conrelid OPERATOR(pg_catalog.=) %(oid)s OR c.contype OPERATOR(pg_catalog.=) 'f')))
+  AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::pg_catalog.regclass
+    AND EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.oid OPERATOR(pg_catalog.=) d.objid
+      AND p.polrelid OPERATOR(pg_catalog.=) %(oid)s))
+  AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass
+    AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) d.objid
+      AND t.tgrelid OPERATOR(pg_catalog.=) %(oid)s))
+  AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+    AND EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef a WHERE a.oid OPERATOR(pg_catalog.=) d.objid
+      AND a.adrelid OPERATOR(pg_catalog.=) %(oid)s))
+  AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass
+    AND EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext x WHERE x.oid OPERATOR(pg_catalog.=) d.objid
+      AND x.stxrelid OPERATOR(pg_catalog.=) %(oid)s))
+  AND NOT (d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+    AND d.objsubid OPERATOR(pg_catalog.=) 0
+    AND (EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indexrelid OPERATOR(pg_catalog.=) d.objid
+      AND i.indrelid OPERATOR(pg_catalog.=) %(oid)s)
+      OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid OPERATOR(pg_catalog.=) d.objid
+        AND h.inhparent OPERATOR(pg_catalog.=) %(oid)s)))
 ORDER BY 1
 """
 _EXTENSION = """
-SELECT e.extname FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
-WHERE d.classid = 'pg_class'::regclass AND d.objid = %(oid)s AND d.refclassid = 'pg_extension'::regclass
-  AND d.deptype = 'e'
+SELECT e.extname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+  AND d.objid OPERATOR(pg_catalog.=) %(oid)s
+  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+  AND d.deptype OPERATOR(pg_catalog.=) 'e'
 """
 
 
