@@ -1,7 +1,7 @@
 """S3 backup stores for the fault tests, on a real SeaweedFS server (directly, or through a proxy that fails)."""
 
 from pgvector_pipeline.store.s3 import S3BackupStore
-from pgvector_pipeline.store.s3_client import MAX_ATTEMPTS, S3Options, S3Root
+from pgvector_pipeline.store.s3_client import S3Options, S3Root, client_config
 from pgvector_pipeline.store.s3_upload import MIN_PART_SIZE
 from pgvector_pipeline.testing.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 
@@ -10,31 +10,14 @@ FAST = S3Options(part_size=MIN_PART_SIZE, refresh_s=0.2, stale_after_s=2.0)
 
 
 def store_on(server, bucket: str, endpoint: str | None = None, options: S3Options = FAST, **client) -> S3BackupStore:
-    """The store s3://bucket/backups of `server` (through `endpoint` when given; `client` overrides credentials)."""
+    """The store s3://bucket/backups of `server` (through `endpoint` when given), with the deployment's client
+    configuration; `client` overrides the credentials."""
     import boto3
-    from botocore.config import Config
 
-    if client:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint or server.endpoint_url,
-            region_name=REGION,
-            config=Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"}),
-            **client,
-        )
-    else:
-        s3 = (
-            server.client()
-            if endpoint is None
-            else boto3.client(
-                "s3",
-                endpoint_url=endpoint,
-                aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY,
-                region_name=REGION,
-                config=Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"}),
-            )
-        )
+    credentials = client or {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint or server.endpoint_url, region_name=REGION, config=client_config(), **credentials
+    )
     return S3BackupStore(s3, S3Root(bucket, "backups"), options)
 
 
