@@ -20,8 +20,9 @@ from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import lock_name
 from pgvector_pipeline.store.retention import remove_interrupted_everywhere
 from pgvector_pipeline.store.s3 import S3BackupStore
-from pgvector_pipeline.store.s3_client import MAX_ATTEMPTS, S3Root, make_client
-from pgvector_pipeline.store.s3_set import Lease
+from pgvector_pipeline.store.s3_client import MAX_ATTEMPTS, S3Options, S3Root, make_client
+from pgvector_pipeline.store.s3_lease import Lease
+from pgvector_pipeline.store.s3_upload import MIN_PART_SIZE
 from pgvector_pipeline.testing.db import query
 from pgvector_pipeline.testing.fixtures import new_bucket
 from pgvector_pipeline.testing.seaweed import ACCESS_KEY, seaweedfs_server
@@ -248,7 +249,9 @@ back_up_database(sys.argv[1], "public", Faulty(store, on_write=stall), "global",
 """
 
 
-def test_a_killed_backup_process_is_cleaned_up_by_retention(fault_server, fault_bucket, big_db):
+def test_a_killed_backup_process_is_cleaned_up_by_retention_at_once(fault_server, fault_bucket, big_db):
+    """While the backup process lives its claim is kept; once it is killed, a run on the same machine knows its owner
+    is gone and removes its leftovers at once, without waiting for the claim to go stale."""
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_CHILD, big_db, fault_bucket],
         stdout=subprocess.PIPE,
@@ -256,20 +259,19 @@ def test_a_killed_backup_process_is_cleaned_up_by_retention(fault_server, fault_
         cwd=REPO_ROOT,
         env={**os.environ, **fault_server.env()},
     )
+    store = store_on(fault_server, fault_bucket, options=S3Options(part_size=MIN_PART_SIZE))
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "stalled"
+        assert remove_interrupted_everywhere(store, print) == []  # its owner lives
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.kill()
         child.wait()
-    store = store_on(fault_server, fault_bucket)
     [dead] = store.list_sets()
     assert dead.status == "unfinished" and uploads(fault_server, fault_bucket) != []
-    assert remove_interrupted_everywhere(store, print) == []  # its claim is not stale yet: maybe it lives
 
-    time.sleep(FAST.stale_after_s + 0.5)
     said: list[str] = []
-    [removed] = remove_interrupted_everywhere(store, said.append)
+    [removed] = remove_interrupted_everywhere(store, said.append)  # its claim is fresh, but its owner is gone
     assert (
         removed.timestamp == dead.timestamp
         and f"set {dead.timestamp} in s3://{fault_bucket}/backups/vector_bak" in said[0]
