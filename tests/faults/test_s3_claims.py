@@ -13,7 +13,7 @@ import pytest
 
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.copy import copy_set
-from pgvector_pipeline.errors import StorageError
+from pgvector_pipeline.errors import DataError, StorageError
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import lock_name, manifest_name
@@ -192,3 +192,30 @@ def test_a_claim_whose_set_cannot_be_checked_is_released(s3_server, s3_bucket, s
     time.sleep(0.5)
     assert not [key for key in objects(s3_server, s3_bucket) if key.endswith(".lock")]
     assert back_up_database(store_db, "public", store, "global", TS).timestamp == TS
+
+
+def test_an_old_system_set_that_loses_a_file_while_it_is_adopted_gets_no_manifest(s3_server, s3_bucket, store_db):
+    """Adoption publishes a manifest too: a file deleted after it was read, before the manifest is put, stops it."""
+    store = store_on(s3_server, s3_bucket, options=SLOW_STALE)  # no hold refresh while the files are read
+    made = back_up_database(store_db, "public", store, "global", None, PLAIN)
+    for key in objects(s3_server, s3_bucket):  # as the old system left its sets: plain CSVs only
+        if key.endswith(".json") or "vector_backup_log/" in key:
+            s3_server.client().delete_object(Bucket=s3_bucket, Key=key)
+    legacy = store.locate(timestamp=made.timestamp)
+    assert legacy.status == "legacy"
+    embedding = store.location_key("global", legacy.table_files[EMBEDDING_TABLE])
+    seen: list[str] = []
+
+    def delete_once_read(params, model, **_) -> None:
+        """Deletes the embedding file at the first call after the call that read it."""
+        if model.name == "GetObject" and params.get("Key") == embedding and "IfMatch" in params:
+            seen.append("read")
+        elif seen == ["read"]:
+            seen.append("deleted")
+            s3_server.client().delete_object(Bucket=s3_bucket, Key=embedding)
+
+    store.client.meta.events.register("provide-client-params.s3", delete_once_read)
+    with pytest.raises(DataError, match=f"{legacy.table_files[EMBEDDING_TABLE]} was gone"):
+        store.adopt(legacy)
+    assert seen == ["read", "deleted"]
+    assert store.head(store.location_key("global", manifest_name(made.timestamp))) is None
