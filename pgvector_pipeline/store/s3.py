@@ -11,7 +11,7 @@ new task. Listing reads only names (a paginated prefix listing per location) and
 """
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -463,18 +463,40 @@ class S3BackupStore:
         return False
 
     def adopt(self, backup_set: BackupSetInfo) -> Manifest:
+        """Read an old-system set's files (held) and put its adopted manifest, still held (retention skips a held
+        set), once every file is checked to be the object that was read."""
         key = self.location_key(backup_set.task, manifest_name(backup_set.timestamp))
         with self.read_set(backup_set, sorted(backup_set.table_files)) as held:
             manifest = adopted_manifest(held, backup_set)
-        try:
-            self.put(key, manifest.as_bytes(), if_absent=True)
-        except transport_errors() as exc:
-            if error_code(exc) in CREATE_REFUSED_CODES:
+            with translated("checking the set's files before adopting it", backup_set.location):
+                missing = self.missing_file(backup_set.task, manifest, held.etags)
+            if missing:
                 raise DataError(
-                    f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
-                ) from None
-            raise s3_error(exc, "adopting an old-system set", self.url_of(key)) from exc
+                    f"{missing} before set {backup_set.timestamp} in {backup_set.location} got its adopted manifest: "
+                    f"it was deleted or replaced while it was read. Nothing was written; list the sets again."
+                )
+            try:
+                self.put(key, manifest.as_bytes(), if_absent=True)
+            except transport_errors() as exc:
+                if error_code(exc) in CREATE_REFUSED_CODES:
+                    raise DataError(
+                        f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
+                    ) from None
+                raise s3_error(exc, "adopting an old-system set", self.url_of(key)) from exc
         return self._read_manifest(backup_set.task, backup_set.timestamp)
+
+    def missing_file(self, task: str, manifest: Manifest, etags: Mapping[str, str | None]) -> str | None:
+        """The first file of `manifest` that is not in the store as expected: gone, of another size, or another
+        object than the one with the ETag `etags` gives for its name (when it gives one); in words. None: all are."""
+        for entry in manifest.tables.values():
+            head = self.head(self.location_key(task, entry.file))
+            if head is None:
+                return f"{entry.file} was gone"
+            if int(head.get("ContentLength", -1)) != entry.file_bytes:
+                return f"{entry.file} held {head.get('ContentLength')} bytes, not {entry.file_bytes},"
+            if etags.get(entry.file) not in (None, head.get("ETag")):
+                return f"{entry.file} was another object than the one written or read"
+        return None
 
 
 def _set_names(names: Iterable[str], timestamp: str) -> list[str]:

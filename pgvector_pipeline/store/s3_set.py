@@ -210,18 +210,8 @@ class S3SetWriter:
         raise self._claim_lost()
 
     def _missing_file(self, manifest: Manifest) -> str | None:
-        """The first file of the manifest that is not in the store as this run wrote it (gone, another size, another
-        object), said in words; None when all are."""
-        etags = {writer.name: writer.etag for writer in self.writers.values()}
-        for entry in manifest.tables.values():
-            head = self._store.head(self._key(entry.file))
-            if head is None:
-                return f"{entry.file} was gone"
-            if int(head.get("ContentLength", -1)) != entry.file_bytes:
-                return f"{entry.file} held {head.get('ContentLength')} bytes, not {entry.file_bytes},"
-            if etags.get(entry.file) not in (None, head.get("ETag")):
-                return f"{entry.file} was another object than the one uploaded"
-        return None
+        """The first file of the manifest that is not in the store as this run wrote it (see missing_file)."""
+        return self._store.missing_file(self.task, manifest, {w.name: w.etag for w in self.writers.values()})
 
     def _claim_lost(self) -> StorageError:
         return StorageError(
@@ -331,6 +321,11 @@ class S3SetReader:
 
     def size(self, table: str) -> int:
         return int(self._heads[self._names[table]]["ContentLength"])
+
+    @property
+    def etags(self) -> dict[str, str]:
+        """The ETag of each held file, by name: the objects read (see file)."""
+        return {name: head["ETag"] for name, head in self._heads.items()}
 
 
 def stream_sha256(body: Any) -> str:
