@@ -173,10 +173,10 @@ class Lease:
         self._stop.set()
         with _live_lock:
             _live_tokens.discard(self.token)
-        if self.lost or not self._store.answering:
+        if self._thread is not None and self._store.answering:
+            self._thread.join()  # a renewal in flight ends first (bounded): it cannot land after the delete
+        if self.lost or not self._store.answering:  # (that renewal may have found it lost, or no answer)
             return
-        if self._thread is not None:
-            self._thread.join()  # a renewal in flight ends first: it cannot land after the delete
         try:
             current = read_lease(self._store, self.key)
             if current is not None and current.token == self.token:
