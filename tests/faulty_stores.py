@@ -1,6 +1,7 @@
 """Backup stores with faults injected through the store interface (store.interface), not by patching
-private names: a store whose table writers or readers call a hook on every write or read, or whose set writers call
-one right after publishing; and a stored file changed in place, as failing storage or a person could."""
+private names: a store whose table writers or readers call a hook on every write or read, and whose set writers call
+one right before and one right after publishing; and a stored file changed in place, as failing storage or a person
+could."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,8 @@ from pgvector_pipeline.store.manifest import Manifest
 
 # hook(table, count so far): called before each write (CSV line) or read; raise or act to inject the fault.
 Hook = Callable[[str, int], None]
+# before_publish(timestamp): called when a set writer is asked to publish, before it does.
+BeforePublishHook = Callable[[str], None]
 # on_publish(manifest): called right after a set writer published the set (every file has its final name).
 PublishHook = Callable[[Manifest], None]
 
@@ -53,14 +56,15 @@ class _Wrapped:
 
 
 class _SetWriter(_Wrapped):
-    def __init__(self, inner, hook: Hook, on_publish: PublishHook):
+    def __init__(self, inner, hook: Hook, before_publish: BeforePublishHook, on_publish: PublishHook):
         super().__init__(inner, hook)
-        self._on_publish = on_publish
+        self._before_publish, self._on_publish = before_publish, on_publish
 
     def open_table(self, table, progress=None, compression=UNCOMPRESSED):
         return _Counting(self._inner.open_table(table, progress, compression), table, self._hook, "write")
 
     def publish(self, manifest):
+        self._before_publish(self._inner.timestamp)
         where = self._inner.publish(manifest)
         self._on_publish(manifest)
         return where
@@ -73,7 +77,8 @@ class _SetReader(_Wrapped):
 
 class Faulty:
     """Any backup store whose table writers call `on_write`, whose held files call `on_read` and whose set writers
-    call `on_publish` once the set is published; everything else is the store's own."""
+    call `before_publish` before publishing and `on_publish` once the set is published; everything else is the store's
+    own."""
 
     def __init__(
         self,
@@ -81,18 +86,20 @@ class Faulty:
         *,
         on_write: Hook | None = None,
         on_read: Hook | None = None,
+        before_publish: BeforePublishHook | None = None,
         on_publish: PublishHook | None = None,
     ):
         self._inner = inner
         self._on_write = on_write or (lambda table, calls: None)
         self._on_read = on_read or (lambda table, calls: None)
+        self._before_publish = before_publish or (lambda timestamp: None)
         self._on_publish = on_publish or (lambda manifest: None)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
     def new_set(self, *args, **kwargs):
-        return _SetWriter(self._inner.new_set(*args, **kwargs), self._on_write, self._on_publish)
+        return _SetWriter(self._inner.new_set(*args, **kwargs), self._on_write, self._before_publish, self._on_publish)
 
     def read_set(self, backup_set, tables):
         return _SetReader(self._inner.read_set(backup_set, tables), self._on_read)

@@ -231,7 +231,7 @@ class _claimed:
     def __enter__(self):
         if hasattr(self.store, "client"):
             from pgvector_pipeline.store.layout import lock_name
-            from pgvector_pipeline.store.s3_set import Lease
+            from pgvector_pipeline.store.s3_lease import Lease
 
             self.lease = Lease.put(
                 self.store, self.store.location_key("global", lock_name(self.timestamp)), exclusive=True

@@ -1,5 +1,8 @@
-"""Every start gets its own set: claims are atomic in the target directory; refusals are clear and logged."""
+"""Every start gets its own set: claims are atomic in the target directory; refusals are clear and logged. An S3
+claim's owner is known gone when its process on this machine is."""
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -11,6 +14,7 @@ from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.locations import open_location
+from pgvector_pipeline.store.s3_lease import LeaseState, owner_gone, this_process
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 
@@ -68,3 +72,35 @@ def test_refusing_an_existing_set_is_logged(store_db, backup_root):
     log = (backup_root / "vector_bak" / LOG_FILE_NAME).read_text()
     assert log.count(f"backup {TS} OK") == 1 and log.count(f"backup {TS} FAILED") == 1
     assert "Backups never overwrite" in log
+
+
+# An S3 claim names the process that owns it (store.s3_lease): a run on the same machine knows at once when that
+# process is gone. Real processes here: one that lives, one that has ended.
+OWN_IDENTITY = "from pgvector_pipeline.store.s3_lease import this_process; print(this_process(), flush=True)"
+
+
+def claim_of(process: str | None, token: str = "t") -> LeaseState:
+    return LeaseState('"etag"', None, {"token": token, "process": process})
+
+
+def test_a_claims_owner_is_gone_only_when_its_process_on_this_machine_is():
+    ended = subprocess.run([sys.executable, "-c", OWN_IDENTITY], capture_output=True, text=True, check=True)
+    living = subprocess.Popen(
+        [sys.executable, "-c", OWN_IDENTITY + "; import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert living.stdout is not None
+        assert not owner_gone(claim_of(living.stdout.readline().strip()))
+        assert owner_gone(claim_of(ended.stdout.strip()))
+    finally:
+        living.kill()
+        living.wait()
+    mine = this_process()
+    assert mine is not None
+    boot, namespace, pid, start = mine.split(":")
+    another_boot = "0" * 8 + boot[8:]
+    # Another machine, another container (pid namespace), a body that is not ours: cannot tell, so not gone.
+    for process in (f"{another_boot}:{namespace}:{pid}:{start}", f"{boot}:1:{pid}:{start}", "pid 1", None):
+        assert not owner_gone(claim_of(process))
+    # This very process: gone only for a lease it does not hold (one held is in the live leases, tested on S3).
+    assert owner_gone(claim_of(mine, token="not-a-lease-of-this-process"))

@@ -77,7 +77,8 @@ class BackupStoreResource(dg.ConfigurableResource):
         description=(
             "S3 roots: a running backup refreshes its claim on its set, and a reader its hold, every "
             "1/20 of this (at most 30 s); a claim or hold not refreshed for this long is a dead run's, whose "
-            "leftovers the next backup into that location removes."
+            "leftovers the next backup into that location removes (a claim whose process is gone from the same "
+            "machine at once). A run whose claim was taken over this way publishes nothing."
         ),
     )
     file_mode: str = Field(

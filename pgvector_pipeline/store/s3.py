@@ -12,7 +12,7 @@ new task. Listing reads only names (a paginated prefix listing per location) and
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,13 +50,16 @@ from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES, Manifest, parse
 from pgvector_pipeline.store.s3_client import (
     CREATE_REFUSED_CODES,
     MISSING_CODES,
+    SUPERSEDED_CODES,
     S3Options,
     S3Root,
     error_code,
     s3_error,
     translated,
     transport_errors,
+    unanswered,
 )
+from pgvector_pipeline.store.s3_lease import Lease, LeaseState, owner_gone, read_lease
 from pgvector_pipeline.store.s3_set import S3SetReader, S3SetWriter, stream_sha256
 
 
@@ -66,7 +69,10 @@ class S3BackupStore:
     def __init__(self, client: Any, root: S3Root, options: S3Options | None = None):
         self.client, self.root = client, root
         self.options = options or S3Options()
-        self._conditional_create_checked = False
+        self._conditional_writes: tuple[bool, bool] | None = None  # (If-None-Match, If-Match) honoured, once probed
+        self._silent = False  # see answering
+        client.meta.events.register("after-call.s3", self._answered)
+        client.meta.events.register("after-call-error.s3", self._call_failed)
 
     def __repr__(self) -> str:
         return f"S3BackupStore({self.root.url()!r})"
@@ -92,16 +98,60 @@ class S3BackupStore:
     def url_of(self, key: str) -> str:
         return f"s3://{self.root.bucket}/{key}"
 
-    def put(self, key: str, body: bytes, *, if_absent: bool = False) -> None:
-        """Put a small object; with `if_absent`, only if the key does not exist (raises the server's 412)."""
+    def put(self, key: str, body: bytes, *, if_absent: bool = False, if_match: str | None = None) -> str:
+        """Put a small object; its ETag. With `if_absent`, only if the key does not exist; with `if_match`, only over
+        the object with that ETag (raises the server's 412, or 404 where the key is gone)."""
         extra = {"IfNoneMatch": "*"} if if_absent else {}
-        self.client.put_object(Bucket=self.root.bucket, Key=key, Body=body, **extra, **self.options.put_args())
+        if if_match is not None:
+            extra["IfMatch"] = if_match
+        answer = self.client.put_object(Bucket=self.root.bucket, Key=key, Body=body, **extra, **self.options.put_args())
+        return str(answer.get("ETag"))
 
     def get(self, key: str, limit: int) -> bytes:
         """At most `limit` bytes from the start of an object (raises when it is missing)."""
         answer = self.client.get_object(Bucket=self.root.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
-        with answer["Body"] as body:
-            return body.read(limit)
+        return self.read_body(answer["Body"], limit)
+
+    def read_small(self, key: str, limit: int) -> tuple[bytes, dict] | None:
+        """At most `limit` bytes of an object and its metadata (ETag, LastModified), or None when it does not exist."""
+        try:
+            answer = self.client.get_object(Bucket=self.root.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+        except transport_errors() as exc:
+            if error_code(exc) in MISSING_CODES:
+                return None
+            raise
+        return self.read_body(answer["Body"], limit), answer
+
+    def read_body(self, body: Any, limit: int) -> bytes:
+        """At most `limit` bytes of an object's body, closed; a read that gets no answer is noted (see answering)."""
+        with body:
+            try:
+                return body.read(limit)
+            except transport_errors() as exc:
+                self.heard_nothing(exc)
+                raise
+
+    # --- an endpoint that stops answering -----------------------------------------------------------------
+
+    @property
+    def answering(self) -> bool:
+        """False once a call or read got no answer at all (after its bounded attempts, see s3_client.GIVE_UP_S)
+        and none was answered since. Clean-up after a failure (aborting uploads, deleting a claim or hold, a log
+        entry) is skipped then, rather than waiting out the same bound once more per call: what it leaves is
+        removed by the next run (the owner is gone, or its claim goes stale) and the bucket's lifecycle rule."""
+        return not self._silent
+
+    def heard_nothing(self, exc: BaseException) -> None:
+        """Note a failed call or read: one without any answer makes the store not `answering`."""
+        if unanswered(exc):
+            self._silent = True
+
+    def _answered(self, **_: Any) -> None:
+        self._silent = False
+
+    def _call_failed(self, exception: BaseException | None = None, **_: Any) -> None:
+        if exception is not None:
+            self.heard_nothing(exception)
 
     def head(self, key: str) -> dict | None:
         """An object's metadata, or None when it does not exist."""
@@ -113,8 +163,11 @@ class S3BackupStore:
             raise s3_error(exc, "reading an object's metadata", self.url_of(key)) from exc
 
     def delete_quietly(self, keys: list[str]) -> None:
-        """Delete objects in order, one by one (order matters: a set's CSVs go before its manifest)."""
+        """Delete objects in order, one by one (order matters: a set's CSVs go before its manifest); nothing while
+        the server is not answering."""
         for key in keys:
+            if not self.answering:
+                return  # left for the next cleanup
             try:
                 self.client.delete_object(Bucket=self.root.bucket, Key=key)
             except transport_errors():
@@ -124,7 +177,11 @@ class S3BackupStore:
         with translated("reading back an uploaded file", self.url_of(key)):
             answer = self.client.get_object(Bucket=self.root.bucket, Key=key)
             with answer["Body"] as body:
-                return stream_sha256(body)
+                try:
+                    return stream_sha256(body)
+                except transport_errors() as exc:
+                    self.heard_nothing(exc)
+                    raise
 
     def objects(self, prefix: str, delimiter: str | None = None) -> Iterator[dict]:
         """Every object under `prefix` (and, with a delimiter, each common prefix as {"Prefix": ...}), page by page."""
@@ -146,34 +203,58 @@ class S3BackupStore:
 
     def stale(self, entry: dict) -> bool:
         """Whether a claim or hold (a listing or head entry) was not refreshed for stale_after_s: a dead run's."""
-        moment = entry.get("LastModified")
+        return self._older_than_stale(entry.get("LastModified"))
+
+    def abandoned(self, lease: LeaseState) -> bool:
+        """Whether a claim or hold is a dead run's: not refreshed for stale_after_s, or its owner known gone."""
+        return self._older_than_stale(lease.last_modified) or owner_gone(lease)
+
+    def _older_than_stale(self, moment: datetime | None) -> bool:
         return moment is not None and moment < datetime.now(UTC) - timedelta(seconds=self.options.stale_after_s)
 
     def check_conditional_create(self) -> None:
         """Refuse a server that ignores If-None-Match on PUT: there, two runs could both claim one set. Checked once
-        per store object, before its first claim: a probe object is created twice; the second must get 412."""
-        if self._conditional_create_checked:
-            return
-        key = self.root.key(f".pgvector_claim_probe_{uuid.uuid4().hex}")
-        try:
-            with translated("checking conditional writes", self.url_of(key)):
-                self.put(key, b"probe", if_absent=True)
-                try:
-                    self.put(key, b"probe", if_absent=True)
-                    ignored = True
-                except transport_errors() as exc:
-                    if error_code(exc) not in CREATE_REFUSED_CODES:
-                        raise
-                    ignored = False
-        finally:
-            self.delete_quietly([key])
-        if ignored:
+        per store object, before its first claim (see _probe_conditional_writes)."""
+        if not self._probe_conditional_writes()[0]:
             raise StorageError(
                 f"The S3 server of {self.where} ignores If-None-Match on PUT, so it cannot make a claim atomic: two "
                 f"runs could write the same set. Use a server with conditional writes (AWS S3, MinIO since 2024, "
                 f"Ceph RGW, SeaweedFS 4.x, Cloudflare R2, GCS), or a local or NFS backup root. Nothing was written."
             )
-        self._conditional_create_checked = True
+
+    @property
+    def if_match_honoured(self) -> bool:
+        """Whether the server honours If-Match on PUT (leases are fenced with it; else compared before each put)."""
+        return self._probe_conditional_writes()[1]
+
+    def _probe_conditional_writes(self) -> tuple[bool, bool]:
+        """Whether the server honours If-None-Match and If-Match on PUT, probed once per store object: a probe object
+        is created, created again (must get 412) and put over a wrong ETag (412 where If-Match is honoured)."""
+        if self._conditional_writes is not None:
+            return self._conditional_writes
+        key = self.root.key(f".pgvector_claim_probe_{uuid.uuid4().hex}")
+        try:
+            with translated("checking conditional writes", self.url_of(key)):
+                self.put(key, b"probe", if_absent=True)
+                honoured = (
+                    self._refused(lambda: self.put(key, b"probe", if_absent=True), CREATE_REFUSED_CODES),
+                    self._refused(lambda: self.put(key, b"probe", if_match=f'"{"0" * 32}"'), SUPERSEDED_CODES),
+                )
+        finally:
+            self.delete_quietly([key])
+        self._conditional_writes = honoured
+        return honoured
+
+    @staticmethod
+    def _refused(put: Callable[[], object], codes: frozenset[str]) -> bool:
+        """Whether a conditional put is refused with one of `codes` (other errors are raised)."""
+        try:
+            put()
+        except transport_errors() as exc:
+            if error_code(exc) not in codes:
+                raise
+            return True
+        return False
 
     # --- listing --------------------------------------------------------------------------------------------
 
@@ -271,31 +352,45 @@ class S3BackupStore:
 
     def remove_interrupted(self, task: str) -> list[InterruptedSet]:
         """Remove what dead runs left in a task's location: the objects and multipart uploads of every set whose
-        claim went stale (a published manifest keeps its set: only the claim goes), then the claim."""
+        claim is a dead run's (stale, or its owner gone; a published manifest keeps its set: only the claim goes),
+        under a claim of this run put over the dead one, then that claim."""
         entries = dict(self._names(task))
         # Holds of readers that died: they no longer hold anything, only clutter the listing.
         self.delete_quietly(
             [self.location_key(task, n) for n, e in entries.items() if parse_hold_name(n) and self.stale(e)]
         )
-        removed, uploads = [], None
-        for name, entry in entries.items():
+        removed = []
+        for name in entries:
             parsed = parse_set_file_name(name)
-            if not (parsed and parsed.kind == "lock" and self.stale(entry)):
-                continue
-            lock_key = self.location_key(task, name)
-            current = self.head(lock_key)
-            if current is None or not self.stale(current):
-                continue  # refreshed (or removed) since it was listed
-            # Its objects as listed above: the claim was stale then, so nobody has written to the set since.
-            files = [] if manifest_name(parsed.timestamp) in entries else _set_names(entries, parsed.timestamp)
+            if parsed and parsed.kind == "lock":
+                leftovers = self._remove_if_dead(task, parsed.timestamp)
+                if leftovers is not None:
+                    removed.append(leftovers)
+        return removed
+
+    def _remove_if_dead(self, task: str, timestamp: str) -> InterruptedSet | None:
+        """Remove set `timestamp`'s leftovers if its claim is a dead run's; what was removed (None: nothing)."""
+        lock_key = self.location_key(task, lock_name(timestamp))
+        with translated("reading a claim", self.url_of(lock_key)):
+            claim = read_lease(self, lock_key)
+        if claim is None or not self.abandoned(claim):
+            return None
+        # Taken over, not deleted: an owner that refreshed it since keeps it, one that wakes up later finds it
+        # gone (see store.s3_lease), and nobody else claims the set while its objects go.
+        remover = Lease.take_over(self, lock_key, claim)
+        if remover is None:
+            return None
+        try:
+            # Listed again under this run's claim: the dead run may have finished an upload since the first listing.
+            entries = dict(self._names(task))
+            names = _set_names(entries, timestamp)
+            files = [] if manifest_name(timestamp) in names else names
             freed = sum(int(entries[f].get("Size", 0)) for f in files)
             self.delete_quietly([self.location_key(task, f) for f in files])
-            uploads = self._uploads(task) if uploads is None else uploads  # listed once, when first needed
-            aborted = self._abort_uploads(task, uploads, parsed.timestamp)
-            self.delete_quietly([lock_key])
-            if files or aborted:
-                removed.append(InterruptedSet(parsed.timestamp, sorted(files + aborted), freed))
-        return removed
+            aborted = self._abort_uploads(task, self._uploads(task), timestamp)
+        finally:
+            remover.release()
+        return InterruptedSet(timestamp, sorted(files + aborted), freed) if files or aborted else None
 
     def _uploads(self, task: str) -> list[dict]:
         """The unfinished multipart uploads in a task's location."""
@@ -327,8 +422,6 @@ class S3BackupStore:
 
     def delete_set(self, backup_set: BackupSetInfo, warn: Warn) -> int | None:
         """Delete a set under its own claim, unless a run writes it (claimed) or reads it (a fresh hold)."""
-        from pgvector_pipeline.store.s3_set import Lease
-
         self.check_conditional_create()
         task, timestamp = backup_set.task, backup_set.timestamp
         lease = Lease.put(self, self.location_key(task, lock_name(timestamp)), exclusive=True)
@@ -371,32 +464,58 @@ class S3BackupStore:
         return marker
 
     def append_log(self, task: str, headline: str, details: list[str], warn: Warn) -> bool:
-        """One object per entry (objects cannot be appended to), named by its time so the entries sort."""
+        """One object per entry (objects cannot be appended to), named by its time so the entries sort. Not tried
+        while the server is not answering (see answering): the entry is in the warning then."""
         now = datetime.now(UTC)
         key = self.location_key(task, log_entry_name(now, uuid.uuid4().hex, published_set(details)))
-        try:
-            self.put(key, format_entry(headline, details).encode())
-            return True
-        except transport_errors() as exc:
-            warn(
-                f"Could not write a log entry in {self.location(task)} ({s3_error(exc, 'logging', self.url_of(key)).message})"
-                f"; the entry was: {headline}" + "".join(f"; {line}" for line in details)
-            )
-            return False
+        why = f"S3 at {self.where} stopped answering"
+        if self.answering:
+            try:
+                self.put(key, format_entry(headline, details).encode())
+                return True
+            except transport_errors() as exc:
+                why = s3_error(exc, "logging", self.url_of(key)).message
+        warn(
+            f"Could not write a log entry in {self.location(task)} ({why}); the entry was: {headline}"
+            + "".join(f"; {line}" for line in details)
+        )
+        return False
 
     def adopt(self, backup_set: BackupSetInfo) -> Manifest:
+        """Read an old-system set's files (held) and put its adopted manifest, still held (retention skips a held
+        set), once every file is checked to be the object that was read."""
         key = self.location_key(backup_set.task, manifest_name(backup_set.timestamp))
         with self.read_set(backup_set, sorted(backup_set.table_files)) as held:
             manifest = adopted_manifest(held, backup_set)
-        try:
-            self.put(key, manifest.as_bytes(), if_absent=True)
-        except transport_errors() as exc:
-            if error_code(exc) in CREATE_REFUSED_CODES:
+            with translated("checking the set's files before adopting it", backup_set.location):
+                missing = self.missing_file(backup_set.task, manifest, held.etags)
+            if missing:
                 raise DataError(
-                    f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
-                ) from None
-            raise s3_error(exc, "adopting an old-system set", self.url_of(key)) from exc
+                    f"{missing} before set {backup_set.timestamp} in {backup_set.location} got its adopted manifest: "
+                    f"it was deleted or replaced while it was read. Nothing was written; list the sets again."
+                )
+            try:
+                self.put(key, manifest.as_bytes(), if_absent=True)
+            except transport_errors() as exc:
+                if error_code(exc) in CREATE_REFUSED_CODES:
+                    raise DataError(
+                        f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
+                    ) from None
+                raise s3_error(exc, "adopting an old-system set", self.url_of(key)) from exc
         return self._read_manifest(backup_set.task, backup_set.timestamp)
+
+    def missing_file(self, task: str, manifest: Manifest, etags: Mapping[str, str | None]) -> str | None:
+        """The first file of `manifest` that is not in the store as expected: gone, of another size, or another
+        object than the one with the ETag `etags` gives for its name (when it gives one); in words. None: all are."""
+        for entry in manifest.tables.values():
+            head = self.head(self.location_key(task, entry.file))
+            if head is None:
+                return f"{entry.file} was gone"
+            if int(head.get("ContentLength", -1)) != entry.file_bytes:
+                return f"{entry.file} held {head.get('ContentLength')} bytes, not {entry.file_bytes},"
+            if etags.get(entry.file) not in (None, head.get("ETag")):
+                return f"{entry.file} was another object than the one written or read"
+        return None
 
 
 def _set_names(names: Iterable[str], timestamp: str) -> list[str]:

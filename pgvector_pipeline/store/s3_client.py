@@ -20,10 +20,16 @@ S3_SCHEME = "s3://"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Prefix segments: plain names only, so a prefix cannot climb or hide (no '..', no empty segment, no controls).
 _SEGMENT = re.compile(r"[A-Za-z0-9_.=-]{1,200}")
-# Bounded retries: a dropped connection or a 5xx is tried again (with back-off) up to this many times in all.
-MAX_ATTEMPTS = 4
-CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
+# Every call is bounded, so that an endpoint that stops answering (a hung server, a dead link, a proxy that stops
+# forwarding) fails the run within GIVE_UP_S: a dropped connection, a timeout or a 5xx is tried again (with
+# back-off) up to MAX_ATTEMPTS times in all, each attempt waiting at most CONNECT_TIMEOUT_S for a connection and
+# READ_TIMEOUT_S for each answer (between any two bytes of it). boto3's own bounds (60 s, 5 attempts) kept a
+# listing of a silent endpoint waiting 5 minutes, a restore 10. After such a failure the clean-up does not wait on
+# the endpoint again (see S3BackupStore.answering).
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 15
+GIVE_UP_S = 60
 # Codes S3 answers for bad or refused credentials: fixing configuration helps, retrying does not.
 _CREDENTIAL_CODES = {
     "AccessDenied",
@@ -41,6 +47,9 @@ _CREDENTIAL_CODES = {
 CREATE_REFUSED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 # What servers answer for a key that does not exist (a HEAD has no body, so only its status).
 MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# What servers answer a conditional put (If-Match: <ETag>) over an object that changed or is gone (AWS: 404 for a
+# missing key; SeaweedFS: 412 for both). 409 (a conflicting write in flight) is not among them: tried again later.
+SUPERSEDED_CODES = frozenset({"PreconditionFailed", "412"}) | MISSING_CODES
 
 
 def is_s3_root(root: str) -> bool:
@@ -123,10 +132,19 @@ class S3Options:
 def make_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
     """A boto3 S3 client from the standard AWS chain; `endpoint_url` and `region` override it when given."""
     import boto3
+
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=client_config()
+    )
+
+
+def client_config() -> Any:
+    """The botocore Config of every S3 client: bounded calls (see GIVE_UP_S), path-style addressing."""
     from botocore.config import Config
 
-    config = Config(
-        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+    return Config(
+        # total_max_attempts counts the first attempt (botocore's max_attempts counts only the retries).
+        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
         # Path-style addressing works with every S3-compatible server; AWS still serves it. The body is not
@@ -134,9 +152,6 @@ def make_client(endpoint_url: str | None = None, region: str | None = None) -> A
         # a CRC32 checksum the server checks, and the set's sha256 are checked end to end; signing costs a
         # second sha256 pass over every byte (a backup to SeaweedFS on loopback took 1.47x the local one).
         s3={"addressing_style": "path", "payload_signing_enabled": False},
-    )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
     )
 
 
@@ -154,6 +169,12 @@ def transport_errors() -> tuple[type[BaseException], ...]:
     from urllib3.exceptions import HTTPError
 
     return (BotoCoreError, ClientError, HTTPError, OSError)
+
+
+def unanswered(exc: BaseException) -> bool:
+    """Whether a failed call or read got no answer at all (connection refused, dropped or timed out, after the
+    bounded attempts), as opposed to an S3 error the server answered."""
+    return error_code(exc) is None and isinstance(exc, transport_errors())
 
 
 def s3_error(exc: BaseException, doing: str, where: str) -> PipelineError:

@@ -2,10 +2,13 @@
 
 Object storage has no flock, rename or append, so:
 - a claim is `vector_backup_{ts}.lock`, created only if absent (`If-None-Match: *`): of two runs claiming the
-  same set at once, exactly one gets it. The owner re-puts it every `refresh_s`; a claim not refreshed for
-  `stale_after_s` is a dead run's, and the next backup into the location removes its leftovers;
+  same set at once, exactly one gets it. The owner re-puts it every `refresh_s`, fenced (store.s3_lease); a claim
+  not refreshed for `stale_after_s`, or whose owner is known gone, is a dead run's, and the next backup into the
+  location takes it over and removes its leftovers;
 - table files stream as multipart uploads straight to their final names (no temporary copy); the set stays
-  unfinished while its claim exists, and the manifest, put last and only if absent, makes it complete;
+  unfinished while its claim exists, and the manifest, put last and only if absent, makes it complete. Before it
+  is put, every file is checked to exist with its size and ETag, and the claim is renewed (fenced): a run whose
+  claim was taken over, or whose files were removed, publishes nothing;
 - a reader puts a hold (`vector_backup_{ts}.<token>.hold`, refreshed the same way) and then checks that no
   claim exists; retention claims the set and then checks for holds. Each writes before it looks, so with
   S3's read-after-write consistency at least one of them sees the other and backs off.
@@ -13,13 +16,8 @@ Object storage has no flock, rename or append, so:
 
 import hashlib
 import io
-import json
-import os
-import socket
-import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pgvector_pipeline.errors import DataError, StorageError
@@ -30,74 +28,14 @@ from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import csv_name, hold_name, lock_name, manifest_name, validate_timestamp
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
-from pgvector_pipeline.store.s3_client import (
-    CREATE_REFUSED_CODES,
-    MISSING_CODES,
-    error_code,
-    s3_error,
-    translated,
-    transport_errors,
-)
+from pgvector_pipeline.store.s3_client import s3_error, translated, transport_errors
+from pgvector_pipeline.store.s3_lease import Lease, read_lease
 from pgvector_pipeline.store.s3_upload import MultipartUpload
 
 if TYPE_CHECKING:
     from pgvector_pipeline.store.s3 import S3BackupStore
 
 _READ_CHUNK = 1 << 20
-
-
-class Lease:
-    """An object that says "in use" while its owner lives: put once (only if absent, for a claim), re-put every
-    `refresh_s` by a thread, deleted on `release`."""
-
-    def __init__(self, store: "S3BackupStore", key: str, body: bytes):
-        self._store, self.key, self._body = store, key, body
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @classmethod
-    def put(cls, store: "S3BackupStore", key: str, *, exclusive: bool) -> "Lease | None":
-        """The lease on `key`, or None when `exclusive` and the key exists (someone else holds it)."""
-        body = json.dumps(
-            {"token": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(), "at": _now()}
-        ).encode()
-        lease = cls(store, key, body)
-        try:
-            store.put(key, body, if_absent=exclusive)
-        except transport_errors() as exc:
-            if exclusive and error_code(exc) in CREATE_REFUSED_CODES:
-                return None
-            raise s3_error(exc, "claiming the set", store.url_of(key)) from exc
-        lease._thread = threading.Thread(target=lease._refresh, name="s3-lease", daemon=True)
-        lease._thread.start()
-        return lease
-
-    def _refresh(self) -> None:
-        while not self._stop.wait(self._store.options.refresh_s):
-            try:
-                self._store.put(self.key, self._body)
-            except transport_errors():
-                pass  # tried again next time; a lease unrefreshed for stale_after_s is treated as a dead run's
-
-    def still_ours(self) -> bool:
-        """Whether the lease object is still the one this owner put (not removed as stale and taken by another)."""
-        try:
-            return self._store.get(self.key, 1 << 16) == self._body
-        except transport_errors() as exc:
-            if error_code(exc) in MISSING_CODES:
-                return False
-            raise s3_error(exc, "checking the claim", self._store.url_of(self.key)) from exc
-
-    def release(self) -> None:
-        """Stop refreshing and delete the lease object; a failed delete leaves it to go stale."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._store.delete_quietly([self.key])
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class S3TableWriter(EncodingSink):
@@ -121,6 +59,7 @@ class S3TableWriter(EncodingSink):
             key,
             part_size=store.options.part_size,
             extra_args=store.options.put_args(),
+            reachable=lambda: store.answering,
         )
         with translated(f"starting the upload of {name}", store.url_of(key)):
             self._upload.__enter__()
@@ -137,11 +76,17 @@ class S3TableWriter(EncodingSink):
         """Finish the encoding and complete the upload: the object exists from here on."""
         self.finish_encoding()
         with translated(f"completing the upload of {self.name}", self._s3.url_of(self.key)):
-            self._upload.__exit__(None, None, None)
+            self._upload.complete()  # on a failure the set writer discards this writer, aborting the upload
         self.completed = True
 
+    @property
+    def etag(self) -> str | None:
+        """The object's ETag, once the upload completed."""
+        return self._upload.etag
+
     def discard(self) -> int:
-        """Abort the upload, or delete the object once complete; the bytes it held."""
+        """Abort the upload, or delete the object once complete (neither while the server is not answering: see
+        S3BackupStore.answering); the bytes it held."""
         if self.completed:
             self._s3.delete_quietly([self.key])
         else:
@@ -196,7 +141,11 @@ class S3SetWriter:
                 f"Another run is writing set {timestamp} in {self.location} right now. Each start gets its own set: "
                 f"request a new backup (without a timestamp) instead of repeating this one."
             )
-        existing = self._store.set_object_names(self.task, timestamp)
+        try:
+            existing = self._store.set_object_names(self.task, timestamp)
+        except BaseException:
+            lease.release()  # the set could not be checked: the claim goes with the failure
+            raise
         if existing:
             lease.release()
             raise SetTaken(
@@ -227,20 +176,55 @@ class S3SetWriter:
         return self._store.put_damage_marker(self.task, self.timestamp, reason)
 
     def publish(self, manifest: Manifest) -> str:
-        """Put the manifest (only if absent), after checking that the claim is still this run's."""
+        """Put the manifest (only if absent) once every file of the set is checked to be there as written and the
+        claim is renewed, fenced: never over files another run removed, never under a claim it took over."""
         assert self._lease is not None and self.timestamp is not None
         key = self._key(manifest_name(self.timestamp))
-        if not self._lease.still_ours():
+        if self._lease.lost:
+            raise self._claim_lost()
+        with translated("checking the set's files before publishing it", self.location):
+            missing = self._missing_file(manifest)
+        if missing:
             raise StorageError(
-                f"The claim on set {self.timestamp} in {self.location} was lost while it was written (not refreshed "
-                f"for too long, so it was taken for a dead run's): the set is not published. Start a new backup."
+                f"{missing} just before set {self.timestamp} in {self.location} was published: it was removed while "
+                f"the set was written (another run removes the files of a run whose claim it saw unrefreshed for "
+                f"{self._store.options.stale_after_s:g} s). The set is not published. Start a new backup.",
+                can_retry=True,
             )
+        if not self._lease.fence("renewing the claim before publishing"):
+            raise self._claim_lost()
         try:
             self._store.put(key, manifest.as_bytes(), if_absent=True)
         except transport_errors() as exc:
             raise s3_error(exc, "publishing the backup set", self._store.url_of(key)) from exc
         self.published = True
+        self._check_after_publishing(manifest, key)
         return self._store.url_of(key)
+
+    def _check_after_publishing(self, manifest: Manifest, key: str) -> None:
+        """Withdraw the manifest if the claim was taken over and a file removed while it was put (only a run stalled
+        for stale_after_s between the fence and the put can meet this)."""
+        assert self._lease is not None
+        try:
+            if self._lease.renew() or not self._missing_file(manifest):
+                return
+        except transport_errors():
+            return  # cannot tell: the fence before the put stands
+        self._store.delete_quietly([key])
+        self.published = False
+        raise self._claim_lost()
+
+    def _missing_file(self, manifest: Manifest) -> str | None:
+        """The first file of the manifest that is not in the store as this run wrote it (see missing_file)."""
+        return self._store.missing_file(self.task, manifest, {w.name: w.etag for w in self.writers.values()})
+
+    def _claim_lost(self) -> StorageError:
+        return StorageError(
+            f"The claim on set {self.timestamp} in {self.location} was taken over while the set was written: this "
+            f"run could not refresh it for {self._store.options.stale_after_s:g} s, so another run took it for a "
+            f"dead run's and removed its files. The set is not published. Start a new backup.",
+            can_retry=True,
+        )
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._lease is not None
@@ -253,18 +237,22 @@ class S3SetWriter:
 
 
 class _ObjectStream(io.RawIOBase):
-    """An object's body read as a raw stream; a dropped connection becomes a StorageError naming the object."""
+    """An object's body read as a raw stream; a dropped connection becomes a StorageError naming the object (and a
+    read that got no answer is noted by the store: see S3BackupStore.answering)."""
 
-    def __init__(self, body: Any, where: str):
+    def __init__(self, body: Any, where: str, store: "S3BackupStore"):
         super().__init__()
-        self._body, self._where = body, where
+        self._body, self._where, self._store = body, where, store
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        with translated("reading", self._where):
+        try:
             data = self._body.read(len(buffer))
+        except transport_errors() as exc:
+            self._store.heard_nothing(exc)
+            raise s3_error(exc, "reading", self._where) from exc
         buffer[: len(data)] = data
         return len(data)
 
@@ -298,8 +286,9 @@ class S3SetReader:
         token = uuid.uuid4().hex
         self._hold = Lease.put(self._store, self._key(hold_name(backup_set.timestamp, token)), exclusive=False)
         try:
-            claim = self._store.head(self._key(lock_name(backup_set.timestamp)))
-            if claim is not None and not self._store.stale(claim):  # a stale claim is a dead run's: no one acts
+            with translated("reading the set's claim", backup_set.location):
+                claim = read_lease(self._store, self._key(lock_name(backup_set.timestamp)))
+            if claim is not None and not self._store.abandoned(claim):  # a dead run's claim: no one acts on it
                 raise DataError(f"{where} is being deleted (by retention) or written right now. Restore another set.")
             for name in self._names.values():
                 head = self._store.head(self._key(name))
@@ -327,7 +316,7 @@ class S3SetReader:
             answer = self._store.client.get_object(
                 Bucket=self._store.root.bucket, Key=key, IfMatch=self._heads[name]["ETag"]
             )
-        stream = _ObjectStream(answer["Body"], self._store.url_of(key))
+        stream = _ObjectStream(answer["Body"], self._store.url_of(key), self._store)
         self._streams.append(stream)
         return stream
 
@@ -337,6 +326,11 @@ class S3SetReader:
 
     def size(self, table: str) -> int:
         return int(self._heads[self._names[table]]["ContentLength"])
+
+    @property
+    def etags(self) -> dict[str, str]:
+        """The ETag of each held file, by name: the objects read (see file)."""
+        return {name: head["ETag"] for name, head in self._heads.items()}
 
 
 def stream_sha256(body: Any) -> str:

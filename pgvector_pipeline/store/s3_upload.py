@@ -10,6 +10,7 @@ left behind to be billed (a bucket lifecycle rule for incomplete uploads is the 
 """
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -38,6 +39,7 @@ class MultipartUpload:
         max_in_flight: int = DEFAULT_IN_FLIGHT,
         extra_args: dict[str, str] | None = None,
         parts_per_size: int = PARTS_PER_SIZE,
+        reachable: Callable[[], bool] = lambda: True,
     ):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size {part_size} is below S3's minimum of {MIN_PART_SIZE} bytes")
@@ -51,7 +53,11 @@ class MultipartUpload:
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="s3-part")
         self._parts: list[Future] = []
         self._upload_id: str | None = None
+        # False once the server stopped answering: giving up then sends nothing more (see abort).
+        self._reachable = reachable
+        self._aborted = False
         self.completed = False
+        self.etag: str | None = None  # the object's, once completed
 
     def __enter__(self) -> "MultipartUpload":
         self._upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self._extra_args)[
@@ -76,6 +82,11 @@ class MultipartUpload:
     def _submit(self, body: bytes | bytearray) -> None:
         self._raise_failed_part()
         self._slots.acquire()  # waits while max_in_flight parts are uploading: memory stays bounded
+        try:
+            self._raise_failed_part()  # the slot may have been freed by a part that failed: start no other
+        except BaseException:
+            self._slots.release()
+            raise
         number = len(self._parts) + 1
         future = self._pool.submit(self._upload_part, number, body)
         future.add_done_callback(lambda _: self._slots.release())
@@ -95,38 +106,42 @@ class MultipartUpload:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            if exc is None:
-                self._complete()
-        except BaseException:
-            self._abort_quietly()
-            raise
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
         if exc is not None:
-            self._abort_quietly()
+            self.abort()
+            return
+        try:
+            self.complete()
+        except BaseException:
+            self.abort()
+            raise
 
-    def _complete(self) -> None:
+    def complete(self) -> None:
+        """Send the last part, wait for every part, and complete the object (raises what failed; see abort)."""
         if self._buffer or not self._parts:
             self._submit(bytes(self._buffer))  # the last part may be smaller (or the only one, even empty)
             self._buffer.clear()
         parts = [future.result() for future in self._parts]
-        self.client.complete_multipart_upload(
+        answer = self.client.complete_multipart_upload(
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
         )
+        self.etag = answer.get("ETag")
         self.completed = True
+        self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
-        """Give the upload up (nothing becomes visible); never raises."""
-        try:
-            self._abort_quietly()
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _abort_quietly(self) -> None:
-        """Abort the upload; a failure to abort never replaces the error that caused it."""
+        """Give the upload up (nothing becomes visible); never raises, and a failure to abort never replaces the error
+        that caused it. Parts in flight are waited for, then the upload is aborted on the server; when the server
+        stopped answering (`reachable`), nothing more is sent or waited for (a part in flight ends on its own bounded
+        attempts): the upload is left to the next run's clean-up and the bucket's lifecycle rule."""
+        if self._aborted:
+            return
+        self._aborted = True
         for future in self._parts:
             future.cancel()
+        reachable = self._reachable()
+        self._pool.shutdown(wait=reachable, cancel_futures=True)
+        if not reachable or self._upload_id is None:
+            return
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
         except Exception:

@@ -97,8 +97,11 @@ class SeaweedServer:
         self.process.wait()
 
     def client(self):
-        """A boto3 S3 client of this server."""
+        """A boto3 S3 client of this server, configured as the deployment's (bounded calls: a hung server fails
+        within a minute, see store.s3_client)."""
         import boto3
+
+        from pgvector_pipeline.store.s3_client import client_config
 
         return boto3.client(
             "s3",
@@ -106,6 +109,7 @@ class SeaweedServer:
             aws_access_key_id=ACCESS_KEY,
             aws_secret_access_key=SECRET_KEY,
             region_name=REGION,
+            config=client_config(),
         )
 
     def stop(self) -> None:

@@ -1,6 +1,7 @@
 """TCP proxies on 127.0.0.1 that fail connections on purpose: DroppingProxy in front of the embedded server's
 Unix socket drops a connection at the worst moment (after the server answered a COMMIT, before the client
-hears the answer); tcp_proxy.CuttingProxy cuts connections to the S3 server."""
+hears the answer); tcp_proxy.CuttingProxy cuts or stalls connections to the S3 server, tcp_proxy.SilentServer
+never answers."""
 
 import socket
 import threading

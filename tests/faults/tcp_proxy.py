@@ -1,5 +1,7 @@
-"""A TCP proxy on 127.0.0.1 in front of an HTTP server (the S3 server) that can cut connections: the next
-one after it carried some bytes toward the server (a connection dropped during an upload), or every one."""
+"""TCP proxies on 127.0.0.1 in front of an HTTP server (the S3 server) that fail connections on purpose: cut the
+next one after it carried some bytes toward the server (a connection dropped during an upload), cut every one, or
+stall (stop forwarding in both directions, as a dead link or a hung server does, until resumed). SilentServer is
+an endpoint that accepts connections and never answers."""
 
 import socket
 import threading
@@ -16,15 +18,33 @@ class CuttingProxy(LoopbackProxy):
         self.cut_every_connection = False
         self.cuts = 0
         self._lock = threading.Lock()
+        self._flowing = threading.Event()  # cleared: nothing is forwarded, new connections wait
+        self._flowing.set()
         super().__init__()
         self.url = f"http://127.0.0.1:{self.port}"
+
+    def stall(self) -> None:
+        """Stop forwarding, mid-stream: bytes already sent wait in the proxy, new connections are accepted and
+        hear nothing."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def _serve(self, client: socket.socket) -> None:
         if self.cut_every_connection:
             self.cuts += 1
             client.close()
             return
-        server = socket.create_connection(self._target)
+        threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self._flowing.wait()
+        try:
+            server = socket.create_connection(self._target)
+        except OSError:
+            client.close()
+            return
         threading.Thread(target=self._upstream, args=(client, server), daemon=True).start()
         threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
 
@@ -41,6 +61,7 @@ class CuttingProxy(LoopbackProxy):
                     self.cuts += cut
                 if cut:
                     break
+                self._flowing.wait()
                 server.sendall(data)
         except OSError:
             pass
@@ -55,6 +76,7 @@ class CuttingProxy(LoopbackProxy):
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -64,3 +86,21 @@ class CuttingProxy(LoopbackProxy):
                     end.close()
                 except OSError:
                     pass
+
+
+class SilentServer(LoopbackProxy):
+    """An endpoint on 127.0.0.1 that accepts every connection and never says a word (a hung server, or a load
+    balancer in front of a dead one); `url` is its address."""
+
+    def __init__(self) -> None:
+        self.connections: list[socket.socket] = []  # kept open: closing one would answer the client
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _serve(self, client: socket.socket) -> None:
+        self.connections.append(client)
+
+    def close(self) -> None:
+        super().close()
+        for connection in self.connections:
+            connection.close()

@@ -14,27 +14,25 @@ import pytest
 from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound, StorageError
-from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
+from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import lock_name
 from pgvector_pipeline.store.retention import remove_interrupted_everywhere
 from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import MAX_ATTEMPTS, S3Options, S3Root, make_client
-from pgvector_pipeline.store.s3_set import Lease
+from pgvector_pipeline.store.s3_lease import Lease
 from pgvector_pipeline.store.s3_upload import MIN_PART_SIZE
-from pgvector_pipeline.testing.db import execute, query
+from pgvector_pipeline.testing.db import query
 from pgvector_pipeline.testing.fixtures import new_bucket
-from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
-from pgvector_pipeline.testing.seaweed import ACCESS_KEY, REGION, SECRET_KEY, seaweedfs_server
+from pgvector_pipeline.testing.seaweed import ACCESS_KEY, seaweedfs_server
 from pgvector_pipeline.testing.webserver import REPO_ROOT
+from tests.faults.s3_stores import FAST, requests_of, store_on, uploads
 from tests.faults.tcp_proxy import CuttingProxy
 from tests.faulty_stores import Faulty
 from tests.helpers import RecordingLog
 
 PLAIN = BackupOptions(compression=UNCOMPRESSED)
-# Claims and holds go stale fast here, so a dead run's leftovers can be cleaned within the test.
-FAST = S3Options(part_size=MIN_PART_SIZE, refresh_s=0.2, stale_after_s=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -50,63 +48,6 @@ def fault_bucket(fault_server) -> str:
     if fault_server.process.poll() is not None:
         fault_server.restart()
     return new_bucket(fault_server)
-
-
-@pytest.fixture
-def big_db(empty_db) -> str:
-    """A store whose embedding CSV is about 25 MB: several upload parts of 5 MiB."""
-
-    def fill(cur) -> None:
-        create_langchain_tables(cur, "public", LANGCHAIN_POSTGRES)
-        cur.execute("INSERT INTO langchain_pg_collection (uuid, name) VALUES (gen_random_uuid(), 'big')")
-        cur.execute(
-            "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document) "
-            "SELECT 'e' || i, (SELECT uuid FROM langchain_pg_collection), "
-            "(SELECT array_agg(random())::vector FROM generate_series(1, 1024) WHERE i > 0), 'doc ' || i "
-            "FROM generate_series(1, 2400) i"
-        )
-
-    execute(empty_db, fill)
-    return empty_db
-
-
-def store_on(server, bucket: str, endpoint: str | None = None, options: S3Options = FAST, **client) -> S3BackupStore:
-    import boto3
-    from botocore.config import Config
-
-    if client:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint or server.endpoint_url,
-            region_name=REGION,
-            config=Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"}),
-            **client,
-        )
-    else:
-        s3 = (
-            server.client()
-            if endpoint is None
-            else boto3.client(
-                "s3",
-                endpoint_url=endpoint,
-                aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY,
-                region_name=REGION,
-                config=Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"}),
-            )
-        )
-    return S3BackupStore(s3, S3Root(bucket, "backups"), options)
-
-
-def requests_of(store: S3BackupStore) -> list[str]:
-    """Every HTTP request the store's client sends from now on (retries included), by operation name."""
-    sent: list[str] = []
-    store.client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
-    return sent
-
-
-def uploads(server, bucket: str) -> list[str]:
-    return [u["Key"] for u in server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
 def test_server_killed_mid_upload_leaves_no_complete_set_and_the_next_run_cleans_up(fault_server, fault_bucket, big_db):
@@ -308,7 +249,9 @@ back_up_database(sys.argv[1], "public", Faulty(store, on_write=stall), "global",
 """
 
 
-def test_a_killed_backup_process_is_cleaned_up_by_retention(fault_server, fault_bucket, big_db):
+def test_a_killed_backup_process_is_cleaned_up_by_retention_at_once(fault_server, fault_bucket, big_db):
+    """While the backup process lives its claim is kept; once it is killed, a run on the same machine knows its owner
+    is gone and removes its leftovers at once, without waiting for the claim to go stale."""
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_CHILD, big_db, fault_bucket],
         stdout=subprocess.PIPE,
@@ -316,20 +259,19 @@ def test_a_killed_backup_process_is_cleaned_up_by_retention(fault_server, fault_
         cwd=REPO_ROOT,
         env={**os.environ, **fault_server.env()},
     )
+    store = store_on(fault_server, fault_bucket, options=S3Options(part_size=MIN_PART_SIZE))
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "stalled"
+        assert remove_interrupted_everywhere(store, print) == []  # its owner lives
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.kill()
         child.wait()
-    store = store_on(fault_server, fault_bucket)
     [dead] = store.list_sets()
     assert dead.status == "unfinished" and uploads(fault_server, fault_bucket) != []
-    assert remove_interrupted_everywhere(store, print) == []  # its claim is not stale yet: maybe it lives
 
-    time.sleep(FAST.stale_after_s + 0.5)
     said: list[str] = []
-    [removed] = remove_interrupted_everywhere(store, said.append)
+    [removed] = remove_interrupted_everywhere(store, said.append)  # its claim is fresh, but its owner is gone
     assert (
         removed.timestamp == dead.timestamp
         and f"set {dead.timestamp} in s3://{fault_bucket}/backups/vector_bak" in said[0]
