@@ -106,7 +106,7 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(
     execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding, langchain_pg_collection"))
     monkeypatch.setenv(DSN_ENV, empty_db)
     shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
-    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+    resources = {"backup_store": BackupStoreResource()}
 
     first = backup_discovery_sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
 
@@ -246,7 +246,7 @@ def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup
     monkeypatch.setenv("PGVECTOR_DISCOVERY_MAX_SETS_PER_TICK", "10")
     for n in range(15):
         touch_set(backup_root / f"task_old_{n}" / "vector_bak", "20250101_000000")
-    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+    resources = {"backup_store": BackupStoreResource()}
     cursor, registered = None, []
     for _ in range(5):
         result = backup_discovery_sensor(
@@ -273,7 +273,7 @@ def test_an_instance_of_the_old_partition_layout_moves_to_one_partition_per_set(
     # What the layout before left: every task and every timestamp a dimension key, 1 × 3 "partitions" for 2 sets.
     instance.add_dynamic_partitions(LEGACY_PARTITIONS[0], ["global"])
     instance.add_dynamic_partitions(LEGACY_PARTITIONS[1], [m.timestamp for m in made] + ["20200101_000000"])
-    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+    resources = {"backup_store": BackupStoreResource()}
 
     result = backup_discovery_sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
 

@@ -162,7 +162,7 @@ def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
             ],
         )
         context = dg.build_sensor_context(
-            instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource(root=str(backup_root))}
+            instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource()}
         )
         result = backup_discovery_sensor(context)
 
