@@ -3,6 +3,7 @@
 import warnings
 
 import dagster as dg
+from pydantic import PydanticDeprecatedSince20
 
 from pgvector_pipeline.assets.backup import vector_store_backup
 from pgvector_pipeline.assets.freshness import recent_global_backup
@@ -29,6 +30,12 @@ from pgvector_pipeline.sensors.task_backup import task_backup_sensor
 # sensor here sets owners. Nothing a user can act on: silenced for that one message only.
 warnings.filterwarnings(
     "ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`", category=dg.BetaWarning
+)
+# The backup stores have no run config at all (everything about them is the deployment's): for a resource without
+# fields, Dagster 1.13's pydantic layer falls back to the deprecated `__fields__` whenever it builds one, and pydantic
+# reports that. Nothing a user can act on either: silenced for that one message only.
+warnings.filterwarnings(
+    "ignore", message=r"The `__fields__` attribute is deprecated", category=PydanticDeprecatedSince20
 )
 
 defs = dg.Definitions(
