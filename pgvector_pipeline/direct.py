@@ -5,7 +5,8 @@ disaster-recovery path: it needs neither the webserver nor the daemon, only this
 Settings come from this process's environment, as the code server's come from its own: the DSN from the variable
 `--dsn-env` names (PGVECTOR_DSN by default; never from the command line, where `ps` shows it), the root from `--root`
 or PGVECTOR_BACKUP_ROOT (no silent ./vector_backups default: a recovery must say where it reads), S3 credentials from
-the standard AWS variables. Progress goes to stderr, the result to stdout as JSON (the shape `--wait` prints).
+the standard AWS variables, the other deployment settings (lock and session bounds, file mode, S3 part size and
+claim staleness) from the same variables as the code server's (pgvector_pipeline.settings). Progress goes to stderr, the result to stdout as JSON (the shape `--wait` prints).
 """
 
 import logging
@@ -20,14 +21,13 @@ from pgvector_pipeline.backup import BackupChoices, Log, back_up_database, backu
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags, partition_key
 from pgvector_pipeline.drill import restore_drill, set_to_drill
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
-from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
 from pgvector_pipeline.store.listing import set_record
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV, store_at
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.tables import schema_of
 
 
@@ -38,6 +38,8 @@ class Target:
     store: BackupStore
     dsn: str
     schema: str
+    # Lock and session bounds and index memory, from this shell's environment as the code server's from its own.
+    settings: DatabaseSettings
 
 
 def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: bool = True) -> Target:
@@ -53,7 +55,7 @@ def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: 
             f"--direct reads the database's DSN from ${variable}, which is not set in this shell: export it (a "
             f"password may also come from ~/.pgpass), or name another variable with --dsn-env."
         )
-    return Target(store_at(root), dsn, schema or "public")
+    return Target(StoreSettings.from_env().store(root), dsn, schema or "public", DatabaseSettings.from_env())
 
 
 @contextmanager
@@ -86,7 +88,8 @@ def back_up(where: Target, task_id: str | None, choices: BackupChoices, log: Log
     """A backup into a new set of `task_id` (None: global): the result as --wait prints it."""
     started = time.monotonic()
     schema = schema_of(choices.tables, where.schema)
-    options = backup_options(where.dsn, schema, choices, DEFAULT_EXPORT_SESSIONS, DEFAULT_LOCK_TIMEOUT_S, log)
+    settings = where.settings
+    options = backup_options(where.dsn, schema, choices, settings.export_sessions, settings.lock_timeout_s, log)
     result = back_up_database(where.dsn, schema, where.store, task_key(task_id), None, options, log=log)
     return _result(
         "backup",
@@ -121,7 +124,9 @@ def restore(
         collections=collections,
         rename=rename,
         migration=migration,
-        lock_timeout_s=DEFAULT_LOCK_TIMEOUT_S,
+        maintenance_work_mem=where.settings.maintenance_work_mem,
+        lock_timeout_s=where.settings.lock_timeout_s,
+        load_sessions=where.settings.load_sessions,
         log=log,
     )
     return _result(

@@ -7,17 +7,26 @@ partition); backup_discovery_sensor removes their keys and registers every set u
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import dagster as dg
 
-from pgvector_pipeline.contract import SET_PARTITIONS, partition_key
+from pgvector_pipeline.contract import BACKUP_SET_TAG, PARTITION_TAG, SET_PARTITIONS, partition_key
 from pgvector_pipeline.errors import InvalidParams
-from pgvector_pipeline.store.layout import task_key, validate_task_id, validate_timestamp
+from pgvector_pipeline.store.layout import task_key, timestamp_time, validate_task_id, validate_timestamp
 from pgvector_pipeline.store.listing import BackupSetInfo
 
 backup_partitions = dg.DynamicPartitionsDefinition(name=SET_PARTITIONS)
 # Runs of the old layout carry 'task|timestamp' keys in their tags: still read.
 _LEGACY_SEPARATOR = "|"
+# Runs that may still write their set: every status but the three a run ends in.
+_UNFINISHED_RUN_STATUSES = [
+    status
+    for status in dg.DagsterRunStatus
+    if status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+]
+# Clocks of the code server, the run workers and the daemon may disagree this much.
+_CLOCK_SLACK_S = 60
 
 
 def backup_partition_key(task: str | None, timestamp: str) -> str:
@@ -70,3 +79,35 @@ def remove_unused_partition_keys(
             instance.delete_dynamic_partition(SET_PARTITIONS, key)
             removed.append(key)
     return removed
+
+
+def vanished_partition_keys(
+    instance: dg.DagsterInstance, sets: Sequence[BackupSetInfo], window_s: float, now: datetime | None = None
+) -> list[str]:
+    """The set partition keys whose set is not in `sets` (the store's listing, any status) and that nothing may still
+    write: not stamped within `window_s` of now (a partition registered for a backup run about to start: a backup run
+    writes only a set of its start's time, see store.layout.check_stamped_now), and named by no run that has not
+    finished (its partition, or the set a request run claimed). Invalid keys are not among them (see
+    invalid_partition_keys)."""
+    listed = {backup_partition_key(s.task, s.timestamp) for s in sets}
+    now = now or datetime.now()
+    candidates = []
+    for key in instance.get_dynamic_partitions(SET_PARTITIONS):
+        try:
+            task, timestamp = backup_set_of(key)
+        except InvalidParams:
+            continue
+        if backup_partition_key(task, timestamp) in listed:
+            continue
+        if abs((timestamp_time(timestamp) - now).total_seconds()) <= window_s + _CLOCK_SLACK_S:
+            continue
+        candidates.append(key)
+    if not candidates:
+        return []
+    named = _keys_named_by_unfinished_runs(instance)
+    return sorted(key for key in candidates if key not in named)
+
+
+def _keys_named_by_unfinished_runs(instance: dg.DagsterInstance) -> set[str]:
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=_UNFINISHED_RUN_STATUSES))
+    return {run.tags[tag] for run in runs for tag in (PARTITION_TAG, BACKUP_SET_TAG) if tag in run.tags}

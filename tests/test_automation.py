@@ -24,9 +24,10 @@ from pgvector_pipeline.store.local import LocalBackupStore
 from tests.helpers import recent_timestamp
 
 
-def sensor_result(instance, root, cursor=None):
+def sensor_result(instance, cursor=None):
+    """A tick of task_backup_sensor on the root of PGVECTOR_BACKUP_ROOT (the backup_root fixture sets it)."""
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"backup_store": BackupStoreResource(root=str(root))}
+        instance=instance, cursor=cursor, resources={"backup_store": BackupStoreResource()}
     )
     return task_backup_sensor(context)
 
@@ -38,18 +39,18 @@ def test_task_sensor_backs_up_each_new_task_directory_once(backup_root, monkeypa
     (backup_root / "global").mkdir()  # reserved: not a task
     (backup_root / "not a task").mkdir()
     with dg.instance_for_test() as instance:
-        first = sensor_result(instance, backup_root)
+        first = sensor_result(instance)
 
         assert [r.run_key for r in first.run_requests] == ["task-backup-task_new"]
         config = first.run_requests[0].run_config["ops"][REQUEST_BACKUP_OP]["config"]
         assert config == {"task_id": "task_new", "truncate_after_backup": False, "create_task_dir": False}
         assert json.loads(first.cursor) == ["task_done", "task_new"]
 
-        assert isinstance(sensor_result(instance, backup_root, first.cursor), dg.SkipReason)
+        assert isinstance(sensor_result(instance, first.cursor), dg.SkipReason)
 
         (backup_root / "task_later").mkdir()
         monkeypatch.setenv("PGVECTOR_TASK_BACKUP_TRUNCATE", "true")
-        later = sensor_result(instance, backup_root, first.cursor)
+        later = sensor_result(instance, first.cursor)
         assert [r.run_key for r in later.run_requests] == ["task-backup-task_later"]
         assert later.run_requests[0].run_config["ops"][REQUEST_BACKUP_OP]["config"]["truncate_after_backup"] is True
 
@@ -118,7 +119,7 @@ def test_task_sensor_requests_a_bounded_number_of_backups_per_tick(backup_root, 
     with dg.instance_for_test() as instance:
         cursor, per_tick = None, []
         for _ in range(4):
-            result = sensor_result(instance, backup_root, cursor)
+            result = sensor_result(instance, cursor)
             if isinstance(result, dg.SkipReason):
                 break
             per_tick.append(len(result.run_requests))

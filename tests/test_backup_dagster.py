@@ -1,5 +1,7 @@
 """Backups through Dagster: partitions, materialization metadata, truncate, failures, the request path."""
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
@@ -16,7 +18,7 @@ from pgvector_pipeline.partitions import (
     register_backup_partition,
 )
 from pgvector_pipeline.store.codecs import COMPRESSION_ENV
-from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, new_timestamp
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import (
@@ -161,8 +163,33 @@ def test_backup_stamped_far_from_now_is_refused(instance, sample_db, backup_root
     failure = result.failure_data_for_node("vector_store_backup").user_failure_data
     assert failure.metadata["error_type"].value == "INVALID_PARAMS"
     assert failure.description.startswith("Set 20250101_000000 is stamped ")
-    assert "request_vector_backup_job" in failure.description and "timestamp_window_s" in failure.description
+    assert "request_vector_backup_job" in failure.description
+    assert "PGVECTOR_BACKUP_TIMESTAMP_WINDOW_S" in failure.description
     assert not (backup_root / "vector_bak").exists()
+
+
+def test_the_timestamp_window_is_set_in_the_environment(instance, sample_db, backup_root, monkeypatch):
+    two_minutes_ago = new_timestamp(datetime.now() - timedelta(minutes=2))
+    monkeypatch.setenv("PGVECTOR_BACKUP_TIMESTAMP_WINDOW_S", "60")
+    refused = run_backup(instance, backup_root, GLOBAL_TASK_KEY, two_minutes_ago)
+    failure = refused.failure_data_for_node("vector_store_backup").user_failure_data
+    assert failure.description.startswith(f"Set {two_minutes_ago} is stamped 0:02:0")
+    assert "within 60 s of the time it runs (PGVECTOR_BACKUP_TIMESTAMP_WINDOW_S)" in failure.description
+    assert not (backup_root / "vector_bak").exists()
+
+    monkeypatch.setenv("PGVECTOR_BACKUP_TIMESTAMP_WINDOW_S", "600")
+    assert run_backup(instance, backup_root, GLOBAL_TASK_KEY, two_minutes_ago).success
+    assert (backup_root / "vector_bak" / f"vector_backup_{two_minutes_ago}.json").exists()
+
+    # A window that would let a run label today's data with any time is not a window: refused, naming the variable.
+    monkeypatch.setenv("PGVECTOR_BACKUP_TIMESTAMP_WINDOW_S", "2000000000")
+    result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, "20200101_000000")
+    [refusal] = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    assert (
+        "INVALID_PARAMS: PGVECTOR_BACKUP_TIMESTAMP_WINDOW_S is a whole number of seconds from 0 to 86400, not "
+        "'2000000000'." in str(refusal.event_specific_data.error)
+    )
+    assert not (backup_root / "vector_bak" / "vector_backup_20200101_000000.json").exists()
 
 
 def test_backfill_of_the_backup_assets_is_refused(instance, sample_db, backup_root):

@@ -28,6 +28,7 @@ from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
 from pgvector_pipeline.testing.webserver import REPO_ROOT, running_webserver
+from tests.helpers import resources_config
 
 TICK_TIMEOUT_S = 240
 
@@ -80,6 +81,8 @@ def deployment(pg_server, tmp_path_factory):
         # The runs' set checks parse vectors in spawned worker processes, as a large set's do: here under
         # `python -m dagster api execute_run`, as in production.
         "PGVECTOR_CHECK_WORKERS": "2",
+        # Lock waits of every run (10 s by default): a truncate waits here as long as a test holds its table.
+        "PGVECTOR_LOCK_TIMEOUT_S": "300",
     }
     with running_webserver(work, env, REPO_ROOT / "deploy" / "postgres" / "dagster.yaml", daemon=True) as port:
         yield {"port": port, "root": root, "store": store, "instance_db": instance_db, "tick": tick, "work": work}
@@ -171,9 +174,8 @@ def test_runs_on_one_database_never_overlap_and_restore_through_the_cli(deployme
         with blocker.cursor() as cur:
             # Holds the truncate inside the database, so it stays STARTED as long as the test wants.
             cur.execute("LOCK TABLE langchain_pg_embedding IN ACCESS EXCLUSIVE MODE")
-        # Its lock wait is bounded (lock_timeout_s, 10 s by default): long enough for this test here.
-        patient = {"resources": {"pgvector": {"config": {"dsn": {"env": "PGVECTOR_DSN"}, "lock_timeout_s": 300}}}}
-        truncate_id = client.launch_job(TRUNCATE_JOB, patient, database_tags())
+        # Its lock wait is bounded (PGVECTOR_LOCK_TIMEOUT_S of the deployment: 300 s, long enough for this test).
+        truncate_id = client.launch_job(TRUNCATE_JOB, resources_config(), database_tags())
         wait_until(
             lambda: client.run_status(truncate_id).status == "STARTED",
             120,

@@ -2,25 +2,29 @@
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import INVENTORY
+from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.cli import main
-from pgvector_pipeline.contract import RESTORE_JOB, TRUNCATE_JOB
+from pgvector_pipeline.contract import BACKUP_JOB, BACKUP_SET_TAG, RESTORE_JOB, SET_PARTITIONS, TRUNCATE_JOB
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.partitions import (
     backup_partition_key,
     backup_partitions,
+    register_backup_partition,
 )
 from pgvector_pipeline.postgres.connection import redact_dsn
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
-from pgvector_pipeline.store.layout import csv_name
+from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, csv_name
 from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.testing.db import execute, query
 from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup
 from tests.stores import make_store
@@ -107,7 +111,7 @@ def test_sensor_registers_a_legacy_set_once_and_it_restores_through_dagster(
     execute(empty_db, lambda cur: cur.execute("TRUNCATE langchain_pg_embedding, langchain_pg_collection"))
     monkeypatch.setenv(DSN_ENV, empty_db)
     shutil.copytree(LEGACY_FIXTURE, backup_root / "task_legacy")
-    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+    resources = {"backup_store": BackupStoreResource()}
 
     first = backup_discovery_sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
 
@@ -231,7 +235,6 @@ def test_inventory_asset_lists_every_set(instance, backup_root):
 def test_inventory_counts_stay_integers_when_a_set_has_none(empty_db, backup_root):
     make_store(empty_db, LANGCHAIN_POSTGRES)
     from pgvector_pipeline.assets.inventory import inventory_frame, inventory_metadata
-    from pgvector_pipeline.backup import back_up_database
     from pgvector_pipeline.store.local import LocalBackupStore
 
     back_up_database(empty_db, "public", LocalBackupStore(backup_root), "global", "20261125_150000")
@@ -287,7 +290,7 @@ def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup
     monkeypatch.setenv("PGVECTOR_DISCOVERY_MAX_SETS_PER_TICK", "10")
     for n in range(15):
         touch_set(backup_root / f"task_old_{n}" / "vector_bak", "20250101_000000")
-    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+    resources = {"backup_store": BackupStoreResource()}
     cursor, registered = None, []
     for _ in range(5):
         result = backup_discovery_sensor(
@@ -305,7 +308,6 @@ def test_discovery_takes_a_large_old_root_in_over_bounded_ticks(instance, backup
 def test_an_instance_of_the_old_partition_layout_moves_to_one_partition_per_set(
     instance, store_db, backup_root, monkeypatch
 ):
-    from pgvector_pipeline.backup import back_up_database
     from pgvector_pipeline.contract import LEGACY_PARTITIONS
     from pgvector_pipeline.store.local import LocalBackupStore
 
@@ -314,7 +316,7 @@ def test_an_instance_of_the_old_partition_layout_moves_to_one_partition_per_set(
     # What the layout before left: every task and every timestamp a dimension key, 1 × 3 "partitions" for 2 sets.
     instance.add_dynamic_partitions(LEGACY_PARTITIONS[0], ["global"])
     instance.add_dynamic_partitions(LEGACY_PARTITIONS[1], [m.timestamp for m in made] + ["20200101_000000"])
-    resources = {"backup_store": BackupStoreResource(root=str(backup_root))}
+    resources = {"backup_store": BackupStoreResource()}
 
     result = backup_discovery_sensor(dg.build_sensor_context(instance=instance, definitions=defs, resources=resources))
 
@@ -325,3 +327,110 @@ def test_an_instance_of_the_old_partition_layout_moves_to_one_partition_per_set(
     keys = [f"global/{m.timestamp}" for m in made]
     assert sorted(instance.get_dynamic_partitions(backup_partitions.name)) == keys
     assert instance.get_materialized_partitions(ASSET_BY_TABLE[EMBEDDING_TABLE]) == set(keys)
+
+
+def apply_partition_requests(result, instance) -> None:
+    """What the daemon does with a discovery tick's partition requests (a test calls the sensor directly)."""
+    for request in result.dynamic_partitions_requests:
+        if isinstance(request, dg.DeleteDynamicPartitionsRequest):
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+        else:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def discovery_tick(instance, cursor=None):
+    """One tick of backup_discovery_sensor on the root of PGVECTOR_BACKUP_ROOT, its requests applied."""
+    context = dg.build_sensor_context(
+        instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource()}, cursor=cursor
+    )
+    result = backup_discovery_sensor(context)
+    if not isinstance(result, dg.SkipReason):
+        apply_partition_requests(result, instance)
+    return result
+
+
+def removed_keys(result) -> list[str]:
+    return sorted(
+        key
+        for request in result.dynamic_partitions_requests
+        if isinstance(request, dg.DeleteDynamicPartitionsRequest) and request.partitions_def_name == SET_PARTITIONS
+        for key in request.partition_keys
+    )
+
+
+def partition_keys(instance) -> list[str]:
+    return sorted(instance.get_dynamic_partitions(SET_PARTITIONS))
+
+
+def run_naming(instance, status: dg.DagsterRunStatus, tags: dict[str, str]) -> None:
+    """A backup run of this instance in `status` carrying `tags`, as the queue and the run launcher record it."""
+    instance.add_run(dg.DagsterRun(job_name=BACKUP_JOB, run_id=str(uuid.uuid4()), status=status, tags=tags))
+
+
+def test_discovery_removes_the_partitions_of_sets_deleted_outside_the_tool(instance, backup_root, capfd):
+    touch_set(backup_root / "task_a" / "vector_bak", "20260101_000000")
+    touch_set(backup_root / "task_b" / "vector_bak", "20260102_000000")
+    first = discovery_tick(instance)
+    assert partition_keys(instance) == ["task_a/20260101_000000", "task_b/20260102_000000"]
+
+    shutil.rmtree(backup_root / "task_a")  # outside the tool
+    # Partitions of sets being written, whose files are not all there yet, stay:
+    # one registered for a backup about to start (of now: the only partition a backup run may write) ...
+    about_to_start = register_backup_partition(instance, GLOBAL_TASK_KEY, recent_timestamp())
+    # ... one a launched run names (its partition) and one a running backup claimed (its set tag) ...
+    launched = register_backup_partition(instance, "task_c", "20260103_000000")
+    run_naming(instance, dg.DagsterRunStatus.NOT_STARTED, {"dagster/partition": launched})
+    claimed = register_backup_partition(instance, "task_d", "20260104_000000")
+    run_naming(instance, dg.DagsterRunStatus.STARTED, {BACKUP_SET_TAG: claimed})
+    # ... and a set half written (its collection file done, its embeddings still a .tmp).
+    touch_set(backup_root / "task_e" / "vector_bak", "20260105_000000", tables=(COLLECTION_TABLE,))
+    (backup_root / "task_e" / "vector_bak" / (csv_name(EMBEDDING_TABLE, "20260105_000000") + ".tmp")).write_text("h")
+    writing = register_backup_partition(instance, "task_e", "20260105_000000")
+    # A run that ended does not keep its partition.
+    failed = register_backup_partition(instance, "task_f", "20260106_000000")
+    run_naming(instance, dg.DagsterRunStatus.FAILURE, {"dagster/partition": failed})
+    capfd.readouterr()
+
+    second = discovery_tick(instance, first.cursor)
+
+    assert removed_keys(second) == ["task_a/20260101_000000", failed]
+    assert f"Removing 2 partitions of {SET_PARTITIONS} whose sets are not in {backup_root}: " in capfd.readouterr().err
+    assert partition_keys(instance) == sorted(["task_b/20260102_000000", about_to_start, launched, claimed, writing])
+    # Nothing else vanished: the next tick has nothing to do.
+    assert isinstance(discovery_tick(instance, second.cursor), dg.SkipReason)
+
+
+def test_discovery_follows_the_root_when_it_moves(instance, store_db, backup_root, s3_env, s3_bucket, monkeypatch):
+    touch_set(backup_root / "vector_bak", "20260101_000000")
+    touch_set(backup_root / "task_a" / "vector_bak", "20260102_000000")
+    local = discovery_tick(instance)
+    local_keys = ["global/20260101_000000", "task_a/20260102_000000"]
+    assert partition_keys(instance) == local_keys
+
+    # The deployment moves its root to S3 (as the demo does): the local sets are not offered any more.
+    monkeypatch.setenv(BACKUP_ROOT_ENV, f"s3://{s3_bucket}/backups")
+    back_up_database(store_db, "public", BackupStoreResource().store(), GLOBAL_TASK_KEY, "20260201_000000")
+    moved = discovery_tick(instance, local.cursor)
+    assert removed_keys(moved) == local_keys
+    assert partition_keys(instance) == ["global/20260201_000000"]
+
+    # And back: the local sets' partitions return with the materializations they had, none recorded twice.
+    monkeypatch.setenv(BACKUP_ROOT_ENV, str(backup_root))
+    back = discovery_tick(instance, moved.cursor)
+    assert removed_keys(back) == ["global/20260201_000000"]
+    assert partition_keys(instance) == local_keys
+    events = instance.fetch_materializations(ASSET_BY_TABLE[EMBEDDING_TABLE], limit=100).records
+    assert sorted(e.partition_key for e in events) == sorted([*local_keys, "global/20260201_000000"])
+
+
+def test_discovery_removes_a_bounded_number_of_partitions_per_tick(instance, backup_root, monkeypatch):
+    monkeypatch.setenv("PGVECTOR_DISCOVERY_MAX_SETS_PER_TICK", "10")
+    instance.add_dynamic_partitions(SET_PARTITIONS, [f"task_gone_{n:02d}/20250101_000000" for n in range(15)])
+
+    first = discovery_tick(instance)
+    second = discovery_tick(instance, first.cursor)
+
+    assert [len(removed_keys(first)), len(removed_keys(second))] == [10, 5]
+    assert partition_keys(instance) == []
+    assert isinstance(discovery_tick(instance, second.cursor), dg.SkipReason)

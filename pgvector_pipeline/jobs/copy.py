@@ -9,7 +9,7 @@ from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_JOB, COPY_TO_OTHER, partition_key
 from pgvector_pipeline.copy import copy_set
 from pgvector_pipeline.failures import failures_reported
-from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.resources import BackupStoreResource, OtherBackupStoreResource
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
 from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.sizes import human_size
@@ -42,7 +42,7 @@ def copy_backup_set(
     context: dg.OpExecutionContext,
     config: CopyConfig,
     backup_store: BackupStoreResource,
-    other_backup_store: BackupStoreResource,
+    other_backup_store: OtherBackupStoreResource,
 ):
     """Locate the set in the source store and copy it into the target store."""
     with failures_reported():

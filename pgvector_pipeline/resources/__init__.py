@@ -1,4 +1,4 @@
-from pgvector_pipeline.resources.backup_store import BackupStoreResource
+from pgvector_pipeline.resources.backup_store import BackupStoreResource, OtherBackupStoreResource
 from pgvector_pipeline.resources.pgvector import PgVectorResource
 
-__all__ = ["BackupStoreResource", "PgVectorResource"]
+__all__ = ["BackupStoreResource", "OtherBackupStoreResource", "PgVectorResource"]

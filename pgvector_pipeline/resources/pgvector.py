@@ -3,7 +3,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from pgvector_pipeline.backup import (
     DEFAULT_CHOICES,
@@ -24,12 +24,11 @@ from pgvector_pipeline.contract import (
 from pgvector_pipeline.drill import DrillResult, restore_drill
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
-from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, dsn_secrets, redact_dsn
+from pgvector_pipeline.postgres.connection import dsn_secrets, redact_dsn
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
-from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
-from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.run_config import refuse_nul_at_start
+from pgvector_pipeline.settings import DatabaseSettings
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.tables import schema_of
@@ -85,6 +84,31 @@ def database_tag_problem(run_config: Mapping[str, Any], tags: Mapping[str, str])
     return None
 
 
+def _refuse_unsafe_run(run: dg.DagsterRun) -> None:
+    """Refuse a run whose config holds a DSN (with a password, or at all), and one whose database tag would let it
+    run beside another run on the same database."""
+    offending = literal_dsns_with_password(run.run_config)
+    if offending:
+        raise refusal_at_start(
+            InvalidParams(
+                f"The run config of resource {', '.join(offending)} holds a DSN with a password in plain text, "
+                f"which Dagster stores and shows with the run. Nothing was done. Give the DSN as "
+                f"{{env: SOME_VAR}} (the variable holds the DSN) and keep the password in PGPASSWORD or "
+                f"~/.pgpass; then delete this run from the Dagster UI so the password is not kept."
+            )
+        )
+    problem = run_config_dsn_problem(run.run_config) or database_tag_problem(run.run_config, run.tags)
+    if problem:
+        raise refusal_at_start(
+            InvalidParams(
+                f"{problem}. Runs that use the same database are queued one at a time by this tag "
+                f"(see deploy/*/dagster.yaml), so a run without the right tag could overlap another. Nothing "
+                f"was done. Launch it again with the tag {DATABASE_TAG} set to the name of the environment "
+                f"variable that holds its DSN."
+            )
+        )
+
+
 class PgVectorResource(dg.ConfigurableResource):
     """The PostgreSQL database holding the LangChain PGVector tables: COPY TO backups, COPY FROM restores."""
 
@@ -99,74 +123,26 @@ class PgVectorResource(dg.ConfigurableResource):
     db_schema: str = Field(
         default="public", description="Schema holding langchain_pg_collection and langchain_pg_embedding."
     )
-    maintenance_work_mem: str = Field(
-        default="",
-        description=(
-            "Memory of the index builds after a restore's load (e.g. '2GB'; an HNSW build is fast while its graph "
-            "fits). Empty: an eighth of the code server's memory, 64 MB to 1 GB; set it when the database "
-            "server is another machine."
-        ),
-    )
-    load_sessions: int = Field(
-        default=DEFAULT_LOAD_SESSIONS,
-        ge=1,
-        le=16,
-        description=(
-            "Sessions that load a large file (16 MB or more) at once into the new tables of a swapped restore "
-            "(a truncating restore without in_place). The database server parses the vectors, so this helps up to its "
-            "number of cores; 1 loads "
-            "in the restore's own session."
-        ),
-    )
-    export_sessions: int = Field(
-        default=DEFAULT_EXPORT_SESSIONS,
-        ge=1,
-        le=16,
-        description=(
-            "Sessions that export a large table (a CSV of 64 MB or more) in parallel, each reading ranges of "
-            "the table from the backup's one snapshot; the file is the same as one session's. The database "
-            "server formats the vectors, so this helps up to its number of cores; 1 exports in one session."
-        ),
-    )
-
-    lock_timeout_s: float = Field(
-        default=DEFAULT_LOCK_TIMEOUT_S,
-        gt=0,
-        le=3600,
-        description=(
-            "How long any lock this tool requests may wait (PostgreSQL lock_timeout) before the run gives up, "
-            "changing nothing and naming the sessions in the way. While an ACCESS EXCLUSIVE request (truncate, "
-            "truncating restore) waits, every new query on the table waits behind it: keep this short."
-        ),
-    )
+    # How long locks wait, how many sessions a run opens, how much memory its index builds take: the deployment's
+    # (settings.DatabaseSettings), never run config. Read once when a run sets the resource up.
+    _settings: DatabaseSettings | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Refuse, before anything connects, a run whose config holds a DSN (with a password, or at all), and one
-        whose database tag would let it run beside another run on the same database, and config holding a NUL."""
+        """Read the deployment's settings, and refuse, before anything connects, a run whose config holds a DSN (with
+        a password, or at all), one whose database tag would let it run beside another run on the same database, and
+        any run when a setting in the environment is wrong."""
         refuse_nul_at_start(context, "pgvector")
-        run = context.run
-        if run is None:
-            return
-        offending = literal_dsns_with_password(run.run_config)
-        if offending:
-            raise refusal_at_start(
-                InvalidParams(
-                    f"The run config of resource {', '.join(offending)} holds a DSN with a password in plain text, "
-                    f"which Dagster stores and shows with the run. Nothing was done. Give the DSN as "
-                    f"{{env: SOME_VAR}} (the variable holds the DSN) and keep the password in PGPASSWORD or "
-                    f"~/.pgpass; then delete this run from the Dagster UI so the password is not kept."
-                )
-            )
-        problem = run_config_dsn_problem(run.run_config) or database_tag_problem(run.run_config, run.tags)
-        if problem:
-            raise refusal_at_start(
-                InvalidParams(
-                    f"{problem}. Runs that use the same database are queued one at a time by this tag "
-                    f"(see deploy/*/dagster.yaml), so a run without the right tag could overlap another. Nothing "
-                    f"was done. Launch it again with the tag {DATABASE_TAG} set to the name of the environment "
-                    f"variable that holds its DSN."
-                )
-            )
+        if context.run is not None:
+            _refuse_unsafe_run(context.run)
+        try:
+            self._settings = DatabaseSettings.from_env()
+        except InvalidParams as error:
+            raise refusal_at_start(error) from None
+
+    @property
+    def settings(self) -> DatabaseSettings:
+        """The settings read at setup; outside a run (a script, a test), the environment's now."""
+        return self._settings or DatabaseSettings.from_env()
 
     @property
     def redacted_dsn(self) -> str:
@@ -186,13 +162,14 @@ class PgVectorResource(dg.ConfigurableResource):
         back_up_database)."""
         log = log or logging.getLogger(__name__)
         schema = schema_of(choices.tables, self.db_schema)  # named tables may name their schema
+        settings = self.settings
         return back_up_database(
             self.dsn,
             schema,
             store,
             task,
             timestamp,
-            backup_options(self.dsn, schema, choices, self.export_sessions, self.lock_timeout_s, log),
+            backup_options(self.dsn, schema, choices, settings.export_sessions, settings.lock_timeout_s, log),
             on_claim=on_claim,
             log=log,
         )
@@ -209,6 +186,7 @@ class PgVectorResource(dg.ConfigurableResource):
         log: Log | logging.Logger | None = None,
     ) -> RestoreResult:
         """Restore `backup_set` into this database (see restore_backup_set)."""
+        settings = self.settings
         return restore_backup_set(
             self.dsn,
             self.db_schema,
@@ -218,9 +196,9 @@ class PgVectorResource(dg.ConfigurableResource):
             collections=collections,
             rename=rename,
             migration=migration,
-            maintenance_work_mem=self.maintenance_work_mem,
-            lock_timeout_s=self.lock_timeout_s,
-            load_sessions=self.load_sessions,
+            maintenance_work_mem=settings.maintenance_work_mem,
+            lock_timeout_s=settings.lock_timeout_s,
+            load_sessions=settings.load_sessions,
             log=log,
         )
 
@@ -231,5 +209,5 @@ class PgVectorResource(dg.ConfigurableResource):
     def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:
         """Truncate `tables` in one statement (see truncate_tables_now)."""
         return truncate_tables_now(
-            self.dsn, self.db_schema, tables, warn=log.warning, lock_timeout_s=self.lock_timeout_s
+            self.dsn, self.db_schema, tables, warn=log.warning, lock_timeout_s=self.settings.lock_timeout_s
         )

@@ -16,6 +16,7 @@ from pgvector_pipeline.partitions import (
     backup_partition_key,
     backup_partitions,
     invalid_partition_keys,
+    vanished_partition_keys,
 )
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import manifest_name
@@ -29,8 +30,9 @@ from pgvector_pipeline.tables import DEFAULT_TABLES
 # Dagster ends a sensor tick after 60 s: stop starting new work after this long, the next tick goes on.
 TICK_BUDGET_S = 30.0
 MAX_SETS_ENV = "PGVECTOR_DISCOVERY_MAX_SETS_PER_TICK"
-# Sets one tick adopts or registers at most (each adoption hashes whole CSVs; each registration records two
-# materializations): a root holding thousands of old sets is taken in over several ticks.
+# Sets one tick adopts or registers, and partitions of vanished sets it removes, at most (each adoption hashes whole
+# CSVs; each registration records two materializations; each removal is a delete): a root holding thousands of old
+# sets is taken in over several ticks.
 DEFAULT_MAX_SETS = 200
 # The cursor of a tick that left work for the next: never equal to a fingerprint, so the next tick goes on.
 _UNFINISHED = "unfinished:"
@@ -100,21 +102,32 @@ def _adopt_legacy_sets(context: dg.SensorEvaluationContext, sets: list[BackupSet
 
 
 def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo], budget: _TickBudget) -> int:
-    """Register complete sets Dagster does not know while the budget lasts; how many are left."""
+    """Register complete sets Dagster does not know while the budget lasts; how many are left. A set Dagster
+    recorded before whose partition was removed (its store was away: the root moved, and came back) gets its
+    partition back, and with it the materializations it had."""
     known = {str(key) for asset in BACKUP_ASSET_KEYS for key in context.instance.get_materialized_partitions(asset)}
-    unknown = [
-        s for s in sets if s.status == STATUS_COMPLETE and str(backup_partition_key(s.task, s.timestamp)) not in known
-    ]
+    complete = [s for s in sets if s.status == STATUS_COMPLETE]
+    unknown = [s for s in complete if str(backup_partition_key(s.task, s.timestamp)) not in known]
     chosen = []
     for backup_set in unknown:
         if not budget.take():
             break
         chosen.append(backup_set)
-    # One call for every key the chosen sets need, not one per set.
-    keys = {backup_partition_key(s.task, s.timestamp) for s in chosen}
-    missing = sorted(keys - set(context.instance.get_dynamic_partitions(SET_PARTITIONS)))
+    # One call for every key the chosen and the known sets need, not one per set.
+    unknown_keys = {backup_partition_key(s.task, s.timestamp) for s in unknown}
+    known_keys = {backup_partition_key(s.task, s.timestamp) for s in complete} - unknown_keys
+    partitions = set(context.instance.get_dynamic_partitions(SET_PARTITIONS))
+    returning = sorted(known_keys - partitions)
+    missing = sorted(({backup_partition_key(s.task, s.timestamp) for s in chosen} | known_keys) - partitions)
     if missing:
         context.instance.add_dynamic_partitions(SET_PARTITIONS, missing)
+    if returning:
+        context.log.info(
+            f"{len(returning)} sets whose partitions were removed are in the store again: "
+            + ", ".join(returning[:20])
+            + (f" and {len(returning) - 20} more" if len(returning) > 20 else "")
+            + "; their partitions are back, with the materializations they had."
+        )
     for backup_set in chosen:
         key = backup_partition_key(backup_set.task, backup_set.timestamp)
         # One event per LangChain table's asset; the other tables share one asset, its first such table's event
@@ -135,20 +148,40 @@ def _register_sets(context: dg.SensorEvaluationContext, sets: list[BackupSetInfo
     return len(unknown) - len(chosen)
 
 
+def _remove_vanished(
+    context: dg.SensorEvaluationContext, vanished: list[str], budget: _TickBudget, where: str
+) -> tuple[list[str], int]:
+    """The partition keys of vanished sets this tick removes while the budget lasts, and how many are left."""
+    chosen = []
+    for key in vanished:
+        if not budget.take():
+            break
+        chosen.append(key)
+    if chosen:
+        context.log.info(
+            f"Removing {len(chosen)} partitions of {SET_PARTITIONS} whose sets are not in {where}: "
+            + ", ".join(chosen[:20])
+            + (f" and {len(chosen) - 20} more" if len(chosen) > 20 else "")
+            + " (deleted outside the tool, or the root moved). Their materializations stay in the event log; a "
+            "partition comes back if its set does."
+        )
+    return chosen, len(vanished) - len(chosen)
+
+
 @dg.sensor(
     jobs=[vector_inventory_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Adopts old-system sets (records their checksums in a manifest), registers complete sets unknown to "
-        "Dagster (one partition per set), removes partition keys that are not a task/timestamp, refreshes the "
-        "inventory."
+        "Dagster (one partition per set), removes partition keys that are not a task/timestamp and those whose sets "
+        "are gone from the store, refreshes the inventory."
     ),
 )
 def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: BackupStoreResource):
-    """Adopt old-system sets, register sets Dagster does not know, drop invalid partition keys, refresh the inventory."""
+    """Adopt old-system sets, register sets Dagster does not know, drop invalid partition keys and those of sets
+    that are gone, refresh the inventory."""
     invalid = invalid_partition_keys(context.instance)
-    deletions = [backup_partitions.build_delete_request(invalid)] if invalid else []
     if invalid:
         context.log.warning(
             f"Removing {len(invalid)} invalid keys from {SET_PARTITIONS}: "
@@ -156,24 +189,31 @@ def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: B
         )
     # An instance of the layout before (task × timestamp dimensions): drop those keys; every set is registered
     # under its own key below, since none of them has a materialization under it yet.
+    deletions = []
     for name in LEGACY_PARTITIONS:
         old_keys = context.instance.get_dynamic_partitions(name)
         if old_keys:
             deletions.append(dg.DynamicPartitionsDefinition(name=name).build_delete_request(old_keys))
             context.log.info(f"Moving to one partition per set: removing {len(old_keys)} keys of {name}.")
-    sets = backup_store.store().list_sets()
+    store = backup_store.store()
+    sets = store.list_sets()
+    # Read after the listing: a set claimed since is kept by its run, or its time, not by the listing.
+    vanished = vanished_partition_keys(context.instance, sets, backup_store.timestamp_window_s)
     # The cursor is a fingerprint of what is on disk: an unchanged store costs one directory scan.
     fingerprint = _fingerprint(sets)
-    if fingerprint == context.cursor and not deletions:
+    if fingerprint == context.cursor and not (invalid or deletions or vanished):
         return dg.SkipReason("No backup set appeared, changed or disappeared since the last tick.")
     limit = max_sets_per_tick()
     budget = _TickBudget(limit, TICK_BUDGET_S)
-    left = _adopt_legacy_sets(context, sets, budget)
+    removed, left = _remove_vanished(context, vanished, budget, store.where)
+    left += _adopt_legacy_sets(context, sets, budget)
     left += _register_sets(context, sets, budget)
+    if invalid or removed:
+        deletions.insert(0, backup_partitions.build_delete_request(invalid + removed))
     fingerprint = _fingerprint(sets)
     if left:
         context.log.info(
-            f"{left} sets wait for the next ticks: at most {limit} sets ({MAX_SETS_ENV}) and "
+            f"{left} sets or partitions wait for the next ticks: at most {limit} ({MAX_SETS_ENV}) and "
             f"{TICK_BUDGET_S:g} s of work per tick."
         )
     return dg.SensorResult(

@@ -102,6 +102,10 @@ def timestamp_time(timestamp: str) -> datetime:
     return datetime.strptime(validate_timestamp(timestamp), TIMESTAMP_FORMAT)
 
 
+# The deployment's window of check_stamped_now (read by settings.StoreSettings).
+TIMESTAMP_WINDOW_ENV = "PGVECTOR_BACKUP_TIMESTAMP_WINDOW_S"
+
+
 def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = None) -> str:
     """`timestamp` if it is within `window_s` of now; InvalidParams otherwise.
 
@@ -113,7 +117,7 @@ def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = No
         when = "in the future" if offset.total_seconds() > 0 else "ago"
         raise InvalidParams(
             f"Set {timestamp} is stamped {abs(offset)} {when}; a backup run writes only a set stamped within "
-            f"{window_s:g} s of the time it runs (backup_store config timestamp_window_s), so no set carries a "
+            f"{window_s:g} s of the time it runs ({TIMESTAMP_WINDOW_ENV}), so no set carries a "
             f"time it was not taken at. To back up now, launch request_vector_backup_job (it stamps the set "
             f"itself), or the partition of the current time."
         )

@@ -18,13 +18,11 @@ def store_at(
     *,
     file_mode: int = DEFAULT_FILE_MODE,
     s3_options: S3Options | None = None,
-    endpoint_url: str | None = None,
-    region: str | None = None,
 ) -> BackupStore:
     """The store of `root`. Local roots are resolved to an absolute path; S3 roots get a client from the standard
-    AWS chain (`endpoint_url` and `region` override it when given)."""
+    AWS chain (AWS_ENDPOINT_URL, AWS_REGION, credentials: the deployment's environment, never a run's config)."""
     if is_s3_root(root):
         from pgvector_pipeline.store.s3 import S3BackupStore
 
-        return S3BackupStore(make_client(endpoint_url, region), S3Root.parse(root), s3_options)
+        return S3BackupStore(make_client(), S3Root.parse(root), s3_options)
     return LocalBackupStore(Path(root).resolve(), file_mode)

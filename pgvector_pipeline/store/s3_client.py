@@ -2,8 +2,8 @@
 errors turned into the pipeline's (see errors.py), each saying what to check.
 
 The client is boto3's, configured from the standard AWS chain (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles, instance and pod roles) unless the resource names an endpoint or
-region. Credentials are never taken from, or shown in, the root URL: no message here quotes one.
+AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles, instance and pod roles): the deployment's environment, never run
+config. Credentials are never taken from, or shown in, the root URL: no message here quotes one.
 """
 
 import re

@@ -151,6 +151,10 @@ def test_request_job_refuses_a_huge_task_id_plainly(backup_root, store_db, monke
 
 
 def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
+    # The valid key's set exists: only the invalid keys go.
+    (backup_root / "task_ok" / "vector_bak").mkdir(parents=True)
+    for table in ("langchain_pg_collection", "langchain_pg_embedding"):
+        (backup_root / "task_ok" / "vector_bak" / f"{table}_{TS}.csv").write_text("header\n")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(
             backup_partitions.name,
@@ -165,7 +169,7 @@ def test_discovery_sensor_removes_invalid_partition_keys(backup_root):
             ],
         )
         context = dg.build_sensor_context(
-            instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource(root=str(backup_root))}
+            instance=instance, definitions=defs, resources={"backup_store": BackupStoreResource()}
         )
         result = backup_discovery_sensor(context)
 

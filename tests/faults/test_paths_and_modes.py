@@ -3,14 +3,18 @@
 import os
 import stat
 
+import dagster as dg
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
+from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import list_backup_sets
 from pgvector_pipeline.store.local import LocalBackupStore
+from tests.helpers import DSN_ENV, resources_config
 
 TS = "20261124_180000"
 
@@ -72,9 +76,20 @@ def test_backup_files_get_the_configured_mode(mode, store_db, backup_root):
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {p.name: mode for p in written}
 
 
-def test_file_mode_setting_is_checked(backup_root):
-    assert BackupStoreResource(root=str(backup_root)).mode == 0o600
-    assert BackupStoreResource(root=str(backup_root), file_mode="0640").mode == 0o640
-    for bad in ["0666", "0644", "rw-r--r--", "600x"]:
-        with pytest.raises(InvalidParams, match="0600"):
-            _ = BackupStoreResource(root=str(backup_root), file_mode=bad).mode
+def test_the_file_mode_is_set_in_the_environment_and_checked(store_db, backup_root, monkeypatch):
+    monkeypatch.setenv(DSN_ENV, store_db)
+    monkeypatch.setenv("PGVECTOR_BACKUP_FILE_MODE", "0640")
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(REQUEST_BACKUP_JOB).execute_in_process(
+            instance=instance, run_config={**request_run_config(), **resources_config()}
+        )
+    assert result.success
+    written = [p for p in (backup_root / "vector_bak").rglob("*") if p.is_file()]
+    assert len(written) == 4 and {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o640}
+    for bad in ["0666", "0644", "rw-r--r--", "600x", "0o640"]:
+        monkeypatch.setenv("PGVECTOR_BACKUP_FILE_MODE", bad)
+        with pytest.raises(InvalidParams) as refused:
+            BackupStoreResource().store()
+        assert refused.value.message == (
+            f"PGVECTOR_BACKUP_FILE_MODE is 0600 (owner only, the default) or 0640 (owner and group), not {bad!r}."
+        )
