@@ -114,7 +114,7 @@ class RunInterrupted(Exception):
         self.run_id, self.runs_url = run_id, runs_url
 
 
-def _waited_for(client: VectorBackupClient, run_id: str, timeout_s: float) -> dict:
+def _waited_for(client: VectorBackupClient, run_id: str, timeout_s: float) -> RunInfo:
     """The run's end as wait_for_run reports it; RunInterrupted naming the run on Ctrl-C."""
     try:
         return client.wait_for_run(run_id, timeout_s=timeout_s, on_line=_progress)
