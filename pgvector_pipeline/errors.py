@@ -1,7 +1,8 @@
 """Errors the pipeline raises, classified the way the Dagster layer reports them.
 
 Kept free of Dagster so the Postgres and store layers can raise them; `failures.py` turns them into a
-`dagster.Failure` with `error_type` and `can_retry` metadata.
+`dagster.Failure` with `error_type` and `can_retry` metadata. The docstring of the class that defines each
+`error_type` is what that type means: the documentation's error reference is generated from it.
 """
 
 from enum import StrEnum
@@ -37,25 +38,27 @@ def with_outcome(error: PipelineError, outcome: str) -> PipelineError:
 
 
 class InvalidParams(PipelineError):
-    """Bad input: fix the task id, timestamp, path, table list or DSN."""
+    """Bad input: a task id, timestamp, partition key, path, table list or DSN; fix the input."""
 
     error_type = ErrorType.INVALID_PARAMS
 
 
 class ResourceNotFound(PipelineError):
-    """Something named does not exist: directory, set, table, extension, database."""
+    """Something named does not exist: a task directory, set, table, extension, database or role."""
 
     error_type = ErrorType.RESOURCE_NOT_FOUND
 
 
 class DatabaseError(PipelineError):
-    """PostgreSQL refused or failed; retryable only when the connection was lost."""
+    """PostgreSQL refused or failed, classified by SQLSTATE: retryable (`can_retry`) for lost connections, server
+    restarts, deadlocks and serialization failures; never for lock or statement timeouts, missing privileges or a
+    read-only server, which the message names as such."""
 
     error_type = ErrorType.DATABASE_ERROR
 
 
 class DataError(PipelineError):
-    """A set is damaged or unverifiable, or its rows do not fit the target."""
+    """A set is damaged, changed or unverifiable, or its rows do not fit the target."""
 
     error_type = ErrorType.DATA_ERROR
 
@@ -66,12 +69,15 @@ class FilesDamaged(DataError):
 
 
 class StorageError(PipelineError):
-    """The backup root cannot be written (disk full, permissions)."""
+    """The backup root cannot be written or read: a full disk (the message says what is free and what the set
+    needs), permissions, an S3 server that cannot be reached or answers 5xx after 4 attempts (`can_retry`), a server
+    that ignores conditional writes."""
 
     error_type = ErrorType.STORAGE_ERROR
 
 
 class CommitOutcomeUnknown(PipelineError):
-    """Never retried: running the work again could apply it twice (or truncate a restored table)."""
+    """The connection dropped during COMMIT and no new session could learn the outcome: check before retrying.
+    Never retried: running the work again could apply it twice (or truncate a restored table)."""
 
     error_type = ErrorType.COMMIT_OUTCOME_UNKNOWN

@@ -285,7 +285,7 @@ def classify_error(
     if code == "42501":
         return DatabaseError(
             f"The database role lacks a privilege needed while {doing}: {detail}. Nothing was committed. Grant "
-            f"the privilege, or use a role that has it (see README, privileges)."
+            f"the privilege, or use a role that has it (see docs/how-it-works/restores.md, Privileges)."
         )
     if code == "25006":
         return DatabaseError(

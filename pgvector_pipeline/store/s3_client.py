@@ -195,7 +195,7 @@ def s3_error(exc: BaseException, doing: str, where: str) -> PipelineError:
     if code in _CREDENTIAL_CODES:
         return InvalidParams(
             f"S3 refused the request while {doing} at {where} ({code}): the credentials are wrong, or they lack a "
-            f"permission the tool needs (list, get, put, delete, multipart upload; see the README). Check "
+            f"permission the tool needs (list, get, put, delete, multipart upload; the policy: docs/how-to/s3.md, Production). Check "
             f"AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the profile or role, and the bucket policy."
         )
     if code is not None:
