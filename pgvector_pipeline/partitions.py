@@ -81,6 +81,14 @@ def remove_unused_partition_keys(
     return removed
 
 
+def _partition_key_or_none(backup_set: BackupSetInfo) -> str | None:
+    """The set's partition key; None for a set named with no real time (it lists as damaged and has no partition)."""
+    try:
+        return backup_partition_key(backup_set.task, backup_set.timestamp)
+    except InvalidParams:
+        return None
+
+
 def vanished_partition_keys(
     instance: dg.DagsterInstance, sets: Sequence[BackupSetInfo], window_s: float, now: datetime | None = None
 ) -> list[str]:
@@ -89,7 +97,7 @@ def vanished_partition_keys(
     writes only a set of its start's time, see store.layout.check_stamped_now), and named by no run that has not
     finished (its partition, or the set a request run claimed). Invalid keys are not among them (see
     invalid_partition_keys)."""
-    listed = {backup_partition_key(s.task, s.timestamp) for s in sets}
+    listed = {_partition_key_or_none(s) for s in sets}
     now = now or datetime.now()
     candidates = []
     for key in instance.get_dynamic_partitions(SET_PARTITIONS):

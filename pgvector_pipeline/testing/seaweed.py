@@ -173,10 +173,11 @@ def _start(work_dir: Path) -> SeaweedServer:
         # The Iceberg and Lance catalogs listen on fixed ports (8181, 9101): a second server would die on them.
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        # Every bucket is a collection with volumes of its own: small volumes, and many of them, so a test
-        # session's buckets never run out of writable volumes (the defaults size them from the free disk).
+        # Every bucket is a collection that grows 7 volumes of its own at its first write: small volumes, and many of
+        # them, so a test session's buckets never run out of writable volumes (300 ran out at the 52nd bucket:
+        # "No writable volumes", a 500 to every upload). The defaults size them from the free disk.
         "-master.volumeSizeLimitMB=64",
-        "-volume.max=300",
+        "-volume.max=2000",
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
