@@ -70,8 +70,8 @@ class FilesDamaged(DataError):
 
 class StorageError(PipelineError):
     """The backup root cannot be written or read: a full disk (the message says what is free and what the set
-    needs), permissions, an S3 server that cannot be reached or answers 5xx after 4 attempts (`can_retry`), a server
-    that ignores conditional writes."""
+    needs), permissions, an S3 server that cannot be reached or answers 5xx after 3 attempts (within a minute when
+    the endpoint stops answering; `can_retry`), a server that ignores conditional writes."""
 
     error_type = ErrorType.STORAGE_ERROR
 

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shlex
+import sys
 import typing
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,6 +37,16 @@ from mkdocs.structure.pages import Page
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
+
+# The reference is the code of this checkout: `mkdocs` started from another checkout's virtualenv would otherwise
+# import that checkout's package (its editable install) and document it instead. The package is imported now, while
+# this checkout leads sys.path (mkdocs restores sys.path once the hook is loaded); its modules follow it.
+sys.path.insert(0, str(REPO_ROOT))
+try:
+    import pgvector_pipeline  # noqa: F401
+finally:
+    sys.path.remove(str(REPO_ROOT))
+
 MARKER = re.compile(r"<!-- generated:([a-z-]+) -->")
 # Fenced code blocks: their info string (language and attributes) and body.
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -466,7 +477,12 @@ def resources() -> str:
             out += [f"`{model.__name__}`, with the settings of [`{documented[model]}`](#{documented[model]}).", ""]
         else:
             documented[model] = key
-            out += [f"`{model.__name__}`: {_text(model.__doc__ or '')}", "", _fields_table(model)]
+            out += [f"`{model.__name__}`: {_text(model.__doc__ or '')}", ""]
+            out.append(
+                _fields_table(model)
+                if model.model_fields
+                else "No settings: it is set up from the [environment](#environment-variables).\n"
+            )
         out += _set_by_the_code_location(resource)
     return "\n".join(out)
 
