@@ -140,7 +140,9 @@ def test_the_sessions_progress_is_reported_together_and_as_events(big_set):
     copies = [line for line in log.infos if line.startswith(f"COPY {EMBEDDING_TABLE}: ")]
     assert any(" of 12,000 rows (" in line and " by 2 sessions (" in line for line in copies), log.infos
     events = [e for e in log.events if e.task == f"COPY {EMBEDDING_TABLE}"]
-    assert events and all(e.total == 12000 and e.unit == "rows" and e.bytes_done for e in events)
+    # The first reading may come before the sessions sent a byte (a busy machine): bytes are counted once they do.
+    assert events and all(e.total == 12000 and e.unit == "rows" for e in events)
+    assert any(e.bytes_done > 0 for e in events)
 
 
 def test_a_role_with_one_connection_slot_restores_in_its_own_session_and_says_so(big_set, make_role, admin_dsn):

@@ -57,7 +57,8 @@ def test_twenty_backups_and_twenty_restores_leak_nothing(store_db, backup_root, 
             config = {"ops": {"restore_vector_backup": {"config": {"truncate_before_restore": True}}}, **resources}
             assert restore_job.execute_in_process(instance=instance, partition_key=key, run_config=config).success
 
-        assert open_file_descriptors() == fds
+        # A leak leaves more; fewer is a descriptor of an earlier test in this worker process closed meanwhile.
+        assert open_file_descriptors() <= fds
         assert pipeline_connections(store_db) == connections == 0
     assert len(list((backup_root / "vector_bak").glob("vector_backup_*.json"))) == RUNS + 1
     assert (
