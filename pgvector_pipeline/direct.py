@@ -23,9 +23,9 @@ from pgvector_pipeline.drill import restore_drill, set_to_drill
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
+from pgvector_pipeline.store.backup_set_info import set_record
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
-from pgvector_pipeline.store.listing import set_record
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.tables import schema_of

@@ -19,8 +19,9 @@ from typing import Any
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound, StorageError
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.adopt import adopted_manifest
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn, newest_first
 from pgvector_pipeline.store.damage import damage_log_entry, marker_document
-from pgvector_pipeline.store.interface import InterruptedSet, Warn
+from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import (
     BACKUP_DIR_NAME,
     GLOBAL_TASK_KEY,
@@ -37,14 +38,7 @@ from pgvector_pipeline.store.layout import (
     validate_task_id,
     validate_timestamp,
 )
-from pgvector_pipeline.store.listing import (
-    BackupSetInfo,
-    ListedName,
-    LocationListing,
-    assemble_sets,
-    backup_path_task,
-    newest_first,
-)
+from pgvector_pipeline.store.listing import ListedName, LocationListing, assemble_sets, backup_path_task
 from pgvector_pipeline.store.log import format_entry, published_set
 from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from pgvector_pipeline.store.s3_client import (

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pgvector_pipeline.errors import DataError, StorageError
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.claims import SetTaken, claim_new_timestamp
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
 from pgvector_pipeline.store.files import EncodingSink
 from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import csv_name, hold_name, lock_name, manifest_name, validate_timestamp
-from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest
 from pgvector_pipeline.store.s3_client import s3_error, translated, transport_errors
 from pgvector_pipeline.store.s3_lease import Lease, read_lease
