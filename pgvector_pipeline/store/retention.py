@@ -3,8 +3,8 @@
 A set is kept when any rule keeps it: it is among the newest `keep_newest` sets of its location (a
 `vector_bak` directory), it is younger than `max_age_days`, it is the newest complete set of its
 location (always), or a run is writing or reading it (its lock, or a reader's, is held). Everything else is
-deleted under the set's own lock, CSVs before the manifest, and the deletion is appended to the location's
-log. What dead runs left (interrupted sets) is removed by the next backup into the location and, before it
+deleted by the store it is in (BackupStore.delete_set: under the set's own lock, CSVs before the manifest), and the
+deletion is appended to the location's log. What dead runs left (interrupted sets) is removed by the next backup into the location and, before it
 decides, by a retention run that deletes (remove_interrupted_everywhere).
 """
 
