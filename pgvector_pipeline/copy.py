@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.backup_set_info import STATUS_LEGACY, BackupSetInfo, SetReader
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.damage import damage_marked, read_back_published
 from pgvector_pipeline.store.files import verified_csv
-from pgvector_pipeline.store.interface import BackupStore, SetReader, SetWriter, TableWriter
-from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
+from pgvector_pipeline.store.interface import BackupStore, SetWriter, TableWriter
 from pgvector_pipeline.store.manifest import ManifestTable
 
 _CHUNK = 1 << 20

@@ -23,9 +23,9 @@ from pgvector_pipeline.drill import restore_drill, set_to_drill
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
+from pgvector_pipeline.store.backup_set_info import set_record
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
-from pgvector_pipeline.store.listing import set_record
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.tables import schema_of
@@ -156,7 +156,7 @@ def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict
 
 
 def list_sets(where: Target, task_id: str | None, global_only: bool) -> list[dict]:
-    """The sets of the store, newest first, as the inventory records them (see store.listing.set_record).
+    """The sets of the store, newest first, as the inventory records them (see store.backup_set_info.set_record).
     ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
     sets = [set_record(s) for s in where.store.list_sets(global_only=global_only, task_id=task_id)]
     if not sets and isinstance(where.store, LocalBackupStore) and not where.store.root.is_dir():

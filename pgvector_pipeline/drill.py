@@ -18,8 +18,8 @@ from pgvector_pipeline.postgres.catalog import table_oid
 from pgvector_pipeline.postgres.compare import create_scratch, drop_scratch, scratch_schema, table_digest
 from pgvector_pipeline.postgres.connection import classified, connect
 from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.interface import BackupStore
-from pgvector_pipeline.store.listing import BackupSetInfo
 
 # Into an empty schema: the tables and their indexes from the manifest, every check, committed (then dropped).
 _DRILL_FLAGS = RestoreFlags(create_missing=True)

@@ -13,8 +13,8 @@ import dagster as dg
 
 from pgvector_pipeline.contract import BACKUP_SET_TAG, PARTITION_TAG, SET_PARTITIONS, partition_key
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.layout import task_key, timestamp_time, validate_task_id, validate_timestamp
-from pgvector_pipeline.store.listing import BackupSetInfo
 
 backup_partitions = dg.DynamicPartitionsDefinition(name=SET_PARTITIONS)
 # Runs of the old layout carry 'task|timestamp' keys in their tags: still read.

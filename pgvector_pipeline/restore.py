@@ -39,12 +39,11 @@ from pgvector_pipeline.postgres.restore import (
     check_privileges,
     restore_tables,
 )
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetReader
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import decode_prefix, verified_csv
-from pgvector_pipeline.store.interface import SetReader
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
-from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import Manifest, ManifestTable
 from pgvector_pipeline.tables import DEFAULT_TABLES
 

@@ -30,10 +30,9 @@ from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.parse_workers import ParseWorkers, WorkerDied
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import verified_csv
-from pgvector_pipeline.store.interface import Warn
-from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.manifest import ManifestTable
 from pgvector_pipeline.vector_text import VectorType, read_vectors
 

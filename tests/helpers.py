@@ -18,6 +18,7 @@ from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import new_timestamp
+from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 
 # The database comes from an environment variable named in run config: no DSN or password in config.
@@ -37,6 +38,27 @@ def csv_of(path: Path) -> bytes:
 def read_csv_rows(path: Path) -> list[dict]:
     """The rows of a set's file (any codec) as dicts by header name."""
     return list(csv.DictReader(io.StringIO(csv_of(path).decode("utf-8"), newline="")))
+
+
+def local_store(backup_set) -> LocalBackupStore:
+    """The local store a listed set is in: where its files are is the store's business (BackupSetInfo.location)."""
+    assert isinstance(backup_set.store, LocalBackupStore), f"a set of a local store, not of {backup_set.store!r}"
+    return backup_set.store
+
+
+def set_directory(backup_set) -> Path:
+    """The directory of a set of a local store."""
+    return local_store(backup_set).set_directory(backup_set)
+
+
+def set_files(backup_set) -> dict[str, Path]:
+    """The files of a set of a local store, by table."""
+    return local_store(backup_set).set_files(backup_set)
+
+
+def manifest_path(backup_set) -> Path:
+    """The manifest of a set of a local store."""
+    return local_store(backup_set).manifest_path(backup_set)
 
 
 def recent_timestamp() -> str:
@@ -115,7 +137,7 @@ class RecordingLog:
 
 def retain_newest(backup_root, keep: int, log: "RecordingLog"):
     """apply_retention (not a dry run) keeping the newest `keep` sets per location, logging into `log`."""
-    from pgvector_pipeline.store.listing import list_backup_sets
+    from pgvector_pipeline.store.local import list_backup_sets
     from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 
     return apply_retention(
@@ -132,13 +154,13 @@ def rewrite_csv_keeping_manifest_consistent(backup_set, table: str, transform) -
     import hashlib
     import json
 
-    path = backup_set.files[table]
+    path = set_files(backup_set)[table]
     data = transform(path.read_bytes())
     path.write_bytes(data)
-    manifest = json.loads(backup_set.manifest_path.read_text())
+    manifest = json.loads(manifest_path(backup_set).read_text())
     digest = hashlib.sha256(data).hexdigest()
     manifest["tables"][table].update(bytes=len(data), sha256=digest, stored_bytes=len(data), stored_sha256=digest)
-    backup_set.manifest_path.write_text(json.dumps(manifest))
+    manifest_path(backup_set).write_text(json.dumps(manifest))
     backup_set.manifest = backup_set.store.locate(task_id=backup_set.task, timestamp=backup_set.timestamp).manifest
 
 

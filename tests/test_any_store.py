@@ -15,9 +15,9 @@ from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.backup_set_info import STATUS_COMPLETE, STATUS_DAMAGED, STATUS_UNFINISHED
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
 from pgvector_pipeline.store.layout import damaged_name
-from pgvector_pipeline.store.listing import STATUS_COMPLETE, STATUS_DAMAGED, STATUS_UNFINISHED
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK

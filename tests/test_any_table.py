@@ -22,7 +22,7 @@ from pgvector_pipeline.tables import TableSpec
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
 from tests import langchain_stores as lc
-from tests.helpers import DSN_ENV, flip_a_digit, read_csv_rows, resources_config
+from tests.helpers import DSN_ENV, flip_a_digit, read_csv_rows, resources_config, set_files
 
 SCHEMA = "rag"
 STORE_TABLE = "handbook"
@@ -53,7 +53,7 @@ def new_db(pg_server) -> str:
 
 
 def file_of(backup_set, table: str):
-    return backup_set.directory / backup_set.table_files[table]
+    return set_files(backup_set)[table]
 
 
 def rows(dsn: str, table: str) -> list[str]:

@@ -11,8 +11,7 @@ from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
-from pgvector_pipeline.store.listing import list_backup_sets
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets
 from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.s3_lease import LeaseState, owner_gone, this_process
 from pgvector_pipeline.testing.db import execute

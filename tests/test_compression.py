@@ -14,8 +14,7 @@ from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
-from pgvector_pipeline.store.listing import locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import flip_a_digit

@@ -13,9 +13,9 @@ from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
 from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.store.backup_set_info import STATUS_DAMAGED
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
 from pgvector_pipeline.store.layout import damaged_name
-from pgvector_pipeline.store.listing import STATUS_DAMAGED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import S3Root
@@ -44,7 +44,7 @@ def stored_bytes(store, backup_set, table: str) -> bytes:
     if isinstance(store, S3BackupStore):
         key = store.location_key(backup_set.task, name)
         return store.client.get_object(Bucket=store.root.bucket, Key=key)["Body"].read()
-    return (backup_set.directory / name).read_bytes()
+    return (store.set_directory(backup_set) / name).read_bytes()
 
 
 @pytest.mark.parametrize("codec", [NONE, ZSTD, GZIP])

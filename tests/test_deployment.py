@@ -23,12 +23,12 @@ from pgvector_pipeline.contract import (
     TRUNCATE_JOB,
     database_tags,
 )
-from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.local import list_backup_sets
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
 from pgvector_pipeline.testing.webserver import REPO_ROOT, running_webserver
-from tests.helpers import resources_config
+from tests.helpers import resources_config, set_directory
 
 TICK_TIMEOUT_S = 240
 
@@ -132,7 +132,7 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     sets = {s.task: s for s in list_backup_sets(root)}
     assert {task: s.status for task, s in sets.items()} == {"global": "complete", "task_train_1": "complete"}
     assert sets["global"].rows("langchain_pg_embedding") == 200
-    assert sets["task_train_1"].directory == root / "task_train_1" / "vector_bak"
+    assert set_directory(sets["task_train_1"]) == root / "task_train_1" / "vector_bak"
     # The schedule's set carries the time of its tick (the run stamps its set when it starts).
     stamped = datetime.strptime(sets["global"].timestamp, "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
     assert timedelta(0) <= stamped - deployment["tick"] < timedelta(seconds=120)

@@ -17,7 +17,7 @@ from pgvector_pipeline.names import (
 )
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
-from pgvector_pipeline.store.listing import locate_backup_set
+from pgvector_pipeline.store.local import locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 from tests.legacy_format import write_legacy_set

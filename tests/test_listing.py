@@ -23,7 +23,7 @@ from pgvector_pipeline.postgres.connection import redact_dsn
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, csv_name
-from pgvector_pipeline.store.listing import list_backup_sets
+from pgvector_pipeline.store.local import list_backup_sets
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.testing.db import execute, query
 from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup

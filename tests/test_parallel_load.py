@@ -19,7 +19,7 @@ from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.faulty_stores import FaultyStore
-from tests.helpers import PLAIN_CSV, RecordingLog, flip_a_digit
+from tests.helpers import PLAIN_CSV, RecordingLog, flip_a_digit, set_files
 
 SWAP = RestoreFlags(truncate_before_restore=True)
 
@@ -77,7 +77,7 @@ def test_two_sessions_load_every_row_once(big_set):
 
 def test_a_damaged_file_commits_no_session_and_leaves_no_new_table(big_set, backup_root):
     dsn, backup_set = big_set
-    path = backup_set.directory / backup_set.table_files[EMBEDDING_TABLE]
+    path = set_files(backup_set)[EMBEDDING_TABLE]
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] + flip_a_digit(data[len(data) // 2 :]))
     before = contents(dsn)

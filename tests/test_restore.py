@@ -20,13 +20,20 @@ from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.maintenance import truncate_tables_now
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.faulty_stores import FaultyStore
-from tests.helpers import DSN_ENV, PLAIN_CSV, RecordingLog, flip_a_digit, rewrite_csv_keeping_manifest_consistent
+from tests.helpers import (
+    DSN_ENV,
+    PLAIN_CSV,
+    RecordingLog,
+    flip_a_digit,
+    manifest_path,
+    rewrite_csv_keeping_manifest_consistent,
+    set_files,
+)
 from tests.legacy_format import write_legacy_set
 from tests.stores import TRICKY_METADATA, make_store
 
@@ -191,14 +198,14 @@ def test_bad_vector_in_the_last_row_rolls_back_the_truncate_too(restorable):
     with pytest.raises(DataError) as failure:
         restore_backup_set(dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True))
     assert "langchain_pg_embedding" in failure.value.message
-    last_line = backup_set.files[EMBEDDING_TABLE].read_bytes().count(b"\n")  # physical lines, as PostgreSQL counts
+    last_line = set_files(backup_set)[EMBEDDING_TABLE].read_bytes().count(b"\n")  # physical lines, as PostgreSQL counts
     assert f"line {last_line}, column embedding" in failure.value.message
     assert contents(dsn) == before
 
 
 def test_file_of_another_size_is_refused_before_connecting(restorable):
     dsn, backup_set, before = restorable
-    path = backup_set.files[EMBEDDING_TABLE]
+    path = set_files(backup_set)[EMBEDDING_TABLE]
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(DataError, match="does not match its manifest"):
         restore_backup_set(
@@ -210,7 +217,7 @@ def test_file_of_another_size_is_refused_before_connecting(restorable):
 @pytest.mark.parametrize("verify_only", [False, True])
 def test_changed_file_of_the_same_size_loads_nothing(restorable, verify_only):
     dsn, backup_set, before = restorable
-    path = backup_set.files[EMBEDDING_TABLE]
+    path = set_files(backup_set)[EMBEDDING_TABLE]
     path.write_bytes(flip_a_digit(path.read_bytes()))
     with pytest.raises(DataError) as failure:
         restore_backup_set(
@@ -237,7 +244,7 @@ def test_file_changed_after_the_checks_is_caught_by_the_load(restorable):
     # The bytes checked are the bytes loaded: checking a file, then reading it again to load it, would
     # load whatever it holds by then.
     dsn, backup_set, before = restorable
-    path = backup_set.files[EMBEDDING_TABLE]
+    path = set_files(backup_set)[EMBEDDING_TABLE]
     with pytest.raises(DataError, match="does not match its manifest"):
         restore_backup_set(
             dsn, "public", backup_set, RestoreFlags(truncate_before_restore=True), log=ChangeFileWhenLoadStarts(path)
@@ -248,7 +255,7 @@ def test_file_changed_after_the_checks_is_caught_by_the_load(restorable):
 def test_damage_that_breaks_the_csv_is_reported_as_damage(restorable):
     # COPY fails on the damaged row first; the cause to report is the changed file, not the bad vector.
     dsn, backup_set, before = restorable
-    path = backup_set.files[EMBEDDING_TABLE]
+    path = set_files(backup_set)[EMBEDDING_TABLE]
     data = path.read_bytes()
     position = data.index(b'"[', len(data) // 2) + 1
     path.write_bytes(data[:position] + b"x" + data[position + 1 :])
@@ -261,7 +268,7 @@ def test_damage_that_breaks_the_csv_is_reported_as_damage(restorable):
 
 def test_damaged_manifest_is_listed_incomplete_and_refused(restorable, backup_root):
     dsn, backup_set, before = restorable
-    backup_set.manifest_path.write_text('{"format": "pgvector-pipeline-backup/1", "tables": {')
+    manifest_path(backup_set).write_text('{"format": "pgvector-pipeline-backup/1", "tables": {')
 
     [listed] = list_backup_sets(backup_root)
     assert not listed.complete and listed.status == "damaged" and "cannot be read" in listed.problem
@@ -354,7 +361,7 @@ def test_legacy_set_with_python_repr_json_restores(empty_db, backup_root):
     write_legacy_set(empty_db, backup_root / "task_old" / "vector_bak", TS)
     legacy_set = locate_backup_set(backup_root, task_id="task_old", timestamp=TS)
     assert not legacy_set.has_manifest
-    assert b"'ok': True" in legacy_set.files[EMBEDDING_TABLE].read_bytes()
+    assert b"'ok': True" in set_files(legacy_set)[EMBEDDING_TABLE].read_bytes()
 
     restore_backup_set(empty_db, "public", legacy_set, RestoreFlags(truncate_before_restore=True, allow_legacy=True))
 

@@ -12,8 +12,7 @@ from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import app_connection, execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 

@@ -26,7 +26,7 @@ from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.catalog_fingerprint import contents
-from tests.helpers import DSN_ENV, PLAIN_CSV, RecordingLog, direct, flip_a_digit, resources_config
+from tests.helpers import DSN_ENV, PLAIN_CSV, RecordingLog, direct, flip_a_digit, resources_config, set_files
 
 SCRATCH = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'pgvector_drill_%%'"
 
@@ -58,7 +58,7 @@ def test_a_drill_restores_compares_and_drops_leaving_the_live_tables_alone(store
 
 def test_a_damaged_set_fails_the_drill_and_leaves_no_scratch_schema(store_and_set):
     dsn, backup_set = store_and_set
-    path = backup_set.files[EMBEDDING_TABLE]
+    path = set_files(backup_set)[EMBEDDING_TABLE]
     path.write_bytes(flip_a_digit(path.read_bytes()))
 
     with pytest.raises(DataError, match="does not match its manifest"):

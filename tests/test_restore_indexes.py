@@ -17,12 +17,11 @@ from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.progress import ProgressMonitor
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import RecordingLog
+from tests.helpers import RecordingLog, set_directory
 
 TS = "20261124_101500"
 IN_PLACE = RestoreFlags(truncate_before_restore=True, in_place=True)
@@ -115,8 +114,10 @@ def test_a_failing_index_build_leaves_the_original_indexes_and_rows(indexed_stor
             "UPDATE langchain_pg_embedding SET document = 'short' WHERE id = (SELECT min(id) FROM langchain_pg_embedding)"
         ),
     )
-    back_up_database(dsn, "public", LocalBackupStore(backup_set.directory.parent), GLOBAL_TASK_KEY, "20261124_101501")
-    bad_set = locate_backup_set(backup_set.directory.parent, timestamp="20261124_101501")
+    back_up_database(
+        dsn, "public", LocalBackupStore(set_directory(backup_set).parent), GLOBAL_TASK_KEY, "20261124_101501"
+    )
+    bad_set = locate_backup_set(set_directory(backup_set).parent, timestamp="20261124_101501")
     # Not a DELETE: CREATE INDEX also indexes a deleted row that a snapshot elsewhere may still see (an autovacuum
     # ANALYZE did, in CI; here a reader holds one) and would fail on it. TRUNCATE leaves no such row.
     with snapshot_held(dsn):

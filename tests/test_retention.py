@@ -15,8 +15,7 @@ from pgvector_pipeline.partitions import backup_partitions, register_backup_part
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.layout import LOG_FILE_NAME, csv_name
-from pgvector_pipeline.store.listing import list_backup_sets
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets
 from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.store.retention import RetentionPolicy, plan_retention
 

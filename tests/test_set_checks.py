@@ -17,7 +17,7 @@ from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK, ROWS_CHECK, check_files_and_embeddings, check_set
-from tests.helpers import PLAIN_CSV, flip_a_digit, rewrite_csv_keeping_manifest_consistent
+from tests.helpers import PLAIN_CSV, flip_a_digit, rewrite_csv_keeping_manifest_consistent, set_files
 
 
 def backed_up(dsn: str, root):
@@ -55,13 +55,15 @@ def test_a_sound_set_passes_every_check(store_db, backup_root):
 def test_a_changed_file_fails_the_files_check(store_db, backup_root):
     fill_sample_store(store_db, collections=1, embeddings_per_collection=20, dimension=8)
     backup_set = backed_up(store_db, backup_root)
-    path = backup_set.files[EMBEDDING_TABLE]
+    path = set_files(backup_set)[EMBEDDING_TABLE]
     path.write_bytes(flip_a_digit(path.read_bytes()))
 
     found = verdicts(backup_set)
 
     assert not found[FILES_CHECK][0]
-    assert found[FILES_CHECK][1].startswith(f"{backup_set.files[EMBEDDING_TABLE].name} does not match its manifest")
+    assert found[FILES_CHECK][1].startswith(
+        f"{set_files(backup_set)[EMBEDDING_TABLE].name} does not match its manifest"
+    )
     assert found[EMBEDDINGS_CHECK] == (False, "Not checked: the set's files do not match its manifest.")
 
 

@@ -8,8 +8,7 @@ from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.db import app_connection, query
 from tests.helpers import RecordingLog, retain_newest
 from tests.stores import make_store

@@ -11,8 +11,7 @@ from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.maintenance import check_truncate_tables
 from pgvector_pipeline.restore import restore_backup_set
-from pgvector_pipeline.store.listing import locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.tables import DEFAULT_TABLES, BackupTable, TableSet
 from pgvector_pipeline.testing.db import execute, query
 
@@ -55,7 +54,7 @@ def test_a_set_of_one_table_is_complete_and_restores_that_table(store_db, backup
         store_db, "public", LocalBackupStore(backup_root), "global", TS, BackupOptions(tables=only_collections)
     )
     backup_set = locate_backup_set(backup_root, timestamp=TS)
-    assert (backup_set.status, backup_set.tables, sorted(backup_set.files)) == (
+    assert (backup_set.status, backup_set.tables, sorted(backup_set.table_files)) == (
         "complete",
         [COLLECTION_TABLE],
         [COLLECTION_TABLE],

@@ -12,6 +12,7 @@ from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.run_config import RunConfig
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.codecs import (
     CODEC_NAMES,
     COMPRESSION_ENV,
@@ -21,7 +22,6 @@ from pgvector_pipeline.store.codecs import (
 )
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
-from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
 from pgvector_pipeline.verify import (
     DEFAULT_ROWS_DROP,

@@ -5,7 +5,7 @@ import pandas as pd
 
 from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.store.listing import BackupSetInfo, set_record
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # The UI group of the backup assets and the inventory.

@@ -29,8 +29,8 @@ from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_table
 from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.run_config import refuse_nul_at_start
 from pgvector_pipeline.settings import DatabaseSettings
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.interface import BackupStore
-from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.tables import schema_of
 
 

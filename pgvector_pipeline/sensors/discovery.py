@@ -19,12 +19,8 @@ from pgvector_pipeline.partitions import (
     vanished_partition_keys,
 )
 from pgvector_pipeline.resources import BackupStoreResource
+from pgvector_pipeline.store.backup_set_info import STATUS_COMPLETE, STATUS_LEGACY, BackupSetInfo
 from pgvector_pipeline.store.layout import manifest_name
-from pgvector_pipeline.store.listing import (
-    STATUS_COMPLETE,
-    STATUS_LEGACY,
-    BackupSetInfo,
-)
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # Dagster ends a sensor tick after 60 s: stop starting new work after this long, the next tick goes on.

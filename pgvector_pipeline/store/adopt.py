@@ -1,28 +1,16 @@
 """Adopting a set of the old system: record its sizes, checksums and row counts in a manifest of kind
-"adopted", so damage done to it after it was found is caught like damage to any other set."""
+"adopted", so damage done to it after it was found is caught like damage to any other set. The manifest is read
+from the set's files through any store's SetReader; each store writes it its own way (BackupStore.adopt)."""
 
 import csv
 import hashlib
 import io
-import os
 
 from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.store.backup_set_info import STATUS_LEGACY, BackupSetInfo, SetReader
 from pgvector_pipeline.store.codecs import NONE
-from pgvector_pipeline.store.directory import Directory
-from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, storage_error, write_json_durably
-from pgvector_pipeline.store.interface import SetReader
-from pgvector_pipeline.store.layout import manifest_name
 from pgvector_pipeline.store.legacy import legacy_csv_reader
-from pgvector_pipeline.store.listing import STATUS_LEGACY, BackupSetInfo
-from pgvector_pipeline.store.manifest import (
-    KIND_ADOPTED,
-    MANIFEST_FORMAT,
-    Manifest,
-    ManifestColumn,
-    ManifestTable,
-    read_manifest,
-)
-from pgvector_pipeline.store.reading import HeldSet
+from pgvector_pipeline.store.manifest import KIND_ADOPTED, MANIFEST_FORMAT, Manifest, ManifestColumn, ManifestTable
 
 _READ_CHUNK = 1 << 20
 
@@ -88,33 +76,3 @@ def adopted_manifest(held: SetReader, backup_set: BackupSetInfo) -> Manifest:
             for table in sorted(backup_set.table_files)
         },
     )
-
-
-def adopt_legacy_set(reader: HeldSet, mode: int = DEFAULT_FILE_MODE) -> Manifest:
-    """Write the adopted manifest of a legacy set in a local store, read from its held files, and return it."""
-    backup_set = reader.backup_set
-    with reader as held:
-        assert held.location is not None
-        manifest = adopted_manifest(held, backup_set)
-        _write_adopted(held.location, backup_set, manifest.as_document(), mode)
-        return read_manifest(held.location, backup_set.timestamp)
-
-
-def _write_adopted(location: Directory, backup_set: BackupSetInfo, document: dict, mode: int) -> None:
-    """Written under a name no set file has, then hard-linked into place: the link fails if a manifest
-    appeared meanwhile, and a crash leaves no file that a backup's cleanup would mistake for a set."""
-    target = manifest_name(backup_set.timestamp)
-    partial = f".adopting_{target}.{os.getpid()}"
-    try:
-        location.unlink_quietly(partial)
-        write_json_durably(location, partial, document, mode)
-        location.link(partial, target)
-        location.fsync()
-    except FileExistsError:
-        raise DataError(
-            f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
-        ) from None
-    except OSError as exc:
-        raise storage_error(exc, location, target, "adopting an old-system set") from None
-    finally:
-        location.unlink_quietly(partial)

@@ -13,17 +13,14 @@ the set complete again, once a read of it shows its files match after all.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import FilesDamaged, PipelineError, with_outcome
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.files import storage_error, write_json_durably
+from pgvector_pipeline.store.interface import SetWriter
 from pgvector_pipeline.store.layout import damaged_name
-
-if TYPE_CHECKING:
-    from pgvector_pipeline.store.interface import SetWriter, Warn
-    from pgvector_pipeline.store.listing import BackupSetInfo
-    from pgvector_pipeline.store.manifest import ManifestTable
+from pgvector_pipeline.store.manifest import ManifestTable
 
 
 def marker_document(reason: str) -> dict:
@@ -59,7 +56,7 @@ def damage_log_entry(timestamp: str, reason: str) -> tuple[str, list[str]]:
     return f"set {timestamp} marked DAMAGED", [reason, f"marker: {damaged_name(timestamp)}"]
 
 
-def read_back_published(set_writer: "SetWriter", written: "dict[str, ManifestTable]") -> str | None:
+def read_back_published(set_writer: SetWriter, written: dict[str, ManifestTable]) -> str | None:
     """Read every file of the set `set_writer` just published back from its store. None when each has the sha256 it
     was written with; else the set is marked damaged, while the writer's claim still keeps it from listing as
     complete, and what was found and done, in sentences. A file that cannot be read raises (nothing was found)."""
@@ -83,7 +80,7 @@ def read_back_published(set_writer: "SetWriter", written: "dict[str, ManifestTab
 
 
 @contextmanager
-def damage_marked(backup_set: "BackupSetInfo", warn: "Warn") -> Iterator[None]:
+def damage_marked(backup_set: BackupSetInfo, warn: Warn) -> Iterator[None]:
     """Within the block (a check, restore or copy reading `backup_set`): a file found not to match the manifest
     (FilesDamaged) marks the set damaged once the block is left, and the error raised says so."""
     try:

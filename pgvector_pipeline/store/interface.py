@@ -1,30 +1,30 @@
 """The backup store: where sets live. One interface for everything above `postgres/` that touches sets;
-one implementation per place (store.local: a directory tree; object storage next), chosen by the Dagster
-resource `backup_store`. No Dagster, no SQL here.
+one implementation per place (store.local: a directory tree; store.s3: object storage), chosen by store.roots.
+No Dagster, no SQL here.
 
     BackupStore      list and locate sets, start a new one, read one (held), delete one, mark one damaged, log, adopt
     SetWriter        one set being written: claimed on entering, tables streamed in, manifest published last
-    SetReader        one set being read: its files held open (and safe from deletion) while the block runs
+    TableWriter      one table's file of a set being written
+
+Below this module, in store.backup_set_info: a listed set (BackupSetInfo), what it does through the store it was
+found in (SetStore: read, delete, mark damaged, adopt; BackupStore extends it) and SetReader, one set being read:
+its files held open (and safe from deletion) while the block runs.
 
 The operations are shaped for stores without rename, flock or append too: a claim is the store's own
 business, a table writer publishes nothing until `publish`, and a reader holds what it reads.
 """
 
 import builtins
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetStore, Warn
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
+from pgvector_pipeline.store.manifest import Manifest
 
-if TYPE_CHECKING:
-    from pgvector_pipeline.errors import PipelineError
-    from pgvector_pipeline.store.listing import BackupSetInfo
-    from pgvector_pipeline.store.manifest import Manifest
-
-Warn = Callable[[str], None]
 Progress = Callable[[int, int], None]
 
 
@@ -58,7 +58,7 @@ class TableWriter(Protocol):
         ...
 
     def discard(self) -> int: ...
-    def failed(self, exc: OSError, doing: str, set_bytes_estimate: int | None = None) -> "PipelineError":
+    def failed(self, exc: OSError, doing: str, set_bytes_estimate: int | None = None) -> PipelineError:
         """Discard what was written and say what failed (a full disk: what is free and what the set needs)."""
         ...
 
@@ -79,7 +79,7 @@ class SetWriter(Protocol):
     def open_table(
         self, table: str, progress: Progress | None = None, compression: Compression = UNCOMPRESSED
     ) -> TableWriter: ...
-    def publish(self, manifest: "Manifest") -> str:
+    def publish(self, manifest: Manifest) -> str:
         """Make the set visible, manifest last; where the manifest is."""
         ...
 
@@ -93,28 +93,8 @@ class SetWriter(Protocol):
         ...
 
 
-class SetReader(Protocol):
-    """A set's files held for reading while the `with` block runs: deletion skips a held set."""
-
-    def __enter__(self) -> "SetReader": ...
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-    def file(self, table: str) -> io.RawIOBase:
-        """The table's file as stored, a stream at its start (read once, to its end)."""
-        ...
-
-    def prefix(self, table: str, limit: int) -> bytes:
-        """At most `limit` bytes from the start of the table's file, without consuming the stream."""
-        ...
-
-    def size(self, table: str) -> int:
-        """The size of the table's file as stored."""
-        ...
-
-
-class BackupStore(Protocol):
-    """Where backup sets live."""
+class BackupStore(SetStore, Protocol):
+    """Where backup sets live (reading, deleting, marking and adopting a listed set: see SetStore)."""
 
     @property
     def where(self) -> str:
@@ -125,13 +105,13 @@ class BackupStore(Protocol):
         """Where the sets of a task key live, for messages and metadata."""
         ...
 
-    def list_sets(self, *, global_only: bool = False, task_id: str | None = None) -> list["BackupSetInfo"]:
+    def list_sets(self, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:
         """Every set (reading manifests only), newest first by the time it was taken."""
         ...
 
     def locate(
         self, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
-    ) -> "BackupSetInfo":
+    ) -> BackupSetInfo:
         """One set by task id (or a path inside the store) and timestamp."""
         ...
 
@@ -151,25 +131,10 @@ class BackupStore(Protocol):
         one). `on_interrupted` hears of each dead writer's leftovers it removed."""
         ...
 
-    def read_set(self, backup_set: "BackupSetInfo", tables: list[str]) -> SetReader: ...
-
     def remove_interrupted(self, task: str) -> list[InterruptedSet]:
         """Remove what dead writers left in a task's location (never a live writer's files); what was removed."""
         ...
 
-    def delete_set(self, backup_set: "BackupSetInfo", warn: Warn) -> int | None:
-        """Delete a set and log it; bytes freed, or None when a run writes or reads it now."""
-        ...
-
-    def mark_damaged(self, backup_set: "BackupSetInfo", reason: str, warn: Warn) -> str:
-        """Mark a published set damaged (see store.damage) and log it with `reason`; where the marker is.
-        StorageError when it cannot be written."""
-        ...
-
     def append_log(self, task: str, headline: str, details: list[str], warn: Warn) -> bool:
         """Append an entry to the location's log; a log that cannot be written warns (with the entry)."""
-        ...
-
-    def adopt(self, backup_set: "BackupSetInfo") -> "Manifest":
-        """Record an old-system set's sizes, checksums and row counts in an adopted manifest."""
         ...

@@ -9,21 +9,26 @@ O_APPEND. Each operation opens what it needs from the root, so nothing outlives 
 reader's own `with` block.
 """
 
+import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
-from pgvector_pipeline.errors import ResourceNotFound
-from pgvector_pipeline.store.adopt import adopt_legacy_set
-from pgvector_pipeline.store.backup_set import BackupSetWriter, remove_interrupted_sets
+from pgvector_pipeline.errors import DataError, ResourceNotFound
+from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.adopt import adopted_manifest
+from pgvector_pipeline.store.backup_set import BackupSetWriter, SetLock, remove_interrupted_sets
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_log_entry, mark_in_directory
-from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, check_file_mode, storage_error
-from pgvector_pipeline.store.interface import InterruptedSet, Warn
-from pgvector_pipeline.store.listing import BackupSetInfo, find_set, scan_sets
+from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
+from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, check_file_mode, storage_error, write_json_durably
+from pgvector_pipeline.store.interface import InterruptedSet
+from pgvector_pipeline.store.layout import manifest_name
+from pgvector_pipeline.store.listing import find_set, scan_sets
 from pgvector_pipeline.store.locations import location_path, open_location, open_root, task_directories
 from pgvector_pipeline.store.log import record_in_log
-from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.manifest import Manifest, read_manifest
 from pgvector_pipeline.store.reading import HeldSet
-from pgvector_pipeline.store.retention import delete_backup_set
 
 
 class _LocalSetWriter(BackupSetWriter):
@@ -100,7 +105,38 @@ class LocalBackupStore:
         return HeldSet(self.root, backup_set, tables)
 
     def delete_set(self, backup_set: BackupSetInfo, warn: Warn) -> int | None:
-        return delete_backup_set(self.root, backup_set, self.file_mode, warn)
+        """Delete a set's files and log it; bytes freed, or None when a run writes or reads the set now.
+
+        The set's own lock keeps writers off; an exclusive flock on each of its files, taken without waiting,
+        keeps it from readers (see store.reading), which hold shared ones for as long as they read.
+        """
+        with open_location(self.root, backup_set.task) as location:
+            try:
+                lock = SetLock.try_acquire(location, backup_set.timestamp, self.file_mode)
+            except UnsafeEntry:
+                return None
+            if lock is None:
+                return None
+            with lock, ExitStack() as held:
+                # CSVs first: a set cut short here still has its manifest, so it lists as incomplete, not as legacy.
+                doomed = backup_set.file_names()
+                for name in doomed:
+                    try:
+                        file = held.enter_context(location.open_read(name))
+                    except (FileNotFoundError, UnsafeEntry):
+                        continue  # gone, or no longer a regular file: only its name is removed, nothing it points to
+                    if not try_flock(file.fileno(), exclusive=True):
+                        return None
+                freed = sum(location.unlink_quietly(name) for name in doomed)
+                location.fsync()
+            record_in_log(
+                location,
+                f"retention deleted set {backup_set.timestamp} ({backup_set.status}, {human_size(freed)})",
+                doomed,
+                self.file_mode,
+                warn,
+            )
+        return freed
 
     def mark_damaged(self, backup_set: BackupSetInfo, reason: str, warn: Warn) -> str:
         with open_location(self.root, backup_set.task) as location:
@@ -118,4 +154,56 @@ class LocalBackupStore:
             return record_in_log(location, headline, details, self.file_mode, warn)
 
     def adopt(self, backup_set: BackupSetInfo) -> Manifest:
-        return adopt_legacy_set(self.read_set(backup_set, sorted(backup_set.table_files)), self.file_mode)
+        """Write the adopted manifest of a legacy set, read from its held files, and return it."""
+        with self.read_set(backup_set, sorted(backup_set.table_files)) as held:
+            assert held.location is not None
+            manifest = adopted_manifest(held, backup_set)
+            _write_adopted(held.location, backup_set, manifest.as_document(), self.file_mode)
+            return read_manifest(held.location, backup_set.timestamp)
+
+    # --- where a set's files are: local paths, for people and tests (a listed set names only its location) ------
+
+    def set_directory(self, backup_set: BackupSetInfo) -> Path:
+        """The directory of a set of this store."""
+        return location_path(self.root, backup_set.task)
+
+    def set_files(self, backup_set: BackupSetInfo) -> dict[str, Path]:
+        """The published files of a set of this store, by table."""
+        directory = self.set_directory(backup_set)
+        return {table: directory / name for table, name in backup_set.table_files.items()}
+
+    def manifest_path(self, backup_set: BackupSetInfo) -> Path:
+        """Where the manifest of a set of this store is (or would be)."""
+        return self.set_directory(backup_set) / manifest_name(backup_set.timestamp)
+
+
+def _write_adopted(location: Directory, backup_set: BackupSetInfo, document: dict, mode: int) -> None:
+    """Written under a name no set file has, then hard-linked into place: the link fails if a manifest
+    appeared meanwhile, and a crash leaves no file that a backup's cleanup would mistake for a set."""
+    target = manifest_name(backup_set.timestamp)
+    partial = f".adopting_{target}.{os.getpid()}"
+    try:
+        location.unlink_quietly(partial)
+        write_json_durably(location, partial, document, mode)
+        location.link(partial, target)
+        location.fsync()
+    except FileExistsError:
+        raise DataError(
+            f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
+        ) from None
+    except OSError as exc:
+        raise storage_error(exc, location, target, "adopting an old-system set") from None
+    finally:
+        location.unlink_quietly(partial)
+
+
+def list_backup_sets(root: Path, *, global_only: bool = False, task_id: str | None = None) -> list[BackupSetInfo]:
+    """The sets of the local store at `root` (see LocalBackupStore.list_sets)."""
+    return LocalBackupStore(root).list_sets(global_only=global_only, task_id=task_id)
+
+
+def locate_backup_set(
+    root: Path, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
+) -> BackupSetInfo:
+    """One set of the local store at `root` (see LocalBackupStore.locate)."""
+    return LocalBackupStore(root).locate(task_id=task_id, timestamp=timestamp, backup_path=backup_path)

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
 from pgvector_pipeline.store.layout import manifest_name
-from pgvector_pipeline.store.listing import BackupSetInfo
 from pgvector_pipeline.store.locations import open_location
 
 

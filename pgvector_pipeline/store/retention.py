@@ -3,31 +3,21 @@
 A set is kept when any rule keeps it: it is among the newest `keep_newest` sets of its location (a
 `vector_bak` directory), it is younger than `max_age_days`, it is the newest complete set of its
 location (always), or a run is writing or reading it (its lock, or a reader's, is held). Everything else is
-deleted under the set's own lock, CSVs before the manifest, and the deletion is appended to the location's
-log. What dead runs left (interrupted sets) is removed by the next backup into the location and, before it
+deleted by the store it is in (BackupStore.delete_set: under the set's own lock, CSVs before the manifest), and the
+deletion is appended to the location's log. What dead runs left (interrupted sets) is removed by the next backup into the location and, before it
 decides, by a retention run that deletes (remove_interrupted_everywhere).
 """
 
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.backup_set import SetLock
-from pgvector_pipeline.store.directory import UnsafeEntry, try_flock
-from pgvector_pipeline.store.interface import InterruptedSet
+from pgvector_pipeline.store.backup_set_info import STATUS_UNFINISHED, BackupSetInfo, newest_first
+from pgvector_pipeline.store.interface import BackupStore, InterruptedSet
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import STATUS_UNFINISHED, BackupSetInfo, newest_first
-from pgvector_pipeline.store.locations import open_location
-from pgvector_pipeline.store.log import record_in_log
-
-if TYPE_CHECKING:
-    from pgvector_pipeline.store.interface import BackupStore
 
 
 @dataclass(frozen=True)
@@ -94,42 +84,7 @@ def plan_retention(
     return decisions
 
 
-def delete_backup_set(root: Path, backup_set: BackupSetInfo, mode: int, warn: Callable[[str], None]) -> int | None:
-    """Delete a set's files and log it; bytes freed, or None when a run writes or reads the set now.
-
-    The set's own lock keeps writers off; an exclusive flock on each of its files, taken without waiting,
-    keeps it from readers (see store.reading), which hold shared ones for as long as they read.
-    """
-    with open_location(root, backup_set.task) as location:
-        try:
-            lock = SetLock.try_acquire(location, backup_set.timestamp, mode)
-        except UnsafeEntry:
-            return None
-        if lock is None:
-            return None
-        with lock, ExitStack() as held:
-            # CSVs first: a set cut short here still has its manifest, so it lists as incomplete, not as legacy.
-            doomed = backup_set.file_names()
-            for name in doomed:
-                try:
-                    file = held.enter_context(location.open_read(name))
-                except (FileNotFoundError, UnsafeEntry):
-                    continue  # gone, or no longer a regular file: only its name is removed, nothing it points to
-                if not try_flock(file.fileno(), exclusive=True):
-                    return None
-            freed = sum(location.unlink_quietly(name) for name in doomed)
-            location.fsync()
-        record_in_log(
-            location,
-            f"retention deleted set {backup_set.timestamp} ({backup_set.status}, {human_size(freed)})",
-            doomed,
-            mode,
-            warn,
-        )
-    return freed
-
-
-def remove_interrupted_everywhere(store: "BackupStore", log_info: Callable[[str], None]) -> list[InterruptedSet]:
+def remove_interrupted_everywhere(store: BackupStore, log_info: Callable[[str], None]) -> list[InterruptedSet]:
     """What dead backup runs left in every location of the store, removed (each logged): on object storage a
     location nobody backs up into again would otherwise keep them."""
     removed = []

@@ -7,6 +7,7 @@ from pathlib import Path
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import S3Options, S3Root, is_s3_root, make_client
 
 # The backup root of the code location (and of a --direct shell): a directory or s3://bucket/prefix.
@@ -22,7 +23,5 @@ def store_at(
     """The store of `root`. Local roots are resolved to an absolute path; S3 roots get a client from the standard
     AWS chain (AWS_ENDPOINT_URL, AWS_REGION, credentials: the deployment's environment, never a run's config)."""
     if is_s3_root(root):
-        from pgvector_pipeline.store.s3 import S3BackupStore
-
         return S3BackupStore(make_client(), S3Root.parse(root), s3_options)
     return LocalBackupStore(Path(root).resolve(), file_mode)

@@ -4,6 +4,9 @@ errors turned into the pipeline's (see errors.py), each saying what to check.
 The client is boto3's, configured from the standard AWS chain (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_REGION, profiles, instance and pod roles): the deployment's environment, never run
 config. Credentials are never taken from, or shown in, the root URL: no message here quotes one.
+
+boto3 and botocore (an optional, heavy dependency) are imported inside the functions that use them, so that a
+process with a local store never loads them.
 """
 
 import re
@@ -25,7 +28,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_.=-]{1,200}")
 # back-off) up to MAX_ATTEMPTS times in all, each attempt waiting at most CONNECT_TIMEOUT_S for a connection and
 # READ_TIMEOUT_S for each answer (between any two bytes of it). boto3's own bounds (60 s, 5 attempts) kept a
 # listing of a silent endpoint waiting 5 minutes, a restore 10. After such a failure the clean-up does not wait on
-# the endpoint again (see S3BackupStore.answering).
+# the endpoint again (see S3Objects.answering).
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 15

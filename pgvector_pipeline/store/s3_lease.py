@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pgvector_pipeline.store.s3_client import (
     CREATE_REFUSED_CODES,
@@ -31,9 +31,7 @@ from pgvector_pipeline.store.s3_client import (
     s3_error,
     transport_errors,
 )
-
-if TYPE_CHECKING:
-    from pgvector_pipeline.store.s3 import S3BackupStore
+from pgvector_pipeline.store.s3_objects import S3Objects
 
 # A lease object is a small JSON document; anything longer is not one of ours.
 MAX_LEASE_BYTES = 1 << 16
@@ -59,7 +57,7 @@ class LeaseState:
         return token if isinstance(token, str) else None
 
 
-def read_lease(store: "S3BackupStore", key: str) -> LeaseState | None:
+def read_lease(store: S3Objects, key: str) -> LeaseState | None:
     """The lease object at `key`, or None when there is none (raises what the server or network raised)."""
     found = store.read_small(key, MAX_LEASE_BYTES)
     if found is None:
@@ -76,7 +74,7 @@ class Lease:
     """This process's lease on `key`: put (only if absent, for a claim) or taken over, re-put every `refresh_s` by a
     thread while it is held, deleted on `release`."""
 
-    def __init__(self, store: "S3BackupStore", key: str):
+    def __init__(self, store: S3Objects, key: str):
         self._store, self.key = store, key
         self.token = uuid.uuid4().hex
         self._process = this_process()
@@ -88,7 +86,7 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def put(cls, store: "S3BackupStore", key: str, *, exclusive: bool) -> "Lease | None":
+    def put(cls, store: S3Objects, key: str, *, exclusive: bool) -> "Lease | None":
         """The lease on `key`, or None when `exclusive` and the key exists (someone else holds it)."""
         lease = cls(store, key)
         try:
@@ -100,7 +98,7 @@ class Lease:
         return lease._held()
 
     @classmethod
-    def take_over(cls, store: "S3BackupStore", key: str, dead: LeaseState) -> "Lease | None":
+    def take_over(cls, store: S3Objects, key: str, dead: LeaseState) -> "Lease | None":
         """This process's lease in place of `dead` (a lease judged stale or its owner gone), or None when the object
         changed since it was read (its owner refreshed it, or another run took it over) or is gone."""
         lease = cls(store, key)
@@ -185,7 +183,7 @@ class Lease:
             pass  # left to go stale
 
 
-def put_over(store: "S3BackupStore", key: str, body: bytes, etag: str | None) -> str | None:
+def put_over(store: S3Objects, key: str, body: bytes, etag: str | None) -> str | None:
     """Put `body` at `key` only if the object there is still the one with `etag`: the new ETag, or None when it
     changed or is gone. Atomic with If-Match where the server honours it; else compared just before the put."""
     if store.if_match_honoured:
@@ -199,6 +197,11 @@ def put_over(store: "S3BackupStore", key: str, body: bytes, etag: str | None) ->
     if current is None or current.etag != etag:
         return None
     return store.put(key, body)
+
+
+def abandoned(store: S3Objects, lease: LeaseState) -> bool:
+    """Whether a claim or hold is a dead run's: not refreshed for stale_after_s, or its owner known gone."""
+    return store.older_than_stale(lease.last_modified) or owner_gone(lease)
 
 
 def this_process() -> str | None:

@@ -1,4 +1,5 @@
-"""One set on object storage while it is written or read (see store.s3 for the store itself).
+"""One set on object storage while it is written or read, what dead runs left of sets removed, and a set marked
+damaged (see store.s3 for the store itself, store.s3_objects for the objects all of it is built on).
 
 Object storage has no flock, rename or append, so:
 - a claim is `vector_backup_{ts}.lock`, created only if absent (`If-None-Match: *`): of two runs claiming the
@@ -14,28 +15,34 @@ Object storage has no flock, rename or append, so:
   S3's read-after-write consistency at least one of them sees the other and backs off.
 """
 
-import hashlib
 import io
+import json
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pgvector_pipeline.errors import DataError, StorageError
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.claims import SetTaken, claim_new_timestamp
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
+from pgvector_pipeline.store.damage import marker_document
 from pgvector_pipeline.store.files import EncodingSink
 from pgvector_pipeline.store.interface import InterruptedSet
-from pgvector_pipeline.store.layout import csv_name, hold_name, lock_name, manifest_name, validate_timestamp
-from pgvector_pipeline.store.listing import BackupSetInfo
+from pgvector_pipeline.store.layout import (
+    csv_name,
+    damaged_name,
+    hold_name,
+    lock_name,
+    manifest_name,
+    parse_hold_name,
+    parse_set_file_name,
+    validate_timestamp,
+)
 from pgvector_pipeline.store.manifest import Manifest
-from pgvector_pipeline.store.s3_client import s3_error, translated, transport_errors
-from pgvector_pipeline.store.s3_lease import Lease, read_lease
+from pgvector_pipeline.store.s3_client import CREATE_REFUSED_CODES, error_code, s3_error, translated, transport_errors
+from pgvector_pipeline.store.s3_lease import Lease, abandoned, read_lease
+from pgvector_pipeline.store.s3_objects import S3Objects, set_names
 from pgvector_pipeline.store.s3_upload import MultipartUpload
-
-if TYPE_CHECKING:
-    from pgvector_pipeline.store.s3 import S3BackupStore
-
-_READ_CHUNK = 1 << 20
 
 
 class S3TableWriter(EncodingSink):
@@ -44,7 +51,7 @@ class S3TableWriter(EncodingSink):
 
     def __init__(
         self,
-        store: "S3BackupStore",
+        store: S3Objects,
         key: str,
         name: str,
         progress: Callable[[int, int], None] | None,
@@ -86,7 +93,7 @@ class S3TableWriter(EncodingSink):
 
     def discard(self) -> int:
         """Abort the upload, or delete the object once complete (neither while the server is not answering: see
-        S3BackupStore.answering); the bytes it held."""
+        S3Objects.answering); the bytes it held."""
         if self.completed:
             self._s3.delete_quietly([self.key])
         else:
@@ -104,7 +111,7 @@ class S3SetWriter:
 
     def __init__(
         self,
-        store: "S3BackupStore",
+        store: S3Objects,
         task: str,
         timestamp: str | None,
         on_interrupted: Callable[[InterruptedSet], None] | None = None,
@@ -125,7 +132,7 @@ class S3SetWriter:
 
     def __enter__(self) -> "S3SetWriter":
         self._store.check_conditional_create()
-        for interrupted in self._store.remove_interrupted(self.task):
+        for interrupted in remove_interrupted_sets(self._store, self.task):
             if self._on_interrupted:
                 self._on_interrupted(interrupted)
         if self.timestamp is not None:
@@ -173,7 +180,7 @@ class S3SetWriter:
     def mark_damaged(self, reason: str) -> str:
         """Mark the published set damaged (store.damage), its claim still held."""
         assert self.published and self.timestamp is not None
-        return self._store.put_damage_marker(self.task, self.timestamp, reason)
+        return put_damage_marker(self._store, self.task, self.timestamp, reason)
 
     def publish(self, manifest: Manifest) -> str:
         """Put the manifest (only if absent) once every file of the set is checked to be there as written and the
@@ -238,9 +245,9 @@ class S3SetWriter:
 
 class _ObjectStream(io.RawIOBase):
     """An object's body read as a raw stream; a dropped connection becomes a StorageError naming the object (and a
-    read that got no answer is noted by the store: see S3BackupStore.answering)."""
+    read that got no answer is noted by the store: see S3Objects.answering)."""
 
-    def __init__(self, body: Any, where: str, store: "S3BackupStore"):
+    def __init__(self, body: Any, where: str, store: S3Objects):
         super().__init__()
         self._body, self._where, self._store = body, where, store
 
@@ -267,7 +274,7 @@ class S3SetReader:
     """A set's objects held for reading (see store.interface.SetReader): a hold is put first, then the set is
     checked to be neither claimed (written, or being deleted) nor changed since it was listed."""
 
-    def __init__(self, store: "S3BackupStore", backup_set: BackupSetInfo, tables: list[str]):
+    def __init__(self, store: S3Objects, backup_set: BackupSetInfo, tables: list[str]):
         missing = [table for table in tables if table not in backup_set.table_files]
         if missing:
             raise DataError(f"Set {backup_set.timestamp} in {backup_set.location} has no file of {missing}.")
@@ -288,7 +295,7 @@ class S3SetReader:
         try:
             with translated("reading the set's claim", backup_set.location):
                 claim = read_lease(self._store, self._key(lock_name(backup_set.timestamp)))
-            if claim is not None and not self._store.abandoned(claim):  # a dead run's claim: no one acts on it
+            if claim is not None and not abandoned(self._store, claim):  # a dead run's claim: no one acts on it
                 raise DataError(f"{where} is being deleted (by retention) or written right now. Restore another set.")
             for name in self._names.values():
                 head = self._store.head(self._key(name))
@@ -333,9 +340,85 @@ class S3SetReader:
         return {name: head["ETag"] for name, head in self._heads.items()}
 
 
-def stream_sha256(body: Any) -> str:
-    """The sha256 of an object's body, read to its end in chunks."""
-    digest = hashlib.sha256()
-    while chunk := body.read(_READ_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
+def remove_interrupted_sets(store: S3Objects, task: str) -> list[InterruptedSet]:
+    """Remove what dead runs left in a task's location: the objects and multipart uploads of every set whose
+    claim is a dead run's (stale, or its owner gone; a published manifest keeps its set: only the claim goes),
+    under a claim of this run put over the dead one, then that claim."""
+    entries = dict(store.location_names(task))
+    # Holds of readers that died: they no longer hold anything, only clutter the listing.
+    store.delete_quietly(
+        [store.location_key(task, n) for n, e in entries.items() if parse_hold_name(n) and store.stale(e)]
+    )
+    removed = []
+    for name in entries:
+        parsed = parse_set_file_name(name)
+        if parsed and parsed.kind == "lock":
+            leftovers = _remove_if_dead(store, task, parsed.timestamp)
+            if leftovers is not None:
+                removed.append(leftovers)
+    return removed
+
+
+def _remove_if_dead(store: S3Objects, task: str, timestamp: str) -> InterruptedSet | None:
+    """Remove set `timestamp`'s leftovers if its claim is a dead run's; what was removed (None: nothing)."""
+    lock_key = store.location_key(task, lock_name(timestamp))
+    with translated("reading a claim", store.url_of(lock_key)):
+        claim = read_lease(store, lock_key)
+    if claim is None or not abandoned(store, claim):
+        return None
+    # Taken over, not deleted: an owner that refreshed it since keeps it, one that wakes up later finds it
+    # gone (see store.s3_lease), and nobody else claims the set while its objects go.
+    remover = Lease.take_over(store, lock_key, claim)
+    if remover is None:
+        return None
+    try:
+        # Listed again under this run's claim: the dead run may have finished an upload since the first listing.
+        entries = dict(store.location_names(task))
+        names = set_names(entries, timestamp)
+        files = [] if manifest_name(timestamp) in names else names
+        freed = sum(int(entries[f].get("Size", 0)) for f in files)
+        store.delete_quietly([store.location_key(task, f) for f in files])
+        aborted = _abort_uploads(store, task, _uploads(store, task), timestamp)
+    finally:
+        remover.release()
+    return InterruptedSet(timestamp, sorted(files + aborted), freed) if files or aborted else None
+
+
+def _uploads(store: S3Objects, task: str) -> list[dict]:
+    """The unfinished multipart uploads in a task's location."""
+    prefix = store.location_key(task)
+    with translated("listing unfinished uploads", store.url_of(prefix)):
+        paginator = store.client.get_paginator("list_multipart_uploads")
+        return [
+            u for page in paginator.paginate(Bucket=store.root.bucket, Prefix=prefix) for u in page.get("Uploads", [])
+        ]
+
+
+def _abort_uploads(store: S3Objects, task: str, uploads: list[dict], timestamp: str) -> list[str]:
+    """Abort the uploads (of a task's location) that belong to set `timestamp`; the names they were for."""
+    prefix = store.location_key(task)
+    aborted = []
+    for upload in uploads:
+        name = upload["Key"][len(prefix) :]
+        parsed = parse_set_file_name(name)
+        if parsed and parsed.timestamp == timestamp:
+            try:
+                store.client.abort_multipart_upload(
+                    Bucket=store.root.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted.append(f"{name} (unfinished upload)")
+            except transport_errors():
+                pass
+    return aborted
+
+
+def put_damage_marker(store: S3Objects, task: str, timestamp: str, reason: str) -> str:
+    """Mark set `timestamp` of `task` damaged (store.damage; a set marked already keeps its first marker); the
+    marker's URL."""
+    key = store.location_key(task, damaged_name(timestamp))
+    try:
+        store.put(key, (json.dumps(marker_document(reason), indent=2) + "\n").encode(), if_absent=True)
+    except transport_errors() as exc:
+        if error_code(exc) not in CREATE_REFUSED_CODES:
+            raise s3_error(exc, "marking the set damaged", store.url_of(key)) from exc
+    return store.url_of(key)

@@ -25,8 +25,7 @@ from pgvector_pipeline.store.layout import (
     validate_task_id,
     validate_timestamp,
 )
-from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
 from tests.helpers import DSN_ENV, recent_timestamp, resources_config, run_backup_job

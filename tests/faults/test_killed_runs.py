@@ -14,8 +14,7 @@ from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
-from pgvector_pipeline.store.listing import list_backup_sets
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets
 from pgvector_pipeline.store.locations import open_location
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store

@@ -10,10 +10,9 @@ from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
-from tests.helpers import RecordingLog
+from tests.helpers import RecordingLog, manifest_path
 from tests.stores import make_store
 
 TS = "20261124_150000"
@@ -27,9 +26,9 @@ def backed_up(empty_db, backup_root):
 
 
 def edit_manifest(backup_set, change) -> None:
-    document = json.loads(backup_set.manifest_path.read_text())
+    document = json.loads(manifest_path(backup_set).read_text())
     change(document)
-    backup_set.manifest_path.write_text(json.dumps(document))
+    manifest_path(backup_set).write_text(json.dumps(document))
 
 
 def objects_in(dsn: str) -> list[tuple]:
@@ -183,9 +182,9 @@ def test_odd_manifest_fields_are_data_errors(backed_up, backup_root, empty_db, c
 
 @pytest.mark.parametrize("content", [b"[]", b"null", b"\xff\xfe", b"{" * 100_000, b" " * (5 << 20)])
 def test_manifests_that_are_not_json_objects_are_data_errors(backed_up, backup_root, content):
-    backed_up.manifest_path.write_bytes(content)
+    manifest_path(backed_up).write_bytes(content)
     [listed] = list_backup_sets(backup_root)
-    assert listed.status == "damaged" and str(backed_up.manifest_path) in listed.problem
+    assert listed.status == "damaged" and str(manifest_path(backed_up)) in listed.problem
 
 
 @pytest.mark.parametrize(

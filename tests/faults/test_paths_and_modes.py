@@ -12,8 +12,7 @@ from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import list_backup_sets
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets
 from tests.helpers import DSN_ENV, resources_config
 
 TS = "20261124_180000"

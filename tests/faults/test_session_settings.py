@@ -9,8 +9,7 @@ from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
-from pgvector_pipeline.store.listing import list_backup_sets
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.helpers import RecordingLog

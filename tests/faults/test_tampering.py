@@ -12,11 +12,10 @@ from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
-from pgvector_pipeline.store.listing import locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
-from tests.helpers import PLAIN_CSV, flip_a_digit
+from tests.helpers import PLAIN_CSV, flip_a_digit, set_files
 
 TS = "20261124_130000"
 LEGACY_FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_root" / "task_legacy"
@@ -98,7 +97,7 @@ def test_adopted_set_catches_damage_done_after_adoption(store_db, backup_root):
     adopted = locate_backup_set(backup_root, task_id="task_legacy", timestamp=LEGACY_TS)
     assert adopted.status == "complete"
 
-    path = adopted.files[EMBEDDING_TABLE]
+    path = set_files(adopted)[EMBEDDING_TABLE]
     path.write_bytes(re.sub(rb"custom|tricky", b"XXXXXX", path.read_bytes()) + b"e9,,,,\n")
     with pytest.raises(DataError, match="does not match its manifest"):
         restore_backup_set(store_db, "public", adopted)

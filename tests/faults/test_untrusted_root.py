@@ -12,11 +12,10 @@ from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
-from pgvector_pipeline.store.listing import list_backup_sets, locate_backup_set
-from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets, locate_backup_set
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import query
-from tests.helpers import RecordingLog, retain_newest
+from tests.helpers import RecordingLog, retain_newest, set_files
 from tests.stores import make_store
 
 OLD = "20261120_100000"
@@ -115,7 +114,7 @@ def test_a_csv_swapped_for_a_symlink_after_listing_is_not_read(store, backup_roo
     backup_set = locate_backup_set(backup_root, timestamp=TS)
     secret = outside / "secret.txt"
     secret.write_text(SECRET + "\nmore\n")
-    csv = backup_set.files["langchain_pg_embedding"]
+    csv = set_files(backup_set)["langchain_pg_embedding"]
     csv.unlink()
     csv.symlink_to(secret)
 
