@@ -28,17 +28,17 @@ from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_
 from pgvector_pipeline.postgres.migrate import langchain_postgres_ddl
 from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.pgvector_store import StoreLoad, StoreTable, restore_into_store
+from pgvector_pipeline.postgres.preflight import check_privileges
 from pgvector_pipeline.postgres.progress import PROGRESS_INTERVAL_S, progress_sink
-from pgvector_pipeline.postgres.restore import (
-    APPEND_CLASH_HINT,
+from pgvector_pipeline.postgres.restore import restore_tables
+from pgvector_pipeline.postgres.restore_types import (
     RestoreOptions,
     TableDDL,
     TableLoad,
     TableRestoreStats,
     TablesRestored,
-    check_privileges,
-    restore_tables,
 )
+from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import decode_prefix, verified_csv

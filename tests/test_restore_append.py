@@ -9,7 +9,7 @@ from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
+from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.listing import locate_backup_set

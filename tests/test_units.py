@@ -189,7 +189,7 @@ def test_loading_the_code_location_warns_of_nothing_a_user_cannot_act_on():
 
 def test_cli_messages_name_the_flags_instead_of_the_config():
     from pgvector_pipeline.cli import for_cli
-    from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
+    from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
 
     assert for_cli("Missing: create it or set create_task_dir: true to create it.") == (
         "Missing: create it or pass --create-task-dir to create it."

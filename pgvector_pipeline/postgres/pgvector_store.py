@@ -41,22 +41,15 @@ from pgvector_pipeline.names import (
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import langchain_layout, qualified
 from pgvector_pipeline.postgres.collections import create_stage, stage_table
+from pgvector_pipeline.postgres.indexes import build_indexes, empty_tables
+from pgvector_pipeline.postgres.load import check_restored_rows, copy_in
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows
 from pgvector_pipeline.postgres.migrate import new_ids
+from pgvector_pipeline.postgres.preflight import check_privileges, ensure_vector_extension
 from pgvector_pipeline.postgres.progress import ProgressMonitor
-from pgvector_pipeline.postgres.restore import (
-    RestoreOptions,
-    RestoreTransaction,
-    TableLoad,
-    TableRestoreStats,
-    build_indexes,
-    check_privileges,
-    check_restored_rows,
-    copy_in,
-    empty_tables,
-    ensure_vector_extension,
-)
+from pgvector_pipeline.postgres.restore_types import RestoreOptions, TableLoad, TableRestoreStats
+from pgvector_pipeline.postgres.transaction import RestoreTransaction
 
 # The namespace of the uuid5 a non-UUID id becomes: fixed, so a migration gives the same ids every time.
 MIGRATED_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "pgvector-pipeline:pgvector-store-id")
