@@ -64,6 +64,9 @@ BYTES_TAG = "pgvector_pipeline/bytes"
 # command line prints it (a drill's comparisons): the client adds it to the run's result (RunInfo.as_dict), so a
 # command prints the same result over GraphQL as with --direct.
 RESULT_METADATA = "result"
+# The label of the JSON metadata entry of a failure whose message points to request fields (errors.Field): its parts
+# (errors.parts_to_json), from which the command line names those fields as its flags.
+MESSAGE_PARTS_METADATA = "message_parts"
 
 
 def result_tags(rows: int, size: int) -> dict[str, str]:
