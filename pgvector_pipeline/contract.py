@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.errors import InvalidParams, named
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -156,8 +156,12 @@ class RestoreFlags:
         # Refused where the flags are made (the command line, the client, the job's config), before any launch.
         if self.in_place and not self.truncate_before_restore:
             raise InvalidParams(
-                "in_place (--in-place) chooses how a truncating restore loads: it goes with truncate_before_restore "
-                "(--truncate). A restore that appends always loads into the live tables; leave in_place off."
+                named("in_place"),
+                " chooses how a truncating restore loads: it goes with ",
+                named("truncate_before_restore"),
+                ". A restore that appends always loads into the live tables; leave ",
+                named("in_place"),
+                " off.",
             )
 
 

@@ -25,7 +25,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DataError, named
 from pgvector_pipeline.names import (
     COLLECTION_KEY_COLUMN,
     COLLECTION_NAME_COLUMN,
@@ -356,8 +356,11 @@ def _check_table(description: catalog.TableDescription, store: StoreTable, schem
             + (f"it has no {', '.join(missing)}" if missing else "")
             + ("; " if missing and unfillable else "")
             + (f"its {', '.join(unfillable)} is NOT NULL without a default" if unfillable else "")
-            + ". Name the metadata columns it has (metadata_columns), or restore into a new store_table. Nothing "
-            "was changed."
+            + ". Name the metadata columns it has (",
+            named("metadata_columns"),
+            "), or restore into a new ",
+            named("store_table"),
+            ". Nothing was changed.",
         )
 
 
@@ -415,8 +418,9 @@ def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescriptio
     except psycopg2.DataError as exc:  # SQLSTATE class 22: a value its column cannot hold
         raise DataError(
             f"A row of the set does not fit {store.table}: {str(exc).strip()}. An embedding of another dimension "
-            f"than the table's, or a metadata value its column's type cannot hold (metadata_columns), does this. "
-            f"Nothing was changed."
+            f"than the table's, or a metadata value its column's type cannot hold (",
+            named("metadata_columns"),
+            "), does this. Nothing was changed.",
         ) from None
     return cur.rowcount
 
@@ -438,5 +442,9 @@ def _ids_taken(store: StoreTable, exc: psycopg2.Error) -> DataError:
     return DataError(
         f"Two rows would have one id in {store.table} ({exc.diag.message_detail or str(exc).strip()}): the table "
         f"holds that id already, or two ids of the set name one UUID (in upper and lower case, say). Restore into an "
-        f"empty table (truncate_before_restore) or another store_table. Nothing was changed."
+        f"empty table (",
+        named("truncate_before_restore"),
+        ") or another ",
+        named("store_table"),
+        ". Nothing was changed.",
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DatabaseError, DataError, ResourceNotFound
+from pgvector_pipeline.errors import DatabaseError, DataError, ResourceNotFound, advice, setting
 from pgvector_pipeline.names import EMBEDDING_TABLE
 from pgvector_pipeline.postgres import catalog, ddl
 from pgvector_pipeline.postgres.disk_space import Need, room_for
@@ -22,8 +22,9 @@ def ensure_vector_extension(cur, schema: str, may_create: bool) -> list[str]:
     if ext_schema is None:
         if not may_create:
             raise ResourceNotFound(
-                "The target database has no pgvector extension. Run CREATE EXTENSION vector there, or set "
-                "create_missing: true to create it with the tables (needs a set with a manifest)."
+                "The target database has no pgvector extension. Run CREATE EXTENSION vector there, or ",
+                advice("create_missing"),
+                " to create it with the tables (needs a set with a manifest).",
             )
         # In public, as CREATE EXTENSION does by default (sessions run with an empty search_path).
         cur.execute("CREATE EXTENSION vector SCHEMA public")
@@ -49,8 +50,9 @@ def ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl: d
         if table_ddl is None:
             if table in {load.table for load in loads}:
                 raise ResourceNotFound(
-                    f"Table {schema}.{table} does not exist in the target database. Set create_missing: true "
-                    f"to create it from the set's manifest, or create it first (LangChain does on first use)."
+                    f"Table {schema}.{table} does not exist in the target database. ",
+                    advice("create_missing"),
+                    " to create it from the set's manifest, or create it first (LangChain does on first use).",
                 )
             continue
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -95,15 +97,21 @@ def target_columns(
     ]
     unfillable = [c.name for c in extra if c.not_null and not c.has_default]
     if not options.fill_extra_columns or unfillable:
-        advice = (
-            f"{', '.join(unfillable)} cannot be filled: give it a default (ALTER TABLE ... ALTER COLUMN ... SET "
-            f"DEFAULT ...) or allow NULL in it, then restore again with fill_extra_columns: true."
+        what_to_do = (
+            (
+                f"{', '.join(unfillable)} cannot be filled: give it a default (ALTER TABLE ... ALTER COLUMN ... SET "
+                f"DEFAULT ...) or allow NULL in it, then restore again with ",
+                setting("fill_extra_columns"),
+                ".",
+            )
             if unfillable
-            else "To load anyway, set fill_extra_columns: true: each of them gets NULL or its default."
+            else ("To load anyway, ", advice("fill_extra_columns"), ": each of them gets NULL or its default.")
         )
         raise DataError(
             f"The CSV header of {load.table} does not match the target table: columns only in the table "
-            f"{[c.name for c in extra]} ({'; '.join(described)}). {advice} Nothing was changed."
+            f"{[c.name for c in extra]} ({'; '.join(described)}). ",
+            *what_to_do,
+            " Nothing was changed.",
         )
     return target, tuple(c.name for c in extra)
 

@@ -6,7 +6,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from pgvector_pipeline.errors import with_outcome
+from pgvector_pipeline.errors import Part, named, option, with_outcome
 from pgvector_pipeline.postgres.commit import commit_confirmed
 from pgvector_pipeline.postgres.connection import classify_error, rollback_quietly
 from pgvector_pipeline.postgres.restore_types import RestoreOptions, TableLoad
@@ -16,11 +16,18 @@ _ROLLED_BACK = "The restore was rolled back: the target tables, their rows and i
 
 # What to do when a restore that appends meets rows the target holds already: one home for the check before the load
 # (pgvector_pipeline.restore) and the unique violation during it.
-APPEND_CLASH_HINT = (
-    "A restore without truncate_before_restore (--truncate) adds the set's rows to the live ones. To roll the tables "
-    "back to the set, restore with truncate_before_restore (--truncate); to replace only some collections, name them "
-    "with replace_collections (--collections NAME --replace-collections); to keep both, restore them under new "
-    "names with rename (--rename OLD=NEW)."
+APPEND_CLASH_HINT: tuple[Part, ...] = (
+    "A restore without ",
+    named("truncate_before_restore"),
+    " adds the set's rows to the live ones. To roll the tables back to the set, restore with ",
+    named("truncate_before_restore"),
+    "; to replace only some collections, restore them with ",
+    option("collections"),
+    " and ",
+    named("replace_collections"),
+    "; to keep both, restore them under new names with ",
+    option("rename"),
+    ".",
 )
 
 
@@ -55,7 +62,7 @@ class RestoreTransaction:
             if isinstance(exc, psycopg2.Error):
                 error = with_outcome(classify_error(exc, self.doing, self.conn), _ROLLED_BACK)
                 if isinstance(exc, psycopg2.errors.UniqueViolation) and not self.options.truncate:
-                    error = with_outcome(error, APPEND_CLASH_HINT)
+                    error = with_outcome(error, *APPEND_CLASH_HINT)
                 raise error from exc
             return
         if not self.options.commit:
