@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError
+from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError, named
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import (
     Column,
@@ -172,9 +172,12 @@ class BackupOptions:
     def __post_init__(self) -> None:
         if self.collections and self.truncate_after_backup:
             raise InvalidParams(
-                f"truncate_after_backup empties {', '.join(self.tables.truncated_by_default)} whole, and a backup of "
-                f"some collections ({', '.join(repr(c) for c in self.collections[:5])}) does not hold the others' "
-                f"rows: they would be lost. Back up every collection (leave collections empty) to truncate after it."
+                named("truncate_after_backup"),
+                f" empties {', '.join(self.tables.truncated_by_default)} whole, and a backup of some collections "
+                f"({', '.join(repr(c) for c in self.collections[:5])}) does not hold the others' rows: they would be "
+                f"lost. Back up every collection (without ",
+                named("collections"),
+                ") to truncate after it.",
             )
 
     @property
@@ -216,8 +219,10 @@ def backup_options(
         )
     if choices.truncate_after_backup and not tables.truncated_by_default:
         raise InvalidParams(
-            f"truncate_after_backup truncates {', '.join(DEFAULT_TABLES.truncated_by_default)}, which tables leaves "
-            f"out. Name it in tables, or back up without truncating."
+            named("truncate_after_backup"),
+            f" truncates {', '.join(DEFAULT_TABLES.truncated_by_default)}, which the tables named (",
+            named("tables"),
+            ") leave out. Name it too, or back up without truncating.",
         )
     fields = {name: value for name, value in vars(choices).items() if name != "tables"}
     return BackupOptions(**fields, tables=tables, export_sessions=export_sessions, lock_timeout_s=lock_timeout_s)

@@ -8,7 +8,6 @@ EXIT_CODES.
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -36,7 +35,7 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
 )
-from pgvector_pipeline.errors import ErrorType, InvalidParams, PipelineError
+from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, PipelineError, Spelling, config_key, said
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
@@ -71,12 +70,13 @@ def _print(data: object) -> None:
     print(json.dumps(data, default=str))
 
 
-def _failed(error_type: str, message: str, can_retry: bool | None, as_json: bool) -> None:
+def _failed(error_type: str, message: str, can_retry: bool | None, as_json: bool, in_shell: str | None = None) -> None:
     """A failure said once: one line on stderr (cron mails it) and, where the output is JSON, the same failure shaped
-    as a failed run's on stdout."""
+    as a failed run's on stdout. `in_shell`: the message with the fields it points to named as flags (see
+    field_spelling); the JSON keeps the message as the run config names them."""
     if as_json:
         _print({"status": "FAILURE", "error_type": error_type, "can_retry": can_retry, "error_message": message})
-    print(f"error: {error_type}: {for_cli(message)}", file=sys.stderr)
+    print(f"error: {error_type}: {shell_words(in_shell or message)}", file=sys.stderr)
 
 
 def _unexpected(error: Exception) -> str:
@@ -94,7 +94,7 @@ def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Na
     if not args.wait:
         _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED"})
         return EXIT_OK
-    return _report(_waited_for(client, launched.run_id, args.timeout))
+    return _report(_waited_for(client, launched.run_id, args.timeout), args.spelling)
 
 
 # What Ctrl-C leaves of a --direct command's own work (each rolls back or removes what it had not finished).
@@ -127,39 +127,55 @@ def _progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-# Run-config switches the CLI spells as flags, for hints in the messages it prints (restore switches: their help).
-CONFIG_FLAGS = {
-    **{name: flag for name, (flag, _) in RESTORE_FLAG_HELP.items()},
-    "create_task_dir": "--create-task-dir",
-    "truncate_after_backup": "--truncate",
-    "rename": "--rename",
+def field_spelling(commands: dict[str, argparse.ArgumentParser], command: str) -> Spelling:
+    """How `command`'s messages name request fields (errors.Field): as the option that sets each, `command`'s own
+    first, then another command's (`status` reports any run); a field no option sets keeps its run-config name."""
+    options: dict[str, argparse.Action] = {}
+    for parser in [commands[command], *commands.values()]:
+        # argparse keeps a parser's options in _actions: the one list of them it has.
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                options.setdefault(action.dest, action)
+
+    def spell(field: Field) -> str:
+        action = options.get(field.name)
+        if action is None:
+            return config_key(field)
+        flag, takes_value = max(action.option_strings, key=len), action.nargs != 0
+        if field.form == Form.NAME:
+            return flag
+        if field.form == Form.OPTION:
+            return f"{flag} {action.metavar}" if takes_value and isinstance(action.metavar, str) else flag
+        option = f"{flag} {field.value}" if takes_value else flag
+        return f"pass {option}" if field.form == Form.ADVICE else option
+
+    return spell
+
+
+# Dagster names messages send a user to, and the command that does the same from the shell; and, until the store's
+# messages point to their fields (errors.Field), the one setting they name in the run config's words.
+SHELL_WORDS = {
+    "(vector_backup_inventory)": "(pgvector-pipeline list)",
+    "set create_task_dir: true": "pass --create-task-dir",
 }
-# Dagster names messages send a user to, and the command that does the same from the shell.
-CLI_COMMANDS = {"(vector_backup_inventory)": "(pgvector-pipeline list)"}
-_CONFIG_SETTING = re.compile(r"\b(?:[Ss]et |[Uu]se )?(?P<name>[a-z_]+): true\b")
-_CONFIG_AND_FLAG = re.compile(r"\b(?P<name>[a-z_]+) \((?P<flag>--[a-z-]+(?: [A-Z=]+| --[a-z-]+)*)\)")
 
 
-def for_cli(message: str) -> str:
-    """A message as the CLI user needs it: 'set create_task_dir: true' becomes 'pass --create-task-dir',
-    'truncate_before_restore (--truncate)' becomes '--truncate' (the run's config spellings are for the UI), and a
-    Dagster job or asset it points to becomes the command."""
-    for dagster_name, command in CLI_COMMANDS.items():
-        message = message.replace(dagster_name, command)
-    message = _CONFIG_AND_FLAG.sub(lambda m: m["flag"] if m["name"] in CONFIG_FLAGS else m[0], message)
-    return _CONFIG_SETTING.sub(
-        lambda m: f"pass {CONFIG_FLAGS[m['name']]}" if m["name"] in CONFIG_FLAGS else m[0], message
-    )
+def shell_words(message: str) -> str:
+    """A message with the Dagster names in SHELL_WORDS replaced by what does the same from the shell."""
+    for dagster_words, words in SHELL_WORDS.items():
+        message = message.replace(dagster_words, words)
+    return message
 
 
-def _report(info: RunInfo) -> int:
-    """The run as JSON on stdout; a failed or canceled run's error also on stderr (cron mails stderr)."""
+def _report(info: RunInfo, spelling: Spelling) -> int:
+    """The run as JSON on stdout; a failed or canceled run's error also on stderr (cron mails stderr), with the fields
+    it points to named as `spelling` names them."""
     result = info.as_dict()
     _print(result)
     if info.status in ("FAILURE", "CANCELED"):
+        message = shell_words(said(info.error_parts, spelling) if info.error_parts else info.error_message or "")
         print(
-            f"error: run {info.run_id} {info.status}: {info.error_type or 'ERROR'}: "
-            f"{for_cli(info.error_message or '')}".rstrip(": "),
+            f"error: run {info.run_id} {info.status}: {info.error_type or 'ERROR'}: {message}".rstrip(": "),
             file=sys.stderr,
         )
         return EXIT_RUN_FAILED
@@ -178,14 +194,14 @@ def _verdict(result: dict) -> int:
 def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
     launched = client.launch_backup(
         args.task_id,
-        truncate_after_backup=args.truncate,
+        truncate_after_backup=args.truncate_after_backup,
         create_task_dir=args.create_task_dir,
         compression=args.compression or "",
         compression_level=args.compression_level,
         collections=args.collections or (),
         tables=_table_filters(args.tables or [], args.where or []),
         dsn_env=args.dsn_env,
-        db_schema=args.schema,
+        db_schema=args.db_schema,
     )
     return _finish(client, launched, args)
 
@@ -235,7 +251,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
         rename=dict(args.rename or []),
         migration=_migration(args),
         dsn_env=args.dsn_env,
-        db_schema=args.schema,
+        db_schema=args.db_schema,
     )
     return _finish(client, launched, args)
 
@@ -245,7 +261,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
     choices = BackupChoices(
-        truncate_after_backup=args.truncate,
+        truncate_after_backup=args.truncate_after_backup,
         create_task_dir=args.create_task_dir,
         compression=compression_of(args.compression or "", args.compression_level),
         collections=tuple(args.collections or ()),
@@ -254,12 +270,12 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
             for name, where in _table_filters(args.tables or [], args.where or []).items()
         ),
     )
-    return direct.back_up(direct.target(args.root, args.dsn_env, args.schema), args.task_id, choices, log)
+    return direct.back_up(direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, choices, log)
 
 
 def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
     return direct.restore(
-        direct.target(args.root, args.dsn_env, args.schema),
+        direct.target(args.root, args.dsn_env, args.db_schema),
         args.task_id,
         args.timestamp,
         _restore_flags(args),
@@ -294,7 +310,7 @@ def _run_direct(args: argparse.Namespace) -> int:
 
 
 def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    return _finish(client, client.launch_truncate(args.tables, dsn_env=args.dsn_env, db_schema=args.schema), args)
+    return _finish(client, client.launch_truncate(args.tables, dsn_env=args.dsn_env, db_schema=args.db_schema), args)
 
 
 def _retention(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -311,7 +327,9 @@ def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 
 def _verify_direct(args: argparse.Namespace, log: Log) -> dict:
-    return direct.verify(direct.target(args.root, args.dsn_env, args.schema), args.task_id, args.timestamp or "", log)
+    return direct.verify(
+        direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, args.timestamp or "", log
+    )
 
 
 def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -381,7 +399,7 @@ def _age(delta: timedelta) -> str:
 
 def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
     info = _waited_for(client, args.run_id, args.timeout) if args.wait else client.run_status(args.run_id)
-    return _report(info)
+    return _report(info, args.spelling)
 
 
 def _start(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -398,7 +416,9 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dsn-env", help="Environment variable (of the code server) holding the DSN; default PGVECTOR_DSN."
     )
-    parser.add_argument("--schema", help="Schema of the LangChain tables; default public.")
+    parser.add_argument(
+        "--schema", dest="db_schema", metavar="SCHEMA", help="Schema of the LangChain tables; default public."
+    )
 
 
 def _wait_options(parser: argparse.ArgumentParser) -> None:
@@ -441,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--task-id", help="Task whose {root}/{task_id}/vector_bak/ gets the set; default global.")
     backup.add_argument(
         "--truncate",
+        dest="truncate_after_backup",
         action="store_true",
         help=f"Truncate {', '.join(DEFAULT_TABLES.truncated_by_default)} after the backup.",
     )
@@ -563,8 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("stop", help="Switch a schedule or sensor off.")
     stop.add_argument("name", choices=SCHEDULES + SENSORS)
     stop.set_defaults(run=_stop)
-    for command in commands.choices.values():  # `list --direct --root R` reads as well as `--direct --root R list`
+    for name, command in commands.choices.items():
+        # `list --direct --root R` reads as well as `--direct --root R list`.
         _direct_options(command, argparse.SUPPRESS)
+        command.set_defaults(spelling=field_spelling(commands.choices, name))
     return parser
 
 
@@ -583,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         refuse_nul(vars(args), "The command line")  # what argparse made of argv (and of the environment)
         return _run_direct(args) if args.direct else _run_client(args)
     except PipelineError as error:  # refused before anything was sent (bad task id), or a --direct command's error
-        _failed(error.error_type, error.message, error.can_retry, as_json)
+        _failed(error.error_type, error.message, error.can_retry, as_json, error.render(args.spelling))
         return EXIT_INVALID if error.error_type == ErrorType.INVALID_PARAMS else EXIT_RUN_FAILED
     except PipelineClientError as error:
         _failed(error.error_type or "ERROR", error.message, error.can_retry, as_json)

@@ -40,6 +40,7 @@ from pgvector_pipeline.contract import (
     INVENTORY_ASSET,
     INVENTORY_JOB,
     LOCATION_NAME,
+    MESSAGE_PARTS_METADATA,
     NO_MIGRATION,
     PARTITION_TAG,
     PLAIN_RESTORE,
@@ -66,7 +67,7 @@ from pgvector_pipeline.contract import (
     retention_run_config,
     truncate_run_config,
 )
-from pgvector_pipeline.errors import ErrorType
+from pgvector_pipeline.errors import ErrorType, Part, parts_from_json
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
 
@@ -142,6 +143,7 @@ query RunFailure($runId: ID!, $after: String) {
               label
               ... on TextMetadataEntry { text }
               ... on BoolMetadataEntry { boolValue }
+              ... on JsonMetadataEntry { jsonString }
             }
           }
         }
@@ -256,6 +258,14 @@ _REFUSAL = re.compile(r"\b(?P<type>" + "|".join(t.value for t in ErrorType) + r"
 UNREACHABLE = "WEBSERVER_UNREACHABLE"
 
 
+def _parts(entry: dict | None) -> tuple[Part, ...]:
+    """A failure's message as parts (MESSAGE_PARTS_METADATA), when it carries them readably; else ()."""
+    try:
+        return parts_from_json(json.loads((entry or {})["jsonString"])) or ()
+    except (KeyError, TypeError, ValueError):
+        return ()
+
+
 class PipelineClientError(Exception):
     """A launch Dagster refused, a run that failed, or a webserver that cannot be reached."""
 
@@ -287,6 +297,8 @@ class RunInfo:
     error_type: str | None = None
     can_retry: bool | None = None
     error_message: str | None = None
+    # The error message as parts, where it points to request fields (errors.Field): a shell spells them as flags.
+    error_parts: tuple[Part, ...] = ()
     started: float | None = None  # epoch seconds
     ended: float | None = None
     # What the run's op recorded as its result besides rows and bytes (RESULT_METADATA), once it succeeded: for a
@@ -561,6 +573,7 @@ class VectorBackupClient:
                         error_type=entries["error_type"].get("text"),
                         can_retry=(entries.get("can_retry") or {}).get("boolValue"),
                         error_message=failure.get("description") or event["error"]["message"],
+                        error_parts=_parts(entries.get(MESSAGE_PARTS_METADATA)),
                     )
         messages = [
             (event.get("error") or {}).get("message") or event.get("message")

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.errors import InvalidParams, named
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -64,6 +64,9 @@ BYTES_TAG = "pgvector_pipeline/bytes"
 # command line prints it (a drill's comparisons): the client adds it to the run's result (RunInfo.as_dict), so a
 # command prints the same result over GraphQL as with --direct.
 RESULT_METADATA = "result"
+# The label of the JSON metadata entry of a failure whose message points to request fields (errors.Field): its parts
+# (errors.parts_to_json), from which the command line names those fields as its flags.
+MESSAGE_PARTS_METADATA = "message_parts"
 
 
 def result_tags(rows: int, size: int) -> dict[str, str]:
@@ -153,8 +156,12 @@ class RestoreFlags:
         # Refused where the flags are made (the command line, the client, the job's config), before any launch.
         if self.in_place and not self.truncate_before_restore:
             raise InvalidParams(
-                "in_place (--in-place) chooses how a truncating restore loads: it goes with truncate_before_restore "
-                "(--truncate). A restore that appends always loads into the live tables; leave in_place off."
+                named("in_place"),
+                " chooses how a truncating restore loads: it goes with ",
+                named("truncate_before_restore"),
+                ". A restore that appends always loads into the live tables; leave ",
+                named("in_place"),
+                " off.",
             )
 
 

@@ -12,8 +12,9 @@ from contextlib import contextmanager
 import dagster as dg
 import psycopg2
 
+from pgvector_pipeline.contract import MESSAGE_PARTS_METADATA
 from pgvector_pipeline.env_numbers import number_from_env
-from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.errors import PipelineError, parts_to_json
 from pgvector_pipeline.postgres.connection import classify_error
 
 RETRY_DELAY_ENV = "PGVECTOR_RETRY_DELAY_S"
@@ -21,12 +22,13 @@ DEFAULT_RETRY_DELAY_S = 5.0
 
 
 def as_failure(error: PipelineError) -> dg.Failure:
-    """The Dagster Failure of a pipeline error: its message, `error_type` and `can_retry`; never retried by policy."""
-    return dg.Failure(
-        description=error.message,
-        metadata={"error_type": error.error_type.value, "can_retry": error.can_retry},
-        allow_retries=False,
-    )
+    """The Dagster Failure of a pipeline error: its message (the request fields it points to named as run config
+    keys), `error_type` and `can_retry`, and, when it points to fields, its parts (for the command line, which names
+    them as flags); never retried by policy."""
+    metadata: dict = {"error_type": error.error_type.value, "can_retry": error.can_retry}
+    if error.fields:
+        metadata[MESSAGE_PARTS_METADATA] = dg.MetadataValue.json(parts_to_json(error.parts))
+    return dg.Failure(description=error.message, metadata=metadata, allow_retries=False)
 
 
 def refusal_at_start(error: PipelineError) -> dg.Failure:

@@ -18,7 +18,7 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
 )
-from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, ResourceNotFound, advice, named, setting
 from pgvector_pipeline.migration import check_migration
 from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres.catalog import langchain_layout, table_oid
@@ -28,17 +28,17 @@ from pgvector_pipeline.postgres.ddl import checked_create_index, checked_create_
 from pgvector_pipeline.postgres.migrate import langchain_postgres_ddl
 from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.pgvector_store import StoreLoad, StoreTable, restore_into_store
+from pgvector_pipeline.postgres.preflight import check_privileges
 from pgvector_pipeline.postgres.progress import PROGRESS_INTERVAL_S, progress_sink
-from pgvector_pipeline.postgres.restore import (
-    APPEND_CLASH_HINT,
+from pgvector_pipeline.postgres.restore import restore_tables
+from pgvector_pipeline.postgres.restore_types import (
     RestoreOptions,
     TableDDL,
     TableLoad,
     TableRestoreStats,
     TablesRestored,
-    check_privileges,
-    restore_tables,
 )
+from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetReader
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.damage import damage_marked
@@ -97,11 +97,15 @@ def check_renames(
     stray = [old for old in rename if old not in names]
     if stray:
         raise InvalidParams(
-            f"rename names {', '.join(repr(n) for n in stray)}, which collections does not restore: add them to "
-            f"collections (or leave collections empty to restore just the renamed ones)."
+            named("rename"),
+            f" names {', '.join(repr(n) for n in stray)}, which ",
+            named("collections"),
+            " does not restore: add them to ",
+            named("collections"),
+            " (or name none there, to restore just the renamed ones).",
         )
     if any(not new.strip() for new in rename.values()):
-        raise InvalidParams("rename gives an empty new name; give every renamed collection a name.")
+        raise InvalidParams(named("rename"), " gives an empty new name; give every renamed collection a name.")
     final = [rename.get(name, name) for name in names]
     twice = sorted({n for n in final if final.count(n) > 1})
     if twice:
@@ -116,19 +120,29 @@ def check_restore_collections(
     for names the set's manifest says it does not hold."""
     if flags.replace_collections and not collections:
         raise InvalidParams(
-            "replace_collections needs the collections to replace: name them in collections (to replace the whole "
-            "tables, use truncate_before_restore instead)."
+            named("replace_collections"),
+            " needs the collections to replace: name them in ",
+            named("collections"),
+            " (to replace the whole tables, use ",
+            named("truncate_before_restore"),
+            " instead).",
         )
     if not collections:
         return ()
     if flags.truncate_before_restore:
         raise InvalidParams(
-            "truncate_before_restore empties the whole tables, and collections restores only some collections: the "
-            "others would be lost. Use replace_collections: true to replace just the collections named."
+            named("truncate_before_restore"),
+            " empties the whole tables, and ",
+            named("collections"),
+            " restores only some collections: the others would be lost. ",
+            advice("replace_collections"),
+            " to replace just the collections named.",
         )
     if set(tables) != {COLLECTION_TABLE, EMBEDDING_TABLE}:
         raise InvalidParams(
-            f"Restoring collections restores {COLLECTION_TABLE} and {EMBEDDING_TABLE} together; leave tables empty."
+            f"Restoring collections restores {COLLECTION_TABLE} and {EMBEDDING_TABLE} together; leave ",
+            named("tables"),
+            " empty.",
         )
     record = backup_set.manifest.collections if backup_set.manifest else None
     if record is not None:
@@ -249,7 +263,8 @@ def _refuse_collections_present(
         )
         raise InvalidParams(
             f"The target already holds the set's collections {shown} ({COLLECTION_TABLE}): restoring them again "
-            f"would duplicate them. Nothing was changed. {APPEND_CLASH_HINT}"
+            f"would duplicate them. Nothing was changed. ",
+            *APPEND_CLASH_HINT,
         )
 
 
@@ -295,9 +310,12 @@ def _checked_ddl(manifest: Manifest | None) -> dict[str, TableDDL]:
     """The manifest's DDL, each statement confirmed by PostgreSQL's parser (see postgres.ddl)."""
     if manifest is None or manifest.adopted:
         raise InvalidParams(
-            "create_missing needs the table DDL from a manifest written with the set, and this set has none "
-            "(made by the old system). Create the tables in the target first (LangChain creates them on "
-            "first use), then restore without create_missing."
+            named("create_missing"),
+            " needs the table DDL from a manifest written with the set, and this set has none (made by the old "
+            "system). Create the tables in the target first (LangChain creates them on first use), then restore "
+            "without ",
+            named("create_missing"),
+            ".",
         )
     # In restore order: a table is created after the tables its foreign keys reference.
     return {
@@ -331,8 +349,9 @@ def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy:
         raise DataError(
             f"{where} has no manifest, so nothing can verify its files (a changed digit, a cut file or an "
             f"emptied table would load silently). If the old system made it, let backup_discovery_sensor "
-            f"adopt it (it records sizes and checksums), or restore it once with allow_legacy: true. If "
-            f"this tool made it, its manifest was deleted: restore another set."
+            f"adopt it (it records sizes and checksums), or restore it once with ",
+            setting("allow_legacy"),
+            ". If this tool made it, its manifest was deleted: restore another set.",
         )
 
 

@@ -140,7 +140,7 @@ class DatabaseSettings:
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     load_sessions: int = DEFAULT_LOAD_SESSIONS
     export_sessions: int = DEFAULT_EXPORT_SESSIONS
-    # Empty: postgres.restore.default_maintenance_work_mem.
+    # Empty: postgres.indexes.default_maintenance_work_mem.
     maintenance_work_mem: str = ""
 
     @classmethod

@@ -131,6 +131,36 @@ def test_run_status_of_a_failed_run_carries_its_error_type(webserver, store_db):
     assert failed.value.error_type == "RESOURCE_NOT_FOUND" and failed.value.run_id == launched.run_id
 
 
+def test_a_failed_runs_hint_is_the_config_key_in_the_ui_and_the_flag_in_the_shell(webserver):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    backup = client.wait_for_run(client.launch_backup().run_id, timeout_s=180)
+    assert backup.status == "SUCCESS"
+    timestamp = backup.backup_set.split("/")[1]
+
+    failed = subprocess.run(
+        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "restore", "--timestamp", timestamp]
+        + ["--collections", "sample_collection_1", "--truncate", "--wait"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    run = json.loads(failed.stdout)
+    # The run's message (the Dagster UI's, and the JSON's) names the run config's keys ...
+    assert (run["status"], run["error_type"]) == ("FAILURE", "INVALID_PARAMS")
+    assert run["error_message"] == (
+        "truncate_before_restore empties the whole tables, and collections restores only some collections: the "
+        "others would be lost. Set replace_collections: true to replace just the collections named."
+    )
+    # ... and the same error, on the shell's stderr, its flags.
+    assert failed.stderr.splitlines()[-1] == (
+        f"error: run {run['run_id']} FAILURE: INVALID_PARAMS: --truncate empties the whole tables, and --collections "
+        "restores only some collections: the others would be lost. Pass --replace-collections to replace just the "
+        "collections named."
+    )
+
+
 def test_an_unreachable_webserver_is_said_plainly():
     client = VectorBackupClient("127.0.0.1", 1)
     with pytest.raises(PipelineClientError, match="could not be reached") as unreachable:

@@ -6,10 +6,10 @@ import threading
 import pytest
 
 from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.cli import build_parser
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
 from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
@@ -17,6 +17,17 @@ from pgvector_pipeline.testing.db import app_connection, execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 
 TS = "20261125_120000"
+# What to do instead, as a Dagster run (and a Python caller) reads it; the command line names its flags.
+APPEND_ADVICE = (
+    "A restore without truncate_before_restore adds the set's rows to the live ones. To roll the tables back to the "
+    "set, restore with truncate_before_restore; to replace only some collections, restore them with collections and "
+    "replace_collections; to keep both, restore them under new names with rename."
+)
+APPEND_ADVICE_IN_SHELL = (
+    "A restore without --truncate adds the set's rows to the live ones. To roll the tables back to the set, restore "
+    "with --truncate; to replace only some collections, restore them with --collections NAME and "
+    "--replace-collections; to keep both, restore them under new names with --rename OLD=NEW."
+)
 
 
 def test_an_append_restore_succeeds_while_an_app_writes(store_db, backup_root):
@@ -65,10 +76,10 @@ def test_restoring_a_set_into_the_store_it_came_from_says_what_to_do_before_load
 
     assert refused.value.message == (
         "The target already holds the set's collections 'sample_collection_0', 'sample_collection_1' "
-        "(langchain_pg_collection): restoring them again would duplicate them. Nothing was changed. "
-        + APPEND_CLASH_HINT
+        "(langchain_pg_collection): restoring them again would duplicate them. Nothing was changed. " + APPEND_ADVICE
     )
-    assert "--truncate" in APPEND_CLASH_HINT and "--replace-collections" in APPEND_CLASH_HINT
+    shell = build_parser().parse_args(["restore", "--timestamp", TS]).spelling
+    assert refused.value.render(shell).endswith("Nothing was changed. " + APPEND_ADVICE_IN_SHELL)
     assert query(store_db, "SELECT t::text FROM langchain_pg_embedding t ORDER BY 1") == rows
 
 
@@ -83,4 +94,4 @@ def test_embeddings_appended_over_their_own_ids_fail_saying_what_to_do(store_db,
         "PostgreSQL rejected the data while restoring langchain_pg_embedding: duplicate key value violates unique "
         'constraint "langchain_pg_embedding_pkey"'
     )
-    assert failed.value.message.endswith("are as they were. " + APPEND_CLASH_HINT)
+    assert failed.value.message.endswith("are as they were. " + APPEND_ADVICE)

@@ -88,8 +88,8 @@ def test_in_place_goes_with_a_truncating_restore():
     with pytest.raises(InvalidParams) as refused:
         RestoreFlags(in_place=True)
     assert refused.value.message == (
-        "in_place (--in-place) chooses how a truncating restore loads: it goes with truncate_before_restore "
-        "(--truncate). A restore that appends always loads into the live tables; leave in_place off."
+        "in_place chooses how a truncating restore loads: it goes with truncate_before_restore. A restore that "
+        "appends always loads into the live tables; leave in_place off."
     )
 
 

@@ -187,28 +187,75 @@ def test_loading_the_code_location_warns_of_nothing_a_user_cannot_act_on():
     assert loaded.returncode == 0, loaded.stderr[-2000:]
 
 
-def test_cli_messages_name_the_flags_instead_of_the_config():
-    from pgvector_pipeline.cli import for_cli
-    from pgvector_pipeline.postgres.restore import APPEND_CLASH_HINT
+def test_one_hint_is_the_config_key_in_dagster_and_the_flag_in_the_shell():
+    from pgvector_pipeline.cli import build_parser
+    from pgvector_pipeline.contract import MESSAGE_PARTS_METADATA, RestoreFlags
+    from pgvector_pipeline.errors import parts_from_json, said
+    from pgvector_pipeline.failures import as_failure
 
-    assert for_cli("Missing: create it or set create_task_dir: true to create it.") == (
-        "Missing: create it or pass --create-task-dir to create it."
+    with pytest.raises(InvalidParams) as refused:
+        RestoreFlags(in_place=True)
+    error = refused.value
+    failure = as_failure(error)
+    shell = build_parser().parse_args(["restore", "--timestamp", "20261124_101500"]).spelling
+
+    # The Dagster UI (and a Python caller) reads the run config's keys; the shell reads the flags, from the same error.
+    assert (
+        failure.description
+        == error.message
+        == (
+            "in_place chooses how a truncating restore loads: it goes with truncate_before_restore. A restore that "
+            "appends always loads into the live tables; leave in_place off."
+        )
     )
-    assert for_cli("restore with truncate_before_restore (--truncate); or Set create_missing: true") == (
-        "restore with --truncate; or pass --create-missing"
+    assert error.render(shell) == (
+        "--in-place chooses how a truncating restore loads: it goes with --truncate. A restore that appends always "
+        "loads into the live tables; leave --in-place off."
     )
-    assert for_cli("some_option: true and other (--x) stay") == "some_option: true and other (--x) stay"
-    assert for_cli(APPEND_CLASH_HINT) == (
-        "A restore without --truncate adds the set's rows to the live ones. To roll the tables back to "
-        "the set, restore with --truncate; to replace only some collections, name them with --collections NAME "
+    # A run's failure carries the parts to the client over GraphQL (as JSON), for the shell to spell them.
+    carried = parts_from_json(json.loads(json.dumps(failure.metadata[MESSAGE_PARTS_METADATA].value)))
+    assert carried == error.parts and said(carried, shell) == error.render(shell)
+    assert error.fields == ("in_place", "truncate_before_restore")
+    # What another webserver (or something else on its port) answers instead is not read as parts: the message is.
+    for odd in ({"field": "x"}, [1], [{"field": "x", "form": "bogus", "value": "true"}], [{"field": "x"}]):
+        assert parts_from_json(odd) is None
+
+
+def test_hints_name_values_options_and_advice_in_each_spelling():
+    from pgvector_pipeline.cli import build_parser, shell_words
+    from pgvector_pipeline.errors import ResourceNotFound, advice, named, said, setting
+    from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
+
+    parser = build_parser()
+    restore = parser.parse_args(["restore", "--timestamp", "20261124_101500"]).spelling
+    backup = parser.parse_args(["backup"]).spelling
+    status = parser.parse_args(["status", "some-run"]).spelling
+    error = ResourceNotFound(
+        "Missing. ", advice("create_missing"), " to create it, or restore with ", setting("migrate_to", "x"), "."
+    )
+    assert error.message == "Missing. Set create_missing: true to create it, or restore with migrate_to: x."
+    assert error.render(restore) == "Missing. Pass --create-missing to create it, or restore with --migrate-to x."
+    # A command names a field as its own option does; `status` (any run's failure) as the command that has one.
+    assert said((named("tables"),), backup) == "--table" and said((named("tables"),), restore) == "--tables"
+    assert said((named("truncate_after_backup"),), status) == "--truncate"
+    assert said((named("no_such_field"),), restore) == "no_such_field"  # no option sets it: its config key
+    assert said(APPEND_CLASH_HINT) == (
+        "A restore without truncate_before_restore adds the set's rows to the live ones. To roll the tables back to "
+        "the set, restore with truncate_before_restore; to replace only some collections, restore them with "
+        "collections and replace_collections; to keep both, restore them under new names with rename."
+    )
+    assert said(APPEND_CLASH_HINT, restore) == (
+        "A restore without --truncate adds the set's rows to the live ones. To roll the tables back to the set, "
+        "restore with --truncate; to replace only some collections, restore them with --collections NAME and "
         "--replace-collections; to keep both, restore them under new names with --rename OLD=NEW."
     )
-    assert for_cli(
+    # Dagster names the store's messages still send a user to, as the shell does the same.
+    assert shell_words(
         "No backup set with timestamp 20250101_000000 in /r/vector_bak. List the sets "
-        "(vector_backup_inventory) and pick one."
+        "(vector_backup_inventory) and pick one, or set create_task_dir: true to create it."
     ) == (
         "No backup set with timestamp 20250101_000000 in /r/vector_bak. List the sets (pgvector-pipeline list) and "
-        "pick one."
+        "pick one, or pass --create-task-dir to create it."
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import psycopg2.errors
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DataError, ResourceNotFound
+from pgvector_pipeline.errors import DataError, ResourceNotFound, advice, named
 from pgvector_pipeline.names import (
     COLLECTION_KEY_COLUMN,
     COLLECTION_NAME_COLUMN,
@@ -155,8 +155,11 @@ def prepare_chosen(cur, schema: str, chosen: ChosenCollections, log: Callable[[s
         taken = [row[0] for row in cur.fetchall()]
         if taken:
             raise DataError(
-                f"The target already holds {', '.join(repr(n) for n in taken)}. Set replace_collections: true to "
-                f"replace them, or rename them on restore (rename: {{old: new}}). Nothing was changed."
+                f"The target already holds {', '.join(repr(n) for n in taken)}. ",
+                advice("replace_collections"),
+                " to replace them, or rename them on restore (",
+                named("rename"),
+                "). Nothing was changed.",
             )
     cur.execute(
         sql.SQL(

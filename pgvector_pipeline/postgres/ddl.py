@@ -16,7 +16,7 @@ from pglast.enums import ConstrType
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DataError, named
 from pgvector_pipeline.names import VECTOR_TYPES
 from pgvector_pipeline.postgres.parse_trees import MAX_DEPTH, deeper_than
 
@@ -183,10 +183,12 @@ def _check_column(column: ast.ColumnDef, statement: str, references: Sequence[st
     for constraint in column.constraints or ():
         if constraint.contype == ConstrType.CONSTR_GENERATED:
             raise UnsafeDDL(
-                f"Column {column.colname!r} of the set's table is a generated column (GENERATED ALWAYS AS ...). "
-                f"create_missing does not execute expressions read from a manifest, so it does not recreate this "
-                f"table. Create the table in the target yourself (with its generated column), then restore "
-                f"without create_missing: the rows load and the server computes the column again."
+                f"Column {column.colname!r} of the set's table is a generated column (GENERATED ALWAYS AS ...). ",
+                named("create_missing"),
+                " does not execute expressions read from a manifest, so it does not recreate this table. Create the "
+                "table in the target yourself (with its generated column), then restore without ",
+                named("create_missing"),
+                ": the rows load and the server computes the column again.",
             )
         if constraint.contype not in _COLUMN_CONSTRAINTS:
             _refuse(statement, f"column {column.colname!r} has a {constraint.contype.name} constraint")
@@ -292,5 +294,7 @@ def _refuse(statement: str, why: str) -> NoReturn:
     raise UnsafeDDL(
         f"The manifest's DDL was refused because {why}: {shown!r}. Restore executes only one CREATE TABLE "
         f"or CREATE INDEX of the LangChain table itself. The manifest was changed or damaged: restore "
-        f"another set, or create the tables yourself and restore without create_missing."
+        f"another set, or create the tables yourself and restore without ",
+        named("create_missing"),
+        ".",
     )

@@ -10,7 +10,7 @@ of its collections a restore takes. The collection tables differ only in column 
 
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DataError, setting
 from pgvector_pipeline.names import (
     COLLECTION_TABLE,
     COMMUNITY_CUSTOM_ID_COLUMN,
@@ -69,15 +69,17 @@ def check_layouts(target: TableDescription, file_columns: list[str], migrating: 
             f"The target's {EMBEDDING_TABLE} has langchain_community's older layout (rows keyed by uuid, with "
             f"custom_id), and {'a migration loads into' if migrating else 'the set holds'} langchain_postgres's "
             f"(keyed by id). Restoring into the older layout is not supported: it would have to invent keys and "
-            f"drop ids. Restore into langchain_postgres tables (an empty schema with create_missing: true gets "
-            f"them). Nothing was changed."
+            f"drop ids. Restore into langchain_postgres tables (an empty schema with ",
+            setting("create_missing"),
+            " gets them). Nothing was changed.",
         )
     if ours == LANGCHAIN_POSTGRES and theirs == LANGCHAIN_COMMUNITY and not migrating:
         raise DataError(
             f"The set was written by langchain_community's PGVector (embeddings keyed by uuid, with custom_id) and "
-            f"the target's {EMBEDDING_TABLE} has langchain_postgres's layout (keyed by id). Restore with "
-            f"migrate_to: {LANGCHAIN_POSTGRES} (--migrate-to {LANGCHAIN_POSTGRES}) to load it into this layout: each "
-            f"row's id becomes its custom_id where that is unique, else its old uuid. Nothing was changed."
+            f"the target's {EMBEDDING_TABLE} has langchain_postgres's layout (keyed by id). Restore with ",
+            setting("migrate_to", LANGCHAIN_POSTGRES),
+            " to load it into this layout: each row's id becomes its custom_id where that is unique, else its old "
+            "uuid. Nothing was changed.",
         )
 
 

@@ -25,7 +25,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.errors import DataError
+from pgvector_pipeline.errors import DataError, named
 from pgvector_pipeline.names import (
     COLLECTION_KEY_COLUMN,
     COLLECTION_NAME_COLUMN,
@@ -41,22 +41,15 @@ from pgvector_pipeline.names import (
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import langchain_layout, qualified
 from pgvector_pipeline.postgres.collections import create_stage, stage_table
+from pgvector_pipeline.postgres.indexes import build_indexes, empty_tables
+from pgvector_pipeline.postgres.load import check_restored_rows, copy_in
 from pgvector_pipeline.postgres.locks import hold_restore_lock, lock_tables
 from pgvector_pipeline.postgres.maintenance import count_rows
 from pgvector_pipeline.postgres.migrate import new_ids
+from pgvector_pipeline.postgres.preflight import check_privileges, ensure_vector_extension
 from pgvector_pipeline.postgres.progress import ProgressMonitor
-from pgvector_pipeline.postgres.restore import (
-    RestoreOptions,
-    RestoreTransaction,
-    TableLoad,
-    TableRestoreStats,
-    build_indexes,
-    check_privileges,
-    check_restored_rows,
-    copy_in,
-    empty_tables,
-    ensure_vector_extension,
-)
+from pgvector_pipeline.postgres.restore_types import RestoreOptions, TableLoad, TableRestoreStats
+from pgvector_pipeline.postgres.transaction import RestoreTransaction
 
 # The namespace of the uuid5 a non-UUID id becomes: fixed, so a migration gives the same ids every time.
 MIGRATED_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "pgvector-pipeline:pgvector-store-id")
@@ -363,8 +356,11 @@ def _check_table(description: catalog.TableDescription, store: StoreTable, schem
             + (f"it has no {', '.join(missing)}" if missing else "")
             + ("; " if missing and unfillable else "")
             + (f"its {', '.join(unfillable)} is NOT NULL without a default" if unfillable else "")
-            + ". Name the metadata columns it has (metadata_columns), or restore into a new store_table. Nothing "
-            "was changed."
+            + ". Name the metadata columns it has (",
+            named("metadata_columns"),
+            "), or restore into a new ",
+            named("store_table"),
+            ". Nothing was changed.",
         )
 
 
@@ -422,8 +418,9 @@ def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescriptio
     except psycopg2.DataError as exc:  # SQLSTATE class 22: a value its column cannot hold
         raise DataError(
             f"A row of the set does not fit {store.table}: {str(exc).strip()}. An embedding of another dimension "
-            f"than the table's, or a metadata value its column's type cannot hold (metadata_columns), does this. "
-            f"Nothing was changed."
+            f"than the table's, or a metadata value its column's type cannot hold (",
+            named("metadata_columns"),
+            "), does this. Nothing was changed.",
         ) from None
     return cur.rowcount
 
@@ -445,5 +442,9 @@ def _ids_taken(store: StoreTable, exc: psycopg2.Error) -> DataError:
     return DataError(
         f"Two rows would have one id in {store.table} ({exc.diag.message_detail or str(exc).strip()}): the table "
         f"holds that id already, or two ids of the set name one UUID (in upper and lower case, say). Restore into an "
-        f"empty table (truncate_before_restore) or another store_table. Nothing was changed."
+        f"empty table (",
+        named("truncate_before_restore"),
+        ") or another ",
+        named("store_table"),
+        ". Nothing was changed.",
     )

@@ -5,7 +5,7 @@ from the catalog's foreign keys. LangChain's two tables keep their own descripti
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound, named
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.row_filter import checked_row_filter
 from pgvector_pipeline.tables import DEFAULT_TABLES, BackupTable, TableSet, TableSpec
@@ -47,7 +47,9 @@ def _described(cur, schema: str, name: str) -> catalog.TableDescription:
     if description is None:
         raise ResourceNotFound(
             f"Table {schema}.{name} does not exist in this database; {_vector_tables(cur, schema)}. Check the name "
-            f"and the run's db_schema."
+            f"and the run's schema (",
+            named("db_schema"),
+            ").",
         )
     return description
 
@@ -82,5 +84,7 @@ def refuse_tables_no_backup_takes(cur, schema: str, tables: Sequence[str]) -> No
         raise DataError(
             f"The set holds {', '.join(others)}, which in schema {schema} has no vector, halfvec or sparsevec "
             f"column and no table with one references: a backup never takes such a table, so the set was changed or "
-            f"damaged. Nothing was restored. Restore another set, or name the set's vector tables (tables)."
+            f"damaged. Nothing was restored. Restore another set, or name the set's vector tables (",
+            named("tables"),
+            ").",
         )
