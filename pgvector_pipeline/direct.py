@@ -81,6 +81,10 @@ def _line_log() -> logging.Logger:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    # This command's stderr, which a caller of main() in the same process may have replaced since the last one.
+    for handler in log.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
     return log
 
 
