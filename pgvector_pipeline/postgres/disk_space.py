@@ -55,7 +55,7 @@ class Room:
 def room_for(cur, schema: str, needs: Mapping[str, Need]) -> list[Room]:
     """Free space against the estimated size of each table's new rows (from the live table's bytes per row when it
     holds rows, else from the CSV size), summed per tablespace directory. The live rows are the planner's estimate
-    (a count when the table was never analyzed): this runs before the restore locks anything."""
+    (see _rows_now; a count when there is nothing to scale): this runs before the restore locks anything."""
     data_directory = _data_directory(cur)
     needed_in: dict[str, int] = {}
     for table, need in needs.items():
@@ -64,18 +64,32 @@ def room_for(cur, schema: str, needs: Mapping[str, Need]) -> list[Room]:
             continue
         cur.execute(
             "SELECT pg_catalog.pg_total_relation_size(c.oid), c.reltablespace, "
-            "pg_catalog.pg_tablespace_location(c.reltablespace), c.reltuples FROM pg_catalog.pg_class c "
+            "pg_catalog.pg_tablespace_location(c.reltablespace), c.reltuples, c.relpages, "
+            "pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog./) "
+            "pg_catalog.current_setting('block_size')::pg_catalog.int8 FROM pg_catalog.pg_class c "
             "WHERE c.oid OPERATOR(pg_catalog.=) %s",
             (oid,),
         )
-        size, tablespace, location, rows = cur.fetchone()
-        if rows < 0:  # never analyzed
+        size, tablespace, location, counted, counted_pages, pages = cur.fetchone()
+        rows = _rows_now(counted, counted_pages, pages)
+        if rows is None:  # never analyzed, or analyzed empty and written since: no density to scale
             cur.execute(sql.SQL("SELECT pg_catalog.count(*) FROM {}").format(qualified(schema, table)))
             rows = cur.fetchone()[0]
         estimate = int(size * need.set_rows / rows) if rows >= 1 and need.set_rows is not None else need.csv_bytes
         where = location if tablespace and location else (data_directory or "")
         needed_in[where] = needed_in.get(where, 0) + int(estimate * MARGIN)
     return [_room(where, needed, data_directory) for where, needed in needed_in.items()]
+
+
+def _rows_now(counted: float, counted_pages: int, pages: int) -> float | None:
+    """The table's rows now, as the planner estimates them: the rows per page of its last ANALYZE or VACUUM times the
+    pages it has now (right after a bulk insert the count itself is stale; its density is not). None when there is no
+    density to scale: never analyzed, or analyzed while empty and holding pages since."""
+    if counted < 0 or (counted_pages == 0 and pages > 0):
+        return None
+    if counted_pages == 0:
+        return 0.0
+    return counted / counted_pages * pages
 
 
 def _room(where: str, needed: int, data_directory: str | None) -> Room:

@@ -102,3 +102,38 @@ def test_the_swapped_tables_live_where_the_live_ones_did(store_on_small_disk):
 
     assert result.swap == "swapped in"
     assert query(dsn, where) == before
+
+
+def test_the_estimate_holds_after_a_bulk_insert_the_statistics_have_not_seen(store_db, backup_root):
+    """Right after a bulk insert the planner's row count (reltuples) still says what the table held at its last ANALYZE;
+    bytes per row from it made a 3 MB table's restore 'need' hundreds of MB. The rows are scaled to the table's
+    current size, as the planner does."""
+    import re
+
+    execute(store_db, lambda cur: cur.execute(f"ALTER TABLE {EMBEDDING_TABLE} SET (autovacuum_enabled = false)"))
+    execute(
+        store_db,
+        lambda cur: insert_sample_store(cur, "public", collections=1, embeddings_per_collection=20, dimension=128),
+    )
+    execute(store_db, lambda cur: cur.execute(f"ANALYZE {EMBEDDING_TABLE}"))  # the statistics see 20 rows
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            f"INSERT INTO {EMBEDDING_TABLE} (id, collection_id, embedding, document, cmetadata) SELECT 'bulk-' || g, "
+            f"e.collection_id, e.embedding, 'bulk document ' || g, e.cmetadata FROM generate_series(1, 2000) g, "
+            f"(SELECT * FROM {EMBEDDING_TABLE} LIMIT 1) e"
+        ),
+    )
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None, PLAIN_CSV)
+    backup_set = LocalBackupStore(backup_root).locate(timestamp=result.timestamp)
+    table_bytes = query(store_db, f"SELECT pg_total_relation_size('{EMBEDDING_TABLE}')")[0][0]
+    log = RecordingLog()
+
+    restore_backup_set(store_db, "public", backup_set, SWAP, log=log)
+
+    [line] = [line for line in log.infos if line.startswith("Disk space: ")]
+    needed = re.findall(r"about ([0-9.]+) (KB|MB|GB) needed", line)
+    assert needed, line
+    value, unit = needed[0]
+    needed_bytes = float(value) * {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[unit]
+    assert needed_bytes < 3 * table_bytes, (line, table_bytes)
