@@ -82,9 +82,9 @@ def _line_log() -> logging.Logger:
         log.setLevel(logging.INFO)
         log.propagate = False
     # This command's stderr, which a caller of main() in the same process may have replaced since the last one.
-    for handler in log.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+    for existing in log.handlers:
+        if isinstance(existing, logging.StreamHandler):
+            existing.setStream(sys.stderr)
     return log
 
 
