@@ -244,3 +244,19 @@ def test_an_unknown_compression_fails_the_run_naming_the_choices(instance, sampl
     assert failure.metadata["error_type"].value == "INVALID_PARAMS"
     assert "Compression 'lz4' is not known: choose one of none, zstd, gzip." in failure.description
     assert not (backup_root / "vector_bak").exists() or not list((backup_root / "vector_bak").glob("*.csv*"))
+
+
+def test_the_other_tables_checks_say_not_applicable_for_a_langchain_only_set(instance, sample_db, backup_root, ts):
+    from pgvector_pipeline.assets.backup import OTHER_TABLES
+
+    result = run_backup(instance, backup_root, GLOBAL_TASK_KEY, ts)
+
+    assert result.success
+    others = [e for e in result.get_asset_check_evaluations() if e.asset_key == OTHER_TABLES]
+    assert {e.check_name for e in others} == {"files_match_manifest", "embeddings_parse", "rows_hold_up"}
+    for evaluation in others:
+        assert evaluation.description == (
+            f"Not applicable: set {ts} holds no table of this asset (only backups that name other tables in "
+            f"`tables` fill it)."
+        )
+        assert evaluation.metadata["applicable"].value is False
