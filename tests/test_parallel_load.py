@@ -143,6 +143,8 @@ def test_the_sessions_progress_is_reported_together_and_as_events(big_set):
     # The first reading may come before the sessions sent a byte (a busy machine): bytes are counted once they do.
     assert events and all(e.total == 12000 and e.unit == "rows" for e in events)
     assert any(e.bytes_done > 0 for e in events)
+    # The last event is the whole file, whatever the last reading of the server's progress said.
+    assert (events[-1].done, events[-1].total) == (12000, 12000)
 
 
 def test_a_role_with_one_connection_slot_restores_in_its_own_session_and_says_so(big_set, make_role, admin_dsn):
