@@ -57,7 +57,7 @@ def demo_s3_env(state_dir: Path, setting: str) -> dict[str, str]:
     server = ensure_running(state_dir / "seaweedfs")
     client = server.client()
     if DEMO_BUCKET not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
-        client.create_bucket(Bucket=DEMO_BUCKET)
+        server.create_bucket(DEMO_BUCKET)
     print(f"S3 (SeaweedFS) for the backups: {server.endpoint_url}, bucket {DEMO_BUCKET} (it keeps running)")
     return {BACKUP_ROOT_ENV: f"s3://{DEMO_BUCKET}/backups", **server.env()}
 

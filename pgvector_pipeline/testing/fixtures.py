@@ -54,7 +54,7 @@ def s3_server(tmp_path_factory):
 def new_bucket(server) -> str:
     """A new, empty bucket on `server` (a SeaweedServer), named uniquely within the test session."""
     name = f"pgvector-test-{next(_bucket_numbers)}"
-    server.client().create_bucket(Bucket=name)
+    server.create_bucket(name)
     return name
 
 

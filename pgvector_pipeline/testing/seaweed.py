@@ -112,6 +112,25 @@ class SeaweedServer:
             config=client_config(),
         )
 
+    def create_bucket(self, name: str) -> None:
+        """Create bucket `name` and wait until it takes writes. A bucket is a SeaweedFS collection whose volumes the
+        master grows at its first write, in the background: on a busy machine (parallel test workers) writes until
+        then fail with 'failed to find writable volumes', a 500 to the client."""
+        import botocore.exceptions
+
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                client.put_object(Bucket=name, Key=".pgvector-test-warm-up", Body=b"")
+                client.delete_object(Bucket=name, Key=".pgvector-test-warm-up")
+                return
+            except botocore.exceptions.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -173,14 +192,19 @@ def _start(work_dir: Path) -> SeaweedServer:
         # The Iceberg and Lance catalogs listen on fixed ports (8181, 9101): a second server would die on them.
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        # Every bucket is a collection that grows 7 volumes of its own at its first write: small volumes, and many of
-        # them, so a test session's buckets never run out of writable volumes (300 ran out at the 52nd bucket:
-        # "No writable volumes", a 500 to every upload). The defaults size them from the free disk.
+        # Every bucket is a collection with volumes of its own: small volumes, and room for many, so a test session's
+        # buckets never run out of writable volumes (300 ran out at the 52nd bucket: "No writable volumes", a 500 to
+        # every upload). The defaults size them from the free disk.
         "-master.volumeSizeLimitMB=64",
         "-volume.max=2000",
     ]
+    # weed reads master.toml from its working directory: a collection grows one volume at a time, not 7 (seven new
+    # volumes per bucket kept a busy machine's server from answering for over 15 s).
+    (work_dir / "master.toml").write_text(
+        "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n"
+    )
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=work_dir)
     server = SeaweedServer(f"http://127.0.0.1:{s3}", process, log_path, command)
     _wait_ready(server)
     return server

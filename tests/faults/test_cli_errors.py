@@ -90,12 +90,19 @@ def odd_webserver():
         server.close()
 
 
+def default_ctrl_c() -> None:
+    """In the child: Ctrl-C as a shell's foreground command gets it (a parallel test worker ignores SIGINT, and an
+    ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(port: int, *args: str, **options) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_ctrl_c,
         **options,
     )
 
@@ -161,6 +168,7 @@ def test_ctrl_c_during_a_direct_restore_rolls_back_and_says_so_in_one_line(store
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_ctrl_c,
     )
     try:
         time.sleep(4)  # imports, the checks, then the wait for the app's lock (lock_timeout 10 s)
