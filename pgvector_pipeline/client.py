@@ -61,6 +61,7 @@ from pgvector_pipeline.contract import (
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
     RESTORE_JOB,
+    RESTORE_OP,
     RESULT_METADATA,
     RETENTION_JOB,
     RETENTION_SCHEDULE,
@@ -76,12 +77,13 @@ from pgvector_pipeline.contract import (
     drill_run_config,
     partition_key,
     pgvector_resource_config,
+    request_config,
     request_run_config,
-    restore_run_config,
     retention_run_config,
     truncate_run_config,
 )
 from pgvector_pipeline.errors import ErrorType, Part, parts_from_json
+from pgvector_pipeline.run_requests import RestoreRequest, restore_request
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
 
@@ -310,18 +312,19 @@ class VectorBackupClient:
         """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory), the
         `tables` named (default both) and the `collections` named (default all), loading as `flags` say, into a
         newer LangChain layout as `migration` says."""
-        run_config = {
-            **restore_run_config(
-                task_key(task_id),
-                validate_timestamp(timestamp),
-                tables=tables,
-                flags=flags,
-                collections=collections,
-                rename=rename,
-                migration=migration,
-            ),
-            **pgvector_resource_config(dsn_env, db_schema),
-        }
+        task, timestamp = task_key(task_id), validate_timestamp(timestamp)
+        request = restore_request(
+            task, timestamp, tables=tables, flags=flags, collections=collections, rename=rename, migration=migration
+        )
+        return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
+
+    def launch_request(
+        self, request: RestoreRequest, *, dsn_env: str | None = None, db_schema: str | None = None
+    ) -> LaunchedRun:
+        """Launch the job that does `request` (a request of run_requests, with every option it declares), on the
+        database named by `dsn_env` and `db_schema`; the set it names is checked before anything is sent."""
+        request = replace(request, task_id=task_key(request.task_id), timestamp=validate_timestamp(request.timestamp))
+        run_config = {**request_config(RESTORE_OP, request), **pgvector_resource_config(dsn_env, db_schema)}
         return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)
 
     def launch_truncate(

@@ -13,15 +13,16 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pgvector_pipeline.backup import BackupChoices, Log, back_up_database, backup_options
-from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags, partition_key
+from pgvector_pipeline.contract import DEFAULT_DSN_ENV, partition_key
 from pgvector_pipeline.drill import restore_drill, set_to_drill
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.restore import restore_requested
+from pgvector_pipeline.run_requests import RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import set_record
 from pgvector_pipeline.store.interface import BackupStore
@@ -100,37 +101,13 @@ def back_up(where: Target, task_id: str | None, choices: BackupChoices, log: Log
     )
 
 
-def restore(
-    where: Target,
-    task_id: str | None,
-    timestamp: str,
-    flags: RestoreFlags,
-    *,
-    tables: Sequence[str] | None,
-    collections: Sequence[str],
-    rename: Mapping[str, str],
-    migration: Migration,
-    log: Log,
-) -> dict:
-    """A restore of the set `timestamp` of `task_id` (None: global): the result as --wait prints it."""
+def restore(where: Target, request: RestoreRequest, log: Log) -> dict:
+    """The restore `request` asks for (its task_id empty: global): the result as --wait prints it."""
     started = time.monotonic()
-    backup_set = where.store.locate(task_id=task_key(task_id), timestamp=timestamp)
-    result = restore_backup_set(
-        where.dsn,
-        where.schema,
-        backup_set,
-        flags,
-        tables=tables,
-        collections=collections,
-        rename=rename,
-        migration=migration,
-        maintenance_work_mem=where.settings.maintenance_work_mem,
-        lock_timeout_s=where.settings.lock_timeout_s,
-        load_sessions=where.settings.load_sessions,
-        log=log,
-    )
+    backup_set = where.store.locate(task_id=task_key(request.task_id), timestamp=request.timestamp)
+    result = restore_requested(where.dsn, where.schema, backup_set, request, where.settings, log)
     return _result(
-        "verify_only" if flags.verify_only else "restore",
+        "verify_only" if request.flags.verify_only else "restore",
         partition_key(backup_set.task, backup_set.timestamp),
         result.rows_restored,
         result.bytes_read,

@@ -1,5 +1,5 @@
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -13,21 +13,15 @@ from pgvector_pipeline.backup import (
     back_up_database,
     backup_options,
 )
-from pgvector_pipeline.contract import (
-    DATABASE_TAG,
-    DEFAULT_DSN_ENV,
-    NO_MIGRATION,
-    PLAIN_RESTORE,
-    Migration,
-    RestoreFlags,
-)
+from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV
 from pgvector_pipeline.drill import DrillResult, restore_drill
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
 from pgvector_pipeline.postgres.connection import dsn_secrets, redact_dsn
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
-from pgvector_pipeline.restore import RestoreResult, restore_backup_set
+from pgvector_pipeline.restore import RestoreResult, restore_requested
 from pgvector_pipeline.run_config import refuse_nul_at_start
+from pgvector_pipeline.run_requests import RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.interface import BackupStore
@@ -175,32 +169,10 @@ class PgVectorResource(dg.ConfigurableResource):
         )
 
     def restore(
-        self,
-        backup_set: BackupSetInfo,
-        flags: RestoreFlags = PLAIN_RESTORE,
-        *,
-        tables: Sequence[str] | None = None,
-        collections: Sequence[str] = (),
-        rename: Mapping[str, str] | None = None,
-        migration: Migration = NO_MIGRATION,
-        log: Log | logging.Logger | None = None,
+        self, backup_set: BackupSetInfo, request: RestoreRequest, log: Log | logging.Logger | None = None
     ) -> RestoreResult:
-        """Restore `backup_set` into this database (see restore_backup_set)."""
-        settings = self.settings
-        return restore_backup_set(
-            self.dsn,
-            self.db_schema,
-            backup_set,
-            flags,
-            tables=tables,
-            collections=collections,
-            rename=rename,
-            migration=migration,
-            maintenance_work_mem=settings.maintenance_work_mem,
-            lock_timeout_s=settings.lock_timeout_s,
-            load_sessions=settings.load_sessions,
-            log=log,
-        )
+        """Restore `backup_set` into this database as `request` says (see restore_requested)."""
+        return restore_requested(self.dsn, self.db_schema, backup_set, request, self.settings, log)
 
     def drill(self, backup_set: BackupSetInfo, compare_live: bool, log: Log | logging.Logger) -> DrillResult:
         """Restore `backup_set` into a scratch schema of this database, compare, drop (see pgvector_pipeline.drill)."""
