@@ -39,8 +39,6 @@ from pgvector_pipeline.postgres.restore_types import (
     TablesRestored,
 )
 from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
-from pgvector_pipeline.run_requests import RestoreRequest
-from pgvector_pipeline.settings import DatabaseSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetReader
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.damage import damage_marked
@@ -459,29 +457,3 @@ class _LegacyFile:
 
     def __exit__(self, *exc_info) -> None:
         self._file.__exit__(*exc_info)
-
-
-def restore_requested(
-    dsn: str,
-    schema: str,
-    backup_set: BackupSetInfo,
-    request: RestoreRequest,
-    settings: DatabaseSettings,
-    log: Log | None = None,
-) -> RestoreResult:
-    """Restore `backup_set` as `request` says, within the deployment's `settings` (lock and session bounds, index
-    memory): what the Dagster job and --direct both call."""
-    return restore_backup_set(
-        dsn,
-        schema,
-        backup_set,
-        request.flags,
-        tables=request.tables or None,
-        collections=request.collections,
-        rename=request.rename,
-        migration=request.migration,
-        maintenance_work_mem=settings.maintenance_work_mem,
-        lock_timeout_s=settings.lock_timeout_s,
-        load_sessions=settings.load_sessions,
-        log=log,
-    )

@@ -55,7 +55,7 @@ def restore_vector_backup(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )
         context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.location} into {pgvector.redacted_dsn}.")
-        result = pgvector.restore(backup_set, request, log=context.log)
+        result = pgvector.get_engine().restore(backup_set, request, log=context.log)
     context.instance.add_run_tags(context.run_id, result_tags(result.rows_restored, result.bytes_read))
     metadata: dict[str, Any] = {
         "backup_set": partition_key(backup_set.task, backup_set.timestamp),
