@@ -59,6 +59,9 @@ class Engine:
     ) -> RestoreResult:
         """Restore `backup_set` (located by the caller: a partition, the request's task and timestamp, a path) as
         `request` says (see restore_backup_set)."""
+        log = log or logging.getLogger(__name__)
+        if request.note:
+            log.info(f"Restore note: {request.note}")
         settings = self.settings
         return restore_backup_set(
             self.dsn,

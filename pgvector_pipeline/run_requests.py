@@ -354,6 +354,12 @@ class RestoreRequest:
         cli_help="Restore collections under new names (a new key; embeddings follow).",
     )
     migration: Migration = part(Migration)
+    note: str = option(
+        "",
+        flag="--note",
+        cli={"metavar": "TEXT"},
+        help="Why this restore is run (a ticket, an incident), recorded in the run's log and metadata.",
+    )
 
 
 def help_of(request_part: type) -> dict[str, tuple[str, str]]:

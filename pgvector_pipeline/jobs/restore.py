@@ -63,6 +63,7 @@ def restore_vector_backup(
         "collections": ", ".join(config.collections or config.rename) or "all of the set's",
         **({"renamed": ", ".join(f"{old} -> {new}" for old, new in config.rename.items())} if config.rename else {}),
         **({"migrated_to": config.migrate_to} if config.migrate_to else {}),
+        **({"note": request.note} if request.note else {}),
         **({"swap": result.swap} if result.swap else {}),
         "target": result.target,
         "verify_only": result.verify_only,
