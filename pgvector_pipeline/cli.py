@@ -10,7 +10,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from pgvector_pipeline import direct
@@ -28,14 +27,9 @@ from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
     COPY_TO_OTHER,
     DEFAULT_DSN_ENV,
-    MIGRATION_HELP,
-    MIGRATION_TARGETS,
-    NO_MIGRATION,
-    RESTORE_FLAG_HELP,
-    Migration,
-    RestoreFlags,
 )
 from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, PipelineError, Spelling, config_key, said
+from pgvector_pipeline.run_requests import RestoreRequest, add_options, from_args, pair
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
@@ -216,43 +210,15 @@ def _table_filters(tables: list[str], filters: list[tuple[str, str]]) -> dict[st
     return named
 
 
-def _pair(shape: str, example: str) -> Callable[[str], tuple[str, str]]:
-    """An argparse type for 'KEY=VALUE' (split at the first '='): both parts must be given."""
-
-    def parse(text: str) -> tuple[str, str]:
-        key, sep, value = text.partition("=")
-        if not sep or not key or not value:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {shape} ({example})")
-        return key, value
-
-    return parse
+_where_pair = pair("TABLE=CONDITION", "e.g. \"docs=lang = 'de'\"")
 
 
-_where_pair = _pair("TABLE=CONDITION", "e.g. \"docs=lang = 'de'\"")
-_rename_pair = _pair("OLD=NEW", "a collection's name in the set, = its new name")
-
-
-def _restore_flags(args: argparse.Namespace) -> RestoreFlags:
-    return RestoreFlags(**{name: getattr(args, name) for name in RESTORE_FLAG_HELP})
-
-
-def _migration(args: argparse.Namespace) -> Migration:
-    return Migration(args.migrate_to or "", args.store_table or "", tuple(args.metadata_columns or ()))
+def _restore_request(args: argparse.Namespace) -> RestoreRequest:
+    return from_args(RestoreRequest, args, task_id=args.task_id or "")
 
 
 def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    flags = _restore_flags(args)
-    launched = client.launch_restore(
-        args.task_id,
-        args.timestamp,
-        tables=args.tables,
-        flags=flags,
-        collections=args.collections or (),
-        rename=dict(args.rename or []),
-        migration=_migration(args),
-        dsn_env=args.dsn_env,
-        db_schema=args.db_schema,
-    )
+    launched = client.launch_request(_restore_request(args), dsn_env=args.dsn_env, db_schema=args.db_schema)
     return _finish(client, launched, args)
 
 
@@ -274,17 +240,7 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
 
 
 def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
-    return direct.restore(
-        direct.target(args.root, args.dsn_env, args.db_schema),
-        args.task_id,
-        args.timestamp,
-        _restore_flags(args),
-        tables=args.tables,
-        collections=args.collections or (),
-        rename=dict(args.rename or []),
-        migration=_migration(args),
-        log=log,
-    )
+    return direct.restore(direct.target(args.root, args.dsn_env, args.db_schema), _restore_request(args), log)
 
 
 def _list_direct(args: argparse.Namespace, log: Log) -> list[dict]:
@@ -497,29 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.set_defaults(run=_backup, direct_run=_backup_direct)
 
     restore = commands.add_parser("restore", help="Restore a set, all or nothing.")
-    restore.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
-    restore.add_argument("--task-id", help="The set's task; default global.")
-    restore.add_argument("--tables", nargs="+", help="Tables to restore; default: every table the set holds.")
-    restore.add_argument(
-        "--collections", nargs="+", metavar="NAME", help="Restore only these collections; default: all the set holds."
-    )
-    restore.add_argument(
-        "--rename",
-        nargs="+",
-        metavar="OLD=NEW",
-        type=_rename_pair,
-        help="Restore collections under new names (a new key; embeddings follow).",
-    )
-    for flag, (option, help_text) in RESTORE_FLAG_HELP.items():
-        restore.add_argument(option, dest=flag, action="store_true", help=help_text)
-    migrate_to, store_table, metadata_columns = (MIGRATION_HELP[name] for name in asdict(NO_MIGRATION))
-    restore.add_argument(
-        migrate_to[0], dest="migrate_to", choices=[t for t in MIGRATION_TARGETS if t], help=migrate_to[1]
-    )
-    restore.add_argument(store_table[0], dest="store_table", metavar="TABLE", help=store_table[1])
-    restore.add_argument(
-        metadata_columns[0], dest="metadata_columns", action="append", metavar="NAME:TYPE", help=metadata_columns[1]
-    )
+    add_options(restore, RestoreRequest)
     _database_options(restore)
     _wait_options(restore)
     restore.set_defaults(run=_restore, direct_run=_restore_direct)

@@ -27,6 +27,20 @@ from gql.transport.exceptions import TransportError
 from gql.transport.requests import RequestsHTTPTransport
 from requests.exceptions import RequestException
 
+from pgvector_pipeline.client_queries import (
+    ADD_DYNAMIC_PARTITION,
+    INSTIGATION_STATE_ID,
+    LAUNCH_RUN,
+    LIST_BACKUP_SETS,
+    RUN_FAILURE,
+    RUN_MESSAGES,
+    RUN_RESULT,
+    RUN_STATUS,
+    START_SCHEDULE,
+    START_SENSOR,
+    STOP_SCHEDULE,
+    STOP_SENSOR,
+)
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
     BACKUP_SCHEDULE,
@@ -47,6 +61,7 @@ from pgvector_pipeline.contract import (
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
     RESTORE_JOB,
+    RESTORE_OP,
     RESULT_METADATA,
     RETENTION_JOB,
     RETENTION_SCHEDULE,
@@ -62,192 +77,15 @@ from pgvector_pipeline.contract import (
     drill_run_config,
     partition_key,
     pgvector_resource_config,
+    request_config,
     request_run_config,
-    restore_run_config,
     retention_run_config,
     truncate_run_config,
 )
 from pgvector_pipeline.errors import ErrorType, Part, parts_from_json
+from pgvector_pipeline.run_requests import RestoreRequest, restore_request
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
-
-LAUNCH_RUN = """
-mutation LaunchRun($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on RunConfigValidationInvalid { errors { message reason path } }
-    ... on PipelineNotFoundError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConflict { message }
-    ... on PresetNotFoundError { message }
-    ... on ConflictingExecutionParamsError { message }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-ADD_DYNAMIC_PARTITION = """
-mutation AddDynamicPartition($repositorySelector: RepositorySelector!, $partitionsDefName: String!, $partitionKey: String!) {
-  addDynamicPartition(repositorySelector: $repositorySelector, partitionsDefName: $partitionsDefName, partitionKey: $partitionKey) {
-    __typename
-    ... on AddDynamicPartitionSuccess { partitionsDefName partitionKey }
-    ... on DuplicateDynamicPartitionError { partitionName }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-RUN_STATUS = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { runId jobName status startTime endTime tags { key value } }
-    ... on RunNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-# The messages the run's op logged (its progress lines), after a cursor.
-RUN_MESSAGES = """
-query RunMessages($runId: ID!, $after: String) {
-  logsForRun(runId: $runId, afterCursor: $after, limit: 500) {
-    __typename
-    ... on EventConnection {
-      cursor
-      events { __typename ... on LogMessageEvent { message level stepKey timestamp } }
-    }
-  }
-}
-"""
-
-# Queries of a run's events taking $runId and $after are read page by page (see _run_events).
-RUN_FAILURE = """
-query RunFailure($runId: ID!, $after: String) {
-  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
-    __typename
-    ... on EventConnection {
-      cursor
-      hasMore
-      events {
-        __typename
-        ... on ExecutionStepFailureEvent {
-          stepKey
-          error { message }
-          failureMetadata {
-            description
-            metadataEntries {
-              label
-              ... on TextMetadataEntry { text }
-              ... on BoolMetadataEntry { boolValue }
-              ... on JsonMetadataEntry { jsonString }
-            }
-          }
-        }
-        ... on ResourceInitFailureEvent { message error { message } }
-        ... on RunFailureEvent { message }
-      }
-    }
-    ... on RunNotFoundError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-# What a run's op recorded as its result (contract.RESULT_METADATA).
-RUN_RESULT = """
-query RunResult($runId: ID!, $after: String) {
-  logsForRun(runId: $runId, afterCursor: $after, limit: 1000) {
-    __typename
-    ... on EventConnection {
-      cursor
-      hasMore
-      events {
-        __typename
-        ... on ExecutionStepOutputEvent { metadataEntries { label ... on JsonMetadataEntry { jsonString } } }
-      }
-    }
-  }
-}
-"""
-
-LIST_BACKUP_SETS = """
-query BackupSets($assetKey: AssetKeyInput!) {
-  assetOrError(assetKey: $assetKey) {
-    __typename
-    ... on Asset {
-      assetMaterializations(limit: 1) {
-        timestamp
-        metadataEntries { label ... on TableMetadataEntry { table { records } } }
-      }
-    }
-  }
-}
-"""
-
-START_SCHEDULE = """
-mutation StartSchedule($selector: ScheduleSelector!) {
-  startSchedule(scheduleSelector: $selector) {
-    __typename
-    ... on ScheduleStateResult { scheduleState { status } }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-START_SENSOR = """
-mutation StartSensor($selector: SensorSelector!) {
-  startSensor(sensorSelector: $selector) {
-    __typename
-    ... on Sensor { sensorState { status } }
-    ... on SensorNotFoundError { message }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-# Stopping needs the schedule's or sensor's state id, which the start mutations do not take.
-INSTIGATION_STATE_ID = """
-query StateId($schedule: ScheduleSelector!, $sensor: SensorSelector!, $isSchedule: Boolean!) {
-  scheduleOrError(scheduleSelector: $schedule) @include(if: $isSchedule) {
-    __typename
-    ... on Schedule { scheduleState { id } }
-    ... on PythonError { message }
-  }
-  sensorOrError(sensorSelector: $sensor) @skip(if: $isSchedule) {
-    __typename
-    ... on Sensor { sensorState { id } }
-    ... on PythonError { message }
-  }
-}
-"""
-
-STOP_SCHEDULE = """
-mutation StopSchedule($id: String!) {
-  stopRunningSchedule(id: $id) {
-    __typename
-    ... on ScheduleStateResult { scheduleState { status } }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
-"""
-
-STOP_SENSOR = """
-mutation StopSensor($id: String!) {
-  stopSensor(id: $id) {
-    __typename
-    ... on StopSensorMutationResult { instigationState { status } }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
-  }
-}
-"""
 
 SCHEDULES = (BACKUP_SCHEDULE, RETENTION_SCHEDULE, FRESHNESS_SCHEDULE)
 SENSORS = (TASK_SENSOR, DISCOVERY_SENSOR)
@@ -474,18 +312,19 @@ class VectorBackupClient:
         """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory), the
         `tables` named (default both) and the `collections` named (default all), loading as `flags` say, into a
         newer LangChain layout as `migration` says."""
-        run_config = {
-            **restore_run_config(
-                task_key(task_id),
-                validate_timestamp(timestamp),
-                tables=tables,
-                flags=flags,
-                collections=collections,
-                rename=rename,
-                migration=migration,
-            ),
-            **pgvector_resource_config(dsn_env, db_schema),
-        }
+        task, timestamp = task_key(task_id), validate_timestamp(timestamp)
+        request = restore_request(
+            task, timestamp, tables=tables, flags=flags, collections=collections, rename=rename, migration=migration
+        )
+        return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
+
+    def launch_request(
+        self, request: RestoreRequest, *, dsn_env: str | None = None, db_schema: str | None = None
+    ) -> LaunchedRun:
+        """Launch the job that does `request` (a request of run_requests, with every option it declares), on the
+        database named by `dsn_env` and `db_schema`; the set it names is checked before anything is sent."""
+        request = replace(request, task_id=task_key(request.task_id), timestamp=validate_timestamp(request.timestamp))
+        run_config = {**request_config(RESTORE_OP, request), **pgvector_resource_config(dsn_env, db_schema)}
         return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)
 
     def launch_truncate(

@@ -4,10 +4,30 @@ client (and any script) learns these without loading the code location; the Dags
 their names from here too, and a test checks that they agree."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from pgvector_pipeline.errors import InvalidParams, named
+# Re-exported (`X as X`): programs import the restore types and migration targets from the contract.
+from pgvector_pipeline.run_requests import (
+    MIGRATE_TO_LANGCHAIN_POSTGRES as MIGRATE_TO_LANGCHAIN_POSTGRES,
+)
+from pgvector_pipeline.run_requests import (
+    MIGRATE_TO_PGVECTOR_STORE as MIGRATE_TO_PGVECTOR_STORE,
+)
+from pgvector_pipeline.run_requests import (
+    MIGRATION_TARGETS as MIGRATION_TARGETS,
+)
+from pgvector_pipeline.run_requests import (
+    NO_MIGRATION,
+    PLAIN_RESTORE,
+    Migration,
+    RestoreFlags,
+    as_config,
+    help_of,
+    restore_request,
+)
+from pgvector_pipeline.run_requests import (
+    SAME_LAYOUT as SAME_LAYOUT,
+)
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -139,125 +159,10 @@ def _table_config(qualified_name: str, where: str) -> dict:
     return {"name": name, "where": where, **({"db_schema": schema} if schema else {})}
 
 
-@dataclass(frozen=True)
-class RestoreFlags:
-    """How a restore loads: the one home of these switches for the job's config, the client, the command line
-    and restore_backup_set (what each means: RESTORE_FLAG_HELP)."""
-
-    truncate_before_restore: bool = False
-    verify_only: bool = False
-    create_missing: bool = False
-    allow_legacy: bool = False
-    fill_extra_columns: bool = False
-    replace_collections: bool = False
-    in_place: bool = False
-
-    def __post_init__(self) -> None:
-        # Refused where the flags are made (the command line, the client, the job's config), before any launch.
-        if self.in_place and not self.truncate_before_restore:
-            raise InvalidParams(
-                named("in_place"),
-                " chooses how a truncating restore loads: it goes with ",
-                named("truncate_before_restore"),
-                ". A restore that appends always loads into the live tables; leave ",
-                named("in_place"),
-                " off.",
-            )
-
-
-# A restore that only appends, checks everything and commits: every switch off.
-PLAIN_RESTORE = RestoreFlags()
-
-# Each restore switch: its command-line flag and what it does (the job's config shows the same words).
-RESTORE_FLAG_HELP = {
-    "truncate_before_restore": (
-        "--truncate",
-        "Empty the restored tables first, in the same transaction (both in one TRUNCATE when both are restored).",
-    ),
-    "verify_only": (
-        "--verify-only",
-        "Check everything and load in a transaction that is rolled back: nothing changes.",
-    ),
-    "create_missing": (
-        "--create-missing",
-        "In an empty database, create the vector extension and the tables and indexes from the set's manifest.",
-    ),
-    "allow_legacy": (
-        "--allow-legacy",
-        "Restore a set that has no manifest (made by the old system and not yet adopted by backup_discovery_sensor). "
-        "Nothing can verify such a set: a changed or cut file loads as it is.",
-    ),
-    "fill_extra_columns": (
-        "--fill-extra-columns",
-        "Load into target tables that have columns the set lacks (e.g. a column added since the backup), when each "
-        "of them is nullable or has a default: they get NULL or the default.",
-    ),
-    "replace_collections": (
-        "--replace-collections",
-        "With collections named: delete those collections and their embeddings first, in the same transaction, "
-        "so the set's rows replace them; every other collection stays as it is.",
-    ),
-    "in_place": (
-        "--in-place",
-        "With truncate_before_restore: empty and load the live tables under an exclusive lock, so that every search "
-        "and write waits for the whole restore. Without it, a truncating restore loads new tables beside the live "
-        "ones, builds their indexes and swaps them in (a lock wait of at most 1 s per attempt): searches go on, "
-        "writes wait and land in the restored tables. In place is faster on a busy 2-core server and is what a "
-        "restore does anyway when the tables cannot be swapped (the run's log says why).",
-    ),
-}
-
-
-# Where a migrating restore loads a set (see pgvector_pipeline.migration): the same layout (no migration), the
-# langchain_postgres PGVector tables (from a langchain_community set), or one PGVectorStore table.
-SAME_LAYOUT = ""
-MIGRATE_TO_LANGCHAIN_POSTGRES = "langchain_postgres"
-MIGRATE_TO_PGVECTOR_STORE = "pgvector_store"
-MIGRATION_TARGETS = (SAME_LAYOUT, MIGRATE_TO_LANGCHAIN_POSTGRES, MIGRATE_TO_PGVECTOR_STORE)
-
-
-@dataclass(frozen=True)
-class Migration:
-    """Restore into a newer LangChain layout: the one home of these settings for the job's config, the client, the
-    command line and restore_backup_set (what each means: MIGRATION_HELP)."""
-
-    migrate_to: str = SAME_LAYOUT
-    store_table: str = ""
-    metadata_columns: tuple[str, ...] = ()
-
-    def as_config(self) -> dict:
-        """The run config fields of the settings given (none for a restore that does not migrate)."""
-        config: dict = {}
-        if self.migrate_to:
-            config["migrate_to"] = self.migrate_to
-        if self.store_table:
-            config["store_table"] = self.store_table
-        if self.metadata_columns:
-            config["metadata_columns"] = list(self.metadata_columns)
-        return config
-
-
-NO_MIGRATION = Migration()
-
-# Each migration setting: its command-line flag and what it does (the job's config shows the same words).
-MIGRATION_HELP = {
-    "migrate_to": (
-        "--migrate-to",
-        f"Restore into a newer LangChain layout, in one transaction: '{MIGRATE_TO_LANGCHAIN_POSTGRES}' loads a "
-        f"langchain_community set into langchain_postgres PGVector tables (id = custom_id where present and unique "
-        f"in the set, else the old uuid); '{MIGRATE_TO_PGVECTOR_STORE}' loads the set's collections (all, or those "
-        f"named) into one PGVectorStore table (store_table), created when missing. Empty: the set's own layout.",
-    ),
-    "store_table": (
-        "--store-table",
-        f"With migrate_to '{MIGRATE_TO_PGVECTOR_STORE}': the PGVectorStore table, in the target schema.",
-    ),
-    "metadata_columns": (
-        "--metadata-column",
-        f"With migrate_to '{MIGRATE_TO_PGVECTOR_STORE}': metadata keys that get their own typed column, as "
-        f"'name:type' (e.g. 'page:integer', 'source:text'); the other keys stay in langchain_metadata.",
-    ),
-}
+# What a restore takes is declared once in run_requests (RestoreRequest and its parts); these names stay here for the
+# programs that have imported them from the contract.
+RESTORE_FLAG_HELP = help_of(RestoreFlags)
+MIGRATION_HELP = help_of(Migration)
 
 
 def restore_run_config(
@@ -273,15 +178,15 @@ def restore_run_config(
     """Run config of vector_restore_job naming the set (task_id None or '' is the global directory); `collections`
     restores only those (with flags.replace_collections, in place of the target's), `rename` under new names,
     `migration` into a newer LangChain layout."""
-    config: dict = {"task_id": task_id or "", "timestamp": timestamp, **asdict(flags)}
-    if tables:
-        config["tables"] = list(tables)
-    if collections:
-        config["collections"] = list(collections)
-    if rename:
-        config["rename"] = dict(rename)
-    config.update(migration.as_config())
-    return {"ops": {RESTORE_OP: {"config": config}}}
+    request = restore_request(
+        task_id, timestamp, tables=tables, flags=flags, collections=collections, rename=rename, migration=migration
+    )
+    return request_config(RESTORE_OP, request)
+
+
+def request_config(op: str, request: Any) -> dict:
+    """Run config of the op `op` doing `request` (a request of run_requests)."""
+    return {"ops": {op: {"config": as_config(request)}}}
 
 
 def truncate_run_config(tables: list[str] | None = None) -> dict:

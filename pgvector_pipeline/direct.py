@@ -13,38 +13,26 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
-from pgvector_pipeline.backup import BackupChoices, Log, back_up_database, backup_options
-from pgvector_pipeline.contract import DEFAULT_DSN_ENV, Migration, RestoreFlags, partition_key
-from pgvector_pipeline.drill import restore_drill, set_to_drill
+from pgvector_pipeline.backup import BackupChoices, Log
+from pgvector_pipeline.contract import DEFAULT_DSN_ENV, partition_key
+from pgvector_pipeline.drill import set_to_drill
+from pgvector_pipeline.engine import Engine
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.run_requests import RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import set_record
-from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
-from pgvector_pipeline.tables import schema_of
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where a direct command works: the backup store and the database (its DSN read from the environment)."""
-
-    store: BackupStore
-    dsn: str
-    schema: str
-    # Lock and session bounds and index memory, from this shell's environment as the code server's from its own.
-    settings: DatabaseSettings
-
-
-def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: bool = True) -> Target:
-    """The store of `root` (else $PGVECTOR_BACKUP_ROOT) and the DSN in $`dsn_env` (else $PGVECTOR_DSN);
-    InvalidParams naming the variable to set when one is missing."""
+def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: bool = True) -> Engine:
+    """The engine on the store of `root` (else $PGVECTOR_BACKUP_ROOT) and the DSN in $`dsn_env` (else $PGVECTOR_DSN),
+    with the deployment settings of this shell's environment (as the code server's come from its own); InvalidParams
+    naming the variable to set when one is missing."""
     root = root or os.environ.get(BACKUP_ROOT_ENV, "")
     if not root:
         raise InvalidParams(f"--direct needs the backup root: pass --root PATH_OR_S3_URL, or set {BACKUP_ROOT_ENV}.")
@@ -55,7 +43,7 @@ def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: 
             f"--direct reads the database's DSN from ${variable}, which is not set in this shell: export it (a "
             f"password may also come from ~/.pgpass), or name another variable with --dsn-env."
         )
-    return Target(StoreSettings.from_env().store(root), dsn, schema or "public", DatabaseSettings.from_env())
+    return Engine(dsn, schema or "public", DatabaseSettings.from_env(), StoreSettings.from_env().store(root))
 
 
 @contextmanager
@@ -88,13 +76,10 @@ def _line_log() -> logging.Logger:
     return log
 
 
-def back_up(where: Target, task_id: str | None, choices: BackupChoices, log: Log) -> dict:
+def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict:
     """A backup into a new set of `task_id` (None: global): the result as --wait prints it."""
     started = time.monotonic()
-    schema = schema_of(choices.tables, where.schema)
-    settings = where.settings
-    options = backup_options(where.dsn, schema, choices, settings.export_sessions, settings.lock_timeout_s, log)
-    result = back_up_database(where.dsn, schema, where.store, task_key(task_id), None, options, log=log)
+    result = engine.back_up(task_key(task_id), None, choices, log=log)
     return _result(
         "backup",
         partition_key(result.task, result.timestamp),
@@ -104,37 +89,13 @@ def back_up(where: Target, task_id: str | None, choices: BackupChoices, log: Log
     )
 
 
-def restore(
-    where: Target,
-    task_id: str | None,
-    timestamp: str,
-    flags: RestoreFlags,
-    *,
-    tables: Sequence[str] | None,
-    collections: Sequence[str],
-    rename: Mapping[str, str],
-    migration: Migration,
-    log: Log,
-) -> dict:
-    """A restore of the set `timestamp` of `task_id` (None: global): the result as --wait prints it."""
+def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict:
+    """The restore `request` asks for (its task_id empty: global): the result as --wait prints it."""
     started = time.monotonic()
-    backup_set = where.store.locate(task_id=task_key(task_id), timestamp=timestamp)
-    result = restore_backup_set(
-        where.dsn,
-        where.schema,
-        backup_set,
-        flags,
-        tables=tables,
-        collections=collections,
-        rename=rename,
-        migration=migration,
-        maintenance_work_mem=where.settings.maintenance_work_mem,
-        lock_timeout_s=where.settings.lock_timeout_s,
-        load_sessions=where.settings.load_sessions,
-        log=log,
-    )
+    backup_set = engine.backup_store().locate(task_id=task_key(request.task_id), timestamp=request.timestamp)
+    result = engine.restore(backup_set, request, log)
     return _result(
-        "verify_only" if flags.verify_only else "restore",
+        "verify_only" if request.flags.verify_only else "restore",
         partition_key(backup_set.task, backup_set.timestamp),
         result.rows_restored,
         result.bytes_read,
@@ -143,12 +104,12 @@ def restore(
     )
 
 
-def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict:
+def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict:
     """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
     live tables with it: the result as --wait prints it, with each table's comparison."""
     started = time.monotonic()
-    backup_set = set_to_drill(where.store, task_key(task_id), timestamp)
-    result = restore_drill(where.dsn, where.schema, backup_set, True, log)
+    backup_set = set_to_drill(engine.backup_store(), task_key(task_id), timestamp)
+    result = engine.drill(backup_set, True, log)
     done = _result(
         "verify",
         partition_key(backup_set.task, backup_set.timestamp),
@@ -159,14 +120,14 @@ def verify(where: Target, task_id: str | None, timestamp: str, log: Log) -> dict
     return {**done, **result.report()}
 
 
-def list_sets(where: Target, task_id: str | None, global_only: bool) -> list[dict]:
+def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict]:
     """The sets of the store, newest first, as the inventory records them (see store.backup_set_info.set_record).
     ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
-    sets = [set_record(s) for s in where.store.list_sets(global_only=global_only, task_id=task_id)]
-    if not sets and isinstance(where.store, LocalBackupStore) and not where.store.root.is_dir():
+    store = engine.backup_store()
+    sets = [set_record(s) for s in store.list_sets(global_only=global_only, task_id=task_id)]
+    if not sets and isinstance(store, LocalBackupStore) and not store.root.is_dir():
         raise ResourceNotFound(
-            f"The backup root {where.store.where} does not exist (or is not a directory): check --root or "
-            f"${BACKUP_ROOT_ENV}."
+            f"The backup root {store.where} does not exist (or is not a directory): check --root or ${BACKUP_ROOT_ENV}."
         )
     return sets
 

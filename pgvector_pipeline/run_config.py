@@ -1,11 +1,14 @@
 """Run config and resource config, checked where Dagster makes them typed records: text holding a NUL (see
 untrusted_text) fails the run there, as INVALID_PARAMS, before an op or resource does anything with it."""
 
+from typing import Any, ClassVar
+
 import dagster as dg
-from pydantic import model_validator
+from pydantic import Field, create_model, model_validator
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import as_failure, refusal_at_start
+from pgvector_pipeline.run_requests import as_config_value, build, config_type, declared
 from pgvector_pipeline.untrusted_text import nul_problem
 
 
@@ -27,3 +30,28 @@ def refuse_nul_at_start(context: dg.InitResourceContext, resource: str) -> None:
     problem = nul_problem(context.resource_config, f"The {resource} resource's config")
     if problem:
         raise refusal_at_start(InvalidParams(problem))
+
+
+class RequestConfig(RunConfig):
+    """The config class of an op doing a request of run_requests, built from the request's declaration by
+    request_config: the same keys, types, defaults and descriptions; `request()` makes the request."""
+
+    request_type: ClassVar[type]
+
+    def request(self) -> Any:
+        """The request this config asks for (the request's own checks run here, inside the op)."""
+        return build(self.request_type, self.model_dump())
+
+
+def request_config(request_type: type) -> type[RequestConfig]:
+    """A config class with one field per spelled field of `request_type` (parts flattened), for an op to subclass."""
+    fields: dict[str, Any] = {
+        spelled.name: (
+            config_type(spelled),
+            Field(default=as_config_value(spelled.default), description=spelled.spelling.help),
+        )
+        for spelled in declared(request_type)
+    }
+    config = create_model(f"{request_type.__name__}Fields", __base__=RequestConfig, **fields)
+    config.request_type = request_type
+    return config

@@ -187,7 +187,7 @@ def vector_store_backup(
             f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
             f"of task {task} in {store.where}."
         )
-        result = pgvector.back_up(store, task, timestamp, choices, log=context.log)
+        result = pgvector.get_engine(store).back_up(task, timestamp, choices, log=context.log)
     context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)

@@ -43,7 +43,7 @@ def vector_restore_drill(
         context.instance.add_run_tags(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )
-        result = pgvector.drill(backup_set, config.compare_live, context.log)
+        result = pgvector.get_engine().drill(backup_set, config.compare_live, context.log)
         context.instance.add_run_tags(context.run_id, result_tags(result.rows_restored, backup_set.total_bytes))
         for t in result.tables:
             context.log.info(

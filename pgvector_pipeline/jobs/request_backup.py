@@ -56,7 +56,7 @@ def request_vector_backup(
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
         task = task_key(config.task_id)
         store = backup_store.store()
-        result = pgvector.back_up(store, task, None, config.choices(), on_claim=register, log=context.log)
+        result = pgvector.get_engine(store).back_up(task, None, config.choices(), on_claim=register, log=context.log)
     context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.AssetMaterialization(asset_key=asset_key, partition=str(claimed[-1]), metadata=metadata)

@@ -3,16 +3,11 @@
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import stats_table
 from pgvector_pipeline.contract import (
     BACKUP_SET_TAG,
-    MIGRATION_HELP,
-    RESTORE_FLAG_HELP,
     RESTORE_JOB,
-    Migration,
-    RestoreFlags,
     database_tags,
     partition_key,
     result_tags,
@@ -20,61 +15,21 @@ from pgvector_pipeline.contract import (
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
-from pgvector_pipeline.run_config import RunConfig
+from pgvector_pipeline.run_config import request_config
+from pgvector_pipeline.run_requests import Migration, RestoreFlags, RestoreRequest
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 
 
-class RestoreConfig(RunConfig):
+class RestoreConfig(request_config(RestoreRequest)):  # type: ignore[misc]  # built from RestoreRequest's fields
     """Run config of restore_vector_backup: which set, which tables, and how."""
-
-    task_id: str = Field(
-        default="",
-        description="Set to restore, for sets Dagster has not seen: its task id ('global' for {root}/vector_bak/). "
-        "Leave empty when launching for a partition.",
-    )
-    timestamp: str = Field(
-        default="", description="Set to restore: its timestamp YYYYMMDD_HHMMSS. Empty: use the partition."
-    )
-    backup_path: str = Field(
-        default="",
-        description="Instead of task_id: the set's directory relative to the backup root (e.g. 'task_7/vector_bak'); "
-        "must stay inside the root.",
-    )
-    tables: list[str] = Field(
-        default=[], description="Tables to restore, e.g. [langchain_pg_embedding]. Empty: every table the set holds."
-    )
-    # The switches of contract.RestoreFlags, described once in contract.RESTORE_FLAG_HELP (a test checks they agree).
-    truncate_before_restore: bool = Field(default=False, description=RESTORE_FLAG_HELP["truncate_before_restore"][1])
-    verify_only: bool = Field(default=False, description=RESTORE_FLAG_HELP["verify_only"][1])
-    create_missing: bool = Field(default=False, description=RESTORE_FLAG_HELP["create_missing"][1])
-    allow_legacy: bool = Field(default=False, description=RESTORE_FLAG_HELP["allow_legacy"][1])
-    fill_extra_columns: bool = Field(default=False, description=RESTORE_FLAG_HELP["fill_extra_columns"][1])
-    replace_collections: bool = Field(default=False, description=RESTORE_FLAG_HELP["replace_collections"][1])
-    in_place: bool = Field(default=False, description=RESTORE_FLAG_HELP["in_place"][1])
-    collections: list[str] = Field(
-        default=[],
-        description="Restore only these collections (by name) and their embeddings; empty: every row of the set. "
-        "With replace_collections, they replace the target's collections of the same names.",
-    )
-    rename: dict[str, str] = Field(
-        default={},
-        description="Restore collections under new names: {name in the set: name in the target}. A renamed "
-        "collection gets a new key and its embeddings follow (their ids are kept). Renamed collections are "
-        "restored even when collections leaves them out.",
-    )
-
-    # The settings of contract.Migration, described once in contract.MIGRATION_HELP.
-    migrate_to: str = Field(default="", description=MIGRATION_HELP["migrate_to"][1])
-    store_table: str = Field(default="", description=MIGRATION_HELP["store_table"][1])
-    metadata_columns: list[str] = Field(default=[], description=MIGRATION_HELP["metadata_columns"][1])
 
     def flags(self) -> RestoreFlags:
         """The restore switches of this config."""
-        return RestoreFlags(**{name: getattr(self, name) for name in RESTORE_FLAG_HELP})
+        return self.request().flags
 
     def migration(self) -> Migration:
         """The migration settings of this config (none set: the set's own layout)."""
-        return Migration(self.migrate_to, self.store_table, tuple(self.metadata_columns))
+        return self.request().migration
 
 
 @dg.op(
@@ -86,6 +41,7 @@ def restore_vector_backup(
 ):
     """Locate the set (partition or config), verify it, and restore it in one transaction."""
     with failures_reported():
+        request: RestoreRequest = config.request()
         if config.timestamp or config.backup_path:
             task, timestamp = (config.task_id or GLOBAL_TASK_KEY), config.timestamp
         elif context.has_partition_key:
@@ -99,15 +55,7 @@ def restore_vector_backup(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )
         context.log.info(f"Restoring set {backup_set.timestamp} of {backup_set.location} into {pgvector.redacted_dsn}.")
-        result = pgvector.restore(
-            backup_set,
-            config.flags(),
-            tables=config.tables or None,
-            collections=config.collections,
-            rename=config.rename,
-            migration=config.migration(),
-            log=context.log,
-        )
+        result = pgvector.get_engine().restore(backup_set, request, log=context.log)
     context.instance.add_run_tags(context.run_id, result_tags(result.rows_restored, result.bytes_read))
     metadata: dict[str, Any] = {
         "backup_set": partition_key(backup_set.task, backup_set.timestamp),
@@ -115,6 +63,7 @@ def restore_vector_backup(
         "collections": ", ".join(config.collections or config.rename) or "all of the set's",
         **({"renamed": ", ".join(f"{old} -> {new}" for old, new in config.rename.items())} if config.rename else {}),
         **({"migrated_to": config.migrate_to} if config.migrate_to else {}),
+        **({"note": request.note} if request.note else {}),
         **({"swap": result.swap} if result.swap else {}),
         "target": result.target,
         "verify_only": result.verify_only,

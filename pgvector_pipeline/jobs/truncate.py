@@ -25,7 +25,7 @@ class TruncateConfig(RunConfig):
 def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource):
     """Truncate the tables in one statement and report rows before and after."""
     with failures_reported():
-        stats = pgvector.truncate(config.tables, context.log)
+        stats = pgvector.get_engine().truncate(config.tables, context.log)
     for s in stats:
         context.log.info(f"Truncated {s.table}: {s.rows_before:,} -> {s.rows_after:,} rows in {s.duration_s:.2f} s.")
     yield dg.Output(

@@ -1,37 +1,17 @@
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from pgvector_pipeline.backup import (
-    DEFAULT_CHOICES,
-    BackupChoices,
-    BackupResult,
-    Log,
-    back_up_database,
-    backup_options,
-)
-from pgvector_pipeline.contract import (
-    DATABASE_TAG,
-    DEFAULT_DSN_ENV,
-    NO_MIGRATION,
-    PLAIN_RESTORE,
-    Migration,
-    RestoreFlags,
-)
-from pgvector_pipeline.drill import DrillResult, restore_drill
+from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV
+from pgvector_pipeline.engine import Engine
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
 from pgvector_pipeline.postgres.connection import dsn_secrets, redact_dsn
-from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
-from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.run_config import refuse_nul_at_start
 from pgvector_pipeline.settings import DatabaseSettings
-from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.interface import BackupStore
-from pgvector_pipeline.tables import schema_of
 
 
 def literal_dsns_with_password(run_config: Mapping[str, Any]) -> list[str]:
@@ -148,66 +128,6 @@ class PgVectorResource(dg.ConfigurableResource):
     def redacted_dsn(self) -> str:
         return redact_dsn(self.dsn)
 
-    def back_up(
-        self,
-        store: BackupStore,
-        task: str,
-        timestamp: str | None,
-        choices: BackupChoices = DEFAULT_CHOICES,
-        *,
-        on_claim: Callable[[str], None] | None = None,
-        log: Log | logging.Logger | None = None,
-    ) -> BackupResult:
-        """Back up into the set `timestamp` of `task` in `store` as the run `choices`; None claims a new set (see
-        back_up_database)."""
-        log = log or logging.getLogger(__name__)
-        schema = schema_of(choices.tables, self.db_schema)  # named tables may name their schema
-        settings = self.settings
-        return back_up_database(
-            self.dsn,
-            schema,
-            store,
-            task,
-            timestamp,
-            backup_options(self.dsn, schema, choices, settings.export_sessions, settings.lock_timeout_s, log),
-            on_claim=on_claim,
-            log=log,
-        )
-
-    def restore(
-        self,
-        backup_set: BackupSetInfo,
-        flags: RestoreFlags = PLAIN_RESTORE,
-        *,
-        tables: Sequence[str] | None = None,
-        collections: Sequence[str] = (),
-        rename: Mapping[str, str] | None = None,
-        migration: Migration = NO_MIGRATION,
-        log: Log | logging.Logger | None = None,
-    ) -> RestoreResult:
-        """Restore `backup_set` into this database (see restore_backup_set)."""
-        settings = self.settings
-        return restore_backup_set(
-            self.dsn,
-            self.db_schema,
-            backup_set,
-            flags,
-            tables=tables,
-            collections=collections,
-            rename=rename,
-            migration=migration,
-            maintenance_work_mem=settings.maintenance_work_mem,
-            lock_timeout_s=settings.lock_timeout_s,
-            load_sessions=settings.load_sessions,
-            log=log,
-        )
-
-    def drill(self, backup_set: BackupSetInfo, compare_live: bool, log: Log | logging.Logger) -> DrillResult:
-        """Restore `backup_set` into a scratch schema of this database, compare, drop (see pgvector_pipeline.drill)."""
-        return restore_drill(self.dsn, self.db_schema, backup_set, compare_live, log)
-
-    def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:
-        """Truncate `tables` in one statement (see truncate_tables_now)."""
-        return truncate_tables_now(
-            self.dsn, self.db_schema, tables, warn=log.warning, lock_timeout_s=self.settings.lock_timeout_s
-        )
+    def get_engine(self, store: BackupStore | None = None) -> Engine:
+        """The plain-Python engine on this database with the deployment's settings (and `store`, for backups)."""
+        return Engine(self.dsn, self.db_schema, self.settings, store)
