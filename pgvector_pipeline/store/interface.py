@@ -112,7 +112,8 @@ class BackupStore(SetStore, Protocol):
     def locate(
         self, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
     ) -> BackupSetInfo:
-        """One set by task id (or a path inside the store) and timestamp."""
+        """One set by task id (or a path inside the store) and timestamp; `latest` (store.naming.LATEST) names the
+        newest complete set there (store.naming.newest_complete)."""
         ...
 
     def task_ids(self) -> list[str]:

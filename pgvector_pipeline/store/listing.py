@@ -24,6 +24,7 @@ from pgvector_pipeline.store.layout import (
 from pgvector_pipeline.store.locations import location_path, open_location, open_root, task_directories
 from pgvector_pipeline.store.log import logged_manifest_timestamps
 from pgvector_pipeline.store.manifest import Manifest, read_manifest
+from pgvector_pipeline.store.naming import LATEST, named_timestamp, newest_complete, validate_set_timestamp
 
 
 @dataclass(frozen=True)
@@ -214,23 +215,24 @@ def find_set(
     timestamp: str | None = None,
     backup_path: str | None = None,
 ) -> BackupSetInfo:
-    """The set of the local `store` under `root` named by task id (None or 'global' for the global directory) and timestamp, or by a
-    backup_path inside the root and timestamp.
+    """The set of the local `store` under `root` named by task id (None or 'global' for the global directory) and timestamp
+    (or `latest`: see store.naming), or by a backup_path inside the root and timestamp.
 
     Task id, timestamp and path are checked before anything is opened; directories are opened without
     following links (see locations), so a set is found only where it really is."""
-    if not timestamp:
-        raise InvalidParams("Name the set's timestamp (YYYYMMDD_HHMMSS), or pick a partition of the backup assets.")
-    validate_timestamp(timestamp)
+    validate_set_timestamp(named_timestamp(timestamp))
     task = _backup_path_task(root, backup_path) if backup_path else task_key(task_id)
-    missing = ""
+    missing, sets = "", []
     try:
         with open_location(Path(root), task) as location:
-            for info in _scan_directory(store, task, location):
-                if info.timestamp == timestamp:
-                    return info
+            sets = _scan_directory(store, task, location)
     except ResourceNotFound as error:
         missing = f" ({error.message})"
+    if timestamp == LATEST:  # a missing location is said as every store says it: no sets there
+        return newest_complete(sets, str(location_path(root, task)))
+    for info in sets:
+        if info.timestamp == timestamp:
+            return info
     raise ResourceNotFound(
         f"No backup set with timestamp {timestamp} in {location_path(root, task)}{missing}. List the sets "
         f"(vector_backup_inventory) and pick an existing task id and timestamp."

@@ -32,11 +32,11 @@ from pgvector_pipeline.store.layout import (
     parse_log_entry_name,
     task_key,
     validate_task_id,
-    validate_timestamp,
 )
 from pgvector_pipeline.store.listing import ListedName, LocationListing, assemble_sets, backup_path_task
 from pgvector_pipeline.store.log import format_entry, published_set
 from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from pgvector_pipeline.store.naming import LATEST, named_timestamp, newest_complete, validate_set_timestamp
 from pgvector_pipeline.store.s3_client import (
     CREATE_REFUSED_CODES,
     MISSING_CODES,
@@ -112,9 +112,7 @@ class S3BackupStore(S3Objects):
     def locate(
         self, *, task_id: str | None = None, timestamp: str | None = None, backup_path: str | None = None
     ) -> BackupSetInfo:
-        if not timestamp:
-            raise InvalidParams("Name the set's timestamp (YYYYMMDD_HHMMSS), or pick a partition of the backup assets.")
-        validate_timestamp(timestamp)
+        validate_set_timestamp(named_timestamp(timestamp))
         if backup_path:
             if backup_path.startswith(self.root.url() + "/"):
                 backup_path = backup_path[len(self.root.url()) + 1 :]
@@ -123,7 +121,10 @@ class S3BackupStore(S3Objects):
             task = backup_path_task(backup_path)
         else:
             task = task_key(task_id)
-        for info in self._scan(task):
+        sets = self._scan(task)
+        if timestamp == LATEST:
+            return newest_complete(sets, self.location(task))
+        for info in sets:
             if info.timestamp == timestamp:
                 return info
         raise ResourceNotFound(
