@@ -5,13 +5,13 @@ log and metadata, as --direct does in its log."""
 import json
 
 from pgvector_pipeline.backup import back_up_database
-from pgvector_pipeline.cli import build_parser, main
+from pgvector_pipeline.cli import build_parser
 from pgvector_pipeline.contract import RESTORE_JOB, RESTORE_OP, request_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.jobs.restore import RestoreConfig
 from pgvector_pipeline.run_requests import RestoreRequest, as_config, from_args
 from pgvector_pipeline.store.local import LocalBackupStore
-from tests.helpers import DSN_ENV, resources_config
+from tests.helpers import DSN_ENV, direct, resources_config
 
 NOTE = "ticket 4711: the bad import of Monday"
 
@@ -40,11 +40,11 @@ def test_the_restore_job_records_its_note(instance, store_db, backup_root, monke
     assert f"Restore note: {NOTE}" in logged
 
 
-def test_a_direct_restore_logs_its_note(store_db, backup_root, monkeypatch, capsys):
-    monkeypatch.setenv(DSN_ENV, store_db)
+def test_a_direct_restore_logs_its_note(store_db, backup_root):
     made = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None)
-    code = main(["--direct", "--root", str(backup_root), "restore", "--timestamp", made.timestamp, "--note", NOTE])
-    out, err = capsys.readouterr()
-    assert code == 0
-    assert json.loads(out)["status"] == "SUCCESS"
-    assert f"Restore note: {NOTE}" in err
+    restored = direct(
+        "--root", str(backup_root), "restore", "--timestamp", made.timestamp, "--note", NOTE, env={DSN_ENV: store_db}
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["status"] == "SUCCESS"
+    assert f"Restore note: {NOTE}" in restored.stderr
