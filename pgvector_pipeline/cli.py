@@ -428,6 +428,16 @@ def _direct_options(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
+def _version() -> str:
+    """This package's version as installed, and Dagster's, for bug reports."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{version('pgvector-pipeline')} (dagster {version('dagster')})"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -435,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         epilog="exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
     )
+    parser.add_argument("--version", action="version", version=f"pgvector-pipeline {_version()}")
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, "127.0.0.1"), help=f"Webserver host (${HOST_ENV}).")
     parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "3000")), help=f"Port (${PORT_ENV}).")
     _direct_options(parser, None)
