@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from pgvector_pipeline import direct
 from pgvector_pipeline.backup import BackupChoices, Log
+from pgvector_pipeline.check import run_checks
 from pgvector_pipeline.client import (
     SCHEDULES,
     SENSORS,
@@ -29,9 +30,11 @@ from pgvector_pipeline.contract import (
     DEFAULT_DSN_ENV,
 )
 from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, PipelineError, Spelling, config_key, said
+from pgvector_pipeline.named_set import check_named_set
 from pgvector_pipeline.run_requests import RestoreRequest, add_options, from_args, pair
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
+from pgvector_pipeline.store.naming import LATEST, latest_note
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
 from pgvector_pipeline.untrusted_text import refuse_nul
@@ -182,6 +185,9 @@ def _verdict(result: dict) -> int:
     if result.get("live_equal") is False:
         print(f"error: the live tables differ from set {result['backup_set']}.", file=sys.stderr)
         return EXIT_RUN_FAILED
+    if result.get("problems"):  # check
+        print(f"error: {len(result['problems'])} problem(s): {', '.join(result['problems'])}.", file=sys.stderr)
+        return EXIT_RUN_FAILED
     return EXIT_OK
 
 
@@ -240,7 +246,29 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
 
 
 def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
-    return direct.restore(direct.target(args.root, args.dsn_env, args.db_schema), _restore_request(args), log)
+    engine = direct.target(args.root, args.dsn_env, args.db_schema)
+    # A mistyped task, timestamp, table or collection is refused here, naming the nearest ones (exit 2).
+    named = check_named_set(
+        engine.backup_store(), args.task_id, args.timestamp, getattr(args, "tables", None), args.collections or ()
+    )
+    if args.timestamp == LATEST:
+        log.info(latest_note(named))
+    return direct.restore(engine, _restore_request(args), log)
+
+
+def _check_direct(args: argparse.Namespace, log: Log) -> dict:
+    """Whether this deployment works (pgvector_pipeline.check): one line per check on stderr, the report as JSON."""
+    engine = direct.target(args.root, args.dsn_env, args.db_schema)
+    report = run_checks(engine.dsn, engine.schema, engine.backup_store())
+    print(report.text(), file=sys.stderr)
+    return {"status": "SUCCESS" if report.ok else "FAILURE", **report.as_dict()}
+
+
+def _check(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    raise InvalidParams(
+        "check runs in this process for now: pass --direct (with the DSN in $PGVECTOR_DSN and the root in "
+        "$PGVECTOR_BACKUP_ROOT or --root, as the code server has them)."
+    )
 
 
 def _list_direct(args: argparse.Namespace, log: Log) -> list[dict]:
@@ -400,6 +428,16 @@ def _direct_options(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
+def _version() -> str:
+    """This package's version as installed, and Dagster's, for bug reports."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{version('pgvector-pipeline')} (dagster {version('dagster')})"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -407,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         epilog="exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
     )
+    parser.add_argument("--version", action="version", version=f"pgvector-pipeline {_version()}")
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, "127.0.0.1"), help=f"Webserver host (${HOST_ENV}).")
     parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "3000")), help=f"Port (${PORT_ENV}).")
     _direct_options(parser, None)
@@ -505,6 +544,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--task-id", help="Only this task's sets.")
     listing.add_argument("--refresh", action="store_true", help="Re-scan the backup root first.")
     listing.set_defaults(run=_list, direct_run=_list_direct)
+    checking = commands.add_parser(
+        "check",
+        help="Check that the deployment works: the database and pgvector, the privileges of each operation, the "
+        "store (a claim made and removed), free space, the newest global backup's age. Exit 1 naming each problem.",
+    )
+    checking.add_argument(
+        "--dsn-env", default=DEFAULT_DSN_ENV, help=f"Variable holding the DSN (default {DEFAULT_DSN_ENV})."
+    )
+    checking.add_argument(
+        "--schema", dest="db_schema", metavar="SCHEMA", help="Schema of the LangChain tables; default public."
+    )
+    checking.set_defaults(run=_check, direct_run=_check_direct)
 
     status = commands.add_parser("status", help="A run's status (and error, once it failed).")
     status.add_argument("run_id")

@@ -123,3 +123,24 @@ def test_what_is_missing_is_said_and_the_rest_still_checked(empty_db, pg_server,
     assert [c.name for c in gone.checks][:1] == ["database"] and not gone.check("database").ok
     assert "does not answer" in gone.check("database").detail
     assert "pgvector" not in [c.name for c in gone.checks]
+
+
+def test_the_check_command_exits_0_when_all_hold_and_1_naming_each_problem(store_db, tmp_path):
+    import json
+
+    from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
+    from tests.helpers import DSN_ENV, direct
+
+    env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(tmp_path)}
+    stale = direct("check", env=env)  # no global backup yet
+
+    assert stale.returncode == 1, stale.stderr
+    report = json.loads(stale.stdout)
+    assert (report["ok"], report["problems"]) == (False, ["recent_backup"])
+    assert stale.stderr.splitlines()[-1] == "error: 1 problem(s): recent_backup."
+
+    assert direct("backup", env=env).returncode == 0
+    fine = direct("check", env=env)
+    assert fine.returncode == 0, fine.stderr
+    assert json.loads(fine.stdout)["ok"] is True
+    assert list(tmp_path.rglob("*.lock")) == []

@@ -126,6 +126,36 @@ def test_a_failed_direct_restore_exits_1_and_changes_nothing(store_db, tmp_path)
     assert contents(store_db) == before
 
 
+def test_a_direct_restore_and_verify_of_latest_take_the_newest_complete_set(store_db, tmp_path):
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=4)
+    env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(tmp_path)}
+    direct("backup", env=env)
+    execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE id LIKE '%%7'"))
+    newest = json.loads(direct("backup", env=env).stdout)["backup_set"]
+    rows = contents(store_db)
+    execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding"))
+
+    restored = direct("restore", "--timestamp", "latest", "--truncate", env=env)
+
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["backup_set"] == newest
+    assert contents(store_db) == rows
+    verified = direct("verify", "--timestamp", "latest", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["backup_set"] == newest
+
+
+def test_a_mistyped_timestamp_is_refused_with_the_nearest_sets(store_db, tmp_path):
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=4)
+    env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(tmp_path)}
+    timestamp = json.loads(direct("backup", env=env).stdout)["backup_set"].split("/")[1]
+
+    refused = direct("restore", "--timestamp", timestamp[:-2], env=env)
+
+    assert refused.returncode == 2, refused.stderr
+    assert f"nearest: {timestamp}" in refused.stderr.splitlines()[-1]
+
+
 def psql_restore(
     directory: Path, timestamp: str, dsn: str, *extra: str, path: str | None = None
 ) -> subprocess.CompletedProcess:

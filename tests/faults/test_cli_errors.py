@@ -180,3 +180,15 @@ def test_ctrl_c_during_a_direct_restore_rolls_back_and_says_so_in_one_line(store
     assert restoring.returncode == 130
     assert one_error_line(err) == "error: interrupted; its transaction was rolled back: the tables are as they were."
     assert query(store_db, "SELECT count(*), md5(string_agg(id, ',' ORDER BY id)) FROM langchain_pg_embedding") == rows
+
+
+def test_version_names_this_package_and_dagster(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+
+    assert done.value.code == 0
+    assert (
+        capsys.readouterr().out == f"pgvector-pipeline {version('pgvector-pipeline')} (dagster {version('dagster')})\n"
+    )
