@@ -95,3 +95,23 @@ def test_embeddings_appended_over_their_own_ids_fail_saying_what_to_do(store_db,
         'constraint "langchain_pg_embedding_pkey"'
     )
     assert failed.value.message.endswith("are as they were. " + APPEND_ADVICE)
+
+
+def test_an_append_of_collections_the_target_holds_is_refused_in_a_schema_with_capitals(pg_server, backup_root):
+    """The check looked the table up as unquoted text, so schema "Docs" read as docs: it found no table, and the
+    append ran into the first duplicate key instead of the plain refusal."""
+    from pgvector_pipeline.backup import back_up_database
+    from pgvector_pipeline.errors import InvalidParams
+    from pgvector_pipeline.restore import restore_backup_set
+    from pgvector_pipeline.store.local import LocalBackupStore
+    from pgvector_pipeline.testing.embedded import ensure_database
+    from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store
+
+    dsn = ensure_database(pg_server, "capital_schema")
+    execute(dsn, lambda cur: create_langchain_tables(cur, "Docs"))
+    execute(dsn, lambda cur: insert_sample_store(cur, "Docs", collections=1, embeddings_per_collection=5, dimension=4))
+    result = back_up_database(dsn, "Docs", LocalBackupStore(backup_root), "global", None)
+    backup_set = LocalBackupStore(backup_root).locate(timestamp=result.timestamp)
+
+    with pytest.raises(InvalidParams, match="The target already holds the set's collections 'sample_collection_0'"):
+        restore_backup_set(dsn, "Docs", backup_set)

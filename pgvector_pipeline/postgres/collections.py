@@ -16,7 +16,7 @@ from pgvector_pipeline.names import (
     COLLECTION_TABLE,
     EMBEDDING_TABLE,
 )
-from pgvector_pipeline.postgres.catalog import Column, TableDescription, qualified
+from pgvector_pipeline.postgres.catalog import Column, TableDescription, qualified, table_oid
 
 # A listing of the collections a store holds, in a message, stops after this many names.
 _SHOWN = 20
@@ -245,8 +245,8 @@ def _staged_rows(table: str, chosen: ChosenCollections | None) -> sql.Composable
 
 def collections_present(cur, schema: str, names: Sequence[str]) -> list[str]:
     """Which of `names` the target's collection table holds already (none when it has no such table)."""
-    cur.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL", (f"{schema}.{COLLECTION_TABLE}",))
-    if not cur.fetchone()[0]:
+    # By name in the catalog: text handed to to_regclass is folded to lower case ("Docs" would read as docs).
+    if table_oid(cur, schema, COLLECTION_TABLE) is None:
         return []
     cur.execute(
         sql.SQL("SELECT {name} FROM {table} WHERE {name} OPERATOR(pg_catalog.=) ANY (%s) ORDER BY 1").format(
