@@ -61,18 +61,27 @@ def progress_log() -> Iterator[Log]:
         yield _line_log()
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler that writes to whatever sys.stderr is when it writes: a caller of main() in the same process (a test,
+    a script) may replace and close the stream a handler took at its creation."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _line_log() -> logging.Logger:
     log = logging.getLogger("pgvector_pipeline.direct")
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-    # This command's stderr, which a caller of main() in the same process may have replaced since the last one.
-    for existing in log.handlers:
-        if isinstance(existing, logging.StreamHandler):
-            existing.setStream(sys.stderr)
     return log
 
 
