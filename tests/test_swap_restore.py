@@ -425,7 +425,8 @@ def test_a_langchain_writer_during_the_load_never_makes_the_swap_give_up(store_d
 
     assert result.swap == "swapped in"
     assert any("Cancelled the statement of session" in line for line in log.infos), log.infos
-    assert len(outcome["errors"]) == 1 and "canceling statement due to user request" in outcome["errors"][0]
+    # Cancelled once, or again when its retry came in just before the next swap attempt (a busy machine).
+    assert outcome["errors"] and all("canceling statement due to user request" in e for e in outcome["errors"])
     assert query(store_db, f"SELECT count(*) FROM {EMBEDDING_TABLE} WHERE document = 'written during the restore'") == [
         (1,)
     ]
