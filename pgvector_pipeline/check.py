@@ -26,9 +26,10 @@ from typing import Any
 from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.global_freshness import global_freshness
 from pgvector_pipeline.postgres import catalog
+from pgvector_pipeline.postgres.catalog import lacking_privileges
 from pgvector_pipeline.postgres.connection import classified, connect, redact_dsn, rollback_quietly
 from pgvector_pipeline.postgres.preflight import swap_refusal
-from pgvector_pipeline.postgres.readiness import lacking_privileges, row_security_applies, schema_exists
+from pgvector_pipeline.postgres.readiness import row_security_applies, schema_exists
 from pgvector_pipeline.postgres.restore_types import RestoreOptions
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet

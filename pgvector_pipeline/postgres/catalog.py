@@ -1,7 +1,7 @@
 """Reading table definitions from the PostgreSQL catalog, by column name, never by position."""
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -363,12 +363,17 @@ def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:
 
 def missing_privileges(cur, schema: str, tables: list[str], truncate: bool) -> list[str]:
     """The privileges a restore into `tables` needs that the current role lacks, as 'PRIVILEGE on schema.table'."""
-    needed = ["SELECT", "INSERT"] + (["TRUNCATE"] if truncate else [])
+    return lacking_privileges(cur, schema, tables, ["SELECT", "INSERT"] + (["TRUNCATE"] if truncate else []))
+
+
+def lacking_privileges(cur, schema: str, tables: Sequence[str], privileges: Sequence[str]) -> list[str]:
+    """The `privileges` on each of `tables` the current role lacks, as 'PRIVILEGE on schema.table' (USAGE on the
+    schema first, which every one of them needs)."""
     cur.execute("SELECT pg_catalog.has_schema_privilege(%s, 'USAGE')", (schema,))
     missing = [] if single_value(cur) else [f"USAGE on schema {schema}"]
     for table in tables:
         oid = table_oid(cur, schema, table)
-        for privilege in needed:
+        for privilege in privileges:
             cur.execute("SELECT pg_catalog.has_table_privilege(%s, %s)", (oid, privilege))
             if not single_value(cur):
                 missing.append(f"{privilege} on {schema}.{table}")
