@@ -47,6 +47,11 @@ def option(default: Any = None, *, default_factory: Callable[[], Any] | None = N
     return field(default=default, metadata=metadata)
 
 
+def switch(flag: str, **spelling: Any) -> Any:
+    """A restore switch: off by default, a store_true flag, always in the run config (the Launchpad shows each)."""
+    return option(False, flag=flag, cli={"action": "store_true"}, always_sent=True, **spelling)
+
+
 def part(default_factory: Callable[[], Any]) -> Any:
     """A request field that groups options (a dataclass of them): spelled flat, beside the request's own."""
     return field(default_factory=default_factory, metadata={_SPEC: None})
@@ -183,56 +188,35 @@ class RestoreFlags:
     """How a restore loads: the switches of a RestoreRequest, declared once here for the job's config, the client,
     the command line and restore_backup_set."""
 
-    truncate_before_restore: bool = option(
-        False,
-        flag="--truncate",
-        cli={"action": "store_true"},
-        always_sent=True,
+    truncate_before_restore: bool = switch(
+        "--truncate",
         help="Empty the restored tables first, in the same transaction (both in one TRUNCATE when both are restored).",
     )
-    verify_only: bool = option(
-        False,
-        flag="--verify-only",
-        cli={"action": "store_true"},
-        always_sent=True,
+    verify_only: bool = switch(
+        "--verify-only",
         help="Check everything and load in a transaction that is rolled back: nothing changes.",
     )
-    create_missing: bool = option(
-        False,
-        flag="--create-missing",
-        cli={"action": "store_true"},
-        always_sent=True,
+    create_missing: bool = switch(
+        "--create-missing",
         help="In an empty database, create the vector extension and the tables and indexes from the set's manifest.",
     )
-    allow_legacy: bool = option(
-        False,
-        flag="--allow-legacy",
-        cli={"action": "store_true"},
-        always_sent=True,
+    allow_legacy: bool = switch(
+        "--allow-legacy",
         help="Restore a set that has no manifest (made by the old system and not yet adopted by "
         "backup_discovery_sensor). Nothing can verify such a set: a changed or cut file loads as it is.",
     )
-    fill_extra_columns: bool = option(
-        False,
-        flag="--fill-extra-columns",
-        cli={"action": "store_true"},
-        always_sent=True,
+    fill_extra_columns: bool = switch(
+        "--fill-extra-columns",
         help="Load into target tables that have columns the set lacks (e.g. a column added since the backup), when "
         "each of them is nullable or has a default: they get NULL or the default.",
     )
-    replace_collections: bool = option(
-        False,
-        flag="--replace-collections",
-        cli={"action": "store_true"},
-        always_sent=True,
+    replace_collections: bool = switch(
+        "--replace-collections",
         help="With collections named: delete those collections and their embeddings first, in the same transaction, "
         "so the set's rows replace them; every other collection stays as it is.",
     )
-    in_place: bool = option(
-        False,
-        flag="--in-place",
-        cli={"action": "store_true"},
-        always_sent=True,
+    in_place: bool = switch(
+        "--in-place",
         help="With truncate_before_restore: empty and load the live tables under an exclusive lock, so that every "
         "search and write waits for the whole restore. Without it, a truncating restore loads new tables beside the "
         "live ones, builds their indexes and swaps them in (a lock wait of at most 1 s per attempt): searches go on, "
