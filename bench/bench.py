@@ -72,7 +72,7 @@ HNSW = "CREATE INDEX ix_embedding_hnsw ON langchain_pg_embedding USING hnsw ((em
 BACKUP_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from pgvector_pipeline.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.roots import store_at
 options = BackupOptions(
@@ -89,7 +89,7 @@ RESTORE_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from pgvector_pipeline.contract import RestoreFlags
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.roots import store_at
 backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
 collections = sys.argv[4:]  # given: replace just these collections; else truncate and restore everything
@@ -102,7 +102,7 @@ print(json.dumps({"seconds": time.monotonic() - started,
 MIGRATE_CHILD = """
 import json, resource, sys, time
 from pgvector_pipeline.contract import MIGRATE_TO_PGVECTOR_STORE, Migration
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.roots import store_at
 backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
 started = time.monotonic()
@@ -137,7 +137,7 @@ print(json.dumps({"seconds": seconds, "rows": rows,
 SWAP_CHILD = """
 import json, resource, sys, time
 from pgvector_pipeline.contract import RestoreFlags
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.roots import store_at
 backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
 flags = RestoreFlags(truncate_before_restore=True, in_place=sys.argv[4] != "swap")
@@ -259,9 +259,9 @@ def dagster_overhead(dsn: str, work: Path, rounds: int) -> tuple[float, float]:
     os.environ["PGVECTOR_BACKUP_ROOT"] = str(work / "dagster_root")
     import dagster as dg
 
-    from pgvector_pipeline.backup import back_up_database
     from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
     from pgvector_pipeline.definitions import defs
+    from pgvector_pipeline.operations.backup import back_up_database
     from pgvector_pipeline.store.local import LocalBackupStore
 
     job = defs.resolve_job_def(REQUEST_BACKUP_JOB)
@@ -605,7 +605,7 @@ def compare_swap(bench: "Bench", root: Path, rounds: int, hnsw: bool, dims: int)
 def daemon_latency(server, work: Path, rounds: int) -> list[tuple[str, str, str, str]]:
     """An empty-store backup launched over GraphQL and started by dagster-daemon, as a user's CLI backup is: the
     time from the launch to SUCCESS, on the shipped single-machine instance (deploy/local/dagster.yaml)."""
-    from pgvector_pipeline.client import VectorBackupClient
+    from pgvector_pipeline.entry_points.client import VectorBackupClient
     from pgvector_pipeline.testing.webserver import REPO_ROOT, running_webserver
 
     dsn = ensure_database(server, "bench_daemon")

@@ -240,7 +240,7 @@ class RestoreFlags:
 # A restore that only appends, checks everything and commits: every switch off.
 PLAIN_RESTORE = RestoreFlags()
 
-# Where a migrating restore loads a set (see pgvector_pipeline.migration): the same layout (no migration), the
+# Where a migrating restore loads a set (see pgvector_pipeline.operations.migration): the same layout (no migration), the
 # langchain_postgres PGVector tables (from a langchain_community set), or one PGVectorStore table.
 SAME_LAYOUT = ""
 MIGRATE_TO_LANGCHAIN_POSTGRES = "langchain_postgres"

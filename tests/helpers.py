@@ -12,9 +12,9 @@ from pathlib import Path
 import zstandard
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
-from pgvector_pipeline.backup import BackupOptions
 from pgvector_pipeline.contract import BACKUP_JOB, DEFAULT_DSN_ENV, backup_run_config
 from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.operations.backup import BackupOptions
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import new_timestamp
@@ -168,7 +168,7 @@ def direct(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`pgvector-pipeline --direct ARGS` in a fresh process, with only `env` added to a clean environment."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PGVECTOR_", "DAGSTER_"))}
     return subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", "9", "--direct", *args],
+        [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--port", "9", "--direct", *args],
         env={**clean, **env},
         capture_output=True,
         text=True,

@@ -10,17 +10,17 @@ import threading
 import pytest
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE, set_checks
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
+from pgvector_pipeline.operations.set_checks import EMBEDDINGS_CHECK, FILES_CHECK
 from pgvector_pipeline.store.backup_set_info import STATUS_COMPLETE, STATUS_DAMAGED, STATUS_UNFINISHED
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
 from pgvector_pipeline.store.layout import damaged_name
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention
 from pgvector_pipeline.testing.db import execute, query
-from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK
 from tests.faulty_stores import Faulty, flip_a_byte, replace_stored_file
 from tests.helpers import RecordingLog, recent_timestamps
 from tests.stores import make_store

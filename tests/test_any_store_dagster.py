@@ -4,7 +4,6 @@ server), chosen as a deployment chooses it, by PGVECTOR_BACKUP_ROOT (see the `an
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import (
     INVENTORY_JOB,
     RESTORE_JOB,
@@ -17,6 +16,7 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.partitions import backup_partition_key
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.sensors.discovery import backup_discovery_sensor

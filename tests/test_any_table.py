@@ -9,13 +9,13 @@ import logging
 import pytest
 
 from pgvector_pipeline.assets.backup import OTHER_TABLES
-from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_options
 from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, RestoreFlags, request_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.operations.backup import BackupChoices, back_up_database, backup_options
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S
 from pgvector_pipeline.postgres.row_filter import checked_row_filter
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.tables import TableSpec
@@ -253,7 +253,7 @@ def test_such_a_set_copies_to_another_store_and_restores_from_it_through_the_res
     pg_server, source, backup_root, tmp_path, instance, monkeypatch
 ):
     from pgvector_pipeline.contract import RESTORE_JOB, restore_run_config
-    from pgvector_pipeline.copy import copy_set
+    from pgvector_pipeline.operations.copy import copy_set
 
     backup_set = back_up(source, backup_root, *(TableSpec(name) for name in ALL_TABLES))
     other = LocalBackupStore(tmp_path / "other")

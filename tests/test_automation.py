@@ -6,7 +6,6 @@ import json
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import (
     BACKUP_SCHEDULE,
     FRESHNESS_CHECK,
@@ -16,6 +15,7 @@ from pgvector_pipeline.contract import (
     RETENTION_SCHEDULE,
 )
 from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.schedules.backup import build_daily_vector_backup_schedule
 from pgvector_pipeline.schedules.retention import retention_tick

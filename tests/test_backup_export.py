@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.errors import DatabaseError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore

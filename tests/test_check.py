@@ -1,12 +1,12 @@
-"""`check` (pgvector_pipeline.check): each question asked of a real embedded PostgreSQL and a real store (a local
+"""`check` (pgvector_pipeline.operations.check): each question asked of a real embedded PostgreSQL and a real store (a local
 directory, and S3 on a real SeaweedFS server where the store matters), with roles made by the make_role fixture."""
 
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pgvector_pipeline.backup import back_up_database
-from pgvector_pipeline.check import run_checks
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.check import run_checks
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.embedded import database_dsn

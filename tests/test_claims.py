@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets

@@ -8,12 +8,12 @@ import pytest
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import inventory_frame
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import PLAIN_RESTORE, RESTORE_JOB, RestoreFlags, restore_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
 from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query

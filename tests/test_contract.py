@@ -45,7 +45,7 @@ def test_partition_key_and_run_configs_match_dagster():
 
 def test_the_client_does_not_load_the_code_location():
     code = (
-        "import sys, pgvector_pipeline.client; "
+        "import sys, pgvector_pipeline.entry_points.client; "
         "loaded = [m for m in ('pandas', 'pgvector_pipeline.definitions', 'pgvector_pipeline.assets.backup', 'psycopg2') if m in sys.modules]; "
         "print(loaded)"
     )
@@ -87,7 +87,7 @@ def test_run_configs_of_every_job_pass_dagster_validation(monkeypatch):
 def test_the_restore_switches_have_one_home():
     import dataclasses
 
-    from pgvector_pipeline.cli import build_parser
+    from pgvector_pipeline.entry_points.cli import build_parser
     from pgvector_pipeline.jobs.restore import RestoreConfig
 
     switches = [field.name for field in dataclasses.fields(contract.RestoreFlags)]

@@ -5,14 +5,14 @@ import re
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_JOB, RestoreFlags, copy_run_config
-from pgvector_pipeline.copy import copy_set
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import EMBEDDING_TABLE, LANGCHAIN_POSTGRES
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.copy import copy_set
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.backup_set_info import STATUS_DAMAGED
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
 from pgvector_pipeline.store.layout import damaged_name

@@ -14,7 +14,6 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from pgvector_pipeline.client import VectorBackupClient
 from pgvector_pipeline.contract import (
     BACKUP_SCHEDULE,
     FRESHNESS_SCHEDULE,
@@ -23,6 +22,7 @@ from pgvector_pipeline.contract import (
     TRUNCATE_JOB,
     database_tags,
 )
+from pgvector_pipeline.entry_points.client import VectorBackupClient
 from pgvector_pipeline.store.local import list_backup_sets
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
@@ -41,7 +41,7 @@ def one_shot_cron() -> tuple[str, datetime]:
 
 def cli(port: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), *args],
+        [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--port", str(port), *args],
         capture_output=True,
         text=True,
         timeout=600,

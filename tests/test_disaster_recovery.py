@@ -16,8 +16,8 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
-from pgvector_pipeline.backup import back_up_database
-from pgvector_pipeline.cli import EXIT_RUN_FAILED
+from pgvector_pipeline.entry_points.cli import EXIT_RUN_FAILED
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.postgres.catalog import describe_table
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.local import LocalBackupStore
@@ -322,7 +322,7 @@ def test_the_last_resort_loads_only_the_bytes_it_checked(tmp_path):
 
 
 def _options(codec: str):
-    from pgvector_pipeline.backup import BackupOptions
+    from pgvector_pipeline.operations.backup import BackupOptions
 
     return BackupOptions(compression=Compression(codec))
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mkdocs.exceptions import PluginError
 
-from pgvector_pipeline import cli
 from pgvector_pipeline.contract import RESTORE_FLAG_HELP
+from pgvector_pipeline.entry_points import cli
 from pgvector_pipeline.errors import ErrorType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from pgvector_pipeline.client import PipelineClientError, VectorBackupClient
 from pgvector_pipeline.contract import RestoreFlags
+from pgvector_pipeline.entry_points.client import PipelineClientError, VectorBackupClient
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
@@ -138,7 +138,16 @@ def test_a_failed_runs_hint_is_the_config_key_in_the_ui_and_the_flag_in_the_shel
     timestamp = backup.backup_set.split("/")[1]
 
     failed = subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "restore", "--timestamp", timestamp]
+        [
+            sys.executable,
+            "-m",
+            "pgvector_pipeline.entry_points.cli",
+            "--port",
+            str(webserver),
+            "restore",
+            "--timestamp",
+            timestamp,
+        ]
         + ["--collections", "sample_collection_1", "--truncate", "--wait"],
         capture_output=True,
         text=True,
@@ -197,7 +206,7 @@ def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_serve
 
         # Off the object store onto this machine's disk, from the command line.
         copied = subprocess.run(
-            [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), "copy", "--timestamp"]
+            [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--port", str(port), "copy", "--timestamp"]
             + [made[0].split("/")[1], "--wait"],
             capture_output=True,
             text=True,
@@ -240,7 +249,7 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
 
     # The same collection into a PGVectorStore table, from the command line.
     migrated = subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "restore", "--timestamp"]
+        [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--port", str(webserver), "restore", "--timestamp"]
         + [listed["timestamp"], "--collections", "sample_collection_1", "--migrate-to", "pgvector_store"]
         + ["--store-table", "collection_1", "--metadata-column", "page:integer", "--wait"],
         capture_output=True,
@@ -256,7 +265,16 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
 
     # Named tables with a row filter, from the command line: the new PGVectorStore table, the pages 3 only.
     named = subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "backup", "--table", "collection_1"]
+        [
+            sys.executable,
+            "-m",
+            "pgvector_pipeline.entry_points.cli",
+            "--port",
+            str(webserver),
+            "backup",
+            "--table",
+            "collection_1",
+        ]
         + ["--where", "collection_1=page = 3", "--compression", "none", "--wait"],
         capture_output=True,
         text=True,
@@ -274,7 +292,7 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     read_end, write_end = os.pipe()
     os.close(read_end)
     piped = subprocess.run(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(webserver), "list"],
+        [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--port", str(webserver), "list"],
         stdout=write_end,
         stderr=subprocess.PIPE,
         text=True,

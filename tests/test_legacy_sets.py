@@ -15,7 +15,7 @@ from pgvector_pipeline.names import (
     LANGCHAIN_COMMUNITY,
     LANGCHAIN_POSTGRES,
 )
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.local import locate_backup_set
 from pgvector_pipeline.testing.db import execute, query

@@ -9,11 +9,11 @@ import dagster as dg
 
 from pgvector_pipeline.assets.backup import ASSET_BY_TABLE
 from pgvector_pipeline.assets.inventory import INVENTORY
-from pgvector_pipeline.backup import back_up_database
-from pgvector_pipeline.cli import main
 from pgvector_pipeline.contract import BACKUP_JOB, BACKUP_SET_TAG, RESTORE_JOB, SET_PARTITIONS, TRUNCATE_JOB
 from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.entry_points.cli import main
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.partitions import (
     backup_partition_key,
     backup_partitions,
@@ -249,7 +249,7 @@ def test_inventory_counts_stay_integers_when_a_set_has_none(empty_db, backup_roo
 def test_one_bogus_set_never_breaks_the_inventory_or_discovery(instance, empty_db, backup_root, capsys):
     """A manifest claiming 10**30 rows, and files named with a date that does not exist: those sets list as damaged
     with the reason; every other set still lists, in the inventory and the discovery sensor's tick."""
-    from pgvector_pipeline.backup import back_up_database
+    from pgvector_pipeline.operations.backup import back_up_database
     from pgvector_pipeline.store.local import LocalBackupStore
 
     make_store(empty_db, LANGCHAIN_POSTGRES)

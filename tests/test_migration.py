@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
     MIGRATE_TO_PGVECTOR_STORE,
@@ -18,8 +17,9 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DataError, InvalidParams
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.pgvector_store import migrated_id
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database

@@ -6,9 +6,9 @@ import time
 import pytest
 from psycopg2.extensions import make_dsn
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.postgres import ranges
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore

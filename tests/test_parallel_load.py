@@ -7,13 +7,13 @@ import io
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError, DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.parallel_load import row_blocks
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.admin import terminate_backends
 from pgvector_pipeline.testing.db import execute, query

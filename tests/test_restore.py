@@ -6,7 +6,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import (
@@ -16,9 +15,10 @@ from pgvector_pipeline.errors import (
     ResourceNotFound,
 )
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.maintenance import truncate_tables_now
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.admin import terminate_backends

@@ -5,12 +5,12 @@ import threading
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
-from pgvector_pipeline.cli import build_parser
 from pgvector_pipeline.contract import PLAIN_RESTORE, RestoreFlags
+from pgvector_pipeline.entry_points.cli import build_parser
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import app_connection, execute, query
@@ -100,9 +100,9 @@ def test_embeddings_appended_over_their_own_ids_fail_saying_what_to_do(store_db,
 def test_an_append_of_collections_the_target_holds_is_refused_in_a_schema_with_capitals(pg_server, backup_root):
     """The check looked the table up as unquoted text, so schema "Docs" read as docs: it found no table, and the
     append ran into the first duplicate key instead of the plain refusal."""
-    from pgvector_pipeline.backup import back_up_database
     from pgvector_pipeline.errors import InvalidParams
-    from pgvector_pipeline.restore import restore_backup_set
+    from pgvector_pipeline.operations.backup import back_up_database
+    from pgvector_pipeline.operations.restore import restore_backup_set
     from pgvector_pipeline.store.local import LocalBackupStore
     from pgvector_pipeline.testing.embedded import ensure_database
     from pgvector_pipeline.testing.langchain_tables import create_langchain_tables, insert_sample_store

@@ -9,7 +9,6 @@ import sys
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import (
     BACKUP_SET_TAG,
     BYTES_TAG,
@@ -18,9 +17,10 @@ from pgvector_pipeline.contract import (
     ROWS_TAG,
     drill_run_config,
 )
-from pgvector_pipeline.drill import restore_drill
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.drill import restore_drill
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
 from pgvector_pipeline.testing.db import execute, query
@@ -130,7 +130,16 @@ def test_verify_through_the_webserver_gives_the_result_and_exit_code_direct_give
 
     with running_webserver(tmp_path, env) as port:
         over_graphql = subprocess.run(
-            [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), "verify", "--timeout", "300"],
+            [
+                sys.executable,
+                "-m",
+                "pgvector_pipeline.entry_points.cli",
+                "--port",
+                str(port),
+                "verify",
+                "--timeout",
+                "300",
+            ],
             capture_output=True,
             text=True,
             timeout=400,

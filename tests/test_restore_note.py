@@ -4,11 +4,11 @@ log and metadata, as --direct does in its log."""
 
 import json
 
-from pgvector_pipeline.backup import back_up_database
-from pgvector_pipeline.cli import build_parser
 from pgvector_pipeline.contract import RESTORE_JOB, RESTORE_OP, request_config
 from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.entry_points.cli import build_parser
 from pgvector_pipeline.jobs.restore import RestoreConfig
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.run_requests import RestoreRequest, as_config, from_args
 from pgvector_pipeline.store.local import LocalBackupStore
 from tests.helpers import DSN_ENV, direct, resources_config

@@ -4,10 +4,10 @@ the role cannot drop and rebuild them."""
 import pytest
 from psycopg2 import sql
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError, ErrorType
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query

@@ -6,11 +6,11 @@ from datetime import datetime
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RETENTION_JOB, retention_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.partitions import backup_partitions, register_backup_partition
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE

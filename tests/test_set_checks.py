@@ -8,15 +8,21 @@ import re
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
+from pgvector_pipeline.operations.set_checks import (
+    EMBEDDINGS_CHECK,
+    FILES_CHECK,
+    ROWS_CHECK,
+    check_files_and_embeddings,
+    check_set,
+)
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
-from pgvector_pipeline.verify import EMBEDDINGS_CHECK, FILES_CHECK, ROWS_CHECK, check_files_and_embeddings, check_set
 from tests.helpers import PLAIN_CSV, flip_a_digit, rewrite_csv_keeping_manifest_consistent, set_files
 
 
@@ -191,7 +197,7 @@ with open(sys.argv[1], "a") as imports:
     imports.write("imported\\n")
 
 from pgvector_pipeline.store.local import LocalBackupStore
-from pgvector_pipeline.verify import check_files_and_embeddings
+from pgvector_pipeline.operations.set_checks import check_files_and_embeddings
 
 backup_set = LocalBackupStore(sys.argv[2]).locate(timestamp=sys.argv[3])
 files, embeddings = check_files_and_embeddings(backup_set)
@@ -208,7 +214,7 @@ def test_parse_workers_never_run_the_callers_script(store_db, backup_root, tmp_p
     from pathlib import Path
 
     import pgvector_pipeline
-    from pgvector_pipeline.verify import CHECK_WORKERS_ENV
+    from pgvector_pipeline.operations.set_checks import CHECK_WORKERS_ENV
 
     fill_sample_store(store_db, collections=2, embeddings_per_collection=400, dimension=4)
     backup_set = backed_up(store_db, backup_root)
@@ -229,7 +235,7 @@ def test_parse_workers_never_run_the_callers_script(store_db, backup_root, tmp_p
 
 
 def kill_parse_workers() -> int:
-    """SIGKILL this process's parse workers (its children running pgvector_pipeline.parse_workers); how many."""
+    """SIGKILL this process's parse workers (its children running pgvector_pipeline.operations.parse_workers); how many."""
     import os
     import signal
     from pathlib import Path
@@ -241,7 +247,7 @@ def kill_parse_workers() -> int:
             command = (proc / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if parent == os.getpid() and b"pgvector_pipeline.parse_workers" in command:
+        if parent == os.getpid() and b"pgvector_pipeline.operations.parse_workers" in command:
             os.kill(int(proc.name), signal.SIGKILL)
             killed += 1
     return killed

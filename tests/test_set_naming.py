@@ -4,12 +4,12 @@ request's mistyped task id, timestamp, table or collection refused before launch
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.named_set import check_named_set
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.restore import check_restore_collections, check_restore_tables
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.named_set import check_named_set
+from pgvector_pipeline.operations.restore import check_restore_collections, check_restore_tables
 from pgvector_pipeline.store.codecs import NONE, Compression
 from pgvector_pipeline.store.naming import LATEST, latest_note, validate_set_timestamp
 from tests.helpers import recent_timestamps

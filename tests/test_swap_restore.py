@@ -9,11 +9,11 @@ import time
 import psycopg2
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError, DataError, InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
@@ -243,7 +243,7 @@ import sys, time
 sys.path.insert(0, sys.argv[3])
 import dataclasses
 from pgvector_pipeline.contract import RestoreFlags
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from tests.faulty_stores import FaultyStore
 

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.maintenance import check_truncate_tables
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.tables import DEFAULT_TABLES, BackupTable, TableSet
 from pgvector_pipeline.testing.db import execute, query

@@ -123,7 +123,7 @@ def test_manifest_model_accepts_what_backups_write_and_rejects_odd_types():
 def test_the_set_table_reads_well_for_people():
     from datetime import datetime
 
-    from pgvector_pipeline.cli import set_table
+    from pgvector_pipeline.entry_points.cli import set_table
 
     sets = [
         {
@@ -188,8 +188,8 @@ def test_loading_the_code_location_warns_of_nothing_a_user_cannot_act_on():
 
 
 def test_one_hint_is_the_config_key_in_dagster_and_the_flag_in_the_shell():
-    from pgvector_pipeline.cli import build_parser
     from pgvector_pipeline.contract import MESSAGE_PARTS_METADATA, RestoreFlags
+    from pgvector_pipeline.entry_points.cli import build_parser
     from pgvector_pipeline.errors import parts_from_json, said
     from pgvector_pipeline.failures import as_failure
 
@@ -222,7 +222,7 @@ def test_one_hint_is_the_config_key_in_dagster_and_the_flag_in_the_shell():
 
 
 def test_hints_name_values_options_and_advice_in_each_spelling():
-    from pgvector_pipeline.cli import build_parser, shell_words
+    from pgvector_pipeline.entry_points.cli import build_parser, shell_words
     from pgvector_pipeline.errors import ResourceNotFound, advice, named, said, setting
     from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
 
@@ -264,8 +264,8 @@ def test_progress_bars_show_rows_bytes_rate_and_the_lines_above_them():
 
     from rich.console import Console
 
+    from pgvector_pipeline.entry_points.progress_bars import BarsLog
     from pgvector_pipeline.postgres.progress import ProgressEvent
-    from pgvector_pipeline.progress_bars import BarsLog
 
     screen = io.StringIO()
     with BarsLog(Console(file=screen, force_terminal=True, width=160, color_system=None)) as log:
@@ -281,7 +281,7 @@ def test_progress_bars_show_rows_bytes_rate_and_the_lines_above_them():
 
 
 def test_the_parse_workers_of_the_set_checks(monkeypatch):
-    from pgvector_pipeline.verify import CHECK_WORKERS_ENV, PARALLEL_PARSE_MIN_BYTES, parse_workers
+    from pgvector_pipeline.operations.set_checks import CHECK_WORKERS_ENV, PARALLEL_PARSE_MIN_BYTES, parse_workers
 
     monkeypatch.delenv(CHECK_WORKERS_ENV, raising=False)
     assert parse_workers(PARALLEL_PARSE_MIN_BYTES - 1) == 0
@@ -296,7 +296,7 @@ def test_the_parse_workers_of_the_set_checks(monkeypatch):
 
 @pytest.mark.parametrize("configured", ["half", "1.5", "-0.1", "nan"])
 def test_a_bad_rows_drop_share_is_refused_naming_the_variable(monkeypatch, configured):
-    from pgvector_pipeline.verify import ROWS_DROP_ENV, allowed_rows_drop
+    from pgvector_pipeline.operations.set_checks import ROWS_DROP_ENV, allowed_rows_drop
 
     monkeypatch.setenv(ROWS_DROP_ENV, configured)
     with pytest.raises(InvalidParams) as refused:

@@ -5,7 +5,7 @@ Asked of the real server, case by case, for vector and halfvec, with and without
 import psycopg2
 import pytest
 
-from pgvector_pipeline.vector_text import VectorType, vector_values
+from pgvector_pipeline.operations.vector_text import VectorType, vector_values
 
 CASES = [
     "[1,2,3]",

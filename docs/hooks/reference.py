@@ -190,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     """The command line as cli.build_parser() makes it, built without the webserver variables of this shell, so the
     defaults shown are the code's."""
     if "parser" not in _loaded:
-        from pgvector_pipeline import cli
+        from pgvector_pipeline.entry_points import cli
 
         saved = {name: os.environ.pop(name) for name in (cli.HOST_ENV, cli.PORT_ENV) if name in os.environ}
         try:
@@ -333,7 +333,7 @@ def cli_commands() -> str:
 
 
 def exit_codes() -> str:
-    from pgvector_pipeline.cli import EXIT_CODES
+    from pgvector_pipeline.entry_points.cli import EXIT_CODES
 
     return _table(
         ("exit code", "meaning"), [(_code(str(code)), _text(meaning)) for code, meaning in EXIT_CODES.items()]

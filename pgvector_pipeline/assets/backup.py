@@ -5,10 +5,19 @@ from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
 from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
-from pgvector_pipeline.backup import BackupChoices, BackupResult, TableBackup
 from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET, partition_key, result_tags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.operations.backup import BackupChoices, BackupResult, TableBackup
+from pgvector_pipeline.operations.set_checks import (
+    DEFAULT_ROWS_DROP,
+    EMBEDDINGS_CHECK,
+    FILES_CHECK,
+    ROWS_CHECK,
+    ROWS_DROP_ENV,
+    SetCheck,
+    check_set,
+)
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.run_config import RunConfig
@@ -23,15 +32,6 @@ from pgvector_pipeline.store.codecs import (
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
 from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
-from pgvector_pipeline.verify import (
-    DEFAULT_ROWS_DROP,
-    EMBEDDINGS_CHECK,
-    FILES_CHECK,
-    ROWS_CHECK,
-    ROWS_DROP_ENV,
-    SetCheck,
-    check_set,
-)
 
 # One asset per LangChain table, named after it, and one for the other tables a run names: the set's tables come
 # from one snapshot, so they materialize together (each only when the set holds its tables).
@@ -45,7 +45,7 @@ def asset_of(table: str) -> dg.AssetKey:
     return ASSET_BY_TABLE.get(table, OTHER_TABLES)
 
 
-# The checks every backup run makes of the set it wrote, on each backup asset it materialized (pgvector_pipeline.verify).
+# The checks every backup run makes of the set it wrote, on each backup asset it materialized (pgvector_pipeline.operations.set_checks).
 SET_CHECKS = {
     FILES_CHECK: "Every file of the set matches its manifest: sizes and sha256, as stored and decompressed.",
     EMBEDDINGS_CHECK: (

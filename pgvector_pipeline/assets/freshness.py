@@ -6,7 +6,7 @@ import dagster as dg
 from pgvector_pipeline.alerts import Alert, post_alert
 from pgvector_pipeline.assets.inventory import INVENTORY
 from pgvector_pipeline.contract import FRESHNESS_CHECK
-from pgvector_pipeline.global_freshness import DEFAULT_MAX_AGE_HOURS, MAX_AGE_ENV, global_freshness
+from pgvector_pipeline.operations.global_freshness import DEFAULT_MAX_AGE_HOURS, MAX_AGE_ENV, global_freshness
 from pgvector_pipeline.resources import BackupStoreResource
 
 

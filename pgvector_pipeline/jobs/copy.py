@@ -7,8 +7,8 @@ from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_JOB, COPY_TO_OTHER, partition_key
-from pgvector_pipeline.copy import copy_set
 from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.resources import BackupStoreResource, OtherBackupStoreResource
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
 from pgvector_pipeline.run_config import RunConfig

@@ -12,8 +12,8 @@ from pgvector_pipeline.contract import (
     partition_key,
     result_tags,
 )
-from pgvector_pipeline.drill import DrillResult, set_to_drill
 from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.operations.drill import DrillResult, set_to_drill
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.store.layout import task_key

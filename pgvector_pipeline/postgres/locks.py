@@ -20,7 +20,7 @@ from pgvector_pipeline.postgres.connection import rollback_quietly
 
 # The advisory lock a restore holds for its transaction, one per schema of a database: two restores into the
 # same tables (runs that slipped past the run queue) would otherwise fail on each other's dropped indexes.
-_RESTORE_LOCK_SPACE = "pgvector_pipeline.restore"
+_RESTORE_LOCK_SPACE = "pgvector_pipeline.restore"  # a lock key: kept when the module moved
 
 _LOCK_HOLDERS = """
 SELECT DISTINCT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''), a.xact_start, a.state_change,

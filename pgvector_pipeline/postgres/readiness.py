@@ -1,5 +1,5 @@
 """What the current role may do to the tables, asked of the catalog without touching a row: the questions the `check`
-command (pgvector_pipeline.check) asks before an operator relies on backups, truncates and restores (privileges:
+command (pgvector_pipeline.operations.check) asks before an operator relies on backups, truncates and restores (privileges:
 catalog.lacking_privileges, which the restore's own check uses too)."""
 
 from pgvector_pipeline.postgres.catalog import single_value, table_oid

@@ -15,7 +15,7 @@ from pgvector_pipeline.postgres.restore_types import RestoreOptions, TableLoad
 _ROLLED_BACK = "The restore was rolled back: the target tables, their rows and indexes are as they were."
 
 # What to do when a restore that appends meets rows the target holds already: one home for the check before the load
-# (pgvector_pipeline.restore) and the unique violation during it.
+# (pgvector_pipeline.operations.restore) and the unique violation during it.
 APPEND_CLASH_HINT: tuple[Part, ...] = (
     "A restore without ",
     named("truncate_before_restore"),

@@ -5,9 +5,9 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from pgvector_pipeline.contract import DATABASE_TAG, DEFAULT_DSN_ENV
-from pgvector_pipeline.engine import Engine
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import refusal_at_start
+from pgvector_pipeline.operations.engine import Engine
 from pgvector_pipeline.postgres.connection import dsn_secrets, redact_dsn
 from pgvector_pipeline.run_config import refuse_nul_at_start
 from pgvector_pipeline.settings import DatabaseSettings

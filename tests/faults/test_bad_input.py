@@ -4,7 +4,6 @@ error_type and a plain message, and only lost connections retried."""
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import (
     REQUEST_BACKUP_JOB,
     RESTORE_JOB,
@@ -16,6 +15,7 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.partitions import backup_partitions, register_backup_partition
 from pgvector_pipeline.postgres.row_filter import checked_row_filter
 from pgvector_pipeline.resources import BackupStoreResource
@@ -293,7 +293,7 @@ def test_a_long_flat_row_filter_is_taken():
     ],
 )
 def test_the_client_refuses_a_nul_before_it_sends_anything(launch):
-    from pgvector_pipeline.client import VectorBackupClient
+    from pgvector_pipeline.entry_points.client import VectorBackupClient
 
     # Nothing listens on port 1: a launch that got as far as sending would fail as unreachable.
     with pytest.raises(InvalidParams, match="holds a NUL character"):

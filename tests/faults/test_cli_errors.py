@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pgvector_pipeline.cli import EXIT_INVALID, EXIT_RUN_FAILED, main
+from pgvector_pipeline.entry_points.cli import EXIT_INVALID, EXIT_RUN_FAILED, main
 from tests.helpers import DSN_ENV
 
 
@@ -98,7 +98,7 @@ def default_ctrl_c() -> None:
 
 def cli(port: int, *args: str, **options) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--port", str(port), *args],
+        [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -150,7 +150,7 @@ def test_ctrl_c_while_waiting_is_one_line_and_the_run_goes_on(odd_webserver):
 def test_ctrl_c_during_a_direct_restore_rolls_back_and_says_so_in_one_line(store_db, backup_root):
     import os
 
-    from pgvector_pipeline.backup import back_up_database
+    from pgvector_pipeline.operations.backup import back_up_database
     from pgvector_pipeline.store.local import LocalBackupStore
     from pgvector_pipeline.testing.db import app_connection, query
     from pgvector_pipeline.testing.langchain_tables import fill_sample_store
@@ -162,7 +162,7 @@ def test_ctrl_c_during_a_direct_restore_rolls_back_and_says_so_in_one_line(store
     app.cursor().execute("LOCK TABLE langchain_pg_embedding IN ROW EXCLUSIVE MODE")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PGVECTOR_", "DAGSTER_"))}
     restoring = subprocess.Popen(
-        [sys.executable, "-m", "pgvector_pipeline.cli", "--direct", "--root", str(backup_root), "restore"]
+        [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--direct", "--root", str(backup_root), "restore"]
         + ["--timestamp", result.timestamp, "--truncate"],
         env={**env, "PGVECTOR_DSN": store_db},
         stdout=subprocess.PIPE,

@@ -2,13 +2,13 @@
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import CommitOutcomeUnknown, ErrorType
 from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres import commit
 from pgvector_pipeline.postgres.maintenance import truncate_tables_now
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query

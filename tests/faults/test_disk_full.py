@@ -5,7 +5,7 @@ import errno
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store

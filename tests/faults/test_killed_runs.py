@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.store.backup_set import SetLock
 from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import sys, time
 from pathlib import Path
-from pgvector_pipeline.backup import back_up_database
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.directory import Directory
 

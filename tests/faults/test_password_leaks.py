@@ -82,7 +82,7 @@ def test_literal_dsn_with_password_in_run_config_is_refused(store_db, backup_roo
 
 def test_a_run_launched_over_graphql_leaks_the_password_nowhere(backup_root, tmp_path):
 
-    from pgvector_pipeline.client import VectorBackupClient
+    from pgvector_pipeline.entry_points.client import VectorBackupClient
     from pgvector_pipeline.testing.webserver import running_webserver
 
     work = tmp_path / "work"

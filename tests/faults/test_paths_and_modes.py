@@ -6,10 +6,10 @@ import stat
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets

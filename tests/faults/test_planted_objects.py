@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from psycopg2 import sql
 
-from pgvector_pipeline.backup import BackupChoices, back_up_database, backup_options
 from pgvector_pipeline.contract import Migration, RestoreFlags
-from pgvector_pipeline.drill import restore_drill
-from pgvector_pipeline.migration import MIGRATE_TO_PGVECTOR_STORE
 from pgvector_pipeline.names import LANGCHAIN_POSTGRES
+from pgvector_pipeline.operations.backup import BackupChoices, back_up_database, backup_options
+from pgvector_pipeline.operations.drill import restore_drill
+from pgvector_pipeline.operations.migration import MIGRATE_TO_PGVECTOR_STORE
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.maintenance import truncate_tables_now
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.tables import TableSpec
 from pgvector_pipeline.testing.admin import create_role, dsn_as

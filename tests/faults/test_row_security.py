@@ -3,8 +3,8 @@
 import psycopg2
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.errors import DatabaseError
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, LOG_FILE_NAME
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query

@@ -8,7 +8,6 @@ import uuid
 import dagster as dg
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
     COPY_JOB,
@@ -24,6 +23,7 @@ from pgvector_pipeline.contract import (
     retention_run_config,
 )
 from pgvector_pipeline.definitions import defs
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, hold_name
@@ -277,7 +277,7 @@ def test_a_literal_dsn_without_password_is_refused_whatever_the_tag(tag, store_d
 
 
 def test_refusals_reach_the_client_with_their_error_type(store_db, backup_root, tmp_path):
-    from pgvector_pipeline.client import PipelineClientError, VectorBackupClient
+    from pgvector_pipeline.entry_points.client import PipelineClientError, VectorBackupClient
     from pgvector_pipeline.testing.webserver import running_webserver
 
     env = {"PGVECTOR_DSN": store_db, "PGVECTOR_BACKUP_ROOT": str(backup_root)}

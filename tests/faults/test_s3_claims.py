@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
-from pgvector_pipeline.copy import copy_set
 from pgvector_pipeline.errors import DataError, StorageError
 from pgvector_pipeline.names import EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import lock_name, manifest_name
 from pgvector_pipeline.store.local import LocalBackupStore
@@ -109,7 +109,7 @@ def test_a_copy_cut_off_from_s3_can_be_copied_again_at_once(s3_server, s3_bucket
 
 KILLED_COPY = """
 import sys, time
-from pgvector_pipeline.copy import copy_set
+from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import S3Options, S3Root, make_client

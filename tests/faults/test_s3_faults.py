@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound, StorageError
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.layout import lock_name
 from pgvector_pipeline.store.retention import remove_interrupted_everywhere
@@ -232,7 +232,7 @@ def test_a_server_that_ignores_conditional_writes_is_refused_before_anything_is_
 
 KILLED_CHILD = """
 import sys, time
-from pgvector_pipeline.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.retention import remove_interrupted_everywhere
 from pgvector_pipeline.store.s3 import S3BackupStore

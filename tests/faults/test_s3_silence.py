@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import StorageError
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import S3Options, S3Root, make_client

@@ -5,10 +5,10 @@ left behind. The shared test server restarts: nothing else uses it while a test 
 
 import pytest
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DatabaseError
-from pgvector_pipeline.restore import restore_backup_set
+from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import query
 from pgvector_pipeline.testing.embedded import restart_embedded_server

@@ -3,9 +3,9 @@
 import pytest
 from psycopg2 import sql
 
-from pgvector_pipeline.backup import back_up_database
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import BACKUP_TABLES, EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.postgres.connection import connect
 from pgvector_pipeline.postgres.snapshot import Snapshot
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pgvector_pipeline.backup import BackupOptions, back_up_database
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import app_connection, execute, query

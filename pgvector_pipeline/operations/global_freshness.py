@@ -1,6 +1,6 @@
 """Is there a recent complete global backup? The newest complete set in {root}/vector_bak/ against
 PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS: plain Python, so that the inventory's asset check (assets.freshness) and the
-`check` command (pgvector_pipeline.check) give one answer."""
+`check` command (pgvector_pipeline.operations.check) give one answer."""
 
 from dataclasses import dataclass, field
 from datetime import datetime

@@ -9,7 +9,7 @@ in between), so this is a courtesy, never the guard.
 from collections.abc import Sequence
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.restore import check_collections_held, check_restore_tables
+from pgvector_pipeline.operations.restore import check_collections_held, check_restore_tables
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key

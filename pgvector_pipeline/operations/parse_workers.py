@@ -1,5 +1,5 @@
-"""Worker processes that parse vectors' text for the set checks (pgvector_pipeline.verify). Each is a plain
-subprocess, `python -P -m pgvector_pipeline.parse_workers`, so it starts from this module and nothing else.
+"""Worker processes that parse vectors' text for the set checks (pgvector_pipeline.operations.set_checks). Each is a plain
+subprocess, `python -P -m pgvector_pipeline.operations.parse_workers`, so it starts from this module and nothing else.
 
 Not multiprocessing: its spawn and forkserver start methods import the parent's `__main__` again in every worker (by
 path or by module name), so a script that checks sets at top level without an `if __name__ == "__main__":` guard
@@ -21,7 +21,7 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
-from pgvector_pipeline.vector_text import Parsed, VectorType, read_vectors
+from pgvector_pipeline.operations.vector_text import Parsed, VectorType, read_vectors
 
 _LENGTH = struct.Struct(">Q")
 # A worker asked to stop finishes its request and exits at once; one that does not within this is killed.

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from pgvector_pipeline.errors import PipelineError
-from pgvector_pipeline.global_freshness import global_freshness
+from pgvector_pipeline.operations.global_freshness import global_freshness
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import lacking_privileges
 from pgvector_pipeline.postgres.connection import classified, connect, redact_dsn, rollback_quietly

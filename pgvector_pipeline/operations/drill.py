@@ -11,13 +11,13 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
-from pgvector_pipeline.backup import Log
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.operations.backup import Log
+from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.catalog import table_oid
 from pgvector_pipeline.postgres.compare import create_scratch, drop_scratch, scratch_schema, table_digest
 from pgvector_pipeline.postgres.connection import classified, connect
-from pgvector_pipeline.restore import restore_backup_set
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.interface import BackupStore
 

@@ -1,6 +1,6 @@
 """pgvector's text form of a vector, read as its input functions (vector_in, halfvec_in) read it, so that a check of
 a set's files passes exactly what a restore will load (tests/test_vector_text.py asks the server, text by text).
-Plain numpy, nothing else of this package: parse workers (pgvector_pipeline.parse_workers) import this module alone."""
+Plain numpy, nothing else of this package: parse workers (pgvector_pipeline.operations.parse_workers) import this module alone."""
 
 import warnings
 from dataclasses import dataclass

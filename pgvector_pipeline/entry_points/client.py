@@ -27,20 +27,6 @@ from gql.transport.exceptions import TransportError
 from gql.transport.requests import RequestsHTTPTransport
 from requests.exceptions import RequestException
 
-from pgvector_pipeline.client_queries import (
-    ADD_DYNAMIC_PARTITION,
-    INSTIGATION_STATE_ID,
-    LAUNCH_RUN,
-    LIST_BACKUP_SETS,
-    RUN_FAILURE,
-    RUN_MESSAGES,
-    RUN_RESULT,
-    RUN_STATUS,
-    START_SCHEDULE,
-    START_SENSOR,
-    STOP_SCHEDULE,
-    STOP_SENSOR,
-)
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
     BACKUP_SCHEDULE,
@@ -81,6 +67,20 @@ from pgvector_pipeline.contract import (
     request_run_config,
     retention_run_config,
     truncate_run_config,
+)
+from pgvector_pipeline.entry_points.client_queries import (
+    ADD_DYNAMIC_PARTITION,
+    INSTIGATION_STATE_ID,
+    LAUNCH_RUN,
+    LIST_BACKUP_SETS,
+    RUN_FAILURE,
+    RUN_MESSAGES,
+    RUN_RESULT,
+    RUN_STATUS,
+    START_SCHEDULE,
+    START_SENSOR,
+    STOP_SCHEDULE,
+    STOP_SENSOR,
 )
 from pgvector_pipeline.errors import ErrorType, Part, parts_from_json
 from pgvector_pipeline.run_requests import RestoreRequest, restore_request

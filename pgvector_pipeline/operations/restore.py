@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 
-from pgvector_pipeline.backup import Log
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
     NO_MIGRATION,
@@ -19,8 +18,9 @@ from pgvector_pipeline.contract import (
     RestoreFlags,
 )
 from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, ResourceNotFound, advice, named, setting
-from pgvector_pipeline.migration import check_migration
 from pgvector_pipeline.names import COLLECTION_TABLE, COLUMN_NAME_PATTERN, EMBEDDING_TABLE
+from pgvector_pipeline.operations.backup import Log
+from pgvector_pipeline.operations.migration import check_migration
 from pgvector_pipeline.postgres.catalog import langchain_layout, table_oid
 from pgvector_pipeline.postgres.collections import ChosenCollections, collections_present
 from pgvector_pipeline.postgres.connection import DEFAULT_LOCK_TIMEOUT_S, classified, connect, redact_dsn
@@ -182,7 +182,7 @@ def restore_backup_set(
     log: Log | None = None,
 ) -> RestoreResult:
     """Restore `tables` of the set (None: all it holds) as `flags` say, into a newer LangChain layout as `migration`
-    says (see pgvector_pipeline.migration). With `verify_only` the whole load runs and is then rolled back.
+    says (see pgvector_pipeline.operations.migration). With `verify_only` the whole load runs and is then rolled back.
 
     Completeness, file sizes and headers are checked before connecting. Each file's sha256 is computed
     over the very bytes COPY loads (read once), and a mismatch rolls the whole transaction back and marks the set

@@ -7,11 +7,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pgvector_pipeline.backup import DEFAULT_CHOICES, BackupChoices, BackupResult, Log, back_up_database, backup_options
-from pgvector_pipeline.drill import DrillResult, restore_drill
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.operations.backup import (
+    DEFAULT_CHOICES,
+    BackupChoices,
+    BackupResult,
+    Log,
+    back_up_database,
+    backup_options,
+)
+from pgvector_pipeline.operations.drill import DrillResult, restore_drill
+from pgvector_pipeline.operations.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
-from pgvector_pipeline.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.run_requests import RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
@@ -79,7 +86,7 @@ class Engine:
         )
 
     def drill(self, backup_set: BackupSetInfo, compare_live: bool, log: Log | logging.Logger) -> DrillResult:
-        """Restore `backup_set` into a scratch schema, compare, drop (see pgvector_pipeline.drill)."""
+        """Restore `backup_set` into a scratch schema, compare, drop (see pgvector_pipeline.operations.drill)."""
         return restore_drill(self.dsn, self.schema, backup_set, compare_live, log)
 
     def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:

@@ -11,8 +11,8 @@ report; these make it impossible not to know.
                          complete set (a warning: a shrinking store may be intended)
 
 One read of each file serves the first two, streamed as a restore streams it: memory stays flat. Parsing the
-vectors' text is what costs (pgvector_pipeline.vector_text); for a large set it is spread over worker processes
-(pgvector_pipeline.parse_workers: they start from that module, never from the caller's script) while this one reads
+vectors' text is what costs (pgvector_pipeline.operations.vector_text); for a large set it is spread over worker processes
+(pgvector_pipeline.operations.parse_workers: they start from that module, never from the caller's script) while this one reads
 and hashes the files.
 """
 
@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
-from pgvector_pipeline.parse_workers import ParseWorkers, WorkerDied
+from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
+from pgvector_pipeline.operations.vector_text import VectorType, read_vectors
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.manifest import ManifestTable
-from pgvector_pipeline.vector_text import VectorType, read_vectors
 
 _log = logging.getLogger(__name__)
 

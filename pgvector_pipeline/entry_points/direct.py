@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pgvector_pipeline.backup import BackupChoices, Log
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, partition_key
-from pgvector_pipeline.drill import set_to_drill
-from pgvector_pipeline.engine import Engine
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.operations.backup import BackupChoices, Log
+from pgvector_pipeline.operations.drill import set_to_drill
+from pgvector_pipeline.operations.engine import Engine
 from pgvector_pipeline.run_requests import RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import set_record
@@ -53,7 +53,7 @@ def progress_log() -> Iterator[Log]:
     if sys.stderr.isatty():
         from rich.console import Console
 
-        from pgvector_pipeline.progress_bars import BarsLog
+        from pgvector_pipeline.entry_points.progress_bars import BarsLog
 
         with BarsLog(Console(file=sys.stderr)) as bars:
             yield bars
@@ -75,7 +75,7 @@ class _CurrentStderr(logging.StreamHandler):
 
 
 def _line_log() -> logging.Logger:
-    log = logging.getLogger("pgvector_pipeline.direct")
+    log = logging.getLogger("pgvector_pipeline.entry_points.direct")
     if not log.handlers:
         handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))

@@ -12,10 +12,13 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from pgvector_pipeline import direct
-from pgvector_pipeline.backup import BackupChoices, Log
-from pgvector_pipeline.check import run_checks
-from pgvector_pipeline.client import (
+from pgvector_pipeline.contract import (
+    COPY_FROM_OTHER,
+    COPY_TO_OTHER,
+    DEFAULT_DSN_ENV,
+)
+from pgvector_pipeline.entry_points import direct
+from pgvector_pipeline.entry_points.client import (
     SCHEDULES,
     SENSORS,
     UNREACHABLE,
@@ -24,13 +27,10 @@ from pgvector_pipeline.client import (
     RunInfo,
     VectorBackupClient,
 )
-from pgvector_pipeline.contract import (
-    COPY_FROM_OTHER,
-    COPY_TO_OTHER,
-    DEFAULT_DSN_ENV,
-)
 from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, PipelineError, Spelling, config_key, said
-from pgvector_pipeline.named_set import check_named_set
+from pgvector_pipeline.operations.backup import BackupChoices, Log
+from pgvector_pipeline.operations.check import run_checks
+from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.run_requests import RestoreRequest, add_options, from_args, pair
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
@@ -228,7 +228,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, launched, args)
 
 
-# --direct: the same commands in this process, without Dagster (see pgvector_pipeline.direct).
+# --direct: the same commands in this process, without Dagster (see pgvector_pipeline.entry_points.direct).
 
 
 def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
@@ -257,7 +257,7 @@ def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
 
 
 def _check_direct(args: argparse.Namespace, log: Log) -> dict:
-    """Whether this deployment works (pgvector_pipeline.check): one line per check on stderr, the report as JSON."""
+    """Whether this deployment works (pgvector_pipeline.operations.check): one line per check on stderr, the report as JSON."""
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
     report = run_checks(engine.dsn, engine.schema, engine.backup_store())
     print(report.text(), file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The GraphQL documents the client (pgvector_pipeline.client) sends to the Dagster webserver, kept apart from the
+"""The GraphQL documents the client (pgvector_pipeline.entry_points.client) sends to the Dagster webserver, kept apart from the
 code that sends them (as dagster-graphql keeps its client_queries.py): the client's logic reads without them, and a
 change of Dagster's schema is a change of this file."""
 
