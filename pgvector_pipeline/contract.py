@@ -138,6 +138,7 @@ def backup_run_config(
     compression_level: int | None = None,
     collections: Sequence[str] = (),
     tables: Mapping[str, str] | None = None,
+    set_format: str = "",
 ) -> dict:
     """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all; `tables`
     names the tables to back up instead of LangChain's two ('name' or 'schema.name'), each with its row filter
@@ -147,6 +148,8 @@ def backup_run_config(
         "create_task_dir": create_task_dir,
         **compression_config(compression, compression_level),
     }
+    if set_format:
+        config["format"] = set_format
     if collections:
         config["collections"] = list(collections)
     if tables:

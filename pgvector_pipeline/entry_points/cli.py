@@ -32,6 +32,7 @@ from pgvector_pipeline.operations.backup import BackupChoices, Log
 from pgvector_pipeline.operations.check import run_checks
 from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.run_requests import RestoreRequest, add_options, from_args, pair
+from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
 from pgvector_pipeline.store.naming import LATEST, latest_note
@@ -198,6 +199,7 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
         create_task_dir=args.create_task_dir,
         compression=args.compression or "",
         compression_level=args.compression_level,
+        format=args.set_format or "",
         collections=args.collections or (),
         tables=_table_filters(args.tables or [], args.where or []),
         dsn_env=args.dsn_env,
@@ -236,6 +238,7 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
         truncate_after_backup=args.truncate_after_backup,
         create_task_dir=args.create_task_dir,
         compression=compression_of(args.compression or "", args.compression_level),
+        set_format=set_format_of(args.set_format or ""),
         collections=tuple(args.collections or ()),
         tables=tuple(
             TableSpec(name.rpartition(".")[2], where, name.rpartition(".")[0])
@@ -468,6 +471,14 @@ def build_parser() -> argparse.ArgumentParser:
         "'none' writes plain CSVs the old system and psql read.",
     )
     backup.add_argument("--compression-level", type=int, help="The codec's level (zstd 1-19, gzip 1-9).")
+    backup.add_argument(
+        "--format",
+        dest="set_format",
+        choices=SET_FORMATS,
+        help=f"How the files hold the rows; default: the code location's (${SET_FORMAT_ENV}, else csv). 'binary' "
+        "writes PostgreSQL's binary COPY streams: about a third of the bytes and of the time, restorable into columns "
+        "of the same types (or through casts).",
+    )
     backup.add_argument(
         "--collections", nargs="+", metavar="NAME", help="Back up only these collections; default: all of them."
     )

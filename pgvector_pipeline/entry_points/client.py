@@ -262,8 +262,10 @@ class VectorBackupClient:
         timestamp: str | None = None,
         dsn_env: str | None = None,
         db_schema: str | None = None,
+        format: str = "",
     ) -> LaunchedRun:
-        """Launch a backup; task_id None means global; compression "" is the code location's default; collections
+        """Launch a backup; task_id None means global; compression "" and format "" (csv or binary) are the code
+        location's defaults; collections
         empty backs up every collection; `tables` ({name: row filter or ''}) backs up those tables of the schema
         instead of LangChain's two.
 
@@ -283,12 +285,13 @@ class VectorBackupClient:
                 compression_level=compression_level,
                 collections=collections,
                 tables=tables,
+                set_format=format,
             )
             run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
         config = backup_run_config(
-            truncate_after_backup, create_task_dir, compression, compression_level, collections, tables
+            truncate_after_backup, create_task_dir, compression, compression_level, collections, tables, format
         )
         run_config = {**config, **resources}
         refuse_nul(run_config, "The run config")  # before the partition is added

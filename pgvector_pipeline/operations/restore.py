@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 
+from pgvector_pipeline import pgcopy
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
     NO_MIGRATION,
@@ -412,6 +413,13 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
     return header
 
 
+def _check_binary_start(held: SetReader, table: str, backup_set: BackupSetInfo, codec: str) -> None:
+    """A binary set's file starts with the binary COPY header (its columns are the manifest's); DataError otherwise."""
+    name = backup_set.table_files[table]
+    start = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), name, codec, len(pgcopy.HEADER))
+    pgcopy.header_length(start, f"{backup_set.location}/{name}")
+
+
 def _holds_just(manifest: Manifest | None, chosen: tuple[str, ...], renames: tuple[tuple[str, str], ...]) -> bool:
     """Whether the set holds exactly the chosen collections (its manifest says so) and none is renamed: then every
     row of its files is a chosen row, and they load without staging."""
@@ -441,6 +449,17 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
 
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
+    if entry is not None and backup_set.manifest is not None and backup_set.manifest.binary:
+        _check_binary_start(held, table, backup_set, entry.codec)
+        return TableLoad(
+            table,
+            [column.name for column in entry.columns],
+            open_file,
+            entry.rows,
+            file_bytes=entry.bytes,
+            expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
+            binary_types=tuple(column.type for column in entry.columns),
+        )
     return TableLoad(
         table,
         _read_header(held, table, backup_set, entry.codec if entry else NONE),

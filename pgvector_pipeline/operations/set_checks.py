@@ -26,10 +26,12 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from pgvector_pipeline import pgcopy
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
+from pgvector_pipeline.operations.vector_binary import binary_vector_values
 from pgvector_pipeline.operations.vector_text import VectorType, read_vectors
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
@@ -93,6 +95,8 @@ def check_files_and_embeddings(
     if manifest is None or backup_set.store is None:
         why = f"Set {backup_set.timestamp} has no manifest (made by the old system): nothing to compare it with."
         return (SetCheck(FILES_CHECK, False, why, warn_only=True), SetCheck(EMBEDDINGS_CHECK, False, why, True))
+    if workers is None and manifest.binary:
+        workers = 0  # binary vectors are read, not parsed: no text, nothing worth a worker process
     if workers is None:
         workers = parse_workers(sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e)))
     try:
@@ -128,7 +132,10 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
                 for table in tables:
                     entry = manifest.tables[table]
                     with verified_csv(held.file(table), entry.file, entry) as stream:
-                        found.read(table, entry, stream)
+                        if manifest.binary:
+                            found.read_binary(table, entry, stream)
+                        else:
+                            found.read(table, entry, stream)
         except FilesDamaged:
             raise
         except DataError as exc:  # the set could not be read as listed (deleted, being deleted since)
@@ -226,6 +233,32 @@ class _Vectors:
         for batch in batches.values():
             self._hand_over(batch)
         self._take(until=0)
+
+    def read_binary(self, table: str, entry: ManifestTable, stream: io.RawIOBase) -> None:
+        """The vectors of a binary set's file, read from their binary form in this process (no text to parse)."""
+        types = _vector_types(entry)
+        if not types:
+            return
+        names = [column.name for column in entry.columns]
+        positions = {names.index(name): vector_type for name, vector_type in types.items()}
+        group_at = names.index(COLLECTION_REF_COLUMN) if COLLECTION_REF_COLUMN in names else None
+        buffered = io.BufferedReader(stream, 1 << 16)
+        row_number = 0
+        for block in pgcopy.tuple_blocks(buffered.read, entry.file, 1 << 20):
+            for fields in pgcopy.fields_of(block, entry.file):
+                row_number += 1
+                key = fields[group_at] if group_at is not None else None
+                group = (table, bytes(key).hex() if key is not None else "")
+                for position, vector_type in positions.items():
+                    field = fields[position]
+                    if field is None:
+                        continue
+                    found = binary_vector_values(field, vector_type)
+                    self.vectors += 1
+                    if isinstance(found, str):
+                        self._bad(f"{entry.file} row {row_number}, {names[position]}: {found}")
+                    else:
+                        self.dimensions.setdefault(group, set()).add(len(found))
 
     def _hand_over(self, batch: _Batch) -> _Batch:
         """Parse `batch` (or have a worker parse it); an empty batch of the same column to fill next."""

@@ -31,6 +31,7 @@ from pgvector_pipeline.postgres.ranges import (
     export_ranges,
 )
 from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
+from pgvector_pipeline.set_formats import BINARY, CSV
 
 
 class CopySink(Protocol):
@@ -196,9 +197,12 @@ class Snapshot:
         sink: CopySink,
         log: Callable[[str], None],
         rows: RowChoice = ALL_ROWS,
+        set_format: str = CSV,
     ) -> int:
-        """Stream the table (the rows `rows` chooses) as CSV with a header row into `sink`; returns the rows
-        PostgreSQL sent. The filter applies inside each parallel range as well."""
+        """Stream the table (the rows `rows` chooses) into `sink` as CSV with a header row, or as one binary COPY
+        stream (`set_format` BINARY); returns the rows PostgreSQL sent. The filter applies inside each parallel range
+        as well."""
+        binary = set_format == BINARY
         where = rows.condition(self.schema, table)
         select = sql.SQL("SELECT {cols} FROM {table}").format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(self.schema, table)
@@ -206,14 +210,14 @@ class Snapshot:
 
         def statement(block_range: BlockRange | None, header: bool) -> sql.Composable:
             where_clause = catalog.where_clause(block_range.condition() if block_range else None, where)
-            options = sql.SQL("FORMAT csv, HEADER" if header else "FORMAT csv")
+            options = sql.SQL("FORMAT binary" if binary else "FORMAT csv, HEADER" if header else "FORMAT csv")
             return sql.SQL("COPY ({select}{where}) TO STDOUT WITH ({options})").format(
                 select=select, where=where_clause, options=options
             )
 
         with classified(f"exporting {table}", self.conn):
             ranges = self._parallel_ranges(table)
-            copied = self._copy_in_ranges(table, ranges, statement, sink, log) if ranges else None
+            copied = self._copy_in_ranges(table, ranges, statement, sink, log, binary) if ranges else None
             if copied is not None:
                 return copied
             self.cur.copy_expert(statement(None, True), sink)
@@ -226,6 +230,7 @@ class Snapshot:
         statement: RangeStatement,
         sink: CopySink,
         log: Callable[[str], None],
+        binary: bool,
     ) -> int | None:
         """The table's ranges exported by further sessions on this snapshot; None when no further session can
         read it now (the caller exports it alone)."""
@@ -242,7 +247,7 @@ class Snapshot:
                 f"{table}: exported by {len(readers)} sessions on this snapshot, {len(ranges)} ranges of heap blocks "
                 f"written in order."
             )
-            with OrderedRangeCopy(readers, ranges, statement) as copy:
+            with OrderedRangeCopy(readers, ranges, statement, binary) as copy:
                 return copy.write_to(sink)
 
     def _parallel_ranges(self, table: str) -> list[BlockRange]:
