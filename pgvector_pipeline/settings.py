@@ -19,6 +19,16 @@ from pgvector_pipeline.postgres.parallel_load import DEFAULT_LOAD_SESSIONS
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.store.files import ALLOWED_FILE_MODES, DEFAULT_FILE_MODE
 from pgvector_pipeline.store.interface import BackupStore
+from pgvector_pipeline.store.keys import (
+    IDENTITY_FILE_ENV,
+    NO_KEYS,
+    RECIPIENTS_ENV,
+    RECIPIENTS_FILE_ENV,
+    SetKeys,
+    parse_identity_files,
+    parse_recipients,
+    read_recipients_file,
+)
 from pgvector_pipeline.store.layout import TIMESTAMP_WINDOW_ENV
 from pgvector_pipeline.store.roots import store_at
 from pgvector_pipeline.store.s3_client import S3Options, is_s3_root
@@ -104,6 +114,25 @@ def s3_options_from_env() -> S3Options:
     )
 
 
+def keys_from_env() -> SetKeys:
+    """The store's age keys (store.keys): recipients from $PGVECTOR_BACKUP_RECIPIENTS or
+    $PGVECTOR_BACKUP_RECIPIENTS_FILE (not both), identity files from $PGVECTOR_BACKUP_IDENTITY_FILE (read when a set's
+    content is read, not here)."""
+    listed = os.environ.get(RECIPIENTS_ENV) or ""
+    in_file = os.environ.get(RECIPIENTS_FILE_ENV) or ""
+    if listed.strip() and in_file:
+        raise InvalidParams(f"{RECIPIENTS_ENV} and {RECIPIENTS_FILE_ENV} are both set: set one of them.")
+    recipients = None
+    if listed.strip():
+        recipients = parse_recipients(listed, RECIPIENTS_ENV)
+    elif in_file:
+        recipients = read_recipients_file(in_file)
+    identity_files = parse_identity_files(os.environ.get(IDENTITY_FILE_ENV) or "")
+    if recipients is None and not identity_files:
+        return NO_KEYS
+    return SetKeys(recipients, identity_files)
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """How backup sets are written and guarded, whatever the root."""
@@ -111,6 +140,7 @@ class StoreSettings:
     file_mode: int = DEFAULT_FILE_MODE
     timestamp_window_s: int = DEFAULT_TIMESTAMP_WINDOW_S
     s3: S3Options = field(default_factory=S3Options)
+    keys: SetKeys = NO_KEYS
 
     @classmethod
     def from_env(cls) -> "StoreSettings":
@@ -125,11 +155,14 @@ class StoreSettings:
                 f"is a whole number of seconds from 0 to {MAX_TIMESTAMP_WINDOW_S}",
             ),
             s3=s3_options_from_env(),
+            keys=keys_from_env(),
         )
 
     def store(self, root: str) -> BackupStore:
         """The store of `root` written with these settings (S3's client from the standard AWS chain)."""
-        return store_at(root, file_mode=self.file_mode, s3_options=self.s3 if is_s3_root(root) else None)
+        return store_at(
+            root, file_mode=self.file_mode, s3_options=self.s3 if is_s3_root(root) else None, keys=self.keys
+        )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from pgvector_pipeline.store.damage import read_back_published
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
 from pgvector_pipeline.store.layout import (
     LOG_FILE_NAME,
+    is_encrypted_name,
     manifest_name,
     validate_timestamp,
 )
@@ -52,9 +53,11 @@ from pgvector_pipeline.store.log import manifest_line
 from pgvector_pipeline.store.manifest import (
     KIND_BACKUP,
     MANIFEST_FORMAT,
+    MANIFEST_FORMAT_ENCRYPTED,
     Manifest,
     ManifestCollections,
     ManifestColumn,
+    ManifestEncryption,
     ManifestSource,
     ManifestTable,
 )
@@ -338,7 +341,8 @@ def _write_set(
         if lock:
             log.info(f"Holding writers of {', '.join(lock)} off until the truncate (SHARE lock taken first).")
         contents = _read_snapshot(snap, set_writer, options, log)
-        set_writer.publish(_manifest(task, timestamp, start, schema, contents, options.set_format))
+        encryption = ManifestEncryption(recipients=list(set_writer.encrypted_to)) if set_writer.encrypted_to else None
+        set_writer.publish(_manifest(task, timestamp, start, schema, contents, options.set_format, encryption))
         log.info(f"Backup set {timestamp} written to {set_writer.location}.")
         truncated = _truncate_verified(snap, set_writer, dsn, schema, contents.tables, lock, log) if lock else []
     return contents, truncated
@@ -489,6 +493,8 @@ def _export_table(
     _check_counts(table, expected_rows, rows, writer)
     duration = time.monotonic() - clock
     stored = "" if writer.codec == NONE else f", stored as {writer.codec} in {human_size(writer.stored_bytes)}"
+    if is_encrypted_name(writer.name):
+        stored += f", age-encrypted ({human_size(writer.stored_bytes)})"
     log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} of {kind}{stored} in {duration:.1f} s.")
     return TableBackup(table, set_writer.location, _manifest_table(writer, rows, duration, export), export.description)
 
@@ -505,12 +511,19 @@ def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: Tabl
 
 
 def _manifest(
-    task: str, timestamp: str, start: _Start, schema: str, contents: _SnapshotContents, set_format: SetFormat
+    task: str,
+    timestamp: str,
+    start: _Start,
+    schema: str,
+    contents: _SnapshotContents,
+    set_format: SetFormat,
+    encryption: ManifestEncryption | None = None,
 ) -> Manifest:
     """The set's manifest, built (and so validated) through its model: a manifest this tool could not read
-    back would make its own set "damaged", so it is also read back from the document it is stored as."""
+    back would make its own set "damaged", so it is also read back from the document it is stored as. An encrypted
+    set's (`encryption`: whom its files are encrypted to) is of format 5."""
     manifest = Manifest(
-        format=MANIFEST_FORMAT,
+        format=MANIFEST_FORMAT if encryption is None else MANIFEST_FORMAT_ENCRYPTED,
         kind=KIND_BACKUP,
         task_id=task,
         timestamp=timestamp,
@@ -527,6 +540,7 @@ def _manifest(
         embedding_dimensions=contents.embedding_dimensions,
         collections=contents.collections,
         set_format=set_format,
+        encryption=encryption,
         tables={t.table: t.entry for t in contents.tables},
     )
     return Manifest.model_validate_json(manifest.as_bytes())
@@ -615,7 +629,9 @@ def _log_details(result: BackupResult) -> list[str]:
         f"(sha256 {t.entry.file_sha256})"
         for t in result.tables
     ]
-    if result.collections is not None and result.collections.selected is not None:
+    encrypted = any(t.entry.encrypted for t in result.tables)
+    if result.collections is not None and result.collections.selected is not None and not encrypted:
+        # Collection names are the store's data: an encrypted set keeps them in its encrypted manifest only.
         lines.append("collections: " + ", ".join(repr(name) for name in result.collections.embeddings))
     lines += [
         f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s" for s in result.truncated

@@ -40,13 +40,17 @@ from pgvector_pipeline.postgres.restore_types import (
     TablesRestored,
 )
 from pgvector_pipeline.postgres.transaction import APPEND_CLASH_HINT
+from pgvector_pipeline.store.age_streams import encrypted_prefix_bytes
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetReader
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import decode_prefix, verified_csv
+from pgvector_pipeline.store.keys import Identities
+from pgvector_pipeline.store.layout import is_encrypted_name
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.manifest import Manifest, ManifestTable
 from pgvector_pipeline.store.naming import nearest_aside
+from pgvector_pipeline.store.sealing import identities_for, open_sealed
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # A header names a handful of columns; a longer first line is not a header.
@@ -195,12 +199,14 @@ def restore_backup_set(
     clock = time.monotonic()
     tables = check_restore_tables(backup_set, tables)
     names, renames = check_renames(collections, rename or {})
-    chosen = check_restore_collections(backup_set, tables, names, flags)
     _check_set_files(backup_set, tables, flags.allow_legacy)
-    manifest = backup_set.manifest
-    # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
     if backup_set.store is None:
         raise InvalidParams(f"Set {backup_set.timestamp} was not found through a backup store; locate it first.")
+    # An encrypted set is opened before anything else: no identity of its recipients, nothing is done.
+    identities = open_encrypted(backup_set, log)
+    chosen = check_restore_collections(backup_set, tables, names, flags)
+    manifest = backup_set.manifest
+    # Held for the whole restore: opened once (what is read is what was checked) and safe from retention.
     with damage_marked(backup_set, log.warning), backup_set.store.read_set(backup_set, tables) as held:
         if manifest:
             _check_file_sizes(backup_set, manifest, held, tables, log)
@@ -210,7 +216,7 @@ def restore_backup_set(
                 f"no checksums to verify (allowed by allow_legacy); JSON columns written as Python reprs are "
                 f"converted while loading."
             )
-        loads = [_table_load(backup_set, held, table, chosen) for table in tables]
+        loads = [_table_load(backup_set, held, table, chosen, identities) for table in tables]
         store = check_migration(
             migration, _set_layout(manifest, loads), flags, bool(renames), tables, backup_set.tables
         )
@@ -356,7 +362,7 @@ def _check_set_files(backup_set: BackupSetInfo, tables: list[str], allow_legacy:
             f"{where} has no CSV for {missing}. Restore only the tables it has "
             f"({sorted(backup_set.table_files) or 'none'}) or pick a complete set."
         )
-    if backup_set.manifest is None and not allow_legacy:
+    if backup_set.manifest is None and backup_set.sealed is None and not allow_legacy:
         raise DataError(
             f"{where} has no manifest, so nothing can verify its files (a changed digit, a cut file or an "
             f"emptied table would load silently). If the old system made it, let backup_discovery_sensor "
@@ -389,11 +395,42 @@ def _check_file_sizes(
     )
 
 
-def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: str) -> list[str]:
+def open_encrypted(backup_set: BackupSetInfo, log: Log) -> Identities | None:
+    """The identities that read an encrypted set, its manifest opened (store.sealing: a sealed manifest that is not what
+    the set's index records marks the set damaged); None for a set in clear. InvalidParams, before anything is read,
+    when this host holds no identity of the recipients the set is encrypted to."""
+    if backup_set.sealed is None:
+        return None
+    identities = identities_for(backup_set)
+    assert identities is not None
+    with damage_marked(backup_set, log.warning):
+        open_sealed(backup_set)
+    held = [f for f in backup_set.recipients if f in identities.fingerprints]
+    log.info(
+        f"Set {backup_set.timestamp} is age-encrypted (recipients {', '.join(backup_set.recipients)}): read with the "
+        f"identity of {', '.join(held)}."
+    )
+    return identities
+
+
+def _file_start(
+    held: SetReader, table: str, backup_set: BackupSetInfo, codec: str, limit: int, identities: Identities | None
+) -> bytes:
+    """At most `limit` bytes from the start of a held table file's content (decrypted, decompressed), read without
+    consuming it."""
+    name = backup_set.table_files[table]
+    encrypted = is_encrypted_name(name)
+    stored = held.prefix(table, encrypted_prefix_bytes(_MAX_HEADER_BYTES) if encrypted else _MAX_HEADER_BYTES)
+    return decode_prefix(stored, name, codec, limit, identities, encrypted)
+
+
+def _read_header(
+    held: SetReader, table: str, backup_set: BackupSetInfo, codec: str, identities: Identities | None = None
+) -> list[str]:
     """The CSV header of a held table file (decompressed), read from its first bytes without consuming it."""
     name = backup_set.table_files[table]
     path = f"{backup_set.location}/{name}"  # for messages
-    line = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
+    line = _file_start(held, table, backup_set, codec, _MAX_HEADER_BYTES, identities).split(b"\n", 1)[0]
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -413,10 +450,12 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
     return header
 
 
-def _check_binary_start(held: SetReader, table: str, backup_set: BackupSetInfo, codec: str) -> None:
+def _check_binary_start(
+    held: SetReader, table: str, backup_set: BackupSetInfo, codec: str, identities: Identities | None = None
+) -> None:
     """A binary set's file starts with the binary COPY header (its columns are the manifest's); DataError otherwise."""
     name = backup_set.table_files[table]
-    start = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), name, codec, len(pgcopy.HEADER))
+    start = _file_start(held, table, backup_set, codec, len(pgcopy.HEADER), identities)
     pgcopy.header_length(start, f"{backup_set.location}/{name}")
 
 
@@ -438,19 +477,25 @@ def _chosen_rows(backup_set: BackupSetInfo, table: str, chosen: tuple[str, ...])
     return sum(record.embeddings[name] for name in chosen) if record else None
 
 
-def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: tuple[str, ...] = ()) -> TableLoad:
+def _table_load(
+    backup_set: BackupSetInfo,
+    held: SetReader,
+    table: str,
+    chosen: tuple[str, ...] = (),
+    identities: Identities | None = None,
+) -> TableLoad:
     name = backup_set.table_files[table]
     file = held.file(table)
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
 
     def open_file() -> AbstractContextManager[io.RawIOBase]:
         # The held file is read once, from its start; the held set closes it.
-        return verified_csv(file, name, entry) if entry else nullcontext(file)
+        return verified_csv(file, name, entry, identities) if entry else nullcontext(file)
 
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     if entry is not None and backup_set.manifest is not None and backup_set.manifest.binary:
-        _check_binary_start(held, table, backup_set, entry.codec)
+        _check_binary_start(held, table, backup_set, entry.codec, identities)
         return TableLoad(
             table,
             [column.name for column in entry.columns],
@@ -462,7 +507,7 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
         )
     return TableLoad(
         table,
-        _read_header(held, table, backup_set, entry.codec if entry else NONE),
+        _read_header(held, table, backup_set, entry.codec if entry else NONE, identities),
         (lambda: _LegacyFile(open_file(), name)) if legacy else open_file,
         backup_set.rows(table),
         legacy_empty_fields=legacy,

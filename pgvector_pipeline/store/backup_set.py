@@ -20,19 +20,22 @@ from pgvector_pipeline.store.files import (
     DEFAULT_FILE_MODE,
     StreamingFileWriter,
     storage_error,
-    write_json_durably,
+    write_bytes_durably,
 )
 from pgvector_pipeline.store.interface import InterruptedSet
+from pgvector_pipeline.store.keys import NO_KEYS, SetKeys
 from pgvector_pipeline.store.layout import (
     TMP_SUFFIX,
     lock_name,
     manifest_name,
     parse_set_file_name,
+    sealed_manifest_name,
     table_file_name,
     tmp_name,
     validate_timestamp,
 )
-from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.manifest import Manifest, SealedIndex
+from pgvector_pipeline.store.sealing import published_documents
 
 
 class SetLock:
@@ -137,10 +140,12 @@ class BackupSetWriter:
         timestamp: str | None,
         mode: int = DEFAULT_FILE_MODE,
         on_interrupted: Callable[[InterruptedSet], None] | None = None,
+        keys: SetKeys = NO_KEYS,
     ):
         self.directory = directory
         self.timestamp = None if timestamp is None else validate_timestamp(timestamp)
         self.mode = mode
+        self.keys = keys
         self.writers: dict[str, StreamingFileWriter] = {}
         self.published = False
         self._on_interrupted = on_interrupted
@@ -207,9 +212,11 @@ class BackupSetWriter:
         set_format: str = CSV,
     ) -> StreamingFileWriter:
         assert self.timestamp is not None, "claimed on entering"
-        name = table_file_name(table, self.timestamp, compression.codec, set_format)
+        recipients = None if compression.preencrypted else self.keys.recipients
+        encrypted = compression.preencrypted or recipients is not None
+        name = table_file_name(table, self.timestamp, compression.codec, set_format, encrypted)
         try:
-            writer = StreamingFileWriter(self.directory, name, self.mode, progress, compression)
+            writer = StreamingFileWriter(self.directory, name, self.mode, progress, compression, recipients)
         except OSError as exc:
             raise storage_error(exc, self.directory, tmp_name(name), f"creating the file of {table}") from exc
         self.writers[table] = writer
@@ -231,13 +238,33 @@ class BackupSetWriter:
         assert self.published and self.timestamp is not None
         return mark_in_directory(self.directory, self.timestamp, reason, self.mode)
 
+    @property
+    def encrypted_to(self) -> tuple[str, ...]:
+        """The fingerprints of the recipients the files of this set are encrypted to (none: written in clear)."""
+        return self.keys.recipients.fingerprints if self.keys.recipients else ()
+
     def publish(self, manifest: Manifest) -> str:
-        """Make the set visible: manifest .tmp, CSVs renamed, manifest renamed, each step durable."""
+        """Make the set visible: manifest .tmp, CSVs renamed, manifest renamed, each step durable. An encrypted set's
+        manifest is sealed first, and its clear index takes the manifest's place (store.sealing)."""
+        return self._publish(*published_documents(manifest, self.keys))
+
+    def publish_sealed(self, index: SealedIndex, sealed: bytes) -> str:
+        """Publish an encrypted set whose files were copied as they are stored, with its clear index and sealed
+        manifest as they are stored."""
+        return self._publish(index.as_bytes(), sealed)
+
+    def _publish(self, document: bytes, sealed: bytes | None) -> str:
         manifest_tmp = tmp_name(self.manifest_name)
+        assert self.timestamp is not None
+        sealed_name = sealed_manifest_name(self.timestamp)
         try:
-            write_json_durably(self.directory, manifest_tmp, manifest.as_document(), self.mode)
+            if sealed is not None:
+                write_bytes_durably(self.directory, tmp_name(sealed_name), sealed, self.mode)
+            write_bytes_durably(self.directory, manifest_tmp, document, self.mode)
             for writer in self.writers.values():
                 writer.publish()
+            if sealed is not None:
+                self.directory.rename(tmp_name(sealed_name), sealed_name)
             self.directory.fsync()
             self.directory.rename(manifest_tmp, self.manifest_name)
             self.published = True
@@ -259,6 +286,9 @@ class BackupSetWriter:
         for writer in self.writers.values():
             writer.discard()
             self.directory.unlink_quietly(writer.name)
+        assert self.timestamp is not None
+        self.directory.unlink_quietly(tmp_name(sealed_manifest_name(self.timestamp)))
+        self.directory.unlink_quietly(sealed_manifest_name(self.timestamp))
         self.directory.unlink_quietly(tmp_name(self.manifest_name))
         try:
             self.directory.fsync()

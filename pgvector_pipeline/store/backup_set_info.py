@@ -16,8 +16,15 @@ from typing import Protocol
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import NONE
-from pgvector_pipeline.store.layout import damaged_name, manifest_name, stored_codec, timestamp_time
-from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.keys import SetKeys
+from pgvector_pipeline.store.layout import (
+    damaged_name,
+    manifest_name,
+    sealed_manifest_name,
+    stored_codec,
+    timestamp_time,
+)
+from pgvector_pipeline.store.manifest import IndexTable, Manifest, ManifestTable, SealedIndex
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 Warn = Callable[[str], None]
@@ -52,9 +59,16 @@ class SetReader(Protocol):
         """The size of the table's file as stored."""
         ...
 
+    def sealed_manifest(self, limit: int) -> bytes:
+        """An encrypted set's sealed manifest as stored (at most `limit` bytes), held with the set."""
+        ...
+
 
 class SetStore(Protocol):
     """What a listed set does through the store it was found in (see BackupSetInfo.store)."""
+
+    # The age keys of the store (store.keys): whom its new sets are encrypted to, and what reads encrypted ones.
+    keys: SetKeys
 
     def read_set(self, backup_set: "BackupSetInfo", tables: list[str]) -> SetReader: ...
 
@@ -86,8 +100,12 @@ class BackupSetInfo:
     has_log: bool = False
     unfinished: bool = False
     marked_damaged: bool = False  # a read-back after publishing found it damaged (store.damage)
+    # The set's manifest: read when it is listed, or (an encrypted set) once opened (store.sealing.open_sealed).
     manifest: Manifest | None = None
     problem: str | None = None  # why the set is damaged
+    # An encrypted set's clear index (what is known of it without a key), and whether its sealed manifest is there.
+    sealed: SealedIndex | None = None
+    has_sealed_manifest: bool = False
 
     @property
     def status(self) -> str:
@@ -97,7 +115,7 @@ class BackupSetInfo:
             return STATUS_UNFINISHED
         if self.missing_tables:
             return STATUS_INCOMPLETE
-        return STATUS_COMPLETE if self.manifest else STATUS_LEGACY
+        return STATUS_COMPLETE if self.manifest or self.sealed else STATUS_LEGACY
 
     @property
     def complete(self) -> bool:
@@ -110,22 +128,43 @@ class BackupSetInfo:
         return {table: stored_codec(name) for table, name in self.table_files.items()}
 
     @property
-    def tables(self) -> list[str]:
-        """The set's tables in restore order: those its manifest lists; without one, the default tables (the
-        old system always wrote both LangChain tables)."""
+    def encrypted(self) -> bool:
+        """Whether the set is age-encrypted (its clear index says so)."""
+        return self.sealed is not None
+
+    @property
+    def recipients(self) -> list[str]:
+        """The fingerprints of the age recipients an encrypted set is encrypted to (none for a set in clear)."""
+        return list(self.sealed.encryption.recipients) if self.sealed else []
+
+    @property
+    def stored_entries(self) -> dict[str, ManifestTable | IndexTable]:
+        """What the manifest (or an encrypted set's clear index) records of each table's file as stored: its name,
+        `file_bytes` and `file_sha256`, and rows (empty without either)."""
         if self.manifest is not None:
-            return DEFAULT_TABLES.in_order(self.manifest.tables)
+            return dict(self.manifest.tables)
+        return dict(self.sealed.tables) if self.sealed is not None else {}
+
+    @property
+    def tables(self) -> list[str]:
+        """The set's tables in restore order: those its manifest (or clear index) lists; without one, the default
+        tables (the old system always wrote both LangChain tables)."""
+        if self.manifest is not None or self.sealed is not None:
+            return DEFAULT_TABLES.in_order(self.stored_entries)
         return list(DEFAULT_TABLES.names)
 
     @property
     def missing_tables(self) -> list[str]:
         """Tables of the set without their file (stored as the manifest says; without one, a plain CSV)."""
-        if self.manifest is not None:
-            return [t for t, e in self.manifest.tables.items() if self.table_files.get(t) != e.file]
+        if self.manifest is not None or self.sealed is not None:
+            return [t for t, e in self.stored_entries.items() if self.table_files.get(t) != e.file]
         return [t for t in self.tables if self.codecs.get(t, NONE) != NONE or t not in self.table_files]
 
     def csv_bytes(self, table: str) -> int | None:
-        """The size of the CSV a table's file holds (larger than the file when compressed), when known."""
+        """The size of the CSV a table's file holds (larger than the file when compressed), when known (not for an
+        encrypted set that is not opened)."""
+        if self.sealed is not None and self.manifest is None:
+            return None
         entry = self.manifest.tables.get(table) if self.manifest else None
         return entry.bytes if entry else self.sizes.get(table)
 
@@ -133,8 +172,10 @@ class BackupSetInfo:
     def compression_ratio(self) -> float | None:
         """CSV bytes per stored byte over the whole set (1.0 uncompressed), when the manifest tells."""
         stored = self.total_bytes
+        if self.manifest is None or not stored or self.manifest.encrypted:
+            return None  # an encrypted set's CSV sizes are not shown in clear
         csv = sum(self.csv_bytes(table) or 0 for table in self.table_files)
-        return round(csv / stored, 2) if self.manifest and stored else None
+        return round(csv / stored, 2)
 
     @property
     def collections(self) -> str:
@@ -150,7 +191,7 @@ class BackupSetInfo:
         return f"{len(record.embeddings)} chosen: {named}{more}"
 
     def rows(self, table: str) -> int | None:
-        entry = self.manifest.tables.get(table) if self.manifest else None
+        entry = self.stored_entries.get(table)
         return entry.rows if entry else None
 
     @property
@@ -163,7 +204,7 @@ class BackupSetInfo:
         offset), else the name read as the code server's local time (old-system and adopted sets). Every
         newest/oldest decision uses this, never the name: local names repeat and go backwards when clocks fall
         back (DST) or the time zone changes."""
-        started = self.manifest.started_at if self.manifest else None
+        started = self.manifest.started_at if self.manifest else self.sealed.started_at if self.sealed else None
         if started:  # checked when the manifest was read: an aware time of the years a set may have
             return datetime.fromisoformat(started)
         try:
@@ -172,9 +213,11 @@ class BackupSetInfo:
             return datetime.min.replace(tzinfo=UTC)
 
     def file_names(self) -> list[str]:
-        """The names of the set's published files: its CSVs, then its manifest when it has one, then its damage
-        marker (last: a deletion cut short leaves the set damaged, as it was)."""
+        """The names of the set's published files: its CSVs, then an encrypted set's sealed manifest, then its
+        manifest (or clear index) when it has one, then its damage marker (last: a deletion cut short leaves the set
+        damaged, as it was)."""
         names = list(self.table_files.values())
+        names += [sealed_manifest_name(self.timestamp)] if self.has_sealed_manifest else []
         names += [manifest_name(self.timestamp)] if self.has_manifest else []
         return names + ([damaged_name(self.timestamp)] if self.marked_damaged else [])
 
@@ -201,4 +244,7 @@ def set_record(s: BackupSetInfo) -> dict:
         "collections": s.collections,
         "size": human_size(s.total_bytes),
         "location": s.location,
+        # age encryption (store.keys): the recipients' fingerprints, never the keys.
+        "encrypted": s.encrypted,
+        "recipients": ", ".join(s.recipients),
     }

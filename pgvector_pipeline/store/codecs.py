@@ -116,16 +116,18 @@ class Compression:
 
     codec: str = ZSTD
     level: int | None = None
-    # The bytes written are already stored as `codec` (a set copied between stores): kept as they are.
+    # The bytes written are already stored as `codec` (a set copied between stores): not compressed again.
     precompressed: bool = False
+    # ... and already age-encrypted (an encrypted set's files copied as they are stored): kept as they are.
+    preencrypted: bool = False
 
     def __post_init__(self) -> None:
         codec_of(self.codec).check_level(self.level)
 
     @classmethod
-    def stored_as(cls, codec: str) -> "Compression":
-        """Bytes already compressed with `codec`, written as they come."""
-        return cls(codec, None, precompressed=True)
+    def stored_as(cls, codec: str, encrypted: bool = False) -> "Compression":
+        """Bytes already compressed with `codec` (and age-encrypted when `encrypted`), not compressed again."""
+        return cls(codec, None, precompressed=True, preencrypted=encrypted)
 
     @property
     def suffix(self) -> str:

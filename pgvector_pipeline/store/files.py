@@ -14,8 +14,10 @@ from pathlib import Path
 
 from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.age_streams import AgeEncryptor, DecryptingReader, decrypt_prefix
 from pgvector_pipeline.store.codecs import NONE, UNCOMPRESSED, Compression, codec_of, decode_errors
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
+from pgvector_pipeline.store.keys import Identities, Recipients
 from pgvector_pipeline.store.layout import tmp_name
 from pgvector_pipeline.store.manifest import ManifestTable
 
@@ -91,45 +93,77 @@ def storage_error(
 
 class EncodingSink:
     """CSV bytes in (as COPY TO STDOUT writes them: one write per line), stored bytes out through `_put`:
-    compressed as `compression` says, each side hashed and counted. Any store's table writer is one of these
-    with its own `_put` (a file here, a multipart upload on object storage).
+    compressed as `compression` says, then age-encrypted to `recipients` when given (store.keys), each side hashed
+    and counted. Any store's table writer is one of these with its own `_put` (a file here, a multipart upload on
+    object storage).
 
     psycopg2 calls `write` once per CSV line for COPY TO, so `writes` counts the header plus the rows
     independently of what the server reports. `bytes` and `sha256` are the CSV's, `stored_bytes` and
-    `stored_sha256` what the store keeps; `finish_encoding` puts the codec's tail. Bytes that come already
-    compressed (`compression.precompressed`) are kept as they are: then both sides are the stored bytes, and
-    whoever writes them checks the CSV inside.
+    `stored_sha256` what the store keeps; `finish_encoding` puts the codec's tail and ends the encryption. Bytes
+    that come already compressed (`compression.precompressed`) are not compressed again, and bytes that come already
+    encrypted (`compression.preencrypted`) are kept as they are: then both sides are the stored bytes, and whoever
+    writes them checks the CSV inside. Encrypting, `_put` is called on the encryption's thread (store.age_streams),
+    and what it raises is raised by the next `write` or by `finish_encoding`.
     """
 
-    def __init__(self, compression: Compression = UNCOMPRESSED, progress: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        compression: Compression = UNCOMPRESSED,
+        progress: Callable[[int, int], None] | None = None,
+        recipients: Recipients | None = None,
+        name: str = "",
+    ):
         self.codec = compression.codec
         self._hash = hashlib.sha256()
-        # Uncompressed, the stored bytes are the CSV: one hash serves both.
         encodes = compression.codec != NONE and not compression.precompressed
         self._encoder = compression.encoder(encoder_threads()) if encodes else None
-        self._stored_hash = self._hash if self._encoder is None else hashlib.sha256()
+        encrypts = recipients is not None and not compression.preencrypted
+        # Neither compressed nor encrypted, the stored bytes are the CSV: one hash serves both.
+        plain = self._encoder is None and not encrypts
+        self._stored_hash = self._hash if plain else hashlib.sha256()
         self.bytes = 0
         self.stored_bytes = 0
         self.writes = 0
         self._progress = progress
         self._last_progress = time.monotonic()
+        # Last: the encryption's thread may store age's header at once.
+        self._encryptor = AgeEncryptor(recipients, self._store, name) if recipients and encrypts else None
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the stored bytes are age-encrypted here."""
+        return self._encryptor is not None
 
     def write(self, data: bytes) -> int:
         self.writes += 1
         self.bytes += len(data)
-        if self._encoder is None:
-            self._store(data)
-        else:
+        if self._stored_hash is not self._hash:
             self._hash.update(data)
-            self._store(self._encoder.compress(data))
+        self._stage(data if self._encoder is None else self._encoder.compress(data))
         if self._progress and time.monotonic() - self._last_progress >= _PROGRESS_INTERVAL_S:
             self._last_progress = time.monotonic()
             self._progress(self.writes, self.bytes)
         return len(data)
 
+    def _stage(self, data: bytes) -> None:
+        """Compressed (or plain) bytes: encrypted, or stored as they are."""
+        if not data:
+            return
+        if self._encryptor is not None:
+            self._encryptor.write(data)
+        else:
+            self._store(data)
+
     def finish_encoding(self) -> None:
         if self._encoder is not None:
-            self._store(self._encoder.flush())
+            self._stage(self._encoder.flush())
+        if self._encryptor is not None:
+            self._encryptor.finish()
+
+    def abort_encoding(self) -> None:
+        """Stop encrypting (a writer discarded before it finished): the encryption's thread ends."""
+        if self._encryptor is not None:
+            self._encryptor.abort()
 
     def _store(self, data: bytes) -> None:
         if data:
@@ -160,8 +194,9 @@ class StreamingFileWriter(EncodingSink):
         mode: int,
         progress: Callable[[int, int], None] | None = None,
         compression: Compression = UNCOMPRESSED,
+        recipients: Recipients | None = None,
     ):
-        super().__init__(compression, progress)
+        super().__init__(compression, progress, recipients, name)
         self.directory = directory
         self.name = name
         self.tmp_name = tmp_name(name)
@@ -206,6 +241,7 @@ class StreamingFileWriter(EncodingSink):
 
     def discard(self) -> int:
         """Close (a full disk makes the final flush fail: ignored) and delete the .tmp; returns bytes freed."""
+        self.abort_encoding()
         try:
             self._file.close()
         except OSError:
@@ -215,10 +251,14 @@ class StreamingFileWriter(EncodingSink):
 
 def write_json_durably(directory: Directory, name: str, document: dict, mode: int) -> None:
     """Create `name` in `directory` (it must not exist) holding `document`, fsynced; nothing stays on error."""
+    write_bytes_durably(directory, name, (json.dumps(document, indent=2) + "\n").encode(), mode)
+
+
+def write_bytes_durably(directory: Directory, name: str, data: bytes, mode: int) -> None:
+    """Create `name` in `directory` (it must not exist) holding `data`, fsynced; nothing stays on error."""
     try:
-        with os.fdopen(directory.create(name, mode), "w", encoding="utf-8") as file:
-            json.dump(document, file, indent=2)
-            file.write("\n")
+        with os.fdopen(directory.create(name, mode), "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
     except FileExistsError:
@@ -286,13 +326,16 @@ def _check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], 
 
 class DecodedReader(io.RawIOBase):
     """The CSV inside a compressed file, decompressed as it is read and checked like VerifiedReader: its size
-    and sha256 against the manifest's record of the CSV, while `stored` checks the file's own bytes.
+    and sha256 against the manifest's record of the CSV, while `stored` checks the file's own bytes (decrypted on the
+    way, for an encrypted file: store.age_streams.DecryptingReader).
 
     A context manager: leaving it decompresses what the consumer left unread and raises FilesDamaged when the
     stored bytes or the CSV differ from the manifest (the stored bytes' error first: it is the cause).
     """
 
-    def __init__(self, stored: VerifiedReader, codec: str, expected_bytes: int, expected_sha256: str):
+    def __init__(
+        self, stored: VerifiedReader | DecryptingReader, codec: str, expected_bytes: int, expected_sha256: str
+    ):
         super().__init__()
         self.name = stored.name
         self._stored = stored
@@ -350,16 +393,29 @@ class DecodedReader(io.RawIOBase):
             raise error
 
 
-def verified_csv(file: io.RawIOBase, name: str, entry: ManifestTable) -> VerifiedReader | DecodedReader:
+def verified_csv(
+    file: io.RawIOBase, name: str, entry: ManifestTable, identities: Identities | None = None
+) -> VerifiedReader | DecodedReader:
     """The CSV of a stored file as its manifest entry says it is stored, each byte checked against the manifest:
-    the stored bytes' size and sha256, and (compressed) the CSV's too, when the reader is left."""
+    the stored bytes' size and sha256, and (compressed or encrypted) the CSV's too, when the reader is left. An
+    encrypted file is decrypted with `identities` (store.sealing.identities_for)."""
     stored = VerifiedReader(file, name, entry.file_bytes, entry.file_sha256)
+    if entry.encrypted:
+        if identities is None:
+            raise InvalidParams(f"{name} is encrypted, and no identity was given to read it.")
+        return DecodedReader(DecryptingReader(stored, identities, name), entry.codec, entry.bytes, entry.sha256)
     return stored if entry.codec == NONE else DecodedReader(stored, entry.codec, entry.bytes, entry.sha256)
 
 
-def decode_prefix(data: bytes, name: str, codec: str, limit: int) -> bytes:
-    """At most `limit` bytes of the CSV whose stored file starts with `data` (decompressed); FilesDamaged when that
-    start cannot be decompressed."""
+def decode_prefix(
+    data: bytes, name: str, codec: str, limit: int, identities: Identities | None = None, encrypted: bool = False
+) -> bytes:
+    """At most `limit` bytes of the CSV whose stored file starts with `data` (decrypted with `identities` when
+    `encrypted`, decompressed); FilesDamaged when that start cannot be decrypted or decompressed."""
+    if encrypted:
+        if identities is None:
+            raise InvalidParams(f"{name} is encrypted, and no identity was given to read it.")
+        data = decrypt_prefix(data, identities, name, limit if codec == NONE else 1)
     if codec == NONE:
         return data[:limit]
     try:

@@ -24,7 +24,7 @@ from pgvector_pipeline.errors import PipelineError
 from pgvector_pipeline.set_formats import CSV
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetStore, Warn
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
-from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.manifest import Manifest, SealedIndex
 
 Progress = Callable[[int, int], None]
 
@@ -87,8 +87,20 @@ class SetWriter(Protocol):
         """A writer of the table's file, named for its codec and set format (see set_formats)."""
         ...
 
+    @property
+    def encrypted_to(self) -> tuple[str, ...]:
+        """The fingerprints of the age recipients the set's files are encrypted to (store.keys; none: in clear). The
+        manifest published must record them (Manifest.encryption)."""
+        ...
+
     def publish(self, manifest: Manifest) -> str:
-        """Make the set visible, manifest last; where the manifest is."""
+        """Make the set visible, manifest last (an encrypted set's sealed, with its clear index: store.sealing); where
+        the manifest is."""
+        ...
+
+    def publish_sealed(self, index: SealedIndex, sealed: bytes) -> str:
+        """Publish an encrypted set whose files were written as they are stored (Compression.stored_as(codec, True)),
+        with its clear index and its sealed manifest as they are stored; where the index is."""
         ...
 
     def reread_sha256(self, table: str) -> str:

@@ -5,7 +5,11 @@
         {table}_YYYYMMDD_HHMMSS.csv[.zst|.gz]   one per table the manifest lists (langchain_pg_collection_…,
                                                 langchain_pg_embedding_…); compressed sets end in .zst or .gz
         {table}_YYYYMMDD_HHMMSS.pgcopy[.zst|.gz]   the same in a binary set: PostgreSQL's binary COPY stream
-        vector_backup_YYYYMMDD_HHMMSS.json      manifest (absent in sets made by the old system)
+        {table}_YYYYMMDD_HHMMSS.csv[.zst|.gz].age   the same in an encrypted set (store.keys): the file as above,
+                                                then age-encrypted (.pgcopy[.zst|.gz].age in a binary one)
+        vector_backup_YYYYMMDD_HHMMSS.json      manifest (absent in sets made by the old system); in an encrypted set,
+                                                its clear index (what listing and retention read without a key)
+        vector_backup_YYYYMMDD_HHMMSS.json.age  an encrypted set's manifest, age-encrypted (store.sealing)
         vector_backup_YYYYMMDD_HHMMSS.lock      held (flock) by the run writing that set; gone once it ends
         vector_backup_YYYYMMDD_HHMMSS.damaged   the published set failed a read-back: never complete (store.damage)
         *.tmp                                   files of a set still being written
@@ -32,6 +36,8 @@ from pgvector_pipeline.store.codecs import CODEC_BY_SUFFIX, NONE, codec_of
 BACKUP_DIR_NAME = "vector_bak"
 LOG_FILE_NAME = "vector_backup_log.txt"
 TMP_SUFFIX = ".tmp"
+# The suffix of an age-encrypted file (store.keys, store.age_streams), after the codec's.
+AGE_SUFFIX = ".age"
 # The task key of sets in {root}/vector_bak/. It is a valid task id too, so it is reserved.
 GLOBAL_TASK_KEY = "global"
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
@@ -50,10 +56,12 @@ _SUFFIXES = "|".join(re.escape(suffix) for suffix in CODEC_BY_SUFFIX if suffix)
 _EXTENSIONS = "|".join(FORMAT_OF_EXTENSION)
 _TABLE_FILE = re.compile(
     rf"(?P<table>{COLUMN_NAME_PATTERN.pattern})_(?P<timestamp>{_TS})\.(?P<extension>{_EXTENSIONS})"
-    rf"(?P<suffix>{_SUFFIXES})?(?P<tmp>{_TMP})?"
+    rf"(?P<suffix>{_SUFFIXES})?(?P<age>{re.escape(AGE_SUFFIX)})?(?P<tmp>{_TMP})?"
 )
-_SET_META_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|lock|damaged)(?P<tmp>{_TMP})?")
-_KIND_BY_EXT = {"json": "manifest", "lock": "lock", "damaged": "damaged"}
+_SET_META_FILE = re.compile(
+    rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|json\.age|lock|damaged)(?P<tmp>{_TMP})?"
+)
+_KIND_BY_EXT = {"json": "manifest", "json.age": "sealed_manifest", "lock": "lock", "damaged": "damaged"}
 # Object storage only (see above).
 LOG_ENTRIES_DIR = "vector_backup_log"
 _HOLD_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<token>[0-9a-f]{{32}})\.hold")
@@ -128,10 +136,18 @@ def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = No
     return timestamp
 
 
-def table_file_name(table: str, timestamp: str, codec: str = NONE, set_format: str = CSV) -> str:
+def table_file_name(
+    table: str, timestamp: str, codec: str = NONE, set_format: str = CSV, encrypted: bool = False
+) -> str:
     """File name of a table's file in a set of `set_format` (see set_formats), stored with `codec` (see
-    store.codecs)."""
-    return f"{table}_{timestamp}.{FILE_EXTENSION[set_format]}{codec_of(codec).suffix}"
+    store.codecs), and age-encrypted when `encrypted`."""
+    age = AGE_SUFFIX if encrypted else ""
+    return f"{table}_{timestamp}.{FILE_EXTENSION[set_format]}{codec_of(codec).suffix}{age}"
+
+
+def is_encrypted_name(name: str) -> bool:
+    """Whether a set file's name says it is age-encrypted."""
+    return name.endswith(AGE_SUFFIX)
 
 
 def csv_name(table: str, timestamp: str, codec: str = NONE) -> str:
@@ -140,8 +156,13 @@ def csv_name(table: str, timestamp: str, codec: str = NONE) -> str:
 
 
 def manifest_name(timestamp: str) -> str:
-    """File name of a set's manifest."""
+    """File name of a set's manifest (of an encrypted set's clear index)."""
     return f"vector_backup_{timestamp}.json"
+
+
+def sealed_manifest_name(timestamp: str) -> str:
+    """File name of an encrypted set's manifest, age-encrypted."""
+    return f"vector_backup_{timestamp}.json{AGE_SUFFIX}"
 
 
 def lock_name(timestamp: str) -> str:
@@ -194,11 +215,12 @@ class SetFileName:
     """What a file name in a vector_bak directory says: which set, which part, finished or not."""
 
     timestamp: str
-    kind: str  # "table" (a table's rows), "manifest", "lock" or "damaged"
+    kind: str  # "table" (a table's rows), "manifest", "sealed_manifest", "lock" or "damaged"
     table: str | None  # for kind "table"
     tmp: bool
     codec: str = NONE  # for kind "table": how the file is compressed, told by its suffix
     set_format: str = CSV  # for kind "table": how it holds the rows (see set_formats), told by its extension
+    encrypted: bool = False  # for kind "table": age-encrypted, told by its last suffix
 
 
 def parse_set_file_name(name: str) -> SetFileName | None:
@@ -206,7 +228,9 @@ def parse_set_file_name(name: str) -> SetFileName | None:
     if match := _TABLE_FILE.fullmatch(name):
         codec = CODEC_BY_SUFFIX[match["suffix"] or ""]
         set_format = FORMAT_OF_EXTENSION[match["extension"]]
-        return SetFileName(match["timestamp"], "table", match["table"], bool(match["tmp"]), codec, set_format)
+        return SetFileName(
+            match["timestamp"], "table", match["table"], bool(match["tmp"]), codec, set_format, bool(match["age"])
+        )
     if match := _SET_META_FILE.fullmatch(name):
         return SetFileName(match["timestamp"], _KIND_BY_EXT[match["ext"]], None, bool(match["tmp"]))
     return None

@@ -23,7 +23,7 @@ from pgvector_pipeline.store.layout import (
 )
 from pgvector_pipeline.store.locations import location_path, open_location, open_root, task_directories
 from pgvector_pipeline.store.log import logged_manifest_timestamps
-from pgvector_pipeline.store.manifest import Manifest, read_manifest
+from pgvector_pipeline.store.manifest import SealedIndex, SetDocument, read_manifest
 from pgvector_pipeline.store.naming import LATEST, named_timestamp, newest_complete, validate_set_timestamp
 
 
@@ -45,7 +45,8 @@ class LocationListing:
     task: str
     where: str  # the location as the store names it, for messages
     names: list[ListedName]
-    read_manifest: Callable[[str], Manifest]  # a set's validated manifest by timestamp; DataError otherwise
+    # A set's validated manifest (or an encrypted set's clear index) by timestamp; DataError otherwise.
+    read_manifest: Callable[[str], SetDocument]
     logged_manifests: Callable[[], set[str]]  # timestamps whose manifest the location's log names
 
 
@@ -104,6 +105,8 @@ def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where:
         info.sizes[parsed.table] = item.size
     elif parsed.kind == "damaged":
         info.marked_damaged = True
+    elif parsed.kind == "sealed_manifest":
+        info.has_sealed_manifest = True
     else:
         info.has_manifest = True
 
@@ -111,10 +114,20 @@ def _add_file(info: BackupSetInfo, parsed: SetFileName, item: ListedName, where:
 def _read_set_manifest(info: BackupSetInfo, listing: LocationListing, logged: set[str]) -> None:
     if info.has_manifest:
         try:
-            info.manifest = listing.read_manifest(info.timestamp)
+            document = listing.read_manifest(info.timestamp)
         except DataError as error:
             # One damaged set must not hide the others from the listing.
             info.problem = error.message
+            return
+        if isinstance(document, SealedIndex):
+            info.sealed = document
+            if not info.has_sealed_manifest:
+                info.problem = (
+                    f"{listing.where}/{document.manifest.file}, the encrypted manifest of set {info.timestamp}, is "
+                    f"gone: without it the set's files cannot be verified or read."
+                )
+        else:
+            info.manifest = document
     elif info.timestamp in logged:
         info.problem = (
             f"The log {listing.where}/{LOG_FILE_NAME} records that this tool wrote set {info.timestamp} with "

@@ -23,11 +23,12 @@ from pgvector_pipeline.store.damage import damage_log_entry, mark_in_directory
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE, check_file_mode, storage_error, write_json_durably
 from pgvector_pipeline.store.interface import InterruptedSet
+from pgvector_pipeline.store.keys import NO_KEYS, SetKeys
 from pgvector_pipeline.store.layout import manifest_name
 from pgvector_pipeline.store.listing import find_set, scan_sets
 from pgvector_pipeline.store.locations import location_path, open_location, open_root, task_directories
 from pgvector_pipeline.store.log import record_in_log
-from pgvector_pipeline.store.manifest import Manifest, read_manifest
+from pgvector_pipeline.store.manifest import Manifest, adopted_read_back, read_manifest
 from pgvector_pipeline.store.reading import HeldSet
 
 
@@ -42,11 +43,13 @@ class _LocalSetWriter(BackupSetWriter):
 
 
 class LocalBackupStore:
-    """Backup sets under a directory `root`; files created with `file_mode` (0600 or 0640)."""
+    """Backup sets under a directory `root`; files created with `file_mode` (0600 or 0640); new sets encrypted to the
+    recipients of `keys`, encrypted sets read with its identities (store.keys)."""
 
-    def __init__(self, root: Path, file_mode: int = DEFAULT_FILE_MODE):
+    def __init__(self, root: Path, file_mode: int = DEFAULT_FILE_MODE, keys: SetKeys = NO_KEYS):
         self.root = Path(root)
         self.file_mode = check_file_mode(file_mode)
+        self.keys = keys
 
     def __repr__(self) -> str:
         return f"LocalBackupStore({str(self.root)!r})"
@@ -83,7 +86,7 @@ class LocalBackupStore:
     ) -> BackupSetWriter:
         location = open_location(self.root, task, create=True, create_task_dir=create_task_dir)
         try:
-            return _LocalSetWriter(location, timestamp, self.file_mode, on_interrupted)
+            return _LocalSetWriter(location, timestamp, self.file_mode, on_interrupted, self.keys)
         except BaseException:
             location.close()
             raise
@@ -159,7 +162,7 @@ class LocalBackupStore:
             assert held.location is not None
             manifest = adopted_manifest(held, backup_set)
             _write_adopted(held.location, backup_set, manifest.as_document(), self.file_mode)
-            return read_manifest(held.location, backup_set.timestamp)
+            return adopted_read_back(read_manifest(held.location, backup_set.timestamp))
 
     # --- where a set's files are: local paths, for people and tests (a listed set names only its location) ------
 

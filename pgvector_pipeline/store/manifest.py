@@ -19,12 +19,20 @@ Formats (both read; new manifests are written in the newest):
     pgvector-pipeline-backup/4   also `set_format`: "csv" (the default) or "binary" (PostgreSQL's binary COPY stream:
                                  `{table}_{ts}.pgcopy[.zst|.gz]`, `bytes` and `sha256` the stream's, each column's
                                  type with its typmod as the source printed it, which a restore must match or cast)
+    pgvector-pipeline-backup/5   an encrypted set (store.keys): also `encryption` (the fingerprints of the age recipients
+                                 it is encrypted to); its files end in .age and `stored_bytes`/`stored_sha256` are
+                                 the encrypted files'. This manifest is stored encrypted itself
+                                 (`vector_backup_{ts}.json.age`), and `vector_backup_{ts}.json` holds its clear index
+                                 (`SealedIndex`, kind "sealed"): what listing, retention, the check of the stored bytes
+                                 and a copy of the stored bytes need, and nothing of the data (no collection names,
+                                 columns, DDL or row filters). Sets written in clear stay in format 4.
 A set holds the tables its manifest lists, whichever they are (names that are plain identifiers).
 """
 
+import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -39,7 +47,9 @@ from pgvector_pipeline.store.layout import (
     MIN_YEAR,
     TASK_ID_PATTERN,
     TIMESTAMP_PATTERN,
+    is_encrypted_name,
     manifest_name,
+    sealed_manifest_name,
     table_file_name,
 )
 from pgvector_pipeline.untrusted_text import nul_at, shown_path
@@ -49,14 +59,17 @@ ManifestFormat = Literal[
     "pgvector-pipeline-backup/2",
     "pgvector-pipeline-backup/3",
     "pgvector-pipeline-backup/4",
+    "pgvector-pipeline-backup/5",
 ]
 MANIFEST_FORMAT_1: ManifestFormat = "pgvector-pipeline-backup/1"
 MANIFEST_FORMAT_2: ManifestFormat = "pgvector-pipeline-backup/2"
 MANIFEST_FORMAT_3: ManifestFormat = "pgvector-pipeline-backup/3"
-# What new manifests are written in.
+# What new manifests are written in: sets in clear, and encrypted sets.
 MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/4"
+MANIFEST_FORMAT_ENCRYPTED: ManifestFormat = "pgvector-pipeline-backup/5"
 KIND_BACKUP = "backup"
 KIND_ADOPTED = "adopted"
+KIND_SEALED = "sealed"  # an encrypted set's clear index (SealedIndex)
 # Real manifests are a few KB; a huge one is an attack on memory, not a manifest.
 MAX_MANIFEST_BYTES = 4 << 20
 
@@ -103,6 +116,15 @@ class ManifestColumn(_Strict):
     not_null: bool
 
 
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+
+
+class ManifestEncryption(_Strict):
+    """Format 5: whom an encrypted set's files are encrypted to (store.keys.fingerprint of each age recipient)."""
+
+    recipients: Annotated[list[Fingerprint], Field(min_length=1, max_length=100)]
+
+
 class ManifestTable(_Strict):
     """One table of a set: its file's name, rows, the CSV's bytes and sha256, how it is stored, columns and DDL."""
 
@@ -133,6 +155,11 @@ class ManifestTable(_Strict):
     def file_sha256(self) -> str:
         """The sha256 of the file as stored."""
         return self.sha256 if self.stored_sha256 is None else self.stored_sha256
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the file is age-encrypted (format 5; its name ends in .age)."""
+        return is_encrypted_name(self.file)
 
 
 # Collection names are the store's data: any text, bounded.
@@ -171,6 +198,7 @@ class Manifest(_Strict):
     embedding_dimensions: dict[DimensionKey, Count] = {}
     collections: ManifestCollections | None = None
     set_format: SetFormat = CSV  # format 4
+    encryption: ManifestEncryption | None = None  # format 5
     tables: dict[TableName, ManifestTable]
 
     @model_validator(mode="before")
@@ -190,10 +218,14 @@ class Manifest(_Strict):
             raise ValueError("tables is empty")
         if self.collections is not None and self.format in (MANIFEST_FORMAT_1, MANIFEST_FORMAT_2):
             raise ValueError("collections: formats 1 and 2 record none")
-        if self.set_format != CSV and (self.format != MANIFEST_FORMAT or self.kind != KIND_BACKUP):
-            raise ValueError("set_format: only backups of format 4 record one")
+        newer = (MANIFEST_FORMAT, MANIFEST_FORMAT_ENCRYPTED)
+        if self.set_format != CSV and (self.format not in newer or self.kind != KIND_BACKUP):
+            raise ValueError("set_format: only backups of formats 4 and 5 record one")
+        encrypted = self.encryption is not None
+        if encrypted != (self.format == MANIFEST_FORMAT_ENCRYPTED) or (encrypted and self.kind != KIND_BACKUP):
+            raise ValueError("encryption: backups of format 5 record it, and nothing else does")
         for table, entry in self.tables.items():
-            expected = table_file_name(table, self.timestamp, entry.codec, self.set_format)
+            expected = table_file_name(table, self.timestamp, entry.codec, self.set_format, encrypted)
             if entry.file != expected:
                 raise ValueError(f"tables.{table}.file is not {expected!r}")
             if self.set_format == BINARY and not entry.columns:
@@ -203,7 +235,7 @@ class Manifest(_Strict):
                 raise ValueError(f"tables.{table}: format 1 records no codec")
             if self.format != MANIFEST_FORMAT_1 and None in stored:
                 raise ValueError(f"tables.{table}: stored_bytes and stored_sha256 are missing")
-            if entry.codec == NONE and None not in stored and stored != (entry.bytes, entry.sha256):
+            if entry.codec == NONE and not encrypted and None not in stored and stored != (entry.bytes, entry.sha256):
                 raise ValueError(f"tables.{table}: an uncompressed file is its CSV, but the sizes or sha256 differ")
             if self.kind == KIND_BACKUP and entry.create_table is None:
                 raise ValueError(f"tables.{table}.create_table is missing")
@@ -220,6 +252,11 @@ class Manifest(_Strict):
         """Whether the set's files are binary COPY streams (see set_formats)."""
         return self.set_format == BINARY
 
+    @property
+    def encrypted(self) -> bool:
+        """Whether the set's files (and this manifest, as stored) are age-encrypted."""
+        return self.encryption is not None
+
     def as_document(self) -> dict:
         """The manifest as the JSON document stored with the set (fields that are not set are left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -229,8 +266,123 @@ class Manifest(_Strict):
         return (json.dumps(self.as_document(), indent=2) + "\n").encode()
 
 
-def read_manifest(directory: Directory, timestamp: str) -> Manifest:
-    """The validated manifest of the set `timestamp` in `directory`, or DataError saying what is wrong with it."""
+class SealedFile(_Strict):
+    """The sealed manifest of an encrypted set, as stored: its name, size and sha256."""
+
+    file: str
+    stored_bytes: Count
+    stored_sha256: Sha256
+
+
+class IndexTable(_Strict):
+    """One table of an encrypted set as its clear index records it: the file as stored, its rows and codec."""
+
+    file: str
+    rows: Count
+    codec: CodecName = NONE
+    stored_bytes: Count
+    stored_sha256: Sha256
+
+    @property
+    def file_bytes(self) -> int:
+        return self.stored_bytes
+
+    @property
+    def file_sha256(self) -> str:
+        return self.stored_sha256
+
+
+class SealedIndex(_Strict):
+    """The clear index of an encrypted set (format 5, kind "sealed", stored as `vector_backup_{ts}.json`): what
+    listing, retention, the check of the stored bytes and a copy of the stored bytes read without a key. The set's
+    manifest, with everything else, is `manifest.file`, encrypted (see store.sealing)."""
+
+    format: Literal["pgvector-pipeline-backup/5"]
+    kind: Literal["sealed"]
+    task_id: str
+    timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
+    started_at: AwareTime | None = None
+    finished_at: AwareTime | None = None
+    set_format: SetFormat = CSV
+    encryption: ManifestEncryption
+    manifest: SealedFile
+    tables: dict[TableName, IndexTable]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, document: Any) -> Any:
+        path = nul_at(document)
+        if path is not None:
+            raise ValueError(f"{shown_path(path)} holds a NUL character (\\x00)")
+        return document
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SealedIndex":
+        if self.task_id != GLOBAL_TASK_KEY and not TASK_ID_PATTERN.fullmatch(self.task_id):
+            raise ValueError("task_id is not a task id")
+        if not self.tables:
+            raise ValueError("tables is empty")
+        if self.manifest.file != sealed_manifest_name(self.timestamp):
+            raise ValueError(f"manifest.file is not {sealed_manifest_name(self.timestamp)!r}")
+        for table, entry in self.tables.items():
+            expected = table_file_name(table, self.timestamp, entry.codec, self.set_format, True)
+            if entry.file != expected:
+                raise ValueError(f"tables.{table}.file is not {expected!r}")
+        return self
+
+    @property
+    def binary(self) -> bool:
+        return self.set_format == BINARY
+
+    def as_bytes(self) -> bytes:
+        return (json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2) + "\n").encode()
+
+
+def index_of(manifest: Manifest, sealed: bytes) -> SealedIndex:
+    """The clear index of an encrypted set whose manifest, encrypted, is `sealed`."""
+    assert manifest.encryption is not None, "only encrypted sets have an index"
+    return SealedIndex(
+        format="pgvector-pipeline-backup/5",
+        kind="sealed",
+        task_id=manifest.task_id,
+        timestamp=manifest.timestamp,
+        started_at=manifest.started_at,
+        finished_at=manifest.finished_at,
+        set_format=manifest.set_format,
+        encryption=manifest.encryption,
+        manifest=SealedFile(
+            file=sealed_manifest_name(manifest.timestamp),
+            stored_bytes=len(sealed),
+            stored_sha256=hashlib.sha256(sealed).hexdigest(),
+        ),
+        tables={
+            table: IndexTable(
+                file=entry.file,
+                rows=entry.rows,
+                codec=entry.codec,
+                stored_bytes=entry.file_bytes,
+                stored_sha256=entry.file_sha256,
+            )
+            for table, entry in manifest.tables.items()
+        },
+    )
+
+
+_Document = TypeVar("_Document", Manifest, SealedIndex)
+# What a set's `vector_backup_{ts}.json` holds: its manifest, or (an encrypted set) its clear index.
+SetDocument = Manifest | SealedIndex
+
+
+def adopted_read_back(document: SetDocument) -> Manifest:
+    """An adopted manifest as read back after it was written (DataError if another document took its place)."""
+    if not isinstance(document, Manifest):
+        raise DataError(f"Set {document.timestamp} got an encrypted set's index while it was adopted.")
+    return document
+
+
+def read_manifest(directory: Directory, timestamp: str) -> SetDocument:
+    """The validated manifest (or clear index) of the set `timestamp` in `directory`, or DataError saying what is wrong
+    with it."""
     path = directory.path / manifest_name(timestamp)
     try:
         with directory.open_read(manifest_name(timestamp)) as file:
@@ -240,15 +392,39 @@ def read_manifest(directory: Directory, timestamp: str) -> Manifest:
     return parse_manifest(data, str(path), timestamp)
 
 
-def parse_manifest(data: bytes, where: str, timestamp: str) -> Manifest:
-    """The manifest of set `timestamp` from the bytes read at `where` (at most MAX_MANIFEST_BYTES + 1 of them),
-    validated; DataError saying what is wrong otherwise."""
+def parse_manifest(data: bytes, where: str, timestamp: str) -> SetDocument:
+    """The manifest (or an encrypted set's clear index) of set `timestamp` from the bytes read at `where` (at most
+    MAX_MANIFEST_BYTES + 1 of them), validated; DataError saying what is wrong otherwise."""
     if len(data) > MAX_MANIFEST_BYTES:
         raise DataError(
             f"Manifest {where} is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool wrote."
         )
+    if _kind(data) == KIND_SEALED:
+        return _parsed(SealedIndex, data, where, timestamp)
+    return _parsed(Manifest, data, where, timestamp)
+
+
+def parse_full_manifest(data: bytes, where: str, timestamp: str) -> Manifest:
+    """A manifest (never a clear index) of set `timestamp` from the bytes at `where`; DataError otherwise."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise DataError(
+            f"Manifest {where} is larger than {MAX_MANIFEST_BYTES} bytes: it is not a manifest this tool wrote."
+        )
+    return _parsed(Manifest, data, where, timestamp)
+
+
+def _kind(data: bytes) -> object:
+    """The `kind` a document says it is (None when it is no JSON object: validation says what is wrong)."""
     try:
-        manifest = Manifest.model_validate_json(data)
+        document = json.loads(data)
+    except ValueError:
+        return None
+    return document.get("kind") if isinstance(document, dict) else None
+
+
+def _parsed(model: type[_Document], data: bytes, where: str, timestamp: str) -> _Document:
+    try:
+        manifest = model.model_validate_json(data)
     except ValidationError as exc:
         problems = "; ".join(f"{_where(error['loc'])}: {error['msg']}" for error in exc.errors()[:5])
         raise DataError(

@@ -13,7 +13,7 @@ from pathlib import Path
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry, try_flock
-from pgvector_pipeline.store.layout import manifest_name
+from pgvector_pipeline.store.layout import manifest_name, sealed_manifest_name
 from pgvector_pipeline.store.locations import open_location
 
 
@@ -37,6 +37,8 @@ class HeldSet:
         names = list(self._names.values()) + (
             [manifest_name(self.backup_set.timestamp)] if self.backup_set.has_manifest else []
         )
+        if self.backup_set.has_sealed_manifest:
+            names.append(sealed_manifest_name(self.backup_set.timestamp))
         try:
             for name in names:
                 file = self.location.open_read(name)
@@ -72,3 +74,10 @@ class HeldSet:
     def size(self, table: str) -> int:
         """The bytes of the table's file as open now (not as named: a file swapped in after opening is not it)."""
         return os.fstat(self.file(table).fileno()).st_size
+
+    def sealed_manifest(self, limit: int) -> bytes:
+        """An encrypted set's sealed manifest, as held (at most `limit` bytes)."""
+        file = self._files.get(sealed_manifest_name(self.backup_set.timestamp))
+        if file is None:
+            raise DataError(f"Set {self.backup_set.timestamp} in {self.backup_set.location} has no encrypted manifest.")
+        return os.pread(file.fileno(), limit, 0)

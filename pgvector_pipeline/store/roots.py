@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pgvector_pipeline.store.files import DEFAULT_FILE_MODE
 from pgvector_pipeline.store.interface import BackupStore
+from pgvector_pipeline.store.keys import NO_KEYS, SetKeys
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.s3 import S3BackupStore
 from pgvector_pipeline.store.s3_client import S3Options, S3Root, is_s3_root, make_client
@@ -19,9 +20,11 @@ def store_at(
     *,
     file_mode: int = DEFAULT_FILE_MODE,
     s3_options: S3Options | None = None,
+    keys: SetKeys = NO_KEYS,
 ) -> BackupStore:
     """The store of `root`. Local roots are resolved to an absolute path; S3 roots get a client from the standard
-    AWS chain (AWS_ENDPOINT_URL, AWS_REGION, credentials: the deployment's environment, never a run's config)."""
+    AWS chain (AWS_ENDPOINT_URL, AWS_REGION, credentials: the deployment's environment, never a run's config). `keys`:
+    whom new sets are encrypted to and what reads encrypted ones (store.keys)."""
     if is_s3_root(root):
-        return S3BackupStore(make_client(), S3Root.parse(root), s3_options)
-    return LocalBackupStore(Path(root).resolve(), file_mode)
+        return S3BackupStore(make_client(), S3Root.parse(root), s3_options, keys)
+    return LocalBackupStore(Path(root).resolve(), file_mode, keys)

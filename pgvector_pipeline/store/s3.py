@@ -35,7 +35,13 @@ from pgvector_pipeline.store.layout import (
 )
 from pgvector_pipeline.store.listing import ListedName, LocationListing, assemble_sets, backup_path_task
 from pgvector_pipeline.store.log import format_entry, published_set
-from pgvector_pipeline.store.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from pgvector_pipeline.store.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    SetDocument,
+    adopted_read_back,
+    parse_manifest,
+)
 from pgvector_pipeline.store.naming import LATEST, named_timestamp, newest_complete, validate_set_timestamp
 from pgvector_pipeline.store.s3_client import (
     CREATE_REFUSED_CODES,
@@ -90,8 +96,8 @@ class S3BackupStore(S3Objects):
             )
         )
 
-    def _read_manifest(self, task: str, timestamp: str) -> Manifest:
-        """A set's validated manifest; DataError when it is gone or invalid (the set is damaged), StorageError when
+    def _read_manifest(self, task: str, timestamp: str) -> SetDocument:
+        """A set's validated manifest (or an encrypted set's clear index); DataError when it is gone or invalid (the set is damaged), StorageError when
         the server cannot be read now (nothing is said about the set: the listing fails instead)."""
         key = self.location_key(task, manifest_name(timestamp))
         try:
@@ -226,4 +232,4 @@ class S3BackupStore(S3Objects):
                         f"Set {backup_set.timestamp} in {backup_set.location} got a manifest while it was adopted."
                     ) from None
                 raise s3_error(exc, "adopting an old-system set", self.url_of(key)) from exc
-        return self._read_manifest(backup_set.task, backup_set.timestamp)
+        return adopted_read_back(self._read_manifest(backup_set.task, backup_set.timestamp))

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pgvector_pipeline.errors import StorageError
+from pgvector_pipeline.store.keys import NO_KEYS, SetKeys
 from pgvector_pipeline.store.layout import BACKUP_DIR_NAME, GLOBAL_TASK_KEY, parse_set_file_name, validate_task_id
-from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.manifest import SetDocument
 from pgvector_pipeline.store.s3_client import (
     CREATE_REFUSED_CODES,
     MISSING_CODES,
@@ -32,9 +33,10 @@ _READ_CHUNK = 1 << 20
 class S3Objects:
     """The objects under `root` (s3://bucket/prefix) on the server `client` talks to."""
 
-    def __init__(self, client: Any, root: S3Root, options: S3Options | None = None):
+    def __init__(self, client: Any, root: S3Root, options: S3Options | None = None, keys: SetKeys = NO_KEYS):
         self.client, self.root = client, root
         self.options = options or S3Options()
+        self.keys = keys  # whom new sets are encrypted to, what reads encrypted ones (store.keys)
         self._conditional_writes: tuple[bool, bool] | None = None  # (If-None-Match, If-Match) honoured, once probed
         self._silent = False  # see answering
         client.meta.events.register("after-call.s3", self._answered)
@@ -161,7 +163,7 @@ class S3Objects:
         return [(item["Key"][len(prefix) :], item) for item in self.objects(prefix)]
 
     def set_object_names(self, task: str, timestamp: str) -> list[str]:
-        """The names of the objects of set `timestamp` (files, manifest; not its claim or holds)."""
+        """The names of the objects of set `timestamp` (files, manifest, sealed manifest; not its claim or holds)."""
         return set_names((name for name, _ in self.location_names(task)), timestamp)
 
     def stale(self, entry: dict) -> bool:
@@ -216,7 +218,7 @@ class S3Objects:
             return True
         return False
 
-    def missing_file(self, task: str, manifest: Manifest, etags: Mapping[str, str | None]) -> str | None:
+    def missing_file(self, task: str, manifest: SetDocument, etags: Mapping[str, str | None]) -> str | None:
         """The first file of `manifest` that is not in the store as expected: gone, of another size, or another
         object than the one with the ETag `etags` gives for its name (when it gives one); in words. None: all are."""
         for entry in manifest.tables.values():

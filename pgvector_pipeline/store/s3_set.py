@@ -29,6 +29,7 @@ from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
 from pgvector_pipeline.store.damage import marker_document
 from pgvector_pipeline.store.files import EncodingSink
 from pgvector_pipeline.store.interface import InterruptedSet
+from pgvector_pipeline.store.keys import Recipients
 from pgvector_pipeline.store.layout import (
     damaged_name,
     hold_name,
@@ -36,14 +37,16 @@ from pgvector_pipeline.store.layout import (
     manifest_name,
     parse_hold_name,
     parse_set_file_name,
+    sealed_manifest_name,
     table_file_name,
     validate_timestamp,
 )
-from pgvector_pipeline.store.manifest import Manifest
+from pgvector_pipeline.store.manifest import Manifest, SealedIndex, SetDocument
 from pgvector_pipeline.store.s3_client import CREATE_REFUSED_CODES, error_code, s3_error, translated, transport_errors
 from pgvector_pipeline.store.s3_lease import Lease, abandoned, read_lease
 from pgvector_pipeline.store.s3_objects import S3Objects, set_names
 from pgvector_pipeline.store.s3_upload import MultipartUpload
+from pgvector_pipeline.store.sealing import MAX_SEALED_MANIFEST_BYTES, published_documents
 
 
 class S3TableWriter(EncodingSink):
@@ -57,8 +60,8 @@ class S3TableWriter(EncodingSink):
         name: str,
         progress: Callable[[int, int], None] | None,
         compression: Compression,
+        recipients: Recipients | None = None,
     ):
-        super().__init__(compression, progress)
         self._s3, self.key, self.name = store, key, name
         self.completed = False
         self._upload = MultipartUpload(
@@ -71,6 +74,8 @@ class S3TableWriter(EncodingSink):
         )
         with translated(f"starting the upload of {name}", store.url_of(key)):
             self._upload.__enter__()
+        # Last: the encryption's thread may put age's header at once.
+        super().__init__(compression, progress, recipients, name)
 
     def _put(self, data: bytes) -> None:
         # Called for every CSV line of a plain set: a try costs nothing until it fails, a context manager would
@@ -95,6 +100,7 @@ class S3TableWriter(EncodingSink):
     def discard(self) -> int:
         """Abort the upload, or delete the object once complete (neither while the server is not answering: see
         S3Objects.answering); the bytes it held."""
+        self.abort_encoding()
         if self.completed:
             self._s3.delete_quietly([self.key])
         else:
@@ -123,6 +129,7 @@ class S3SetWriter:
         self.published = False
         self._on_interrupted = on_interrupted
         self._lease: Lease | None = None
+        self._sealed_put = False
 
     @property
     def location(self) -> str:
@@ -170,8 +177,10 @@ class S3SetWriter:
         set_format: str = CSV,
     ) -> S3TableWriter:
         assert self.timestamp is not None, "claimed on entering"
-        name = table_file_name(table, self.timestamp, compression.codec, set_format)
-        writer = S3TableWriter(self._store, self._key(name), name, progress, compression)
+        recipients = None if compression.preencrypted else self._store.keys.recipients
+        encrypted = compression.preencrypted or recipients is not None
+        name = table_file_name(table, self.timestamp, compression.codec, set_format, encrypted)
+        writer = S3TableWriter(self._store, self._key(name), name, progress, compression, recipients)
         self.writers[table] = writer
         return writer
 
@@ -184,11 +193,28 @@ class S3SetWriter:
         assert self.published and self.timestamp is not None
         return put_damage_marker(self._store, self.task, self.timestamp, reason)
 
+    @property
+    def encrypted_to(self) -> tuple[str, ...]:
+        """The fingerprints of the recipients the files of this set are encrypted to (none: written in clear)."""
+        recipients = self._store.keys.recipients
+        return recipients.fingerprints if recipients else ()
+
     def publish(self, manifest: Manifest) -> str:
         """Put the manifest (only if absent) once every file of the set is checked to be there as written and the
-        claim is renewed, fenced: never over files another run removed, never under a claim it took over."""
+        claim is renewed, fenced: never over files another run removed, never under a claim it took over. An encrypted
+        set's manifest is sealed first, and its clear index takes the manifest's place (store.sealing)."""
+        document, sealed = published_documents(manifest, self._store.keys)
+        return self._publish(manifest, document, sealed)
+
+    def publish_sealed(self, index: SealedIndex, sealed: bytes) -> str:
+        """Publish an encrypted set whose files were copied as they are stored, with its clear index and sealed
+        manifest as they are stored."""
+        return self._publish(index, index.as_bytes(), sealed)
+
+    def _publish(self, manifest: SetDocument, document: bytes, sealed: bytes | None) -> str:
         assert self._lease is not None and self.timestamp is not None
         key = self._key(manifest_name(self.timestamp))
+        sealed_key = self._key(sealed_manifest_name(self.timestamp))
         if self._lease.lost:
             raise self._claim_lost()
         with translated("checking the set's files before publishing it", self.location):
@@ -203,14 +229,17 @@ class S3SetWriter:
         if not self._lease.fence("renewing the claim before publishing"):
             raise self._claim_lost()
         try:
-            self._store.put(key, manifest.as_bytes(), if_absent=True)
+            if sealed is not None:
+                self._store.put(sealed_key, sealed, if_absent=True)
+                self._sealed_put = True
+            self._store.put(key, document, if_absent=True)
         except transport_errors() as exc:
             raise s3_error(exc, "publishing the backup set", self._store.url_of(key)) from exc
         self.published = True
         self._check_after_publishing(manifest, key)
         return self._store.url_of(key)
 
-    def _check_after_publishing(self, manifest: Manifest, key: str) -> None:
+    def _check_after_publishing(self, manifest: SetDocument, key: str) -> None:
         """Withdraw the manifest if the claim was taken over and a file removed while it was put (only a run stalled
         for stale_after_s between the fence and the put can meet this)."""
         assert self._lease is not None
@@ -219,11 +248,12 @@ class S3SetWriter:
                 return
         except transport_errors():
             return  # cannot tell: the fence before the put stands
-        self._store.delete_quietly([key])
+        assert self.timestamp is not None
+        self._store.delete_quietly([key, self._key(sealed_manifest_name(self.timestamp))])
         self.published = False
         raise self._claim_lost()
 
-    def _missing_file(self, manifest: Manifest) -> str | None:
+    def _missing_file(self, manifest: SetDocument) -> str | None:
         """The first file of the manifest that is not in the store as this run wrote it (see missing_file)."""
         return self._store.missing_file(self.task, manifest, {w.name: w.etag for w in self.writers.values()})
 
@@ -241,6 +271,8 @@ class S3SetWriter:
             if not self.published:
                 for writer in self.writers.values():
                     writer.discard()
+                if self._sealed_put and self.timestamp is not None:
+                    self._store.delete_quietly([self._key(sealed_manifest_name(self.timestamp))])
         finally:
             self._lease.release()
 
@@ -282,6 +314,7 @@ class S3SetReader:
             raise DataError(f"Set {backup_set.timestamp} in {backup_set.location} has no file of {missing}.")
         self._store, self.backup_set = store, backup_set
         self._names = {table: backup_set.table_files[table] for table in tables}
+        self._sealed = sealed_manifest_name(backup_set.timestamp) if backup_set.has_sealed_manifest else None
         self._heads: dict[str, dict] = {}
         self._streams: list[_ObjectStream] = []
         self._hold: Lease | None = None
@@ -299,7 +332,7 @@ class S3SetReader:
                 claim = read_lease(self._store, self._key(lock_name(backup_set.timestamp)))
             if claim is not None and not abandoned(self._store, claim):  # a dead run's claim: no one acts on it
                 raise DataError(f"{where} is being deleted (by retention) or written right now. Restore another set.")
-            for name in self._names.values():
+            for name in [*self._names.values(), *([self._sealed] if self._sealed else [])]:
                 head = self._store.head(self._key(name))
                 if head is None:
                     raise DataError(f"{where} lost a file since it was listed: it was deleted. Restore another set.")
@@ -335,6 +368,17 @@ class S3SetReader:
 
     def size(self, table: str) -> int:
         return int(self._heads[self._names[table]]["ContentLength"])
+
+    def sealed_manifest(self, limit: int) -> bytes:
+        """An encrypted set's sealed manifest: the very object held (If-Match its ETag), at most `limit` bytes."""
+        if self._sealed is None:
+            raise DataError(f"Set {self.backup_set.timestamp} in {self.backup_set.location} has no encrypted manifest.")
+        key = self._key(self._sealed)
+        with translated(f"reading {self._sealed}", self._store.url_of(key)):
+            answer = self._store.client.get_object(
+                Bucket=self._store.root.bucket, Key=key, IfMatch=self._heads[self._sealed]["ETag"]
+            )
+            return self._store.read_body(answer["Body"], min(limit, MAX_SEALED_MANIFEST_BYTES))
 
     @property
     def etags(self) -> dict[str, str]:
