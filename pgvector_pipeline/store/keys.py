@@ -218,7 +218,7 @@ class SetKeys:
         (naming `needed_for`, what needs them, and the recipients it was encrypted to) or a file cannot be used."""
         if not self.identity_files:
             raise InvalidParams(
-                f"{needed_for} is encrypted (to the age recipients with fingerprints {fingerprints_text(fingerprints)}), "
+                f"{needed_for} is encrypted to the age recipients with fingerprints {fingerprints_text(fingerprints)}, "
                 f"and this host holds no identity to read it: set {IDENTITY_FILE_ENV} to an identity file of one of "
                 f"those recipients (readable by its owner only). Nothing was changed."
             )
