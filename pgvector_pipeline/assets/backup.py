@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
-from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
+from pgvector_pipeline.assets.metadata import collections_metadata, encryption_metadata, set_file_metadata
 from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET, partition_key, result_tags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
@@ -309,6 +309,7 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
             "set_duration_s": round(result.duration_s, 3),
         }
     )
+    metadata.update(encryption_metadata(result.encrypted_to))
     if table.table == DEFAULT_TABLES.embedding_table:
         metadata["embedding_dimensions"] = dg.MetadataValue.json(result.embedding_dimensions)
         metadata.update(collections_metadata(result.collections))

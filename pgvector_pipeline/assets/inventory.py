@@ -20,6 +20,9 @@ INVENTORY_COLUMNS = [
     "compression",
     "compression_ratio",
     "collections",
+    # age encryption (store.keys): whether, and to the recipients with which fingerprints.
+    "encrypted",
+    "recipients",
     *(f"{table.label}_rows" for table in DEFAULT_TABLES.tables),
     *(f"{table.label}_bytes" for table in DEFAULT_TABLES.tables),
     "tables",
@@ -54,7 +57,7 @@ def inventory_metadata(frame: pd.DataFrame, where: str) -> dict:
             dg.TableColumn(
                 c,
                 "bool"
-                if c in ("complete", "has_manifest", "has_log")
+                if c in ("complete", "has_manifest", "has_log", "encrypted")
                 else "int"
                 if c in _COUNT_COLUMNS
                 else "float"

@@ -41,6 +41,13 @@ def set_file_metadata(
     return metadata
 
 
+def encryption_metadata(recipients: list[str] | tuple[str, ...]) -> dict:
+    """Whether a set is age-encrypted, and to the recipients with which fingerprints (store.keys; never the keys)."""
+    if not recipients:
+        return {"encrypted": False}
+    return {"encrypted": True, "recipients": ", ".join(recipients)}
+
+
 def collections_metadata(record: ManifestCollections | None) -> dict:
     """Which collections a set holds and the embeddings of each (nothing when its manifest does not say)."""
     if record is None:

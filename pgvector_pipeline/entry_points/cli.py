@@ -342,6 +342,14 @@ def _print_sets(sets: list[dict], as_json: bool) -> None:
 SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED AS", "CONTENTS")
 
 
+def _stored_as(s: dict) -> str:
+    """How a set is stored: its compression, and age encryption with its recipients' fingerprints."""
+    compression = s.get("compression") or ""
+    if not s.get("encrypted"):
+        return compression
+    return f"{compression} + age to {s.get('recipients') or '?'}".lstrip(" +")
+
+
 def set_table(sets: list[dict], now: datetime) -> list[str]:
     """The sets as an aligned table for people, newest first, with each set's age (its name is local time)."""
     rows = [
@@ -351,7 +359,7 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
             _age(now - taken) if (taken := _taken(s["timestamp"])) else "",
             s["status"],
             s.get("size") or "",
-            s.get("compression") or "",
+            _stored_as(s),
             "; ".join(part for part in (s.get("tables"), s.get("collections")) if part and not part.startswith("all")),
         )
         for s in sets

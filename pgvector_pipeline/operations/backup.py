@@ -124,6 +124,8 @@ class BackupResult:
     # vectors have several dimensions, and whether every vector column's dimensions were counted or fixed by its type.
     mixed_dimensions: dict[str, list[int]] = field(default_factory=dict)
     dimensions_counted: bool = False
+    # The fingerprints of the age recipients the set is encrypted to (store.keys; none: written in clear).
+    encrypted_to: tuple[str, ...] = ()
 
     def table(self, name: str) -> TableBackup:
         return next(t for t in self.tables if t.table == name)
@@ -309,6 +311,7 @@ def back_up_database(
         collections=contents.collections,
         mixed_dimensions=contents.mixed_dimensions,
         dimensions_counted=contents.dimensions_counted,
+        encrypted_to=set_writer.encrypted_to,
     )
     # The set is published (and the truncate committed): a log that cannot be written only warns.
     logbook.note(_log_headline(result), _log_details(result))

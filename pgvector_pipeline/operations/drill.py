@@ -14,7 +14,7 @@ from datetime import datetime
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
 from pgvector_pipeline.operations.backup import Log
-from pgvector_pipeline.operations.restore import restore_backup_set
+from pgvector_pipeline.operations.restore import open_encrypted, restore_backup_set
 from pgvector_pipeline.postgres.catalog import table_oid
 from pgvector_pipeline.postgres.compare import create_scratch, drop_scratch, scratch_schema, table_digest
 from pgvector_pipeline.postgres.connection import classified, connect
@@ -92,7 +92,9 @@ class DrillResult:
 
 def restore_drill(dsn: str, schema: str, backup_set: BackupSetInfo, compare_live: bool, log: Log) -> DrillResult:
     """Restore `backup_set` into a scratch schema, compare it (and, with `compare_live`, the live tables of
-    `schema`) by content, drop it."""
+    `schema`) by content, drop it. An encrypted set is opened first (store.sealing): without an identity of its
+    recipients the drill fails before anything."""
+    open_encrypted(backup_set, log)
     manifest = backup_set.manifest
     if manifest is None:
         raise InvalidParams(

@@ -403,6 +403,8 @@ def open_encrypted(backup_set: BackupSetInfo, log: Log) -> Identities | None:
         return None
     identities = identities_for(backup_set)
     assert identities is not None
+    if backup_set.manifest is not None:  # opened already (a drill opens it before it restores)
+        return identities
     with damage_marked(backup_set, log.warning):
         open_sealed(backup_set)
     held = [f for f in backup_set.recipients if f in identities.fingerprints]

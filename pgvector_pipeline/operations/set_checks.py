@@ -4,9 +4,12 @@ report; these make it impossible not to know.
 
   files_match_manifest   every file's size and sha256 (as stored, and of the CSV inside) as the manifest records; a
                          file that differs marks the set damaged in its store (store.damage): it never counts as
-                         complete, so retention keeps the location's set before it
+                         complete, so retention keeps the location's set before it. An encrypted set (store.keys) on a
+                         host without its identity: the stored bytes only, against its clear index
   embeddings_parse       every vector of the set parses, holds no NaN or infinity, and the vectors of one collection
-                         (one table, outside LangChain's layout) all have one dimension
+                         (one table, outside LangChain's layout) all have one dimension. Skipped (a warning, neither
+                         passed nor failed) for an encrypted set on a host that holds no identity of its recipients:
+                         the restore drill, run where the identity is, proves that one
   rows_hold_up           no table holds fewer rows than (1 - PGVECTOR_ROWS_DROP_WARN) of the location's previous
                          complete set (a warning: a shrinking store may be intended)
 
@@ -17,6 +20,7 @@ and hashes the files.
 """
 
 import csv
+import hashlib
 import io
 import logging
 import os
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 
 from pgvector_pipeline import pgcopy
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
-from pgvector_pipeline.errors import DataError, FilesDamaged
+from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.operations.backup import BackupResult
 from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
@@ -38,6 +42,7 @@ from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import VerifiedReader, verified_csv
 from pgvector_pipeline.store.manifest import ManifestTable
+from pgvector_pipeline.store.sealing import MAX_SEALED_MANIFEST_BYTES, identities_for, open_sealed
 
 _log = logging.getLogger(__name__)
 
@@ -79,6 +84,16 @@ class SetCheck:
     warn_only: bool = False
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def skipped(self) -> bool:
+        """Not run (neither passed nor failed): reported as a warning whose metadata says `skipped` and why."""
+        return bool(self.metadata.get("skipped"))
+
+
+def skipped_check(name: str, why: str) -> SetCheck:
+    """A check that could not run here, and why."""
+    return SetCheck(name, False, f"Skipped: {why}", warn_only=True, metadata={"skipped": True})
+
 
 def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: Warn | None = None) -> list[SetCheck]:
     """Every check of `backup_set`; `previous` is the location's complete set before it (None: there is none).
@@ -97,8 +112,8 @@ def check_written_set(
     set read later."""
     if not written.dimensions_counted:
         return check_set(backup_set, previous, warn)
-    manifest = backup_set.manifest
-    assert manifest is not None and backup_set.store is not None
+    entries = backup_set.stored_entries
+    assert entries and backup_set.store is not None
     try:
         with damage_marked(backup_set, warn or _log.warning):
             _read_stored_bytes(backup_set)
@@ -109,22 +124,33 @@ def check_written_set(
     files = SetCheck(
         FILES_CHECK,
         True,
-        f"All {len(manifest.tables)} files read back from the store match the sizes and sha256 they were written with "
+        f"All {len(entries)} files read back from the store match the sizes and sha256 they were written with "
         f"(the content inside was hashed and counted as it was exported).",
-        metadata={"files": len(manifest.tables), "bytes": sum(e.file_bytes for e in manifest.tables.values())},
+        metadata={"files": len(entries), "bytes": sum(e.file_bytes for e in entries.values())},
     )
     return [files, _counted_vectors(written), rows_hold_up(backup_set, previous)]
 
 
 def _read_stored_bytes(backup_set: BackupSetInfo) -> None:
-    """Read every file of the set as stored, checking its size and sha256 (FilesDamaged when one differs)."""
-    manifest = backup_set.manifest
-    assert manifest is not None and backup_set.store is not None
-    with backup_set.store.read_set(backup_set, list(manifest.tables)) as held:
-        for table, entry in manifest.tables.items():
+    """Read every file of the set as stored, checking its size and sha256 (FilesDamaged when one differs): against the
+    manifest, or an encrypted set's clear index (its sealed manifest too)."""
+    entries = backup_set.stored_entries
+    assert entries and backup_set.store is not None
+    with backup_set.store.read_set(backup_set, list(entries)) as held:
+        for table, entry in entries.items():
             with VerifiedReader(held.file(table), entry.file, entry.file_bytes, entry.file_sha256) as stored:
                 while stored.read(1 << 20):
                     pass
+        if backup_set.sealed is not None:
+            sealed = held.sealed_manifest(MAX_SEALED_MANIFEST_BYTES)
+            record = backup_set.sealed.manifest
+            found = (len(sealed), hashlib.sha256(sealed).hexdigest())
+            if found != (record.stored_bytes, record.stored_sha256):
+                raise FilesDamaged(
+                    f"{record.file} does not match the set's index: the sha256 of its bytes is {found[1][:12]}… "
+                    f"({found[0]} bytes), the index records {record.stored_sha256[:12]}… ({record.stored_bytes} "
+                    f"bytes). The file was changed or damaged after the backup: restore another set."
+                )
 
 
 def _counted_vectors(written: BackupResult) -> SetCheck:
@@ -158,6 +184,10 @@ def check_files_and_embeddings(
     """files_match_manifest and embeddings_parse, from one read of each file; a file that does not match the manifest
     marks the set damaged. `workers`: processes that parse the vectors (0: this one; None: as parse_workers says for
     this set)."""
+    if backup_set.sealed is not None and backup_set.manifest is None:
+        unread = _open_here(backup_set, warn)
+        if unread is not None:
+            return _stored_bytes_only(backup_set, unread, warn)
     manifest = backup_set.manifest
     if manifest is None or backup_set.store is None:
         why = f"Set {backup_set.timestamp} has no manifest (made by the old system): nothing to compare it with."
@@ -176,6 +206,48 @@ def check_files_and_embeddings(
         return _files_differ(damage.message)
 
 
+def _open_here(backup_set: BackupSetInfo, warn: Warn | None) -> str | None:
+    """Open an encrypted set's manifest with this host's identity; None when it is open, else why it cannot be (no
+    identity here, or none of its recipients'). A sealed manifest that is not what the index records marks the set
+    damaged (FilesDamaged, as any file that differs)."""
+    assert backup_set.store is not None
+    if not backup_set.store.keys.holds_identity:
+        return (
+            f"this host holds no identity of the recipients set {backup_set.timestamp} is encrypted to "
+            f"({', '.join(backup_set.recipients)}), so its content cannot be read here; the restore drill, run where "
+            f"the identity is, proves it restores."
+        )
+    try:
+        with damage_marked(backup_set, warn or _log.warning):
+            open_sealed(backup_set)
+    except InvalidParams as refused:  # an identity of other recipients, or a file that cannot be used
+        return refused.message
+    except FilesDamaged:
+        raise
+    return None
+
+
+def _stored_bytes_only(backup_set: BackupSetInfo, why: str, warn: Warn | None) -> tuple[SetCheck, SetCheck]:
+    """The checks of an encrypted set whose content cannot be read here: its stored bytes against its clear index, and
+    embeddings_parse skipped saying why."""
+    entries = backup_set.stored_entries
+    try:
+        with damage_marked(backup_set, warn or _log.warning):
+            _read_stored_bytes(backup_set)
+    except FilesDamaged as damage:
+        return _files_differ(damage.message)
+    except DataError as exc:  # the set could not be read as listed (deleted since)
+        return _files_differ(exc.message)
+    files = SetCheck(
+        FILES_CHECK,
+        True,
+        f"All {len(entries)} files and the encrypted manifest match the set's index (sizes and sha256 as stored, "
+        f"encrypted; the content inside is checked where an identity reads it).",
+        metadata={"files": len(entries), "bytes": sum(e.file_bytes for e in entries.values()), "encrypted": True},
+    )
+    return files, skipped_check(EMBEDDINGS_CHECK, why)
+
+
 def _files_differ(description: str) -> tuple[SetCheck, SetCheck]:
     """The checks of a set whose files could not be read as its manifest records (`description`: why)."""
     return (
@@ -189,6 +261,7 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
     manifest = backup_set.manifest
     assert manifest is not None and backup_set.store is not None
     tables = list(manifest.tables)
+    identities = identities_for(backup_set)
     with ExitStack() as stack:
         pool = None
         if workers:
@@ -198,7 +271,7 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
             with backup_set.store.read_set(backup_set, tables) as held:
                 for table in tables:
                     entry = manifest.tables[table]
-                    with verified_csv(held.file(table), entry.file, entry) as stream:
+                    with verified_csv(held.file(table), entry.file, entry, identities) as stream:
                         if manifest.binary:
                             found.read_binary(table, entry, stream)
                         else:

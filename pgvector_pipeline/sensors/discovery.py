@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import BACKUP_ASSET_KEYS, asset_of
-from pgvector_pipeline.assets.metadata import collections_metadata, set_file_metadata
+from pgvector_pipeline.assets.metadata import collections_metadata, encryption_metadata, set_file_metadata
 from pgvector_pipeline.contract import LEGACY_PARTITIONS, SET_PARTITIONS
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import InvalidParams, PipelineError
@@ -42,8 +42,13 @@ def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
         file_name=backup_set.table_files[table],
         size_bytes=backup_set.sizes[table],
         entry=entry,
-        manifest_name=manifest_name(backup_set.timestamp) if backup_set.manifest else None,
+        manifest_name=manifest_name(backup_set.timestamp) if backup_set.has_manifest else None,
     )
+    index_entry = backup_set.sealed.tables.get(table) if backup_set.sealed else None
+    if index_entry is not None:  # an encrypted set: what its clear index says (its manifest is sealed)
+        metadata = {"dagster/row_count": index_entry.rows, **metadata, "sha256": index_entry.file_sha256}
+        metadata["compression"] = index_entry.codec
+    metadata.update(encryption_metadata(backup_set.recipients))
     if table == DEFAULT_TABLES.embedding_table and backup_set.manifest is not None:
         metadata.update(collections_metadata(backup_set.manifest.collections))
     adopted = backup_set.manifest is not None and backup_set.manifest.adopted

@@ -10,7 +10,7 @@ object); the first marker's reason stays (the location's log has every finding).
 the set complete again, once a read of it shows its files match after all.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -20,7 +20,7 @@ from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.files import storage_error, write_json_durably
 from pgvector_pipeline.store.interface import SetWriter
 from pgvector_pipeline.store.layout import damaged_name
-from pgvector_pipeline.store.manifest import ManifestTable
+from pgvector_pipeline.store.manifest import IndexTable, ManifestTable
 
 
 def marker_document(reason: str) -> dict:
@@ -56,7 +56,7 @@ def damage_log_entry(timestamp: str, reason: str) -> tuple[str, list[str]]:
     return f"set {timestamp} marked DAMAGED", [reason, f"marker: {damaged_name(timestamp)}"]
 
 
-def read_back_published(set_writer: SetWriter, written: dict[str, ManifestTable]) -> str | None:
+def read_back_published(set_writer: SetWriter, written: Mapping[str, ManifestTable | IndexTable]) -> str | None:
     """Read every file of the set `set_writer` just published back from its store. None when each has the sha256 it
     was written with; else the set is marked damaged, while the writer's claim still keeps it from listing as
     complete, and what was found and done, in sentences. A file that cannot be read raises (nothing was found)."""

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
@@ -324,6 +325,16 @@ def _check_digest(name: str, found: tuple[int, str], expected: tuple[int, str], 
         ) from cause
 
 
+class StoredLayer(Protocol):
+    """What a DecodedReader reads: a VerifiedReader, or a reader stacked on one (a DecryptingReader), which checks what
+    it read when it is left."""
+
+    name: str
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None: ...
+
+
 class DecodedReader(io.RawIOBase):
     """The CSV inside a compressed file, decompressed as it is read and checked like VerifiedReader: its size
     and sha256 against the manifest's record of the CSV, while `stored` checks the file's own bytes (decrypted on the
@@ -333,9 +344,7 @@ class DecodedReader(io.RawIOBase):
     stored bytes or the CSV differ from the manifest (the stored bytes' error first: it is the cause).
     """
 
-    def __init__(
-        self, stored: VerifiedReader | DecryptingReader, codec: str, expected_bytes: int, expected_sha256: str
-    ):
+    def __init__(self, stored: "StoredLayer", codec: str, expected_bytes: int, expected_sha256: str):
         super().__init__()
         self.name = stored.name
         self._stored = stored

@@ -222,8 +222,8 @@ class Manifest(_Strict):
         if self.set_format != CSV and (self.format not in newer or self.kind != KIND_BACKUP):
             raise ValueError("set_format: only backups of formats 4 and 5 record one")
         encrypted = self.encryption is not None
-        if encrypted != (self.format == MANIFEST_FORMAT_ENCRYPTED) or (encrypted and self.kind != KIND_BACKUP):
-            raise ValueError("encryption: backups of format 5 record it, and nothing else does")
+        if encrypted != (self.format == MANIFEST_FORMAT_ENCRYPTED):
+            raise ValueError("encryption: manifests of format 5 record it, and no others do")
         for table, entry in self.tables.items():
             expected = table_file_name(table, self.timestamp, entry.codec, self.set_format, encrypted)
             if entry.file != expected:
