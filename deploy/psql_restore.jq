@@ -34,10 +34,11 @@ def acceptable($timestamp):
   try (
   ($timestamp | test("\\A[0-9]{8}_[0-9]{6}\\z"))
   and (.tables | type == "object" and length > 0)
-  and all(.tables | to_entries[];
+  and (if .encryption then ".age" else "" end) as $age  # an encrypted set's files (psql_restore.sh --identity)
+  | all(.tables | to_entries[];
     (.key | plain_name)
     and (.value | codec | IN("zstd", "gzip", "none"))
-    and .value.file == "\(.key)_\($timestamp).csv\(.value | codec | file_suffix)"
+    and .value.file == "\(.key)_\($timestamp).csv\(.value | codec | file_suffix)\($age)"
     and (.value | file_sha256 | type == "string" and test("\\A[0-9a-f]{64}\\z"))
     and (.value.columns | type == "array" and length > 0 and all(.[]; .name | plain_name))
     and (.value.create_table // "" | type == "string")

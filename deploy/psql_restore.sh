@@ -5,6 +5,7 @@
 #
 #   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP            # empty the set's tables and load them, one transaction
 #   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP --create   # into an empty database: extension, tables, indexes
+#   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP --identity KEY.txt   # an encrypted set (see "Encrypted sets")
 #
 # 1. The DSN is read as libpq reads it (a postgresql:// URI, keyword=value settings or a database name) and handed
 #    to psql as PG* variables (PGHOST, PGPASSWORD, ...): never on a command line, which every local user can read in
@@ -29,17 +30,22 @@
 set -eu
 
 usage() {
-    echo "usage: $0 SET_DIRECTORY TIMESTAMP [--create]" >&2
+    echo "usage: $0 SET_DIRECTORY TIMESTAMP [--create] [--identity FILE]" >&2
     exit 2
 }
-[ $# -ge 2 ] && [ $# -le 3 ] || usage
+[ $# -ge 2 ] || usage
 directory=$1
 timestamp=$2
-case ${3:-} in
-    "") create=false ;;
-    --create) create=true ;;
-    *) usage ;;  # a mistyped --create must not empty the tables instead
-esac
+shift 2
+create=false
+identity=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --create) create=true; shift ;;
+        --identity) [ $# -ge 2 ] || usage; identity=$2; shift 2 ;;
+        *) usage ;;  # a mistyped --create must not empty the tables instead
+    esac
+done
 case $timestamp in
     "" | *[!0-9_]*) echo "$timestamp is not a set's timestamp (YYYYMMDD_HHMMSS)." >&2; exit 2 ;;
 esac
@@ -59,6 +65,42 @@ module() {  # jq with psql_restore.jq's definitions
 settings=$(module -n -r 'include "psql_restore"; connection_exports') || exit 1
 unset PGVECTOR_DSN
 
+# --- Encrypted sets (--identity FILE) --------------------------------------------------------------------------------
+# Their files end in .age and vector_backup_TS.json is a clear index; the manifest is vector_backup_TS.json.age. It is
+# read once into a private directory, checked against the index's sha256 and decrypted with `age` or `rage` (whichever
+# is installed), and read_verified.sh decrypts each file as it loads (PGVECTOR_RESTORE_AGE, PGVECTOR_RESTORE_IDENTITY).
+# An identity file anyone but its owner may read is refused, as ssh refuses such a key.
+opened_manifest() {  # $1: the index -> the manifest, decrypted
+    PGVECTOR_RESTORE_AGE=$(command -v age || command -v rage) || {
+        echo "Set $timestamp is age-encrypted: install age or rage (https://age-encryption.org) to decrypt it." >&2
+        return 1
+    }
+    case $(ls -ld -- "$identity") in
+        -???------*) ;;
+        *) echo "The identity file $identity may be read by others: run chmod 600 $identity." >&2; return 1 ;;
+    esac
+    sum=$(printf '%s\n' "$1" | jq -r 'select(.kind == "sealed") | .manifest.stored_sha256 | select(test("\\A[0-9a-f]{64}\\z"))')
+    [ -n "$sum" ] || { echo "vector_backup_$timestamp.json is not an encrypted set's index; refusing." >&2; return 1; }
+    sealed="vector_backup_$timestamp.json.age"
+    regular "$sealed"
+    private=$(mktemp -d)
+    head -c 4259840 -- "$sealed" >"$private/sealed"
+    if [ "$(sha256sum <"$private/sealed" | cut -c1-64)" != "$sum" ]; then
+        rm -rf "$private"
+        echo "$sealed does not match the set's index; refusing." >&2
+        return 1
+    fi
+    "$PGVECTOR_RESTORE_AGE" -d -i "$identity" "$private/sealed" || {
+        rm -rf "$private"
+        echo "$sealed cannot be decrypted with $identity (another recipient's set, or a changed file)." >&2
+        return 1
+    }
+    rm -rf "$private"
+}
+
+if [ -n "$identity" ]; then  # as an absolute path: it is read after the cd below, and by read_verified.sh
+    identity=$(cd "$(dirname -- "$identity")" && pwd)/$(basename -- "$identity") || exit 1
+fi
 cd "$directory"
 manifest="vector_backup_$timestamp.json"
 # Every file of the set is opened as a regular file only (not a symlink, not a FIFO, which would block).
@@ -76,6 +118,12 @@ if [ ${#document} -gt 4194304 ]; then
     echo "$manifest is larger than 4194304 bytes: it is not a manifest this tool wrote; refusing." >&2
     exit 1
 fi
+if [ -n "$identity" ]; then
+    document=$(opened_manifest "$document") || exit 1
+elif printf '%s\n' "$document" | jq -e '.kind == "sealed"' >/dev/null 2>&1; then
+    echo "Set $timestamp is age-encrypted: give the identity file of one of its recipients with --identity FILE." >&2
+    exit 1
+fi
 checked() {
     printf '%s\n' "$document" | module "$@"
 }
@@ -91,5 +139,11 @@ for file in $(checked -r '.tables[] | .file'); do
 done
 checked -r '.tables[] | "\(.stored_sha256 // .sha256)  \(.file)"' | sha256sum --check --strict --quiet
 
+if [ -n "$identity" ]; then
+    # For read_verified.sh, which psql runs per file: the binary found above and the identity, as an absolute path.
+    PGVECTOR_RESTORE_AGE=$(command -v age || command -v rage)
+    PGVECTOR_RESTORE_IDENTITY=$identity
+    export PGVECTOR_RESTORE_AGE PGVECTOR_RESTORE_IDENTITY
+fi
 printf '%s\n' "$script" | (eval "$settings" && exec psql -X -q)
 echo "Restored set $timestamp from $directory."

@@ -5,6 +5,9 @@
 # loaded, even if FILE was changed after psql_restore.sh checked it.
 #
 #   deploy/read_verified.sh FILE EXPECTED_SHA256 CODEC
+#
+# A FILE ending in .age (an encrypted set) is decrypted first, with "$PGVECTOR_RESTORE_AGE" (age or rage) -d -i
+# "$PGVECTOR_RESTORE_IDENTITY", which psql_restore.sh --identity sets.
 set -eu
 file=$1
 expected=$2
@@ -26,9 +29,18 @@ mkfifo "$work/bytes"
 sha256sum <"$work/bytes" >"$work/sum" &
 hasher=$!
 exec 3>"$work/bytes"  # returns once the hasher has opened its end
-tee /dev/fd/3 <"$file" | $decompress
+case $file in
+    *.age)  # an encrypted set's file (psql_restore.sh --identity): decrypted before it is decompressed
+        tee /dev/fd/3 <"$file" | { "$PGVECTOR_RESTORE_AGE" -d -i "$PGVECTOR_RESTORE_IDENTITY" || touch "$work/failed"; } |
+            $decompress ;;
+    *) tee /dev/fd/3 <"$file" | $decompress ;;
+esac
 exec 3>&-
 wait "$hasher"
+if [ -e "$work/failed" ]; then
+    echo "$file cannot be decrypted with $PGVECTOR_RESTORE_IDENTITY; refusing." >&2
+    exit 1
+fi
 actual=$(cut -c1-64 "$work/sum")
 if [ "$actual" != "$expected" ]; then
     echo "$file changed since it was checked: its sha256 is now $actual, the manifest says $expected; refusing." >&2

@@ -257,7 +257,8 @@ def test_the_last_resort_refuses_an_argument_it_does_not_know(store_db, backup_r
     done = psql_restore(backup_root / "vector_bak", result.timestamp, store_db, "--crate")
 
     script = REPO / "deploy" / "psql_restore.sh"
-    assert (done.returncode, done.stderr) == (2, f"usage: {script} SET_DIRECTORY TIMESTAMP [--create]\n")
+    usage = f"usage: {script} SET_DIRECTORY TIMESTAMP [--create] [--identity FILE]\n"
+    assert (done.returncode, done.stderr) == (2, usage)
     assert contents(store_db) == before
 
 

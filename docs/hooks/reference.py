@@ -511,8 +511,13 @@ def _manifest_formats() -> tuple[list[str], str]:
 
 
 def manifest_formats() -> str:
+    from pgvector_pipeline.store.manifest import MANIFEST_FORMAT_ENCRYPTED
+
     read, written = _manifest_formats()
-    return f"This version reads {', '.join(_code(f) for f in read)} and writes {_code(written)}.\n"
+    return (
+        f"This version reads {', '.join(_code(f) for f in read)} and writes {_code(written)} "
+        f"({_code(MANIFEST_FORMAT_ENCRYPTED)} for encrypted sets).\n"
+    )
 
 
 def _every_format_described(markdown: str, where: str) -> None:
