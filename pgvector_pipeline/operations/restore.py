@@ -55,6 +55,8 @@ from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10
+# zstd's largest block, and its header: what a compressed file's start may take beyond the bytes it holds.
+_ZSTD_BLOCK_BYTES = (128 << 10) + 1024
 
 
 @dataclass(frozen=True)
@@ -422,7 +424,10 @@ def _file_start(
     consuming it."""
     name = backup_set.table_files[table]
     encrypted = is_encrypted_name(name)
-    stored = held.prefix(table, encrypted_prefix_bytes(_MAX_HEADER_BYTES) if encrypted else _MAX_HEADER_BYTES)
+    # zstd decodes whole blocks, of up to 128 KiB of content: a block of vectors barely compresses, so the start of a
+    # compressed file that holds the first `limit` bytes may be longer than they are.
+    stored_limit = _MAX_HEADER_BYTES if codec == NONE else _MAX_HEADER_BYTES + _ZSTD_BLOCK_BYTES
+    stored = held.prefix(table, encrypted_prefix_bytes(stored_limit) if encrypted else stored_limit)
     return decode_prefix(stored, name, codec, limit, identities, encrypted)
 
 
