@@ -26,6 +26,8 @@ just it) holds the first six:
 - per collection (the store split in two collections): backup of one vs the whole table; a restore replacing
   one (indexes in place) vs a truncating restore of the whole set (indexes built after), with PK + GIN and with
   HNSW (`--collections-only`: just this)
+- age encryption (issue 35): backup and truncating restore of zstd CSV and zstd binary sets, encrypted to one
+  recipient vs in clear (`--encryption-only`: just this)
 
 Our backups and restores run in child processes so their peak RSS can be read (getrusage); their times
 are taken inside the child around the work itself, as psql's are around the psql process.
@@ -73,6 +75,7 @@ BACKUP_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
+from pgvector_pipeline.settings import keys_from_env
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.roots import store_at
 options = BackupOptions(
@@ -81,7 +84,7 @@ options = BackupOptions(
     set_format=sys.argv[6],
     collections=tuple(sys.argv[7:]),
 )
-store = store_at(sys.argv[2])  # a directory, or s3://bucket/prefix
+store = store_at(sys.argv[2], keys=keys_from_env())  # a directory, or s3://bucket/prefix; encrypted if the env says
 started = time.monotonic()
 result = back_up_database(sys.argv[1], "public", store, "global", sys.argv[3], options)
 print(json.dumps({"seconds": time.monotonic() - started, "bytes": sum(t.bytes for t in result.tables),
@@ -93,8 +96,9 @@ import json, resource, sys, time
 from pathlib import Path
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.operations.restore import restore_backup_set
+from pgvector_pipeline.settings import keys_from_env
 from pgvector_pipeline.store.roots import store_at
-backup_set = store_at(sys.argv[2]).locate(timestamp=sys.argv[3])
+backup_set = store_at(sys.argv[2], keys=keys_from_env()).locate(timestamp=sys.argv[3])
 collections = sys.argv[4:]  # given: replace just these collections; else truncate and restore everything
 flags = RestoreFlags(replace_collections=True) if collections else RestoreFlags(truncate_before_restore=True)
 started = time.monotonic()
@@ -183,8 +187,9 @@ print(json.dumps({"seconds": time.monotonic() - started,
 """
 
 
-def child(code: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+def child(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    environment = {**os.environ, **(env or {})}
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environment)
     if done.returncode != 0:  # show why: the child's own error is the useful part
         raise RuntimeError(f"bench child failed ({done.returncode}): {done.stderr.strip()[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -227,10 +232,17 @@ class Bench:
         return {"seconds": seconds, "bytes": sum((self.work / f).stat().st_size for f in ("c.csv.zst", "e.csv.zst"))}
 
     def our_backup(
-        self, root: Path | str, export_sessions: int, codec: str = "none", *collections: str, set_format: str = "csv"
+        self,
+        root: Path | str,
+        export_sessions: int,
+        codec: str = "none",
+        *collections: str,
+        set_format: str = "csv",
+        env: dict[str, str] | None = None,
     ) -> dict:
         ts = self.timestamp()
-        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions), codec, set_format, *collections)
+        args = (self.dsn, str(root), ts, str(export_sessions), codec, set_format, *collections)
+        result = child(BACKUP_CHILD, *args, env=env)
         return {**result, "timestamp": ts}
 
     def psql_restore(self) -> dict:
@@ -242,8 +254,8 @@ class Bench:
         )
         return {"seconds": seconds}
 
-    def our_restore(self, root: Path | str, ts: str, *collections: str) -> dict:
-        return child(RESTORE_CHILD, self.dsn, str(root), ts, *collections)
+    def our_restore(self, root: Path | str, ts: str, *collections: str, env: dict[str, str] | None = None) -> dict:
+        return child(RESTORE_CHILD, self.dsn, str(root), ts, *collections, env=env)
 
     def execute(self, statement: str) -> None:
         conn = app_connection(self.dsn)  # the app's search_path: the statements name tables and types unqualified
@@ -640,6 +652,55 @@ def compare_binary(bench: "Bench", root: Path, work: Path, args: argparse.Namesp
     return rows
 
 
+def compare_encryption(bench: "Bench", root: Path, work: Path, rounds: int) -> list[tuple[str, str, str, str]]:
+    """age encryption's cost (store.age_streams): backups and truncating restores (PK + GIN) of zstd CSV and zstd
+    binary sets encrypted to one recipient, against the same sets in clear, alternated round by round."""
+    from pyrage import x25519
+
+    from pgvector_pipeline.store.keys import IDENTITY_FILE_ENV, RECIPIENTS_ENV
+
+    identity = x25519.Identity.generate()
+    key_file = work / "bench-key.txt"
+    key_file.touch(mode=0o600)
+    key_file.write_text(f"{identity}\n")
+    encrypted = {RECIPIENTS_ENV: str(identity.to_public()), IDENTITY_FILE_ENV: str(key_file)}
+    clear = {RECIPIENTS_ENV: "", IDENTITY_FILE_ENV: ""}
+    sessions = DEFAULT_EXPORT_SESSIONS
+    rows: list[tuple[str, str, str, str]] = []
+    for set_format, label in (("csv", "zstd CSV set"), ("binary", "zstd binary set")):
+        sealed, plain = alternate(
+            rounds,
+            lambda set_format=set_format: bench.our_backup(
+                root, sessions, "zstd", set_format=set_format, env=encrypted
+            ),
+            lambda set_format=set_format: bench.our_backup(root, sessions, "zstd", set_format=set_format, env=clear),
+        )
+        report(
+            rows,
+            f"backup, both tables, {label}, age-encrypted ({sessions} export sessions)",
+            f"{median(sealed):.2f} s, {sealed[0]['stored_bytes'] / 1e6:.0f} MB, peak RSS "
+            f"{max(r['max_rss_mb'] for r in sealed):.0f} MB",
+            f"the same in clear {median(plain):.2f} s, {plain[0]['stored_bytes'] / 1e6:.0f} MB, peak RSS "
+            f"{max(r['max_rss_mb'] for r in plain):.0f} MB",
+            f"{median(sealed) / median(plain):.2f}×",
+        )
+        sealed_ts, plain_ts = sealed[0]["timestamp"], plain[0]["timestamp"]
+        sealed_restores, plain_restores = alternate(
+            rounds,
+            lambda ts=sealed_ts: bench.our_restore(root, ts, env=encrypted),
+            lambda ts=plain_ts: bench.our_restore(root, ts, env=clear),
+        )
+        report(
+            rows,
+            f"truncating restore (swapped in), PK + GIN, {label}, age-encrypted",
+            f"{median(sealed_restores):.2f} s, peak RSS {max(r['max_rss_mb'] for r in sealed_restores):.0f} MB",
+            f"the same in clear {median(plain_restores):.2f} s, peak RSS "
+            f"{max(r['max_rss_mb'] for r in plain_restores):.0f} MB",
+            f"{median(sealed_restores) / median(plain_restores):.2f}×",
+        )
+    return rows
+
+
 def restore_with_searches(bench: "Bench", root: Path, ts: str, mode: str) -> dict:
     """A truncating restore (`mode` "in_place" or "swap") in a child while a search loop runs here; the restore's
     time and the longest any one search waited."""
@@ -787,6 +848,9 @@ def main() -> None:
     )
     parser.add_argument("--binary-only", action="store_true", help="Only binary sets against psql's CSV and CSV sets.")
     parser.add_argument(
+        "--encryption-only", action="store_true", help="Only age-encrypted sets against the same sets in clear."
+    )
+    parser.add_argument(
         "--main-only", action="store_true", help="Only the main table: backups and restores against psql on local disk."
     )
     args = parser.parse_args()
@@ -819,6 +883,7 @@ def main() -> None:
             or args.daemon_only
             or args.main_only
             or args.binary_only
+            or args.encryption_only
         )
         if not only or args.daemon_only:
             rows.extend(daemon_latency(server, work, args.rounds))
@@ -836,6 +901,8 @@ def main() -> None:
             rows.extend(compare_with_psql(bench, root, dsn, work, args))
         if not only or args.binary_only:
             rows.extend(compare_binary(bench, root, work, args))
+        if not only or args.encryption_only:
+            rows.extend(compare_encryption(bench, root, work, args.rounds))
         if not only or args.collections_only:
             # Last: it splits the one collection in two.
             rows.extend(compare_collections(bench, root, args.rounds, not args.no_hnsw, args.dims))
