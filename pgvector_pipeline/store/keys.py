@@ -151,11 +151,15 @@ def load_identity_file(path: Path) -> list[tuple[Any, str]]:
         raise InvalidParams(
             f"The identity file {path} ({IDENTITY_FILE_ENV}) cannot be read: {exc.strerror or exc}."
         ) from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a directory, a FIFO (whose read would block), a device
             raise InvalidParams(f"The identity file {path} ({IDENTITY_FILE_ENV}) is not a regular file.")
         check_identity_file_mode(path, info.st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as file:
         data = file.read(MAX_KEY_FILE_BYTES + 1)
     if len(data) > MAX_KEY_FILE_BYTES:
         raise InvalidParams(f"The identity file {path} is larger than {MAX_KEY_FILE_BYTES} bytes: not a key file.")
