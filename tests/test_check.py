@@ -20,6 +20,7 @@ NAMES = [
     "restore",
     "store",
     "store_free_space",
+    "encryption",
     "recent_backup",
 ]
 

@@ -334,3 +334,22 @@ def tmp_path_of(root: str):
     from pathlib import Path
 
     return Path(root) / "vector_bak"
+
+
+def test_check_says_whom_sets_are_encrypted_to_and_refuses_an_unusable_identity(keys_dir, key):
+    from pgvector_pipeline.operations.check import encryption_check
+
+    clear = encryption_check(NO_KEYS)
+    assert clear.ok and clear.detail == (
+        f"New sets are written in clear ({RECIPIENTS_ENV} is not set); this host holds no identity: encrypted sets "
+        f"are restored where one is ({IDENTITY_FILE_ENV})."
+    )
+    both = encryption_check(keys_of(to=(key,), read_with=(key,)))
+    assert both.ok and both.data == {"recipients": [key.fingerprint], "identities": [key.fingerprint]}
+    assert both.detail == (
+        f"New sets are age-encrypted to the recipients {key.fingerprint}; this host reads sets encrypted to "
+        f"{key.fingerprint} ({IDENTITY_FILE_ENV})."
+    )
+    key.identity_file.chmod(0o640)
+    with pytest.raises(InvalidParams, match="chmod 600"):
+        encryption_check(keys_of(read_with=(key,)))

@@ -10,6 +10,8 @@ without changing a row or leaving a file, and says what holds and what to do whe
                     (table owner, CREATE on the schema, nothing bound to the live tables) or load in place, and why
     store           the store is reachable and writable: a set is claimed and released through the store interface
     free_space      free bytes where a local store lives (S3: not applicable)
+    encryption      whether new sets are encrypted and to which recipients (fingerprints), and whether this host's
+                    identity files (PGVECTOR_BACKUP_IDENTITY_FILE) can be used: readable by their owner only, keys
     recent_backup   the newest complete global set's age against PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS
 
 Plain Python: the command line and the Dagster side call `run_checks`, and may add their own checks (the schedules'
@@ -33,6 +35,7 @@ from pgvector_pipeline.postgres.readiness import row_security_applies, schema_ex
 from pgvector_pipeline.postgres.restore_types import RestoreOptions
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet
+from pgvector_pipeline.store.keys import IDENTITY_FILE_ENV, RECIPIENTS_ENV, SetKeys, load_identities
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.tables import DEFAULT_TABLES
@@ -103,6 +106,7 @@ def run_checks(
     checks += store_checks(store, "store")
     if other_store is not None:
         checks += store_checks(other_store, "other_store")
+    checks.append(_guarded("encryption", lambda: encryption_check(store.keys)))
     checks.append(_guarded("recent_backup", lambda: _recent_backup(store, now)))
     checks += [_guarded(getattr(check, "__name__", "extra"), check) for check in extra]
     return CheckReport(checks)
@@ -290,6 +294,24 @@ def _claim_check(store: BackupStore, name: str) -> Check:
         f"{store.where} answers and is writable: set {claimed} was claimed in {writer.location} and released.{cleaned}",
         {"where": store.where, "claimed": claimed, "removed_interrupted": [i.timestamp for i in removed]},
     )
+
+
+def encryption_check(keys: SetKeys) -> Check:
+    """Whom new sets are encrypted to, and the identities this host reads encrypted sets with (their files loaded:
+    InvalidParams, so a failed check, for a file others may read or one that holds no key)."""
+    recipients = keys.recipients.fingerprints if keys.recipients else ()
+    written = (
+        f"New sets are age-encrypted to the recipients {', '.join(recipients)}"
+        if recipients
+        else f"New sets are written in clear ({RECIPIENTS_ENV} is not set)"
+    )
+    held: tuple[str, ...] = ()
+    if keys.identity_files:
+        held = load_identities(keys.identity_files).fingerprints
+        read = f"; this host reads sets encrypted to {', '.join(held)} ({IDENTITY_FILE_ENV})."
+    else:
+        read = f"; this host holds no identity: encrypted sets are restored where one is ({IDENTITY_FILE_ENV})."
+    return Check("encryption", True, written + read, {"recipients": list(recipients), "identities": list(held)})
 
 
 def _space_check(store: BackupStore, name: str) -> Check:
