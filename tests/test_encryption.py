@@ -275,3 +275,16 @@ def test_a_zstd_binary_set_of_incompressible_vectors_restores(store_db, tmp_path
     restore_backup_set(store_db, "public", store.locate(timestamp=result.timestamp), SWAP)
 
     assert contents(store_db) == before
+
+
+def test_the_log_beside_an_encrypted_set_names_no_collection(store_db, tmp_path, key):
+    """Collection names are the store's data: a per-collection backup's log entry names them only for sets in
+    clear."""
+    make_store(store_db, LANGCHAIN_POSTGRES, create_tables=False)
+    root = tmp_path / "backups"
+    options = BackupOptions(collections=("tricky",))
+    back_up_database(store_db, "public", LocalBackupStore(root, keys=keys_of(to=(key,))), "global", None, options)
+    log = (root / "vector_bak" / "vector_backup_log.txt").read_text()
+    assert "tricky" not in log and ".csv.zst.age" in log
+    back_up_database(store_db, "public", LocalBackupStore(root), "global", None, options)
+    assert "collections: 'tricky'" in (root / "vector_bak" / "vector_backup_log.txt").read_text()
