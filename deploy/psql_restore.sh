@@ -77,7 +77,7 @@ opened_manifest() {  # $1: the index -> the manifest, decrypted
     }
     case $(ls -ld -- "$identity") in
         -???------*) ;;
-        *) echo "The identity file $identity may be read by others: run chmod 600 $identity." >&2; return 1 ;;
+        *) echo "The identity file $identity is open to others (a private key must be its owner's alone): run chmod 600 $identity." >&2; return 1 ;;
     esac
     sum=$(printf '%s\n' "$1" | jq -r 'select(.kind == "sealed") | .manifest.stored_sha256 | select(test("\\A[0-9a-f]{64}\\z"))')
     [ -n "$sum" ] || { echo "vector_backup_$timestamp.json is not an encrypted set's index; refusing." >&2; return 1; }

@@ -248,7 +248,7 @@ def test_rotation_new_sets_go_to_the_new_key_and_old_sets_restore_with_the_old_o
         )
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
 def test_an_identity_file_others_may_read_is_refused(store_db, tmp_path, key, mode):
     store, timestamp = encrypted_set(store_db, tmp_path / "backups", key)
     key.identity_file.chmod(mode)
@@ -256,7 +256,7 @@ def test_an_identity_file_others_may_read_is_refused(store_db, tmp_path, key, mo
     with pytest.raises(InvalidParams) as caught:
         restore_backup_set(store_db, "public", reader.locate(timestamp=timestamp), SWAP)
     assert caught.value.message == (
-        f"The identity file {key.identity_file} ({IDENTITY_FILE_ENV}) may be read by others (mode {mode:04o}): a "
+        f"The identity file {key.identity_file} ({IDENTITY_FILE_ENV}) is open to others (mode {mode:04o}): a "
         f"private key must be readable by its owner only. Run `chmod 600 {key.identity_file}`."
     )
 

@@ -187,7 +187,8 @@ def test_psql_restore_refuses_an_encrypted_set_it_cannot_read_before_psql_starts
     readable = psql_restore(directory, result.timestamp, store_db, "--identity", str(key.identity_file), path=age_path)
     assert (readable.returncode, readable.stderr) == (
         1,
-        f"The identity file {key.identity_file} may be read by others: run chmod 600 {key.identity_file}.\n",
+        f"The identity file {key.identity_file} is open to others (a private key must be its owner's alone): run "
+        f"chmod 600 {key.identity_file}.\n",
     )
     key.identity_file.chmod(0o600)
     sealed.write_bytes(sealed.read_bytes()[:-1] + bytes([sealed.read_bytes()[-1] ^ 1]))

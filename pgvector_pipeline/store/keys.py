@@ -134,14 +134,14 @@ def check_identity_file_mode(path: Path, mode: int) -> None:
     """InvalidParams when an identity file's mode lets anyone but its owner read (or write) it."""
     if stat.S_IMODE(mode) & 0o077:
         raise InvalidParams(
-            f"The identity file {path} ({IDENTITY_FILE_ENV}) may be read by others (mode "
+            f"The identity file {path} ({IDENTITY_FILE_ENV}) is open to others (mode "
             f"{stat.S_IMODE(mode):04o}): a private key must be readable by its owner only. Run `chmod 600 {path}`."
         )
 
 
 def load_identity_file(path: Path) -> list[tuple[Any, str]]:
     """The identities of one file, each with its recipient's fingerprint; InvalidParams when the file cannot be read,
-    may be read by others, or holds a line that is not a comment or an X25519 identity (the line's number is said,
+    is open to others, or holds a line that is not a comment or an X25519 identity (the line's number is said,
     never its text)."""
     from pyrage import IdentityError, x25519
 
