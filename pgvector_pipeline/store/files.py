@@ -197,12 +197,13 @@ class StreamingFileWriter(EncodingSink):
         compression: Compression = UNCOMPRESSED,
         recipients: Recipients | None = None,
     ):
-        super().__init__(compression, progress, recipients, name)
         self.directory = directory
         self.name = name
         self.tmp_name = tmp_name(name)
         self._file = os.fdopen(directory.create(self.tmp_name, mode), "wb", buffering=_READ_CHUNK)
         self._written_back = 0
+        # Last: an encryption's thread may store bytes (age's header) from here on.
+        super().__init__(compression, progress, recipients, name)
 
     def _put(self, data: bytes) -> None:
         self._file.write(data)
