@@ -225,6 +225,11 @@ def test_check_through_the_webserver_names_each_problem(served):
     found_by_the_run = [name for name in report["problems"] if name != "automations"]  # that one is the client's
     assert run.error_message.startswith(f"{len(found_by_the_run)} problem(s): database: ")
 
+    # A variable the code server does not have: said, and nothing checked.
+    unset = cli(port, "check", "--dsn-env", "PGVECTOR_NO_SUCH_DSN")
+    assert unset.returncode == 2 and unset.stdout == ""
+    assert 'environment variable "PGVECTOR_NO_SUCH_DSN" which is not set' in unset.stderr
+
     # A role that may only read: a backup works, a truncate and a restore would be refused.
     reader = cli(port, "check", "--dsn-env", READER_DSN_ENV)
     assert reader.returncode == 1, reader.stderr
