@@ -291,8 +291,8 @@ def _run_direct(args: argparse.Namespace) -> int:
     """One command in this process: its result as JSON on stdout (a failure: see main); exit codes as for runs."""
     if args.direct_run is None:
         print(
-            f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify "
-            "and list.",
+            f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify, "
+            "list, check and copy.",
             file=sys.stderr,
         )
         return EXIT_INVALID

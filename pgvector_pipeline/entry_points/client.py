@@ -308,8 +308,10 @@ class VectorBackupClient:
                 can_retry=False,
                 reasons=reasons,
             )
+        # A PythonError's message carries the code server's stack trace after its first paragraph: not for a shell.
+        said = (result.get("message") or "").split("\n\n", 1)[0].strip()
         raise PipelineClientError(
-            f"Dagster refused to launch {job_name} ({kind}): {result.get('message', '')}".rstrip(": "),
+            f"Dagster refused to launch {job_name} ({kind}): {said[:600]}".rstrip(": "),
             error_type="INVALID_PARAMS",
             can_retry=False,
         )
