@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
+from pgvector_pipeline.operations.backup import Log
 from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
 from pgvector_pipeline.operations.vector_text import VectorType, read_vectors
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import verified_csv
+from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.manifest import ManifestTable
 
 _log = logging.getLogger(__name__)
@@ -81,6 +83,26 @@ def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: W
     """Every check of `backup_set`; `previous` is the location's complete set before it (None: there is none).
     `warn` hears of a damage marker that could not be logged."""
     return [*check_files_and_embeddings(backup_set, warn=warn), rows_hold_up(backup_set, previous)]
+
+
+def check_written_set(
+    store: BackupStore, task: str, timestamp: str, log: Log
+) -> tuple[list[SetCheck], list[BackupSetInfo]]:
+    """Every check of the set a backup just wrote (`timestamp` of `task`, read back from `store`), each logged; and the
+    store's sets once checked (listed again when the files were found damaged: the set no longer lists as complete).
+    What every backup runs, in Dagster (assets.backup) and with --direct."""
+    sets = store.list_sets()
+    mine = next(s for s in sets if (s.task, s.timestamp) == (task, timestamp))
+    previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
+    checks = check_set(mine, previous, log.warning)
+    for check in checks:
+        (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
+    return checks, store.list_sets() if files_differ(checks) else sets
+
+
+def files_differ(checks: list[SetCheck]) -> bool:
+    """Whether the checks found a file that does not match the manifest (the set is marked damaged)."""
+    return any(check.name == FILES_CHECK and not check.passed and not check.warn_only for check in checks)
 
 
 def check_files_and_embeddings(
