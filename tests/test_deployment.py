@@ -141,12 +141,11 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     assert listed.returncode == 0, listed.stderr
     assert {json.loads(line)["task_id"] for line in listed.stdout.splitlines()} == {"global", "task_train_1"}
     # For people: a table, newest first, with each set's age.
-    table = cli(port, "list").stdout.splitlines()
-    assert table[0].split() == ["TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED", "AS", "CONTENTS"]
-    assert sorted(line.split()[0] for line in table[1:]) == ["global", "task_train_1"]
-    assert all(" ago " in line or "just now" in line for line in table[1:]) and all(
-        "complete" in line for line in table[1:]
-    )
+    store, header, *table = cli(port, "list").stdout.splitlines()
+    assert store == f"Backup store: {root}"
+    assert header.split() == ["TASK", "TAKEN", "AGE", "STATUS", "SIZE", "TOOK", "STORED", "AS", "SOURCE", "CONTENTS"]
+    assert sorted(line.split()[0] for line in table) == ["global", "task_train_1"]
+    assert all(" ago " in line or "just now" in line for line in table) and all("complete" in line for line in table)
 
     # Retention from the CLI waits and says what it would delete: each location's newest complete set always stays.
     dry = cli(port, "retention", "--max-age-days", "0.00001")

@@ -370,6 +370,7 @@ class VectorBackupClient:
         """Launch the job that does `request` (a request of run_requests, with every option it declares), on the
         database named by `dsn_env` and `db_schema`; the set it names, and its tables and collections, are checked
         against the inventory before anything is sent (see check_named)."""
+        refuse_nul(request_config(RESTORE_OP, request), "The run config")  # before anything is sent
         collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
         task, timestamp = (
             (task_key(request.task_id), validate_set_timestamp(request.timestamp))
@@ -450,6 +451,9 @@ class VectorBackupClient:
         (None: any) and `collections`; InvalidParams naming the nearest names it lists otherwise (ResourceNotFound
         for 'latest' without a complete set). 'latest' is sent as it is: the run resolves it. Not checked (only
         validated) when there is no inventory yet, or the set may be among those its table leaves out."""
+        refuse_nul(
+            {"task_id": task_id, "timestamp": timestamp, "tables": tables, "collections": collections}, "The launch"
+        )
         task = task_key(task_id)
         inventory = self.inventory()
         if inventory is not None:

@@ -141,7 +141,7 @@ def check_held(chosen: ListedSet, tables: Sequence[str] | None, collections: Seq
 
 def refuse_unknown_task(task: str, known: Iterable[str], where: str, stale_hint: str = "") -> None:
     """InvalidParams naming the nearest tasks when `task` is not among `known` (the tasks of the store `where`)."""
-    known = set(known)
+    known = set(known) - {GLOBAL_TASK_KEY}  # named apart, at the end
     if task not in known:
         raise InvalidParams(
             f"No task {task!r} in {where}{nearest_phrase(task, known, 'tasks')}. List the tasks "
