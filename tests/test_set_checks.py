@@ -292,7 +292,10 @@ def test_a_run_checks_the_set_it_wrote_by_its_stored_digests_and_parses_nothing(
     fill_sample_store(store_db, collections=2, embeddings_per_collection=20, dimension=8)
     result, backup_set = written(store_db, backup_root)
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert checks[FILES_CHECK].passed
     assert checks[FILES_CHECK].description == (
@@ -311,12 +314,15 @@ def test_a_run_finds_a_collection_of_mixed_dimensions_without_parsing(store_db, 
     add_a_shorter_vector(store_db)
     result, backup_set = written(store_db, backup_root)
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert not checks[EMBEDDINGS_CHECK].passed
     assert re.fullmatch(
-        r"Vectors that would not search as they should: [0-9a-f-]{36} has vectors of \[3, 8\] dimensions "
-        r"\(collections by their uuid\)\.",
+        r"Vectors that would not search as they should: collection 'sample_collection_1' has vectors of \[3, 8\] "
+        r"dimensions\.",
         checks[EMBEDDINGS_CHECK].description,
     )
 
@@ -327,7 +333,10 @@ def test_a_run_whose_file_changed_after_it_was_written_marks_the_set_damaged(sto
     path = set_files(backup_set)[EMBEDDING_TABLE]
     path.write_bytes(flip_a_digit(path.read_bytes()))
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert not checks[FILES_CHECK].passed and "damaged" in checks[FILES_CHECK].description
     assert LocalBackupStore(backup_root).locate(timestamp=result.timestamp).status == "damaged"
@@ -345,7 +354,10 @@ def test_a_run_parses_vectors_of_a_column_the_snapshot_did_not_count(store_db, b
     options = backup_options(store_db, "public", choices, 1, 10, logging.getLogger(__name__))
     result, backup_set = written(store_db, backup_root, options)
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert checks[EMBEDDINGS_CHECK].passed
     assert checks[EMBEDDINGS_CHECK].metadata["parsed_by"] == "the run's process"

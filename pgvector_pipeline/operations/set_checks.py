@@ -30,13 +30,14 @@ from pgvector_pipeline import pgcopy
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
-from pgvector_pipeline.operations.backup import BackupResult
+from pgvector_pipeline.operations.backup import BackupResult, Log
 from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
 from pgvector_pipeline.operations.vector_binary import binary_vector_values
 from pgvector_pipeline.operations.vector_text import VectorType, read_vectors
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import VerifiedReader, verified_csv
+from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.manifest import ManifestTable
 
 _log = logging.getLogger(__name__)
@@ -87,6 +88,21 @@ def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: W
 
 
 def check_written_set(
+    store: BackupStore, written: BackupResult, log: Log
+) -> tuple[list[SetCheck], list[BackupSetInfo]]:
+    """Every check of the set a backup just wrote (`written`, read back from `store`: see _written_set_checks), each logged; and the
+    store's sets once checked (listed again when the files were found damaged: the set no longer lists as complete).
+    What every backup runs, in Dagster (assets.backup) and with --direct."""
+    sets = store.list_sets()
+    mine = next(s for s in sets if (s.task, s.timestamp) == (written.task, written.timestamp))
+    previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
+    checks = _written_set_checks(mine, written, previous, log.warning)
+    for check in checks:
+        (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
+    return checks, store.list_sets() if files_differ(checks) else sets
+
+
+def _written_set_checks(
     backup_set: BackupSetInfo, written: BackupResult, previous: BackupSetInfo | None, warn: Warn | None = None
 ) -> list[SetCheck]:
     """The checks of the set a backup run has just written (`written`), at the cost of reading its stored bytes once:
@@ -140,7 +156,7 @@ def _counted_vectors(written: BackupResult) -> SetCheck:
         return SetCheck(
             EMBEDDINGS_CHECK,
             False,
-            f"Vectors that would not search as they should: {mixed} (collections by their uuid).",
+            f"Vectors that would not search as they should: {mixed}.",
             metadata=metadata,
         )
     return SetCheck(
@@ -150,6 +166,11 @@ def _counted_vectors(written: BackupResult) -> SetCheck:
         f"have one dimension per collection (counted in the backup's snapshot).",
         metadata=metadata,
     )
+
+
+def files_differ(checks: list[SetCheck]) -> bool:
+    """Whether the checks found a file that does not match the manifest (the set is marked damaged)."""
+    return any(check.name == FILES_CHECK and not check.passed and not check.warn_only for check in checks)
 
 
 def check_files_and_embeddings(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.sizes import human_size
@@ -179,16 +179,44 @@ class BackupSetInfo:
         return names + ([damaged_name(self.timestamp)] if self.marked_damaged else [])
 
 
-def newest_first(sets: list[BackupSetInfo]) -> list[BackupSetInfo]:
+class Listed(Protocol):
+    """What ordering and naming need of a listed set, whoever listed it: a store (BackupSetInfo) or the inventory's
+    records as a client reads them (operations.named_set.ListedSet)."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def timestamp(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def taken_at(self) -> datetime: ...
+
+
+L = TypeVar("L", bound=Listed)
+
+
+def newest_first(sets: list[L]) -> list[L]:
     """Sets ordered by when they were taken (see BackupSetInfo.taken_at), newest first."""
     return sorted(sets, key=lambda s: (s.taken_at, s.timestamp, s.task), reverse=True)
 
 
-def set_record(s: BackupSetInfo) -> dict:
-    """One set as plain data for people and scripts: the inventory's row, the CLI's `list --json` line."""
+# A record names a set's collections (collection_names) up to this many; beyond, only the count (see `collections`).
+LISTED_COLLECTIONS = 200
+
+
+def set_record(s: BackupSetInfo, store: str) -> dict:
+    """One set of the store `store` (its `where`) as plain data for people and scripts: the inventory's row, the
+    CLI's `list --json` line. `taken_at` carries its UTC offset; `table_names` and `collection_names` (None: not
+    recorded, or more than LISTED_COLLECTIONS) let a client check a request's names against the set."""
+    source = s.manifest.source if s.manifest else None
+    record = s.manifest.collections if s.manifest else None
     return {
         "task_id": s.task,
         "timestamp": s.timestamp,
+        "taken_at": _taken_at(s),
         "status": s.status,
         "complete": s.complete,
         "has_manifest": s.has_manifest,
@@ -200,5 +228,23 @@ def set_record(s: BackupSetInfo) -> dict:
         "compression_ratio": s.compression_ratio,
         "collections": s.collections,
         "size": human_size(s.total_bytes),
+        "duration_s": s.manifest.duration_s if s.manifest else None,
+        "source_database": source.database if source else None,
+        "source_schema": source.db_schema if source else None,
         "location": s.location,
+        "store": store,
+        "table_names": s.tables,
+        "collection_names": (
+            None if record is None or len(record.embeddings) > LISTED_COLLECTIONS else list(record.embeddings)
+        ),
     }
+
+
+def _taken_at(s: BackupSetInfo) -> str | None:
+    """When the set was taken, ISO 8601 with its UTC offset (see taken_at); None for a name that is no real time."""
+    if s.manifest is None or s.manifest.started_at is None:
+        try:
+            timestamp_time(s.timestamp)
+        except InvalidParams:
+            return None
+    return s.taken_at.isoformat()
