@@ -148,6 +148,7 @@ def test_the_set_table_reads_well_for_people(utc_here):
             "status": "complete",
             "size": "4.2 MB",
             "duration_s": 83.4,
+            "format": "binary",
             "compression": "zstd",
             "source_database": "db.example:5432/vectors",
             "source_schema": "rag",
@@ -166,11 +167,11 @@ def test_the_set_table_reads_well_for_people(utc_here):
     ]
 
     assert set_table(sets, datetime(2026, 11, 24, 12, 15, tzinfo=UTC)) == [
-        "TASK    TAKEN                       AGE      STATUS      SIZE    TOOK     STORED AS  SOURCE                 "
-        "               CONTENTS",
-        "task_7  2026-11-24 10:15:00 +01:00  3 h ago  complete    4.2 MB  1.4 min  zstd       db.example:5432/vectors "
+        "TASK    TAKEN                       AGE      STATUS      SIZE    TOOK     STORED AS    SOURCE               "
+        "                 CONTENTS",
+        "task_7  2026-11-24 10:15:00 +01:00  3 h ago  complete    4.2 MB  1.4 min  binary zstd  db.example:5432/vectors "
         "(schema rag)  langchain_pg_collection (3 rows), langchain_pg_embedding (3,000 rows)",
-        "global  2026-11-24 08:15:00         4 h ago  incomplete                                                     "
+        "global  2026-11-24 08:15:00         4 h ago  incomplete                                                       "
         "               langchain_pg_embedding (10 rows); 1 chosen: 'a' (10)",
     ]
 

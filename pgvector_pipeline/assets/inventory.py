@@ -20,6 +20,7 @@ INVENTORY_COLUMNS = [
     "taken_at",
     "status",
     "size",
+    "format",
     "compression",
     "compression_ratio",
     "collections",

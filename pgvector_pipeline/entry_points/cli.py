@@ -394,7 +394,7 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
             s["status"],
             s.get("size") or "",
             _took(s.get("duration_s")),
-            s.get("compression") or "",
+            " ".join(part for part in (s.get("format"), s.get("compression")) if part),
             _source(s),
             "; ".join(part for part in (s.get("tables"), s.get("collections")) if part and not part.startswith("all")),
         )

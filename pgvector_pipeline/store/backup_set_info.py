@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Protocol, TypeVar
 
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.set_formats import CSV
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.layout import damaged_name, manifest_name, stored_codec, timestamp_time
@@ -103,6 +104,11 @@ class BackupSetInfo:
     def complete(self) -> bool:
         """Every table of the set has its file, nothing damaged or unfinished (legacy sets included)."""
         return self.status in (STATUS_COMPLETE, STATUS_LEGACY)
+
+    @property
+    def set_format(self) -> str:
+        """How the set's files hold the rows (see set_formats): its manifest says; a set without one is CSV."""
+        return self.manifest.set_format if self.manifest is not None else CSV
 
     @property
     def codecs(self) -> dict[str, str]:
@@ -224,6 +230,7 @@ def set_record(s: BackupSetInfo, store: str) -> dict:
         **{f"{t.label}_rows": s.rows(t.name) for t in DEFAULT_TABLES.tables},
         **{f"{t.label}_bytes": s.sizes.get(t.name) for t in DEFAULT_TABLES.tables},
         "tables": ", ".join(t if s.rows(t) is None else f"{t} ({s.rows(t):,} rows)" for t in s.tables),
+        "format": s.set_format,
         "compression": "+".join(sorted(set(s.codecs.values()))),
         "compression_ratio": s.compression_ratio,
         "collections": s.collections,
