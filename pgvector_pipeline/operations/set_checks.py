@@ -250,9 +250,10 @@ class _Vectors:
         group_at = names.index(COLLECTION_REF_COLUMN) if COLLECTION_REF_COLUMN in names else None
         # The collection's key as the CSV of the same set holds it: a uuid's text, or the field's own text.
         key_of = _uuid_text if group_at is not None and entry.columns[group_at].type == "uuid" else _field_text
-        buffered = io.BufferedReader(stream, 1 << 16)
+        # Its structure checked as it is read: each tuple has the manifest's columns (see pgcopy.CheckedStream).
+        checked = pgcopy.CheckedStream(io.BufferedReader(stream, 1 << 16), entry.file, len(names))
         row_number = 0
-        for block in pgcopy.tuple_blocks(buffered.read, entry.file, 1 << 20):
+        for block in pgcopy.tuple_blocks(checked.read, entry.file, 1 << 20):
             for fields in pgcopy.fields_of(block, entry.file):
                 row_number += 1
                 key = fields[group_at] if group_at is not None else None
