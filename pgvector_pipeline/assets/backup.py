@@ -16,7 +16,7 @@ from pgvector_pipeline.operations.set_checks import (
     ROWS_CHECK,
     ROWS_DROP_ENV,
     SetCheck,
-    check_set,
+    check_written_set,
 )
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
@@ -216,7 +216,7 @@ def set_checks(result: BackupResult, store: BackupStore, log) -> tuple[list[dict
     sets = store.list_sets()
     mine = next(s for s in sets if (s.task, s.timestamp) == (result.task, result.timestamp))
     previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
-    checks = check_set(mine, previous, log.warning)
+    checks = check_written_set(mine, result, previous, log.warning)
     for check in checks:
         (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
     materialized = {asset_of(t.table) for t in result.tables}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError, named
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_COLUMN, EMBEDDING_TABLE, VECTOR_TYPE_PATTERN
 from pgvector_pipeline.postgres.catalog import (
     Column,
     TableDescription,
@@ -36,7 +36,7 @@ from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committe
 from pgvector_pipeline.postgres.progress import ProgressEvent, progress_sink
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
-from pgvector_pipeline.postgres.snapshot import Snapshot
+from pgvector_pipeline.postgres.snapshot import Snapshot, VectorDimensions
 from pgvector_pipeline.postgres.table_sets import resolve_table_set
 from pgvector_pipeline.set_formats import CSV, DEFAULT_SET_FORMAT, SetFormat
 from pgvector_pipeline.sizes import human_size
@@ -117,6 +117,10 @@ class BackupResult:
     duration_s: float
     truncated: list[TruncateStats] = field(default_factory=list)
     collections: ManifestCollections | None = None  # which collections the set holds, embeddings of each
+    # What the snapshot counted of the vectors (see set_checks.check_written_set): the collections (or tables) whose
+    # vectors have several dimensions, and whether every vector column's dimensions were counted or fixed by its type.
+    mixed_dimensions: dict[str, list[int]] = field(default_factory=dict)
+    dimensions_counted: bool = False
 
     def table(self, name: str) -> TableBackup:
         return next(t for t in self.tables if t.table == name)
@@ -153,6 +157,8 @@ class _SnapshotContents:
     embedding_dimensions: dict[str, int]
     layout: str  # which LangChain package wrote the store (by the embedding table's column names)
     collections: ManifestCollections | None = None
+    mixed_dimensions: dict[str, list[int]] = field(default_factory=dict)
+    dimensions_counted: bool = False
 
 
 @dataclass(frozen=True)
@@ -298,6 +304,8 @@ def back_up_database(
         duration_s=time.monotonic() - start.clock,
         truncated=truncated,
         collections=contents.collections,
+        mixed_dimensions=contents.mixed_dimensions,
+        dimensions_counted=contents.dimensions_counted,
     )
     # The set is published (and the truncate committed): a log that cannot be written only warns.
     logbook.note(_log_headline(result), _log_details(result))
@@ -369,7 +377,7 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
     dimensions = (
         snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table], choices[embedding_table])
         if embedding_table
-        else {}
+        else VectorDimensions({}, {})
     )
     layout = langchain_layout(descriptions[embedding_table].column_names) if embedding_table else "unknown"
     server_version = snap.server_version()
@@ -386,7 +394,28 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
             options.set_format,
         )
         tables.append(_export_table(snap, set_writer, export, tables, log))
-    return _SnapshotContents(tables, pgvector_version, server_version, dimensions, layout, per_collection)
+    counted = all(
+        _dimensions_known(column, table == embedding_table) for table in names for column in descriptions[table].columns
+    )
+    return _SnapshotContents(
+        tables,
+        pgvector_version,
+        server_version,
+        dimensions.rows_by_dimension,
+        layout,
+        per_collection,
+        dimensions.mixed,
+        counted,
+    )
+
+
+def _dimensions_known(column: Column, is_embedding_table: bool) -> bool:
+    """Whether the snapshot vouches for the dimensions of a column's vectors: any column that holds none, one whose
+    type fixes them (vector(1536)), or the embedding column the snapshot counted per collection."""
+    match = VECTOR_TYPE_PATTERN.fullmatch(column.type)
+    if match is None or match["dimensions"]:
+        return True
+    return is_embedding_table and column.name == EMBEDDING_COLUMN
 
 
 def _collections(snap: Snapshot, options: BackupOptions, log: Log) -> ManifestCollections | None:

@@ -51,6 +51,10 @@ from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10
+# The stored bytes read to find a file's header: enough to decode its first block whatever the codec. zstd decodes a
+# block only whole, and its blocks hold up to 128 KiB, stored as they are when they do not compress (a binary set's
+# vectors hardly do), after a frame header of at most 18 bytes.
+_STORED_PREFIX_BYTES = (128 << 10) + 1024
 
 
 @dataclass(frozen=True)
@@ -393,7 +397,7 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
     """The CSV header of a held table file (decompressed), read from its first bytes without consuming it."""
     name = backup_set.table_files[table]
     path = f"{backup_set.location}/{name}"  # for messages
-    line = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
+    line = decode_prefix(held.prefix(table, _STORED_PREFIX_BYTES), name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -416,7 +420,7 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
 def _check_binary_start(held: SetReader, table: str, backup_set: BackupSetInfo, codec: str) -> None:
     """A binary set's file starts with the binary COPY header (its columns are the manifest's); DataError otherwise."""
     name = backup_set.table_files[table]
-    start = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), name, codec, len(pgcopy.HEADER))
+    start = decode_prefix(held.prefix(table, _STORED_PREFIX_BYTES), name, codec, len(pgcopy.HEADER))
     pgcopy.header_length(start, f"{backup_set.location}/{name}")
 
 
