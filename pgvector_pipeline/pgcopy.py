@@ -115,7 +115,6 @@ class CheckedStream:
                 self._left = count
 
 
-
 def without_header(part: bytes, where: str) -> bytes:
     """`part` (the start of a stream) without its header."""
     return part[header_length(part, where) :]
