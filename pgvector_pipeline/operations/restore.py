@@ -437,10 +437,11 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     if entry is not None and backup_set.manifest is not None and backup_set.manifest.binary:
         _check_binary_start(held, table, backup_set, entry.codec)
+        where, columns = f"{backup_set.location}/{name}", [column.name for column in entry.columns]
         return TableLoad(
             table,
-            [column.name for column in entry.columns],
-            open_file,
+            columns,
+            lambda: _BinaryFile(open_file(), where, len(columns)),
             entry.rows,
             file_bytes=entry.bytes,
             expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
@@ -455,6 +456,25 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
         file_bytes=entry.bytes if entry else held.size(table),  # what COPY reads: the CSV, decompressed
         expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
     )
+
+
+class _BinaryFile:
+    """A binary set's file read through the check of its stream's structure (pgvector_pipeline.pgcopy.CheckedStream:
+    a crafted count or length never reaches the server); leaving it leaves the file (and its checks, so a file that
+    differs from its manifest is reported as damaged, not as the structure the damage broke)."""
+
+    def __init__(self, file: AbstractContextManager[io.RawIOBase], where: str, fields: int):
+        self._file = file
+        self._stream = pgcopy.CheckedStream(file.__enter__(), where, fields)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def __enter__(self) -> "_BinaryFile":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.__exit__(*exc_info)
 
 
 class _LegacyFile:
