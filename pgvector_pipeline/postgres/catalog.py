@@ -293,21 +293,17 @@ def set_column_types(cur, type_names: Sequence[str]) -> list[ColumnType | None]:
     path = sql.Identifier(ext_schema).as_string(cur) if ext_schema else ""
     cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
     try:
-        cur.execute(
-            "SELECT pg_catalog.to_regtype(t)::pg_catalog.oid FROM pg_catalog.unnest(%s::pg_catalog.text[]) "
-            "WITH ORDINALITY AS u(t, i) ORDER BY i",
-            (spelled,),
-        )
-        oids = [row[0] for row in cur.fetchall()]
+        oids = []
+        for name in spelled:  # a handful of columns: one short query each
+            cur.execute("SELECT pg_catalog.to_regtype(%s)::pg_catalog.oid", (name,))
+            oids.append(single_value(cur))
     finally:
         if not cur.connection.closed and cur.connection.get_transaction_status() != _IN_ERROR:
             cur.execute("SELECT pg_catalog.set_config('search_path', '', true)")
-    cur.execute(
-        "SELECT pg_catalog.format_type(o, NULL) FROM pg_catalog.unnest(%s::pg_catalog.oid[]) WITH ORDINALITY AS u(o, i) "
-        "ORDER BY i",
-        ([oid or 0 for oid in oids],),
-    )
-    printed = [row[0] for row in cur.fetchall()]
+    printed = []
+    for oid in oids:
+        cur.execute("SELECT pg_catalog.format_type(%s, NULL)", (oid or 0,))
+        printed.append(single_value(cur))
     return [
         ColumnType(oid, sql_type) if name is not None and oid else None
         for name, oid, sql_type in zip(spelled, oids, printed, strict=True)
