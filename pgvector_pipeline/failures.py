@@ -25,7 +25,10 @@ def as_failure(error: PipelineError) -> dg.Failure:
     """The Dagster Failure of a pipeline error: its message (the request fields it points to named as run config
     keys), `error_type` and `can_retry`, and, when it points to fields, its parts (for the command line, which names
     them as flags); never retried by policy."""
-    metadata: dict = {"error_type": error.error_type.value, "can_retry": error.can_retry}
+    metadata: dict[str, dg.MetadataValue | str | bool] = {
+        "error_type": error.error_type.value,
+        "can_retry": error.can_retry,
+    }
     if error.fields:
         metadata[MESSAGE_PARTS_METADATA] = dg.MetadataValue.json(parts_to_json(error.parts))
     return dg.Failure(description=error.message, metadata=metadata, allow_retries=False)
