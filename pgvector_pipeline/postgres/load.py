@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, PipelineError
@@ -40,7 +41,7 @@ def legacy_not_null_columns(target: catalog.TableDescription, file_columns: list
 
 def load_file(
     dsn: str,
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     target: tuple[catalog.TableDescription, tuple[str, ...]],
@@ -75,7 +76,7 @@ def loads_in_parallel(loads: list[TableLoad], options: RestoreOptions) -> bool:
 
 def _load_in_parallel(
     dsn: str,
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     into: str,
@@ -106,7 +107,7 @@ def _load_in_parallel(
 
 
 def _load_table(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     target: tuple[catalog.TableDescription, tuple[str, ...]],
@@ -148,7 +149,7 @@ def copy_finished(options: RestoreOptions, load: TableLoad, restored: int) -> No
 
 
 def _copy_staged(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     target: catalog.TableDescription,
@@ -172,7 +173,11 @@ def _copy_staged(
 
 
 def copy_in(
-    cur, schema: str, load: TableLoad, target: catalog.TableDescription | None, into: sql.Composable | None = None
+    cur: psycopg2.extensions.cursor,
+    schema: str,
+    load: TableLoad,
+    target: catalog.TableDescription | None,
+    into: sql.Composable | None = None,
 ) -> int:
     """COPY the file into its table (or into `into`, a staging table of the file's columns); the rows loaded.
     `target` describes the table the rows end in, when it exists (see legacy_not_null_columns)."""
@@ -214,6 +219,11 @@ class _ReadErrors:
             self.error = exc
             raise
 
+    def readline(
+        self, size: int = -1, /
+    ) -> bytes:  # part of the file protocol copy_expert is typed with; COPY FROM reads
+        return self.read(size)
+
 
 def check_restored_rows(load: TableLoad, restored: int, after_emptied: int | None, chosen: bool = False) -> None:
     """The rows COPY loaded (or, for chosen collections, inserted) against the manifest; and, for a table emptied
@@ -235,7 +245,9 @@ def check_restored_rows(load: TableLoad, restored: int, after_emptied: int | Non
         )
 
 
-def advance_sequences(cur, schema: str, table: str, log: Callable[[str], None], warn: Callable[[str], None]) -> None:
+def advance_sequences(
+    cur: psycopg2.extensions.cursor, schema: str, table: str, log: Callable[[str], None], warn: Callable[[str], None]
+) -> None:
     """Move each sequence a column of the table owns (serial, identity) past the largest value restored, as pg_dump
     restores a sequence with its table: otherwise the app's next insert takes an id a restored row has."""
     for column, sequence in catalog.owned_sequences(cur, schema, table):
