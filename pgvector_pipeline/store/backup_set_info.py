@@ -184,7 +184,7 @@ def newest_first(sets: list[BackupSetInfo]) -> list[BackupSetInfo]:
     return sorted(sets, key=lambda s: (s.taken_at, s.timestamp, s.task), reverse=True)
 
 
-def set_record(s: BackupSetInfo) -> dict:
+def set_record(s: BackupSetInfo) -> dict[str, object]:
     """One set as plain data for people and scripts: the inventory's row, the CLI's `list --json` line."""
     return {
         "task_id": s.task,

@@ -45,8 +45,9 @@ MANIFEST_FORMAT_1: ManifestFormat = "pgvector-pipeline-backup/1"
 MANIFEST_FORMAT_2: ManifestFormat = "pgvector-pipeline-backup/2"
 # What new manifests are written in.
 MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/3"
-KIND_BACKUP = "backup"
-KIND_ADOPTED = "adopted"
+ManifestKind = Literal["backup", "adopted"]
+KIND_BACKUP: ManifestKind = "backup"
+KIND_ADOPTED: ManifestKind = "adopted"
 # Real manifests are a few KB; a huge one is an attack on memory, not a manifest.
 MAX_MANIFEST_BYTES = 4 << 20
 
@@ -151,7 +152,7 @@ class Manifest(_Strict):
     """A set's manifest, validated: see read_manifest."""
 
     format: ManifestFormat
-    kind: Literal[KIND_BACKUP, KIND_ADOPTED] = KIND_BACKUP  # type: ignore[valid-type]
+    kind: ManifestKind = KIND_BACKUP
     task_id: str
     timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
     started_at: AwareTime | None = None
@@ -199,7 +200,7 @@ class Manifest(_Strict):
     def adopted(self) -> bool:
         return self.kind == KIND_ADOPTED
 
-    def as_document(self) -> dict:
+    def as_document(self) -> dict[str, Any]:
         """The manifest as the JSON document stored with the set (fields that are not set are left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -241,7 +242,7 @@ def parse_manifest(data: bytes, where: str, timestamp: str) -> Manifest:
     return manifest
 
 
-def _where(location: tuple) -> str:
+def _where(location: tuple[int | str, ...]) -> str:
     """Where in a manifest a validation error is, without quoting what the file holds: keys are file content,
     so only keys that are plain identifiers are named."""
     parts = [
