@@ -1,6 +1,9 @@
 """vector_restore_drill_job: prove a set restores by restoring it into a scratch schema, comparing it by content
 (and, for `verify`, the live tables with it), and dropping it; what a rollback would take, and how old its data is."""
 
+from collections.abc import Mapping
+from typing import cast
+
 import dagster as dg
 from pydantic import Field
 
@@ -80,7 +83,8 @@ def drill_metadata(backup_set: str, result: DrillResult) -> dict:
                 dg.TableRecord(
                     {
                         name: (str(value).lower() if isinstance(value, bool) else value)
-                        for name, value in table.items()
+                        # Each of a TableReport's values is one of these (mypy reads a TypedDict's values as object).
+                        for name, value in cast(Mapping[str, str | int | bool | None], table).items()
                         if name in _TABLE_COLUMNS
                     }
                 )

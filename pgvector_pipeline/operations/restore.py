@@ -9,6 +9,9 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
+from types import TracebackType
+
+import psycopg2.extensions
 
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
@@ -253,7 +256,12 @@ def restore_backup_set(
 
 
 def _refuse_collections_present(
-    conn, schema: str, manifest: Manifest | None, tables: list[str], flags: RestoreFlags, chosen: tuple[str, ...]
+    conn: psycopg2.extensions.connection,
+    schema: str,
+    manifest: Manifest | None,
+    tables: list[str],
+    flags: RestoreFlags,
+    chosen: tuple[str, ...],
 ) -> None:
     """An append of a whole set whose collections the target holds already would fail on the first duplicate key:
     say so, and what to do, before anything loads (the names come from the manifest, format 3 on)."""
@@ -300,7 +308,13 @@ def _recorded_dimensions(manifest: Manifest | None) -> tuple[int, ...]:
 
 
 def _into_store(
-    conn, dsn: str, schema: str, load: StoreLoad, store: StoreTable, options: RestoreOptions, log: Log
+    conn: psycopg2.extensions.connection,
+    dsn: str,
+    schema: str,
+    load: StoreLoad,
+    store: StoreTable,
+    options: RestoreOptions,
+    log: Log,
 ) -> TablesRestored:
     stats, created = restore_into_store(conn, dsn, schema, load, store, options, log=log.info, warn=log.warning)
     return TablesRestored([stats], created)
@@ -465,5 +479,7 @@ class _LegacyFile:
     def __enter__(self) -> "_LegacyFile":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._file.__exit__(*exc_info)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.__exit__(exc_type, exc, tb)
