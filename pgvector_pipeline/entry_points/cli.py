@@ -9,8 +9,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
@@ -179,7 +180,7 @@ def _report(info: RunInfo, spelling: Spelling) -> int:
     return _verdict(result)
 
 
-def _verdict(result: dict) -> int:
+def _verdict(result: Mapping[str, Any]) -> int:
     """The exit code of a command that ran to its end, from its result, whichever path ran it (GraphQL or --direct):
     a verify that found the live tables differ from the set fails."""
     if result.get("live_equal") is False:
@@ -231,7 +232,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
 # --direct: the same commands in this process, without Dagster (see pgvector_pipeline.entry_points.direct).
 
 
-def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
+def _backup_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     choices = BackupChoices(
         truncate_after_backup=args.truncate_after_backup,
         create_task_dir=args.create_task_dir,
@@ -245,7 +246,7 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
     return direct.back_up(direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, choices, log)
 
 
-def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
+def _restore_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
     # A mistyped task, timestamp, table or collection is refused here, naming the nearest ones (exit 2).
     named = check_named_set(
@@ -256,7 +257,7 @@ def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
     return direct.restore(engine, _restore_request(args), log)
 
 
-def _check_direct(args: argparse.Namespace, log: Log) -> dict:
+def _check_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     """Whether this deployment works (pgvector_pipeline.operations.check): one line per check on stderr, the report as JSON."""
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
     report = run_checks(engine.dsn, engine.schema, engine.backup_store())
@@ -271,7 +272,7 @@ def _check(client: VectorBackupClient, args: argparse.Namespace) -> int:
     )
 
 
-def _list_direct(args: argparse.Namespace, log: Log) -> list[dict]:
+def _list_direct(args: argparse.Namespace, log: Log) -> list[dict[str, object]]:
     return direct.list_sets(direct.target(args.root, None, None, need_dsn=False), args.task_id, args.global_only)
 
 
@@ -310,7 +311,7 @@ def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, launched, args)
 
 
-def _verify_direct(args: argparse.Namespace, log: Log) -> dict:
+def _verify_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     return direct.verify(
         direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, args.timestamp or "", log
     )
@@ -328,7 +329,7 @@ def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_sets(sets: list[dict], as_json: bool) -> None:
+def _print_sets(sets: Sequence[Mapping[str, Any]], as_json: bool) -> None:
     if as_json:
         for backup_set in sets:
             _print(backup_set)
@@ -339,7 +340,7 @@ def _print_sets(sets: list[dict], as_json: bool) -> None:
 SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED AS", "CONTENTS")
 
 
-def set_table(sets: list[dict], now: datetime) -> list[str]:
+def set_table(sets: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
     """The sets as an aligned table for people, newest first, with each set's age (its name is local time)."""
     rows = [
         (

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from gql import Client, gql
 from gql.transport.exceptions import TransportError
@@ -96,7 +96,7 @@ _REFUSAL = re.compile(r"\b(?P<type>" + "|".join(t.value for t in ErrorType) + r"
 UNREACHABLE = "WEBSERVER_UNREACHABLE"
 
 
-def _parts(entry: dict | None) -> tuple[Part, ...]:
+def _parts(entry: Mapping[str, Any] | None) -> tuple[Part, ...]:
     """A failure's message as parts (MESSAGE_PARTS_METADATA), when it carries them readably; else ()."""
     try:
         return parts_from_json(json.loads((entry or {})["jsonString"])) or ()
@@ -197,7 +197,8 @@ class VectorBackupClient:
         self.url = f"http://{hostname}:{port}/graphql"
         self._graphql = Client(transport=RequestsHTTPTransport(url=self.url, timeout=60))
 
-    def _execute(self, document: str, variables: dict) -> dict:
+    def _execute(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer's data: JSON, shaped as `document` selects."""
         try:
             return self._graphql.execute(gql(document), variable_values=variables)
         except (TransportError, RequestException, OSError) as error:
@@ -212,7 +213,9 @@ class VectorBackupClient:
     def _repository(self) -> dict[str, str]:
         return {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME}
 
-    def launch_job(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
+    def launch_job(
+        self, job_name: str, run_config: Mapping[str, Any] | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons (InvalidParams, before
         anything is sent, for text holding a NUL: every launch of this client comes through here)."""
         refuse_nul({"job_name": job_name, "run_config": run_config, "tags": tags}, "The launch")
@@ -224,7 +227,7 @@ class VectorBackupClient:
         result = self._execute(LAUNCH_RUN, {"executionParams": params})["launchRun"]
         kind = result["__typename"]
         if kind == "LaunchRunSuccess":
-            return result["run"]["runId"]
+            return cast(str, result["run"]["runId"])
         if kind == "RunConfigValidationInvalid":
             # Each message names its place in the config (root:ops:...) and what was expected there.
             reasons = [error["message"] for error in result["errors"]]
@@ -378,10 +381,10 @@ class VectorBackupClient:
             return self._with_failure(info)
         return self._with_result(info) if info.status == "SUCCESS" else info
 
-    def _run_events(self, run_id: str, document: str) -> list[dict]:
+    def _run_events(self, run_id: str, document: str) -> list[dict[str, Any]]:
         """The events of the run that `document` (a logsForRun query with $runId and $after) selects, every page of
         them: a run that logged many progress lines has its failure or result far down."""
-        events: list[dict] = []
+        events: list[dict[str, Any]] = []
         cursor = None
         while True:
             logs = self._execute(document, {"runId": run_id, "after": cursor})["logsForRun"]
@@ -465,7 +468,7 @@ class VectorBackupClient:
             if event["__typename"] == "LogMessageEvent" and event.get("stepKey"):
                 at = time.strftime("%H:%M:%S", time.localtime(int(event["timestamp"]) / 1000))
                 on_line(f"{at} {event['level']} {event['message']}")
-        return logs["cursor"]
+        return cast(str | None, logs["cursor"])
 
     def check_run(self, info: RunInfo) -> RunInfo:
         """`info` if the run succeeded; PipelineClientError with the run's error otherwise."""
@@ -484,7 +487,7 @@ class VectorBackupClient:
 
     def list_backup_sets(
         self, *, global_only: bool = False, task_id: str | None = None, refresh: bool = False
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Sets from the latest inventory (newest first). Runs that add or delete sets refresh it as they
         end; `refresh` re-scans the root first (sets copied in by hand)."""
         if refresh:
@@ -508,12 +511,12 @@ class VectorBackupClient:
             selector = {**self._repository, "scheduleName": name}
             result = self._execute(START_SCHEDULE, {"selector": selector})["startSchedule"]
             if result["__typename"] == "ScheduleStateResult":
-                return result["scheduleState"]["status"]
+                return cast(str, result["scheduleState"]["status"])
         else:
             selector = {**self._repository, "sensorName": name}
             result = self._execute(START_SENSOR, {"selector": selector})["startSensor"]
             if result["__typename"] == "Sensor":
-                return result["sensorState"]["status"]
+                return cast(str, result["sensorState"]["status"])
         raise PipelineClientError(f"Starting {name} failed: {result.get('message', result['__typename'])}")
 
     def stop_automation(self, name: str) -> str:
@@ -535,11 +538,11 @@ class VectorBackupClient:
         if is_schedule:
             result = self._execute(STOP_SCHEDULE, {"id": state["id"]})["stopRunningSchedule"]
             if result["__typename"] == "ScheduleStateResult":
-                return result["scheduleState"]["status"]
+                return cast(str, result["scheduleState"]["status"])
         else:
             result = self._execute(STOP_SENSOR, {"id": state["id"]})["stopSensor"]
             if result["__typename"] == "StopSensorMutationResult":
-                return result["instigationState"]["status"]
+                return cast(str, result["instigationState"]["status"])
         raise PipelineClientError(f"Stopping {name} failed: {result.get('message', result['__typename'])}")
 
     @staticmethod

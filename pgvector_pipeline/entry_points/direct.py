@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TextIO
 
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, partition_key
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
@@ -61,16 +62,16 @@ def progress_log() -> Iterator[Log]:
         yield _line_log()
 
 
-class _CurrentStderr(logging.StreamHandler):
+class _CurrentStderr(logging.StreamHandler[TextIO]):
     """A handler that writes to whatever sys.stderr is when it writes: a caller of main() in the same process (a test,
     a script) may replace and close the stream a handler took at its creation."""
 
-    @property  # type: ignore[override]
-    def stream(self):
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 
@@ -85,7 +86,7 @@ def _line_log() -> logging.Logger:
     return log
 
 
-def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict:
+def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict[str, Any]:
     """A backup into a new set of `task_id` (None: global): the result as --wait prints it."""
     started = time.monotonic()
     result = engine.back_up(task_key(task_id), None, choices, log=log)
@@ -98,7 +99,7 @@ def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Lo
     )
 
 
-def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict:
+def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict[str, Any]:
     """The restore `request` asks for (its task_id empty: global): the result as --wait prints it."""
     started = time.monotonic()
     backup_set = engine.backup_store().locate(task_id=task_key(request.task_id), timestamp=request.timestamp)
@@ -113,7 +114,7 @@ def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict:
     )
 
 
-def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict:
+def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict[str, Any]:
     """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
     live tables with it: the result as --wait prints it, with each table's comparison."""
     started = time.monotonic()
@@ -129,7 +130,7 @@ def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dic
     return {**done, **result.report()}
 
 
-def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict]:
+def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict[str, object]]:
     """The sets of the store, newest first, as the inventory records them (see store.backup_set_info.set_record).
     ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
     store = engine.backup_store()
@@ -141,7 +142,7 @@ def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[di
     return sets
 
 
-def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict:
+def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict[str, Any]:
     return {
         "command": what,
         "status": "SUCCESS",
