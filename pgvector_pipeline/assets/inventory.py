@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from pgvector_pipeline.assets.metadata import Metadata
 from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
@@ -43,7 +44,7 @@ def inventory_frame(sets: list[BackupSetInfo]) -> pd.DataFrame:
     return frame.astype({column: "Int64" for column in _COUNT_COLUMNS})
 
 
-def inventory_metadata(frame: pd.DataFrame, where: str) -> dict:
+def inventory_metadata(frame: pd.DataFrame, where: str) -> Metadata:
     """The inventory's metadata: counts, and a table of the newest sets (what the UI and GraphQL show)."""
     records = [
         dg.TableRecord({k: (None if pd.isna(v) else int(v) if k in _COUNT_COLUMNS else v) for k, v in row.items()})

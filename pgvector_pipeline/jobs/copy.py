@@ -1,5 +1,6 @@
 """vector_copy_job: copy a backup set between the backup store and the other store (local <-> S3), verified."""
 
+from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
@@ -43,7 +44,7 @@ def copy_backup_set(
     config: CopyConfig,
     backup_store: BackupStoreResource,
     other_backup_store: OtherBackupStoreResource,
-):
+) -> Iterator[dg.Output[None]]:
     """Locate the set in the source store and copy it into the target store."""
     with failures_reported():
         stores = (backup_store.store(), other_backup_store.store())
@@ -74,6 +75,6 @@ def copy_backup_set(
         f"either way, every checksum verified."
     ),
 )
-def vector_copy_job():
+def vector_copy_job() -> None:
     """Copy one backup set between the two stores."""
     copy_backup_set()
