@@ -22,6 +22,7 @@ class CopyConfig(RunConfig):
 
     task_id: str = Field(default="", description="The set's task id; empty for the global sets ({root}/vector_bak/).")
     timestamp: str = Field(description="The set's timestamp YYYYMMDD_HHMMSS.")
+    # mypy takes no constants in a Literal (pydantic sees the two values): the field is Any to mypy, checked by pydantic.
     direction: Literal[COPY_TO_OTHER, COPY_FROM_OTHER] = Field(  # type: ignore[valid-type]
         default=COPY_TO_OTHER,
         description=(

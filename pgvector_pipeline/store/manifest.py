@@ -52,7 +52,7 @@ KIND_ADOPTED: ManifestKind = "adopted"
 MAX_MANIFEST_BYTES = 4 << 20
 
 TableName = Annotated[str, Field(pattern="^" + COLUMN_NAME_PATTERN.pattern + "$")]
-CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]
+CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]  # the codec registry's names: known when it is built
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # Every number of a manifest is bounded here, where it is read: rows and bytes as PostgreSQL's bigint and pandas'
 # Int64 hold them (one set claiming 10**30 rows made the inventory of every set fail), durations shorter than a

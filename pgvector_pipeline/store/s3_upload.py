@@ -107,8 +107,8 @@ class MultipartUpload:
 
     def _raise_failed_part(self) -> None:
         for future in self._parts:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+            if future.done() and (error := future.exception()) is not None:
+                raise error
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
