@@ -76,7 +76,10 @@ from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.roots import store_at
 options = BackupOptions(
-    export_sessions=int(sys.argv[4]), compression=Compression(sys.argv[5]), collections=tuple(sys.argv[6:])
+    export_sessions=int(sys.argv[4]),
+    compression=Compression(sys.argv[5]),
+    set_format=sys.argv[6],
+    collections=tuple(sys.argv[7:]),
 )
 store = store_at(sys.argv[2])  # a directory, or s3://bucket/prefix
 started = time.monotonic()
@@ -131,6 +134,24 @@ with psycopg2.connect(sys.argv[1]) as conn, conn.cursor() as cur:
     cur.execute(f"SELECT count(*) FROM {table}")
     rows = cur.fetchone()[0]
 print(json.dumps({"seconds": seconds, "rows": rows,
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+# A whole backup run as Dagster runs it (request_vector_backup_job in process: claim, export, the set's checks,
+# metadata), in a fresh process that has no `if __name__ == "__main__":` guard, as Dagster's own testing pattern.
+RUN_CHILD = """
+import json, os, resource, sys, time
+os.environ["PGVECTOR_DSN"], os.environ["PGVECTOR_BACKUP_ROOT"] = sys.argv[1], sys.argv[2]
+import dagster as dg
+from pgvector_pipeline.contract import REQUEST_BACKUP_JOB, request_run_config
+from pgvector_pipeline.definitions import defs
+job = defs.resolve_job_def(REQUEST_BACKUP_JOB)
+with dg.instance_for_test() as instance:
+    started = time.monotonic()
+    result = job.execute_in_process(instance=instance, run_config=request_run_config(set_format=sys.argv[3]))
+    seconds = time.monotonic() - started
+    steps = instance.get_run_step_stats(result.run_id)
+assert result.success
+print(json.dumps({"seconds": seconds, "step_seconds": sum(s.end_time - s.start_time for s in steps),
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 # A truncating restore, in place or swapped in (argv[4] "swap"), while this process runs a search loop beside it.
@@ -205,9 +226,11 @@ class Bench:
         )
         return {"seconds": seconds, "bytes": sum((self.work / f).stat().st_size for f in ("c.csv.zst", "e.csv.zst"))}
 
-    def our_backup(self, root: Path | str, export_sessions: int, codec: str = "none", *collections: str) -> dict:
+    def our_backup(
+        self, root: Path | str, export_sessions: int, codec: str = "none", *collections: str, set_format: str = "csv"
+    ) -> dict:
         ts = self.timestamp()
-        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions), codec, *collections)
+        result = child(BACKUP_CHILD, self.dsn, str(root), ts, str(export_sessions), codec, set_format, *collections)
         return {**result, "timestamp": ts}
 
     def psql_restore(self) -> dict:
@@ -511,16 +534,20 @@ def compare_migration(
     bench = Bench(work, dsn, dims)
     bench.run_psql("VACUUM (ANALYZE) langchain_pg_embedding", "CHECKPOINT")
     ts = bench.our_backup(root, DEFAULT_EXPORT_SESSIONS, "zstd")["timestamp"]
+    binary_ts = bench.our_backup(root, DEFAULT_EXPORT_SESSIONS, "zstd", set_format="binary")["timestamp"]
     tables = iter(range(1_000))
 
     def ours() -> dict:
         return child(MIGRATE_CHILD, dsn, str(root), ts, f"ours_{next(tables)}")
 
+    def ours_binary() -> dict:
+        return child(MIGRATE_CHILD, dsn, str(root), binary_ts, f"ours_{next(tables)}")
+
     def theirs() -> dict:
         return child(MIGRATOR_CHILD, dsn, str(dims), f"theirs_{next(tables)}", 'bench "docs", 2026')
 
-    mine, migrator = alternate(rounds, ours, theirs)
-    assert all(r["rows"] == rows for r in mine + migrator), (mine, migrator)
+    mine, binary, migrator = alternate(rounds, ours, ours_binary, theirs)
+    assert all(r["rows"] == rows for r in mine + binary + migrator), (mine, binary, migrator)
     result = [
         (
             "migration of a PGVector store into a PGVectorStore table (restore of its zstd set, one transaction)",
@@ -528,10 +555,89 @@ def compare_migration(
             f"langchain-postgres pgvector_migrator {median(migrator):.2f} s, peak RSS "
             f"{max(r['max_rss_mb'] for r in migrator):.0f} MB",
             f"{median(migrator) / median(mine):.1f}× faster",
-        )
+        ),
+        (
+            "the same from its binary zstd set",
+            f"{median(binary):.2f} s, peak RSS {max(r['max_rss_mb'] for r in binary):.0f} MB",
+            f"langchain-postgres pgvector_migrator {median(migrator):.2f} s",
+            f"{median(migrator) / median(binary):.1f}× faster",
+        ),
     ]
     print(result[-1], flush=True)
     return result
+
+
+def compare_binary(bench: "Bench", root: Path, work: Path, args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    """Binary sets (PostgreSQL's binary COPY stream) against psql's CSV and against CSV sets: backup, a whole
+    backup run with its checks, set size, truncating restore (PK + GIN, and PK + GIN + HNSW)."""
+    rows: list[tuple[str, str, str, str]] = []
+    sessions = DEFAULT_EXPORT_SESSIONS
+    binary, binary_plain, csv_zstd, psql = alternate(
+        args.rounds,
+        lambda: bench.our_backup(root, sessions, "zstd", set_format="binary"),
+        lambda: bench.our_backup(root, sessions, "none", set_format="binary"),
+        lambda: bench.our_backup(root, sessions, "zstd"),
+        bench.psql_backup,
+    )
+    csv_bytes = psql[0]["bytes"]
+    for runs, label in (
+        (binary, "binary zstd set"),
+        (binary_plain, "binary set, not compressed"),
+        (csv_zstd, "CSV zstd set"),
+    ):
+        report(
+            rows,
+            f"backup, both tables, {label} ({sessions} export sessions)",
+            f"{median(runs):.2f} s, {runs[0]['stored_bytes'] / 1e6:.0f} MB ({runs[0]['stored_bytes'] / csv_bytes:.0%} of "
+            f"the plain CSV), peak RSS {max(r['max_rss_mb'] for r in runs):.0f} MB",
+            f"`psql \\copy TO` (CSV) {median(psql):.2f} s, {csv_bytes / 1e6:.0f} MB",
+            f"{median(runs) / median(psql):.2f}×",
+        )
+    dagster_root = work / "run_root"
+    run_binary, run_csv, psql = alternate(
+        args.rounds,
+        lambda: child(RUN_CHILD, bench.dsn, str(dagster_root), "binary"),
+        lambda: child(RUN_CHILD, bench.dsn, str(dagster_root), "csv"),
+        bench.psql_backup,
+    )
+    for runs, label in ((run_binary, "binary zstd"), (run_csv, "CSV zstd")):
+        report(
+            rows,
+            f"whole backup run (request_vector_backup_job in process, set checks included), {label}",
+            f"{median(runs):.2f} s (its steps {median(runs, 'step_seconds'):.2f} s: export, checks, metadata), peak RSS "
+            f"{max(r['max_rss_mb'] for r in runs):.0f} MB",
+            f"`psql \\copy TO` (CSV) {median(psql):.2f} s",
+            f"{median(runs) / median(psql):.2f}×",
+        )
+    ts, plain_ts = binary[0]["timestamp"], binary_plain[0]["timestamp"]
+    bench.psql_backup()  # the CSV psql restores, of these rows
+    ours, plain, csv_set, psql = alternate(
+        args.rounds,
+        lambda: bench.our_restore(root, ts),
+        lambda: bench.our_restore(root, plain_ts),
+        lambda: bench.our_restore(root, csv_zstd[0]["timestamp"]),
+        bench.psql_restore,
+    )
+    for runs, label in ((ours, "binary zstd set"), (plain, "binary set, not compressed"), (csv_set, "CSV zstd set")):
+        report(
+            rows,
+            f"truncating restore (swapped in), PK + GIN, {label}",
+            f"{median(runs):.2f} s, peak RSS {max(r['max_rss_mb'] for r in runs):.0f} MB",
+            f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
+            f"{median(runs) / median(psql):.2f}×",
+        )
+    if not args.no_hnsw:
+        bench.execute(HNSW.format(dims=args.dims))
+        ours, psql = alternate(args.hnsw_rounds, lambda: bench.our_restore(root, ts), bench.psql_restore)
+        report(
+            rows,
+            "truncating restore (swapped in) into PK + GIN + HNSW (cosine), binary zstd set",
+            f"{median(ours):.2f} s",
+            f"`psql -1` TRUNCATE + `\\copy FROM` (plain CSV) {median(psql):.2f} s",
+            f"{median(psql) / median(ours):.1f}× faster",
+        )
+        bench.execute("DROP INDEX ix_embedding_hnsw")
+    return rows
 
 
 def restore_with_searches(bench: "Bench", root: Path, ts: str, mode: str) -> dict:
@@ -679,6 +785,7 @@ def main() -> None:
     parser.add_argument(
         "--daemon-only", action="store_true", help="Only the launch-to-SUCCESS time of a backup through the daemon."
     )
+    parser.add_argument("--binary-only", action="store_true", help="Only binary sets against psql's CSV and CSV sets.")
     parser.add_argument(
         "--main-only", action="store_true", help="Only the main table: backups and restores against psql on local disk."
     )
@@ -711,6 +818,7 @@ def main() -> None:
             or args.swap_only
             or args.daemon_only
             or args.main_only
+            or args.binary_only
         )
         if not only or args.daemon_only:
             rows.extend(daemon_latency(server, work, args.rounds))
@@ -726,6 +834,8 @@ def main() -> None:
                 rows.extend(compare_s3(bench, root, "s3://bench/backups", args.rounds))
         if not only or args.main_only:
             rows.extend(compare_with_psql(bench, root, dsn, work, args))
+        if not only or args.binary_only:
+            rows.extend(compare_binary(bench, root, work, args))
         if not only or args.collections_only:
             # Last: it splits the one collection in two.
             rows.extend(compare_collections(bench, root, args.rounds, not args.no_hnsw, args.dims))

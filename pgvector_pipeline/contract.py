@@ -49,6 +49,7 @@ INVENTORY_JOB = "vector_inventory_job"
 RETENTION_JOB = "vector_retention_job"
 COPY_JOB = "vector_copy_job"
 DRILL_JOB = "vector_restore_drill_job"
+CHECK_JOB = "vector_check_job"
 
 BACKUP_OP = "vector_store_backup"
 REQUEST_BACKUP_OP = "request_vector_backup"
@@ -57,6 +58,7 @@ TRUNCATE_OP = "truncate_vector_tables"
 RETENTION_OP = "delete_old_backup_sets"
 COPY_OP = "copy_backup_set"
 DRILL_OP = "vector_restore_drill"
+CHECK_OP = "check_deployment"
 # Which way vector_copy_job copies: from the backup store to the other store, or back.
 COPY_TO_OTHER = "to_other"
 COPY_FROM_OTHER = "from_other"
@@ -67,6 +69,7 @@ FRESHNESS_SCHEDULE = "vector_backup_freshness_schedule"
 DRILL_SCHEDULE = "vector_restore_drill_schedule"
 TASK_SENSOR = "task_backup_sensor"
 DISCOVERY_SENSOR = "backup_discovery_sensor"
+ALERT_SENSOR = "vector_run_failure_alert_sensor"
 FRESHNESS_CHECK = "recent_global_backup"
 
 INVENTORY_ASSET = "vector_backup_inventory"
@@ -146,6 +149,7 @@ def backup_run_config(
     compression_level: int | None = None,
     collections: Sequence[str] = (),
     tables: Mapping[str, str] | None = None,
+    set_format: str = "",
 ) -> dict[str, Any]:
     """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all; `tables`
     names the tables to back up instead of LangChain's two ('name' or 'schema.name'), each with its row filter
@@ -155,6 +159,8 @@ def backup_run_config(
         "create_task_dir": create_task_dir,
         **compression_config(compression, compression_level),
     }
+    if set_format:
+        config["format"] = set_format
     if collections:
         config["collections"] = list(collections)
     if tables:

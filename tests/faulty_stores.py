@@ -60,8 +60,8 @@ class _SetWriter(_Wrapped):
         super().__init__(inner, hook)
         self._before_publish, self._on_publish = before_publish, on_publish
 
-    def open_table(self, table, progress=None, compression=UNCOMPRESSED):
-        return _Counting(self._inner.open_table(table, progress, compression), table, self._hook, "write")
+    def open_table(self, table, progress=None, compression=UNCOMPRESSED, set_format="csv"):
+        return _Counting(self._inner.open_table(table, progress, compression, set_format), table, self._hook, "write")
 
     def publish(self, manifest):
         self._before_publish(self._inner.timestamp)

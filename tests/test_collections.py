@@ -78,7 +78,7 @@ def test_the_filter_holds_inside_parallel_ranges(three_collections, backup_root,
 def test_a_full_backup_records_every_collection(three_collections, backup_root):
     result = back_up_database(three_collections, "public", LocalBackupStore(backup_root), "global", None)
     manifest = LocalBackupStore(backup_root).locate(timestamp=result.timestamp).manifest
-    assert manifest.format == "pgvector-pipeline-backup/3"
+    assert manifest.format == "pgvector-pipeline-backup/4"
     assert manifest.collections.selected is None
     assert manifest.collections.embeddings == {f"sample_collection_{i}": PER_COLLECTION for i in range(3)}
 

@@ -42,7 +42,7 @@ def test_a_compressed_set_stores_the_csv_and_records_both_digests(store_db, back
     compressed = back_up(store_db, backup_root, Compression(codec))
     plain = back_up(store_db, backup_root, Compression(NONE), "20261201_101501")
     manifest = json.loads(compressed.manifest_path.read_text())
-    assert manifest["format"] == "pgvector-pipeline-backup/3"
+    assert manifest["format"] == "pgvector-pipeline-backup/4"
     for table in (COLLECTION_TABLE, EMBEDDING_TABLE):
         stored = compressed.table(table).path.read_bytes()
         csv = plain.table(table).path.read_bytes()

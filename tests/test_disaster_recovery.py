@@ -19,6 +19,7 @@ from psycopg2 import sql
 from pgvector_pipeline.entry_points.cli import EXIT_RUN_FAILED
 from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.postgres.catalog import describe_table
+from pgvector_pipeline.set_formats import BINARY, CSV, SetFormat
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
@@ -217,6 +218,85 @@ def test_the_last_resort_restores_a_set_with_psql_alone(store_db, pg_server, bac
     ]
 
 
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+def test_the_last_resort_restores_a_binary_set_with_psql_alone(store_db, pg_server, backup_root, codec):
+    """Issue 34: a binary set's .pgcopy[.zst] files load with \\copy ... (FORMAT binary), the columns the manifest's,
+    each file hashed as it loads; with --create into tables of the set's types."""
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=30, dimension=8)
+    before = contents(store_db)
+    result = back_up_database(
+        store_db, "public", LocalBackupStore(backup_root), "global", None, _options(codec, BINARY)
+    )
+    directory = backup_root / "vector_bak"
+    suffix = ".zst" if codec == "zstd" else ""
+    assert sorted(path.name for path in directory.glob("langchain_pg_*")) == [
+        f"langchain_pg_collection_{result.timestamp}.pgcopy{suffix}",
+        f"langchain_pg_embedding_{result.timestamp}.pgcopy{suffix}",
+    ]
+
+    execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE cmetadata->>'page' = '1'"))
+    done = psql_restore(directory, result.timestamp, store_db)
+    assert done.returncode == 0, done.stderr
+    assert contents(store_db) == before
+
+    empty_db = ensure_database(pg_server, f"recovered_binary_{codec}")
+    created = psql_restore(directory, result.timestamp, empty_db, "--create")
+    assert created.returncode == 0, created.stderr
+    assert contents(empty_db) == before
+    assert query(empty_db, "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_cmetadata_gin'") == [
+        ("ix_cmetadata_gin",)
+    ]
+
+
+def test_the_last_resort_loads_a_binary_set_only_into_columns_of_its_types(store_db, backup_root, tmp_path):
+    """A binary field is read by the receive function of the target column's type: json's bytes into jsonb fail, and
+    another type could take them as something else. A target column of another type is refused before the restore's
+    psql starts, naming it and both types; a type modifier may differ (the server checks vector(8) as it loads)."""
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=8)
+    rows = contents(store_db)
+    result = back_up_database(
+        store_db, "public", LocalBackupStore(backup_root), "global", None, _options("zstd", BINARY)
+    )
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "ALTER TABLE langchain_pg_collection ALTER COLUMN cmetadata TYPE jsonb;"
+            "ALTER TABLE langchain_pg_embedding ALTER COLUMN id TYPE text;"
+            "DELETE FROM langchain_pg_embedding WHERE cmetadata->>'page' = '1'"
+        ),
+    )
+    before = contents(store_db)
+    log = tmp_path / "commands.log"
+
+    refused = psql_restore(
+        backup_root / "vector_bak", result.timestamp, store_db, path=wrapped_commands(tmp_path / "bin", log)
+    )
+
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        'psql_restore.sh cannot load this binary set: column langchain_pg_collection.cmetadata is "json" in the set '
+        'but "jsonb" in the target database; column langchain_pg_embedding.id is "character varying" in the set but '
+        '"text" in the target database. A binary set loads only into columns of the types it records (a type modifier '
+        "such as vector(1536) may differ). Nothing was changed. Restore it with pgvector-pipeline --direct restore, "
+        "which casts through a staging table, or change the column to the set's type.\n"
+    )
+    assert contents(store_db) == before
+    psql = tmp_path / "bin" / "psql"
+    started = log.read_text().splitlines()
+    assert f"{psql} -X -q -A -t" in started and f"{psql} -X -q" not in started  # the check's session only
+
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "ALTER TABLE langchain_pg_collection ALTER COLUMN cmetadata TYPE json;"
+            "ALTER TABLE langchain_pg_embedding ALTER COLUMN id TYPE varchar, ALTER COLUMN embedding TYPE vector(8)"
+        ),
+    )
+    done = psql_restore(backup_root / "vector_bak", result.timestamp, store_db)
+    assert done.returncode == 0, done.stderr
+    assert contents(store_db) == rows
+
+
 def test_the_last_resort_refuses_a_damaged_file_before_psql_starts(store_db, backup_root):
     fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=4)
     result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None, _options("none"))
@@ -321,10 +401,10 @@ def test_the_last_resort_loads_only_the_bytes_it_checked(tmp_path):
     )
 
 
-def _options(codec: str):
+def _options(codec: str, set_format: SetFormat = CSV):
     from pgvector_pipeline.operations.backup import BackupOptions
 
-    return BackupOptions(compression=Compression(codec))
+    return BackupOptions(compression=Compression(codec), set_format=set_format)
 
 
 # What psql_restore.sh --create says of a table it does not rebuild (issue 31): it runs no SQL text of a manifest.
@@ -590,9 +670,10 @@ VARIABLES = {
 
 
 def test_the_jq_module_shares_the_tools_names_methods_and_suffixes():
-    """psql_restore.jq runs without this package, so it repeats three of its facts; here they are kept equal."""
+    """psql_restore.jq runs without this package, so it repeats four of its facts; here they are kept equal."""
     from pgvector_pipeline.names import COLUMN_NAME_PATTERN
     from pgvector_pipeline.postgres.ddl import INDEX_METHODS
+    from pgvector_pipeline.set_formats import FILE_EXTENSION
     from pgvector_pipeline.store.codecs import CODECS
 
     read = subprocess.run(
@@ -603,17 +684,19 @@ def test_the_jq_module_shares_the_tools_names_methods_and_suffixes():
             "-L",
             str(REPO / "deploy"),
             'include "psql_restore"; plain_name_pattern, index_methods, '
-            '({} | [("zstd", "gzip", "none") as $codec | {($codec): ($codec | file_suffix)}] | add)',
+            '({} | [("zstd", "gzip", "none") as $codec | {($codec): ($codec | file_suffix)}] | add), '
+            '({} | [("csv", "binary") as $format | {($format): ($format | file_extension)}] | add)',
         ],
         capture_output=True,
         text=True,
         check=True,
     )
 
-    pattern, methods, suffixes = (json.loads(line) for line in read.stdout.splitlines())
+    pattern, methods, suffixes, extensions = (json.loads(line) for line in read.stdout.splitlines())
     assert pattern == COLUMN_NAME_PATTERN.pattern
     assert sorted(methods) == sorted(INDEX_METHODS)
     assert suffixes == {codec.name: codec.suffix for codec in CODECS.values()}
+    assert extensions == FILE_EXTENSION
 
 
 def connection_settings(dsn: str) -> subprocess.CompletedProcess:

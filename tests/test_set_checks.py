@@ -3,6 +3,7 @@ the store: files against the manifest, every vector parsed, rows against the loc
 passes; a damaged file, a NaN, a collection of mixed dimensions and a store that lost most of its rows are caught,
 in plain Python and as the backup assets' checks in Dagster."""
 
+import logging
 import re
 
 import dagster as dg
@@ -11,7 +12,7 @@ import pytest
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.backup import BackupChoices, back_up_database, backup_options
 from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.operations.set_checks import (
     EMBEDDINGS_CHECK,
@@ -19,8 +20,11 @@ from pgvector_pipeline.operations.set_checks import (
     ROWS_CHECK,
     check_files_and_embeddings,
     check_set,
+    check_written_set,
 )
+from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
+from pgvector_pipeline.tables import TableSpec
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.helpers import PLAIN_CSV, flip_a_digit, rewrite_csv_keeping_manifest_consistent, set_files
@@ -274,3 +278,74 @@ def test_a_killed_parse_worker_makes_the_run_parse_the_set_itself(store_db, back
     assert killed == [2]
     assert (files.passed, embeddings.passed, embeddings.metadata["parsed_by"]) == (True, True, "the run's process")
     assert embeddings.metadata["vectors"] == 800
+
+
+# A backup run's own checks (check_written_set): the stored bytes read back, the vectors as the snapshot counted them.
+
+
+def written(dsn: str, root, options=PLAIN_CSV):
+    result = back_up_database(dsn, "public", LocalBackupStore(root), "global", None, options)
+    return result, LocalBackupStore(root).locate(timestamp=result.timestamp)
+
+
+def test_a_run_checks_the_set_it_wrote_by_its_stored_digests_and_parses_nothing(store_db, backup_root):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=20, dimension=8)
+    result, backup_set = written(store_db, backup_root)
+
+    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+
+    assert checks[FILES_CHECK].passed
+    assert checks[FILES_CHECK].description == (
+        "All 2 files read back from the store match the sizes and sha256 they were written with (the content inside "
+        "was hashed and counted as it was exported)."
+    )
+    assert checks[EMBEDDINGS_CHECK].passed
+    assert checks[EMBEDDINGS_CHECK].metadata["parsed_by"] == (
+        "not parsed again: the server printed each from a value pgvector accepted"
+    )
+    assert checks[EMBEDDINGS_CHECK].metadata["vectors"] == 40
+
+
+def test_a_run_finds_a_collection_of_mixed_dimensions_without_parsing(store_db, backup_root):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=20, dimension=8)
+    add_a_shorter_vector(store_db)
+    result, backup_set = written(store_db, backup_root)
+
+    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+
+    assert not checks[EMBEDDINGS_CHECK].passed
+    assert re.fullmatch(
+        r"Vectors that would not search as they should: [0-9a-f-]{36} has vectors of \[3, 8\] dimensions "
+        r"\(collections by their uuid\)\.",
+        checks[EMBEDDINGS_CHECK].description,
+    )
+
+
+def test_a_run_whose_file_changed_after_it_was_written_marks_the_set_damaged(store_db, backup_root):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=20, dimension=8)
+    result, backup_set = written(store_db, backup_root)
+    path = set_files(backup_set)[EMBEDDING_TABLE]
+    path.write_bytes(flip_a_digit(path.read_bytes()))
+
+    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+
+    assert not checks[FILES_CHECK].passed and "damaged" in checks[FILES_CHECK].description
+    assert LocalBackupStore(backup_root).locate(timestamp=result.timestamp).status == "damaged"
+
+
+def test_a_run_parses_vectors_of_a_column_the_snapshot_did_not_count(store_db, backup_root):
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "CREATE TABLE docs (id int PRIMARY KEY, v vector); INSERT INTO docs SELECT i, '[1,2]' FROM "
+            "generate_series(1, 5) i"
+        ),
+    )
+    choices = BackupChoices(compression=UNCOMPRESSED, tables=(TableSpec("docs"),))
+    options = backup_options(store_db, "public", choices, 1, 10, logging.getLogger(__name__))
+    result, backup_set = written(store_db, backup_root, options)
+
+    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+
+    assert checks[EMBEDDINGS_CHECK].passed
+    assert checks[EMBEDDINGS_CHECK].metadata["parsed_by"] == "the run's process"

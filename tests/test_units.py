@@ -71,19 +71,22 @@ def test_task_keys_and_timestamps():
 @pytest.mark.parametrize(
     "name, parsed",
     [
-        ("langchain_pg_embedding_20261124_101500.csv", ("20261124_101500", "csv", "langchain_pg_embedding", False)),
+        ("langchain_pg_embedding_20261124_101500.csv", ("20261124_101500", "table", "langchain_pg_embedding", False)),
         (
             "langchain_pg_collection_20261124_101500.csv.tmp",
-            ("20261124_101500", "csv", "langchain_pg_collection", True),
+            ("20261124_101500", "table", "langchain_pg_collection", True),
         ),
         ("vector_backup_20261124_101500.json", ("20261124_101500", "manifest", None, False)),
         ("vector_backup_20261124_101500.json.tmp", ("20261124_101500", "manifest", None, True)),
         ("vector_backup_20261124_101500.lock", ("20261124_101500", "lock", None, False)),
         ("vector_backup_log.txt", None),
         # A set is what its manifest says: any table whose name is a plain identifier has a file name.
-        ("langchain_pg_other_20261124_101500.csv", ("20261124_101500", "csv", "langchain_pg_other", False)),
-        ("my_table_20261124_101500.csv.zst", ("20261124_101500", "csv", "my_table", False)),
-        ("my_table_20261124_101500.csv.gz.tmp", ("20261124_101500", "csv", "my_table", True)),
+        ("langchain_pg_other_20261124_101500.csv", ("20261124_101500", "table", "langchain_pg_other", False)),
+        ("my_table_20261124_101500.csv.zst", ("20261124_101500", "table", "my_table", False)),
+        ("my_table_20261124_101500.csv.gz.tmp", ("20261124_101500", "table", "my_table", True)),
+        ("my_table_20261124_101500.pgcopy.zst", ("20261124_101500", "table", "my_table", False)),
+        ("my_table_20261124_101500.pgcopy", ("20261124_101500", "table", "my_table", False)),
+        ("my_table_20261124_101500.copy", None),
         ("my-table_20261124_101500.csv", None),
         ("my_table_20261124_101500.csv.bz2", None),
         ("my_table_20261124_101500.zst", None),

@@ -20,9 +20,8 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.entry_points import direct
 from pgvector_pipeline.entry_points.client import (
-    SCHEDULES,
-    SENSORS,
     UNREACHABLE,
+    Automation,
     LaunchedRun,
     PipelineClientError,
     RunInfo,
@@ -30,9 +29,10 @@ from pgvector_pipeline.entry_points.client import (
 )
 from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, PipelineError, Spelling, config_key, said
 from pgvector_pipeline.operations.backup import BackupChoices, Log
-from pgvector_pipeline.operations.check import run_checks
+from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.run_requests import RestoreRequest, add_options, from_args, pair
+from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
 from pgvector_pipeline.store.naming import LATEST, latest_note
@@ -112,10 +112,11 @@ class RunInterrupted(Exception):
         self.run_id, self.runs_url = run_id, runs_url
 
 
-def _waited_for(client: VectorBackupClient, run_id: str, timeout_s: float) -> RunInfo:
-    """The run's end as wait_for_run reports it; RunInterrupted naming the run on Ctrl-C."""
+def _waited_for(client: VectorBackupClient, run_id: str, timeout_s: float, follow: bool = True) -> RunInfo:
+    """The run's end as wait_for_run reports it (with `follow`, its progress lines on stderr as they come);
+    RunInterrupted naming the run on Ctrl-C."""
     try:
-        return client.wait_for_run(run_id, timeout_s=timeout_s, on_line=_progress)
+        return client.wait_for_run(run_id, timeout_s=timeout_s, on_line=_progress if follow else None)
     except KeyboardInterrupt:
         raise RunInterrupted(run_id, client.url.removesuffix("/graphql") + f"/runs/{run_id}") from None
 
@@ -199,6 +200,7 @@ def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
         create_task_dir=args.create_task_dir,
         compression=args.compression or "",
         compression_level=args.compression_level,
+        format=args.set_format or "",
         collections=args.collections or (),
         tables=_table_filters(args.tables or [], args.where or []),
         dsn_env=args.dsn_env,
@@ -237,6 +239,7 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         truncate_after_backup=args.truncate_after_backup,
         create_task_dir=args.create_task_dir,
         compression=compression_of(args.compression or "", args.compression_level),
+        set_format=set_format_of(args.set_format or ""),
         collections=tuple(args.collections or ()),
         tables=tuple(
             TableSpec(name.rpartition(".")[2], where, name.rpartition(".")[0])
@@ -258,18 +261,27 @@ def _restore_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
 
 
 def _check_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
-    """Whether this deployment works (pgvector_pipeline.operations.check): one line per check on stderr, the report as JSON."""
+    """Whether this deployment works (pgvector_pipeline.operations.check): one line per check on stderr, the report as
+    JSON. Which schedules and sensors run is not known here: only Dagster knows."""
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
-    report = run_checks(engine.dsn, engine.schema, engine.backup_store())
-    print(report.text(), file=sys.stderr)
+    report = engine.check(extra=[automations])
+    print("\n".join(check.line for check in report.checks), file=sys.stderr)
     return {"status": "SUCCESS" if report.ok else "FAILURE", **report.as_dict()}
 
 
 def _check(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    raise InvalidParams(
-        "check runs in this process for now: pass --direct (with the DSN in $PGVECTOR_DSN and the root in "
-        "$PGVECTOR_BACKUP_ROOT or --root, as the code server has them)."
-    )
+    """The checks run by the code server (vector_check_job), followed to their end, and the schedules' and sensors'
+    state from the webserver: as --direct prints them (one line per check on stderr, the report as JSON), exit 1
+    naming each problem."""
+    launched = client.launch_check(dsn_env=args.dsn_env, db_schema=args.db_schema)
+    # Not followed: its lines are the report's, printed once it is whole (with the client's automations check).
+    info = _waited_for(client, launched.run_id, args.timeout, follow=False)
+    report = client.check_report(info)
+    if report is None:  # the run ended without checking (refused at start, canceled): its error
+        return _report(info, args.spelling)
+    print("\n".join(check.line for check in CheckReport.from_dict(report).checks), file=sys.stderr)
+    _print(report)
+    return _verdict(report)
 
 
 def _list_direct(args: argparse.Namespace, log: Log) -> list[dict[str, object]]:
@@ -280,8 +292,8 @@ def _run_direct(args: argparse.Namespace) -> int:
     """One command in this process: its result as JSON on stdout (a failure: see main); exit codes as for runs."""
     if args.direct_run is None:
         print(
-            f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify "
-            "and list.",
+            f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify, "
+            "list, check and copy.",
             file=sys.stderr,
         )
         return EXIT_INVALID
@@ -387,6 +399,40 @@ def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _report(info, args.spelling)
 
 
+def _schedules(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    listed = client.automations()
+    if args.json:
+        for automation in listed:
+            _print(automation.as_dict())
+    else:
+        print("\n".join(automation_table(listed)) if listed else "No schedules or sensors.")
+    return EXIT_OK
+
+
+AUTOMATION_COLUMNS = ("NAME", "KIND", "STATE", "NEXT TICK", "LAST TICK", "WHEN")
+
+
+def automation_table(listed: list[Automation]) -> list[str]:
+    """The schedules and sensors as an aligned table for people: state, next tick, the last tick's status and time,
+    and when each ticks (a schedule's cron and its time zone, a sensor's interval)."""
+    rows = [
+        (
+            a.name,
+            a.kind,
+            a.status,
+            a.next_tick or "-",
+            f"{a.last_tick_status} {a.last_tick_at}" if a.last_tick_status else "never",
+            f"{a.cron} ({a.timezone})" if a.cron else (f"every {a.min_interval_s} s" if a.min_interval_s else ""),
+        )
+        for a in listed
+    ]
+    widths = [max(len(row[i]) for row in [AUTOMATION_COLUMNS, *rows]) for i in range(len(AUTOMATION_COLUMNS) - 1)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in [AUTOMATION_COLUMNS, *rows]
+    ]
+
+
 def _start(client: VectorBackupClient, args: argparse.Namespace) -> int:
     _print({"name": args.name, "status": client.start_automation(args.name)})
     return EXIT_OK
@@ -470,6 +516,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("--compression-level", type=int, help="The codec's level (zstd 1-19, gzip 1-9).")
     backup.add_argument(
+        "--format",
+        dest="set_format",
+        choices=SET_FORMATS,
+        help=f"How the files hold the rows; default: the code location's (${SET_FORMAT_ENV}, else csv). 'binary' "
+        "writes PostgreSQL's binary COPY streams: about a third of the bytes and of the time, restorable into columns "
+        "of the same types (or through casts).",
+    )
+    backup.add_argument(
         "--collections", nargs="+", metavar="NAME", help="Back up only these collections; default: all of them."
     )
     backup.add_argument(
@@ -547,14 +601,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_list, direct_run=_list_direct)
     checking = commands.add_parser(
         "check",
-        help="Check that the deployment works: the database and pgvector, the privileges of each operation, the "
-        "store (a claim made and removed), free space, the newest global backup's age. Exit 1 naming each problem.",
+        help="Check that the deployment works, where the code server runs (vector_check_job; --direct: in this "
+        "process): the database and pgvector, the privileges of each operation, the store (a claim made and removed), "
+        "free space, the newest global backup's age, which schedules and sensors run. One line per check on stderr, "
+        "the report as JSON; exit 1 naming each problem.",
     )
     checking.add_argument(
         "--dsn-env", default=DEFAULT_DSN_ENV, help=f"Variable holding the DSN (default {DEFAULT_DSN_ENV})."
     )
     checking.add_argument(
         "--schema", dest="db_schema", metavar="SCHEMA", help="Schema of the LangChain tables; default public."
+    )
+    checking.add_argument(
+        "--timeout", type=float, default=600, help="Seconds to wait for the check's run to end (default 600)."
     )
     checking.set_defaults(run=_check, direct_run=_check_direct)
 
@@ -563,12 +622,21 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_options(status)
     status.set_defaults(run=_status)
 
+    schedules = commands.add_parser(
+        "schedules",
+        help="The code location's schedules and sensors, as the webserver knows them: state (RUNNING or STOPPED), "
+        "next tick, last tick, cron or interval; a table (--json: one object per line).",
+    )
+    schedules.add_argument("--json", action="store_true", help="One JSON object per schedule or sensor and line.")
+    schedules.set_defaults(run=_schedules)
+
+    automation_name = "A schedule or sensor of the code location (`schedules` lists them)."
     start = commands.add_parser("start", help="Switch a schedule or sensor on.")
-    start.add_argument("name", choices=SCHEDULES + SENSORS)
+    start.add_argument("name", metavar="NAME", help=automation_name)
     start.set_defaults(run=_start)
 
     stop = commands.add_parser("stop", help="Switch a schedule or sensor off.")
-    stop.add_argument("name", choices=SCHEDULES + SENSORS)
+    stop.add_argument("name", metavar="NAME", help=automation_name)
     stop.set_defaults(run=_stop)
     for name, command in commands.choices.items():
         # `list --direct --root R` reads as well as `--direct --root R list`.

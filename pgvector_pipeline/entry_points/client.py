@@ -7,6 +7,9 @@ client.wait_for_run(run.run_id).backup_set        # 'task_20261123|20261124_1015
 client.list_backup_sets(task_id="task_20261123")
 flags = RestoreFlags(truncate_before_restore=True)     # pgvector_pipeline.contract
 client.wait_for_run(client.launch_restore("task_20261123", "20261124_101500", flags=flags).run_id)
+client.check()["problems"]                          # [] when the deployment works (see `pgvector-pipeline check`)
+client.automations()                                # every schedule and sensor, with its state and ticks
+client.start_automation("vector_restore_drill_schedule")
 
 Every failure is a PipelineClientError with a plain message: Dagster's reasons when it refuses a launch
 (config validation), the run's `error_type`, `can_retry` and message when a run fails, a TimeoutError
@@ -19,24 +22,25 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, tzinfo
 from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gql import Client, gql
 from gql.transport.exceptions import TransportError
 from gql.transport.requests import RequestsHTTPTransport
 from requests.exceptions import RequestException
 
+from pgvector_pipeline.automations import RUNNING, STOPPED, automations_check, automations_unknown
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
-    BACKUP_SCHEDULE,
     BACKUP_SET_TAG,
     BYTES_TAG,
+    CHECK_JOB,
     COPY_JOB,
     COPY_TO_OTHER,
-    DISCOVERY_SENSOR,
     DRILL_JOB,
-    FRESHNESS_SCHEDULE,
     INVENTORY_ASSET,
     INVENTORY_JOB,
     LOCATION_NAME,
@@ -50,10 +54,8 @@ from pgvector_pipeline.contract import (
     RESTORE_OP,
     RESULT_METADATA,
     RETENTION_JOB,
-    RETENTION_SCHEDULE,
     ROWS_TAG,
     SET_PARTITIONS,
-    TASK_SENSOR,
     TRUNCATE_JOB,
     Migration,
     RestoreFlags,
@@ -70,7 +72,7 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.entry_points.client_queries import (
     ADD_DYNAMIC_PARTITION,
-    INSTIGATION_STATE_ID,
+    AUTOMATIONS,
     LAUNCH_RUN,
     LIST_BACKUP_SETS,
     RUN_FAILURE,
@@ -85,10 +87,9 @@ from pgvector_pipeline.entry_points.client_queries import (
 from pgvector_pipeline.errors import ErrorType, Part, parts_from_json
 from pgvector_pipeline.run_requests import RestoreRequest, restore_request
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
+from pgvector_pipeline.store.naming import nearest_phrase
 from pgvector_pipeline.untrusted_text import refuse_nul
 
-SCHEDULES = (BACKUP_SCHEDULE, RETENTION_SCHEDULE, FRESHNESS_SCHEDULE)
-SENSORS = (TASK_SENSOR, DISCOVERY_SENSOR)
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 # The error type at the head of a refusal's message (see failures.refusal_at_start).
 _REFUSAL = re.compile(r"\b(?P<type>" + "|".join(t.value for t in ErrorType) + r"): ")
@@ -102,6 +103,15 @@ def _parts(entry: Mapping[str, Any] | None) -> tuple[Part, ...]:
         return parts_from_json(json.loads((entry or {})["jsonString"])) or ()
     except (KeyError, TypeError, ValueError):
         return ()
+
+
+def _json_object(entry: dict | None) -> dict[str, Any]:
+    """A JSON metadata entry's object; {} for anything else."""
+    try:
+        value = json.loads((entry or {})["jsonString"])
+    except (KeyError, TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class PipelineClientError(Exception):
@@ -179,6 +189,70 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class Automation:
+    """A schedule or sensor of the code location as the webserver reports it. Times are ISO 8601 with their UTC offset:
+    a schedule's in its execution time zone (the one its cron is read in), a sensor's in this machine's."""
+
+    name: str
+    kind: str  # "schedule" or "sensor"
+    status: str  # RUNNING or STOPPED (its default status until someone switched it)
+    job: str | None  # what it launches (a sensor may launch none: the alert sensor posts)
+    cron: str | None  # schedules
+    timezone: str | None  # schedules: the time zone of the cron
+    min_interval_s: int | None  # sensors: the time between two evaluations
+    next_tick: str | None  # while it runs (a sensor's once it has ticked)
+    last_tick_status: str | None  # SUCCESS, SKIPPED, FAILURE or STARTED; None before the first tick
+    last_tick_at: str | None
+    last_tick_message: str | None  # why the last tick skipped or failed
+    description: str | None = field(default=None, repr=False)
+    state_id: str = field(default="", repr=False)  # what stopping it takes
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON output (the state id is Dagster's business)."""
+        data = asdict(self)
+        del data["state_id"]
+        return data
+
+    @classmethod
+    def from_graphql(cls, kind: str, node: dict) -> "Automation":
+        """A `schedules` or `sensors` entry of the AUTOMATIONS query."""
+        state = node["scheduleState" if kind == "schedule" else "sensorState"]
+        zone = _zone(node.get("executionTimezone") or "UTC") if kind == "schedule" else None
+        [last] = state.get("ticks") or [None]
+        targets = [target["pipelineName"] for target in node.get("targets") or ()]
+        return cls(
+            name=node["name"],
+            kind=kind,
+            status=state["status"],
+            job=node.get("pipelineName") or ", ".join(targets) or None,
+            cron=node.get("cronSchedule"),
+            timezone=(node.get("executionTimezone") or "UTC") if kind == "schedule" else None,
+            min_interval_s=node.get("minIntervalSeconds"),
+            next_tick=_iso((state.get("nextTick") or {}).get("timestamp"), zone),
+            last_tick_status=last["status"] if last else None,
+            last_tick_at=_iso(last["timestamp"], zone) if last else None,
+            last_tick_message=((last.get("error") or {}).get("message") or last.get("skipReason")) if last else None,
+            description=node.get("description"),
+            state_id=state["id"],
+        )
+
+
+def _zone(name: str) -> tzinfo | None:
+    """The time zone named, None (this machine's) when this machine does not know it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _iso(timestamp: float | None, zone: tzinfo | None) -> str | None:
+    """Epoch seconds as ISO 8601 with the offset, in `zone` (None: this machine's)."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, zone).astimezone(zone).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
 class LaunchedRun:
     """A run launched over GraphQL."""
 
@@ -237,8 +311,10 @@ class VectorBackupClient:
                 can_retry=False,
                 reasons=reasons,
             )
+        # A PythonError's message carries the code server's stack trace after its first paragraph: not for a shell.
+        said = (result.get("message") or "").split("\n\n", 1)[0].strip()
         raise PipelineClientError(
-            f"Dagster refused to launch {job_name} ({kind}): {result.get('message', '')}".rstrip(": "),
+            f"Dagster refused to launch {job_name} ({kind}): {said[:600]}".rstrip(": "),
             error_type="INVALID_PARAMS",
             can_retry=False,
         )
@@ -265,8 +341,10 @@ class VectorBackupClient:
         timestamp: str | None = None,
         dsn_env: str | None = None,
         db_schema: str | None = None,
+        format: str = "",
     ) -> LaunchedRun:
-        """Launch a backup; task_id None means global; compression "" is the code location's default; collections
+        """Launch a backup; task_id None means global; compression "" and format "" (csv or binary) are the code
+        location's defaults; collections
         empty backs up every collection; `tables` ({name: row filter or ''}) backs up those tables of the schema
         instead of LangChain's two.
 
@@ -286,12 +364,13 @@ class VectorBackupClient:
                 compression_level=compression_level,
                 collections=collections,
                 tables=tables,
+                set_format=format,
             )
             run_config = {**config, **resources}
             return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
         key = partition_key(task, validate_timestamp(timestamp))
         config = backup_run_config(
-            truncate_after_backup, create_task_dir, compression, compression_level, collections, tables
+            truncate_after_backup, create_task_dir, compression, compression_level, collections, tables, format
         )
         run_config = {**config, **resources}
         refuse_nul(run_config, "The run config")  # before the partition is added
@@ -416,6 +495,8 @@ class VectorBackupClient:
                         can_retry=(entries.get("can_retry") or {}).get("boolValue"),
                         error_message=failure.get("description") or event["error"]["message"],
                         error_parts=_parts(entries.get(MESSAGE_PARTS_METADATA)),
+                        # A failure may carry what the op found (a check's report: RESULT_METADATA).
+                        result=_json_object(entries.get(RESULT_METADATA)),
                     )
         messages = [
             (event.get("error") or {}).get("message") or event.get("message")
@@ -504,10 +585,95 @@ class VectorBackupClient:
             sets = [s for s in sets if s["task_id"] == task_key(task_id)]
         return sets
 
+    def launch_check(self, *, dsn_env: str | None = None, db_schema: str | None = None) -> LaunchedRun:
+        """Launch vector_check_job: the checks of `check` where the code server runs, on the database named by
+        `dsn_env` (default PGVECTOR_DSN) and `db_schema`."""
+        run_config = pgvector_resource_config(dsn_env, db_schema)
+        return LaunchedRun(self.launch_job(CHECK_JOB, run_config, database_tags(dsn_env)), CHECK_JOB)
+
+    def check_report(self, info: RunInfo) -> dict[str, Any] | None:
+        """The report of a finished vector_check_job run, with the schedules' and sensors' state added from the
+        webserver (the `automations` check, see pgvector_pipeline.automations): the shape `--direct check` prints, with
+        the run's id. None when the run ended without a report (refused at start, canceled: see its error)."""
+        if not info.finished or not isinstance(info.result.get("checks"), list):
+            return None
+        # In the order Check.as_dict gives its keys (Dagster's JSON metadata comes back with them sorted).
+        checks = [{key: c.get(key) for key in ("name", "ok", "detail", "data")} for c in info.result["checks"]]
+        recent = next((bool(c.get("ok")) for c in checks if c.get("name") == "recent_backup"), True)
+        checks.append(self._automations_check(recent))
+        problems = [c["name"] for c in checks if not c["ok"]]
+        return {
+            "run_id": info.run_id,
+            "job_name": info.job_name,
+            "status": "FAILURE" if problems else "SUCCESS",
+            "duration_s": info.duration_s,
+            "ok": not problems,
+            "problems": problems,
+            "checks": checks,
+        }
+
+    def _automations_check(self, recent_backup_holds: bool) -> dict[str, Any]:
+        try:
+            listed = self.automations()
+        except PipelineClientError as error:
+            return automations_unknown(f"(the webserver did not list them: {error.message})")
+        return automations_check({a.name: a.status for a in listed}, recent_backup_holds)
+
+    def check(
+        self, *, dsn_env: str | None = None, db_schema: str | None = None, timeout_s: float = 600
+    ) -> dict[str, Any]:
+        """Check that the deployment works (vector_check_job, followed to its end) and return its report (see
+        check_report): `problems` is empty when all hold. PipelineClientError when the run ended without one."""
+        info = self.wait_for_run(self.launch_check(dsn_env=dsn_env, db_schema=db_schema).run_id, timeout_s)
+        report = self.check_report(info)
+        if report is None:
+            self.check_run(info)  # raises, with the run's error
+            raise PipelineClientError(f"Run {info.run_id} ({CHECK_JOB}) succeeded without a report.")
+        return report
+
+    def automations(self) -> list[Automation]:
+        """Every schedule and sensor of the code location, as the webserver reports them: schedules first, each kind
+        by name."""
+        found = self._execute(AUTOMATIONS, {"repositorySelector": self._repository})["repositoryOrError"]
+        if found["__typename"] != "Repository":
+            raise PipelineClientError(
+                f"The webserver did not list the schedules and sensors of code location {self.location_name}: "
+                f"{found.get('message', found['__typename'])}",
+                error_type=ErrorType.RESOURCE_NOT_FOUND,
+                can_retry=False,
+            )
+        schedules = [Automation.from_graphql("schedule", node) for node in found["schedules"]]
+        sensors = [Automation.from_graphql("sensor", node) for node in found["sensors"] or ()]
+        return sorted(schedules, key=lambda a: a.name) + sorted(sensors, key=lambda a: a.name)
+
+    def automation(self, name: str) -> Automation:
+        """The schedule or sensor `name` of the code location; InvalidParams-typed PipelineClientError naming the
+        nearest names when it has none of that name."""
+        listed = self.automations()
+        found = next((a for a in listed if a.name == name), None)
+        if found is None:
+            names = [a.name for a in listed]
+            # A name cut short ('vector_restore_drill' for the schedule) is nearer than difflib's ratio says.
+            holding = [n for n in names if len(name) >= 4 and name in n]
+            raise PipelineClientError(
+                f"{name!r:.80} is not a schedule or sensor of code location {self.location_name}"
+                + (
+                    f"; nearest: {', '.join(holding)}"
+                    if holding
+                    else nearest_phrase(name, names, "schedules and sensors")
+                )
+                + ". `pgvector-pipeline schedules` lists them.",
+                error_type=ErrorType.INVALID_PARAMS,
+                can_retry=False,
+            )
+        return found
+
     def start_automation(self, name: str) -> str:
-        """Switch a schedule or sensor of the code location on; its new status."""
-        self._check_automation(name)
-        if name in SCHEDULES:
+        """Switch a schedule or sensor of the code location on; its new status (one that runs already stays so)."""
+        automation = self.automation(name)
+        if automation.status == RUNNING:
+            return RUNNING
+        if automation.kind == "schedule":
             selector = {**self._repository, "scheduleName": name}
             result = self._execute(START_SCHEDULE, {"selector": selector})["startSchedule"]
             if result["__typename"] == "ScheduleStateResult":
@@ -520,37 +686,16 @@ class VectorBackupClient:
         raise PipelineClientError(f"Starting {name} failed: {result.get('message', result['__typename'])}")
 
     def stop_automation(self, name: str) -> str:
-        """Switch a schedule or sensor of the code location off; its new status."""
-        self._check_automation(name)
-        is_schedule = name in SCHEDULES
-        found = self._execute(
-            INSTIGATION_STATE_ID,
-            {
-                "schedule": {**self._repository, "scheduleName": name},
-                "sensor": {**self._repository, "sensorName": name},
-                "isSchedule": is_schedule,
-            },
-        )
-        instigator = found["scheduleOrError" if is_schedule else "sensorOrError"]
-        state = instigator.get("scheduleState" if is_schedule else "sensorState")
-        if state is None:
-            raise PipelineClientError(f"Stopping {name} failed: {instigator.get('message', instigator['__typename'])}")
-        if is_schedule:
-            result = self._execute(STOP_SCHEDULE, {"id": state["id"]})["stopRunningSchedule"]
+        """Switch a schedule or sensor of the code location off; its new status (one that is off stays so)."""
+        automation = self.automation(name)
+        if automation.status == STOPPED:
+            return STOPPED
+        if automation.kind == "schedule":
+            result = self._execute(STOP_SCHEDULE, {"id": automation.state_id})["stopRunningSchedule"]
             if result["__typename"] == "ScheduleStateResult":
                 return cast(str, result["scheduleState"]["status"])
         else:
-            result = self._execute(STOP_SENSOR, {"id": state["id"]})["stopSensor"]
+            result = self._execute(STOP_SENSOR, {"id": automation.state_id})["stopSensor"]
             if result["__typename"] == "StopSensorMutationResult":
                 return cast(str, result["instigationState"]["status"])
         raise PipelineClientError(f"Stopping {name} failed: {result.get('message', result['__typename'])}")
-
-    @staticmethod
-    def _check_automation(name: str) -> None:
-        if name not in SCHEDULES + SENSORS:
-            raise PipelineClientError(
-                f"{name!r:.60} is not a schedule or sensor of this code location: one of "
-                + ", ".join(SCHEDULES + SENSORS),
-                error_type="INVALID_PARAMS",
-                can_retry=False,
-            )

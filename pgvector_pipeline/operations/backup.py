@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError, named
-from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
+from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_COLUMN, EMBEDDING_TABLE, VECTOR_TYPE_PATTERN
 from pgvector_pipeline.postgres.catalog import (
     Column,
     TableDescription,
@@ -36,8 +36,9 @@ from pgvector_pipeline.postgres.maintenance import TruncateStats, count_committe
 from pgvector_pipeline.postgres.progress import ProgressEvent, progress_sink
 from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
-from pgvector_pipeline.postgres.snapshot import Snapshot
+from pgvector_pipeline.postgres.snapshot import Snapshot, VectorDimensions
 from pgvector_pipeline.postgres.table_sets import resolve_table_set
+from pgvector_pipeline.set_formats import CSV, DEFAULT_SET_FORMAT, SetFormat
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression
 from pgvector_pipeline.store.damage import read_back_published
@@ -116,6 +117,10 @@ class BackupResult:
     duration_s: float
     truncated: list[TruncateStats] = field(default_factory=list)
     collections: ManifestCollections | None = None  # which collections the set holds, embeddings of each
+    # What the snapshot counted of the vectors (see set_checks.check_written_set): the collections (or tables) whose
+    # vectors have several dimensions, and whether every vector column's dimensions were counted or fixed by its type.
+    mixed_dimensions: dict[str, list[int]] = field(default_factory=dict)
+    dimensions_counted: bool = False
 
     def table(self, name: str) -> TableBackup:
         return next(t for t in self.tables if t.table == name)
@@ -152,6 +157,8 @@ class _SnapshotContents:
     embedding_dimensions: dict[str, int]
     layout: str  # which LangChain package wrote the store (by the embedding table's column names)
     collections: ManifestCollections | None = None
+    mixed_dimensions: dict[str, list[int]] = field(default_factory=dict)
+    dimensions_counted: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,8 @@ class BackupOptions:
     tables: TableSet = DEFAULT_TABLES
     # The collections a per-collection backup takes (by name); empty: every collection.
     collections: tuple[str, ...] = ()
+    # How the files hold the rows (see set_formats): CSV, or PostgreSQL's binary COPY stream.
+    set_format: SetFormat = DEFAULT_SET_FORMAT
 
     def __post_init__(self) -> None:
         if self.collections and self.truncate_after_backup:
@@ -195,6 +204,7 @@ class BackupChoices:
     collections: tuple[str, ...] = ()
     # The tables to back up (empty: LangChain's two), checked against the catalog by backup_options.
     tables: tuple[TableSpec, ...] = ()
+    set_format: SetFormat = DEFAULT_SET_FORMAT
 
 
 # Every collection, the default compression, nothing truncated, the task directory must exist.
@@ -294,6 +304,8 @@ def back_up_database(
         duration_s=time.monotonic() - start.clock,
         truncated=truncated,
         collections=contents.collections,
+        mixed_dimensions=contents.mixed_dimensions,
+        dimensions_counted=contents.dimensions_counted,
     )
     # The set is published (and the truncate committed): a log that cannot be written only warns.
     logbook.note(_log_headline(result), _log_details(result))
@@ -326,7 +338,7 @@ def _write_set(
         if lock:
             log.info(f"Holding writers of {', '.join(lock)} off until the truncate (SHARE lock taken first).")
         contents = _read_snapshot(snap, set_writer, options, log)
-        set_writer.publish(_manifest(task, timestamp, start, schema, contents))
+        set_writer.publish(_manifest(task, timestamp, start, schema, contents, options.set_format))
         log.info(f"Backup set {timestamp} written to {set_writer.location}.")
         truncated = _truncate_verified(snap, set_writer, dsn, schema, contents.tables, lock, log) if lock else []
     return contents, truncated
@@ -365,7 +377,7 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
     dimensions = (
         snap.embedding_dimensions(descriptions[embedding_table], counts[embedding_table], choices[embedding_table])
         if embedding_table
-        else {}
+        else VectorDimensions({}, {})
     )
     layout = langchain_layout(descriptions[embedding_table].column_names) if embedding_table else "unknown"
     server_version = snap.server_version()
@@ -374,10 +386,36 @@ def _read_snapshot(snap: Snapshot, set_writer: SetWriter, options: BackupOptions
     tables: list[TableBackup] = []
     for table in names:
         export = _Export(
-            descriptions[table], counts[table], options.compression, choices[table], options.tables.references_of(table)
+            descriptions[table],
+            counts[table],
+            options.compression,
+            choices[table],
+            options.tables.references_of(table),
+            options.set_format,
         )
         tables.append(_export_table(snap, set_writer, export, tables, log))
-    return _SnapshotContents(tables, pgvector_version, server_version, dimensions, layout, per_collection)
+    counted = all(
+        _dimensions_known(column, table == embedding_table) for table in names for column in descriptions[table].columns
+    )
+    return _SnapshotContents(
+        tables,
+        pgvector_version,
+        server_version,
+        dimensions.rows_by_dimension,
+        layout,
+        per_collection,
+        dimensions.mixed,
+        counted,
+    )
+
+
+def _dimensions_known(column: Column, is_embedding_table: bool) -> bool:
+    """Whether the snapshot vouches for the dimensions of a column's vectors: any column that holds none, one whose
+    type fixes them (vector(1536)), or the embedding column the snapshot counted per collection."""
+    match = VECTOR_TYPE_PATTERN.fullmatch(column.type)
+    if match is None or match["dimensions"]:
+        return True
+    return is_embedding_table and column.name == EMBEDDING_COLUMN
 
 
 def _collections(snap: Snapshot, options: BackupOptions, log: Log) -> ManifestCollections | None:
@@ -402,6 +440,7 @@ class _Export:
     compression: Compression
     rows: RowChoice = ALL_ROWS  # the rows of the chosen collections, and those the table's row filter keeps
     references: tuple[str, ...] = ()  # the set's tables this table's foreign keys reference
+    set_format: SetFormat = DEFAULT_SET_FORMAT
 
 
 def _warn_if_not_recreatable(description: TableDescription, references: tuple[str, ...], log: Log) -> None:
@@ -426,17 +465,20 @@ def _export_table(
 
     sink = progress_sink(log)
 
+    kind = "CSV" if export.set_format == CSV else "binary COPY"
+
     def progress(writes: int, written: int) -> None:
+        # One write per row, and one more: the CSV's header, or the binary stream's trailer.
         rows = max(writes - 1, 0)
         share = f" ({rows / expected_rows:.0%})" if expected_rows else ""
-        log.info(f"{table}: {rows:,} of {expected_rows:,} rows{share}, {human_size(written)} of CSV written.")
+        log.info(f"{table}: {rows:,} of {expected_rows:,} rows{share}, {human_size(written)} of {kind} written.")
         if sink is not None:
             sink(ProgressEvent(f"export {table}", rows, expected_rows or None, "rows", written))
 
     clock = time.monotonic()
-    writer = set_writer.open_table(table, progress, export.compression)
+    writer = set_writer.open_table(table, progress, export.compression, export.set_format)
     try:
-        rows = snap.copy_to(table, columns, writer, log.info, export.rows)
+        rows = snap.copy_to(table, columns, writer, log.info, export.rows, export.set_format)
         writer.finish()
     except OSError as exc:
         # Estimated from what was stored; the partial file goes first, so the free space shown is real.
@@ -447,12 +489,14 @@ def _export_table(
     _check_counts(table, expected_rows, rows, writer)
     duration = time.monotonic() - clock
     stored = "" if writer.codec == NONE else f", stored as {writer.codec} in {human_size(writer.stored_bytes)}"
-    log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} of CSV{stored} in {duration:.1f} s.")
+    log.info(f"Exported {table}: {rows:,} rows, {human_size(writer.bytes)} of {kind}{stored} in {duration:.1f} s.")
     return TableBackup(table, set_writer.location, _manifest_table(writer, rows, duration, export), export.description)
 
 
 def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: TableWriter) -> None:
-    streamed_rows = writer.writes - 1  # the first line is the header
+    # One message per row and one more: the CSV's header line, or the binary stream's trailer (its header comes with
+    # the first row).
+    streamed_rows = writer.writes - 1
     if not expected_rows == copied_rows == streamed_rows:
         raise DataError(
             f"Row counts of {table} disagree: the snapshot counted {expected_rows}, COPY reported "
@@ -460,7 +504,9 @@ def _check_counts(table: str, expected_rows: int, copied_rows: int, writer: Tabl
         )
 
 
-def _manifest(task: str, timestamp: str, start: _Start, schema: str, contents: _SnapshotContents) -> Manifest:
+def _manifest(
+    task: str, timestamp: str, start: _Start, schema: str, contents: _SnapshotContents, set_format: SetFormat
+) -> Manifest:
     """The set's manifest, built (and so validated) through its model: a manifest this tool could not read
     back would make its own set "damaged", so it is also read back from the document it is stored as."""
     manifest = Manifest(
@@ -480,6 +526,7 @@ def _manifest(task: str, timestamp: str, start: _Start, schema: str, contents: _
         ),
         embedding_dimensions=contents.embedding_dimensions,
         collections=contents.collections,
+        set_format=set_format,
         tables={t.table: t.entry for t in contents.tables},
     )
     return Manifest.model_validate_json(manifest.as_bytes())

@@ -66,7 +66,7 @@ def copy_set(
         target.new_set(backup_set.task, backup_set.timestamp, create_task_dir=True) as writer,
     ):
         for table in tables:
-            _copy_file(held, writer, table, manifest.tables[table], log)
+            _copy_file(held, writer, table, manifest.tables[table], manifest.set_format, log)
         writer.publish(manifest)
         finding = read_back_published(writer, {table: manifest.tables[table] for table in tables})
         if finding is not None:
@@ -102,11 +102,11 @@ def _with_manifest(backup_set: BackupSetInfo, log: Callable[[str], None]) -> Bac
 
 
 def _copy_file(
-    held: SetReader, writer: SetWriter, table: str, entry: ManifestTable, log: Callable[[str], None]
+    held: SetReader, writer: SetWriter, table: str, entry: ManifestTable, set_format: str, log: Callable[[str], None]
 ) -> None:
     """Stream one file as stored into the target, checking the stored bytes and the CSV inside them as a restore
     does (the CSV is decoded and checked, then dropped)."""
-    sink = writer.open_table(table, compression=Compression.stored_as(entry.codec))
+    sink = writer.open_table(table, compression=Compression.stored_as(entry.codec), set_format=set_format)
     try:
         with verified_csv(_Tee(held.file(table), sink), entry.file, entry) as csv:
             while csv.read(_CHUNK):

@@ -13,6 +13,7 @@ from types import TracebackType
 
 import psycopg2.extensions
 
+from pgvector_pipeline import pgcopy
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
     NO_MIGRATION,
@@ -53,6 +54,10 @@ from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10
+# The stored bytes read to find a file's header: enough to decode its first block whatever the codec. zstd decodes a
+# block only whole, and its blocks hold up to 128 KiB, stored as they are when they do not compress (a binary set's
+# vectors hardly do), after a frame header of at most 18 bytes.
+_STORED_PREFIX_BYTES = (128 << 10) + 1024
 
 
 @dataclass(frozen=True)
@@ -406,7 +411,7 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
     """The CSV header of a held table file (decompressed), read from its first bytes without consuming it."""
     name = backup_set.table_files[table]
     path = f"{backup_set.location}/{name}"  # for messages
-    line = decode_prefix(held.prefix(table, _MAX_HEADER_BYTES), name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
+    line = decode_prefix(held.prefix(table, _STORED_PREFIX_BYTES), name, codec, _MAX_HEADER_BYTES).split(b"\n", 1)[0]
     try:
         header = next(csv.reader(io.StringIO(line.decode("utf-8"), newline="")), [])
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -424,6 +429,13 @@ def _read_header(held: SetReader, table: str, backup_set: BackupSetInfo, codec: 
             f"its content is not shown."
         )
     return header
+
+
+def _check_binary_start(held: SetReader, table: str, backup_set: BackupSetInfo, codec: str) -> None:
+    """A binary set's file starts with the binary COPY header (its columns are the manifest's); DataError otherwise."""
+    name = backup_set.table_files[table]
+    start = decode_prefix(held.prefix(table, _STORED_PREFIX_BYTES), name, codec, len(pgcopy.HEADER))
+    pgcopy.header_length(start, f"{backup_set.location}/{name}")
 
 
 def _holds_just(manifest: Manifest | None, chosen: tuple[str, ...], renames: tuple[tuple[str, str], ...]) -> bool:
@@ -455,6 +467,17 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
 
     # Old-system CSVs (adopted or not) may hold JSON as Python reprs, and '' and NULL look alike.
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
+    if entry is not None and backup_set.manifest is not None and backup_set.manifest.binary:
+        _check_binary_start(held, table, backup_set, entry.codec)
+        return TableLoad(
+            table,
+            [column.name for column in entry.columns],
+            open_file,
+            entry.rows,
+            file_bytes=entry.bytes,
+            expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
+            binary_types=tuple(column.type for column in entry.columns),
+        )
     return TableLoad(
         table,
         _read_header(held, table, backup_set, entry.codec if entry else NONE),

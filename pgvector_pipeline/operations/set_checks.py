@@ -26,14 +26,17 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from pgvector_pipeline import pgcopy
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
+from pgvector_pipeline.operations.backup import BackupResult
 from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
+from pgvector_pipeline.operations.vector_binary import binary_vector_values
 from pgvector_pipeline.operations.vector_text import Parsed, VectorType, read_vectors
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
-from pgvector_pipeline.store.files import verified_csv
+from pgvector_pipeline.store.files import VerifiedReader, verified_csv
 from pgvector_pipeline.store.manifest import ManifestTable
 
 _log = logging.getLogger(__name__)
@@ -83,6 +86,72 @@ def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: W
     return [*check_files_and_embeddings(backup_set, warn=warn), rows_hold_up(backup_set, previous)]
 
 
+def check_written_set(
+    backup_set: BackupSetInfo, written: BackupResult, previous: BackupSetInfo | None, warn: Warn | None = None
+) -> list[SetCheck]:
+    """The checks of the set a backup run has just written (`written`), at the cost of reading its stored bytes once:
+    every byte was hashed and every row counted as the export wrote it, so what is left to prove is that the store
+    holds those bytes (their sizes and sha256 as stored, read back) and what the snapshot counted of the vectors. The
+    server printed every vector from a value pgvector had accepted (finite, in range, of its column's dimension), so
+    nothing is parsed again; the full check (check_set) runs where a column's dimensions were not counted, and on any
+    set read later."""
+    if not written.dimensions_counted:
+        return check_set(backup_set, previous, warn)
+    manifest = backup_set.manifest
+    assert manifest is not None and backup_set.store is not None
+    try:
+        with damage_marked(backup_set, warn or _log.warning):
+            _read_stored_bytes(backup_set)
+    except FilesDamaged as damage:
+        return [*_files_differ(damage.message), rows_hold_up(backup_set, previous)]
+    except DataError as exc:  # the set could not be read as listed (deleted since)
+        return [*_files_differ(exc.message), rows_hold_up(backup_set, previous)]
+    files = SetCheck(
+        FILES_CHECK,
+        True,
+        f"All {len(manifest.tables)} files read back from the store match the sizes and sha256 they were written with "
+        f"(the content inside was hashed and counted as it was exported).",
+        metadata={"files": len(manifest.tables), "bytes": sum(e.file_bytes for e in manifest.tables.values())},
+    )
+    return [files, _counted_vectors(written), rows_hold_up(backup_set, previous)]
+
+
+def _read_stored_bytes(backup_set: BackupSetInfo) -> None:
+    """Read every file of the set as stored, checking its size and sha256 (FilesDamaged when one differs)."""
+    manifest = backup_set.manifest
+    assert manifest is not None and backup_set.store is not None
+    with backup_set.store.read_set(backup_set, list(manifest.tables)) as held:
+        for table, entry in manifest.tables.items():
+            with VerifiedReader(held.file(table), entry.file, entry.file_bytes, entry.file_sha256) as stored:
+                while stored.read(1 << 20):
+                    pass
+
+
+def _counted_vectors(written: BackupResult) -> SetCheck:
+    """embeddings_parse of a set just written, from what its snapshot counted."""
+    vectors = sum(rows for dims, rows in written.embedding_dimensions.items() if dims != "null")
+    metadata = {
+        "vectors": vectors,
+        "dimensions": ", ".join(d for d in written.embedding_dimensions if d != "null") or "none",
+        "parsed_by": "not parsed again: the server printed each from a value pgvector accepted",
+    }
+    if written.mixed_dimensions:
+        mixed = "; ".join(f"{key} has vectors of {dims} dimensions" for key, dims in written.mixed_dimensions.items())
+        return SetCheck(
+            EMBEDDINGS_CHECK,
+            False,
+            f"Vectors that would not search as they should: {mixed} (collections by their uuid).",
+            metadata=metadata,
+        )
+    return SetCheck(
+        EMBEDDINGS_CHECK,
+        True,
+        f"All {vectors:,} vectors are the server's own output of values pgvector accepted (finite, in range), and "
+        f"have one dimension per collection (counted in the backup's snapshot).",
+        metadata=metadata,
+    )
+
+
 def check_files_and_embeddings(
     backup_set: BackupSetInfo, workers: int | None = None, warn: Warn | None = None
 ) -> tuple[SetCheck, SetCheck]:
@@ -93,6 +162,8 @@ def check_files_and_embeddings(
     if manifest is None or backup_set.store is None:
         why = f"Set {backup_set.timestamp} has no manifest (made by the old system): nothing to compare it with."
         return (SetCheck(FILES_CHECK, False, why, warn_only=True), SetCheck(EMBEDDINGS_CHECK, False, why, True))
+    if workers is None and manifest.binary:
+        workers = 0  # binary vectors are read, not parsed: no text, nothing worth a worker process
     if workers is None:
         workers = parse_workers(sum(e.file_bytes for e in manifest.tables.values() if _vector_types(e)))
     try:
@@ -128,7 +199,10 @@ def _read_and_check(backup_set: BackupSetInfo, workers: int) -> tuple[SetCheck, 
                 for table in tables:
                     entry = manifest.tables[table]
                     with verified_csv(held.file(table), entry.file, entry) as stream:
-                        found.read(table, entry, stream)
+                        if manifest.binary:
+                            found.read_binary(table, entry, stream)
+                        else:
+                            found.read(table, entry, stream)
         except FilesDamaged:
             raise
         except DataError as exc:  # the set could not be read as listed (deleted, being deleted since)
@@ -226,6 +300,32 @@ class _Vectors:
         for batch in batches.values():
             self._hand_over(batch)
         self._take(until=0)
+
+    def read_binary(self, table: str, entry: ManifestTable, stream: io.RawIOBase) -> None:
+        """The vectors of a binary set's file, read from their binary form in this process (no text to parse)."""
+        types = _vector_types(entry)
+        if not types:
+            return
+        names = [column.name for column in entry.columns]
+        positions = {names.index(name): vector_type for name, vector_type in types.items()}
+        group_at = names.index(COLLECTION_REF_COLUMN) if COLLECTION_REF_COLUMN in names else None
+        buffered = io.BufferedReader(stream, 1 << 16)
+        row_number = 0
+        for block in pgcopy.tuple_blocks(buffered.read, entry.file, 1 << 20):
+            for fields in pgcopy.fields_of(block, entry.file):
+                row_number += 1
+                key = fields[group_at] if group_at is not None else None
+                group = (table, bytes(key).hex() if key is not None else "")
+                for position, vector_type in positions.items():
+                    field = fields[position]
+                    if field is None:
+                        continue
+                    found = binary_vector_values(field, vector_type)
+                    self.vectors += 1
+                    if isinstance(found, str):
+                        self._bad(f"{entry.file} row {row_number}, {names[position]}: {found}")
+                    else:
+                        self.dimensions.setdefault(group, set()).add(len(found))
 
     def _hand_over(self, batch: _Batch) -> _Batch:
         """Parse `batch` (or have a worker parse it); an empty batch of the same column to fill next."""

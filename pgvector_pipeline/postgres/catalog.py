@@ -270,6 +270,61 @@ def extension_schema(cur: psycopg2.extensions.cursor, name: str = "vector") -> s
     return row[0] if row else None
 
 
+# The spelling of a type a manifest may record (format_type's: `vector(1536)`, `character varying(255)`,
+# `timestamp(3) with time zone`, `text[]`, `"Mixed"`): checked before the server parses it as a type name.
+_TYPE_NAME = re.compile(r'[A-Za-z_"][A-Za-z0-9_ ."]{0,150}(\([0-9, ]{1,20}\))?[A-Za-z ]{0,20}(\[\])*')
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """A column's type as the server knows it: its oid (what a binary COPY field must be), and how SQL of ours
+    spells it under the empty search_path (qualified outside pg_catalog; without a typmod for a set's types)."""
+
+    oid: int
+    sql_type: str
+
+
+def relation_column_types(cur, relation: sql.Composable) -> dict[str, ColumnType]:
+    """The columns of a table (or temporary table) by name."""
+    cur.execute(
+        "SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+        "WHERE a.attrelid OPERATOR(pg_catalog.=) %s::pg_catalog.regclass AND a.attnum OPERATOR(pg_catalog.>) 0 "
+        "AND NOT a.attisdropped",
+        (relation.as_string(cur),),
+    )
+    return {name: ColumnType(oid, sql_type) for name, oid, sql_type in cur.fetchall()}
+
+
+def set_column_types(cur, type_names: Sequence[str]) -> list[ColumnType | None]:
+    """The types a set's manifest records (as the source printed them, relative to pgvector's schema), resolved in
+    this database: None for one it does not have. pgvector's schema is searched after pg_catalog (always first), never
+    a schema other roles may create types in; a spelling format_type would not print is None without being parsed."""
+    spelled = [name if _TYPE_NAME.fullmatch(name) else None for name in type_names]
+    ext_schema = extension_schema(cur)
+    path = sql.Identifier(ext_schema).as_string(cur) if ext_schema else ""
+    cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
+    try:
+        cur.execute(
+            "SELECT pg_catalog.to_regtype(t)::pg_catalog.oid FROM pg_catalog.unnest(%s::pg_catalog.text[]) "
+            "WITH ORDINALITY AS u(t, i) ORDER BY i",
+            (spelled,),
+        )
+        oids = [row[0] for row in cur.fetchall()]
+    finally:
+        if not cur.connection.closed and cur.connection.get_transaction_status() != _IN_ERROR:
+            cur.execute("SELECT pg_catalog.set_config('search_path', '', true)")
+    cur.execute(
+        "SELECT pg_catalog.format_type(o, NULL) FROM pg_catalog.unnest(%s::pg_catalog.oid[]) WITH ORDINALITY AS u(o, i) "
+        "ORDER BY i",
+        ([oid or 0 for oid in oids],),
+    )
+    printed = [row[0] for row in cur.fetchall()]
+    return [
+        ColumnType(oid, sql_type) if name is not None and oid else None
+        for name, oid, sql_type in zip(spelled, oids, printed, strict=True)
+    ]
+
+
 def server_version(cur: psycopg2.extensions.cursor) -> str:
     """The server's version string (SHOW server_version)."""
     cur.execute("SHOW server_version")

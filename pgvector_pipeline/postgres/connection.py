@@ -207,7 +207,7 @@ def classify_connect_error(exc: psycopg2.Error, dsn: str) -> PipelineError:
     if any(marker in lowered for marker in _TRANSIENT_CONNECT_FAILURES) or "fatal:" not in lowered:
         return DatabaseError(
             f"Cannot connect to PostgreSQL at {where}: {detail}. Check that the server is running and that "
-            f"PGVECTOR_DSN points at it.",
+            f"the DSN (PGVECTOR_DSN, or the variable named by dsn_env) points at it.",
             can_retry=True,
         )
     if "does not exist" in lowered:

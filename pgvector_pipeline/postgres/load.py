@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -56,12 +57,39 @@ def load_file(
     """One file loaded into `into` (its table, or its new table when swapping), `target` describing the table and the
     columns the set lacks (preflight.target_columns), `before` the tables' rows before: by further sessions at once
     when `parallel` (the new tables are committed, see postgres.parallel_load) and they can connect."""
-    if parallel and loads_in_parallel([load], options):
+    if parallel and loads_in_parallel([load], options) and binary_loads_straight(cur, load, qualified(schema, into)):
         try:
             return _load_in_parallel(dsn, cur, schema, load, into, before, options, log, monitor)
         except SessionUnavailable as unavailable:
             log(f"{load.table}: loaded by this session alone: no further session could connect ({unavailable}).")
     return _load_table(cur, schema, load, target, before, options, log, into)
+
+
+def binary_loads_straight(cur, load: TableLoad, relation: sql.Composable) -> bool:
+    """Whether the rows of `load` COPY straight into `relation`: a CSV always does (the server parses its text into
+    any type); a binary file only into columns of the very types the set records (its fields are those types' binary
+    forms), else through a stage of those types (see _copy_binary_cast). DataError for a type the database lacks."""
+    if load.binary_types is None:
+        return True
+    return _binary_plan(cur, load, relation) is None
+
+
+def _binary_plan(cur, load: TableLoad, relation: sql.Composable) -> list[catalog.ColumnType] | None:
+    """None when the set's types are the relation's; else the set's types, for a stage."""
+    assert load.binary_types is not None
+    resolved = catalog.set_column_types(cur, load.binary_types)
+    for column, set_type, found in zip(load.columns, load.binary_types, resolved, strict=True):
+        if found is None:
+            raise DataError(
+                f"{load.table}.{column}: the set records type {set_type!r}, which this database does not have (or "
+                f"this tool does not read as a type). Install what defines it (e.g. the vector extension), or restore "
+                f"a CSV set of this table."
+            )
+    checked = [t for t in resolved if t is not None]
+    target = catalog.relation_column_types(cur, relation)
+    if all(target[c].oid == t.oid for c, t in zip(load.columns, checked, strict=True)):
+        return None
+    return checked
 
 
 def loads_in_parallel(loads: list[TableLoad], options: RestoreOptions) -> bool:
@@ -97,6 +125,7 @@ def _load_in_parallel(
         load.open_csv,
         options.load_sessions,
         on_sessions=lambda pids: monitor.watch(pids, {into: load.table}),
+        binary=load.binary,
     )
     after = count_rows(cur, schema, into)
     check_restored_rows(load, restored, after)
@@ -181,6 +210,8 @@ def copy_in(
 ) -> int:
     """COPY the file into its table (or into `into`, a staging table of the file's columns); the rows loaded.
     `target` describes the table the rows end in, when it exists (see legacy_not_null_columns)."""
+    if load.binary_types is not None:
+        return _copy_binary(cur, load, into if into is not None else qualified(schema, load.table))
     options: list[sql.Composable] = [sql.SQL("FORMAT csv"), sql.SQL("HEADER")]
     if target is None:  # loading into a staging table only: LangChain's document is the one never-NULL text
         keep_empty = [c for c in load.columns if c == DOCUMENT_COLUMN]
@@ -193,6 +224,62 @@ def copy_in(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in load.columns),
         options=sql.SQL(", ").join(options),
     )
+    return _copy_stream(cur, statement, load)
+
+
+# A binary file whose types are not the target's loads through this stage (see _copy_binary).
+_BINARY_STAGE = sql.Identifier("pgvector_restore_binary_stage")
+
+
+def _copy_binary(cur, load: TableLoad, relation: sql.Composable) -> int:
+    """COPY a binary file into `relation`: straight when its columns are of the set's types; otherwise into a stage
+    of the set's types, then INSERT … SELECT with each column cast to the relation's type (json to jsonb, uuid to
+    text, vector to vector(n)): DataError naming the column when no cast exists."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in load.columns)
+    stage_types = _binary_plan(cur, load, relation)
+    if stage_types is None:
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(relation, columns)
+        return _copy_stream(cur, statement, load)
+    target = catalog.relation_column_types(cur, relation)
+    cur.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
+            _BINARY_STAGE,
+            # Types the server printed (format_type of the oids it resolved), never the manifest's text.
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t.sql_type))
+                for c, t in zip(load.columns, stage_types, strict=True)
+            ),
+        )
+    )
+    staged = _copy_stream(cur, sql.SQL("COPY {} FROM STDIN WITH (FORMAT binary)").format(_BINARY_STAGE), load)
+    casts = sql.SQL(", ").join(
+        sql.SQL("CAST({} AS {})").format(sql.Identifier(c), sql.SQL(target[c].sql_type)) for c in load.columns
+    )
+    try:
+        cur.execute("SAVEPOINT pgvector_binary_cast")
+        cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(relation, columns, casts, _BINARY_STAGE))
+        inserted = cur.rowcount
+        cur.execute("RELEASE SAVEPOINT pgvector_binary_cast")
+    except psycopg2.errors.CannotCoerce as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT pgvector_binary_cast")
+        pairs = ", ".join(
+            f"{c} {s.sql_type} -> {target[c].sql_type}"
+            for c, s in zip(load.columns, stage_types, strict=True)
+            if s.oid != target[c].oid
+        )
+        raise DataError(
+            f"{load.table}: the binary set's column types cannot all be cast to the target's ({pairs}): "
+            f"{str(exc).strip().splitlines()[0]}. Restore into a table of the set's types, or restore a CSV set. "
+            f"Nothing was committed."
+        ) from None
+    cur.execute(sql.SQL("DROP TABLE {}").format(_BINARY_STAGE))
+    if inserted != staged:
+        raise DataError(f"{load.table}: {staged} rows were staged but {inserted} inserted. Nothing was committed.")
+    return inserted
+
+
+def _copy_stream(cur, statement: sql.Composable, load: TableLoad) -> int:
+    """COPY the load's file with `statement`; the rows loaded. A read error of the file is raised as itself."""
     with load.open_csv() as stream:
         source = _ReadErrors(stream)
         try:

@@ -18,6 +18,7 @@ from typing import cast
 import psycopg2
 from psycopg2 import sql
 
+from pgvector_pipeline import pgcopy
 from pgvector_pipeline.errors import DataError, PipelineError
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, further_session, rollback_quietly
@@ -95,12 +96,15 @@ def parallel_copy(
     open_csv: Callable[[], AbstractContextManager[CsvSource]],
     sessions: int,
     on_sessions: Callable[[list[int]], None] | None = None,
+    binary: bool = False,
 ) -> int:
-    """COPY the CSV `open_csv()` gives (header first) into `schema.table` by `sessions` sessions; the rows loaded.
-    All sessions commit, or none does. `on_sessions` gets their server processes' pids once they are connected (for
-    progress lines)."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        qualified(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    """COPY the CSV `open_csv()` gives (header first), or its binary COPY stream (`binary`), into `schema.table` by
+    `sessions` sessions; the rows loaded. All sessions commit, or none does. `on_sessions` gets their server
+    processes' pids once they are connected (for progress lines)."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {})").format(
+        qualified(schema, table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL("binary" if binary else "csv"),
     )
     with ExitStack() as stack:
         # SessionUnavailable when one cannot connect: the caller loads in its own session instead.
@@ -121,7 +125,7 @@ def parallel_copy(
         threads = [threading.Thread(target=load, args=(i,), name=f"load-{table}-{i}") for i in range(sessions)]
         for thread in threads:
             thread.start()
-        failure = _feed(open_csv, feeds, threads)
+        failure = _feed(open_csv, feeds, threads, _binary_blocks(table) if binary else _Cut(row_blocks))
         for thread in threads:
             thread.join()
         failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
@@ -139,19 +143,43 @@ def parallel_copy(
         return sum(cast(list[int], results))  # every session loaded: each result is its row count
 
 
+class _Cut:
+    """How a file is cut into blocks of whole rows, and what each session's stream starts and ends with."""
+
+    def __init__(
+        self, blocks: Callable[[Callable[[int], bytes]], Iterator[bytes]], start: bytes = b"", end: bytes = b""
+    ):
+        self.blocks, self.start, self.end = blocks, start, end
+
+
+def _binary_blocks(table: str) -> _Cut:
+    """A binary COPY stream cut at tuple boundaries: each session's stream gets a header, whole tuples, a trailer."""
+    return _Cut(
+        lambda read: pgcopy.tuple_blocks(read, f"the file of {table}", BLOCK_BYTES), pgcopy.HEADER, pgcopy.TRAILER
+    )
+
+
 def _feed(
-    open_csv: Callable[[], AbstractContextManager[CsvSource]], feeds: list[_BlockQueue], threads: list[threading.Thread]
+    open_csv: Callable[[], AbstractContextManager[CsvSource]],
+    feeds: list[_BlockQueue],
+    threads: list[threading.Thread],
+    cut: _Cut,
 ) -> BaseException | None:
     """Read the file and hand its blocks out in turn; at the end (or on an error) tell every session. The error, if
     any: the file's own (damaged, checksum) or a session's that stopped taking blocks."""
     turn = 0
     try:
+        if cut.start:
+            for feed, thread in zip(feeds, threads, strict=True):
+                _put(feed, cut.start, thread)
         with open_csv() as stream:
-            for block in row_blocks(stream.read):
+            for block in cut.blocks(stream.read):
                 if not _put(feeds[turn], block, threads[turn]):  # that session failed: stop feeding
                     raise _SessionEnded()
                 turn = (turn + 1) % len(feeds)
         for feed, thread in zip(feeds, threads, strict=True):
+            if cut.end:
+                _put(feed, cut.end, thread)
             _put(feed, _END, thread)
         return None
     except _SessionEnded:

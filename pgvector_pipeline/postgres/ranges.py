@@ -24,6 +24,8 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
+from pgvector_pipeline import pgcopy
+from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.connection import SessionUnavailable, classify_error, further_session
 
@@ -140,6 +142,21 @@ class SnapshotSession:
             raise classify_error(exc, doing, self.conn) from exc
 
 
+def joined_parts(parts: list[bytes], *, first: bool, last: bool) -> list[bytes]:
+    """One range's binary COPY messages as a piece of one stream: its header kept only in the first range, its
+    trailer only in the last. The server sends the header with the first tuple and the trailer alone (with the header
+    when the range is empty), so the messages stay one per tuple plus one, as a single COPY's are."""
+    where = "a range of the binary export"
+    if not parts or not parts[-1].endswith(pgcopy.TRAILER):
+        raise DataError(f"{where} ended without the binary COPY trailer.")
+    parts = list(parts)
+    if not last:
+        parts[-1] = parts[-1][: -len(pgcopy.TRAILER)]
+    if not first:
+        parts[0] = pgcopy.without_header(parts[0], where)
+    return [part for part in parts if part]
+
+
 class _Parts:
     """A range's CSV as psycopg2 hands it over: one bytes object per row."""
 
@@ -159,7 +176,14 @@ class OrderedRangeCopy:
     by `write_to`; leaving (also on the caller's error) cancels what still runs and joins the threads.
     """
 
-    def __init__(self, sessions: list[SnapshotSession], ranges: list[BlockRange], statement_for: RangeStatement):
+    def __init__(
+        self,
+        sessions: list[SnapshotSession],
+        ranges: list[BlockRange],
+        statement_for: RangeStatement,
+        binary: bool = False,
+    ):
+        self._binary = binary  # binary COPY: each range's stream has its own header and trailer (see joined_part)
         self._sessions = sessions
         self._ranges = ranges
         self._statement_for = statement_for
@@ -225,6 +249,8 @@ class OrderedRangeCopy:
                 if self._error is not None:
                     raise self._error
                 parts, rows = self._done.pop(index)
+            if self._binary:
+                parts = joined_parts(parts, first=index == 0, last=index == self._count - 1)
             for part in parts:
                 sink.write(part)
             copied += rows

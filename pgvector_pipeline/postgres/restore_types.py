@@ -18,7 +18,8 @@ class CsvSource(Protocol):
 
 @dataclass(frozen=True)
 class TableLoad:
-    """One CSV to load: its table, header columns, how to open it, and the rows to expect."""
+    """One file to load: its table, columns (a CSV's header, a binary set's manifest), how to open it, and the rows to
+    expect."""
 
     table: str
     columns: list[str]  # the CSV header, in file order
@@ -29,6 +30,12 @@ class TableLoad:
     file_bytes: int | None = None  # for progress lines
     # With RestoreOptions.collections: the rows of those collections the set holds (manifest format 3), if known.
     expected_chosen_rows: int | None = None
+    # A binary set's file (see set_formats): the type of each of `columns` as the set records it; None for a CSV.
+    binary_types: tuple[str, ...] | None = None
+
+    @property
+    def binary(self) -> bool:
+        return self.binary_types is not None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import psycopg2
@@ -11,7 +12,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, ResourceNotFound
-from pgvector_pipeline.names import EMBEDDING_COLUMN, EMBEDDING_TABLE
+from pgvector_pipeline.names import COLLECTION_REF_COLUMN, EMBEDDING_COLUMN, EMBEDDING_TABLE
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.collections import embeddings_per_collection
@@ -31,12 +32,21 @@ from pgvector_pipeline.postgres.ranges import (
     export_ranges,
 )
 from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
+from pgvector_pipeline.set_formats import BINARY, CSV
 
 
 class CopySink(Protocol):
     """Where COPY TO STDOUT writes: any object with write(bytes)."""
 
     def write(self, data: bytes) -> object: ...
+
+
+@dataclass(frozen=True)
+class VectorDimensions:
+    """The dimensions of a table's embeddings in the snapshot, as the server counted them."""
+
+    rows_by_dimension: dict[str, int]  # 'null' for rows without a vector
+    mixed: dict[str, list[int]]  # collection (its key) or table whose vectors have several dimensions: which
 
 
 class Snapshot:
@@ -162,27 +172,44 @@ class Snapshot:
 
     def embedding_dimensions(
         self, description: catalog.TableDescription, rows: int, choice: RowChoice = ALL_ROWS
-    ) -> dict[str, int]:
-        """Rows per embedding dimension ('null' for rows without a vector), given the table's row count.
+    ) -> VectorDimensions:
+        """Rows per embedding dimension ('null' for rows without a vector), given the table's row count, and the
+        collections (or the table, without collections) whose vectors have more than one dimension.
 
         A fixed-dimension column answers from the catalog; otherwise this scans the column once.
         """
         if description.column(EMBEDDING_COLUMN) is None:
-            return {}
+            return VectorDimensions({}, {})
         fixed = description.fixed_embedding_dimension
         if fixed is not None:
-            return {str(fixed): rows}
+            return VectorDimensions({str(fixed): rows}, {})
         where = choice.condition(self.schema, description.name)
+        grouped = description.column(COLLECTION_REF_COLUMN) is not None
+        group = (
+            sql.SQL("{}::pg_catalog.text").format(sql.Identifier(COLLECTION_REF_COLUMN)) if grouped else sql.SQL("''")
+        )
         with classified(f"reading the embedding dimensions of {description.name}", self.conn):
             self.cur.execute(
-                sql.SQL("SELECT {dims}({col}), pg_catalog.count(*) FROM {table}{where} GROUP BY 1 ORDER BY 1").format(
+                sql.SQL(
+                    "SELECT {group}, {dims}({col}), pg_catalog.count(*) FROM {table}{where} GROUP BY 1, 2 ORDER BY 1, 2"
+                ).format(
+                    group=group,
                     dims=catalog.pgvector_name(self.cur, "vector_dims"),
                     col=sql.Identifier(EMBEDDING_COLUMN),
                     table=qualified(self.schema, description.name),
                     where=catalog.where_clause(where),
                 )
             )
-            return {("null" if dims is None else str(dims)): rows for dims, rows in self.cur.fetchall()}
+            found = self.cur.fetchall()
+        by_dimension: dict[str, int] = {}
+        by_group: dict[str, list[int]] = {}
+        for key, dims, count in found:
+            name = "null" if dims is None else str(dims)
+            by_dimension[name] = by_dimension.get(name, 0) + count
+            if dims is not None:
+                by_group.setdefault(key or "", []).append(dims)
+        mixed = {key or description.name: dims for key, dims in by_group.items() if len(dims) > 1}
+        return VectorDimensions(dict(sorted(by_dimension.items())), mixed)
 
     def embeddings_per_collection(self, names: Sequence[str]) -> dict[str, int]:
         """Embeddings of each collection named (or of all), in this snapshot (see postgres.collections)."""
@@ -196,9 +223,12 @@ class Snapshot:
         sink: CopySink,
         log: Callable[[str], None],
         rows: RowChoice = ALL_ROWS,
+        set_format: str = CSV,
     ) -> int:
-        """Stream the table (the rows `rows` chooses) as CSV with a header row into `sink`; returns the rows
-        PostgreSQL sent. The filter applies inside each parallel range as well."""
+        """Stream the table (the rows `rows` chooses) into `sink` as CSV with a header row, or as one binary COPY
+        stream (`set_format` BINARY); returns the rows PostgreSQL sent. The filter applies inside each parallel range
+        as well."""
+        binary = set_format == BINARY
         where = rows.condition(self.schema, table)
         select = sql.SQL("SELECT {cols} FROM {table}").format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(self.schema, table)
@@ -206,14 +236,14 @@ class Snapshot:
 
         def statement(block_range: BlockRange | None, header: bool) -> sql.Composable:
             where_clause = catalog.where_clause(block_range.condition() if block_range else None, where)
-            options = sql.SQL("FORMAT csv, HEADER" if header else "FORMAT csv")
+            options = sql.SQL("FORMAT binary" if binary else "FORMAT csv, HEADER" if header else "FORMAT csv")
             return sql.SQL("COPY ({select}{where}) TO STDOUT WITH ({options})").format(
                 select=select, where=where_clause, options=options
             )
 
         with classified(f"exporting {table}", self.conn):
             ranges = self._parallel_ranges(table)
-            copied = self._copy_in_ranges(table, ranges, statement, sink, log) if ranges else None
+            copied = self._copy_in_ranges(table, ranges, statement, sink, log, binary) if ranges else None
             if copied is not None:
                 return copied
             self.cur.copy_expert(statement(None, True), sink)
@@ -226,6 +256,7 @@ class Snapshot:
         statement: RangeStatement,
         sink: CopySink,
         log: Callable[[str], None],
+        binary: bool,
     ) -> int | None:
         """The table's ranges exported by further sessions on this snapshot; None when no further session can
         read it now (the caller exports it alone)."""
@@ -242,7 +273,7 @@ class Snapshot:
                 f"{table}: exported by {len(readers)} sessions on this snapshot, {len(ranges)} ranges of heap blocks "
                 f"written in order."
             )
-            with OrderedRangeCopy(readers, ranges, statement) as copy:
+            with OrderedRangeCopy(readers, ranges, statement, binary) as copy:
                 return copy.write_to(sink)
 
     def _parallel_ranges(self, table: str) -> list[BlockRange]:

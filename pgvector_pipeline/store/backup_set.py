@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from pgvector_pipeline.errors import StorageError
+from pgvector_pipeline.set_formats import CSV
 from pgvector_pipeline.store.claims import SetTaken, claim_new_timestamp
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
 from pgvector_pipeline.store.damage import mark_in_directory
@@ -25,10 +26,10 @@ from pgvector_pipeline.store.files import (
 from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import (
     TMP_SUFFIX,
-    csv_name,
     lock_name,
     manifest_name,
     parse_set_file_name,
+    table_file_name,
     tmp_name,
     validate_timestamp,
 )
@@ -204,9 +205,10 @@ class BackupSetWriter:
         table: str,
         progress: Callable[[int, int], None] | None = None,
         compression: Compression = UNCOMPRESSED,
+        set_format: str = CSV,
     ) -> StreamingFileWriter:
         assert self.timestamp is not None, "claimed on entering"
-        name = csv_name(table, self.timestamp, compression.codec)
+        name = table_file_name(table, self.timestamp, compression.codec, set_format)
         try:
             writer = StreamingFileWriter(self.directory, name, self.mode, progress, compression)
         except OSError as exc:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Protocol
 
 from pgvector_pipeline.errors import PipelineError
+from pgvector_pipeline.set_formats import CSV
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetStore, Warn
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
 from pgvector_pipeline.store.manifest import Manifest
@@ -77,8 +78,15 @@ class SetWriter(Protocol):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
     def open_table(
-        self, table: str, progress: Progress | None = None, compression: Compression = UNCOMPRESSED
-    ) -> TableWriter: ...
+        self,
+        table: str,
+        progress: Progress | None = None,
+        compression: Compression = UNCOMPRESSED,
+        set_format: str = CSV,
+    ) -> TableWriter:
+        """A writer of the table's file, named for its codec and set format (see set_formats)."""
+        ...
+
     def publish(self, manifest: Manifest) -> str:
         """Make the set visible, manifest last; where the manifest is."""
         ...

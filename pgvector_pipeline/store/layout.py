@@ -4,6 +4,7 @@
     {root}/{task_id}/vector_bak/                sets made for one task
         {table}_YYYYMMDD_HHMMSS.csv[.zst|.gz]   one per table the manifest lists (langchain_pg_collection_…,
                                                 langchain_pg_embedding_…); compressed sets end in .zst or .gz
+        {table}_YYYYMMDD_HHMMSS.pgcopy[.zst|.gz]   the same in a binary set: PostgreSQL's binary COPY stream
         vector_backup_YYYYMMDD_HHMMSS.json      manifest (absent in sets made by the old system)
         vector_backup_YYYYMMDD_HHMMSS.lock      held (flock) by the run writing that set; gone once it ends
         vector_backup_YYYYMMDD_HHMMSS.damaged   the published set failed a read-back: never complete (store.damage)
@@ -25,6 +26,7 @@ from datetime import datetime
 
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.names import COLUMN_NAME_PATTERN
+from pgvector_pipeline.set_formats import CSV, FILE_EXTENSION, FORMAT_OF_EXTENSION
 from pgvector_pipeline.store.codecs import CODEC_BY_SUFFIX, NONE, codec_of
 
 BACKUP_DIR_NAME = "vector_bak"
@@ -45,8 +47,10 @@ _TS = TIMESTAMP_PATTERN.pattern
 _TMP = re.escape(TMP_SUFFIX)
 _SUFFIXES = "|".join(re.escape(suffix) for suffix in CODEC_BY_SUFFIX if suffix)
 # Any table whose name is a plain identifier: a set is what its manifest says, not a fixed pair of tables.
-_CSV_FILE = re.compile(
-    rf"(?P<table>{COLUMN_NAME_PATTERN.pattern})_(?P<timestamp>{_TS})\.csv(?P<suffix>{_SUFFIXES})?(?P<tmp>{_TMP})?"
+_EXTENSIONS = "|".join(FORMAT_OF_EXTENSION)
+_TABLE_FILE = re.compile(
+    rf"(?P<table>{COLUMN_NAME_PATTERN.pattern})_(?P<timestamp>{_TS})\.(?P<extension>{_EXTENSIONS})"
+    rf"(?P<suffix>{_SUFFIXES})?(?P<tmp>{_TMP})?"
 )
 _SET_META_FILE = re.compile(rf"vector_backup_(?P<timestamp>{_TS})\.(?P<ext>json|lock|damaged)(?P<tmp>{_TMP})?")
 _KIND_BY_EXT = {"json": "manifest", "lock": "lock", "damaged": "damaged"}
@@ -124,9 +128,15 @@ def check_stamped_now(timestamp: str, window_s: float, now: datetime | None = No
     return timestamp
 
 
+def table_file_name(table: str, timestamp: str, codec: str = NONE, set_format: str = CSV) -> str:
+    """File name of a table's file in a set of `set_format` (see set_formats), stored with `codec` (see
+    store.codecs)."""
+    return f"{table}_{timestamp}.{FILE_EXTENSION[set_format]}{codec_of(codec).suffix}"
+
+
 def csv_name(table: str, timestamp: str, codec: str = NONE) -> str:
     """File name of a table's CSV in a set, stored with `codec` (see store.codecs)."""
-    return f"{table}_{timestamp}.csv{codec_of(codec).suffix}"
+    return table_file_name(table, timestamp, codec, CSV)
 
 
 def manifest_name(timestamp: str) -> str:
@@ -184,17 +194,19 @@ class SetFileName:
     """What a file name in a vector_bak directory says: which set, which part, finished or not."""
 
     timestamp: str
-    kind: str  # "csv", "manifest", "lock" or "damaged"
-    table: str | None  # for kind "csv"
+    kind: str  # "table" (a table's rows), "manifest", "lock" or "damaged"
+    table: str | None  # for kind "table"
     tmp: bool
-    codec: str = NONE  # for kind "csv": how the file is compressed, told by its suffix
+    codec: str = NONE  # for kind "table": how the file is compressed, told by its suffix
+    set_format: str = CSV  # for kind "table": how it holds the rows (see set_formats), told by its extension
 
 
 def parse_set_file_name(name: str) -> SetFileName | None:
     """The set file a directory entry is, or None for anything else (the log, notes, foreign files)."""
-    if match := _CSV_FILE.fullmatch(name):
+    if match := _TABLE_FILE.fullmatch(name):
         codec = CODEC_BY_SUFFIX[match["suffix"] or ""]
-        return SetFileName(match["timestamp"], "csv", match["table"], bool(match["tmp"]), codec)
+        set_format = FORMAT_OF_EXTENSION[match["extension"]]
+        return SetFileName(match["timestamp"], "table", match["table"], bool(match["tmp"]), codec, set_format)
     if match := _SET_META_FILE.fullmatch(name):
         return SetFileName(match["timestamp"], _KIND_BY_EXT[match["ext"]], None, bool(match["tmp"]))
     return None

@@ -16,6 +16,9 @@ Formats (both read; new manifests are written in the newest):
                                  `stored_sha256` (the file as stored); `bytes` and `sha256` are the CSV's
     pgvector-pipeline-backup/3   also `collections`: which collections the set holds (`selected`: the names a
                                  per-collection backup asked for, null for all) and the embeddings of each
+    pgvector-pipeline-backup/4   also `set_format`: "csv" (the default) or "binary" (PostgreSQL's binary COPY stream:
+                                 `{table}_{ts}.pgcopy[.zst|.gz]`, `bytes` and `sha256` the stream's, each column's
+                                 type with its typmod as the source printed it, which a restore must match or cast)
 A set holds the tables its manifest lists, whichever they are (names that are plain identifiers).
 """
 
@@ -27,6 +30,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import COLUMN_NAME_PATTERN, PRINTED_ROW_FILTER_MAX_CHARS
+from pgvector_pipeline.set_formats import BINARY, CSV, SetFormat
 from pgvector_pipeline.store.codecs import CODEC_NAMES, NONE
 from pgvector_pipeline.store.directory import Directory
 from pgvector_pipeline.store.layout import (
@@ -35,16 +39,22 @@ from pgvector_pipeline.store.layout import (
     MIN_YEAR,
     TASK_ID_PATTERN,
     TIMESTAMP_PATTERN,
-    csv_name,
     manifest_name,
+    table_file_name,
 )
 from pgvector_pipeline.untrusted_text import nul_at, shown_path
 
-ManifestFormat = Literal["pgvector-pipeline-backup/1", "pgvector-pipeline-backup/2", "pgvector-pipeline-backup/3"]
+ManifestFormat = Literal[
+    "pgvector-pipeline-backup/1",
+    "pgvector-pipeline-backup/2",
+    "pgvector-pipeline-backup/3",
+    "pgvector-pipeline-backup/4",
+]
 MANIFEST_FORMAT_1: ManifestFormat = "pgvector-pipeline-backup/1"
 MANIFEST_FORMAT_2: ManifestFormat = "pgvector-pipeline-backup/2"
+MANIFEST_FORMAT_3: ManifestFormat = "pgvector-pipeline-backup/3"
 # What new manifests are written in.
-MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/3"
+MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/4"
 ManifestKind = Literal["backup", "adopted"]
 KIND_BACKUP: ManifestKind = "backup"
 KIND_ADOPTED: ManifestKind = "adopted"
@@ -161,6 +171,7 @@ class Manifest(_Strict):
     source: ManifestSource | None = None
     embedding_dimensions: dict[DimensionKey, Count] = {}
     collections: ManifestCollections | None = None
+    set_format: SetFormat = CSV  # format 4
     tables: dict[TableName, ManifestTable]
 
     @model_validator(mode="before")
@@ -180,9 +191,14 @@ class Manifest(_Strict):
             raise ValueError("tables is empty")
         if self.collections is not None and self.format in (MANIFEST_FORMAT_1, MANIFEST_FORMAT_2):
             raise ValueError("collections: formats 1 and 2 record none")
+        if self.set_format != CSV and (self.format != MANIFEST_FORMAT or self.kind != KIND_BACKUP):
+            raise ValueError("set_format: only backups of format 4 record one")
         for table, entry in self.tables.items():
-            if entry.file != csv_name(table, self.timestamp, entry.codec):
-                raise ValueError(f"tables.{table}.file is not {csv_name(table, self.timestamp, entry.codec)!r}")
+            expected = table_file_name(table, self.timestamp, entry.codec, self.set_format)
+            if entry.file != expected:
+                raise ValueError(f"tables.{table}.file is not {expected!r}")
+            if self.set_format == BINARY and not entry.columns:
+                raise ValueError(f"tables.{table}.columns: a binary set records every column's type")
             stored = (entry.stored_bytes, entry.stored_sha256)
             if self.format == MANIFEST_FORMAT_1 and (entry.codec != NONE or stored != (None, None)):
                 raise ValueError(f"tables.{table}: format 1 records no codec")
@@ -199,6 +215,11 @@ class Manifest(_Strict):
     @property
     def adopted(self) -> bool:
         return self.kind == KIND_ADOPTED
+
+    @property
+    def binary(self) -> bool:
+        """Whether the set's files are binary COPY streams (see set_formats)."""
+        return self.set_format == BINARY
 
     def as_document(self) -> dict[str, Any]:
         """The manifest as the JSON document stored with the set (fields that are not set are left out)."""

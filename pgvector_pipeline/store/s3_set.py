@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from pgvector_pipeline.errors import DataError, StorageError
+from pgvector_pipeline.set_formats import CSV
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.claims import SetTaken, claim_new_timestamp
 from pgvector_pipeline.store.codecs import UNCOMPRESSED, Compression
@@ -30,13 +31,13 @@ from pgvector_pipeline.store.damage import marker_document
 from pgvector_pipeline.store.files import EncodingSink
 from pgvector_pipeline.store.interface import InterruptedSet
 from pgvector_pipeline.store.layout import (
-    csv_name,
     damaged_name,
     hold_name,
     lock_name,
     manifest_name,
     parse_hold_name,
     parse_set_file_name,
+    table_file_name,
     validate_timestamp,
 )
 from pgvector_pipeline.store.manifest import Manifest
@@ -170,9 +171,10 @@ class S3SetWriter:
         table: str,
         progress: Callable[[int, int], None] | None = None,
         compression: Compression = UNCOMPRESSED,
+        set_format: str = CSV,
     ) -> S3TableWriter:
         assert self.timestamp is not None, "claimed on entering"
-        name = csv_name(table, self.timestamp, compression.codec)
+        name = table_file_name(table, self.timestamp, compression.codec, set_format)
         writer = S3TableWriter(self._store, self._key(name), name, progress, compression)
         self.writers[table] = writer
         return writer
