@@ -105,7 +105,7 @@ def _parts(entry: Mapping[str, Any] | None) -> tuple[Part, ...]:
         return ()
 
 
-def _json_object(entry: dict | None) -> dict[str, Any]:
+def _json_object(entry: Mapping[str, Any] | None) -> dict[str, Any]:
     """A JSON metadata entry's object; {} for anything else."""
     try:
         value = json.loads((entry or {})["jsonString"])
@@ -214,7 +214,7 @@ class Automation:
         return data
 
     @classmethod
-    def from_graphql(cls, kind: str, node: dict) -> "Automation":
+    def from_graphql(cls, kind: str, node: Mapping[str, Any]) -> "Automation":
         """A `schedules` or `sensors` entry of the AUTOMATIONS query."""
         state = node["scheduleState" if kind == "schedule" else "sensorState"]
         zone = _zone(node.get("executionTimezone") or "UTC") if kind == "schedule" else None

@@ -13,7 +13,7 @@ from types import TracebackType
 
 import psycopg2.extensions
 
-from pgvector_pipeline import pgcopy
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
     NO_MIGRATION,

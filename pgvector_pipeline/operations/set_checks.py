@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from pgvector_pipeline import pgcopy
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
@@ -130,7 +130,7 @@ def _read_stored_bytes(backup_set: BackupSetInfo) -> None:
 def _counted_vectors(written: BackupResult) -> SetCheck:
     """embeddings_parse of a set just written, from what its snapshot counted."""
     vectors = sum(rows for dims, rows in written.embedding_dimensions.items() if dims != "null")
-    metadata = {
+    metadata: dict[str, str | int | float] = {
         "vectors": vectors,
         "dimensions": ", ".join(d for d in written.embedding_dimensions if d != "null") or "none",
         "parsed_by": "not parsed again: the server printed each from a value pgvector accepted",

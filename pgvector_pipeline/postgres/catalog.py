@@ -284,7 +284,7 @@ class ColumnType:
     sql_type: str
 
 
-def relation_column_types(cur, relation: sql.Composable) -> dict[str, ColumnType]:
+def relation_column_types(cur: psycopg2.extensions.cursor, relation: sql.Composable) -> dict[str, ColumnType]:
     """The columns of a table (or temporary table) by name."""
     cur.execute(
         "SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
@@ -295,7 +295,7 @@ def relation_column_types(cur, relation: sql.Composable) -> dict[str, ColumnType
     return {name: ColumnType(oid, sql_type) for name, oid, sql_type in cur.fetchall()}
 
 
-def set_column_types(cur, type_names: Sequence[str]) -> list[ColumnType | None]:
+def set_column_types(cur: psycopg2.extensions.cursor, type_names: Sequence[str]) -> list[ColumnType | None]:
     """The types a set's manifest records (as the source printed them, relative to pgvector's schema), resolved in
     this database: None for one it does not have. pgvector's schema is searched after pg_catalog (always first), never
     a schema other roles may create types in; a spelling format_type would not print is None without being parsed."""

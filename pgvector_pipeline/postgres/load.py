@@ -65,7 +65,7 @@ def load_file(
     return _load_table(cur, schema, load, target, before, options, log, into)
 
 
-def binary_loads_straight(cur, load: TableLoad, relation: sql.Composable) -> bool:
+def binary_loads_straight(cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql.Composable) -> bool:
     """Whether the rows of `load` COPY straight into `relation`: a CSV always does (the server parses its text into
     any type); a binary file only into columns of the very types the set records (its fields are those types' binary
     forms), else through a stage of those types (see _copy_binary_cast). DataError for a type the database lacks."""
@@ -74,7 +74,9 @@ def binary_loads_straight(cur, load: TableLoad, relation: sql.Composable) -> boo
     return _binary_plan(cur, load, relation) is None
 
 
-def _binary_plan(cur, load: TableLoad, relation: sql.Composable) -> list[catalog.ColumnType] | None:
+def _binary_plan(
+    cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql.Composable
+) -> list[catalog.ColumnType] | None:
     """None when the set's types are the relation's; else the set's types, for a stage."""
     assert load.binary_types is not None
     resolved = catalog.set_column_types(cur, load.binary_types)
@@ -231,7 +233,7 @@ def copy_in(
 _BINARY_STAGE = sql.Identifier("pgvector_restore_binary_stage")
 
 
-def _copy_binary(cur, load: TableLoad, relation: sql.Composable) -> int:
+def _copy_binary(cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql.Composable) -> int:
     """COPY a binary file into `relation`: straight when its columns are of the set's types; otherwise into a stage
     of the set's types, then INSERT … SELECT with each column cast to the relation's type (json to jsonb, uuid to
     text, vector to vector(n)): DataError naming the column when no cast exists."""
@@ -278,7 +280,7 @@ def _copy_binary(cur, load: TableLoad, relation: sql.Composable) -> int:
     return inserted
 
 
-def _copy_stream(cur, statement: sql.Composable, load: TableLoad) -> int:
+def _copy_stream(cur: psycopg2.extensions.cursor, statement: sql.Composable, load: TableLoad) -> int:
     """COPY the load's file with `statement`; the rows loaded. A read error of the file is raised as itself."""
     with load.open_csv() as stream:
         source = _ReadErrors(stream)

@@ -18,7 +18,7 @@ from typing import cast
 import psycopg2
 from psycopg2 import sql
 
-from pgvector_pipeline import pgcopy
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.errors import DataError, PipelineError
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, further_session, rollback_quietly

@@ -24,7 +24,7 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline import pgcopy
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.connection import SessionUnavailable, classify_error, further_session
