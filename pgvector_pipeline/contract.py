@@ -62,6 +62,8 @@ CHECK_OP = "check_deployment"
 # Which way vector_copy_job copies: from the backup store to the other store, or back.
 COPY_TO_OTHER = "to_other"
 COPY_FROM_OTHER = "from_other"
+# vector_copy_job's metadata entry naming the other store's root ('' when the code server has none).
+OTHER_STORE_METADATA = "other_store"
 
 BACKUP_SCHEDULE = "daily_vector_backup_schedule"
 RETENTION_SCHEDULE = "vector_retention_schedule"

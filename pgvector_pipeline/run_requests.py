@@ -302,8 +302,9 @@ class RestoreRequest:
         flag="--timestamp",
         cli={"required": True},
         always_sent=True,
-        help="Set to restore: its timestamp YYYYMMDD_HHMMSS. Empty: use the partition.",
-        cli_help="The set's timestamp YYYYMMDD_HHMMSS.",
+        help="Set to restore: its timestamp YYYYMMDD_HHMMSS, or 'latest' for the newest complete set of its task. "
+        "Empty: use the partition.",
+        cli_help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the task's newest complete set.",
     )
     backup_path: str = option(
         "",

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -53,11 +54,33 @@ def test_back_up_list_and_restore_with_the_cli_alone(store_db, tmp_path, root_ki
     assert result["backup_set"].startswith("global/") and result["bytes"] > 0
     # Progress lines, on stderr, with the time.
     assert f" INFO Backup set {result['backup_set'].split('/')[1]} written to " in backed_up.stderr
+    # The checks a Dagster backup runs, run here too and reported.
+    assert [(c["name"], c["passed"]) for c in result["checks"]] == [
+        ("files_match_manifest", True),
+        ("embeddings_parse", True),
+        ("rows_hold_up", True),
+    ]
+    assert result["checks"][0]["message"].startswith("All 2 files read back from the store match the sizes and sha256")
 
     listed = direct("list", "--json", env=env)
     [record] = [json.loads(line) for line in listed.stdout.splitlines()]
     timestamp = record["timestamp"]
     assert (record["status"], record["embedding_rows"]) == ("complete", 100)
+    # When it was taken with its UTC offset, where the store is, how long the backup took, what it was read from.
+    taken = datetime.fromisoformat(record["taken_at"])
+    named = datetime.strptime(timestamp, "%Y%m%d_%H%M%S").astimezone()
+    assert taken.utcoffset() is not None and abs(taken - named) < timedelta(seconds=30)
+    assert record["store"] == root and 0 < record["duration_s"] < 300
+    source = psycopg2.extensions.parse_dsn(store_db)
+    port = f":{source['port']}" if "port" in source else ""
+    assert (record["source_database"], record["source_schema"]) == (
+        f"{source['host']}{port}/{source['dbname']}",
+        "public",
+    )
+    assert (record["table_names"], record["collection_names"]) == (
+        ["langchain_pg_collection", "langchain_pg_embedding"],
+        ["sample_collection_0", "sample_collection_1"],
+    )
     # The root may also be given after the command, as people type it.
     after = {k: v for k, v in env.items() if k != BACKUP_ROOT_ENV}
     assert json.loads(direct("list", "--json", "--root", root, env=after).stdout)["timestamp"] == timestamp
@@ -72,7 +95,10 @@ def test_back_up_list_and_restore_with_the_cli_alone(store_db, tmp_path, root_ki
             f"--root or ${BACKUP_ROOT_ENV}.\n"
         )
     table = direct("list", env=env).stdout.splitlines()
-    assert table[0].startswith("TASK") and timestamp[:8] not in table[0] and "complete" in table[1]
+    assert table[0] == f"Backup store: {root}"
+    assert table[1].split()[:7] == ["TASK", "TAKEN", "AGE", "STATUS", "SIZE", "TOOK", "STORED"]
+    assert "complete" in table[2] and record["source_database"] in table[2]
+    assert f" {taken.strftime('%Y-%m-%d %H:%M:%S %z')[:-2]}:{taken.strftime('%z')[-2:]} " in table[2]
 
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE cmetadata->>'page' = '2'"))
     restored = direct("restore", "--timestamp", timestamp, "--truncate", env=env)
@@ -106,7 +132,8 @@ def test_direct_mode_says_what_is_missing_and_refuses_what_it_does_not_do(store_
     assert status.returncode == 2
     assert (
         status.stderr
-        == "error: status is about Dagster runs and automations; --direct runs backup, restore, verify and list.\n"
+        == "error: status is about Dagster runs and automations; --direct runs backup, restore, verify, copy, list "
+        "and check.\n"
     )
 
 
@@ -155,6 +182,78 @@ def test_a_mistyped_timestamp_is_refused_with_the_nearest_sets(store_db, tmp_pat
 
     assert refused.returncode == 2, refused.stderr
     assert f"nearest: {timestamp}" in refused.stderr.splitlines()[-1]
+
+
+def test_a_direct_backup_runs_the_set_checks_and_fails_when_one_fails(store_db, tmp_path):
+    """--direct backup runs the checks the Dagster backup runs of the set it wrote: a collection holding vectors of
+    two dimensions fails embeddings_parse, and the command with it (the set stays, as the database held it)."""
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=5, dimension=4)
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document) SELECT 'short', uuid, "
+            "'[1,2,3]', 'x' FROM langchain_pg_collection"
+        ),
+    )
+    env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(tmp_path)}
+
+    failed = direct("backup", env=env)
+
+    assert failed.returncode == EXIT_RUN_FAILED, failed.stderr
+    result = json.loads(failed.stdout)
+    timestamp = result["backup_set"].split("/")[1]
+    assert (result["status"], result["error_type"], result["rows"]) == ("FAILURE", "DATA_ERROR", 7)
+    assert {c["name"]: (c["passed"], c["warn_only"]) for c in result["checks"]} == {
+        "files_match_manifest": (True, False),
+        "embeddings_parse": (False, False),
+        "rows_hold_up": (True, True),
+    }
+    assert result["error_message"].startswith(
+        f"Set {timestamp} was written, but its checks failed: embeddings_parse: Vectors that would not search as they "
+        f"should: collection "
+    )
+    assert "has vectors of [3, 4] dimensions" in result["error_message"]
+    assert failed.stderr.splitlines()[-1] == f"error: DATA_ERROR: {result['error_message']}"
+    assert " WARNING Check embeddings_parse: " in failed.stderr
+    [listed] = LocalBackupStore(tmp_path).list_sets()
+    assert (listed.timestamp, listed.status) == (timestamp, "complete")
+
+
+def test_a_direct_copy_goes_to_the_other_root_and_back(store_db, tmp_path):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=10, dimension=4)
+    source, other = tmp_path / "here", tmp_path / "offsite"
+    source.mkdir()
+    env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(source)}
+    made = json.loads(direct("backup", env=env).stdout)
+    timestamp = made["backup_set"].split("/")[1]
+
+    copied = direct("copy", "--timestamp", "latest", "--other-root", str(other), env=env)
+
+    assert copied.returncode == 0, copied.stderr
+    result = json.loads(copied.stdout)
+    assert (result["command"], result["status"], result["backup_set"]) == ("copy", "SUCCESS", made["backup_set"])
+    assert (result["bytes"], result["rows"]) == (made["bytes"], made["rows"])
+    assert (result["source"], result["target"]) == (str(source / "vector_bak"), str(other / "vector_bak"))
+    assert 0 < result["duration_s"] < 300
+    assert f"'latest' is set {timestamp} in {source / 'vector_bak'}" in copied.stderr
+    [offsite] = LocalBackupStore(other).list_sets()
+    assert (offsite.timestamp, offsite.status) == (timestamp, "complete")
+
+    # Back from the other store (PGVECTOR_OTHER_BACKUP_ROOT, as the code server reads it) onto a machine that lost it.
+    shutil.rmtree(source / "vector_bak")
+    back = direct("copy", "--back", "--timestamp", timestamp, env={**env, "PGVECTOR_OTHER_BACKUP_ROOT": str(other)})
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["target"] == str(source / "vector_bak")
+    assert [s.status for s in LocalBackupStore(source).list_sets()] == ["complete"]
+
+    typo = direct("copy", "--timestamp", timestamp[:-1] + "x", "--other-root", str(other), env=env)
+    assert typo.returncode == 2 and f"nearest: {timestamp}" in typo.stderr.splitlines()[-1]
+    nowhere = direct("copy", "--timestamp", timestamp, env=env)
+    assert nowhere.returncode == 2
+    assert nowhere.stderr == (
+        "error: INVALID_PARAMS: A copy needs the other store: pass --other-root PATH_OR_S3_URL, or set "
+        "PGVECTOR_OTHER_BACKUP_ROOT (the backup store is --root, or PGVECTOR_BACKUP_ROOT).\n"
+    )
 
 
 def psql_restore(

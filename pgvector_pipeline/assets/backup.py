@@ -227,12 +227,7 @@ def set_checks(result: BackupResult, store: BackupStore, log: Log) -> tuple[list
     """The checks of the set `result` wrote (read back from the store) as the fields of an AssetCheckResult or
     AssetCheckEvaluation, one per declared check of each backup asset; and the store's sets once checked (listed
     again when the checks found the set damaged: it no longer lists as complete)."""
-    sets = store.list_sets()
-    mine = next(s for s in sets if (s.task, s.timestamp) == (result.task, result.timestamp))
-    previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
-    checks = check_written_set(mine, result, previous, log.warning)
-    for check in checks:
-        (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
+    checks, sets = check_written_set(store, result, log)
     materialized = {asset_of(t.table) for t in result.tables}
     fields: list[CheckFields] = []
     for asset_key in BACKUP_ASSET_KEYS:
@@ -258,8 +253,7 @@ def set_checks(result: BackupResult, store: BackupStore, log: Log) -> tuple[list
                     "metadata": {"backup_set": partition_key(result.task, result.timestamp), **check.metadata},
                 }
             )
-    files_differ = any(check.name == FILES_CHECK and not check.passed and not check.warn_only for check in checks)
-    return fields, store.list_sets() if files_differ else sets
+    return fields, sets
 
 
 def backed_up_tags(result: BackupResult) -> dict[str, str]:

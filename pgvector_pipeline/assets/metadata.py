@@ -7,6 +7,7 @@ from typing import Protocol
 import dagster as dg
 
 from pgvector_pipeline.sizes import human_size
+from pgvector_pipeline.store.layout import parse_set_file_name
 from pgvector_pipeline.store.manifest import ManifestCollections, ManifestTable
 
 # Metadata as this code location gives it: Dagster's MetadataValues, or the plain values Dagster wraps in one (its
@@ -46,6 +47,7 @@ def set_file_metadata(
         metadata.update(
             {
                 "compression": entry.codec,
+                "format": parsed.set_format if (parsed := parse_set_file_name(file_name)) else "csv",
                 "csv_bytes": entry.bytes,
                 "compression_ratio": round(entry.bytes / max(entry.file_bytes, 1), 2),
             }

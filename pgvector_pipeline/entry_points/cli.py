@@ -90,7 +90,8 @@ def _unexpected(error: Exception) -> str:
 
 def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Namespace) -> int:
     if not args.wait:
-        _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED"})
+        named = {"backup_set": launched.backup_set} if launched.backup_set else {}
+        _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED", **named})
         return EXIT_OK
     return _report(_waited_for(client, launched.run_id, args.timeout), args.spelling)
 
@@ -100,6 +101,7 @@ _UNDONE = {
     "backup": "the set being written was removed and nothing was truncated",
     "restore": "its transaction was rolled back: the tables are as they were",
     "verify": "its transaction was rolled back and the scratch schema dropped",
+    "copy": "the copy being written was removed; the source is as it was",
     "list": "nothing was changed",
 }
 
@@ -190,6 +192,9 @@ def _verdict(result: Mapping[str, Any]) -> int:
     if result.get("problems"):  # check
         print(f"error: {len(result['problems'])} problem(s): {', '.join(result['problems'])}.", file=sys.stderr)
         return EXIT_RUN_FAILED
+    if result.get("status") == "FAILURE":  # a --direct backup whose set failed its checks
+        print(f"error: {result.get('error_type')}: {result.get('error_message')}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     return EXIT_OK
 
 
@@ -252,12 +257,17 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
 def _restore_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
     # A mistyped task, timestamp, table or collection is refused here, naming the nearest ones (exit 2).
+    request = _restore_request(args)
     named = check_named_set(
-        engine.backup_store(), args.task_id, args.timestamp, getattr(args, "tables", None), args.collections or ()
+        engine.backup_store(),
+        args.task_id,
+        args.timestamp,
+        request.tables or None,
+        tuple(dict.fromkeys([*request.collections, *request.rename])),
     )
     if args.timestamp == LATEST:
         log.info(latest_note(named))
-    return direct.restore(engine, _restore_request(args), log)
+    return direct.restore(engine, request, log)
 
 
 def _check_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
@@ -293,7 +303,7 @@ def _run_direct(args: argparse.Namespace) -> int:
     if args.direct_run is None:
         print(
             f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify, "
-            "list, check and copy.",
+            "copy, list and check.",
             file=sys.stderr,
         )
         return EXIT_INVALID
@@ -324,14 +334,32 @@ def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 
 def _verify_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
-    return direct.verify(
-        direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, args.timestamp or "", log
-    )
+    engine = direct.target(args.root, args.dsn_env, args.db_schema)
+    if args.timestamp:  # a mistyped name is refused with the nearest ones (exit 2); empty: the newest complete set
+        named = check_named_set(engine.backup_store(), args.task_id, args.timestamp)
+        if args.timestamp == LATEST:
+            log.info(latest_note(named))
+    return direct.verify(engine, args.task_id, args.timestamp or "", log)
 
 
 def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    if args.other_root:
+        raise InvalidParams(
+            "--other-root is for --direct (a copy in this process): through Dagster, the code server copies to or "
+            "from its own other store ($PGVECTOR_OTHER_BACKUP_ROOT)."
+        )
     direction = COPY_FROM_OTHER if args.back else COPY_TO_OTHER
     return _finish(client, client.launch_copy(args.task_id, args.timestamp, direction), args)
+
+
+def _copy_direct(args: argparse.Namespace, log: Log) -> dict:
+    """A copy in this process: from --root to --other-root (--back: the other way), the set checked first."""
+    stores = (direct.target(args.root, None, None, need_dsn=False).backup_store(), direct.other_store(args.other_root))
+    source, target = stores[::-1] if args.back else stores
+    backup_set = check_named_set(source, args.task_id, args.timestamp)
+    if args.timestamp == LATEST:
+        log.info(latest_note(backup_set))
+    return direct.copy(backup_set, target, log)
 
 
 def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -345,23 +373,30 @@ def _print_sets(sets: Sequence[Mapping[str, Any]], as_json: bool) -> None:
     if as_json:
         for backup_set in sets:
             _print(backup_set)
+    elif not sets:
+        print("No backup sets.")
     else:
-        print("\n".join(set_table(sets, datetime.now())) if sets else "No backup sets.")
+        store = sets[0].get("store")
+        print("\n".join(([f"Backup store: {store}"] if store else []) + set_table(sets, datetime.now().astimezone())))
 
 
-SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED AS", "CONTENTS")
+SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "TOOK", "STORED AS", "SOURCE", "CONTENTS")
 
 
 def set_table(sets: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
-    """The sets as an aligned table for people, newest first, with each set's age (its name is local time)."""
+    """The sets as an aligned table for people, newest first: when each was taken (with its UTC offset) and its age,
+    how long its backup took, the database it was read from."""
+    now = now.astimezone()
     rows = [
         (
             s["task_id"],
-            _when(s["timestamp"]),
-            _age(now - taken) if (taken := _taken(s["timestamp"])) else "",
+            _when(s),
+            _age(now - taken) if (taken := _taken(s)) else "",
             s["status"],
             s.get("size") or "",
-            s.get("compression") or "",
+            _took(s.get("duration_s")),
+            " ".join(part for part in (s.get("format"), s.get("compression")) if part),
+            _source(s),
             "; ".join(part for part in (s.get("tables"), s.get("collections")) if part and not part.startswith("all")),
         )
         for s in sets
@@ -373,17 +408,23 @@ def set_table(sets: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
     ]
 
 
-def _taken(timestamp: str) -> datetime | None:
-    """The local time a set's name says; None for a name that is no real time (such a set lists as damaged)."""
+def _taken(record: dict) -> datetime | None:
+    """When a set was taken, as an aware time: its record's taken_at (with the UTC offset the set recorded), else its
+    name read as this machine's local time (a code server of an older version); None for a name that is no time."""
     try:
-        return datetime.strptime(timestamp, TIMESTAMP_FORMAT)
-    except ValueError:
+        if record.get("taken_at"):
+            return datetime.fromisoformat(record["taken_at"])
+        return datetime.strptime(record["timestamp"], TIMESTAMP_FORMAT).astimezone()
+    except (TypeError, ValueError):
         return None
 
 
-def _when(timestamp: str) -> str:
-    taken = _taken(timestamp)
-    return taken.strftime("%Y-%m-%d %H:%M:%S") if taken else timestamp
+def _when(record: dict) -> str:
+    taken = _taken(record)
+    if taken is None:
+        return record["timestamp"]
+    offset = taken.strftime("%z")
+    return taken.strftime("%Y-%m-%d %H:%M:%S") + (f" {offset[:3]}:{offset[3:]}" if record.get("taken_at") else "")
 
 
 def _age(delta: timedelta) -> str:
@@ -392,6 +433,21 @@ def _age(delta: timedelta) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f} {unit} ago"
     return "just now"
+
+
+def _took(seconds: float | None) -> str:
+    """How long a backup took, for people ('' when its set does not record it)."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def _source(record: dict) -> str:
+    """The database a set was read from, and its schema when not public."""
+    database, schema = record.get("source_database") or "", record.get("source_schema")
+    return f"{database} (schema {schema})" if database and schema and schema != "public" else database
 
 
 def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -464,8 +520,8 @@ def _direct_options(parser: argparse.ArgumentParser, default: object) -> None:
         "--direct",
         action="store_true",
         default=default if default is not None else False,
-        help="Run backup, restore, verify or list in this process, without the Dagster webserver or daemon (disaster "
-        f"recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
+        help="Run backup, restore, verify, copy, list or check in this process, without the Dagster webserver or "
+        f"daemon (disaster recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
         f"${BACKUP_ROOT_ENV}).",
     )
     parser.add_argument(
@@ -575,7 +631,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Restore a set into a scratch schema of the database, check it restores as recorded, and compare the live "
         "tables with it row by row (a digest of every row); the scratch schema is dropped. Exit 1 if they differ.",
     )
-    verify.add_argument("--timestamp", help="The set's timestamp; default: the location's newest complete set.")
+    verify.add_argument(
+        "--timestamp",
+        help="The set's timestamp, or 'latest'; default: the location's newest complete set.",
+    )
     verify.add_argument("--task-id", help="The set's task; default global.")
     _database_options(verify)
     _wait_options(verify)
@@ -583,15 +642,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     copy = commands.add_parser(
         "copy",
-        help="Copy a set to the other store (PGVECTOR_OTHER_BACKUP_ROOT of the code server, e.g. S3), verified.",
+        help="Copy a set to the other store (PGVECTOR_OTHER_BACKUP_ROOT of the code server, e.g. S3; with --direct, "
+        "--other-root), every checksum verified; refused before anything starts when there is no other store.",
     )
-    copy.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
+    copy.add_argument(
+        "--timestamp",
+        required=True,
+        help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the task's newest complete set.",
+    )
     copy.add_argument("--task-id", help="The set's task; default global.")
     copy.add_argument(
         "--back", action="store_true", help="Copy from the other store into the backup store instead (to restore it)."
     )
+    copy.add_argument(
+        "--other-root",
+        metavar="ROOT",
+        help=f"With --direct: the other store, a directory or s3://bucket/prefix (default ${direct.OTHER_ROOT_ENV}); "
+        f"the set goes there from --root, or with --back comes from there.",
+    )
     _wait_options(copy)
-    copy.set_defaults(run=_copy)
+    copy.set_defaults(run=_copy, direct_run=_copy_direct)
 
     listing = commands.add_parser("list", help="Backup sets, newest first, as a table (--json: one object per line).")
     listing.add_argument("--json", action="store_true", help="One JSON object per set and line, for scripts.")

@@ -14,8 +14,11 @@ client.start_automation("vector_restore_drill_schedule")
 Every failure is a PipelineClientError with a plain message: Dagster's reasons when it refuses a launch
 (config validation), the run's `error_type`, `can_retry` and message when a run fails, a TimeoutError
 naming the run's state when waiting runs out (a run QUEUED for good means no dagster-daemon is running).
-Arguments refused before anything is sent (a task id or timestamp that is not one, text holding a NUL) raise
-InvalidParams (pgvector_pipeline.errors).
+Arguments refused before anything is sent raise InvalidParams (pgvector_pipeline.errors): a task id or timestamp
+that is not one, text holding a NUL, a copy when the code server has no other store, and a set (or a table or
+collection of it) that the inventory does not list, with the nearest names it does list (operations.named_set). A
+timestamp may be 'latest': it is checked against the inventory's newest complete set of the task and sent as
+'latest', which the run resolves through the store when it starts (and logs, and tags as the run's backup_set).
 """
 
 import json
@@ -38,6 +41,7 @@ from pgvector_pipeline.contract import (
     BACKUP_SET_TAG,
     BYTES_TAG,
     CHECK_JOB,
+    COPY_FROM_OTHER,
     COPY_JOB,
     COPY_TO_OTHER,
     DRILL_JOB,
@@ -46,6 +50,7 @@ from pgvector_pipeline.contract import (
     LOCATION_NAME,
     MESSAGE_PARTS_METADATA,
     NO_MIGRATION,
+    OTHER_STORE_METADATA,
     PARTITION_TAG,
     PLAIN_RESTORE,
     REPOSITORY_NAME,
@@ -73,6 +78,7 @@ from pgvector_pipeline.contract import (
 from pgvector_pipeline.entry_points.client_queries import (
     ADD_DYNAMIC_PARTITION,
     AUTOMATIONS,
+    JOB_METADATA,
     LAUNCH_RUN,
     LIST_BACKUP_SETS,
     RUN_FAILURE,
@@ -84,10 +90,11 @@ from pgvector_pipeline.entry_points.client_queries import (
     STOP_SCHEDULE,
     STOP_SENSOR,
 )
-from pgvector_pipeline.errors import ErrorType, Part, parts_from_json
+from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, parts_from_json
+from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unknown_task
 from pgvector_pipeline.run_requests import RestoreRequest, restore_request
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
-from pgvector_pipeline.store.naming import nearest_phrase
+from pgvector_pipeline.store.naming import LATEST, nearest_phrase, validate_set_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
 
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
@@ -188,6 +195,37 @@ class RunInfo:
         }
 
 
+# The inventory's columns that hold lists, as JSON text in its metadata table (assets.inventory.LIST_COLUMNS).
+_LIST_COLUMNS = ("table_names", "collection_names")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The newest materialization of the inventory: the sets it lists (set_record's records, newest first), the
+    store's root, whether it lists every set (its table holds the newest 1,000), and when it was made."""
+
+    sets: list[dict]
+    root: str
+    whole: bool
+    refreshed_at: float  # epoch seconds
+
+    def stale_hint(self) -> str:
+        """What ends a refusal made from this listing: it may be older than the store."""
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.refreshed_at))
+        return (
+            f" (Checked against the sets as listed at {at}: a set made since without Dagster, by --direct, or copied "
+            f"in by hand, is listed once the listing is refreshed: `pgvector-pipeline list --refresh`.)"
+        )
+
+
+def _record(text: str) -> dict:
+    record = json.loads(text)
+    for column in _LIST_COLUMNS:
+        if isinstance(record.get(column), str):
+            record[column] = json.loads(record[column])
+    return record
+
+
 @dataclass(frozen=True)
 class Automation:
     """A schedule or sensor of the code location as the webserver reports it. Times are ISO 8601 with their UTC offset:
@@ -258,9 +296,16 @@ class LaunchedRun:
 
     run_id: str
     job_name: str
-    # For backups: the task, and the timestamp when the caller named the set (else see RunInfo.backup_set).
+    # The task, and the timestamp when the caller named the set (else see RunInfo.backup_set).
     task: str | None = None
     timestamp: str | None = None
+
+    @property
+    def backup_set(self) -> str | None:
+        """The set ('task/timestamp') the run was launched for, when the launch named it ('latest' is resolved by the
+        run: see RunInfo.backup_set)."""
+        named = self.task and self.timestamp and self.timestamp != LATEST
+        return partition_key(self.task, self.timestamp) if named else None  # type: ignore[arg-type]
 
 
 class VectorBackupClient:
@@ -391,10 +436,10 @@ class VectorBackupClient:
         dsn_env: str | None = None,
         db_schema: str | None = None,
     ) -> LaunchedRun:
-        """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory), the
-        `tables` named (default both) and the `collections` named (default all), loading as `flags` say, into a
+        """Launch vector_restore_job for the set `timestamp` (or 'latest') of `task_id` (None: the global directory),
+        the `tables` named (default both) and the `collections` named (default all), loading as `flags` say, into a
         newer LangChain layout as `migration` says."""
-        task, timestamp = task_key(task_id), validate_timestamp(timestamp)
+        task = task_key(task_id)
         request = restore_request(
             task, timestamp, tables=tables, flags=flags, collections=collections, rename=rename, migration=migration
         )
@@ -404,10 +449,19 @@ class VectorBackupClient:
         self, request: RestoreRequest, *, dsn_env: str | None = None, db_schema: str | None = None
     ) -> LaunchedRun:
         """Launch the job that does `request` (a request of run_requests, with every option it declares), on the
-        database named by `dsn_env` and `db_schema`; the set it names is checked before anything is sent."""
-        request = replace(request, task_id=task_key(request.task_id), timestamp=validate_timestamp(request.timestamp))
+        database named by `dsn_env` and `db_schema`; the set it names, and its tables and collections, are checked
+        against the inventory before anything is sent (see check_named)."""
+        refuse_nul(request_config(RESTORE_OP, request), "The run config")  # before anything is sent
+        collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
+        task, timestamp = (
+            (task_key(request.task_id), validate_set_timestamp(request.timestamp))
+            if request.backup_path  # a set named by its path: the run finds it
+            else self.check_named(request.task_id, request.timestamp, request.tables or None, collections)
+        )
+        request = replace(request, task_id=task, timestamp=timestamp)
         run_config = {**request_config(RESTORE_OP, request), **pgvector_resource_config(dsn_env, db_schema)}
-        return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)
+        run_id = self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env))
+        return LaunchedRun(run_id, RESTORE_JOB, task, timestamp)
 
     def launch_truncate(
         self, tables: list[str] | None = None, *, dsn_env: str | None = None, db_schema: str | None = None
@@ -417,22 +471,87 @@ class VectorBackupClient:
         return LaunchedRun(self.launch_job(TRUNCATE_JOB, run_config, database_tags(dsn_env)), TRUNCATE_JOB)
 
     def launch_copy(self, task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> LaunchedRun:
-        """Launch vector_copy_job: copy the set `timestamp` of `task_id` (None: global) to the other store
-        (direction 'to_other') or from it ('from_other')."""
-        run_config = copy_run_config(task_key(task_id), validate_timestamp(timestamp), direction)
-        return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB)
+        """Launch vector_copy_job: copy the set `timestamp` (or 'latest') of `task_id` (None: global) to the other
+        store (direction 'to_other') or from it ('from_other'). InvalidParams before anything is sent when the code
+        server has no other store, or (to the other store) when the inventory does not list the set. The inventory
+        lists the backup store only: a copy from the other store is checked by its run."""
+        self.check_other_store()
+        if direction == COPY_FROM_OTHER:
+            task, timestamp = task_key(task_id), validate_set_timestamp(timestamp)
+        else:
+            task, timestamp = self.check_named(task_id, timestamp)
+        run_config = copy_run_config(task, timestamp, direction)
+        return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB, task, timestamp)
+
+    def other_store(self) -> str | None:
+        """The other store's root as the code server has it ($PGVECTOR_OTHER_BACKUP_ROOT when it loaded the code
+        location): '' when it has none; None when its vector_copy_job does not say (an older version)."""
+        selector = {**self._repository, "pipelineName": COPY_JOB}
+        job = self._execute(JOB_METADATA, {"selector": selector})["pipelineOrError"]
+        if job["__typename"] != "Pipeline":
+            return None
+        entries = {e["label"]: e for e in job["metadataEntries"]}
+        entry = entries.get(OTHER_STORE_METADATA)
+        return None if entry is None else entry.get("text", "")
+
+    def check_other_store(self) -> None:
+        """InvalidParams when the code server has no other store to copy to or from."""
+        if self.other_store() == "":
+            raise InvalidParams(
+                "The code server has no other store to copy to or from: vector_copy_job copies between "
+                "PGVECTOR_BACKUP_ROOT and PGVECTOR_OTHER_BACKUP_ROOT, which is not set for it. Set it where the code "
+                "server starts (a directory or s3://bucket/prefix) and restart it, or copy in this process: "
+                "pgvector-pipeline copy --direct --root SOURCE --other-root TARGET."
+            )
 
     def launch_drill(
         self, task_id: str | None, timestamp: str = "", *, compare_live: bool = False, dsn_env: str | None = None
     ) -> LaunchedRun:
         """Launch vector_restore_drill_job: restore the set `timestamp` of `task_id` (None: global; empty timestamp:
-        its newest complete set) into a scratch schema, compare it (with `compare_live`, the live tables too), drop
-        it."""
+        its newest complete set; or 'latest') into a scratch schema, compare it (with `compare_live`, the live tables
+        too), drop it. The set (with an empty timestamp, the task) is checked against the inventory first."""
+        if timestamp:
+            task, timestamp = self.check_named(task_id, timestamp)
+        else:
+            task = self.check_task(task_id)
         run_config = {
-            **drill_run_config(task_key(task_id), validate_timestamp(timestamp) if timestamp else "", compare_live),
+            **drill_run_config(task, timestamp, compare_live),
             **pgvector_resource_config(dsn_env, None),
         }
-        return LaunchedRun(self.launch_job(DRILL_JOB, run_config, database_tags(dsn_env)), DRILL_JOB)
+        run_id = self.launch_job(DRILL_JOB, run_config, database_tags(dsn_env))
+        return LaunchedRun(run_id, DRILL_JOB, task, timestamp or None)
+
+    def check_named(
+        self,
+        task_id: str | None,
+        timestamp: str,
+        tables: Sequence[str] | None = None,
+        collections: Sequence[str] = (),
+    ) -> tuple[str, str]:
+        """The task and timestamp to send for the set a request names, once the inventory lists it holding `tables`
+        (None: any) and `collections`; InvalidParams naming the nearest names it lists otherwise (ResourceNotFound
+        for 'latest' without a complete set). 'latest' is sent as it is: the run resolves it. Not checked (only
+        validated) when there is no inventory yet, or the set may be among those its table leaves out."""
+        refuse_nul(
+            {"task_id": task_id, "timestamp": timestamp, "tables": tables, "collections": collections}, "The launch"
+        )
+        task = task_key(task_id)
+        inventory = self.inventory()
+        if inventory is not None:
+            listed = any(s["task_id"] == task and s["timestamp"] == timestamp for s in inventory.sets)
+            if inventory.whole or listed:
+                hint = inventory.stale_hint()
+                check_listed_set(inventory.sets, inventory.root, task, timestamp, tables, collections, stale_hint=hint)
+        return task, validate_set_timestamp(timestamp)
+
+    def check_task(self, task_id: str | None) -> str:
+        """The task key of `task_id`, once the inventory lists sets of it (see check_named)."""
+        task = task_key(task_id)
+        inventory = self.inventory()
+        if task != GLOBAL_TASK_KEY and inventory is not None and inventory.whole:
+            tasks = {s["task_id"] for s in inventory.sets}
+            refuse_unknown_task(task, tasks, inventory.root, inventory.stale_hint())
+        return task
 
     def launch_retention(
         self, keep_newest: int | None = None, max_age_days: float | None = None, *, dry_run: bool = True
@@ -573,12 +692,8 @@ class VectorBackupClient:
         end; `refresh` re-scans the root first (sets copied in by hand)."""
         if refresh:
             self.refresh_inventory()
-        asset = self._execute(LIST_BACKUP_SETS, {"assetKey": {"path": [INVENTORY_ASSET]}})["assetOrError"]
-        if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
-            return []
-        entries = asset["assetMaterializations"][0]["metadataEntries"]
-        records = next(e["table"]["records"] for e in entries if e["label"] == "sets")
-        sets = [json.loads(record) for record in records]
+        inventory = self.inventory()
+        sets = inventory.sets if inventory else []
         if global_only:
             sets = [s for s in sets if s["task_id"] == GLOBAL_TASK_KEY]
         if task_id:
@@ -667,6 +782,22 @@ class VectorBackupClient:
                 can_retry=False,
             )
         return found
+
+    def inventory(self) -> Inventory | None:
+        """The newest inventory of the backup store (None: it was never made)."""
+        asset = self._execute(LIST_BACKUP_SETS, {"assetKey": {"path": [INVENTORY_ASSET]}})["assetOrError"]
+        if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
+            return None
+        materialization = asset["assetMaterializations"][0]
+        entries = {e["label"]: e for e in materialization["metadataEntries"]}
+        sets = [_record(record) for record in entries["sets"]["table"]["records"]]
+        total = (entries.get("dagster/row_count") or {}).get("intValue")
+        return Inventory(
+            sets,
+            (entries.get("root") or {}).get("path") or "the backup store",
+            whole=total is not None and total <= len(sets),
+            refreshed_at=int(materialization["timestamp"]) / 1000,
+        )
 
     def start_automation(self, name: str) -> str:
         """Switch a schedule or sensor of the code location on; its new status (one that runs already stays so)."""

@@ -105,6 +105,7 @@ query RunResult($runId: ID!, $after: String) {
 }
 """
 
+# The newest inventory: its table of sets, the store's root, and how many sets it lists of how many there are.
 LIST_BACKUP_SETS = """
 query BackupSets($assetKey: AssetKeyInput!) {
   assetOrError(assetKey: $assetKey) {
@@ -112,9 +113,26 @@ query BackupSets($assetKey: AssetKeyInput!) {
     ... on Asset {
       assetMaterializations(limit: 1) {
         timestamp
-        metadataEntries { label ... on TableMetadataEntry { table { records } } }
+        metadataEntries {
+          label
+          ... on TableMetadataEntry { table { records } }
+          ... on PathMetadataEntry { path }
+          ... on IntMetadataEntry { intValue }
+        }
       }
     }
+  }
+}
+"""
+
+# A job's metadata (vector_copy_job's names the other store).
+JOB_METADATA = """
+query JobMetadata($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) {
+    __typename
+    ... on Pipeline { metadataEntries { label ... on TextMetadataEntry { text } } }
+    ... on PipelineNotFoundError { message }
+    ... on PythonError { message }
   }
 }
 """

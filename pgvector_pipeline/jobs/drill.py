@@ -21,13 +21,18 @@ from pgvector_pipeline.operations.drill import DrillResult, set_to_drill
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.store.layout import task_key
+from pgvector_pipeline.store.naming import LATEST, latest_note
 
 
 class DrillConfig(RunConfig):
     """Run config of vector_restore_drill."""
 
     task_id: str = Field(default="", description="The set's task; empty or 'global': {root}/vector_bak/.")
-    timestamp: str = Field(default="", description="The set (YYYYMMDD_HHMMSS); empty: the newest complete one.")
+    timestamp: str = Field(
+        default="",
+        description=f"The set (YYYYMMDD_HHMMSS, or '{LATEST}': the newest complete one with a manifest); empty: the "
+        f"newest complete one.",
+    )
     compare_live: bool = Field(
         default=False, description="Also compare the live tables with the set, row by row (what `verify` does)."
     )
@@ -44,6 +49,8 @@ def vector_restore_drill(
     with failures_reported():
         store = backup_store.store()
         backup_set = set_to_drill(store, task_key(config.task_id or None), config.timestamp)
+        if config.timestamp == LATEST:
+            context.log.info(latest_note(backup_set))
         context.instance.add_run_tags(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )

@@ -19,6 +19,7 @@ from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.run_config import request_config
 from pgvector_pipeline.run_requests import Migration, RestoreFlags, RestoreRequest
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.naming import LATEST, latest_note
 
 
 class RestoreConfig(request_config(RestoreRequest)):  # type: ignore[misc]  # built from RestoreRequest's fields
@@ -54,6 +55,8 @@ def restore_vector_backup(
         backup_set = backup_store.store().locate(
             task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
+        if timestamp == LATEST:
+            context.log.info(latest_note(backup_set))
         context.instance.add_run_tags(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )

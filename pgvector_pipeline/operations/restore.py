@@ -49,7 +49,7 @@ from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import decode_prefix, verified_csv
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.manifest import Manifest, ManifestTable
-from pgvector_pipeline.store.naming import nearest_aside
+from pgvector_pipeline.store.naming import check_collections_in, check_tables_held
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # A header names a handful of columns; a longer first line is not a header.
@@ -86,16 +86,7 @@ class RestoreResult:
 def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None) -> list[str]:
     """The tables to restore (None: every table of the set) in restore order; InvalidParams for names the set
     does not hold, or none."""
-    held = backup_set.tables
-    if tables is None:
-        return held
-    unknown = [t for t in tables if t not in held]
-    if unknown or not tables:
-        raise InvalidParams(
-            f"Cannot restore {unknown or 'no tables'}{nearest_aside(unknown, held)}: set {backup_set.timestamp} "
-            f"holds {held}; choose from those."
-        )
-    return [table for table in held if table in tables]  # the set's order: each after the tables it references
+    return check_tables_held(backup_set.timestamp, backup_set.tables, tables)
 
 
 def check_renames(
@@ -162,16 +153,7 @@ def check_collections_held(backup_set: BackupSetInfo, collections: Sequence[str]
     """InvalidParams, with the nearest names, for collections the set's manifest says it does not hold (a set whose
     manifest records none, formats 1 and 2 and old-system sets, is checked against its rows as it loads)."""
     record = backup_set.manifest.collections if backup_set.manifest else None
-    if record is None:
-        return
-    absent = [name for name in collections if name not in record.embeddings]
-    if absent:
-        held = ", ".join(repr(n) for n in list(record.embeddings)[:20])
-        raise InvalidParams(
-            f"Set {backup_set.timestamp} holds no collection named {', '.join(repr(n) for n in absent)}"
-            f"{nearest_aside(absent, record.embeddings, repr)}; it holds {held or 'none'}. "
-            f"Nothing was changed."
-        )
+    check_collections_in(backup_set.timestamp, None if record is None else record.embeddings, collections)
 
 
 def restore_backup_set(
@@ -469,10 +451,11 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     if entry is not None and backup_set.manifest is not None and backup_set.manifest.binary:
         _check_binary_start(held, table, backup_set, entry.codec)
+        where, columns = f"{backup_set.location}/{name}", [column.name for column in entry.columns]
         return TableLoad(
             table,
-            [column.name for column in entry.columns],
-            open_file,
+            columns,
+            lambda: _BinaryFile(open_file(), where, len(columns)),
             entry.rows,
             file_bytes=entry.bytes,
             expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
@@ -487,6 +470,25 @@ def _table_load(backup_set: BackupSetInfo, held: SetReader, table: str, chosen: 
         file_bytes=entry.bytes if entry else held.size(table),  # what COPY reads: the CSV, decompressed
         expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
     )
+
+
+class _BinaryFile:
+    """A binary set's file read through the check of its stream's structure (pgvector_pipeline.pgcopy.CheckedStream:
+    a crafted count or length never reaches the server); leaving it leaves the file (and its checks, so a file that
+    differs from its manifest is reported as damaged, not as the structure the damage broke)."""
+
+    def __init__(self, file: AbstractContextManager[io.RawIOBase], where: str, fields: int):
+        self._file = file
+        self._stream = pgcopy.CheckedStream(file.__enter__(), where, fields)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def __enter__(self) -> "_BinaryFile":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._file.__exit__(*exc_info)
 
 
 class _LegacyFile:

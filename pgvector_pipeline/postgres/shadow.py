@@ -286,7 +286,7 @@ def _refuse_changes_since(
     dressed (see postgres.drift), or something now depends on it that a swap cannot carry (postgres.swap): the
     change would be lost with the old table, or stay bound to it."""
     tables = [shadow.live for shadow in shadows]
-    changed = swap_blockers(cur, schema, tables)
+    changed = swap_blockers(cur, schema, tables, [shadow.name for shadow in shadows])
     if dressed_as is not None:
         changed += drift.changes(dressed_as, drift.table_states(cur, [(s.live, s.oid) for s in shadows]))
     if changed:

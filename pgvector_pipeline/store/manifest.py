@@ -23,6 +23,7 @@ A set holds the tables its manifest lists, whichever they are (names that are pl
 """
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -147,6 +148,12 @@ class ManifestCollections(_Strict):
     embeddings: dict[CollectionName, Count]
 
 
+# How much of a recorded host or database name a listing shows (the manifest is untrusted: bounded).
+_SHOWN_CHARS = 200
+# One `key=value` of a libpq keyword/value connection string: the value bare, or single-quoted with \' and \\.
+_CONNINFO_PAIR = re.compile(r"\s*([A-Za-z_]+)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S*))")
+
+
 class ManifestSource(_Strict):
     """Where the set was read from (DSN redacted)."""
 
@@ -156,6 +163,32 @@ class ManifestSource(_Strict):
     server_version: str
     pgvector_version: str
     langchain_layout: str
+
+    @property
+    def database(self) -> str | None:
+        """The database the set was read from, as people name it: 'host:port/dbname', from what the recorded DSN
+        says (never its password); None when it names neither host nor database."""
+        params = conninfo_params(self.dsn)
+        host, port, dbname = (params.get(k, "")[:_SHOWN_CHARS] for k in ("host", "port", "dbname"))
+        host = host or params.get("hostaddr", "")[:_SHOWN_CHARS]
+        if not host and not dbname:
+            return None
+        return f"{host or '(default host)'}{f':{port}' if port else ''}/{dbname or '(default database)'}"
+
+
+def conninfo_params(dsn: str) -> dict[str, str]:
+    """The parameters of a keyword/value connection string (what postgres.connection.redact_dsn records); {} for
+    any other form. Parsed here because store/ never imports the database driver."""
+    params: dict[str, str] = {}
+    position = 0
+    while position < len(dsn.rstrip()):
+        pair = _CONNINFO_PAIR.match(dsn, position)
+        if pair is None:
+            return {}
+        key, quoted, bare = pair.groups()
+        params[key] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        position = pair.end()
+    return params
 
 
 class Manifest(_Strict):
