@@ -91,7 +91,7 @@ def _cell(column: str, value: object) -> str | int | float | bool | None:
     """A value of the DataFrame as a cell of the metadata table."""
     if column in LIST_COLUMNS:
         return None if value is None else json.dumps(value)
-    if pd.isna(value):  # type: ignore[call-overload]
+    if pd.isna(value):
         return None
     return int(value) if column in _COUNT_COLUMNS else value  # type: ignore[call-overload,return-value]
 

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
@@ -352,7 +352,7 @@ def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, client.launch_copy(args.task_id, args.timestamp, direction), args)
 
 
-def _copy_direct(args: argparse.Namespace, log: Log) -> dict:
+def _copy_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     """A copy in this process: from --root to --other-root (--back: the other way), the set checked first."""
     stores = (direct.target(args.root, None, None, need_dsn=False).backup_store(), direct.other_store(args.other_root))
     source, target = stores[::-1] if args.back else stores
@@ -408,7 +408,7 @@ def set_table(sets: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
     ]
 
 
-def _taken(record: dict) -> datetime | None:
+def _taken(record: Mapping[str, Any]) -> datetime | None:
     """When a set was taken, as an aware time: its record's taken_at (with the UTC offset the set recorded), else its
     name read as this machine's local time (a code server of an older version); None for a name that is no time."""
     try:
@@ -419,10 +419,10 @@ def _taken(record: dict) -> datetime | None:
         return None
 
 
-def _when(record: dict) -> str:
+def _when(record: Mapping[str, Any]) -> str:
     taken = _taken(record)
     if taken is None:
-        return record["timestamp"]
+        return cast(str, record["timestamp"])
     offset = taken.strftime("%z")
     return taken.strftime("%Y-%m-%d %H:%M:%S") + (f" {offset[:3]}:{offset[3:]}" if record.get("taken_at") else "")
 
@@ -444,7 +444,7 @@ def _took(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
-def _source(record: dict) -> str:
+def _source(record: Mapping[str, Any]) -> str:
     """The database a set was read from, and its schema when not public."""
     database, schema = record.get("source_database") or "", record.get("source_schema")
     return f"{database} (schema {schema})" if database and schema and schema != "public" else database

@@ -204,7 +204,7 @@ class Inventory:
     """The newest materialization of the inventory: the sets it lists (set_record's records, newest first), the
     store's root, whether it lists every set (its table holds the newest 1,000), and when it was made."""
 
-    sets: list[dict]
+    sets: list[dict[str, Any]]
     root: str
     whole: bool
     refreshed_at: float  # epoch seconds
@@ -218,8 +218,8 @@ class Inventory:
         )
 
 
-def _record(text: str) -> dict:
-    record = json.loads(text)
+def _record(text: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(text)
     for column in _LIST_COLUMNS:
         if isinstance(record.get(column), str):
             record[column] = json.loads(record[column])

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict
 
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, partition_key
 from pgvector_pipeline.errors import ErrorType, InvalidParams, ResourceNotFound
@@ -135,12 +135,21 @@ def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Lo
     return done
 
 
-def check_record(check: SetCheck) -> dict:
+class CheckRecord(TypedDict):
+    """One check of a set, as a result prints it."""
+
+    name: str
+    passed: bool
+    warn_only: bool
+    message: str
+
+
+def check_record(check: SetCheck) -> CheckRecord:
     """One check of a set, for JSON: its name, whether it passed, whether a failure only warns, what it found."""
     return {"name": check.name, "passed": check.passed, "warn_only": check.warn_only, "message": check.description}
 
 
-def copy(backup_set: BackupSetInfo, target: BackupStore, log: Log) -> dict:
+def copy(backup_set: BackupSetInfo, target: BackupStore, log: Log) -> dict[str, Any]:
     """A copy of `backup_set` (as its own store lists it) into `target`, verified (operations.copy): the result as --wait
     prints it, with where it went."""
     started = time.monotonic()

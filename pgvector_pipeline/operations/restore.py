@@ -487,8 +487,10 @@ class _BinaryFile:
     def __enter__(self) -> "_BinaryFile":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._file.__exit__(*exc_info)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.__exit__(exc_type, exc, tb)
 
 
 class _LegacyFile:
