@@ -13,7 +13,7 @@ Integers are big-endian (network order). See https://www.postgresql.org/docs/cur
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 from pgvector_pipeline.errors import DataError
 
@@ -32,7 +32,7 @@ def header_length(data: bytes, where: str) -> int:
     header."""
     if len(data) < len(HEADER) or not data.startswith(SIGNATURE):
         raise DataError(f"{where} does not start with PostgreSQL's binary COPY signature: it is not a binary set file.")
-    flags, extension = struct.unpack_from(">ii", data, len(SIGNATURE))
+    flags, extension = cast(tuple[int, int], struct.unpack_from(">ii", data, len(SIGNATURE)))
     if flags & 0x1FFFF:  # bits 0-15: formats this reader does not know; bit 16: OIDs follow each tuple
         raise DataError(f"{where}: the binary COPY header has flags {flags:#x} this tool does not read.")
     if not 0 <= extension <= 1 << 20:

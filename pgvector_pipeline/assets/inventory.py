@@ -5,6 +5,7 @@ import json
 import dagster as dg
 import pandas as pd
 
+from pgvector_pipeline.assets.metadata import Metadata
 from pgvector_pipeline.contract import INVENTORY_ASSET
 from pgvector_pipeline.resources import BackupStoreResource
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
@@ -55,7 +56,7 @@ def inventory_frame(sets: list[BackupSetInfo], where: str) -> pd.DataFrame:
     return frame.astype({column: "Int64" for column in _COUNT_COLUMNS})
 
 
-def inventory_metadata(frame: pd.DataFrame, where: str) -> dict:
+def inventory_metadata(frame: pd.DataFrame, where: str) -> Metadata:
     """The inventory's metadata: counts, and a table of the newest sets (what the UI and GraphQL show)."""
     records = [
         dg.TableRecord({k: _cell(k, v) for k, v in row.items()})
@@ -90,7 +91,7 @@ def _cell(column: str, value: object) -> str | int | float | bool | None:
     """A value of the DataFrame as a cell of the metadata table."""
     if column in LIST_COLUMNS:
         return None if value is None else json.dumps(value)
-    if pd.isna(value):  # type: ignore[call-overload]
+    if pd.isna(value):
         return None
     return int(value) if column in _COUNT_COLUMNS else value  # type: ignore[call-overload,return-value]
 

@@ -9,8 +9,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
@@ -182,7 +183,7 @@ def _report(info: RunInfo, spelling: Spelling) -> int:
     return _verdict(result)
 
 
-def _verdict(result: dict) -> int:
+def _verdict(result: Mapping[str, Any]) -> int:
     """The exit code of a command that ran to its end, from its result, whichever path ran it (GraphQL or --direct):
     a verify that found the live tables differ from the set fails."""
     if result.get("live_equal") is False:
@@ -238,7 +239,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
 # --direct: the same commands in this process, without Dagster (see pgvector_pipeline.entry_points.direct).
 
 
-def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
+def _backup_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     choices = BackupChoices(
         truncate_after_backup=args.truncate_after_backup,
         create_task_dir=args.create_task_dir,
@@ -253,7 +254,7 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
     return direct.back_up(direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, choices, log)
 
 
-def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
+def _restore_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
     # A mistyped task, timestamp, table or collection is refused here, naming the nearest ones (exit 2).
     request = _restore_request(args)
@@ -269,7 +270,7 @@ def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
     return direct.restore(engine, request, log)
 
 
-def _check_direct(args: argparse.Namespace, log: Log) -> dict:
+def _check_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     """Whether this deployment works (pgvector_pipeline.operations.check): one line per check on stderr, the report as
     JSON. Which schedules and sensors run is not known here: only Dagster knows."""
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
@@ -293,7 +294,7 @@ def _check(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _verdict(report)
 
 
-def _list_direct(args: argparse.Namespace, log: Log) -> list[dict]:
+def _list_direct(args: argparse.Namespace, log: Log) -> list[dict[str, object]]:
     return direct.list_sets(direct.target(args.root, None, None, need_dsn=False), args.task_id, args.global_only)
 
 
@@ -332,7 +333,7 @@ def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, launched, args)
 
 
-def _verify_direct(args: argparse.Namespace, log: Log) -> dict:
+def _verify_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
     if args.timestamp:  # a mistyped name is refused with the nearest ones (exit 2); empty: the newest complete set
         named = check_named_set(engine.backup_store(), args.task_id, args.timestamp)
@@ -351,7 +352,7 @@ def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, client.launch_copy(args.task_id, args.timestamp, direction), args)
 
 
-def _copy_direct(args: argparse.Namespace, log: Log) -> dict:
+def _copy_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     """A copy in this process: from --root to --other-root (--back: the other way), the set checked first."""
     stores = (direct.target(args.root, None, None, need_dsn=False).backup_store(), direct.other_store(args.other_root))
     source, target = stores[::-1] if args.back else stores
@@ -368,7 +369,7 @@ def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_sets(sets: list[dict], as_json: bool) -> None:
+def _print_sets(sets: Sequence[Mapping[str, Any]], as_json: bool) -> None:
     if as_json:
         for backup_set in sets:
             _print(backup_set)
@@ -382,7 +383,7 @@ def _print_sets(sets: list[dict], as_json: bool) -> None:
 SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "TOOK", "STORED AS", "SOURCE", "CONTENTS")
 
 
-def set_table(sets: list[dict], now: datetime) -> list[str]:
+def set_table(sets: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
     """The sets as an aligned table for people, newest first: when each was taken (with its UTC offset) and its age,
     how long its backup took, the database it was read from."""
     now = now.astimezone()
@@ -407,7 +408,7 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
     ]
 
 
-def _taken(record: dict) -> datetime | None:
+def _taken(record: Mapping[str, Any]) -> datetime | None:
     """When a set was taken, as an aware time: its record's taken_at (with the UTC offset the set recorded), else its
     name read as this machine's local time (a code server of an older version); None for a name that is no time."""
     try:
@@ -418,10 +419,10 @@ def _taken(record: dict) -> datetime | None:
         return None
 
 
-def _when(record: dict) -> str:
+def _when(record: Mapping[str, Any]) -> str:
     taken = _taken(record)
     if taken is None:
-        return record["timestamp"]
+        return cast(str, record["timestamp"])
     offset = taken.strftime("%z")
     return taken.strftime("%Y-%m-%d %H:%M:%S") + (f" {offset[:3]}:{offset[3:]}" if record.get("taken_at") else "")
 
@@ -443,7 +444,7 @@ def _took(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
-def _source(record: dict) -> str:
+def _source(record: Mapping[str, Any]) -> str:
     """The database a set was read from, and its schema when not public."""
     database, schema = record.get("source_database") or "", record.get("source_schema")
     return f"{database} (schema {schema})" if database and schema and schema != "public" else database

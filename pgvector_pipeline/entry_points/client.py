@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gql import Client, gql
@@ -104,7 +104,7 @@ _REFUSAL = re.compile(r"\b(?P<type>" + "|".join(t.value for t in ErrorType) + r"
 UNREACHABLE = "WEBSERVER_UNREACHABLE"
 
 
-def _parts(entry: dict | None) -> tuple[Part, ...]:
+def _parts(entry: Mapping[str, Any] | None) -> tuple[Part, ...]:
     """A failure's message as parts (MESSAGE_PARTS_METADATA), when it carries them readably; else ()."""
     try:
         return parts_from_json(json.loads((entry or {})["jsonString"])) or ()
@@ -112,7 +112,7 @@ def _parts(entry: dict | None) -> tuple[Part, ...]:
         return ()
 
 
-def _json_object(entry: dict | None) -> dict[str, Any]:
+def _json_object(entry: Mapping[str, Any] | None) -> dict[str, Any]:
     """A JSON metadata entry's object; {} for anything else."""
     try:
         value = json.loads((entry or {})["jsonString"])
@@ -204,7 +204,7 @@ class Inventory:
     """The newest materialization of the inventory: the sets it lists (set_record's records, newest first), the
     store's root, whether it lists every set (its table holds the newest 1,000), and when it was made."""
 
-    sets: list[dict]
+    sets: list[dict[str, Any]]
     root: str
     whole: bool
     refreshed_at: float  # epoch seconds
@@ -218,8 +218,8 @@ class Inventory:
         )
 
 
-def _record(text: str) -> dict:
-    record = json.loads(text)
+def _record(text: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(text)
     for column in _LIST_COLUMNS:
         if isinstance(record.get(column), str):
             record[column] = json.loads(record[column])
@@ -252,7 +252,7 @@ class Automation:
         return data
 
     @classmethod
-    def from_graphql(cls, kind: str, node: dict) -> "Automation":
+    def from_graphql(cls, kind: str, node: Mapping[str, Any]) -> "Automation":
         """A `schedules` or `sensors` entry of the AUTOMATIONS query."""
         state = node["scheduleState" if kind == "schedule" else "sensorState"]
         zone = _zone(node.get("executionTimezone") or "UTC") if kind == "schedule" else None
@@ -316,7 +316,8 @@ class VectorBackupClient:
         self.url = f"http://{hostname}:{port}/graphql"
         self._graphql = Client(transport=RequestsHTTPTransport(url=self.url, timeout=60))
 
-    def _execute(self, document: str, variables: dict) -> dict:
+    def _execute(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer's data: JSON, shaped as `document` selects."""
         try:
             return self._graphql.execute(gql(document), variable_values=variables)
         except (TransportError, RequestException, OSError) as error:
@@ -331,7 +332,9 @@ class VectorBackupClient:
     def _repository(self) -> dict[str, str]:
         return {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME}
 
-    def launch_job(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
+    def launch_job(
+        self, job_name: str, run_config: Mapping[str, Any] | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons (InvalidParams, before
         anything is sent, for text holding a NUL: every launch of this client comes through here)."""
         refuse_nul({"job_name": job_name, "run_config": run_config, "tags": tags}, "The launch")
@@ -343,7 +346,7 @@ class VectorBackupClient:
         result = self._execute(LAUNCH_RUN, {"executionParams": params})["launchRun"]
         kind = result["__typename"]
         if kind == "LaunchRunSuccess":
-            return result["run"]["runId"]
+            return cast(str, result["run"]["runId"])
         if kind == "RunConfigValidationInvalid":
             # Each message names its place in the config (root:ops:...) and what was expected there.
             reasons = [error["message"] for error in result["errors"]]
@@ -576,10 +579,10 @@ class VectorBackupClient:
             return self._with_failure(info)
         return self._with_result(info) if info.status == "SUCCESS" else info
 
-    def _run_events(self, run_id: str, document: str) -> list[dict]:
+    def _run_events(self, run_id: str, document: str) -> list[dict[str, Any]]:
         """The events of the run that `document` (a logsForRun query with $runId and $after) selects, every page of
         them: a run that logged many progress lines has its failure or result far down."""
-        events: list[dict] = []
+        events: list[dict[str, Any]] = []
         cursor = None
         while True:
             logs = self._execute(document, {"runId": run_id, "after": cursor})["logsForRun"]
@@ -665,7 +668,7 @@ class VectorBackupClient:
             if event["__typename"] == "LogMessageEvent" and event.get("stepKey"):
                 at = time.strftime("%H:%M:%S", time.localtime(int(event["timestamp"]) / 1000))
                 on_line(f"{at} {event['level']} {event['message']}")
-        return logs["cursor"]
+        return cast(str | None, logs["cursor"])
 
     def check_run(self, info: RunInfo) -> RunInfo:
         """`info` if the run succeeded; PipelineClientError with the run's error otherwise."""
@@ -684,7 +687,7 @@ class VectorBackupClient:
 
     def list_backup_sets(
         self, *, global_only: bool = False, task_id: str | None = None, refresh: bool = False
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Sets from the latest inventory (newest first). Runs that add or delete sets refresh it as they
         end; `refresh` re-scans the root first (sets copied in by hand)."""
         if refresh:
@@ -805,12 +808,12 @@ class VectorBackupClient:
             selector = {**self._repository, "scheduleName": name}
             result = self._execute(START_SCHEDULE, {"selector": selector})["startSchedule"]
             if result["__typename"] == "ScheduleStateResult":
-                return result["scheduleState"]["status"]
+                return cast(str, result["scheduleState"]["status"])
         else:
             selector = {**self._repository, "sensorName": name}
             result = self._execute(START_SENSOR, {"selector": selector})["startSensor"]
             if result["__typename"] == "Sensor":
-                return result["sensorState"]["status"]
+                return cast(str, result["sensorState"]["status"])
         raise PipelineClientError(f"Starting {name} failed: {result.get('message', result['__typename'])}")
 
     def stop_automation(self, name: str) -> str:
@@ -821,9 +824,9 @@ class VectorBackupClient:
         if automation.kind == "schedule":
             result = self._execute(STOP_SCHEDULE, {"id": automation.state_id})["stopRunningSchedule"]
             if result["__typename"] == "ScheduleStateResult":
-                return result["scheduleState"]["status"]
+                return cast(str, result["scheduleState"]["status"])
         else:
             result = self._execute(STOP_SENSOR, {"id": automation.state_id})["stopSensor"]
             if result["__typename"] == "StopSensorMutationResult":
-                return result["instigationState"]["status"]
+                return cast(str, result["instigationState"]["status"])
         raise PipelineClientError(f"Stopping {name} failed: {result.get('message', result['__typename'])}")

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TextIO, TypedDict
 
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, partition_key
 from pgvector_pipeline.errors import ErrorType, InvalidParams, ResourceNotFound
@@ -68,16 +69,16 @@ def progress_log() -> Iterator[Log]:
         yield _line_log()
 
 
-class _CurrentStderr(logging.StreamHandler):
+class _CurrentStderr(logging.StreamHandler[TextIO]):
     """A handler that writes to whatever sys.stderr is when it writes: a caller of main() in the same process (a test,
     a script) may replace and close the stream a handler took at its creation."""
 
-    @property  # type: ignore[override]
-    def stream(self):
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 
@@ -103,7 +104,7 @@ def other_store(root: str | None) -> BackupStore:
     return StoreSettings.from_env().store(root)
 
 
-def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict:
+def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict[str, Any]:
     """A backup into a new set of `task_id` (None: global), then the checks every backup runs of the set it wrote
     (operations.set_checks, as the Dagster backup's asset checks): the result as --wait prints it, with each check.
     A check that fails (not only a warning) makes the result a failure; a file that does not match its manifest
@@ -134,12 +135,21 @@ def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Lo
     return done
 
 
-def check_record(check: SetCheck) -> dict:
+class CheckRecord(TypedDict):
+    """One check of a set, as a result prints it."""
+
+    name: str
+    passed: bool
+    warn_only: bool
+    message: str
+
+
+def check_record(check: SetCheck) -> CheckRecord:
     """One check of a set, for JSON: its name, whether it passed, whether a failure only warns, what it found."""
     return {"name": check.name, "passed": check.passed, "warn_only": check.warn_only, "message": check.description}
 
 
-def copy(backup_set: BackupSetInfo, target: BackupStore, log: Log) -> dict:
+def copy(backup_set: BackupSetInfo, target: BackupStore, log: Log) -> dict[str, Any]:
     """A copy of `backup_set` (as its own store lists it) into `target`, verified (operations.copy): the result as --wait
     prints it, with where it went."""
     started = time.monotonic()
@@ -149,7 +159,7 @@ def copy(backup_set: BackupSetInfo, target: BackupStore, log: Log) -> dict:
     return {**done, "source": result.source, "target": result.target}
 
 
-def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict:
+def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict[str, Any]:
     """The restore `request` asks for (its task_id empty: global): the result as --wait prints it."""
     started = time.monotonic()
     backup_set = engine.backup_store().locate(task_id=task_key(request.task_id), timestamp=request.timestamp)
@@ -164,7 +174,7 @@ def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict:
     )
 
 
-def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict:
+def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict[str, Any]:
     """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
     live tables with it: the result as --wait prints it, with each table's comparison."""
     started = time.monotonic()
@@ -180,7 +190,7 @@ def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dic
     return {**done, **result.report()}
 
 
-def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict]:
+def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict[str, object]]:
     """The sets of the store, newest first, as the inventory records them (see store.backup_set_info.set_record).
     ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
     store = engine.backup_store()
@@ -192,7 +202,7 @@ def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[di
     return sets
 
 
-def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict:
+def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict[str, Any]:
     return {
         "command": what,
         "status": "SUCCESS",

@@ -3,6 +3,7 @@ code server is, with its environment: its DSN variable, its PGVECTOR_BACKUP_ROOT
 settings. The run fails, naming each problem, when a check fails; its report is the op's result either way."""
 
 import os
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -25,7 +26,7 @@ def check_deployment(
     pgvector: PgVectorResource,
     backup_store: BackupStoreResource,
     other_backup_store: OtherBackupStoreResource,
-):
+) -> Iterator[dg.Output[None]]:
     """Run every check; one log line each; fail the run naming each problem."""
     with failures_reported():
         engine = pgvector.get_engine(backup_store.store())
@@ -75,6 +76,6 @@ def _other_store(resource: OtherBackupStoreResource) -> tuple[BackupStore | None
     "the privileges of backup, truncate and restore, the store (a claim made and released), free space, the newest "
     "global backup's age. Fails naming each problem.",
 )
-def vector_check_job():
+def vector_check_job() -> None:
     """Check that the deployment works."""
     check_deployment()

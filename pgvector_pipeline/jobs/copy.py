@@ -1,6 +1,7 @@
 """vector_copy_job: copy a backup set between the backup store and the other store (local <-> S3), verified."""
 
 import os
+from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
@@ -35,6 +36,7 @@ class CopyConfig(RunConfig):
         description=f"The set's timestamp YYYYMMDD_HHMMSS, or '{LATEST}' for the newest complete set of its task in "
         f"the store it is copied from."
     )
+    # mypy takes no constants in a Literal (pydantic sees the two values): the field is Any to mypy, checked by pydantic.
     direction: Literal[COPY_TO_OTHER, COPY_FROM_OTHER] = Field(  # type: ignore[valid-type]
         default=COPY_TO_OTHER,
         description=(
@@ -57,7 +59,7 @@ def copy_backup_set(
     config: CopyConfig,
     backup_store: BackupStoreResource,
     other_backup_store: OtherBackupStoreResource,
-):
+) -> Iterator[dg.Output[None]]:
     """Locate the set in the source store and copy it into the target store."""
     with failures_reported():
         stores = (backup_store.store(), other_backup_store.store())
@@ -104,7 +106,7 @@ def build_vector_copy_job() -> dg.JobDefinition:
         ),
         metadata={OTHER_STORE_METADATA: other},
     )
-    def vector_copy_job():
+    def vector_copy_job() -> None:
         """Copy one backup set between the two stores."""
         copy_backup_set()
 

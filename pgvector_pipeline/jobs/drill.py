@@ -1,9 +1,13 @@
 """vector_restore_drill_job: prove a set restores by restoring it into a scratch schema, comparing it by content
 (and, for `verify`, the live tables with it), and dropping it; what a rollback would take, and how old its data is."""
 
+from collections.abc import Iterator, Mapping
+from typing import cast
+
 import dagster as dg
 from pydantic import Field
 
+from pgvector_pipeline.assets.metadata import Metadata
 from pgvector_pipeline.contract import (
     BACKUP_SET_TAG,
     DRILL_JOB,
@@ -40,7 +44,7 @@ class DrillConfig(RunConfig):
 )
 def vector_restore_drill(
     context: dg.OpExecutionContext, config: DrillConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
-):
+) -> Iterator[dg.Output[None]]:
     """Restore the chosen set into a scratch schema, compare, drop; fail if it did not restore as recorded."""
     with failures_reported():
         store = backup_store.store()
@@ -73,7 +77,7 @@ _TABLE_COLUMNS = {
 }
 
 
-def drill_metadata(backup_set: str, result: DrillResult) -> dict:
+def drill_metadata(backup_set: str, result: DrillResult) -> Metadata:
     """The drill's output metadata for the UI, and its report (RESULT_METADATA) for the client: both from one
     rendering, DrillResult.report."""
     report = result.report()
@@ -87,7 +91,8 @@ def drill_metadata(backup_set: str, result: DrillResult) -> dict:
                 dg.TableRecord(
                     {
                         name: (str(value).lower() if isinstance(value, bool) else value)
-                        for name, value in table.items()
+                        # Each of a TableReport's values is one of these (mypy reads a TypedDict's values as object).
+                        for name, value in cast(Mapping[str, str | int | bool | None], table).items()
                         if name in _TABLE_COLUMNS
                     }
                 )
@@ -106,6 +111,6 @@ def drill_metadata(backup_set: str, result: DrillResult) -> dict:
     "compare it by content (and the live tables, with compare_live), report the restore's time and the data's age, "
     "drop it. The live tables are only read.",
 )
-def vector_restore_drill_job():
+def vector_restore_drill_job() -> None:
     """Prove a set restores."""
     vector_restore_drill()

@@ -1,5 +1,6 @@
 """vector_restore_job: load a backup set in one transaction that commits only if every file matches its manifest."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -26,11 +27,13 @@ class RestoreConfig(request_config(RestoreRequest)):  # type: ignore[misc]  # bu
 
     def flags(self) -> RestoreFlags:
         """The restore switches of this config."""
-        return self.request().flags
+        request: RestoreRequest = self.request()
+        return request.flags
 
     def migration(self) -> Migration:
         """The migration settings of this config (none set: the set's own layout)."""
-        return self.request().migration
+        request: RestoreRequest = self.request()
+        return request.migration
 
 
 @dg.op(
@@ -39,7 +42,7 @@ class RestoreConfig(request_config(RestoreRequest)):  # type: ignore[misc]  # bu
 )
 def restore_vector_backup(
     context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
-):
+) -> Iterator[dg.Output[None]]:
     """Locate the set (partition or config), verify it, and restore it in one transaction."""
     with failures_reported():
         request: RestoreRequest = config.request()
@@ -87,6 +90,6 @@ def restore_vector_backup(
     tags=database_tags(),
     description="Restore a backup set (pick its partition, or name it in config) into the database of the pgvector resource.",
 )
-def vector_restore_job():
+def vector_restore_job() -> None:
     """Restore one backup set into the pgvector resource's database."""
     restore_vector_backup()

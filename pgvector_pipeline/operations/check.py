@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg2.extensions
+
 from pgvector_pipeline.automations import WITHOUT_WEBSERVER, automations_unknown
 from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound, StorageError
 from pgvector_pipeline.operations.global_freshness import global_freshness
@@ -193,7 +195,7 @@ def _read_only(dsn: str) -> Iterator[Any]:
         conn.close()
 
 
-def _database_checks(cur, dsn: str, schema: str) -> list[Check]:
+def _database_checks(cur: psycopg2.extensions.cursor, dsn: str, schema: str) -> list[Check]:
     target = redact_dsn(dsn)
     version = catalog.server_version(cur)
     checks = [
@@ -241,7 +243,7 @@ def _tables_check(schema: str, present: list[str]) -> Check:
     return Check("tables", not present or not absent, detail, {"schema": schema, "present": present, "absent": absent})
 
 
-def _backup_check(cur, schema: str, tables: list[str]) -> Check:
+def _backup_check(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> Check:
     missing = lacking_privileges(cur, schema, tables, ["SELECT"])
     filtered = [t for t in tables if row_security_applies(cur, schema, t)]
     problems = missing + [f"a row-level security policy filters its reads of {schema}.{t}" for t in filtered]
@@ -256,7 +258,7 @@ def _backup_check(cur, schema: str, tables: list[str]) -> Check:
     )
 
 
-def _truncate_check(cur, schema: str, tables: list[str]) -> Check:
+def _truncate_check(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> Check:
     emptied = [t for t in DEFAULT_TABLES.truncated_by_default if t in tables]
     missing = lacking_privileges(cur, schema, emptied, ["TRUNCATE"])
     both = lacking_privileges(cur, schema, tables, ["TRUNCATE"])
@@ -273,7 +275,7 @@ def _truncate_check(cur, schema: str, tables: list[str]) -> Check:
     return Check("truncate", True, f"The role may truncate {', '.join(emptied)}{also}.", data)
 
 
-def _restore_check(cur, schema: str, tables: list[str]) -> Check:
+def _restore_check(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> Check:
     append = catalog.missing_privileges(cur, schema, tables, truncate=False)
     truncating = catalog.missing_privileges(cur, schema, tables, truncate=True)
     in_place_because = (

@@ -14,6 +14,7 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.sizes import human_size
@@ -23,6 +24,9 @@ from pgvector_pipeline.store.damage import damage_marked, read_back_published
 from pgvector_pipeline.store.files import verified_csv
 from pgvector_pipeline.store.interface import BackupStore, SetWriter, TableWriter
 from pgvector_pipeline.store.manifest import ManifestTable
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _CHUNK = 1 << 20
 
@@ -123,7 +127,7 @@ class _Tee(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         count = self._file.readinto(buffer) or 0
         if count:
             with memoryview(buffer) as view:

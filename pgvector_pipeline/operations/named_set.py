@@ -11,6 +11,7 @@ change in between), so this is a courtesy, never the guard.
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
@@ -47,7 +48,7 @@ class ListedSet:
         )
 
     @classmethod
-    def of_record(cls, record: Mapping) -> "ListedSet":
+    def of_record(cls, record: Mapping[str, Any]) -> "ListedSet":
         """A record of set_record, as a client reads it back (a code server of an older version wrote fewer
         fields: what is missing is not checked)."""
         tables, collections = record.get("table_names"), record.get("collection_names")
@@ -98,7 +99,7 @@ def check_named_set(
 
 
 def check_listed_set(
-    records: Sequence[Mapping],
+    records: Sequence[Mapping[str, Any]],
     where: str,
     task_id: str | None,
     timestamp: str | None,

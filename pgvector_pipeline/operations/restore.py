@@ -9,8 +9,11 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
+from types import TracebackType
 
-from pgvector_pipeline import pgcopy
+import psycopg2.extensions
+
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
     NO_MIGRATION,
@@ -240,7 +243,12 @@ def restore_backup_set(
 
 
 def _refuse_collections_present(
-    conn, schema: str, manifest: Manifest | None, tables: list[str], flags: RestoreFlags, chosen: tuple[str, ...]
+    conn: psycopg2.extensions.connection,
+    schema: str,
+    manifest: Manifest | None,
+    tables: list[str],
+    flags: RestoreFlags,
+    chosen: tuple[str, ...],
 ) -> None:
     """An append of a whole set whose collections the target holds already would fail on the first duplicate key:
     say so, and what to do, before anything loads (the names come from the manifest, format 3 on)."""
@@ -287,7 +295,13 @@ def _recorded_dimensions(manifest: Manifest | None) -> tuple[int, ...]:
 
 
 def _into_store(
-    conn, dsn: str, schema: str, load: StoreLoad, store: StoreTable, options: RestoreOptions, log: Log
+    conn: psycopg2.extensions.connection,
+    dsn: str,
+    schema: str,
+    load: StoreLoad,
+    store: StoreTable,
+    options: RestoreOptions,
+    log: Log,
 ) -> TablesRestored:
     stats, created = restore_into_store(conn, dsn, schema, load, store, options, log=log.info, warn=log.warning)
     return TablesRestored([stats], created)
@@ -473,8 +487,10 @@ class _BinaryFile:
     def __enter__(self) -> "_BinaryFile":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._file.__exit__(*exc_info)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.__exit__(exc_type, exc, tb)
 
 
 class _LegacyFile:
@@ -490,5 +506,7 @@ class _LegacyFile:
     def __enter__(self) -> "_LegacyFile":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._file.__exit__(*exc_info)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.__exit__(exc_type, exc, tb)

@@ -27,14 +27,14 @@ from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from pgvector_pipeline import pgcopy
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
 from pgvector_pipeline.operations.backup import BackupResult, Log
 from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
 from pgvector_pipeline.operations.vector_binary import binary_vector_values
-from pgvector_pipeline.operations.vector_text import VectorType, read_vectors
+from pgvector_pipeline.operations.vector_text import Parsed, VectorType, read_vectors
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import VerifiedReader, verified_csv
@@ -79,7 +79,7 @@ class SetCheck:
     passed: bool
     description: str
     warn_only: bool = False
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, str | int | float] = field(default_factory=dict)
 
 
 def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: Warn | None = None) -> list[SetCheck]:
@@ -147,7 +147,7 @@ def _read_stored_bytes(backup_set: BackupSetInfo) -> None:
 def _counted_vectors(written: BackupResult) -> SetCheck:
     """embeddings_parse of a set just written, from what its snapshot counted."""
     vectors = sum(rows for dims, rows in written.embedding_dimensions.items() if dims != "null")
-    metadata = {
+    metadata: dict[str, str | int | float] = {
         "vectors": vectors,
         "dimensions": ", ".join(d for d in written.embedding_dimensions if d != "null") or "none",
         "parsed_by": "not parsed again: the server printed each from a value pgvector accepted",
@@ -304,7 +304,7 @@ class _Vectors:
         self.vectors = 0
         self.bad: list[str] = []
         self._pool = pool
-        self._waiting: deque[tuple[_Batch, Future | list]] = deque()
+        self._waiting: deque[tuple[_Batch, Future[list[Parsed]] | list[Parsed]]] = deque()
         self._in_flight = _IN_FLIGHT * workers
         self._workers = workers
 
@@ -389,7 +389,7 @@ class _Vectors:
 
     def verdict(self) -> SetCheck:
         mixed = {group: sorted(dims) for group, dims in self.dimensions.items() if len(dims) > 1}
-        metadata = {
+        metadata: dict[str, str | int | float] = {
             "vectors": self.vectors,
             "dimensions": ", ".join(_dimension_list(self.dimensions)) or "none",
             # Text, not a number: the UI plots numbers, and this one says nothing over time.

@@ -8,6 +8,7 @@ Dagster event. Parse errors are raised `from None`, because Dagster also records
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import psycopg2
 import psycopg2.errors
@@ -112,7 +113,7 @@ def redact_dsn(dsn: str) -> str:
     for name in SECRET_PARAMETERS:
         if name in params:
             params[name] = "***"
-    return psycopg2.extensions.make_dsn(**params)
+    return cast(str, psycopg2.extensions.make_dsn(**params))
 
 
 def connect(

@@ -110,7 +110,7 @@ class Snapshot:
             raise
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         # Cleanup never replaces the error that ended the block (a dead session needs no rollback).
         if not self._committed:
             rollback_quietly(self.conn)

@@ -213,7 +213,7 @@ def newest_first(sets: list[L]) -> list[L]:
 LISTED_COLLECTIONS = 200
 
 
-def set_record(s: BackupSetInfo, store: str) -> dict:
+def set_record(s: BackupSetInfo, store: str) -> dict[str, object]:
     """One set of the store `store` (its `where`) as plain data for people and scripts: the inventory's row, the
     CLI's `list --json` line. `taken_at` carries its UTC offset; `table_names` and `collection_names` (None: not
     recorded, or more than LISTED_COLLECTIONS) let a client check a request's names against the set."""

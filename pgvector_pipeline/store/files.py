@@ -9,8 +9,10 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
@@ -18,6 +20,9 @@ from pgvector_pipeline.store.codecs import NONE, UNCOMPRESSED, Compression, code
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.layout import tmp_name
 from pgvector_pipeline.store.manifest import ManifestTable
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 DEFAULT_FILE_MODE = 0o600
 ALLOWED_FILE_MODES = (0o600, 0o640)
@@ -213,7 +218,7 @@ class StreamingFileWriter(EncodingSink):
         return self.directory.unlink_quietly(self.tmp_name)
 
 
-def write_json_durably(directory: Directory, name: str, document: dict, mode: int) -> None:
+def write_json_durably(directory: Directory, name: str, document: Mapping[str, object], mode: int) -> None:
     """Create `name` in `directory` (it must not exist) holding `document`, fsynced; nothing stays on error."""
     try:
         with os.fdopen(directory.create(name, mode), "w", encoding="utf-8") as file:
@@ -249,7 +254,7 @@ class VerifiedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         count = self._file.readinto(buffer) or 0
         with memoryview(buffer) as view:
             self._hash.update(view[:count])
@@ -259,7 +264,9 @@ class VerifiedReader(io.RawIOBase):
     def __enter__(self) -> "VerifiedReader":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             # An interrupt (BaseException) ends the run: no point reading on.
             if exc is None or isinstance(exc, Exception):
@@ -307,7 +314,7 @@ class DecodedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         while self._position >= len(self._pending):
             chunk = self._stored.read(_DECODE_CHUNK)
             if not chunk:
@@ -320,9 +327,10 @@ class DecodedReader(io.RawIOBase):
                     f"after the backup, and nothing it held was kept: restore another set."
                 ) from None
             self._position = 0
-        count = min(len(buffer), len(self._pending) - self._position)
-        part = self._pending[self._position : self._position + count]
-        buffer[:count] = part
+        with memoryview(buffer) as view:
+            count = min(len(view), len(self._pending) - self._position)
+            part = self._pending[self._position : self._position + count]
+            view[:count] = part
         self._hash.update(part)
         self._position += count
         self._bytes += count
@@ -331,7 +339,9 @@ class DecodedReader(io.RawIOBase):
     def __enter__(self) -> "DecodedReader":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         error = exc
         try:
             if exc is None:

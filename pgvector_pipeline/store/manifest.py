@@ -56,13 +56,14 @@ MANIFEST_FORMAT_2: ManifestFormat = "pgvector-pipeline-backup/2"
 MANIFEST_FORMAT_3: ManifestFormat = "pgvector-pipeline-backup/3"
 # What new manifests are written in.
 MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/4"
-KIND_BACKUP = "backup"
-KIND_ADOPTED = "adopted"
+ManifestKind = Literal["backup", "adopted"]
+KIND_BACKUP: ManifestKind = "backup"
+KIND_ADOPTED: ManifestKind = "adopted"
 # Real manifests are a few KB; a huge one is an attack on memory, not a manifest.
 MAX_MANIFEST_BYTES = 4 << 20
 
 TableName = Annotated[str, Field(pattern="^" + COLUMN_NAME_PATTERN.pattern + "$")]
-CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]
+CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]  # the codec registry's names: known when it is built
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # Every number of a manifest is bounded here, where it is read: rows and bytes as PostgreSQL's bigint and pandas'
 # Int64 hold them (one set claiming 10**30 rows made the inventory of every set fail), durations shorter than a
@@ -194,7 +195,7 @@ class Manifest(_Strict):
     """A set's manifest, validated: see read_manifest."""
 
     format: ManifestFormat
-    kind: Literal[KIND_BACKUP, KIND_ADOPTED] = KIND_BACKUP  # type: ignore[valid-type]
+    kind: ManifestKind = KIND_BACKUP
     task_id: str
     timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
     started_at: AwareTime | None = None
@@ -253,7 +254,7 @@ class Manifest(_Strict):
         """Whether the set's files are binary COPY streams (see set_formats)."""
         return self.set_format == BINARY
 
-    def as_document(self) -> dict:
+    def as_document(self) -> dict[str, Any]:
         """The manifest as the JSON document stored with the set (fields that are not set are left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -295,7 +296,7 @@ def parse_manifest(data: bytes, where: str, timestamp: str) -> Manifest:
     return manifest
 
 
-def _where(location: tuple) -> str:
+def _where(location: tuple[int | str, ...]) -> str:
     """Where in a manifest a validation error is, without quoting what the file holds: keys are file content,
     so only keys that are plain identifiers are named."""
     parts = [
