@@ -111,7 +111,8 @@ def test_a_mistyped_name_is_refused_with_the_nearest_ones(filled_db, any_store):
         f"No task 'task_77' in {any_store.where}; nearest: task_7. List the tasks (vector_backup_inventory) and name "
         f"one of them, or 'global'."
     )
-    missing = newer[:-1] + ("9" if newer[-1] != "9" else "8")
+    # One digit off the newer set and never the older's last digit (older ..59, newer ..00: ..09 would be nearer it).
+    missing = newer[:-1] + next(d for d in "9876" if d not in (newer[-1], older[-1]))
     with pytest.raises(InvalidParams) as typo_timestamp:
         check_named_set(any_store, "task_7", missing)
     assert typo_timestamp.value.message.startswith(f"No set {missing} in {where}; nearest: {newer}")
