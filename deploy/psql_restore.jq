@@ -1,9 +1,11 @@
 # psql_restore.sh's checks and builders, in jq: the script runs where only psql, jq and coreutils are, without
 # Python or this package. Used as a module (jq -L deploy 'include "psql_restore"; ...'):
 #
-#   acceptable($timestamp)                        whether a manifest holds only file names, names, checksums and
-#                                                 codecs the tool writes
+#   acceptable($timestamp)                        whether a manifest holds only file names, names, checksums,
+#                                                 codecs and set formats the tool writes
 #   restore_script($create; $reader)              psql's input for the restore, built from checked parts alone
+#   target_types_script                           psql's input that prints the target's column types (binary sets)
+#   same_types($target)                           refuses a binary set whose column types are not the target's
 #   connection_settings, connection_exports       $PGVECTOR_DSN read as libpq reads it, as PG* variables
 #
 # A refusal is a message on stderr and exit status 1. The manifest is untrusted: no text of it reaches psql as SQL or
@@ -15,7 +17,7 @@ def refuse($message): "\($message)\n" | halt_error(1);
 # --- Names
 
 # A table or column name as the tool accepts one: pgvector_pipeline.names.COLUMN_NAME_PATTERN (a test keeps the two
-# equal, as it does index_methods and file_suffix).
+# equal, as it does index_methods, file_suffix and file_extension).
 def plain_name_pattern: "[A-Za-z_][A-Za-z0-9_]{0,62}";
 def plain_name: type == "string" and test("\\A\(plain_name_pattern)\\z");
 def quoted: "\"" + . + "\"";
@@ -29,18 +31,28 @@ def unprinted: ltrimstr("\"") | rtrimstr("\"");
 def file_suffix: {"zstd": ".zst", "gzip": ".gz", "none": ""}[.];
 def codec: .codec // "none";
 def file_sha256: .stored_sha256 // .sha256;
+# How a set holds the rows (pgvector_pipeline.set_formats): CSV with a header row, or PostgreSQL's binary COPY stream
+# (manifest format 4 and later); and the extension of its files before the codec's suffix (FILE_EXTENSION there).
+def set_format: .set_format // "csv";
+def file_extension: {"csv": "csv", "binary": "pgcopy"}[.];
+def binary: set_format == "binary";
 
 def acceptable($timestamp):
   try (
-  ($timestamp | test("\\A[0-9]{8}_[0-9]{6}\\z"))
+  (set_format | file_extension) as $extension
+  | binary as $binary
+  | ($timestamp | test("\\A[0-9]{8}_[0-9]{6}\\z"))
+  and (set_format | IN("csv", "binary"))
   and (.tables | type == "object" and length > 0)
   and (if .encryption then ".age" else "" end) as $age  # an encrypted set's files (psql_restore.sh --identity)
   | all(.tables | to_entries[];
     (.key | plain_name)
     and (.value | codec | IN("zstd", "gzip", "none"))
-    and .value.file == "\(.key)_\($timestamp).csv\(.value | codec | file_suffix)\($age)"
+    and .value.file == "\(.key)_\($timestamp).\($extension)\(.value | codec | file_suffix)\($age)"
     and (.value | file_sha256 | type == "string" and test("\\A[0-9a-f]{64}\\z"))
     and (.value.columns | type == "array" and length > 0 and all(.[]; .name | plain_name))
+    # A binary set's fields are of the types it records: compared with the target's (same_types), never run.
+    and (($binary | not) or all(.value.columns[]; .type | type == "string" and length > 0 and length <= 200))
     and (.value.create_table // "" | type == "string")
     and (.value.indexes // [] | type == "array" and all(.[]; type == "string")))
   ) catch false;  # a field of another type (an array for an object, ...)
@@ -234,22 +246,84 @@ def index_statements:
 
 # --- The restore
 
-def copy_command($reader):
+# A CSV's header must match the manifest's columns (HEADER MATCH); a binary stream has no header: its fields load into
+# the manifest's columns, in that order, and COPY refuses a tuple with another number of fields.
+def copy_command($reader; $binary):
   "\\copy \(.key | quoted) (\(.value.columns | map(.name | quoted) | join(", "))) FROM PROGRAM "
-  + "'sh \($reader) \(.value.file) \(.value | file_sha256) \(.value | codec)' WITH (FORMAT csv, HEADER MATCH)";
+  + "'sh \($reader) \(.value.file) \(.value | file_sha256) \(.value | codec)' "
+  + (if $binary then "WITH (FORMAT binary)" else "WITH (FORMAT csv, HEADER MATCH)" end);
 
 # psql's input: one transaction that stops at the first error. Built whole before psql starts (a refusal halfway
 # leaves nothing to run).
 def restore_script($create; $reader):
-  (.tables | to_entries) as $entries
+  binary as $binary
+  | (.tables | to_entries) as $entries
   | "\\set ON_ERROR_STOP on",
     "BEGIN;",
     (if $create then "CREATE EXTENSION IF NOT EXISTS vector;", ($entries | create_statements)
      else "TRUNCATE \($entries | map(.key | quoted) | join(", "));"
      end),
-    ($entries[] | copy_command($reader)),
+    ($entries[] | copy_command($reader; $binary)),
     (if $create then $entries | index_statements else empty end),
     "COMMIT;";
+
+# --- A binary set and the target's column types
+#
+# A binary COPY field is the binary form of the set's type: PostgreSQL reads it with the receive function of the
+# target column's type, so it loads only into columns of the same types (json into jsonb fails, uuid into text would
+# load wrong text). The type modifier may differ (vector(1536) into vector): the server checks each value against the
+# target's modifier as it loads, as it does for a CSV. psql prints the target's types (format_type, under an empty
+# search_path: qualified outside pg_catalog) as JSON, and they are compared here: no type of the manifest reaches psql.
+
+# psql's input (run with -X -q -A -t) that prints {"extension_schema": the vector extension's schema (quoted as in
+# format_type) or null, "tables": {table: {column: type} or null when it does not exist}} for the set's tables, each
+# found as the restore's \copy finds it (the session's search_path).
+def target_types_script:
+  (.tables | keys_unsorted | map("'\(.)'") | join(", ")) as $names
+  | "\\set ON_ERROR_STOP on",
+    ("SELECT pg_catalog.json_object_agg(u.name, pg_catalog.to_regclass(pg_catalog.quote_ident(u.name))::pg_catalog.oid) "
+      + "AS relations FROM pg_catalog.unnest(ARRAY[\($names)]::pg_catalog.text[]) AS u(name) \\gset"),
+    "SELECT pg_catalog.set_config('search_path', '', false) \\gset",
+    ("SELECT pg_catalog.json_build_object("
+      + "'extension_schema', (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e "
+      + "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+      + "WHERE e.extname OPERATOR(pg_catalog.=) 'vector'), "
+      + "'tables', (SELECT pg_catalog.json_object_agg(r.key, (SELECT pg_catalog.json_object_agg(a.attname, "
+      + "pg_catalog.format_type(a.atttypid, a.atttypmod)) FROM pg_catalog.pg_attribute a "
+      + "WHERE a.attrelid OPERATOR(pg_catalog.=) r.value::pg_catalog.oid AND a.attnum OPERATOR(pg_catalog.>) 0 "
+      + "AND NOT a.attisdropped)) FROM pg_catalog.json_each_text(:'relations'::pg_catalog.json) AS r))");
+
+# A type as format_type prints it -> without its modifier: vector(1536) -> vector, timestamp(3) with time zone ->
+# timestamp with time zone, character varying(40)[] -> character varying[].
+def without_modifier: sub("\\([0-9]+(?:,-?[0-9]+)?\\)(?=(?: with(?:out)? time zone)?(?:\\[\\])*\\z)"; "");
+
+# The manifest's binary set and $target (target_types_script's output) -> true, or a refusal naming every column of a
+# table the target has whose type is another than the set's. A table or column the target lacks is left to the
+# restore's \copy, which fails on it (and nothing changes).
+def same_types($target):
+  (if $target.extension_schema == null then null else $target.extension_schema + "." end) as $pgvector
+  | [ .tables | to_entries[]
+      | .key as $table
+      | ($target.tables[$table] // {}) as $columns
+      | .value.columns[]
+      | select(.name as $name | $columns | has($name))
+      | {table: $table, column: .name, set: .type, target: $columns[.name]}
+      # pgvector's types are recorded relative to its schema (unqualified), as the target's are compared here.
+      | select(
+          (.set | without_modifier)
+          != (.target | if $pgvector != null and startswith($pgvector) then ltrimstr($pgvector) else . end
+              | without_modifier)
+        ) ]
+  | if . == [] then true else
+      refuse(
+        "psql_restore.sh cannot load this binary set: "
+        + (map("column \(.table).\(.column) is \(.set | tojson) in the set but \(.target | tojson) in the target database")
+          | join("; "))
+        + ". A binary set loads only into columns of the types it records (a type modifier such as vector(1536) may "
+        + "differ). Nothing was changed. Restore it with pgvector-pipeline --direct restore, which casts through a "
+        + "staging table, or change the column to the set's type."
+      )
+    end;
 
 # --- The connection: $PGVECTOR_DSN, read as libpq reads it, handed to psql as PG* variables: never on a command
 # line, which every local user can read in /proc/PID/cmdline.

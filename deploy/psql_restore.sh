@@ -12,13 +12,20 @@
 #    /proc/PID/cmdline. A setting libpq reads from no variable (keepalives, sslpassword, ...) is refused: put it in a
 #    connection service file and name the service in the DSN (service=NAME).
 # 2. The manifest is read once (what is checked is what is used) and must hold only the file names, names,
-#    checksums and codecs the tool writes. Every file of the set must be a regular file (not a symlink or a FIFO) and
-#    is checked against the manifest's sha256 (of the file as stored) before psql starts.
-# 3. One transaction, stopped at the first error (nothing changes then): TRUNCATE of the set's tables (or, with
+#    checksums, codecs and set formats the tool writes. Every file of the set must be a regular file (not a symlink or
+#    a FIFO) and is checked against the manifest's sha256 (of the file as stored) before psql starts.
+# 3. A binary set (set_format binary: {table}_{ts}.pgcopy[.zst|.gz], PostgreSQL's binary COPY streams) loads only into
+#    columns of the types it records: without --create, a first psql session (which only reads) prints the target
+#    tables' column types, and jq compares them with the manifest's. A column of another type (json for jsonb, text for
+#    varchar) is refused, naming it and both types, before anything changes: the tool casts through a staging table
+#    (pgvector-pipeline --direct restore). A type modifier may differ (vector(1536) for vector): the server checks each
+#    value against the target's as it loads. With --create the tables are built of the set's types.
+# 4. One transaction, stopped at the first error (nothing changes then): TRUNCATE of the set's tables (or, with
 #    --create, CREATE EXTENSION vector and the set's tables), a \copy per table in the manifest's order (tables
 #    before those that reference them), read once and decompressed on the fly by read_verified.sh, which fails the
-#    \copy when the bytes it read are not the manifest's (a file changed after step 2), with HEADER MATCH so a file
-#    whose columns differ is refused, then (with --create) the set's indexes, then COMMIT.
+#    \copy when the bytes it read are not the manifest's (a file changed after step 2), with HEADER MATCH so a CSV
+#    whose columns differ is refused (a binary stream's fields load into the manifest's columns, in order: FORMAT
+#    binary), then (with --create) the set's indexes, then COMMIT.
 # --create runs no SQL text of the manifest: psql_restore.jq builds each CREATE TABLE from the manifest's column
 # names and types (a list of types; names plain identifiers, double-quoted) and the primary, unique and foreign keys
 # of its CREATE TABLE, and each CREATE INDEX from plain columns, operator classes and plain options. A table with
@@ -139,11 +146,19 @@ for file in $(checked -r '.tables[] | .file'); do
 done
 checked -r '.tables[] | "\(.stored_sha256 // .sha256)  \(.file)"' | sha256sum --check --strict --quiet
 
+# A binary set's types against the target's, compared here (no type of the manifest reaches psql).
+if [ "$(checked -r 'include "psql_restore"; binary')" = true ] && [ "$create" = false ]; then
+    target=$(checked -r 'include "psql_restore"; target_types_script' | (eval "$settings" && exec psql -X -q -A -t)) \
+        || exit 1
+    checked --argjson target "$target" 'include "psql_restore"; same_types($target)' >/dev/null || exit 1
+fi
+
 if [ -n "$identity" ]; then
     # For read_verified.sh, which psql runs per file: the binary found above and the identity, as an absolute path.
     PGVECTOR_RESTORE_AGE=$(command -v age || command -v rage)
     PGVECTOR_RESTORE_IDENTITY=$identity
     export PGVECTOR_RESTORE_AGE PGVECTOR_RESTORE_IDENTITY
 fi
+
 printf '%s\n' "$script" | (eval "$settings" && exec psql -X -q)
 echo "Restored set $timestamp from $directory."

@@ -53,7 +53,8 @@ def post_alert(alert: Alert, warn: Callable[[str], None]) -> bool:
     )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:  # noqa: S310 - the scheme is checked
-            return 200 <= answer.status < 300
+            status: int = answer.status  # urlopen's answer is untyped (Any) in typeshed
+            return 200 <= status < 300
     except (urllib.error.URLError, OSError, ValueError) as exc:
         # The URL may carry a token (Slack's do): only its host is named.
         host = urllib.parse.urlsplit(url).hostname

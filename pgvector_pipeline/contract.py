@@ -17,16 +17,24 @@ from pgvector_pipeline.run_requests import (
     MIGRATION_TARGETS as MIGRATION_TARGETS,
 )
 from pgvector_pipeline.run_requests import (
-    NO_MIGRATION,
-    PLAIN_RESTORE,
-    Migration,
-    RestoreFlags,
-    as_config,
-    help_of,
-    restore_request,
+    NO_MIGRATION as NO_MIGRATION,
+)
+from pgvector_pipeline.run_requests import (
+    PLAIN_RESTORE as PLAIN_RESTORE,
 )
 from pgvector_pipeline.run_requests import (
     SAME_LAYOUT as SAME_LAYOUT,
+)
+from pgvector_pipeline.run_requests import (
+    Migration as Migration,
+)
+from pgvector_pipeline.run_requests import (
+    RestoreFlags as RestoreFlags,
+)
+from pgvector_pipeline.run_requests import (
+    as_config,
+    help_of,
+    restore_request,
 )
 
 LOCATION_NAME = "pgvector_pipeline"
@@ -41,6 +49,7 @@ INVENTORY_JOB = "vector_inventory_job"
 RETENTION_JOB = "vector_retention_job"
 COPY_JOB = "vector_copy_job"
 DRILL_JOB = "vector_restore_drill_job"
+CHECK_JOB = "vector_check_job"
 
 BACKUP_OP = "vector_store_backup"
 REQUEST_BACKUP_OP = "request_vector_backup"
@@ -49,9 +58,12 @@ TRUNCATE_OP = "truncate_vector_tables"
 RETENTION_OP = "delete_old_backup_sets"
 COPY_OP = "copy_backup_set"
 DRILL_OP = "vector_restore_drill"
+CHECK_OP = "check_deployment"
 # Which way vector_copy_job copies: from the backup store to the other store, or back.
 COPY_TO_OTHER = "to_other"
 COPY_FROM_OTHER = "from_other"
+# vector_copy_job's metadata entry naming the other store's root ('' when the code server has none).
+OTHER_STORE_METADATA = "other_store"
 
 BACKUP_SCHEDULE = "daily_vector_backup_schedule"
 RETENTION_SCHEDULE = "vector_retention_schedule"
@@ -59,6 +71,7 @@ FRESHNESS_SCHEDULE = "vector_backup_freshness_schedule"
 DRILL_SCHEDULE = "vector_restore_drill_schedule"
 TASK_SENSOR = "task_backup_sensor"
 DISCOVERY_SENSOR = "backup_discovery_sensor"
+ALERT_SENSOR = "vector_run_failure_alert_sensor"
 FRESHNESS_CHECK = "recent_global_backup"
 
 INVENTORY_ASSET = "vector_backup_inventory"
@@ -105,9 +118,9 @@ def database_tags(dsn_env: str | None = None) -> dict[str, str]:
     return {DATABASE_TAG: dsn_env or DEFAULT_DSN_ENV}
 
 
-def pgvector_resource_config(dsn_env: str | None = None, db_schema: str | None = None) -> dict:
+def pgvector_resource_config(dsn_env: str | None = None, db_schema: str | None = None) -> dict[str, Any]:
     """Resource config that points a run at another database (named by an environment variable) or schema."""
-    config: dict = {}
+    config: dict[str, Any] = {}
     if dsn_env:
         config["dsn"] = {"env": dsn_env}
     if db_schema:
@@ -121,9 +134,9 @@ def partition_key(task: str, timestamp: str) -> str:
     return f"{task}{SET_KEY_SEPARATOR}{timestamp}"
 
 
-def compression_config(compression: str = "", compression_level: int | None = None) -> dict:
+def compression_config(compression: str = "", compression_level: int | None = None) -> dict[str, Any]:
     """The compression fields of a backup's run config; only those set (the code location's default otherwise)."""
-    config: dict = {}
+    config: dict[str, Any] = {}
     if compression:
         config["compression"] = compression
     if compression_level is not None:
@@ -139,7 +152,7 @@ def backup_run_config(
     collections: Sequence[str] = (),
     tables: Mapping[str, str] | None = None,
     set_format: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all; `tables`
     names the tables to back up instead of LangChain's two ('name' or 'schema.name'), each with its row filter
     ('' for every row)."""
@@ -157,7 +170,7 @@ def backup_run_config(
     return {"ops": {BACKUP_OP: {"config": config}}}
 
 
-def _table_config(qualified_name: str, where: str) -> dict:
+def _table_config(qualified_name: str, where: str) -> dict[str, Any]:
     schema, _, name = qualified_name.rpartition(".")
     return {"name": name, "where": where, **({"db_schema": schema} if schema else {})}
 
@@ -177,7 +190,7 @@ def restore_run_config(
     collections: Sequence[str] = (),
     rename: Mapping[str, str] | None = None,
     migration: Migration = NO_MIGRATION,
-) -> dict:
+) -> dict[str, Any]:
     """Run config of vector_restore_job naming the set (task_id None or '' is the global directory); `collections`
     restores only those (with flags.replace_collections, in place of the target's), `rename` under new names,
     `migration` into a newer LangChain layout."""
@@ -187,21 +200,21 @@ def restore_run_config(
     return request_config(RESTORE_OP, request)
 
 
-def request_config(op: str, request: Any) -> dict:
+def request_config(op: str, request: Any) -> dict[str, Any]:
     """Run config of the op `op` doing `request` (a request of run_requests)."""
     return {"ops": {op: {"config": as_config(request)}}}
 
 
-def truncate_run_config(tables: list[str] | None = None) -> dict:
+def truncate_run_config(tables: list[str] | None = None) -> dict[str, Any]:
     """Run config of vector_truncate_job: langchain_pg_embedding by default, or the tables named."""
     return {"ops": {TRUNCATE_OP: {"config": {"tables": list(tables)}}}} if tables else {}
 
 
 def retention_run_config(
     keep_newest: int | None = None, max_age_days: float | None = None, dry_run: bool = True
-) -> dict:
+) -> dict[str, Any]:
     """Run config of vector_retention_job: keep the newest N sets per location and/or those younger than D days."""
-    config: dict = {"dry_run": dry_run}
+    config: dict[str, Any] = {"dry_run": dry_run}
     if keep_newest is not None:
         config["keep_newest"] = keep_newest
     if max_age_days is not None:
@@ -209,10 +222,10 @@ def retention_run_config(
     return {"ops": {RETENTION_OP: {"config": config}}}
 
 
-def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict:
+def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict[str, Any]:
     """Run config of vector_restore_drill_job: the set (empty timestamp: the location's newest complete one), and
     whether to compare the live tables with it too (what `verify` asks)."""
-    config: dict = {"compare_live": compare_live}
+    config: dict[str, Any] = {"compare_live": compare_live}
     if task_id:
         config["task_id"] = task_id
     if timestamp:
@@ -220,12 +233,12 @@ def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_li
     return {"ops": {DRILL_OP: {"config": config}}}
 
 
-def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict:
+def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict[str, Any]:
     """Run config of vector_copy_job: the set (task_id None or '' is the global directory) and which way."""
     return {"ops": {COPY_OP: {"config": {"task_id": task_id or "", "timestamp": timestamp, "direction": direction}}}}
 
 
-def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict:
+def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict[str, Any]:
     """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory; the other
     options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level)."""
     backup = backup_run_config(*backup_options, **named_options)["ops"][BACKUP_OP]["config"]

@@ -10,7 +10,8 @@ from pgvector_pipeline.assets.freshness import recent_global_backup
 from pgvector_pipeline.assets.inventory import vector_backup_inventory
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV
 from pgvector_pipeline.jobs.backup import vector_backup_job
-from pgvector_pipeline.jobs.copy import vector_copy_job
+from pgvector_pipeline.jobs.check import vector_check_job
+from pgvector_pipeline.jobs.copy import build_vector_copy_job
 from pgvector_pipeline.jobs.drill import vector_restore_drill_job
 from pgvector_pipeline.jobs.inventory import vector_inventory_job
 from pgvector_pipeline.jobs.request_backup import request_vector_backup_job
@@ -51,8 +52,9 @@ defs = dg.Definitions(
         vector_truncate_job,
         vector_inventory_job,
         vector_retention_job,
-        vector_copy_job,
+        build_vector_copy_job(),
         vector_restore_drill_job,
+        vector_check_job,
     ],
     # Cron expressions are part of a schedule's definition, so they are read from the environment here.
     schedules=[

@@ -87,7 +87,7 @@ def said(parts: Sequence[Part], spelling: Spelling = config_key) -> str:
     return text
 
 
-def parts_to_json(parts: Sequence[Part]) -> list:
+def parts_to_json(parts: Sequence[Part]) -> list[str | dict[str, str]]:
     """Parts as JSON (a failure's metadata carries them to the client): text as strings, fields as objects."""
     return [
         part if isinstance(part, str) else {"field": part.name, "form": part.form.value, "value": part.value}

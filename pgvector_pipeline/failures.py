@@ -6,7 +6,7 @@ Retries are requested explicitly (`RetryRequested`) for retryable errors only: n
 policy re-runs bad input.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import dagster as dg
@@ -21,11 +21,15 @@ RETRY_DELAY_ENV = "PGVECTOR_RETRY_DELAY_S"
 DEFAULT_RETRY_DELAY_S = 5.0
 
 
-def as_failure(error: PipelineError) -> dg.Failure:
+def as_failure(error: PipelineError, more: Mapping[str, dg.MetadataValue] | None = None) -> dg.Failure:
     """The Dagster Failure of a pipeline error: its message (the request fields it points to named as run config
     keys), `error_type` and `can_retry`, and, when it points to fields, its parts (for the command line, which names
-    them as flags); never retried by policy."""
-    metadata: dict = {"error_type": error.error_type.value, "can_retry": error.can_retry}
+    them as flags); never retried by policy. `more`: metadata of the op's own (a check's report) besides."""
+    metadata: dict[str, dg.MetadataValue | str | bool] = {
+        **(more or {}),
+        "error_type": error.error_type.value,
+        "can_retry": error.can_retry,
+    }
     if error.fields:
         metadata[MESSAGE_PARTS_METADATA] = dg.MetadataValue.json(parts_to_json(error.parts))
     return dg.Failure(description=error.message, metadata=metadata, allow_retries=False)

@@ -13,6 +13,7 @@ Integers are big-endian (network order). See https://www.postgresql.org/docs/cur
 
 import struct
 from collections.abc import Callable, Iterator
+from typing import Protocol, cast
 
 from pgvector_pipeline.errors import DataError
 
@@ -31,12 +32,87 @@ def header_length(data: bytes, where: str) -> int:
     header."""
     if len(data) < len(HEADER) or not data.startswith(SIGNATURE):
         raise DataError(f"{where} does not start with PostgreSQL's binary COPY signature: it is not a binary set file.")
-    flags, extension = struct.unpack_from(">ii", data, len(SIGNATURE))
+    flags, extension = cast(tuple[int, int], struct.unpack_from(">ii", data, len(SIGNATURE)))
     if flags & 0x1FFFF:  # bits 0-15: formats this reader does not know; bit 16: OIDs follow each tuple
         raise DataError(f"{where}: the binary COPY header has flags {flags:#x} this tool does not read.")
     if not 0 <= extension <= 1 << 20:
         raise DataError(f"{where}: the binary COPY header has an extension of {extension} bytes.")
     return len(HEADER) + extension
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class CheckedStream:
+    """A binary COPY stream read through `source`, its structure checked as it passes: the header, each tuple's field
+    count (`fields`: the set's columns), each field's length, the trailer, nothing after it, and no end before it.
+    DataError naming `where` for anything else, raised by the read that brings the offending bytes, before they are
+    handed on: the server never reads a crafted length or count. Field values are counted past, never buffered."""
+
+    def __init__(self, source: _Readable, where: str, fields: int):
+        self._source, self._where, self._fields = source, where, fields
+        self._pending = b""  # the start of a header, field count or length that the last read cut off
+        self._skip = 0  # bytes still to come of a field's value (or of the header's extension)
+        self._left = 0  # fields still to come of the current tuple; 0: a field count comes next
+        self._started = False  # the header was read
+        self._ended = False  # the trailer was read
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._source.read(size)
+        if data:
+            self._walk(memoryview(data))
+        elif not self._ended:
+            what = "inside a tuple (no trailer)" if self._started else "before its binary COPY header"
+            raise DataError(f"{self._where}: the binary COPY stream ends {what}: the file is cut short.")
+        return data
+
+    def _walk(self, view: memoryview) -> None:
+        pos, end = 0, len(view)
+        while pos < end:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                continue
+            if self._ended:
+                raise DataError(f"{self._where}: bytes follow the binary COPY trailer: the file is damaged.")
+            need = len(HEADER) if not self._started else 4 if self._left else 2
+            if self._pending or end - pos < need:  # an item cut by the read: gather it from this one and the next
+                taken = min(need - len(self._pending), end - pos)
+                self._pending += view[pos : pos + taken]
+                pos += taken
+                if len(self._pending) == need:
+                    item, self._pending = self._pending, b""
+                    self._take(item, 0)
+            else:
+                self._take(view, pos)
+                pos += need
+
+    def _take(self, data: bytes | memoryview, at: int) -> None:
+        """One item at `at` of `data`: the header, a tuple's field count or a field's length."""
+        if not self._started:
+            self._skip = header_length(bytes(data[at : at + len(HEADER)]), self._where) - len(HEADER)
+            self._started = True
+        elif self._left:
+            (length,) = _INT32.unpack_from(data, at)
+            if length < -1 or length > _MAX_FIELD_BYTES:
+                raise DataError(
+                    f"{self._where}: a field of the binary COPY stream claims {length} bytes: the file is damaged."
+                )
+            self._skip = max(length, 0)
+            self._left -= 1
+        else:
+            (count,) = _INT16.unpack_from(data, at)
+            if count == -1:
+                self._ended = True
+            elif count != self._fields:
+                raise DataError(
+                    f"{self._where}: a tuple of the binary COPY stream has {count} fields where the set's table has "
+                    f"{self._fields} columns: the file is damaged."
+                )
+            else:
+                self._left = count
 
 
 def without_header(part: bytes, where: str) -> bytes:

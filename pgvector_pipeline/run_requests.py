@@ -16,11 +16,13 @@ import dataclasses
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pgvector_pipeline.errors import InvalidParams, named
 
 _SPEC = "pgvector_pipeline.option"
+# A request type (RestoreRequest, ...): what build and from_args make.
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def declared(request_type: type) -> Iterator[Declared]:
         yield Declared(f.name, hints[f.name], default, spelling)
 
 
-def build(request_type: type, values: Mapping[str, Any]) -> Any:
+def build(request_type: type[R], values: Mapping[str, Any]) -> R:
     """A request from flat values by field name (the run config's or argparse's); a name missing, or None, takes its
     default. Lists become tuples and KEY=VALUE pairs mappings where the field's default is one."""
     own: dict[str, Any] = {}
@@ -162,7 +164,7 @@ def add_options(parser: argparse.ArgumentParser, request_type: type) -> None:
         )
 
 
-def from_args(request_type: type, args: argparse.Namespace, **given: Any) -> Any:
+def from_args(request_type: type[R], args: argparse.Namespace, **given: Any) -> R:
     """The request the command line's arguments make (`given`: fields the command sets itself)."""
     values = {s.name: getattr(args, s.name, None) for s in declared(request_type) if s.spelling.flag}
     return build(request_type, {**values, **given})
@@ -275,7 +277,7 @@ class Migration:
         f"'name:type' (e.g. 'page:integer', 'source:text'); the other keys stay in langchain_metadata.",
     )
 
-    def as_config(self) -> dict:
+    def as_config(self) -> dict[str, Any]:
         """The run config fields of the settings given (none for a restore that does not migrate)."""
         return as_config(self)
 
@@ -300,8 +302,9 @@ class RestoreRequest:
         flag="--timestamp",
         cli={"required": True},
         always_sent=True,
-        help="Set to restore: its timestamp YYYYMMDD_HHMMSS. Empty: use the partition.",
-        cli_help="The set's timestamp YYYYMMDD_HHMMSS.",
+        help="Set to restore: its timestamp YYYYMMDD_HHMMSS, or 'latest' for the newest complete set of its task. "
+        "Empty: use the partition.",
+        cli_help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the task's newest complete set.",
     )
     backup_path: str = option(
         "",

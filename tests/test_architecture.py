@@ -1,8 +1,12 @@
 """The package's import graph, read from its source with `ast`: no import circles anywhere (function-level and
 TYPE_CHECKING imports included: a circle hidden behind either is still one), and the layers of
-docs/architecture.md: postgres/ and store/ never import Dagster, store/ never imports psycopg2."""
+docs/architecture.md: postgres/ and store/ never import Dagster, store/ never imports psycopg2. The public API
+(`__all__` of the package, operations/ and entry_points/): every name resolves, lazily, and loads no Dagster."""
 
 import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +170,59 @@ def test_layers_import_only_what_they_may(layer, forbidden):
         if name.startswith(f"{PACKAGE}.{layer}.") and forbidden in _external_imports(name, path)
     )
     assert not offenders, f"{layer}/ must not import {forbidden}, but these modules do: {offenders}"
+
+
+# The packages with a public API (`__all__`), each name imported from its module when first used (see _lazy).
+PUBLIC_PACKAGES = [PACKAGE, f"{PACKAGE}.operations", f"{PACKAGE}.entry_points"]
+
+
+def _type_checking_names(package: str) -> dict[str, str]:
+    """What the package's `if TYPE_CHECKING:` block imports for type checkers: name -> the module it comes from."""
+    path = PACKAGE_DIR.parent.joinpath(*package.split("."), "__init__.py")
+    names = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom) and statement.module
+                names.update({alias.asname or alias.name: statement.module for alias in statement.names})
+    return names
+
+
+@pytest.mark.parametrize("package", PUBLIC_PACKAGES)
+def test_every_public_name_resolves(package):
+    """Each name of `__all__` is the object its defining module has; the lazy table, `__all__` and what type checkers
+    import under TYPE_CHECKING name the same objects; an unknown name is an AttributeError."""
+    module = importlib.import_module(package)
+    defined_in = module._DEFINED_IN
+    assert len(set(module.__all__)) == len(module.__all__)
+    assert set(module.__all__) == set(defined_in)
+    assert _type_checking_names(package) == defined_in
+    for name in module.__all__:
+        assert getattr(module, name) is getattr(importlib.import_module(defined_in[name]), name), name
+        assert name in dir(module)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        module.no_such_name  # noqa: B018
+
+
+def test_importing_the_package_loads_no_dagster():
+    """`import pgvector_pipeline` loads nothing behind its public names (the GraphQL client and the parse workers stay
+    light), and using them, the client and the operations included, loads no Dagster: only the code location does."""
+    code = "\n".join(
+        [
+            "import sys",
+            "import pgvector_pipeline",
+            "loaded = sorted(m for m in sys.modules if m.startswith('pgvector_pipeline'))",
+            "assert loaded == ['pgvector_pipeline', 'pgvector_pipeline._lazy'], loaded",
+            "assert 'dagster' not in sys.modules",
+            f"for package in {PUBLIC_PACKAGES!r}:",
+            "    module = __import__(package, fromlist=['__all__'])",
+            "    for name in module.__all__:",
+            "        getattr(module, name)",
+            "dagster = sorted(m for m in sys.modules if m.split('.')[0] == 'dagster')",
+            "assert not dagster, dagster",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PACKAGE_DIR.parent, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr

@@ -4,9 +4,11 @@ directory, and S3 on a real SeaweedFS server where the store matters), with role
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pgvector_pipeline.automations import automations_check
+from pgvector_pipeline.contract import ALERT_SENSOR, BACKUP_SCHEDULE, DRILL_SCHEDULE, FRESHNESS_SCHEDULE
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.operations.backup import back_up_database
-from pgvector_pipeline.operations.check import run_checks
+from pgvector_pipeline.operations.check import Check, run_checks
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
 from pgvector_pipeline.testing.embedded import database_dsn
@@ -139,9 +141,39 @@ def test_the_check_command_exits_0_when_all_hold_and_1_naming_each_problem(store
     report = json.loads(stale.stdout)
     assert (report["ok"], report["problems"]) == (False, ["recent_backup"])
     assert stale.stderr.splitlines()[-1] == "error: 1 problem(s): recent_backup."
+    # Which schedules and sensors run only Dagster knows: not a failure, said so.
+    assert report["checks"][-1] == {
+        "name": "automations",
+        "ok": True,
+        "detail": "Not known without the webserver: `pgvector-pipeline schedules` (or the Dagster UI's Automation page) "
+        "shows which schedules and sensors run.",
+        "data": {"known": False},
+    }
+    assert stale.stderr.splitlines()[-2].startswith("ok   automations: Not known without the webserver")
 
     assert direct("backup", env=env).returncode == 0
     fine = direct("check", env=env)
     assert fine.returncode == 0, fine.stderr
     assert json.loads(fine.stdout)["ok"] is True
     assert list(tmp_path.rglob("*.lock")) == []
+
+
+def test_a_stopped_backup_schedule_is_a_warning_unless_nothing_backs_up():
+    states = {BACKUP_SCHEDULE: "STOPPED", FRESHNESS_SCHEDULE: "RUNNING", DRILL_SCHEDULE: "STOPPED"}
+    # Someone else's cron backs up: the schedule being off is worth a word, not a failure.
+    elsewhere = automations_check(states, recent_backup_holds=True)
+    assert elsewhere["ok"] and [w.split(":")[0] for w in elsewhere["data"]["warnings"]] == [
+        f"{BACKUP_SCHEDULE} is stopped"
+    ]
+    # Off by design (the drill): listed, no warning.
+    assert elsewhere["data"]["stopped"] == [BACKUP_SCHEDULE, DRILL_SCHEDULE]
+    # Nothing backs up: the schedule is off and no recent global backup shows another way works.
+    nothing = automations_check(states, recent_backup_holds=False)
+    assert not nothing["ok"] and nothing["detail"].startswith(f"Nothing backs up: {BACKUP_SCHEDULE} is stopped")
+    # The schedule on and a stale backup: recent_backup says so; this check has nothing to add.
+    on = automations_check({**states, BACKUP_SCHEDULE: "RUNNING"}, recent_backup_holds=False)
+    assert on["ok"] and on["data"]["warnings"] == []
+    # The alert sensor off: failures reach no one.
+    quiet = automations_check({**states, BACKUP_SCHEDULE: "RUNNING", ALERT_SENSOR: "STOPPED"}, True)
+    assert quiet["data"]["warnings"] == [f"{ALERT_SENSOR} is stopped: failed runs are posted to no one."]
+    assert Check(**quiet).line.startswith("warn automations: Running: ")

@@ -107,12 +107,12 @@ def test_a_backup_run_of_some_collections_shows_them(instance, three_collections
     assert event.metadata["dagster/row_count"].value == PER_COLLECTION
     [row] = event.metadata["embeddings_per_collection"].value.records
     assert row.data == {"collection": "sample_collection_1", "embeddings": PER_COLLECTION}
-    [listed] = inventory_frame(LocalBackupStore(backup_root).list_sets()).to_dict("records")
+    [listed] = inventory_frame(LocalBackupStore(backup_root).list_sets(), str(backup_root)).to_dict("records")
     assert listed["collections"] == f"1 chosen: 'sample_collection_1' ({PER_COLLECTION})"
 
     full = run_backup(instance, backup_root, "global", recent_timestamp_after(listed["timestamp"]))
     assert full.success
-    newest = inventory_frame(LocalBackupStore(backup_root).list_sets()).to_dict("records")[0]
+    newest = inventory_frame(LocalBackupStore(backup_root).list_sets(), str(backup_root)).to_dict("records")[0]
     assert newest["collections"] == "all (3)"
 
     refused = run_backup(

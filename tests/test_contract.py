@@ -16,6 +16,7 @@ def test_every_job_and_op_name_of_the_contract_exists():
         contract.REQUEST_BACKUP_JOB: contract.REQUEST_BACKUP_OP,
         contract.RESTORE_JOB: contract.RESTORE_OP,
         contract.TRUNCATE_JOB: contract.TRUNCATE_OP,
+        contract.CHECK_JOB: contract.CHECK_OP,
     }
     for job_name, op_name in jobs.items():
         job = defs.resolve_job_def(job_name)
@@ -26,9 +27,9 @@ def test_every_job_and_op_name_of_the_contract_exists():
 
 
 def test_python_names_of_jobs_equal_their_dagster_names():
-    from pgvector_pipeline.jobs import backup, inventory, request_backup, restore, truncate
+    from pgvector_pipeline.jobs import backup, check, inventory, request_backup, restore, truncate
 
-    for module in (backup, inventory, request_backup, restore, truncate):
+    for module in (backup, check, inventory, request_backup, restore, truncate):
         [name] = [n for n, value in vars(module).items() if n.endswith("_job") and hasattr(value, "name")]
         assert getattr(module, name).name == name
 
@@ -54,7 +55,13 @@ def test_the_client_does_not_load_the_code_location():
 
 
 def test_every_job_that_uses_the_database_carries_the_database_tag():
-    for name in (contract.BACKUP_JOB, contract.REQUEST_BACKUP_JOB, contract.RESTORE_JOB, contract.TRUNCATE_JOB):
+    for name in (
+        contract.BACKUP_JOB,
+        contract.REQUEST_BACKUP_JOB,
+        contract.RESTORE_JOB,
+        contract.TRUNCATE_JOB,
+        contract.CHECK_JOB,
+    ):
         job = defs.resolve_job_def(name)
         assert "pgvector" in job.required_resource_keys
         assert job.tags[contract.DATABASE_TAG] == "PGVECTOR_DSN"

@@ -17,10 +17,12 @@ import pytest
 from pgvector_pipeline.contract import (
     BACKUP_SCHEDULE,
     FRESHNESS_SCHEDULE,
+    RESTORE_JOB,
     RETENTION_SCHEDULE,
     TASK_SENSOR,
     TRUNCATE_JOB,
     database_tags,
+    restore_run_config,
 )
 from pgvector_pipeline.entry_points.client import VectorBackupClient
 from pgvector_pipeline.store.local import list_backup_sets
@@ -142,12 +144,11 @@ def test_schedule_and_task_sensor_ticks_back_up_under_the_daemon(deployment):
     assert listed.returncode == 0, listed.stderr
     assert {json.loads(line)["task_id"] for line in listed.stdout.splitlines()} == {"global", "task_train_1"}
     # For people: a table, newest first, with each set's age.
-    table = cli(port, "list").stdout.splitlines()
-    assert table[0].split() == ["TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED", "AS", "CONTENTS"]
-    assert sorted(line.split()[0] for line in table[1:]) == ["global", "task_train_1"]
-    assert all(" ago " in line or "just now" in line for line in table[1:]) and all(
-        "complete" in line for line in table[1:]
-    )
+    store, header, *table = cli(port, "list").stdout.splitlines()
+    assert store == f"Backup store: {root}"
+    assert header.split() == ["TASK", "TAKEN", "AGE", "STATUS", "SIZE", "TOOK", "STORED", "AS", "SOURCE", "CONTENTS"]
+    assert sorted(line.split()[0] for line in table) == ["global", "task_train_1"]
+    assert all(" ago " in line or "just now" in line for line in table) and all("complete" in line for line in table)
 
     # Retention from the CLI waits and says what it would delete: each location's newest complete set always stays.
     dry = cli(port, "retention", "--max-age-days", "0.00001")
@@ -204,7 +205,14 @@ def test_runs_on_one_database_never_overlap_and_restore_through_the_cli(deployme
 
 
 def test_a_failed_run_reports_its_error_type_through_the_cli(deployment):
-    failed = cli(deployment["port"], "restore", "--timestamp", "20200101_000000", "--wait", "--timeout", "180")
+    # The command refuses a set the inventory does not list before launching anything (exit 2) ...
+    refused = cli(deployment["port"], "restore", "--timestamp", "20200101_000000", "--wait", "--timeout", "180")
+    assert refused.returncode == 2 and "No set 20200101_000000 in " in refused.stderr
+    # ... so a run that fails for want of its set is one launched without that check (a stale inventory, another
+    # tool): the command following it reports its failure.
+    run_config = restore_run_config(None, "20200101_000000")
+    run_id = VectorBackupClient("127.0.0.1", deployment["port"]).launch_job(RESTORE_JOB, run_config, database_tags())
+    failed = cli(deployment["port"], "status", run_id, "--wait", "--timeout", "180")
     assert failed.returncode == 1
     status = json.loads(failed.stdout)
     assert status["status"] == "FAILURE" and status["error_type"] == "RESOURCE_NOT_FOUND"

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from psycopg2 import sql
 from pgvector_pipeline.entry_points.cli import EXIT_RUN_FAILED
 from pgvector_pipeline.operations.backup import back_up_database
 from pgvector_pipeline.postgres.catalog import describe_table
+from pgvector_pipeline.set_formats import BINARY, CSV, SetFormat
 from pgvector_pipeline.store.codecs import Compression
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
@@ -52,11 +54,33 @@ def test_back_up_list_and_restore_with_the_cli_alone(store_db, tmp_path, root_ki
     assert result["backup_set"].startswith("global/") and result["bytes"] > 0
     # Progress lines, on stderr, with the time.
     assert f" INFO Backup set {result['backup_set'].split('/')[1]} written to " in backed_up.stderr
+    # The checks a Dagster backup runs, run here too and reported.
+    assert [(c["name"], c["passed"]) for c in result["checks"]] == [
+        ("files_match_manifest", True),
+        ("embeddings_parse", True),
+        ("rows_hold_up", True),
+    ]
+    assert result["checks"][0]["message"].startswith("All 2 files read back from the store match the sizes and sha256")
 
     listed = direct("list", "--json", env=env)
     [record] = [json.loads(line) for line in listed.stdout.splitlines()]
     timestamp = record["timestamp"]
     assert (record["status"], record["embedding_rows"]) == ("complete", 100)
+    # When it was taken with its UTC offset, where the store is, how long the backup took, what it was read from.
+    taken = datetime.fromisoformat(record["taken_at"])
+    named = datetime.strptime(timestamp, "%Y%m%d_%H%M%S").astimezone()
+    assert taken.utcoffset() is not None and abs(taken - named) < timedelta(seconds=30)
+    assert record["store"] == root and 0 < record["duration_s"] < 300
+    source = psycopg2.extensions.parse_dsn(store_db)
+    port = f":{source['port']}" if "port" in source else ""
+    assert (record["source_database"], record["source_schema"]) == (
+        f"{source['host']}{port}/{source['dbname']}",
+        "public",
+    )
+    assert (record["table_names"], record["collection_names"]) == (
+        ["langchain_pg_collection", "langchain_pg_embedding"],
+        ["sample_collection_0", "sample_collection_1"],
+    )
     # The root may also be given after the command, as people type it.
     after = {k: v for k, v in env.items() if k != BACKUP_ROOT_ENV}
     assert json.loads(direct("list", "--json", "--root", root, env=after).stdout)["timestamp"] == timestamp
@@ -71,7 +95,10 @@ def test_back_up_list_and_restore_with_the_cli_alone(store_db, tmp_path, root_ki
             f"--root or ${BACKUP_ROOT_ENV}.\n"
         )
     table = direct("list", env=env).stdout.splitlines()
-    assert table[0].startswith("TASK") and timestamp[:8] not in table[0] and "complete" in table[1]
+    assert table[0] == f"Backup store: {root}"
+    assert table[1].split()[:7] == ["TASK", "TAKEN", "AGE", "STATUS", "SIZE", "TOOK", "STORED"]
+    assert "complete" in table[2] and record["source_database"] in table[2]
+    assert f" {taken.strftime('%Y-%m-%d %H:%M:%S %z')[:-2]}:{taken.strftime('%z')[-2:]} " in table[2]
 
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE cmetadata->>'page' = '2'"))
     restored = direct("restore", "--timestamp", timestamp, "--truncate", env=env)
@@ -105,7 +132,8 @@ def test_direct_mode_says_what_is_missing_and_refuses_what_it_does_not_do(store_
     assert status.returncode == 2
     assert (
         status.stderr
-        == "error: status is about Dagster runs and automations; --direct runs backup, restore, verify and list.\n"
+        == "error: status is about Dagster runs and automations; --direct runs backup, restore, verify, copy, list "
+        "and check.\n"
     )
 
 
@@ -154,6 +182,78 @@ def test_a_mistyped_timestamp_is_refused_with_the_nearest_sets(store_db, tmp_pat
 
     assert refused.returncode == 2, refused.stderr
     assert f"nearest: {timestamp}" in refused.stderr.splitlines()[-1]
+
+
+def test_a_direct_backup_runs_the_set_checks_and_fails_when_one_fails(store_db, tmp_path):
+    """--direct backup runs the checks the Dagster backup runs of the set it wrote: a collection holding vectors of
+    two dimensions fails embeddings_parse, and the command with it (the set stays, as the database held it)."""
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=5, dimension=4)
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "INSERT INTO langchain_pg_embedding (id, collection_id, embedding, document) SELECT 'short', uuid, "
+            "'[1,2,3]', 'x' FROM langchain_pg_collection"
+        ),
+    )
+    env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(tmp_path)}
+
+    failed = direct("backup", env=env)
+
+    assert failed.returncode == EXIT_RUN_FAILED, failed.stderr
+    result = json.loads(failed.stdout)
+    timestamp = result["backup_set"].split("/")[1]
+    assert (result["status"], result["error_type"], result["rows"]) == ("FAILURE", "DATA_ERROR", 7)
+    assert {c["name"]: (c["passed"], c["warn_only"]) for c in result["checks"]} == {
+        "files_match_manifest": (True, False),
+        "embeddings_parse": (False, False),
+        "rows_hold_up": (True, True),
+    }
+    assert result["error_message"].startswith(
+        f"Set {timestamp} was written, but its checks failed: embeddings_parse: Vectors that would not search as they "
+        f"should: collection "
+    )
+    assert "has vectors of [3, 4] dimensions" in result["error_message"]
+    assert failed.stderr.splitlines()[-1] == f"error: DATA_ERROR: {result['error_message']}"
+    assert " WARNING Check embeddings_parse: " in failed.stderr
+    [listed] = LocalBackupStore(tmp_path).list_sets()
+    assert (listed.timestamp, listed.status) == (timestamp, "complete")
+
+
+def test_a_direct_copy_goes_to_the_other_root_and_back(store_db, tmp_path):
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=10, dimension=4)
+    source, other = tmp_path / "here", tmp_path / "offsite"
+    source.mkdir()
+    env = {DSN_ENV: store_db, BACKUP_ROOT_ENV: str(source)}
+    made = json.loads(direct("backup", env=env).stdout)
+    timestamp = made["backup_set"].split("/")[1]
+
+    copied = direct("copy", "--timestamp", "latest", "--other-root", str(other), env=env)
+
+    assert copied.returncode == 0, copied.stderr
+    result = json.loads(copied.stdout)
+    assert (result["command"], result["status"], result["backup_set"]) == ("copy", "SUCCESS", made["backup_set"])
+    assert (result["bytes"], result["rows"]) == (made["bytes"], made["rows"])
+    assert (result["source"], result["target"]) == (str(source / "vector_bak"), str(other / "vector_bak"))
+    assert 0 < result["duration_s"] < 300
+    assert f"'latest' is set {timestamp} in {source / 'vector_bak'}" in copied.stderr
+    [offsite] = LocalBackupStore(other).list_sets()
+    assert (offsite.timestamp, offsite.status) == (timestamp, "complete")
+
+    # Back from the other store (PGVECTOR_OTHER_BACKUP_ROOT, as the code server reads it) onto a machine that lost it.
+    shutil.rmtree(source / "vector_bak")
+    back = direct("copy", "--back", "--timestamp", timestamp, env={**env, "PGVECTOR_OTHER_BACKUP_ROOT": str(other)})
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["target"] == str(source / "vector_bak")
+    assert [s.status for s in LocalBackupStore(source).list_sets()] == ["complete"]
+
+    typo = direct("copy", "--timestamp", timestamp[:-1] + "x", "--other-root", str(other), env=env)
+    assert typo.returncode == 2 and f"nearest: {timestamp}" in typo.stderr.splitlines()[-1]
+    nowhere = direct("copy", "--timestamp", timestamp, env=env)
+    assert nowhere.returncode == 2
+    assert nowhere.stderr == (
+        "error: INVALID_PARAMS: A copy needs the other store: pass --other-root PATH_OR_S3_URL, or set "
+        "PGVECTOR_OTHER_BACKUP_ROOT (the backup store is --root, or PGVECTOR_BACKUP_ROOT).\n"
+    )
 
 
 def psql_restore(
@@ -215,6 +315,85 @@ def test_the_last_resort_restores_a_set_with_psql_alone(store_db, pg_server, bac
     assert query(empty_db, "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_cmetadata_gin'") == [
         ("ix_cmetadata_gin",)
     ]
+
+
+@pytest.mark.parametrize("codec", ["zstd", "none"])
+def test_the_last_resort_restores_a_binary_set_with_psql_alone(store_db, pg_server, backup_root, codec):
+    """Issue 34: a binary set's .pgcopy[.zst] files load with \\copy ... (FORMAT binary), the columns the manifest's,
+    each file hashed as it loads; with --create into tables of the set's types."""
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=30, dimension=8)
+    before = contents(store_db)
+    result = back_up_database(
+        store_db, "public", LocalBackupStore(backup_root), "global", None, _options(codec, BINARY)
+    )
+    directory = backup_root / "vector_bak"
+    suffix = ".zst" if codec == "zstd" else ""
+    assert sorted(path.name for path in directory.glob("langchain_pg_*")) == [
+        f"langchain_pg_collection_{result.timestamp}.pgcopy{suffix}",
+        f"langchain_pg_embedding_{result.timestamp}.pgcopy{suffix}",
+    ]
+
+    execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE cmetadata->>'page' = '1'"))
+    done = psql_restore(directory, result.timestamp, store_db)
+    assert done.returncode == 0, done.stderr
+    assert contents(store_db) == before
+
+    empty_db = ensure_database(pg_server, f"recovered_binary_{codec}")
+    created = psql_restore(directory, result.timestamp, empty_db, "--create")
+    assert created.returncode == 0, created.stderr
+    assert contents(empty_db) == before
+    assert query(empty_db, "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_cmetadata_gin'") == [
+        ("ix_cmetadata_gin",)
+    ]
+
+
+def test_the_last_resort_loads_a_binary_set_only_into_columns_of_its_types(store_db, backup_root, tmp_path):
+    """A binary field is read by the receive function of the target column's type: json's bytes into jsonb fail, and
+    another type could take them as something else. A target column of another type is refused before the restore's
+    psql starts, naming it and both types; a type modifier may differ (the server checks vector(8) as it loads)."""
+    fill_sample_store(store_db, collections=1, embeddings_per_collection=10, dimension=8)
+    rows = contents(store_db)
+    result = back_up_database(
+        store_db, "public", LocalBackupStore(backup_root), "global", None, _options("zstd", BINARY)
+    )
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "ALTER TABLE langchain_pg_collection ALTER COLUMN cmetadata TYPE jsonb;"
+            "ALTER TABLE langchain_pg_embedding ALTER COLUMN id TYPE text;"
+            "DELETE FROM langchain_pg_embedding WHERE cmetadata->>'page' = '1'"
+        ),
+    )
+    before = contents(store_db)
+    log = tmp_path / "commands.log"
+
+    refused = psql_restore(
+        backup_root / "vector_bak", result.timestamp, store_db, path=wrapped_commands(tmp_path / "bin", log)
+    )
+
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        'psql_restore.sh cannot load this binary set: column langchain_pg_collection.cmetadata is "json" in the set '
+        'but "jsonb" in the target database; column langchain_pg_embedding.id is "character varying" in the set but '
+        '"text" in the target database. A binary set loads only into columns of the types it records (a type modifier '
+        "such as vector(1536) may differ). Nothing was changed. Restore it with pgvector-pipeline --direct restore, "
+        "which casts through a staging table, or change the column to the set's type.\n"
+    )
+    assert contents(store_db) == before
+    psql = tmp_path / "bin" / "psql"
+    started = log.read_text().splitlines()
+    assert f"{psql} -X -q -A -t" in started and f"{psql} -X -q" not in started  # the check's session only
+
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            "ALTER TABLE langchain_pg_collection ALTER COLUMN cmetadata TYPE json;"
+            "ALTER TABLE langchain_pg_embedding ALTER COLUMN id TYPE varchar, ALTER COLUMN embedding TYPE vector(8)"
+        ),
+    )
+    done = psql_restore(backup_root / "vector_bak", result.timestamp, store_db)
+    assert done.returncode == 0, done.stderr
+    assert contents(store_db) == rows
 
 
 def test_the_last_resort_refuses_a_damaged_file_before_psql_starts(store_db, backup_root):
@@ -322,10 +501,10 @@ def test_the_last_resort_loads_only_the_bytes_it_checked(tmp_path):
     )
 
 
-def _options(codec: str):
+def _options(codec: str, set_format: SetFormat = CSV):
     from pgvector_pipeline.operations.backup import BackupOptions
 
-    return BackupOptions(compression=Compression(codec))
+    return BackupOptions(compression=Compression(codec), set_format=set_format)
 
 
 # What psql_restore.sh --create says of a table it does not rebuild (issue 31): it runs no SQL text of a manifest.
@@ -591,9 +770,10 @@ VARIABLES = {
 
 
 def test_the_jq_module_shares_the_tools_names_methods_and_suffixes():
-    """psql_restore.jq runs without this package, so it repeats three of its facts; here they are kept equal."""
+    """psql_restore.jq runs without this package, so it repeats four of its facts; here they are kept equal."""
     from pgvector_pipeline.names import COLUMN_NAME_PATTERN
     from pgvector_pipeline.postgres.ddl import INDEX_METHODS
+    from pgvector_pipeline.set_formats import FILE_EXTENSION
     from pgvector_pipeline.store.codecs import CODECS
 
     read = subprocess.run(
@@ -604,17 +784,19 @@ def test_the_jq_module_shares_the_tools_names_methods_and_suffixes():
             "-L",
             str(REPO / "deploy"),
             'include "psql_restore"; plain_name_pattern, index_methods, '
-            '({} | [("zstd", "gzip", "none") as $codec | {($codec): ($codec | file_suffix)}] | add)',
+            '({} | [("zstd", "gzip", "none") as $codec | {($codec): ($codec | file_suffix)}] | add), '
+            '({} | [("csv", "binary") as $format | {($format): ($format | file_extension)}] | add)',
         ],
         capture_output=True,
         text=True,
         check=True,
     )
 
-    pattern, methods, suffixes = (json.loads(line) for line in read.stdout.splitlines())
+    pattern, methods, suffixes, extensions = (json.loads(line) for line in read.stdout.splitlines())
     assert pattern == COLUMN_NAME_PATTERN.pattern
     assert sorted(methods) == sorted(INDEX_METHODS)
     assert suffixes == {codec.name: codec.suffix for codec in CODECS.values()}
+    assert extensions == FILE_EXTENSION
 
 
 def connection_settings(dsn: str) -> subprocess.CompletedProcess:

@@ -1,11 +1,13 @@
-"""Tables with generated columns back up without them and restore with the server computing them again."""
+"""Tables with generated columns back up without them and restore with the server computing them again (from a CSV
+set and from a binary one)."""
 
 import pytest
 
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
-from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.operations.restore import restore_backup_set
+from pgvector_pipeline.set_formats import BINARY, CSV
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, locate_backup_set
 from pgvector_pipeline.testing.db import execute, query
@@ -29,10 +31,12 @@ def store(store_db):
     return store_db
 
 
-def test_a_table_with_a_generated_column_restores(store, backup_root):
+@pytest.mark.parametrize("set_format", [CSV, BINARY])
+def test_a_table_with_a_generated_column_restores(store, backup_root, set_format):
     before = query(store, ROWS)
     log = RecordingLog()
-    result = back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, log=log)
+    options = BackupOptions(set_format=set_format)
+    result = back_up_database(store, "public", LocalBackupStore(backup_root), GLOBAL_TASK_KEY, TS, options, log=log)
     assert "doc_length" not in [c.name for c in result.table("langchain_pg_embedding").columns]
     assert any("generated column" in line for line in log.warnings), log.warnings
 

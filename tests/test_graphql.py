@@ -10,9 +10,11 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.entry_points.client import PipelineClientError, VectorBackupClient
+from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import insert_sample_store
@@ -213,7 +215,11 @@ def test_backup_list_and_restore_over_graphql_with_an_s3_root(store_db, s3_serve
             timeout=300,
         )
         assert copied.returncode == 0, copied.stderr
-        assert json.loads(copied.stdout)["status"] == "SUCCESS"
+        result = json.loads(copied.stdout)
+        # What it copied, where from and where to (its JSON said null).
+        assert (result["status"], result["backup_set"]) == ("SUCCESS", made[0])
+        assert result["bytes"] > 0 and result["rows"] == 202
+        assert (result["source"], result["target"]) == (f"s3://{s3_bucket}/prod/vector_bak", str(local / "vector_bak"))
     assert [s.status for s in LocalBackupStore(local).list_sets()] == ["complete"]
     assert query(store_db, "SELECT count(*) FROM langchain_pg_embedding")[0][0] == 200
     secret = s3_server.env()["AWS_SECRET_ACCESS_KEY"].encode()
@@ -302,3 +308,78 @@ def test_per_collection_backup_and_restore_through_graphql(webserver, store_db, 
     assert (piped.returncode, piped.stderr) == (0, "")
     [listed_set] = [s for s in LocalBackupStore(backup_root).list_sets() if s.timestamp == newest["timestamp"]]
     assert listed_set.rows("collection_1") == query(store_db, "SELECT count(*) FROM collection_1 WHERE page = 3")[0][0]
+
+
+def cli(port: int, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pgvector_pipeline.entry_points.cli", "--port", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def run_ids(port: int) -> list[str]:
+    """Every run of the instance, as the webserver lists them."""
+    answer = requests.post(
+        f"http://127.0.0.1:{port}/graphql",
+        json={"query": "{ runsOrError { __typename ... on Runs { results { runId } } } }"},
+        timeout=60,
+    ).json()
+    return [run["runId"] for run in answer["data"]["runsOrError"]["results"]]
+
+
+def test_a_mistyped_set_is_refused_before_any_launch_and_latest_resolves_in_the_run(webserver, backup_root):
+    client = VectorBackupClient("127.0.0.1", webserver)
+    backup = client.wait_for_run(client.launch_backup().run_id, timeout_s=180)
+    assert backup.status == "SUCCESS"
+    timestamp = backup.backup_set.split("/")[1]
+    location = backup_root / "vector_bak"
+    launched = run_ids(webserver)
+
+    typo = cli(webserver, "restore", "--timestamp", timestamp[:-1] + "x", "--truncate", "--wait")
+    assert typo.returncode == 2, typo.stdout + typo.stderr
+    assert typo.stderr.startswith(
+        f"error: INVALID_PARAMS: No set {timestamp[:-1]}x in {location}; nearest: {timestamp}. Name a set by its "
+        f"timestamp (YYYYMMDD_HHMMSS), or 'latest' for the newest complete set. (Checked against the sets as listed "
+        f"at "
+    )
+    assert "`pgvector-pipeline list --refresh`" in typo.stderr
+    table = cli(webserver, "restore", "--timestamp", "latest", "--tables", "langchain_pg_embeding")
+    assert table.returncode == 2
+    assert (
+        f"Cannot restore ['langchain_pg_embeding'] (nearest: langchain_pg_embedding): set {timestamp}" in table.stderr
+    )
+    task = cli(webserver, "verify", "--task-id", "task_1")
+    assert task.returncode == 2 and task.stderr.startswith(
+        f"error: INVALID_PARAMS: No task 'task_1' in {backup_root}; there are no tasks. List the tasks "
+        f"(pgvector-pipeline list) and name one of them, or 'global'. (Checked against "
+    )
+    # No second store on this code server: refused plainly, as a usage error.
+    copy = cli(webserver, "copy", "--timestamp", timestamp)
+    assert copy.returncode == 2
+    assert copy.stderr.startswith(
+        "error: INVALID_PARAMS: The code server has no other store to copy to or from: vector_copy_job copies between "
+        "PGVECTOR_BACKUP_ROOT and PGVECTOR_OTHER_BACKUP_ROOT, which is not set for it."
+    )
+    with pytest.raises(InvalidParams, match=r"holds no collection named 'sample_colection_1' \(nearest: 'sample_"):
+        client.launch_restore(None, "latest", collections=["sample_colection_1"])
+    assert run_ids(webserver) == launched  # not one run launched, so none failed
+
+    # 'latest' is resolved by the run, which says so.
+    restored = cli(webserver, "restore", "--timestamp", "latest", "--truncate", "--wait")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert json.loads(restored.stdout)["backup_set"] == backup.backup_set
+    assert f"'latest' is set {timestamp} in {location}, taken at " in restored.stderr
+    verified = cli(webserver, "verify", "--timestamp", "latest")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["backup_set"] == backup.backup_set
+
+    # The listing says where the store is, when each set was taken (with its offset), how long it took, from where.
+    [record] = [json.loads(line) for line in cli(webserver, "list", "--json").stdout.splitlines()]
+    assert (record["store"], record["location"]) == (str(backup_root), str(location))
+    assert record["taken_at"][-6] in "+-" and 0 < record["duration_s"] < 300 and record["source_database"]
+    assert record["table_names"] == ["langchain_pg_collection", "langchain_pg_embedding"]
+    store, header, row = cli(webserver, "list").stdout.splitlines()
+    assert store == f"Backup store: {backup_root}" and header.split()[5] == "TOOK"
+    assert record["source_database"] in row and f"{record['taken_at'][:10]} " in row

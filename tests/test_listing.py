@@ -240,7 +240,9 @@ def test_inventory_counts_stay_integers_when_a_set_has_none(empty_db, backup_roo
     back_up_database(empty_db, "public", LocalBackupStore(backup_root), "global", "20261125_150000")
     touch_set(backup_root / "vector_bak", "20261125_140000")  # a legacy set: no counts
 
-    records = inventory_metadata(inventory_frame(list_backup_sets(backup_root)), str(backup_root))["sets"].value.records
+    records = inventory_metadata(inventory_frame(list_backup_sets(backup_root), str(backup_root)), str(backup_root))[
+        "sets"
+    ].value.records
     counted, legacy = (record.data for record in records)
     assert (counted["embedding_rows"], legacy["embedding_rows"]) == (8, None)
     assert type(counted["embedding_rows"]) is int and type(counted["collection_bytes"]) is int

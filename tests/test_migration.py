@@ -1,6 +1,7 @@
 """Restores that migrate a set into LangChain's newer layouts. The stores are written by the real LangChain classes,
 and each migration is judged by what LangChain reads afterwards: the same search answers (ids, contents, metadata,
-scores) as the source store gave."""
+scores) as the source store gave. Tests marked BOTH_FORMATS run for a CSV set and a binary one (issue 34): a binary
+set's columns are of the source's types, so its rows reach the migration's stages through casts."""
 
 import itertools
 import uuid
@@ -17,9 +18,10 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.definitions import defs
 from pgvector_pipeline.errors import DataError, InvalidParams
-from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.pgvector_store import migrated_id
+from pgvector_pipeline.set_formats import BINARY, CSV
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.embedded import ensure_database
@@ -53,20 +55,34 @@ def fill(store_factory, dsn: str, ids_for=None) -> dict[str, object]:
     return stores
 
 
-def back_up(dsn: str, root):
-    result = back_up_database(dsn, "public", LocalBackupStore(root), "global", None)
-    return LocalBackupStore(root).locate(timestamp=result.timestamp)
+def back_up(dsn: str, root, set_format: str = CSV):
+    result = back_up_database(
+        dsn, "public", LocalBackupStore(root), "global", None, BackupOptions(set_format=set_format)
+    )
+    backup_set = LocalBackupStore(root).locate(timestamp=result.timestamp)
+    assert backup_set.manifest.set_format == set_format
+    return backup_set
+
+
+# The set's format, for tests that run over both (the fixture below is the others' CSV).
+BOTH_FORMATS = pytest.mark.parametrize("set_format", [CSV, BINARY])
 
 
 @pytest.fixture
-def postgres_source(pg_server, backup_root):
+def set_format() -> str:
+    return CSV
+
+
+@pytest.fixture
+def postgres_source(pg_server, backup_root, set_format):
     """A langchain_postgres PGVector store (ids: some LangChain's uuids, some an app's own strings), its search
-    answers per collection, and its backup set."""
+    answers per collection, and its backup set (of `set_format`)."""
     dsn = new_db(pg_server)
     stores = fill(lc.postgres_store, dsn, lambda c, i: f"{c}-{i}" if i % 2 else str(uuid.uuid4()))
-    return dsn, {name: lc.search(store) for name, store in stores.items()}, back_up(dsn, backup_root)
+    return dsn, {name: lc.search(store) for name, store in stores.items()}, back_up(dsn, backup_root, set_format)
 
 
+@BOTH_FORMATS
 def test_a_langchain_postgres_set_becomes_a_pgvector_store_table_in_another_schema(pg_server, postgres_source):
     _, before, backup_set = postgres_source
     target = new_db(pg_server)
@@ -118,10 +134,11 @@ def _as_migrated(answers: dict[str, list[lc.Answer]]) -> dict[str, list[lc.Answe
     return {query: [migrated(a) for a in found] for query, found in answers.items()}
 
 
-def test_all_collections_of_a_community_set_become_one_store_table(pg_server, backup_root):
+@BOTH_FORMATS
+def test_all_collections_of_a_community_set_become_one_store_table(pg_server, backup_root, set_format):
     source = new_db(pg_server)
     stores = fill(lc.community_store, source, lambda c, i: f"{c}-{i}")
-    backup_set = back_up(source, backup_root)
+    backup_set = back_up(source, backup_root, set_format)
     target = new_db(pg_server)
 
     restore_backup_set(target, "public", backup_set, migration=Migration(MIGRATE_TO_PGVECTOR_STORE, "everything"))
@@ -144,14 +161,15 @@ def test_all_collections_of_a_community_set_become_one_store_table(pg_server, ba
                 assert twins[0].metadata == {**answer.metadata, "langchain_pg_embedding_id": old_id}
 
 
-def test_a_community_set_migrates_into_langchain_postgres_tables(pg_server, backup_root):
+@BOTH_FORMATS
+def test_a_community_set_migrates_into_langchain_postgres_tables(pg_server, backup_root, set_format):
     source = new_db(pg_server)
     stores = fill(
         lc.community_store,
         source,
         lambda c, i: "shared" if (c, i) in {("handbook", 0), ("tickets", 0)} else (None if i == 1 else f"{c}-{i}"),
     )
-    backup_set = back_up(source, backup_root)
+    backup_set = back_up(source, backup_root, set_format)
     old_keys = dict(
         query(source, "SELECT document || '/' || (cmetadata->>'source'), uuid::text FROM langchain_pg_embedding")
     )
@@ -172,10 +190,11 @@ def test_a_community_set_migrates_into_langchain_postgres_tables(pg_server, back
                 assert new.id == (f"{collection}-{page}" if unique_custom_id else key)
 
 
-def test_a_migration_creates_langchain_postgres_tables_in_an_empty_database(pg_server, backup_root):
+@BOTH_FORMATS
+def test_a_migration_creates_langchain_postgres_tables_in_an_empty_database(pg_server, backup_root, set_format):
     source = new_db(pg_server)
     fill(lc.community_store, source, lambda c, i: f"{c}-{i}")
-    backup_set = back_up(source, backup_root)
+    backup_set = back_up(source, backup_root, set_format)
     target = new_db(pg_server)
 
     restore_backup_set(
@@ -214,10 +233,11 @@ def test_a_community_set_into_langchain_postgres_tables_says_to_migrate(pg_serve
         restore_backup_set(target, "public", backup_set)
 
 
-def test_a_null_document_refuses_the_migration_and_creates_nothing(pg_server, postgres_source, backup_root):
+@BOTH_FORMATS
+def test_a_null_document_refuses_the_migration_and_creates_nothing(pg_server, postgres_source, backup_root, set_format):
     source, _, _ = postgres_source
     execute(source, lambda cur: cur.execute("UPDATE langchain_pg_embedding SET document = NULL WHERE id = 'tickets-1'"))
-    backup_set = back_up(source, backup_root)
+    backup_set = back_up(source, backup_root, set_format)
     target = new_db(pg_server)
 
     with pytest.raises(DataError, match=r"1 embeddings of the set have no document \(ids 'tickets-1'\)"):
@@ -227,6 +247,7 @@ def test_a_null_document_refuses_the_migration_and_creates_nothing(pg_server, po
     ) == [(True, 0)]
 
 
+@BOTH_FORMATS
 def test_ids_the_store_table_holds_already_refuse_the_whole_load(pg_server, postgres_source):
     _, _, backup_set = postgres_source
     target = new_db(pg_server)
@@ -274,6 +295,7 @@ def test_the_restore_job_migrates_from_run_config(pg_server, postgres_source, in
     assert after == _as_migrated(before["tickets"])
 
 
+@BOTH_FORMATS
 def test_a_metadata_value_its_column_cannot_hold_refuses_the_load(pg_server, postgres_source):
     _, _, backup_set = postgres_source
     target = new_db(pg_server)

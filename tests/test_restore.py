@@ -1,4 +1,5 @@
-"""Restore against a real server: exact round trips, migration, and all-or-nothing failure behaviour."""
+"""Restore against a real server: exact round trips, migration, and all-or-nothing failure behaviour. The round trips
+marked BOTH_FORMATS run for a CSV set and a binary one (issue 34)."""
 
 import dataclasses
 from pathlib import Path
@@ -15,10 +16,11 @@ from pgvector_pipeline.errors import (
     ResourceNotFound,
 )
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_COMMUNITY, LANGCHAIN_POSTGRES
-from pgvector_pipeline.operations.backup import back_up_database
+from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.postgres.connection import APPLICATION_NAME
 from pgvector_pipeline.postgres.maintenance import truncate_tables_now
+from pgvector_pipeline.set_formats import BINARY
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.local import LocalBackupStore, list_backup_sets, locate_backup_set
 from pgvector_pipeline.testing.admin import terminate_backends
@@ -53,17 +55,22 @@ def truncate_both(dsn: str) -> None:
     truncate_tables_now(dsn, "public", [COLLECTION_TABLE, EMBEDDING_TABLE], warn=print)
 
 
-def backed_up(dsn: str, root: Path, timestamp: str = TS):
+def backed_up(dsn: str, root: Path, timestamp: str = TS, options: BackupOptions = PLAIN_CSV):
     # Plain CSVs: several tests here edit a file's bytes (compressed sets: tests/test_compression.py).
-    back_up_database(dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, timestamp, PLAIN_CSV)
+    back_up_database(dsn, "public", LocalBackupStore(root), GLOBAL_TASK_KEY, timestamp, options)
     return locate_backup_set(root, timestamp=timestamp)
 
 
+# Round trips that hold for a set of either format: plain CSVs, and binary COPY streams (zstd).
+BOTH_FORMATS = pytest.mark.parametrize("options", [PLAIN_CSV, BackupOptions(set_format=BINARY)], ids=["csv", "binary"])
+
+
+@BOTH_FORMATS
 @pytest.mark.parametrize("layout", [LANGCHAIN_POSTGRES, LANGCHAIN_COMMUNITY])
-def test_backup_truncate_restore_round_trip_is_exact(empty_db, backup_root, layout):
+def test_backup_truncate_restore_round_trip_is_exact(empty_db, backup_root, layout, options):
     make_store(empty_db, layout)
     original = contents(empty_db)
-    backup_set = backed_up(empty_db, backup_root)
+    backup_set = backed_up(empty_db, backup_root, options=options)
     truncate_both(empty_db)
     assert contents(empty_db) == {COLLECTION_TABLE: [], EMBEDDING_TABLE: []}
 
@@ -100,7 +107,10 @@ def test_partial_restore_of_the_embedding_table(empty_db, backup_root):
     assert contents(empty_db) == original
 
 
-def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(pg_server, empty_db, backup_root):
+@BOTH_FORMATS
+def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(
+    pg_server, empty_db, backup_root, options
+):
     from pgvector_pipeline.testing.embedded import ensure_database
 
     make_store(empty_db, LANGCHAIN_POSTGRES, dimension=3)
@@ -111,8 +121,8 @@ def test_migration_into_an_empty_database_creates_extension_tables_and_indexes(p
         ),
     )
     original = contents(empty_db)
-    backup_set = backed_up(empty_db, backup_root)
-    target = ensure_database(pg_server, "migration_target")
+    backup_set = backed_up(empty_db, backup_root, options=options)
+    target = ensure_database(pg_server, f"migration_target_{options.set_format}")
 
     with pytest.raises(ResourceNotFound, match="create_missing"):
         restore_backup_set(target, "public", backup_set)

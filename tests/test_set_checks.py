@@ -12,7 +12,7 @@ import pytest
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.names import EMBEDDING_TABLE
-from pgvector_pipeline.operations.backup import BackupChoices, back_up_database, backup_options
+from pgvector_pipeline.operations.backup import BackupChoices, BackupOptions, back_up_database, backup_options
 from pgvector_pipeline.operations.restore import restore_backup_set
 from pgvector_pipeline.operations.set_checks import (
     EMBEDDINGS_CHECK,
@@ -22,10 +22,11 @@ from pgvector_pipeline.operations.set_checks import (
     check_set,
     check_written_set,
 )
+from pgvector_pipeline.set_formats import BINARY, CSV
 from pgvector_pipeline.store.codecs import UNCOMPRESSED
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.tables import TableSpec
-from pgvector_pipeline.testing.db import execute
+from pgvector_pipeline.testing.db import execute, query
 from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.helpers import PLAIN_CSV, flip_a_digit, rewrite_csv_keeping_manifest_consistent, set_files
 
@@ -90,7 +91,36 @@ def test_a_nan_and_a_collection_of_mixed_dimensions_fail_the_embeddings_check(st
 
     assert not passed
     assert "row 11, embedding: NaN or infinity" in description
-    assert "has vectors of [3, 4] dimensions" in description and "langchain_pg_embedding " in description
+    assert "has vectors of [3, 4] dimensions" in description and "langchain_pg_embedding.embedding " in description
+
+
+@pytest.mark.parametrize("set_format", [CSV, BINARY])
+def test_each_vector_column_may_have_its_own_dimension_and_a_collection_is_named_alike(
+    store_db, backup_root, set_format
+):
+    """Dimensions were grouped by table and collection over all vector columns: a table with a vector(3) and a
+    halfvec(2) column failed the check as 'mixed'; a binary set named a collection by its key's bytes in hex."""
+    fill_sample_store(store_db, collections=2, embeddings_per_collection=5, dimension=4)
+    add_a_shorter_vector(store_db)
+    execute(
+        store_db,
+        lambda cur: cur.execute(
+            f"ALTER TABLE {EMBEDDING_TABLE} ADD COLUMN small halfvec(2); UPDATE {EMBEDDING_TABLE} SET small = '[1,2]'"
+        ),
+    )
+    options = BackupOptions(set_format=set_format, compression=UNCOMPRESSED)
+    result = back_up_database(store_db, "public", LocalBackupStore(backup_root), "global", None, options)
+    backup_set = LocalBackupStore(backup_root).locate(timestamp=result.timestamp)
+    [(key,)] = query(store_db, "SELECT uuid::text FROM langchain_pg_collection WHERE name = 'sample_collection_1'")
+
+    files, vectors = check_files_and_embeddings(backup_set)
+
+    assert files.passed and not vectors.passed
+    assert vectors.description == (
+        f"Vectors that would not restore or search as they should: {EMBEDDING_TABLE}.embedding of collection {key} "
+        f"has vectors of [3, 4] dimensions."
+    )
+    assert vectors.metadata["vectors"] == 22
 
 
 def test_vectors_pgvector_would_refuse_fail_the_embeddings_check_and_the_restore(store_db, backup_root):
@@ -292,7 +322,10 @@ def test_a_run_checks_the_set_it_wrote_by_its_stored_digests_and_parses_nothing(
     fill_sample_store(store_db, collections=2, embeddings_per_collection=20, dimension=8)
     result, backup_set = written(store_db, backup_root)
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert checks[FILES_CHECK].passed
     assert checks[FILES_CHECK].description == (
@@ -311,12 +344,15 @@ def test_a_run_finds_a_collection_of_mixed_dimensions_without_parsing(store_db, 
     add_a_shorter_vector(store_db)
     result, backup_set = written(store_db, backup_root)
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert not checks[EMBEDDINGS_CHECK].passed
     assert re.fullmatch(
-        r"Vectors that would not search as they should: [0-9a-f-]{36} has vectors of \[3, 8\] dimensions "
-        r"\(collections by their uuid\)\.",
+        r"Vectors that would not search as they should: collection 'sample_collection_1' has vectors of \[3, 8\] "
+        r"dimensions\.",
         checks[EMBEDDINGS_CHECK].description,
     )
 
@@ -327,7 +363,10 @@ def test_a_run_whose_file_changed_after_it_was_written_marks_the_set_damaged(sto
     path = set_files(backup_set)[EMBEDDING_TABLE]
     path.write_bytes(flip_a_digit(path.read_bytes()))
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert not checks[FILES_CHECK].passed and "damaged" in checks[FILES_CHECK].description
     assert LocalBackupStore(backup_root).locate(timestamp=result.timestamp).status == "damaged"
@@ -345,7 +384,10 @@ def test_a_run_parses_vectors_of_a_column_the_snapshot_did_not_count(store_db, b
     options = backup_options(store_db, "public", choices, 1, 10, logging.getLogger(__name__))
     result, backup_set = written(store_db, backup_root, options)
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checks = {
+        check.name: check
+        for check in check_written_set(LocalBackupStore(backup_root), result, logging.getLogger(__name__))[0]
+    }
 
     assert checks[EMBEDDINGS_CHECK].passed
     assert checks[EMBEDDINGS_CHECK].metadata["parsed_by"] == "the run's process"

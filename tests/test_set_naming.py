@@ -111,7 +111,8 @@ def test_a_mistyped_name_is_refused_with_the_nearest_ones(filled_db, any_store):
         f"No task 'task_77' in {any_store.where}; nearest: task_7. List the tasks (vector_backup_inventory) and name "
         f"one of them, or 'global'."
     )
-    missing = newer[:-1] + ("9" if newer[-1] != "9" else "8")
+    # One digit off the newer set and never the older's last digit (older ..59, newer ..00: ..09 would be nearer it).
+    missing = newer[:-1] + next(d for d in "9876" if d not in (newer[-1], older[-1]))
     with pytest.raises(InvalidParams) as typo_timestamp:
         check_named_set(any_store, "task_7", missing)
     assert typo_timestamp.value.message.startswith(f"No set {missing} in {where}; nearest: {newer}")
@@ -140,3 +141,36 @@ def test_the_restore_itself_says_the_nearest_table_and_collection(filled_db, any
         check_restore_tables(backup_set, ["langchain_pg_colection"])
     with pytest.raises(InvalidParams, match=r"\(nearest: 'no metadata'\)"):
         check_restore_collections(backup_set, [COLLECTION_TABLE, EMBEDDING_TABLE], ["no metadat"], RestoreFlags())
+
+
+def test_listed_records_are_matched_as_the_store_matches_its_sets(filled_db, any_store):
+    """What a client sees (the inventory's records, as they travel in JSON) names and refuses sets with the same words
+    as the store itself: the same set for `latest`, the same nearest names for each kind of typo."""
+    import json
+
+    from pgvector_pipeline.operations.named_set import check_listed_set
+    from pgvector_pipeline.store.backup_set_info import set_record
+
+    older, newer = recent_timestamps(2)[::-1]
+    back_up(filled_db, any_store, older, task="task_7", create_task_dir=True)
+    back_up(filled_db, any_store, newer, task="task_7")
+    records = [json.loads(json.dumps(set_record(s, any_store.where))) for s in any_store.list_sets()]
+
+    chosen = check_listed_set(records, any_store.where, "task_7", LATEST, [EMBEDDING_TABLE], ["tricky"])
+    assert (chosen.task, chosen.timestamp, chosen.location) == ("task_7", newer, any_store.location("task_7"))
+    missing = "2020" + newer[4:]  # neither set's name
+    # A set the listing lacks may be newer than the listing: those refusals end with the hint.
+    for task, timestamp, tables, collections, hint in [
+        ("task_77", LATEST, None, (), " (hint)"),
+        ("task_7", missing, None, (), " (hint)"),
+        ("task_7", newer[:-2], None, (), " (hint)"),
+        ("task_7", older, ["langchain_pg_embeding"], (), ""),
+        ("task_7", LATEST, None, ["trick"], ""),
+    ]:
+        with pytest.raises(InvalidParams) as by_store:
+            check_named_set(any_store, task, timestamp, tables, collections)
+        with pytest.raises(InvalidParams) as by_listing:
+            check_listed_set(records, any_store.where, task, timestamp, tables, collections, stale_hint=" (hint)")
+        assert by_listing.value.message == by_store.value.message + hint
+    with pytest.raises(ResourceNotFound, match=r"for 'latest' \(no sets\)\. Back up first, or name another task\.$"):
+        check_listed_set(records, any_store.where, None, LATEST)

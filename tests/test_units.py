@@ -123,8 +123,20 @@ def test_manifest_model_accepts_what_backups_write_and_rejects_odd_types():
             )
 
 
-def test_the_set_table_reads_well_for_people():
-    from datetime import datetime
+@pytest.fixture
+def utc_here(monkeypatch):
+    """This process's local time zone is UTC while the test runs."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_set_table_reads_well_for_people(utc_here):
+    from datetime import UTC, datetime
 
     from pgvector_pipeline.entry_points.cli import set_table
 
@@ -132,13 +144,18 @@ def test_the_set_table_reads_well_for_people():
         {
             "task_id": "task_7",
             "timestamp": "20261124_101500",
+            "taken_at": "2026-11-24T10:15:00+01:00",
             "status": "complete",
             "size": "4.2 MB",
+            "duration_s": 83.4,
+            "format": "binary",
             "compression": "zstd",
+            "source_database": "db.example:5432/vectors",
+            "source_schema": "rag",
             "tables": "langchain_pg_collection (3 rows), langchain_pg_embedding (3,000 rows)",
             "collections": "all (3)",
         },
-        {
+        {  # as a code server of an older version lists a set: no time zone, duration or source
             "task_id": "global",
             "timestamp": "20261124_081500",
             "status": "incomplete",
@@ -149,12 +166,13 @@ def test_the_set_table_reads_well_for_people():
         },
     ]
 
-    assert set_table(sets, datetime(2026, 11, 24, 12, 15)) == [
-        "TASK    TAKEN                AGE      STATUS      SIZE    STORED AS  CONTENTS",
-        "task_7  2026-11-24 10:15:00  2 h ago  complete    4.2 MB  zstd       langchain_pg_collection (3 rows), "
-        "langchain_pg_embedding (3,000 rows)",
-        "global  2026-11-24 08:15:00  4 h ago  incomplete                     langchain_pg_embedding (10 rows); "
-        "1 chosen: 'a' (10)",
+    assert set_table(sets, datetime(2026, 11, 24, 12, 15, tzinfo=UTC)) == [
+        "TASK    TAKEN                       AGE      STATUS      SIZE    TOOK     STORED AS    SOURCE               "
+        "                 CONTENTS",
+        "task_7  2026-11-24 10:15:00 +01:00  3 h ago  complete    4.2 MB  1.4 min  binary zstd  db.example:5432/vectors "
+        "(schema rag)  langchain_pg_collection (3 rows), langchain_pg_embedding (3,000 rows)",
+        "global  2026-11-24 08:15:00         4 h ago  incomplete                                                       "
+        "               langchain_pg_embedding (10 rows); 1 chosen: 'a' (10)",
     ]
 
 

@@ -1,14 +1,17 @@
 """The backup files of the backed-up tables (both LangChain tables), materialized together from one snapshot."""
 
+from collections.abc import Iterator
+from typing import TypedDict
+
 import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
-from pgvector_pipeline.assets.metadata import collections_metadata, encryption_metadata, set_file_metadata
+from pgvector_pipeline.assets.metadata import Metadata, collections_metadata, encryption_metadata, set_file_metadata
 from pgvector_pipeline.contract import BACKFILL_TAG, OTHER_TABLES_ASSET, partition_key, result_tags
 from pgvector_pipeline.errors import InvalidParams
 from pgvector_pipeline.failures import failures_reported
-from pgvector_pipeline.operations.backup import BackupChoices, BackupResult, TableBackup
+from pgvector_pipeline.operations.backup import BackupChoices, BackupResult, Log, TableBackup
 from pgvector_pipeline.operations.set_checks import (
     DEFAULT_ROWS_DROP,
     EMBEDDINGS_CHECK,
@@ -181,7 +184,7 @@ def vector_store_backup(
     config: BackupConfig,
     pgvector: PgVectorResource,
     backup_store: BackupStoreResource,
-):
+) -> Iterator[dg.MaterializeResult[None] | dg.AssetCheckResult]:
     """Stream every table with COPY ... TO STDOUT inside one REPEATABLE READ transaction into a backup set."""
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
         if BACKFILL_TAG in context.run.tags:
@@ -209,18 +212,24 @@ def vector_store_backup(
     context.log_event(inventory_refreshed(store.where, sets))
 
 
-def set_checks(result: BackupResult, store: BackupStore, log) -> tuple[list[dict], list[BackupSetInfo]]:
+class CheckFields(TypedDict):
+    """One check of a backup asset, as the fields of an AssetCheckResult or AssetCheckEvaluation."""
+
+    asset_key: dg.AssetKey
+    check_name: str
+    passed: bool
+    severity: dg.AssetCheckSeverity
+    description: str
+    metadata: Metadata
+
+
+def set_checks(result: BackupResult, store: BackupStore, log: Log) -> tuple[list[CheckFields], list[BackupSetInfo]]:
     """The checks of the set `result` wrote (read back from the store) as the fields of an AssetCheckResult or
     AssetCheckEvaluation, one per declared check of each backup asset; and the store's sets once checked (listed
     again when the checks found the set damaged: it no longer lists as complete)."""
-    sets = store.list_sets()
-    mine = next(s for s in sets if (s.task, s.timestamp) == (result.task, result.timestamp))
-    previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
-    checks = check_written_set(mine, result, previous, log.warning)
-    for check in checks:
-        (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
+    checks, sets = check_written_set(store, result, log)
     materialized = {asset_of(t.table) for t in result.tables}
-    fields = []
+    fields: list[CheckFields] = []
     for asset_key in BACKUP_ASSET_KEYS:
         for check in checks:
             if asset_key not in materialized:
@@ -244,8 +253,7 @@ def set_checks(result: BackupResult, store: BackupStore, log) -> tuple[list[dict
                     "metadata": {"backup_set": partition_key(result.task, result.timestamp), **check.metadata},
                 }
             )
-    files_differ = any(check.name == FILES_CHECK and not check.passed and not check.warn_only for check in checks)
-    return fields, store.list_sets() if files_differ else sets
+    return fields, sets
 
 
 def backed_up_tags(result: BackupResult) -> dict[str, str]:
@@ -253,7 +261,7 @@ def backed_up_tags(result: BackupResult) -> dict[str, str]:
     return result_tags(result.rows, result.stored_bytes)
 
 
-def materializations(result: BackupResult) -> list[tuple[dg.AssetKey, dict]]:
+def materializations(result: BackupResult) -> list[tuple[dg.AssetKey, Metadata]]:
     """The backup assets a result materializes, each with its metadata: LangChain's tables one by one, the other
     tables together."""
     done = [(ASSET_BY_TABLE[t.table], backup_metadata(result, t)) for t in result.tables if t.table in ASSET_BY_TABLE]
@@ -261,7 +269,7 @@ def materializations(result: BackupResult) -> list[tuple[dg.AssetKey, dict]]:
     return done + ([(OTHER_TABLES, other_tables_metadata(result, others))] if others else [])
 
 
-def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> dict:
+def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> Metadata:
     """Materialization metadata of the set's tables besides LangChain's: one row per table."""
     columns = {"table": "string", "file": "string", "rows": "int", "csv_bytes": "int", "stored_bytes": "int"}
     columns.update({"references": "string", "row_filter": "string", "sha256": "string"})
@@ -291,7 +299,7 @@ def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> di
     }
 
 
-def backup_metadata(result: BackupResult, table: TableBackup) -> dict:
+def backup_metadata(result: BackupResult, table: TableBackup) -> Metadata:
     """Materialization metadata of one table of a backup result, in the order the UI shows it."""
     metadata = set_file_metadata(
         location=result.location,

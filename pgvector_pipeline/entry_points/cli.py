@@ -9,8 +9,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
@@ -19,9 +20,8 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.entry_points import direct
 from pgvector_pipeline.entry_points.client import (
-    SCHEDULES,
-    SENSORS,
     UNREACHABLE,
+    Automation,
     LaunchedRun,
     PipelineClientError,
     RunInfo,
@@ -29,7 +29,7 @@ from pgvector_pipeline.entry_points.client import (
 )
 from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, PipelineError, Spelling, config_key, said
 from pgvector_pipeline.operations.backup import BackupChoices, Log
-from pgvector_pipeline.operations.check import run_checks
+from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.run_requests import RestoreRequest, add_options, from_args, pair
 from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
@@ -90,7 +90,8 @@ def _unexpected(error: Exception) -> str:
 
 def _finish(client: VectorBackupClient, launched: LaunchedRun, args: argparse.Namespace) -> int:
     if not args.wait:
-        _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED"})
+        named = {"backup_set": launched.backup_set} if launched.backup_set else {}
+        _print({"run_id": launched.run_id, "job_name": launched.job_name, "status": "LAUNCHED", **named})
         return EXIT_OK
     return _report(_waited_for(client, launched.run_id, args.timeout), args.spelling)
 
@@ -100,6 +101,7 @@ _UNDONE = {
     "backup": "the set being written was removed and nothing was truncated",
     "restore": "its transaction was rolled back: the tables are as they were",
     "verify": "its transaction was rolled back and the scratch schema dropped",
+    "copy": "the copy being written was removed; the source is as it was",
     "list": "nothing was changed",
 }
 
@@ -112,10 +114,11 @@ class RunInterrupted(Exception):
         self.run_id, self.runs_url = run_id, runs_url
 
 
-def _waited_for(client: VectorBackupClient, run_id: str, timeout_s: float) -> RunInfo:
-    """The run's end as wait_for_run reports it; RunInterrupted naming the run on Ctrl-C."""
+def _waited_for(client: VectorBackupClient, run_id: str, timeout_s: float, follow: bool = True) -> RunInfo:
+    """The run's end as wait_for_run reports it (with `follow`, its progress lines on stderr as they come);
+    RunInterrupted naming the run on Ctrl-C."""
     try:
-        return client.wait_for_run(run_id, timeout_s=timeout_s, on_line=_progress)
+        return client.wait_for_run(run_id, timeout_s=timeout_s, on_line=_progress if follow else None)
     except KeyboardInterrupt:
         raise RunInterrupted(run_id, client.url.removesuffix("/graphql") + f"/runs/{run_id}") from None
 
@@ -180,7 +183,7 @@ def _report(info: RunInfo, spelling: Spelling) -> int:
     return _verdict(result)
 
 
-def _verdict(result: dict) -> int:
+def _verdict(result: Mapping[str, Any]) -> int:
     """The exit code of a command that ran to its end, from its result, whichever path ran it (GraphQL or --direct):
     a verify that found the live tables differ from the set fails."""
     if result.get("live_equal") is False:
@@ -188,6 +191,9 @@ def _verdict(result: dict) -> int:
         return EXIT_RUN_FAILED
     if result.get("problems"):  # check
         print(f"error: {len(result['problems'])} problem(s): {', '.join(result['problems'])}.", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    if result.get("status") == "FAILURE":  # a --direct backup whose set failed its checks
+        print(f"error: {result.get('error_type')}: {result.get('error_message')}", file=sys.stderr)
         return EXIT_RUN_FAILED
     return EXIT_OK
 
@@ -233,7 +239,7 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
 # --direct: the same commands in this process, without Dagster (see pgvector_pipeline.entry_points.direct).
 
 
-def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
+def _backup_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     choices = BackupChoices(
         truncate_after_backup=args.truncate_after_backup,
         create_task_dir=args.create_task_dir,
@@ -248,33 +254,47 @@ def _backup_direct(args: argparse.Namespace, log: Log) -> dict:
     return direct.back_up(direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, choices, log)
 
 
-def _restore_direct(args: argparse.Namespace, log: Log) -> dict:
+def _restore_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
     # A mistyped task, timestamp, table or collection is refused here, naming the nearest ones (exit 2).
+    request = _restore_request(args)
     named = check_named_set(
-        engine.backup_store(), args.task_id, args.timestamp, getattr(args, "tables", None), args.collections or ()
+        engine.backup_store(),
+        args.task_id,
+        args.timestamp,
+        request.tables or None,
+        tuple(dict.fromkeys([*request.collections, *request.rename])),
     )
     if args.timestamp == LATEST:
         log.info(latest_note(named))
-    return direct.restore(engine, _restore_request(args), log)
+    return direct.restore(engine, request, log)
 
 
-def _check_direct(args: argparse.Namespace, log: Log) -> dict:
-    """Whether this deployment works (pgvector_pipeline.operations.check): one line per check on stderr, the report as JSON."""
+def _check_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
+    """Whether this deployment works (pgvector_pipeline.operations.check): one line per check on stderr, the report as
+    JSON. Which schedules and sensors run is not known here: only Dagster knows."""
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
-    report = run_checks(engine.dsn, engine.schema, engine.backup_store())
-    print(report.text(), file=sys.stderr)
+    report = engine.check(extra=[automations])
+    print("\n".join(check.line for check in report.checks), file=sys.stderr)
     return {"status": "SUCCESS" if report.ok else "FAILURE", **report.as_dict()}
 
 
 def _check(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    raise InvalidParams(
-        "check runs in this process for now: pass --direct (with the DSN in $PGVECTOR_DSN and the root in "
-        "$PGVECTOR_BACKUP_ROOT or --root, as the code server has them)."
-    )
+    """The checks run by the code server (vector_check_job), followed to their end, and the schedules' and sensors'
+    state from the webserver: as --direct prints them (one line per check on stderr, the report as JSON), exit 1
+    naming each problem."""
+    launched = client.launch_check(dsn_env=args.dsn_env, db_schema=args.db_schema)
+    # Not followed: its lines are the report's, printed once it is whole (with the client's automations check).
+    info = _waited_for(client, launched.run_id, args.timeout, follow=False)
+    report = client.check_report(info)
+    if report is None:  # the run ended without checking (refused at start, canceled): its error
+        return _report(info, args.spelling)
+    print("\n".join(check.line for check in CheckReport.from_dict(report).checks), file=sys.stderr)
+    _print(report)
+    return _verdict(report)
 
 
-def _list_direct(args: argparse.Namespace, log: Log) -> list[dict]:
+def _list_direct(args: argparse.Namespace, log: Log) -> list[dict[str, object]]:
     return direct.list_sets(direct.target(args.root, None, None, need_dsn=False), args.task_id, args.global_only)
 
 
@@ -282,8 +302,8 @@ def _run_direct(args: argparse.Namespace) -> int:
     """One command in this process: its result as JSON on stdout (a failure: see main); exit codes as for runs."""
     if args.direct_run is None:
         print(
-            f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify "
-            "and list.",
+            f"error: {args.command} is about Dagster runs and automations; --direct runs backup, restore, verify, "
+            "copy, list and check.",
             file=sys.stderr,
         )
         return EXIT_INVALID
@@ -313,15 +333,33 @@ def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return _finish(client, launched, args)
 
 
-def _verify_direct(args: argparse.Namespace, log: Log) -> dict:
-    return direct.verify(
-        direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, args.timestamp or "", log
-    )
+def _verify_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
+    engine = direct.target(args.root, args.dsn_env, args.db_schema)
+    if args.timestamp:  # a mistyped name is refused with the nearest ones (exit 2); empty: the newest complete set
+        named = check_named_set(engine.backup_store(), args.task_id, args.timestamp)
+        if args.timestamp == LATEST:
+            log.info(latest_note(named))
+    return direct.verify(engine, args.task_id, args.timestamp or "", log)
 
 
 def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    if args.other_root:
+        raise InvalidParams(
+            "--other-root is for --direct (a copy in this process): through Dagster, the code server copies to or "
+            "from its own other store ($PGVECTOR_OTHER_BACKUP_ROOT)."
+        )
     direction = COPY_FROM_OTHER if args.back else COPY_TO_OTHER
     return _finish(client, client.launch_copy(args.task_id, args.timestamp, direction), args)
+
+
+def _copy_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
+    """A copy in this process: from --root to --other-root (--back: the other way), the set checked first."""
+    stores = (direct.target(args.root, None, None, need_dsn=False).backup_store(), direct.other_store(args.other_root))
+    source, target = stores[::-1] if args.back else stores
+    backup_set = check_named_set(source, args.task_id, args.timestamp)
+    if args.timestamp == LATEST:
+        log.info(latest_note(backup_set))
+    return direct.copy(backup_set, target, log)
 
 
 def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -331,35 +369,42 @@ def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_sets(sets: list[dict], as_json: bool) -> None:
+def _print_sets(sets: Sequence[Mapping[str, Any]], as_json: bool) -> None:
     if as_json:
         for backup_set in sets:
             _print(backup_set)
+    elif not sets:
+        print("No backup sets.")
     else:
-        print("\n".join(set_table(sets, datetime.now())) if sets else "No backup sets.")
+        store = sets[0].get("store")
+        print("\n".join(([f"Backup store: {store}"] if store else []) + set_table(sets, datetime.now().astimezone())))
 
 
-SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "STORED AS", "CONTENTS")
+SET_COLUMNS = ("TASK", "TAKEN", "AGE", "STATUS", "SIZE", "TOOK", "STORED AS", "SOURCE", "CONTENTS")
 
 
-def _stored_as(s: dict) -> str:
-    """How a set is stored: its compression, and age encryption with its recipients' fingerprints."""
-    compression = s.get("compression") or ""
+def _stored_as(s: Mapping[str, Any]) -> str:
+    """How a set is stored: its format and compression, and age encryption with its recipients' fingerprints."""
+    stored = " ".join(part for part in (s.get("format"), s.get("compression")) if part)
     if not s.get("encrypted"):
-        return compression
-    return f"{compression} + age to {s.get('recipients') or '?'}".lstrip(" +")
+        return stored
+    return f"{stored} + age to {s.get('recipients') or '?'}".lstrip(" +")
 
 
-def set_table(sets: list[dict], now: datetime) -> list[str]:
-    """The sets as an aligned table for people, newest first, with each set's age (its name is local time)."""
+def set_table(sets: Sequence[Mapping[str, Any]], now: datetime) -> list[str]:
+    """The sets as an aligned table for people, newest first: when each was taken (with its UTC offset) and its age,
+    how long its backup took, the database it was read from."""
+    now = now.astimezone()
     rows = [
         (
             s["task_id"],
-            _when(s["timestamp"]),
-            _age(now - taken) if (taken := _taken(s["timestamp"])) else "",
+            _when(s),
+            _age(now - taken) if (taken := _taken(s)) else "",
             s["status"],
             s.get("size") or "",
+            _took(s.get("duration_s")),
             _stored_as(s),
+            _source(s),
             "; ".join(part for part in (s.get("tables"), s.get("collections")) if part and not part.startswith("all")),
         )
         for s in sets
@@ -371,17 +416,23 @@ def set_table(sets: list[dict], now: datetime) -> list[str]:
     ]
 
 
-def _taken(timestamp: str) -> datetime | None:
-    """The local time a set's name says; None for a name that is no real time (such a set lists as damaged)."""
+def _taken(record: Mapping[str, Any]) -> datetime | None:
+    """When a set was taken, as an aware time: its record's taken_at (with the UTC offset the set recorded), else its
+    name read as this machine's local time (a code server of an older version); None for a name that is no time."""
     try:
-        return datetime.strptime(timestamp, TIMESTAMP_FORMAT)
-    except ValueError:
+        if record.get("taken_at"):
+            return datetime.fromisoformat(record["taken_at"])
+        return datetime.strptime(record["timestamp"], TIMESTAMP_FORMAT).astimezone()
+    except (TypeError, ValueError):
         return None
 
 
-def _when(timestamp: str) -> str:
-    taken = _taken(timestamp)
-    return taken.strftime("%Y-%m-%d %H:%M:%S") if taken else timestamp
+def _when(record: Mapping[str, Any]) -> str:
+    taken = _taken(record)
+    if taken is None:
+        return cast(str, record["timestamp"])
+    offset = taken.strftime("%z")
+    return taken.strftime("%Y-%m-%d %H:%M:%S") + (f" {offset[:3]}:{offset[3:]}" if record.get("taken_at") else "")
 
 
 def _age(delta: timedelta) -> str:
@@ -392,9 +443,58 @@ def _age(delta: timedelta) -> str:
     return "just now"
 
 
+def _took(seconds: float | None) -> str:
+    """How long a backup took, for people ('' when its set does not record it)."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def _source(record: Mapping[str, Any]) -> str:
+    """The database a set was read from, and its schema when not public."""
+    database, schema = record.get("source_database") or "", record.get("source_schema")
+    return f"{database} (schema {schema})" if database and schema and schema != "public" else database
+
+
 def _status(client: VectorBackupClient, args: argparse.Namespace) -> int:
     info = _waited_for(client, args.run_id, args.timeout) if args.wait else client.run_status(args.run_id)
     return _report(info, args.spelling)
+
+
+def _schedules(client: VectorBackupClient, args: argparse.Namespace) -> int:
+    listed = client.automations()
+    if args.json:
+        for automation in listed:
+            _print(automation.as_dict())
+    else:
+        print("\n".join(automation_table(listed)) if listed else "No schedules or sensors.")
+    return EXIT_OK
+
+
+AUTOMATION_COLUMNS = ("NAME", "KIND", "STATE", "NEXT TICK", "LAST TICK", "WHEN")
+
+
+def automation_table(listed: list[Automation]) -> list[str]:
+    """The schedules and sensors as an aligned table for people: state, next tick, the last tick's status and time,
+    and when each ticks (a schedule's cron and its time zone, a sensor's interval)."""
+    rows = [
+        (
+            a.name,
+            a.kind,
+            a.status,
+            a.next_tick or "-",
+            f"{a.last_tick_status} {a.last_tick_at}" if a.last_tick_status else "never",
+            f"{a.cron} ({a.timezone})" if a.cron else (f"every {a.min_interval_s} s" if a.min_interval_s else ""),
+        )
+        for a in listed
+    ]
+    widths = [max(len(row[i]) for row in [AUTOMATION_COLUMNS, *rows]) for i in range(len(AUTOMATION_COLUMNS) - 1)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in [AUTOMATION_COLUMNS, *rows]
+    ]
 
 
 def _start(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -428,8 +528,8 @@ def _direct_options(parser: argparse.ArgumentParser, default: object) -> None:
         "--direct",
         action="store_true",
         default=default if default is not None else False,
-        help="Run backup, restore, verify or list in this process, without the Dagster webserver or daemon (disaster "
-        f"recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
+        help="Run backup, restore, verify, copy, list or check in this process, without the Dagster webserver or "
+        f"daemon (disaster recovery): the DSN from --dsn-env (default ${DEFAULT_DSN_ENV}), the root from --root (or "
         f"${BACKUP_ROOT_ENV}).",
     )
     parser.add_argument(
@@ -539,7 +639,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Restore a set into a scratch schema of the database, check it restores as recorded, and compare the live "
         "tables with it row by row (a digest of every row); the scratch schema is dropped. Exit 1 if they differ.",
     )
-    verify.add_argument("--timestamp", help="The set's timestamp; default: the location's newest complete set.")
+    verify.add_argument(
+        "--timestamp",
+        help="The set's timestamp, or 'latest'; default: the location's newest complete set.",
+    )
     verify.add_argument("--task-id", help="The set's task; default global.")
     _database_options(verify)
     _wait_options(verify)
@@ -547,15 +650,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     copy = commands.add_parser(
         "copy",
-        help="Copy a set to the other store (PGVECTOR_OTHER_BACKUP_ROOT of the code server, e.g. S3), verified.",
+        help="Copy a set to the other store (PGVECTOR_OTHER_BACKUP_ROOT of the code server, e.g. S3; with --direct, "
+        "--other-root), every checksum verified; refused before anything starts when there is no other store.",
     )
-    copy.add_argument("--timestamp", required=True, help="The set's timestamp YYYYMMDD_HHMMSS.")
+    copy.add_argument(
+        "--timestamp",
+        required=True,
+        help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the task's newest complete set.",
+    )
     copy.add_argument("--task-id", help="The set's task; default global.")
     copy.add_argument(
         "--back", action="store_true", help="Copy from the other store into the backup store instead (to restore it)."
     )
+    copy.add_argument(
+        "--other-root",
+        metavar="ROOT",
+        help=f"With --direct: the other store, a directory or s3://bucket/prefix (default ${direct.OTHER_ROOT_ENV}); "
+        f"the set goes there from --root, or with --back comes from there.",
+    )
     _wait_options(copy)
-    copy.set_defaults(run=_copy)
+    copy.set_defaults(run=_copy, direct_run=_copy_direct)
 
     listing = commands.add_parser("list", help="Backup sets, newest first, as a table (--json: one object per line).")
     listing.add_argument("--json", action="store_true", help="One JSON object per set and line, for scripts.")
@@ -565,14 +679,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_list, direct_run=_list_direct)
     checking = commands.add_parser(
         "check",
-        help="Check that the deployment works: the database and pgvector, the privileges of each operation, the "
-        "store (a claim made and removed), free space, the newest global backup's age. Exit 1 naming each problem.",
+        help="Check that the deployment works, where the code server runs (vector_check_job; --direct: in this "
+        "process): the database and pgvector, the privileges of each operation, the store (a claim made and removed), "
+        "free space, the newest global backup's age, which schedules and sensors run. One line per check on stderr, "
+        "the report as JSON; exit 1 naming each problem.",
     )
     checking.add_argument(
         "--dsn-env", default=DEFAULT_DSN_ENV, help=f"Variable holding the DSN (default {DEFAULT_DSN_ENV})."
     )
     checking.add_argument(
         "--schema", dest="db_schema", metavar="SCHEMA", help="Schema of the LangChain tables; default public."
+    )
+    checking.add_argument(
+        "--timeout", type=float, default=600, help="Seconds to wait for the check's run to end (default 600)."
     )
     checking.set_defaults(run=_check, direct_run=_check_direct)
 
@@ -581,12 +700,21 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_options(status)
     status.set_defaults(run=_status)
 
+    schedules = commands.add_parser(
+        "schedules",
+        help="The code location's schedules and sensors, as the webserver knows them: state (RUNNING or STOPPED), "
+        "next tick, last tick, cron or interval; a table (--json: one object per line).",
+    )
+    schedules.add_argument("--json", action="store_true", help="One JSON object per schedule or sensor and line.")
+    schedules.set_defaults(run=_schedules)
+
+    automation_name = "A schedule or sensor of the code location (`schedules` lists them)."
     start = commands.add_parser("start", help="Switch a schedule or sensor on.")
-    start.add_argument("name", choices=SCHEDULES + SENSORS)
+    start.add_argument("name", metavar="NAME", help=automation_name)
     start.set_defaults(run=_start)
 
     stop = commands.add_parser("stop", help="Switch a schedule or sensor off.")
-    stop.add_argument("name", choices=SCHEDULES + SENSORS)
+    stop.add_argument("name", metavar="NAME", help=automation_name)
     stop.set_defaults(run=_stop)
     for name, command in commands.choices.items():
         # `list --direct --root R` reads as well as `--direct --root R list`.

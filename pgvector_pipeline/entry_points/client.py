@@ -7,41 +7,50 @@ client.wait_for_run(run.run_id).backup_set        # 'task_20261123|20261124_1015
 client.list_backup_sets(task_id="task_20261123")
 flags = RestoreFlags(truncate_before_restore=True)     # pgvector_pipeline.contract
 client.wait_for_run(client.launch_restore("task_20261123", "20261124_101500", flags=flags).run_id)
+client.check()["problems"]                          # [] when the deployment works (see `pgvector-pipeline check`)
+client.automations()                                # every schedule and sensor, with its state and ticks
+client.start_automation("vector_restore_drill_schedule")
 
 Every failure is a PipelineClientError with a plain message: Dagster's reasons when it refuses a launch
 (config validation), the run's `error_type`, `can_retry` and message when a run fails, a TimeoutError
 naming the run's state when waiting runs out (a run QUEUED for good means no dagster-daemon is running).
-Arguments refused before anything is sent (a task id or timestamp that is not one, text holding a NUL) raise
-InvalidParams (pgvector_pipeline.errors).
+Arguments refused before anything is sent raise InvalidParams (pgvector_pipeline.errors): a task id or timestamp
+that is not one, text holding a NUL, a copy when the code server has no other store, and a set (or a table or
+collection of it) that the inventory does not list, with the nearest names it does list (operations.named_set). A
+timestamp may be 'latest': it is checked against the inventory's newest complete set of the task and sent as
+'latest', which the run resolves through the store when it starts (and logs, and tags as the run's backup_set).
 """
 
 import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, tzinfo
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gql import Client, gql
 from gql.transport.exceptions import TransportError
 from gql.transport.requests import RequestsHTTPTransport
 from requests.exceptions import RequestException
 
+from pgvector_pipeline.automations import RUNNING, STOPPED, automations_check, automations_unknown
 from pgvector_pipeline.contract import (
     BACKUP_JOB,
-    BACKUP_SCHEDULE,
     BACKUP_SET_TAG,
     BYTES_TAG,
+    CHECK_JOB,
+    COPY_FROM_OTHER,
     COPY_JOB,
     COPY_TO_OTHER,
-    DISCOVERY_SENSOR,
     DRILL_JOB,
-    FRESHNESS_SCHEDULE,
     INVENTORY_ASSET,
     INVENTORY_JOB,
     LOCATION_NAME,
     MESSAGE_PARTS_METADATA,
     NO_MIGRATION,
+    OTHER_STORE_METADATA,
     PARTITION_TAG,
     PLAIN_RESTORE,
     REPOSITORY_NAME,
@@ -50,10 +59,8 @@ from pgvector_pipeline.contract import (
     RESTORE_OP,
     RESULT_METADATA,
     RETENTION_JOB,
-    RETENTION_SCHEDULE,
     ROWS_TAG,
     SET_PARTITIONS,
-    TASK_SENSOR,
     TRUNCATE_JOB,
     Migration,
     RestoreFlags,
@@ -70,7 +77,8 @@ from pgvector_pipeline.contract import (
 )
 from pgvector_pipeline.entry_points.client_queries import (
     ADD_DYNAMIC_PARTITION,
-    INSTIGATION_STATE_ID,
+    AUTOMATIONS,
+    JOB_METADATA,
     LAUNCH_RUN,
     LIST_BACKUP_SETS,
     RUN_FAILURE,
@@ -82,13 +90,13 @@ from pgvector_pipeline.entry_points.client_queries import (
     STOP_SCHEDULE,
     STOP_SENSOR,
 )
-from pgvector_pipeline.errors import ErrorType, Part, parts_from_json
+from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, parts_from_json
+from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unknown_task
 from pgvector_pipeline.run_requests import RestoreRequest, restore_request
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
+from pgvector_pipeline.store.naming import LATEST, nearest_phrase, validate_set_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
 
-SCHEDULES = (BACKUP_SCHEDULE, RETENTION_SCHEDULE, FRESHNESS_SCHEDULE)
-SENSORS = (TASK_SENSOR, DISCOVERY_SENSOR)
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 # The error type at the head of a refusal's message (see failures.refusal_at_start).
 _REFUSAL = re.compile(r"\b(?P<type>" + "|".join(t.value for t in ErrorType) + r"): ")
@@ -96,12 +104,21 @@ _REFUSAL = re.compile(r"\b(?P<type>" + "|".join(t.value for t in ErrorType) + r"
 UNREACHABLE = "WEBSERVER_UNREACHABLE"
 
 
-def _parts(entry: dict | None) -> tuple[Part, ...]:
+def _parts(entry: Mapping[str, Any] | None) -> tuple[Part, ...]:
     """A failure's message as parts (MESSAGE_PARTS_METADATA), when it carries them readably; else ()."""
     try:
         return parts_from_json(json.loads((entry or {})["jsonString"])) or ()
     except (KeyError, TypeError, ValueError):
         return ()
+
+
+def _json_object(entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A JSON metadata entry's object; {} for anything else."""
+    try:
+        value = json.loads((entry or {})["jsonString"])
+    except (KeyError, TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class PipelineClientError(Exception):
@@ -178,15 +195,117 @@ class RunInfo:
         }
 
 
+# The inventory's columns that hold lists, as JSON text in its metadata table (assets.inventory.LIST_COLUMNS).
+_LIST_COLUMNS = ("table_names", "collection_names")
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The newest materialization of the inventory: the sets it lists (set_record's records, newest first), the
+    store's root, whether it lists every set (its table holds the newest 1,000), and when it was made."""
+
+    sets: list[dict[str, Any]]
+    root: str
+    whole: bool
+    refreshed_at: float  # epoch seconds
+
+    def stale_hint(self) -> str:
+        """What ends a refusal made from this listing: it may be older than the store."""
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.refreshed_at))
+        return (
+            f" (Checked against the sets as listed at {at}: a set made since without Dagster, by --direct, or copied "
+            f"in by hand, is listed once the listing is refreshed: `pgvector-pipeline list --refresh`.)"
+        )
+
+
+def _record(text: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(text)
+    for column in _LIST_COLUMNS:
+        if isinstance(record.get(column), str):
+            record[column] = json.loads(record[column])
+    return record
+
+
+@dataclass(frozen=True)
+class Automation:
+    """A schedule or sensor of the code location as the webserver reports it. Times are ISO 8601 with their UTC offset:
+    a schedule's in its execution time zone (the one its cron is read in), a sensor's in this machine's."""
+
+    name: str
+    kind: str  # "schedule" or "sensor"
+    status: str  # RUNNING or STOPPED (its default status until someone switched it)
+    job: str | None  # what it launches (a sensor may launch none: the alert sensor posts)
+    cron: str | None  # schedules
+    timezone: str | None  # schedules: the time zone of the cron
+    min_interval_s: int | None  # sensors: the time between two evaluations
+    next_tick: str | None  # while it runs (a sensor's once it has ticked)
+    last_tick_status: str | None  # SUCCESS, SKIPPED, FAILURE or STARTED; None before the first tick
+    last_tick_at: str | None
+    last_tick_message: str | None  # why the last tick skipped or failed
+    description: str | None = field(default=None, repr=False)
+    state_id: str = field(default="", repr=False)  # what stopping it takes
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for JSON output (the state id is Dagster's business)."""
+        data = asdict(self)
+        del data["state_id"]
+        return data
+
+    @classmethod
+    def from_graphql(cls, kind: str, node: Mapping[str, Any]) -> "Automation":
+        """A `schedules` or `sensors` entry of the AUTOMATIONS query."""
+        state = node["scheduleState" if kind == "schedule" else "sensorState"]
+        zone = _zone(node.get("executionTimezone") or "UTC") if kind == "schedule" else None
+        [last] = state.get("ticks") or [None]
+        targets = [target["pipelineName"] for target in node.get("targets") or ()]
+        return cls(
+            name=node["name"],
+            kind=kind,
+            status=state["status"],
+            job=node.get("pipelineName") or ", ".join(targets) or None,
+            cron=node.get("cronSchedule"),
+            timezone=(node.get("executionTimezone") or "UTC") if kind == "schedule" else None,
+            min_interval_s=node.get("minIntervalSeconds"),
+            next_tick=_iso((state.get("nextTick") or {}).get("timestamp"), zone),
+            last_tick_status=last["status"] if last else None,
+            last_tick_at=_iso(last["timestamp"], zone) if last else None,
+            last_tick_message=((last.get("error") or {}).get("message") or last.get("skipReason")) if last else None,
+            description=node.get("description"),
+            state_id=state["id"],
+        )
+
+
+def _zone(name: str) -> tzinfo | None:
+    """The time zone named, None (this machine's) when this machine does not know it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _iso(timestamp: float | None, zone: tzinfo | None) -> str | None:
+    """Epoch seconds as ISO 8601 with the offset, in `zone` (None: this machine's)."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, zone).astimezone(zone).isoformat(timespec="seconds")
+
+
 @dataclass(frozen=True)
 class LaunchedRun:
     """A run launched over GraphQL."""
 
     run_id: str
     job_name: str
-    # For backups: the task, and the timestamp when the caller named the set (else see RunInfo.backup_set).
+    # The task, and the timestamp when the caller named the set (else see RunInfo.backup_set).
     task: str | None = None
     timestamp: str | None = None
+
+    @property
+    def backup_set(self) -> str | None:
+        """The set ('task/timestamp') the run was launched for, when the launch named it ('latest' is resolved by the
+        run: see RunInfo.backup_set)."""
+        named = self.task and self.timestamp and self.timestamp != LATEST
+        return partition_key(self.task, self.timestamp) if named else None  # type: ignore[arg-type]
 
 
 class VectorBackupClient:
@@ -197,7 +316,8 @@ class VectorBackupClient:
         self.url = f"http://{hostname}:{port}/graphql"
         self._graphql = Client(transport=RequestsHTTPTransport(url=self.url, timeout=60))
 
-    def _execute(self, document: str, variables: dict) -> dict:
+    def _execute(self, document: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer's data: JSON, shaped as `document` selects."""
         try:
             return self._graphql.execute(gql(document), variable_values=variables)
         except (TransportError, RequestException, OSError) as error:
@@ -212,7 +332,9 @@ class VectorBackupClient:
     def _repository(self) -> dict[str, str]:
         return {"repositoryLocationName": self.location_name, "repositoryName": REPOSITORY_NAME}
 
-    def launch_job(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
+    def launch_job(
+        self, job_name: str, run_config: Mapping[str, Any] | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         """Launch a job by name; the run id, or PipelineClientError with Dagster's reasons (InvalidParams, before
         anything is sent, for text holding a NUL: every launch of this client comes through here)."""
         refuse_nul({"job_name": job_name, "run_config": run_config, "tags": tags}, "The launch")
@@ -224,7 +346,7 @@ class VectorBackupClient:
         result = self._execute(LAUNCH_RUN, {"executionParams": params})["launchRun"]
         kind = result["__typename"]
         if kind == "LaunchRunSuccess":
-            return result["run"]["runId"]
+            return cast(str, result["run"]["runId"])
         if kind == "RunConfigValidationInvalid":
             # Each message names its place in the config (root:ops:...) and what was expected there.
             reasons = [error["message"] for error in result["errors"]]
@@ -234,8 +356,10 @@ class VectorBackupClient:
                 can_retry=False,
                 reasons=reasons,
             )
+        # A PythonError's message carries the code server's stack trace after its first paragraph: not for a shell.
+        said = (result.get("message") or "").split("\n\n", 1)[0].strip()
         raise PipelineClientError(
-            f"Dagster refused to launch {job_name} ({kind}): {result.get('message', '')}".rstrip(": "),
+            f"Dagster refused to launch {job_name} ({kind}): {said[:600]}".rstrip(": "),
             error_type="INVALID_PARAMS",
             can_retry=False,
         )
@@ -312,10 +436,10 @@ class VectorBackupClient:
         dsn_env: str | None = None,
         db_schema: str | None = None,
     ) -> LaunchedRun:
-        """Launch vector_restore_job for the set `timestamp` of `task_id` (None: the global directory), the
-        `tables` named (default both) and the `collections` named (default all), loading as `flags` say, into a
+        """Launch vector_restore_job for the set `timestamp` (or 'latest') of `task_id` (None: the global directory),
+        the `tables` named (default both) and the `collections` named (default all), loading as `flags` say, into a
         newer LangChain layout as `migration` says."""
-        task, timestamp = task_key(task_id), validate_timestamp(timestamp)
+        task = task_key(task_id)
         request = restore_request(
             task, timestamp, tables=tables, flags=flags, collections=collections, rename=rename, migration=migration
         )
@@ -325,10 +449,19 @@ class VectorBackupClient:
         self, request: RestoreRequest, *, dsn_env: str | None = None, db_schema: str | None = None
     ) -> LaunchedRun:
         """Launch the job that does `request` (a request of run_requests, with every option it declares), on the
-        database named by `dsn_env` and `db_schema`; the set it names is checked before anything is sent."""
-        request = replace(request, task_id=task_key(request.task_id), timestamp=validate_timestamp(request.timestamp))
+        database named by `dsn_env` and `db_schema`; the set it names, and its tables and collections, are checked
+        against the inventory before anything is sent (see check_named)."""
+        refuse_nul(request_config(RESTORE_OP, request), "The run config")  # before anything is sent
+        collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
+        task, timestamp = (
+            (task_key(request.task_id), validate_set_timestamp(request.timestamp))
+            if request.backup_path  # a set named by its path: the run finds it
+            else self.check_named(request.task_id, request.timestamp, request.tables or None, collections)
+        )
+        request = replace(request, task_id=task, timestamp=timestamp)
         run_config = {**request_config(RESTORE_OP, request), **pgvector_resource_config(dsn_env, db_schema)}
-        return LaunchedRun(self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env)), RESTORE_JOB)
+        run_id = self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env))
+        return LaunchedRun(run_id, RESTORE_JOB, task, timestamp)
 
     def launch_truncate(
         self, tables: list[str] | None = None, *, dsn_env: str | None = None, db_schema: str | None = None
@@ -338,22 +471,87 @@ class VectorBackupClient:
         return LaunchedRun(self.launch_job(TRUNCATE_JOB, run_config, database_tags(dsn_env)), TRUNCATE_JOB)
 
     def launch_copy(self, task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> LaunchedRun:
-        """Launch vector_copy_job: copy the set `timestamp` of `task_id` (None: global) to the other store
-        (direction 'to_other') or from it ('from_other')."""
-        run_config = copy_run_config(task_key(task_id), validate_timestamp(timestamp), direction)
-        return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB)
+        """Launch vector_copy_job: copy the set `timestamp` (or 'latest') of `task_id` (None: global) to the other
+        store (direction 'to_other') or from it ('from_other'). InvalidParams before anything is sent when the code
+        server has no other store, or (to the other store) when the inventory does not list the set. The inventory
+        lists the backup store only: a copy from the other store is checked by its run."""
+        self.check_other_store()
+        if direction == COPY_FROM_OTHER:
+            task, timestamp = task_key(task_id), validate_set_timestamp(timestamp)
+        else:
+            task, timestamp = self.check_named(task_id, timestamp)
+        run_config = copy_run_config(task, timestamp, direction)
+        return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB, task, timestamp)
+
+    def other_store(self) -> str | None:
+        """The other store's root as the code server has it ($PGVECTOR_OTHER_BACKUP_ROOT when it loaded the code
+        location): '' when it has none; None when its vector_copy_job does not say (an older version)."""
+        selector = {**self._repository, "pipelineName": COPY_JOB}
+        job = self._execute(JOB_METADATA, {"selector": selector})["pipelineOrError"]
+        if job["__typename"] != "Pipeline":
+            return None
+        entries = {e["label"]: e for e in job["metadataEntries"]}
+        entry = entries.get(OTHER_STORE_METADATA)
+        return None if entry is None else entry.get("text", "")
+
+    def check_other_store(self) -> None:
+        """InvalidParams when the code server has no other store to copy to or from."""
+        if self.other_store() == "":
+            raise InvalidParams(
+                "The code server has no other store to copy to or from: vector_copy_job copies between "
+                "PGVECTOR_BACKUP_ROOT and PGVECTOR_OTHER_BACKUP_ROOT, which is not set for it. Set it where the code "
+                "server starts (a directory or s3://bucket/prefix) and restart it, or copy in this process: "
+                "pgvector-pipeline copy --direct --root SOURCE --other-root TARGET."
+            )
 
     def launch_drill(
         self, task_id: str | None, timestamp: str = "", *, compare_live: bool = False, dsn_env: str | None = None
     ) -> LaunchedRun:
         """Launch vector_restore_drill_job: restore the set `timestamp` of `task_id` (None: global; empty timestamp:
-        its newest complete set) into a scratch schema, compare it (with `compare_live`, the live tables too), drop
-        it."""
+        its newest complete set; or 'latest') into a scratch schema, compare it (with `compare_live`, the live tables
+        too), drop it. The set (with an empty timestamp, the task) is checked against the inventory first."""
+        if timestamp:
+            task, timestamp = self.check_named(task_id, timestamp)
+        else:
+            task = self.check_task(task_id)
         run_config = {
-            **drill_run_config(task_key(task_id), validate_timestamp(timestamp) if timestamp else "", compare_live),
+            **drill_run_config(task, timestamp, compare_live),
             **pgvector_resource_config(dsn_env, None),
         }
-        return LaunchedRun(self.launch_job(DRILL_JOB, run_config, database_tags(dsn_env)), DRILL_JOB)
+        run_id = self.launch_job(DRILL_JOB, run_config, database_tags(dsn_env))
+        return LaunchedRun(run_id, DRILL_JOB, task, timestamp or None)
+
+    def check_named(
+        self,
+        task_id: str | None,
+        timestamp: str,
+        tables: Sequence[str] | None = None,
+        collections: Sequence[str] = (),
+    ) -> tuple[str, str]:
+        """The task and timestamp to send for the set a request names, once the inventory lists it holding `tables`
+        (None: any) and `collections`; InvalidParams naming the nearest names it lists otherwise (ResourceNotFound
+        for 'latest' without a complete set). 'latest' is sent as it is: the run resolves it. Not checked (only
+        validated) when there is no inventory yet, or the set may be among those its table leaves out."""
+        refuse_nul(
+            {"task_id": task_id, "timestamp": timestamp, "tables": tables, "collections": collections}, "The launch"
+        )
+        task = task_key(task_id)
+        inventory = self.inventory()
+        if inventory is not None:
+            listed = any(s["task_id"] == task and s["timestamp"] == timestamp for s in inventory.sets)
+            if inventory.whole or listed:
+                hint = inventory.stale_hint()
+                check_listed_set(inventory.sets, inventory.root, task, timestamp, tables, collections, stale_hint=hint)
+        return task, validate_set_timestamp(timestamp)
+
+    def check_task(self, task_id: str | None) -> str:
+        """The task key of `task_id`, once the inventory lists sets of it (see check_named)."""
+        task = task_key(task_id)
+        inventory = self.inventory()
+        if task != GLOBAL_TASK_KEY and inventory is not None and inventory.whole:
+            tasks = {s["task_id"] for s in inventory.sets}
+            refuse_unknown_task(task, tasks, inventory.root, inventory.stale_hint())
+        return task
 
     def launch_retention(
         self, keep_newest: int | None = None, max_age_days: float | None = None, *, dry_run: bool = True
@@ -381,10 +579,10 @@ class VectorBackupClient:
             return self._with_failure(info)
         return self._with_result(info) if info.status == "SUCCESS" else info
 
-    def _run_events(self, run_id: str, document: str) -> list[dict]:
+    def _run_events(self, run_id: str, document: str) -> list[dict[str, Any]]:
         """The events of the run that `document` (a logsForRun query with $runId and $after) selects, every page of
         them: a run that logged many progress lines has its failure or result far down."""
-        events: list[dict] = []
+        events: list[dict[str, Any]] = []
         cursor = None
         while True:
             logs = self._execute(document, {"runId": run_id, "after": cursor})["logsForRun"]
@@ -416,6 +614,8 @@ class VectorBackupClient:
                         can_retry=(entries.get("can_retry") or {}).get("boolValue"),
                         error_message=failure.get("description") or event["error"]["message"],
                         error_parts=_parts(entries.get(MESSAGE_PARTS_METADATA)),
+                        # A failure may carry what the op found (a check's report: RESULT_METADATA).
+                        result=_json_object(entries.get(RESULT_METADATA)),
                     )
         messages = [
             (event.get("error") or {}).get("message") or event.get("message")
@@ -468,7 +668,7 @@ class VectorBackupClient:
             if event["__typename"] == "LogMessageEvent" and event.get("stepKey"):
                 at = time.strftime("%H:%M:%S", time.localtime(int(event["timestamp"]) / 1000))
                 on_line(f"{at} {event['level']} {event['message']}")
-        return logs["cursor"]
+        return cast(str | None, logs["cursor"])
 
     def check_run(self, info: RunInfo) -> RunInfo:
         """`info` if the run succeeded; PipelineClientError with the run's error otherwise."""
@@ -487,70 +687,146 @@ class VectorBackupClient:
 
     def list_backup_sets(
         self, *, global_only: bool = False, task_id: str | None = None, refresh: bool = False
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Sets from the latest inventory (newest first). Runs that add or delete sets refresh it as they
         end; `refresh` re-scans the root first (sets copied in by hand)."""
         if refresh:
             self.refresh_inventory()
-        asset = self._execute(LIST_BACKUP_SETS, {"assetKey": {"path": [INVENTORY_ASSET]}})["assetOrError"]
-        if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
-            return []
-        entries = asset["assetMaterializations"][0]["metadataEntries"]
-        records = next(e["table"]["records"] for e in entries if e["label"] == "sets")
-        sets = [json.loads(record) for record in records]
+        inventory = self.inventory()
+        sets = inventory.sets if inventory else []
         if global_only:
             sets = [s for s in sets if s["task_id"] == GLOBAL_TASK_KEY]
         if task_id:
             sets = [s for s in sets if s["task_id"] == task_key(task_id)]
         return sets
 
+    def launch_check(self, *, dsn_env: str | None = None, db_schema: str | None = None) -> LaunchedRun:
+        """Launch vector_check_job: the checks of `check` where the code server runs, on the database named by
+        `dsn_env` (default PGVECTOR_DSN) and `db_schema`."""
+        run_config = pgvector_resource_config(dsn_env, db_schema)
+        return LaunchedRun(self.launch_job(CHECK_JOB, run_config, database_tags(dsn_env)), CHECK_JOB)
+
+    def check_report(self, info: RunInfo) -> dict[str, Any] | None:
+        """The report of a finished vector_check_job run, with the schedules' and sensors' state added from the
+        webserver (the `automations` check, see pgvector_pipeline.automations): the shape `--direct check` prints, with
+        the run's id. None when the run ended without a report (refused at start, canceled: see its error)."""
+        if not info.finished or not isinstance(info.result.get("checks"), list):
+            return None
+        # In the order Check.as_dict gives its keys (Dagster's JSON metadata comes back with them sorted).
+        checks = [{key: c.get(key) for key in ("name", "ok", "detail", "data")} for c in info.result["checks"]]
+        recent = next((bool(c.get("ok")) for c in checks if c.get("name") == "recent_backup"), True)
+        checks.append(self._automations_check(recent))
+        problems = [c["name"] for c in checks if not c["ok"]]
+        return {
+            "run_id": info.run_id,
+            "job_name": info.job_name,
+            "status": "FAILURE" if problems else "SUCCESS",
+            "duration_s": info.duration_s,
+            "ok": not problems,
+            "problems": problems,
+            "checks": checks,
+        }
+
+    def _automations_check(self, recent_backup_holds: bool) -> dict[str, Any]:
+        try:
+            listed = self.automations()
+        except PipelineClientError as error:
+            return automations_unknown(f"(the webserver did not list them: {error.message})")
+        return automations_check({a.name: a.status for a in listed}, recent_backup_holds)
+
+    def check(
+        self, *, dsn_env: str | None = None, db_schema: str | None = None, timeout_s: float = 600
+    ) -> dict[str, Any]:
+        """Check that the deployment works (vector_check_job, followed to its end) and return its report (see
+        check_report): `problems` is empty when all hold. PipelineClientError when the run ended without one."""
+        info = self.wait_for_run(self.launch_check(dsn_env=dsn_env, db_schema=db_schema).run_id, timeout_s)
+        report = self.check_report(info)
+        if report is None:
+            self.check_run(info)  # raises, with the run's error
+            raise PipelineClientError(f"Run {info.run_id} ({CHECK_JOB}) succeeded without a report.")
+        return report
+
+    def automations(self) -> list[Automation]:
+        """Every schedule and sensor of the code location, as the webserver reports them: schedules first, each kind
+        by name."""
+        found = self._execute(AUTOMATIONS, {"repositorySelector": self._repository})["repositoryOrError"]
+        if found["__typename"] != "Repository":
+            raise PipelineClientError(
+                f"The webserver did not list the schedules and sensors of code location {self.location_name}: "
+                f"{found.get('message', found['__typename'])}",
+                error_type=ErrorType.RESOURCE_NOT_FOUND,
+                can_retry=False,
+            )
+        schedules = [Automation.from_graphql("schedule", node) for node in found["schedules"]]
+        sensors = [Automation.from_graphql("sensor", node) for node in found["sensors"] or ()]
+        return sorted(schedules, key=lambda a: a.name) + sorted(sensors, key=lambda a: a.name)
+
+    def automation(self, name: str) -> Automation:
+        """The schedule or sensor `name` of the code location; InvalidParams-typed PipelineClientError naming the
+        nearest names when it has none of that name."""
+        listed = self.automations()
+        found = next((a for a in listed if a.name == name), None)
+        if found is None:
+            names = [a.name for a in listed]
+            # A name cut short ('vector_restore_drill' for the schedule) is nearer than difflib's ratio says.
+            holding = [n for n in names if len(name) >= 4 and name in n]
+            raise PipelineClientError(
+                f"{name!r:.80} is not a schedule or sensor of code location {self.location_name}"
+                + (
+                    f"; nearest: {', '.join(holding)}"
+                    if holding
+                    else nearest_phrase(name, names, "schedules and sensors")
+                )
+                + ". `pgvector-pipeline schedules` lists them.",
+                error_type=ErrorType.INVALID_PARAMS,
+                can_retry=False,
+            )
+        return found
+
+    def inventory(self) -> Inventory | None:
+        """The newest inventory of the backup store (None: it was never made)."""
+        asset = self._execute(LIST_BACKUP_SETS, {"assetKey": {"path": [INVENTORY_ASSET]}})["assetOrError"]
+        if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
+            return None
+        materialization = asset["assetMaterializations"][0]
+        entries = {e["label"]: e for e in materialization["metadataEntries"]}
+        sets = [_record(record) for record in entries["sets"]["table"]["records"]]
+        total = (entries.get("dagster/row_count") or {}).get("intValue")
+        return Inventory(
+            sets,
+            (entries.get("root") or {}).get("path") or "the backup store",
+            whole=total is not None and total <= len(sets),
+            refreshed_at=int(materialization["timestamp"]) / 1000,
+        )
+
     def start_automation(self, name: str) -> str:
-        """Switch a schedule or sensor of the code location on; its new status."""
-        self._check_automation(name)
-        if name in SCHEDULES:
+        """Switch a schedule or sensor of the code location on; its new status (one that runs already stays so)."""
+        automation = self.automation(name)
+        if automation.status == RUNNING:
+            return RUNNING
+        if automation.kind == "schedule":
             selector = {**self._repository, "scheduleName": name}
             result = self._execute(START_SCHEDULE, {"selector": selector})["startSchedule"]
             if result["__typename"] == "ScheduleStateResult":
-                return result["scheduleState"]["status"]
+                return cast(str, result["scheduleState"]["status"])
         else:
             selector = {**self._repository, "sensorName": name}
             result = self._execute(START_SENSOR, {"selector": selector})["startSensor"]
             if result["__typename"] == "Sensor":
-                return result["sensorState"]["status"]
+                return cast(str, result["sensorState"]["status"])
         raise PipelineClientError(f"Starting {name} failed: {result.get('message', result['__typename'])}")
 
     def stop_automation(self, name: str) -> str:
-        """Switch a schedule or sensor of the code location off; its new status."""
-        self._check_automation(name)
-        is_schedule = name in SCHEDULES
-        found = self._execute(
-            INSTIGATION_STATE_ID,
-            {
-                "schedule": {**self._repository, "scheduleName": name},
-                "sensor": {**self._repository, "sensorName": name},
-                "isSchedule": is_schedule,
-            },
-        )
-        instigator = found["scheduleOrError" if is_schedule else "sensorOrError"]
-        state = instigator.get("scheduleState" if is_schedule else "sensorState")
-        if state is None:
-            raise PipelineClientError(f"Stopping {name} failed: {instigator.get('message', instigator['__typename'])}")
-        if is_schedule:
-            result = self._execute(STOP_SCHEDULE, {"id": state["id"]})["stopRunningSchedule"]
+        """Switch a schedule or sensor of the code location off; its new status (one that is off stays so)."""
+        automation = self.automation(name)
+        if automation.status == STOPPED:
+            return STOPPED
+        if automation.kind == "schedule":
+            result = self._execute(STOP_SCHEDULE, {"id": automation.state_id})["stopRunningSchedule"]
             if result["__typename"] == "ScheduleStateResult":
-                return result["scheduleState"]["status"]
+                return cast(str, result["scheduleState"]["status"])
         else:
-            result = self._execute(STOP_SENSOR, {"id": state["id"]})["stopSensor"]
+            result = self._execute(STOP_SENSOR, {"id": automation.state_id})["stopSensor"]
             if result["__typename"] == "StopSensorMutationResult":
-                return result["instigationState"]["status"]
+                return cast(str, result["instigationState"]["status"])
         raise PipelineClientError(f"Stopping {name} failed: {result.get('message', result['__typename'])}")
-
-    @staticmethod
-    def _check_automation(name: str) -> None:
-        if name not in SCHEDULES + SENSORS:
-            raise PipelineClientError(
-                f"{name!r:.60} is not a schedule or sensor of this code location: one of "
-                + ", ".join(SCHEDULES + SENSORS),
-                error_type="INVALID_PARAMS",
-                can_retry=False,
-            )

@@ -105,6 +105,7 @@ query RunResult($runId: ID!, $after: String) {
 }
 """
 
+# The newest inventory: its table of sets, the store's root, and how many sets it lists of how many there are.
 LIST_BACKUP_SETS = """
 query BackupSets($assetKey: AssetKeyInput!) {
   assetOrError(assetKey: $assetKey) {
@@ -112,9 +113,26 @@ query BackupSets($assetKey: AssetKeyInput!) {
     ... on Asset {
       assetMaterializations(limit: 1) {
         timestamp
-        metadataEntries { label ... on TableMetadataEntry { table { records } } }
+        metadataEntries {
+          label
+          ... on TableMetadataEntry { table { records } }
+          ... on PathMetadataEntry { path }
+          ... on IntMetadataEntry { intValue }
+        }
       }
     }
+  }
+}
+"""
+
+# A job's metadata (vector_copy_job's names the other store).
+JOB_METADATA = """
+query JobMetadata($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) {
+    __typename
+    ... on Pipeline { metadataEntries { label ... on TextMetadataEntry { text } } }
+    ... on PipelineNotFoundError { message }
+    ... on PythonError { message }
   }
 }
 """
@@ -142,17 +160,40 @@ mutation StartSensor($selector: SensorSelector!) {
 }
 """
 
-# Stopping needs the schedule's or sensor's state id, which the start mutations do not take.
-INSTIGATION_STATE_ID = """
-query StateId($schedule: ScheduleSelector!, $sensor: SensorSelector!, $isSchedule: Boolean!) {
-  scheduleOrError(scheduleSelector: $schedule) @include(if: $isSchedule) {
+# Every schedule and sensor of the code location, as the webserver knows them: its state (with the default status
+# applied), the id stopping takes, the next tick (while it runs) and the last tick.
+AUTOMATIONS = """
+query Automations($repositorySelector: RepositorySelector!) {
+  repositoryOrError(repositorySelector: $repositorySelector) {
     __typename
-    ... on Schedule { scheduleState { id } }
-    ... on PythonError { message }
-  }
-  sensorOrError(sensorSelector: $sensor) @skip(if: $isSchedule) {
-    __typename
-    ... on Sensor { sensorState { id } }
+    ... on Repository {
+      schedules {
+        name
+        cronSchedule
+        executionTimezone
+        pipelineName
+        description
+        scheduleState {
+          id
+          status
+          nextTick { timestamp }
+          ticks(limit: 1) { status timestamp skipReason error { message } }
+        }
+      }
+      sensors {
+        name
+        minIntervalSeconds
+        description
+        targets { pipelineName }
+        sensorState {
+          id
+          status
+          nextTick { timestamp }
+          ticks(limit: 1) { status timestamp skipReason error { message } }
+        }
+      }
+    }
+    ... on RepositoryNotFoundError { message }
     ... on PythonError { message }
   }
 }

@@ -15,18 +15,26 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TextIO, TypedDict
 
 from pgvector_pipeline.contract import DEFAULT_DSN_ENV, partition_key
-from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
+from pgvector_pipeline.errors import ErrorType, InvalidParams, ResourceNotFound
 from pgvector_pipeline.operations.backup import BackupChoices, Log
+from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.operations.drill import set_to_drill
 from pgvector_pipeline.operations.engine import Engine
+from pgvector_pipeline.operations.set_checks import SetCheck, check_written_set, files_differ
 from pgvector_pipeline.run_requests import RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
-from pgvector_pipeline.store.backup_set_info import set_record
+from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
+from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
+
+# The second store of a copy, as the code server names it (resources.backup_store.OTHER_ROOT_ENV, which imports
+# Dagster).
+OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"
 
 
 def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: bool = True) -> Engine:
@@ -61,16 +69,16 @@ def progress_log() -> Iterator[Log]:
         yield _line_log()
 
 
-class _CurrentStderr(logging.StreamHandler):
+class _CurrentStderr(logging.StreamHandler[TextIO]):
     """A handler that writes to whatever sys.stderr is when it writes: a caller of main() in the same process (a test,
     a script) may replace and close the stream a handler took at its creation."""
 
-    @property  # type: ignore[override]
-    def stream(self):
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
 
@@ -85,20 +93,73 @@ def _line_log() -> logging.Logger:
     return log
 
 
-def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict:
-    """A backup into a new set of `task_id` (None: global): the result as --wait prints it."""
+def other_store(root: str | None) -> BackupStore:
+    """The store a copy goes to (or, copying back, comes from): `root`, else $PGVECTOR_OTHER_BACKUP_ROOT."""
+    root = root or os.environ.get(OTHER_ROOT_ENV, "")
+    if not root:
+        raise InvalidParams(
+            f"A copy needs the other store: pass --other-root PATH_OR_S3_URL, or set {OTHER_ROOT_ENV} (the backup "
+            f"store is --root, or {BACKUP_ROOT_ENV})."
+        )
+    return StoreSettings.from_env().store(root)
+
+
+def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict[str, Any]:
+    """A backup into a new set of `task_id` (None: global), then the checks every backup runs of the set it wrote
+    (operations.set_checks, as the Dagster backup's asset checks): the result as --wait prints it, with each check.
+    A check that fails (not only a warning) makes the result a failure; a file that does not match its manifest
+    has marked the set damaged by then."""
     started = time.monotonic()
+    store = engine.backup_store()
     result = engine.back_up(task_key(task_id), None, choices, log=log)
-    return _result(
+    done = _result(
         "backup",
         partition_key(result.task, result.timestamp),
         result.rows,
         result.stored_bytes,
         started,
     )
+    checks, _ = check_written_set(store, result, log)
+    done["checks"] = [check_record(check) for check in checks]
+    failed = [check for check in checks if not check.passed and not check.warn_only]
+    if failed:
+        damaged = " It is marked damaged: back up again." if files_differ(checks) else ""
+        done.update(
+            status="FAILURE",
+            error_type=ErrorType.DATA_ERROR.value,
+            can_retry=False,
+            error_message=f"Set {result.timestamp} was written, but its checks failed: "
+            + " ".join(f"{check.name}: {check.description}" for check in failed)
+            + damaged,
+        )
+    return done
 
 
-def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict:
+class CheckRecord(TypedDict):
+    """One check of a set, as a result prints it."""
+
+    name: str
+    passed: bool
+    warn_only: bool
+    message: str
+
+
+def check_record(check: SetCheck) -> CheckRecord:
+    """One check of a set, for JSON: its name, whether it passed, whether a failure only warns, what it found."""
+    return {"name": check.name, "passed": check.passed, "warn_only": check.warn_only, "message": check.description}
+
+
+def copy(backup_set: BackupSetInfo, target: BackupStore, log: Log) -> dict[str, Any]:
+    """A copy of `backup_set` (as its own store lists it) into `target`, verified (operations.copy): the result as --wait
+    prints it, with where it went."""
+    started = time.monotonic()
+    result = copy_set(backup_set, target, log=log.info)
+    rows = sum(backup_set.rows(table) or 0 for table in backup_set.tables)
+    done = _result("copy", partition_key(result.task, result.timestamp), rows, result.total_bytes, started)
+    return {**done, "source": result.source, "target": result.target}
+
+
+def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict[str, Any]:
     """The restore `request` asks for (its task_id empty: global): the result as --wait prints it."""
     started = time.monotonic()
     backup_set = engine.backup_store().locate(task_id=task_key(request.task_id), timestamp=request.timestamp)
@@ -113,7 +174,7 @@ def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict:
     )
 
 
-def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict:
+def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict[str, Any]:
     """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
     live tables with it: the result as --wait prints it, with each table's comparison."""
     started = time.monotonic()
@@ -129,11 +190,11 @@ def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dic
     return {**done, **result.report()}
 
 
-def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict]:
+def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict[str, object]]:
     """The sets of the store, newest first, as the inventory records them (see store.backup_set_info.set_record).
     ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
     store = engine.backup_store()
-    sets = [set_record(s) for s in store.list_sets(global_only=global_only, task_id=task_id)]
+    sets = [set_record(s, store.where) for s in store.list_sets(global_only=global_only, task_id=task_id)]
     if not sets and isinstance(store, LocalBackupStore) and not store.root.is_dir():
         raise ResourceNotFound(
             f"The backup root {store.where} does not exist (or is not a directory): check --root or ${BACKUP_ROOT_ENV}."
@@ -141,7 +202,7 @@ def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[di
     return sets
 
 
-def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict:
+def _result(what: str, backup_set: str, rows: int, size: int, started: float, **extra: str) -> dict[str, Any]:
     return {
         "command": what,
         "status": "SUCCESS",

@@ -1,12 +1,23 @@
 """vector_copy_job: copy a backup set between the backup store and the other store (local <-> S3), verified."""
 
+import os
+from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import inventory_refreshed
-from pgvector_pipeline.contract import COPY_FROM_OTHER, COPY_JOB, COPY_TO_OTHER, partition_key
+from pgvector_pipeline.contract import (
+    BACKUP_SET_TAG,
+    COPY_FROM_OTHER,
+    COPY_JOB,
+    COPY_TO_OTHER,
+    OTHER_STORE_METADATA,
+    RESULT_METADATA,
+    partition_key,
+    result_tags,
+)
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.resources import BackupStoreResource, OtherBackupStoreResource
@@ -14,13 +25,18 @@ from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
 from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.naming import LATEST, latest_note
 
 
 class CopyConfig(RunConfig):
     """Run config of copy_backup_set: which set, and which way."""
 
     task_id: str = Field(default="", description="The set's task id; empty for the global sets ({root}/vector_bak/).")
-    timestamp: str = Field(description="The set's timestamp YYYYMMDD_HHMMSS.")
+    timestamp: str = Field(
+        description=f"The set's timestamp YYYYMMDD_HHMMSS, or '{LATEST}' for the newest complete set of its task in "
+        f"the store it is copied from."
+    )
+    # mypy takes no constants in a Literal (pydantic sees the two values): the field is Any to mypy, checked by pydantic.
     direction: Literal[COPY_TO_OTHER, COPY_FROM_OTHER] = Field(  # type: ignore[valid-type]
         default=COPY_TO_OTHER,
         description=(
@@ -43,13 +59,20 @@ def copy_backup_set(
     config: CopyConfig,
     backup_store: BackupStoreResource,
     other_backup_store: OtherBackupStoreResource,
-):
+) -> Iterator[dg.Output[None]]:
     """Locate the set in the source store and copy it into the target store."""
     with failures_reported():
         stores = (backup_store.store(), other_backup_store.store())
         source, target = stores if config.direction == COPY_TO_OTHER else stores[::-1]
         backup_set = source.locate(task_id=config.task_id or GLOBAL_TASK_KEY, timestamp=config.timestamp)
+        if config.timestamp == LATEST:
+            context.log.info(latest_note(backup_set))
+        context.instance.add_run_tags(
+            context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
+        )
         result = copy_set(backup_set, target, log=context.log.info)
+    rows = sum(backup_set.rows(table) or 0 for table in backup_set.tables)
+    context.instance.add_run_tags(context.run_id, result_tags(rows, result.total_bytes))
     if config.direction == COPY_FROM_OTHER:
         # The discovery sensor registers the set's partition on its next tick; the inventory shows it now.
         context.log_event(inventory_refreshed(target.where, target.list_sets()))
@@ -63,17 +86,28 @@ def copy_backup_set(
             "size": human_size(result.total_bytes),
             "duration_s": round(result.duration_s, 3),
             "verified": "sha256 of every file and of the CSV inside it, at the source and read back at the target",
+            RESULT_METADATA: dg.MetadataValue.json({"source": result.source, "target": result.target}),
         },
     )
 
 
-@dg.job(
-    name=COPY_JOB,
-    description=(
-        f"Copy a backup set between the backup store and the other store ({OTHER_ROOT_ENV}): local disk and S3, "
-        f"either way, every checksum verified."
-    ),
-)
-def vector_copy_job():
-    """Copy one backup set between the two stores."""
-    copy_backup_set()
+def build_vector_copy_job() -> dg.JobDefinition:
+    """vector_copy_job, saying in its metadata where the other store is ({OTHER_ROOT_ENV} of the code server when it
+    loads the code location, as the schedules' cron expressions are read): a client refuses a copy before launching
+    it when there is none (run and code server share that environment)."""
+    other = os.environ.get(OTHER_ROOT_ENV, "")
+
+    @dg.job(
+        name=COPY_JOB,
+        description=(
+            f"Copy a backup set between the backup store and the other store ({OTHER_ROOT_ENV}): local disk and S3, "
+            f"either way, every checksum verified."
+            + ("" if other else f" {OTHER_ROOT_ENV} is not set for this code server: every copy fails until it is.")
+        ),
+        metadata={OTHER_STORE_METADATA: other},
+    )
+    def vector_copy_job() -> None:
+        """Copy one backup set between the two stores."""
+        copy_backup_set()
+
+    return vector_copy_job

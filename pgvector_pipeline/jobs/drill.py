@@ -1,9 +1,13 @@
 """vector_restore_drill_job: prove a set restores by restoring it into a scratch schema, comparing it by content
 (and, for `verify`, the live tables with it), and dropping it; what a rollback would take, and how old its data is."""
 
+from collections.abc import Iterator, Mapping
+from typing import cast
+
 import dagster as dg
 from pydantic import Field
 
+from pgvector_pipeline.assets.metadata import Metadata
 from pgvector_pipeline.contract import (
     BACKUP_SET_TAG,
     DRILL_JOB,
@@ -17,13 +21,18 @@ from pgvector_pipeline.operations.drill import DrillResult, set_to_drill
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.run_config import RunConfig
 from pgvector_pipeline.store.layout import task_key
+from pgvector_pipeline.store.naming import LATEST, latest_note
 
 
 class DrillConfig(RunConfig):
     """Run config of vector_restore_drill."""
 
     task_id: str = Field(default="", description="The set's task; empty or 'global': {root}/vector_bak/.")
-    timestamp: str = Field(default="", description="The set (YYYYMMDD_HHMMSS); empty: the newest complete one.")
+    timestamp: str = Field(
+        default="",
+        description=f"The set (YYYYMMDD_HHMMSS, or '{LATEST}': the newest complete one with a manifest); empty: the "
+        f"newest complete one.",
+    )
     compare_live: bool = Field(
         default=False, description="Also compare the live tables with the set, row by row (what `verify` does)."
     )
@@ -35,11 +44,13 @@ class DrillConfig(RunConfig):
 )
 def vector_restore_drill(
     context: dg.OpExecutionContext, config: DrillConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
-):
+) -> Iterator[dg.Output[None]]:
     """Restore the chosen set into a scratch schema, compare, drop; fail if it did not restore as recorded."""
     with failures_reported():
         store = backup_store.store()
         backup_set = set_to_drill(store, task_key(config.task_id or None), config.timestamp)
+        if config.timestamp == LATEST:
+            context.log.info(latest_note(backup_set))
         context.instance.add_run_tags(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )
@@ -66,7 +77,7 @@ _TABLE_COLUMNS = {
 }
 
 
-def drill_metadata(backup_set: str, result: DrillResult) -> dict:
+def drill_metadata(backup_set: str, result: DrillResult) -> Metadata:
     """The drill's output metadata for the UI, and its report (RESULT_METADATA) for the client: both from one
     rendering, DrillResult.report."""
     report = result.report()
@@ -80,7 +91,8 @@ def drill_metadata(backup_set: str, result: DrillResult) -> dict:
                 dg.TableRecord(
                     {
                         name: (str(value).lower() if isinstance(value, bool) else value)
-                        for name, value in table.items()
+                        # Each of a TableReport's values is one of these (mypy reads a TypedDict's values as object).
+                        for name, value in cast(Mapping[str, str | int | bool | None], table).items()
                         if name in _TABLE_COLUMNS
                     }
                 )
@@ -99,6 +111,6 @@ def drill_metadata(backup_set: str, result: DrillResult) -> dict:
     "compare it by content (and the live tables, with compare_live), report the restore's time and the data's age, "
     "drop it. The live tables are only read.",
 )
-def vector_restore_drill_job():
+def vector_restore_drill_job() -> None:
     """Prove a set restores."""
     vector_restore_drill()

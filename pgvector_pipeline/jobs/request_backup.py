@@ -1,6 +1,8 @@
 """request_vector_backup_job: back up now into a set it claims itself (what the UI, the GraphQL client and
 the demo start)."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 from pydantic import Field
 
@@ -43,7 +45,7 @@ def request_vector_backup(
     config: BackupRequestConfig,
     pgvector: PgVectorResource,
     backup_store: BackupStoreResource,
-):
+) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.Output[None]]:
     """Claim a new set, register its partition, back up, and record both assets' materializations."""
     claimed: list[str] = []
 
@@ -78,6 +80,6 @@ def request_vector_backup(
         "claimed atomically in the target directory, so starts at the same moment get distinct sets."
     ),
 )
-def request_vector_backup_job():
+def request_vector_backup_job() -> None:
     """Back up now into a set this run claims."""
     request_vector_backup()

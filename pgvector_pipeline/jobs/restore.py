@@ -1,5 +1,6 @@
 """vector_restore_job: load a backup set in one transaction that commits only if every file matches its manifest."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -18,6 +19,7 @@ from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
 from pgvector_pipeline.run_config import request_config
 from pgvector_pipeline.run_requests import Migration, RestoreFlags, RestoreRequest
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
+from pgvector_pipeline.store.naming import LATEST, latest_note
 
 
 class RestoreConfig(request_config(RestoreRequest)):  # type: ignore[misc]  # built from RestoreRequest's fields
@@ -25,11 +27,13 @@ class RestoreConfig(request_config(RestoreRequest)):  # type: ignore[misc]  # bu
 
     def flags(self) -> RestoreFlags:
         """The restore switches of this config."""
-        return self.request().flags
+        request: RestoreRequest = self.request()
+        return request.flags
 
     def migration(self) -> Migration:
         """The migration settings of this config (none set: the set's own layout)."""
-        return self.request().migration
+        request: RestoreRequest = self.request()
+        return request.migration
 
 
 @dg.op(
@@ -38,7 +42,7 @@ class RestoreConfig(request_config(RestoreRequest)):  # type: ignore[misc]  # bu
 )
 def restore_vector_backup(
     context: dg.OpExecutionContext, config: RestoreConfig, pgvector: PgVectorResource, backup_store: BackupStoreResource
-):
+) -> Iterator[dg.Output[None]]:
     """Locate the set (partition or config), verify it, and restore it in one transaction."""
     with failures_reported():
         request: RestoreRequest = config.request()
@@ -51,6 +55,8 @@ def restore_vector_backup(
         backup_set = backup_store.store().locate(
             task_id=task, timestamp=timestamp, backup_path=config.backup_path or None
         )
+        if timestamp == LATEST:
+            context.log.info(latest_note(backup_set))
         context.instance.add_run_tags(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )
@@ -84,6 +90,6 @@ def restore_vector_backup(
     tags=database_tags(),
     description="Restore a backup set (pick its partition, or name it in config) into the database of the pgvector resource.",
 )
-def vector_restore_job():
+def vector_restore_job() -> None:
     """Restore one backup set into the pgvector resource's database."""
     restore_vector_backup()

@@ -1,5 +1,7 @@
 """vector_retention_job: delete old backup sets by policy, and their partition keys."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 from pydantic import Field
 
@@ -33,7 +35,9 @@ class RetentionConfig(RunConfig):
         "kept), log each deletion in its location's log, and remove partition keys no set uses any more."
     ),
 )
-def delete_old_backup_sets(context: dg.OpExecutionContext, config: RetentionConfig, backup_store: BackupStoreResource):
+def delete_old_backup_sets(
+    context: dg.OpExecutionContext, config: RetentionConfig, backup_store: BackupStoreResource
+) -> Iterator[dg.Output[None]]:
     """Apply the retention policy to every set under the root."""
     with failures_reported():
         policy = RetentionPolicy(config.keep_newest, config.max_age_days)
@@ -105,6 +109,6 @@ def delete_old_backup_sets(context: dg.OpExecutionContext, config: RetentionConf
         "dry_run is false; never the newest complete set of a location, never a set being written."
     ),
 )
-def vector_retention_job():
+def vector_retention_job() -> None:
     """Delete old backup sets by policy."""
     delete_old_backup_sets()

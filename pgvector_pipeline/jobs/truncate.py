@@ -1,5 +1,7 @@
 """vector_truncate_job: truncate langchain_pg_embedding (or both tables) without a backup."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 from pydantic import Field
 
@@ -22,7 +24,9 @@ class TruncateConfig(RunConfig):
 
 
 @dg.op(out=dg.Out(dg.Nothing), description="Truncate LangChain tables and report rows before and after.")
-def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource):
+def truncate_vector_tables(
+    context: dg.OpExecutionContext, config: TruncateConfig, pgvector: PgVectorResource
+) -> Iterator[dg.Output[None]]:
     """Truncate the tables in one statement and report rows before and after."""
     with failures_reported():
         stats = pgvector.get_engine().truncate(config.tables, context.log)
@@ -43,6 +47,6 @@ def truncate_vector_tables(context: dg.OpExecutionContext, config: TruncateConfi
     tags=database_tags(),
     description="Truncate langchain_pg_embedding (or both tables) without a backup.",
 )
-def vector_truncate_job():
+def vector_truncate_job() -> None:
     """Truncate langchain_pg_embedding (or both tables) without a backup."""
     truncate_vector_tables()

@@ -13,9 +13,12 @@ without changing a row or leaving a file, and says what holds and what to do whe
     encryption      whether new sets are encrypted and to which recipients (fingerprints), and whether this host's
                     identity files (PGVECTOR_BACKUP_IDENTITY_FILE) can be used: readable by their owner only, keys
     recent_backup   the newest complete global set's age against PGVECTOR_GLOBAL_BACKUP_MAX_AGE_HOURS
+    automations     which schedules and sensors run (pgvector_pipeline.automations): the client adds it from the
+                    webserver's answer; `--direct` says it is not known there
 
-Plain Python: the command line and the Dagster side call `run_checks`, and may add their own checks (the schedules'
-state needs Dagster) through `extra`. Every database question is asked in one read-only transaction, rolled back.
+Plain Python: the command line and the Dagster side (vector_check_job) call `run_checks`, and may add their own checks
+through `extra`. Every database question is asked in one read-only transaction, rolled back. A check that holds may
+carry warnings (`data["warnings"]`): said on its line, never a failure.
 """
 
 import os
@@ -25,7 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pgvector_pipeline.errors import PipelineError
+import psycopg2.extensions
+
+from pgvector_pipeline.automations import WITHOUT_WEBSERVER, automations_unknown
+from pgvector_pipeline.errors import DatabaseError, DataError, PipelineError, ResourceNotFound, StorageError
 from pgvector_pipeline.operations.global_freshness import global_freshness
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import lacking_privileges
@@ -53,12 +59,26 @@ class Check:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "ok": self.ok, "detail": self.detail, "data": self.data}
 
+    @property
+    def line(self) -> str:
+        """The check for people, on one line (a driver's message may span several): ok, warn (it holds, with
+        warnings) or FAIL, its name and what it found."""
+        mark = ("warn" if self.data.get("warnings") else "ok  ") if self.ok else "FAIL"
+        return f"{mark} {self.name}: {' '.join(self.detail.split())}"
+
 
 @dataclass(frozen=True)
 class CheckReport:
     """Every check run; ok when all hold."""
 
     checks: list[Check]
+
+    @classmethod
+    def from_dict(cls, report: dict[str, Any]) -> "CheckReport":
+        """The report as_dict wrote (a run's result, read back over GraphQL)."""
+        return cls(
+            [Check(c["name"], bool(c["ok"]), str(c["detail"]), dict(c.get("data") or {})) for c in report["checks"]]
+        )
 
     @property
     def ok(self) -> bool:
@@ -80,7 +100,7 @@ class CheckReport:
 
     def text(self) -> str:
         """One line per check, then the verdict naming each problem."""
-        lines = [f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}" for check in self.checks]
+        lines = [check.line for check in self.checks]
         verdict = (
             "All checks hold."
             if self.ok
@@ -88,8 +108,34 @@ class CheckReport:
         )
         return "\n".join([*lines, verdict])
 
+    def failure(self) -> PipelineError:
+        """The error of a report with problems (it fails vector_check_job's run): each problem named with what it
+        found, typed as its first problem is (see _ERROR_OF)."""
+        problems = self.problems
+        said = "; ".join(f"{check.name}: {check.detail}" for check in problems)
+        return _ERROR_OF.get(problems[0].name.removeprefix("other_"), DataError)(f"{len(problems)} problem(s): {said}")
+
+
+# The error type of a failed check, for the run it fails (the Dagster UI, alerts): what kind of thing was wrong.
+_ERROR_OF: dict[str, type[PipelineError]] = {
+    "database": DatabaseError,
+    "pgvector": ResourceNotFound,
+    "tables": ResourceNotFound,
+    "backup": DatabaseError,
+    "truncate": DatabaseError,
+    "restore": DatabaseError,
+    "store": StorageError,
+    "store_free_space": StorageError,
+    "recent_backup": DataError,
+}
+
 
 ExtraCheck = Callable[[], Check]
+
+
+def automations() -> Check:
+    """The schedules' and sensors' state, which only Dagster knows: not known here (an extra check of --direct)."""
+    return Check(**automations_unknown(WITHOUT_WEBSERVER))
 
 
 def run_checks(
@@ -153,7 +199,7 @@ def _read_only(dsn: str) -> Iterator[Any]:
         conn.close()
 
 
-def _database_checks(cur, dsn: str, schema: str) -> list[Check]:
+def _database_checks(cur: psycopg2.extensions.cursor, dsn: str, schema: str) -> list[Check]:
     target = redact_dsn(dsn)
     version = catalog.server_version(cur)
     checks = [
@@ -201,7 +247,7 @@ def _tables_check(schema: str, present: list[str]) -> Check:
     return Check("tables", not present or not absent, detail, {"schema": schema, "present": present, "absent": absent})
 
 
-def _backup_check(cur, schema: str, tables: list[str]) -> Check:
+def _backup_check(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> Check:
     missing = lacking_privileges(cur, schema, tables, ["SELECT"])
     filtered = [t for t in tables if row_security_applies(cur, schema, t)]
     problems = missing + [f"a row-level security policy filters its reads of {schema}.{t}" for t in filtered]
@@ -216,7 +262,7 @@ def _backup_check(cur, schema: str, tables: list[str]) -> Check:
     )
 
 
-def _truncate_check(cur, schema: str, tables: list[str]) -> Check:
+def _truncate_check(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> Check:
     emptied = [t for t in DEFAULT_TABLES.truncated_by_default if t in tables]
     missing = lacking_privileges(cur, schema, emptied, ["TRUNCATE"])
     both = lacking_privileges(cur, schema, tables, ["TRUNCATE"])
@@ -233,7 +279,7 @@ def _truncate_check(cur, schema: str, tables: list[str]) -> Check:
     return Check("truncate", True, f"The role may truncate {', '.join(emptied)}{also}.", data)
 
 
-def _restore_check(cur, schema: str, tables: list[str]) -> Check:
+def _restore_check(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> Check:
     append = catalog.missing_privileges(cur, schema, tables, truncate=False)
     truncating = catalog.missing_privileges(cur, schema, tables, truncate=True)
     in_place_because = (

@@ -20,6 +20,7 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.sizes import human_size
@@ -38,6 +39,9 @@ from pgvector_pipeline.store.manifest import (
     ManifestTable,
 )
 from pgvector_pipeline.store.sealing import MAX_SEALED_MANIFEST_BYTES, identities_for, open_sealed
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _CHUNK = 1 << 20
 
@@ -239,7 +243,7 @@ class _Tee(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         count = self._file.readinto(buffer) or 0
         if count:
             with memoryview(buffer) as view:

@@ -10,6 +10,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from pgvector_pipeline.contract import RestoreFlags
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
@@ -47,6 +48,26 @@ class TableComparison:
         return (self.live_rows, self.live_digest) == (self.restored_rows, self.restored_digest)
 
 
+class TableReport(TypedDict):
+    """One table in a drill's report (DrillResult.report)."""
+
+    table: str
+    set_rows: int
+    restored_rows: int
+    live_rows: int | None
+    live_equal: bool | None
+    digest: str
+
+
+class DrillReport(TypedDict):
+    """What a drill found, as plain data (DrillResult.report)."""
+
+    restore_s: float
+    data_age_hours: float
+    live_equal: bool | None
+    tables: list[TableReport]
+
+
 @dataclass(frozen=True)
 class DrillResult:
     backup_set: BackupSetInfo
@@ -69,7 +90,7 @@ class DrillResult:
         live tables were not compared."""
         return all(t.live_equal for t in self.tables) if self.compared_live else None
 
-    def report(self) -> dict:
+    def report(self) -> DrillReport:
         """What the drill found, as plain data: the one rendering `verify` prints on both paths (--direct prints it;
         a run records it as its output's RESULT_METADATA, which the client reads back)."""
         return {

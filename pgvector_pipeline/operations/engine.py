@@ -1,10 +1,10 @@
 """The engine: one plain-Python object for what the pipeline does to a database and a backup store (back up,
-restore, drill, truncate). The Dagster resources build it (PgVectorResource.get_engine, as dagster-aws's
+restore, drill, truncate, check). The Dagster resources build it (PgVectorResource.get_engine, as dagster-aws's
 S3Resource.get_client returns a plain client) and `--direct` builds it from its own environment: both then make the
 same calls, each taking its request, with the deployment's settings held here rather than passed along."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pgvector_pipeline.errors import InvalidParams
@@ -16,6 +16,7 @@ from pgvector_pipeline.operations.backup import (
     back_up_database,
     backup_options,
 )
+from pgvector_pipeline.operations.check import CheckReport, ExtraCheck, run_checks
 from pgvector_pipeline.operations.drill import DrillResult, restore_drill
 from pgvector_pipeline.operations.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
@@ -94,3 +95,8 @@ class Engine:
         return truncate_tables_now(
             self.dsn, self.schema, tables, warn=log.warning, lock_timeout_s=self.settings.lock_timeout_s
         )
+
+    def check(self, other_store: BackupStore | None = None, extra: Sequence[ExtraCheck] = ()) -> CheckReport:
+        """Whether this deployment works: the database, the backup store (and `other_store`, a copy's other end), the
+        newest global backup's age, then `extra` (see pgvector_pipeline.operations.check). Changes nothing."""
+        return run_checks(self.dsn, self.schema, self.backup_store(), other_store, extra=extra)

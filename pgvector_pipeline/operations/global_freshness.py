@@ -20,7 +20,7 @@ class Freshness:
 
     passed: bool
     description: str
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, str | int | float] = field(default_factory=dict)
 
 
 def max_age_hours() -> float:

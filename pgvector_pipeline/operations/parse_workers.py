@@ -89,7 +89,7 @@ class _Worker:
         assert self._process.stdin is not None and self._process.stdout is not None
         try:
             _send(self._process.stdin, (texts, vector_type))
-            answer = _receive(self._process.stdout)
+            answer: list[Parsed] | None = _receive(self._process.stdout)
         except (OSError, ValueError) as exc:  # a broken pipe, or one closed as the workers stop
             raise WorkerDied(f"A parse worker could not be reached ({exc}).") from exc
         if answer is None:

@@ -9,8 +9,11 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
+from types import TracebackType
 
-from pgvector_pipeline import pgcopy
+import psycopg2.extensions
+
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.contract import (
     MIGRATE_TO_LANGCHAIN_POSTGRES,
     NO_MIGRATION,
@@ -49,13 +52,15 @@ from pgvector_pipeline.store.keys import Identities
 from pgvector_pipeline.store.layout import is_encrypted_name
 from pgvector_pipeline.store.legacy import JsonRepairingCsvStream
 from pgvector_pipeline.store.manifest import Manifest, ManifestTable
-from pgvector_pipeline.store.naming import nearest_aside
+from pgvector_pipeline.store.naming import check_collections_in, check_tables_held
 from pgvector_pipeline.store.sealing import identities_for, open_sealed
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # A header names a handful of columns; a longer first line is not a header.
 _MAX_HEADER_BYTES = 64 << 10
-# zstd's largest block, and its header: what a compressed file's start may take beyond the bytes it holds.
+# zstd's largest block, and its header: what a compressed file's start may take beyond the bytes it holds. zstd
+# decodes a block only whole, and its blocks hold up to 128 KiB, stored as they are when they do not compress (a
+# binary set's vectors hardly do), after a frame header of at most 18 bytes.
 _ZSTD_BLOCK_BYTES = (128 << 10) + 1024
 
 
@@ -85,16 +90,7 @@ class RestoreResult:
 def check_restore_tables(backup_set: BackupSetInfo, tables: Sequence[str] | None) -> list[str]:
     """The tables to restore (None: every table of the set) in restore order; InvalidParams for names the set
     does not hold, or none."""
-    held = backup_set.tables
-    if tables is None:
-        return held
-    unknown = [t for t in tables if t not in held]
-    if unknown or not tables:
-        raise InvalidParams(
-            f"Cannot restore {unknown or 'no tables'}{nearest_aside(unknown, held)}: set {backup_set.timestamp} "
-            f"holds {held}; choose from those."
-        )
-    return [table for table in held if table in tables]  # the set's order: each after the tables it references
+    return check_tables_held(backup_set.timestamp, backup_set.tables, tables)
 
 
 def check_renames(
@@ -161,16 +157,7 @@ def check_collections_held(backup_set: BackupSetInfo, collections: Sequence[str]
     """InvalidParams, with the nearest names, for collections the set's manifest says it does not hold (a set whose
     manifest records none, formats 1 and 2 and old-system sets, is checked against its rows as it loads)."""
     record = backup_set.manifest.collections if backup_set.manifest else None
-    if record is None:
-        return
-    absent = [name for name in collections if name not in record.embeddings]
-    if absent:
-        held = ", ".join(repr(n) for n in list(record.embeddings)[:20])
-        raise InvalidParams(
-            f"Set {backup_set.timestamp} holds no collection named {', '.join(repr(n) for n in absent)}"
-            f"{nearest_aside(absent, record.embeddings, repr)}; it holds {held or 'none'}. "
-            f"Nothing was changed."
-        )
+    check_collections_in(backup_set.timestamp, None if record is None else record.embeddings, collections)
 
 
 def restore_backup_set(
@@ -262,7 +249,12 @@ def restore_backup_set(
 
 
 def _refuse_collections_present(
-    conn, schema: str, manifest: Manifest | None, tables: list[str], flags: RestoreFlags, chosen: tuple[str, ...]
+    conn: psycopg2.extensions.connection,
+    schema: str,
+    manifest: Manifest | None,
+    tables: list[str],
+    flags: RestoreFlags,
+    chosen: tuple[str, ...],
 ) -> None:
     """An append of a whole set whose collections the target holds already would fail on the first duplicate key:
     say so, and what to do, before anything loads (the names come from the manifest, format 3 on)."""
@@ -309,7 +301,13 @@ def _recorded_dimensions(manifest: Manifest | None) -> tuple[int, ...]:
 
 
 def _into_store(
-    conn, dsn: str, schema: str, load: StoreLoad, store: StoreTable, options: RestoreOptions, log: Log
+    conn: psycopg2.extensions.connection,
+    dsn: str,
+    schema: str,
+    load: StoreLoad,
+    store: StoreTable,
+    options: RestoreOptions,
+    log: Log,
 ) -> TablesRestored:
     stats, created = restore_into_store(conn, dsn, schema, load, store, options, log=log.info, warn=log.warning)
     return TablesRestored([stats], created)
@@ -503,10 +501,11 @@ def _table_load(
     legacy = backup_set.manifest is None or backup_set.manifest.adopted
     if entry is not None and backup_set.manifest is not None and backup_set.manifest.binary:
         _check_binary_start(held, table, backup_set, entry.codec, identities)
+        where, columns = f"{backup_set.location}/{name}", [column.name for column in entry.columns]
         return TableLoad(
             table,
-            [column.name for column in entry.columns],
-            open_file,
+            columns,
+            lambda: _BinaryFile(open_file(), where, len(columns)),
             entry.rows,
             file_bytes=entry.bytes,
             expected_chosen_rows=_chosen_rows(backup_set, table, chosen),
@@ -523,6 +522,27 @@ def _table_load(
     )
 
 
+class _BinaryFile:
+    """A binary set's file read through the check of its stream's structure (pgvector_pipeline.pgcopy.CheckedStream:
+    a crafted count or length never reaches the server); leaving it leaves the file (and its checks, so a file that
+    differs from its manifest is reported as damaged, not as the structure the damage broke)."""
+
+    def __init__(self, file: AbstractContextManager[io.RawIOBase], where: str, fields: int):
+        self._file = file
+        self._stream = pgcopy.CheckedStream(file.__enter__(), where, fields)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def __enter__(self) -> "_BinaryFile":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.__exit__(exc_type, exc, tb)
+
+
 class _LegacyFile:
     """A legacy CSV read through the JSON-repairing stream; leaving it leaves the file (and its checks)."""
 
@@ -536,5 +556,7 @@ class _LegacyFile:
     def __enter__(self) -> "_LegacyFile":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self._file.__exit__(*exc_info)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.__exit__(exc_type, exc, tb)

@@ -24,23 +24,25 @@ import hashlib
 import io
 import logging
 import os
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from pgvector_pipeline import pgcopy
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams
 from pgvector_pipeline.names import COLLECTION_REF_COLUMN
-from pgvector_pipeline.operations.backup import BackupResult
+from pgvector_pipeline.operations.backup import BackupResult, Log
 from pgvector_pipeline.operations.parse_workers import ParseWorkers, WorkerDied
 from pgvector_pipeline.operations.vector_binary import binary_vector_values
-from pgvector_pipeline.operations.vector_text import VectorType, read_vectors
+from pgvector_pipeline.operations.vector_text import Parsed, VectorType, read_vectors
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
 from pgvector_pipeline.store.damage import damage_marked
 from pgvector_pipeline.store.files import VerifiedReader, verified_csv
+from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.manifest import ManifestTable
 from pgvector_pipeline.store.sealing import MAX_SEALED_MANIFEST_BYTES, identities_for, open_sealed
 
@@ -82,7 +84,7 @@ class SetCheck:
     passed: bool
     description: str
     warn_only: bool = False
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, str | int | float] = field(default_factory=dict)
 
     @property
     def skipped(self) -> bool:
@@ -102,6 +104,21 @@ def check_set(backup_set: BackupSetInfo, previous: BackupSetInfo | None, warn: W
 
 
 def check_written_set(
+    store: BackupStore, written: BackupResult, log: Log
+) -> tuple[list[SetCheck], list[BackupSetInfo]]:
+    """Every check of the set a backup just wrote (`written`, read back from `store`: see _written_set_checks), each logged; and the
+    store's sets once checked (listed again when the files were found damaged: the set no longer lists as complete).
+    What every backup runs, in Dagster (assets.backup) and with --direct."""
+    sets = store.list_sets()
+    mine = next(s for s in sets if (s.task, s.timestamp) == (written.task, written.timestamp))
+    previous = next((s for s in sets if s.task == mine.task and s.complete and s.taken_at < mine.taken_at), None)
+    checks = _written_set_checks(mine, written, previous, log.warning)
+    for check in checks:
+        (log.info if check.passed else log.warning)(f"Check {check.name}: {check.description}")
+    return checks, store.list_sets() if files_differ(checks) else sets
+
+
+def _written_set_checks(
     backup_set: BackupSetInfo, written: BackupResult, previous: BackupSetInfo | None, warn: Warn | None = None
 ) -> list[SetCheck]:
     """The checks of the set a backup run has just written (`written`), at the cost of reading its stored bytes once:
@@ -156,7 +173,7 @@ def _read_stored_bytes(backup_set: BackupSetInfo) -> None:
 def _counted_vectors(written: BackupResult) -> SetCheck:
     """embeddings_parse of a set just written, from what its snapshot counted."""
     vectors = sum(rows for dims, rows in written.embedding_dimensions.items() if dims != "null")
-    metadata = {
+    metadata: dict[str, str | int | float] = {
         "vectors": vectors,
         "dimensions": ", ".join(d for d in written.embedding_dimensions if d != "null") or "none",
         "parsed_by": "not parsed again: the server printed each from a value pgvector accepted",
@@ -166,7 +183,7 @@ def _counted_vectors(written: BackupResult) -> SetCheck:
         return SetCheck(
             EMBEDDINGS_CHECK,
             False,
-            f"Vectors that would not search as they should: {mixed} (collections by their uuid).",
+            f"Vectors that would not search as they should: {mixed}.",
             metadata=metadata,
         )
     return SetCheck(
@@ -176,6 +193,11 @@ def _counted_vectors(written: BackupResult) -> SetCheck:
         f"have one dimension per collection (counted in the backup's snapshot).",
         metadata=metadata,
     )
+
+
+def files_differ(checks: list[SetCheck]) -> bool:
+    """Whether the checks found a file that does not match the manifest (the set is marked damaged)."""
+    return any(check.name == FILES_CHECK and not check.passed and not check.warn_only for check in checks)
 
 
 def check_files_and_embeddings(
@@ -329,6 +351,10 @@ def allowed_rows_drop() -> float:
     )
 
 
+# What one dimension is expected of: (table, vector column, collection key or '').
+_Group = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class _Batch:
     """Vectors of one column handed to a parser at once, and where each came from (row, group)."""
@@ -337,7 +363,7 @@ class _Batch:
     column: str
     vector_type: VectorType
     texts: list[str] = field(default_factory=list)
-    rows: list[tuple[int, tuple[str, str]]] = field(default_factory=list)
+    rows: list[tuple[int, _Group]] = field(default_factory=list)
 
 
 class _Vectors:
@@ -345,12 +371,13 @@ class _Vectors:
     Batches are parsed here or by `pool`'s workers, and taken in the order they were made."""
 
     def __init__(self, pool: ParseWorkers | None, workers: int) -> None:
-        # By (table, collection key): '' for a table outside LangChain's layout, whose vectors are one group.
-        self.dimensions: dict[tuple[str, str], set[int]] = {}
+        # By (table, column, collection key): '' for a table outside LangChain's layout, whose column's vectors are
+        # one group. Each column has its own dimension (a table may hold a vector(768) and a halfvec(2)).
+        self.dimensions: dict[_Group, set[int]] = {}
         self.vectors = 0
         self.bad: list[str] = []
         self._pool = pool
-        self._waiting: deque[tuple[_Batch, Future | list]] = deque()
+        self._waiting: deque[tuple[_Batch, Future[list[Parsed]] | list[Parsed]]] = deque()
         self._in_flight = _IN_FLIGHT * workers
         self._workers = workers
 
@@ -363,11 +390,11 @@ class _Vectors:
         batches = {i: _Batch(entry.file, name, types[name]) for i, name in enumerate(header) if name in types}
         group_at = header.index(COLLECTION_REF_COLUMN) if COLLECTION_REF_COLUMN in header else None
         for row_number, row in enumerate(reader, start=1):
-            group = (table, row[group_at] if group_at is not None else "")
+            key = row[group_at] if group_at is not None else ""
             for position, batch in batches.items():
                 if row[position]:
                     batch.texts.append(row[position])
-                    batch.rows.append((row_number, group))
+                    batch.rows.append((row_number, (table, batch.column, key)))
                     if len(batch.texts) >= _BATCH:
                         batches[position] = self._hand_over(batch)
         for batch in batches.values():
@@ -382,13 +409,16 @@ class _Vectors:
         names = [column.name for column in entry.columns]
         positions = {names.index(name): vector_type for name, vector_type in types.items()}
         group_at = names.index(COLLECTION_REF_COLUMN) if COLLECTION_REF_COLUMN in names else None
-        buffered = io.BufferedReader(stream, 1 << 16)
+        # The collection's key as the CSV of the same set holds it: a uuid's text, or the field's own text.
+        key_of = _uuid_text if group_at is not None and entry.columns[group_at].type == "uuid" else _field_text
+        # Its structure checked as it is read: each tuple has the manifest's columns (see pgcopy.CheckedStream).
+        checked = pgcopy.CheckedStream(io.BufferedReader(stream, 1 << 16), entry.file, len(names))
         row_number = 0
-        for block in pgcopy.tuple_blocks(buffered.read, entry.file, 1 << 20):
+        for block in pgcopy.tuple_blocks(checked.read, entry.file, 1 << 20):
             for fields in pgcopy.fields_of(block, entry.file):
                 row_number += 1
                 key = fields[group_at] if group_at is not None else None
-                group = (table, bytes(key).hex() if key is not None else "")
+                key_text = key_of(key) if key is not None else ""
                 for position, vector_type in positions.items():
                     field = fields[position]
                     if field is None:
@@ -398,7 +428,7 @@ class _Vectors:
                     if isinstance(found, str):
                         self._bad(f"{entry.file} row {row_number}, {names[position]}: {found}")
                     else:
-                        self.dimensions.setdefault(group, set()).add(len(found))
+                        self.dimensions.setdefault((table, names[position], key_text), set()).add(len(found))
 
     def _hand_over(self, batch: _Batch) -> _Batch:
         """Parse `batch` (or have a worker parse it); an empty batch of the same column to fill next."""
@@ -432,7 +462,7 @@ class _Vectors:
 
     def verdict(self) -> SetCheck:
         mixed = {group: sorted(dims) for group, dims in self.dimensions.items() if len(dims) > 1}
-        metadata = {
+        metadata: dict[str, str | int | float] = {
             "vectors": self.vectors,
             "dimensions": ", ".join(_dimension_list(self.dimensions)) or "none",
             # Text, not a number: the UI plots numbers, and this one says nothing over time.
@@ -440,8 +470,8 @@ class _Vectors:
         }
         if self.bad or mixed:
             problems = self.bad + [
-                f"{' '.join(part for part in group if part)} has vectors of {dims} dimensions"
-                for group, dims in mixed.items()
+                f"{table}.{column}{f' of collection {key}' if key else ''} has vectors of {dims} dimensions"
+                for (table, column, key), dims in mixed.items()
             ]
             return SetCheck(
                 EMBEDDINGS_CHECK,
@@ -457,11 +487,19 @@ class _Vectors:
         )
 
 
+def _uuid_text(value: memoryview) -> str:
+    return str(uuid.UUID(bytes=bytes(value))) if len(value) == 16 else bytes(value).hex()
+
+
+def _field_text(value: memoryview) -> str:
+    return bytes(value).decode("utf-8", "replace")
+
+
 def _vector_types(entry: ManifestTable) -> dict[str, VectorType]:
     """The columns of `entry` whose vectors the check parses, by name."""
     return {c.name: t for c in entry.columns if (t := VectorType.of(c.type)) is not None}
 
 
-def _dimension_list(dimensions: dict[tuple[str, str], set[int]]) -> Iterator[str]:
+def _dimension_list(dimensions: dict[_Group, set[int]]) -> Iterator[str]:
     for dims in sorted({d for found in dimensions.values() for d in found}):
         yield str(dims)

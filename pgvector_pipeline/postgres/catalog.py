@@ -4,8 +4,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.names import (
@@ -97,7 +98,7 @@ def where_clause(*conditions: sql.Composable | None) -> sql.Composable:
     return sql.SQL("") if condition is None else sql.SQL(" WHERE {}").format(condition)
 
 
-def single_value(cur) -> Any:
+def single_value(cur: psycopg2.extensions.cursor) -> Any:
     """The one value of the one row a query returned."""
     row = cur.fetchone()
     if row is None:
@@ -105,7 +106,15 @@ def single_value(cur) -> Any:
     return row[0]
 
 
-def table_oid(cur, schema: str, table: str) -> int | None:
+def single_row(cur: psycopg2.extensions.cursor) -> tuple[Any, ...]:
+    """The one row a query returned (one that always returns a row: an aggregate, SHOW, a function call)."""
+    row = cur.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row
+
+
+def table_oid(cur: psycopg2.extensions.cursor, schema: str, table: str) -> int | None:
     """The table's oid, or None when `schema.table` does not exist."""
     cur.execute(
         "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) "
@@ -117,7 +126,7 @@ def table_oid(cur, schema: str, table: str) -> int | None:
     return row[0] if row else None
 
 
-def table_extent(cur, schema: str, table: str) -> tuple[int, int]:
+def table_extent(cur: psycopg2.extensions.cursor, schema: str, table: str) -> tuple[int, int]:
     """(heap blocks, bytes of heap and TOAST) of the table as it is now, for splitting an export into ranges."""
     oid = table_oid(cur, schema, table)
     if oid is None:
@@ -127,12 +136,12 @@ def table_extent(cur, schema: str, table: str) -> tuple[int, int]:
         "pg_catalog.current_setting('block_size')::pg_catalog.int8, pg_catalog.pg_table_size(%(oid)s::pg_catalog.regclass)",
         {"oid": oid},
     )
-    heap_blocks, table_bytes = cur.fetchone()
+    heap_blocks, table_bytes = single_row(cur)
     return int(heap_blocks), int(table_bytes)
 
 
 @contextmanager
-def deparsed_relative_to(cur, schema: str) -> Iterator[None]:
+def deparsed_relative_to(cur: psycopg2.extensions.cursor, schema: str) -> Iterator[None]:
     """Within the block, the server prints names (format_type, pg_get_expr, pg_get_*def) without the schema when
     they live in `schema` or in pgvector's: DDL that fits any target schema and extension schema. The block's own
     statements must name everything they call (pg_catalog.…, OPERATOR(pg_catalog.=)): the path holds schemas
@@ -151,7 +160,7 @@ def deparsed_relative_to(cur, schema: str) -> Iterator[None]:
 _IN_ERROR = 3
 
 
-def describe_table(cur, schema: str, table: str) -> TableDescription | None:
+def describe_table(cur: psycopg2.extensions.cursor, schema: str, table: str) -> TableDescription | None:
     """The table's columns and the DDL to recreate it, or None when it does not exist.
 
     Names in the DDL are qualified only where they live outside the table's schema and pgvector's
@@ -201,7 +210,7 @@ def describe_table(cur, schema: str, table: str) -> TableDescription | None:
     return TableDescription(table, columns, create_table, indexes)
 
 
-def _column_types(cur, oid: int) -> dict[str, str]:
+def _column_types(cur: psycopg2.extensions.cursor, oid: int) -> dict[str, str]:
     """Each column's type as the server prints it under the empty search_path: qualified outside pg_catalog."""
     cur.execute(
         "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
@@ -211,7 +220,9 @@ def _column_types(cur, oid: int) -> dict[str, str]:
     return dict(cur.fetchall())
 
 
-def _definitions(cur, oid: int) -> tuple[list[tuple], list[tuple], list[str]]:
+def _definitions(
+    cur: psycopg2.extensions.cursor, oid: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[str]]:
     """The table's columns, constraints and non-constraint indexes as the server prints them."""
     cur.execute(
         "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
@@ -241,14 +252,14 @@ def _definitions(cur, oid: int) -> tuple[list[tuple], list[tuple], list[str]]:
     return column_rows, constraint_rows, [row[0] for row in cur.fetchall()]
 
 
-def extension_version(cur, name: str = "vector") -> str | None:
+def extension_version(cur: psycopg2.extensions.cursor, name: str = "vector") -> str | None:
     """The installed version of the extension, or None."""
     cur.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) %s", (name,))
     row = cur.fetchone()
     return row[0] if row else None
 
 
-def extension_schema(cur, name: str = "vector") -> str | None:
+def extension_schema(cur: psycopg2.extensions.cursor, name: str = "vector") -> str | None:
     """The schema the extension lives in, or None when it is not installed."""
     cur.execute(
         "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
@@ -273,7 +284,7 @@ class ColumnType:
     sql_type: str
 
 
-def relation_column_types(cur, relation: sql.Composable) -> dict[str, ColumnType]:
+def relation_column_types(cur: psycopg2.extensions.cursor, relation: sql.Composable) -> dict[str, ColumnType]:
     """The columns of a table (or temporary table) by name."""
     cur.execute(
         "SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
@@ -284,7 +295,7 @@ def relation_column_types(cur, relation: sql.Composable) -> dict[str, ColumnType
     return {name: ColumnType(oid, sql_type) for name, oid, sql_type in cur.fetchall()}
 
 
-def set_column_types(cur, type_names: Sequence[str]) -> list[ColumnType | None]:
+def set_column_types(cur: psycopg2.extensions.cursor, type_names: Sequence[str]) -> list[ColumnType | None]:
     """The types a set's manifest records (as the source printed them, relative to pgvector's schema), resolved in
     this database: None for one it does not have. pgvector's schema is searched after pg_catalog (always first), never
     a schema other roles may create types in; a spelling format_type would not print is None without being parsed."""
@@ -293,40 +304,36 @@ def set_column_types(cur, type_names: Sequence[str]) -> list[ColumnType | None]:
     path = sql.Identifier(ext_schema).as_string(cur) if ext_schema else ""
     cur.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
     try:
-        cur.execute(
-            "SELECT pg_catalog.to_regtype(t)::pg_catalog.oid FROM pg_catalog.unnest(%s::pg_catalog.text[]) "
-            "WITH ORDINALITY AS u(t, i) ORDER BY i",
-            (spelled,),
-        )
-        oids = [row[0] for row in cur.fetchall()]
+        oids = []
+        for name in spelled:  # a handful of columns: one short query each
+            cur.execute("SELECT pg_catalog.to_regtype(%s)::pg_catalog.oid", (name,))
+            oids.append(single_value(cur))
     finally:
         if not cur.connection.closed and cur.connection.get_transaction_status() != _IN_ERROR:
             cur.execute("SELECT pg_catalog.set_config('search_path', '', true)")
-    cur.execute(
-        "SELECT pg_catalog.format_type(o, NULL) FROM pg_catalog.unnest(%s::pg_catalog.oid[]) WITH ORDINALITY AS u(o, i) "
-        "ORDER BY i",
-        ([oid or 0 for oid in oids],),
-    )
-    printed = [row[0] for row in cur.fetchall()]
+    printed = []
+    for oid in oids:
+        cur.execute("SELECT pg_catalog.format_type(%s, NULL)", (oid or 0,))
+        printed.append(single_value(cur))
     return [
         ColumnType(oid, sql_type) if name is not None and oid else None
         for name, oid, sql_type in zip(spelled, oids, printed, strict=True)
     ]
 
 
-def server_version(cur) -> str:
+def server_version(cur: psycopg2.extensions.cursor) -> str:
     """The server's version string (SHOW server_version)."""
     cur.execute("SHOW server_version")
-    return single_value(cur)
+    return cast(str, single_value(cur))
 
 
-def pgvector_name(cur, name: str) -> sql.Composed:
+def pgvector_name(cur: psycopg2.extensions.cursor, name: str) -> sql.Composed:
     """`name` (a type or function of pgvector) qualified by the extension's schema: sessions run with an empty
     search_path, in which pgvector's names resolve only so."""
     return sql.SQL("{}.{}").format(sql.Identifier(extension_schema(cur) or "public"), sql.Identifier(name))
 
 
-def pgvector_operator_classes(cur) -> frozenset[str]:
+def pgvector_operator_classes(cur: psycopg2.extensions.cursor) -> frozenset[str]:
     """The operator classes the vector extension defines (vector_cosine_ops, …): an index definition names them
     through the extension's schema."""
     cur.execute(
@@ -357,7 +364,7 @@ class RebuildableIndex:
     definition: str
 
 
-def referenced_tables(cur, schema: str, table: str) -> list[str]:
+def referenced_tables(cur: psycopg2.extensions.cursor, schema: str, table: str) -> list[str]:
     """The tables of `schema` that `table`'s foreign keys reference (itself left out), by name."""
     cur.execute(
         "SELECT DISTINCT r.relname FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class r "
@@ -370,7 +377,7 @@ def referenced_tables(cur, schema: str, table: str) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def owned_sequences(cur, schema: str, table: str) -> list[tuple[str, str]]:
+def owned_sequences(cur: psycopg2.extensions.cursor, schema: str, table: str) -> list[tuple[str, str]]:
     """(column, sequence) of the table's columns that draw from a sequence they own (serial, identity)."""
     cur.execute(
         "SELECT a.attname, s.seq FROM pg_catalog.pg_attribute a, LATERAL (SELECT pg_catalog.pg_get_serial_sequence("
@@ -381,7 +388,7 @@ def owned_sequences(cur, schema: str, table: str) -> list[tuple[str, str]]:
     return [(column, sequence) for column, sequence in cur.fetchall()]
 
 
-def tables_with_vectors(cur, schema: str) -> list[str]:
+def tables_with_vectors(cur: psycopg2.extensions.cursor, schema: str) -> list[str]:
     """The tables of `schema` with a column of pgvector's types, by name."""
     cur.execute(
         # pgvector's own types (the extension's schema): a type of the same name in another schema is not one.
@@ -397,7 +404,7 @@ def tables_with_vectors(cur, schema: str) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:
+def rebuildable_indexes(cur: psycopg2.extensions.cursor, schema: str, table: str) -> list[RebuildableIndex]:
     """The table's indexes that nothing else needs while it is empty: not behind a constraint (primary
     key, unique, exclusion: foreign keys may depend on those), not unique, valid, in the default
     tablespace (pg_get_indexdef omits it) and without a comment (dropping would lose it)."""
@@ -416,12 +423,14 @@ def rebuildable_indexes(cur, schema: str, table: str) -> list[RebuildableIndex]:
     return [RebuildableIndex(name, definition) for name, definition in cur.fetchall()]
 
 
-def missing_privileges(cur, schema: str, tables: list[str], truncate: bool) -> list[str]:
+def missing_privileges(cur: psycopg2.extensions.cursor, schema: str, tables: list[str], truncate: bool) -> list[str]:
     """The privileges a restore into `tables` needs that the current role lacks, as 'PRIVILEGE on schema.table'."""
     return lacking_privileges(cur, schema, tables, ["SELECT", "INSERT"] + (["TRUNCATE"] if truncate else []))
 
 
-def lacking_privileges(cur, schema: str, tables: Sequence[str], privileges: Sequence[str]) -> list[str]:
+def lacking_privileges(
+    cur: psycopg2.extensions.cursor, schema: str, tables: Sequence[str], privileges: Sequence[str]
+) -> list[str]:
     """The `privileges` on each of `tables` the current role lacks, as 'PRIVILEGE on schema.table' (USAGE on the
     schema first, which every one of them needs)."""
     cur.execute("SELECT pg_catalog.has_schema_privilege(%s, 'USAGE')", (schema,))
@@ -435,7 +444,7 @@ def lacking_privileges(cur, schema: str, tables: Sequence[str], privileges: Sequ
     return missing
 
 
-def index_rebuild_refusal(cur, schema: str, table: str) -> str | None:
+def index_rebuild_refusal(cur: psycopg2.extensions.cursor, schema: str, table: str) -> str | None:
     """Why the current role cannot drop and rebuild the table's indexes (not its owner, or no CREATE on the
     schema, which CREATE INDEX needs); None when it can."""
     cur.execute(
@@ -444,7 +453,7 @@ def index_rebuild_refusal(cur, schema: str, table: str) -> str | None:
         "WHERE c.oid OPERATOR(pg_catalog.=) %s",
         (schema, table_oid(cur, schema, table)),
     )
-    owns, owner, can_create, user = cur.fetchone()
+    owns, owner, can_create, user = single_row(cur)
     if not owns:
         return f"role {user} does not own {table} (its owner is {owner})"
     if not can_create:

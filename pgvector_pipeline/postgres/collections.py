@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg2.errors
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, ResourceNotFound, advice, named
@@ -42,7 +43,7 @@ def row_filter(schema: str, table: str, names: Sequence[str]) -> sql.Composable 
     return None
 
 
-def embeddings_per_collection(cur, schema: str, names: Sequence[str]) -> dict[str, int]:
+def embeddings_per_collection(cur: psycopg2.extensions.cursor, schema: str, names: Sequence[str]) -> dict[str, int]:
     """Embeddings of each collection (those named, or all), by name; ResourceNotFound naming the collections the
     store holds when a name is not among them (a typo must not back up nothing)."""
     where = row_filter(schema, COLLECTION_TABLE, names)
@@ -78,7 +79,9 @@ def embeddings_per_collection(cur, schema: str, names: Sequence[str]) -> dict[st
     return rows
 
 
-def delete_collections(cur, schema: str, names: Sequence[str], log: Callable[[str], None]) -> None:
+def delete_collections(
+    cur: psycopg2.extensions.cursor, schema: str, names: Sequence[str], log: Callable[[str], None]
+) -> None:
     """Delete the collections `names` and their embeddings (by collection key, not a truncate): every other
     collection stays as it is. Part of the caller's transaction."""
     deleted = {}
@@ -115,7 +118,9 @@ def stage_table(table: str) -> sql.Identifier:
     return sql.Identifier(f"pgvector_restore_{table}")
 
 
-def create_stage(cur, table: str, columns: Sequence[str], types: Mapping[str, str] | None = None) -> sql.Identifier:
+def create_stage(
+    cur: psycopg2.extensions.cursor, table: str, columns: Sequence[str], types: Mapping[str, str] | None = None
+) -> sql.Identifier:
     """A temporary table with the file's columns (from its header): each of the type `types` gives it (the target
     column's, from the catalog), so COPY parses a value once and the INSERT … SELECT that takes the rows on copies
     it; text for the others, which that INSERT casts. (All text was 2.5× slower at 50,000 × 1536: the server
@@ -137,7 +142,9 @@ def create_stage(cur, table: str, columns: Sequence[str], types: Mapping[str, st
 _RENAMES = sql.Identifier("pgvector_restore_renames")
 
 
-def prepare_chosen(cur, schema: str, chosen: ChosenCollections, log: Callable[[str], None]) -> None:
+def prepare_chosen(
+    cur: psycopg2.extensions.cursor, schema: str, chosen: ChosenCollections, log: Callable[[str], None]
+) -> None:
     """Before anything is loaded: delete the target's collections the restore replaces (by their final names),
     refuse names the target holds when not replacing, and note a new key for each renamed collection."""
     if chosen.replace:
@@ -174,7 +181,7 @@ def prepare_chosen(cur, schema: str, chosen: ChosenCollections, log: Callable[[s
 
 
 def insert_staged(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     target: TableDescription,
     file_columns: Sequence[str],
@@ -243,7 +250,7 @@ def _staged_rows(table: str, chosen: ChosenCollections | None) -> sql.Composable
     )
 
 
-def collections_present(cur, schema: str, names: Sequence[str]) -> list[str]:
+def collections_present(cur: psycopg2.extensions.cursor, schema: str, names: Sequence[str]) -> list[str]:
     """Which of `names` the target's collection table holds already (none when it has no such table)."""
     # By name in the catalog: text handed to to_regclass is folded to lower case ("Docs" would read as docs).
     if table_oid(cur, schema, COLLECTION_TABLE) is None:

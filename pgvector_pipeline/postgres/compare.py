@@ -3,14 +3,15 @@ whatever order the rows are stored in (the md5 of the sorted md5s of each row's 
 
 from collections.abc import Sequence
 
+import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.postgres.catalog import qualified
+from pgvector_pipeline.postgres.catalog import qualified, single_row
 
 _SCRATCH_PREFIX = "pgvector_drill_"
 
 
-def table_digest(cur, schema: str, table: str, columns: Sequence[str]) -> tuple[int, str]:
+def table_digest(cur: psycopg2.extensions.cursor, schema: str, table: str, columns: Sequence[str]) -> tuple[int, str]:
     """Rows of `schema.table` and the digest of their `columns` (in that order, so that two tables whose columns
     are ordered differently compare equal)."""
     cur.execute(
@@ -19,7 +20,7 @@ def table_digest(cur, schema: str, table: str, columns: Sequence[str]) -> tuple[
             "FROM (SELECT pg_catalog.md5(ROW({columns})::pg_catalog.text) AS h FROM {table}) AS rows"
         ).format(columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=qualified(schema, table))
     )
-    rows, digest = cur.fetchone()
+    rows, digest = single_row(cur)
     return rows, digest
 
 
@@ -28,7 +29,7 @@ def scratch_schema(timestamp: str) -> str:
     return f"{_SCRATCH_PREFIX}{timestamp}"
 
 
-def create_scratch(cur, schema: str) -> list[str]:
+def create_scratch(cur: psycopg2.extensions.cursor, schema: str) -> list[str]:
     """Drop what earlier drills left (a killed run), then create `schema`; the leftovers' names."""
     cur.execute(
         # ~~ is LIKE.
@@ -42,5 +43,5 @@ def create_scratch(cur, schema: str) -> list[str]:
     return leftovers
 
 
-def drop_scratch(cur, schema: str) -> None:
+def drop_scratch(cur: psycopg2.extensions.cursor, schema: str) -> None:
     cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -8,6 +8,7 @@ Dagster event. Parse errors are raised `from None`, because Dagster also records
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import psycopg2
 import psycopg2.errors
@@ -112,7 +113,7 @@ def redact_dsn(dsn: str) -> str:
     for name in SECRET_PARAMETERS:
         if name in params:
             params[name] = "***"
-    return psycopg2.extensions.make_dsn(**params)
+    return cast(str, psycopg2.extensions.make_dsn(**params))
 
 
 def connect(
@@ -206,7 +207,7 @@ def classify_connect_error(exc: psycopg2.Error, dsn: str) -> PipelineError:
     if any(marker in lowered for marker in _TRANSIENT_CONNECT_FAILURES) or "fatal:" not in lowered:
         return DatabaseError(
             f"Cannot connect to PostgreSQL at {where}: {detail}. Check that the server is running and that "
-            f"PGVECTOR_DSN points at it.",
+            f"the DSN (PGVECTOR_DSN, or the variable named by dsn_env) points at it.",
             can_retry=True,
         )
     if "does not exist" in lowered:

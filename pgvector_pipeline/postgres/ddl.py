@@ -9,7 +9,7 @@ What is executed is the statement re-printed from the checked parse tree, never 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from pglast import ast, parse_sql
 from pglast.enums import ConstrType
@@ -26,6 +26,8 @@ INDEX_METHODS = frozenset({"btree", "hash", "gin", "gist", "spgist", "brin", "hn
 SAFE_OPERATORS = frozenset({"=", "<>", "<", ">", "<=", ">=", "->", "->>", "#>", "#>>", "@>", "<@", "?", "?|", "?&"})
 # Functions of pg_catalog a column default may call: they take no arguments and read nothing.
 SAFE_DEFAULT_FUNCTIONS = frozenset({"now", "gen_random_uuid", "clock_timestamp", "statement_timestamp"})
+# The statement _single_statement expects (CreateStmt, IndexStmt).
+_Statement = TypeVar("_Statement", bound=ast.Node)
 _COLUMN_CONSTRAINTS = {
     ConstrType.CONSTR_NULL,
     ConstrType.CONSTR_NOTNULL,
@@ -129,14 +131,14 @@ def placed(statement: str, placement: Placement) -> str:
     return RawStream()(stmt)
 
 
-def _placed_type(type_name, placement: Placement):
+def _placed_type(type_name: ast.TypeName | None, placement: Placement) -> ast.TypeName | None:
     names = [name.sval for name in (type_name.names if type_name else None) or ()]
-    if len(names) == 1 and names[0] in VECTOR_TYPES:
+    if type_name is not None and len(names) == 1 and names[0] in VECTOR_TYPES:
         type_name.names = (ast.String(sval=placement.extension_schema), ast.String(sval=names[0]))
     return type_name
 
 
-def _single_statement(statement: str, expected: type, what: str):
+def _single_statement(statement: str, expected: type[_Statement], what: str) -> _Statement:
     if not isinstance(statement, str):
         raise UnsafeDDL(f"The manifest's DDL for {what} is not text.")
     try:
@@ -200,7 +202,7 @@ def _check_column(column: ast.ColumnDef, statement: str, references: Sequence[st
     _make_serial(column, table)
 
 
-def _is_serial(expression, column: ast.ColumnDef, table: str) -> bool:
+def _is_serial(expression: ast.Node | None, column: ast.ColumnDef, table: str) -> bool:
     """Whether a default is `nextval('{table}_{column}_seq'::regclass)` on an integer column: what serial and
     bigserial columns (LlamaIndex's ids, say) look like in the catalog."""
     if not isinstance(expression, ast.FuncCall) or not expression.args or len(expression.args) != 1:
@@ -245,7 +247,7 @@ def _check_constraint(constraint: ast.Constraint, statement: str, references: Se
         _check_relation(constraint.pktable, referenced, statement)
 
 
-def _check_default(expression, column: str, statement: str) -> None:
+def _check_default(expression: ast.Node | None, column: str, statement: str) -> None:
     if isinstance(expression, ast.TypeCast):
         expression = expression.arg
     if isinstance(expression, (ast.A_Const, ast.SQLValueFunction)):
@@ -261,7 +263,7 @@ def _check_default(expression, column: str, statement: str) -> None:
     _refuse(statement, f"the default of column {column!r} is an expression restore does not execute")
 
 
-def _check_expression(expression, statement: str) -> None:
+def _check_expression(expression: ast.Node | tuple[Any, ...] | None, statement: str) -> None:
     """Column references, constants, casts and allowed operators only: nothing that calls a function."""
     if isinstance(expression, (ast.ColumnRef, ast.A_Const)):
         return

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
-from pgvector_pipeline.postgres.catalog import qualified, table_oid
+from pgvector_pipeline.postgres.catalog import qualified, single_row, single_value, table_oid
 from pgvector_pipeline.sizes import human_size
 
 # Above the estimate: WAL, the index builds' sort space and the free space map; an estimate is not a promise.
@@ -52,7 +53,7 @@ class Room:
         return f"{human_size(self.free)} free in {self.where}, about {human_size(self.needed)} needed"
 
 
-def room_for(cur, schema: str, needs: Mapping[str, Need]) -> list[Room]:
+def room_for(cur: psycopg2.extensions.cursor, schema: str, needs: Mapping[str, Need]) -> list[Room]:
     """Free space against the estimated size of each table's new rows (from the live table's bytes per row when it
     holds rows, else from the CSV size), summed per tablespace directory. The live rows are the planner's estimate
     (see _rows_now; a count when there is nothing to scale): this runs before the restore locks anything."""
@@ -70,11 +71,11 @@ def room_for(cur, schema: str, needs: Mapping[str, Need]) -> list[Room]:
             "WHERE c.oid OPERATOR(pg_catalog.=) %s",
             (oid,),
         )
-        size, tablespace, location, counted, counted_pages, pages = cur.fetchone()
+        size, tablespace, location, counted, counted_pages, pages = single_row(cur)
         rows = _rows_now(counted, counted_pages, pages)
         if rows is None:  # never analyzed, or analyzed empty and written since: no density to scale
             cur.execute(sql.SQL("SELECT pg_catalog.count(*) FROM {}").format(qualified(schema, table)))
-            rows = cur.fetchone()[0]
+            rows = single_value(cur)
         estimate = int(size * need.set_rows / rows) if rows >= 1 and need.set_rows is not None else need.csv_bytes
         where = location if tablespace and location else (data_directory or "")
         needed_in[where] = needed_in.get(where, 0) + int(estimate * MARGIN)
@@ -102,7 +103,7 @@ def _room(where: str, needed: int, data_directory: str | None) -> Room:
     return Room(needed, stat.f_bavail * stat.f_frsize, where)
 
 
-def _data_directory(cur) -> str | None:
+def _data_directory(cur: psycopg2.extensions.cursor) -> str | None:
     """The server's data directory when this process runs on its host and sees it (its postmaster.pid names this
     server), else None."""
     cur.execute("SAVEPOINT pgvector_disk_space")
@@ -114,7 +115,7 @@ def _data_directory(cur) -> str | None:
     except psycopg2.errors.InsufficientPrivilege:  # not a superuser nor pg_read_all_settings
         cur.execute("ROLLBACK TO SAVEPOINT pgvector_disk_space")
         return None
-    directory, port, started = cur.fetchone()
+    directory, port, started = single_row(cur)
     cur.execute("RELEASE SAVEPOINT pgvector_disk_space")
     try:
         fd = os.open(os.path.join(directory, "postmaster.pid"), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

@@ -8,6 +8,8 @@ swap reads this state again under its ACCESS EXCLUSIVE locks and gives up, sayin
 
 from collections.abc import Sequence
 
+import psycopg2.extensions
+
 # Each part of a table's definition the swap carries over, as sorted text rows of the table `%(oid)s`.
 _PARTS = {
     "indexes": "SELECT c.relname OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) "
@@ -33,7 +35,7 @@ _PARTS = {
 TableState = dict[str, list[str]]
 
 
-def table_states(cur, tables: Sequence[tuple[str, int]]) -> dict[str, TableState]:
+def table_states(cur: psycopg2.extensions.cursor, tables: Sequence[tuple[str, int]]) -> dict[str, TableState]:
     """Each (name, oid) table's definition as the swap carries it over, part by part."""
     states = {}
     for name, oid in tables:

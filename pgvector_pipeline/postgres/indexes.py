@@ -5,6 +5,7 @@ import os
 import time
 from collections.abc import Callable
 
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.postgres import catalog
@@ -25,7 +26,7 @@ def default_maintenance_workers() -> int:
 
 
 def empty_tables(
-    cur, schema: str, tables: list[str], created: list[str], log: Callable[[str], None]
+    cur: psycopg2.extensions.cursor, schema: str, tables: list[str], created: list[str], log: Callable[[str], None]
 ) -> tuple[dict[str, int], list[catalog.RebuildableIndex]]:
     """Truncate `tables` and drop the indexes an emptied table rebuilds faster after the load (those of tables
     `created` here have none yet); the row counts before, and the dropped indexes."""
@@ -46,7 +47,7 @@ def empty_tables(
 
 
 def drop_rebuildable_indexes(
-    cur, schema: str, tables: list[str], log: Callable[[str], None]
+    cur: psycopg2.extensions.cursor, schema: str, tables: list[str], log: Callable[[str], None]
 ) -> list[catalog.RebuildableIndex]:
     """Drop the emptied tables' rebuildable indexes; their definitions, to build them after the load."""
     dropped = []
@@ -62,7 +63,7 @@ def drop_rebuildable_indexes(
     return dropped
 
 
-def raise_maintenance_settings(cur, options: RestoreOptions) -> tuple[str, int]:
+def raise_maintenance_settings(cur: psycopg2.extensions.cursor, options: RestoreOptions) -> tuple[str, int]:
     """This transaction's memory and parallel workers for index builds; what they were set to."""
     memory = options.maintenance_work_mem or default_maintenance_work_mem()
     workers = default_maintenance_workers()
@@ -72,7 +73,9 @@ def raise_maintenance_settings(cur, options: RestoreOptions) -> tuple[str, int]:
     return memory, workers
 
 
-def build_indexes(cur, statements: list[str], options: RestoreOptions, log: Callable[[str], None]) -> None:
+def build_indexes(
+    cur: psycopg2.extensions.cursor, statements: list[str], options: RestoreOptions, log: Callable[[str], None]
+) -> None:
     """Build indexes after the load, with the memory and workers of this transaction raised for it."""
     if not statements:
         return

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, PipelineError
@@ -41,7 +42,7 @@ def legacy_not_null_columns(target: catalog.TableDescription, file_columns: list
 
 def load_file(
     dsn: str,
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     target: tuple[catalog.TableDescription, tuple[str, ...]],
@@ -64,7 +65,7 @@ def load_file(
     return _load_table(cur, schema, load, target, before, options, log, into)
 
 
-def binary_loads_straight(cur, load: TableLoad, relation: sql.Composable) -> bool:
+def binary_loads_straight(cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql.Composable) -> bool:
     """Whether the rows of `load` COPY straight into `relation`: a CSV always does (the server parses its text into
     any type); a binary file only into columns of the very types the set records (its fields are those types' binary
     forms), else through a stage of those types (see _copy_binary_cast). DataError for a type the database lacks."""
@@ -73,7 +74,9 @@ def binary_loads_straight(cur, load: TableLoad, relation: sql.Composable) -> boo
     return _binary_plan(cur, load, relation) is None
 
 
-def _binary_plan(cur, load: TableLoad, relation: sql.Composable) -> list[catalog.ColumnType] | None:
+def _binary_plan(
+    cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql.Composable
+) -> list[catalog.ColumnType] | None:
     """None when the set's types are the relation's; else the set's types, for a stage."""
     assert load.binary_types is not None
     resolved = catalog.set_column_types(cur, load.binary_types)
@@ -103,7 +106,7 @@ def loads_in_parallel(loads: list[TableLoad], options: RestoreOptions) -> bool:
 
 def _load_in_parallel(
     dsn: str,
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     into: str,
@@ -135,7 +138,7 @@ def _load_in_parallel(
 
 
 def _load_table(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     target: tuple[catalog.TableDescription, tuple[str, ...]],
@@ -177,7 +180,7 @@ def copy_finished(options: RestoreOptions, load: TableLoad, restored: int) -> No
 
 
 def _copy_staged(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     load: TableLoad,
     target: catalog.TableDescription,
@@ -201,7 +204,11 @@ def _copy_staged(
 
 
 def copy_in(
-    cur, schema: str, load: TableLoad, target: catalog.TableDescription | None, into: sql.Composable | None = None
+    cur: psycopg2.extensions.cursor,
+    schema: str,
+    load: TableLoad,
+    target: catalog.TableDescription | None,
+    into: sql.Composable | None = None,
 ) -> int:
     """COPY the file into its table (or into `into`, a staging table of the file's columns); the rows loaded.
     `target` describes the table the rows end in, when it exists (see legacy_not_null_columns)."""
@@ -226,7 +233,7 @@ def copy_in(
 _BINARY_STAGE = sql.Identifier("pgvector_restore_binary_stage")
 
 
-def _copy_binary(cur, load: TableLoad, relation: sql.Composable) -> int:
+def _copy_binary(cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql.Composable) -> int:
     """COPY a binary file into `relation`: straight when its columns are of the set's types; otherwise into a stage
     of the set's types, then INSERT … SELECT with each column cast to the relation's type (json to jsonb, uuid to
     text, vector to vector(n)): DataError naming the column when no cast exists."""
@@ -273,7 +280,7 @@ def _copy_binary(cur, load: TableLoad, relation: sql.Composable) -> int:
     return inserted
 
 
-def _copy_stream(cur, statement: sql.Composable, load: TableLoad) -> int:
+def _copy_stream(cur: psycopg2.extensions.cursor, statement: sql.Composable, load: TableLoad) -> int:
     """COPY the load's file with `statement`; the rows loaded. A read error of the file is raised as itself."""
     with load.open_csv() as stream:
         source = _ReadErrors(stream)
@@ -301,6 +308,11 @@ class _ReadErrors:
             self.error = exc
             raise
 
+    def readline(
+        self, size: int = -1, /
+    ) -> bytes:  # part of the file protocol copy_expert is typed with; COPY FROM reads
+        return self.read(size)
+
 
 def check_restored_rows(load: TableLoad, restored: int, after_emptied: int | None, chosen: bool = False) -> None:
     """The rows COPY loaded (or, for chosen collections, inserted) against the manifest; and, for a table emptied
@@ -322,7 +334,9 @@ def check_restored_rows(load: TableLoad, restored: int, after_emptied: int | Non
         )
 
 
-def advance_sequences(cur, schema: str, table: str, log: Callable[[str], None], warn: Callable[[str], None]) -> None:
+def advance_sequences(
+    cur: psycopg2.extensions.cursor, schema: str, table: str, log: Callable[[str], None], warn: Callable[[str], None]
+) -> None:
     """Move each sequence a column of the table owns (serial, identity) past the largest value restored, as pg_dump
     restores a sequence with its table: otherwise the app's next insert takes an id a restored row has."""
     for column, sequence in catalog.owned_sequences(cur, schema, table):

@@ -52,7 +52,7 @@ class LockHolder:
         return f"pid {self.pid} ({self.application_name or 'no application_name'}, {self.state}{since}{began}) {held} {self.mode}"
 
 
-def lock_holders(cur, schema: str, tables: list[str]) -> list[LockHolder]:
+def lock_holders(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> list[LockHolder]:
     """Other sessions holding or awaiting locks on `tables` now."""
     names = [qualified(schema, table).as_string(cur) for table in tables]
     cur.execute(_LOCK_HOLDERS, (names,))
@@ -60,7 +60,12 @@ def lock_holders(cur, schema: str, tables: list[str]) -> list[LockHolder]:
 
 
 def lock_tables(
-    conn: psycopg2.extensions.connection, cur, schema: str, tables: list[str], mode: str, doing: str
+    conn: psycopg2.extensions.connection,
+    cur: psycopg2.extensions.cursor,
+    schema: str,
+    tables: list[str],
+    mode: str,
+    doing: str,
 ) -> None:
     """LOCK `tables` IN `mode` MODE in the open transaction, waiting at most lock_timeout.
 
@@ -85,7 +90,7 @@ def lock_tables(
         ) from None
 
 
-def _current_setting(conn, name: str) -> str:
+def _current_setting(conn: psycopg2.extensions.connection, name: str) -> str:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_catalog.current_setting(%s)", (name,))
@@ -97,7 +102,9 @@ def _current_setting(conn, name: str) -> str:
         return "?"
 
 
-def _holders_after_rollback(conn, schema: str, tables: list[str]) -> list[LockHolder] | None:
+def _holders_after_rollback(
+    conn: psycopg2.extensions.connection, schema: str, tables: list[str]
+) -> list[LockHolder] | None:
     """The sessions in the way, asked on the rolled-back session; None when it cannot answer."""
     try:
         with conn.cursor() as cur:
@@ -119,7 +126,7 @@ def described(holders: list[LockHolder] | None) -> str:
     )
 
 
-def hold_restore_lock(cur, schema: str) -> None:
+def hold_restore_lock(cur: psycopg2.extensions.cursor, schema: str) -> None:
     """Take this schema's restore lock for the transaction, or DatabaseError naming the session restoring now."""
     cur.execute(
         "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext(%s), pg_catalog.hashtext(%s))",

@@ -4,6 +4,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from typing import cast
 
 import psycopg2
 import psycopg2.extensions
@@ -27,10 +28,10 @@ class TruncateStats:
     duration_s: float
 
 
-def count_rows(cur, schema: str, table: str, where: sql.Composable | None = None) -> int:
+def count_rows(cur: psycopg2.extensions.cursor, schema: str, table: str, where: sql.Composable | None = None) -> int:
     """count(*) of `schema.table` (of its rows `where` keeps) in the cursor's transaction."""
     cur.execute(sql.SQL("SELECT pg_catalog.count(*) FROM {}{}").format(qualified(schema, table), where_clause(where)))
-    return single_value(cur)
+    return cast(int, single_value(cur))
 
 
 def check_truncate_tables(tables: list[str], table_set: TableSet = DEFAULT_TABLES) -> list[str]:
@@ -51,7 +52,7 @@ def check_truncate_tables(tables: list[str], table_set: TableSet = DEFAULT_TABLE
     return table_set.in_order(tables)
 
 
-def truncate_tables(cur, schema: str, tables: list[str]) -> list[TruncateStats]:
+def truncate_tables(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> list[TruncateStats]:
     """Truncate `tables` in one statement inside the caller's transaction and report counts.
 
     The exclusive lock is taken before counting so rows_before is exactly what the TRUNCATE removed. The

@@ -8,6 +8,9 @@ Document.id), else its old uuid as text. Uniqueness is judged over the whole set
 of its collections a restore takes. The collection tables differ only in column order: they load by name.
 """
 
+from typing import cast
+
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DataError, setting
@@ -20,7 +23,7 @@ from pgvector_pipeline.names import (
     LANGCHAIN_COMMUNITY,
     LANGCHAIN_POSTGRES,
 )
-from pgvector_pipeline.postgres.catalog import TableDescription, langchain_layout
+from pgvector_pipeline.postgres.catalog import TableDescription, langchain_layout, single_value
 from pgvector_pipeline.postgres.collections import stage_table
 
 # The community file's columns that make the new id and are not loaded as such.
@@ -83,7 +86,7 @@ def check_layouts(target: TableDescription, file_columns: list[str], migrating: 
         )
 
 
-def new_ids(cur) -> dict[str, sql.Composable]:
+def new_ids(cur: psycopg2.extensions.cursor) -> dict[str, sql.Composable]:
     """The expression of each migrated row's new id over the staged embedding row `s` (see the module's
     docstring), after noting which custom ids the set holds more than once."""
     stage, custom_id = stage_table(EMBEDDING_TABLE), sql.Identifier(COMMUNITY_CUSTOM_ID_COLUMN)
@@ -103,7 +106,7 @@ def new_ids(cur) -> dict[str, sql.Composable]:
     return {EMBEDDING_ID_COLUMN: expression}
 
 
-def duplicated_custom_ids(cur) -> int:
+def duplicated_custom_ids(cur: psycopg2.extensions.cursor) -> int:
     """How many custom ids the set holds more than once (their rows keep their old uuid as id)."""
     cur.execute(sql.SQL("SELECT pg_catalog.count(*) FROM {}").format(_DUPLICATED))
-    return cur.fetchone()[0]
+    return cast(int, single_value(cur))

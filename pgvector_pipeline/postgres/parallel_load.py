@@ -12,15 +12,17 @@ blocks and the file's checksums matched; otherwise every session rolls back, and
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing
+from contextlib import AbstractContextManager, ExitStack, closing
+from typing import cast
 
 import psycopg2
 from psycopg2 import sql
 
-from pgvector_pipeline import pgcopy
+import pgvector_pipeline.pgcopy as pgcopy
 from pgvector_pipeline.errors import DataError, PipelineError
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.connection import COPY_MESSAGE_BYTES, classify_error, further_session, rollback_quietly
+from pgvector_pipeline.postgres.restore_types import CsvSource
 
 # Sessions that load a large file into a new table (a swapped restore): the server parses on one core per session.
 DEFAULT_LOAD_SESSIONS = 2
@@ -30,7 +32,7 @@ _QUEUED_BLOCKS = 3
 _END = b""
 
 
-def row_blocks(read: Callable[[int], bytes], block_bytes: int = BLOCK_BYTES):
+def row_blocks(read: Callable[[int], bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
     """Blocks of whole CSV rows from `read`, the header line left out. A newline ends a row only outside quotes:
     CSV doubles a quote inside a quoted field, so the count of quote characters before a row's end is even."""
     pending, header_done = b"", False
@@ -66,8 +68,8 @@ class _BlockQueue:
     """A session's blocks as a file for copy_expert: read() hands out the next block's bytes; an error put in the
     queue is raised inside COPY, which then fails (and the session rolls back)."""
 
-    def __init__(self):
-        self.blocks: queue.Queue = queue.Queue(maxsize=_QUEUED_BLOCKS)
+    def __init__(self) -> None:
+        self.blocks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_QUEUED_BLOCKS)
         self._current = memoryview(b"")
 
     def read(self, size: int = -1) -> bytes:
@@ -91,7 +93,7 @@ def parallel_copy(
     schema: str,
     table: str,
     columns: list[str],
-    open_csv: Callable,
+    open_csv: Callable[[], AbstractContextManager[CsvSource]],
     sessions: int,
     on_sessions: Callable[[list[int]], None] | None = None,
     binary: bool = False,
@@ -110,7 +112,7 @@ def parallel_copy(
         if on_sessions is not None:
             on_sessions([conn.get_backend_pid() for conn in conns])
         feeds = [_BlockQueue() for _ in conns]
-        results: list = [None] * sessions
+        results: list[int | BaseException | None] = [None] * sessions
 
         def load(index: int) -> None:
             try:
@@ -138,7 +140,7 @@ def parallel_copy(
             raise DataError(f"Loading {table} failed: {failure}") from failure
         for conn in conns:
             conn.commit()
-        return sum(results)
+        return sum(cast(list[int], results))  # every session loaded: each result is its row count
 
 
 class _Cut:
@@ -158,7 +160,10 @@ def _binary_blocks(table: str) -> _Cut:
 
 
 def _feed(
-    open_csv: Callable, feeds: list[_BlockQueue], threads: list[threading.Thread], cut: _Cut
+    open_csv: Callable[[], AbstractContextManager[CsvSource]],
+    feeds: list[_BlockQueue],
+    threads: list[threading.Thread],
+    cut: _Cut,
 ) -> BaseException | None:
     """Read the file and hand its blocks out in turn; at the end (or on an error) tell every session. The error, if
     any: the file's own (damaged, checksum) or a session's that stopped taking blocks."""
@@ -190,7 +195,7 @@ class _SessionEnded(Exception):
     """A loading session ended before its blocks did (its own error says why)."""
 
 
-def _put(feed: _BlockQueue, item, thread: threading.Thread) -> bool:
+def _put(feed: _BlockQueue, item: bytes | BaseException, thread: threading.Thread) -> bool:
     """Put `item` in a session's queue, waiting while it is full; False when the session has ended (then it takes
     nothing more)."""
     while thread.is_alive():

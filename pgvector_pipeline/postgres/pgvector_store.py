@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import psycopg2.errors
 import psycopg2.extensions
@@ -182,7 +183,7 @@ class _Source:
         return catalog.where_clause(self.chosen, condition)
 
 
-def _source(cur, load: StoreLoad) -> _Source:
+def _source(cur: psycopg2.extensions.cursor, load: StoreLoad) -> _Source:
     layout = langchain_layout(load.embeddings.columns)
     old_id = (
         new_ids(cur)[EMBEDDING_ID_COLUMN]
@@ -207,7 +208,7 @@ def _source(cur, load: StoreLoad) -> _Source:
     return _Source(rows, chosen, old_id)
 
 
-def _check_rows(cur, source: _Source, store: StoreTable) -> None:
+def _check_rows(cur: psycopg2.extensions.cursor, source: _Source, store: StoreTable) -> None:
     """Refuse rows a PGVectorStore table cannot hold (NULL content or embedding), naming some of them."""
     for column, becomes in ((DOCUMENT_COLUMN, store.content_column), (EMBEDDING_COLUMN, store.embedding_column)):
         cur.execute(
@@ -227,7 +228,7 @@ def _check_rows(cur, source: _Source, store: StoreTable) -> None:
             )
 
 
-def _map_ids(cur, source: _Source, store: StoreTable) -> int:
+def _map_ids(cur: psycopg2.extensions.cursor, source: _Source, store: StoreTable) -> int:
     """Give each id that is not a UUID its uuid5 (noted in a temporary table the INSERT joins); how many."""
     cur.execute(
         sql.SQL(
@@ -266,7 +267,7 @@ def _map_ids(cur, source: _Source, store: StoreTable) -> int:
 
 
 def _prepare_target(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     store: StoreTable,
     load: StoreLoad,
@@ -293,7 +294,7 @@ def _prepare_target(
     return description, before[store.table], dropped
 
 
-def _dimension(cur, load: StoreLoad, store: StoreTable) -> int:
+def _dimension(cur: psycopg2.extensions.cursor, load: StoreLoad, store: StoreTable) -> int:
     """The dimension of a new table's embedding column: the one the set's manifest records, else (a set of the old
     system) the first embedding's; the INSERT's cast to vector(n) refuses any row of another."""
     if len(load.dimensions) == 1:
@@ -309,7 +310,7 @@ def _dimension(cur, load: StoreLoad, store: StoreTable) -> int:
         )
         row = cur.fetchone()
         if row:
-            return row[0]
+            return cast(int, row[0])
     held = ", ".join(map(str, load.dimensions)) or "no embeddings"
     raise DataError(
         f"{store.table} does not exist, and its embedding column needs one dimension; the set's embeddings have "
@@ -318,7 +319,7 @@ def _dimension(cur, load: StoreLoad, store: StoreTable) -> int:
     )
 
 
-def _staged_types(cur) -> dict[str, str]:
+def _staged_types(cur: psycopg2.extensions.cursor) -> dict[str, str]:
     """_STAGED_TYPES as SQL names them: pgvector's through the extension's schema, the others through pg_catalog."""
     return {
         column: catalog.pgvector_name(cur, name).as_string(cur) if name == "vector" else f"pg_catalog.{name}"
@@ -326,7 +327,7 @@ def _staged_types(cur) -> dict[str, str]:
     }
 
 
-def _create_table(cur, schema: str, store: StoreTable, dimension: int) -> None:
+def _create_table(cur: psycopg2.extensions.cursor, schema: str, store: StoreTable, dimension: int) -> None:
     columns = [
         sql.SQL("{} pg_catalog.uuid NOT NULL").format(sql.Identifier(store.id_column)),
         sql.SQL("{} pg_catalog.text NOT NULL").format(sql.Identifier(store.content_column)),
@@ -364,7 +365,9 @@ def _check_table(description: catalog.TableDescription, store: StoreTable, schem
         )
 
 
-def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescription, source: _Source) -> int:
+def _insert(
+    cur: psycopg2.extensions.cursor, schema: str, store: StoreTable, target: catalog.TableDescription, source: _Source
+) -> int:
     """One INSERT … SELECT of the staged rows into the store table; the rows inserted."""
     metadata = sql.SQL("s.{}::pg_catalog.jsonb").format(sql.Identifier(METADATA_COLUMN))
     kept_id = sql.SQL(
@@ -425,7 +428,9 @@ def _insert(cur, schema: str, store: StoreTable, target: catalog.TableDescriptio
     return cur.rowcount
 
 
-def _add_primary_key(cur, schema: str, store: StoreTable, log: Callable[[str], None]) -> None:
+def _add_primary_key(
+    cur: psycopg2.extensions.cursor, schema: str, store: StoreTable, log: Callable[[str], None]
+) -> None:
     started = time.monotonic()
     try:
         cur.execute(

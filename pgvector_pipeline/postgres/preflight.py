@@ -4,6 +4,7 @@ truncating restore can swap new tables in. Each refuses, saying what to do, whil
 
 from collections.abc import Callable
 
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, DataError, ResourceNotFound, advice, setting
@@ -15,7 +16,7 @@ from pgvector_pipeline.postgres.restore_types import RestoreOptions, TableDDL, T
 from pgvector_pipeline.postgres.swap import swap_blockers
 
 
-def ensure_vector_extension(cur, schema: str, may_create: bool) -> list[str]:
+def ensure_vector_extension(cur: psycopg2.extensions.cursor, schema: str, may_create: bool) -> list[str]:
     """The vector extension, created when missing if `may_create`, else ResourceNotFound. What it created."""
     ext_schema = catalog.extension_schema(cur)
     created = []
@@ -32,12 +33,14 @@ def ensure_vector_extension(cur, schema: str, may_create: bool) -> list[str]:
     return created
 
 
-def placement_of(cur, schema: str) -> ddl.Placement:
+def placement_of(cur: psycopg2.extensions.cursor, schema: str) -> ddl.Placement:
     """Where a manifest's DDL creates its tables and finds pgvector's names, in this database."""
     return ddl.Placement(schema, catalog.extension_schema(cur) or "public", catalog.pgvector_operator_classes(cur))
 
 
-def ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl: dict[str, TableDDL] | None) -> list[str]:
+def ensure_schema_objects(
+    cur: psycopg2.extensions.cursor, schema: str, loads: list[TableLoad], table_ddl: dict[str, TableDDL] | None
+) -> list[str]:
     """The vector extension and the tables, created from `table_ddl` when missing (without it, a missing loaded table
     is ResourceNotFound); what was created."""
     # The manifest's DDL names tables without a schema: they are created in the target schema.
@@ -62,7 +65,7 @@ def ensure_schema_objects(cur, schema: str, loads: list[TableLoad], table_ddl: d
 
 
 def target_columns(
-    cur, schema: str, load: TableLoad, options: RestoreOptions
+    cur: psycopg2.extensions.cursor, schema: str, load: TableLoad, options: RestoreOptions
 ) -> tuple[catalog.TableDescription, tuple[str, ...]]:
     """The target's description and the columns left to NULL/defaults; DataError if the header does not fit."""
     target = catalog.describe_table(cur, schema, load.table)
@@ -116,7 +119,7 @@ def target_columns(
     return target, tuple(c.name for c in extra)
 
 
-def check_privileges(cur, schema: str, tables: list[str], truncate: bool) -> None:
+def check_privileges(cur: psycopg2.extensions.cursor, schema: str, tables: list[str], truncate: bool) -> None:
     """Refuse before anything changes when the role cannot do what the restore needs."""
     missing = catalog.missing_privileges(cur, schema, tables, truncate)
     if missing:
@@ -127,7 +130,9 @@ def check_privileges(cur, schema: str, tables: list[str], truncate: bool) -> Non
         )
 
 
-def check_room(cur, schema: str, loads: list[TableLoad], log: Callable[[str], None]) -> None:
+def check_room(
+    cur: psycopg2.extensions.cursor, schema: str, loads: list[TableLoad], log: Callable[[str], None]
+) -> None:
     """Refuse before anything changes when the server's disk cannot hold the set's rows beside the live ones (see
     postgres.disk_space); when this process cannot see the server's disk, log the estimate instead."""
     needs = {load.table: Need(load.expected_rows, load.file_bytes or 0) for load in loads}
@@ -143,7 +148,9 @@ def check_room(cur, schema: str, loads: list[TableLoad], log: Callable[[str], No
     log(f"Disk space: {'; '.join(room.described() for room in rooms)}.")
 
 
-def swap_refusal(cur, schema: str, tables: list[str], options: RestoreOptions, created: list[str]) -> str | None:
+def swap_refusal(
+    cur: psycopg2.extensions.cursor, schema: str, tables: list[str], options: RestoreOptions, created: list[str]
+) -> str | None:
     """Why this restore loads in place instead of swapping; None when it can swap."""
     if options.chosen is not None or options.migrate_ids:
         return "restores of some collections and migrations load into the live tables"

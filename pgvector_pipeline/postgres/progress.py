@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import psycopg2
+import psycopg2.extensions
 from pglast import ast, parse_sql
 
 from pgvector_pipeline.errors import PipelineError
@@ -132,10 +133,10 @@ class ProgressMonitor:
         finally:
             conn.close()
 
-    def _lines(self, cur) -> list[str]:
+    def _lines(self, cur: psycopg2.extensions.cursor) -> list[str]:
         return self._copy_lines(cur) + self._index_lines(cur)
 
-    def _copy_lines(self, cur) -> list[str]:
+    def _copy_lines(self, cur: psycopg2.extensions.cursor) -> list[str]:
         """One line per table being loaded, summed over the sessions loading it."""
         with self._watched:
             pids, aliases = list(self._pids), dict(self._aliases)
@@ -159,7 +160,7 @@ class ProgressMonitor:
             self._event(ProgressEvent(f"COPY {table}", rows_done, rows_total, "rows", bytes_done, bytes_total or None))
         return lines
 
-    def _index_lines(self, cur) -> list[str]:
+    def _index_lines(self, cur: psycopg2.extensions.cursor) -> list[str]:
         """One line per index being built, with tuples (or blocks) done of the phase's total."""
         cur.execute(_INDEX_PROGRESS, (self._pid,))
         lines = []

@@ -2,10 +2,12 @@
 command (pgvector_pipeline.operations.check) asks before an operator relies on backups, truncates and restores (privileges:
 catalog.lacking_privileges, which the restore's own check uses too)."""
 
+import psycopg2.extensions
+
 from pgvector_pipeline.postgres.catalog import single_value, table_oid
 
 
-def row_security_applies(cur, schema: str, table: str) -> bool:
+def row_security_applies(cur: psycopg2.extensions.cursor, schema: str, table: str) -> bool:
     """Whether a row-level security policy filters what the current role reads from the table: its sessions run with
     row_security off, so a backup would be refused (as pg_dump's is). PostgreSQL's own answer (row_security_active):
     false for a superuser, a role with BYPASSRLS, and the owner of a table whose security is not forced."""
@@ -16,7 +18,7 @@ def row_security_applies(cur, schema: str, table: str) -> bool:
     return bool(single_value(cur))
 
 
-def schema_exists(cur, schema: str) -> bool:
+def schema_exists(cur: psycopg2.extensions.cursor, schema: str) -> bool:
     cur.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) %s)", (schema,)
     )

@@ -123,7 +123,7 @@ class _Prepared:
     def load(
         self,
         dsn: str,
-        cur,
+        cur: psycopg2.extensions.cursor,
         schema: str,
         load: TableLoad,
         options: RestoreOptions,
@@ -136,7 +136,7 @@ class _Prepared:
             dsn, cur, schema, load, target, self.rows_before, options, log, monitor, into=into, parallel=self.parallel
         )
 
-    def index_builds(self, cur, schema: str, options: RestoreOptions) -> list[str]:
+    def index_builds(self, cur: psycopg2.extensions.cursor, schema: str, options: RestoreOptions) -> list[str]:
         """The dropped indexes, then those of the tables created here (built once, after the loads)."""
         placement = placement_of(cur, schema)
         created = [
@@ -149,7 +149,12 @@ class _Prepared:
 
 
 def _prepare(
-    cur, dsn: str, schema: str, loads: list[TableLoad], options: RestoreOptions, log: Callable[[str], None]
+    cur: psycopg2.extensions.cursor,
+    dsn: str,
+    schema: str,
+    loads: list[TableLoad],
+    options: RestoreOptions,
+    log: Callable[[str], None],
 ) -> _Prepared:
     """Take the restore lock, create what is missing, check headers and privileges, then lock, truncate and drop
     indexes as the options say: everything that can refuse comes before anything that changes rows."""
@@ -178,7 +183,12 @@ def _prepare(
 
 
 def _shadows(
-    cur, dsn: str, schema: str, loads: list[TableLoad], options: RestoreOptions, log: Callable[[str], None]
+    cur: psycopg2.extensions.cursor,
+    dsn: str,
+    schema: str,
+    loads: list[TableLoad],
+    options: RestoreOptions,
+    log: Callable[[str], None],
 ) -> tuple[list[str], list[Shadow], bool]:
     """The leftovers dropped first, the new tables beside the live ones, and whether further sessions load them: then
     the tables are committed by a further session (they must exist outside this transaction; dropped again on any
@@ -192,7 +202,7 @@ def _shadows(
     return drop_leftovers(cur, schema), create_shadows(cur, schema, tables), False
 
 
-def _hold_writers_off(cur, schema: str, tables: list[str]) -> dict[str, int]:
+def _hold_writers_off(cur: psycopg2.extensions.cursor, schema: str, tables: list[str]) -> dict[str, int]:
     """SHARE-lock the live tables until the swap (bounded wait): readers go on, writers wait, so no write is made
     to a table about to be replaced. The rows they hold now."""
     lock_tables(cur.connection, cur, schema, tables, "SHARE", "the restore (holding writers off until the swap)")
@@ -200,7 +210,12 @@ def _hold_writers_off(cur, schema: str, tables: list[str]) -> dict[str, int]:
 
 
 def _prepare_tables(
-    cur, schema: str, loads: list[TableLoad], options: RestoreOptions, created: list[str], log: Callable[[str], None]
+    cur: psycopg2.extensions.cursor,
+    schema: str,
+    loads: list[TableLoad],
+    options: RestoreOptions,
+    created: list[str],
+    log: Callable[[str], None],
 ) -> tuple[dict[str, int], list[catalog.RebuildableIndex]]:
     """Lock the tables (bounded wait), truncate them if asked and drop the indexes an emptied table rebuilds
     faster; the row counts before, and the dropped indexes."""

@@ -10,7 +10,7 @@ snapshot, and applies inside every parallel export range.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pglast import ast, parse_sql
 from pglast.enums import A_Expr_Kind, BoolExprType, BoolTestType, NullTestType
@@ -87,7 +87,7 @@ def checked_row_filter(text: str, table: str, columns: Sequence[str]) -> str:
     return printed
 
 
-def _printed(node) -> str:
+def _printed(node: ast.Node | tuple[Any, ...] | None) -> str:
     """The checked condition re-printed with every operator and cast type named through pg_catalog, and every
     operation in parentheses, as pg_dump prints expressions: `(a OPERATOR(pg_catalog.=) 1)`,
     `CAST(x AS pg_catalog.int4)`. What it calls cannot resolve to an object another role planted in a schema on a
@@ -131,7 +131,7 @@ def _operation(operator: str, left: str, right: str) -> str:
     return f"({left} OPERATOR(pg_catalog.{operator}) {right})"
 
 
-def _values(node: ast.A_Expr) -> tuple:
+def _values(node: ast.A_Expr) -> tuple[ast.Node, ...]:
     """The list of IN (…) or BETWEEN … AND …."""
     assert isinstance(node.rexpr, tuple)  # what the parser makes of both
     return node.rexpr
@@ -158,7 +158,7 @@ def _has_more(statement: ast.SelectStmt) -> bool:
     return any(getattr(statement, name, None) for name in others) or len(statement.fromClause or ()) != 1
 
 
-def _check(node, text: str, table: str, columns: set[str]) -> None:
+def _check(node: ast.Node | tuple[Any, ...] | None, text: str, table: str, columns: set[str]) -> None:
     if isinstance(node, ast.A_Const):
         return
     if isinstance(node, ast.ColumnRef):

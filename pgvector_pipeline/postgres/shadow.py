@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 from pglast import ast, parse_sql
 from pglast.stream import RawStream
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, PipelineError
 from pgvector_pipeline.postgres import drift
-from pgvector_pipeline.postgres.catalog import qualified, single_value, table_oid
+from pgvector_pipeline.postgres.catalog import qualified, single_row, single_value, table_oid
 from pgvector_pipeline.postgres.connection import connect, further_session
 from pgvector_pipeline.postgres.locks import described, lock_holders
 from pgvector_pipeline.postgres.swap import swap_blockers
@@ -62,7 +63,7 @@ def shadow_name(oid: int) -> str:
     return f"pgvector_new_{oid}"
 
 
-def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
+def create_shadows(cur: psycopg2.extensions.cursor, schema: str, tables: Sequence[str]) -> list[Shadow]:
     """Create a new, empty table beside each live one (see the module's docstring), in `tables`' order."""
     shadows = []
     for table in tables:
@@ -76,7 +77,7 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
             "OPERATOR(pg_catalog.=) %s",
             (oid,),
         )
-        unlogged, tablespace = cur.fetchone()
+        unlogged, tablespace = single_row(cur)
         cur.execute(
             sql.SQL(
                 "CREATE {unlogged}TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING "
@@ -96,7 +97,7 @@ def create_shadows(cur, schema: str, tables: Sequence[str]) -> list[Shadow]:
             )
         )
         cur.execute("SELECT pg_catalog.obj_description(%s, 'pg_class')", (oid,))
-        comment = cur.fetchone()[0]
+        comment = single_value(cur)
         if comment is not None:
             cur.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(qualified(schema, shadow.name)), (comment,))
         shadows.append(shadow)
@@ -113,13 +114,17 @@ def committed_shadows(dsn: str, schema: str, tables: Sequence[str]) -> tuple[lis
         return dropped, create_shadows(cur, schema, tables)
 
 
-def drop_shadows_quietly(conn, dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
+def drop_shadows_quietly(
+    conn: psycopg2.extensions.connection, dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]
+) -> None:
     """Drop new tables that were not swapped in (none remain after a swap: they have the live names then), in a
     transaction of their own; see _drop_quietly."""
     _drop_quietly(conn, dsn, schema, [shadow.name for shadow in shadows], "new tables", warn)
 
 
-def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> dict[str, drift.TableState]:
+def finish_shadows(
+    cur: psycopg2.extensions.cursor, schema: str, shadows: list[Shadow], log: Callable[[str], None]
+) -> dict[str, drift.TableState]:
     """After the load: give each new table the live one's indexes, constraints, triggers, security and owner. The
     live tables' state they were given (read first: the swap compares it with the state under its locks)."""
     dressed_as = drift.table_states(cur, [(shadow.live, shadow.oid) for shadow in shadows])
@@ -137,7 +142,7 @@ def finish_shadows(cur, schema: str, shadows: list[Shadow], log: Callable[[str],
     return dressed_as
 
 
-def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
+def swap_shadows(cur: psycopg2.extensions.cursor, schema: str, shadows: list[Shadow]) -> None:
     """Swap the new tables in for the live ones, in the caller's transaction (which must hold ACCESS EXCLUSIVE locks
     on the live tables); the old tables keep their rows under old_name() until drop_old_tables_after."""
     for shadow in shadows:
@@ -159,7 +164,9 @@ def swap_shadows(cur, schema: str, shadows: list[Shadow]) -> None:
         _rename_identity_sequences(cur, schema, shadow, identity_sequences)
 
 
-def _rename_identity_sequences(cur, schema: str, shadow: Shadow, pairs: list[tuple[int, str, str]]) -> None:
+def _rename_identity_sequences(
+    cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow, pairs: list[tuple[int, str, str]]
+) -> None:
     """The new identity sequences take the live ones' names (`nextval('docs_id_seq')` in the app's code or defaults),
     the live ones, dropped with the old table, a name of their own. `pairs`: _identity_sequences before the swap."""
     for number, (_, new, live) in enumerate(pairs):
@@ -176,13 +183,22 @@ def old_name(shadow: Shadow) -> str:
     return f"pgvector_old_{shadow.oid}"
 
 
-def drop_old_tables_after(conn, dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]) -> None:
+def drop_old_tables_after(
+    conn: psycopg2.extensions.connection, dsn: str, schema: str, shadows: list[Shadow], warn: Callable[[str], None]
+) -> None:
     """After the swap is committed: drop the old tables in a transaction of their own. Nobody reads them any more,
     but autovacuum may still be working on them (the swap does not wait for it); see _drop_quietly."""
     _drop_quietly(conn, dsn, schema, [old_name(shadow) for shadow in shadows], "swapped-out tables", warn)
 
 
-def _drop_quietly(conn, dsn: str, schema: str, names: list[str], what: str, warn: Callable[[str], None]) -> None:
+def _drop_quietly(
+    conn: psycopg2.extensions.connection,
+    dsn: str,
+    schema: str,
+    names: list[str],
+    what: str,
+    warn: Callable[[str], None],
+) -> None:
     """DROP TABLE IF EXISTS `names`, together (foreign keys between them go with them), in a transaction of its own:
     in the restore's session `conn` once its transaction has ended (a role may have no further connection slot),
     else in a new one. A failure only warns: the next swapped restore drops them (drop_leftovers), and it never
@@ -202,7 +218,7 @@ def _drop_quietly(conn, dsn: str, schema: str, names: list[str], what: str, warn
         )
 
 
-def drop_leftovers(cur, schema: str) -> list[str]:
+def drop_leftovers(cur: psycopg2.extensions.cursor, schema: str) -> list[str]:
     """Drop the new and old tables a swapped restore of `schema` left when it died (the caller holds the schema's
     restore lock, so no other restore is using them); their names."""
     cur.execute(
@@ -218,7 +234,7 @@ def drop_leftovers(cur, schema: str) -> list[str]:
 
 
 def swap_in(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     shadows: list[Shadow],
     log: Callable[[str], None],
@@ -263,12 +279,14 @@ def swap_in(
     )
 
 
-def _refuse_changes_since(cur, schema: str, shadows: list[Shadow], dressed_as: dict | None) -> None:
+def _refuse_changes_since(
+    cur: psycopg2.extensions.cursor, schema: str, shadows: list[Shadow], dressed_as: dict[str, drift.TableState] | None
+) -> None:
     """Under the swap's locks: DatabaseError (retryable) when the app changed a live table since its new one was
     dressed (see postgres.drift), or something now depends on it that a swap cannot carry (postgres.swap): the
     change would be lost with the old table, or stay bound to it."""
     tables = [shadow.live for shadow in shadows]
-    changed = swap_blockers(cur, schema, tables)
+    changed = swap_blockers(cur, schema, tables, [shadow.name for shadow in shadows])
     if dressed_as is not None:
         changed += drift.changes(dressed_as, drift.table_states(cur, [(s.live, s.oid) for s in shadows]))
     if changed:
@@ -282,7 +300,9 @@ def _refuse_changes_since(cur, schema: str, shadows: list[Shadow], dressed_as: d
         )
 
 
-def _cancel_waiters_in_the_way(cur, schema: str, shadows: list[Shadow], log: Callable[[str], None]) -> None:
+def _cancel_waiters_in_the_way(
+    cur: psycopg2.extensions.cursor, schema: str, shadows: list[Shadow], log: Callable[[str], None]
+) -> None:
     """Cancel the statement of each session that waits for this restore while holding a lock on a live table: an app
     that read langchain_pg_collection and then waits to insert into langchain_pg_embedding (writers are held off
     until the swap), as LangChain's PGVector.add_texts does in one transaction. The swap needs that session's lock,
@@ -318,7 +338,7 @@ def _cancel_waiters_in_the_way(cur, schema: str, shadows: list[Shadow], log: Cal
             )
 
 
-def _storage_options(cur, schema: str, shadow: Shadow) -> None:
+def _storage_options(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> None:
     """The live table's storage parameters (autovacuum was off while the new table loaded), then statistics for
     the planner: the app's first queries after the swap find the new table analyzed."""
     table = qualified(schema, shadow.name)
@@ -328,7 +348,7 @@ def _storage_options(cur, schema: str, shadow: Shadow) -> None:
         "OPERATOR(pg_catalog.=) c.reltoastrelid WHERE c.oid OPERATOR(pg_catalog.=) %s",
         (shadow.oid,),
     )
-    options, toast_options = cur.fetchone()
+    options, toast_options = single_row(cur)
     for prefix, listed in (("", options), ("toast.", toast_options)):
         for option in listed or ():
             key, _, value = option.partition("=")
@@ -340,7 +360,7 @@ def _storage_options(cur, schema: str, shadow: Shadow) -> None:
     cur.execute(sql.SQL("ANALYZE {}").format(table))
 
 
-def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> None:
+def _indexes(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow, log: Callable[[str], None]) -> None:
     """The live table's indexes, on the new table under temporary names; index-backed constraints (primary key,
     unique, exclusion) as constraints whose index gets a temporary name (its constraint name follows the index)."""
     cur.execute(
@@ -355,7 +375,7 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
     )
     indexes = cur.fetchall()
     cur.execute("SELECT pg_catalog.current_setting('default_tablespace')")
-    default_tablespace = cur.fetchone()[0]
+    default_tablespace = single_value(cur)
     for (
         index_oid,
         name,
@@ -388,7 +408,7 @@ def _indexes(cur, schema: str, shadow: Shadow, log: Callable[[str], None]) -> No
         log(f"{shadow.live}: built {name} on the new table.")
 
 
-def _constraints(cur, schema: str, shadow: Shadow, new_names: dict[str, str]) -> None:
+def _constraints(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow, new_names: dict[str, str]) -> None:
     """Foreign keys (others came with LIKE or with the indexes): those into a swapped table point at its new table."""
     cur.execute(
         "SELECT conname, pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint WHERE conrelid "
@@ -399,14 +419,14 @@ def _constraints(cur, schema: str, shadow: Shadow, new_names: dict[str, str]) ->
         cur.execute(_aimed_constraint(definition, schema, shadow.name, name, new_names))
 
 
-def _replica_identity(cur, schema: str, shadow: Shadow) -> None:
+def _replica_identity(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> None:
     cur.execute(
         "SELECT c.relreplident, (SELECT r.relname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class r ON r.oid "
         "OPERATOR(pg_catalog.=) i.indexrelid WHERE i.indrelid OPERATOR(pg_catalog.=) c.oid AND i.indisreplident) FROM "
         "pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) %s",
         (shadow.oid,),
     )
-    kind, index = cur.fetchone()
+    kind, index = single_row(cur)
     table = qualified(schema, shadow.name)
     if kind == "f":
         cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(table))
@@ -417,7 +437,7 @@ def _replica_identity(cur, schema: str, shadow: Shadow) -> None:
         cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY USING INDEX {}").format(table, sql.Identifier(temporary)))
 
 
-def _triggers(cur, schema: str, shadow: Shadow) -> None:
+def _triggers(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> None:
     """The live table's own triggers (not the foreign keys' internal ones), created after the load so they do not
     fire on restored rows."""
     cur.execute(
@@ -440,13 +460,13 @@ def _triggers(cur, schema: str, shadow: Shadow) -> None:
             )
 
 
-def _row_security(cur, schema: str, shadow: Shadow) -> None:
+def _row_security(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> None:
     table = qualified(schema, shadow.name)
     cur.execute(
         "SELECT relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.=) %s",
         (shadow.oid,),
     )
-    enabled, forced = cur.fetchone()
+    enabled, forced = single_row(cur)
     if enabled:
         cur.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(table))
     if forced:
@@ -477,7 +497,7 @@ def _row_security(cur, schema: str, shadow: Shadow) -> None:
         )
 
 
-def _copy_grants(cur, source: int, target: sql.Composable) -> None:
+def _copy_grants(cur: psycopg2.extensions.cursor, source: int, target: sql.Composable) -> None:
     """GRANT on `target` (e.g. SEQUENCE name) what the relation `source` (an oid) grants."""
     cur.execute(
         "SELECT a.privilege_type, CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE "
@@ -496,7 +516,7 @@ def _copy_grants(cur, source: int, target: sql.Composable) -> None:
         )
 
 
-def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
+def _grants_and_owner(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> None:
     """The live table's and its columns' privileges, then its owner (last: the new owner's grants are kept)."""
     table = qualified(schema, shadow.name)
     cur.execute(
@@ -526,12 +546,12 @@ def _grants_and_owner(cur, schema: str, shadow: Shadow) -> None:
         "OPERATOR(pg_catalog.=) %s",
         (shadow.oid,),
     )
-    owner, ours = cur.fetchone()
+    owner, ours = single_row(cur)
     if not ours:
         cur.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(table, sql.SQL(owner)))
 
 
-def _planner_settings(cur, schema: str, shadow: Shadow) -> None:
+def _planner_settings(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> None:
     """What LIKE leaves out that the planner and CLUSTER read: columns' statistics targets and options (n_distinct),
     and the index the table is clustered on (by its live name, which the new index takes at the swap)."""
     table = qualified(schema, shadow.name)
@@ -571,7 +591,7 @@ def _option(text: str) -> sql.Composable:
     return sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
 
 
-def _identity_positions(cur, schema: str, shadow: Shadow) -> None:
+def _identity_positions(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> None:
     """Identity columns came with new sequences (LIKE INCLUDING IDENTITY), which start over: each takes its live
     sequence's position, so no id the app was handed before the swap is handed out again (the restore then moves it
     past the restored ids, as for any owned sequence)."""
@@ -596,7 +616,7 @@ def _identity_positions(cur, schema: str, shadow: Shadow) -> None:
         _copy_grants(cur, live, sql.SQL("SEQUENCE {}").format(qualified(schema, new)))
 
 
-def _identity_sequences(cur, schema: str, shadow: Shadow) -> list[tuple[int, str, str]]:
+def _identity_sequences(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow) -> list[tuple[int, str, str]]:
     """(live sequence's oid, new sequence's name, live sequence's name) of each identity column: LIKE INCLUDING
     IDENTITY gave the new table sequences of its own, named after it."""
     cur.execute(
@@ -615,7 +635,7 @@ def _identity_sequences(cur, schema: str, shadow: Shadow) -> list[tuple[int, str
     return [(live, new, name) for live, new, name in cur.fetchall()]
 
 
-def _hand_over_sequences(cur, schema: str, shadow: Shadow, old: str) -> None:
+def _hand_over_sequences(cur: psycopg2.extensions.cursor, schema: str, shadow: Shadow, old: str) -> None:
     """Sequences the old table's columns own (serial) now belong to the new table's columns, so dropping the old
     table keeps them; identity columns came with their own sequences (LIKE INCLUDING IDENTITY)."""
     cur.execute(

@@ -12,7 +12,13 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.errors import DatabaseError, ResourceNotFound
-from pgvector_pipeline.names import COLLECTION_REF_COLUMN, EMBEDDING_COLUMN, EMBEDDING_TABLE
+from pgvector_pipeline.names import (
+    COLLECTION_KEY_COLUMN,
+    COLLECTION_REF_COLUMN,
+    COLLECTION_TABLE,
+    EMBEDDING_COLUMN,
+    EMBEDDING_TABLE,
+)
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.catalog import qualified
 from pgvector_pipeline.postgres.collections import embeddings_per_collection
@@ -104,7 +110,7 @@ class Snapshot:
             raise
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         # Cleanup never replaces the error that ended the block (a dead session needs no rollback).
         if not self._committed:
             rollback_quietly(self.conn)
@@ -209,7 +215,30 @@ class Snapshot:
             if dims is not None:
                 by_group.setdefault(key or "", []).append(dims)
         mixed = {key or description.name: dims for key, dims in by_group.items() if len(dims) > 1}
+        if grouped and mixed:
+            mixed = self._named_collections(mixed)
         return VectorDimensions(dict(sorted(by_dimension.items())), mixed)
+
+    def _named_collections(self, by_key: dict[str, list[int]]) -> dict[str, list[int]]:
+        """`by_key` keyed by collection name ('collection NAME'), where the collection table names the key."""
+        if catalog.table_oid(self.cur, self.schema, COLLECTION_TABLE) is None:
+            return {f"collection {key}": dims for key, dims in by_key.items()}
+        with classified("reading the names of collections", self.conn):
+            self.cur.execute(
+                sql.SQL(
+                    "SELECT {key}::pg_catalog.text, {name} FROM {table} WHERE {key}::pg_catalog.text "
+                    "OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.text[])"
+                ).format(
+                    key=sql.Identifier(COLLECTION_KEY_COLUMN),
+                    name=sql.Identifier("name"),
+                    table=qualified(self.schema, COLLECTION_TABLE),
+                ),
+                (list(by_key),),
+            )
+            names = dict(self.cur.fetchall())
+        return {
+            f"collection {names[key]!r}" if key in names else f"collection {key}": dims for key, dims in by_key.items()
+        }
 
     def embeddings_per_collection(self, names: Sequence[str]) -> dict[str, int]:
         """Embeddings of each collection named (or of all), in this snapshot (see postgres.collections)."""

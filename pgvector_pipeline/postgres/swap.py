@@ -19,7 +19,9 @@ tables); everything else that depends on a live table blocks the swap:
 
 from collections.abc import Sequence
 
-from pgvector_pipeline.postgres.catalog import table_oid
+import psycopg2.extensions
+
+from pgvector_pipeline.postgres.catalog import single_row, table_oid
 
 _VIEWS = """
 SELECT DISTINCT v.relname, CASE WHEN v.relkind OPERATOR(pg_catalog.=) 'm' THEN 'materialized view' ELSE 'view' END
@@ -114,10 +116,15 @@ WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclas
 """
 
 
-def swap_blockers(cur, schema: str, tables: Sequence[str]) -> list[str]:
-    """Why the live `tables` cannot be swapped for new ones, one reason per line (empty: they can)."""
+def swap_blockers(
+    cur: psycopg2.extensions.cursor, schema: str, tables: Sequence[str], new_tables: Sequence[str] = ()
+) -> list[str]:
+    """Why the live `tables` cannot be swapped for new ones, one reason per line (empty: they can). `new_tables`: the
+    new tables built to be swapped in, once they exist; they are part of the swap (a serial column's default of a new
+    table reads the live table's sequence, which the swap hands over), never a reason against it."""
     oids = {table: table_oid(cur, schema, table) for table in tables}
     swapped = [oid for oid in oids.values() if oid is not None]
+    swapped += [oid for table in new_tables if (oid := table_oid(cur, schema, table)) is not None]
     reasons: list[str] = []
     for table, oid in oids.items():
         if oid is None:
@@ -132,7 +139,7 @@ def swap_blockers(cur, schema: str, tables: Sequence[str]) -> list[str]:
         cur.execute(_PUBLICATIONS, params)
         reasons += [f"publication {name} publishes {table}" for (name,) in cur.fetchall()]
         cur.execute(_INHERITANCE, params)
-        partitioned, partition, child, parent = cur.fetchone()
+        partitioned, partition, child, parent = single_row(cur)
         reasons += [
             f"{table} is {what}"
             for what, applies in (

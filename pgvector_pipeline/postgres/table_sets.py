@@ -5,6 +5,8 @@ from the catalog's foreign keys. LangChain's two tables keep their own descripti
 import dataclasses
 from collections.abc import Callable, Sequence
 
+import psycopg2.extensions
+
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound, named
 from pgvector_pipeline.postgres import catalog
 from pgvector_pipeline.postgres.row_filter import checked_row_filter
@@ -14,7 +16,9 @@ from pgvector_pipeline.tables import DEFAULT_TABLES, BackupTable, TableSet, Tabl
 _SHOWN = 20
 
 
-def resolve_table_set(cur, schema: str, specs: Sequence[TableSpec], warn: Callable[[str], None]) -> TableSet:
+def resolve_table_set(
+    cur: psycopg2.extensions.cursor, schema: str, specs: Sequence[TableSpec], warn: Callable[[str], None]
+) -> TableSet:
     """The TableSet of `specs` in `schema`; ResourceNotFound for a missing table, InvalidParams for a table without
     vectors that no named table references, a table named twice, a refused row filter or a cycle of foreign keys."""
     names = [spec.name for spec in specs]
@@ -42,7 +46,7 @@ def resolve_table_set(cur, schema: str, specs: Sequence[TableSpec], warn: Callab
     )
 
 
-def _described(cur, schema: str, name: str) -> catalog.TableDescription:
+def _described(cur: psycopg2.extensions.cursor, schema: str, name: str) -> catalog.TableDescription:
     description = catalog.describe_table(cur, schema, name)
     if description is None:
         raise ResourceNotFound(
@@ -66,13 +70,13 @@ def _backup_table(spec: TableSpec, description: catalog.TableDescription, refere
     return BackupTable(spec.name, label=spec.name, references=tuple(references), row_filter=row_filter)
 
 
-def _vector_tables(cur, schema: str) -> str:
+def _vector_tables(cur: psycopg2.extensions.cursor, schema: str) -> str:
     held = catalog.tables_with_vectors(cur, schema)
     shown = ", ".join(held[:_SHOWN]) + (", …" if len(held) > _SHOWN else "")
     return f"the schema's tables with vectors are {shown}" if held else f"schema {schema} has no table with vectors"
 
 
-def refuse_tables_no_backup_takes(cur, schema: str, tables: Sequence[str]) -> None:
+def refuse_tables_no_backup_takes(cur: psycopg2.extensions.cursor, schema: str, tables: Sequence[str]) -> None:
     """DataError unless each of `tables` (a set's, being restored into `schema`) is one a backup takes: it has a
     vector, halfvec or sparsevec column in the target's catalog, or a table of the schema that has one references
     it. A set is untrusted input: a table added to its manifest (with a correct checksum) must not let a restore

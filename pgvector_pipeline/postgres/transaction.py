@@ -1,6 +1,7 @@
 """The restore's one transaction: it commits with a known outcome, or rolls back and says what was being done."""
 
 from collections.abc import Callable
+from types import TracebackType
 
 import psycopg2
 import psycopg2.errors
@@ -56,7 +57,9 @@ class RestoreTransaction:
         )
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc is not None:
             rollback_quietly(self.conn)
             if isinstance(exc, psycopg2.Error):

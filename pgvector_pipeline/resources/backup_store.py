@@ -15,7 +15,7 @@ OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"
 DEFAULT_LOCAL_ROOT = "vector_backups"
 
 
-class BackupStoreResource(dg.ConfigurableResource):
+class BackupStoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]  # bare, as Dagster's own resources: ConfigurableResource[X] would add a class to the MRO
     """Where backup sets live: {root}/vector_bak/ and {root}/{task_id}/vector_bak/, on a local disk or on
     S3-compatible object storage.
 

@@ -35,8 +35,8 @@ def database_tag_expected(run_config: Mapping[str, Any]) -> str | None:
     holding its DSN (PGVECTOR_DSN unless the config names another); None when the config gives a literal
     DSN, which is refused (see run_config_dsn_problem)."""
     dsn = _run_config_dsn(run_config)
-    if isinstance(dsn, dict) and isinstance(dsn.get("env"), str):
-        return dsn["env"]
+    if isinstance(dsn, dict) and isinstance(env := dsn.get("env"), str):
+        return env
     return None if dsn is not None else DEFAULT_DSN_ENV
 
 
@@ -89,7 +89,7 @@ def _refuse_unsafe_run(run: dg.DagsterRun) -> None:
         )
 
 
-class PgVectorResource(dg.ConfigurableResource):
+class PgVectorResource(dg.ConfigurableResource):  # type: ignore[type-arg]  # bare, as Dagster's own resources: ConfigurableResource[X] would add a class to the MRO
     """The PostgreSQL database holding the LangChain PGVector tables: COPY TO backups, COPY FROM restores."""
 
     dsn: str = Field(

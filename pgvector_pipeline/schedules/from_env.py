@@ -2,6 +2,7 @@
 schedule's cron is part of its definition); a bad value fails the load with the variable's name."""
 
 import os
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
@@ -22,7 +23,7 @@ def _timezone() -> str:
     return name
 
 
-def schedule_from_env(cron_env: str, default_cron: str, **schedule_args) -> dg.ScheduleDefinition:
+def schedule_from_env(cron_env: str, default_cron: str, **schedule_args: Any) -> dg.ScheduleDefinition:
     """A schedule on the cron in `cron_env` (else `default_cron`), in the time zone of TIMEZONE_ENV."""
     cron = os.environ.get(cron_env) or default_cron
     try:

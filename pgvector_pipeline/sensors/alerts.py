@@ -3,8 +3,7 @@
 import dagster as dg
 
 from pgvector_pipeline.alerts import Alert, post_alert
-
-ALERT_SENSOR = "vector_run_failure_alert_sensor"
+from pgvector_pipeline.contract import ALERT_SENSOR
 
 
 @dg.run_failure_sensor(

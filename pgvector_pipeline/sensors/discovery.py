@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from pgvector_pipeline.assets.backup import BACKUP_ASSET_KEYS, asset_of
-from pgvector_pipeline.assets.metadata import collections_metadata, encryption_metadata, set_file_metadata
+from pgvector_pipeline.assets.metadata import Metadata, collections_metadata, encryption_metadata, set_file_metadata
 from pgvector_pipeline.contract import LEGACY_PARTITIONS, SET_PARTITIONS
 from pgvector_pipeline.env_numbers import number_from_env, whole_number
 from pgvector_pipeline.errors import InvalidParams, PipelineError
@@ -34,7 +34,7 @@ DEFAULT_MAX_SETS = 200
 _UNFINISHED = "unfinished:"
 
 
-def discovered_metadata(backup_set: BackupSetInfo, table: str) -> dict:
+def discovered_metadata(backup_set: BackupSetInfo, table: str) -> Metadata:
     """Metadata of a set found on disk, for its runless materialization."""
     entry = backup_set.manifest.tables.get(table) if backup_set.manifest else None
     metadata = set_file_metadata(
@@ -179,7 +179,9 @@ def _remove_vanished(
         "are gone from the store, refreshes the inventory."
     ),
 )
-def backup_discovery_sensor(context: dg.SensorEvaluationContext, backup_store: BackupStoreResource):
+def backup_discovery_sensor(
+    context: dg.SensorEvaluationContext, backup_store: BackupStoreResource
+) -> dg.SensorResult | dg.SkipReason:
     """Adopt old-system sets, register sets Dagster does not know, drop invalid partition keys and those of sets
     that are gone, refresh the inventory."""
     invalid = invalid_partition_keys(context.instance)

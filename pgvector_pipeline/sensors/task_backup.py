@@ -49,7 +49,9 @@ def truncate_requested() -> bool:
         f"it when {TRUNCATE_ENV} is set). Off until switched on."
     ),
 )
-def task_backup_sensor(context: dg.SensorEvaluationContext, backup_store: BackupStoreResource):
+def task_backup_sensor(
+    context: dg.SensorEvaluationContext, backup_store: BackupStoreResource
+) -> dg.SensorResult | dg.SkipReason:
     """Request one backup for each task directory that is new since the last tick and has no sets yet."""
     handled = set(json.loads(context.cursor)) if context.cursor else set()
     store = backup_store.store()

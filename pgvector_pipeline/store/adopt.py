@@ -5,6 +5,7 @@ from the set's files through any store's SetReader; each store writes it its own
 import csv
 import hashlib
 import io
+from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError
 from pgvector_pipeline.store.backup_set_info import STATUS_LEGACY, BackupSetInfo, SetReader
@@ -12,13 +13,16 @@ from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.legacy import legacy_csv_reader
 from pgvector_pipeline.store.manifest import KIND_ADOPTED, MANIFEST_FORMAT, Manifest, ManifestColumn, ManifestTable
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 _READ_CHUNK = 1 << 20
 
 
 class _HashingReader(io.RawIOBase):
     """A binary file that hashes and counts every byte read through it."""
 
-    def __init__(self, file):
+    def __init__(self, file: io.RawIOBase):
         self._file = file
         self.digest = hashlib.sha256()
         self.bytes = 0
@@ -26,11 +30,12 @@ class _HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        data = self._file.read(len(buffer))
-        self.digest.update(data)
-        self.bytes += len(data)
-        buffer[: len(data)] = data
+    def readinto(self, buffer: "WriteableBuffer") -> int:
+        with memoryview(buffer) as view:
+            data = self._file.read(len(view))
+            self.digest.update(data)
+            self.bytes += len(data)
+            view[: len(data)] = data
         return len(data)
 
 

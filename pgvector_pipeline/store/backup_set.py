@@ -9,6 +9,7 @@ writer's files (lock held) at once, without guessing from file ages.
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 from pgvector_pipeline.errors import StorageError
 from pgvector_pipeline.set_formats import CSV
@@ -74,7 +75,7 @@ class SetLock:
     def __enter__(self) -> "SetLock":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
 
@@ -273,7 +274,9 @@ class BackupSetWriter:
             raise storage_error(exc, self.directory, self.manifest_name, "publishing the backup set") from exc
         return str(self.manifest_path)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._lock is not None
         try:
             if not self.published:

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pgvector_pipeline.errors import InvalidParams
+from pgvector_pipeline.set_formats import CSV
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.codecs import NONE
 from pgvector_pipeline.store.keys import SetKeys
@@ -123,6 +124,11 @@ class BackupSetInfo:
         return self.status in (STATUS_COMPLETE, STATUS_LEGACY)
 
     @property
+    def set_format(self) -> str:
+        """How the set's files hold the rows (see set_formats): its manifest says; a set without one is CSV."""
+        return self.manifest.set_format if self.manifest is not None else CSV
+
+    @property
     def codecs(self) -> dict[str, str]:
         """How each table's file is stored, told by its name's suffix."""
         return {table: stored_codec(name) for table, name in self.table_files.items()}
@@ -222,16 +228,44 @@ class BackupSetInfo:
         return names + ([damaged_name(self.timestamp)] if self.marked_damaged else [])
 
 
-def newest_first(sets: list[BackupSetInfo]) -> list[BackupSetInfo]:
+class Listed(Protocol):
+    """What ordering and naming need of a listed set, whoever listed it: a store (BackupSetInfo) or the inventory's
+    records as a client reads them (operations.named_set.ListedSet)."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def timestamp(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def taken_at(self) -> datetime: ...
+
+
+L = TypeVar("L", bound=Listed)
+
+
+def newest_first(sets: list[L]) -> list[L]:
     """Sets ordered by when they were taken (see BackupSetInfo.taken_at), newest first."""
     return sorted(sets, key=lambda s: (s.taken_at, s.timestamp, s.task), reverse=True)
 
 
-def set_record(s: BackupSetInfo) -> dict:
-    """One set as plain data for people and scripts: the inventory's row, the CLI's `list --json` line."""
+# A record names a set's collections (collection_names) up to this many; beyond, only the count (see `collections`).
+LISTED_COLLECTIONS = 200
+
+
+def set_record(s: BackupSetInfo, store: str) -> dict[str, object]:
+    """One set of the store `store` (its `where`) as plain data for people and scripts: the inventory's row, the
+    CLI's `list --json` line. `taken_at` carries its UTC offset; `table_names` and `collection_names` (None: not
+    recorded, or more than LISTED_COLLECTIONS) let a client check a request's names against the set."""
+    source = s.manifest.source if s.manifest else None
+    record = s.manifest.collections if s.manifest else None
     return {
         "task_id": s.task,
         "timestamp": s.timestamp,
+        "taken_at": _taken_at(s),
         "status": s.status,
         "complete": s.complete,
         "has_manifest": s.has_manifest,
@@ -239,12 +273,31 @@ def set_record(s: BackupSetInfo) -> dict:
         **{f"{t.label}_rows": s.rows(t.name) for t in DEFAULT_TABLES.tables},
         **{f"{t.label}_bytes": s.sizes.get(t.name) for t in DEFAULT_TABLES.tables},
         "tables": ", ".join(t if s.rows(t) is None else f"{t} ({s.rows(t):,} rows)" for t in s.tables),
+        "format": s.set_format,
         "compression": "+".join(sorted(set(s.codecs.values()))),
         "compression_ratio": s.compression_ratio,
         "collections": s.collections,
         "size": human_size(s.total_bytes),
+        "duration_s": s.manifest.duration_s if s.manifest else None,
+        "source_database": source.database if source else None,
+        "source_schema": source.db_schema if source else None,
         "location": s.location,
+        "store": store,
+        "table_names": s.tables,
+        "collection_names": (
+            None if record is None or len(record.embeddings) > LISTED_COLLECTIONS else list(record.embeddings)
+        ),
         # age encryption (store.keys): the recipients' fingerprints, never the keys.
         "encrypted": s.encrypted,
         "recipients": ", ".join(s.recipients),
     }
+
+
+def _taken_at(s: BackupSetInfo) -> str | None:
+    """When the set was taken, ISO 8601 with its UTC offset (see taken_at); None for a name that is no real time."""
+    if s.manifest is None or s.manifest.started_at is None:
+        try:
+            timestamp_time(s.timestamp)
+        except InvalidParams:
+            return None
+    return s.taken_at.isoformat()

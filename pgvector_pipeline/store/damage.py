@@ -13,6 +13,7 @@ the set complete again, once a read of it shows its files match after all.
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TypedDict
 
 from pgvector_pipeline.errors import FilesDamaged, PipelineError, with_outcome
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, Warn
@@ -23,7 +24,14 @@ from pgvector_pipeline.store.layout import damaged_name
 from pgvector_pipeline.store.manifest import IndexTable, ManifestTable
 
 
-def marker_document(reason: str) -> dict:
+class DamageMarker(TypedDict):
+    """What a `.damaged` marker holds."""
+
+    damaged: str  # why
+    marked_at: str  # ISO 8601, with the offset
+
+
+def marker_document(reason: str) -> DamageMarker:
     """What a marker holds, for people: why and when the set was marked (listing reads only its name)."""
     return {"damaged": reason, "marked_at": datetime.now().astimezone().isoformat(timespec="seconds")}
 

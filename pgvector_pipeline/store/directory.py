@@ -82,7 +82,7 @@ class Directory:
     def __enter__(self) -> "Directory":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

@@ -9,9 +9,10 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pgvector_pipeline.errors import DataError, FilesDamaged, InvalidParams, StorageError
 from pgvector_pipeline.sizes import human_size
@@ -21,6 +22,9 @@ from pgvector_pipeline.store.directory import Directory, UnsafeEntry
 from pgvector_pipeline.store.keys import Identities, Recipients
 from pgvector_pipeline.store.layout import tmp_name
 from pgvector_pipeline.store.manifest import ManifestTable
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 DEFAULT_FILE_MODE = 0o600
 ALLOWED_FILE_MODES = (0o600, 0o640)
@@ -251,7 +255,7 @@ class StreamingFileWriter(EncodingSink):
         return self.directory.unlink_quietly(self.tmp_name)
 
 
-def write_json_durably(directory: Directory, name: str, document: dict, mode: int) -> None:
+def write_json_durably(directory: Directory, name: str, document: Mapping[str, object], mode: int) -> None:
     """Create `name` in `directory` (it must not exist) holding `document`, fsynced; nothing stays on error."""
     write_bytes_durably(directory, name, (json.dumps(document, indent=2) + "\n").encode(), mode)
 
@@ -291,7 +295,7 @@ class VerifiedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         count = self._file.readinto(buffer) or 0
         with memoryview(buffer) as view:
             self._hash.update(view[:count])
@@ -301,7 +305,9 @@ class VerifiedReader(io.RawIOBase):
     def __enter__(self) -> "VerifiedReader":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             # An interrupt (BaseException) ends the run: no point reading on.
             if exc is None or isinstance(exc, Exception):
@@ -360,7 +366,7 @@ class DecodedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         while self._position >= len(self._pending):
             chunk = self._stored.read(_DECODE_CHUNK)
             if not chunk:
@@ -373,9 +379,10 @@ class DecodedReader(io.RawIOBase):
                     f"after the backup, and nothing it held was kept: restore another set."
                 ) from None
             self._position = 0
-        count = min(len(buffer), len(self._pending) - self._position)
-        part = self._pending[self._position : self._position + count]
-        buffer[:count] = part
+        with memoryview(buffer) as view:
+            count = min(len(view), len(self._pending) - self._position)
+            part = self._pending[self._position : self._position + count]
+            view[:count] = part
         self._hash.update(part)
         self._position += count
         self._bytes += count
@@ -384,7 +391,9 @@ class DecodedReader(io.RawIOBase):
     def __enter__(self) -> "DecodedReader":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         error = exc
         try:
             if exc is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgvector_pipeline.errors import DataError, InvalidParams, ResourceNotFound
+from pgvector_pipeline.set_formats import BINARY
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, SetStore, newest_first
 from pgvector_pipeline.store.damage import marked_problem
 from pgvector_pipeline.store.directory import Directory, UnsafeEntry
@@ -134,6 +135,19 @@ def _read_set_manifest(info: BackupSetInfo, listing: LocationListing, logged: se
             f"manifest {manifest_name(info.timestamp)}, and that manifest is gone: without it the CSVs cannot "
             f"be verified, so the set is treated as damaged."
         )
+    elif binary := sorted(name for name in info.table_files.values() if _binary_file(name)):
+        # Not the old system's (it wrote plain CSVs): this tool's binary set, whose manifest is gone.
+        info.problem = (
+            f"{listing.where} holds {', '.join(binary)} of set {info.timestamp} but not its manifest "
+            f"{manifest_name(info.timestamp)}: binary COPY files are written by this tool alone, with a manifest "
+            f"that records each column's type; without it they can be neither verified nor restored, so the set is "
+            f"treated as damaged."
+        )
+
+
+def _binary_file(name: str) -> bool:
+    parsed = parse_set_file_name(name)
+    return parsed is not None and parsed.set_format == BINARY
 
 
 def _scan_directory(store: SetStore, task: str, location: Directory) -> list[BackupSetInfo]:

@@ -10,9 +10,10 @@ reader's own `with` block.
 """
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from types import TracebackType
 
 from pgvector_pipeline.errors import DataError, ResourceNotFound
 from pgvector_pipeline.sizes import human_size
@@ -35,7 +36,9 @@ from pgvector_pipeline.store.reading import HeldSet
 class _LocalSetWriter(BackupSetWriter):
     """A BackupSetWriter that owns the directory it writes into (closed when the writer is left)."""
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             super().__exit__(exc_type, exc, tb)
         finally:
@@ -180,7 +183,7 @@ class LocalBackupStore:
         return self.set_directory(backup_set) / manifest_name(backup_set.timestamp)
 
 
-def _write_adopted(location: Directory, backup_set: BackupSetInfo, document: dict, mode: int) -> None:
+def _write_adopted(location: Directory, backup_set: BackupSetInfo, document: Mapping[str, object], mode: int) -> None:
     """Written under a name no set file has, then hard-linked into place: the link fails if a manifest
     appeared meanwhile, and a crash leaves no file that a backup's cleanup would mistake for a set."""
     target = manifest_name(backup_set.timestamp)

@@ -31,6 +31,7 @@ A set holds the tables its manifest lists, whichever they are (names that are pl
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -67,14 +68,15 @@ MANIFEST_FORMAT_3: ManifestFormat = "pgvector-pipeline-backup/3"
 # What new manifests are written in: sets in clear, and encrypted sets.
 MANIFEST_FORMAT: ManifestFormat = "pgvector-pipeline-backup/4"
 MANIFEST_FORMAT_ENCRYPTED: ManifestFormat = "pgvector-pipeline-backup/5"
-KIND_BACKUP = "backup"
-KIND_ADOPTED = "adopted"
+ManifestKind = Literal["backup", "adopted"]
+KIND_BACKUP: ManifestKind = "backup"
+KIND_ADOPTED: ManifestKind = "adopted"
 KIND_SEALED = "sealed"  # an encrypted set's clear index (SealedIndex)
 # Real manifests are a few KB; a huge one is an attack on memory, not a manifest.
 MAX_MANIFEST_BYTES = 4 << 20
 
 TableName = Annotated[str, Field(pattern="^" + COLUMN_NAME_PATTERN.pattern + "$")]
-CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]
+CodecName = Literal[CODEC_NAMES]  # type: ignore[valid-type]  # the codec registry's names: known when it is built
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # Every number of a manifest is bounded here, where it is read: rows and bytes as PostgreSQL's bigint and pandas'
 # Int64 hold them (one set claiming 10**30 rows made the inventory of every set fail), durations shorter than a
@@ -173,6 +175,12 @@ class ManifestCollections(_Strict):
     embeddings: dict[CollectionName, Count]
 
 
+# How much of a recorded host or database name a listing shows (the manifest is untrusted: bounded).
+_SHOWN_CHARS = 200
+# One `key=value` of a libpq keyword/value connection string: the value bare, or single-quoted with \' and \\.
+_CONNINFO_PAIR = re.compile(r"\s*([A-Za-z_]+)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S*))")
+
+
 class ManifestSource(_Strict):
     """Where the set was read from (DSN redacted)."""
 
@@ -183,12 +191,38 @@ class ManifestSource(_Strict):
     pgvector_version: str
     langchain_layout: str
 
+    @property
+    def database(self) -> str | None:
+        """The database the set was read from, as people name it: 'host:port/dbname', from what the recorded DSN
+        says (never its password); None when it names neither host nor database."""
+        params = conninfo_params(self.dsn)
+        host, port, dbname = (params.get(k, "")[:_SHOWN_CHARS] for k in ("host", "port", "dbname"))
+        host = host or params.get("hostaddr", "")[:_SHOWN_CHARS]
+        if not host and not dbname:
+            return None
+        return f"{host or '(default host)'}{f':{port}' if port else ''}/{dbname or '(default database)'}"
+
+
+def conninfo_params(dsn: str) -> dict[str, str]:
+    """The parameters of a keyword/value connection string (what postgres.connection.redact_dsn records); {} for
+    any other form. Parsed here because store/ never imports the database driver."""
+    params: dict[str, str] = {}
+    position = 0
+    while position < len(dsn.rstrip()):
+        pair = _CONNINFO_PAIR.match(dsn, position)
+        if pair is None:
+            return {}
+        key, quoted, bare = pair.groups()
+        params[key] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        position = pair.end()
+    return params
+
 
 class Manifest(_Strict):
     """A set's manifest, validated: see read_manifest."""
 
     format: ManifestFormat
-    kind: Literal[KIND_BACKUP, KIND_ADOPTED] = KIND_BACKUP  # type: ignore[valid-type]
+    kind: ManifestKind = KIND_BACKUP
     task_id: str
     timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
     started_at: AwareTime | None = None
@@ -257,7 +291,7 @@ class Manifest(_Strict):
         """Whether the set's files (and this manifest, as stored) are age-encrypted."""
         return self.encryption is not None
 
-    def as_document(self) -> dict:
+    def as_document(self) -> dict[str, Any]:
         """The manifest as the JSON document stored with the set (fields that are not set are left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -438,7 +472,7 @@ def _parsed(model: type[_Document], data: bytes, where: str, timestamp: str) -> 
     return manifest
 
 
-def _where(location: tuple) -> str:
+def _where(location: tuple[int | str, ...]) -> str:
     """Where in a manifest a validation error is, without quoting what the file holds: keys are file content,
     so only keys that are plain identifiers are named."""
     parts = [

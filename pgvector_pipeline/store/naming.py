@@ -8,10 +8,10 @@ the names alone: a set whose name sorts last may be unfinished, damaged, incompl
 
 import difflib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from pgvector_pipeline.errors import InvalidParams, ResourceNotFound
-from pgvector_pipeline.store.backup_set_info import STATUS_COMPLETE, STATUS_LEGACY, BackupSetInfo, newest_first
+from pgvector_pipeline.store.backup_set_info import STATUS_COMPLETE, STATUS_LEGACY, L, Listed, newest_first
 from pgvector_pipeline.store.layout import validate_timestamp
 
 # The word that names the newest complete set of a location wherever a timestamp is asked for.
@@ -44,7 +44,7 @@ def named_timestamp(timestamp: str | None) -> str:
     return timestamp
 
 
-def newest_complete(sets: Iterable[BackupSetInfo], where: str) -> BackupSetInfo:
+def newest_complete(sets: Iterable[L], where: str) -> L:
     """The set `latest` names among the sets of one location: the newest complete one with a manifest (by when it
     was taken). Legacy sets (no manifest) are never picked: they restore only with allow_legacy, which a user must
     ask for by naming the set. ResourceNotFound naming `where` and what is there when there is none."""
@@ -64,12 +64,40 @@ def newest_complete(sets: Iterable[BackupSetInfo], where: str) -> BackupSetInfo:
     raise ResourceNotFound(f"No complete backup set in {where} for {LATEST!r} ({found}).{hint}")
 
 
-def latest_note(chosen: BackupSetInfo) -> str:
+def latest_note(chosen: Listed) -> str:
     """What `latest` resolved to, for the log of the run that used it."""
     return (
         f"{LATEST!r} is set {chosen.timestamp} in {chosen.location}, taken at {chosen.taken_at.isoformat()}: the "
         f"newest complete set there."
     )
+
+
+def check_tables_held(timestamp: str, held: Sequence[str], tables: Sequence[str] | None) -> list[str]:
+    """The tables of set `timestamp` (holding `held`, in restore order) to restore: `tables` (None: all it holds) in
+    restore order; InvalidParams with the nearest names for names it does not hold, or none."""
+    if tables is None:
+        return list(held)
+    unknown = [t for t in tables if t not in held]
+    if unknown or not tables:
+        raise InvalidParams(
+            f"Cannot restore {unknown or 'no tables'}{nearest_aside(unknown, held)}: set {timestamp} "
+            f"holds {list(held)}; choose from those."
+        )
+    return [table for table in held if table in tables]  # the set's order: each after the tables it references
+
+
+def check_collections_in(timestamp: str, held: Collection[str] | None, collections: Sequence[str]) -> None:
+    """InvalidParams, with the nearest names, for `collections` that set `timestamp` does not hold (`held`: the
+    collections its manifest records; None: it records none, and nothing is refused here)."""
+    if held is None:
+        return
+    absent = [name for name in collections if name not in held]
+    if absent:
+        shown = ", ".join(repr(n) for n in list(held)[:20])
+        raise InvalidParams(
+            f"Set {timestamp} holds no collection named {', '.join(repr(n) for n in absent)}"
+            f"{nearest_aside(absent, held, repr)}; it holds {shown or 'none'}. Nothing was changed."
+        )
 
 
 def nearest(word: str, candidates: Iterable[str], n: int = NEAREST_SHOWN) -> list[str]:

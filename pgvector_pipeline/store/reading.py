@@ -56,7 +56,7 @@ class HeldSet:
             raise
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         for file in self._files.values():
             file.close()
         self._files.clear()

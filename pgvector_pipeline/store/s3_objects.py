@@ -8,7 +8,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from pgvector_pipeline.errors import StorageError
 from pgvector_pipeline.store.keys import NO_KEYS, SetKeys
@@ -28,6 +28,19 @@ from pgvector_pipeline.store.s3_client import (
 )
 
 _READ_CHUNK = 1 << 20
+
+
+class ObjectInfo(TypedDict, total=False):
+    """What the server says of an object, as far as this store reads it (boto3's answers are untyped dicts): a listing
+    entry (Key, Size, LastModified, ETag; a common prefix has only Prefix), a HEAD answer or a small GET's
+    (ContentLength, ETag, LastModified)."""
+
+    Key: str
+    Prefix: str
+    Size: int
+    ContentLength: int
+    ETag: str
+    LastModified: datetime
 
 
 class S3Objects:
@@ -77,7 +90,7 @@ class S3Objects:
         answer = self.client.get_object(Bucket=self.root.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
         return self.read_body(answer["Body"], limit)
 
-    def read_small(self, key: str, limit: int) -> tuple[bytes, dict] | None:
+    def read_small(self, key: str, limit: int) -> tuple[bytes, ObjectInfo] | None:
         """At most `limit` bytes of an object and its metadata (ETag, LastModified), or None when it does not exist."""
         try:
             answer = self.client.get_object(Bucket=self.root.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
@@ -91,7 +104,8 @@ class S3Objects:
         """At most `limit` bytes of an object's body, closed; a read that gets no answer is noted (see answering)."""
         with body:
             try:
-                return body.read(limit)
+                data: bytes = body.read(limit)
+                return data
             except transport_errors() as exc:
                 self.heard_nothing(exc)
                 raise
@@ -118,10 +132,11 @@ class S3Objects:
         if exception is not None:
             self.heard_nothing(exception)
 
-    def head(self, key: str) -> dict | None:
+    def head(self, key: str) -> ObjectInfo | None:
         """An object's metadata, or None when it does not exist."""
         try:
-            return self.client.head_object(Bucket=self.root.bucket, Key=key)
+            info: ObjectInfo = self.client.head_object(Bucket=self.root.bucket, Key=key)
+            return info
         except transport_errors() as exc:
             if error_code(exc) in MISSING_CODES:
                 return None
@@ -148,7 +163,7 @@ class S3Objects:
                     self.heard_nothing(exc)
                     raise
 
-    def objects(self, prefix: str, delimiter: str | None = None) -> Iterator[dict]:
+    def objects(self, prefix: str, delimiter: str | None = None) -> Iterator[ObjectInfo]:
         """Every object under `prefix` (and, with a delimiter, each common prefix as {"Prefix": ...}), page by page."""
         paginator = self.client.get_paginator("list_objects_v2")
         extra = {"Delimiter": delimiter} if delimiter else {}
@@ -157,7 +172,7 @@ class S3Objects:
                 yield from page.get("Contents", [])
                 yield from page.get("CommonPrefixes", [])
 
-    def location_names(self, task: str) -> list[tuple[str, dict]]:
+    def location_names(self, task: str) -> list[tuple[str, ObjectInfo]]:
         """(name relative to the location, listing entry) of every object in a task's location."""
         prefix = self.location_key(task)
         return [(item["Key"][len(prefix) :], item) for item in self.objects(prefix)]
@@ -166,7 +181,7 @@ class S3Objects:
         """The names of the objects of set `timestamp` (files, manifest, sealed manifest; not its claim or holds)."""
         return set_names((name for name, _ in self.location_names(task)), timestamp)
 
-    def stale(self, entry: dict) -> bool:
+    def stale(self, entry: ObjectInfo) -> bool:
         """Whether a claim or hold (a listing or head entry) was not refreshed for stale_after_s: a dead run's."""
         return self.older_than_stale(entry.get("LastModified"))
 

@@ -19,7 +19,8 @@ import io
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pgvector_pipeline.errors import DataError, StorageError
 from pgvector_pipeline.set_formats import CSV
@@ -44,9 +45,12 @@ from pgvector_pipeline.store.layout import (
 from pgvector_pipeline.store.manifest import Manifest, SealedIndex, SetDocument
 from pgvector_pipeline.store.s3_client import CREATE_REFUSED_CODES, error_code, s3_error, translated, transport_errors
 from pgvector_pipeline.store.s3_lease import Lease, abandoned, read_lease
-from pgvector_pipeline.store.s3_objects import S3Objects, set_names
+from pgvector_pipeline.store.s3_objects import ObjectInfo, S3Objects, set_names
 from pgvector_pipeline.store.s3_upload import MultipartUpload
 from pgvector_pipeline.store.sealing import MAX_SEALED_MANIFEST_BYTES, published_documents
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 class S3TableWriter(EncodingSink):
@@ -265,7 +269,9 @@ class S3SetWriter:
             can_retry=True,
         )
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._lease is not None
         try:
             if not self.published:
@@ -288,13 +294,14 @@ class _ObjectStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
-        try:
-            data = self._body.read(len(buffer))
-        except transport_errors() as exc:
-            self._store.heard_nothing(exc)
-            raise s3_error(exc, "reading", self._where) from exc
-        buffer[: len(data)] = data
+    def readinto(self, buffer: "WriteableBuffer") -> int:
+        with memoryview(buffer) as view:
+            try:
+                data: bytes = self._body.read(len(view))
+            except transport_errors() as exc:
+                self._store.heard_nothing(exc)
+                raise s3_error(exc, "reading", self._where) from exc
+            view[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
@@ -315,7 +322,7 @@ class S3SetReader:
         self._store, self.backup_set = store, backup_set
         self._names = {table: backup_set.table_files[table] for table in tables}
         self._sealed = sealed_manifest_name(backup_set.timestamp) if backup_set.has_sealed_manifest else None
-        self._heads: dict[str, dict] = {}
+        self._heads: dict[str, ObjectInfo] = {}
         self._streams: list[_ObjectStream] = []
         self._hold: Lease | None = None
 
@@ -342,7 +349,7 @@ class S3SetReader:
             raise
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         for stream in self._streams:
             stream.close()
         self._streams.clear()
@@ -430,7 +437,14 @@ def _remove_if_dead(store: S3Objects, task: str, timestamp: str) -> InterruptedS
     return InterruptedSet(timestamp, sorted(files + aborted), freed) if files or aborted else None
 
 
-def _uploads(store: S3Objects, task: str) -> list[dict]:
+class MultipartUploadInfo(TypedDict):
+    """An unfinished multipart upload as list_multipart_uploads lists it (the fields read here)."""
+
+    Key: str
+    UploadId: str
+
+
+def _uploads(store: S3Objects, task: str) -> list[MultipartUploadInfo]:
     """The unfinished multipart uploads in a task's location."""
     prefix = store.location_key(task)
     with translated("listing unfinished uploads", store.url_of(prefix)):
@@ -440,7 +454,7 @@ def _uploads(store: S3Objects, task: str) -> list[dict]:
         ]
 
 
-def _abort_uploads(store: S3Objects, task: str, uploads: list[dict], timestamp: str) -> list[str]:
+def _abort_uploads(store: S3Objects, task: str, uploads: list[MultipartUploadInfo], timestamp: str) -> list[str]:
     """Abort the uploads (of a task's location) that belong to set `timestamp`; the names they were for."""
     prefix = store.location_key(task)
     aborted = []

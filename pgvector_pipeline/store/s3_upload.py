@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
 # S3's minimum part size (except the last part) is 5 MiB; 8 MiB parts keep the memory of a backup to S3 at
 # about 32 MB, and a 1 GB table under 130 parts.
@@ -23,6 +23,13 @@ MAX_PART_SIZE = 5 << 30
 DEFAULT_IN_FLIGHT = 2
 # S3's limit is 10,000 parts: doubling every 1,000 reaches S3's largest object (5 TB) well before it.
 PARTS_PER_SIZE = 1000
+
+
+class CompletedPart(TypedDict):
+    """A part uploaded, as complete_multipart_upload names it."""
+
+    PartNumber: int
+    ETag: str
 
 
 class MultipartUpload:
@@ -51,7 +58,7 @@ class MultipartUpload:
         self._buffer = bytearray()
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="s3-part")
-        self._parts: list[Future] = []
+        self._parts: list[Future[CompletedPart]] = []
         self._upload_id: str | None = None
         # False once the server stopped answering: giving up then sends nothing more (see abort).
         self._reachable = reachable
@@ -92,7 +99,7 @@ class MultipartUpload:
         future.add_done_callback(lambda _: self._slots.release())
         self._parts.append(future)
 
-    def _upload_part(self, number: int, body: bytes | bytearray) -> dict:
+    def _upload_part(self, number: int, body: bytes | bytearray) -> CompletedPart:
         answer = self.client.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
         )
@@ -100,8 +107,8 @@ class MultipartUpload:
 
     def _raise_failed_part(self) -> None:
         for future in self._parts:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+            if future.done() and (error := future.exception()) is not None:
+                raise error
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

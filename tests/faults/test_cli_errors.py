@@ -122,7 +122,7 @@ def test_an_answer_the_client_cannot_read_is_one_json_error_with_its_type(odd_we
     assert (error["status"], error["error_type"]) == ("FAILURE", "INTERNAL_ERROR")
     line = one_error_line(err)
     assert line == f"error: INTERNAL_ERROR: {error['error_message']}"
-    assert "StopIteration" in line and "please report it" in line
+    assert "KeyError: 'sets'" in line and "please report it" in line
 
     as_table = cli(port, "list")
     out, err = as_table.communicate(timeout=120)

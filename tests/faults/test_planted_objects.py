@@ -198,6 +198,7 @@ BACKUPS = {
         "tables": (TableSpec("langchain_pg_embedding", row_filter="document <> 'x' AND cmetadata->>'page' = '1'"),)
     },
     "truncating": {"truncate_after_backup": True},
+    "binary": {"set_format": "binary"},
 }
 
 
@@ -221,9 +222,10 @@ RESTORES = {
 }
 
 
+@pytest.mark.parametrize("set_format", ["csv", "binary"])
 @pytest.mark.parametrize("kind", list(RESTORES))
-def test_restores_run_no_planted_code(planted, markers, tmp_path, kind):
-    backup_set = the_set(tmp_path, backup(planted, tmp_path))
+def test_restores_run_no_planted_code(planted, markers, tmp_path, kind, set_format):
+    backup_set = the_set(tmp_path, backup(planted, tmp_path, set_format=set_format))
     if kind == "append_after_truncate":
         truncate_tables_now(planted, SCHEMA, ["langchain_pg_embedding", "langchain_pg_collection"], print)
     if kind == "rename":  # the renamed copy's embeddings keep their ids: the originals make room
