@@ -20,6 +20,7 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import DataError, InvalidParams
@@ -258,5 +259,7 @@ class _TeeLayer(_Tee):
         super().__init__(file, sink)
         self.name = file.name
 
-    def __exit__(self, *exc_info) -> None:
-        self._file.__exit__(*exc_info)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.__exit__(exc_type, exc, tb)

@@ -18,10 +18,14 @@ import io
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pgvector_pipeline.errors import FilesDamaged
 from pgvector_pipeline.store.keys import Identities, Recipients
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
 # What is handed between the threads at once, and how many such chunks may wait.
@@ -33,6 +37,16 @@ _POLL_S = 0.2
 PAYLOAD_CHUNK = 64 << 10
 CHUNK_OVERHEAD = 16
 HEADER_ALLOWANCE = 16 << 10
+
+
+class CheckedSource(Protocol):
+    """What a DecryptingReader reads: a stored file read through the check of its bytes (store.files' VerifiedReader),
+    left as a context manager once read."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> object: ...
 
 
 class _Stopped(Exception):
@@ -155,7 +169,7 @@ class _QueueReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         while self._position >= len(self._chunk):
             if self._ended:
                 return 0
@@ -164,8 +178,9 @@ class _QueueReader(io.RawIOBase):
                 self._ended = True
                 return 0
             self._chunk, self._position = item, 0
-        count = min(len(buffer), len(self._chunk) - self._position)
-        buffer[:count] = self._chunk[self._position : self._position + count]
+        with memoryview(buffer) as view:
+            count = min(len(view), len(self._chunk) - self._position)
+            view[:count] = self._chunk[self._position : self._position + count]
         self._position += count
         return count
 
@@ -199,7 +214,7 @@ class DecryptingReader(io.RawIOBase):
     the consumer failed, stops the decryption), then leaves `source` the same way, whose check of the stored bytes
     comes first when it fails: a changed file is the cause of whatever failed after it."""
 
-    def __init__(self, source: Any, identities: Identities, name: str):
+    def __init__(self, source: CheckedSource, identities: Identities, name: str):
         super().__init__()
         self.name = name
         self._source = source
@@ -228,7 +243,7 @@ class DecryptingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         while self._position >= len(self._chunk):
             if self._ended:
                 return 0
@@ -243,8 +258,9 @@ class DecryptingReader(io.RawIOBase):
                 self._thread.join()
                 return 0
             self._chunk, self._position = item, 0
-        count = min(len(buffer), len(self._chunk) - self._position)
-        buffer[:count] = self._chunk[self._position : self._position + count]
+        with memoryview(buffer) as view:
+            count = min(len(view), len(self._chunk) - self._position)
+            view[:count] = self._chunk[self._position : self._position + count]
         self._position += count
         return count
 
@@ -262,7 +278,9 @@ class DecryptingReader(io.RawIOBase):
     def __enter__(self) -> "DecryptingReader":
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         error = exc
         try:
             if exc is None:
@@ -288,7 +306,7 @@ class _SourceReader(io.RawIOBase):
 
     _PIECE = 1 << 20
 
-    def __init__(self, source: Any, bridge: _Bridge):
+    def __init__(self, source: CheckedSource, bridge: _Bridge):
         super().__init__()
         self._source, self._bridge = source, bridge
         self._piece = memoryview(b"")
@@ -297,7 +315,7 @@ class _SourceReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "WriteableBuffer") -> int:
         if self._bridge.stopped.is_set():
             raise _Stopped("the reader stopped")
         if not self._piece:
@@ -306,8 +324,9 @@ class _SourceReader(io.RawIOBase):
             except BaseException as exc:
                 self.error = exc
                 raise
-        count = min(len(buffer), len(self._piece))
-        buffer[:count] = self._piece[:count]
+        with memoryview(buffer) as view:
+            count = min(len(view), len(self._piece))
+            view[:count] = self._piece[:count]
         self._piece = self._piece[count:]
         return count
 

@@ -21,9 +21,12 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pgvector_pipeline.errors import InvalidParams
+
+if TYPE_CHECKING:
+    from pyrage import x25519
 
 RECIPIENTS_ENV = "PGVECTOR_BACKUP_RECIPIENTS"
 RECIPIENTS_FILE_ENV = "PGVECTOR_BACKUP_RECIPIENTS_FILE"
@@ -63,7 +66,7 @@ class Recipients:
     def fingerprints(self) -> tuple[str, ...]:
         return tuple(fingerprint(key) for key in self.keys)
 
-    def objects(self) -> list[Any]:
+    def objects(self) -> "list[x25519.Recipient]":
         """The recipients as pyrage takes them."""
         from pyrage import x25519
 
@@ -113,7 +116,7 @@ def read_recipients_file(path: str) -> Recipients:
 class Identities:
     """Private keys loaded from identity files, for reading sets. Shown only as their recipients' fingerprints."""
 
-    def __init__(self, keys: list[Any], fingerprints: tuple[str, ...], files: tuple[Path, ...]):
+    def __init__(self, keys: "list[x25519.Identity]", fingerprints: tuple[str, ...], files: tuple[Path, ...]):
         self._keys = keys
         self.fingerprints = fingerprints
         self.files = files
@@ -121,7 +124,7 @@ class Identities:
     def __repr__(self) -> str:
         return f"Identities({', '.join(self.fingerprints)})"
 
-    def objects(self) -> list[Any]:
+    def objects(self) -> "list[x25519.Identity]":
         """The identities as pyrage takes them."""
         return list(self._keys)
 
@@ -139,7 +142,7 @@ def check_identity_file_mode(path: Path, mode: int) -> None:
         )
 
 
-def load_identity_file(path: Path) -> list[tuple[Any, str]]:
+def load_identity_file(path: Path) -> "list[tuple[x25519.Identity, str]]":
     """The identities of one file, each with its recipient's fingerprint; InvalidParams when the file cannot be read,
     is open to others, or holds a line that is not a comment or an X25519 identity (the line's number is said,
     never its text)."""
@@ -206,7 +209,7 @@ class SetKeys:
 
     recipients: Recipients | None = None
     identity_files: tuple[Path, ...] = ()
-    _loaded: dict = field(default_factory=dict, compare=False, repr=False)
+    _loaded: dict[str, Identities] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def encrypts(self) -> bool:
