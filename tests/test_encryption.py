@@ -78,6 +78,7 @@ def test_an_encrypted_set_round_trips_in_every_codec_and_format(
     index = json.loads(stored_bytes(store, backup_set, f"vector_backup_{result.timestamp}.json"))
     assert index["format"] == "pgvector-pipeline-backup/5" and index["kind"] == "sealed"
     assert index["encryption"] == {"recipients": [key.fingerprint]}
+    assert (index["set_format"], backup_set.set_format) == (set_format, set_format)
     # Nothing of the data in clear: no collection names, columns, DDL, row filters, source.
     text = json.dumps(index)
     for word in ("tricky", "CREATE", "columns", "collections", "embedding vector", "source", "dsn"):
@@ -99,9 +100,13 @@ def test_list_says_a_set_is_encrypted_and_to_which_fingerprints(store_db, tmp_pa
     back_up_database(store_db, "public", LocalBackupStore(backups, keys=keys_of(to=(key,))), "global", None)
     back_up_database(store_db, "public", LocalBackupStore(backups), "global", None)
     encrypted, clear = sorted(store_at(str(backups)).list_sets(), key=lambda s: not s.encrypted)
-    record = set_record(encrypted)
+    record, clear_record = set_record(encrypted, str(backups)), set_record(clear, str(backups))
     assert (record["status"], record["encrypted"], record["recipients"]) == ("complete", True, key.fingerprint)
-    assert (set_record(clear)["encrypted"], set_record(clear)["recipients"]) == (False, "")
+    assert (clear_record["encrypted"], clear_record["recipients"]) == (False, "")
+    # What the clear index says: the format; nothing of the source or the collections.
+    assert record["format"] == "csv" and record["taken_at"] is not None
+    assert (record["source_database"], record["collection_names"]) == (None, None)
+    assert record["table_names"] == clear_record["table_names"]
     assert encrypted.rows(EMBEDDING_TABLE) == clear.rows(EMBEDDING_TABLE)
     assert encrypted.rows(COLLECTION_TABLE) == clear.rows(COLLECTION_TABLE)
 

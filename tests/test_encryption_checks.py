@@ -120,13 +120,17 @@ def test_without_the_identity_a_changed_stored_byte_fails_and_marks_the_set_dama
 
 
 def test_a_run_checks_the_encrypted_set_it_wrote_without_an_identity(store_db, tmp_path, key):
-    result, backup_set = backed_up(store_db, tmp_path / "backups", key)
+    result, _ = backed_up(store_db, tmp_path / "backups", key)
     assert result.encrypted_to == (key.fingerprint,)
+    log = RecordingLog()
 
-    checks = {check.name: check for check in check_written_set(backup_set, result, None)}
+    checked, sets = check_written_set(LocalBackupStore(tmp_path / "backups", keys=keys_of(to=(key,))), result, log)
 
+    checks = {check.name: check for check in checked}
     assert checks[FILES_CHECK].passed and checks[EMBEDDINGS_CHECK].passed
     assert checks[EMBEDDINGS_CHECK].metadata["vectors"] == 100
+    assert [s.status for s in sets] == ["complete"] and sets[0].manifest is None  # nothing of the content was read
+    assert log.warnings == [] and len(log.infos) == len(checked)
 
 
 def test_a_run_whose_vectors_were_not_counted_skips_them_without_an_identity(store_db, tmp_path, key):
@@ -142,7 +146,7 @@ def test_a_run_whose_vectors_were_not_counted_skips_them_without_an_identity(sto
     options = backup_options(store_db, "public", choices, 1, 10, logging.getLogger(__name__))
     result = back_up_database(store_db, "public", store, "global", None, options)
 
-    checks = {c.name: c for c in check_written_set(store.locate(timestamp=result.timestamp), result, None)}
+    checks = {c.name: c for c in check_written_set(store, result, RecordingLog())[0]}
 
     assert checks[FILES_CHECK].passed and checks[EMBEDDINGS_CHECK].skipped
 

@@ -252,18 +252,22 @@ def test_list_shows_how_an_encrypted_set_is_stored():
             "timestamp": "20261124_101500",
             "status": "complete",
             "size": "4.2 MB",
+            "format": set_format,
             "compression": "zstd",
             "tables": "langchain_pg_collection (3 rows)",
             "collections": "",
             "encrypted": True,
             "recipients": "0123456789abcdef",
         }
+        for set_format in ("binary", "csv")
     ]
-    assert (
-        set_table(sets, __import__("datetime").datetime(2026, 11, 24, 12, 15))[1]
-        .split("  4.2 MB  ")[1]
-        .startswith("zstd + age to 0123456789abcdef  langchain_pg_collection (3 rows)")
-    )
+    header, *rows = set_table(sets, __import__("datetime").datetime(2026, 11, 24, 12, 15))
+    start, end = header.index("STORED AS"), header.index("SOURCE")
+    assert [row[start:end].rstrip() for row in rows] == [
+        "binary zstd + age to 0123456789abcdef",
+        "csv zstd + age to 0123456789abcdef",
+    ]
+    assert all(row.endswith("langchain_pg_collection (3 rows)") for row in rows)
 
 
 # --- in the stores ------------------------------------------------------------------------------------------------

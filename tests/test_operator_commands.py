@@ -184,6 +184,7 @@ def test_check_through_the_webserver_runs_the_checks_where_the_code_server_is(se
         "restore",
         "store",
         "store_free_space",
+        "encryption",
         "recent_backup",
         "automations",
     ]

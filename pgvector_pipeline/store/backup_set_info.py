@@ -125,8 +125,11 @@ class BackupSetInfo:
 
     @property
     def set_format(self) -> str:
-        """How the set's files hold the rows (see set_formats): its manifest says; a set without one is CSV."""
-        return self.manifest.set_format if self.manifest is not None else CSV
+        """How the set's files hold the rows (see set_formats): its manifest (or an encrypted set's clear index) says;
+        a set without one is CSV."""
+        if self.manifest is not None:
+            return self.manifest.set_format
+        return self.sealed.set_format if self.sealed is not None else CSV
 
     @property
     def codecs(self) -> dict[str, str]:
