@@ -103,8 +103,9 @@ def test_list_says_a_set_is_encrypted_and_to_which_fingerprints(store_db, tmp_pa
     record, clear_record = set_record(encrypted, str(backups)), set_record(clear, str(backups))
     assert (record["status"], record["encrypted"], record["recipients"]) == ("complete", True, key.fingerprint)
     assert (clear_record["encrypted"], clear_record["recipients"]) == (False, "")
-    # What the clear index says: the format; nothing of the source or the collections.
-    assert record["format"] == "csv" and record["taken_at"] is not None
+    # What the clear index says: the format, how long the backup took; nothing of the source or the collections.
+    assert (record["format"], record["duration_s"]) == ("csv", encrypted.sealed.duration_s)
+    assert record["duration_s"] is not None and record["taken_at"] is not None
     assert (record["source_database"], record["collection_names"]) == (None, None)
     assert record["table_names"] == clear_record["table_names"]
     assert encrypted.rows(EMBEDDING_TABLE) == clear.rows(EMBEDDING_TABLE)

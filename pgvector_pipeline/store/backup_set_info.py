@@ -281,7 +281,7 @@ def set_record(s: BackupSetInfo, store: str) -> dict[str, object]:
         "compression_ratio": s.compression_ratio,
         "collections": s.collections,
         "size": human_size(s.total_bytes),
-        "duration_s": s.manifest.duration_s if s.manifest else None,
+        "duration_s": s.manifest.duration_s if s.manifest else s.sealed.duration_s if s.sealed else None,
         "source_database": source.database if source else None,
         "source_schema": source.db_schema if source else None,
         "location": s.location,

@@ -337,6 +337,7 @@ class SealedIndex(_Strict):
     timestamp: Annotated[str, Field(pattern=r"^" + TIMESTAMP_PATTERN.pattern + r"$")]
     started_at: AwareTime | None = None
     finished_at: AwareTime | None = None
+    duration_s: Seconds | None = None
     set_format: SetFormat = CSV
     encryption: ManifestEncryption
     manifest: SealedFile
@@ -382,6 +383,7 @@ def index_of(manifest: Manifest, sealed: bytes) -> SealedIndex:
         timestamp=manifest.timestamp,
         started_at=manifest.started_at,
         finished_at=manifest.finished_at,
+        duration_s=manifest.duration_s,
         set_format=manifest.set_format,
         encryption=manifest.encryption,
         manifest=SealedFile(
