@@ -5,7 +5,7 @@
 #
 #   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP            # empty the set's tables and load them, one transaction
 #   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP --create   # into an empty database: extension, tables, indexes
-#   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP --identity KEY.txt   # an encrypted set (see "Encrypted sets")
+#   deploy/psql_restore.sh SET_DIRECTORY TIMESTAMP --identity KEY.txt   # an encrypted set, CSV or binary (see "Encrypted sets")
 #
 # 1. The DSN is read as libpq reads it (a postgresql:// URI, keyword=value settings or a database name) and handed
 #    to psql as PG* variables (PGHOST, PGPASSWORD, ...): never on a command line, which every local user can read in

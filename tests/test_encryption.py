@@ -12,6 +12,7 @@ from pgvector_pipeline.errors import DataError, InvalidParams
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE, LANGCHAIN_POSTGRES
 from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
 from pgvector_pipeline.operations.restore import restore_backup_set
+from pgvector_pipeline.operations.set_checks import check_written_set
 from pgvector_pipeline.set_formats import BINARY, CSV
 from pgvector_pipeline.store.age_streams import AGE_MAGIC
 from pgvector_pipeline.store.backup_set_info import set_record
@@ -26,6 +27,7 @@ from pgvector_pipeline.testing.langchain_tables import fill_sample_store
 from tests.catalog_fingerprint import contents
 from tests.encryption_keys import KeyPair, keys_of, new_key_pair
 from tests.faulty_stores import flip_a_byte
+from tests.helpers import RecordingLog
 from tests.stores import make_store
 
 SWAP = RestoreFlags(truncate_before_restore=True)
@@ -87,6 +89,10 @@ def test_an_encrypted_set_round_trips_in_every_codec_and_format(
     manifest = json.loads(pyrage.decrypt(sealed, [pyrage.x25519.Identity.from_str(key.secret)]))
     assert manifest["encryption"] == {"recipients": [key.fingerprint]}
     assert "tricky" in manifest["collections"]["embeddings"]
+    assert manifest["set_format"] == set_format
+    # The backup run's own checks (check_written_set) read the stored bytes against the index, without the manifest.
+    checks, _ = check_written_set(store, result, RecordingLog())
+    assert [(c.name, c.passed) for c in checks if not c.passed] == []
 
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding"))
     restored = restore_backup_set(store_db, "public", store.locate(timestamp=result.timestamp), SWAP)

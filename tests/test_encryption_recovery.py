@@ -24,7 +24,7 @@ import zstandard
 
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_TABLE
 from pgvector_pipeline.operations.backup import BackupOptions, back_up_database
-from pgvector_pipeline.set_formats import CSV
+from pgvector_pipeline.set_formats import BINARY, CSV
 from pgvector_pipeline.store.codecs import GZIP, NONE, ZSTD, Compression
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.testing.db import execute
@@ -143,20 +143,31 @@ def psql_restore(directory: Path, timestamp: str, dsn: str, *extra: str, path: s
     )
 
 
+@pytest.mark.parametrize("set_format", [CSV, BINARY])
 @pytest.mark.parametrize("codec", [ZSTD, NONE])
-def test_psql_restore_restores_an_encrypted_set_with_identity(store_db, pg_server, tmp_path, key, age_path, codec):
+def test_psql_restore_restores_an_encrypted_set_with_identity(
+    store_db, pg_server, tmp_path, key, age_path, codec, set_format
+):
+    """Both set formats: a binary set's column types are compared with the target's from the decrypted manifest, and
+    its `.pgcopy….age` files are decrypted as they load."""
     fill_sample_store(store_db, collections=2, embeddings_per_collection=30, dimension=8)
     before = contents(store_db)
     store = LocalBackupStore(tmp_path / "backups", keys=keys_of(to=(key,)))
-    result = back_up_database(store_db, "public", store, "global", None, BackupOptions(compression=Compression(codec)))
+    options = BackupOptions(compression=Compression(codec), set_format=set_format)
+    result = back_up_database(store_db, "public", store, "global", None, options)
     directory = tmp_path / "backups" / "vector_bak"
+    extension = {CSV: "csv", BINARY: "pgcopy"}[set_format]
+    assert all(
+        f".{extension}" in name and name.endswith(".age")
+        for name in store.locate(timestamp=result.timestamp).table_files.values()
+    )
 
     execute(store_db, lambda cur: cur.execute("DELETE FROM langchain_pg_embedding WHERE cmetadata->>'page' = '1'"))
     done = psql_restore(directory, result.timestamp, store_db, "--identity", str(key.identity_file), path=age_path)
     assert done.returncode == 0, done.stderr
     assert contents(store_db) == before
 
-    empty_db = ensure_database(pg_server, f"recovered_encrypted_{codec}")
+    empty_db = ensure_database(pg_server, f"recovered_encrypted_{codec}_{set_format}")
     created = psql_restore(
         directory, result.timestamp, empty_db, "--create", "--identity", str(key.identity_file), path=age_path
     )
