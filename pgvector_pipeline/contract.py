@@ -6,6 +6,8 @@ their names from here too, and a test checks that they agree."""
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pgvector_pipeline.request_fields import as_config, help_of
+
 # Re-exported (`X as X`): programs import the restore types and migration targets from the contract.
 from pgvector_pipeline.run_requests import (
     MIGRATE_TO_LANGCHAIN_POSTGRES as MIGRATE_TO_LANGCHAIN_POSTGRES,
@@ -31,11 +33,7 @@ from pgvector_pipeline.run_requests import (
 from pgvector_pipeline.run_requests import (
     RestoreFlags as RestoreFlags,
 )
-from pgvector_pipeline.run_requests import (
-    as_config,
-    help_of,
-    restore_request,
-)
+from pgvector_pipeline.run_requests import restore_request
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.

@@ -1,186 +1,31 @@
-"""What each operation takes, declared once per field: its Python type and default (the dataclass field), what it
-means, its command-line option and how argparse reads it, and whether the run config always carries it. From the one
-declaration come the Dagster op's config class (run_config.config_class), the command line's options (add_options,
-from_args), the run config other programs send (as_config) and the engine's call (the request object itself).
+"""What each operation takes, declared once per field (see request_fields: type, default, help, run-config key,
+command-line option): from each request come the Dagster op's config class, the command line's options, the run config
+other programs send and the engine's call.
 
-No Dagster or argparse-shaped state here beyond plain functions, and no import of the code location: the client and
-the command line use this module without loading Dagster definitions.
-
-A field declares itself with `option(...)` as its dataclass field; a field whose type is itself a request part (a
-dataclass whose fields are options, such as RestoreFlags) is spelled flat, its fields beside the others: the run
-config and the command line never nest.
+No Dagster here, and no import of the code location: the client and the command line use this module without loading
+Dagster definitions.
 """
 
-import argparse
-import dataclasses
-import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pgvector_pipeline.errors import InvalidParams, named
-
-_SPEC = "pgvector_pipeline.option"
-# A request type (RestoreRequest, ...): what build and from_args make.
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Spelling:
-    """How one request field is spelled outside Python."""
-
-    # What it means: the run config's description (and the command line's help, unless cli_help says otherwise).
-    help: str
-    # The command line's option ('--truncate'); None: the field is set only in the run config.
-    flag: str | None = None
-    # How argparse reads the option besides its flag and help: action, nargs, metavar, type, choices, required.
-    cli: Mapping[str, Any] = field(default_factory=dict)
-    # The command line's help where it says less than the run config's (the shell's own words).
-    cli_help: str | None = None
-    # Whether the run config other programs send carries the field at its default too (else only when set).
-    always_sent: bool = False
-
-
-def option(default: Any = None, *, default_factory: Callable[[], Any] | None = None, **spelling: Any) -> Any:
-    """A request field: its default and its Spelling."""
-    metadata = {_SPEC: Spelling(**spelling)}
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def switch(flag: str, **spelling: Any) -> Any:
-    """A restore switch: off by default, a store_true flag, always in the run config (the Launchpad shows each)."""
-    return option(False, flag=flag, cli={"action": "store_true"}, always_sent=True, **spelling)
-
-
-def part(default_factory: Callable[[], Any]) -> Any:
-    """A request field that groups options (a dataclass of them): spelled flat, beside the request's own."""
-    return field(default_factory=default_factory, metadata={_SPEC: None})
-
-
-@dataclass(frozen=True)
-class Declared:
-    """One spelled field of a request, found through its parts: its name (the run config's key and the argparse
-    dest), its Python type, default and spelling, and the part holding it (None: the request itself)."""
-
-    name: str
-    type: Any
-    default: Any
-    spelling: Spelling
-    part: str | None = None
-
-
-def declared(request_type: type) -> Iterator[Declared]:
-    """Every spelled field of `request_type`, in declaration order, parts flattened in their place."""
-    hints = typing.get_type_hints(request_type)
-    for f in dataclasses.fields(request_type):
-        if _SPEC not in f.metadata:
-            continue
-        spelling = f.metadata[_SPEC]
-        if spelling is None:  # a part
-            for inner in declared(hints[f.name]):
-                yield dataclasses.replace(inner, part=f.name)
-            continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        yield Declared(f.name, hints[f.name], default, spelling)
-
-
-def build(request_type: type[R], values: Mapping[str, Any]) -> R:
-    """A request from flat values by field name (the run config's or argparse's); a name missing, or None, takes its
-    default. Lists become tuples and KEY=VALUE pairs mappings where the field's default is one."""
-    own: dict[str, Any] = {}
-    parts: dict[str, dict[str, Any]] = {}
-    for spelled in declared(request_type):
-        value = values.get(spelled.name)
-        if value is None:
-            continue
-        value = _python_value(spelled.default, value)
-        if spelled.part is None:
-            own[spelled.name] = value
-        else:
-            parts.setdefault(spelled.part, {})[spelled.name] = value
-    hints = typing.get_type_hints(request_type)
-    own.update({name: hints[name](**given) for name, given in parts.items()})
-    return request_type(**own)
-
-
-def _python_value(default: Any, value: Any) -> Any:
-    if isinstance(default, tuple):
-        return tuple(value)
-    if isinstance(default, Mapping):
-        return dict(value)
-    return value
-
-
-def flat(request: Any) -> dict[str, Any]:
-    """The request's spelled fields by name, parts flattened."""
-    values: dict[str, Any] = {}
-    for spelled in declared(type(request)):
-        holder = request if spelled.part is None else getattr(request, spelled.part)
-        values[spelled.name] = getattr(holder, spelled.name)
-    return values
-
-
-def as_config(request: Any) -> dict[str, Any]:
-    """The op config of `request` as other programs send it: the fields always sent, and the others when set (lists
-    and mappings as JSON has them)."""
-    config: dict[str, Any] = {}
-    values = flat(request)
-    for spelled in declared(type(request)):
-        value = values[spelled.name]
-        if spelled.spelling.always_sent or value != spelled.default:
-            config[spelled.name] = as_config_value(value)
-    return config
-
-
-def as_config_value(value: Any) -> Any:
-    """A field's value as the run config holds it: tuples as lists, mappings as dicts."""
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
-
-
-def config_type(spelled: Declared) -> Any:
-    """The run config's type of a field: tuples as lists, mappings as dicts (what Dagster's config takes)."""
-    origin, args = typing.get_origin(spelled.type), typing.get_args(spelled.type)
-    if origin is tuple:
-        return list[args[0]]  # type: ignore[valid-type]
-    if origin in (Mapping, dict):
-        return dict[args[0], args[1]]  # type: ignore[valid-type]
-    return spelled.type
-
-
-def add_options(parser: argparse.ArgumentParser, request_type: type) -> None:
-    """The command line's options of `request_type`'s fields that have one."""
-    for spelled in declared(request_type):
-        spelling = spelled.spelling
-        if spelling.flag is None:
-            continue
-        parser.add_argument(
-            spelling.flag, dest=spelled.name, help=spelling.cli_help or spelling.help, **dict(spelling.cli)
-        )
-
-
-def from_args(request_type: type[R], args: argparse.Namespace, **given: Any) -> R:
-    """The request the command line's arguments make (`given`: fields the command sets itself)."""
-    values = {s.name: getattr(args, s.name, None) for s in declared(request_type) if s.spelling.flag}
-    return build(request_type, {**values, **given})
-
-
-def pair(shape: str, example: str) -> Callable[[str], tuple[str, str]]:
-    """An argparse type for 'KEY=VALUE' (split at the first '='): both parts must be given."""
-
-    def parse(text: str) -> tuple[str, str]:
-        key, sep, value = text.partition("=")
-        if not sep or not key or not value:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {shape} ({example})")
-        return key, value
-
-    return parse
-
+from pgvector_pipeline.request_fields import (
+    as_config as as_config,
+)
+from pgvector_pipeline.request_fields import (
+    from_args as from_args,
+)
+from pgvector_pipeline.request_fields import (
+    help_of as help_of,
+)
+from pgvector_pipeline.request_fields import (
+    option,
+    pair,
+    part,
+    switch,
+)
 
 # --- restore --------------------------------------------------------------------------------------------------------
 
@@ -347,11 +192,6 @@ class RestoreRequest:
         cli={"metavar": "TEXT"},
         help="Why this restore is run (a ticket, an incident), recorded in the run's log and metadata.",
     )
-
-
-def help_of(request_part: type) -> dict[str, tuple[str, str]]:
-    """Each field of a request part: its command-line flag and what it does (for tables of them, as the docs')."""
-    return {s.name: (s.spelling.flag or "", s.spelling.help) for s in declared(request_part)}
 
 
 def restore_request(

@@ -31,7 +31,8 @@ from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, Pipe
 from pgvector_pipeline.operations.backup import BackupChoices, Log
 from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
-from pgvector_pipeline.run_requests import RestoreRequest, add_options, from_args, pair
+from pgvector_pipeline.request_fields import add_options, from_args, pair
+from pgvector_pipeline.run_requests import RestoreRequest
 from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
