@@ -33,7 +33,7 @@ from pgvector_pipeline.run_requests import (
 from pgvector_pipeline.run_requests import (
     RestoreFlags as RestoreFlags,
 )
-from pgvector_pipeline.run_requests import restore_request
+from pgvector_pipeline.run_requests import RestoreRequest, TruncateRequest, restore_request
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -203,9 +203,26 @@ def request_config(op: str, request: Any) -> dict[str, Any]:
     return {"ops": {op: {"config": as_config(request)}}}
 
 
+# The job, and its op, that does each request of run_requests: the client launches it with the request as the op's
+# config (request_config).
+REQUEST_JOBS: dict[type, tuple[str, str]] = {
+    RestoreRequest: (RESTORE_JOB, RESTORE_OP),
+    TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
+}
+# The jobs of REQUEST_JOBS that use a database (the pgvector resource): a launch may name another (dsn_env, db_schema)
+# and tags the run with it (database_tags).
+DATABASE_JOBS = frozenset({BACKUP_JOB, REQUEST_BACKUP_JOB, RESTORE_JOB, TRUNCATE_JOB, DRILL_JOB})
+
+
+def job_config(request: Any) -> tuple[str, dict[str, Any]]:
+    """The job that does `request` (a request of run_requests), and its run config."""
+    job, op = REQUEST_JOBS[type(request)]
+    return job, request_config(op, request)
+
+
 def truncate_run_config(tables: list[str] | None = None) -> dict[str, Any]:
     """Run config of vector_truncate_job: langchain_pg_embedding by default, or the tables named."""
-    return {"ops": {TRUNCATE_OP: {"config": {"tables": list(tables)}}}} if tables else {}
+    return request_config(TRUNCATE_OP, TruncateRequest(tables=tuple(tables)) if tables else TruncateRequest())
 
 
 def retention_run_config(

@@ -26,6 +26,7 @@ from pgvector_pipeline.request_fields import (
     part,
     switch,
 )
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # --- restore --------------------------------------------------------------------------------------------------------
 
@@ -214,3 +215,26 @@ def restore_request(
         rename=dict(rename or {}),
         migration=migration,
     )
+
+
+# --- truncate -------------------------------------------------------------------------------------------------------
+
+_TRUNCATED_BY_DEFAULT = ", ".join(DEFAULT_TABLES.truncated_by_default)
+
+
+@dataclass(frozen=True)
+class TruncateRequest:
+    """A truncate without a backup: which tables, emptied in one statement."""
+
+    tables: tuple[str, ...] = option(
+        tuple(DEFAULT_TABLES.truncated_by_default),
+        flag="--tables",
+        cli={"nargs": "+", "choices": DEFAULT_TABLES.names},
+        help=f"Tables to truncate (one statement): {_TRUNCATED_BY_DEFAULT} by default, or any of "
+        f"{', '.join(DEFAULT_TABLES.names)} (a table with the tables that reference it).",
+        cli_help=f"Default: {_TRUNCATED_BY_DEFAULT}.",
+    )
+
+
+# Any request that launches a job (contract.REQUEST_JOBS).
+Request = RestoreRequest | TruncateRequest

@@ -32,7 +32,7 @@ from pgvector_pipeline.operations.backup import BackupChoices, Log
 from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.request_fields import add_options, from_args, pair
-from pgvector_pipeline.run_requests import RestoreRequest
+from pgvector_pipeline.run_requests import RestoreRequest, TruncateRequest
 from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
@@ -318,7 +318,8 @@ def _run_direct(args: argparse.Namespace) -> int:
 
 
 def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    return _finish(client, client.launch_truncate(args.tables, dsn_env=args.dsn_env, db_schema=args.db_schema), args)
+    request = from_args(TruncateRequest, args)
+    return _finish(client, client.launch_request(request, dsn_env=args.dsn_env, db_schema=args.db_schema), args)
 
 
 def _retention(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -611,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     default_truncated = ", ".join(DEFAULT_TABLES.truncated_by_default)
     truncate = commands.add_parser("truncate", help=f"Truncate {default_truncated} (or the tables named).")
-    truncate.add_argument("--tables", nargs="+", choices=DEFAULT_TABLES.names, help=f"Default: {default_truncated}.")
+    add_options(truncate, TruncateRequest)
     _database_options(truncate)
     _wait_options(truncate)
     truncate.set_defaults(run=_truncate)

@@ -44,6 +44,7 @@ from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
     COPY_JOB,
     COPY_TO_OTHER,
+    DATABASE_JOBS,
     DRILL_JOB,
     INVENTORY_ASSET,
     INVENTORY_JOB,
@@ -55,25 +56,21 @@ from pgvector_pipeline.contract import (
     PLAIN_RESTORE,
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
-    RESTORE_JOB,
-    RESTORE_OP,
     RESULT_METADATA,
     RETENTION_JOB,
     ROWS_TAG,
     SET_PARTITIONS,
-    TRUNCATE_JOB,
     Migration,
     RestoreFlags,
     backup_run_config,
     copy_run_config,
     database_tags,
     drill_run_config,
+    job_config,
     partition_key,
     pgvector_resource_config,
-    request_config,
     request_run_config,
     retention_run_config,
-    truncate_run_config,
 )
 from pgvector_pipeline.entry_points.client_queries import (
     ADD_DYNAMIC_PARTITION,
@@ -92,7 +89,8 @@ from pgvector_pipeline.entry_points.client_queries import (
 )
 from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, parts_from_json
 from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unknown_task
-from pgvector_pipeline.run_requests import RestoreRequest, restore_request
+from pgvector_pipeline.request_fields import as_config
+from pgvector_pipeline.run_requests import Request, RestoreRequest, TruncateRequest, restore_request
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 from pgvector_pipeline.store.naming import LATEST, nearest_phrase, validate_set_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
@@ -446,29 +444,42 @@ class VectorBackupClient:
         return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
 
     def launch_request(
-        self, request: RestoreRequest, *, dsn_env: str | None = None, db_schema: str | None = None
+        self, request: Request, *, dsn_env: str | None = None, db_schema: str | None = None
     ) -> LaunchedRun:
         """Launch the job that does `request` (a request of run_requests, with every option it declares), on the
-        database named by `dsn_env` and `db_schema`; the set it names, and its tables and collections, are checked
-        against the inventory before anything is sent (see check_named)."""
-        refuse_nul(request_config(RESTORE_OP, request), "The run config")  # before anything is sent
-        collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
-        task, timestamp = (
-            (task_key(request.task_id), validate_set_timestamp(request.timestamp))
-            if request.backup_path  # a set named by its path: the run finds it
-            else self.check_named(request.task_id, request.timestamp, request.tables or None, collections)
-        )
-        request = replace(request, task_id=task, timestamp=timestamp)
-        run_config = {**request_config(RESTORE_OP, request), **pgvector_resource_config(dsn_env, db_schema)}
-        run_id = self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env))
-        return LaunchedRun(run_id, RESTORE_JOB, task, timestamp)
+        database named by `dsn_env` and `db_schema` (the jobs that use one; copy and retention do not). What it names
+        is checked before anything is sent: a set, and its tables and collections, against the inventory (see
+        check_named)."""
+        refuse_nul(as_config(request), "The run config")  # before anything is checked or sent
+        request, task, timestamp = self._named(request)
+        job, run_config = job_config(request)
+        tags: dict[str, str] = {}
+        if job in DATABASE_JOBS:
+            run_config = {**run_config, **pgvector_resource_config(dsn_env, db_schema)}
+            tags = database_tags(dsn_env)
+        elif dsn_env or db_schema:
+            raise InvalidParams(f"{job} uses no database: it takes no dsn_env or db_schema.")
+        return LaunchedRun(self.launch_job(job, run_config, tags), job, task, timestamp)
+
+    def _named(self, request: Request) -> tuple[Request, str | None, str | None]:
+        """`request` as it is sent, once what it names is checked (see launch_request), and the set's task and
+        timestamp as far as the launch names them."""
+        if isinstance(request, RestoreRequest):
+            collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
+            task, timestamp = (
+                (task_key(request.task_id), validate_set_timestamp(request.timestamp))
+                if request.backup_path  # a set named by its path: the run finds it
+                else self.check_named(request.task_id, request.timestamp, request.tables or None, collections)
+            )
+            return replace(request, task_id=task, timestamp=timestamp), task, timestamp
+        return request, None, None
 
     def launch_truncate(
         self, tables: list[str] | None = None, *, dsn_env: str | None = None, db_schema: str | None = None
     ) -> LaunchedRun:
         """Launch vector_truncate_job: langchain_pg_embedding, or the tables named."""
-        run_config = {**truncate_run_config(tables), **pgvector_resource_config(dsn_env, db_schema)}
-        return LaunchedRun(self.launch_job(TRUNCATE_JOB, run_config, database_tags(dsn_env)), TRUNCATE_JOB)
+        request = TruncateRequest(tables=tuple(tables)) if tables else TruncateRequest()
+        return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
 
     def launch_copy(self, task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> LaunchedRun:
         """Launch vector_copy_job: copy the set `timestamp` (or 'latest') of `task_id` (None: global) to the other
