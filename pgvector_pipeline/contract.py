@@ -33,7 +33,7 @@ from pgvector_pipeline.run_requests import (
 from pgvector_pipeline.run_requests import (
     RestoreFlags as RestoreFlags,
 )
-from pgvector_pipeline.run_requests import RestoreRequest, TruncateRequest, restore_request
+from pgvector_pipeline.run_requests import RestoreRequest, RetentionRequest, TruncateRequest, restore_request
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -208,6 +208,7 @@ def request_config(op: str, request: Any) -> dict[str, Any]:
 REQUEST_JOBS: dict[type, tuple[str, str]] = {
     RestoreRequest: (RESTORE_JOB, RESTORE_OP),
     TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
+    RetentionRequest: (RETENTION_JOB, RETENTION_OP),
 }
 # The jobs of REQUEST_JOBS that use a database (the pgvector resource): a launch may name another (dsn_env, db_schema)
 # and tags the run with it (database_tags).
@@ -229,12 +230,7 @@ def retention_run_config(
     keep_newest: int | None = None, max_age_days: float | None = None, dry_run: bool = True
 ) -> dict[str, Any]:
     """Run config of vector_retention_job: keep the newest N sets per location and/or those younger than D days."""
-    config: dict[str, Any] = {"dry_run": dry_run}
-    if keep_newest is not None:
-        config["keep_newest"] = keep_newest
-    if max_age_days is not None:
-        config["max_age_days"] = max_age_days
-    return {"ops": {RETENTION_OP: {"config": config}}}
+    return request_config(RETENTION_OP, RetentionRequest(keep_newest, max_age_days, dry_run))
 
 
 def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict[str, Any]:

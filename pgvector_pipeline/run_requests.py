@@ -236,5 +236,32 @@ class TruncateRequest:
     )
 
 
+# --- retention ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionRequest:
+    """Which sets retention keeps (it deletes the others), and whether it deletes them or only says which."""
+
+    keep_newest: int | None = option(
+        None,
+        flag="--keep-newest",
+        cli={"type": int},
+        help="Keep the newest N sets of each location (global, and each task).",
+        cli_help="Keep the newest N sets of each location.",
+    )
+    max_age_days: float | None = option(
+        None, flag="--max-age-days", cli={"type": float}, help="Keep sets younger than this many days."
+    )
+    dry_run: bool = option(
+        True,
+        flag="--delete",
+        cli={"action": "store_false"},
+        always_sent=True,
+        help="Only report what would be deleted (the default: set false to delete).",
+        cli_help="Delete (default: only report what would go).",
+    )
+
+
 # Any request that launches a job (contract.REQUEST_JOBS).
-Request = RestoreRequest | TruncateRequest
+Request = RestoreRequest | TruncateRequest | RetentionRequest

@@ -32,7 +32,7 @@ from pgvector_pipeline.operations.backup import BackupChoices, Log
 from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.request_fields import add_options, from_args, pair
-from pgvector_pipeline.run_requests import RestoreRequest, TruncateRequest
+from pgvector_pipeline.run_requests import RestoreRequest, RetentionRequest, TruncateRequest
 from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
@@ -325,7 +325,7 @@ def _truncate(client: VectorBackupClient, args: argparse.Namespace) -> int:
 def _retention(client: VectorBackupClient, args: argparse.Namespace) -> int:
     # Always followed to its end: what it would delete (or deleted) is the point of running it.
     args.wait = True
-    return _finish(client, client.launch_retention(args.keep_newest, args.max_age_days, dry_run=not args.delete), args)
+    return _finish(client, client.launch_request(from_args(RetentionRequest, args)), args)
 
 
 def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -622,9 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Delete old sets by policy (a dry run without --delete); always waits, printing each set it would "
         "delete (or deleted) on stderr.",
     )
-    retention.add_argument("--keep-newest", type=int, help="Keep the newest N sets of each location.")
-    retention.add_argument("--max-age-days", type=float, help="Keep sets younger than this many days.")
-    retention.add_argument("--delete", action="store_true", help="Delete (default: only report what would go).")
+    add_options(retention, RetentionRequest)
     _wait_options(retention)
     retention.set_defaults(run=_retention)
 

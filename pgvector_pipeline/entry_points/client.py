@@ -57,7 +57,6 @@ from pgvector_pipeline.contract import (
     REPOSITORY_NAME,
     REQUEST_BACKUP_JOB,
     RESULT_METADATA,
-    RETENTION_JOB,
     ROWS_TAG,
     SET_PARTITIONS,
     Migration,
@@ -70,7 +69,6 @@ from pgvector_pipeline.contract import (
     partition_key,
     pgvector_resource_config,
     request_run_config,
-    retention_run_config,
 )
 from pgvector_pipeline.entry_points.client_queries import (
     ADD_DYNAMIC_PARTITION,
@@ -90,7 +88,7 @@ from pgvector_pipeline.entry_points.client_queries import (
 from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, parts_from_json
 from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unknown_task
 from pgvector_pipeline.request_fields import as_config
-from pgvector_pipeline.run_requests import Request, RestoreRequest, TruncateRequest, restore_request
+from pgvector_pipeline.run_requests import Request, RestoreRequest, RetentionRequest, TruncateRequest, restore_request
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 from pgvector_pipeline.store.naming import LATEST, nearest_phrase, validate_set_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
@@ -568,8 +566,7 @@ class VectorBackupClient:
         self, keep_newest: int | None = None, max_age_days: float | None = None, *, dry_run: bool = True
     ) -> LaunchedRun:
         """Launch vector_retention_job (a dry run unless dry_run=False)."""
-        run_config = retention_run_config(keep_newest, max_age_days, dry_run)
-        return LaunchedRun(self.launch_job(RETENTION_JOB, run_config), RETENTION_JOB)
+        return self.launch_request(RetentionRequest(keep_newest, max_age_days, dry_run))
 
     def run_status(self, run_id: str) -> RunInfo:
         """The run's status and tags, with its error once it has failed."""
