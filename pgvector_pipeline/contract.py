@@ -28,12 +28,18 @@ from pgvector_pipeline.run_requests import (
     SAME_LAYOUT as SAME_LAYOUT,
 )
 from pgvector_pipeline.run_requests import (
+    DrillRequest,
+    RestoreRequest,
+    RetentionRequest,
+    TruncateRequest,
+    restore_request,
+)
+from pgvector_pipeline.run_requests import (
     Migration as Migration,
 )
 from pgvector_pipeline.run_requests import (
     RestoreFlags as RestoreFlags,
 )
-from pgvector_pipeline.run_requests import RestoreRequest, RetentionRequest, TruncateRequest, restore_request
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -209,6 +215,7 @@ REQUEST_JOBS: dict[type, tuple[str, str]] = {
     RestoreRequest: (RESTORE_JOB, RESTORE_OP),
     TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
     RetentionRequest: (RETENTION_JOB, RETENTION_OP),
+    DrillRequest: (DRILL_JOB, DRILL_OP),
 }
 # The jobs of REQUEST_JOBS that use a database (the pgvector resource): a launch may name another (dsn_env, db_schema)
 # and tags the run with it (database_tags).
@@ -236,12 +243,7 @@ def retention_run_config(
 def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict[str, Any]:
     """Run config of vector_restore_drill_job: the set (empty timestamp: the location's newest complete one), and
     whether to compare the live tables with it too (what `verify` asks)."""
-    config: dict[str, Any] = {"compare_live": compare_live}
-    if task_id:
-        config["task_id"] = task_id
-    if timestamp:
-        config["timestamp"] = timestamp
-    return {"ops": {DRILL_OP: {"config": config}}}
+    return request_config(DRILL_OP, DrillRequest(task_id or "", timestamp, compare_live))
 
 
 def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict[str, Any]:

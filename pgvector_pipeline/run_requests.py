@@ -230,6 +230,7 @@ class TruncateRequest:
         tuple(DEFAULT_TABLES.truncated_by_default),
         flag="--tables",
         cli={"nargs": "+", "choices": DEFAULT_TABLES.names},
+        always_sent=True,  # what is truncated is said in the run, not left to the code server's default
         help=f"Tables to truncate (one statement): {_TRUNCATED_BY_DEFAULT} by default, or any of "
         f"{', '.join(DEFAULT_TABLES.names)} (a table with the tables that reference it).",
         cli_help=f"Default: {_TRUNCATED_BY_DEFAULT}.",
@@ -263,5 +264,33 @@ class RetentionRequest:
     )
 
 
+# --- drill and verify -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrillRequest:
+    """A restore drill: which set is restored into a scratch schema, compared by content and dropped; `verify` is a
+    drill that compares the live tables with the set too."""
+
+    task_id: str = option(
+        "",
+        flag="--task-id",
+        help="The set's task; empty or 'global': {root}/vector_bak/.",
+        cli_help="The set's task; default global.",
+    )
+    timestamp: str = option(
+        "",
+        flag="--timestamp",
+        help="The set (YYYYMMDD_HHMMSS, or 'latest': the newest complete one with a manifest); empty: the newest "
+        "complete one.",
+        cli_help="The set's timestamp, or 'latest'; default: the location's newest complete set.",
+    )
+    compare_live: bool = option(
+        False,
+        always_sent=True,
+        help="Also compare the live tables with the set, row by row (what `verify` does).",
+    )
+
+
 # Any request that launches a job (contract.REQUEST_JOBS).
-Request = RestoreRequest | TruncateRequest | RetentionRequest
+Request = RestoreRequest | TruncateRequest | RetentionRequest | DrillRequest

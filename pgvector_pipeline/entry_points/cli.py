@@ -32,7 +32,7 @@ from pgvector_pipeline.operations.backup import BackupChoices, Log
 from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.request_fields import add_options, from_args, pair
-from pgvector_pipeline.run_requests import RestoreRequest, RetentionRequest, TruncateRequest
+from pgvector_pipeline.run_requests import DrillRequest, RestoreRequest, RetentionRequest, TruncateRequest
 from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
@@ -331,17 +331,18 @@ def _retention(client: VectorBackupClient, args: argparse.Namespace) -> int:
 def _verify(client: VectorBackupClient, args: argparse.Namespace) -> int:
     # Always followed: the per-table comparison is in its progress lines.
     args.wait = True
-    launched = client.launch_drill(args.task_id, args.timestamp or "", compare_live=True, dsn_env=args.dsn_env)
-    return _finish(client, launched, args)
+    request = from_args(DrillRequest, args, compare_live=True)
+    return _finish(client, client.launch_request(request, dsn_env=args.dsn_env, db_schema=args.db_schema), args)
 
 
 def _verify_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     engine = direct.target(args.root, args.dsn_env, args.db_schema)
-    if args.timestamp:  # a mistyped name is refused with the nearest ones (exit 2); empty: the newest complete set
-        named = check_named_set(engine.backup_store(), args.task_id, args.timestamp)
-        if args.timestamp == LATEST:
+    request = from_args(DrillRequest, args, compare_live=True)
+    if request.timestamp:  # a mistyped name is refused with the nearest ones (exit 2); empty: the newest complete set
+        named = check_named_set(engine.backup_store(), request.task_id, request.timestamp)
+        if request.timestamp == LATEST:
             log.info(latest_note(named))
-    return direct.verify(engine, args.task_id, args.timestamp or "", log)
+    return direct.verify(engine, request, log)
 
 
 def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
@@ -631,11 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Restore a set into a scratch schema of the database, check it restores as recorded, and compare the live "
         "tables with it row by row (a digest of every row); the scratch schema is dropped. Exit 1 if they differ.",
     )
-    verify.add_argument(
-        "--timestamp",
-        help="The set's timestamp, or 'latest'; default: the location's newest complete set.",
-    )
-    verify.add_argument("--task-id", help="The set's task; default global.")
+    add_options(verify, DrillRequest)
     _database_options(verify)
     _wait_options(verify)
     verify.set_defaults(run=_verify, direct_run=_verify_direct)

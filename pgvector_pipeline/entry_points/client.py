@@ -45,7 +45,6 @@ from pgvector_pipeline.contract import (
     COPY_JOB,
     COPY_TO_OTHER,
     DATABASE_JOBS,
-    DRILL_JOB,
     INVENTORY_ASSET,
     INVENTORY_JOB,
     LOCATION_NAME,
@@ -64,7 +63,6 @@ from pgvector_pipeline.contract import (
     backup_run_config,
     copy_run_config,
     database_tags,
-    drill_run_config,
     job_config,
     partition_key,
     pgvector_resource_config,
@@ -88,7 +86,14 @@ from pgvector_pipeline.entry_points.client_queries import (
 from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, parts_from_json
 from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unknown_task
 from pgvector_pipeline.request_fields import as_config
-from pgvector_pipeline.run_requests import Request, RestoreRequest, RetentionRequest, TruncateRequest, restore_request
+from pgvector_pipeline.run_requests import (
+    DrillRequest,
+    Request,
+    RestoreRequest,
+    RetentionRequest,
+    TruncateRequest,
+    restore_request,
+)
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 from pgvector_pipeline.store.naming import LATEST, nearest_phrase, validate_set_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
@@ -470,6 +475,12 @@ class VectorBackupClient:
                 else self.check_named(request.task_id, request.timestamp, request.tables or None, collections)
             )
             return replace(request, task_id=task, timestamp=timestamp), task, timestamp
+        if isinstance(request, DrillRequest):
+            if request.timestamp:
+                task, timestamp = self.check_named(request.task_id, request.timestamp)
+            else:
+                task, timestamp = self.check_task(request.task_id), ""
+            return replace(request, task_id=task, timestamp=timestamp), task, timestamp or None
         return request, None, None
 
     def launch_truncate(
@@ -514,21 +525,20 @@ class VectorBackupClient:
             )
 
     def launch_drill(
-        self, task_id: str | None, timestamp: str = "", *, compare_live: bool = False, dsn_env: str | None = None
+        self,
+        task_id: str | None,
+        timestamp: str = "",
+        *,
+        compare_live: bool = False,
+        dsn_env: str | None = None,
+        db_schema: str | None = None,
     ) -> LaunchedRun:
         """Launch vector_restore_drill_job: restore the set `timestamp` of `task_id` (None: global; empty timestamp:
         its newest complete set; or 'latest') into a scratch schema, compare it (with `compare_live`, the live tables
-        too), drop it. The set (with an empty timestamp, the task) is checked against the inventory first."""
-        if timestamp:
-            task, timestamp = self.check_named(task_id, timestamp)
-        else:
-            task = self.check_task(task_id)
-        run_config = {
-            **drill_run_config(task, timestamp, compare_live),
-            **pgvector_resource_config(dsn_env, None),
-        }
-        run_id = self.launch_job(DRILL_JOB, run_config, database_tags(dsn_env))
-        return LaunchedRun(run_id, DRILL_JOB, task, timestamp or None)
+        of `db_schema` too), drop it. The set (with an empty timestamp, the task) is checked against the inventory
+        first."""
+        request = DrillRequest(task_id or "", timestamp, compare_live)
+        return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
 
     def check_named(
         self,

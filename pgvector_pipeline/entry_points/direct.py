@@ -24,7 +24,7 @@ from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.operations.drill import set_to_drill
 from pgvector_pipeline.operations.engine import Engine
 from pgvector_pipeline.operations.set_checks import SetCheck, check_written_set, files_differ
-from pgvector_pipeline.run_requests import RestoreRequest
+from pgvector_pipeline.run_requests import DrillRequest, RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
 from pgvector_pipeline.store.interface import BackupStore
@@ -174,12 +174,12 @@ def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict[str, Any]
     )
 
 
-def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict[str, Any]:
-    """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
-    live tables with it: the result as --wait prints it, with each table's comparison."""
+def verify(engine: Engine, request: DrillRequest, log: Log) -> dict[str, Any]:
+    """The restore drill `request` asks for (its timestamp empty: the location's newest complete set; `verify` asks to
+    compare the live tables with the set too): the result as --wait prints it, with each table's comparison."""
     started = time.monotonic()
-    backup_set = set_to_drill(engine.backup_store(), task_key(task_id), timestamp)
-    result = engine.drill(backup_set, True, log)
+    backup_set = set_to_drill(engine.backup_store(), task_key(request.task_id or None), request.timestamp)
+    result = engine.drill(backup_set, request, log)
     done = _result(
         "verify",
         partition_key(backup_set.task, backup_set.timestamp),
