@@ -8,6 +8,14 @@ from typing import Any
 
 from pgvector_pipeline.request_fields import as_config, help_of
 
+# Which way vector_copy_job copies: from the backup store to the other store, or back.
+from pgvector_pipeline.run_requests import (
+    COPY_FROM_OTHER as COPY_FROM_OTHER,
+)
+from pgvector_pipeline.run_requests import (
+    COPY_TO_OTHER as COPY_TO_OTHER,
+)
+
 # Re-exported (`X as X`): programs import the restore types and migration targets from the contract.
 from pgvector_pipeline.run_requests import (
     MIGRATE_TO_LANGCHAIN_POSTGRES as MIGRATE_TO_LANGCHAIN_POSTGRES,
@@ -28,6 +36,7 @@ from pgvector_pipeline.run_requests import (
     SAME_LAYOUT as SAME_LAYOUT,
 )
 from pgvector_pipeline.run_requests import (
+    CopyRequest,
     DrillRequest,
     RestoreRequest,
     RetentionRequest,
@@ -63,9 +72,6 @@ RETENTION_OP = "delete_old_backup_sets"
 COPY_OP = "copy_backup_set"
 DRILL_OP = "vector_restore_drill"
 CHECK_OP = "check_deployment"
-# Which way vector_copy_job copies: from the backup store to the other store, or back.
-COPY_TO_OTHER = "to_other"
-COPY_FROM_OTHER = "from_other"
 # vector_copy_job's metadata entry naming the other store's root ('' when the code server has none).
 OTHER_STORE_METADATA = "other_store"
 
@@ -216,6 +222,7 @@ REQUEST_JOBS: dict[type, tuple[str, str]] = {
     TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
     RetentionRequest: (RETENTION_JOB, RETENTION_OP),
     DrillRequest: (DRILL_JOB, DRILL_OP),
+    CopyRequest: (COPY_JOB, COPY_OP),
 }
 # The jobs of REQUEST_JOBS that use a database (the pgvector resource): a launch may name another (dsn_env, db_schema)
 # and tags the run with it (database_tags).
@@ -248,7 +255,8 @@ def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_li
 
 def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict[str, Any]:
     """Run config of vector_copy_job: the set (task_id None or '' is the global directory) and which way."""
-    return {"ops": {COPY_OP: {"config": {"task_id": task_id or "", "timestamp": timestamp, "direction": direction}}}}
+    request = CopyRequest(task_id=task_id or "", timestamp=timestamp, direction=direction)  # type: ignore[arg-type]
+    return request_config(COPY_OP, request)
 
 
 def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict[str, Any]:

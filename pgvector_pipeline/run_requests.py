@@ -8,9 +8,16 @@ Dagster definitions.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from pgvector_pipeline.errors import InvalidParams, named
+from pgvector_pipeline.request_fields import (
+    REQUIRED,
+    option,
+    pair,
+    part,
+    switch,
+)
 from pgvector_pipeline.request_fields import (
     as_config as as_config,
 )
@@ -19,12 +26,6 @@ from pgvector_pipeline.request_fields import (
 )
 from pgvector_pipeline.request_fields import (
     help_of as help_of,
-)
-from pgvector_pipeline.request_fields import (
-    option,
-    pair,
-    part,
-    switch,
 )
 from pgvector_pipeline.tables import DEFAULT_TABLES
 
@@ -292,5 +293,54 @@ class DrillRequest:
     )
 
 
+# --- copy -----------------------------------------------------------------------------------------------------------
+
+# Which way a copy goes: from the backup store to the other store, or back.
+COPY_TO_OTHER: Final = "to_other"
+COPY_FROM_OTHER: Final = "from_other"
+CopyDirection = Literal["to_other", "from_other"]
+# The other store of a copy, as the code server (and --direct) read it from the environment.
+OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyRequest:
+    """A copy of a set between the backup store and the other store (local disk and S3, either way), every checksum
+    verified."""
+
+    task_id: str = option(
+        "",
+        flag="--task-id",
+        always_sent=True,
+        help="The set's task id; empty for the global sets ({root}/vector_bak/).",
+        cli_help="The set's task; default global.",
+    )
+    timestamp: str = option(
+        REQUIRED,
+        flag="--timestamp",
+        cli={"required": True},
+        help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the newest complete set of its task in the store it "
+        "is copied from.",
+        cli_help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the task's newest complete set.",
+    )
+    direction: CopyDirection = option(
+        COPY_TO_OTHER,
+        flag="--back",
+        cli={"action": "store_const", "const": COPY_FROM_OTHER},
+        always_sent=True,
+        help=f"'{COPY_TO_OTHER}': from the backup store (PGVECTOR_BACKUP_ROOT) to the other store ({OTHER_ROOT_ENV}), "
+        f"e.g. off this machine to S3; '{COPY_FROM_OTHER}': back, e.g. to restore locally.",
+        cli_help="Copy from the other store into the backup store instead (to restore it).",
+    )
+    other_root: str = option(
+        "",
+        flag="--other-root",
+        cli={"metavar": "ROOT"},
+        in_config=False,  # through Dagster, the code server copies to or from its own other store
+        help=f"With --direct: the other store, a directory or s3://bucket/prefix (default ${OTHER_ROOT_ENV}); the set "
+        f"goes there from --root, or with --back comes from there.",
+    )
+
+
 # Any request that launches a job (contract.REQUEST_JOBS).
-Request = RestoreRequest | TruncateRequest | RetentionRequest | DrillRequest
+Request = RestoreRequest | TruncateRequest | RetentionRequest | DrillRequest | CopyRequest

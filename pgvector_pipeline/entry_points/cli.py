@@ -13,11 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from pgvector_pipeline.contract import (
-    COPY_FROM_OTHER,
-    COPY_TO_OTHER,
-    DEFAULT_DSN_ENV,
-)
+from pgvector_pipeline.contract import COPY_FROM_OTHER, DEFAULT_DSN_ENV
 from pgvector_pipeline.entry_points import direct
 from pgvector_pipeline.entry_points.client import (
     UNREACHABLE,
@@ -32,7 +28,7 @@ from pgvector_pipeline.operations.backup import BackupChoices, Log
 from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
 from pgvector_pipeline.request_fields import add_options, from_args, pair
-from pgvector_pipeline.run_requests import DrillRequest, RestoreRequest, RetentionRequest, TruncateRequest
+from pgvector_pipeline.run_requests import CopyRequest, DrillRequest, RestoreRequest, RetentionRequest, TruncateRequest
 from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
 from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
@@ -346,21 +342,19 @@ def _verify_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
 
 
 def _copy(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    if args.other_root:
-        raise InvalidParams(
-            "--other-root is for --direct (a copy in this process): through Dagster, the code server copies to or "
-            "from its own other store ($PGVECTOR_OTHER_BACKUP_ROOT)."
-        )
-    direction = COPY_FROM_OTHER if args.back else COPY_TO_OTHER
-    return _finish(client, client.launch_copy(args.task_id, args.timestamp, direction), args)
+    return _finish(client, client.launch_request(from_args(CopyRequest, args)), args)
 
 
 def _copy_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     """A copy in this process: from --root to --other-root (--back: the other way), the set checked first."""
-    stores = (direct.target(args.root, None, None, need_dsn=False).backup_store(), direct.other_store(args.other_root))
-    source, target = stores[::-1] if args.back else stores
-    backup_set = check_named_set(source, args.task_id, args.timestamp)
-    if args.timestamp == LATEST:
+    request = from_args(CopyRequest, args)
+    stores = (
+        direct.target(args.root, None, None, need_dsn=False).backup_store(),
+        direct.other_store(request.other_root),
+    )
+    source, target = stores[::-1] if request.direction == COPY_FROM_OTHER else stores
+    backup_set = check_named_set(source, request.task_id, request.timestamp)
+    if request.timestamp == LATEST:
         log.info(latest_note(backup_set))
     return direct.copy(backup_set, target, log)
 
@@ -642,21 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Copy a set to the other store (PGVECTOR_OTHER_BACKUP_ROOT of the code server, e.g. S3; with --direct, "
         "--other-root), every checksum verified; refused before anything starts when there is no other store.",
     )
-    copy.add_argument(
-        "--timestamp",
-        required=True,
-        help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the task's newest complete set.",
-    )
-    copy.add_argument("--task-id", help="The set's task; default global.")
-    copy.add_argument(
-        "--back", action="store_true", help="Copy from the other store into the backup store instead (to restore it)."
-    )
-    copy.add_argument(
-        "--other-root",
-        metavar="ROOT",
-        help=f"With --direct: the other store, a directory or s3://bucket/prefix (default ${direct.OTHER_ROOT_ENV}); "
-        f"the set goes there from --root, or with --back comes from there.",
-    )
+    add_options(copy, CopyRequest)
     _wait_options(copy)
     copy.set_defaults(run=_copy, direct_run=_copy_direct)
 

@@ -61,7 +61,6 @@ from pgvector_pipeline.contract import (
     Migration,
     RestoreFlags,
     backup_run_config,
-    copy_run_config,
     database_tags,
     job_config,
     partition_key,
@@ -83,10 +82,12 @@ from pgvector_pipeline.entry_points.client_queries import (
     STOP_SCHEDULE,
     STOP_SENSOR,
 )
-from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, parts_from_json
+from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, named, parts_from_json
 from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unknown_task
 from pgvector_pipeline.request_fields import as_config
 from pgvector_pipeline.run_requests import (
+    OTHER_ROOT_ENV,
+    CopyRequest,
     DrillRequest,
     Request,
     RestoreRequest,
@@ -481,6 +482,19 @@ class VectorBackupClient:
             else:
                 task, timestamp = self.check_task(request.task_id), ""
             return replace(request, task_id=task, timestamp=timestamp), task, timestamp or None
+        if isinstance(request, CopyRequest):
+            if request.other_root:
+                raise InvalidParams(
+                    named("other_root"),
+                    " is for --direct (a copy in this process): through Dagster, the code server copies to or from "
+                    f"its own other store (${OTHER_ROOT_ENV}).",
+                )
+            self.check_other_store()
+            if request.direction == COPY_FROM_OTHER:
+                task, timestamp = task_key(request.task_id), validate_set_timestamp(request.timestamp)
+            else:
+                task, timestamp = self.check_named(request.task_id, request.timestamp)
+            return replace(request, task_id=task, timestamp=timestamp), task, timestamp
         return request, None, None
 
     def launch_truncate(
@@ -495,13 +509,8 @@ class VectorBackupClient:
         store (direction 'to_other') or from it ('from_other'). InvalidParams before anything is sent when the code
         server has no other store, or (to the other store) when the inventory does not list the set. The inventory
         lists the backup store only: a copy from the other store is checked by its run."""
-        self.check_other_store()
-        if direction == COPY_FROM_OTHER:
-            task, timestamp = task_key(task_id), validate_set_timestamp(timestamp)
-        else:
-            task, timestamp = self.check_named(task_id, timestamp)
-        run_config = copy_run_config(task, timestamp, direction)
-        return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB, task, timestamp)
+        request = CopyRequest(task_id=task_id or "", timestamp=timestamp, direction=direction)  # type: ignore[arg-type]
+        return self.launch_request(request)
 
     def other_store(self) -> str | None:
         """The other store's root as the code server has it ($PGVECTOR_OTHER_BACKUP_ROOT when it loaded the code

@@ -24,6 +24,9 @@ from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.operations.drill import set_to_drill
 from pgvector_pipeline.operations.engine import Engine
 from pgvector_pipeline.operations.set_checks import SetCheck, check_written_set, files_differ
+
+# The second store of a copy, as the code server names it.
+from pgvector_pipeline.run_requests import OTHER_ROOT_ENV as OTHER_ROOT_ENV
 from pgvector_pipeline.run_requests import DrillRequest, RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
@@ -31,10 +34,6 @@ from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
-
-# The second store of a copy, as the code server names it (resources.backup_store.OTHER_ROOT_ENV, which imports
-# Dagster).
-OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"
 
 
 def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: bool = True) -> Engine:
