@@ -36,11 +36,13 @@ from pgvector_pipeline.run_requests import (
     SAME_LAYOUT as SAME_LAYOUT,
 )
 from pgvector_pipeline.run_requests import (
+    BackupRequest,
     CopyRequest,
     DrillRequest,
     RestoreRequest,
     RetentionRequest,
     TruncateRequest,
+    backup_request,
     restore_request,
 )
 from pgvector_pipeline.run_requests import (
@@ -144,16 +146,6 @@ def partition_key(task: str, timestamp: str) -> str:
     return f"{task}{SET_KEY_SEPARATOR}{timestamp}"
 
 
-def compression_config(compression: str = "", compression_level: int | None = None) -> dict[str, Any]:
-    """The compression fields of a backup's run config; only those set (the code location's default otherwise)."""
-    config: dict[str, Any] = {}
-    if compression:
-        config["compression"] = compression
-    if compression_level is not None:
-        config["compression_level"] = compression_level
-    return config
-
-
 def backup_run_config(
     truncate_after_backup: bool = False,
     create_task_dir: bool = False,
@@ -166,23 +158,15 @@ def backup_run_config(
     """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all; `tables`
     names the tables to back up instead of LangChain's two ('name' or 'schema.name'), each with its row filter
     ('' for every row)."""
-    config = {
-        "truncate_after_backup": truncate_after_backup,
-        "create_task_dir": create_task_dir,
-        **compression_config(compression, compression_level),
-    }
-    if set_format:
-        config["format"] = set_format
-    if collections:
-        config["collections"] = list(collections)
-    if tables:
-        config["tables"] = [_table_config(name, where) for name, where in tables.items()]
-    return {"ops": {BACKUP_OP: {"config": config}}}
+    request = backup_request(
+        None, truncate_after_backup, create_task_dir, compression, compression_level, collections, tables, set_format
+    )
+    return set_backup_config(request)
 
 
-def _table_config(qualified_name: str, where: str) -> dict[str, Any]:
-    schema, _, name = qualified_name.rpartition(".")
-    return {"name": name, "where": where, **({"db_schema": schema} if schema else {})}
+def set_backup_config(request: BackupRequest) -> dict[str, Any]:
+    """Run config of vector_backup_job doing `request`: its task is the run's partition's, not in its config."""
+    return {"ops": {BACKUP_OP: {"config": as_config(request, leave_out=("task_id",))}}}
 
 
 # What a restore takes is declared once in run_requests (RestoreRequest and its parts); these names stay here for the
@@ -218,6 +202,7 @@ def request_config(op: str, request: Any) -> dict[str, Any]:
 # The job, and its op, that does each request of run_requests: the client launches it with the request as the op's
 # config (request_config).
 REQUEST_JOBS: dict[type, tuple[str, str]] = {
+    BackupRequest: (REQUEST_BACKUP_JOB, REQUEST_BACKUP_OP),
     RestoreRequest: (RESTORE_JOB, RESTORE_OP),
     TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
     RetentionRequest: (RETENTION_JOB, RETENTION_OP),
@@ -261,7 +246,5 @@ def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_T
 
 def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict[str, Any]:
     """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory; the other
-    options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level)."""
-    backup = backup_run_config(*backup_options, **named_options)["ops"][BACKUP_OP]["config"]
-    config = {"task_id": task_id or "", **backup}
-    return {"ops": {REQUEST_BACKUP_OP: {"config": config}}}
+    options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level, ...)."""
+    return request_config(REQUEST_BACKUP_OP, backup_request(task_id, *backup_options, **named_options))

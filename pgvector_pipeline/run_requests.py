@@ -6,6 +6,7 @@ No Dagster here, and no import of the code location: the client and the command 
 Dagster definitions.
 """
 
+import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -13,6 +14,7 @@ from typing import Any, Final, Literal
 from pgvector_pipeline.errors import InvalidParams, named
 from pgvector_pipeline.request_fields import (
     REQUIRED,
+    Flag,
     option,
     pair,
     part,
@@ -27,7 +29,166 @@ from pgvector_pipeline.request_fields import (
 from pgvector_pipeline.request_fields import (
     help_of as help_of,
 )
+from pgvector_pipeline.set_formats import DEFAULT_SET_FORMAT, SET_FORMAT_ENV, SET_FORMATS
+from pgvector_pipeline.store.codecs import CODEC_NAMES, COMPRESSION_ENV, DEFAULT_COMPRESSION
 from pgvector_pipeline.tables import DEFAULT_TABLES
+
+# --- backup ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSelection:
+    """One table of a backup's `tables`."""
+
+    name: str = option(REQUIRED, help="The table's name, without its schema.")
+    db_schema: str = option(
+        "", help="Its schema. Empty: the pgvector resource's db_schema. A set holds one schema's tables."
+    )
+    where: str = option(
+        "",
+        always_sent=True,
+        help="Back up only the rows this condition on the table's own columns keeps, e.g. "
+        "\"cmetadata->>'source' = 'a.pdf'\" (comparisons, LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, jsonb operators, "
+        "casts; no function calls or subqueries). Empty: every row.",
+    )
+
+    @classmethod
+    def of(cls, qualified_name: str, where: str = "") -> "TableSelection":
+        """The table `qualified_name` ('name' or 'schema.name'), with its row filter ('': every row)."""
+        schema, _, name = qualified_name.rpartition(".")
+        return cls(name, schema, where)
+
+
+def table_selections(tables: Mapping[str, str]) -> tuple[TableSelection, ...]:
+    """{'name' or 'schema.name': row filter or ''} as a backup's tables, in the order named."""
+    return tuple(TableSelection.of(name, where) for name, where in tables.items())
+
+
+def _tables_from_cli(args: argparse.Namespace) -> tuple[TableSelection, ...]:
+    """--table NAME … with --where NAME=CONDITION …, in the order the tables are named."""
+    named_tables = dict.fromkeys(getattr(args, "tables", None) or [], "")
+    for table, condition in getattr(args, "where", None) or []:
+        if table not in named_tables:
+            raise InvalidParams(f"--where names {table!r}, which no --table names: add --table {table}.")
+        named_tables[table] = condition
+    return table_selections(named_tables)
+
+
+_TRUNCATED_BY_DEFAULT = ", ".join(DEFAULT_TABLES.truncated_by_default)
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """A backup into a new set: the task whose directory gets it, the tables (and their rows) and collections it
+    takes, how its files are stored, and whether it truncates after the set is written and verified."""
+
+    task_id: str = option(
+        "",
+        flag="--task-id",
+        always_sent=True,
+        help="Task whose {root}/{task_id}/vector_bak/ receives the set (letters, digits, underscores). Leave empty, or "
+        "'global', for the global {root}/vector_bak/.",
+        cli_help="Task whose {root}/{task_id}/vector_bak/ gets the set; default global.",
+    )
+    truncate_after_backup: bool = switch(
+        "--truncate",
+        help=f"After every file and the manifest are written and re-read with matching checksums, truncate "
+        f"{_TRUNCATED_BY_DEFAULT} in the same transaction (writers are held off from the snapshot on, so no row is "
+        f"lost). Never happens if anything failed.",
+        cli_help=f"Truncate {_TRUNCATED_BY_DEFAULT} after the backup.",
+    )
+    create_task_dir: bool = switch(
+        "--create-task-dir",
+        help="Create {root}/{task_id}/ when it does not exist. Off: a missing task directory is an error.",
+        cli_help="Create {root}/{task_id}/ when missing.",
+    )
+    compression: str = option(
+        "",
+        flag="--compression",
+        cli={"choices": CODEC_NAMES},
+        help=f"How the set's CSVs are stored: {' | '.join(CODEC_NAMES)}. Empty: ${COMPRESSION_ENV}, else "
+        f"{DEFAULT_COMPRESSION.codec} (about a third of the CSV's bytes, as fast as plain). 'none' writes plain CSVs "
+        f"that the old system and psql \\copy read as they are.",
+        cli_help=f"How the CSVs are stored; default: the code location's (${COMPRESSION_ENV}, else "
+        f"{DEFAULT_COMPRESSION.codec}). 'none' writes plain CSVs the old system and psql read.",
+    )
+    compression_level: int | None = option(
+        None,
+        flag="--compression-level",
+        cli={"type": int},
+        help="The codec's level (zstd 1-19, gzip 1-9). Empty: the codec's default.",
+        cli_help="The codec's level (zstd 1-19, gzip 1-9).",
+    )
+    format: str = option(
+        "",
+        flag="--format",
+        cli={"choices": SET_FORMATS},
+        help=f"How the set's files hold the rows: {' | '.join(SET_FORMATS)}. Empty: ${SET_FORMAT_ENV}, else "
+        f"{DEFAULT_SET_FORMAT}. 'binary' writes PostgreSQL's binary COPY streams ({{table}}_{{ts}}.pgcopy): about a "
+        f"third of the bytes and a quarter of the server's work of CSV, restorable into columns of the same types (or "
+        f"through casts); CSV is what the old system, psql and people read.",
+        cli_help=f"How the files hold the rows; default: the code location's (${SET_FORMAT_ENV}, else "
+        f"{DEFAULT_SET_FORMAT}). 'binary' writes PostgreSQL's binary COPY streams: about a third of the bytes and of "
+        f"the time, restorable into columns of the same types (or through casts).",
+    )
+    collections: tuple[str, ...] = option(
+        (),
+        flag="--collections",
+        cli={"nargs": "+", "metavar": "NAME"},
+        help="Back up only these collections (by name) and their embeddings, from one snapshot. Empty: every "
+        "collection. The manifest records which ones, and the embeddings of each.",
+        cli_help="Back up only these collections; default: all of them.",
+    )
+    tables: tuple[TableSelection, ...] = option(
+        (),
+        flag="--table",
+        cli={"action": "append", "metavar": "[SCHEMA.]NAME"},
+        more_flags=(
+            Flag(
+                "--where",
+                "where",
+                "Back up only the rows of a --table that the condition on its columns keeps (comparisons, LIKE, IN, "
+                "BETWEEN, IS NULL, AND/OR/NOT, jsonb operators; no function calls or subqueries).",
+                {
+                    "action": "append",
+                    "type": pair("TABLE=CONDITION", "e.g. \"docs=lang = 'de'\""),
+                    "metavar": "TABLE=CONDITION",
+                },
+            ),
+        ),
+        from_cli=_tables_from_cli,
+        help="The tables to back up instead of LangChain's two: any table of the run's schema (the pgvector "
+        "resource's db_schema) with a vector, halfvec or sparsevec column (a PGVectorStore table, LlamaIndex's "
+        "data_* tables, your own), and the tables they reference; in one snapshot, restored in foreign-key order. "
+        "Empty: langchain_pg_collection and langchain_pg_embedding.",
+        cli_help="Back up this table instead of LangChain's two (repeat for more): any table with a vector, halfvec or "
+        "sparsevec column, and the tables it references; in --schema unless named with its schema.",
+    )
+
+
+def backup_request(
+    task_id: str | None = None,
+    truncate_after_backup: bool = False,
+    create_task_dir: bool = False,
+    compression: str = "",
+    compression_level: int | None = None,
+    collections: Sequence[str] = (),
+    tables: Mapping[str, str] | None = None,
+    set_format: str = "",
+) -> BackupRequest:
+    """A BackupRequest from the arguments the client and contract.backup_run_config have always taken: `tables` as
+    {'name' or 'schema.name': row filter or ''}."""
+    return BackupRequest(
+        task_id=task_id or "",
+        truncate_after_backup=truncate_after_backup,
+        create_task_dir=create_task_dir,
+        compression=compression,
+        compression_level=compression_level,
+        format=set_format,
+        collections=tuple(collections),
+        tables=table_selections(tables or {}),
+    )
+
 
 # --- restore --------------------------------------------------------------------------------------------------------
 
@@ -220,8 +381,6 @@ def restore_request(
 
 # --- truncate -------------------------------------------------------------------------------------------------------
 
-_TRUNCATED_BY_DEFAULT = ", ".join(DEFAULT_TABLES.truncated_by_default)
-
 
 @dataclass(frozen=True)
 class TruncateRequest:
@@ -343,4 +502,4 @@ class CopyRequest:
 
 
 # Any request that launches a job (contract.REQUEST_JOBS).
-Request = RestoreRequest | TruncateRequest | RetentionRequest | DrillRequest | CopyRequest
+Request = BackupRequest | RestoreRequest | TruncateRequest | RetentionRequest | DrillRequest | CopyRequest

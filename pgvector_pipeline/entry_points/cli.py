@@ -23,18 +23,23 @@ from pgvector_pipeline.entry_points.client import (
     RunInfo,
     VectorBackupClient,
 )
-from pgvector_pipeline.errors import ErrorType, Field, Form, InvalidParams, PipelineError, Spelling, config_key, said
-from pgvector_pipeline.operations.backup import BackupChoices, Log
+from pgvector_pipeline.errors import ErrorType, Field, Form, PipelineError, Spelling, config_key, said
+from pgvector_pipeline.operations.backup import Log
 from pgvector_pipeline.operations.check import CheckReport, automations
 from pgvector_pipeline.operations.named_set import check_named_set
-from pgvector_pipeline.request_fields import add_options, from_args, pair
-from pgvector_pipeline.run_requests import CopyRequest, DrillRequest, RestoreRequest, RetentionRequest, TruncateRequest
-from pgvector_pipeline.set_formats import SET_FORMAT_ENV, SET_FORMATS, set_format_of
-from pgvector_pipeline.store.codecs import CODEC_NAMES, compression_of
+from pgvector_pipeline.request_fields import add_options, from_args
+from pgvector_pipeline.run_requests import (
+    BackupRequest,
+    CopyRequest,
+    DrillRequest,
+    RestoreRequest,
+    RetentionRequest,
+    TruncateRequest,
+)
 from pgvector_pipeline.store.layout import TIMESTAMP_FORMAT
 from pgvector_pipeline.store.naming import LATEST, latest_note
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
-from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
+from pgvector_pipeline.tables import DEFAULT_TABLES
 from pgvector_pipeline.untrusted_text import refuse_nul
 
 HOST_ENV = "DAGSTER_WEBSERVER_HOST"
@@ -196,32 +201,8 @@ def _verdict(result: Mapping[str, Any]) -> int:
 
 
 def _backup(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    launched = client.launch_backup(
-        args.task_id,
-        truncate_after_backup=args.truncate_after_backup,
-        create_task_dir=args.create_task_dir,
-        compression=args.compression or "",
-        compression_level=args.compression_level,
-        format=args.set_format or "",
-        collections=args.collections or (),
-        tables=_table_filters(args.tables or [], args.where or []),
-        dsn_env=args.dsn_env,
-        db_schema=args.db_schema,
-    )
-    return _finish(client, launched, args)
-
-
-def _table_filters(tables: list[str], filters: list[tuple[str, str]]) -> dict[str, str]:
-    """--table NAME … with --where NAME=CONDITION …: {name: condition or ''}, in the order named."""
-    named = dict.fromkeys(tables, "")
-    for table, condition in filters:
-        if table not in named:
-            raise InvalidParams(f"--where names {table!r}, which no --table names: add --table {table}.")
-        named[table] = condition
-    return named
-
-
-_where_pair = pair("TABLE=CONDITION", "e.g. \"docs=lang = 'de'\"")
+    request = from_args(BackupRequest, args)
+    return _finish(client, client.launch_request(request, dsn_env=args.dsn_env, db_schema=args.db_schema), args)
 
 
 def _restore_request(args: argparse.Namespace) -> RestoreRequest:
@@ -237,18 +218,8 @@ def _restore(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 
 def _backup_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
-    choices = BackupChoices(
-        truncate_after_backup=args.truncate_after_backup,
-        create_task_dir=args.create_task_dir,
-        compression=compression_of(args.compression or "", args.compression_level),
-        set_format=set_format_of(args.set_format or ""),
-        collections=tuple(args.collections or ()),
-        tables=tuple(
-            TableSpec(name.rpartition(".")[2], where, name.rpartition(".")[0])
-            for name, where in _table_filters(args.tables or [], args.where or []).items()
-        ),
-    )
-    return direct.back_up(direct.target(args.root, args.dsn_env, args.db_schema), args.task_id, choices, log)
+    engine = direct.target(args.root, args.dsn_env, args.db_schema)
+    return direct.back_up(engine, from_args(BackupRequest, args), log)
 
 
 def _restore_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
@@ -553,48 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(direct_run=None)
 
     backup = commands.add_parser("backup", help="Back up the tables into a new set.")
-    backup.add_argument("--task-id", help="Task whose {root}/{task_id}/vector_bak/ gets the set; default global.")
-    backup.add_argument(
-        "--truncate",
-        dest="truncate_after_backup",
-        action="store_true",
-        help=f"Truncate {', '.join(DEFAULT_TABLES.truncated_by_default)} after the backup.",
-    )
-    backup.add_argument("--create-task-dir", action="store_true", help="Create {root}/{task_id}/ when missing.")
-    backup.add_argument(
-        "--compression",
-        choices=CODEC_NAMES,
-        help="How the CSVs are stored; default: the code location's ($PGVECTOR_BACKUP_COMPRESSION, else zstd). "
-        "'none' writes plain CSVs the old system and psql read.",
-    )
-    backup.add_argument("--compression-level", type=int, help="The codec's level (zstd 1-19, gzip 1-9).")
-    backup.add_argument(
-        "--format",
-        dest="set_format",
-        choices=SET_FORMATS,
-        help=f"How the files hold the rows; default: the code location's (${SET_FORMAT_ENV}, else csv). 'binary' "
-        "writes PostgreSQL's binary COPY streams: about a third of the bytes and of the time, restorable into columns "
-        "of the same types (or through casts).",
-    )
-    backup.add_argument(
-        "--collections", nargs="+", metavar="NAME", help="Back up only these collections; default: all of them."
-    )
-    backup.add_argument(
-        "--table",
-        dest="tables",
-        action="append",
-        metavar="[SCHEMA.]NAME",
-        help="Back up this table instead of LangChain's two (repeat for more): any table with a vector, halfvec or "
-        "sparsevec column, and the tables it references; in --schema unless named with its schema.",
-    )
-    backup.add_argument(
-        "--where",
-        action="append",
-        type=_where_pair,
-        metavar="TABLE=CONDITION",
-        help="Back up only the rows of a --table that the condition on its columns keeps (comparisons, LIKE, IN, "
-        "BETWEEN, IS NULL, AND/OR/NOT, jsonb operators; no function calls or subqueries).",
-    )
+    add_options(backup, BackupRequest)
     _database_options(backup)
     _wait_options(backup)
     backup.set_defaults(run=_backup, direct_run=_backup_direct)

@@ -54,18 +54,16 @@ from pgvector_pipeline.contract import (
     PARTITION_TAG,
     PLAIN_RESTORE,
     REPOSITORY_NAME,
-    REQUEST_BACKUP_JOB,
     RESULT_METADATA,
     ROWS_TAG,
     SET_PARTITIONS,
     Migration,
     RestoreFlags,
-    backup_run_config,
     database_tags,
     job_config,
     partition_key,
     pgvector_resource_config,
-    request_run_config,
+    set_backup_config,
 )
 from pgvector_pipeline.entry_points.client_queries import (
     ADD_DYNAMIC_PARTITION,
@@ -87,12 +85,14 @@ from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unkn
 from pgvector_pipeline.request_fields import as_config
 from pgvector_pipeline.run_requests import (
     OTHER_ROOT_ENV,
+    BackupRequest,
     CopyRequest,
     DrillRequest,
     Request,
     RestoreRequest,
     RetentionRequest,
     TruncateRequest,
+    backup_request,
     restore_request,
 )
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
@@ -391,38 +391,38 @@ class VectorBackupClient:
         format: str = "",
     ) -> LaunchedRun:
         """Launch a backup; task_id None means global; compression "" and format "" (csv or binary) are the code
-        location's defaults; collections
-        empty backs up every collection; `tables` ({name: row filter or ''}) backs up those tables of the schema
-        instead of LangChain's two.
+        location's defaults; collections empty backs up every collection; `tables` ({name: row filter or ''}) backs
+        up those tables of the schema instead of LangChain's two.
 
         Without `timestamp` it launches request_vector_backup_job, which claims a new set in the code
         location (so starts at the same moment get distinct sets). With one (it must be about now), it
         registers that set's partition and launches vector_backup_job for it.
         """
-        task = task_key(task_id)
-        resources = pgvector_resource_config(dsn_env, db_schema)
-        tags = database_tags(dsn_env)
-        if timestamp is None:
-            config = request_run_config(
-                task,
-                truncate_after_backup=truncate_after_backup,
-                create_task_dir=create_task_dir,
-                compression=compression,
-                compression_level=compression_level,
-                collections=collections,
-                tables=tables,
-                set_format=format,
-            )
-            run_config = {**config, **resources}
-            return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
-        key = partition_key(task, validate_timestamp(timestamp))
-        config = backup_run_config(
-            truncate_after_backup, create_task_dir, compression, compression_level, collections, tables, format
+        request = backup_request(
+            task_id,
+            truncate_after_backup,
+            create_task_dir,
+            compression,
+            compression_level,
+            collections,
+            tables,
+            set_format=format,
         )
-        run_config = {**config, **resources}
+        if timestamp is None:
+            return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
+        return self.launch_set_backup(request, timestamp, dsn_env=dsn_env, db_schema=db_schema)
+
+    def launch_set_backup(
+        self, request: BackupRequest, timestamp: str, *, dsn_env: str | None = None, db_schema: str | None = None
+    ) -> LaunchedRun:
+        """Launch vector_backup_job doing `request` into the set `timestamp` (about now) of its task, once that set's
+        partition is registered."""
+        task = task_key(request.task_id)
+        key = partition_key(task, validate_timestamp(timestamp))
+        run_config = {**set_backup_config(request), **pgvector_resource_config(dsn_env, db_schema)}
         refuse_nul(run_config, "The run config")  # before the partition is added
         self.add_dynamic_partition(SET_PARTITIONS, key)
-        run_id = self.launch_job(BACKUP_JOB, run_config, {**tags, PARTITION_TAG: key})
+        run_id = self.launch_job(BACKUP_JOB, run_config, {**database_tags(dsn_env), PARTITION_TAG: key})
         return LaunchedRun(run_id, BACKUP_JOB, task, timestamp)
 
     def launch_restore(
@@ -468,6 +468,9 @@ class VectorBackupClient:
     def _named(self, request: Request) -> tuple[Request, str | None, str | None]:
         """`request` as it is sent, once what it names is checked (see launch_request), and the set's task and
         timestamp as far as the launch names them."""
+        if isinstance(request, BackupRequest):
+            task = task_key(request.task_id)
+            return replace(request, task_id=task), task, None
         if isinstance(request, RestoreRequest):
             collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
             task, timestamp = (

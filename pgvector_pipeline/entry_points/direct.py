@@ -27,7 +27,7 @@ from pgvector_pipeline.operations.set_checks import SetCheck, check_written_set,
 
 # The second store of a copy, as the code server names it.
 from pgvector_pipeline.run_requests import OTHER_ROOT_ENV as OTHER_ROOT_ENV
-from pgvector_pipeline.run_requests import DrillRequest, RestoreRequest
+from pgvector_pipeline.run_requests import BackupRequest, DrillRequest, RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
 from pgvector_pipeline.store.interface import BackupStore
@@ -103,14 +103,14 @@ def other_store(root: str | None) -> BackupStore:
     return StoreSettings.from_env().store(root)
 
 
-def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict[str, Any]:
-    """A backup into a new set of `task_id` (None: global), then the checks every backup runs of the set it wrote
+def back_up(engine: Engine, request: BackupRequest, log: Log) -> dict[str, Any]:
+    """The backup `request` asks for, into a new set of its task (empty: global), then the checks every backup runs of the set it wrote
     (operations.set_checks, as the Dagster backup's asset checks): the result as --wait prints it, with each check.
     A check that fails (not only a warning) makes the result a failure; a file that does not match its manifest
     has marked the set damaged by then."""
     started = time.monotonic()
     store = engine.backup_store()
-    result = engine.back_up(task_key(task_id), None, choices, log=log)
+    result = engine.back_up(task_key(request.task_id), None, BackupChoices.of(request), log=log)
     done = _result(
         "backup",
         partition_key(result.task, result.timestamp),

@@ -14,10 +14,10 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError, named
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_COLUMN, EMBEDDING_TABLE, VECTOR_TYPE_PATTERN
@@ -38,9 +38,10 @@ from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
 from pgvector_pipeline.postgres.snapshot import Snapshot, VectorDimensions
 from pgvector_pipeline.postgres.table_sets import resolve_table_set
-from pgvector_pipeline.set_formats import CSV, DEFAULT_SET_FORMAT, SetFormat
+from pgvector_pipeline.run_requests import BackupRequest
+from pgvector_pipeline.set_formats import CSV, DEFAULT_SET_FORMAT, SetFormat, set_format_of
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression
+from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression, compression_of
 from pgvector_pipeline.store.damage import read_back_published
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
 from pgvector_pipeline.store.layout import (
@@ -205,6 +206,19 @@ class BackupChoices:
     # The tables to back up (empty: LangChain's two), checked against the catalog by backup_options.
     tables: tuple[TableSpec, ...] = ()
     set_format: SetFormat = DEFAULT_SET_FORMAT
+
+    @classmethod
+    def of(cls, request: BackupRequest) -> "BackupChoices":
+        """What `request` chooses, resolved where the backup runs: its compression and format, else the deployment's
+        ($PGVECTOR_BACKUP_COMPRESSION, $PGVECTOR_BACKUP_FORMAT; InvalidParams for an unknown codec, level or format),
+        and its tables; every other choice is the request's field of the same name, as it is."""
+        resolved: dict[str, Any] = {
+            "compression": compression_of(request.compression, request.compression_level),
+            "set_format": set_format_of(request.format),
+            "tables": tuple(TableSpec(t.name, t.where, t.db_schema) for t in request.tables),
+        }
+        same = {f.name: getattr(request, f.name) for f in fields(cls) if f.name not in resolved}
+        return cls(**same, **resolved)
 
 
 # Every collection, the default compression, nothing truncated, the task directory must exist.
