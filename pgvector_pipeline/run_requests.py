@@ -501,5 +501,27 @@ class CopyRequest:
     )
 
 
+# --- list -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """Which backup sets a listing shows, newest first (a listing launches no job: the client reads the inventory,
+    --direct the store). How they are shown (a table, or JSON lines) is the command line's business, not the
+    request's."""
+
+    global_only: bool = option(
+        False, flag="--global-only", cli={"action": "store_true"}, help="Only {root}/vector_bak/."
+    )
+    task_id: str = option("", flag="--task-id", help="Only this task's sets.")
+    refresh: bool = option(
+        False,
+        flag="--refresh",
+        cli={"action": "store_true"},
+        help="Re-scan the backup root first (the inventory; --direct always reads the store as it is).",
+        cli_help="Re-scan the backup root first.",
+    )
+
+
 # Any request that launches a job (contract.REQUEST_JOBS).
 Request = BackupRequest | RestoreRequest | TruncateRequest | RetentionRequest | DrillRequest | CopyRequest

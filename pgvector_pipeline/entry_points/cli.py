@@ -32,6 +32,7 @@ from pgvector_pipeline.run_requests import (
     BackupRequest,
     CopyRequest,
     DrillRequest,
+    ListRequest,
     RestoreRequest,
     RetentionRequest,
     TruncateRequest,
@@ -263,7 +264,7 @@ def _check(client: VectorBackupClient, args: argparse.Namespace) -> int:
 
 
 def _list_direct(args: argparse.Namespace, log: Log) -> list[dict[str, object]]:
-    return direct.list_sets(direct.target(args.root, None, None, need_dsn=False), args.task_id, args.global_only)
+    return direct.list_sets(direct.target(args.root, None, None, need_dsn=False), from_args(ListRequest, args))
 
 
 def _run_direct(args: argparse.Namespace) -> int:
@@ -331,9 +332,7 @@ def _copy_direct(args: argparse.Namespace, log: Log) -> dict[str, Any]:
 
 
 def _list(client: VectorBackupClient, args: argparse.Namespace) -> int:
-    _print_sets(
-        client.list_backup_sets(global_only=args.global_only, task_id=args.task_id, refresh=args.refresh), args.json
-    )
+    _print_sets(client.list_sets(from_args(ListRequest, args)), args.json)
     return EXIT_OK
 
 
@@ -572,9 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="Backup sets, newest first, as a table (--json: one object per line).")
     listing.add_argument("--json", action="store_true", help="One JSON object per set and line, for scripts.")
-    listing.add_argument("--global-only", action="store_true", help="Only {root}/vector_bak/.")
-    listing.add_argument("--task-id", help="Only this task's sets.")
-    listing.add_argument("--refresh", action="store_true", help="Re-scan the backup root first.")
+    add_options(listing, ListRequest)
     listing.set_defaults(run=_list, direct_run=_list_direct)
     checking = commands.add_parser(
         "check",

@@ -88,6 +88,7 @@ from pgvector_pipeline.run_requests import (
     BackupRequest,
     CopyRequest,
     DrillRequest,
+    ListRequest,
     Request,
     RestoreRequest,
     RetentionRequest,
@@ -720,14 +721,18 @@ class VectorBackupClient:
     ) -> list[dict[str, Any]]:
         """Sets from the latest inventory (newest first). Runs that add or delete sets refresh it as they
         end; `refresh` re-scans the root first (sets copied in by hand)."""
-        if refresh:
+        return self.list_sets(ListRequest(global_only, task_id or "", refresh))
+
+    def list_sets(self, request: ListRequest) -> list[dict[str, Any]]:
+        """The sets `request` asks for, from the latest inventory (see list_backup_sets)."""
+        if request.refresh:
             self.refresh_inventory()
         inventory = self.inventory()
         sets = inventory.sets if inventory else []
-        if global_only:
+        if request.global_only:
             sets = [s for s in sets if s["task_id"] == GLOBAL_TASK_KEY]
-        if task_id:
-            sets = [s for s in sets if s["task_id"] == task_key(task_id)]
+        if request.task_id:
+            sets = [s for s in sets if s["task_id"] == task_key(request.task_id)]
         return sets
 
     def launch_check(self, *, dsn_env: str | None = None, db_schema: str | None = None) -> LaunchedRun:

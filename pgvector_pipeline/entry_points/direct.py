@@ -27,7 +27,7 @@ from pgvector_pipeline.operations.set_checks import SetCheck, check_written_set,
 
 # The second store of a copy, as the code server names it.
 from pgvector_pipeline.run_requests import OTHER_ROOT_ENV as OTHER_ROOT_ENV
-from pgvector_pipeline.run_requests import BackupRequest, DrillRequest, RestoreRequest
+from pgvector_pipeline.run_requests import BackupRequest, DrillRequest, ListRequest, RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
 from pgvector_pipeline.store.interface import BackupStore
@@ -189,11 +189,13 @@ def verify(engine: Engine, request: DrillRequest, log: Log) -> dict[str, Any]:
     return {**done, **result.report()}
 
 
-def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict[str, object]]:
-    """The sets of the store, newest first, as the inventory records them (see store.backup_set_info.set_record).
+def list_sets(engine: Engine, request: ListRequest) -> list[dict[str, object]]:
+    """The sets of the store `request` asks for, newest first, as the inventory records them (see
+    store.backup_set_info.set_record); read from the store as it is (the inventory's refresh does not apply).
     ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
     store = engine.backup_store()
-    sets = [set_record(s, store.where) for s in store.list_sets(global_only=global_only, task_id=task_id)]
+    listed = store.list_sets(global_only=request.global_only, task_id=request.task_id or None)
+    sets = [set_record(s, store.where) for s in listed]
     if not sets and isinstance(store, LocalBackupStore) and not store.root.is_dir():
         raise ResourceNotFound(
             f"The backup root {store.where} does not exist (or is not a directory): check --root or ${BACKUP_ROOT_ENV}."
