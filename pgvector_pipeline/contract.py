@@ -8,33 +8,16 @@ from typing import Any
 
 from pgvector_pipeline.request_fields import as_config, help_of
 
-# Which way vector_copy_job copies: from the backup store to the other store, or back.
-from pgvector_pipeline.run_requests import (
-    COPY_FROM_OTHER as COPY_FROM_OTHER,
-)
-from pgvector_pipeline.run_requests import (
-    COPY_TO_OTHER as COPY_TO_OTHER,
-)
-
-# Re-exported (`X as X`): programs import the restore types and migration targets from the contract.
-from pgvector_pipeline.run_requests import (
-    MIGRATE_TO_LANGCHAIN_POSTGRES as MIGRATE_TO_LANGCHAIN_POSTGRES,
-)
-from pgvector_pipeline.run_requests import (
-    MIGRATE_TO_PGVECTOR_STORE as MIGRATE_TO_PGVECTOR_STORE,
-)
-from pgvector_pipeline.run_requests import (
-    MIGRATION_TARGETS as MIGRATION_TARGETS,
-)
-from pgvector_pipeline.run_requests import (
-    NO_MIGRATION as NO_MIGRATION,
-)
-from pgvector_pipeline.run_requests import (
-    PLAIN_RESTORE as PLAIN_RESTORE,
-)
-from pgvector_pipeline.run_requests import (
-    SAME_LAYOUT as SAME_LAYOUT,
-)
+# Re-exported (`X as X`): programs import the restore types, the migration targets and the copy's directions from
+# the contract. What each operation takes is declared once, in run_requests.
+from pgvector_pipeline.run_requests import COPY_FROM_OTHER as COPY_FROM_OTHER
+from pgvector_pipeline.run_requests import COPY_TO_OTHER as COPY_TO_OTHER
+from pgvector_pipeline.run_requests import MIGRATE_TO_LANGCHAIN_POSTGRES as MIGRATE_TO_LANGCHAIN_POSTGRES
+from pgvector_pipeline.run_requests import MIGRATE_TO_PGVECTOR_STORE as MIGRATE_TO_PGVECTOR_STORE
+from pgvector_pipeline.run_requests import MIGRATION_TARGETS as MIGRATION_TARGETS
+from pgvector_pipeline.run_requests import NO_MIGRATION as NO_MIGRATION
+from pgvector_pipeline.run_requests import PLAIN_RESTORE as PLAIN_RESTORE
+from pgvector_pipeline.run_requests import SAME_LAYOUT as SAME_LAYOUT
 from pgvector_pipeline.run_requests import (
     BackupRequest,
     CopyRequest,
@@ -45,12 +28,8 @@ from pgvector_pipeline.run_requests import (
     backup_request,
     restore_request,
 )
-from pgvector_pipeline.run_requests import (
-    Migration as Migration,
-)
-from pgvector_pipeline.run_requests import (
-    RestoreFlags as RestoreFlags,
-)
+from pgvector_pipeline.run_requests import Migration as Migration
+from pgvector_pipeline.run_requests import RestoreFlags as RestoreFlags
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -146,6 +125,46 @@ def partition_key(task: str, timestamp: str) -> str:
     return f"{task}{SET_KEY_SEPARATOR}{timestamp}"
 
 
+def request_config(op: str, request: Any) -> dict[str, Any]:
+    """Run config of the op `op` doing `request` (a request of run_requests)."""
+    return {"ops": {op: {"config": as_config(request)}}}
+
+
+# The job, and its op, that does each request of run_requests: the client launches it with the request as the op's
+# config (request_config).
+REQUEST_JOBS: dict[type, tuple[str, str]] = {
+    BackupRequest: (REQUEST_BACKUP_JOB, REQUEST_BACKUP_OP),
+    RestoreRequest: (RESTORE_JOB, RESTORE_OP),
+    TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
+    CopyRequest: (COPY_JOB, COPY_OP),
+    DrillRequest: (DRILL_JOB, DRILL_OP),
+    RetentionRequest: (RETENTION_JOB, RETENTION_OP),
+}
+# The jobs that use a database (the pgvector resource): a launch may name another (dsn_env, db_schema) and tags the
+# run with it (database_tags).
+DATABASE_JOBS = frozenset({BACKUP_JOB, REQUEST_BACKUP_JOB, RESTORE_JOB, TRUNCATE_JOB, DRILL_JOB})
+
+
+def job_config(request: Any) -> tuple[str, dict[str, Any]]:
+    """The job that does `request` (a request of run_requests), and its run config."""
+    job, op = REQUEST_JOBS[type(request)]
+    return job, request_config(op, request)
+
+
+def set_backup_config(request: BackupRequest) -> dict[str, Any]:
+    """Run config of vector_backup_job doing `request`: its task is the run's partition's, not in its config."""
+    return {"ops": {BACKUP_OP: {"config": as_config(request, leave_out=("task_id",))}}}
+
+
+# What a restore takes is declared once in run_requests (RestoreRequest and its parts); these names stay here for the
+# programs that have imported them from the contract.
+RESTORE_FLAG_HELP = help_of(RestoreFlags)
+MIGRATION_HELP = help_of(Migration)
+
+
+# --- the run configs programs have built by keyword: each is the run config of the request its arguments make ---
+
+
 def backup_run_config(
     truncate_after_backup: bool = False,
     create_task_dir: bool = False,
@@ -164,15 +183,10 @@ def backup_run_config(
     return set_backup_config(request)
 
 
-def set_backup_config(request: BackupRequest) -> dict[str, Any]:
-    """Run config of vector_backup_job doing `request`: its task is the run's partition's, not in its config."""
-    return {"ops": {BACKUP_OP: {"config": as_config(request, leave_out=("task_id",))}}}
-
-
-# What a restore takes is declared once in run_requests (RestoreRequest and its parts); these names stay here for the
-# programs that have imported them from the contract.
-RESTORE_FLAG_HELP = help_of(RestoreFlags)
-MIGRATION_HELP = help_of(Migration)
+def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict[str, Any]:
+    """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory; the other
+    options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level, ...)."""
+    return request_config(REQUEST_BACKUP_OP, backup_request(task_id, *backup_options, **named_options))
 
 
 def restore_run_config(
@@ -194,48 +208,9 @@ def restore_run_config(
     return request_config(RESTORE_OP, request)
 
 
-def request_config(op: str, request: Any) -> dict[str, Any]:
-    """Run config of the op `op` doing `request` (a request of run_requests)."""
-    return {"ops": {op: {"config": as_config(request)}}}
-
-
-# The job, and its op, that does each request of run_requests: the client launches it with the request as the op's
-# config (request_config).
-REQUEST_JOBS: dict[type, tuple[str, str]] = {
-    BackupRequest: (REQUEST_BACKUP_JOB, REQUEST_BACKUP_OP),
-    RestoreRequest: (RESTORE_JOB, RESTORE_OP),
-    TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
-    RetentionRequest: (RETENTION_JOB, RETENTION_OP),
-    DrillRequest: (DRILL_JOB, DRILL_OP),
-    CopyRequest: (COPY_JOB, COPY_OP),
-}
-# The jobs of REQUEST_JOBS that use a database (the pgvector resource): a launch may name another (dsn_env, db_schema)
-# and tags the run with it (database_tags).
-DATABASE_JOBS = frozenset({BACKUP_JOB, REQUEST_BACKUP_JOB, RESTORE_JOB, TRUNCATE_JOB, DRILL_JOB})
-
-
-def job_config(request: Any) -> tuple[str, dict[str, Any]]:
-    """The job that does `request` (a request of run_requests), and its run config."""
-    job, op = REQUEST_JOBS[type(request)]
-    return job, request_config(op, request)
-
-
 def truncate_run_config(tables: list[str] | None = None) -> dict[str, Any]:
     """Run config of vector_truncate_job: langchain_pg_embedding by default, or the tables named."""
     return request_config(TRUNCATE_OP, TruncateRequest(tables=tuple(tables)) if tables else TruncateRequest())
-
-
-def retention_run_config(
-    keep_newest: int | None = None, max_age_days: float | None = None, dry_run: bool = True
-) -> dict[str, Any]:
-    """Run config of vector_retention_job: keep the newest N sets per location and/or those younger than D days."""
-    return request_config(RETENTION_OP, RetentionRequest(keep_newest, max_age_days, dry_run))
-
-
-def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict[str, Any]:
-    """Run config of vector_restore_drill_job: the set (empty timestamp: the location's newest complete one), and
-    whether to compare the live tables with it too (what `verify` asks)."""
-    return request_config(DRILL_OP, DrillRequest(task_id or "", timestamp, compare_live))
 
 
 def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict[str, Any]:
@@ -244,7 +219,14 @@ def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_T
     return request_config(COPY_OP, request)
 
 
-def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict[str, Any]:
-    """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory; the other
-    options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level, ...)."""
-    return request_config(REQUEST_BACKUP_OP, backup_request(task_id, *backup_options, **named_options))
+def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict[str, Any]:
+    """Run config of vector_restore_drill_job: the set (empty timestamp: the location's newest complete one), and
+    whether to compare the live tables with it too (what `verify` asks)."""
+    return request_config(DRILL_OP, DrillRequest(task_id or "", timestamp, compare_live))
+
+
+def retention_run_config(
+    keep_newest: int | None = None, max_age_days: float | None = None, dry_run: bool = True
+) -> dict[str, Any]:
+    """Run config of vector_retention_job: keep the newest N sets per location and/or those younger than D days."""
+    return request_config(RETENTION_OP, RetentionRequest(keep_newest, max_age_days, dry_run))
