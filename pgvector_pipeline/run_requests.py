@@ -164,6 +164,13 @@ class BackupRequest:
         cli_help="Back up this table instead of LangChain's two (repeat for more): any table with a vector, halfvec or "
         "sparsevec column, and the tables it references; in --schema unless named with its schema.",
     )
+    note: str = option(
+        "",
+        flag="--note",
+        cli={"metavar": "TEXT"},
+        help="Why this backup is taken (a ticket, a migration), recorded in the run's log and metadata and in the "
+        "location's backup log.",
+    )
 
 
 def backup_request(

@@ -135,10 +135,10 @@ def _examples():
     )
 
     tables = (TableSelection("docs", "rag", "id > 1"), TableSelection("other"))
-    backup = BackupRequest("task_7", True, True, "gzip", 3, "binary", ("a", "b"), tables)
+    backup = BackupRequest("task_7", True, True, "gzip", 3, "binary", ("a", "b"), tables, note="why")
     backup_argv = ["backup", "--task-id", "task_7", "--truncate", "--create-task-dir", "--compression", "gzip"]
     backup_argv += ["--compression-level", "3", "--format", "binary", "--collections", "a", "b", "--table", "rag.docs"]
-    backup_argv += ["--table", "other", "--where", "rag.docs=id > 1"]
+    backup_argv += ["--table", "other", "--where", "rag.docs=id > 1", "--note", "why"]
     restore = RestoreRequest(
         task_id="task_7",
         timestamp="latest",

@@ -208,6 +208,7 @@ def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> Me
         "rows": sum(t.entry.rows for t in tables),
         "source_database": result.source,
         "set_duration_s": round(result.duration_s, 3),
+        **({"note": result.note} if result.note else {}),
     }
 
 
@@ -227,6 +228,7 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> Metadata:
             "pgvector_version": result.pgvector_version,
             "langchain_layout": result.langchain_layout,
             "set_duration_s": round(result.duration_s, 3),
+            **({"note": result.note} if result.note else {}),
         }
     )
     if table.table == DEFAULT_TABLES.embedding_table:

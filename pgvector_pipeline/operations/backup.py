@@ -122,6 +122,7 @@ class BackupResult:
     # vectors have several dimensions, and whether every vector column's dimensions were counted or fixed by its type.
     mixed_dimensions: dict[str, list[int]] = field(default_factory=dict)
     dimensions_counted: bool = False
+    note: str = ""  # why the backup was taken (BackupOptions.note)
 
     def table(self, name: str) -> TableBackup:
         return next(t for t in self.tables if t.table == name)
@@ -178,6 +179,8 @@ class BackupOptions:
     collections: tuple[str, ...] = ()
     # How the files hold the rows (see set_formats): CSV, or PostgreSQL's binary COPY stream.
     set_format: SetFormat = DEFAULT_SET_FORMAT
+    # Why the backup is taken, as its request says: logged, and recorded in its result and the location's log.
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.collections and self.truncate_after_backup:
@@ -206,6 +209,7 @@ class BackupChoices:
     # The tables to back up (empty: LangChain's two), checked against the catalog by backup_options.
     tables: tuple[TableSpec, ...] = ()
     set_format: SetFormat = DEFAULT_SET_FORMAT
+    note: str = ""
 
     @classmethod
     def of(cls, request: BackupRequest) -> "BackupChoices":
@@ -291,6 +295,8 @@ def back_up_database(
     log = log or logging.getLogger(__name__)
     if timestamp is not None:
         validate_timestamp(timestamp)
+    if options.note:
+        log.info(f"Backup note: {options.note}")
     start = _Start(datetime.now().astimezone(), time.monotonic(), redact_dsn(dsn))
     logbook = _Logbook(store, task, log)
     set_writer = store.new_set(
@@ -320,6 +326,7 @@ def back_up_database(
         collections=contents.collections,
         mixed_dimensions=contents.mixed_dimensions,
         dimensions_counted=contents.dimensions_counted,
+        note=options.note,
     )
     # The set is published (and the truncate committed): a log that cannot be written only warns.
     logbook.note(_log_headline(result), _log_details(result))
@@ -634,4 +641,6 @@ def _log_details(result: BackupResult) -> list[str]:
     lines += [
         f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s" for s in result.truncated
     ]
+    if result.note:
+        lines.append(f"note: {result.note!r}")  # as a quoted literal: one line whatever it holds
     return lines + [manifest_line(manifest_name(result.timestamp))]
