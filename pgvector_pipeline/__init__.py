@@ -1,7 +1,8 @@
 """Back up, verify, list, truncate and restore LangChain PGVector stores, orchestrated by Dagster.
 
-The public API, for programs: the GraphQL client of a running code location (VectorBackupClient), what a restore
-takes (RestoreRequest), the engine and the operations in plain Python (Engine, back_up_database, restore_backup_set,
+The public API, for programs: the GraphQL client of a running code location (VectorBackupClient), what each
+operation takes (BackupRequest, RestoreRequest, TruncateRequest, CopyRequest, DrillRequest, RetentionRequest,
+ListRequest: VectorBackupClient.launch_request launches any of them), the engine and the operations in plain Python (Engine, back_up_database, restore_backup_set,
 copy_set, restore_drill, check_set, run_checks) and the errors they raise. Each name is imported when first used:
 `import pgvector_pipeline` loads neither Dagster nor the code location (pgvector_pipeline.definitions).
 """
@@ -14,10 +15,17 @@ __all__ = [
     "PipelineClientError",
     "RunInfo",
     "VectorBackupClient",
-    # What a restore takes (run_requests).
+    # What each operation takes (run_requests).
+    "BackupRequest",
+    "CopyRequest",
+    "DrillRequest",
+    "ListRequest",
     "Migration",
     "RestoreFlags",
     "RestoreRequest",
+    "RetentionRequest",
+    "TableSelection",
+    "TruncateRequest",
     # The engine, and the deployment settings it is built with.
     "DatabaseSettings",
     "Engine",
@@ -49,9 +57,16 @@ _DEFINED_IN = {
     "PipelineClientError": "pgvector_pipeline.entry_points.client",
     "RunInfo": "pgvector_pipeline.entry_points.client",
     "VectorBackupClient": "pgvector_pipeline.entry_points.client",
+    "BackupRequest": "pgvector_pipeline.run_requests",
+    "CopyRequest": "pgvector_pipeline.run_requests",
+    "DrillRequest": "pgvector_pipeline.run_requests",
+    "ListRequest": "pgvector_pipeline.run_requests",
     "Migration": "pgvector_pipeline.run_requests",
     "RestoreFlags": "pgvector_pipeline.run_requests",
     "RestoreRequest": "pgvector_pipeline.run_requests",
+    "RetentionRequest": "pgvector_pipeline.run_requests",
+    "TableSelection": "pgvector_pipeline.run_requests",
+    "TruncateRequest": "pgvector_pipeline.run_requests",
     "DatabaseSettings": "pgvector_pipeline.settings",
     "Engine": "pgvector_pipeline.operations.engine",
     "StoreSettings": "pgvector_pipeline.settings",
@@ -94,7 +109,18 @@ if TYPE_CHECKING:  # what type checkers see; the same names as _DEFINED_IN (test
     from pgvector_pipeline.operations.engine import Engine
     from pgvector_pipeline.operations.restore import restore_backup_set
     from pgvector_pipeline.operations.set_checks import check_set
-    from pgvector_pipeline.run_requests import Migration, RestoreFlags, RestoreRequest
+    from pgvector_pipeline.run_requests import (
+        BackupRequest,
+        CopyRequest,
+        DrillRequest,
+        ListRequest,
+        Migration,
+        RestoreFlags,
+        RestoreRequest,
+        RetentionRequest,
+        TableSelection,
+        TruncateRequest,
+    )
     from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 else:
     from pgvector_pipeline._lazy import lazy_names

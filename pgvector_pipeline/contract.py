@@ -6,36 +6,30 @@ their names from here too, and a test checks that they agree."""
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# Re-exported (`X as X`): programs import the restore types and migration targets from the contract.
+from pgvector_pipeline.request_fields import as_config, help_of
+
+# Re-exported (`X as X`): programs import the restore types, the migration targets and the copy's directions from
+# the contract. What each operation takes is declared once, in run_requests.
+from pgvector_pipeline.run_requests import COPY_FROM_OTHER as COPY_FROM_OTHER
+from pgvector_pipeline.run_requests import COPY_TO_OTHER as COPY_TO_OTHER
+from pgvector_pipeline.run_requests import MIGRATE_TO_LANGCHAIN_POSTGRES as MIGRATE_TO_LANGCHAIN_POSTGRES
+from pgvector_pipeline.run_requests import MIGRATE_TO_PGVECTOR_STORE as MIGRATE_TO_PGVECTOR_STORE
+from pgvector_pipeline.run_requests import MIGRATION_TARGETS as MIGRATION_TARGETS
+from pgvector_pipeline.run_requests import NO_MIGRATION as NO_MIGRATION
+from pgvector_pipeline.run_requests import PLAIN_RESTORE as PLAIN_RESTORE
+from pgvector_pipeline.run_requests import SAME_LAYOUT as SAME_LAYOUT
 from pgvector_pipeline.run_requests import (
-    MIGRATE_TO_LANGCHAIN_POSTGRES as MIGRATE_TO_LANGCHAIN_POSTGRES,
-)
-from pgvector_pipeline.run_requests import (
-    MIGRATE_TO_PGVECTOR_STORE as MIGRATE_TO_PGVECTOR_STORE,
-)
-from pgvector_pipeline.run_requests import (
-    MIGRATION_TARGETS as MIGRATION_TARGETS,
-)
-from pgvector_pipeline.run_requests import (
-    NO_MIGRATION as NO_MIGRATION,
-)
-from pgvector_pipeline.run_requests import (
-    PLAIN_RESTORE as PLAIN_RESTORE,
-)
-from pgvector_pipeline.run_requests import (
-    SAME_LAYOUT as SAME_LAYOUT,
-)
-from pgvector_pipeline.run_requests import (
-    Migration as Migration,
-)
-from pgvector_pipeline.run_requests import (
-    RestoreFlags as RestoreFlags,
-)
-from pgvector_pipeline.run_requests import (
-    as_config,
-    help_of,
+    BackupRequest,
+    CopyRequest,
+    DrillRequest,
+    RestoreRequest,
+    RetentionRequest,
+    TruncateRequest,
+    backup_request,
     restore_request,
 )
+from pgvector_pipeline.run_requests import Migration as Migration
+from pgvector_pipeline.run_requests import RestoreFlags as RestoreFlags
 
 LOCATION_NAME = "pgvector_pipeline"
 # The repository name Dagster gives a code location defined with `Definitions`.
@@ -59,9 +53,6 @@ RETENTION_OP = "delete_old_backup_sets"
 COPY_OP = "copy_backup_set"
 DRILL_OP = "vector_restore_drill"
 CHECK_OP = "check_deployment"
-# Which way vector_copy_job copies: from the backup store to the other store, or back.
-COPY_TO_OTHER = "to_other"
-COPY_FROM_OTHER = "from_other"
 # vector_copy_job's metadata entry naming the other store's root ('' when the code server has none).
 OTHER_STORE_METADATA = "other_store"
 
@@ -134,14 +125,44 @@ def partition_key(task: str, timestamp: str) -> str:
     return f"{task}{SET_KEY_SEPARATOR}{timestamp}"
 
 
-def compression_config(compression: str = "", compression_level: int | None = None) -> dict[str, Any]:
-    """The compression fields of a backup's run config; only those set (the code location's default otherwise)."""
-    config: dict[str, Any] = {}
-    if compression:
-        config["compression"] = compression
-    if compression_level is not None:
-        config["compression_level"] = compression_level
-    return config
+def request_config(op: str, request: Any) -> dict[str, Any]:
+    """Run config of the op `op` doing `request` (a request of run_requests)."""
+    return {"ops": {op: {"config": as_config(request)}}}
+
+
+# The job, and its op, that does each request of run_requests: the client launches it with the request as the op's
+# config (request_config).
+REQUEST_JOBS: dict[type, tuple[str, str]] = {
+    BackupRequest: (REQUEST_BACKUP_JOB, REQUEST_BACKUP_OP),
+    RestoreRequest: (RESTORE_JOB, RESTORE_OP),
+    TruncateRequest: (TRUNCATE_JOB, TRUNCATE_OP),
+    CopyRequest: (COPY_JOB, COPY_OP),
+    DrillRequest: (DRILL_JOB, DRILL_OP),
+    RetentionRequest: (RETENTION_JOB, RETENTION_OP),
+}
+# The jobs that use a database (the pgvector resource): a launch may name another (dsn_env, db_schema) and tags the
+# run with it (database_tags).
+DATABASE_JOBS = frozenset({BACKUP_JOB, REQUEST_BACKUP_JOB, RESTORE_JOB, TRUNCATE_JOB, DRILL_JOB})
+
+
+def job_config(request: Any) -> tuple[str, dict[str, Any]]:
+    """The job that does `request` (a request of run_requests), and its run config."""
+    job, op = REQUEST_JOBS[type(request)]
+    return job, request_config(op, request)
+
+
+def set_backup_config(request: BackupRequest) -> dict[str, Any]:
+    """Run config of vector_backup_job doing `request`: its task is the run's partition's, not in its config."""
+    return {"ops": {BACKUP_OP: {"config": as_config(request, leave_out=("task_id",))}}}
+
+
+# What a restore takes is declared once in run_requests (RestoreRequest and its parts); these names stay here for the
+# programs that have imported them from the contract.
+RESTORE_FLAG_HELP = help_of(RestoreFlags)
+MIGRATION_HELP = help_of(Migration)
+
+
+# --- the run configs programs have built by keyword: each is the run config of the request its arguments make ---
 
 
 def backup_run_config(
@@ -156,29 +177,16 @@ def backup_run_config(
     """Run config of vector_backup_job (the set is the run's partition); `collections` empty backs up all; `tables`
     names the tables to back up instead of LangChain's two ('name' or 'schema.name'), each with its row filter
     ('' for every row)."""
-    config = {
-        "truncate_after_backup": truncate_after_backup,
-        "create_task_dir": create_task_dir,
-        **compression_config(compression, compression_level),
-    }
-    if set_format:
-        config["format"] = set_format
-    if collections:
-        config["collections"] = list(collections)
-    if tables:
-        config["tables"] = [_table_config(name, where) for name, where in tables.items()]
-    return {"ops": {BACKUP_OP: {"config": config}}}
+    request = backup_request(
+        None, truncate_after_backup, create_task_dir, compression, compression_level, collections, tables, set_format
+    )
+    return set_backup_config(request)
 
 
-def _table_config(qualified_name: str, where: str) -> dict[str, Any]:
-    schema, _, name = qualified_name.rpartition(".")
-    return {"name": name, "where": where, **({"db_schema": schema} if schema else {})}
-
-
-# What a restore takes is declared once in run_requests (RestoreRequest and its parts); these names stay here for the
-# programs that have imported them from the contract.
-RESTORE_FLAG_HELP = help_of(RestoreFlags)
-MIGRATION_HELP = help_of(Migration)
+def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict[str, Any]:
+    """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory; the other
+    options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level, ...)."""
+    return request_config(REQUEST_BACKUP_OP, backup_request(task_id, *backup_options, **named_options))
 
 
 def restore_run_config(
@@ -200,47 +208,25 @@ def restore_run_config(
     return request_config(RESTORE_OP, request)
 
 
-def request_config(op: str, request: Any) -> dict[str, Any]:
-    """Run config of the op `op` doing `request` (a request of run_requests)."""
-    return {"ops": {op: {"config": as_config(request)}}}
-
-
 def truncate_run_config(tables: list[str] | None = None) -> dict[str, Any]:
     """Run config of vector_truncate_job: langchain_pg_embedding by default, or the tables named."""
-    return {"ops": {TRUNCATE_OP: {"config": {"tables": list(tables)}}}} if tables else {}
+    return request_config(TRUNCATE_OP, TruncateRequest(tables=tuple(tables)) if tables else TruncateRequest())
+
+
+def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict[str, Any]:
+    """Run config of vector_copy_job: the set (task_id None or '' is the global directory) and which way."""
+    request = CopyRequest(task_id=task_id or "", timestamp=timestamp, direction=direction)  # type: ignore[arg-type]
+    return request_config(COPY_OP, request)
+
+
+def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict[str, Any]:
+    """Run config of vector_restore_drill_job: the set (empty timestamp: the location's newest complete one), and
+    whether to compare the live tables with it too (what `verify` asks)."""
+    return request_config(DRILL_OP, DrillRequest(task_id or "", timestamp, compare_live))
 
 
 def retention_run_config(
     keep_newest: int | None = None, max_age_days: float | None = None, dry_run: bool = True
 ) -> dict[str, Any]:
     """Run config of vector_retention_job: keep the newest N sets per location and/or those younger than D days."""
-    config: dict[str, Any] = {"dry_run": dry_run}
-    if keep_newest is not None:
-        config["keep_newest"] = keep_newest
-    if max_age_days is not None:
-        config["max_age_days"] = max_age_days
-    return {"ops": {RETENTION_OP: {"config": config}}}
-
-
-def drill_run_config(task_id: str | None = None, timestamp: str = "", compare_live: bool = False) -> dict[str, Any]:
-    """Run config of vector_restore_drill_job: the set (empty timestamp: the location's newest complete one), and
-    whether to compare the live tables with it too (what `verify` asks)."""
-    config: dict[str, Any] = {"compare_live": compare_live}
-    if task_id:
-        config["task_id"] = task_id
-    if timestamp:
-        config["timestamp"] = timestamp
-    return {"ops": {DRILL_OP: {"config": config}}}
-
-
-def copy_run_config(task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> dict[str, Any]:
-    """Run config of vector_copy_job: the set (task_id None or '' is the global directory) and which way."""
-    return {"ops": {COPY_OP: {"config": {"task_id": task_id or "", "timestamp": timestamp, "direction": direction}}}}
-
-
-def request_run_config(task_id: str | None = None, *backup_options: Any, **named_options: Any) -> dict[str, Any]:
-    """Run config of request_vector_backup_job: task_id None or '' backs up into the global directory; the other
-    options are backup_run_config's (truncate_after_backup, create_task_dir, compression, compression_level)."""
-    backup = backup_run_config(*backup_options, **named_options)["ops"][BACKUP_OP]["config"]
-    config = {"task_id": task_id or "", **backup}
-    return {"ops": {REQUEST_BACKUP_OP: {"config": config}}}
+    return request_config(RETENTION_OP, RetentionRequest(keep_newest, max_age_days, dry_run))

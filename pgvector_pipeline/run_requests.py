@@ -1,185 +1,200 @@
-"""What each operation takes, declared once per field: its Python type and default (the dataclass field), what it
-means, its command-line option and how argparse reads it, and whether the run config always carries it. From the one
-declaration come the Dagster op's config class (run_config.config_class), the command line's options (add_options,
-from_args), the run config other programs send (as_config) and the engine's call (the request object itself).
+"""What each operation takes, declared once per field (see request_fields: type, default, help, run-config key,
+command-line option): from each request come the Dagster op's config class, the command line's options, the run config
+other programs send and the engine's call.
 
-No Dagster or argparse-shaped state here beyond plain functions, and no import of the code location: the client and
-the command line use this module without loading Dagster definitions.
-
-A field declares itself with `option(...)` as its dataclass field; a field whose type is itself a request part (a
-dataclass whose fields are options, such as RestoreFlags) is spelled flat, its fields beside the others: the run
-config and the command line never nest.
+No Dagster here, and no import of the code location: the client and the command line use this module without loading
+Dagster definitions.
 """
 
 import argparse
-import dataclasses
-import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from pgvector_pipeline.errors import InvalidParams, named
+from pgvector_pipeline.request_fields import (
+    REQUIRED,
+    Flag,
+    option,
+    pair,
+    part,
+    switch,
+)
+from pgvector_pipeline.request_fields import (
+    as_config as as_config,
+)
+from pgvector_pipeline.request_fields import (
+    from_args as from_args,
+)
+from pgvector_pipeline.request_fields import (
+    help_of as help_of,
+)
+from pgvector_pipeline.set_formats import DEFAULT_SET_FORMAT, SET_FORMAT_ENV, SET_FORMATS
+from pgvector_pipeline.store.codecs import CODEC_NAMES, COMPRESSION_ENV, DEFAULT_COMPRESSION
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
-_SPEC = "pgvector_pipeline.option"
-# A request type (RestoreRequest, ...): what build and from_args make.
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Spelling:
-    """How one request field is spelled outside Python."""
-
-    # What it means: the run config's description (and the command line's help, unless cli_help says otherwise).
-    help: str
-    # The command line's option ('--truncate'); None: the field is set only in the run config.
-    flag: str | None = None
-    # How argparse reads the option besides its flag and help: action, nargs, metavar, type, choices, required.
-    cli: Mapping[str, Any] = field(default_factory=dict)
-    # The command line's help where it says less than the run config's (the shell's own words).
-    cli_help: str | None = None
-    # Whether the run config other programs send carries the field at its default too (else only when set).
-    always_sent: bool = False
-
-
-def option(default: Any = None, *, default_factory: Callable[[], Any] | None = None, **spelling: Any) -> Any:
-    """A request field: its default and its Spelling."""
-    metadata = {_SPEC: Spelling(**spelling)}
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def switch(flag: str, **spelling: Any) -> Any:
-    """A restore switch: off by default, a store_true flag, always in the run config (the Launchpad shows each)."""
-    return option(False, flag=flag, cli={"action": "store_true"}, always_sent=True, **spelling)
-
-
-def part(default_factory: Callable[[], Any]) -> Any:
-    """A request field that groups options (a dataclass of them): spelled flat, beside the request's own."""
-    return field(default_factory=default_factory, metadata={_SPEC: None})
+# --- backup ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Declared:
-    """One spelled field of a request, found through its parts: its name (the run config's key and the argparse
-    dest), its Python type, default and spelling, and the part holding it (None: the request itself)."""
+class TableSelection:
+    """One table of a backup's `tables`."""
 
-    name: str
-    type: Any
-    default: Any
-    spelling: Spelling
-    part: str | None = None
+    name: str = option(REQUIRED, help="The table's name, without its schema.")
+    db_schema: str = option(
+        "", help="Its schema. Empty: the pgvector resource's db_schema. A set holds one schema's tables."
+    )
+    where: str = option(
+        "",
+        always_sent=True,
+        help="Back up only the rows this condition on the table's own columns keeps, e.g. "
+        "\"cmetadata->>'source' = 'a.pdf'\" (comparisons, LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, jsonb operators, "
+        "casts; no function calls or subqueries). Empty: every row.",
+    )
 
-
-def declared(request_type: type) -> Iterator[Declared]:
-    """Every spelled field of `request_type`, in declaration order, parts flattened in their place."""
-    hints = typing.get_type_hints(request_type)
-    for f in dataclasses.fields(request_type):
-        if _SPEC not in f.metadata:
-            continue
-        spelling = f.metadata[_SPEC]
-        if spelling is None:  # a part
-            for inner in declared(hints[f.name]):
-                yield dataclasses.replace(inner, part=f.name)
-            continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        yield Declared(f.name, hints[f.name], default, spelling)
+    @classmethod
+    def of(cls, qualified_name: str, where: str = "") -> "TableSelection":
+        """The table `qualified_name` ('name' or 'schema.name'), with its row filter ('': every row)."""
+        schema, _, name = qualified_name.rpartition(".")
+        return cls(name, schema, where)
 
 
-def build(request_type: type[R], values: Mapping[str, Any]) -> R:
-    """A request from flat values by field name (the run config's or argparse's); a name missing, or None, takes its
-    default. Lists become tuples and KEY=VALUE pairs mappings where the field's default is one."""
-    own: dict[str, Any] = {}
-    parts: dict[str, dict[str, Any]] = {}
-    for spelled in declared(request_type):
-        value = values.get(spelled.name)
-        if value is None:
-            continue
-        value = _python_value(spelled.default, value)
-        if spelled.part is None:
-            own[spelled.name] = value
-        else:
-            parts.setdefault(spelled.part, {})[spelled.name] = value
-    hints = typing.get_type_hints(request_type)
-    own.update({name: hints[name](**given) for name, given in parts.items()})
-    return request_type(**own)
+def table_selections(tables: Mapping[str, str]) -> tuple[TableSelection, ...]:
+    """{'name' or 'schema.name': row filter or ''} as a backup's tables, in the order named."""
+    return tuple(TableSelection.of(name, where) for name, where in tables.items())
 
 
-def _python_value(default: Any, value: Any) -> Any:
-    if isinstance(default, tuple):
-        return tuple(value)
-    if isinstance(default, Mapping):
-        return dict(value)
-    return value
+def _tables_from_cli(args: argparse.Namespace) -> tuple[TableSelection, ...]:
+    """--table NAME … with --where NAME=CONDITION …, in the order the tables are named."""
+    named_tables = dict.fromkeys(getattr(args, "tables", None) or [], "")
+    for table, condition in getattr(args, "where", None) or []:
+        if table not in named_tables:
+            raise InvalidParams(f"--where names {table!r}, which no --table names: add --table {table}.")
+        named_tables[table] = condition
+    return table_selections(named_tables)
 
 
-def flat(request: Any) -> dict[str, Any]:
-    """The request's spelled fields by name, parts flattened."""
-    values: dict[str, Any] = {}
-    for spelled in declared(type(request)):
-        holder = request if spelled.part is None else getattr(request, spelled.part)
-        values[spelled.name] = getattr(holder, spelled.name)
-    return values
+_TRUNCATED_BY_DEFAULT = ", ".join(DEFAULT_TABLES.truncated_by_default)
 
 
-def as_config(request: Any) -> dict[str, Any]:
-    """The op config of `request` as other programs send it: the fields always sent, and the others when set (lists
-    and mappings as JSON has them)."""
-    config: dict[str, Any] = {}
-    values = flat(request)
-    for spelled in declared(type(request)):
-        value = values[spelled.name]
-        if spelled.spelling.always_sent or value != spelled.default:
-            config[spelled.name] = as_config_value(value)
-    return config
+@dataclass(frozen=True)
+class BackupRequest:
+    """A backup into a new set: the task whose directory gets it, the tables (and their rows) and collections it
+    takes, how its files are stored, and whether it truncates after the set is written and verified."""
+
+    task_id: str = option(
+        "",
+        flag="--task-id",
+        always_sent=True,
+        help="Task whose {root}/{task_id}/vector_bak/ receives the set (letters, digits, underscores). Leave empty, or "
+        "'global', for the global {root}/vector_bak/.",
+        cli_help="Task whose {root}/{task_id}/vector_bak/ gets the set; default global.",
+    )
+    truncate_after_backup: bool = switch(
+        "--truncate",
+        help=f"After every file and the manifest are written and re-read with matching checksums, truncate "
+        f"{_TRUNCATED_BY_DEFAULT} in the same transaction (writers are held off from the snapshot on, so no row is "
+        f"lost). Never happens if anything failed.",
+        cli_help=f"Truncate {_TRUNCATED_BY_DEFAULT} after the backup.",
+    )
+    create_task_dir: bool = switch(
+        "--create-task-dir",
+        help="Create {root}/{task_id}/ when it does not exist. Off: a missing task directory is an error.",
+        cli_help="Create {root}/{task_id}/ when missing.",
+    )
+    compression: str = option(
+        "",
+        flag="--compression",
+        cli={"choices": CODEC_NAMES},
+        help=f"How the set's CSVs are stored: {' | '.join(CODEC_NAMES)}. Empty: ${COMPRESSION_ENV}, else "
+        f"{DEFAULT_COMPRESSION.codec} (about a third of the CSV's bytes, as fast as plain). 'none' writes plain CSVs "
+        f"that the old system and psql \\copy read as they are.",
+        cli_help=f"How the CSVs are stored; default: the code location's (${COMPRESSION_ENV}, else "
+        f"{DEFAULT_COMPRESSION.codec}). 'none' writes plain CSVs the old system and psql read.",
+    )
+    compression_level: int | None = option(
+        None,
+        flag="--compression-level",
+        cli={"type": int},
+        help="The codec's level (zstd 1-19, gzip 1-9). Empty: the codec's default.",
+        cli_help="The codec's level (zstd 1-19, gzip 1-9).",
+    )
+    format: str = option(
+        "",
+        flag="--format",
+        cli={"choices": SET_FORMATS},
+        help=f"How the set's files hold the rows: {' | '.join(SET_FORMATS)}. Empty: ${SET_FORMAT_ENV}, else "
+        f"{DEFAULT_SET_FORMAT}. 'binary' writes PostgreSQL's binary COPY streams ({{table}}_{{ts}}.pgcopy): about a "
+        f"third of the bytes and a quarter of the server's work of CSV, restorable into columns of the same types (or "
+        f"through casts); CSV is what the old system, psql and people read.",
+        cli_help=f"How the files hold the rows; default: the code location's (${SET_FORMAT_ENV}, else "
+        f"{DEFAULT_SET_FORMAT}). 'binary' writes PostgreSQL's binary COPY streams: about a third of the bytes and of "
+        f"the time, restorable into columns of the same types (or through casts).",
+    )
+    collections: tuple[str, ...] = option(
+        (),
+        flag="--collections",
+        cli={"nargs": "+", "metavar": "NAME"},
+        help="Back up only these collections (by name) and their embeddings, from one snapshot. Empty: every "
+        "collection. The manifest records which ones, and the embeddings of each.",
+        cli_help="Back up only these collections; default: all of them.",
+    )
+    tables: tuple[TableSelection, ...] = option(
+        (),
+        flag="--table",
+        cli={"action": "append", "metavar": "[SCHEMA.]NAME"},
+        more_flags=(
+            Flag(
+                "--where",
+                "where",
+                "Back up only the rows of a --table that the condition on its columns keeps (comparisons, LIKE, IN, "
+                "BETWEEN, IS NULL, AND/OR/NOT, jsonb operators; no function calls or subqueries).",
+                {
+                    "action": "append",
+                    "type": pair("TABLE=CONDITION", "e.g. \"docs=lang = 'de'\""),
+                    "metavar": "TABLE=CONDITION",
+                },
+            ),
+        ),
+        from_cli=_tables_from_cli,
+        help="The tables to back up instead of LangChain's two: any table of the run's schema (the pgvector "
+        "resource's db_schema) with a vector, halfvec or sparsevec column (a PGVectorStore table, LlamaIndex's "
+        "data_* tables, your own), and the tables they reference; in one snapshot, restored in foreign-key order. "
+        "Empty: langchain_pg_collection and langchain_pg_embedding.",
+        cli_help="Back up this table instead of LangChain's two (repeat for more): any table with a vector, halfvec or "
+        "sparsevec column, and the tables it references; in --schema unless named with its schema.",
+    )
+    note: str = option(
+        "",
+        flag="--note",
+        cli={"metavar": "TEXT"},
+        help="Why this backup is taken (a ticket, a migration), recorded in the run's log and metadata and in the "
+        "location's backup log.",
+    )
 
 
-def as_config_value(value: Any) -> Any:
-    """A field's value as the run config holds it: tuples as lists, mappings as dicts."""
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
-
-
-def config_type(spelled: Declared) -> Any:
-    """The run config's type of a field: tuples as lists, mappings as dicts (what Dagster's config takes)."""
-    origin, args = typing.get_origin(spelled.type), typing.get_args(spelled.type)
-    if origin is tuple:
-        return list[args[0]]  # type: ignore[valid-type]
-    if origin in (Mapping, dict):
-        return dict[args[0], args[1]]  # type: ignore[valid-type]
-    return spelled.type
-
-
-def add_options(parser: argparse.ArgumentParser, request_type: type) -> None:
-    """The command line's options of `request_type`'s fields that have one."""
-    for spelled in declared(request_type):
-        spelling = spelled.spelling
-        if spelling.flag is None:
-            continue
-        parser.add_argument(
-            spelling.flag, dest=spelled.name, help=spelling.cli_help or spelling.help, **dict(spelling.cli)
-        )
-
-
-def from_args(request_type: type[R], args: argparse.Namespace, **given: Any) -> R:
-    """The request the command line's arguments make (`given`: fields the command sets itself)."""
-    values = {s.name: getattr(args, s.name, None) for s in declared(request_type) if s.spelling.flag}
-    return build(request_type, {**values, **given})
-
-
-def pair(shape: str, example: str) -> Callable[[str], tuple[str, str]]:
-    """An argparse type for 'KEY=VALUE' (split at the first '='): both parts must be given."""
-
-    def parse(text: str) -> tuple[str, str]:
-        key, sep, value = text.partition("=")
-        if not sep or not key or not value:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {shape} ({example})")
-        return key, value
-
-    return parse
+def backup_request(
+    task_id: str | None = None,
+    truncate_after_backup: bool = False,
+    create_task_dir: bool = False,
+    compression: str = "",
+    compression_level: int | None = None,
+    collections: Sequence[str] = (),
+    tables: Mapping[str, str] | None = None,
+    set_format: str = "",
+) -> BackupRequest:
+    """A BackupRequest from the arguments the client and contract.backup_run_config have always taken: `tables` as
+    {'name' or 'schema.name': row filter or ''}."""
+    return BackupRequest(
+        task_id=task_id or "",
+        truncate_after_backup=truncate_after_backup,
+        create_task_dir=create_task_dir,
+        compression=compression,
+        compression_level=compression_level,
+        format=set_format,
+        collections=tuple(collections),
+        tables=table_selections(tables or {}),
+    )
 
 
 # --- restore --------------------------------------------------------------------------------------------------------
@@ -349,11 +364,6 @@ class RestoreRequest:
     )
 
 
-def help_of(request_part: type) -> dict[str, tuple[str, str]]:
-    """Each field of a request part: its command-line flag and what it does (for tables of them, as the docs')."""
-    return {s.name: (s.spelling.flag or "", s.spelling.help) for s in declared(request_part)}
-
-
 def restore_request(
     task_id: str | None = None,
     timestamp: str = "",
@@ -374,3 +384,151 @@ def restore_request(
         rename=dict(rename or {}),
         migration=migration,
     )
+
+
+# --- truncate -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TruncateRequest:
+    """A truncate without a backup: which tables, emptied in one statement."""
+
+    tables: tuple[str, ...] = option(
+        tuple(DEFAULT_TABLES.truncated_by_default),
+        flag="--tables",
+        cli={"nargs": "+", "choices": DEFAULT_TABLES.names},
+        always_sent=True,  # what is truncated is said in the run, not left to the code server's default
+        help=f"Tables to truncate (one statement): {_TRUNCATED_BY_DEFAULT} by default, or any of "
+        f"{', '.join(DEFAULT_TABLES.names)} (a table with the tables that reference it).",
+        cli_help=f"Default: {_TRUNCATED_BY_DEFAULT}.",
+    )
+
+
+# --- retention ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionRequest:
+    """Which sets retention keeps (it deletes the others), and whether it deletes them or only says which."""
+
+    keep_newest: int | None = option(
+        None,
+        flag="--keep-newest",
+        cli={"type": int},
+        help="Keep the newest N sets of each location (global, and each task).",
+        cli_help="Keep the newest N sets of each location.",
+    )
+    max_age_days: float | None = option(
+        None, flag="--max-age-days", cli={"type": float}, help="Keep sets younger than this many days."
+    )
+    dry_run: bool = option(
+        True,
+        flag="--delete",
+        cli={"action": "store_false"},
+        always_sent=True,
+        help="Only report what would be deleted (the default: set false to delete).",
+        cli_help="Delete (default: only report what would go).",
+    )
+
+
+# --- drill and verify -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrillRequest:
+    """A restore drill: which set is restored into a scratch schema, compared by content and dropped; `verify` is a
+    drill that compares the live tables with the set too."""
+
+    task_id: str = option(
+        "",
+        flag="--task-id",
+        help="The set's task; empty or 'global': {root}/vector_bak/.",
+        cli_help="The set's task; default global.",
+    )
+    timestamp: str = option(
+        "",
+        flag="--timestamp",
+        help="The set (YYYYMMDD_HHMMSS, or 'latest': the newest complete one with a manifest); empty: the newest "
+        "complete one.",
+        cli_help="The set's timestamp, or 'latest'; default: the location's newest complete set.",
+    )
+    compare_live: bool = option(
+        False,
+        always_sent=True,
+        help="Also compare the live tables with the set, row by row (what `verify` does).",
+    )
+
+
+# --- copy -----------------------------------------------------------------------------------------------------------
+
+# Which way a copy goes: from the backup store to the other store, or back.
+COPY_TO_OTHER: Final = "to_other"
+COPY_FROM_OTHER: Final = "from_other"
+CopyDirection = Literal["to_other", "from_other"]
+# The other store of a copy, as the code server (and --direct) read it from the environment.
+OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyRequest:
+    """A copy of a set between the backup store and the other store (local disk and S3, either way), every checksum
+    verified."""
+
+    task_id: str = option(
+        "",
+        flag="--task-id",
+        always_sent=True,
+        help="The set's task id; empty for the global sets ({root}/vector_bak/).",
+        cli_help="The set's task; default global.",
+    )
+    timestamp: str = option(
+        REQUIRED,
+        flag="--timestamp",
+        cli={"required": True},
+        help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the newest complete set of its task in the store it "
+        "is copied from.",
+        cli_help="The set's timestamp YYYYMMDD_HHMMSS, or 'latest' for the task's newest complete set.",
+    )
+    direction: CopyDirection = option(
+        COPY_TO_OTHER,
+        flag="--back",
+        cli={"action": "store_const", "const": COPY_FROM_OTHER},
+        always_sent=True,
+        help=f"'{COPY_TO_OTHER}': from the backup store (PGVECTOR_BACKUP_ROOT) to the other store ({OTHER_ROOT_ENV}), "
+        f"e.g. off this machine to S3; '{COPY_FROM_OTHER}': back, e.g. to restore locally.",
+        cli_help="Copy from the other store into the backup store instead (to restore it).",
+    )
+    other_root: str = option(
+        "",
+        flag="--other-root",
+        cli={"metavar": "ROOT"},
+        in_config=False,  # through Dagster, the code server copies to or from its own other store
+        help=f"With --direct: the other store, a directory or s3://bucket/prefix (default ${OTHER_ROOT_ENV}); the set "
+        f"goes there from --root, or with --back comes from there.",
+    )
+
+
+# --- list -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """Which backup sets a listing shows, newest first (a listing launches no job: the client reads the inventory,
+    --direct the store). How they are shown (a table, or JSON lines) is the command line's business, not the
+    request's."""
+
+    global_only: bool = option(
+        False, flag="--global-only", cli={"action": "store_true"}, help="Only {root}/vector_bak/."
+    )
+    task_id: str = option("", flag="--task-id", help="Only this task's sets.")
+    refresh: bool = option(
+        False,
+        flag="--refresh",
+        cli={"action": "store_true"},
+        help="Re-scan the backup root first (the inventory; --direct always reads the store as it is).",
+        cli_help="Re-scan the backup root first.",
+    )
+
+
+# Any request that launches a job (contract.REQUEST_JOBS).
+Request = BackupRequest | RestoreRequest | TruncateRequest | RetentionRequest | DrillRequest | CopyRequest

@@ -108,3 +108,118 @@ def test_the_restore_switches_have_one_home():
     assert RestoreConfig(timestamp="x", **{name: True for name in switches}).flags() == contract.RestoreFlags(
         **{name: getattr(every_switch, name) for name in switches}
     )
+
+
+def _op_config_class(job_name: str, op_name: str) -> type:
+    """The config class the op's function takes, as Dagster builds the op's config from it."""
+    import typing
+
+    node = defs.resolve_job_def(job_name).graph.node_named(op_name)
+    function = node.definition.compute_fn.decorated_fn
+    hints = typing.get_type_hints(function).values()
+    [config] = [t for t in hints if isinstance(t, type) and issubclass(t, dg.Config) and t.__name__.endswith("Config")]
+    return config
+
+
+def _examples():
+    """One request of each operation with every option set, and the command line that asks for it."""
+    from pgvector_pipeline.run_requests import (
+        BackupRequest,
+        CopyRequest,
+        DrillRequest,
+        ListRequest,
+        RestoreRequest,
+        RetentionRequest,
+        TableSelection,
+        TruncateRequest,
+    )
+
+    tables = (TableSelection("docs", "rag", "id > 1"), TableSelection("other"))
+    backup = BackupRequest("task_7", True, True, "gzip", 3, "binary", ("a", "b"), tables, note="why")
+    backup_argv = ["backup", "--task-id", "task_7", "--truncate", "--create-task-dir", "--compression", "gzip"]
+    backup_argv += ["--compression-level", "3", "--format", "binary", "--collections", "a", "b", "--table", "rag.docs"]
+    backup_argv += ["--table", "other", "--where", "rag.docs=id > 1", "--note", "why"]
+    restore = RestoreRequest(
+        task_id="task_7",
+        timestamp="latest",
+        tables=("langchain_pg_embedding",),
+        flags=contract.RestoreFlags(truncate_before_restore=True, in_place=True),
+        collections=("a",),
+        rename={"b": "c"},
+        migration=contract.Migration(contract.MIGRATE_TO_PGVECTOR_STORE, "store", ("page:integer",)),
+        note="why",
+    )
+    restore_argv = ["restore", "--task-id", "task_7", "--timestamp", "latest", "--tables", "langchain_pg_embedding"]
+    restore_argv += ["--truncate", "--in-place", "--collections", "a", "--rename", "b=c", "--migrate-to"]
+    restore_argv += ["pgvector_store", "--store-table", "store", "--metadata-column", "page:integer", "--note", "why"]
+    return [
+        (backup, backup_argv, {}),
+        (restore, restore_argv, {}),
+        (TruncateRequest(("langchain_pg_collection",)), ["truncate", "--tables", "langchain_pg_collection"], {}),
+        (
+            CopyRequest(task_id="task_7", timestamp="20261124_101500", direction="from_other"),
+            ["copy", "--task-id", "task_7", "--timestamp", "20261124_101500", "--back"],
+            {},
+        ),
+        (
+            DrillRequest("task_7", "latest", True),
+            ["verify", "--task-id", "task_7", "--timestamp", "latest"],
+            {"compare_live": True},
+        ),
+        (
+            RetentionRequest(3, 30.0, False),
+            ["retention", "--keep-newest", "3", "--max-age-days", "30", "--delete"],
+            {},
+        ),
+        (ListRequest(True, "task_7", True), ["list", "--global-only", "--task-id", "task_7", "--refresh"], {}),
+    ]
+
+
+def test_each_request_is_one_declaration_for_its_config_class_command_line_and_run_config(monkeypatch):
+    """A request made from the command line equals the one its run config makes in the job's config class, and that
+    run config passes Dagster's validation with every value as it was sent: the three spellings cannot drift."""
+    from pgvector_pipeline.entry_points.cli import build_parser
+    from pgvector_pipeline.request_fields import from_args, in_config
+
+    monkeypatch.setenv("OTHER_DSN", "dbname=other")
+    for request, argv, given in _examples():
+        assert from_args(type(request), build_parser().parse_args(argv), **given) == request, argv[0]
+        if type(request) not in contract.REQUEST_JOBS:
+            continue  # a listing launches no job
+        job_name, run_config = contract.job_config(request)
+        [(op, sent)] = run_config["ops"].items()
+        config_class = _op_config_class(job_name, op)
+        declared = [spelled for spelled in in_config(type(request))]
+        assert list(config_class.model_fields) == [spelled.name for spelled in declared]
+        assert [f.description for f in config_class.model_fields.values()] == [s.spelling.help for s in declared]
+        assert config_class(**sent["config"]).request() == request
+        if job_name in contract.DATABASE_JOBS:
+            run_config = {**run_config, **contract.pgvector_resource_config("OTHER_DSN", "rag")}
+        processed = dg.validate_run_config(defs.resolve_job_def(job_name), run_config)["ops"][op]["config"]
+        assert _as_sent(processed, sent["config"]) == sent["config"]
+
+
+def _as_sent(processed, sent):
+    """What Dagster made of a run config, cut to the keys sent (it adds the defaults, records' too)."""
+    if isinstance(sent, dict):
+        return {key: _as_sent(processed[key], value) for key, value in sent.items()}
+    if isinstance(sent, list):
+        return [_as_sent(made, value) for made, value in zip(processed, sent, strict=True)]
+    return processed
+
+
+def test_the_backup_assets_take_the_backup_request_without_its_task():
+    """vector_backup_job's config is the backup request's but for task_id: the set (and its task) is the partition."""
+    from pgvector_pipeline.run_requests import BackupRequest, TableSelection
+
+    request = BackupRequest(compression="none", tables=(TableSelection("docs", where="id > 1"),))
+    config_class = _op_config_class(contract.BACKUP_JOB, contract.BACKUP_OP)
+    assert "task_id" not in config_class.model_fields
+    sent = contract.set_backup_config(request)["ops"][contract.BACKUP_OP]["config"]
+    assert sent == {
+        "truncate_after_backup": False,
+        "create_task_dir": False,
+        "compression": "none",
+        "tables": [{"name": "docs", "where": "id > 1"}],
+    }
+    assert config_class(**sent).request() == request

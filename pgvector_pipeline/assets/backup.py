@@ -4,7 +4,6 @@ from collections.abc import Iterator
 from typing import TypedDict
 
 import dagster as dg
-from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import BACKUP_GROUP, inventory_refreshed
 from pgvector_pipeline.assets.metadata import Metadata, collections_metadata, encryption_metadata, set_file_metadata
@@ -23,19 +22,12 @@ from pgvector_pipeline.operations.set_checks import (
 )
 from pgvector_pipeline.partitions import backup_partitions, backup_set_of
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
-from pgvector_pipeline.run_config import RunConfig
-from pgvector_pipeline.set_formats import DEFAULT_SET_FORMAT, SET_FORMAT_ENV, SET_FORMATS, set_format_of
+from pgvector_pipeline.run_config import request_config
+from pgvector_pipeline.run_requests import BackupRequest
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
-from pgvector_pipeline.store.codecs import (
-    CODEC_NAMES,
-    COMPRESSION_ENV,
-    DEFAULT_COMPRESSION,
-    Compression,
-    compression_of,
-)
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import check_stamped_now, manifest_name
-from pgvector_pipeline.tables import DEFAULT_TABLES, TableSpec
+from pgvector_pipeline.tables import DEFAULT_TABLES
 
 # One asset per LangChain table, named after it, and one for the other tables a run names: the set's tables come
 # from one snapshot, so they materialize together (each only when the set holds its tables).
@@ -59,93 +51,13 @@ SET_CHECKS = {
     ROWS_CHECK: f"No table lost more than ${ROWS_DROP_ENV} (default {DEFAULT_ROWS_DROP:.0%}) of its rows since the "
     f"location's previous complete set (a warning).",
 }
-# The deployment's compression when a run's config names none (see BackupConfig.compression).
-
 # Lost connections and server restarts are retried (exponential back-off, see failures.py); nothing else.
 CONNECTION_RETRIES = 3
 
 
-class TableConfig(dg.Config):
-    """One table of a backup's `tables`."""
-
-    name: str = Field(description="The table's name, without its schema.")
-    db_schema: str = Field(
-        default="", description="Its schema. Empty: the pgvector resource's db_schema. A set holds one schema's tables."
-    )
-    where: str = Field(
-        default="",
-        description="Back up only the rows this condition on the table's own columns keeps, e.g. "
-        "\"cmetadata->>'source' = 'a.pdf'\" (comparisons, LIKE, IN, BETWEEN, IS NULL, AND/OR/NOT, jsonb operators, "
-        "casts; no function calls or subqueries). Empty: every row.",
-    )
-
-
-class BackupConfig(RunConfig):
-    """Run config of vector_store_backup (vector_backup_job), and of request_vector_backup with its task id."""
-
-    truncate_after_backup: bool = Field(
-        default=False,
-        description=(
-            f"After every file and the manifest are written and re-read with matching checksums, truncate "
-            f"{', '.join(DEFAULT_TABLES.truncated_by_default)} in the same transaction (writers are held off from "
-            f"the snapshot on, so no row is lost). Never happens if anything failed."
-        ),
-    )
-    create_task_dir: bool = Field(
-        default=False,
-        description="Create {root}/{task_id}/ when it does not exist. Off: a missing task directory is an error.",
-    )
-    compression: str = Field(
-        default="",
-        description=(
-            f"How the set's CSVs are stored: {' | '.join(CODEC_NAMES)}. Empty: ${COMPRESSION_ENV}, else "
-            f"{DEFAULT_COMPRESSION.codec} (about a third of the CSV's bytes, as fast as plain). 'none' writes plain "
-            f"CSVs that the old system and psql \\copy read as they are."
-        ),
-    )
-    compression_level: int | None = Field(
-        default=None, description="The codec's level (zstd 1-19, gzip 1-9). Empty: the codec's default."
-    )
-    format: str = Field(
-        default="",
-        description=(
-            f"How the set's files hold the rows: {' | '.join(SET_FORMATS)}. Empty: ${SET_FORMAT_ENV}, else "
-            f"{DEFAULT_SET_FORMAT}. 'binary' writes PostgreSQL's binary COPY streams ({{table}}_{{ts}}.pgcopy): about a "
-            f"third of the bytes and a quarter of the server's work of CSV, restorable into columns of the same types "
-            f"(or through casts); CSV is what the old system, psql and people read."
-        ),
-    )
-    collections: list[str] = Field(
-        default=[],
-        description=(
-            "Back up only these collections (by name) and their embeddings, from one snapshot. Empty: every "
-            "collection. The manifest records which ones, and the embeddings of each."
-        ),
-    )
-    tables: list[TableConfig] = Field(
-        default=[],
-        description=(
-            "The tables to back up instead of LangChain's two: any table of the run's schema (the pgvector "
-            "resource's db_schema) with a vector, halfvec or sparsevec column (a PGVectorStore table, LlamaIndex's "
-            "data_* tables, your own), and the tables they reference; in one snapshot, restored in foreign-key "
-            "order. Empty: langchain_pg_collection and langchain_pg_embedding."
-        ),
-    )
-
-    def compression_setting(self) -> Compression:
-        """The compression of this run, resolved at run time; InvalidParams for an unknown codec or level."""
-        return compression_of(self.compression, self.compression_level)
-
-    def choices(self) -> BackupChoices:
-        """What this run's config chooses, resolved at run time (InvalidParams for bad values)."""
-        return BackupChoices(
-            truncate_after_backup=self.truncate_after_backup,
-            create_task_dir=self.create_task_dir,
-            compression=self.compression_setting(),
-            set_format=set_format_of(self.format),
-            collections=tuple(self.collections),
-            tables=tuple(TableSpec(table.name, table.where, table.db_schema) for table in self.tables),
-        )
+class BackupConfig(request_config(BackupRequest, leave_out=("task_id",))):  # type: ignore[misc]  # BackupRequest's
+    """Run config of vector_store_backup (vector_backup_job): a backup's config without its task id (the set is the
+    run's partition)."""
 
 
 @dg.multi_asset(
@@ -195,7 +107,7 @@ def vector_store_backup(
             )
         task, timestamp = backup_set_of(context.partition_key)
         store = backup_store.store()
-        choices = config.choices()
+        choices = BackupChoices.of(config.request())
         check_stamped_now(timestamp, backup_store.timestamp_window_s)
         context.log.info(
             f"Backing up {pgvector.redacted_dsn} (schema {pgvector.db_schema}) as set {timestamp} "
@@ -296,6 +208,7 @@ def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> Me
         "rows": sum(t.entry.rows for t in tables),
         "source_database": result.source,
         "set_duration_s": round(result.duration_s, 3),
+        **({"note": result.note} if result.note else {}),
     }
 
 
@@ -315,6 +228,7 @@ def backup_metadata(result: BackupResult, table: TableBackup) -> Metadata:
             "pgvector_version": result.pgvector_version,
             "langchain_layout": result.langchain_layout,
             "set_duration_s": round(result.duration_s, 3),
+            **({"note": result.note} if result.note else {}),
         }
     )
     metadata.update(encryption_metadata(result.encrypted_to))

@@ -44,7 +44,7 @@ from pgvector_pipeline.contract import (
     COPY_FROM_OTHER,
     COPY_JOB,
     COPY_TO_OTHER,
-    DRILL_JOB,
+    DATABASE_JOBS,
     INVENTORY_ASSET,
     INVENTORY_JOB,
     LOCATION_NAME,
@@ -54,26 +54,16 @@ from pgvector_pipeline.contract import (
     PARTITION_TAG,
     PLAIN_RESTORE,
     REPOSITORY_NAME,
-    REQUEST_BACKUP_JOB,
-    RESTORE_JOB,
-    RESTORE_OP,
     RESULT_METADATA,
-    RETENTION_JOB,
     ROWS_TAG,
     SET_PARTITIONS,
-    TRUNCATE_JOB,
     Migration,
     RestoreFlags,
-    backup_run_config,
-    copy_run_config,
     database_tags,
-    drill_run_config,
+    job_config,
     partition_key,
     pgvector_resource_config,
-    request_config,
-    request_run_config,
-    retention_run_config,
-    truncate_run_config,
+    set_backup_config,
 )
 from pgvector_pipeline.entry_points.client_queries import (
     ADD_DYNAMIC_PARTITION,
@@ -90,9 +80,22 @@ from pgvector_pipeline.entry_points.client_queries import (
     STOP_SCHEDULE,
     STOP_SENSOR,
 )
-from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, parts_from_json
+from pgvector_pipeline.errors import ErrorType, InvalidParams, Part, named, parts_from_json
 from pgvector_pipeline.operations.named_set import check_listed_set, refuse_unknown_task
-from pgvector_pipeline.run_requests import RestoreRequest, restore_request
+from pgvector_pipeline.request_fields import as_config
+from pgvector_pipeline.run_requests import (
+    OTHER_ROOT_ENV,
+    BackupRequest,
+    CopyRequest,
+    DrillRequest,
+    ListRequest,
+    Request,
+    RestoreRequest,
+    RetentionRequest,
+    TruncateRequest,
+    backup_request,
+    restore_request,
+)
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY, task_key, validate_timestamp
 from pgvector_pipeline.store.naming import LATEST, nearest_phrase, validate_set_timestamp
 from pgvector_pipeline.untrusted_text import refuse_nul
@@ -389,38 +392,38 @@ class VectorBackupClient:
         format: str = "",
     ) -> LaunchedRun:
         """Launch a backup; task_id None means global; compression "" and format "" (csv or binary) are the code
-        location's defaults; collections
-        empty backs up every collection; `tables` ({name: row filter or ''}) backs up those tables of the schema
-        instead of LangChain's two.
+        location's defaults; collections empty backs up every collection; `tables` ({name: row filter or ''}) backs
+        up those tables of the schema instead of LangChain's two.
 
         Without `timestamp` it launches request_vector_backup_job, which claims a new set in the code
         location (so starts at the same moment get distinct sets). With one (it must be about now), it
         registers that set's partition and launches vector_backup_job for it.
         """
-        task = task_key(task_id)
-        resources = pgvector_resource_config(dsn_env, db_schema)
-        tags = database_tags(dsn_env)
-        if timestamp is None:
-            config = request_run_config(
-                task,
-                truncate_after_backup=truncate_after_backup,
-                create_task_dir=create_task_dir,
-                compression=compression,
-                compression_level=compression_level,
-                collections=collections,
-                tables=tables,
-                set_format=format,
-            )
-            run_config = {**config, **resources}
-            return LaunchedRun(self.launch_job(REQUEST_BACKUP_JOB, run_config, tags), REQUEST_BACKUP_JOB, task)
-        key = partition_key(task, validate_timestamp(timestamp))
-        config = backup_run_config(
-            truncate_after_backup, create_task_dir, compression, compression_level, collections, tables, format
+        request = backup_request(
+            task_id,
+            truncate_after_backup,
+            create_task_dir,
+            compression,
+            compression_level,
+            collections,
+            tables,
+            set_format=format,
         )
-        run_config = {**config, **resources}
+        if timestamp is None:
+            return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
+        return self.launch_set_backup(request, timestamp, dsn_env=dsn_env, db_schema=db_schema)
+
+    def launch_set_backup(
+        self, request: BackupRequest, timestamp: str, *, dsn_env: str | None = None, db_schema: str | None = None
+    ) -> LaunchedRun:
+        """Launch vector_backup_job doing `request` into the set `timestamp` (about now) of its task, once that set's
+        partition is registered."""
+        task = task_key(request.task_id)
+        key = partition_key(task, validate_timestamp(timestamp))
+        run_config = {**set_backup_config(request), **pgvector_resource_config(dsn_env, db_schema)}
         refuse_nul(run_config, "The run config")  # before the partition is added
         self.add_dynamic_partition(SET_PARTITIONS, key)
-        run_id = self.launch_job(BACKUP_JOB, run_config, {**tags, PARTITION_TAG: key})
+        run_id = self.launch_job(BACKUP_JOB, run_config, {**database_tags(dsn_env), PARTITION_TAG: key})
         return LaunchedRun(run_id, BACKUP_JOB, task, timestamp)
 
     def launch_restore(
@@ -446,42 +449,72 @@ class VectorBackupClient:
         return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
 
     def launch_request(
-        self, request: RestoreRequest, *, dsn_env: str | None = None, db_schema: str | None = None
+        self, request: Request, *, dsn_env: str | None = None, db_schema: str | None = None
     ) -> LaunchedRun:
         """Launch the job that does `request` (a request of run_requests, with every option it declares), on the
-        database named by `dsn_env` and `db_schema`; the set it names, and its tables and collections, are checked
-        against the inventory before anything is sent (see check_named)."""
-        refuse_nul(request_config(RESTORE_OP, request), "The run config")  # before anything is sent
-        collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
-        task, timestamp = (
-            (task_key(request.task_id), validate_set_timestamp(request.timestamp))
-            if request.backup_path  # a set named by its path: the run finds it
-            else self.check_named(request.task_id, request.timestamp, request.tables or None, collections)
-        )
-        request = replace(request, task_id=task, timestamp=timestamp)
-        run_config = {**request_config(RESTORE_OP, request), **pgvector_resource_config(dsn_env, db_schema)}
-        run_id = self.launch_job(RESTORE_JOB, run_config, database_tags(dsn_env))
-        return LaunchedRun(run_id, RESTORE_JOB, task, timestamp)
+        database named by `dsn_env` and `db_schema` (the jobs that use one; copy and retention do not). What it names
+        is checked before anything is sent: a set, and its tables and collections, against the inventory (see
+        check_named)."""
+        refuse_nul(as_config(request), "The run config")  # before anything is checked or sent
+        request, task, timestamp = self._named(request)
+        job, run_config = job_config(request)
+        tags: dict[str, str] = {}
+        if job in DATABASE_JOBS:
+            run_config = {**run_config, **pgvector_resource_config(dsn_env, db_schema)}
+            tags = database_tags(dsn_env)
+        elif dsn_env or db_schema:
+            raise InvalidParams(f"{job} uses no database: it takes no dsn_env or db_schema.")
+        return LaunchedRun(self.launch_job(job, run_config, tags), job, task, timestamp)
+
+    def _named(self, request: Request) -> tuple[Request, str | None, str | None]:
+        """`request` as it is sent, once what it names is checked (see launch_request), and the set's task and
+        timestamp as far as the launch names them."""
+        if isinstance(request, BackupRequest):
+            task = task_key(request.task_id)
+            return replace(request, task_id=task), task, None
+        if isinstance(request, RestoreRequest):
+            collections = tuple(dict.fromkeys([*request.collections, *request.rename]))
+            task, timestamp = (
+                (task_key(request.task_id), validate_set_timestamp(request.timestamp))
+                if request.backup_path  # a set named by its path: the run finds it
+                else self.check_named(request.task_id, request.timestamp, request.tables or None, collections)
+            )
+            return replace(request, task_id=task, timestamp=timestamp), task, timestamp
+        if isinstance(request, DrillRequest):
+            if request.timestamp:
+                task, timestamp = self.check_named(request.task_id, request.timestamp)
+            else:
+                task, timestamp = self.check_task(request.task_id), ""
+            return replace(request, task_id=task, timestamp=timestamp), task, timestamp or None
+        if isinstance(request, CopyRequest):
+            if request.other_root:
+                raise InvalidParams(
+                    named("other_root"),
+                    " is for --direct (a copy in this process): through Dagster, the code server copies to or from "
+                    f"its own other store (${OTHER_ROOT_ENV}).",
+                )
+            self.check_other_store()
+            if request.direction == COPY_FROM_OTHER:
+                task, timestamp = task_key(request.task_id), validate_set_timestamp(request.timestamp)
+            else:
+                task, timestamp = self.check_named(request.task_id, request.timestamp)
+            return replace(request, task_id=task, timestamp=timestamp), task, timestamp
+        return request, None, None
 
     def launch_truncate(
         self, tables: list[str] | None = None, *, dsn_env: str | None = None, db_schema: str | None = None
     ) -> LaunchedRun:
         """Launch vector_truncate_job: langchain_pg_embedding, or the tables named."""
-        run_config = {**truncate_run_config(tables), **pgvector_resource_config(dsn_env, db_schema)}
-        return LaunchedRun(self.launch_job(TRUNCATE_JOB, run_config, database_tags(dsn_env)), TRUNCATE_JOB)
+        request = TruncateRequest(tables=tuple(tables)) if tables else TruncateRequest()
+        return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
 
     def launch_copy(self, task_id: str | None, timestamp: str, direction: str = COPY_TO_OTHER) -> LaunchedRun:
         """Launch vector_copy_job: copy the set `timestamp` (or 'latest') of `task_id` (None: global) to the other
         store (direction 'to_other') or from it ('from_other'). InvalidParams before anything is sent when the code
         server has no other store, or (to the other store) when the inventory does not list the set. The inventory
         lists the backup store only: a copy from the other store is checked by its run."""
-        self.check_other_store()
-        if direction == COPY_FROM_OTHER:
-            task, timestamp = task_key(task_id), validate_set_timestamp(timestamp)
-        else:
-            task, timestamp = self.check_named(task_id, timestamp)
-        run_config = copy_run_config(task, timestamp, direction)
-        return LaunchedRun(self.launch_job(COPY_JOB, run_config), COPY_JOB, task, timestamp)
+        request = CopyRequest(task_id=task_id or "", timestamp=timestamp, direction=direction)  # type: ignore[arg-type]
+        return self.launch_request(request)
 
     def other_store(self) -> str | None:
         """The other store's root as the code server has it ($PGVECTOR_OTHER_BACKUP_ROOT when it loaded the code
@@ -505,21 +538,20 @@ class VectorBackupClient:
             )
 
     def launch_drill(
-        self, task_id: str | None, timestamp: str = "", *, compare_live: bool = False, dsn_env: str | None = None
+        self,
+        task_id: str | None,
+        timestamp: str = "",
+        *,
+        compare_live: bool = False,
+        dsn_env: str | None = None,
+        db_schema: str | None = None,
     ) -> LaunchedRun:
         """Launch vector_restore_drill_job: restore the set `timestamp` of `task_id` (None: global; empty timestamp:
         its newest complete set; or 'latest') into a scratch schema, compare it (with `compare_live`, the live tables
-        too), drop it. The set (with an empty timestamp, the task) is checked against the inventory first."""
-        if timestamp:
-            task, timestamp = self.check_named(task_id, timestamp)
-        else:
-            task = self.check_task(task_id)
-        run_config = {
-            **drill_run_config(task, timestamp, compare_live),
-            **pgvector_resource_config(dsn_env, None),
-        }
-        run_id = self.launch_job(DRILL_JOB, run_config, database_tags(dsn_env))
-        return LaunchedRun(run_id, DRILL_JOB, task, timestamp or None)
+        of `db_schema` too), drop it. The set (with an empty timestamp, the task) is checked against the inventory
+        first."""
+        request = DrillRequest(task_id or "", timestamp, compare_live)
+        return self.launch_request(request, dsn_env=dsn_env, db_schema=db_schema)
 
     def check_named(
         self,
@@ -557,8 +589,7 @@ class VectorBackupClient:
         self, keep_newest: int | None = None, max_age_days: float | None = None, *, dry_run: bool = True
     ) -> LaunchedRun:
         """Launch vector_retention_job (a dry run unless dry_run=False)."""
-        run_config = retention_run_config(keep_newest, max_age_days, dry_run)
-        return LaunchedRun(self.launch_job(RETENTION_JOB, run_config), RETENTION_JOB)
+        return self.launch_request(RetentionRequest(keep_newest, max_age_days, dry_run))
 
     def run_status(self, run_id: str) -> RunInfo:
         """The run's status and tags, with its error once it has failed."""
@@ -690,14 +721,18 @@ class VectorBackupClient:
     ) -> list[dict[str, Any]]:
         """Sets from the latest inventory (newest first). Runs that add or delete sets refresh it as they
         end; `refresh` re-scans the root first (sets copied in by hand)."""
-        if refresh:
+        return self.list_sets(ListRequest(global_only, task_id or "", refresh))
+
+    def list_sets(self, request: ListRequest) -> list[dict[str, Any]]:
+        """The sets `request` asks for, from the latest inventory (see list_backup_sets)."""
+        if request.refresh:
             self.refresh_inventory()
         inventory = self.inventory()
         sets = inventory.sets if inventory else []
-        if global_only:
+        if request.global_only:
             sets = [s for s in sets if s["task_id"] == GLOBAL_TASK_KEY]
-        if task_id:
-            sets = [s for s in sets if s["task_id"] == task_key(task_id)]
+        if request.task_id:
+            sets = [s for s in sets if s["task_id"] == task_key(request.task_id)]
         return sets
 
     def launch_check(self, *, dsn_env: str | None = None, db_schema: str | None = None) -> LaunchedRun:

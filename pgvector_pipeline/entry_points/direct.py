@@ -24,17 +24,16 @@ from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.operations.drill import set_to_drill
 from pgvector_pipeline.operations.engine import Engine
 from pgvector_pipeline.operations.set_checks import SetCheck, check_written_set, files_differ
-from pgvector_pipeline.run_requests import RestoreRequest
+
+# The second store of a copy, as the code server names it.
+from pgvector_pipeline.run_requests import OTHER_ROOT_ENV as OTHER_ROOT_ENV
+from pgvector_pipeline.run_requests import BackupRequest, DrillRequest, ListRequest, RestoreRequest
 from pgvector_pipeline.settings import DatabaseSettings, StoreSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo, set_record
 from pgvector_pipeline.store.interface import BackupStore
 from pgvector_pipeline.store.layout import task_key
 from pgvector_pipeline.store.local import LocalBackupStore
 from pgvector_pipeline.store.roots import BACKUP_ROOT_ENV
-
-# The second store of a copy, as the code server names it (resources.backup_store.OTHER_ROOT_ENV, which imports
-# Dagster).
-OTHER_ROOT_ENV = "PGVECTOR_OTHER_BACKUP_ROOT"
 
 
 def target(root: str | None, dsn_env: str | None, schema: str | None, need_dsn: bool = True) -> Engine:
@@ -104,14 +103,14 @@ def other_store(root: str | None) -> BackupStore:
     return StoreSettings.from_env().store(root)
 
 
-def back_up(engine: Engine, task_id: str | None, choices: BackupChoices, log: Log) -> dict[str, Any]:
-    """A backup into a new set of `task_id` (None: global), then the checks every backup runs of the set it wrote
+def back_up(engine: Engine, request: BackupRequest, log: Log) -> dict[str, Any]:
+    """The backup `request` asks for, into a new set of its task (empty: global), then the checks every backup runs of the set it wrote
     (operations.set_checks, as the Dagster backup's asset checks): the result as --wait prints it, with each check.
     A check that fails (not only a warning) makes the result a failure; a file that does not match its manifest
     has marked the set damaged by then."""
     started = time.monotonic()
     store = engine.backup_store()
-    result = engine.back_up(task_key(task_id), None, choices, log=log)
+    result = engine.back_up(task_key(request.task_id), None, BackupChoices.of(request), log=log)
     done = _result(
         "backup",
         partition_key(result.task, result.timestamp),
@@ -174,12 +173,12 @@ def restore(engine: Engine, request: RestoreRequest, log: Log) -> dict[str, Any]
     )
 
 
-def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dict[str, Any]:
-    """A restore drill of the set `timestamp` (empty: the location's newest complete one) that also compares the
-    live tables with it: the result as --wait prints it, with each table's comparison."""
+def verify(engine: Engine, request: DrillRequest, log: Log) -> dict[str, Any]:
+    """The restore drill `request` asks for (its timestamp empty: the location's newest complete set; `verify` asks to
+    compare the live tables with the set too): the result as --wait prints it, with each table's comparison."""
     started = time.monotonic()
-    backup_set = set_to_drill(engine.backup_store(), task_key(task_id), timestamp)
-    result = engine.drill(backup_set, True, log)
+    backup_set = set_to_drill(engine.backup_store(), task_key(request.task_id or None), request.timestamp)
+    result = engine.drill(backup_set, request, log)
     done = _result(
         "verify",
         partition_key(backup_set.task, backup_set.timestamp),
@@ -190,11 +189,13 @@ def verify(engine: Engine, task_id: str | None, timestamp: str, log: Log) -> dic
     return {**done, **result.report()}
 
 
-def list_sets(engine: Engine, task_id: str | None, global_only: bool) -> list[dict[str, object]]:
-    """The sets of the store, newest first, as the inventory records them (see store.backup_set_info.set_record).
+def list_sets(engine: Engine, request: ListRequest) -> list[dict[str, object]]:
+    """The sets of the store `request` asks for, newest first, as the inventory records them (see
+    store.backup_set_info.set_record); read from the store as it is (the inventory's refresh does not apply).
     ResourceNotFound for a local root that does not exist: in a recovery, a mistyped root is not an empty one."""
     store = engine.backup_store()
-    sets = [set_record(s, store.where) for s in store.list_sets(global_only=global_only, task_id=task_id)]
+    listed = store.list_sets(global_only=request.global_only, task_id=request.task_id or None)
+    sets = [set_record(s, store.where) for s in listed]
     if not sets and isinstance(store, LocalBackupStore) and not store.root.is_dir():
         raise ResourceNotFound(
             f"The backup root {store.where} does not exist (or is not a directory): check --root or ${BACKUP_ROOT_ENV}."

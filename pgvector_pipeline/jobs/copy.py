@@ -2,17 +2,14 @@
 
 import os
 from collections.abc import Iterator
-from typing import Literal
 
 import dagster as dg
-from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import (
     BACKUP_SET_TAG,
     COPY_FROM_OTHER,
     COPY_JOB,
-    COPY_TO_OTHER,
     OTHER_STORE_METADATA,
     RESULT_METADATA,
     partition_key,
@@ -22,28 +19,15 @@ from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.operations.copy import copy_set
 from pgvector_pipeline.resources import BackupStoreResource, OtherBackupStoreResource
 from pgvector_pipeline.resources.backup_store import OTHER_ROOT_ENV
-from pgvector_pipeline.run_config import RunConfig
+from pgvector_pipeline.run_config import request_config
+from pgvector_pipeline.run_requests import CopyRequest
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.layout import GLOBAL_TASK_KEY
 from pgvector_pipeline.store.naming import LATEST, latest_note
 
 
-class CopyConfig(RunConfig):
+class CopyConfig(request_config(CopyRequest)):  # type: ignore[misc]  # built from CopyRequest's fields
     """Run config of copy_backup_set: which set, and which way."""
-
-    task_id: str = Field(default="", description="The set's task id; empty for the global sets ({root}/vector_bak/).")
-    timestamp: str = Field(
-        description=f"The set's timestamp YYYYMMDD_HHMMSS, or '{LATEST}' for the newest complete set of its task in "
-        f"the store it is copied from."
-    )
-    # mypy takes no constants in a Literal (pydantic sees the two values): the field is Any to mypy, checked by pydantic.
-    direction: Literal[COPY_TO_OTHER, COPY_FROM_OTHER] = Field(  # type: ignore[valid-type]
-        default=COPY_TO_OTHER,
-        description=(
-            f"'{COPY_TO_OTHER}': from the backup store (PGVECTOR_BACKUP_ROOT) to the other store ({OTHER_ROOT_ENV}), "
-            f"e.g. off this machine to S3; '{COPY_FROM_OTHER}': back, e.g. to restore locally."
-        ),
-    )
 
 
 @dg.op(
@@ -62,10 +46,11 @@ def copy_backup_set(
 ) -> Iterator[dg.Output[None]]:
     """Locate the set in the source store and copy it into the target store."""
     with failures_reported():
+        request: CopyRequest = config.request()
         stores = (backup_store.store(), other_backup_store.store())
-        source, target = stores if config.direction == COPY_TO_OTHER else stores[::-1]
-        backup_set = source.locate(task_id=config.task_id or GLOBAL_TASK_KEY, timestamp=config.timestamp)
-        if config.timestamp == LATEST:
+        source, target = stores[::-1] if request.direction == COPY_FROM_OTHER else stores
+        backup_set = source.locate(task_id=request.task_id or GLOBAL_TASK_KEY, timestamp=request.timestamp)
+        if request.timestamp == LATEST:
             context.log.info(latest_note(backup_set))
         context.instance.add_run_tags(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
@@ -73,7 +58,7 @@ def copy_backup_set(
         result = copy_set(backup_set, target, log=context.log.info)
     rows = sum(backup_set.rows(table) or 0 for table in backup_set.tables)
     context.instance.add_run_tags(context.run_id, result_tags(rows, result.total_bytes))
-    if config.direction == COPY_FROM_OTHER:
+    if request.direction == COPY_FROM_OTHER:
         # The discovery sensor registers the set's partition on its next tick; the inventory shows it now.
         context.log_event(inventory_refreshed(target.where, target.list_sets()))
     yield dg.Output(

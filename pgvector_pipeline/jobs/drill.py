@@ -5,7 +5,6 @@ from collections.abc import Iterator, Mapping
 from typing import cast
 
 import dagster as dg
-from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import Metadata
 from pgvector_pipeline.contract import (
@@ -19,23 +18,14 @@ from pgvector_pipeline.contract import (
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.operations.drill import DrillResult, set_to_drill
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
-from pgvector_pipeline.run_config import RunConfig
+from pgvector_pipeline.run_config import request_config
+from pgvector_pipeline.run_requests import DrillRequest
 from pgvector_pipeline.store.layout import task_key
 from pgvector_pipeline.store.naming import LATEST, latest_note
 
 
-class DrillConfig(RunConfig):
+class DrillConfig(request_config(DrillRequest)):  # type: ignore[misc]  # built from DrillRequest's fields
     """Run config of vector_restore_drill."""
-
-    task_id: str = Field(default="", description="The set's task; empty or 'global': {root}/vector_bak/.")
-    timestamp: str = Field(
-        default="",
-        description=f"The set (YYYYMMDD_HHMMSS, or '{LATEST}': the newest complete one with a manifest); empty: the "
-        f"newest complete one.",
-    )
-    compare_live: bool = Field(
-        default=False, description="Also compare the live tables with the set, row by row (what `verify` does)."
-    )
 
 
 @dg.op(
@@ -47,14 +37,15 @@ def vector_restore_drill(
 ) -> Iterator[dg.Output[None]]:
     """Restore the chosen set into a scratch schema, compare, drop; fail if it did not restore as recorded."""
     with failures_reported():
+        request: DrillRequest = config.request()
         store = backup_store.store()
-        backup_set = set_to_drill(store, task_key(config.task_id or None), config.timestamp)
-        if config.timestamp == LATEST:
+        backup_set = set_to_drill(store, task_key(request.task_id or None), request.timestamp)
+        if request.timestamp == LATEST:
             context.log.info(latest_note(backup_set))
         context.instance.add_run_tags(
             context.run_id, {BACKUP_SET_TAG: partition_key(backup_set.task, backup_set.timestamp)}
         )
-        result = pgvector.get_engine().drill(backup_set, config.compare_live, context.log)
+        result = pgvector.get_engine().drill(backup_set, request, context.log)
         context.instance.add_run_tags(context.run_id, result_tags(result.rows_restored, backup_set.total_bytes))
         for t in result.tables:
             context.log.info(

@@ -4,11 +4,9 @@ the demo start)."""
 from collections.abc import Iterator
 
 import dagster as dg
-from pydantic import Field
 
 from pgvector_pipeline.assets.backup import (
     CONNECTION_RETRIES,
-    BackupConfig,
     backed_up_tags,
     materializations,
     set_checks,
@@ -16,21 +14,16 @@ from pgvector_pipeline.assets.backup import (
 from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import BACKUP_SET_TAG, REQUEST_BACKUP_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
+from pgvector_pipeline.operations.backup import BackupChoices
 from pgvector_pipeline.partitions import register_backup_partition
 from pgvector_pipeline.resources import BackupStoreResource, PgVectorResource
+from pgvector_pipeline.run_config import request_config
+from pgvector_pipeline.run_requests import BackupRequest
 from pgvector_pipeline.store.layout import task_key
 
 
-class BackupRequestConfig(BackupConfig):
+class BackupRequestConfig(request_config(BackupRequest)):  # type: ignore[misc]  # built from BackupRequest's fields
     """Run config of request_vector_backup: the backup's config, and the task whose directory gets the set."""
-
-    task_id: str = Field(
-        default="",
-        description=(
-            "Task whose {root}/{task_id}/vector_bak/ receives the set (letters, digits, underscores). "
-            "Leave empty, or 'global', for the global {root}/vector_bak/."
-        ),
-    )
 
 
 @dg.op(
@@ -56,9 +49,11 @@ def request_vector_backup(
         claimed.append(key)
 
     with failures_reported(context, max_retries=CONNECTION_RETRIES):
-        task = task_key(config.task_id)
+        request: BackupRequest = config.request()
+        task = task_key(request.task_id)
         store = backup_store.store()
-        result = pgvector.get_engine(store).back_up(task, None, config.choices(), on_claim=register, log=context.log)
+        choices = BackupChoices.of(request)
+        result = pgvector.get_engine(store).back_up(task, None, choices, on_claim=register, log=context.log)
     context.instance.add_run_tags(context.run_id, backed_up_tags(result))
     for asset_key, metadata in materializations(result):
         yield dg.AssetMaterialization(asset_key=asset_key, partition=str(claimed[-1]), metadata=metadata)

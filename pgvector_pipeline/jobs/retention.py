@@ -3,29 +3,20 @@
 from collections.abc import Iterator
 
 import dagster as dg
-from pydantic import Field
 
 from pgvector_pipeline.assets.inventory import inventory_refreshed
 from pgvector_pipeline.contract import RETENTION_JOB
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.partitions import remove_unused_partition_keys
 from pgvector_pipeline.resources import BackupStoreResource
-from pgvector_pipeline.run_config import RunConfig
+from pgvector_pipeline.run_config import request_config
+from pgvector_pipeline.run_requests import RetentionRequest
 from pgvector_pipeline.sizes import human_size
 from pgvector_pipeline.store.retention import RetentionPolicy, apply_retention, remove_interrupted_everywhere
 
 
-class RetentionConfig(RunConfig):
+class RetentionConfig(request_config(RetentionRequest)):  # type: ignore[misc]  # built from RetentionRequest's fields
     """Run config of delete_old_backup_sets."""
-
-    keep_newest: int | None = Field(
-        default=None, description="Keep the newest N sets of each location (global, and each task)."
-    )
-    max_age_days: float | None = Field(default=None, description="Keep sets younger than this many days.")
-    dry_run: bool = Field(
-        default=True,
-        description="Only report what would be deleted (the default: set false to delete).",
-    )
 
 
 @dg.op(
@@ -40,24 +31,25 @@ def delete_old_backup_sets(
 ) -> Iterator[dg.Output[None]]:
     """Apply the retention policy to every set under the root."""
     with failures_reported():
-        policy = RetentionPolicy(config.keep_newest, config.max_age_days)
+        request: RetentionRequest = config.request()
+        policy = RetentionPolicy(request.keep_newest, request.max_age_days)
         store = backup_store.store()
-        context.log.info(f"Retention in {store.where}: {policy.describe()}{' (dry run)' if config.dry_run else ''}.")
-        if not config.dry_run:
+        context.log.info(f"Retention in {store.where}: {policy.describe()}{' (dry run)' if request.dry_run else ''}.")
+        if not request.dry_run:
             remove_interrupted_everywhere(store, context.log.info)
         result = apply_retention(
             store.list_sets(),
             policy,
-            dry_run=config.dry_run,
+            dry_run=request.dry_run,
             log_info=context.log.info,
             warn=context.log.warning,
         )
     removed_keys: list[str] = []
-    if not config.dry_run:
+    if not request.dry_run:
         remaining = store.list_sets()
         removed_keys = remove_unused_partition_keys(context.instance, result.deleted, remaining)
         context.log_event(inventory_refreshed(store.where, remaining))
-    verb = "Would delete" if config.dry_run else "Deleted"
+    verb = "Would delete" if request.dry_run else "Deleted"
     context.log.info(f"{verb} {len(result.deleted)} sets, {human_size(result.bytes_freed)}.")
     records = [
         dg.TableRecord(
@@ -66,7 +58,7 @@ def delete_old_backup_sets(
                 "timestamp": d.backup_set.timestamp,
                 "status": d.backup_set.status,
                 "bytes": d.backup_set.total_bytes,
-                "action": ("would delete" if config.dry_run else "deleted")
+                "action": ("would delete" if request.dry_run else "deleted")
                 if d.delete and d.backup_set not in result.skipped_busy
                 else "kept",
                 "reason": d.reason,
@@ -78,11 +70,11 @@ def delete_old_backup_sets(
         None,
         metadata={
             "policy": policy.describe(),
-            "dry_run": config.dry_run,
-            "sets_deleted": 0 if config.dry_run else len(result.deleted),
-            "sets_to_delete": len(result.deleted) if config.dry_run else 0,
-            "bytes_freed": 0 if config.dry_run else result.bytes_freed,
-            "freed": human_size(0 if config.dry_run else result.bytes_freed),
+            "dry_run": request.dry_run,
+            "sets_deleted": 0 if request.dry_run else len(result.deleted),
+            "sets_to_delete": len(result.deleted) if request.dry_run else 0,
+            "bytes_freed": 0 if request.dry_run else result.bytes_freed,
+            "freed": human_size(0 if request.dry_run else result.bytes_freed),
             "busy_sets_skipped": len(result.skipped_busy),
             "partition_keys_removed": ", ".join(removed_keys) or "none",
             "decisions": dg.MetadataValue.table(

@@ -3,24 +3,17 @@
 from collections.abc import Iterator
 
 import dagster as dg
-from pydantic import Field
 
 from pgvector_pipeline.assets.metadata import stats_table
 from pgvector_pipeline.contract import TRUNCATE_JOB, database_tags
 from pgvector_pipeline.failures import failures_reported
 from pgvector_pipeline.resources import PgVectorResource
-from pgvector_pipeline.run_config import RunConfig
-from pgvector_pipeline.tables import DEFAULT_TABLES
+from pgvector_pipeline.run_config import request_config
+from pgvector_pipeline.run_requests import TruncateRequest
 
 
-class TruncateConfig(RunConfig):
+class TruncateConfig(request_config(TruncateRequest)):  # type: ignore[misc]  # built from TruncateRequest's fields
     """Run config of truncate_vector_tables."""
-
-    tables: list[str] = Field(
-        default=DEFAULT_TABLES.truncated_by_default,
-        description=f"Tables to truncate (one statement): {', '.join(DEFAULT_TABLES.truncated_by_default)} by "
-        f"default, or any of {', '.join(DEFAULT_TABLES.names)} (a table with the tables that reference it).",
-    )
 
 
 @dg.op(out=dg.Out(dg.Nothing), description="Truncate LangChain tables and report rows before and after.")
@@ -29,7 +22,7 @@ def truncate_vector_tables(
 ) -> Iterator[dg.Output[None]]:
     """Truncate the tables in one statement and report rows before and after."""
     with failures_reported():
-        stats = pgvector.get_engine().truncate(config.tables, context.log)
+        stats = pgvector.get_engine().truncate(config.request(), context.log)
     for s in stats:
         context.log.info(f"Truncated {s.table}: {s.rows_before:,} -> {s.rows_after:,} rows in {s.duration_s:.2f} s.")
     yield dg.Output(

@@ -14,10 +14,10 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pgvector_pipeline.errors import CommitOutcomeUnknown, DataError, InvalidParams, PipelineError, StorageError, named
 from pgvector_pipeline.names import COLLECTION_TABLE, EMBEDDING_COLUMN, EMBEDDING_TABLE, VECTOR_TYPE_PATTERN
@@ -38,9 +38,10 @@ from pgvector_pipeline.postgres.ranges import DEFAULT_EXPORT_SESSIONS
 from pgvector_pipeline.postgres.row_filter import ALL_ROWS, RowChoice
 from pgvector_pipeline.postgres.snapshot import Snapshot, VectorDimensions
 from pgvector_pipeline.postgres.table_sets import resolve_table_set
-from pgvector_pipeline.set_formats import CSV, DEFAULT_SET_FORMAT, SetFormat
+from pgvector_pipeline.run_requests import BackupRequest
+from pgvector_pipeline.set_formats import CSV, DEFAULT_SET_FORMAT, SetFormat, set_format_of
 from pgvector_pipeline.sizes import human_size
-from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression
+from pgvector_pipeline.store.codecs import DEFAULT_COMPRESSION, NONE, Compression, compression_of
 from pgvector_pipeline.store.damage import read_back_published
 from pgvector_pipeline.store.interface import BackupStore, InterruptedSet, SetWriter, TableWriter
 from pgvector_pipeline.store.layout import (
@@ -126,6 +127,7 @@ class BackupResult:
     dimensions_counted: bool = False
     # The fingerprints of the age recipients the set is encrypted to (store.keys; none: written in clear).
     encrypted_to: tuple[str, ...] = ()
+    note: str = ""  # why the backup was taken (BackupOptions.note)
 
     def table(self, name: str) -> TableBackup:
         return next(t for t in self.tables if t.table == name)
@@ -182,6 +184,8 @@ class BackupOptions:
     collections: tuple[str, ...] = ()
     # How the files hold the rows (see set_formats): CSV, or PostgreSQL's binary COPY stream.
     set_format: SetFormat = DEFAULT_SET_FORMAT
+    # Why the backup is taken, as its request says: logged, and recorded in its result and the location's log.
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.collections and self.truncate_after_backup:
@@ -210,6 +214,20 @@ class BackupChoices:
     # The tables to back up (empty: LangChain's two), checked against the catalog by backup_options.
     tables: tuple[TableSpec, ...] = ()
     set_format: SetFormat = DEFAULT_SET_FORMAT
+    note: str = ""
+
+    @classmethod
+    def of(cls, request: BackupRequest) -> "BackupChoices":
+        """What `request` chooses, resolved where the backup runs: its compression and format, else the deployment's
+        ($PGVECTOR_BACKUP_COMPRESSION, $PGVECTOR_BACKUP_FORMAT; InvalidParams for an unknown codec, level or format),
+        and its tables; every other choice is the request's field of the same name, as it is."""
+        resolved: dict[str, Any] = {
+            "compression": compression_of(request.compression, request.compression_level),
+            "set_format": set_format_of(request.format),
+            "tables": tuple(TableSpec(t.name, t.where, t.db_schema) for t in request.tables),
+        }
+        same = {f.name: getattr(request, f.name) for f in fields(cls) if f.name not in resolved}
+        return cls(**same, **resolved)
 
 
 # Every collection, the default compression, nothing truncated, the task directory must exist.
@@ -282,6 +300,8 @@ def back_up_database(
     log = log or logging.getLogger(__name__)
     if timestamp is not None:
         validate_timestamp(timestamp)
+    if options.note:
+        log.info(f"Backup note: {options.note}")
     start = _Start(datetime.now().astimezone(), time.monotonic(), redact_dsn(dsn))
     logbook = _Logbook(store, task, log)
     set_writer = store.new_set(
@@ -312,6 +332,7 @@ def back_up_database(
         mixed_dimensions=contents.mixed_dimensions,
         dimensions_counted=contents.dimensions_counted,
         encrypted_to=set_writer.encrypted_to,
+        note=options.note,
     )
     # The set is published (and the truncate committed): a log that cannot be written only warns.
     logbook.note(_log_headline(result), _log_details(result))
@@ -639,4 +660,6 @@ def _log_details(result: BackupResult) -> list[str]:
     lines += [
         f"truncated {s.table}: {s.rows_before} -> {s.rows_after} rows in {s.duration_s:.2f} s" for s in result.truncated
     ]
+    if result.note:
+        lines.append(f"note: {result.note!r}")  # as a quoted literal: one line whatever it holds
     return lines + [manifest_line(manifest_name(result.timestamp))]

@@ -20,7 +20,7 @@ from pgvector_pipeline.operations.check import CheckReport, ExtraCheck, run_chec
 from pgvector_pipeline.operations.drill import DrillResult, restore_drill
 from pgvector_pipeline.operations.restore import RestoreResult, restore_backup_set
 from pgvector_pipeline.postgres.maintenance import TruncateStats, truncate_tables_now
-from pgvector_pipeline.run_requests import RestoreRequest
+from pgvector_pipeline.run_requests import DrillRequest, RestoreRequest, TruncateRequest
 from pgvector_pipeline.settings import DatabaseSettings
 from pgvector_pipeline.store.backup_set_info import BackupSetInfo
 from pgvector_pipeline.store.interface import BackupStore
@@ -86,14 +86,15 @@ class Engine:
             log=log,
         )
 
-    def drill(self, backup_set: BackupSetInfo, compare_live: bool, log: Log | logging.Logger) -> DrillResult:
-        """Restore `backup_set` into a scratch schema, compare, drop (see pgvector_pipeline.operations.drill)."""
-        return restore_drill(self.dsn, self.schema, backup_set, compare_live, log)
+    def drill(self, backup_set: BackupSetInfo, request: DrillRequest, log: Log | logging.Logger) -> DrillResult:
+        """Restore `backup_set` (located by the caller, as `request` names it) into a scratch schema, compare (the
+        live tables too where `request` asks), drop (see pgvector_pipeline.operations.drill)."""
+        return restore_drill(self.dsn, self.schema, backup_set, request.compare_live, log)
 
-    def truncate(self, tables: list[str], log: Log | logging.Logger) -> list[TruncateStats]:
-        """Truncate `tables` in one statement (see truncate_tables_now)."""
+    def truncate(self, request: TruncateRequest, log: Log | logging.Logger) -> list[TruncateStats]:
+        """Truncate the tables `request` names in one statement (see truncate_tables_now)."""
         return truncate_tables_now(
-            self.dsn, self.schema, tables, warn=log.warning, lock_timeout_s=self.settings.lock_timeout_s
+            self.dsn, self.schema, list(request.tables), warn=log.warning, lock_timeout_s=self.settings.lock_timeout_s
         )
 
     def check(self, other_store: BackupStore | None = None, extra: Sequence[ExtraCheck] = ()) -> CheckReport:
