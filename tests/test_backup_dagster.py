@@ -61,8 +61,8 @@ def test_backup_materializes_both_partitions_with_metadata(instance, sample_db, 
     # The default compression: zstd, its ratio shown beside the stored size.
     path = backup_root / "vector_bak" / f"langchain_pg_embedding_{ts}.csv.zst"
     assert metadata["path"] == str(path) and path.stat().st_size == metadata["bytes"]
-    assert metadata["compression"] == "zstd" and metadata["csv_bytes"] == len(csv_of(path))
-    assert metadata["compression_ratio"] == round(metadata["csv_bytes"] / metadata["bytes"], 2) > 1.5
+    assert metadata["compression"] == "zstd" and metadata["content_bytes"] == len(csv_of(path))
+    assert metadata["compression_ratio"] == round(metadata["content_bytes"] / metadata["bytes"], 2) > 1.5
     assert metadata["dagster/row_count"] == 100
     assert metadata["size"].endswith(("KB", "MB"))
     assert len(metadata["sha256"]) == 64

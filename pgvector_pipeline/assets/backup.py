@@ -64,8 +64,9 @@ class BackupConfig(request_config(BackupRequest, leave_out=("task_id",))):  # ty
     specs=[
         dg.AssetSpec(
             asset,
-            description=f"CSV of {table} (with header; compressed as the run's config says), from the same snapshot "
-            f"as the set's other tables.",
+            description=f"The file of {table}: its CSV with a header, or PostgreSQL's binary COPY stream (the run's "
+            f"format), compressed (and encrypted) as the deployment and the run's config say, from the same snapshot as "
+            f"the set's other tables.",
             group_name=BACKUP_GROUP,
             kinds={"postgres", "csv"},
             skippable=True,
@@ -75,7 +76,7 @@ class BackupConfig(request_config(BackupRequest, leave_out=("task_id",))):  # ty
     + [
         dg.AssetSpec(
             OTHER_TABLES,
-            description="CSVs of the other pgvector tables a set holds (the backup's `tables` config: a "
+            description="The files (CSV or binary) of the other pgvector tables a set holds (the backup's `tables` config: a "
             "PGVectorStore table, LlamaIndex's data_* tables, your own), from the same snapshot as the set's other "
             "tables. Empty unless a backup names such tables: a deployment that backs up only LangChain's two tables "
             "never fills it, and its checks then say 'not applicable'.",
@@ -183,7 +184,7 @@ def materializations(result: BackupResult) -> list[tuple[dg.AssetKey, Metadata]]
 
 def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> Metadata:
     """Materialization metadata of the set's tables besides LangChain's: one row per table."""
-    columns = {"table": "string", "file": "string", "rows": "int", "csv_bytes": "int", "stored_bytes": "int"}
+    columns = {"table": "string", "file": "string", "rows": "int", "content_bytes": "int", "stored_bytes": "int"}
     columns.update({"references": "string", "row_filter": "string", "sha256": "string"})
     records = [
         dg.TableRecord(
@@ -191,7 +192,7 @@ def other_tables_metadata(result: BackupResult, tables: list[TableBackup]) -> Me
                 "table": t.table,
                 "file": t.entry.file,
                 "rows": t.entry.rows,
-                "csv_bytes": t.entry.bytes,
+                "content_bytes": t.entry.bytes,
                 "stored_bytes": t.entry.file_bytes,
                 "references": ", ".join(t.entry.references) or "-",
                 "row_filter": t.entry.row_filter or "every row",

@@ -48,7 +48,7 @@ def set_file_metadata(
             {
                 "compression": entry.codec,
                 "format": parsed.set_format if (parsed := parse_set_file_name(file_name)) else "csv",
-                "csv_bytes": entry.bytes,
+                "content_bytes": entry.bytes,
                 "compression_ratio": round(entry.bytes / max(entry.file_bytes, 1), 2),
             }
         )
