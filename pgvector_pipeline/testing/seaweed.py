@@ -91,6 +91,7 @@ class SeaweedServer:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         _wait_ready(self)
+        _wait_readable(self)
 
     def kill(self) -> None:
         """Kill it at once, as a crash or a lost machine would."""
@@ -227,6 +228,24 @@ def _wait_ready(server: SeaweedServer) -> None:
             time.sleep(0.3)
     server.stop()
     raise RuntimeError(f"SeaweedFS was not ready in {READY_TIMEOUT_S} s ({last_error}); see {server.log_path}")
+
+
+def _wait_readable(server: SeaweedServer) -> None:
+    """Until objects written before a restart read again. A restarted server lists buckets and keys (the filer's
+    metadata) before its volume server has loaded the volumes holding their data: a read until then is a 500
+    (InternalError), which no deployment's retry would meet from a server that stays up."""
+    client = server.client()
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    for bucket in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+        for item in client.list_objects_v2(Bucket=bucket, MaxKeys=3).get("Contents", []):
+            while item.get("Size"):  # an empty object has no data to wait for
+                try:
+                    client.get_object(Bucket=bucket, Key=item["Key"], Range="bytes=0-0")["Body"].read()
+                    break
+                except Exception:  # noqa: BLE001 - its volume is not loaded yet (a 500): try again
+                    if time.monotonic() > deadline:
+                        break  # the test itself then reports what the server answers
+                    time.sleep(0.3)
 
 
 def ensure_running(work_dir: Path) -> SeaweedServer:
