@@ -4,6 +4,7 @@ changes, in place and swapped; a disk that fills up during the load rolls everyt
 so; and a swapped restore's new tables live where the live ones live."""
 
 import os
+import re
 
 import pytest
 
@@ -54,9 +55,12 @@ def test_a_restore_the_disk_cannot_hold_is_refused_before_anything_changes(store
     with pytest.raises(DatabaseError) as refused:
         restore_backup_set(dsn, "public", backup_set, flags)
 
-    assert refused.value.message.startswith(
-        f"Not enough disk space on the database server for this restore: 1.0 MB free in {disk}, about "
-    )
+    # About the 1 MiB the filler left: the file system may give a block or two back before the restore measures.
+    assert re.match(
+        rf"Not enough disk space on the database server for this restore: 1\.[0-2] MB free in {re.escape(str(disk))}, "
+        rf"about ",
+        refused.value.message,
+    ), refused.value.message
     assert "Nothing was changed." in refused.value.message
     assert (contents(dsn), fingerprint(dsn)) == (rows, before)
 
