@@ -32,6 +32,7 @@ A set holds the tables its manifest lists, whichever they are (names that are pl
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -218,7 +219,28 @@ def conninfo_params(dsn: str) -> dict[str, str]:
     return params
 
 
-class Manifest(_Strict):
+class _SetDocument(_Strict):
+    """A set's document as read from the store (a manifest, a sealed set's clear index): untrusted text."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, document: Any) -> Any:
+        """No text of the document (keys included) holds a NUL: see untrusted_text."""
+        path = nul_at(document)
+        if path is not None:
+            raise ValueError(f"{shown_path(path)} holds a NUL character (\\x00)")
+        return document
+
+
+def _check_set_names(task_id: str, tables: Mapping[str, object]) -> None:
+    """A set document names a task (or the global key) and at least one table; ValueError otherwise."""
+    if task_id != GLOBAL_TASK_KEY and not TASK_ID_PATTERN.fullmatch(task_id):
+        raise ValueError("task_id is not a task id")
+    if not tables:
+        raise ValueError("tables is empty")
+
+
+class Manifest(_SetDocument):
     """A set's manifest, validated: see read_manifest."""
 
     format: ManifestFormat
@@ -235,21 +257,9 @@ class Manifest(_Strict):
     encryption: ManifestEncryption | None = None  # format 5
     tables: dict[TableName, ManifestTable]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, document: Any) -> Any:
-        """No text of the document (keys included) holds a NUL: see untrusted_text."""
-        path = nul_at(document)
-        if path is not None:
-            raise ValueError(f"{shown_path(path)} holds a NUL character (\\x00)")
-        return document
-
     @model_validator(mode="after")
     def _consistent(self) -> "Manifest":
-        if self.task_id != GLOBAL_TASK_KEY and not TASK_ID_PATTERN.fullmatch(self.task_id):
-            raise ValueError("task_id is not a task id")
-        if not self.tables:
-            raise ValueError("tables is empty")
+        _check_set_names(self.task_id, self.tables)
         if self.collections is not None and self.format in (MANIFEST_FORMAT_1, MANIFEST_FORMAT_2):
             raise ValueError("collections: formats 1 and 2 record none")
         newer = (MANIFEST_FORMAT, MANIFEST_FORMAT_ENCRYPTED)
@@ -326,7 +336,7 @@ class IndexTable(_Strict):
         return self.stored_sha256
 
 
-class SealedIndex(_Strict):
+class SealedIndex(_SetDocument):
     """The clear index of an encrypted set (format 5, kind "sealed", stored as `vector_backup_{ts}.json`): what
     listing, retention, the check of the stored bytes and a copy of the stored bytes read without a key. The set's
     manifest, with everything else, is `manifest.file`, encrypted (see store.sealing)."""
@@ -343,20 +353,9 @@ class SealedIndex(_Strict):
     manifest: SealedFile
     tables: dict[TableName, IndexTable]
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, document: Any) -> Any:
-        path = nul_at(document)
-        if path is not None:
-            raise ValueError(f"{shown_path(path)} holds a NUL character (\\x00)")
-        return document
-
     @model_validator(mode="after")
     def _consistent(self) -> "SealedIndex":
-        if self.task_id != GLOBAL_TASK_KEY and not TASK_ID_PATTERN.fullmatch(self.task_id):
-            raise ValueError("task_id is not a task id")
-        if not self.tables:
-            raise ValueError("tables is empty")
+        _check_set_names(self.task_id, self.tables)
         if self.manifest.file != sealed_manifest_name(self.timestamp):
             raise ValueError(f"manifest.file is not {sealed_manifest_name(self.timestamp)!r}")
         for table, entry in self.tables.items():
