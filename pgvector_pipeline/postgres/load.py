@@ -71,13 +71,13 @@ def binary_loads_straight(cur: psycopg2.extensions.cursor, load: TableLoad, rela
     forms), else through a stage of those types (see _copy_binary_cast). DataError for a type the database lacks."""
     if load.binary_types is None:
         return True
-    return _binary_plan(cur, load, relation) is None
+    return _binary_plan(cur, load, relation)[0] is None
 
 
 def _binary_plan(
     cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql.Composable
-) -> list[catalog.ColumnType] | None:
-    """None when the set's types are the relation's; else the set's types, for a stage."""
+) -> tuple[list[catalog.ColumnType] | None, dict[str, catalog.ColumnType]]:
+    """The set's types for a stage (None when they are the relation's), and the relation's columns."""
     assert load.binary_types is not None
     resolved = catalog.set_column_types(cur, load.binary_types)
     for column, set_type, found in zip(load.columns, load.binary_types, resolved, strict=True):
@@ -90,8 +90,8 @@ def _binary_plan(
     checked = [t for t in resolved if t is not None]
     target = catalog.relation_column_types(cur, relation)
     if all(target[c].oid == t.oid for c, t in zip(load.columns, checked, strict=True)):
-        return None
-    return checked
+        return None, target
+    return checked, target
 
 
 def loads_in_parallel(loads: list[TableLoad], options: RestoreOptions) -> bool:
@@ -238,11 +238,10 @@ def _copy_binary(cur: psycopg2.extensions.cursor, load: TableLoad, relation: sql
     of the set's types, then INSERT … SELECT with each column cast to the relation's type (json to jsonb, uuid to
     text, vector to vector(n)): DataError naming the column when no cast exists."""
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in load.columns)
-    stage_types = _binary_plan(cur, load, relation)
+    stage_types, target = _binary_plan(cur, load, relation)
     if stage_types is None:
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(relation, columns)
         return _copy_stream(cur, statement, load)
-    target = catalog.relation_column_types(cur, relation)
     cur.execute(
         sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
             _BINARY_STAGE,
